@@ -1,0 +1,43 @@
+/* error.h - error values carried up the call stack (crun's style).
+ *
+ * A function that can fail returns an int (negative on failure) and takes a
+ * trailing `kiln_error **err`. At the failure site it calls kiln_error_make()
+ * with the saved errno (or 0 when errno says nothing) and a lowercase message
+ * that starts with what failed and quotes names: "open 'foo'". Each caller that
+ * adds meaning wraps it: kiln_error_wrap(err, "pulling layer %s", digest)
+ * gives "pulling layer sha256:..: open 'foo'". Only main() prints the error,
+ * once, with strerror(status) appended.
+ */
+#ifndef KILN_UTIL_ERROR_H
+#define KILN_UTIL_ERROR_H
+
+#include <stdio.h>
+
+typedef struct kiln_error
+{
+  int status;  /* errno value, or 0 if the failure is not a system error */
+  char *msg;   /* context chain, outermost first */
+} kiln_error;
+
+/* Set *err (which must be NULL or hold an error that is discarded) and return
+ * a negative value: -status, or -1 when status is 0. */
+int kiln_error_make (kiln_error **err, int status, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+/* Prefix "CONTEXT: " to the message of *err and return the same negative value
+ * kiln_error_make would. If *err is NULL (a bug in the callee), an error with
+ * just the context is created so nothing is lost. */
+int kiln_error_wrap (kiln_error **err, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+/* "message: strerror(status)" (or just the message); caller frees. */
+char *kiln_error_string (const kiln_error *err);
+
+void kiln_error_free (kiln_error *err);
+void cleanup_errorp (kiln_error **err);
+#define autoerror __attribute__ ((cleanup (cleanup_errorp)))
+
+/* Discard the error (the caller decided it does not matter). */
+void kiln_error_clear (kiln_error **err);
+
+#endif
