@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Run kiln's test suites and end with one line "N passed, M failed".
+#   tests/run-tests.sh --build DIR [--unit] [--integration] [--filter REGEX]
+# Unit tests are cmocka binaries in DIR/tests/ (TAP output); integration tests
+# are bats files in tests/integration/. A test binary that crashes counts as a
+# failure even if it printed no "not ok" line.
+set -u
+cd "$(dirname "$0")/.."
+build=build unit=0 integ=0 filter=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build) build=$2; shift 2 ;;
+    --unit) unit=1; shift ;;
+    --integration) integ=1; shift ;;
+    --filter) filter=$2; shift 2 ;;
+    *) echo "run-tests.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+
+passed=0 failed=0 skipped=0
+failures=()
+
+# count_tap NAME FILE RC: add the ok/not ok lines of a TAP log to the totals.
+count_tap() {
+  local name=$1 log=$2 rc=$3 ok notok skip
+  ok=$(grep -cE '^ok ' "$log" || true)
+  skip=$(grep -cE '^ok .*# (skip|SKIP)' "$log" || true)
+  notok=$(grep -cE '^not ok ' "$log" || true)
+  ok=$((ok - skip))
+  passed=$((passed + ok)); skipped=$((skipped + skip)); failed=$((failed + notok))
+  while IFS= read -r l; do failures+=("$name: ${l#not ok }"); done < <(grep -E '^not ok ' "$log" || true)
+  if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+    failed=$((failed + 1)); failures+=("$name: exited with status $rc without a failing test (crash?)")
+  fi
+}
+
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/kiln-tests.XXXXXX")
+trap 'rm -rf "$logdir"' EXIT
+
+if [ "$unit" = 1 ]; then
+  for t in "$build"/tests/test_*; do
+    [ -x "$t" ] || continue
+    n=$(basename "$t")
+    [ -n "$filter" ] && ! [[ $n =~ $filter ]] && continue
+    echo "== unit: $n"
+    CMOCKA_MESSAGE_OUTPUT=TAP "$t" > "$logdir/$n.log" 2>&1
+    rc=$?
+    cat "$logdir/$n.log"
+    count_tap "$n" "$logdir/$n.log" $rc
+  done
+fi
+
+if [ "$integ" = 1 ]; then
+  export KILN="${KILN:-$PWD/$( [ "$build" = build ] && echo kiln || echo "$build/kiln")}"
+  export KILN_SRC="$PWD"
+  for f in tests/integration/*.bats; do
+    [ -f "$f" ] || continue
+    n=$(basename "$f" .bats)
+    [ -n "$filter" ] && ! [[ $n =~ $filter ]] && continue
+    echo "== integration: $n"
+    start=$(date +%s)
+    bats --tap "$f" > "$logdir/$n.log" 2>&1
+    rc=$?
+    cat "$logdir/$n.log"
+    echo "   ($n took $(( $(date +%s) - start ))s)"
+    count_tap "$n" "$logdir/$n.log" $rc
+  done
+fi
+
+if [ ${#failures[@]} -gt 0 ]; then
+  echo
+  echo "failures:"
+  printf '  %s\n' "${failures[@]}"
+fi
+echo
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ] && [ $((passed + failed)) -gt 0 ]
