@@ -1,0 +1,3 @@
+#!/bin/sh
+cat /hello.txt
+echo "running as $(id -un) in $(pwd)"
