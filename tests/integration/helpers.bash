@@ -156,9 +156,6 @@ registry_start() {
       *) _kiln_die "registry_start: unknown argument '$1'"; return 1 ;;
     esac
   done
-  if [ "$BASHPID" != "$$" ] && [ -z "${BATS_TEST_TMPDIR:-}${BATS_FILE_TMPDIR:-}" ]; then
-    echo "helpers: warning: registry_start in a subshell; the registry dies with it" >&2
-  fi
   command -v docker-registry >/dev/null || { _kiln_die "docker-registry not installed"; return 1; }
 
   local dir
@@ -315,11 +312,11 @@ registry_curl() {
     ${REGISTRY_USER:+-u "$REGISTRY_USER:$REGISTRY_PASS"} "$@"
 }
 
-# Number of blob uploads the registry completed (each PUT that finished an
-# upload logs "response completed" with http.request.method=PUT and a
-# .../blobs/uploads/ URI and status 201).
+# Number of blob uploads the registry completed, from its access log: the
+# final PUT of a chunked upload or a monolithic POST with ?digest=, status 201.
+# Cross-repository mounts (POST ?mount=) do not count.
 registry_blob_uploads() {
-  grep -c 'http.request.method=PUT .*http.request.uri="/v2/[^"]*/blobs/uploads/[^"]*".*http.response.status=201' \
+  grep -cE '"(PUT|POST) /v2/[^ ]*/blobs/uploads/[^ ]*digest=[^ ]* HTTP/[0-9.]+" 201 ' \
     "${1:-$REGISTRY_LOG}" || true
 }
 

@@ -16,7 +16,7 @@ teardown() { kiln_teardown; }
   [ "$output" = 200 ]
   # Its log is at debug level and records our request.
   grep -q 'level=debug' "$REGISTRY_LOG"
-  grep -q 'http.request.uri="/v2/"' "$REGISTRY_LOG"
+  grep -q 'http.request.uri=/v2/ ' "$REGISTRY_LOG"
   # Storage lives in its own temp dir.
   grep -q "rootdirectory: $REGISTRY_DIR/data" "$REGISTRY_CONFIG"
 }
