@@ -19,7 +19,7 @@
 set -euo pipefail
 
 # Bump when the recipe changes: old cache entries are then ignored.
-RECIPE=1
+RECIPE=2
 SUITE=bookworm
 MIRROR=${KILN_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
@@ -84,17 +84,25 @@ fix_mtimes() {
   touch -h -d "@$EPOCH" "$1"
 }
 
-# make_layout NAME ROOTFS CMD: one-layer OCI layout from ROOTFS, moved into
-# place atomically.
+# new_bundle NAME: empty OCI layout plus an unpacked (empty) bundle in $work;
+# the caller fills $work/bundle/rootfs, then make_layout packs it.
+new_bundle() {
+  local tag
+  tag=$(image_tag "$1")
+  umoci init --layout "$work/layout"
+  umoci new --image "$work/layout:$tag"
+  umoci unpack --image "$work/layout:$tag" "$work/bundle" >/dev/null
+}
+
+# make_layout NAME CMD: one layer from $work/bundle/rootfs (umoci repack gives
+# relative member names, unlike insert), config set, moved into place atomically.
 make_layout() {
-  local name=$1 rootfs=$2 cmd=$3 tag final tmp
+  local name=$1 cmd=$2 tag final tmp="$work/layout"
   tag=$(image_tag "$name")
   final=$(layout_dir "$name")
-  tmp="$work/layout"
-  umoci init --layout "$tmp"
-  umoci new --image "$tmp:$tag"
-  umoci insert --image "$tmp:$tag" --history.created "$CREATED" \
-    --history.created_by "kiln make-base-images.sh $name" "$rootfs" /
+  fix_mtimes "$work/bundle/rootfs"
+  umoci repack --image "$tmp:$tag" --history.created "$CREATED" \
+    --history.created_by "kiln make-base-images.sh $name" "$work/bundle"
   umoci config --image "$tmp:$tag" --created "$CREATED" \
     --no-history --os linux --architecture amd64 --config.cmd "$cmd" --config.env "$PATH_ENV"
   umoci gc --layout "$tmp"
@@ -103,7 +111,8 @@ make_layout() {
 }
 
 build_busybox() {
-  local r="$work/rootfs" bb app
+  local r="$work/bundle/rootfs" bb app
+  new_bundle busybox
   bb=$(command -v busybox) || true
   [ -x /bin/busybox ] && bb=/bin/busybox
   file -L "$bb" 2>/dev/null | grep -q 'statically linked' || die "busybox-static is not installed ('$bb' is not static)"
@@ -120,12 +129,12 @@ build_busybox() {
   chmod 1777 "$r/tmp"
   chmod 0700 "$r/root"
   chown -R 0:0 "$r"
-  fix_mtimes "$r"
-  make_layout busybox "$r" /bin/sh
+  chmod 0755 "$r"
+  make_layout busybox /bin/sh
 }
 
 build_debian() {
-  local tarball r="$work/rootfs" t0
+  local tarball r="$work/bundle/rootfs" t0
   tarball="$cache/rootfs/debian-$(debian_stamp).tar"
   if [ "$rebuild" = 1 ] || [ ! -f "$tarball" ]; then
     command -v debootstrap >/dev/null || die "'debootstrap' is not installed"
@@ -145,9 +154,9 @@ build_debian() {
     mv "$tarball.tmp" "$tarball"
     rm -rf --one-file-system "$work/deboot"
   fi
-  mkdir -p "$r"
+  new_bundle debian
   tar --numeric-owner --xattrs --acls -C "$r" -xpf "$tarball"
-  make_layout debian "$r" bash
+  make_layout debian bash
 }
 
 ensure() {
