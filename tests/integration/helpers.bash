@@ -64,9 +64,12 @@ export KILN_TEST_CACHE
 # Directory that holds state for the current scope: the test, the file
 # (setup_file/teardown_file) or, outside bats, a temp dir for this shell.
 _kiln_scope_dir() {
-  if [ -n "${BATS_TEST_TMPDIR:-}" ] && [ -d "${BATS_TEST_TMPDIR}" ]; then
+  # Only dirs of this bats run: a nested bats inherits the outer ones.
+  if [ -n "${BATS_TEST_TMPDIR:-}" ] && [ -d "${BATS_TEST_TMPDIR}" ] &&
+    [[ $BATS_TEST_TMPDIR == "${BATS_RUN_TMPDIR:-/nonexistent}/"* ]]; then
     echo "$BATS_TEST_TMPDIR"
-  elif [ -n "${BATS_FILE_TMPDIR:-}" ] && [ -d "${BATS_FILE_TMPDIR}" ]; then
+  elif [ -n "${BATS_FILE_TMPDIR:-}" ] && [ -d "${BATS_FILE_TMPDIR}" ] &&
+    [[ $BATS_FILE_TMPDIR == "${BATS_RUN_TMPDIR:-/nonexistent}/"* ]]; then
     echo "$BATS_FILE_TMPDIR"
   else
     echo "$_KILN_SHELL_TMPDIR"
@@ -224,8 +227,15 @@ registry_start() {
   # pdeathsig: if this shell dies (failed test, SIGKILLed bats) the registry
   # follows. A clean environment: distribution reads REGISTRY_* variables as
   # config overrides, and ours (REGISTRY_LOG, ...) mean something else.
-  env -i PATH="$PATH" "${envs[@]}" setpriv --pdeathsig KILL -- \
-    docker-registry serve "$dir/config.yml" > "$dir/registry.log" 2>&1 < /dev/null &
+  # Extra fds are closed: a registry holding bats' fd 3 would hang bats.
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec env -i PATH="$PATH" "${envs[@]}" setpriv --pdeathsig KILL -- \
+      docker-registry serve "$dir/config.yml"
+  ) > "$dir/registry.log" 2>&1 < /dev/null &
   local pid=$!
   echo "$pid" > "$dir/pid"
   echo "$pid $dir" >> "$(_kiln_scope_dir)/.kiln-registries"

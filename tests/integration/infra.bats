@@ -105,7 +105,11 @@ _run_leak_file() {
     [ -z "$left" ] && break
     sleep 0.1
   done
-  [ -z "$left" ] || { echo "registries left running:$left"; pkill -KILL -f "$TEST_TMP/" ; false; }
+  if [ -n "$left" ]; then
+    echo "registries left running:$left"
+    kill -KILL $left
+    false
+  fi
 }
 
 @test "registry: no process survives failing tests (with teardown)" {
