@@ -170,8 +170,12 @@ ensure() {
     flock 9
     # Someone else may have built it while we waited for the lock.
     if [ "$rebuild" = 1 ] || [ ! -f "$d/index.json" ]; then
+      # Leftovers of a run that was SIGKILLed; we hold the lock, so not in use.
+      rm -rf --one-file-system "$cache/tmp/$name".* "$cache/rootfs"/*.tar.tmp
       work=$(mktemp -d "$cache/tmp/$name.XXXXXX")
       trap cleanup EXIT
+      trap 'exit 130' INT
+      trap 'exit 143' TERM
       local t0
       t0=$(date +%s)
       "build_$name"
