@@ -55,7 +55,9 @@ fs_have_openat2 (void)
     {
       struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH };
       int fd = openat2_raw (AT_FDCWD, ".", &how);
-      s = !(fd < 0 && errno == ENOSYS);
+      /* EPERM for an O_PATH open of "." can only be a seccomp filter that
+       * does not know openat2 (older container runtimes): fall back. */
+      s = !(fd < 0 && (errno == ENOSYS || errno == EPERM));
       if (fd >= 0)
         close (fd);
       __atomic_store_n (&openat2_state, s, __ATOMIC_RELAXED);
@@ -608,8 +610,11 @@ fs_read_fd (int fd, size_t max_size, char **buf, size_t *len, kiln_error **err)
         strbuf_grow (&sb, sb.len < 65536 ? 4096 : sb.len / 2);
       size_t room = sb.alloc - sb.len - 1;
       /* Never read more than one byte past the limit. */
-      if (room > max_size - sb.len + 1)
-        room = max_size - sb.len + 1;
+      size_t left = max_size - sb.len;
+      if (left != SIZE_MAX)
+        left++;
+      if (room > left)
+        room = left;
       ssize_t n = read (fd, sb.buf + sb.len, room);
       if (n < 0)
         {

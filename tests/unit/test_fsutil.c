@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
+#include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,52 @@ test_open_create_and_opath (void **state)
     }
 }
 
+/* Without openat2 (old kernel, or a seccomp filter answering ENOSYS) the
+ * fallback takes over by itself. */
+static int
+enosys_child (fx *f)
+{
+  scmp_filter_ctx ctx = seccomp_init (SCMP_ACT_ALLOW);
+  if (ctx == NULL || seccomp_rule_add (ctx, SCMP_ACT_ERRNO (ENOSYS), SCMP_SYS (openat2), 0) < 0
+      || seccomp_load (ctx) < 0)
+    return 10;
+  seccomp_release (ctx);
+  kiln_error *err = NULL;
+  /* The parent may have cached "openat2 works": the first ENOSYS must
+   * switch to the fallback and remember it. */
+  int fd = fs_open_in_root (f->rootfd, "c1", O_RDONLY, 0, FS_RESOLVE_IN_ROOT, &err);
+  if (fd < 0)
+    return 12;
+  if (fs_have_openat2 ())
+    return 11;
+  char buf[64] = "";
+  if (read (fd, buf, sizeof buf - 1) < 0 || strcmp (buf, "decoy in root") != 0)
+    return 13;
+  close (fd);
+  fd = fs_open_in_root (f->rootfd, "rel", O_RDONLY, 0, FS_RESOLVE_BENEATH, &err);
+  if (fd >= 0 || err->status != EXDEV)
+    return 14;
+  kiln_error_free (err);
+  return 0;
+}
+
+static void
+test_enosys_fallback (void **state)
+{
+  fx *f = *state;
+  make_links (f);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    _exit (enosys_child (f));
+  int status;
+  assert_int_equal (waitpid (pid, &status, 0), pid);
+  assert_true (WIFEXITED (status));
+  if (WEXITSTATUS (status) == 10)
+    test_skip ("cannot install a seccomp filter here");
+  assert_int_equal (WEXITSTATUS (status), 0);
+}
+
 static void
 test_mkdir_p (void **state)
 {
@@ -331,6 +378,14 @@ test_bounded_read (void **state)
   assert_ok (fs_read_file_at (f->rootfd, "big", 100, &buf, &len, &err), err);
   assert_int_equal (len, 100);
   assert_int_equal (buf[100], '\0');
+  free (buf);
+  assert_ok (fs_read_file_at (f->rootfd, "big", SIZE_MAX, &buf, &len, &err), err);
+  assert_int_equal (len, 100);
+  free (buf);
+  assert_ok (fs_write_file_atomic_at (f->rootfd, "empty", "", 0, 0644, &err), err);
+  assert_ok (fs_read_file_at (f->rootfd, "empty", 0, &buf, &len, &err), err);
+  assert_int_equal (len, 0);
+  assert_string_equal (buf, "");
   free (buf);
   assert_true (fs_read_file_at (f->rootfd, "big", 99, &buf, &len, &err) < 0);
   assert_int_equal (err->status, EFBIG);
@@ -565,6 +620,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_in_root_clamps_escapes, setup, teardown),
     cmocka_unit_test_setup_teardown (test_beneath_rejects_escapes, setup, teardown),
     cmocka_unit_test_setup_teardown (test_open_create_and_opath, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_enosys_fallback, setup, teardown),
     cmocka_unit_test_setup_teardown (test_mkdir_p, setup, teardown),
     cmocka_unit_test_setup_teardown (test_atomic_write, setup, teardown),
     cmocka_unit_test_setup_teardown (test_bounded_read, setup, teardown),
