@@ -214,6 +214,78 @@ test_open_create_and_opath (void **state)
     }
 }
 
+/* Differential test: the fallback must agree with the kernel's openat2 on
+ * many generated paths (same inode, or the same errno). */
+static void
+test_fallback_matches_kernel (void **state)
+{
+  fx *f = *state;
+  if (!fs_have_openat2 ())
+    test_skip ("kernel has no openat2 to compare with");
+  make_links (f);
+  assert_int_equal (symlinkat ("sub/f/", f->rootfd, "filedir"), 0);
+  assert_int_equal (symlinkat ("missing/x", f->rootfd, "dang2"), 0);
+  static const char *const comps[] = { "..", ".", "sub", "subl", "up", "rel", "c1", "abs", "absin",
+                                       "f", "absup", "absdots", "outside", "l1", "filedir",
+                                       "dang2", "dangling", "nope", "" };
+  static const int flagsets[] = { O_PATH, O_PATH | O_NOFOLLOW, O_RDONLY, O_RDONLY | O_DIRECTORY };
+  static const int res[] = { FS_RESOLVE_IN_ROOT, FS_RESOLVE_BENEATH };
+  uint64_t x = 42;
+  int compared = 0;
+  for (int iter = 0; iter < 3000; iter++)
+    {
+      char path[256] = "";
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      int n = 1 + (int) ((x >> 33) % 4);
+      if ((x >> 40) % 5 == 0)
+        strcat (path, "/");
+      for (int k = 0; k < n; k++)
+        {
+          x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+          if (k)
+            strcat (path, "/");
+          strcat (path, comps[(x >> 33) % ARRAY_SIZE (comps)]);
+        }
+      if ((x >> 45) % 7 == 0)
+        strcat (path, "/");
+      int flags = flagsets[(x >> 50) % ARRAY_SIZE (flagsets)];
+      int r = res[(x >> 55) % 2];
+      kiln_error *e1 = NULL, *e2 = NULL;
+      int fd1 = fs_open_in_root (f->rootfd, path, flags, 0, r, &e1);
+      int fd2 = fs_open_in_root (f->rootfd, path, flags, 0, r | FS_RESOLVE_FORCE_FALLBACK, &e2);
+      if ((fd1 < 0) != (fd2 < 0))
+        fail_msg ("'%s' (flags %#x resolve %d): kernel %s, fallback %s", path, flags, r,
+                  fd1 < 0 ? e1->msg : "ok", fd2 < 0 ? e2->msg : "ok");
+      if (fd1 < 0)
+        {
+          if (e1->status != e2->status)
+            fail_msg ("'%s' (flags %#x resolve %d): kernel errno %d, fallback %d (%s)", path, flags, r,
+                      e1->status, e2->status, e2->msg);
+        }
+      else
+        {
+          struct stat s1, s2;
+          assert_int_equal (fstat (fd1, &s1), 0);
+          assert_int_equal (fstat (fd2, &s2), 0);
+          if (s1.st_ino != s2.st_ino || s1.st_dev != s2.st_dev)
+            fail_msg ("'%s' (flags %#x resolve %d): different files", path, flags, r);
+          /* The fallback's last openat carries O_NOFOLLOW (and O_DIRECTORY
+           * for a trailing slash): visible in the file flags, no effect on
+           * an open file. */
+          int ign = O_NOFOLLOW | O_DIRECTORY;
+          int fl1 = fcntl (fd1, F_GETFL) & ~ign, fl2 = fcntl (fd2, F_GETFL) & ~ign;
+          assert_int_equal (fl1, fl2);
+          assert_true (fcntl (fd2, F_GETFD) & FD_CLOEXEC);
+          close (fd1);
+          close (fd2);
+          compared++;
+        }
+      kiln_error_free (e1);
+      kiln_error_free (e2);
+    }
+  assert_true (compared > 100);
+}
+
 /* Without openat2 (old kernel, or a seccomp filter answering ENOSYS) the
  * fallback takes over by itself. */
 static int
@@ -620,6 +692,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_in_root_clamps_escapes, setup, teardown),
     cmocka_unit_test_setup_teardown (test_beneath_rejects_escapes, setup, teardown),
     cmocka_unit_test_setup_teardown (test_open_create_and_opath, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_fallback_matches_kernel, setup, teardown),
     cmocka_unit_test_setup_teardown (test_enosys_fallback, setup, teardown),
     cmocka_unit_test_setup_teardown (test_mkdir_p, setup, teardown),
     cmocka_unit_test_setup_teardown (test_atomic_write, setup, teardown),
