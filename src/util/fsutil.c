@@ -892,3 +892,96 @@ fs_rm_rf_at (int dirfd, const char *name, kiln_error **err)
   free (c.fr);
   return ret;
 }
+
+/* ---- copying and locking ---- */
+
+static int
+copy_rw (int in, int out, uint64_t max, uint64_t *done, kiln_error **err)
+{
+  char buf[128 * 1024];
+  while (*done < max)
+    {
+      size_t want = sizeof buf;
+      if (max - *done < want)
+        want = (size_t) (max - *done);
+      ssize_t n = read (in, buf, want);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return kiln_error_make (err, errno, "copy: read");
+        }
+      if (n == 0)
+        break;
+      if (fs_write_all (out, buf, (size_t) n, err) < 0)
+        return kiln_error_wrap (err, "copy");
+      *done += (uint64_t) n;
+    }
+  return 0;
+}
+
+int
+fs_copy_fd (int in, int out, uint64_t max, uint64_t *copied, kiln_error **err)
+{
+  uint64_t done = 0;
+  int ret = 0;
+  bool use_cfr = true;
+  while (use_cfr && done < max)
+    {
+      size_t want = 1 << 30;
+      if (max - done < want)
+        want = (size_t) (max - done);
+      ssize_t n = copy_file_range (in, NULL, out, NULL, want, 0);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          /* Not supported for this pair of files: plain copy from here on
+           * (nothing was consumed by the failed call). */
+          if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP
+              || errno == EBADF || errno == EPERM || errno == ETXTBSY)
+            {
+              use_cfr = false;
+              break;
+            }
+          ret = kiln_error_make (err, errno, "copy: copy_file_range");
+          goto out;
+        }
+      if (n == 0)
+        goto out; /* end of input */
+      done += (uint64_t) n;
+    }
+  if (!use_cfr)
+    ret = copy_rw (in, out, max, &done, err);
+out:
+  if (copied)
+    *copied = done;
+  return ret;
+}
+
+int
+fs_lock_at (int dirfd, const char *name, int how, kiln_error **err)
+{
+  autoclose int fd = xopenat (dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "open lock file '%s'", name);
+  struct flock fl = {
+    .l_type = (how & FS_LOCK_EXCLUSIVE) ? F_WRLCK : F_RDLCK,
+    .l_whence = SEEK_SET,
+    .l_start = 0,
+    .l_len = 0,
+  };
+  int cmd = (how & FS_LOCK_NONBLOCK) ? F_OFD_SETLK : F_OFD_SETLKW;
+  int r;
+  do
+    r = fcntl (fd, cmd, &fl);
+  while (r < 0 && errno == EINTR);
+  if (r < 0)
+    {
+      int e = errno == EACCES ? EAGAIN : errno;
+      if (e == EAGAIN)
+        return kiln_error_make (err, e, "lock '%s': held by another process or build", name);
+      return kiln_error_make (err, e, "lock '%s'", name);
+    }
+  return steal_fd (&fd);
+}

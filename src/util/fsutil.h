@@ -127,6 +127,27 @@ int fs_rm_rf_at (int dirfd, const char *name, kiln_error **err);
  * if fd_out is not NULL. */
 int fs_mkdtemp_at (int dirfd, const char *prefix, char **name, int *fd_out, kiln_error **err);
 
+/* Copy from in to out until end of input, or at most max bytes (UINT64_MAX:
+ * no limit), from the current offsets. Uses copy_file_range (reflinks or
+ * in-kernel copies where the filesystem can) and falls back to read/write
+ * for pipes, sockets and filesystems that refuse it. *copied (may be NULL)
+ * gets the byte count, also on error. */
+int fs_copy_fd (int in, int out, uint64_t max, uint64_t *copied, kiln_error **err);
+
+/* Advisory lock on the file name below dirfd (created 0600 if missing, never
+ * through a symlink). OFD locks: they belong to the returned descriptor, so
+ * they also exclude other threads of the same process that lock through
+ * their own call, and close() releases them (also when the process dies).
+ * FS_LOCK_NONBLOCK makes a held lock an immediate error with status EAGAIN.
+ * Returns the fd holding the lock. */
+enum
+{
+  FS_LOCK_SHARED = 0,
+  FS_LOCK_EXCLUSIVE = 1 << 0,
+  FS_LOCK_NONBLOCK = 1 << 1,
+};
+int fs_lock_at (int dirfd, const char *name, int how, kiln_error **err);
+
 /* True if openat2 is available (cached after the first call). */
 bool fs_have_openat2 (void);
 

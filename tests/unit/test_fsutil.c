@@ -665,6 +665,90 @@ test_rm_rf_mount_point (void **state)
 }
 
 static void
+test_copy_fd (void **state)
+{
+  fx *f = *state;
+  autoerror kiln_error *err = NULL;
+  size_t n = 3 * 1024 * 1024 + 17;
+  autofree char *data = xmalloc (n);
+  for (size_t i = 0; i < n; i++)
+    data[i] = (char) (i * 7 + i / 4096);
+  assert_ok (fs_write_file_atomic_at (f->rootfd, "src", data, n, 0644, &err), err);
+  /* File to file (copy_file_range). */
+  int in = openat (f->rootfd, "src", O_RDONLY | O_CLOEXEC);
+  int out = openat (f->rootfd, "dst", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  uint64_t copied = 0;
+  assert_ok (fs_copy_fd (in, out, UINT64_MAX, &copied, &err), err);
+  assert_int_equal (copied, n);
+  close (out);
+  char *buf;
+  size_t len;
+  assert_ok (fs_read_file_at (f->rootfd, "dst", n, &buf, &len, &err), err);
+  assert_int_equal (len, n);
+  assert_memory_equal (buf, data, n);
+  free (buf);
+  /* Bounded copy from the current offset. */
+  assert_int_equal (lseek (in, 10, SEEK_SET), 10);
+  out = openat (f->rootfd, "part", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  assert_ok (fs_copy_fd (in, out, 100, &copied, &err), err);
+  assert_int_equal (copied, 100);
+  close (out);
+  assert_ok (fs_read_file_at (f->rootfd, "part", 1000, &buf, &len, &err), err);
+  assert_int_equal (len, 100);
+  assert_memory_equal (buf, data + 10, 100);
+  free (buf);
+  /* Into a pipe (read/write fallback). */
+  assert_int_equal (lseek (in, 0, SEEK_SET), 0);
+  int p[2];
+  assert_int_equal (pipe2 (p, O_CLOEXEC), 0);
+  assert_ok (fs_copy_fd (in, p[1], 1000, &copied, &err), err);
+  assert_int_equal (copied, 1000);
+  close (p[1]);
+  char pb[2000];
+  assert_int_equal (fs_read_all (p[0], pb, sizeof pb, &err), 1000);
+  assert_memory_equal (pb, data, 1000);
+  close (p[0]);
+  close (in);
+  /* A read error is reported. */
+  out = openat (f->rootfd, "dst2", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  int dirin = openat (f->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  assert_true (fs_copy_fd (dirin, out, UINT64_MAX, &copied, &err) < 0);
+  assert_int_equal (err->status, EISDIR);
+  close (dirin);
+  close (out);
+}
+
+static void
+test_lock (void **state)
+{
+  fx *f = *state;
+  autoerror kiln_error *err = NULL;
+  int a = fs_lock_at (f->rootfd, "lock", FS_LOCK_EXCLUSIVE, &err);
+  assert_ok (a, err);
+  /* OFD locks conflict even within one process. */
+  assert_true (fs_lock_at (f->rootfd, "lock", FS_LOCK_SHARED | FS_LOCK_NONBLOCK, &err) < 0);
+  assert_int_equal (err->status, EAGAIN);
+  kiln_error_clear (&err);
+  close (a);
+  int s1 = fs_lock_at (f->rootfd, "lock", FS_LOCK_SHARED | FS_LOCK_NONBLOCK, &err);
+  assert_ok (s1, err);
+  int s2 = fs_lock_at (f->rootfd, "lock", FS_LOCK_SHARED | FS_LOCK_NONBLOCK, &err);
+  assert_ok (s2, err);
+  assert_true (fs_lock_at (f->rootfd, "lock", FS_LOCK_EXCLUSIVE | FS_LOCK_NONBLOCK, &err) < 0);
+  kiln_error_clear (&err);
+  close (s1);
+  close (s2);
+  a = fs_lock_at (f->rootfd, "lock", FS_LOCK_EXCLUSIVE | FS_LOCK_NONBLOCK, &err);
+  assert_ok (a, err);
+  close (a);
+  /* Never through a symlink. */
+  autofree char *out = xasprintf ("%s/outside", f->tmp);
+  assert_int_equal (symlinkat (out, f->rootfd, "lnk"), 0);
+  assert_true (fs_lock_at (f->rootfd, "lnk", FS_LOCK_EXCLUSIVE, &err) < 0);
+  assert_int_equal (err->status, ELOOP);
+}
+
+static void
 test_mkdtemp_at (void **state)
 {
   fx *f = *state;
@@ -702,6 +786,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_rm_rf_readonly_unprivileged, setup, teardown),
     cmocka_unit_test_setup_teardown (test_rm_rf_mount_point, setup, teardown),
     cmocka_unit_test_setup_teardown (test_mkdtemp_at, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_copy_fd, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_lock, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
