@@ -56,7 +56,7 @@ for t in "${targets[@]}"; do
   echo "== fuzz: $n for ${secs}s ($nseeds seeds)"
   # The outer timeout only guards against a target that ignores
   # -max_total_time (a hang in a single input is caught by -timeout).
-  timeout -k 10 $((secs + 120)) "$t" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
+  TMPDIR="$work/$n" timeout -k 10 $((secs + 120)) "$t" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$art/" "$corpus" > "$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
