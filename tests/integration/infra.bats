@@ -244,3 +244,15 @@ _run_leak_file() {
   fuse_dev_open_for_all
   [ "$(stat -c %a /dev/fuse)" = 666 ]
 }
+
+@test "kiln_teardown fails on a mount left under TEST_TMP and detaches it" {
+  require_root "needs root to mount a tmpfs"
+  mkdir "$TEST_TMP/m"
+  mount -t tmpfs kiln-test-leak "$TEST_TMP/m"
+  run kiln_teardown
+  [ "$status" -ne 0 ]
+  [[ $output == *"mounts left behind under $TEST_TMP"* ]]
+  ! grep -q " $TEST_TMP/m " /proc/self/mountinfo
+  run kiln_teardown
+  [ "$status" -eq 0 ]
+}
