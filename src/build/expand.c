@@ -523,6 +523,8 @@ process_dollar (lexer *lx, strbuf *out, kiln_error **err)
   size_t n;
   const char *name = process_name (lx, &n);
   c = next (lx);
+  if (c == LEX_EOF)
+    return kiln_error_make (err, 0, "syntax error: missing '}'");
   autostrbuf strbuf chs = STRBUF_INIT;
   if (c != LEX_EOF)
     strbuf_addch (&chs, c);
