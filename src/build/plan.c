@@ -327,6 +327,40 @@ shell_argv (char **shell, const char *cmd)
   return v;
 }
 
+/* BuildKit's rules for shell-form commands with heredocs: a command that is
+ * only one heredoc runs the body (directly as /dev/pipes/NAME when it starts
+ * with "#!", else as the shell's command string); otherwise the heredocs are
+ * appended to the command line and the shell handles them. */
+static char **
+run_argv (scope *s, const dockerfile_instr *in)
+{
+  if (in->n_heredocs == 0)
+    return shell_argv (s->shell, in->args[0]);
+  const char *a = in->args[0];
+  if (in->n_heredocs == 1 && strncmp (a, "<<", 2) == 0 && strpbrk (a, " \t") == NULL)
+    {
+      const dockerfile_heredoc *h = &in->heredocs[0];
+      if (strncmp (h->body, "#!", 2) == 0)
+        {
+          char **v = NULL;
+          autofree char *path = xasprintf ("/dev/pipes/%s", h->name);
+          strv_push (&v, path);
+          return v;
+        }
+      return shell_argv (s->shell, h->body);
+    }
+  autostrbuf strbuf sb = STRBUF_INIT;
+  strbuf_adds (&sb, a);
+  strbuf_addch (&sb, '\n');
+  for (size_t i = 0; i < in->n_heredocs; i++)
+    {
+      strbuf_adds (&sb, in->heredocs[i].body);
+      strbuf_adds (&sb, in->heredocs[i].name);
+      strbuf_addch (&sb, '\n');
+    }
+  return shell_argv (s->shell, sb.buf);
+}
+
 static int
 expand_flags (builder *b, scope *s, const dockerfile_instr *in, plan_step *st, kiln_error **err)
 {
@@ -478,7 +512,8 @@ mark_needed (builder *b, kiln_error **err)
   for (size_t i = 0; i < p->n_stages; i++)
     {
       p->stages[i].wave = -1;
-      qsort (p->stages[i].deps, p->stages[i].n_deps, sizeof (int), cmp_int);
+      if (p->stages[i].n_deps > 1)
+        qsort (p->stages[i].deps, p->stages[i].n_deps, sizeof (int), cmp_int);
     }
   for (size_t i = 0; i < p->n_stages; i++)
     if (visit (b, (int) i, color, err) < 0)
@@ -632,7 +667,7 @@ build_step (builder *b, scope *s, plan_stage *stg, const dockerfile_instr *in, p
         }
       if (in->kind == DF_RUN || in->kind == DF_CMD || in->kind == DF_ENTRYPOINT
           || (in->kind == DF_HEALTHCHECK && in->args[0]))
-        st->argv = in->json ? strv_dup (in->args) : shell_argv (s->shell, in->args[0]);
+        st->argv = in->json ? strv_dup (in->args) : run_argv (s, in);
       if (in->kind == DF_ONBUILD)
         strv_push (&stg->onbuild, in->args[0]);
       if (in->kind == DF_HEALTHCHECK)
@@ -840,7 +875,6 @@ build_all (builder *b, kiln_error **err)
   expand_vars_copy (&g.args, &b->auto_args);
   size_t i = 0;
   int ret = -1;
-  autostrv char **final_env = NULL;
   scope *stage_scopes = xcalloc (df->n_instrs + 1, sizeof (scope));
   size_t n_scopes = 0;
   /* global ARGs */
