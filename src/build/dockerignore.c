@@ -207,7 +207,7 @@ close_states (const dockerignore_pattern *pt, bool *st)
 /* Feed S to the NFA; returns whether it accepts, and *alive whether any
  * state survives (a longer path could still match). */
 static bool
-run (const dockerignore_pattern *pt, const char *s, size_t len, bool *alive)
+run (const dockerignore_pattern *pt, const char *s, size_t len, bool parents, bool *alive)
 {
   size_t n = pt->n, ns = 2 * n + 2;
   bool stack_a[64], stack_b[64];
@@ -217,9 +217,16 @@ run (const dockerignore_pattern *pt, const char *s, size_t len, bool *alive)
   cur[0] = true;
   close_states (pt, cur);
   bool any = true;
+  bool early = false;
   for (size_t i = 0; i < len && any; i++)
     {
       unsigned char c = (unsigned char) s[i];
+      if (parents && c == '/' && i > 0 && cur[n])
+        {
+          /* the parent directory s[0..i) matches */
+          early = true;
+          break;
+        }
       memset (nxt, 0, ns);
       any = false;
       for (size_t k = 0; k < n; k++)
@@ -266,7 +273,7 @@ run (const dockerignore_pattern *pt, const char *s, size_t len, bool *alive)
       cur = nxt;
       nxt = tmp;
     }
-  bool acc = any && cur[n];
+  bool acc = early || (any && cur[n]);
   if (alive)
     {
       bool a = false;
@@ -285,13 +292,8 @@ run (const dockerignore_pattern *pt, const char *s, size_t len, bool *alive)
 static bool
 pattern_matches_or_parent (const dockerignore_pattern *pt, const char *path)
 {
-  size_t len = strlen (path);
-  if (run (pt, path, len, NULL))
-    return true;
-  for (size_t i = 0; i < len; i++)
-    if (path[i] == '/' && run (pt, path, i, NULL))
-      return true;
-  return false;
+  /* One pass: a match at any '/' boundary is a matching parent directory. */
+  return run (pt, path, strlen (path), true, NULL);
 }
 
 bool
@@ -323,7 +325,7 @@ dockerignore_can_skip_dir (const dockerignore *d, const char *dir)
       if (!pt->exception)
         continue;
       bool alive = false;
-      run (pt, prefix, strlen (prefix), &alive);
+      run (pt, prefix, strlen (prefix), false, &alive);
       if (alive)
         return false;
     }
