@@ -35,6 +35,7 @@ struct dockerignore_pattern
   bool exception;
   token *toks;
   size_t n;
+  char *lit_prefix; /* leading literal characters every match starts with */
 };
 
 /* Go's filepath.Clean for '/'-separated paths. */
@@ -177,6 +178,13 @@ compile (dockerignore_pattern *pt, kiln_error **err)
       k++;
     }
   pt->n = k;
+  size_t l = 0;
+  while (l < k && pt->toks[l].t == T_LIT)
+    l++;
+  pt->lit_prefix = xmalloc (l + 1);
+  for (size_t i = 0; i < l; i++)
+    pt->lit_prefix[i] = (char) pt->toks[i].c;
+  pt->lit_prefix[l] = '\0';
   return 0;
 }
 
@@ -292,6 +300,10 @@ run (const dockerignore_pattern *pt, const char *s, size_t len, bool parents, bo
 static bool
 pattern_matches_or_parent (const dockerignore_pattern *pt, const char *path)
 {
+  /* The path and each parent start at offset 0, so they share the pattern's
+   * literal prefix: a cheap filter before the NFA. */
+  if (pt->lit_prefix && strncmp (path, pt->lit_prefix, strlen (pt->lit_prefix)) != 0)
+    return false;
   /* One pass: a match at any '/' boundary is a matching parent directory. */
   return run (pt, path, strlen (path), true, NULL);
 }
@@ -457,6 +469,7 @@ dockerignore_free (dockerignore *d)
     {
       free (d->patterns[i].text);
       free (d->patterns[i].toks);
+      free (d->patterns[i].lit_prefix);
     }
   free (d->patterns);
   free (d);
