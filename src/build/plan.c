@@ -199,10 +199,15 @@ resolve_arg (builder *b, scope *s, const char *key, const char *def_expanded, bo
   out->value = v ? xstrdup (v) : NULL;
 }
 
+/* Re-issue an expansion error as "FILE:LINE: KEYWORD: why" plus the line. */
 static int
 step_error (builder *b, const dockerfile_instr *in, kiln_error **err)
 {
-  return kiln_error_wrap (err, "%s:%d: %s", b->p->df->path, in->line, in->keyword);
+  if (err == NULL || *err == NULL)
+    return dockerfile_error (b->p->df, in->line, err, "%s: failed", in->keyword);
+  autofree char *msg = xstrdup ((*err)->msg ? (*err)->msg : "");
+  kiln_error_clear (err);
+  return dockerfile_error (b->p->df, in->line, err, "%s: %s", in->keyword, msg);
 }
 
 static bool
