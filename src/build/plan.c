@@ -366,6 +366,119 @@ run_argv (scope *s, const dockerfile_instr *in)
   return shell_argv (s->shell, sb.buf);
 }
 
+static bool
+in_list (const char *k, const char *const *list)
+{
+  for (; *list; list++)
+    if (strcmp (k, *list) == 0)
+      return true;
+  return false;
+}
+
+const char *
+plan_mount_opt (const plan_mount *m, const char *key)
+{
+  const char *v = NULL;
+  for (size_t i = 0; i < m->n_opts; i++)
+    if (strcmp (m->opts[i].key, key) == 0)
+      v = m->opts[i].value;
+  return v;
+}
+
+/* Parse one (already expanded) --mount value: comma-separated key[=value]. */
+static int
+parse_mount (builder *b, const dockerfile_instr *in, plan_step *st, const char *value, kiln_error **err)
+{
+  static const char *const k_bind[] = { "target", "source", "from", "readonly", NULL };
+  static const char *const k_cache[] = { "target", "id", "sharing", "from", "source", "mode", "uid", "gid", "readonly", NULL };
+  static const char *const k_tmpfs[] = { "target", "size", NULL };
+  static const char *const k_secret[] = { "target", "id", "env", "required", "mode", "uid", "gid", NULL };
+  static const char *const k_ssh[] = { "target", "id", "required", "mode", "uid", "gid", NULL };
+  plan_mount m = { 0 };
+  autofree char *copy = xstrdup (value);
+  char *save = NULL;
+  int ret = -1;
+  for (char *tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
+    {
+      char *eq = strchr (tok, '=');
+      if (eq)
+        *eq = '\0';
+      const char *k = tok;
+      const char *v = eq ? eq + 1 : "true";
+      for (char *c = tok; *c; c++)
+        *c = (char) tolower ((unsigned char) *c);
+      if (strcmp (k, "dst") == 0 || strcmp (k, "destination") == 0)
+        k = "target";
+      else if (strcmp (k, "src") == 0)
+        k = "source";
+      else if (strcmp (k, "ro") == 0)
+        k = "readonly";
+      else if (strcmp (k, "rw") == 0 || strcmp (k, "readwrite") == 0)
+        {
+          k = "readonly";
+          v = strcasecmp (v, "false") == 0 ? "true" : "false";
+        }
+      if (strcmp (k, "type") == 0)
+        {
+          if (m.type)
+            {
+              dockerfile_error (b->p->df, in->line, err, "RUN --mount: type given twice in '%s'", value);
+              goto out;
+            }
+          m.type = xstrdup (v);
+          continue;
+        }
+      m.opts = xreallocarray (m.opts, m.n_opts + 1, sizeof (plan_kv));
+      m.opts[m.n_opts].key = xstrdup (k);
+      m.opts[m.n_opts].value = xstrdup (v);
+      m.n_opts++;
+    }
+  if (m.type == NULL)
+    m.type = xstrdup ("bind");
+  const char *const *allowed = strcmp (m.type, "bind") == 0     ? k_bind
+                               : strcmp (m.type, "cache") == 0  ? k_cache
+                               : strcmp (m.type, "tmpfs") == 0  ? k_tmpfs
+                               : strcmp (m.type, "secret") == 0 ? k_secret
+                               : strcmp (m.type, "ssh") == 0    ? k_ssh
+                                                                : NULL;
+  if (allowed == NULL)
+    {
+      dockerfile_error (b->p->df, in->line, err, "RUN --mount: unsupported mount type '%s' (bind, cache, tmpfs, secret, ssh)",
+                        m.type);
+      goto out;
+    }
+  for (size_t i = 0; i < m.n_opts; i++)
+    if (!in_list (m.opts[i].key, allowed))
+      {
+        dockerfile_error (b->p->df, in->line, err, "RUN --mount: unknown option '%s' for a %s mount", m.opts[i].key, m.type);
+        goto out;
+      }
+  if (plan_mount_opt (&m, "target") == NULL && strcmp (m.type, "secret") != 0 && strcmp (m.type, "ssh") != 0)
+    {
+      dockerfile_error (b->p->df, in->line, err, "RUN --mount: a %s mount needs target=", m.type);
+      goto out;
+    }
+  const char *sh = plan_mount_opt (&m, "sharing");
+  if (sh && strcmp (sh, "shared") != 0 && strcmp (sh, "private") != 0 && strcmp (sh, "locked") != 0)
+    {
+      dockerfile_error (b->p->df, in->line, err, "RUN --mount: unsupported sharing value '%s' (shared, private, locked)", sh);
+      goto out;
+    }
+  st->mounts = xreallocarray (st->mounts, st->n_mounts + 1, sizeof (plan_mount));
+  st->mounts[st->n_mounts++] = m;
+  memset (&m, 0, sizeof m);
+  ret = 0;
+out:
+  free (m.type);
+  for (size_t i = 0; i < m.n_opts; i++)
+    {
+      free (m.opts[i].key);
+      free (m.opts[i].value);
+    }
+  free (m.opts);
+  return ret;
+}
+
 static int
 expand_flags (builder *b, scope *s, const dockerfile_instr *in, plan_step *st, kiln_error **err)
 {
@@ -444,29 +557,22 @@ link_refs (builder *b, kiln_error **err)
                     sp->from_image = xstrdup (from);
                 }
             }
-          if (sp->kind == DF_RUN)
-            for (size_t f = 0; f < sp->n_flags; f++)
-              {
-                if (strcmp (sp->flags[f].key, "mount") != 0)
-                  continue;
-                autofree char *m = xstrdup (sp->flags[f].value);
-                char *save = NULL;
-                for (char *tok = strtok_r (m, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
-                  if (strncmp (tok, "from=", 5) == 0)
-                    {
-                      int idx;
-                      int r = resolve_stage_ref (b, si, tok + 5, &idx);
-                      if (r < 0)
-                        return dockerfile_error (p->df, sp->instr->line, err, "RUN --mount from=%s: invalid stage index",
-                                                 tok + 5);
-                      if (r > 0)
-                        {
-                          sp->mount_stages = xreallocarray (sp->mount_stages, sp->n_mount_stages + 1, sizeof (int));
-                          sp->mount_stages[sp->n_mount_stages++] = idx;
-                          add_dep (st, idx);
-                        }
-                    }
-              }
+          for (size_t f = 0; f < sp->n_mounts; f++)
+            {
+              const char *from = plan_mount_opt (&sp->mounts[f], "from");
+              if (from == NULL)
+                continue;
+              int idx;
+              int r = resolve_stage_ref (b, si, from, &idx);
+              if (r < 0)
+                return dockerfile_error (p->df, sp->instr->line, err, "RUN --mount from=%s: invalid stage index", from);
+              if (r > 0)
+                {
+                  sp->mount_stages = xreallocarray (sp->mount_stages, sp->n_mount_stages + 1, sizeof (int));
+                  sp->mount_stages[sp->n_mount_stages++] = idx;
+                  add_dep (st, idx);
+                }
+            }
         }
     }
   return 0;
@@ -711,20 +817,8 @@ build_step (builder *b, scope *s, plan_stage *stg, const dockerfile_instr *in, p
           if (sec && strcmp (sec, "sandbox") != 0 && strcmp (sec, "insecure") != 0)
             return dockerfile_error (b->p->df, in->line, err, "RUN --security: unsupported value '%s' (sandbox, insecure)", sec);
           for (size_t i = 0; i < st->n_flags; i++)
-            if (strcmp (st->flags[i].key, "mount") == 0)
-              {
-                const char *m = st->flags[i].value;
-                const char *t = strstr (m, "type=");
-                if (t && (t == m || t[-1] == ','))
-                  {
-                    t += 5;
-                    size_t l = strcspn (t, ",");
-                    if (!((l == 4 && strncmp (t, "bind", 4) == 0) || (l == 5 && strncmp (t, "cache", 5) == 0)
-                          || (l == 5 && strncmp (t, "tmpfs", 5) == 0) || (l == 6 && strncmp (t, "secret", 6) == 0)
-                          || (l == 3 && strncmp (t, "ssh", 3) == 0)))
-                      return dockerfile_error (b->p->df, in->line, err, "RUN --mount: unsupported mount type '%.*s'", (int) l, t);
-                  }
-              }
+            if (strcmp (st->flags[i].key, "mount") == 0 && parse_mount (b, in, st, st->flags[i].value, err) < 0)
+              return -1;
         }
       break;
     case DF_FROM:
@@ -796,6 +890,17 @@ step_free (plan_step *st)
   free (st->heredocs);
   free (st->from_image);
   free (st->mount_stages);
+  for (size_t i = 0; i < st->n_mounts; i++)
+    {
+      free (st->mounts[i].type);
+      for (size_t k = 0; k < st->mounts[i].n_opts; k++)
+        {
+          free (st->mounts[i].opts[k].key);
+          free (st->mounts[i].opts[k].value);
+        }
+      free (st->mounts[i].opts);
+    }
+  free (st->mounts);
   strv_free (st->build_env);
   strv_free (st->unresolved);
 }

@@ -64,6 +64,15 @@ typedef struct plan_heredoc
   bool chomp;
 } plan_heredoc;
 
+/* RUN --mount, parsed and validated (BuildKit's keys; aliases normalised:
+ * dst/destination -> target, src -> source, ro -> readonly, rw -> readonly=false). */
+typedef struct plan_mount
+{
+  char *type;       /* bind (default), cache, tmpfs, secret, ssh */
+  plan_kv *opts;    /* remaining key=value options in order; bare keys get "true" */
+  size_t n_opts;
+} plan_mount;
+
 typedef struct plan_step
 {
   const dockerfile_instr *instr; /* source node: line, keyword, original text */
@@ -86,6 +95,8 @@ typedef struct plan_step
   size_t n_heredocs;
   int from_stage;         /* COPY --from: stage index, or -1 */
   char *from_image;       /* COPY --from an image reference, or NULL */
+  plan_mount *mounts;     /* RUN --mount, in order */
+  size_t n_mounts;
   int *mount_stages;      /* RUN --mount from=<stage>: stage indexes */
   size_t n_mount_stages;
   char **build_env;       /* RUN: "K=V" of ARGs in scope and proxy build-args;
@@ -130,6 +141,9 @@ void plan_free (plan *p);
 
 /* "linux/amd64" etc. for this machine. */
 char *plan_host_platform (void);
+
+/* Value of option KEY of a mount, NULL if absent. */
+const char *plan_mount_opt (const plan_mount *m, const char *key);
 
 /* Value of flag NAME on a step (last wins), NULL if absent. */
 const char *plan_step_flag (const plan_step *s, const char *name);

@@ -96,6 +96,18 @@ step (yajl_gen g, const plan_step *s)
     }
   if (s->kind == DF_RUN)
     {
+      key (g, "mounts");
+      yajl_gen_array_open (g);
+      for (size_t i = 0; i < s->n_mounts; i++)
+        {
+          yajl_gen_map_open (g);
+          key (g, "type");
+          str (g, s->mounts[i].type);
+          key (g, "options");
+          kvs (g, s->mounts[i].opts, s->mounts[i].n_opts);
+          yajl_gen_map_close (g);
+        }
+      yajl_gen_array_close (g);
       key (g, "mount_stages");
       yajl_gen_array_open (g);
       for (size_t i = 0; i < s->n_mount_stages; i++)

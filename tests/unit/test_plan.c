@@ -229,7 +229,7 @@ test_stage_graph (void **state)
                    "FROM alpine AS tools\nRUN c\n"
                    "FROM alpine AS unused\nRUN d\n"
                    "FROM scratch AS final\nCOPY --from=DEPS /x /x\nCOPY --from=2 /y /y\nCOPY --from=nginx:1 /z /z\n"
-                   "RUN --mount=type=bind,from=tools,target=/t true\n";
+                   "RUN --mount=type=bind,from=tools,dst=/t true\n";
   plan *p = ok (df, NULL);
   assert_int_equal (p->target, 4);
   assert_int_equal (p->stages[1].base_stage, 0);
@@ -244,6 +244,12 @@ test_stage_graph (void **state)
   assert_int_equal (p->stages[1].wave, 1);
   assert_int_equal (p->stages[4].wave, 2);
   assert_int_equal (p->stages[4].n_deps, 2);
+  /* the mount is parsed with aliases normalised */
+  plan_step *run = &p->stages[4].steps[3];
+  assert_int_equal (run->n_mounts, 1);
+  assert_string_equal (run->mounts[0].type, "bind");
+  assert_string_equal (plan_mount_opt (&run->mounts[0], "target"), "/t");
+  assert_int_equal (run->mount_stages[0], 2);
   plan_free (p);
   /* --target */
   kiln_error *err = NULL;
@@ -277,6 +283,9 @@ test_stage_errors (void **state)
   err_has ("FROM a\nEXPOSE 70000\n", NULL, NULL, "invalid port");
   err_has ("FROM a\nRUN --network=bridge x\n", NULL, NULL, "unsupported value 'bridge'");
   err_has ("FROM a\nRUN --mount=type=nfs,target=/x x\n", NULL, NULL, "unsupported mount type 'nfs'");
+  err_has ("FROM a\nRUN --mount=type=cache,target=/x,size=1 x\n", NULL, NULL, "unknown option 'size' for a cache mount");
+  err_has ("FROM a\nRUN --mount=type=bind x\n", NULL, NULL, "a bind mount needs target=");
+  err_has ("FROM a\nRUN --mount=type=cache,target=/c,sharing=wide x\n", NULL, NULL, "unsupported sharing value 'wide'");
   err_has ("FROM a\nHEALTHCHECK --interval=5 CMD x\n", NULL, NULL, "invalid duration '5'");
   err_has ("FROM a\nHEALTHCHECK --retries=-1 CMD x\n", NULL, NULL, "--retries");
   err_has ("FROM a\nUSER ${X:?need X}\n", NULL, NULL, "X: need X");
