@@ -679,15 +679,16 @@ build_step (builder *b, scope *s, plan_stage *stg, const dockerfile_instr *in, p
     case DF_WORKDIR:
     case DF_STOPSIGNAL:
       st->args = xcalloc (1, sizeof (char *));
+      size_t next_heredoc = 0;
       for (size_t i = 0; in->args[i]; i++)
         {
-          bool heredoc_src = false;
-          for (size_t h = 0; h < in->n_heredocs; h++)
-            if (strncmp (in->args[i], "<<", 2) == 0 && strstr (in->args[i], in->heredocs[h].name))
-              heredoc_src = true;
+          /* Heredoc sources appear in the same order as the heredocs. */
+          const char *heredoc_src = NULL;
+          if (strncmp (in->args[i], "<<", 2) == 0 && next_heredoc < in->n_heredocs && in->args[i + 1] != NULL)
+            heredoc_src = in->heredocs[next_heredoc++].name;
           autofree char *e = NULL;
           if (heredoc_src && in->args[i + 1] != NULL)
-            e = xasprintf ("<<%s", in->args[i] + 2 + (in->args[i][2] == '-'));
+            e = xasprintf ("<<%s", heredoc_src);
           else if (sexpand (b, s, in->args[i], &e, err) < 0)
             return step_error (b, in, err);
           strv_push (&st->args, e);
