@@ -322,6 +322,11 @@ registry_ref_familiar (const registry_ref *ref)
   if (strcmp (ref->domain, REGISTRY_DOCKER_HUB) != 0)
     return registry_ref_string (ref);
   const char *p = ref->path;
+  /* Unlike Docker, keep the domain when dropping it would make the first
+   * component read as a domain ("docker.io/a.b/c" is not "a.b/c"). */
+  size_t first = strcspn (p, "/");
+  if (p[first] == '/' && (memchr (p, '.', first) || (first == 9 && strncmp (p, "localhost", 9) == 0)))
+    return registry_ref_string (ref);
   if (strncmp (p, "library/", 8) == 0 && !strchr (p + 8, '/'))
     p += 8;
   return with_suffix (p, ref);

@@ -184,6 +184,9 @@ test_familiar (void **state)
     { "user/app", "user/app:latest" },
     { "docker.io/library/a/b", "library/a/b:latest" },
     { "ghcr.io/a/b:t", "ghcr.io/a/b:t" },
+    /* Found by fuzz_reference: the familiar form must not change meaning. */
+    { "index.docker.io/ucker.io/uss7reapp", "docker.io/ucker.io/uss7reapp:latest" },
+    { "docker.io/localhost/a", "docker.io/localhost/a:latest" },
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     {
