@@ -242,8 +242,6 @@ registry_ref_parse (const char *s, registry_ref **out, kiln_error **err)
     }
   if (name[0] == '\0')
     return bad (err, s, "missing repository name");
-  if (strlen (name) > REGISTRY_NAME_MAX)
-    return bad (err, s, "repository name longer than 255 characters");
 
   const char *slash = strchr (name, '/');
   size_t first_len = slash ? (size_t) (slash - name) : 0;
@@ -284,6 +282,9 @@ registry_ref_parse (const char *s, registry_ref **out, kiln_error **err)
       free (path);
       path = p;
     }
+  /* Checked on the normalised name so that the normalised string parses. */
+  if (strlen (domain) + 1 + strlen (path) > REGISTRY_NAME_MAX)
+    return bad (err, s, "repository name longer than 255 characters (with its registry)");
   if (!tag && !digest)
     tag = xstrdup ("latest");
 

@@ -163,14 +163,22 @@ test_errors (void **state)
   tag[2 + 128] = 'x';
   tag[2 + 129] = '\0';
   ko (tag, "invalid tag");
-  /* Name length limit of 255. */
+  /* Name length limit of 255, counted on the normalised name. */
   char name[300];
   memset (name, 'a', sizeof name);
+  memcpy (name, "localhost/", 10);
   name[255] = '\0';
   autoref registry_ref *r2 = NULL;
   assert_ok (registry_ref_parse (name, &r2, &err), err);
   name[255] = 'a';
   name[256] = '\0';
+  ko (name, "longer than 255");
+  memset (name, 'a', sizeof name);
+  name[255 - 18] = '\0'; /* "docker.io/library/" is 18 */
+  autoref registry_ref *r3 = NULL;
+  assert_ok (registry_ref_parse (name, &r3, &err), err);
+  name[255 - 18] = 'a';
+  name[255 - 17] = '\0';
   ko (name, "longer than 255");
 }
 

@@ -1,0 +1,802 @@
+/* client.c - OCI distribution HTTP client on libcurl (see client.h). */
+#include "registry/client.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "registry/authfile.h"
+#include "registry/challenge.h"
+#include "registry/manifest.h"
+#include "registry/reference.h"
+#include "util/alloc.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+extern char **environ;
+
+#define ERROR_BODY_MAX (64 * 1024)
+#define TOKEN_BODY_MAX (1024 * 1024)
+
+struct registry_client
+{
+  CURL *curl;
+  char *domain;
+  char *base; /* "https://host:port" */
+  bool tls_verify;
+  char *ca_file;
+  int retries;
+  long connect_timeout_s;
+  long stall_timeout_s;
+  char *auth_header; /* "Authorization: ..." or NULL; a secret */
+  char *auth_scope;  /* scope auth_header was obtained for */
+  bool cred_loaded;
+  registry_credential cred;
+};
+
+typedef struct http_resp
+{
+  CURL *curl;
+  long status;
+  strbuf body;
+  size_t body_max;
+  bool body_truncated;
+  char *content_type;
+  char *www_auth;
+  char *retry_after;
+  char *content_range;
+  /* Streaming a 2xx body: */
+  registry_sink sink;
+  void *sink_ctx;
+  kiln_error *sink_err;
+  digest_ctx *dg;
+  uint64_t range_from; /* Range start asked for in this attempt */
+  bool started;        /* body data seen in this attempt */
+  uint64_t skip;     /* bytes to drop (already received; server ignored Range) */
+  uint64_t received; /* bytes hashed so far (across attempts) */
+  int64_t limit;     /* abort when received would exceed it; <0 none */
+  bool over_limit;
+} http_resp;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void
+curl_init_once (void)
+{
+  curl_global_init (CURL_GLOBAL_DEFAULT);
+}
+
+static void
+free_secret (char *s)
+{
+  if (s)
+    {
+      explicit_bzero (s, strlen (s));
+      free (s);
+    }
+}
+
+void
+registry_client_free (registry_client *c)
+{
+  if (!c)
+    return;
+  if (c->curl)
+    curl_easy_cleanup (c->curl);
+  free (c->domain);
+  free (c->base);
+  free (c->ca_file);
+  free_secret (c->auth_header);
+  free (c->auth_scope);
+  registry_credential_clear (&c->cred);
+  free (c);
+}
+
+void
+cleanup_registry_clientp (registry_client **c)
+{
+  registry_client_free (*c);
+  *c = NULL;
+}
+
+const char *
+registry_client_base_url (const registry_client *c)
+{
+  return c->base;
+}
+
+int
+registry_client_new (const registry_options *opts, const char *domain, registry_client **out, kiln_error **err)
+{
+  pthread_once (&curl_once, curl_init_once);
+  registry_client *c = xzalloc (sizeof *c);
+  c->domain = xstrdup (domain);
+  bool plain = opts->insecure;
+  for (char **r = opts->insecure_registries; r && *r; r++)
+    if (strcmp (*r, domain) == 0)
+      plain = true;
+  c->base = xasprintf ("%s://%s", plain ? "http" : "https", registry_domain_api_host (domain));
+  c->tls_verify = !opts->skip_tls_verify;
+  size_t dl = strlen (domain);
+  for (char **r = opts->registry_certs; r && *r; r++)
+    if (strncmp (*r, domain, dl) == 0 && (*r)[dl] == '=')
+      {
+        free (c->ca_file);
+        c->ca_file = xstrdup (*r + dl + 1);
+        if (access (c->ca_file, R_OK) < 0)
+          {
+            int e = errno;
+            registry_client_free (c);
+            return kiln_error_make (err, e, "registry certificate for '%s': cannot read '%s'", domain, *r + dl + 1);
+          }
+      }
+  c->retries = opts->retries < 0 ? 4 : opts->retries;
+  c->connect_timeout_s = opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 30;
+  c->stall_timeout_s = opts->stall_timeout_s > 0 ? opts->stall_timeout_s : 60;
+  c->curl = curl_easy_init ();
+  if (!c->curl)
+    {
+      registry_client_free (c);
+      return kiln_error_make (err, ENOMEM, "initialising libcurl");
+    }
+  *out = c;
+  return 0;
+}
+
+/* ---- response callbacks ---- */
+
+static void
+resp_reset_headers (http_resp *r)
+{
+  free (r->content_type);
+  free (r->www_auth);
+  free (r->retry_after);
+  free (r->content_range);
+  r->content_type = r->www_auth = r->retry_after = r->content_range = NULL;
+}
+
+static void
+resp_release (http_resp *r)
+{
+  resp_reset_headers (r);
+  strbuf_release (&r->body);
+  kiln_error_free (r->sink_err);
+  r->sink_err = NULL;
+}
+
+static char *
+header_value (const char *line, size_t n, const char *name)
+{
+  size_t nl = strlen (name);
+  if (n <= nl || strncasecmp (line, name, nl) != 0 || line[nl] != ':')
+    return NULL;
+  const char *v = line + nl + 1;
+  const char *end = line + n;
+  while (v < end && (*v == ' ' || *v == '\t'))
+    v++;
+  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+    end--;
+  return xstrndup (v, (size_t) (end - v));
+}
+
+static size_t
+on_header (char *buf, size_t size, size_t n, void *ud)
+{
+  http_resp *r = ud;
+  size_t len = size * n;
+  char *v;
+  if (len >= 5 && strncmp (buf, "HTTP/", 5) == 0)
+    resp_reset_headers (r); /* a new response (redirect or 100) */
+  else if ((v = header_value (buf, len, "content-type")))
+    free (r->content_type), r->content_type = v;
+  else if ((v = header_value (buf, len, "www-authenticate")))
+    {
+      /* Several headers: join as one list, as RFC 7230 allows. */
+      if (r->www_auth)
+        {
+          char *j = xasprintf ("%s, %s", r->www_auth, v);
+          free (r->www_auth);
+          free (v);
+          v = j;
+        }
+      r->www_auth = v;
+    }
+  else if ((v = header_value (buf, len, "retry-after")))
+    free (r->retry_after), r->retry_after = v;
+  else if ((v = header_value (buf, len, "content-range")))
+    free (r->content_range), r->content_range = v;
+  return len;
+}
+
+static size_t
+on_data (char *buf, size_t size, size_t n, void *ud)
+{
+  http_resp *r = ud;
+  size_t len = size * n;
+  curl_easy_getinfo (r->curl, CURLINFO_RESPONSE_CODE, &r->status);
+  if (!r->started)
+    {
+      r->started = true;
+      /* The server ignored our Range: drop what we already have. */
+      if (r->status == 200)
+        r->skip = r->range_from;
+    }
+  if (r->sink && r->status >= 200 && r->status < 300)
+    {
+      const char *p = buf;
+      size_t left = len;
+      if (r->skip)
+        {
+          size_t s = left < r->skip ? left : (size_t) r->skip;
+          r->skip -= s;
+          p += s;
+          left -= s;
+        }
+      if (left == 0)
+        return len;
+      if (r->limit >= 0 && r->received + left > (uint64_t) r->limit)
+        {
+          r->over_limit = true;
+          return 0;
+        }
+      digest_update (r->dg, p, left);
+      r->received += left;
+      if (r->sink (r->sink_ctx, p, left, &r->sink_err) < 0)
+        return 0;
+      return len;
+    }
+  if (r->body.len + len > r->body_max)
+    {
+      if (r->sink || r->status >= 300)
+        {
+          /* Error bodies are only for messages: keep the start. */
+          r->body_truncated = true;
+          size_t room = r->body_max > r->body.len ? r->body_max - r->body.len : 0;
+          strbuf_add (&r->body, buf, room);
+          return len;
+        }
+      r->over_limit = true;
+      return 0;
+    }
+  strbuf_add (&r->body, buf, len);
+  return len;
+}
+
+
+/* ---- errors ---- */
+
+/* "HTTP 404 MANIFEST_UNKNOWN: manifest unknown" from a registry error body. */
+static char *
+describe_answer (const http_resp *r)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  strbuf_addf (&sb, "HTTP %ld", r->status);
+  autojson json_value *v = NULL;
+  if (r->body.len && json_parse (r->body.buf, r->body.len, ERROR_BODY_MAX, &v, NULL) >= 0)
+    {
+      json_value *errs = json_get_array (v, "errors");
+      for (size_t i = 0; i < json_array_size (errs) && i < 3; i++)
+        {
+          json_value *e = json_array_get (errs, i);
+          const char *code = json_get_string (e, "code");
+          const char *msg = json_get_string (e, "message");
+          strbuf_addf (&sb, "%s%.100s%s%.300s", i ? "; " : " ", code ? code : "", code && msg ? ": " : "",
+                       msg ? msg : "");
+        }
+    }
+  else if (r->body.len && !r->sink)
+    {
+      /* Plain-text answer: its first line, printable characters only. */
+      strbuf_adds (&sb, ": ");
+      for (size_t i = 0; i < r->body.len && i < 200 && r->body.buf[i] != '\n'; i++)
+        strbuf_addch (&sb, (r->body.buf[i] >= 0x20 && r->body.buf[i] < 0x7f) ? r->body.buf[i] : '?');
+    }
+  return strbuf_detach (&sb, NULL);
+}
+
+/* ---- credentials ---- */
+
+static int
+run_helper (const char *helper, const char *server, registry_credential *out, kiln_error **err)
+{
+  autofree char *prog = xasprintf ("docker-credential-%s", helper);
+  int in[2] = { -1, -1 }, outp[2] = { -1, -1 };
+  if (pipe2 (in, O_CLOEXEC) < 0 || pipe2 (outp, O_CLOEXEC) < 0)
+    {
+      int e = errno;
+      close (in[0]), close (in[1]);
+      return kiln_error_make (err, e, "pipe");
+    }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_adddup2 (&fa, in[0], 0);
+  posix_spawn_file_actions_adddup2 (&fa, outp[1], 1);
+  char *argv[] = { prog, (char *) "get", NULL };
+  pid_t pid;
+  int rc = posix_spawnp (&pid, prog, &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
+  close (in[0]);
+  close (outp[1]);
+  if (rc != 0)
+    {
+      close (in[1]);
+      close (outp[0]);
+      return kiln_error_make (err, rc, "running credential helper '%s'", prog);
+    }
+  /* The helper reads the server URL on stdin. */
+  sigset_t set, old;
+  sigemptyset (&set);
+  sigaddset (&set, SIGPIPE);
+  pthread_sigmask (SIG_BLOCK, &set, &old);
+  kiln_error *werr = NULL;
+  (void) fs_write_all (in[1], server, strlen (server), &werr);
+  kiln_error_free (werr);
+  close (in[1]);
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+  autofree char *buf = NULL;
+  size_t len = 0;
+  kiln_error *rerr = NULL;
+  int r = fs_read_fd (outp[0], 1024 * 1024, &buf, &len, &rerr);
+  close (outp[0]);
+  int status = 0;
+  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (r < 0)
+    {
+      kiln_error_free (rerr);
+      return kiln_error_make (err, 0, "credential helper '%s': reading its output failed", prog);
+    }
+  int ret;
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+    {
+      /* "credentials not found" is not an error: go anonymous. */
+      if (len && strstr (buf, "not found"))
+        ret = 0;
+      else
+        ret = kiln_error_make (err, 0, "credential helper '%s' failed (exit status %d)", prog,
+                               WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status));
+    }
+  else
+    ret = registry_credhelper_parse (buf, len, helper, out, err) < 0 ? -1 : 1;
+  if (buf)
+    explicit_bzero (buf, len);
+  return ret;
+}
+
+static int
+load_credentials (registry_client *c, const char *repo, kiln_error **err)
+{
+  if (c->cred_loaded)
+    return 0;
+  c->cred_loaded = true;
+  autofree char *p1 = getenv ("REGISTRY_AUTH_FILE") ? xstrdup (getenv ("REGISTRY_AUTH_FILE")) : NULL;
+  autofree char *p2 = getenv ("XDG_RUNTIME_DIR") ? xasprintf ("%s/containers/auth.json", getenv ("XDG_RUNTIME_DIR"))
+                                                 : NULL;
+  autofree char *p3 = getenv ("DOCKER_CONFIG") ? xasprintf ("%s/config.json", getenv ("DOCKER_CONFIG"))
+                      : getenv ("HOME")        ? xasprintf ("%s/.docker/config.json", getenv ("HOME"))
+                                               : NULL;
+  const char *paths[] = { p1, p2, p3 };
+  for (size_t i = 0; i < 3; i++)
+    {
+      if (!paths[i])
+        continue;
+      autofree char *data = NULL;
+      size_t len = 0;
+      kiln_error *rerr = NULL;
+      if (fs_read_file_at (AT_FDCWD, paths[i], 4 * 1024 * 1024, &data, &len, &rerr) < 0)
+        {
+          bool missing = rerr->status == ENOENT;
+          if (missing)
+            {
+              kiln_error_free (rerr);
+              continue;
+            }
+          *err = rerr;
+          return kiln_error_wrap (err, "reading registry credentials");
+        }
+      autoauthfile registry_authfile *f = NULL;
+      int r = registry_authfile_parse (data, len, paths[i], &f, err);
+      explicit_bzero (data, len);
+      if (r < 0)
+        return r;
+      registry_credential cred;
+      if (registry_authfile_lookup (f, c->domain, repo, &cred) == 0)
+        continue;
+      if (cred.helper)
+        {
+          const char *server = strcmp (c->domain, "docker.io") == 0 ? "https://index.docker.io/v1/" : c->domain;
+          autofree char *helper = xstrdup (cred.helper);
+          registry_credential_clear (&cred);
+          r = run_helper (helper, server, &c->cred, err);
+          if (r < 0)
+            return kiln_error_wrap (err, "credentials for '%s' from '%s'", c->domain, paths[i]);
+          log_debug ("registry %s: credentials from docker-credential-%s", c->domain, helper);
+          return 0;
+        }
+      c->cred = cred;
+      log_debug ("registry %s: credentials from '%s'", c->domain, paths[i]);
+      return 0;
+    }
+  return 0;
+}
+
+static char *
+base64 (const char *s)
+{
+  size_t n = strlen (s);
+  char *out = xmalloc (4 * ((n + 2) / 3) + 1);
+  EVP_EncodeBlock ((unsigned char *) out, (const unsigned char *) s, (int) n);
+  return out;
+}
+
+static char *
+basic_header (const registry_credential *cred)
+{
+  autofree char *up = xasprintf ("%s:%s", cred->username ? cred->username : "", cred->password ? cred->password : "");
+  autofree char *b = base64 (up);
+  char *h = xasprintf ("Authorization: Basic %s", b);
+  explicit_bzero (up, strlen (up));
+  explicit_bzero (b, strlen (b));
+  return h;
+}
+
+/* A token goes into a header: refuse anything that could split it. */
+static bool
+token_ok (const char *t)
+{
+  if (!t || !*t || strlen (t) > 64 * 1024)
+    return false;
+  for (; *t; t++)
+    if ((unsigned char) *t <= 0x20 || (unsigned char) *t >= 0x7f)
+      return false;
+  return true;
+}
+
+/* ---- requests ---- */
+
+typedef struct request
+{
+  const char *method; /* "GET", "HEAD" */
+  const char *url;
+  const char *accept; /* NULL for none */
+  const char *what;   /* "GET manifest 'latest'" for errors */
+  const char *repo;
+  const char *scope;  /* "repository:REPO:pull" */
+} request;
+
+static int
+perform_once (registry_client *c, const request *q, const char *auth, uint64_t range_from, http_resp *r,
+              CURLcode *code, char *errbuf)
+{
+  CURL *h = c->curl;
+  curl_easy_reset (h);
+  struct curl_slist *hdrs = NULL;
+  autofree char *accept = q->accept ? xasprintf ("Accept: %s", q->accept) : NULL;
+  autofree char *range = range_from ? xasprintf ("Range: bytes=%llu-", (unsigned long long) range_from) : NULL;
+  if (accept)
+    hdrs = curl_slist_append (hdrs, accept);
+  if (auth)
+    hdrs = curl_slist_append (hdrs, auth);
+  if (range)
+    hdrs = curl_slist_append (hdrs, range);
+  curl_easy_setopt (h, CURLOPT_URL, q->url);
+  curl_easy_setopt (h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt (h, CURLOPT_USERAGENT, "kiln/0.1");
+  curl_easy_setopt (h, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt (h, CURLOPT_MAXREDIRS, 10L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt (h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt (h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+  curl_easy_setopt (h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt (h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout_s);
+  curl_easy_setopt (h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt (h, CURLOPT_LOW_SPEED_TIME, c->stall_timeout_s);
+  curl_easy_setopt (h, CURLOPT_SSL_VERIFYPEER, c->tls_verify ? 1L : 0L);
+  curl_easy_setopt (h, CURLOPT_SSL_VERIFYHOST, c->tls_verify ? 2L : 0L);
+  if (c->ca_file)
+    curl_easy_setopt (h, CURLOPT_CAINFO, c->ca_file);
+  if (strcmp (q->method, "HEAD") == 0)
+    curl_easy_setopt (h, CURLOPT_NOBODY, 1L);
+  curl_easy_setopt (h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt (h, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt (h, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt (h, CURLOPT_ERRORBUFFER, errbuf);
+  errbuf[0] = '\0';
+  r->curl = h;
+  r->status = 0;
+  r->range_from = range_from;
+  r->started = false;
+  r->skip = 0;
+  strbuf_reset (&r->body);
+  r->body_truncated = false;
+  *code = curl_easy_perform (h);
+  curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, &r->status);
+  /* Never leave the header list (it may hold a secret) referenced. */
+  curl_easy_setopt (h, CURLOPT_HTTPHEADER, NULL);
+  curl_slist_free_all (hdrs);
+  return 0;
+}
+
+static void
+backoff_sleep (int attempt, const char *retry_after)
+{
+  long ms = 250L << (attempt < 8 ? attempt : 8);
+  if (retry_after)
+    {
+      char *end;
+      long s = strtol (retry_after, &end, 10);
+      if (end != retry_after && *end == '\0' && s >= 0)
+        ms = (s > 60 ? 60 : s) * 1000L;
+    }
+  ms += (long) (random () % 250);
+  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+  while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
+    ;
+}
+
+static int
+fetch_token (registry_client *c, const request *q, const registry_challenge *ch, kiln_error **err)
+{
+  const char *realm = registry_challenge_param (ch, "realm");
+  const char *service = registry_challenge_param (ch, "service");
+  if (!realm || (strncmp (realm, "https://", 8) != 0 && strncmp (realm, "http://", 7) != 0))
+    return kiln_error_make (err, 0, "registry '%s', repository '%s': %s: Bearer challenge without a valid realm",
+                            c->domain, q->repo, q->what);
+  autostrbuf strbuf url = STRBUF_INIT;
+  strbuf_addf (&url, "%s%s", realm, strchr (realm, '?') ? "&" : "?");
+  if (service)
+    {
+      char *e = curl_easy_escape (c->curl, service, 0);
+      strbuf_addf (&url, "service=%s&", e);
+      curl_free (e);
+    }
+  char *e = curl_easy_escape (c->curl, q->scope, 0);
+  strbuf_addf (&url, "scope=%s", e);
+  curl_free (e);
+  autofree char *auth = NULL;
+  if (c->cred.username || c->cred.password)
+    auth = basic_header (&c->cred);
+  http_resp r = { 0 };
+  r.body_max = TOKEN_BODY_MAX;
+  r.limit = -1;
+  char errbuf[CURL_ERROR_SIZE];
+  CURLcode code;
+  request tq = { "GET", url.buf, NULL, "token request", q->repo, q->scope };
+  int ret = 0;
+  for (int attempt = 0;; attempt++)
+    {
+      perform_once (c, &tq, auth, 0, &r, &code, errbuf);
+      bool retry = code != CURLE_OK || r.status == 429 || r.status >= 500;
+      if (!retry || attempt >= c->retries)
+        break;
+      backoff_sleep (attempt, r.retry_after);
+    }
+  if (auth)
+    explicit_bzero (auth, strlen (auth));
+  if (code != CURLE_OK)
+    ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: token request to '%.200s' failed: %s",
+                           c->domain, q->repo, q->what, realm, errbuf[0] ? errbuf : curl_easy_strerror (code));
+  else if (r.status != 200)
+    {
+      autofree char *ans = describe_answer (&r);
+      ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: token server '%.200s' answered %s%s",
+                             c->domain, q->repo, q->what, realm, ans,
+                             r.status == 401 ? " (wrong or missing credentials)" : "");
+    }
+  else
+    {
+      autojson json_value *v = NULL;
+      if (json_parse (r.body.buf, r.body.len, TOKEN_BODY_MAX, &v, NULL) < 0 || !json_is_object (v))
+        ret = kiln_error_make (err, 0, "registry '%s': token server '%.200s' answered with invalid JSON", c->domain,
+                               realm);
+      else
+        {
+          const char *tok = json_get_string (v, "token");
+          if (!tok || !*tok)
+            tok = json_get_string (v, "access_token");
+          if (!token_ok (tok))
+            ret = kiln_error_make (err, 0, "registry '%s': token server '%.200s' answered without a usable token",
+                                   c->domain, realm);
+          else
+            {
+              free_secret (c->auth_header);
+              c->auth_header = xasprintf ("Authorization: Bearer %s", tok);
+              free (c->auth_scope);
+              c->auth_scope = xstrdup (q->scope);
+            }
+        }
+    }
+  if (r.body.len)
+    explicit_bzero (r.body.buf, r.body.len);
+  resp_release (&r);
+  return ret;
+}
+
+/* Answer a 401 challenge; 0 when new credentials are ready to retry with. */
+static int
+authenticate (registry_client *c, const request *q, const http_resp *r, kiln_error **err)
+{
+  autochallenges registry_challenges *chs = NULL;
+  if (!r->www_auth)
+    return kiln_error_make (err, 0, "registry '%s', repository '%s': %s: HTTP 401 without a WWW-Authenticate header",
+                            c->domain, q->repo, q->what);
+  if (registry_challenges_parse (r->www_auth, &chs, err) < 0)
+    return kiln_error_wrap (err, "registry '%s', repository '%s': %s", c->domain, q->repo, q->what);
+  if (load_credentials (c, q->repo, err) < 0)
+    return -1;
+  const registry_challenge *b = registry_challenges_find (chs, "bearer");
+  if (b)
+    return fetch_token (c, q, b, err);
+  if (registry_challenges_find (chs, "basic"))
+    {
+      if (!c->cred.username && !c->cred.password)
+        return kiln_error_make (err, 0,
+                                "registry '%s', repository '%s': %s: authentication required and no credentials "
+                                "found (config.json, auth.json or a credential helper)",
+                                c->domain, q->repo, q->what);
+      free_secret (c->auth_header);
+      c->auth_header = basic_header (&c->cred);
+      free (c->auth_scope);
+      c->auth_scope = NULL;
+      return 0;
+    }
+  return kiln_error_make (err, 0, "registry '%s', repository '%s': %s: unsupported authentication scheme '%.40s'",
+                          c->domain, q->repo, q->what, chs->items[0].scheme);
+}
+
+/* Perform q with auth and retries. Streaming state in r persists across
+ * attempts (resume from r->received). Returns 0 with r->status set (any
+ * status the caller must judge), or an error for transport failures. */
+static int
+do_request (registry_client *c, const request *q, http_resp *r, kiln_error **err)
+{
+  bool reauthed = false;
+  char errbuf[CURL_ERROR_SIZE];
+  for (int attempt = 0;;)
+    {
+      CURLcode code;
+      uint64_t from = r->sink ? r->received : 0;
+      perform_once (c, q, c->auth_header, from, r, &code, errbuf);
+      if (r->sink_err)
+        {
+          *err = r->sink_err;
+          r->sink_err = NULL;
+          return -1;
+        }
+      if (r->over_limit)
+        return kiln_error_make (err, 0, "registry '%s', repository '%s': %s: response larger than %s", c->domain,
+                                q->repo, q->what, r->sink ? "the expected size" : "the limit");
+      if (code == CURLE_OK && r->status == 401 && !reauthed)
+        {
+          reauthed = true;
+          if (authenticate (c, q, r, err) < 0)
+            return -1;
+          continue;
+        }
+      /* A 206 must start where we asked; anything else restarts cleanly by
+       * skipping what we already have. */
+      if (code == CURLE_OK && r->sink && r->status == 200 && from)
+        log_debug ("registry %s: server ignored Range, skipping %llu bytes", c->domain, (unsigned long long) from);
+      bool retry = code != CURLE_OK || r->status == 408 || r->status == 429 || r->status >= 500;
+      if (!retry)
+        return 0;
+      if (attempt >= c->retries)
+        {
+          if (code != CURLE_OK)
+            return kiln_error_make (err, 0, "registry '%s', repository '%s': %s: %s (after %d attempts)", c->domain,
+                                    q->repo, q->what, errbuf[0] ? errbuf : curl_easy_strerror (code), attempt + 1);
+          return 0;
+        }
+      log_warn ("registry %s, repository %s: %s: %s; retrying (%d/%d)", c->domain, q->repo, q->what,
+                code != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror (code)) : "server error", attempt + 1,
+                c->retries);
+      backoff_sleep (attempt, r->retry_after);
+      attempt++;
+    }
+}
+
+static int
+status_error (registry_client *c, const request *q, const http_resp *r, kiln_error **err)
+{
+  autofree char *ans = describe_answer (r);
+  const char *hint = r->status == 401 ? " (authentication failed)" : r->status == 403 ? " (access denied)" : "";
+  return kiln_error_make (err, 0, "registry '%s', repository '%s': %s: %s%s", c->domain, q->repo, q->what, ans, hint);
+}
+
+int
+registry_get_manifest (registry_client *c, const char *repo, const char *id, char **data, size_t *len,
+                       char **content_type, char **digest, kiln_error **err)
+{
+  autofree char *url = xasprintf ("%s/v2/%s/manifests/%s", c->base, repo, id);
+  autofree char *what = xasprintf ("GET manifest '%s'", id);
+  autofree char *scope = xasprintf ("repository:%s:pull", repo);
+  request q = { "GET", url, REGISTRY_MANIFEST_ACCEPT, what, repo, scope };
+  http_resp r = { 0 };
+  r.body_max = REGISTRY_MANIFEST_MAX_SIZE;
+  r.limit = -1;
+  int ret = do_request (c, &q, &r, err);
+  if (ret == 0 && r.status != 200)
+    ret = status_error (c, &q, &r, err);
+  if (ret == 0)
+    {
+      char d[DIGEST_STRING_SIZE];
+      digest_buffer (r.body.buf, r.body.len, d);
+      if (strncmp (id, "sha256:", 7) == 0 && strcmp (d, id) != 0)
+        ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: content has digest %s", c->domain, repo,
+                               what, d);
+      else
+        {
+          *len = r.body.len;
+          *data = strbuf_detach (&r.body, NULL);
+          *content_type = r.content_type ? xstrdup (r.content_type) : NULL;
+          *digest = xstrdup (d);
+        }
+    }
+  resp_release (&r);
+  return ret;
+}
+
+int
+registry_get_blob (registry_client *c, const char *repo, const char *digest, int64_t size, registry_sink sink,
+                   void *ctx, kiln_error **err)
+{
+  autofree char *url = xasprintf ("%s/v2/%s/blobs/%s", c->base, repo, digest);
+  autofree char *what = xasprintf ("GET blob %s", digest);
+  autofree char *scope = xasprintf ("repository:%s:pull", repo);
+  request q = { "GET", url, NULL, what, repo, scope };
+  autodigest digest_ctx *dg = digest_new ();
+  http_resp r = { 0 };
+  r.body_max = ERROR_BODY_MAX;
+  r.sink = sink;
+  r.sink_ctx = ctx;
+  r.dg = dg;
+  r.limit = size;
+  int ret = 0;
+  /* A transfer that ends early (cut connection) is retried from where it
+   * stopped; do_request handles errors that curl reports. */
+  for (int attempt = 0; ret == 0; attempt++)
+    {
+      ret = do_request (c, &q, &r, err);
+      if (ret < 0)
+        break;
+      if (r.status != 200 && r.status != 206)
+        {
+          ret = status_error (c, &q, &r, err);
+          break;
+        }
+      if (size < 0 || r.received == (uint64_t) size)
+        break;
+      if (attempt >= c->retries)
+        {
+          ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: got %llu of %lld bytes", c->domain,
+                                 repo, what, (unsigned long long) r.received, (long long) size);
+          break;
+        }
+      log_warn ("registry %s, repository %s: %s: short transfer (%llu of %lld bytes); resuming", c->domain, repo,
+                what, (unsigned long long) r.received, (long long) size);
+    }
+  if (ret == 0)
+    {
+      char got[DIGEST_STRING_SIZE];
+      digest_final (dg, got);
+      if (strcmp (got, digest) != 0)
+        ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: content has digest %s (corrupted)",
+                               c->domain, repo, what, got);
+    }
+  resp_release (&r);
+  return ret;
+}
