@@ -1,0 +1,180 @@
+/* pull_cmd.c - `kiln pull`: registry image into an OCI layout directory. */
+#include "registry/pull_cmd.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry/client.h"
+#include "registry/ocilayout.h"
+#include "registry/pull.h"
+#include "registry/reference.h"
+#include "util/alloc.h"
+#include "util/cli.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+enum
+{
+  OPT_OCI_LAYOUT = 1,
+  OPT_PLATFORM,
+  OPT_INSECURE_REGISTRY,
+  OPT_INSECURE,
+  OPT_SKIP_TLS_VERIFY,
+  OPT_REGISTRY_CERT,
+  OPT_RETRIES,
+  OPT_DIGEST_FILE,
+};
+
+static const cli_option pull_options[] = {
+  { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]", "write the image to this OCI layout directory (required)", OPT_OCI_LAYOUT },
+  { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", "platform to select from an index (default: the host)", OPT_PLATFORM },
+  { "insecure-registry", 0, CLI_VALUE, "REGISTRY", "use plain HTTP for REGISTRY (repeatable)", OPT_INSECURE_REGISTRY },
+  { "insecure", 0, CLI_BOOL, NULL, "use plain HTTP for every registry", OPT_INSECURE },
+  { "skip-tls-verify", 0, CLI_BOOL, NULL, "do not verify registry TLS certificates", OPT_SKIP_TLS_VERIFY },
+  { "registry-certificate", 0, CLI_VALUE, "REGISTRY=CA.pem", "trust CA.pem for REGISTRY (repeatable)", OPT_REGISTRY_CERT },
+  { "retries", 0, CLI_VALUE, "N", "retries of a failed request (default 4)", OPT_RETRIES },
+  { "digest-file", 0, CLI_VALUE, "FILE", "write the pulled manifest digest to FILE", OPT_DIGEST_FILE },
+};
+#define N_PULL_OPTIONS ARRAY_SIZE (pull_options)
+
+typedef struct pull_opts
+{
+  cli_common common;
+  char *layout;
+  char *platform;
+  char *digest_file;
+  registry_options reg;
+} pull_opts;
+
+static int
+pull_handle (void *ctx, int id, const char *value, kiln_error **err)
+{
+  pull_opts *o = ctx;
+  int r = cli_common_handle (&o->common, id, value, err);
+  if (r != 0)
+    return r < 0 ? r : 0;
+  switch (id)
+    {
+    case OPT_OCI_LAYOUT:
+      free (o->layout);
+      o->layout = xstrdup (value);
+      return 0;
+    case OPT_PLATFORM:
+      free (o->platform);
+      o->platform = xstrdup (value);
+      return 0;
+    case OPT_INSECURE_REGISTRY:
+      strv_push (&o->reg.insecure_registries, value);
+      return 0;
+    case OPT_INSECURE:
+      return cli_parse_bool ("--insecure", value, &o->reg.insecure, err);
+    case OPT_SKIP_TLS_VERIFY:
+      return cli_parse_bool ("--skip-tls-verify", value, &o->reg.skip_tls_verify, err);
+    case OPT_REGISTRY_CERT:
+      if (!strchr (value, '=') || value[0] == '=' || strchr (value, '=')[1] == '\0')
+        return kiln_error_make (err, 0, "--registry-certificate: expected REGISTRY=CA.pem, got '%s'", value);
+      strv_push (&o->reg.registry_certs, value);
+      return 0;
+    case OPT_RETRIES:
+      {
+        char *end;
+        long n = strtol (value, &end, 10);
+        if (end == value || *end || n < 0 || n > 100)
+          return kiln_error_make (err, 0, "--retries: expected a number from 0 to 100, got '%s'", value);
+        o->reg.retries = (int) n;
+        return 0;
+      }
+    case OPT_DIGEST_FILE:
+      free (o->digest_file);
+      o->digest_file = xstrdup (value);
+      return 0;
+    default:
+      return kiln_error_make (err, 0, "internal: unhandled pull option id %d", id);
+    }
+}
+
+static void
+pull_opts_free (pull_opts *o)
+{
+  cli_common_free (&o->common);
+  free (o->layout);
+  free (o->platform);
+  free (o->digest_file);
+  strv_free (o->reg.insecure_registries);
+  strv_free (o->reg.registry_certs);
+}
+
+static int
+run_pull (pull_opts *o, const char *refstr, kiln_error **err)
+{
+  autoref registry_ref *ref = NULL;
+  if (registry_ref_parse (refstr, &ref, err) < 0)
+    return -1;
+  autofree char *os = NULL, *arch = NULL, *variant = NULL;
+  if (o->platform && manifest_parse_platform (o->platform, &os, &arch, &variant, err) < 0)
+    return -1;
+  autofree char *dir = NULL, *tag = NULL;
+  ocilayout_split_arg (o->layout, &dir, &tag);
+  if (tag && !registry_tag_valid (tag))
+    return kiln_error_make (err, 0, "--oci-layout '%s': invalid tag '%s'", o->layout, tag);
+  autoclient registry_client *c = NULL;
+  if (registry_client_new (&o->reg, ref->domain, &c, err) < 0)
+    return -1;
+  autoocilayout ocilayout *l = NULL;
+  if (ocilayout_open (dir, &l, err) < 0)
+    return -1;
+  autofree char *full = registry_ref_string (ref);
+  log_info ("pulling %s", full);
+  registry_pull_result res;
+  if (registry_pull (c, ref, os, arch, variant, &ocilayout_consumer, l, &res, err) < 0)
+    return kiln_error_wrap (err, "pulling '%s'", full);
+  int r = ocilayout_set_ref (l, tag, res.media_type, res.manifest_digest, res.manifest_size, err);
+  if (r >= 0 && o->digest_file)
+    r = fs_write_file_atomic_at (AT_FDCWD, o->digest_file, res.manifest_digest, strlen (res.manifest_digest), 0644,
+                                 err);
+  if (r >= 0)
+    printf ("%s\n", res.manifest_digest);
+  registry_pull_result_clear (&res);
+  return r;
+}
+
+int
+pull_cmd_main (int argc, char **argv, kiln_error **err)
+{
+  pull_opts o;
+  memset (&o, 0, sizeof o);
+  o.reg.retries = -1;
+  cli_common_init (&o.common);
+  size_t n = N_PULL_OPTIONS + cli_common_options_count;
+  autofree cli_option *opts = cli_options_concat (pull_options, N_PULL_OPTIONS, cli_common_options,
+                                                  cli_common_options_count);
+  autostrv char **pos = NULL;
+  bool help = false;
+  int ret = cli_parse (argc, argv, opts, n, pull_handle, &o, &pos, &help, err);
+  if (ret < 0)
+    {
+      pull_opts_free (&o);
+      kiln_error_wrap (err, "kiln pull");
+      return KILN_EXIT_USAGE;
+    }
+  if (help)
+    {
+      printf ("Usage: kiln pull [FLAGS] REFERENCE --oci-layout DIR[:TAG]\n\n"
+              "Pull an image from a registry into an OCI image layout.\n\nFlags:\n");
+      cli_print_options (stdout, opts, n);
+      pull_opts_free (&o);
+      return KILN_EXIT_OK;
+    }
+  cli_common_apply (&o.common);
+  if (strv_len (pos) != 1 || !o.layout)
+    {
+      pull_opts_free (&o);
+      kiln_error_make (err, 0, "kiln pull: expected one REFERENCE and --oci-layout DIR[:TAG]");
+      return KILN_EXIT_USAGE;
+    }
+  ret = run_pull (&o, pos[0], err);
+  pull_opts_free (&o);
+  return ret < 0 ? KILN_EXIT_FAILURE : KILN_EXIT_OK;
+}
