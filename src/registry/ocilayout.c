@@ -73,8 +73,12 @@ ocilayout_open (const char *path, ocilayout **out, kiln_error **err)
   l->dirfd = l->blobsfd = -1;
   l->path = xstrdup (path);
   int r;
-  if ((r = fs_mkdir_p_at (AT_FDCWD, path, 0755, err)) < 0)
-    goto fail;
+  /* The destination is the user's choice (like mkdir, not mkdir -p). */
+  if (mkdir (path, 0755) < 0 && errno != EEXIST)
+    {
+      r = kiln_error_make (err, errno, "mkdir '%s'", path);
+      goto fail;
+    }
   l->dirfd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (l->dirfd < 0)
     {

@@ -1,6 +1,7 @@
 /* pull_cmd.c - `kiln pull`: registry image into an OCI layout directory. */
 #include "registry/pull_cmd.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,18 @@ pull_opts_free (pull_opts *o)
   strv_free (o->reg.registry_certs);
 }
 
+/* The file is the user's choice of path (kaniko's --digest-file). */
+static int
+write_digest_file (const char *path, const char *digest, kiln_error **err)
+{
+  autoclose int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "--digest-file: open '%s'", path);
+  if (fs_write_all (fd, digest, strlen (digest), err) < 0)
+    return kiln_error_wrap (err, "--digest-file '%s'", path);
+  return 0;
+}
+
 static int
 run_pull (pull_opts *o, const char *refstr, kiln_error **err)
 {
@@ -132,8 +145,7 @@ run_pull (pull_opts *o, const char *refstr, kiln_error **err)
     return kiln_error_wrap (err, "pulling '%s'", full);
   int r = ocilayout_set_ref (l, tag, res.media_type, res.manifest_digest, res.manifest_size, err);
   if (r >= 0 && o->digest_file)
-    r = fs_write_file_atomic_at (AT_FDCWD, o->digest_file, res.manifest_digest, strlen (res.manifest_digest), 0644,
-                                 err);
+    r = write_digest_file (o->digest_file, res.manifest_digest, err);
   if (r >= 0)
     printf ("%s\n", res.manifest_digest);
   registry_pull_result_clear (&res);
