@@ -282,6 +282,9 @@ registry_ref_parse (const char *s, registry_ref **out, kiln_error **err)
       free (path);
       path = p;
     }
+  /* "library/<64 hex>" would print as a bare image ID. */
+  if (strcmp (domain, REGISTRY_DOCKER_HUB) == 0 && strncmp (path, "library/", 8) == 0 && is_64_hex (path + 8))
+    return bad (err, s, "repository name cannot be a 64-character hexadecimal string (an image ID)");
   /* Checked on the normalised name so that the normalised string parses. */
   if (strlen (domain) + 1 + strlen (path) > REGISTRY_NAME_MAX)
     return bad (err, s, "repository name longer than 255 characters (with its registry)");

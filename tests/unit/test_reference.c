@@ -152,6 +152,7 @@ test_errors (void **state)
   ko ("[::1]:5000", "invalid");
   ko ("ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "hexadecimal");
   ko ("b\xc3\xa9", "non-ASCII");
+  ko ("library/ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "hexadecimal");
   /* Tag length 128 is fine, 129 is not. */
   char tag[200];
   memset (tag, 'x', sizeof tag);
