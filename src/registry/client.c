@@ -58,6 +58,7 @@ typedef struct http_resp
   char *www_auth;
   char *retry_after;
   char *content_range;
+  char *location;
   /* Streaming a 2xx body: */
   registry_sink sink;
   void *sink_ctx;
@@ -164,7 +165,8 @@ resp_reset_headers (http_resp *r)
   free (r->www_auth);
   free (r->retry_after);
   free (r->content_range);
-  r->content_type = r->www_auth = r->retry_after = r->content_range = NULL;
+  free (r->location);
+  r->content_type = r->www_auth = r->retry_after = r->content_range = r->location = NULL;
 }
 
 static void
@@ -217,6 +219,8 @@ on_header (char *buf, size_t size, size_t n, void *ud)
     free (r->retry_after), r->retry_after = v;
   else if ((v = header_value (buf, len, "content-range")))
     free (r->content_range), r->content_range = v;
+  else if ((v = header_value (buf, len, "location")))
+    free (r->location), r->location = v;
   return len;
 }
 
@@ -473,8 +477,28 @@ typedef struct request
   const char *accept; /* NULL for none */
   const char *what;   /* "GET manifest 'latest'" for errors */
   const char *repo;
-  const char *scope;  /* "repository:REPO:pull" */
+  const char *scope;  /* "repository:REPO:pull", several separated by ' ' */
+  const char *content_type; /* request body type, or NULL */
+  const char *body;         /* POST/PUT body from memory (may be NULL with len 0) */
+  size_t body_len;
+  int upload_fd;            /* PUT body streamed from this fd (from offset 0); -1 if none */
+  int64_t upload_size;
+  bool follow;              /* follow redirects */
 } request;
+
+static size_t
+on_read (char *buf, size_t size, size_t n, void *ud)
+{
+  int fd = *(int *) ud;
+  for (;;)
+    {
+      ssize_t r = read (fd, buf, size * n);
+      if (r >= 0)
+        return (size_t) r;
+      if (errno != EINTR)
+        return CURL_READFUNC_ABORT;
+    }
+}
 
 static int
 perform_once (registry_client *c, const request *q, const char *auth, uint64_t range_from, http_resp *r,
@@ -485,8 +509,11 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   struct curl_slist *hdrs = NULL;
   autofree char *accept = q->accept ? xasprintf ("Accept: %s", q->accept) : NULL;
   autofree char *range = range_from ? xasprintf ("Range: bytes=%llu-", (unsigned long long) range_from) : NULL;
+  autofree char *ctype = q->content_type ? xasprintf ("Content-Type: %s", q->content_type) : NULL;
   if (accept)
     hdrs = curl_slist_append (hdrs, accept);
+  if (ctype)
+    hdrs = curl_slist_append (hdrs, ctype);
   if (auth)
     hdrs = curl_slist_append (hdrs, auth);
   if (range)
@@ -494,7 +521,7 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   curl_easy_setopt (h, CURLOPT_URL, q->url);
   curl_easy_setopt (h, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt (h, CURLOPT_USERAGENT, "kiln/0.1");
-  curl_easy_setopt (h, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt (h, CURLOPT_FOLLOWLOCATION, q->follow ? 1L : 0L);
   curl_easy_setopt (h, CURLOPT_MAXREDIRS, 10L);
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt (h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -508,8 +535,31 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   curl_easy_setopt (h, CURLOPT_SSL_VERIFYHOST, c->tls_verify ? 2L : 0L);
   if (c->ca_file)
     curl_easy_setopt (h, CURLOPT_CAINFO, c->ca_file);
+  int upload_fd = q->upload_fd;
   if (strcmp (q->method, "HEAD") == 0)
     curl_easy_setopt (h, CURLOPT_NOBODY, 1L);
+  else if (strcmp (q->method, "PUT") == 0 && upload_fd >= 0)
+    {
+      if (lseek (upload_fd, 0, SEEK_SET) < 0)
+        {
+          *code = CURLE_READ_ERROR;
+          snprintf (errbuf, CURL_ERROR_SIZE, "seek: %s", strerror (errno));
+          curl_slist_free_all (hdrs);
+          return -1;
+        }
+      curl_easy_setopt (h, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt (h, CURLOPT_READFUNCTION, on_read);
+      curl_easy_setopt (h, CURLOPT_READDATA, &upload_fd);
+      curl_easy_setopt (h, CURLOPT_INFILESIZE_LARGE, (curl_off_t) q->upload_size);
+    }
+  else if (strcmp (q->method, "POST") == 0 || strcmp (q->method, "PUT") == 0 || strcmp (q->method, "PATCH") == 0)
+    {
+      curl_easy_setopt (h, CURLOPT_CUSTOMREQUEST, q->method);
+      curl_easy_setopt (h, CURLOPT_POSTFIELDS, q->body ? q->body : "");
+      curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) q->body_len);
+    }
+  else if (strcmp (q->method, "GET") != 0)
+    curl_easy_setopt (h, CURLOPT_CUSTOMREQUEST, q->method);
   curl_easy_setopt (h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt (h, CURLOPT_HEADERDATA, r);
   curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, on_data);
@@ -564,9 +614,17 @@ fetch_token (registry_client *c, const request *q, const registry_challenge *ch,
       strbuf_addf (&url, "service=%s&", e);
       curl_free (e);
     }
-  char *e = curl_easy_escape (c->curl, q->scope, 0);
-  strbuf_addf (&url, "scope=%s", e);
-  curl_free (e);
+  const char *sc = q->scope;
+  while (*sc)
+    {
+      size_t n = strcspn (sc, " ");
+      char *e = curl_easy_escape (c->curl, sc, (int) n);
+      strbuf_addf (&url, "%sscope=%s", sc == q->scope ? "" : "&", e);
+      curl_free (e);
+      sc += n;
+      while (*sc == ' ')
+        sc++;
+    }
   autofree char *auth = NULL;
   if (c->cred.username || c->cred.password)
     auth = basic_header (&c->cred);
@@ -575,7 +633,7 @@ fetch_token (registry_client *c, const request *q, const registry_challenge *ch,
   r.limit = -1;
   char errbuf[CURL_ERROR_SIZE];
   CURLcode code;
-  request tq = { "GET", url.buf, NULL, "token request", q->repo, q->scope };
+  request tq = { "GET", url.buf, NULL, "token request", q->repo, q->scope, NULL, NULL, 0, -1, 0, true };
   int ret = 0;
   for (int attempt = 0;; attempt++)
     {
@@ -724,7 +782,7 @@ registry_get_manifest (registry_client *c, const char *repo, const char *id, cha
   autofree char *url = xasprintf ("%s/v2/%s/manifests/%s", c->base, repo, id);
   autofree char *what = xasprintf ("GET manifest '%s'", id);
   autofree char *scope = xasprintf ("repository:%s:pull", repo);
-  request q = { "GET", url, REGISTRY_MANIFEST_ACCEPT, what, repo, scope };
+  request q = { "GET", url, REGISTRY_MANIFEST_ACCEPT, what, repo, scope, NULL, NULL, 0, -1, 0, true };
   http_resp r = { 0 };
   r.body_max = REGISTRY_MANIFEST_MAX_SIZE;
   r.limit = -1;
@@ -757,7 +815,7 @@ registry_get_blob (registry_client *c, const char *repo, const char *digest, int
   autofree char *url = xasprintf ("%s/v2/%s/blobs/%s", c->base, repo, digest);
   autofree char *what = xasprintf ("GET blob %s", digest);
   autofree char *scope = xasprintf ("repository:%s:pull", repo);
-  request q = { "GET", url, NULL, what, repo, scope };
+  request q = { "GET", url, NULL, what, repo, scope, NULL, NULL, 0, -1, 0, true };
   autodigest digest_ctx *dg = digest_new ();
   http_resp r = { 0 };
   r.body_max = ERROR_BODY_MAX;
@@ -797,6 +855,146 @@ registry_get_blob (registry_client *c, const char *repo, const char *digest, int
         ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: content has digest %s (corrupted)",
                                c->domain, repo, what, got);
     }
+  resp_release (&r);
+  return ret;
+}
+
+/* ---- push ---- */
+
+static request
+push_request (const char *method, const char *url, const char *what, const char *repo, const char *scope)
+{
+  request q = { method, url, NULL, what, repo, scope, NULL, NULL, 0, -1, 0, false };
+  return q;
+}
+
+int
+registry_blob_exists (registry_client *c, const char *repo, const char *digest, kiln_error **err)
+{
+  autofree char *url = xasprintf ("%s/v2/%s/blobs/%s", c->base, repo, digest);
+  autofree char *what = xasprintf ("HEAD blob %s", digest);
+  autofree char *scope = xasprintf ("repository:%s:pull,push", repo);
+  request q = push_request ("HEAD", url, what, repo, scope);
+  q.follow = true;
+  http_resp r = { 0 };
+  r.body_max = ERROR_BODY_MAX;
+  r.limit = -1;
+  int ret = do_request (c, &q, &r, err);
+  if (ret == 0)
+    {
+      if (r.status == 200)
+        ret = 1;
+      else if (r.status != 404)
+        ret = status_error (c, &q, &r, err);
+    }
+  resp_release (&r);
+  return ret;
+}
+
+/* An upload URL from a Location header, absolute, with "digest=" appended. */
+static char *
+upload_url (registry_client *c, const char *location, const char *digest)
+{
+  const char *sep = strchr (location, '?') ? "&" : "?";
+  if (location[0] == '/')
+    return xasprintf ("%s%s%sdigest=%s", c->base, location, sep, digest);
+  return xasprintf ("%s%sdigest=%s", location, sep, digest);
+}
+
+int
+registry_push_blob (registry_client *c, const char *repo, const char *digest, int64_t size, int fd,
+                    const char *mount_from, const char **how, kiln_error **err)
+{
+  int r = registry_blob_exists (c, repo, digest, err);
+  if (r < 0)
+    return r;
+  if (r > 0)
+    {
+      if (how)
+        *how = "exists";
+      return 0;
+    }
+  autofree char *scope = mount_from ? xasprintf ("repository:%s:pull,push repository:%s:pull", repo, mount_from)
+                                    : xasprintf ("repository:%s:pull,push", repo);
+  autofree char *url = NULL;
+  if (mount_from)
+    {
+      char *e = curl_easy_escape (c->curl, mount_from, 0);
+      url = xasprintf ("%s/v2/%s/blobs/uploads/?mount=%s&from=%s", c->base, repo, digest, e);
+      curl_free (e);
+    }
+  else
+    url = xasprintf ("%s/v2/%s/blobs/uploads/", c->base, repo);
+  autofree char *what = xasprintf ("POST blob upload %s", digest);
+  int ret = 0;
+  for (int attempt = 0;; attempt++)
+    {
+      request q = push_request ("POST", url, what, repo, scope);
+      http_resp p = { 0 };
+      p.body_max = ERROR_BODY_MAX;
+      p.limit = -1;
+      ret = do_request (c, &q, &p, err);
+      if (ret == 0 && mount_from && p.status == 201)
+        {
+          resp_release (&p);
+          if (how)
+            *how = "mounted";
+          return 0;
+        }
+      if (ret == 0 && p.status != 202)
+        ret = status_error (c, &q, &p, err);
+      if (ret == 0 && !p.location)
+        ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: HTTP 202 without a Location header",
+                               c->domain, repo, what);
+      autofree char *put = ret == 0 ? upload_url (c, p.location, digest) : NULL;
+      resp_release (&p);
+      if (ret < 0)
+        return ret;
+      autofree char *pwhat = xasprintf ("PUT blob %s", digest);
+      request u = push_request ("PUT", put, pwhat, repo, scope);
+      u.content_type = "application/octet-stream";
+      u.upload_fd = fd;
+      u.upload_size = size;
+      http_resp pr = { 0 };
+      pr.body_max = ERROR_BODY_MAX;
+      pr.limit = -1;
+      ret = do_request (c, &u, &pr, err);
+      if (ret == 0 && pr.status == 201)
+        {
+          resp_release (&pr);
+          break;
+        }
+      /* A failed PUT invalidates the upload session; start a new one. */
+      bool retry = ret == 0 && (pr.status >= 500 || pr.status == 429) && attempt < c->retries;
+      if (ret == 0 && !retry)
+        ret = status_error (c, &u, &pr, err);
+      resp_release (&pr);
+      if (!retry)
+        return ret;
+      log_warn ("registry %s, repository %s: %s failed; restarting the upload", c->domain, repo, pwhat);
+    }
+  if (how)
+    *how = "uploaded";
+  return 0;
+}
+
+int
+registry_put_manifest (registry_client *c, const char *repo, const char *tag_or_digest, const char *data,
+                       size_t len, const char *media_type, kiln_error **err)
+{
+  autofree char *url = xasprintf ("%s/v2/%s/manifests/%s", c->base, repo, tag_or_digest);
+  autofree char *what = xasprintf ("PUT manifest '%s'", tag_or_digest);
+  autofree char *scope = xasprintf ("repository:%s:pull,push", repo);
+  request q = push_request ("PUT", url, what, repo, scope);
+  q.content_type = media_type;
+  q.body = data;
+  q.body_len = len;
+  http_resp r = { 0 };
+  r.body_max = ERROR_BODY_MAX;
+  r.limit = -1;
+  int ret = do_request (c, &q, &r, err);
+  if (ret == 0 && r.status != 201 && r.status != 200)
+    ret = status_error (c, &q, &r, err);
   resp_release (&r);
   return ret;
 }

@@ -63,6 +63,22 @@ int registry_get_manifest (registry_client *c, const char *repo, const char *id,
 int registry_get_blob (registry_client *c, const char *repo, const char *digest, int64_t size,
                        registry_sink sink, void *ctx, kiln_error **err);
 
+/* HEAD a blob: 1 if the registry has it, 0 if not (404). */
+int registry_blob_exists (registry_client *c, const char *repo, const char *digest, kiln_error **err);
+
+/* Upload a blob unless it is there: HEAD; then, if mount_from (another
+ * repository of the same registry) is given, a cross-repository mount; else
+ * POST + monolithic PUT streamed from fd (read from offset 0, size bytes),
+ * retried from the start on failure. *how (may be NULL) gets "exists",
+ * "mounted" or "uploaded". */
+int registry_push_blob (registry_client *c, const char *repo, const char *digest, int64_t size, int fd,
+                        const char *mount_from, const char **how, kiln_error **err);
+
+/* PUT a manifest under tag_or_digest with its media type; the registry's
+ * answer must name the same digest if it gives one. */
+int registry_put_manifest (registry_client *c, const char *repo, const char *tag_or_digest, const char *data,
+                           size_t len, const char *media_type, kiln_error **err);
+
 /* The scheme + host the client uses ("https://localhost:5000"). */
 const char *registry_client_base_url (const registry_client *c);
 

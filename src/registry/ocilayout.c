@@ -228,3 +228,81 @@ ocilayout_set_ref (ocilayout *l, const char *tag, const char *media_type, const 
     return kiln_error_wrap (err, "OCI layout '%s': writing index.json", l->path);
   return 0;
 }
+
+int
+ocilayout_resolve (ocilayout *l, const char *tag, char **media_type, char **digest, int64_t *size, kiln_error **err)
+{
+  autofree char *data = NULL;
+  size_t len = 0;
+  autojson json_value *idx = NULL;
+  if (fs_read_file_at (l->dirfd, "index.json", JSON_DEFAULT_MAX_SIZE, &data, &len, err) < 0
+      || json_parse (data, len, JSON_DEFAULT_MAX_SIZE, &idx, err) < 0)
+    return kiln_error_wrap (err, "OCI layout '%s': index.json", l->path);
+  json_value *ms = json_get_array (idx, "manifests");
+  json_value *found = NULL;
+  size_t n = json_array_size (ms);
+  for (size_t i = 0; i < n; i++)
+    {
+      json_value *e = json_array_get (ms, i);
+      const char *name = json_get_string (json_get_object (e, "annotations"), REF_NAME);
+      if (tag ? (name && strcmp (name, tag) == 0) : n == 1)
+        found = e;
+    }
+  if (!found)
+    {
+      if (tag)
+        return kiln_error_make (err, 0, "OCI layout '%s': no image tagged '%s' in index.json", l->path, tag);
+      return kiln_error_make (err, 0, "OCI layout '%s': index.json has %zu images; say which with DIR:TAG", l->path, n);
+    }
+  const char *mt = json_get_string (found, "mediaType");
+  const char *d = json_get_string (found, "digest");
+  int64_t sz = -1;
+  if (!mt || !d || digest_validate (d, err) < 0 || json_get_int64 (found, "size", &sz, err) < 0 || sz < 0)
+    {
+      kiln_error_clear (err);
+      return kiln_error_make (err, 0, "OCI layout '%s': invalid index.json entry for '%s'", l->path, tag ? tag : "(only)");
+    }
+  *media_type = xstrdup (mt);
+  *digest = xstrdup (d);
+  *size = sz;
+  return 0;
+}
+
+int
+ocilayout_open_blob (ocilayout *l, const char *digest, int *fd, int64_t *size, kiln_error **err)
+{
+  if (digest_validate (digest, err) < 0)
+    return -1;
+  int f = openat (l->blobsfd, digest_hex (digest), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (f < 0)
+    return kiln_error_make (err, errno, "OCI layout '%s': open blob %s", l->path, digest);
+  struct stat st;
+  if (fstat (f, &st) < 0 || !S_ISREG (st.st_mode))
+    {
+      close (f);
+      return kiln_error_make (err, 0, "OCI layout '%s': blob %s is not a regular file", l->path, digest);
+    }
+  *fd = f;
+  *size = st.st_size;
+  return 0;
+}
+
+int
+ocilayout_read_blob (ocilayout *l, const char *digest, size_t max, char **data, size_t *len, kiln_error **err)
+{
+  autoclose int fd = -1;
+  int64_t size;
+  if (ocilayout_open_blob (l, digest, &fd, &size, err) < 0)
+    return -1;
+  autofree char *buf = NULL;
+  size_t n = 0;
+  if (fs_read_fd (fd, max, &buf, &n, err) < 0)
+    return kiln_error_wrap (err, "OCI layout '%s': blob %s", l->path, digest);
+  char got[DIGEST_STRING_SIZE];
+  digest_buffer (buf, n, got);
+  if (strcmp (got, digest) != 0)
+    return kiln_error_make (err, 0, "OCI layout '%s': blob %s has digest %s (corrupted)", l->path, digest, got);
+  *data = steal_pointer (&buf);
+  *len = n;
+  return 0;
+}

@@ -30,6 +30,15 @@ extern const registry_pull_consumer ocilayout_consumer;
 int ocilayout_set_ref (ocilayout *l, const char *tag, const char *media_type, const char *digest, int64_t size,
                        kiln_error **err);
 
+/* Find the manifest for tag (NULL: the only entry). Caller frees the
+ * strings. */
+int ocilayout_resolve (ocilayout *l, const char *tag, char **media_type, char **digest, int64_t *size,
+                       kiln_error **err);
+/* Read a small blob (manifest, config) and verify its digest. */
+int ocilayout_read_blob (ocilayout *l, const char *digest, size_t max, char **data, size_t *len, kiln_error **err);
+/* Open a blob for reading (O_NOFOLLOW, regular file); *size from fstat. */
+int ocilayout_open_blob (ocilayout *l, const char *digest, int *fd, int64_t *size, kiln_error **err);
+
 /* Split "DIR[:TAG]" (the last ':' after the last '/'). Caller frees. */
 void ocilayout_split_arg (const char *arg, char **dir, char **tag);
 

@@ -20,25 +20,58 @@ enum
 {
   OPT_OCI_LAYOUT = 1,
   OPT_PLATFORM,
-  OPT_INSECURE_REGISTRY,
-  OPT_INSECURE,
-  OPT_SKIP_TLS_VERIFY,
-  OPT_REGISTRY_CERT,
-  OPT_RETRIES,
   OPT_DIGEST_FILE,
 };
 
 static const cli_option pull_options[] = {
   { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]", "write the image to this OCI layout directory (required)", OPT_OCI_LAYOUT },
   { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", "platform to select from an index (default: the host)", OPT_PLATFORM },
-  { "insecure-registry", 0, CLI_VALUE, "REGISTRY", "use plain HTTP for REGISTRY (repeatable)", OPT_INSECURE_REGISTRY },
-  { "insecure", 0, CLI_BOOL, NULL, "use plain HTTP for every registry", OPT_INSECURE },
-  { "skip-tls-verify", 0, CLI_BOOL, NULL, "do not verify registry TLS certificates", OPT_SKIP_TLS_VERIFY },
-  { "registry-certificate", 0, CLI_VALUE, "REGISTRY=CA.pem", "trust CA.pem for REGISTRY (repeatable)", OPT_REGISTRY_CERT },
-  { "retries", 0, CLI_VALUE, "N", "retries of a failed request (default 4)", OPT_RETRIES },
   { "digest-file", 0, CLI_VALUE, "FILE", "write the pulled manifest digest to FILE", OPT_DIGEST_FILE },
+  TRANSPORT_OPTIONS
 };
 #define N_PULL_OPTIONS ARRAY_SIZE (pull_options)
+
+int
+registry_transport_handle (registry_options *reg, int id, const char *value, kiln_error **err)
+{
+  switch (id)
+    {
+    case OPT_INSECURE_REGISTRY:
+      strv_push (&reg->insecure_registries, value);
+      return 1;
+    case OPT_INSECURE:
+      return cli_parse_bool ("--insecure", value, &reg->insecure, err) < 0 ? -1 : 1;
+    case OPT_SKIP_TLS_VERIFY:
+      return cli_parse_bool ("--skip-tls-verify", value, &reg->skip_tls_verify, err) < 0 ? -1 : 1;
+    case OPT_REGISTRY_CERT:
+      if (!strchr (value, '=') || value[0] == '=' || strchr (value, '=')[1] == '\0')
+        return kiln_error_make (err, 0, "--registry-certificate: expected REGISTRY=CA.pem, got '%s'", value);
+      strv_push (&reg->registry_certs, value);
+      return 1;
+    case OPT_RETRIES:
+      {
+        char *end;
+        long n = strtol (value, &end, 10);
+        if (end == value || *end || n < 0 || n > 100)
+          return kiln_error_make (err, 0, "--retries: expected a number from 0 to 100, got '%s'", value);
+        reg->retries = (int) n;
+        return 1;
+      }
+    default:
+      return 0;
+    }
+}
+
+int
+registry_write_digest_file (const char *path, const char *digest, kiln_error **err)
+{
+  autoclose int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "--digest-file: open '%s'", path);
+  if (fs_write_all (fd, digest, strlen (digest), err) < 0)
+    return kiln_error_wrap (err, "--digest-file '%s'", path);
+  return 0;
+}
 
 typedef struct pull_opts
 {
@@ -54,6 +87,8 @@ pull_handle (void *ctx, int id, const char *value, kiln_error **err)
 {
   pull_opts *o = ctx;
   int r = cli_common_handle (&o->common, id, value, err);
+  if (r == 0)
+    r = registry_transport_handle (&o->reg, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
   switch (id)
@@ -66,27 +101,6 @@ pull_handle (void *ctx, int id, const char *value, kiln_error **err)
       free (o->platform);
       o->platform = xstrdup (value);
       return 0;
-    case OPT_INSECURE_REGISTRY:
-      strv_push (&o->reg.insecure_registries, value);
-      return 0;
-    case OPT_INSECURE:
-      return cli_parse_bool ("--insecure", value, &o->reg.insecure, err);
-    case OPT_SKIP_TLS_VERIFY:
-      return cli_parse_bool ("--skip-tls-verify", value, &o->reg.skip_tls_verify, err);
-    case OPT_REGISTRY_CERT:
-      if (!strchr (value, '=') || value[0] == '=' || strchr (value, '=')[1] == '\0')
-        return kiln_error_make (err, 0, "--registry-certificate: expected REGISTRY=CA.pem, got '%s'", value);
-      strv_push (&o->reg.registry_certs, value);
-      return 0;
-    case OPT_RETRIES:
-      {
-        char *end;
-        long n = strtol (value, &end, 10);
-        if (end == value || *end || n < 0 || n > 100)
-          return kiln_error_make (err, 0, "--retries: expected a number from 0 to 100, got '%s'", value);
-        o->reg.retries = (int) n;
-        return 0;
-      }
     case OPT_DIGEST_FILE:
       free (o->digest_file);
       o->digest_file = xstrdup (value);
@@ -105,18 +119,6 @@ pull_opts_free (pull_opts *o)
   free (o->digest_file);
   strv_free (o->reg.insecure_registries);
   strv_free (o->reg.registry_certs);
-}
-
-/* The file is the user's choice of path (kaniko's --digest-file). */
-static int
-write_digest_file (const char *path, const char *digest, kiln_error **err)
-{
-  autoclose int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
-  if (fd < 0)
-    return kiln_error_make (err, errno, "--digest-file: open '%s'", path);
-  if (fs_write_all (fd, digest, strlen (digest), err) < 0)
-    return kiln_error_wrap (err, "--digest-file '%s'", path);
-  return 0;
 }
 
 static int
@@ -145,7 +147,7 @@ run_pull (pull_opts *o, const char *refstr, kiln_error **err)
     return kiln_error_wrap (err, "pulling '%s'", full);
   int r = ocilayout_set_ref (l, tag, res.media_type, res.manifest_digest, res.manifest_size, err);
   if (r >= 0 && o->digest_file)
-    r = write_digest_file (o->digest_file, res.manifest_digest, err);
+    r = registry_write_digest_file (o->digest_file, res.manifest_digest, err);
   if (r >= 0)
     printf ("%s\n", res.manifest_digest);
   registry_pull_result_clear (&res);
