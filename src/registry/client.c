@@ -547,6 +547,9 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
           curl_slist_free_all (hdrs);
           return -1;
         }
+      /* No "Expect: 100-continue" round trip before each blob. */
+      hdrs = curl_slist_append (hdrs, "Expect:");
+      curl_easy_setopt (h, CURLOPT_HTTPHEADER, hdrs);
       curl_easy_setopt (h, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt (h, CURLOPT_READFUNCTION, on_read);
       curl_easy_setopt (h, CURLOPT_READDATA, &upload_fd);
