@@ -21,12 +21,15 @@ enum
   OPT_OCI_LAYOUT = 1,
   OPT_PLATFORM,
   OPT_DIGEST_FILE,
+  OPT_MIRROR,
 };
 
 static const cli_option pull_options[] = {
   { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]", "write the image to this OCI layout directory (required)", OPT_OCI_LAYOUT },
   { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", "platform to select from an index (default: the host)", OPT_PLATFORM },
   { "digest-file", 0, CLI_VALUE, "FILE", "write the pulled manifest digest to FILE", OPT_DIGEST_FILE },
+  { "registry-mirror", 0, CLI_VALUE, "HOST", "try this mirror first for docker.io images, then the origin (repeatable)",
+    OPT_MIRROR },
   TRANSPORT_OPTIONS
 };
 #define N_PULL_OPTIONS ARRAY_SIZE (pull_options)
@@ -79,6 +82,7 @@ typedef struct pull_opts
   char *layout;
   char *platform;
   char *digest_file;
+  char **mirrors;
   registry_options reg;
 } pull_opts;
 
@@ -105,6 +109,22 @@ pull_handle (void *ctx, int id, const char *value, kiln_error **err)
       free (o->digest_file);
       o->digest_file = xstrdup (value);
       return 0;
+    case OPT_MIRROR:
+      {
+        /* kaniko accepts "host", "https://host" and "http://host". */
+        const char *h = value;
+        if (strncmp (h, "https://", 8) == 0)
+          h += 8;
+        else if (strncmp (h, "http://", 7) == 0)
+          h += 7;
+        autofree char *host = xstrndup (h, strcspn (h, "/"));
+        if (!registry_domain_valid (host) || h[strlen (host)] != '\0')
+          return kiln_error_make (err, 0, "--registry-mirror: invalid host '%s'", value);
+        if (strncmp (value, "http://", 7) == 0)
+          strv_push (&o->reg.insecure_registries, host);
+        strv_push (&o->mirrors, host);
+        return 0;
+      }
     default:
       return kiln_error_make (err, 0, "internal: unhandled pull option id %d", id);
     }
@@ -117,6 +137,7 @@ pull_opts_free (pull_opts *o)
   free (o->layout);
   free (o->platform);
   free (o->digest_file);
+  strv_free (o->mirrors);
   strv_free (o->reg.insecure_registries);
   strv_free (o->reg.registry_certs);
 }
@@ -134,17 +155,43 @@ run_pull (pull_opts *o, const char *refstr, kiln_error **err)
   ocilayout_split_arg (o->layout, &dir, &tag);
   if (tag && !registry_tag_valid (tag))
     return kiln_error_make (err, 0, "--oci-layout '%s': invalid tag '%s'", o->layout, tag);
-  autoclient registry_client *c = NULL;
-  if (registry_client_new (&o->reg, ref->domain, &c, err) < 0)
-    return -1;
   autoocilayout ocilayout *l = NULL;
   if (ocilayout_open (dir, &l, err) < 0)
     return -1;
   autofree char *full = registry_ref_string (ref);
-  log_info ("pulling %s", full);
   registry_pull_result res;
-  if (registry_pull (c, ref, os, arch, variant, &ocilayout_consumer, l, &res, err) < 0)
-    return kiln_error_wrap (err, "pulling '%s'", full);
+  bool done = false;
+  /* Mirrors first (docker.io only), then the origin. Blobs a failed
+   * mirror already delivered are verified and stay; the rest come from the
+   * next source. */
+  if (strcmp (ref->domain, REGISTRY_DOCKER_HUB) == 0)
+    for (char **m = o->mirrors; m && *m && !done; m++)
+      {
+        autoref registry_ref *mref = registry_ref_dup (ref);
+        free (mref->domain);
+        mref->domain = xstrdup (*m);
+        autoclient registry_client *mc = NULL;
+        kiln_error *merr = NULL;
+        log_info ("pulling %s from mirror %s", full, *m);
+        if (registry_client_new (&o->reg, *m, &mc, &merr) >= 0
+            && registry_pull (mc, mref, os, arch, variant, &ocilayout_consumer, l, &res, &merr) >= 0)
+          done = true;
+        else
+          {
+            autofree char *msg = kiln_error_string (merr);
+            log_warn ("mirror %s failed (%s); trying the next source", *m, msg);
+            kiln_error_free (merr);
+          }
+      }
+  if (!done)
+    {
+      autoclient registry_client *c = NULL;
+      if (registry_client_new (&o->reg, ref->domain, &c, err) < 0)
+        return -1;
+      log_info ("pulling %s", full);
+      if (registry_pull (c, ref, os, arch, variant, &ocilayout_consumer, l, &res, err) < 0)
+        return kiln_error_wrap (err, "pulling '%s'", full);
+    }
   int r = ocilayout_set_ref (l, tag, res.media_type, res.manifest_digest, res.manifest_size, err);
   if (r >= 0 && o->digest_file)
     r = registry_write_digest_file (o->digest_file, res.manifest_digest, err);

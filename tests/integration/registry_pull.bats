@@ -60,8 +60,24 @@ registry_digest() {
   [[ "$output" == *"invalid reference 'Bad/Ref'"* ]]
   run "$KILN" pull "$REGISTRY/a:b"
   [ "$status" -eq 2 ]
-  run "$KILN" pull --registry-mirror x "$REGISTRY/a:b" --oci-layout "$TEST_TMP/l"
+  run "$KILN" pull --registry-mirror 'bad host' "$REGISTRY/a:b" --oci-layout "$TEST_TMP/l"
   [ "$status" -eq 2 ]
+  [[ "$output" == *"--registry-mirror: invalid host"* ]]
+}
+
+@test "docker.io images come from --registry-mirror (no traffic to Docker Hub)" {
+  registry_start
+  fixtures_push busybox
+  want=$(skopeo inspect --raw --tls-verify=false "docker://$BUSYBOX_IMAGE" | sha256sum | cut -d' ' -f1)
+  run "$KILN" pull --registry-mirror "http://$REGISTRY" busybox --oci-layout "$TEST_TMP/l:t"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ "$output" == *"from mirror $REGISTRY"* ]]
+  [ "$(echo "$output" | tail -1)" = "sha256:$want" ]
+  [ "$(skopeo inspect --raw "oci:$TEST_TMP/l:t" | sha256sum | cut -d' ' -f1)" = "$want" ]
+  # Mirrors are for docker.io only: another registry is pulled directly.
+  run "$KILN" pull --registry-mirror 127.0.0.1:1 --insecure-registry "$REGISTRY" "$BUSYBOX_IMAGE" --oci-layout "$TEST_TMP/l2:t"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ "$output" != *"mirror"* ]]
 }
 
 @test "pull with TLS and Basic auth: credentials from config.json, then from a credential helper" {
