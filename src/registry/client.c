@@ -629,14 +629,42 @@ fetch_token (registry_client *c, const request *q, const registry_challenge *ch,
         sc++;
     }
   autofree char *auth = NULL;
-  if (c->cred.username || c->cred.password)
+  autostrbuf strbuf form = STRBUF_INIT;
+  request tq = { "GET", url.buf, NULL, "token request", q->repo, q->scope, NULL, NULL, 0, -1, 0, true };
+  if (c->cred.identity_token)
+    {
+      /* OAuth2 refresh-token grant (Docker's identitytoken): POST a form to
+       * the realm. */
+      char *rt = curl_easy_escape (c->curl, c->cred.identity_token, 0);
+      char *sv = curl_easy_escape (c->curl, service ? service : "", 0);
+      strbuf_addf (&form, "grant_type=refresh_token&client_id=kiln&service=%s&refresh_token=%s", sv, rt);
+      explicit_bzero (rt, strlen (rt));
+      curl_free (rt);
+      curl_free (sv);
+      const char *scp = q->scope;
+      while (*scp)
+        {
+          size_t n = strcspn (scp, " ");
+          char *e2 = curl_easy_escape (c->curl, scp, (int) n);
+          strbuf_addf (&form, "&scope=%s", e2);
+          curl_free (e2);
+          scp += n;
+          while (*scp == ' ')
+            scp++;
+        }
+      tq.method = "POST";
+      tq.url = realm;
+      tq.content_type = "application/x-www-form-urlencoded";
+      tq.body = form.buf;
+      tq.body_len = form.len;
+    }
+  else if (c->cred.username || c->cred.password)
     auth = basic_header (&c->cred);
   http_resp r = { 0 };
   r.body_max = TOKEN_BODY_MAX;
   r.limit = -1;
   char errbuf[CURL_ERROR_SIZE];
   CURLcode code;
-  request tq = { "GET", url.buf, NULL, "token request", q->repo, q->scope, NULL, NULL, 0, -1, 0, true };
   int ret = 0;
   for (int attempt = 0;; attempt++)
     {
@@ -648,6 +676,8 @@ fetch_token (registry_client *c, const request *q, const registry_challenge *ch,
     }
   if (auth)
     explicit_bzero (auth, strlen (auth));
+  if (form.len)
+    explicit_bzero (form.buf, form.len);
   if (code != CURLE_OK)
     ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: token request to '%.200s' failed: %s",
                            c->domain, q->repo, q->what, realm, errbuf[0] ? errbuf : curl_easy_strerror (code));

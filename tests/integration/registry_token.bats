@@ -58,4 +58,14 @@ token_start() {
   [ "$status" -eq 1 ]
   [[ "$output" == *"token server"*"HTTP 401"*"wrong or missing credentials"* ]]
   [[ "$output" != *nope* ]]
+  # identitytoken: the OAuth2 refresh-token grant (POST) is used.
+  printf '{"auths":{"%s":{"identitytoken":"kiln-refresh-token"}}}' "$REGISTRY" > "$TEST_TMP/dc/config.json"
+  run "$KILN" push --insecure-registry "$REGISTRY" --oci-layout "$src" "$REGISTRY/team/idtok:v1"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  grep -q '^refresh repository:team/idtok:pull,push' "$TEST_TMP/tok.log"
+  printf '{"auths":{"%s":{"identitytoken":"stale"}}}' "$REGISTRY" > "$TEST_TMP/dc/config.json"
+  run "$KILN" pull --insecure-registry "$REGISTRY" "$REGISTRY/team/app:v1" --oci-layout "$TEST_TMP/l4:t"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"token server"*"HTTP 401"* ]]
+  [[ "$output" != *stale* ]]
 }

@@ -6,7 +6,9 @@ usage: tokenserver.py KEY.pem CERT.pem ISSUER SERVICE USER:PASS PORTFILE LOGFILE
 GET /token?service=S&scope=repository:NAME:ACTIONS[&scope=...] with HTTP Basic
 USER:PASS gets an RS256 JWT (x5c header with CERT, signed with the openssl CLI)
 granting the requested actions; anonymous requests get pull only; a wrong
-password gets 401. Each request's scopes are appended to LOGFILE.
+password gets 401. POST /token with an OAuth2 refresh-token grant
+(refresh_token=kiln-refresh-token) answers {"access_token": ...} for USER.
+Each request's scopes are appended to LOGFILE.
 """
 import base64
 import http.server
@@ -38,6 +40,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        q = urllib.parse.parse_qs(self.rfile.read(n).decode())
+        if q.get("grant_type") != ["refresh_token"] or q.get("refresh_token") != ["kiln-refresh-token"]:
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            with open(logfile, "a") as f:
+                f.write("DENIED-REFRESH %s\n" % " ".join(q.get("scope", [])))
+            return
+        self.issue(q, userpass.split(":")[0], "refresh", "access_token")
+
     def do_GET(self):
         u = urllib.parse.urlparse(self.path)
         q = urllib.parse.parse_qs(u.query)
@@ -52,20 +66,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     f.write("DENIED %s\n" % " ".join(q.get("scope", [])))
                 return
             user = userpass.split(":")[0]
+        self.issue(q, user, user or "anonymous", "token")
+
+    def issue(self, q, user, who, field):
         access = []
         for s in q.get("scope", []):
             typ, name, actions = s.split(":", 2) if s.count(":") >= 2 else (s, "", "")
             acts = actions.split(",") if user else [a for a in actions.split(",") if a == "pull"]
             access.append({"type": typ, "name": name, "actions": acts})
         with open(logfile, "a") as f:
-            f.write("%s %s\n" % (user or "anonymous", " ".join(q.get("scope", []))))
+            f.write("%s %s\n" % (who, " ".join(q.get("scope", []))))
         now = int(time.time())
         header = {"alg": "RS256", "typ": "JWT", "x5c": [der_b64]}
         claims = {"iss": issuer, "sub": user or "", "aud": service, "exp": now + 300, "nbf": now - 10,
                   "iat": now, "jti": os.urandom(8).hex(), "access": access}
         si = (b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())).encode()
         tok = si.decode() + "." + b64url(sign(si))
-        body = json.dumps({"token": tok, "expires_in": 300}).encode()
+        body = json.dumps({field: tok, "expires_in": 300}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
