@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "registry/client.h"
+#include "registry/dockerarchive.h"
 #include "registry/ocilayout.h"
 #include "registry/pull.h"
 #include "registry/reference.h"
@@ -22,12 +23,14 @@ enum
   OPT_PLATFORM,
   OPT_DIGEST_FILE,
   OPT_MIRROR,
+  OPT_TAR_PATH,
 };
 
 static const cli_option pull_options[] = {
   { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]", "write the image to this OCI layout directory (required)", OPT_OCI_LAYOUT },
   { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", "platform to select from an index (default: the host)", OPT_PLATFORM },
   { "digest-file", 0, CLI_VALUE, "FILE", "write the pulled manifest digest to FILE", OPT_DIGEST_FILE },
+  { "tar-path", 0, CLI_VALUE, "FILE", "also write the image as a `docker load` archive", OPT_TAR_PATH },
   { "registry-mirror", 0, CLI_VALUE, "HOST", "try this mirror first for docker.io images, then the origin (repeatable)",
     OPT_MIRROR },
   TRANSPORT_OPTIONS
@@ -83,6 +86,7 @@ typedef struct pull_opts
   char *platform;
   char *digest_file;
   char **mirrors;
+  char *tar_path;
   registry_options reg;
 } pull_opts;
 
@@ -108,6 +112,10 @@ pull_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_DIGEST_FILE:
       free (o->digest_file);
       o->digest_file = xstrdup (value);
+      return 0;
+    case OPT_TAR_PATH:
+      free (o->tar_path);
+      o->tar_path = xstrdup (value);
       return 0;
     case OPT_MIRROR:
       {
@@ -138,9 +146,13 @@ pull_opts_free (pull_opts *o)
   free (o->platform);
   free (o->digest_file);
   strv_free (o->mirrors);
+  free (o->tar_path);
   strv_free (o->reg.insecure_registries);
   strv_free (o->reg.registry_certs);
 }
+
+static int run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char *arch,
+                          const char *variant, const char *dir, const char *tag, kiln_error **err);
 
 static int
 run_pull (pull_opts *o, const char *refstr, kiln_error **err)
@@ -152,7 +164,38 @@ run_pull (pull_opts *o, const char *refstr, kiln_error **err)
   if (o->platform && manifest_parse_platform (o->platform, &os, &arch, &variant, err) < 0)
     return -1;
   autofree char *dir = NULL, *tag = NULL;
-  ocilayout_split_arg (o->layout, &dir, &tag);
+  autofree char *tmpdir = NULL;
+  if (o->layout)
+    ocilayout_split_arg (o->layout, &dir, &tag);
+  else
+    {
+      /* Only --tar-path: stage the blobs in a private temporary layout. */
+      const char *t = getenv ("TMPDIR");
+      tmpdir = xasprintf ("%s/kiln-pull-XXXXXX", t && *t ? t : "/tmp");
+      if (!mkdtemp (tmpdir))
+        return kiln_error_make (err, errno, "mkdtemp '%s'", tmpdir);
+      dir = xasprintf ("%s/layout", tmpdir);
+    }
+  int ret = run_pull_into (o, ref, os, arch, variant, dir, tag, err);
+  if (tmpdir)
+    {
+      kiln_error *rerr = NULL;
+      char *slash = strrchr (tmpdir, '/');
+      *slash = '\0';
+      autoclose int pfd = open (slash == tmpdir ? "/" : tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (pfd < 0 || fs_rm_rf_at (pfd, slash + 1, &rerr) < 0)
+        {
+          log_warn ("could not remove temporary directory '%s/%s'", tmpdir, slash + 1);
+          kiln_error_free (rerr);
+        }
+    }
+  return ret;
+}
+
+static int
+run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char *arch, const char *variant,
+               const char *dir, const char *tag, kiln_error **err)
+{
   if (tag && !registry_tag_valid (tag))
     return kiln_error_make (err, 0, "--oci-layout '%s': invalid tag '%s'", o->layout, tag);
   autoocilayout ocilayout *l = NULL;
@@ -193,6 +236,12 @@ run_pull (pull_opts *o, const char *refstr, kiln_error **err)
         return kiln_error_wrap (err, "pulling '%s'", full);
     }
   int r = ocilayout_set_ref (l, tag, res.media_type, res.manifest_digest, res.manifest_size, err);
+  if (r >= 0 && o->tar_path)
+    {
+      autofree char *fam = registry_ref_familiar (ref);
+      /* RepoTags wants name:tag; a digest-only reference gets none. */
+      r = dockerarchive_write (l, tag, ref->tag && !ref->digest ? fam : NULL, o->tar_path, err);
+    }
   if (r >= 0 && o->digest_file)
     r = registry_write_digest_file (o->digest_file, res.manifest_digest, err);
   if (r >= 0)
@@ -229,10 +278,10 @@ pull_cmd_main (int argc, char **argv, kiln_error **err)
       return KILN_EXIT_OK;
     }
   cli_common_apply (&o.common);
-  if (strv_len (pos) != 1 || !o.layout)
+  if (strv_len (pos) != 1 || (!o.layout && !o.tar_path))
     {
       pull_opts_free (&o);
-      kiln_error_make (err, 0, "kiln pull: expected one REFERENCE and --oci-layout DIR[:TAG]");
+      kiln_error_make (err, 0, "kiln pull: expected one REFERENCE and --oci-layout DIR[:TAG] and/or --tar-path FILE");
       return KILN_EXIT_USAGE;
     }
   ret = run_pull (&o, pos[0], err);

@@ -34,6 +34,25 @@ registry_digest() {
   [ "$(grep -o '"digest"' "$TEST_TMP/layout/index.json" | wc -l)" -eq 1 ]
 }
 
+@test "pull --tar-path writes a docker-archive that skopeo reads" {
+  registry_start
+  fixtures_push busybox
+  cfg=$(skopeo inspect --config --raw --tls-verify=false "docker://$BUSYBOX_IMAGE" | sha256sum | cut -d' ' -f1)
+  run env TMPDIR="$TEST_TMP" "$KILN" pull --insecure-registry "$REGISTRY" "$BUSYBOX_IMAGE" --tar-path "$TEST_TMP/img.tar"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  # No temporary layout or partial archive left behind.
+  [ "$(ls "$TEST_TMP")" = "img.tar" ]
+  tar -tf "$TEST_TMP/img.tar" | grep -qx manifest.json
+  tar -xOf "$TEST_TMP/img.tar" manifest.json | grep -q "\"RepoTags\":\[\"$REGISTRY/library/busybox:latest\"\]"
+  [ "$(skopeo inspect --config --raw "docker-archive:$TEST_TMP/img.tar" | sha256sum | cut -d' ' -f1)" = "$cfg" ]
+  skopeo copy -q "docker-archive:$TEST_TMP/img.tar" "oci:$TEST_TMP/from-archive:x"
+  rm -rf "$TEST_TMP/from-archive"
+  # Both outputs at once.
+  run "$KILN" pull --insecure-registry "$REGISTRY" "$BUSYBOX_IMAGE" --tar-path "$TEST_TMP/b.tar" --oci-layout "$TEST_TMP/l:t"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [ -s "$TEST_TMP/b.tar" ] && [ -s "$TEST_TMP/l/index.json" ]
+}
+
 @test "pull by digest, and a wrong digest is refused" {
   registry_start
   fixtures_push busybox
