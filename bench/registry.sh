@@ -65,6 +65,10 @@ skopeo copy -q --dest-tls-verify=false "oci:$work/img:bench" "docker://$REGISTRY
 
 kp=$(t "$KILN" pull --insecure-registry "$REGISTRY" "$REGISTRY/bench/src:1" --oci-layout "$work/kp:1")
 sp=$(t skopeo copy --src-tls-verify=false "docker://$REGISTRY/bench/src:1" "oci:$work/sp:1")
+# Sanity: kiln's layout has the registry's manifest and skopeo accepts every blob.
+[ "$(skopeo inspect --raw "oci:$work/kp:1" | sha256sum)" = "$(skopeo inspect --raw "oci:$work/sp:1" | sha256sum)" ]
+skopeo copy -q "oci:$work/kp:1" "oci:$work/kpv:1"
+rm -rf "$work/kpv"
 # Pushes go to fresh, empty registries: skopeo's blob-info cache would
 # otherwise mount the blobs it saw in bench/src instead of uploading them.
 registry_start >/dev/null

@@ -156,6 +156,29 @@ registry_client_new (const registry_options *opts, const char *domain, registry_
   return 0;
 }
 
+registry_client *
+registry_client_clone (const registry_client *c)
+{
+  registry_client *n = xzalloc (sizeof *n);
+  n->domain = xstrdup (c->domain);
+  n->base = xstrdup (c->base);
+  n->tls_verify = c->tls_verify;
+  n->ca_file = c->ca_file ? xstrdup (c->ca_file) : NULL;
+  n->retries = c->retries;
+  n->connect_timeout_s = c->connect_timeout_s;
+  n->stall_timeout_s = c->stall_timeout_s;
+  n->auth_header = c->auth_header ? xstrdup (c->auth_header) : NULL;
+  n->auth_scope = c->auth_scope ? xstrdup (c->auth_scope) : NULL;
+  n->cred_loaded = c->cred_loaded;
+  n->cred.username = c->cred.username ? xstrdup (c->cred.username) : NULL;
+  n->cred.password = c->cred.password ? xstrdup (c->cred.password) : NULL;
+  n->cred.identity_token = c->cred.identity_token ? xstrdup (c->cred.identity_token) : NULL;
+  n->curl = curl_easy_init ();
+  if (!n->curl)
+    abort (); /* out of memory, as xmalloc */
+  return n;
+}
+
 /* ---- response callbacks ---- */
 
 static void

@@ -44,6 +44,10 @@ typedef struct registry_client registry_client;
 int registry_client_new (const registry_options *opts, const char *domain, registry_client **out,
                          kiln_error **err);
 void registry_client_free (registry_client *c);
+/* A second client for the same registry with its own connection, sharing
+ * nothing mutable (credentials and the current token are copied), for
+ * transfers on another thread. */
+registry_client *registry_client_clone (const registry_client *c);
 void cleanup_registry_clientp (registry_client **c);
 #define autoclient __attribute__ ((cleanup (cleanup_registry_clientp)))
 

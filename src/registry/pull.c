@@ -1,6 +1,7 @@
 /* pull.c - image pull (see pull.h). */
 #include "registry/pull.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,83 @@ fetch_blob (registry_client *c, const char *repo, registry_blob_kind kind, const
   return e;
 }
 
+/* Layers download on up to PULL_PARALLEL connections at once. */
+#define PULL_PARALLEL 3
+
+typedef struct layer_pool
+{
+  pthread_mutex_t lock;
+  registry_client *proto;
+  const char *repo;
+  const manifest *m;
+  const registry_pull_consumer *consumer;
+  void *ctx;
+  size_t next;
+  bool failed;
+  kiln_error *err; /* the first failure */
+} layer_pool;
+
+static void *
+layer_worker (void *arg)
+{
+  layer_pool *p = arg;
+  pthread_mutex_lock (&p->lock);
+  registry_client *c = registry_client_clone (p->proto);
+  pthread_mutex_unlock (&p->lock);
+  for (;;)
+    {
+      pthread_mutex_lock (&p->lock);
+      size_t i = p->next++;
+      bool stop = p->failed || i >= p->m->n_layers;
+      pthread_mutex_unlock (&p->lock);
+      if (stop)
+        break;
+      const manifest_descriptor *d = &p->m->layers[i];
+      log_info ("pulling layer %zu/%zu %s (%lld bytes)", i + 1, p->m->n_layers, d->digest, (long long) d->size);
+      kiln_error *err = NULL;
+      if (fetch_blob (c, p->repo, REGISTRY_BLOB_LAYER, d, p->consumer, p->ctx, &err) < 0)
+        {
+          pthread_mutex_lock (&p->lock);
+          if (!p->failed)
+            {
+              p->failed = true;
+              p->err = err;
+              err = NULL;
+            }
+          pthread_mutex_unlock (&p->lock);
+          kiln_error_free (err);
+          break;
+        }
+    }
+  registry_client_free (c);
+  return NULL;
+}
+
+static int
+fetch_layers (registry_client *c, const char *repo, const manifest *m, const registry_pull_consumer *consumer,
+              void *ctx, kiln_error **err)
+{
+  layer_pool p = { PTHREAD_MUTEX_INITIALIZER, c, repo, m, consumer, ctx, 0, false, NULL };
+  size_t n = m->n_layers < PULL_PARALLEL ? m->n_layers : PULL_PARALLEL;
+  pthread_t th[PULL_PARALLEL];
+  size_t started = 0;
+  for (; started < n; started++)
+    if (pthread_create (&th[started], NULL, layer_worker, &p) != 0)
+      break;
+  if (started == 0)
+    layer_worker (&p); /* no thread available: do it here */
+  for (size_t i = 0; i < started; i++)
+    pthread_join (th[i], NULL);
+  pthread_mutex_destroy (&p.lock);
+  if (p.failed)
+    {
+      kiln_error_free (*err);
+      *err = p.err;
+      return -1;
+    }
+  return 0;
+}
+
 int
 registry_pull (registry_client *c, const registry_ref *ref, const char *os, const char *arch, const char *variant,
                const registry_pull_consumer *consumer, void *ctx, registry_pull_result *out, kiln_error **err)
@@ -103,15 +181,8 @@ registry_pull (registry_client *c, const registry_ref *ref, const char *os, cons
     return kiln_error_make (err, 0, "registry '%s', repository '%s': empty manifest", ref->domain, ref->path);
   if (fetch_blob (c, ref->path, REGISTRY_BLOB_CONFIG, &m->config, consumer, ctx, err) < 0)
     return -1;
-  for (size_t i = 0; i < m->n_layers; i++)
-    {
-      if (m->layers[i].urls)
-        log_info ("layer %s has foreign URLs; fetching it from the registry", m->layers[i].digest);
-      log_info ("pulling layer %zu/%zu %s (%lld bytes)", i + 1, m->n_layers, m->layers[i].digest,
-                (long long) m->layers[i].size);
-      if (fetch_blob (c, ref->path, REGISTRY_BLOB_LAYER, &m->layers[i], consumer, ctx, err) < 0)
-        return -1;
-    }
+  if (fetch_layers (c, ref->path, m, consumer, ctx, err) < 0)
+    return -1;
   if (consumer->manifest && consumer->manifest (ctx, data, len, m->media_type, digest, err) < 0)
     return -1;
   out->manifest_digest = steal_pointer (&digest);
