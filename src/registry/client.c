@@ -501,23 +501,43 @@ typedef struct request
   const char *what;   /* "GET manifest 'latest'" for errors */
   const char *repo;
   const char *scope;  /* "repository:REPO:pull", several separated by ' ' */
+  const char *content_range; /* "START-END" for PATCH, or NULL */
   const char *content_type; /* request body type, or NULL */
   const char *body;         /* POST/PUT body from memory (may be NULL with len 0) */
   size_t body_len;
-  int upload_fd;            /* PUT body streamed from this fd (from offset 0); -1 if none */
-  int64_t upload_size;
+  int upload_fd;            /* PUT/PATCH body streamed from this fd; -1 if none */
+  int64_t upload_size;      /* bytes from upload_offset */
+  int64_t upload_offset;
   bool follow;              /* follow redirects */
 } request;
+
+typedef struct read_state
+{
+  int fd;
+  int64_t off;
+  int64_t left;
+} read_state;
 
 static size_t
 on_read (char *buf, size_t size, size_t n, void *ud)
 {
-  int fd = *(int *) ud;
+  read_state *st = ud;
+  size_t want = size * n;
+  if ((int64_t) want > st->left)
+    want = (size_t) st->left;
+  if (want == 0)
+    return 0;
   for (;;)
     {
-      ssize_t r = read (fd, buf, size * n);
-      if (r >= 0)
-        return (size_t) r;
+      ssize_t r = pread (st->fd, buf, want, st->off);
+      if (r > 0)
+        {
+          st->off += r;
+          st->left -= r;
+          return (size_t) r;
+        }
+      if (r == 0)
+        return CURL_READFUNC_ABORT; /* the file shrank */
       if (errno != EINTR)
         return CURL_READFUNC_ABORT;
     }
@@ -537,6 +557,9 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
     hdrs = curl_slist_append (hdrs, accept);
   if (ctype)
     hdrs = curl_slist_append (hdrs, ctype);
+  autofree char *crange = q->content_range ? xasprintf ("Content-Range: %s", q->content_range) : NULL;
+  if (crange)
+    hdrs = curl_slist_append (hdrs, crange);
   if (auth)
     hdrs = curl_slist_append (hdrs, auth);
   if (range)
@@ -558,24 +581,19 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   curl_easy_setopt (h, CURLOPT_SSL_VERIFYHOST, c->tls_verify ? 2L : 0L);
   if (c->ca_file)
     curl_easy_setopt (h, CURLOPT_CAINFO, c->ca_file);
-  int upload_fd = q->upload_fd;
+  read_state rs = { q->upload_fd, q->upload_offset, q->upload_size };
   if (strcmp (q->method, "HEAD") == 0)
     curl_easy_setopt (h, CURLOPT_NOBODY, 1L);
-  else if (strcmp (q->method, "PUT") == 0 && upload_fd >= 0)
+  else if ((strcmp (q->method, "PUT") == 0 || strcmp (q->method, "PATCH") == 0) && q->upload_fd >= 0)
     {
-      if (lseek (upload_fd, 0, SEEK_SET) < 0)
-        {
-          *code = CURLE_READ_ERROR;
-          snprintf (errbuf, CURL_ERROR_SIZE, "seek: %s", strerror (errno));
-          curl_slist_free_all (hdrs);
-          return -1;
-        }
+      if (strcmp (q->method, "PATCH") == 0)
+        curl_easy_setopt (h, CURLOPT_CUSTOMREQUEST, "PATCH");
       /* No "Expect: 100-continue" round trip before each blob. */
       hdrs = curl_slist_append (hdrs, "Expect:");
       curl_easy_setopt (h, CURLOPT_HTTPHEADER, hdrs);
       curl_easy_setopt (h, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt (h, CURLOPT_READFUNCTION, on_read);
-      curl_easy_setopt (h, CURLOPT_READDATA, &upload_fd);
+      curl_easy_setopt (h, CURLOPT_READDATA, &rs);
       curl_easy_setopt (h, CURLOPT_INFILESIZE_LARGE, (curl_off_t) q->upload_size);
     }
   else if (strcmp (q->method, "POST") == 0 || strcmp (q->method, "PUT") == 0 || strcmp (q->method, "PATCH") == 0)
@@ -653,7 +671,8 @@ fetch_token (registry_client *c, const request *q, const registry_challenge *ch,
     }
   autofree char *auth = NULL;
   autostrbuf strbuf form = STRBUF_INIT;
-  request tq = { "GET", url.buf, NULL, "token request", q->repo, q->scope, NULL, NULL, 0, -1, 0, true };
+  request tq = { .method = "GET", .url = url.buf, .what = "token request", .repo = q->repo, .scope = q->scope,
+                 .upload_fd = -1, .follow = true };
   if (c->cred.identity_token)
     {
       /* OAuth2 refresh-token grant (Docker's identitytoken): POST a form to
@@ -838,7 +857,8 @@ registry_get_manifest (registry_client *c, const char *repo, const char *id, cha
   autofree char *url = xasprintf ("%s/v2/%s/manifests/%s", c->base, repo, id);
   autofree char *what = xasprintf ("GET manifest '%s'", id);
   autofree char *scope = xasprintf ("repository:%s:pull", repo);
-  request q = { "GET", url, REGISTRY_MANIFEST_ACCEPT, what, repo, scope, NULL, NULL, 0, -1, 0, true };
+  request q = { .method = "GET", .url = url, .accept = REGISTRY_MANIFEST_ACCEPT, .what = what, .repo = repo,
+                .scope = scope, .upload_fd = -1, .follow = true };
   http_resp r = { 0 };
   r.body_max = REGISTRY_MANIFEST_MAX_SIZE;
   r.limit = -1;
@@ -871,7 +891,8 @@ registry_get_blob (registry_client *c, const char *repo, const char *digest, int
   autofree char *url = xasprintf ("%s/v2/%s/blobs/%s", c->base, repo, digest);
   autofree char *what = xasprintf ("GET blob %s", digest);
   autofree char *scope = xasprintf ("repository:%s:pull", repo);
-  request q = { "GET", url, NULL, what, repo, scope, NULL, NULL, 0, -1, 0, true };
+  request q = { .method = "GET", .url = url, .what = what, .repo = repo, .scope = scope, .upload_fd = -1,
+                .follow = true };
   autodigest digest_ctx *dg = digest_new ();
   http_resp r = { 0 };
   r.body_max = ERROR_BODY_MAX;
@@ -920,7 +941,7 @@ registry_get_blob (registry_client *c, const char *repo, const char *digest, int
 static request
 push_request (const char *method, const char *url, const char *what, const char *repo, const char *scope)
 {
-  request q = { method, url, NULL, what, repo, scope, NULL, NULL, 0, -1, 0, false };
+  request q = { .method = method, .url = url, .what = what, .repo = repo, .scope = scope, .upload_fd = -1 };
   return q;
 }
 
@@ -955,6 +976,56 @@ upload_url (registry_client *c, const char *location, const char *digest)
   if (location[0] == '/')
     return xasprintf ("%s%s%sdigest=%s", c->base, location, sep, digest);
   return xasprintf ("%s%sdigest=%s", location, sep, digest);
+}
+
+#define CHUNK_SIZE (8 * 1024 * 1024)
+
+/* Chunked upload: PATCH CHUNK_SIZE pieces (Content-Range), then PUT with
+ * the digest and no body. For registries that refuse a monolithic PUT. */
+static int
+upload_chunked (registry_client *c, const char *repo, const char *digest, int64_t size, int fd, const char *scope,
+                const char *location, kiln_error **err)
+{
+  autofree char *loc = location[0] == '/' ? xasprintf ("%s%s", c->base, location) : xstrdup (location);
+  autofree char *what = xasprintf ("PATCH blob %s", digest);
+  for (int64_t off = 0; off < size;)
+    {
+      int64_t n = size - off < CHUNK_SIZE ? size - off : CHUNK_SIZE;
+      autofree char *range = xasprintf ("%lld-%lld", (long long) off, (long long) (off + n - 1));
+      request q = push_request ("PATCH", loc, what, repo, scope);
+      q.content_type = "application/octet-stream";
+      q.upload_fd = fd;
+      q.upload_offset = off;
+      q.upload_size = n;
+      q.content_range = range;
+      http_resp r = { 0 };
+      r.body_max = ERROR_BODY_MAX;
+      r.limit = -1;
+      int ret = do_request (c, &q, &r, err);
+      if (ret == 0 && r.status != 202)
+        ret = status_error (c, &q, &r, err);
+      if (ret == 0 && r.location)
+        {
+          free (loc);
+          loc = r.location[0] == '/' ? xasprintf ("%s%s", c->base, r.location) : xstrdup (r.location);
+        }
+      resp_release (&r);
+      if (ret < 0)
+        return ret;
+      off += n;
+    }
+  const char *sep = strchr (loc, '?') ? "&" : "?";
+  autofree char *put = xasprintf ("%s%sdigest=%s", loc, sep, digest);
+  autofree char *pwhat = xasprintf ("PUT blob %s (end of chunked upload)", digest);
+  request q = push_request ("PUT", put, pwhat, repo, scope);
+  http_resp r = { 0 };
+  r.body_max = ERROR_BODY_MAX;
+  r.limit = -1;
+  int ret = do_request (c, &q, &r, err);
+  if (ret == 0 && r.status != 201)
+    ret = status_error (c, &q, &r, err);
+  resp_release (&r);
+  return ret;
 }
 
 int
@@ -1018,6 +1089,30 @@ registry_push_blob (registry_client *c, const char *repo, const char *digest, in
       if (ret == 0 && pr.status == 201)
         {
           resp_release (&pr);
+          break;
+        }
+      if (ret == 0 && pr.status == 413)
+        {
+          /* The registry (or a proxy in front) refuses large single
+           * requests: upload in chunks through a new session. */
+          resp_release (&pr);
+          log_info ("registry %s: monolithic upload refused (HTTP 413); uploading %s in chunks", c->domain, digest);
+          autofree char *plain = xasprintf ("%s/v2/%s/blobs/uploads/", c->base, repo);
+          request q2 = push_request ("POST", plain, what, repo, scope);
+          http_resp p2 = { 0 };
+          p2.body_max = ERROR_BODY_MAX;
+          p2.limit = -1;
+          ret = do_request (c, &q2, &p2, err);
+          if (ret == 0 && p2.status != 202)
+            ret = status_error (c, &q2, &p2, err);
+          if (ret == 0 && !p2.location)
+            ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: HTTP 202 without a Location header",
+                                   c->domain, repo, what);
+          if (ret == 0)
+            ret = upload_chunked (c, repo, digest, size, fd, scope, p2.location, err);
+          resp_release (&p2);
+          if (ret < 0)
+            return ret;
           break;
         }
       /* A failed PUT invalidates the upload session; start a new one. */

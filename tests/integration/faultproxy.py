@@ -10,6 +10,9 @@ the first COUNT requests are disturbed according to MODE:
   cut      send the headers and half of the body, then close the connection
   corrupt  flip one byte in the middle of the body (every request)
   endless  stream zeros forever (every request; no Content-Length)
+  no-monolithic  answer 413 to every blob-upload PUT that carries a body
+POST, PUT and PATCH are forwarded with their bodies (Location headers are
+rewritten to point at the proxy).
 Each request is logged as "METHOD PATH RANGE -> ACTION" in LOGFILE.
 """
 import http.client
@@ -33,10 +36,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def forward(self, head):
+    def forward(self, head, body=None):
         conn = http.client.HTTPConnection(upstream, timeout=30)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-        conn.request(self.command, self.path, headers=headers)
+        conn.request(self.command, self.path, body=body, headers=headers)
         resp = conn.getresponse()
         body = resp.read()
         conn.close()
@@ -96,6 +99,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.handle_one()
+
+    def do_write(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        refuse = mode == "no-monolithic" and self.command == "PUT" and "/blobs/uploads/" in self.path and n > 0
+        log("%s %s %d -> %s" % (self.command, self.path.split("?")[0], n, "413" if refuse else "pass"))
+        if refuse:
+            self.send_response(413)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        resp, rbody = self.forward(False, body)
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() in ("connection", "transfer-encoding", "content-length"):
+                continue
+            if k.lower() == "location":
+                v = v.replace("http://" + upstream, "http://" + self.headers.get("Host", ""))
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(rbody)))
+        self.end_headers()
+        self.wfile.write(rbody)
+
+    do_POST = do_write
+    do_PUT = do_write
+    do_PATCH = do_write
 
     def do_HEAD(self):
         self.handle_one()

@@ -89,3 +89,18 @@ no_partial_blobs() {
   [[ "$output" == *"response larger than the expected size"* ]]
   no_partial_blobs
 }
+
+@test "push falls back to a chunked upload when a monolithic PUT is refused (413)" {
+  registry_start
+  proxy_start no-monolithic 0
+  src=$(fixtures_layout debian)
+  want=$(skopeo inspect --raw "oci:$src" | sha256sum | cut -d' ' -f1)
+  run "$KILN" push --insecure-registry "$PROXY" --oci-layout "$src" "$PROXY/chunked/debian:t"
+  [ "$status" -eq 0 ] || { echo "$output"; tail -20 "$TEST_TMP/proxy.log"; false; }
+  [[ "$output" == *"uploading sha256:"*"in chunks"* ]]
+  # Several PATCH requests for the big layer, then the closing PUT without body.
+  [ "$(grep -c '^PATCH ' "$TEST_TMP/proxy.log")" -ge 2 ]
+  grep -q '^PUT .* 0 -> pass' "$TEST_TMP/proxy.log"
+  [ "$(skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/chunked/debian:t" | sha256sum | cut -d' ' -f1)" = "$want" ]
+  skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/chunked/debian:t" "oci:$TEST_TMP/back:x"
+}
