@@ -73,6 +73,8 @@ rm -rf "$work/kpv"
 # otherwise mount the blobs it saw in bench/src instead of uploading them.
 registry_start >/dev/null
 kpu=$(t "$KILN" push --insecure-registry "$REGISTRY" --oci-layout "$work/img:bench" "$REGISTRY/bench/kiln:1")
+[ "$(skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/bench/kiln:1" | sha256sum)" = \
+  "$(skopeo inspect --raw "oci:$work/img:bench" | sha256sum)" ]
 registry_start >/dev/null
 spu=$(t skopeo copy --dest-tls-verify=false "oci:$work/img:bench" "docker://$REGISTRY/bench/skopeo:1")
 
