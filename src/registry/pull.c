@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/alloc.h"
 #include "util/log.h"
@@ -44,6 +45,8 @@ fetch_blob (registry_client *c, const char *repo, registry_blob_kind kind, const
       return 0;
     }
   blob_pipe p = { consumer, NULL };
+  struct timespec t0, t1;
+  clock_gettime (CLOCK_MONOTONIC, &t0);
   if ((r = consumer->blob_begin (ctx, kind, d, &p.blob, err)) < 0)
     return r;
   r = registry_get_blob (c, repo, d->digest, d->size, pipe_sink, &p, err);
@@ -52,6 +55,13 @@ fetch_blob (registry_client *c, const char *repo, registry_blob_kind kind, const
   kiln_error_free (eerr);
   if (r < 0)
     return r;
+  if (e >= 0 && kind == REGISTRY_BLOB_LAYER)
+    {
+      clock_gettime (CLOCK_MONOTONIC, &t1);
+      double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+      log_info ("layer %.19s done: %.1f MB in %.2f s (%.1f MB/s)", d->digest, (double) d->size / 1e6, secs,
+                secs > 0 ? (double) d->size / 1e6 / secs : 0.0);
+    }
   return e;
 }
 
