@@ -43,6 +43,7 @@ struct registry_client
   long stall_timeout_s;
   char *auth_header; /* "Authorization: ..." or NULL; a secret */
   char *auth_scope;  /* scope auth_header was obtained for */
+  time_t auth_expires; /* CLOCK_MONOTONIC seconds after which the token is dropped; 0 = never */
   bool cred_loaded;
   registry_credential cred;
 };
@@ -169,6 +170,7 @@ registry_client_clone (const registry_client *c)
   n->stall_timeout_s = c->stall_timeout_s;
   n->auth_header = c->auth_header ? xstrdup (c->auth_header) : NULL;
   n->auth_scope = c->auth_scope ? xstrdup (c->auth_scope) : NULL;
+  n->auth_expires = c->auth_expires;
   n->cred_loaded = c->cred_loaded;
   n->cred.username = c->cred.username ? xstrdup (c->cred.username) : NULL;
   n->cred.password = c->cred.password ? xstrdup (c->cred.password) : NULL;
@@ -748,6 +750,14 @@ fetch_token (registry_client *c, const request *q, const registry_challenge *ch,
             {
               free_secret (c->auth_header);
               c->auth_header = xasprintf ("Authorization: Bearer %s", tok);
+              /* The spec's default lifetime is 60 s; renew 10 s early so a
+               * token does not expire between check and use. */
+              int64_t ttl = 60;
+              if (json_get_int64 (v, "expires_in", &ttl, NULL) < 0 || ttl < 20)
+                ttl = ttl < 20 ? 20 : 60;
+              struct timespec now;
+              clock_gettime (CLOCK_MONOTONIC, &now);
+              c->auth_expires = now.tv_sec + (time_t) ttl - 10;
               free (c->auth_scope);
               c->auth_scope = xstrdup (q->scope);
             }
@@ -783,6 +793,7 @@ authenticate (registry_client *c, const request *q, const http_resp *r, kiln_err
                                 c->domain, q->repo, q->what);
       free_secret (c->auth_header);
       c->auth_header = basic_header (&c->cred);
+      c->auth_expires = 0;
       free (c->auth_scope);
       c->auth_scope = NULL;
       return 0;
@@ -803,6 +814,18 @@ do_request (registry_client *c, const request *q, http_resp *r, kiln_error **err
     {
       CURLcode code;
       uint64_t from = r->sink ? r->received : 0;
+      if (c->auth_expires)
+        {
+          struct timespec now;
+          clock_gettime (CLOCK_MONOTONIC, &now);
+          if (now.tv_sec >= c->auth_expires)
+            {
+              /* Expired: go without it; the 401 fetches a fresh one. */
+              free_secret (c->auth_header);
+              c->auth_header = NULL;
+              c->auth_expires = 0;
+            }
+        }
       perform_once (c, q, c->auth_header, from, r, &code, errbuf);
       if (r->sink_err)
         {
