@@ -57,7 +57,8 @@ open(os.path.join(d, "index.json"), "w").write(json.dumps({"schemaVersion": 2, "
 PY
 }
 
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
+t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); awk -v a="$s" -v b="$e" 'BEGIN { print b - a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 mk_image "$work/img" "$size"
 registry_start >/dev/null
@@ -86,6 +87,6 @@ spu=$(t skopeo copy --dest-tls-verify=false "oci:$work/img:bench" "docker://$REG
   echo
   echo "| operation | kiln (s) | skopeo copy (s) | kiln / skopeo |"
   echo "|---|---|---|---|"
-  printf '| pull | %.2f | %.2f | %.2f |\n' "$kp" "$sp" "$(echo "$kp / $sp" | bc -l)"
-  printf '| push | %.2f | %.2f | %.2f |\n' "$kpu" "$spu" "$(echo "$kpu / $spu" | bc -l)"
+  printf '| pull | %.2f | %.2f | %.2f |\n' "$kp" "$sp" "$(ratio "$kp" "$sp")"
+  printf '| push | %.2f | %.2f | %.2f |\n' "$kpu" "$spu" "$(ratio "$kpu" "$spu")"
 } | tee bench/results/registry.md
