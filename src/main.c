@@ -1,5 +1,7 @@
 /* main.c - kiln command-line entry point: dispatch to commands, print errors. */
 #include "build/build_cmd.h"
+#include "registry/pull_cmd.h"
+#include "registry/push_cmd.h"
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/error.h"
@@ -38,6 +40,8 @@ static const struct command
   const char *summary;
 } commands[] = {
   { "build", build_cmd_main, "build an image from a Dockerfile" },
+  { "pull", pull_cmd_main, "pull an image from a registry into an OCI layout" },
+  { "push", push_cmd_main, "push an image from an OCI layout to registries" },
   { "version", cmd_version, "print version information" },
   { "help", cmd_help, "show help for kiln or a command" },
 };

@@ -1,0 +1,45 @@
+/* ocilayout.h - OCI image layout directories (oci-layout, index.json,
+ * blobs/sha256/HEX), written as a registry_pull consumer.
+ *
+ * Blobs are written to a temporary file beside their final name and renamed
+ * only after the registry client verified size and digest, so a layout never
+ * holds a partial or corrupt blob. index.json is rewritten atomically; an
+ * existing entry with the same "org.opencontainers.image.ref.name" is
+ * replaced, other entries are kept.
+ */
+#ifndef KILN_REGISTRY_OCILAYOUT_H
+#define KILN_REGISTRY_OCILAYOUT_H
+
+#include <stdint.h>
+#include "registry/pull.h"
+#include "util/error.h"
+
+typedef struct ocilayout ocilayout;
+
+/* Open (creating if needed) the layout directory path. */
+int ocilayout_open (const char *path, ocilayout **out, kiln_error **err);
+void ocilayout_free (ocilayout *l);
+void cleanup_ocilayoutp (ocilayout **l);
+#define autoocilayout __attribute__ ((cleanup (cleanup_ocilayoutp)))
+
+/* The consumer that stores pulled blobs and manifests in the layout (ctx is
+ * the ocilayout). */
+extern const registry_pull_consumer ocilayout_consumer;
+
+/* Add (or replace) the index.json entry for a manifest; tag may be NULL. */
+int ocilayout_set_ref (ocilayout *l, const char *tag, const char *media_type, const char *digest, int64_t size,
+                       kiln_error **err);
+
+/* Find the manifest for tag (NULL: the only entry). Caller frees the
+ * strings. */
+int ocilayout_resolve (ocilayout *l, const char *tag, char **media_type, char **digest, int64_t *size,
+                       kiln_error **err);
+/* Read a small blob (manifest, config) and verify its digest. */
+int ocilayout_read_blob (ocilayout *l, const char *digest, size_t max, char **data, size_t *len, kiln_error **err);
+/* Open a blob for reading (O_NOFOLLOW, regular file); *size from fstat. */
+int ocilayout_open_blob (ocilayout *l, const char *digest, int *fd, int64_t *size, kiln_error **err);
+
+/* Split "DIR[:TAG]" (the last ':' after the last '/'). Caller frees. */
+void ocilayout_split_arg (const char *arg, char **dir, char **tag);
+
+#endif

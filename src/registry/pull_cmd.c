@@ -1,0 +1,290 @@
+/* pull_cmd.c - `kiln pull`: registry image into an OCI layout directory. */
+#include "registry/pull_cmd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry/client.h"
+#include "registry/dockerarchive.h"
+#include "registry/ocilayout.h"
+#include "registry/pull.h"
+#include "registry/reference.h"
+#include "util/alloc.h"
+#include "util/cli.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+enum
+{
+  OPT_OCI_LAYOUT = 1,
+  OPT_PLATFORM,
+  OPT_DIGEST_FILE,
+  OPT_MIRROR,
+  OPT_TAR_PATH,
+};
+
+static const cli_option pull_options[] = {
+  { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]", "write the image to this OCI layout directory (required)", OPT_OCI_LAYOUT },
+  { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", "platform to select from an index (default: the host)", OPT_PLATFORM },
+  { "digest-file", 0, CLI_VALUE, "FILE", "write the pulled manifest digest to FILE", OPT_DIGEST_FILE },
+  { "tar-path", 0, CLI_VALUE, "FILE", "also write the image as a `docker load` archive", OPT_TAR_PATH },
+  { "registry-mirror", 0, CLI_VALUE, "HOST", "try this mirror first for docker.io images, then the origin (repeatable)",
+    OPT_MIRROR },
+  TRANSPORT_OPTIONS
+};
+#define N_PULL_OPTIONS ARRAY_SIZE (pull_options)
+
+int
+registry_transport_handle (registry_options *reg, int id, const char *value, kiln_error **err)
+{
+  switch (id)
+    {
+    case OPT_INSECURE_REGISTRY:
+      strv_push (&reg->insecure_registries, value);
+      return 1;
+    case OPT_INSECURE:
+      return cli_parse_bool ("--insecure", value, &reg->insecure, err) < 0 ? -1 : 1;
+    case OPT_SKIP_TLS_VERIFY:
+      return cli_parse_bool ("--skip-tls-verify", value, &reg->skip_tls_verify, err) < 0 ? -1 : 1;
+    case OPT_REGISTRY_CERT:
+      if (!strchr (value, '=') || value[0] == '=' || strchr (value, '=')[1] == '\0')
+        return kiln_error_make (err, 0, "--registry-certificate: expected REGISTRY=CA.pem, got '%s'", value);
+      strv_push (&reg->registry_certs, value);
+      return 1;
+    case OPT_RETRIES:
+      {
+        char *end;
+        long n = strtol (value, &end, 10);
+        if (end == value || *end || n < 0 || n > 100)
+          return kiln_error_make (err, 0, "--retries: expected a number from 0 to 100, got '%s'", value);
+        reg->retries = (int) n;
+        return 1;
+      }
+    default:
+      return 0;
+    }
+}
+
+int
+registry_write_digest_file (const char *path, const char *digest, kiln_error **err)
+{
+  autoclose int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "--digest-file: open '%s'", path);
+  if (fs_write_all (fd, digest, strlen (digest), err) < 0)
+    return kiln_error_wrap (err, "--digest-file '%s'", path);
+  return 0;
+}
+
+typedef struct pull_opts
+{
+  cli_common common;
+  char *layout;
+  char *platform;
+  char *digest_file;
+  char **mirrors;
+  char *tar_path;
+  registry_options reg;
+} pull_opts;
+
+static int
+pull_handle (void *ctx, int id, const char *value, kiln_error **err)
+{
+  pull_opts *o = ctx;
+  int r = cli_common_handle (&o->common, id, value, err);
+  if (r == 0)
+    r = registry_transport_handle (&o->reg, id, value, err);
+  if (r != 0)
+    return r < 0 ? r : 0;
+  switch (id)
+    {
+    case OPT_OCI_LAYOUT:
+      free (o->layout);
+      o->layout = xstrdup (value);
+      return 0;
+    case OPT_PLATFORM:
+      free (o->platform);
+      o->platform = xstrdup (value);
+      return 0;
+    case OPT_DIGEST_FILE:
+      free (o->digest_file);
+      o->digest_file = xstrdup (value);
+      return 0;
+    case OPT_TAR_PATH:
+      free (o->tar_path);
+      o->tar_path = xstrdup (value);
+      return 0;
+    case OPT_MIRROR:
+      {
+        /* kaniko accepts "host", "https://host" and "http://host". */
+        const char *h = value;
+        if (strncmp (h, "https://", 8) == 0)
+          h += 8;
+        else if (strncmp (h, "http://", 7) == 0)
+          h += 7;
+        autofree char *host = xstrndup (h, strcspn (h, "/"));
+        if (!registry_domain_valid (host) || h[strlen (host)] != '\0')
+          return kiln_error_make (err, 0, "--registry-mirror: invalid host '%s'", value);
+        if (strncmp (value, "http://", 7) == 0)
+          strv_push (&o->reg.insecure_registries, host);
+        strv_push (&o->mirrors, host);
+        return 0;
+      }
+    default:
+      return kiln_error_make (err, 0, "internal: unhandled pull option id %d", id);
+    }
+}
+
+static void
+pull_opts_free (pull_opts *o)
+{
+  cli_common_free (&o->common);
+  free (o->layout);
+  free (o->platform);
+  free (o->digest_file);
+  strv_free (o->mirrors);
+  free (o->tar_path);
+  strv_free (o->reg.insecure_registries);
+  strv_free (o->reg.registry_certs);
+}
+
+static int run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char *arch,
+                          const char *variant, const char *dir, const char *tag, kiln_error **err);
+
+static int
+run_pull (pull_opts *o, const char *refstr, kiln_error **err)
+{
+  autoref registry_ref *ref = NULL;
+  if (registry_ref_parse (refstr, &ref, err) < 0)
+    return -1;
+  autofree char *os = NULL, *arch = NULL, *variant = NULL;
+  if (o->platform && manifest_parse_platform (o->platform, &os, &arch, &variant, err) < 0)
+    return -1;
+  autofree char *dir = NULL, *tag = NULL;
+  autofree char *tmpdir = NULL;
+  if (o->layout)
+    ocilayout_split_arg (o->layout, &dir, &tag);
+  else
+    {
+      /* Only --tar-path: stage the blobs in a private temporary layout. */
+      const char *t = getenv ("TMPDIR");
+      tmpdir = xasprintf ("%s/kiln-pull-XXXXXX", t && *t ? t : "/tmp");
+      if (!mkdtemp (tmpdir))
+        return kiln_error_make (err, errno, "mkdtemp '%s'", tmpdir);
+      dir = xasprintf ("%s/layout", tmpdir);
+    }
+  int ret = run_pull_into (o, ref, os, arch, variant, dir, tag, err);
+  if (tmpdir)
+    {
+      kiln_error *rerr = NULL;
+      char *slash = strrchr (tmpdir, '/');
+      *slash = '\0';
+      autoclose int pfd = open (slash == tmpdir ? "/" : tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (pfd < 0 || fs_rm_rf_at (pfd, slash + 1, &rerr) < 0)
+        {
+          log_warn ("could not remove temporary directory '%s/%s'", tmpdir, slash + 1);
+          kiln_error_free (rerr);
+        }
+    }
+  return ret;
+}
+
+static int
+run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char *arch, const char *variant,
+               const char *dir, const char *tag, kiln_error **err)
+{
+  if (tag && !registry_tag_valid (tag))
+    return kiln_error_make (err, 0, "--oci-layout '%s': invalid tag '%s'", o->layout, tag);
+  autoocilayout ocilayout *l = NULL;
+  if (ocilayout_open (dir, &l, err) < 0)
+    return -1;
+  autofree char *full = registry_ref_string (ref);
+  registry_pull_result res;
+  bool done = false;
+  /* Mirrors first (docker.io only), then the origin. Blobs a failed
+   * mirror already delivered are verified and stay; the rest come from the
+   * next source. */
+  if (strcmp (ref->domain, REGISTRY_DOCKER_HUB) == 0)
+    for (char **m = o->mirrors; m && *m && !done; m++)
+      {
+        autoref registry_ref *mref = registry_ref_dup (ref);
+        free (mref->domain);
+        mref->domain = xstrdup (*m);
+        autoclient registry_client *mc = NULL;
+        kiln_error *merr = NULL;
+        log_info ("pulling %s from mirror %s", full, *m);
+        if (registry_client_new (&o->reg, *m, &mc, &merr) >= 0
+            && registry_pull (mc, mref, os, arch, variant, &ocilayout_consumer, l, &res, &merr) >= 0)
+          done = true;
+        else
+          {
+            autofree char *msg = kiln_error_string (merr);
+            log_warn ("mirror %s failed (%s); trying the next source", *m, msg);
+            kiln_error_free (merr);
+          }
+      }
+  if (!done)
+    {
+      autoclient registry_client *c = NULL;
+      if (registry_client_new (&o->reg, ref->domain, &c, err) < 0)
+        return -1;
+      log_info ("pulling %s", full);
+      if (registry_pull (c, ref, os, arch, variant, &ocilayout_consumer, l, &res, err) < 0)
+        return kiln_error_wrap (err, "pulling '%s'", full);
+    }
+  int r = ocilayout_set_ref (l, tag, res.media_type, res.manifest_digest, res.manifest_size, err);
+  if (r >= 0 && o->tar_path)
+    {
+      autofree char *fam = registry_ref_familiar (ref);
+      /* RepoTags wants name:tag; a digest-only reference gets none. */
+      r = dockerarchive_write (l, tag, ref->tag && !ref->digest ? fam : NULL, o->tar_path, err);
+    }
+  if (r >= 0 && o->digest_file)
+    r = registry_write_digest_file (o->digest_file, res.manifest_digest, err);
+  if (r >= 0)
+    printf ("%s\n", res.manifest_digest);
+  registry_pull_result_clear (&res);
+  return r;
+}
+
+int
+pull_cmd_main (int argc, char **argv, kiln_error **err)
+{
+  pull_opts o;
+  memset (&o, 0, sizeof o);
+  o.reg.retries = -1;
+  cli_common_init (&o.common);
+  size_t n = N_PULL_OPTIONS + cli_common_options_count;
+  autofree cli_option *opts = cli_options_concat (pull_options, N_PULL_OPTIONS, cli_common_options,
+                                                  cli_common_options_count);
+  autostrv char **pos = NULL;
+  bool help = false;
+  int ret = cli_parse (argc, argv, opts, n, pull_handle, &o, &pos, &help, err);
+  if (ret < 0)
+    {
+      pull_opts_free (&o);
+      kiln_error_wrap (err, "kiln pull");
+      return KILN_EXIT_USAGE;
+    }
+  if (help)
+    {
+      printf ("Usage: kiln pull [FLAGS] REFERENCE --oci-layout DIR[:TAG]\n\n"
+              "Pull an image from a registry into an OCI image layout.\n\nFlags:\n");
+      cli_print_options (stdout, opts, n);
+      pull_opts_free (&o);
+      return KILN_EXIT_OK;
+    }
+  cli_common_apply (&o.common);
+  if (strv_len (pos) != 1 || (!o.layout && !o.tar_path))
+    {
+      pull_opts_free (&o);
+      kiln_error_make (err, 0, "kiln pull: expected one REFERENCE and --oci-layout DIR[:TAG] and/or --tar-path FILE");
+      return KILN_EXIT_USAGE;
+    }
+  ret = run_pull (&o, pos[0], err);
+  pull_opts_free (&o);
+  return ret < 0 ? KILN_EXIT_FAILURE : KILN_EXIT_OK;
+}
