@@ -2,7 +2,9 @@
 #include "store/store.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
+#include "util/json.h"
 #include "util/log.h"
+#include "util/strbuf.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -384,5 +386,223 @@ store_get_blob (store *s, const char *digest, size_t max_size, char **data, size
     return kiln_error_make (err, EIO, "blob %s in the store is corrupt (hashes to %s)", digest, got);
   *data = steal_pointer (&buf);
   *len = n;
+  return 0;
+}
+
+/* ---- refs and prune ----------------------------------------------------- */
+
+static char *
+ref_name (const char *name)
+{
+  strbuf sb = STRBUF_INIT;
+  for (const unsigned char *p = (const unsigned char *) name; *p; p++)
+    {
+      if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'
+          || *p == '_' || (*p == '.' && p != (const unsigned char *) name))
+        strbuf_addch (&sb, *p);
+      else
+        strbuf_addf (&sb, "%%%02X", *p);
+    }
+  return strbuf_detach (&sb, NULL);
+}
+
+int
+store_set_ref (store *s, const char *name, const char *manifest_digest, kiln_error **err)
+{
+  if (*name == '\0')
+    return kiln_error_make (err, EINVAL, "empty ref name");
+  if (digest_validate (manifest_digest, err) < 0)
+    return -1;
+  if (mkdirat (s->rootfd, "refs", 0700) < 0 && errno != EEXIST)
+    return kiln_error_make (err, errno, "create '%s/refs'", s->root);
+  autofree char *n = ref_name (name);
+  autofree char *rel = xasprintf ("refs/%s", n);
+  return fs_write_file_atomic_at (s->rootfd, rel, manifest_digest, strlen (manifest_digest), 0644, err);
+}
+
+int
+store_remove_ref (store *s, const char *name, kiln_error **err)
+{
+  autofree char *n = ref_name (name);
+  autofree char *rel = xasprintf ("refs/%s", n);
+  if (unlinkat (s->rootfd, rel, 0) < 0 && errno != ENOENT)
+    return kiln_error_make (err, errno, "remove ref '%s'", name);
+  return 0;
+}
+
+static int
+list_dir (int dirfd, const char *rel, char ***out, kiln_error **err)
+{
+  int fd = openat (dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    {
+      if (errno == ENOENT)
+        return 0;
+      return kiln_error_make (err, errno, "open '%s'", rel);
+    }
+  DIR *d = fdopendir (fd);
+  if (d == NULL)
+    {
+      close (fd);
+      return kiln_error_make (err, errno, "opendir '%s'", rel);
+    }
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") && strcmp (de->d_name, ".."))
+      strv_push (out, de->d_name);
+  closedir (d);
+  return 0;
+}
+
+/* Allocated bytes below dirfd/name (no symlinks followed, no mount crossing
+ * checks needed: the store is ours). */
+static uint64_t
+du_at (int dirfd, const char *name)
+{
+  struct stat st;
+  if (fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return 0;
+  uint64_t total = (uint64_t) st.st_blocks * 512;
+  if (!S_ISDIR (st.st_mode))
+    return total;
+  autoclose int fd = openat (dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return total;
+  autostrv char **names = NULL;
+  autoerror kiln_error *err = NULL;
+  if (list_dir (fd, ".", &names, &err) < 0)
+    return total;
+  for (size_t i = 0; names && names[i]; i++)
+    total += du_at (fd, names[i]);
+  return total;
+}
+
+static bool
+strv_has (char **v, const char *s)
+{
+  for (size_t i = 0; v && v[i]; i++)
+    if (strcmp (v[i], s) == 0)
+      return true;
+  return false;
+}
+
+static void
+keep_push (char ***v, const char *digest)
+{
+  autoerror kiln_error *err = NULL;
+  if (digest && digest_validate (digest, &err) == 0 && !strv_has (*v, digest_hex (digest)))
+    strv_push (v, digest_hex (digest));
+}
+
+/* Mark what a manifest / index / config blob references. */
+static void
+mark_blob (store *s, const char *digest, int depth, char ***blobs, char ***layers)
+{
+  autoerror kiln_error *err = NULL;
+  if (depth > 4 || digest_validate (digest, &err) < 0)
+    return;
+  keep_push (blobs, digest);
+  autofree char *data = NULL;
+  size_t len;
+  if (store_get_blob (s, digest, JSON_DEFAULT_MAX_SIZE, &data, &len, &err) < 0)
+    return; /* layer blob not kept, or not JSON-sized: nothing more to follow */
+  autojson json_value *root = NULL;
+  if (json_parse (data, len, JSON_DEFAULT_MAX_SIZE, &root, &err) < 0 || !json_is_object (root))
+    return;
+  json_value *cfg = json_get_object (root, "config");
+  const char *cd = cfg ? json_get_string (cfg, "digest") : NULL;
+  if (cd)
+    mark_blob (s, cd, depth + 1, blobs, layers);
+  json_value *arr = json_get_array (root, "layers");
+  for (size_t i = 0; arr && i < json_array_size (arr); i++)
+    {
+      const char *ld = json_get_string (json_array_get (arr, i), "digest");
+      keep_push (blobs, ld);
+      char diff[DIGEST_STRING_SIZE];
+      autoerror kiln_error *e2 = NULL;
+      if (ld && store_layer_for_blob (s, ld, diff, &e2) > 0)
+        keep_push (layers, diff);
+    }
+  arr = json_get_array (root, "manifests");
+  for (size_t i = 0; arr && i < json_array_size (arr); i++)
+    mark_blob (s, json_get_string (json_array_get (arr, i), "digest"), depth + 1, blobs, layers);
+  json_value *rootfs = json_get_object (root, "rootfs");
+  arr = rootfs ? json_get_array (rootfs, "diff_ids") : NULL;
+  for (size_t i = 0; arr && i < json_array_size (arr); i++)
+    keep_push (layers, json_string (json_array_get (arr, i)));
+}
+
+static int
+prune_dir (store *s, const char *rel, char **keep, bool dry_run, uint64_t *count, uint64_t *bytes,
+           kiln_error **err)
+{
+  autostrv char **names = NULL;
+  if (list_dir (s->rootfd, rel, &names, err) < 0)
+    return -1;
+  autoclose int dfd = openat (s->rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  for (size_t i = 0; names && names[i]; i++)
+    {
+      if (strv_has (keep, names[i]))
+        continue;
+      uint64_t b = du_at (dfd, names[i]);
+      log_info ("%s %s/%s (%llu bytes)", dry_run ? "would remove" : "removing", rel, names[i],
+                (unsigned long long) b);
+      if (!dry_run && fs_rm_rf_at (dfd, names[i], err) < 0)
+        return kiln_error_wrap (err, "pruning '%s/%s'", rel, names[i]);
+      (*count)++;
+      *bytes += b;
+    }
+  return 0;
+}
+
+int
+store_prune (store *s, bool all, bool dry_run, store_prune_stats *st, kiln_error **err)
+{
+  memset (st, 0, sizeof *st);
+  if (!s->exclusive)
+    return kiln_error_make (err, EINVAL, "internal: prune needs the store opened exclusively");
+  autostrv char **keep_blobs = NULL;
+  autostrv char **keep_layers = NULL;
+  autostrv char **keep_refs = NULL;
+  if (!all)
+    {
+      autostrv char **refs = NULL;
+      if (list_dir (s->rootfd, "refs", &refs, err) < 0)
+        return -1;
+      for (size_t i = 0; refs && refs[i]; i++)
+        {
+          autofree char *rel = xasprintf ("refs/%s", refs[i]);
+          autofree char *buf = NULL;
+          size_t len;
+          autoerror kiln_error *e2 = NULL;
+          if (fs_read_file_at (s->rootfd, rel, 256, &buf, &len, &e2) < 0)
+            continue;
+          buf[strcspn (buf, "\n ")] = '\0';
+          strv_push (&keep_refs, refs[i]);
+          mark_blob (s, buf, 0, &keep_blobs, &keep_layers);
+        }
+    }
+  if (prune_dir (s, "blobs/sha256", keep_blobs, dry_run, &st->blobs, &st->bytes, err) < 0
+      || prune_dir (s, "layers/sha256", keep_layers, dry_run, &st->layers, &st->bytes, err) < 0)
+    return -1;
+  /* diffID records: keep those whose layer stays. */
+  autostrv char **recs = NULL;
+  if (list_dir (s->rootfd, "diffids/sha256", &recs, err) < 0)
+    return -1;
+  autostrv char **keep_recs = NULL;
+  for (size_t i = 0; recs && recs[i]; i++)
+    {
+      autofree char *bd = xasprintf ("sha256:%s", recs[i]);
+      char diff[DIGEST_STRING_SIZE];
+      autoerror kiln_error *e2 = NULL;
+      if (store_layer_for_blob (s, bd, diff, &e2) > 0 && strv_has (keep_layers, digest_hex (diff)))
+        strv_push (&keep_recs, recs[i]);
+    }
+  if (prune_dir (s, "diffids/sha256", keep_recs, dry_run, &st->other, &st->bytes, err) < 0
+      || prune_dir (s, "locks", NULL, dry_run, &st->other, &st->bytes, err) < 0
+      || prune_dir (s, "tmp", NULL, dry_run, &st->other, &st->bytes, err) < 0)
+    return -1;
+  if (all && prune_dir (s, "refs", keep_refs, dry_run, &st->other, &st->bytes, err) < 0)
+    return -1;
   return 0;
 }

@@ -14,6 +14,7 @@
  *   diffids/sha256/HEX        blob digest -> diffID text (skip a download when
  *                             the layer is already extracted)
  *   locks/HEX.lock            per-layer extraction locks (by blob digest)
+ *   refs/NAME                 kept images / cache entries: a manifest digest
  *   tmp/                      in-progress work; never visible as a result
  *
  * Publication protocol: a layer is extracted into tmp/NAME/, fsynced
@@ -87,6 +88,23 @@ int store_publish_layer (store *s, const char *tmpname, const char *diff_id, con
 /* Open a published layer: O_DIRECTORY fd on its tree and its mapped index
  * (either out pointer may be NULL). */
 int store_open_layer (store *s, const char *diff_id, int *tree_fd, layer_index **idx, kiln_error **err);
+
+/* Kept images and cache entries: refs/NAME holds a manifest (or index)
+ * digest; prune keeps everything reachable from a ref. NAME is any string
+ * (stored percent-encoded). */
+int store_set_ref (store *s, const char *name, const char *manifest_digest, kiln_error **err);
+int store_remove_ref (store *s, const char *name, kiln_error **err);
+
+typedef struct store_prune_stats
+{
+  uint64_t blobs, layers, other;  /* items removed (or that would be) */
+  uint64_t bytes;                 /* space freed (allocated blocks) */
+} store_prune_stats;
+
+/* Remove what no ref reaches (all: everything, refs included). Needs the
+ * store opened with STORE_OPEN_EXCLUSIVE. dry_run: count only. Each removal
+ * is logged at info level ("would remove" in a dry run). */
+int store_prune (store *s, bool all, bool dry_run, store_prune_stats *st, kiln_error **err);
 
 /* Blobs (compressed layers, manifests, configs). */
 bool store_has_blob (store *s, const char *digest);

@@ -515,6 +515,56 @@ test_store_kill9 (void **state)
   assert_string_equal (res.diff_id, diff);
 }
 
+static void
+test_prune (void **state)
+{
+  (void) state;
+  autofree char *root = xasprintf ("%s/store4", g_dir);
+  char blob[DIGEST_STRING_SIZE], diff[DIGEST_STRING_SIZE], bblob[DIGEST_STRING_SIZE], bdiff[DIGEST_STRING_SIZE];
+  file_digest ("normal.tar.gz", blob);
+  file_digest ("normal.tar", diff);
+  file_digest ("bomb.tar.gz", bblob);
+  file_digest ("bomb.tar", bdiff);
+  extract_result res;
+  autoerror kiln_error *err = NULL;
+  assert_ok (store_extract_file (root, "normal.tar.gz", blob, 0, &res, &err), err);
+  assert_ok (store_extract_file (root, "bomb.tar.gz", bblob, 0, &res, &err), err);
+  autostore store *s = NULL;
+  assert_ok (store_open (root, STORE_OPEN_EXCLUSIVE, &s, &err), err);
+  /* a second exclusive user is refused with a clear message */
+  store *s2 = NULL;
+  assert_true (store_open (root, STORE_OPEN_EXCLUSIVE, &s2, &err) < 0);
+  assert_true (test_err_contains (err, "in use"));
+  kiln_error_clear (&err);
+  autofree char *config = xasprintf ("{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}", diff);
+  char cdig[DIGEST_STRING_SIZE], mdig[DIGEST_STRING_SIZE];
+  digest_buffer (config, strlen (config), cdig);
+  assert_ok (store_put_blob (s, cdig, config, strlen (config), &err), err);
+  autofree char *manifest = xasprintf ("{\"schemaVersion\":2,\"config\":{\"digest\":\"%s\"},"
+                                       "\"layers\":[{\"digest\":\"%s\"}]}", cdig, blob);
+  digest_buffer (manifest, strlen (manifest), mdig);
+  assert_ok (store_put_blob (s, mdig, manifest, strlen (manifest), &err), err);
+  assert_ok (store_set_ref (s, "localhost/app:latest", mdig, &err), err);
+  store_prune_stats st;
+  assert_ok (store_prune (s, false, true, &st, &err), err);
+  assert_int_equal (st.layers, 1);
+  assert_true (st.bytes > 0);
+  assert_true (store_has_layer (s, bdiff));
+  assert_ok (store_prune (s, false, false, &st, &err), err);
+  assert_int_equal (st.layers, 1);
+  assert_false (store_has_layer (s, bdiff));
+  assert_true (store_has_layer (s, diff));
+  assert_true (store_has_blob (s, mdig));
+  assert_true (store_has_blob (s, cdig));
+  char d2[DIGEST_STRING_SIZE];
+  assert_int_equal (store_layer_for_blob (s, blob, d2, &err), 1);
+  assert_int_equal (store_layer_for_blob (s, bblob, d2, &err), 0);
+  assert_ok (store_prune (s, true, false, &st, &err), err);
+  assert_int_equal (st.layers, 1);
+  assert_int_equal (st.blobs, 2);
+  assert_false (store_has_layer (s, diff));
+}
+
 int
 main (void)
 {
@@ -527,6 +577,7 @@ main (void)
     cmocka_unit_test (test_store_once),
     cmocka_unit_test (test_store_concurrent),
     cmocka_unit_test (test_store_kill9),
+    cmocka_unit_test (test_prune),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }
