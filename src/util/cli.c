@@ -130,8 +130,11 @@ cli_parse (int argc, char **argv, const cli_option *opts, size_t n_opts, cli_han
         }
       if (c == '?')
         {
-          if (optopt)
+          if (optopt > 0 && optopt < 1000)
             return kiln_error_make (err, 0, "unknown flag '-%c'", optopt);
+          /* A known long flag given "=value" it does not take (--help=x). */
+          if (optopt != 0)
+            return kiln_error_make (err, 0, "flag '%s' does not take a value", argv[optind - 1]);
           return kiln_error_make (err, 0, "unknown flag '%s'", argv[optind - 1]);
         }
       if (c == ':')
