@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <unistd.h>
 
 static char *g_dir;   /* temp dir for everything */
@@ -515,6 +516,60 @@ test_store_kill9 (void **state)
   assert_string_equal (res.diff_id, diff);
 }
 
+/* Extract corpus file name into a fresh dir owned by uid (dropping to uid in
+ * a child when uid != 0); returns the index bytes. */
+static char *
+extract_as (const char *name, uid_t uid, size_t *len)
+{
+  autoerror kiln_error *err = NULL;
+  autofree char *ldir = NULL;
+  autoclose int lfd = -1;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "as-", &ldir, &lfd, &err), err);
+  assert_int_equal (fchown (lfd, uid, uid), 0);
+  autofree char *path = xasprintf ("%s/%s", g_corpus, name);
+  autoclose int in = open (path, O_RDONLY | O_CLOEXEC);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      if (uid != 0 && (setgroups (0, NULL) < 0 || setgid (uid) < 0 || setuid (uid) < 0))
+        _exit (3);
+      if (uid != 0 && setuid (0) == 0)
+        _exit (4); /* privileges really dropped */
+      extract_result res;
+      kiln_error *e = NULL;
+      if (extract_layer (lfd, extract_read_fd, &in, NULL, &res, &e) < 0)
+        {
+          fprintf (stderr, "extract as %d: %s\n", (int) uid, e->msg);
+          _exit (1);
+        }
+      _exit (0);
+    }
+  int st;
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  assert_true (WIFEXITED (st) && WEXITSTATUS (st) == 0);
+  char *buf = NULL;
+  assert_ok (fs_read_file_at (lfd, "index", 64 << 20, &buf, len, &err), err);
+  struct stat sb;
+  assert_int_equal (fstatat (lfd, "tree/usr/bin/ping", &sb, AT_SYMLINK_NOFOLLOW), 0);
+  assert_int_equal (sb.st_uid, uid);
+  assert_int_equal (sb.st_mode, S_IFREG | 0600);
+  return buf;
+}
+
+static void
+test_root_vs_plain_user (void **state)
+{
+  (void) state;
+  if (geteuid () != 0)
+    test_skip ("needs root to compare root and plain-user extraction (CI runs as root)");
+  size_t l1, l2;
+  autofree char *as_root = extract_as ("normal.tar.gz", 0, &l1);
+  autofree char *as_user = extract_as ("normal.tar.gz", 65534, &l2);
+  assert_int_equal (l1, l2);
+  assert_memory_equal (as_root, as_user, l1);
+}
+
 static void
 test_prune (void **state)
 {
@@ -578,6 +633,7 @@ main (void)
     cmocka_unit_test (test_store_concurrent),
     cmocka_unit_test (test_store_kill9),
     cmocka_unit_test (test_prune),
+    cmocka_unit_test (test_root_vs_plain_user),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }
