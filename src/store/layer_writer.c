@@ -727,3 +727,97 @@ out_items:
   free (items);
   return ret;
 }
+
+/* ---- whole-layer change lists ------------------------------------------ */
+
+void
+layer_writer_changes_free (layer_changes *c)
+{
+  free (c->v);
+  strv_free (c->paths);
+  strv_free (c->strings);
+  free (c->xattrs);
+  memset (c, 0, sizeof *c);
+}
+
+int
+layer_writer_changes_from_index (const layer_index *idx, int tree_fd, layer_changes *out, kiln_error **err)
+{
+  (void) err;
+  memset (out, 0, sizeof *out);
+  uint32_t n = layer_index_count (idx);
+  uint32_t groups = layer_index_hardlink_groups (idx);
+  char **paths = xcalloc ((size_t) n + 1, sizeof *paths);
+  /* first (in writer order) member of each hardlink group */
+  uint32_t *gfirst = xcalloc ((size_t) groups + 1, sizeof *gfirst);
+  size_t total_x = 0;
+  for (uint32_t i = 0; i < n; i++)
+    {
+      strbuf sb = STRBUF_INIT;
+      layer_index_path (idx, i, &sb);
+      paths[i] = strbuf_detach (&sb, NULL);
+      const layer_index_disk_entry *e = layer_index_entry (idx, i);
+      total_x += e->xattr_count;
+      uint32_t g = e->hardlink_group;
+      if (g && (gfirst[g] == 0 || path_cmp (paths[i], paths[gfirst[g] - 1]) < 0))
+        gfirst[g] = i + 1;
+    }
+  out->v = xcalloc ((size_t) n * 2 + 1, sizeof *out->v);
+  out->xattrs = xcalloc (total_x + 1, sizeof *out->xattrs);
+  size_t xi = 0;
+  for (uint32_t i = 0; i < n; i++)
+    {
+      const layer_index_disk_entry *e = layer_index_entry (idx, i);
+      bool implicit = e->type == LAYER_INDEX_DIR && (e->flags & LAYER_INDEX_F_IMPLICIT);
+      if (e->type == LAYER_INDEX_WHITEOUT)
+        {
+          out->v[out->n++] = (layer_change) { .path = paths[i], .kind = LAYER_CHANGE_WHITEOUT };
+          continue;
+        }
+      if (!implicit && i != 0)
+        {
+          layer_change *c = &out->v[out->n++];
+          *c = (layer_change) { .path = paths[i], .kind = LAYER_CHANGE_ADD, .data_dirfd = tree_fd };
+          c->meta.type = e->type;
+          c->meta.mode = e->mode;
+          c->meta.uid = e->uid;
+          c->meta.gid = e->gid;
+          c->meta.size = e->size;
+          c->meta.mtime_sec = e->mtime_sec;
+          c->meta.mtime_nsec = e->mtime_nsec;
+          c->meta.rdev_major = e->rdev_major;
+          c->meta.rdev_minor = e->rdev_minor;
+          if (e->type == LAYER_INDEX_SYMLINK)
+            {
+              size_t ll;
+              const char *l = layer_index_link (idx, i, &ll);
+              char *t = xstrndup (l, ll);
+              strv_push (&out->strings, t);
+              free (t);
+              c->meta.link_target = out->strings[strv_len (out->strings) - 1];
+            }
+          if (e->type == LAYER_INDEX_REG)
+            c->data_path = paths[i];
+          if (e->hardlink_group && gfirst[e->hardlink_group] != i + 1)
+            c->hardlink_target = paths[gfirst[e->hardlink_group] - 1];
+          c->meta.xattrs = &out->xattrs[xi];
+          c->meta.n_xattrs = e->xattr_count;
+          for (uint32_t x = 0; x < e->xattr_count; x++)
+            {
+              const char *name;
+              size_t nl, vl;
+              const void *v;
+              layer_index_get_xattr (idx, i, x, &name, &nl, &v, &vl);
+              char *nm = xstrndup (name, nl);
+              strv_push (&out->strings, nm);
+              free (nm);
+              out->xattrs[xi++] = (layer_index_xattr) { out->strings[strv_len (out->strings) - 1], v, vl };
+            }
+        }
+      if (e->type == LAYER_INDEX_DIR && (e->flags & LAYER_INDEX_F_OPAQUE))
+        out->v[out->n++] = (layer_change) { .path = paths[i], .kind = LAYER_CHANGE_OPAQUE };
+    }
+  free (gfirst);
+  out->paths = paths; /* NULL-terminated: freed with strv_free */
+  return 0;
+}

@@ -81,4 +81,22 @@ int layer_writer_parse_compression (const char *s, layer_compression *out, kiln_
 int layer_writer_write (const layer_change *changes, size_t n, const layer_writer_opts *opts, int out_fd,
                         layer_writer_result *res, kiln_error **err);
 
+/* The change list that recreates a whole store layer (re-compression,
+ * re-push, round-trip checks): every index entry except implicit
+ * directories and an unlisted root; whiteouts and opaque markers as such;
+ * hardlink groups as one file plus links to it (the member that sorts
+ * first); data from tree_fd. All strings are owned by *out (free with
+ * layer_writer_changes_free). */
+typedef struct layer_changes
+{
+  layer_change *v;
+  size_t n;
+  char **paths;    /* owned entry paths */
+  char **strings;  /* owned link targets and xattr names */
+  layer_index_xattr *xattrs;
+} layer_changes;
+
+int layer_writer_changes_from_index (const layer_index *idx, int tree_fd, layer_changes *out, kiln_error **err);
+void layer_writer_changes_free (layer_changes *c);
+
 #endif
