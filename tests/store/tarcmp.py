@@ -49,7 +49,7 @@ def load(path):
     out = {}
     for n, v in members.items():
         root = find(n)
-        attrs = members[root] if v[0] == "link" else v
+        attrs = members.get(root, ("link to a missing member",)) if v[0] == "link" else v
         out[n] = (attrs, frozenset(groups[root]) if len(groups[root]) > 1 else None)
     return out
 
