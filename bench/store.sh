@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/store.sh - layer store benchmarks (figures go to bench/results/store.md).
-#   bench/store.sh [--size-mb N] [--index-entries N]
+#   bench/store.sh [--size-mb N] [--index-entries N] [--bomb N]
 # 1. extraction of the Debian fixture base layer (cached OCI layout from
 #    scripts/make-base-images.sh) cold: kiln's extractor vs `skopeo copy`
 #    (oci -> oci) + `umoci unpack --rootless` in the same run;
@@ -8,14 +8,17 @@
 #    (all cores), kiln zstd (all cores), vs `tar | gzip` and `tar | pigz`;
 # 3. load time of an index stack: a synthetic 166,000-entry index (the size
 #    of the `huge` base) plus the Debian base index.
+# 4. with --bomb N: extraction of a tar bomb of N empty files (the issue's
+#    million-file case: --bomb 1000000).
 # Caches are dropped between cold runs when running as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-size_mb=1024 entries=166000
+size_mb=1024 entries=166000 bomb=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --size-mb) size_mb=$2; shift 2 ;;
     --index-entries) entries=$2; shift 2 ;;
+    --bomb) bomb=$2; shift 2 ;;
     *) echo "store.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -65,3 +68,10 @@ echo "## index stack load"
 "$B" synth "$entries" "$work/i1"
 if [ -d "$work/x1" ]; then "$B" load "$work/i1/index" "$work/x1/index"; fi
 "$B" load "$work/i1/index"
+
+if [ "$bomb" -gt 0 ]; then
+  echo "## tar bomb: $bomb empty files"
+  mkdir -p "$work/bomb"
+  KILN_BOMB_FILES=$bomb python3 tests/store/mktars.py "$work/bomb" >/dev/null
+  drop; /usr/bin/time -f "  peak RSS %M KB" "$B" extract "$work/bomb/bomb.tar.gz" "$work/xb"
+fi
