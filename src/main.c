@@ -2,6 +2,7 @@
 #include "build/build_cmd.h"
 #include "registry/pull_cmd.h"
 #include "registry/push_cmd.h"
+#include "store/prune_cmd.h"
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/error.h"
@@ -42,6 +43,7 @@ static const struct command
   { "build", build_cmd_main, "build an image from a Dockerfile" },
   { "pull", pull_cmd_main, "pull an image from a registry into an OCI layout" },
   { "push", push_cmd_main, "push an image from an OCI layout to registries" },
+  { "prune", prune_cmd_main, "remove unreferenced layers and blobs from the store" },
   { "version", cmd_version, "print version information" },
   { "help", cmd_help, "show help for kiln or a command" },
 };

@@ -1,0 +1,180 @@
+/* store_bench.c - drive the store modules for bench/store.sh (built by it
+ * against build/libkiln.a; not part of kiln).
+ *   store_bench extract BLOB DIR          extract a layer blob into DIR (new)
+ *   store_bench pack SRC OUT gzip|zstd|none   pack tree SRC (walked; the
+ *                                         benchmark may walk) into OUT
+ *   store_bench synth N OUTDIR            write a synthetic N-entry index
+ *   store_bench load INDEX...             open+validate a stack of indexes
+ * Prints one line "OP seconds MB/s ..." per run. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/extract.h"
+#include "store/layer_index.h"
+#include "store/layer_writer.h"
+#include "util/alloc.h"
+
+static double
+now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+die (kiln_error *err)
+{
+  fprintf (stderr, "store_bench: %s\n", err ? err->msg : "error");
+  exit (1);
+}
+
+typedef struct list
+{
+  layer_change *v;
+  size_t n, cap;
+  int rootfd;
+} list;
+
+static void
+walk (list *l, int dfd, const char *rel)
+{
+  DIR *d = fdopendir (dup (dfd));
+  struct dirent *de;
+  rewinddir (d);
+  while ((de = readdir (d)))
+    {
+      if (!strcmp (de->d_name, ".") || !strcmp (de->d_name, ".."))
+        continue;
+      char *p = *rel ? xasprintf ("%s/%s", rel, de->d_name) : xstrdup (de->d_name);
+      struct stat st;
+      if (fstatat (dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        continue;
+      if (l->n == l->cap)
+        {
+          l->cap = l->cap ? l->cap * 2 : 1024;
+          l->v = xreallocarray (l->v, l->cap, sizeof *l->v);
+        }
+      layer_change *c = &l->v[l->n++];
+      memset (c, 0, sizeof *c);
+      c->path = p;
+      c->meta.mode = st.st_mode & 07777;
+      c->meta.uid = st.st_uid;
+      c->meta.gid = st.st_gid;
+      c->meta.mtime_sec = st.st_mtim.tv_sec;
+      if (S_ISDIR (st.st_mode))
+        {
+          c->meta.type = LAYER_INDEX_DIR;
+          int sub = openat (dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+          walk (l, sub, p);
+          close (sub);
+        }
+      else if (S_ISREG (st.st_mode))
+        {
+          c->meta.type = LAYER_INDEX_REG;
+          c->data_dirfd = l->rootfd;
+          c->data_path = p;
+        }
+      else if (S_ISLNK (st.st_mode))
+        {
+          char buf[4096];
+          ssize_t n = readlinkat (dfd, de->d_name, buf, sizeof buf - 1);
+          buf[n < 0 ? 0 : n] = 0;
+          c->meta.type = LAYER_INDEX_SYMLINK;
+          c->meta.link_target = xstrdup (buf);
+        }
+      else
+        l->n--;
+    }
+  closedir (d);
+}
+
+int
+main (int argc, char **argv)
+{
+  kiln_error *err = NULL;
+  if (argc == 4 && !strcmp (argv[1], "extract"))
+    {
+      int in = open (argv[2], O_RDONLY);
+      mkdir (argv[3], 0700);
+      int dfd = open (argv[3], O_RDONLY | O_DIRECTORY);
+      extract_result r;
+      double t = now ();
+      if (in < 0 || dfd < 0 || extract_layer (dfd, extract_read_fd, &in, NULL, &r, &err) < 0)
+        die (err);
+      t = now () - t;
+      printf ("extract %.3f s %.1f MB/s (uncompressed) entries=%llu %s\n", t, r.diff_size / t / 1e6,
+              (unsigned long long) r.entries, r.diff_id);
+      return 0;
+    }
+  if (argc == 5 && !strcmp (argv[1], "pack"))
+    {
+      list l = { 0 };
+      l.rootfd = open (argv[2], O_RDONLY | O_DIRECTORY);
+      walk (&l, l.rootfd, "");
+      layer_writer_opts o = { .level = -1 };
+      if (layer_writer_parse_compression (argv[4], &o.compression, &err) < 0)
+        die (err);
+      int out = open (argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      layer_writer_result r;
+      double t = now ();
+      if (layer_writer_write (l.v, l.n, &o, out, &r, &err) < 0)
+        die (err);
+      t = now () - t;
+      printf ("pack-%s %.3f s %.1f MB/s (uncompressed) ratio=%.3f entries=%zu\n", argv[4], t, r.diff_size / t / 1e6,
+              (double) r.blob_size / r.diff_size, l.n);
+      return 0;
+    }
+  if (argc == 4 && !strcmp (argv[1], "synth"))
+    {
+      long n = atol (argv[2]);
+      layer_index_builder *b = layer_index_builder_new ();
+      layer_index_meta f = { .type = LAYER_INDEX_REG, .mode = 0644, .size = 1000 };
+      char p[256];
+      for (long i = 0; (long) layer_index_builder_count (b) < n; i++)
+        {
+          snprintf (p, sizeof p, "usr/share/p%04ld/d%02ld/f%07ld", i / 1000, (i / 50) % 20, i);
+          if (layer_index_builder_add (b, p, &f, NULL, &err) < 0)
+            die (err);
+        }
+      mkdir (argv[3], 0755);
+      int dfd = open (argv[3], O_RDONLY | O_DIRECTORY);
+      if (layer_index_builder_write_at (b, dfd, "index", &err) < 0)
+        die (err);
+      return 0;
+    }
+  if (argc >= 3 && !strcmp (argv[1], "load"))
+    {
+      double best = 1e9;
+      uint64_t total = 0;
+      for (int round = 0; round < 5; round++)
+        {
+          layer_index *ix[64];
+          int n = 0;
+          total = 0;
+          double t = now ();
+          for (int i = 2; i < argc && n < 64; i++, n++)
+            {
+              if (layer_index_open_at (AT_FDCWD, argv[i], &ix[n], &err) < 0)
+                die (err);
+              total += layer_index_count (ix[n]);
+            }
+          t = now () - t;
+          if (t < best)
+            best = t;
+          for (int i = 0; i < n; i++)
+            layer_index_close (ix[i]);
+        }
+      printf ("load %d layers, %llu entries: %.2f ms (best of 5)\n", argc - 2, (unsigned long long) total,
+              best * 1e3);
+      return 0;
+    }
+  fprintf (stderr, "usage: see the header of bench/store_bench.c\n");
+  return 2;
+}

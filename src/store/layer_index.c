@@ -1,0 +1,1214 @@
+/* layer_index.c - build, write, map and validate layer metadata indexes.
+ * The format is documented in layer_index.h and docs/arch/store.md. */
+#include "store/layer_index.h"
+#include "util/alloc.h"
+#include "util/fsutil.h"
+
+#include <assert.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#if __BYTE_ORDER != __LITTLE_ENDIAN
+#error "layer_index: the on-disk format is little-endian; byte swapping is not implemented"
+#endif
+
+_Static_assert (sizeof (layer_index_disk_header) == 64, "header is 64 bytes");
+_Static_assert (sizeof (layer_index_disk_entry) == 88, "entry is 88 bytes");
+_Static_assert (offsetof (layer_index_disk_entry, size) == 24, "entry layout");
+_Static_assert (offsetof (layer_index_disk_entry, first_child) == 56, "entry layout");
+_Static_assert (offsetof (layer_index_disk_entry, reserved) == 84, "entry layout");
+
+/* Per-entry xattr limit: Linux lists at most 64 KiB of names per inode. */
+#define XATTR_COUNT_MAX 4096
+
+/* ======================================================================
+ * Builder: a tree of nodes plus a hash table keyed by (parent, name).
+ * ====================================================================== */
+
+typedef struct bxattr
+{
+  char *name;
+  void *value;
+  size_t len;
+} bxattr;
+
+typedef struct node
+{
+  struct node *parent;
+  char *name;
+  size_t name_len;
+  struct node **children;
+  size_t n_children, cap_children;
+  uint8_t type;
+  uint8_t flags;
+  uint32_t mode, uid, gid;
+  uint64_t size;
+  int64_t mtime_sec;
+  uint32_t mtime_nsec;
+  uint32_t rdev_major, rdev_minor;
+  char *link;
+  bxattr *xattrs;
+  size_t n_xattrs;
+  uint32_t group;  /* builder-local hardlink group id, 0 = none */
+  uint32_t index;  /* position while serialising */
+  size_t slot_in_parent;
+} node;
+
+struct layer_index_builder
+{
+  node *root;
+  node **table;     /* open addressing, linear probing */
+  size_t table_cap; /* power of two */
+  size_t count;     /* nodes excluding root */
+  uint32_t next_group;
+};
+
+static uint64_t
+hash_key (const node *parent, const char *name, size_t len)
+{
+  /* FNV-1a over the parent pointer and the name. */
+  uint64_t h = 1469598103934665603ULL;
+  uintptr_t p = (uintptr_t) parent;
+  for (size_t i = 0; i < sizeof p; i++)
+    {
+      h ^= (p >> (i * 8)) & 0xff;
+      h *= 1099511628211ULL;
+    }
+  for (size_t i = 0; i < len; i++)
+    {
+      h ^= (unsigned char) name[i];
+      h *= 1099511628211ULL;
+    }
+  return h ^ (h >> 29);
+}
+
+static bool
+node_matches (const node *n, const node *parent, const char *name, size_t len)
+{
+  return n->parent == parent && n->name_len == len && memcmp (n->name, name, len) == 0;
+}
+
+static size_t
+table_find_slot (const layer_index_builder *b, const node *parent, const char *name, size_t len)
+{
+  size_t mask = b->table_cap - 1;
+  size_t i = hash_key (parent, name, len) & mask;
+  while (b->table[i] != NULL && !node_matches (b->table[i], parent, name, len))
+    i = (i + 1) & mask;
+  return i;
+}
+
+static void table_insert (layer_index_builder *b, node *n);
+
+static void
+table_grow (layer_index_builder *b)
+{
+  node **old = b->table;
+  size_t old_cap = b->table_cap;
+  b->table_cap = old_cap ? old_cap * 2 : 1024;
+  b->table = xcalloc (b->table_cap, sizeof *b->table);
+  for (size_t i = 0; i < old_cap; i++)
+    if (old[i])
+      b->table[table_find_slot (b, old[i]->parent, old[i]->name, old[i]->name_len)] = old[i];
+  free (old);
+}
+
+static void
+table_insert (layer_index_builder *b, node *n)
+{
+  if ((b->count + 1) * 2 >= b->table_cap)
+    table_grow (b);
+  b->table[table_find_slot (b, n->parent, n->name, n->name_len)] = n;
+}
+
+static void
+table_remove (layer_index_builder *b, node *n)
+{
+  size_t mask = b->table_cap - 1;
+  size_t i = table_find_slot (b, n->parent, n->name, n->name_len);
+  if (b->table[i] != n)
+    return;
+  b->table[i] = NULL;
+  /* Backward-shift deletion keeps probe chains intact without tombstones. */
+  size_t j = i;
+  for (;;)
+    {
+      j = (j + 1) & mask;
+      node *m = b->table[j];
+      if (m == NULL)
+        break;
+      size_t home = hash_key (m->parent, m->name, m->name_len) & mask;
+      bool between = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+      if (between)
+        continue;
+      b->table[i] = m;
+      b->table[j] = NULL;
+      i = j;
+    }
+}
+
+static node *
+table_get (const layer_index_builder *b, const node *parent, const char *name, size_t len)
+{
+  if (b->table_cap == 0)
+    return NULL;
+  return b->table[table_find_slot (b, parent, name, len)];
+}
+
+static void
+node_clear_meta (node *n)
+{
+  free (n->link);
+  n->link = NULL;
+  for (size_t i = 0; i < n->n_xattrs; i++)
+    {
+      free (n->xattrs[i].name);
+      free (n->xattrs[i].value);
+    }
+  free (n->xattrs);
+  n->xattrs = NULL;
+  n->n_xattrs = 0;
+}
+
+static void
+node_free_tree (layer_index_builder *b, node *n)
+{
+  for (size_t i = 0; i < n->n_children; i++)
+    node_free_tree (b, n->children[i]);
+  if (b && n->parent)
+    {
+      table_remove (b, n);
+      b->count--;
+    }
+  free (n->children);
+  node_clear_meta (n);
+  free (n->name);
+  free (n);
+}
+
+layer_index_builder *
+layer_index_builder_new (void)
+{
+  layer_index_builder *b = xzalloc (sizeof *b);
+  b->root = xzalloc (sizeof *b->root);
+  b->root->name = xstrdup ("");
+  b->root->type = LAYER_INDEX_DIR;
+  b->root->mode = 0755;
+  b->root->flags = LAYER_INDEX_F_IMPLICIT;
+  table_grow (b);
+  return b;
+}
+
+void
+layer_index_builder_free (layer_index_builder *b)
+{
+  if (b == NULL)
+    return;
+  node_free_tree (NULL, b->root);
+  free (b->table);
+  free (b);
+}
+
+void
+cleanup_layer_index_builderp (layer_index_builder **b)
+{
+  layer_index_builder_free (*b);
+  *b = NULL;
+}
+
+size_t
+layer_index_builder_count (const layer_index_builder *b)
+{
+  return b->count + 1;
+}
+
+int
+layer_index_normalize_path (const char *path, char **out, kiln_error **err)
+{
+  size_t in_len = strlen (path);
+  if (in_len > LAYER_INDEX_PATH_MAX)
+    return kiln_error_make (err, ENAMETOOLONG, "path '%.64s...' is longer than %d bytes", path,
+                            LAYER_INDEX_PATH_MAX);
+  strbuf sb = STRBUF_INIT;
+  const char *p = path;
+  while (*p)
+    {
+      while (*p == '/')
+        p++;
+      const char *s = p;
+      while (*p && *p != '/')
+        p++;
+      size_t len = p - s;
+      if (len == 0 || (len == 1 && s[0] == '.'))
+        continue;
+      if (len == 2 && s[0] == '.' && s[1] == '.')
+        {
+          strbuf_release (&sb);
+          return kiln_error_make (err, EINVAL, "path '%s' contains a '..' component", path);
+        }
+      if (len > LAYER_INDEX_NAME_MAX)
+        {
+          strbuf_release (&sb);
+          return kiln_error_make (err, ENAMETOOLONG, "path '%.64s...' has a component longer than %d bytes",
+                                  path, LAYER_INDEX_NAME_MAX);
+        }
+      if (sb.len)
+        strbuf_addch (&sb, '/');
+      strbuf_add (&sb, s, len);
+    }
+  *out = strbuf_detach (&sb, NULL);
+  return 0;
+}
+
+static void
+node_add_child (node *parent, node *child)
+{
+  if (parent->n_children == parent->cap_children)
+    {
+      parent->cap_children = parent->cap_children ? parent->cap_children * 2 : 4;
+      parent->children = xreallocarray (parent->children, parent->cap_children, sizeof *parent->children);
+    }
+  child->slot_in_parent = parent->n_children;
+  parent->children[parent->n_children++] = child;
+  child->parent = parent;
+}
+
+/* Walk the directories of normalised path (all but the last component),
+ * creating implicit ones; return the parent node and the last name. */
+static int
+walk_parents (layer_index_builder *b, const char *npath, node **parent_out, const char **name_out,
+              kiln_error **err)
+{
+  node *cur = b->root;
+  const char *p = npath;
+  for (;;)
+    {
+      const char *slash = strchr (p, '/');
+      if (slash == NULL)
+        break;
+      size_t len = slash - p;
+      node *n = table_get (b, cur, p, len);
+      if (n && n->type == LAYER_INDEX_WHITEOUT)
+        {
+          /* A member below a whited-out name: the directory is recreated in
+           * this layer, hiding the lower one entirely. */
+          n->type = LAYER_INDEX_DIR;
+          n->mode = 0755;
+          n->uid = n->gid = 0;
+          n->flags = LAYER_INDEX_F_IMPLICIT | LAYER_INDEX_F_OPAQUE;
+        }
+      else if (n && n->type != LAYER_INDEX_DIR)
+        return kiln_error_make (err, ENOTDIR, "'%.*s' is not a directory (in '%s')",
+                                (int) (slash - npath), npath, npath);
+      else if (n == NULL)
+        {
+          n = xzalloc (sizeof *n);
+          n->name = xstrndup (p, len);
+          n->name_len = len;
+          n->type = LAYER_INDEX_DIR;
+          n->mode = 0755;
+          n->flags = LAYER_INDEX_F_IMPLICIT;
+          node_add_child (cur, n);
+          table_insert (b, n);
+          b->count++;
+        }
+      cur = n;
+      p = slash + 1;
+    }
+  *parent_out = cur;
+  *name_out = p;
+  return 0;
+}
+
+static int
+xattr_cmp (const void *a, const void *b)
+{
+  return strcmp (((const bxattr *) a)->name, ((const bxattr *) b)->name);
+}
+
+static int
+check_meta (const char *path, const layer_index_meta *m, kiln_error **err)
+{
+  switch (m->type)
+    {
+    case LAYER_INDEX_REG:
+    case LAYER_INDEX_DIR:
+    case LAYER_INDEX_CHR:
+    case LAYER_INDEX_BLK:
+    case LAYER_INDEX_FIFO:
+    case LAYER_INDEX_SOCK:
+    case LAYER_INDEX_WHITEOUT:
+      break;
+    case LAYER_INDEX_SYMLINK:
+      if (m->link_target == NULL || m->link_target[0] == '\0')
+        return kiln_error_make (err, EINVAL, "symlink '%s' has an empty target", path);
+      if (strlen (m->link_target) > LAYER_INDEX_LINK_MAX)
+        return kiln_error_make (err, ENAMETOOLONG, "symlink '%s': target longer than %d bytes", path,
+                                LAYER_INDEX_LINK_MAX);
+      break;
+    default:
+      return kiln_error_make (err, EINVAL, "'%s': invalid entry type %d", path, (int) m->type);
+    }
+  if (m->mtime_nsec >= 1000000000u)
+    return kiln_error_make (err, EINVAL, "'%s': mtime nanoseconds out of range", path);
+  if (m->n_xattrs > XATTR_COUNT_MAX)
+    return kiln_error_make (err, E2BIG, "'%s': more than %d xattrs", path, XATTR_COUNT_MAX);
+  for (size_t i = 0; i < m->n_xattrs; i++)
+    {
+      size_t nl = strlen (m->xattrs[i].name);
+      if (nl == 0 || nl > LAYER_INDEX_XATTR_NAME_MAX)
+        return kiln_error_make (err, EINVAL, "'%s': invalid xattr name length %zu", path, nl);
+      if (m->xattrs[i].value_len > LAYER_INDEX_XATTR_VALUE_MAX)
+        return kiln_error_make (err, E2BIG, "'%s': xattr '%s' value larger than %d bytes", path,
+                                m->xattrs[i].name, LAYER_INDEX_XATTR_VALUE_MAX);
+      for (size_t j = 0; j < i; j++)
+        if (strcmp (m->xattrs[j].name, m->xattrs[i].name) == 0)
+          return kiln_error_make (err, EINVAL, "'%s': duplicate xattr '%s'", path, m->xattrs[i].name);
+    }
+  return 0;
+}
+
+static void
+node_set_meta (node *n, const layer_index_meta *m)
+{
+  node_clear_meta (n);
+  n->type = m->type;
+  n->flags = m->type == LAYER_INDEX_DIR ? (m->flags & LAYER_INDEX_F_OPAQUE) : 0;
+  bool wh = m->type == LAYER_INDEX_WHITEOUT;
+  n->mode = wh ? 0 : m->mode & 07777;
+  n->uid = wh ? 0 : m->uid;
+  n->gid = wh ? 0 : m->gid;
+  n->mtime_sec = wh ? 0 : m->mtime_sec;
+  n->mtime_nsec = wh ? 0 : m->mtime_nsec;
+  bool dev = m->type == LAYER_INDEX_CHR || m->type == LAYER_INDEX_BLK;
+  n->rdev_major = dev ? m->rdev_major : 0;
+  n->rdev_minor = dev ? m->rdev_minor : 0;
+  n->size = m->type == LAYER_INDEX_REG ? m->size : 0;
+  if (m->type == LAYER_INDEX_SYMLINK)
+    {
+      n->link = xstrdup (m->link_target);
+      n->size = strlen (n->link);
+    }
+  if (!wh && m->n_xattrs)
+    {
+      n->xattrs = xcalloc (m->n_xattrs, sizeof *n->xattrs);
+      for (size_t i = 0; i < m->n_xattrs; i++)
+        {
+          n->xattrs[i].name = xstrdup (m->xattrs[i].name);
+          n->xattrs[i].value = xmemdup (m->xattrs[i].value, m->xattrs[i].value_len);
+          n->xattrs[i].len = m->xattrs[i].value_len;
+        }
+      n->n_xattrs = m->n_xattrs;
+      qsort (n->xattrs, n->n_xattrs, sizeof *n->xattrs, xattr_cmp);
+    }
+}
+
+static void
+node_drop_children (layer_index_builder *b, node *n)
+{
+  for (size_t i = 0; i < n->n_children; i++)
+    node_free_tree (b, n->children[i]);
+  free (n->children);
+  n->children = NULL;
+  n->n_children = n->cap_children = 0;
+}
+
+/* Find or create the node for a normalised path, applying replacement rules
+ * for a new entry of type new_type. *created tells whether it is new. */
+static int
+prepare_node (layer_index_builder *b, const char *npath, int new_type, node **out, int *replaced,
+              kiln_error **err)
+{
+  if (replaced)
+    *replaced = 0;
+  if (*npath == '\0')
+    {
+      if (new_type != LAYER_INDEX_DIR)
+        return kiln_error_make (err, EINVAL, "the layer root must be a directory");
+      if (replaced)
+        *replaced = LAYER_INDEX_DIR;
+      *out = b->root;
+      return 0;
+    }
+  node *parent = NULL;
+  const char *name = NULL;
+  if (walk_parents (b, npath, &parent, &name, err) < 0)
+    return -1;
+  size_t len = strlen (name);
+  node *n = table_get (b, parent, name, len);
+  if (n)
+    {
+      if (replaced)
+        *replaced = n->type;
+      if (n->type == LAYER_INDEX_DIR && new_type != LAYER_INDEX_DIR)
+        node_drop_children (b, n);
+      *out = n;
+      return 0;
+    }
+  n = xzalloc (sizeof *n);
+  n->name = xstrndup (name, len);
+  n->name_len = len;
+  node_add_child (parent, n);
+  table_insert (b, n);
+  b->count++;
+  *out = n;
+  return 0;
+}
+
+static node *
+builder_find (layer_index_builder *b, const char *npath)
+{
+  node *cur = b->root;
+  const char *p = npath;
+  while (*p)
+    {
+      const char *slash = strchr (p, '/');
+      size_t len = slash ? (size_t) (slash - p) : strlen (p);
+      cur = table_get (b, cur, p, len);
+      if (cur == NULL)
+        return NULL;
+      if (slash == NULL)
+        break;
+      p = slash + 1;
+    }
+  return cur;
+}
+
+int
+layer_index_builder_add (layer_index_builder *b, const char *path, const layer_index_meta *meta,
+                         int *replaced, kiln_error **err)
+{
+  autofree char *npath = NULL;
+  if (layer_index_normalize_path (path, &npath, err) < 0)
+    return -1;
+  if (check_meta (npath, meta, err) < 0)
+    return -1;
+  int old = 0;
+  node *n;
+  if (meta->type == LAYER_INDEX_WHITEOUT)
+    {
+      node *existing = builder_find (b, npath);
+      if (existing && existing->type == LAYER_INDEX_DIR)
+        {
+          existing->flags |= LAYER_INDEX_F_OPAQUE;
+          if (replaced)
+            *replaced = LAYER_INDEX_DIR;
+          return 0;
+        }
+      if (existing && existing->type != LAYER_INDEX_WHITEOUT)
+        {
+          if (replaced)
+            *replaced = 0;
+          return 0;
+        }
+    }
+  if (prepare_node (b, npath, meta->type, &n, &old, err) < 0)
+    return -1;
+  if (replaced)
+    *replaced = old;
+  uint8_t keep_flags = 0;
+  if (meta->type == LAYER_INDEX_DIR && old == LAYER_INDEX_DIR)
+    keep_flags = n->flags & LAYER_INDEX_F_OPAQUE;
+  if (meta->type == LAYER_INDEX_DIR && old == LAYER_INDEX_WHITEOUT)
+    keep_flags = LAYER_INDEX_F_OPAQUE;
+  n->group = 0;
+  node_set_meta (n, meta);
+  n->flags |= keep_flags;
+  return 0;
+}
+
+int
+layer_index_builder_add_hardlink (layer_index_builder *b, const char *path, const char *target,
+                                  int *replaced, kiln_error **err)
+{
+  autofree char *npath = NULL;
+  autofree char *ntarget = NULL;
+  if (layer_index_normalize_path (path, &npath, err) < 0
+      || layer_index_normalize_path (target, &ntarget, err) < 0)
+    return -1;
+  node *t = builder_find (b, ntarget);
+  if (t == NULL || t->type == LAYER_INDEX_WHITEOUT)
+    return kiln_error_make (err, ENOENT, "hardlink '%s': target '%s' is not in this layer", npath, ntarget);
+  if (t->type == LAYER_INDEX_DIR)
+    return kiln_error_make (err, EPERM, "hardlink '%s': target '%s' is a directory", npath, ntarget);
+  if (strcmp (npath, ntarget) == 0)
+    return 0;
+  node *existing = builder_find (b, npath);
+  if (existing && existing->type == LAYER_INDEX_DIR)
+    return kiln_error_make (err, EEXIST, "hardlink '%s': a directory of that name exists", npath);
+  node *n;
+  if (prepare_node (b, npath, t->type, &n, replaced, err) < 0)
+    return -1;
+  /* prepare_node frees nothing here: path is not a directory, so no
+   * subtree is dropped, and t is not a directory. */
+  layer_index_meta m = {
+    .type = t->type, .mode = t->mode, .uid = t->uid, .gid = t->gid, .size = t->size,
+    .mtime_sec = t->mtime_sec, .mtime_nsec = t->mtime_nsec, .rdev_major = t->rdev_major,
+    .rdev_minor = t->rdev_minor, .link_target = t->link,
+  };
+  layer_index_xattr *xs = NULL;
+  if (t->n_xattrs)
+    {
+      xs = xcalloc (t->n_xattrs, sizeof *xs);
+      for (size_t i = 0; i < t->n_xattrs; i++)
+        xs[i] = (layer_index_xattr) { t->xattrs[i].name, t->xattrs[i].value, t->xattrs[i].len };
+      m.xattrs = xs;
+      m.n_xattrs = t->n_xattrs;
+    }
+  node_set_meta (n, &m);
+  free (xs);
+  if (t->group == 0)
+    t->group = ++b->next_group;
+  n->group = t->group;
+  return 0;
+}
+
+int
+layer_index_builder_set_opaque (layer_index_builder *b, const char *path, kiln_error **err)
+{
+  autofree char *npath = NULL;
+  if (layer_index_normalize_path (path, &npath, err) < 0)
+    return -1;
+  node *n = builder_find (b, npath);
+  if (n == NULL || n->type == LAYER_INDEX_WHITEOUT)
+    {
+      layer_index_meta m = { .type = LAYER_INDEX_DIR, .mode = 0755, .flags = LAYER_INDEX_F_OPAQUE };
+      if (layer_index_builder_add (b, npath, &m, NULL, err) < 0)
+        return -1;
+      n = builder_find (b, npath);
+      n->flags |= LAYER_INDEX_F_IMPLICIT;
+      return 0;
+    }
+  if (n->type != LAYER_INDEX_DIR)
+    return kiln_error_make (err, ENOTDIR, "opaque marker in '%s', which is not a directory", npath);
+  n->flags |= LAYER_INDEX_F_OPAQUE;
+  return 0;
+}
+
+int
+layer_index_builder_type (layer_index_builder *b, const char *path)
+{
+  autoerror kiln_error *err = NULL;
+  autofree char *npath = NULL;
+  if (layer_index_normalize_path (path, &npath, &err) < 0)
+    return 0;
+  node *n = builder_find (b, npath);
+  return n ? n->type : 0;
+}
+
+/* ---- serialisation ---------------------------------------------------- */
+
+static int
+name_cmp (const char *a, size_t al, const char *b, size_t bl)
+{
+  int c = memcmp (a, b, al < bl ? al : bl);
+  if (c)
+    return c;
+  return al < bl ? -1 : al > bl;
+}
+
+static int
+node_ptr_cmp (const void *pa, const void *pb)
+{
+  const node *a = *(node *const *) pa;
+  const node *b = *(node *const *) pb;
+  return name_cmp (a->name, a->name_len, b->name, b->name_len);
+}
+
+int
+layer_index_builder_serialize (layer_index_builder *b, void **data, size_t *len, kiln_error **err)
+{
+  size_t n = b->count + 1;
+  if (n >= UINT32_MAX)
+    return kiln_error_make (err, E2BIG, "layer index: too many entries (%zu)", n);
+  /* Breadth-first order; each directory's children sorted by name. */
+  autofree node **order = xcalloc (n, sizeof *order);
+  size_t q = 0;
+  order[q++] = b->root;
+  for (size_t i = 0; i < q; i++)
+    {
+      node *d = order[i];
+      d->index = i;
+      if (d->n_children == 0)
+        continue;
+      qsort (d->children, d->n_children, sizeof *d->children, node_ptr_cmp);
+      for (size_t c = 0; c < d->n_children; c++)
+        {
+          d->children[c]->slot_in_parent = c;
+          order[q++] = d->children[c];
+        }
+    }
+  assert (q == n);
+
+  /* Hardlink groups: renumber densely, drop groups of one. */
+  autofree uint32_t *gcount = xcalloc (b->next_group + 1, sizeof *gcount);
+  autofree uint32_t *gmap = xcalloc (b->next_group + 1, sizeof *gmap);
+  for (size_t i = 0; i < n; i++)
+    gcount[order[i]->group]++;
+  uint32_t groups = 0;
+  for (size_t i = 0; i < n; i++)
+    {
+      uint32_t g = order[i]->group;
+      if (g && gcount[g] > 1 && gmap[g] == 0)
+        gmap[g] = ++groups;
+    }
+
+  strbuf strings = STRBUF_INIT;
+  strbuf xattrs = STRBUF_INIT;
+  autofree layer_index_disk_entry *ents = xcalloc (n, sizeof *ents);
+  for (size_t i = 0; i < n; i++)
+    {
+      node *d = order[i];
+      layer_index_disk_entry *e = &ents[i];
+      e->parent = d->parent ? d->parent->index : 0;
+      e->name_off = strings.len;
+      e->name_len = d->name_len;
+      strbuf_add (&strings, d->name, d->name_len);
+      e->type = d->type;
+      e->flags = d->flags;
+      e->mode = d->mode;
+      e->uid = d->uid;
+      e->gid = d->gid;
+      e->size = d->size;
+      e->mtime_sec = d->mtime_sec;
+      e->mtime_nsec = d->mtime_nsec;
+      e->rdev_major = d->rdev_major;
+      e->rdev_minor = d->rdev_minor;
+      e->hardlink_group = (d->group && gcount[d->group] > 1) ? gmap[d->group] : 0;
+      e->nlink = e->hardlink_group ? gcount[d->group] : 1;
+      if (d->n_children)
+        {
+          e->first_child = d->children[0]->index;
+          e->n_children = d->n_children;
+        }
+      if (d->link)
+        {
+          e->link_off = strings.len;
+          e->link_len = strlen (d->link);
+          strbuf_adds (&strings, d->link);
+        }
+      e->xattr_off = xattrs.len;
+      e->xattr_count = d->n_xattrs;
+      for (size_t x = 0; x < d->n_xattrs; x++)
+        {
+          uint16_t nl = strlen (d->xattrs[x].name);
+          uint32_t vl = d->xattrs[x].len;
+          strbuf_add (&xattrs, &nl, sizeof nl);
+          strbuf_add (&xattrs, &vl, sizeof vl);
+          strbuf_add (&xattrs, d->xattrs[x].name, nl);
+          strbuf_add (&xattrs, d->xattrs[x].value, vl);
+        }
+      if (d->n_xattrs == 0)
+        e->xattr_off = 0;
+      if (strings.len > UINT32_MAX || xattrs.len > UINT32_MAX)
+        {
+          strbuf_release (&strings);
+          strbuf_release (&xattrs);
+          return kiln_error_make (err, E2BIG, "layer index: string table or xattrs over 4 GiB");
+        }
+    }
+
+  layer_index_disk_header h = { .version = LAYER_INDEX_VERSION, .header_size = sizeof h };
+  memcpy (h.magic, LAYER_INDEX_MAGIC, sizeof LAYER_INDEX_MAGIC);
+  h.entry_count = n;
+  h.entry_size = sizeof (layer_index_disk_entry);
+  h.entries_off = sizeof h;
+  uint64_t strings_off = h.entries_off + (uint64_t) n * sizeof (layer_index_disk_entry);
+  uint64_t total = strings_off + strings.len + xattrs.len;
+  if (total > UINT32_MAX)
+    {
+      strbuf_release (&strings);
+      strbuf_release (&xattrs);
+      return kiln_error_make (err, E2BIG, "layer index: file would exceed 4 GiB");
+    }
+  h.strings_off = strings_off;
+  h.strings_size = strings.len;
+  h.xattrs_off = strings_off + strings.len;
+  h.xattrs_size = xattrs.len;
+  h.file_size = total;
+  h.hardlink_groups = groups;
+
+  char *buf = xmalloc (total ? total : 1);
+  memcpy (buf, &h, sizeof h);
+  memcpy (buf + h.entries_off, ents, (size_t) n * sizeof *ents);
+  memcpy (buf + h.strings_off, strings.buf, strings.len);
+  memcpy (buf + h.xattrs_off, xattrs.buf, xattrs.len);
+  strbuf_release (&strings);
+  strbuf_release (&xattrs);
+  *data = buf;
+  *len = total;
+  return 0;
+}
+
+int
+layer_index_builder_write_at (layer_index_builder *b, int dirfd, const char *name, kiln_error **err)
+{
+  autofree void *data = NULL;
+  size_t len;
+  if (layer_index_builder_serialize (b, &data, &len, err) < 0)
+    return -1;
+  if (fs_write_file_atomic_at (dirfd, name, data, len, 0644, err) < 0)
+    return kiln_error_wrap (err, "writing layer index '%s'", name);
+  return 0;
+}
+
+/* ======================================================================
+ * Reader
+ * ====================================================================== */
+
+struct layer_index
+{
+  const char *base;
+  size_t len;
+  bool mapped;
+  const layer_index_disk_header *h;
+  const layer_index_disk_entry *e;
+  const char *strings;
+  const unsigned char *xattrs;
+};
+
+static int
+bad (kiln_error **err, const char *what, uint32_t id)
+{
+  if (id == LAYER_INDEX_NONE)
+    return kiln_error_make (err, EINVAL, "corrupt layer index: %s", what);
+  return kiln_error_make (err, EINVAL, "corrupt layer index: entry %u: %s", id, what);
+}
+
+static bool
+name_ok (const char *s, size_t len)
+{
+  if (len == 0 || len > LAYER_INDEX_NAME_MAX)
+    return false;
+  if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+    return false;
+  return memchr (s, '/', len) == NULL && memchr (s, '\0', len) == NULL;
+}
+
+static int
+validate_xattrs (const layer_index *idx, uint32_t id, const layer_index_disk_entry *e, kiln_error **err)
+{
+  if (e->xattr_count == 0)
+    return e->xattr_off == 0 ? 0 : bad (err, "xattr offset without xattrs", id);
+  if (e->xattr_count > XATTR_COUNT_MAX)
+    return bad (err, "too many xattrs", id);
+  if (e->type == LAYER_INDEX_WHITEOUT)
+    return bad (err, "whiteout with xattrs", id);
+  uint64_t off = e->xattr_off;
+  uint64_t end = idx->h->xattrs_size;
+  const unsigned char *prev = NULL;
+  size_t prev_len = 0;
+  for (uint32_t i = 0; i < e->xattr_count; i++)
+    {
+      if (off + 6 > end)
+        return bad (err, "xattr record out of bounds", id);
+      uint16_t nl;
+      uint32_t vl;
+      memcpy (&nl, idx->xattrs + off, 2);
+      memcpy (&vl, idx->xattrs + off + 2, 4);
+      if (nl == 0 || nl > LAYER_INDEX_XATTR_NAME_MAX || vl > LAYER_INDEX_XATTR_VALUE_MAX)
+        return bad (err, "xattr name or value length out of range", id);
+      if (off + 6 + nl + vl > end)
+        return bad (err, "xattr record out of bounds", id);
+      const unsigned char *name = idx->xattrs + off + 6;
+      if (memchr (name, '\0', nl))
+        return bad (err, "xattr name contains NUL", id);
+      if (prev && name_cmp ((const char *) prev, prev_len, (const char *) name, nl) >= 0)
+        return bad (err, "xattr names not sorted or not unique", id);
+      prev = name;
+      prev_len = nl;
+      off += 6 + nl + vl;
+    }
+  return 0;
+}
+
+static int
+validate_entry (const layer_index *idx, uint32_t i, kiln_error **err)
+{
+  const layer_index_disk_entry *e = &idx->e[i];
+  const layer_index_disk_header *h = idx->h;
+  if (e->type < LAYER_INDEX_REG || e->type > LAYER_INDEX_WHITEOUT)
+    return bad (err, "invalid type", i);
+  if (e->flags & ~LAYER_INDEX_F_ALL)
+    return bad (err, "unknown flags", i);
+  if (e->flags && e->type != LAYER_INDEX_DIR)
+    return bad (err, "directory flags on a non-directory", i);
+  if (e->mode & ~07777u)
+    return bad (err, "mode has bits outside 07777", i);
+  if (e->mtime_nsec >= 1000000000u)
+    return bad (err, "mtime nanoseconds out of range", i);
+  if (e->reserved)
+    return bad (err, "reserved field not zero", i);
+  if ((uint64_t) e->name_off + e->name_len > h->strings_size)
+    return bad (err, "name out of bounds", i);
+  if (i == 0)
+    {
+      if (e->parent != 0 || e->name_len != 0 || e->type != LAYER_INDEX_DIR)
+        return bad (err, "root is not an unnamed directory", i);
+    }
+  else
+    {
+      if (!name_ok (idx->strings + e->name_off, e->name_len))
+        return bad (err, "invalid name", i);
+      if (e->parent >= i || idx->e[e->parent].type != LAYER_INDEX_DIR)
+        return bad (err, "parent is not an earlier directory", i);
+      if (i > 1)
+        {
+          const layer_index_disk_entry *p = &idx->e[i - 1];
+          if (e->parent < p->parent)
+            return bad (err, "entries not grouped by parent", i);
+          if (e->parent == p->parent
+              && name_cmp (idx->strings + p->name_off, p->name_len, idx->strings + e->name_off, e->name_len) >= 0)
+            return bad (err, "names not sorted or not unique", i);
+        }
+    }
+  if (e->type == LAYER_INDEX_SYMLINK)
+    {
+      if (e->link_len == 0 || e->link_len > LAYER_INDEX_LINK_MAX
+          || (uint64_t) e->link_off + e->link_len > h->strings_size
+          || memchr (idx->strings + e->link_off, '\0', e->link_len))
+        return bad (err, "invalid symlink target", i);
+    }
+  else if (e->link_off || e->link_len)
+    return bad (err, "link target on a non-symlink", i);
+  if (e->type != LAYER_INDEX_DIR && (e->first_child || e->n_children))
+    return bad (err, "children on a non-directory", i);
+  if (e->type == LAYER_INDEX_DIR && e->n_children == 0 && e->first_child)
+    return bad (err, "first child without children", i);
+  if (e->type != LAYER_INDEX_CHR && e->type != LAYER_INDEX_BLK && (e->rdev_major || e->rdev_minor))
+    return bad (err, "device number on a non-device", i);
+  if (e->hardlink_group > h->hardlink_groups)
+    return bad (err, "hardlink group out of range", i);
+  if (e->hardlink_group == 0 ? e->nlink != 1 : (e->nlink < 2 || e->type == LAYER_INDEX_DIR
+                                                || e->type == LAYER_INDEX_WHITEOUT))
+    return bad (err, "invalid link count or hardlink group", i);
+  if (e->type == LAYER_INDEX_WHITEOUT && (e->mode || e->size || e->uid || e->gid))
+    return bad (err, "whiteout with metadata", i);
+  return validate_xattrs (idx, i, e, err);
+}
+
+static int
+validate_children (const layer_index *idx, kiln_error **err)
+{
+  uint32_t n = idx->h->entry_count;
+  uint64_t claimed = 0;
+  for (uint32_t i = 0; i < n; i++)
+    if (idx->e[i].type == LAYER_INDEX_DIR)
+      claimed += idx->e[i].n_children;
+  if (claimed != (uint64_t) n - 1)
+    return bad (err, "directory child counts do not add up", LAYER_INDEX_NONE);
+  uint32_t i = 1;
+  while (i < n)
+    {
+      uint32_t p = idx->e[i].parent;
+      uint32_t start = i;
+      while (i < n && idx->e[i].parent == p)
+        i++;
+      if (idx->e[p].first_child != start || idx->e[p].n_children != i - start)
+        return bad (err, "child run does not match its directory", p);
+    }
+  return 0;
+}
+
+static int
+validate_groups (const layer_index *idx, kiln_error **err)
+{
+  uint32_t g = idx->h->hardlink_groups;
+  if (g == 0)
+    return 0;
+  autofree uint32_t *count = xcalloc ((size_t) g + 1, sizeof *count);
+  uint32_t n = idx->h->entry_count;
+  for (uint32_t i = 0; i < n; i++)
+    count[idx->e[i].hardlink_group]++;
+  for (uint32_t i = 0; i < n; i++)
+    {
+      uint32_t hg = idx->e[i].hardlink_group;
+      if (hg && count[hg] != idx->e[i].nlink)
+        return bad (err, "link count differs from its hardlink group size", i);
+    }
+  for (uint32_t k = 1; k <= g; k++)
+    if (count[k] < 2)
+      return bad (err, "hardlink group with fewer than two members", LAYER_INDEX_NONE);
+  return 0;
+}
+
+static int
+validate (layer_index *idx, kiln_error **err)
+{
+  if (idx->len < sizeof (layer_index_disk_header))
+    return bad (err, "file shorter than its header", LAYER_INDEX_NONE);
+  const layer_index_disk_header *h = (const layer_index_disk_header *) idx->base;
+  if (memcmp (h->magic, LAYER_INDEX_MAGIC, sizeof LAYER_INDEX_MAGIC) != 0)
+    return bad (err, "bad magic", LAYER_INDEX_NONE);
+  if (h->version != LAYER_INDEX_VERSION)
+    return kiln_error_make (err, EINVAL, "layer index: unsupported version %u (this kiln reads %d)",
+                            h->version, LAYER_INDEX_VERSION);
+  if (h->header_size != sizeof *h || h->entry_size != sizeof (layer_index_disk_entry)
+      || h->entries_off != sizeof *h || h->reserved != 0)
+    return bad (err, "unexpected header or entry size", LAYER_INDEX_NONE);
+  if (h->file_size != idx->len)
+    return bad (err, "file size does not match the header", LAYER_INDEX_NONE);
+  if (h->entry_count == 0 || h->entry_count == UINT32_MAX)
+    return bad (err, "entry count out of range", LAYER_INDEX_NONE);
+  uint64_t ents_end = h->entries_off + (uint64_t) h->entry_count * sizeof (layer_index_disk_entry);
+  if (ents_end != h->strings_off || (uint64_t) h->strings_off + h->strings_size != h->xattrs_off
+      || (uint64_t) h->xattrs_off + h->xattrs_size != h->file_size)
+    return bad (err, "sections do not tile the file", LAYER_INDEX_NONE);
+  if (h->hardlink_groups > h->entry_count / 2)
+    return bad (err, "too many hardlink groups", LAYER_INDEX_NONE);
+  idx->h = h;
+  idx->e = (const layer_index_disk_entry *) (idx->base + h->entries_off);
+  idx->strings = idx->base + h->strings_off;
+  idx->xattrs = (const unsigned char *) idx->base + h->xattrs_off;
+  for (uint32_t i = 0; i < h->entry_count; i++)
+    if (validate_entry (idx, i, err) < 0)
+      return -1;
+  if (validate_children (idx, err) < 0 || validate_groups (idx, err) < 0)
+    return -1;
+  return 0;
+}
+
+int
+layer_index_open_fd (int fd, layer_index **out, kiln_error **err)
+{
+  struct stat st;
+  if (fstat (fd, &st) < 0)
+    return kiln_error_make (err, errno, "stat layer index");
+  if (!S_ISREG (st.st_mode))
+    return kiln_error_make (err, EINVAL, "layer index is not a regular file");
+  if ((uint64_t) st.st_size < sizeof (layer_index_disk_header) || (uint64_t) st.st_size > UINT32_MAX)
+    return kiln_error_make (err, EINVAL, "corrupt layer index: size %lld out of range", (long long) st.st_size);
+  void *p = mmap (NULL, st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  if (p == MAP_FAILED)
+    return kiln_error_make (err, errno, "mmap layer index");
+  layer_index *idx = xzalloc (sizeof *idx);
+  idx->base = p;
+  idx->len = st.st_size;
+  idx->mapped = true;
+  if (validate (idx, err) < 0)
+    {
+      layer_index_close (idx);
+      return -1;
+    }
+  *out = idx;
+  return 0;
+}
+
+int
+layer_index_open_at (int dirfd, const char *name, layer_index **out, kiln_error **err)
+{
+  autoclose int fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "open layer index '%s'", name);
+  if (layer_index_open_fd (fd, out, err) < 0)
+    return kiln_error_wrap (err, "'%s'", name);
+  return 0;
+}
+
+int
+layer_index_open_mem (const void *data, size_t len, layer_index **out, kiln_error **err)
+{
+  layer_index *idx = xzalloc (sizeof *idx);
+  /* malloc's alignment satisfies the records' 8-byte fields. */
+  idx->base = xmemdup (data, len ? len : 1);
+  idx->len = len;
+  if (validate (idx, err) < 0)
+    {
+      layer_index_close (idx);
+      return -1;
+    }
+  *out = idx;
+  return 0;
+}
+
+void
+layer_index_close (layer_index *idx)
+{
+  if (idx == NULL)
+    return;
+  if (idx->mapped)
+    munmap ((void *) idx->base, idx->len);
+  else
+    free ((void *) idx->base);
+  free (idx);
+}
+
+void
+cleanup_layer_indexp (layer_index **idx)
+{
+  layer_index_close (*idx);
+  *idx = NULL;
+}
+
+uint32_t
+layer_index_count (const layer_index *idx)
+{
+  return idx->h->entry_count;
+}
+
+uint32_t
+layer_index_hardlink_groups (const layer_index *idx)
+{
+  return idx->h->hardlink_groups;
+}
+
+const layer_index_disk_entry *
+layer_index_entry (const layer_index *idx, uint32_t id)
+{
+  return &idx->e[id];
+}
+
+const char *
+layer_index_name (const layer_index *idx, uint32_t id, size_t *len)
+{
+  *len = idx->e[id].name_len;
+  return idx->strings + idx->e[id].name_off;
+}
+
+const char *
+layer_index_link (const layer_index *idx, uint32_t id, size_t *len)
+{
+  *len = idx->e[id].link_len;
+  return idx->e[id].link_len ? idx->strings + idx->e[id].link_off : NULL;
+}
+
+mode_t
+layer_index_st_mode (const layer_index_disk_entry *e)
+{
+  switch ((layer_index_type) e->type)
+    {
+    case LAYER_INDEX_REG:
+      return S_IFREG | e->mode;
+    case LAYER_INDEX_DIR:
+      return S_IFDIR | e->mode;
+    case LAYER_INDEX_SYMLINK:
+      return S_IFLNK | e->mode;
+    case LAYER_INDEX_CHR:
+      return S_IFCHR | e->mode;
+    case LAYER_INDEX_BLK:
+      return S_IFBLK | e->mode;
+    case LAYER_INDEX_FIFO:
+      return S_IFIFO | e->mode;
+    case LAYER_INDEX_SOCK:
+      return S_IFSOCK | e->mode;
+    case LAYER_INDEX_WHITEOUT:
+      return S_IFCHR;
+    }
+  return 0;
+}
+
+uint32_t
+layer_index_lookup_child (const layer_index *idx, uint32_t dir, const char *name, size_t len)
+{
+  const layer_index_disk_entry *d = &idx->e[dir];
+  if (d->type != LAYER_INDEX_DIR)
+    return LAYER_INDEX_NONE;
+  uint32_t lo = d->first_child, hi = d->first_child + d->n_children;
+  while (lo < hi)
+    {
+      uint32_t mid = lo + (hi - lo) / 2;
+      const layer_index_disk_entry *m = &idx->e[mid];
+      int c = name_cmp (idx->strings + m->name_off, m->name_len, name, len);
+      if (c == 0)
+        return mid;
+      if (c < 0)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+  return LAYER_INDEX_NONE;
+}
+
+uint32_t
+layer_index_lookup (const layer_index *idx, const char *path)
+{
+  uint32_t cur = LAYER_INDEX_ROOT;
+  const char *p = path;
+  while (*p)
+    {
+      while (*p == '/')
+        p++;
+      const char *s = p;
+      while (*p && *p != '/')
+        p++;
+      size_t len = p - s;
+      if (len == 0 || (len == 1 && s[0] == '.'))
+        continue;
+      if (len == 2 && s[0] == '.' && s[1] == '.')
+        return LAYER_INDEX_NONE;
+      cur = layer_index_lookup_child (idx, cur, s, len);
+      if (cur == LAYER_INDEX_NONE)
+        return cur;
+    }
+  return cur;
+}
+
+void
+layer_index_path (const layer_index *idx, uint32_t id, strbuf *out)
+{
+  /* The chain ends: parent < id for every non-root entry (validated). */
+  size_t total = 0;
+  for (uint32_t c = id; c != 0; c = idx->e[c].parent)
+    total += idx->e[c].name_len + 1;
+  if (total == 0)
+    return;
+  total--;
+  size_t start = out->len;
+  strbuf_grow (out, total);
+  size_t pos = start + total;
+  for (uint32_t c = id; c != 0; c = idx->e[c].parent)
+    {
+      const layer_index_disk_entry *e = &idx->e[c];
+      pos -= e->name_len;
+      memcpy (out->buf + pos, idx->strings + e->name_off, e->name_len);
+      if (e->parent != 0)
+        out->buf[--pos] = '/';
+    }
+  strbuf_setlen (out, start + total);
+}
+
+void
+layer_index_get_xattr (const layer_index *idx, uint32_t id, uint32_t i, const char **name, size_t *name_len,
+                   const void **value, size_t *value_len)
+{
+  const unsigned char *p = idx->xattrs + idx->e[id].xattr_off;
+  for (uint32_t k = 0;; k++)
+    {
+      uint16_t nl;
+      uint32_t vl;
+      memcpy (&nl, p, 2);
+      memcpy (&vl, p + 2, 4);
+      if (k == i)
+        {
+          *name = (const char *) p + 6;
+          *name_len = nl;
+          *value = p + 6 + nl;
+          *value_len = vl;
+          return;
+        }
+      p += 6 + nl + vl;
+    }
+}
+
+bool
+layer_index_xattr_find (const layer_index *idx, uint32_t id, const char *name, const void **value,
+                        size_t *value_len)
+{
+  size_t want = strlen (name);
+  for (uint32_t i = 0; i < idx->e[id].xattr_count; i++)
+    {
+      const char *n;
+      size_t nl;
+      layer_index_get_xattr (idx, id, i, &n, &nl, value, value_len);
+      if (nl == want && memcmp (n, name, nl) == 0)
+        return true;
+    }
+  return false;
+}

@@ -1,0 +1,102 @@
+/* layer_writer.h - produce an OCI layer blob from a change list.
+ *
+ * One pass: libarchive writes a PAX tar (ustar headers, PAX extensions only
+ * when needed: long names, big ids, xattrs as SCHILY.xattr.*) in
+ * deterministic order into a pipeline of 128 KiB chunks:
+ *   - a hashing thread computes the diffID over the uncompressed chunks;
+ *   - gzip: every core compresses chunks independently (raw deflate, the
+ *     previous 32 KiB as dictionary, ending in a sync flush), and the output
+ *     thread concatenates them behind one gzip header with a crc32_combine'd
+ *     trailer: one standard gzip member, as pigz does;
+ *   - zstd: the output thread feeds libzstd with ZSTD_c_nbWorkers = cores;
+ *   - uncompressed: chunks are written as they are;
+ *   - the output thread writes the blob and computes the blob digest.
+ * Owners, modes, times, xattrs and link targets come from the change list
+ * (i.e. from kiln's indexes), never from host inodes; file data is read from
+ * the store trees through directory fds without following symlinks.
+ */
+#ifndef KILN_STORE_LAYER_WRITER_H
+#define KILN_STORE_LAYER_WRITER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "store/layer_index.h"
+#include "util/digest.h"
+#include "util/error.h"
+
+typedef enum
+{
+  LAYER_CHANGE_ADD = 0,   /* path with meta (and data for regular files) */
+  LAYER_CHANGE_WHITEOUT,  /* delete path from lower layers: ".wh.NAME" */
+  LAYER_CHANGE_OPAQUE,    /* hide lower contents of directory path: ".wh..wh..opq" */
+} layer_change_kind;
+
+typedef struct layer_change
+{
+  const char *path;             /* "a/b" (normalised like the index); "" = root */
+  layer_change_kind kind;
+  layer_index_meta meta;        /* ADD: type, mode, uid, gid, mtime, rdev, link target, xattrs */
+  const char *hardlink_target;  /* ADD: non-NULL = hardlink to that path (also in this list) */
+  int data_dirfd;               /* regular files: data at data_path below data_dirfd */
+  const char *data_path;        /*   (opened RESOLVE_BENEATH, no symlinks); size from the file */
+} layer_change;
+
+typedef enum
+{
+  LAYER_COMPRESS_GZIP = 0,
+  LAYER_COMPRESS_ZSTD,
+  LAYER_COMPRESS_NONE,
+} layer_compression;
+
+typedef struct layer_writer_opts
+{
+  layer_compression compression;
+  int level;                /* -1: default (gzip 6, zstd 3) */
+  int threads;              /* 0: all online cores */
+  bool clamp_mtime;         /* --reproducible / SOURCE_DATE_EPOCH */
+  int64_t clamp_epoch;      /* mtimes above this become this; nsec dropped */
+  bool add_root;            /* emit "./"? (default false, as Docker) */
+} layer_writer_opts;
+
+typedef struct layer_writer_result
+{
+  char diff_id[DIGEST_STRING_SIZE];
+  char blob_digest[DIGEST_STRING_SIZE];
+  uint64_t diff_size, blob_size;
+  uint64_t entries;
+} layer_writer_result;
+
+/* "application/vnd.oci.image.layer.v1.tar+gzip" etc. (docker: the Docker
+ * media types). */
+const char *layer_writer_media_type (layer_compression c, bool docker);
+int layer_writer_parse_compression (const char *s, layer_compression *out, kiln_error **err);
+
+/* Write the layer for changes (any order; sorted here so parents come before
+ * children, names compared bytewise per component, a directory's opaque
+ * marker right after it) to out_fd. Parent directories that are not in the
+ * list are not invented (a made-up 0755 header would reset e.g. /tmp's mode
+ * when applied): callers include every directory whose metadata belongs in
+ * the layer. Duplicate paths are an error; hardlink targets must be regular
+ * files of this list that sort before the link. */
+int layer_writer_write (const layer_change *changes, size_t n, const layer_writer_opts *opts, int out_fd,
+                        layer_writer_result *res, kiln_error **err);
+
+/* The change list that recreates a whole store layer (re-compression,
+ * re-push, round-trip checks): every index entry except implicit
+ * directories and an unlisted root; whiteouts and opaque markers as such;
+ * hardlink groups as one file plus links to it (the member that sorts
+ * first); data from tree_fd. All strings are owned by *out (free with
+ * layer_writer_changes_free). */
+typedef struct layer_changes
+{
+  layer_change *v;
+  size_t n;
+  char **paths;    /* owned entry paths */
+  char **strings;  /* owned link targets and xattr names */
+  layer_index_xattr *xattrs;
+} layer_changes;
+
+int layer_writer_changes_from_index (const layer_index *idx, int tree_fd, layer_changes *out, kiln_error **err);
+void layer_writer_changes_free (layer_changes *c);
+
+#endif
