@@ -1,5 +1,6 @@
 /* main.c - kiln command-line entry point: dispatch to commands, print errors. */
 #include "build/build_cmd.h"
+#include "sandbox/run_cmd.h"
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/error.h"
@@ -38,6 +39,7 @@ static const struct command
   const char *summary;
 } commands[] = {
   { "build", build_cmd_main, "build an image from a Dockerfile" },
+  { "run", run_cmd_main, "run a command in a root filesystem inside the step sandbox" },
   { "version", cmd_version, "print version information" },
   { "help", cmd_help, "show help for kiln or a command" },
 };

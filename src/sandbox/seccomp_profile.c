@@ -899,3 +899,43 @@ seccomp_filter_load (const seccomp_filter *f)
     return -errno;
   return f->needs_listener ? (int) r : 0;
 }
+
+int
+seccomp_profile_default_path (char **out, kiln_error **err)
+{
+  const char *env = getenv ("KILN_POLICY_DIR");
+  if (env && *env)
+    {
+      *out = xasprintf ("%s/default.json", env);
+      return 0;
+    }
+  char exe[PATH_MAX];
+  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0)
+    {
+      exe[n] = '\0';
+      char *slash = strrchr (exe, '/');
+      if (slash)
+        {
+          *slash = '\0';
+          autofree char *p = xasprintf ("%s/policies/default.json", exe);
+          if (access (p, R_OK) == 0)
+            {
+              *out = steal_pointer (&p);
+              return 0;
+            }
+        }
+    }
+  static const char *const dirs[] = { "/usr/local/share/kiln/policies", "/usr/share/kiln/policies" };
+  for (size_t i = 0; i < ARRAY_SIZE (dirs); i++)
+    {
+      autofree char *p = xasprintf ("%s/default.json", dirs[i]);
+      if (access (p, R_OK) == 0)
+        {
+          *out = steal_pointer (&p);
+          return 0;
+        }
+    }
+  return kiln_error_make (err, ENOENT, "find the default seccomp profile (set KILN_POLICY_DIR or pass "
+                                       "--seccomp-policy FILE)");
+}

@@ -120,6 +120,11 @@ void seccomp_filter_free (seccomp_filter *f);
  * only makes system calls, so it may run in a freshly forked child. */
 int seccomp_filter_load (const seccomp_filter *f);
 
+/* Locate policies/default.json: $KILN_POLICY_DIR, then policies/ next to
+ * the kiln binary (a source tree), then PREFIX/share/kiln/policies for
+ * /usr/local and /usr. Caller frees *out. */
+int seccomp_profile_default_path (char **out, kiln_error **err);
+
 /* Docker's default capability set for root in a container. */
 extern const char *const seccomp_profile_docker_default_caps[];
 
