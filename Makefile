@@ -86,12 +86,12 @@ asan:
 # libFuzzer targets, built with clang; `make fuzz` is a short smoke run of each.
 FUZZ_SECONDS ?= 10
 fuzz-build:
-	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 SANFLAGS='-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer' build-fuzz/libkiln.a
-	@mkdir -p build-fuzz/bin
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 SANFLAGS='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' build-fuzz/libkiln.a
+	@mkdir -p build-fuzz/bin && rm -f build-fuzz/bin/fuzz_*
 	@for f in $(FUZZ_SRCS); do \
 	  n=$$(basename $$f .c); \
 	  echo "  FUZZ $$n"; \
-	  clang -std=gnu11 -O1 -g -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+	  clang -std=gnu11 -O1 -g -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	    -o build-fuzz/bin/$$n $$f build-fuzz/libkiln.a $(LIBS) -pthread || exit 1; \
 	done
 

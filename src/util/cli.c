@@ -28,6 +28,62 @@ cli_parse_bool (const char *flag, const char *value, bool *out, kiln_error **err
 
 #define HELP_ID -1000
 
+static const cli_option *
+find_long (const cli_option *opts, size_t n_opts, const char *name, size_t len)
+{
+  for (size_t i = 0; i < n_opts; i++)
+    if (strlen (opts[i].name) == len && strncmp (opts[i].name, name, len) == 0)
+      return &opts[i];
+  return NULL;
+}
+
+/* getopt_long accepts any unambiguous prefix of a long option, so "--cache"
+ * would set "--cache-dir" when only the latter is implemented: a flag
+ * silently taken for another. Check every long flag is an exact name first,
+ * walking argv the way getopt will (values of value flags are skipped). */
+static int
+check_exact_names (int argc, char **argv, const cli_option *opts, size_t n_opts, kiln_error **err)
+{
+  for (int i = 1; i < argc; i++)
+    {
+      const char *a = argv[i];
+      if (strcmp (a, "--") == 0)
+        break;
+      if (a[0] != '-' || a[1] == '\0')
+        continue;
+      if (strcmp (a, "-h") == 0)
+        return 0;
+      if (a[1] != '-')
+        {
+          /* A short cluster: a value flag takes the rest, or the next arg. */
+          for (const char *p = a + 1; *p; p++)
+            {
+              const cli_option *o = NULL;
+              for (size_t k = 0; k < n_opts; k++)
+                if (opts[k].short_name == *p)
+                  o = &opts[k];
+              if (o && o->kind == CLI_VALUE)
+                {
+                  if (p[1] == '\0')
+                    i++;
+                  break;
+                }
+            }
+          continue;
+        }
+      const char *name = a + 2;
+      size_t len = strcspn (name, "=");
+      if (len == 4 && strncmp (name, "help", 4) == 0)
+        return 0; /* parsing stops at --help */
+      const cli_option *o = find_long (opts, n_opts, name, len);
+      if (o == NULL)
+        return kiln_error_make (err, 0, "unknown flag '--%.*s'", (int) len, name);
+      if (o->kind == CLI_VALUE && name[len] == '\0')
+        i++;
+    }
+  return 0;
+}
+
 int
 cli_parse (int argc, char **argv, const cli_option *opts, size_t n_opts, cli_handler handler, void *ctx,
            char ***positional, bool *help_requested, kiln_error **err)
@@ -56,6 +112,8 @@ cli_parse (int argc, char **argv, const cli_option *opts, size_t n_opts, cli_han
 
   *help_requested = false;
   *positional = NULL;
+  if (check_exact_names (argc, argv, opts, n_opts, err) < 0)
+    return -1;
   autostrv char **pos = xcalloc (1, sizeof (char *));
   optind = 0; /* full reinitialisation of getopt state */
   opterr = 0;
@@ -72,8 +130,11 @@ cli_parse (int argc, char **argv, const cli_option *opts, size_t n_opts, cli_han
         }
       if (c == '?')
         {
-          if (optopt)
+          if (optopt > 0 && optopt < 1000)
             return kiln_error_make (err, 0, "unknown flag '-%c'", optopt);
+          /* A known long flag given "=value" it does not take (--help=x). */
+          if (optopt != 0)
+            return kiln_error_make (err, 0, "flag '%s' does not take a value", argv[optind - 1]);
           return kiln_error_make (err, 0, "unknown flag '%s'", argv[optind - 1]);
         }
       if (c == ':')

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# make-base-images.sh - build kiln's fixture base images WITHOUT kiln.
+#
+#   scripts/make-base-images.sh [--cache DIR] [--push REGISTRY] [--dest-cert-dir DIR]
+#                               [--dest-creds USER:PASS] [--rebuild] [busybox|debian|all]
+#   scripts/make-base-images.sh [--cache DIR] --print-layout busybox|debian
+#
+# busybox: busybox-static's /bin/busybox plus applet symlinks, /etc/passwd and
+#          /etc/group with root only, /tmp, /root, /home; one layer; Cmd ["/bin/sh"].
+# debian:  debootstrap --variant=minbase bookworm; one layer; Cmd ["bash"].
+#
+# Both are OCI layouts made with umoci (init/new/insert/config, fixed mtimes and
+# created dates) and pushed with skopeo to REGISTRY/library/busybox:latest and
+# REGISTRY/library/debian:bookworm. Everything is cached under DIR (default
+# ${KILN_TEST_CACHE:-/var/cache/kiln-test}) keyed by a version stamp: the
+# debootstrap .debs, the rootfs tarball and the finished layouts, so a rerun only
+# pushes. A lock (flock) keeps concurrent runs from building twice. Needs root to
+# build (debootstrap, file ownership); reading a filled cache does not.
+set -euo pipefail
+
+# Bump when the recipe changes: old cache entries are then ignored.
+RECIPE=2
+SUITE=bookworm
+MIRROR=${KILN_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
+CREATED=$(date -u -d "@$EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+PATH_ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+cache=${KILN_TEST_CACHE:-/var/cache/kiln-test}
+push="" certdir="" creds="" rebuild=0 print_layout="" what=all
+
+die() { echo "make-base-images: $*" >&2; exit 1; }
+log() { echo "make-base-images: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cache) cache=$2; shift 2 ;;
+    --push) push=$2; shift 2 ;;
+    --dest-cert-dir) certdir=$2; shift 2 ;;
+    --dest-creds) creds=$2; shift 2 ;;
+    --rebuild) rebuild=1; shift ;;
+    --print-layout) print_layout=$2; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    busybox|debian|all) what=$1; shift ;;
+    *) echo "make-base-images: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+
+busybox_stamp() {
+  local v
+  v=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null) || v=$(busybox 2>&1 | head -n1 | awk '{print $2}')
+  echo "r$RECIPE-${v//[^A-Za-z0-9.+-]/_}"
+}
+debian_stamp() { echo "r$RECIPE-$SUITE-minbase"; }
+
+layout_dir() {
+  case "$1" in
+    busybox) echo "$cache/oci/busybox-$(busybox_stamp)" ;;
+    debian) echo "$cache/oci/debian-$(debian_stamp)" ;;
+    *) die "unknown image '$1'" ;;
+  esac
+}
+image_tag() { case "$1" in busybox) echo latest ;; debian) echo bookworm ;; esac; }
+
+if [ -n "$print_layout" ]; then
+  d=$(layout_dir "$print_layout")
+  [ -f "$d/index.json" ] || die "no cached layout for $print_layout (run $0 $print_layout)"
+  echo "$d"
+  exit 0
+fi
+
+for t in umoci skopeo; do command -v $t >/dev/null || die "'$t' is not installed"; done
+mkdir -p "$cache/oci" "$cache/rootfs" "$cache/debs" "$cache/tmp" || die "cannot create cache '$cache'"
+
+work=""
+cleanup() { [ -n "$work" ] && rm -rf --one-file-system "$work"; return 0; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Give every path a fixed mtime so identical inputs give identical layers.
+fix_mtimes() {
+  find "$1" -xdev -newermt "@$EPOCH" -exec touch -h -d "@$EPOCH" {} + 2>/dev/null || true
+  touch -h -d "@$EPOCH" "$1"
+}
+
+# new_bundle NAME: empty OCI layout plus an unpacked (empty) bundle in $work;
+# the caller fills $work/bundle/rootfs, then make_layout packs it.
+new_bundle() {
+  local tag
+  tag=$(image_tag "$1")
+  umoci init --layout "$work/layout"
+  umoci new --image "$work/layout:$tag"
+  umoci unpack --image "$work/layout:$tag" "$work/bundle" >/dev/null
+}
+
+# make_layout NAME CMD: one layer from $work/bundle/rootfs (umoci repack gives
+# relative member names, unlike insert), config set, moved into place atomically.
+make_layout() {
+  local name=$1 cmd=$2 tag final tmp="$work/layout"
+  tag=$(image_tag "$name")
+  final=$(layout_dir "$name")
+  fix_mtimes "$work/bundle/rootfs"
+  umoci repack --image "$tmp:$tag" --history.created "$CREATED" \
+    --history.created_by "kiln make-base-images.sh $name" "$work/bundle"
+  umoci config --image "$tmp:$tag" --created "$CREATED" \
+    --no-history --os linux --architecture amd64 --config.cmd "$cmd" --config.env "$PATH_ENV"
+  umoci gc --layout "$tmp"
+  rm -rf --one-file-system "$final"
+  mv "$tmp" "$final"
+}
+
+build_busybox() {
+  local r="$work/bundle/rootfs" bb app
+  new_bundle busybox
+  bb=$(command -v busybox) || true
+  [ -x /bin/busybox ] && bb=/bin/busybox
+  file -L "$bb" 2>/dev/null | grep -q 'statically linked' || die "busybox-static is not installed ('$bb' is not static)"
+  mkdir -p "$r/bin" "$r/sbin" "$r/usr/bin" "$r/usr/sbin" "$r/etc" "$r/tmp" "$r/root" "$r/home"
+  install -m 0755 "$bb" "$r/bin/busybox"
+  for app in $("$r/bin/busybox" --list-full); do
+    [ "$app" = bin/busybox ] && continue
+    mkdir -p "$r/$(dirname "$app")"
+    ln -sfn /bin/busybox "$r/$app"
+  done
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"
+  echo 'root:x:0:' > "$r/etc/group"
+  chmod 0644 "$r/etc/passwd" "$r/etc/group"
+  chmod 1777 "$r/tmp"
+  chmod 0700 "$r/root"
+  chown -R 0:0 "$r"
+  chmod 0755 "$r"
+  make_layout busybox /bin/sh
+}
+
+build_debian() {
+  local tarball r="$work/bundle/rootfs" t0
+  tarball="$cache/rootfs/debian-$(debian_stamp).tar"
+  if [ "$rebuild" = 1 ] || [ ! -f "$tarball" ]; then
+    command -v debootstrap >/dev/null || die "'debootstrap' is not installed"
+    log "debootstrap --variant=minbase $SUITE from $MIRROR (first run takes about a minute)"
+    t0=$(date +%s)
+    debootstrap --variant=minbase --cache-dir="$cache/debs" "$SUITE" "$work/deboot" "$MIRROR" \
+      > "$work/debootstrap.log" 2>&1 || { tail -n 30 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+    log "debootstrap took $(( $(date +%s) - t0 ))s"
+    # What a plain debootstrap leaves: no .debs (--cache-dir keeps them), no
+    # host identity, no apt lists-state beyond what minbase ships.
+    rm -f "$work/deboot"/var/cache/apt/archives/*.deb
+    : > "$work/deboot/etc/resolv.conf"
+    echo localhost > "$work/deboot/etc/hostname"
+    rm -f "$work/deboot"/var/log/bootstrap.log
+    fix_mtimes "$work/deboot"
+    tar --numeric-owner --xattrs --acls -C "$work/deboot" -cf "$tarball.tmp" .
+    mv "$tarball.tmp" "$tarball"
+    rm -rf --one-file-system "$work/deboot"
+  fi
+  new_bundle debian
+  tar --numeric-owner --xattrs --acls -C "$r" -xpf "$tarball"
+  make_layout debian bash
+}
+
+ensure() {
+  local name=$1 d
+  d=$(layout_dir "$name")
+  if [ "$rebuild" = 0 ] && [ -f "$d/index.json" ]; then
+    return 0
+  fi
+  [ "$(id -u)" -eq 0 ] || die "building the $name fixture needs root (or a filled cache in '$cache')"
+  (
+    flock 9
+    # Someone else may have built it while we waited for the lock.
+    if [ "$rebuild" = 1 ] || [ ! -f "$d/index.json" ]; then
+      # Leftovers of a run that was SIGKILLed; we hold the lock, so not in use.
+      rm -rf --one-file-system "$cache/tmp/$name".* "$cache/rootfs"/*.tar.tmp
+      work=$(mktemp -d "$cache/tmp/$name.XXXXXX")
+      trap cleanup EXIT
+      trap 'exit 130' INT
+      trap 'exit 143' TERM
+      local t0
+      t0=$(date +%s)
+      "build_$name"
+      log "built $name in $(( $(date +%s) - t0 ))s"
+    fi
+  ) 9> "$cache/lock"
+}
+
+names=()
+case "$what" in
+  all) names=(busybox debian) ;;
+  *) names=("$what") ;;
+esac
+
+for n in "${names[@]}"; do
+  ensure "$n"
+  echo "$n: oci:$(layout_dir "$n"):$(image_tag "$n")"
+done
+
+if [ -n "$push" ]; then
+  tlsargs=(--dest-tls-verify=false)
+  [ -n "$certdir" ] && tlsargs=(--dest-cert-dir "$certdir")
+  credargs=()
+  [ -n "$creds" ] && credargs=(--dest-creds "$creds")
+  for n in "${names[@]}"; do
+    ref="docker://$push/library/$n:$(image_tag "$n")"
+    skopeo copy -q "${tlsargs[@]}" "${credargs[@]}" \
+      "oci:$(layout_dir "$n"):$(image_tag "$n")" "$ref" >&2 || die "pushing $n to $ref failed"
+    echo "$n: pushed ${ref#docker://}"
+  done
+fi

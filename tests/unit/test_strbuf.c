@@ -1,0 +1,123 @@
+/* test_strbuf.c - growable buffer. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "util/alloc.h"
+#include "util/strbuf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void
+test_empty_and_growth (void **state)
+{
+  (void) state;
+  autostrbuf strbuf sb = STRBUF_INIT;
+  assert_non_null (sb.buf);
+  assert_string_equal (sb.buf, "");
+  assert_int_equal (sb.len, 0);
+  for (int i = 0; i < 100000; i++)
+    strbuf_addch (&sb, 'a' + i % 26);
+  assert_int_equal (sb.len, 100000);
+  assert_true (sb.alloc > sb.len);
+  assert_int_equal (sb.buf[sb.len], '\0');
+  assert_int_equal (sb.buf[99999], 'a' + 99999 % 26);
+  strbuf_reset (&sb);
+  assert_int_equal (sb.len, 0);
+  assert_string_equal (sb.buf, "");
+  strbuf_adds (&sb, "hello");
+  strbuf_setlen (&sb, 2);
+  assert_string_equal (sb.buf, "he");
+}
+
+static void
+test_addf (void **state)
+{
+  (void) state;
+  autostrbuf strbuf sb;
+  strbuf_init (&sb, 0);
+  strbuf_addf (&sb, "%s=%d;", "x", 1);
+  strbuf_addf (&sb, "%s", "");
+  assert_string_equal (sb.buf, "x=1;");
+  /* Longer than any initial allocation. */
+  autofree char *big = xmalloc (5001);
+  memset (big, 'z', 5000);
+  big[5000] = '\0';
+  strbuf_addf (&sb, "[%s]", big);
+  assert_int_equal (sb.len, 4 + 5002);
+  assert_int_equal (sb.buf[sb.len - 1], ']');
+  assert_int_equal (strlen (sb.buf), sb.len);
+}
+
+static void
+test_json_escape (void **state)
+{
+  (void) state;
+  autostrbuf strbuf sb = STRBUF_INIT;
+  const char in[] = "a\"b\\c\n\r\t\b\f\x01\x1f\x7f/\xc3\xa9";
+  strbuf_add_json_escaped (&sb, in, sizeof in - 1);
+  assert_string_equal (sb.buf, "a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f\\u007f/\xc3\xa9");
+  strbuf_reset (&sb);
+  strbuf_add_json_escaped (&sb, "x\0y", 3);
+  assert_string_equal (sb.buf, "x\\u0000y");
+}
+
+static void
+test_detach_and_rtrim (void **state)
+{
+  (void) state;
+  strbuf sb = STRBUF_INIT;
+  size_t len = 99;
+  char *s = strbuf_detach (&sb, &len);
+  assert_string_equal (s, "");
+  assert_int_equal (len, 0);
+  free (s);
+  strbuf_adds (&sb, "line \t\n\n");
+  strbuf_rtrim (&sb);
+  assert_string_equal (sb.buf, "line");
+  assert_int_equal (sb.len, 4);
+  s = strbuf_detach (&sb, &len);
+  assert_string_equal (s, "line");
+  assert_int_equal (len, 4);
+  assert_int_equal (sb.len, 0);
+  assert_string_equal (sb.buf, "");
+  free (s);
+  strbuf_adds (&sb, "   ");
+  strbuf_rtrim (&sb);
+  assert_int_equal (sb.len, 0);
+  strbuf_release (&sb);
+  strbuf_release (&sb);
+}
+
+static void
+test_binary (void **state)
+{
+  (void) state;
+  autostrbuf strbuf sb = STRBUF_INIT;
+  unsigned char bin[256];
+  for (int i = 0; i < 256; i++)
+    bin[i] = (unsigned char) i;
+  strbuf_add (&sb, bin, sizeof bin);
+  strbuf_add (&sb, bin, sizeof bin);
+  strbuf_add (&sb, NULL, 0);
+  assert_int_equal (sb.len, 512);
+  assert_memory_equal (sb.buf, bin, 256);
+  assert_memory_equal (sb.buf + 256, bin, 256);
+  assert_int_equal (sb.buf[512], '\0');
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_empty_and_growth),
+    cmocka_unit_test (test_addf),
+    cmocka_unit_test (test_json_escape),
+    cmocka_unit_test (test_detach_and_rtrim),
+    cmocka_unit_test (test_binary),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
