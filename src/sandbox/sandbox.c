@@ -295,6 +295,8 @@ typedef struct child_ctx
 {
   const sandbox_config *cfg;
   int sync_fd;           /* socket to kiln */
+  int rootfs_fd;         /* O_PATH fd of the rootfs directory, opened by kiln */
+  int root_tree;         /* detached clone of it (as host root), or -1 */
   int err_fd;            /* error pipe, write end */
   int status_fd;         /* init writes the main process's wait status */
   int out_w, errs_w;     /* stdout/stderr pipes, write ends */
@@ -573,6 +575,7 @@ worker_main (child_ctx *c)
     child_die (c, errno, "setresgid %u", (unsigned) gid);
   if (setresuid (uid, uid, uid) < 0)
     child_die (c, errno, "setresuid %u", (unsigned) uid);
+  prctl (PR_SET_PDEATHSIG, SIGKILL); /* cleared by the id change */
   if (cap_set_proc (c->caps) < 0)
     child_die (c, errno, "set capabilities");
   cap_reset_ambient ();
@@ -603,17 +606,27 @@ init_main (child_ctx *c)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     child_die (c, errno, "make mounts private");
-  if (mount (cfg->rootfs, cfg->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+  /* As host root the tree was cloned before the user namespace existed
+   * (the step's root, a high host uid, may not traverse the path to it);
+   * otherwise clone it here. Attach it at /tmp of this private namespace
+   * only to give pivot_root a mount point; the old root goes away below. */
+  autoclose int tree = c->root_tree;
+  c->root_tree = -1;
+  if (tree < 0)
+    tree = open_tree (AT_FDCWD, cfg->rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (tree < 0)
     child_die (c, errno, "bind-mount root filesystem '%s'", cfg->rootfs);
-  autoclose int root = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0)
-    child_die (c, errno, "open root filesystem '%s'", cfg->rootfs);
   if (cfg->rootfs_readonly)
     {
       struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
-      if (mount_setattr (root, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
+      if (mount_setattr (tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
         child_die (c, errno, "make root filesystem read-only");
     }
+  if (move_mount (tree, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    child_die (c, errno, "attach root filesystem '%s'", cfg->rootfs);
+  autoclose int root = open ("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0)
+    child_die (c, errno, "open root filesystem '%s'", cfg->rootfs);
   setup_proc (c, root);
   setup_sys (c, root);
   setup_dev (c, root);
@@ -668,6 +681,14 @@ helper_main (child_ctx *c, pid_t kiln_pid)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   if (getppid () != kiln_pid)
     _exit (SETUP_FAILED);
+  c->root_tree = -1;
+  if (geteuid () == 0)
+    {
+      c->root_tree = open_tree (c->rootfs_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE
+                                                      | AT_EMPTY_PATH);
+      if (c->root_tree < 0)
+        child_die (c, errno, "bind-mount root filesystem '%s'", cfg->rootfs);
+    }
   if (unshare (CLONE_NEWUSER) < 0)
     child_die (c, errno, "create a user namespace");
   char go = 'u';
@@ -675,6 +696,11 @@ helper_main (child_ctx *c, pid_t kiln_pid)
     _exit (SETUP_FAILED); /* kiln reports why */
   if (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0)
     child_die (c, errno, "become root in the user namespace");
+  /* Changing credentials cleared the parent-death signal: set it again and
+   * make sure kiln did not die in between. */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () != kiln_pid)
+    _exit (SETUP_FAILED);
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
   if (cfg->network == SANDBOX_NET_NONE)
     flags |= CLONE_NEWNET;
@@ -969,6 +995,12 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
       kiln_error_make (err, errno, "signalfd");
       goto out;
     }
+  c.rootfs_fd = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (c.rootfs_fd < 0)
+    {
+      kiln_error_make (err, errno, "open root filesystem '%s'", cfg->rootfs);
+      goto out;
+    }
   c.sync_fd = sp[1];
   c.err_fd = ep[1];
   c.out_w = op[1];
@@ -1061,6 +1093,8 @@ out:
   sigprocmask (SIG_SETMASK, &c.oldmask, NULL);
   if (c.caps)
     cap_free (c.caps);
+  if (c.rootfs_fd > 0)
+    close (c.rootfs_fd);
   free (c.resolv);
   free (c.hosts);
   free (c.hostname_file);
