@@ -12,6 +12,7 @@
 #include <net/if.h>
 #include <poll.h>
 #include <pwd.h>
+#include <seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -594,6 +595,24 @@ worker_main (child_ctx *c)
       int r = seccomp_filter_load (cfg->seccomp);
       if (r < 0)
         child_die (c, -r, "load the seccomp filter");
+      if (cfg->seccomp->needs_listener)
+        {
+          /* Hand the listener to kiln's supervisor, then drop our copy. */
+          char cbuf[CMSG_SPACE (sizeof (int))];
+          memset (cbuf, 0, sizeof cbuf);
+          char byte = 'L';
+          struct iovec iov = { &byte, 1 };
+          struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                               .msg_controllen = sizeof cbuf };
+          struct cmsghdr *cm = CMSG_FIRSTHDR (&mh);
+          cm->cmsg_level = SOL_SOCKET;
+          cm->cmsg_type = SCM_RIGHTS;
+          cm->cmsg_len = CMSG_LEN (sizeof (int));
+          memcpy (CMSG_DATA (cm), &r, sizeof (int));
+          if (sendmsg (c->sync_fd, &mh, MSG_NOSIGNAL) != 1)
+            child_die (c, errno, "send the seccomp listener to kiln");
+          close (r);
+        }
     }
   exec_step (c);
   _exit (SETUP_FAILED);
@@ -894,17 +913,203 @@ prepare_caps (child_ctx *c, kiln_error **err)
 }
 
 static int
-supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sfd, int *main_status,
+recv_fd (int sock)
+{
+  char byte;
+  char cbuf[CMSG_SPACE (sizeof (int))];
+  struct iovec iov = { &byte, 1 };
+  struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+  ssize_t n;
+  do
+    n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n != 1)
+    return -1;
+  struct cmsghdr *cm = CMSG_FIRSTHDR (&mh);
+  if (cm == NULL || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN (sizeof (int)))
+    return -1;
+  int fd;
+  memcpy (&fd, CMSG_DATA (cm), sizeof fd);
+  return fd;
+}
+
+/* Read a NUL-terminated string at addr in pid's memory. */
+static int
+read_target_string (pid_t pid, uint64_t addr, char *buf, size_t size)
+{
+  char p[64];
+  snprintf (p, sizeof p, "/proc/%d/mem", (int) pid);
+  autoclose int fd = open (p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  ssize_t n = pread (fd, buf, size - 1, (off_t) addr);
+  if (n < 0)
+    {
+      /* The string may end near a page boundary: retry byte-wise. */
+      n = 0;
+      while ((size_t) n < size - 1 && pread (fd, buf + n, 1, (off_t) (addr + (uint64_t) n)) == 1
+             && buf[n] != '\0')
+        n++;
+    }
+  if (memchr (buf, '\0', (size_t) n) != NULL)
+    return 0;
+  buf[n] = '\0';
+  return (size_t) n == size - 1 ? -ENAMETOOLONG : -EFAULT;
+}
+
+/* O_PATH fd of what a chown-family call names, resolved in the step's root. */
+static int
+resolve_chown_target (pid_t pid, int dirfd, const char *path, bool nofollow, bool empty_path)
+{
+  char p[PATH_MAX + 64];
+  if (empty_path && path[0] == '\0')
+    {
+      snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, dirfd);
+      int fd = open (p, O_PATH | O_CLOEXEC);
+      return fd < 0 ? -errno : fd;
+    }
+  if (path[0] == '\0')
+    return -ENOENT;
+  snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
+  autoclose int root = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0)
+    return -errno;
+  autofree char *full = NULL;
+  if (path[0] == '/')
+    full = xstrdup (path);
+  else
+    {
+      /* The base directory's path inside the root, checked to be the same
+       * inode when opened under the root. */
+      if (dirfd == AT_FDCWD)
+        snprintf (p, sizeof p, "/proc/%d/cwd", (int) pid);
+      else
+        snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, dirfd);
+      char base[PATH_MAX];
+      ssize_t n = readlink (p, base, sizeof base - 1);
+      if (n <= 0 || base[0] != '/')
+        return n < 0 ? -errno : -EACCES;
+      base[n] = '\0';
+      autoclose int bfd = open (p, O_PATH | O_CLOEXEC);
+      struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+      autoclose int chk = (int) syscall (SYS_openat2, root, base, &how, sizeof how);
+      struct stat a, b;
+      if (bfd < 0 || chk < 0 || fstat (bfd, &a) < 0 || fstat (chk, &b) < 0 || a.st_dev != b.st_dev
+          || a.st_ino != b.st_ino)
+        return -EACCES;
+      full = xasprintf ("%s/%s", base, path);
+    }
+  struct open_how how = { .flags = O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0),
+                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  int fd = (int) syscall (SYS_openat2, root, full, &how, sizeof how);
+  return fd < 0 ? -errno : fd;
+}
+
+static void
+handle_notification (const sandbox_config *cfg, int listener, struct seccomp_notif *req,
+                     struct seccomp_notif_resp *resp)
+{
+  /* The kernel refuses a receive buffer that is not zeroed. */
+  memset (req, 0, sizeof *req);
+  if (seccomp_notify_receive (listener, req) < 0)
+    return;
+  resp->id = req->id;
+  resp->val = 0;
+  resp->error = 0;
+  resp->flags = 0;
+  autofree char *name = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
+  const __u64 *a = req->data.args;
+  int dirfd = AT_FDCWD;
+  uint64_t path_addr = 0;
+  uid_t uid;
+  gid_t gid;
+  bool nofollow = false, empty = false, by_fd = false;
+  if (name && (strcmp (name, "chown") == 0 || strcmp (name, "chown32") == 0 || strcmp (name, "lchown") == 0
+               || strcmp (name, "lchown32") == 0))
+    {
+      path_addr = a[0];
+      uid = (uid_t) a[1];
+      gid = (gid_t) a[2];
+      nofollow = name[0] == 'l';
+    }
+  else if (name && (strcmp (name, "fchown") == 0 || strcmp (name, "fchown32") == 0))
+    {
+      dirfd = (int) a[0];
+      uid = (uid_t) a[1];
+      gid = (gid_t) a[2];
+      by_fd = empty = true;
+    }
+  else if (name && strcmp (name, "fchownat") == 0)
+    {
+      dirfd = (int) a[0];
+      path_addr = a[1];
+      uid = (uid_t) a[2];
+      gid = (gid_t) a[3];
+      if (a[4] & ~(uint64_t) (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+        {
+          resp->error = -EINVAL;
+          goto respond;
+        }
+      nofollow = a[4] & AT_SYMLINK_NOFOLLOW;
+      empty = a[4] & AT_EMPTY_PATH;
+    }
+  else
+    {
+      resp->error = -ENOSYS;
+      goto respond;
+    }
+  char path[PATH_MAX];
+  path[0] = '\0';
+  if (!by_fd)
+    {
+      int r = read_target_string (req->pid, path_addr, path, sizeof path);
+      if (r < 0)
+        {
+          resp->error = r == -ENAMETOOLONG ? r : -EFAULT;
+          goto respond;
+        }
+    }
+  /* The pid may have died and been reused while we read its memory. */
+  if (seccomp_notify_id_valid (listener, req->id) < 0)
+    return;
+  int fd = resolve_chown_target (req->pid, dirfd, path, nofollow, empty);
+  if (fd < 0)
+    {
+      resp->error = fd;
+      goto respond;
+    }
+  if (seccomp_notify_id_valid (listener, req->id) < 0)
+    {
+      close (fd);
+      return;
+    }
+  int r = cfg->record_chown ? cfg->record_chown (cfg->record_chown_ctx, fd, by_fd ? "(fd)" : path, uid, gid)
+                            : -EPERM;
+  close (fd);
+  resp->error = r < 0 ? r : 0;
+respond:
+  seccomp_notify_respond (listener, resp);
+}
+
+static int
+supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sfd, int sync_r, int *main_status,
            bool *got_status, int *signo)
 {
+  int listener = -1;
+  struct seccomp_notif *req = NULL;
+  struct seccomp_notif_resp *resp = NULL;
+  if (cfg->seccomp && cfg->seccomp->needs_listener && seccomp_notify_alloc (&req, &resp) < 0)
+    return -1;
+  if (!(cfg->seccomp && cfg->seccomp->needs_listener))
+    sync_r = -1;
   outbuf o[2] = { { out_r, SANDBOX_STDOUT, STRBUF_INIT }, { err_r, SANDBOX_STDERR, STRBUF_INIT } };
   *got_status = false;
   *signo = 0;
   while (o[0].fd >= 0 || o[1].fd >= 0 || status_r >= 0)
     {
-      struct pollfd pf[4] = { { o[0].fd, POLLIN, 0 }, { o[1].fd, POLLIN, 0 }, { status_r, POLLIN, 0 },
-                              { sfd, POLLIN, 0 } };
-      int r = poll (pf, 4, -1);
+      struct pollfd pf[6] = { { o[0].fd, POLLIN, 0 }, { o[1].fd, POLLIN, 0 }, { status_r, POLLIN, 0 },
+                              { sfd, POLLIN, 0 },      { sync_r, POLLIN, 0 },   { listener, POLLIN, 0 } };
+      int r = poll (pf, 6, -1);
       if (r < 0 && errno == EINTR)
         continue;
       if (r < 0)
@@ -918,6 +1123,16 @@ supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sf
               break;
             }
         }
+      if (pf[4].revents & (POLLIN | POLLHUP | POLLERR))
+        {
+          if (listener < 0)
+            listener = recv_fd (sync_r);
+          sync_r = -1; /* one listener per step */
+        }
+      if (pf[5].revents & POLLIN)
+        handle_notification (cfg, listener, req, resp);
+      else if (pf[5].revents & (POLLHUP | POLLERR))
+        close_fd (&listener);
       for (int i = 0; i < 2; i++)
         if (pf[i].revents & (POLLIN | POLLHUP | POLLERR))
           {
@@ -951,6 +1166,9 @@ supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sf
       strbuf_release (&o[i].line);
       close_fd (&o[i].fd);
     }
+  close_fd (&listener);
+  if (req)
+    seccomp_notify_free (req, resp);
   return 0;
 }
 
@@ -1053,7 +1271,11 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
     }
   int main_status = 0, signo = 0;
   bool got = false;
-  supervise (cfg, op[0], xp[0], stp[0], sfd, &main_status, &got, &signo);
+  if (supervise (cfg, op[0], xp[0], stp[0], sfd, sp[0], &main_status, &got, &signo) < 0)
+    {
+      kiln_error_make (err, errno, "allocate seccomp notification buffers");
+      goto kill;
+    }
   op[0] = xp[0] = -1; /* closed by supervise via close_fd on its copies */
   if (signo)
     {

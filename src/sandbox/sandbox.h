@@ -104,6 +104,17 @@ typedef enum
  * 64 KiB arrive in pieces). */
 typedef void (*sandbox_output_fn) (void *ctx, sandbox_stream stream, const char *line, size_t len);
 
+/* Single ID mode: the step's chown/fchown/lchown/fchownat calls are answered
+ * by kiln's seccomp supervisor instead of the kernel. It resolves the target
+ * inside the step's root (openat2 RESOLVE_IN_ROOT under /proc/PID/root,
+ * re-checking the notification id after reading the step's memory) and calls
+ * this with an O_PATH fd of the target (a symlink itself for lchown and
+ * AT_SYMLINK_NOFOLLOW), its path for messages, and the requested owner
+ * ((uid_t)-1 / (gid_t)-1: unchanged). Return 0 to make the call succeed, or
+ * -errno to fail it with that errno. The overlay implements this by looking
+ * up its node from the fd (fstat st_ino) and recording the owner. */
+typedef int (*sandbox_record_chown_fn) (void *ctx, int target_fd, const char *path, uid_t uid, gid_t gid);
+
 typedef struct sandbox_config
 {
   const char *rootfs;        /* directory to use as / (bind-mounted) */
@@ -122,6 +133,10 @@ typedef struct sandbox_config
   const seccomp_filter *seccomp;
   sandbox_output_fn output;
   void *output_ctx;
+  /* Required when seccomp->needs_listener (a SECCOMP_PROFILE_FAKE_IDS
+   * filter, which single mode should use). */
+  sandbox_record_chown_fn record_chown;
+  void *record_chown_ctx;
 } sandbox_config;
 
 typedef struct sandbox_result

@@ -265,3 +265,20 @@ check_escape_output() {
   # a rerun works
   "$KILN" run --rootfs "$ROOTFS" --rootfs-readonly -- true
 }
+
+@test "single mode: chown family answered by the supervisor, set*id succeed without effect" {
+  test_user_create kiln-t-plain
+  run run_as kiln-t-plain "$KILN" run -v debug --rootfs "$ROOTFS" --rootfs-readonly -- sh -c \
+    'cd /bin && chown 1000:1001 busybox; echo "chown=$?"; chown -h 5:5 sh; echo "lchown=$?";
+     cd /etc && chown 3:3 ../bin/ls; echo "rel=$?"; chown 7 /nonexist 2>/dev/null; echo "missing=$?";
+     echo "id=$(id -u)"'
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"chown=0"* && $output == *"lchown=0"* && $output == *"rel=0"* && $output == *"missing=1"* ]]
+  [[ $output == *"chown 'busybox' to 1000:1001 recorded"* ]]
+  [[ $output == *"chown 'sh' to 5:5 recorded"* ]]
+  [[ $output == *"chown '../bin/ls' to 3:3 recorded"* ]]
+  [[ $output == *"id=0"* ]]
+  # nothing changed on the host
+  [ "$(stat -c %u "$ROOTFS/bin/busybox")" -eq 0 ]
+}
