@@ -28,6 +28,7 @@ time_n() {
 
 echo "| runner (N=$N, \`true\` in a busybox rootfs) | ms per run |"
 echo "| --- | --- |"
+time_n "kiln version (process start only: baseline for the kiln rows)" "$KILN" version
 time_n "kiln run (userns full, seccomp default.json, pid/mnt/ipc/uts/cgroup ns)" \
   "$KILN" run --verbosity=error --rootfs "$r" --rootfs-readonly -- true
 time_n "kiln run --network=none" \
