@@ -3,6 +3,7 @@
 #include "registry/pull_cmd.h"
 #include "registry/push_cmd.h"
 #include "store/prune_cmd.h"
+#include "sandbox/run_cmd.h"
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/error.h"
@@ -44,6 +45,7 @@ static const struct command
   { "pull", pull_cmd_main, "pull an image from a registry into an OCI layout" },
   { "push", push_cmd_main, "push an image from an OCI layout to registries" },
   { "prune", prune_cmd_main, "remove unreferenced layers and blobs from the store" },
+  { "run", run_cmd_main, "run a command in a root filesystem inside the step sandbox" },
   { "version", cmd_version, "print version information" },
   { "help", cmd_help, "show help for kiln or a command" },
 };

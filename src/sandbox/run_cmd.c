@@ -1,0 +1,295 @@
+/* run_cmd.c - `kiln run`. */
+#include "sandbox/run_cmd.h"
+#include "sandbox/sandbox.h"
+#include "sandbox/seccomp_profile.h"
+#include "util/alloc.h"
+#include "util/cli.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum
+{
+  OPT_ROOTFS = 1,
+  OPT_ROOTFS_RO,
+  OPT_USERNS,
+  OPT_NETWORK,
+  OPT_SECCOMP,
+  OPT_USER,
+  OPT_ENV,
+  OPT_WORKDIR,
+  OPT_HOSTNAME,
+};
+
+static const cli_option run_options[] = {
+  { "rootfs", 0, CLI_VALUE, "DIR",
+    "directory to use as the root filesystem (required). There is no throwaway overlay yet: the "
+    "command's writes go to DIR itself unless --rootfs-readonly is given",
+    OPT_ROOTFS },
+  { "rootfs-readonly", 0, CLI_BOOL, NULL, "mount the root filesystem read-only", OPT_ROOTFS_RO },
+  { "userns", 0, CLI_VALUE, "MODE", "ID mapping: auto (default), full or single", OPT_USERNS },
+  { "network", 0, CLI_VALUE, "MODE", "host/default (share the host network) or none (loopback only)",
+    OPT_NETWORK },
+  { "seccomp-policy", 0, CLI_VALUE, "FILE",
+    "seccomp profile in Docker's JSON format (default: policies/default.json); 'unconfined' disables "
+    "seccomp",
+    OPT_SECCOMP },
+  { "user", 'u', CLI_VALUE, "UID[:GID]", "numeric user and group to run as (default 0:0)", OPT_USER },
+  { "env", 'e', CLI_VALUE, "KEY=VALUE", "set an environment variable (repeatable)", OPT_ENV },
+  { "workdir", 'w', CLI_VALUE, "DIR", "absolute working directory inside the root (default /)", OPT_WORKDIR },
+  { "hostname", 0, CLI_VALUE, "NAME", "host name inside the step (default kiln)", OPT_HOSTNAME },
+  { NULL, 0, CLI_BOOL, NULL, NULL, 0 },
+};
+#define N_RUN_OPTIONS (ARRAY_SIZE (run_options) - 1)
+
+typedef struct run_opts
+{
+  cli_common common;
+  char *rootfs;
+  bool rootfs_ro;
+  sandbox_userns_mode userns;
+  sandbox_net_mode network;
+  char *seccomp;
+  uid_t uid;
+  gid_t gid;
+  char **env;
+  char *workdir;
+  char *hostname;
+} run_opts;
+
+static int
+parse_id (const char *s, unsigned long *out)
+{
+  if (*s == '\0')
+    return -1;
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul (s, &end, 10);
+  if (errno || *end || v > 4294967294UL || s[0] == '-')
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static int
+run_handle (void *ctx, int id, const char *value, kiln_error **err)
+{
+  run_opts *o = ctx;
+  int r = cli_common_handle (&o->common, id, value, err);
+  if (r != 0)
+    return r < 0 ? r : 0;
+  switch (id)
+    {
+    case OPT_ROOTFS:
+      free (o->rootfs);
+      o->rootfs = xstrdup (value);
+      return 0;
+    case OPT_ROOTFS_RO:
+      o->rootfs_ro = strcmp (value, "true") == 0;
+      return 0;
+    case OPT_USERNS:
+      return sandbox_parse_userns (value, &o->userns, err);
+    case OPT_NETWORK:
+      return sandbox_parse_network (value, &o->network, err);
+    case OPT_SECCOMP:
+      free (o->seccomp);
+      o->seccomp = xstrdup (value);
+      return 0;
+    case OPT_USER:
+      {
+        autofree char *u = xstrdup (value);
+        char *colon = strchr (u, ':');
+        unsigned long uid, gid = 0;
+        if (colon)
+          *colon = '\0';
+        if (parse_id (u, &uid) < 0 || (colon && parse_id (colon + 1, &gid) < 0))
+          return kiln_error_make (err, 0, "--user '%s': expected numeric UID[:GID] (names are resolved "
+                                          "by the build engine, not by kiln run)", value);
+        o->uid = (uid_t) uid;
+        o->gid = (gid_t) gid;
+        return 0;
+      }
+    case OPT_ENV:
+      if (strchr (value, '=') == NULL || value[0] == '=')
+        return kiln_error_make (err, 0, "--env '%s': expected KEY=VALUE", value);
+      strv_push (&o->env, value);
+      return 0;
+    case OPT_WORKDIR:
+      if (value[0] != '/')
+        return kiln_error_make (err, 0, "--workdir '%s': must be an absolute path", value);
+      free (o->workdir);
+      o->workdir = xstrdup (value);
+      return 0;
+    case OPT_HOSTNAME:
+      if (strlen (value) == 0 || strlen (value) > 63)
+        return kiln_error_make (err, 0, "--hostname '%s': must be 1 to 63 bytes", value);
+      free (o->hostname);
+      o->hostname = xstrdup (value);
+      return 0;
+    default:
+      return kiln_error_make (err, 0, "internal: unhandled run option id %d", id);
+    }
+}
+
+static void
+print_line (void *ctx, sandbox_stream stream, const char *line, size_t len)
+{
+  (void) ctx;
+  FILE *f = stream == SANDBOX_STDOUT ? stdout : stderr;
+  fwrite (line, 1, len, f);
+  fputc ('\n', f);
+  fflush (f);
+}
+
+static void
+run_opts_free (run_opts *o)
+{
+  cli_common_free (&o->common);
+  free (o->rootfs);
+  free (o->seccomp);
+  strv_free (o->env);
+  free (o->workdir);
+  free (o->hostname);
+}
+
+/* kiln run commits nothing: single mode's chown records have nowhere to go,
+ * so they are logged (debug) and the call succeeds, as it would in a build. */
+static int
+log_chown (void *ctx, int fd, const char *path, uid_t uid, gid_t gid)
+{
+  (void) ctx;
+  (void) fd;
+  log_debug ("chown '%s' to %d:%d recorded (kiln run keeps no metadata)", path, (int) uid, (int) gid);
+  return 0;
+}
+
+static int
+load_filter (const run_opts *o, seccomp_profile_mode mode, seccomp_filter **out, kiln_error **err)
+{
+  *out = NULL;
+  if (o->seccomp && strcmp (o->seccomp, "unconfined") == 0)
+    {
+      log_warn ("seccomp disabled (--seccomp-policy=unconfined): the step may use every system call");
+      return 0;
+    }
+  autofree char *path = NULL;
+  if (o->seccomp)
+    path = xstrdup (o->seccomp);
+  else if (seccomp_profile_default_path (&path, err) < 0)
+    return -1;
+  seccomp_profile *p = NULL;
+  if (seccomp_profile_load_file (path, &p, err) < 0)
+    return -1;
+  seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, mode };
+  int r = seccomp_profile_compile (p, &env, out, err);
+  seccomp_profile_free (p);
+  if (r < 0)
+    return kiln_error_wrap (err, "compiling seccomp profile '%s'", path);
+  log_debug ("seccomp profile '%s' compiled to %zu BPF instructions", path, (*out)->n_insns);
+  return 0;
+}
+
+static int
+do_run (run_opts *o, char **argv, kiln_error **err)
+{
+  autoclose int rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return kiln_error_make (err, errno, "open root filesystem '%s'", o->rootfs);
+  sandbox_idmap map;
+  if (sandbox_idmap_resolve (o->userns, 0, &map, err) < 0)
+    return -1;
+  autofree char *desc = sandbox_idmap_describe (&map);
+  log_info ("user namespace: %s", desc);
+  seccomp_filter *filter = NULL;
+  seccomp_profile_mode mode = map.mode == SANDBOX_USERNS_SINGLE ? SECCOMP_PROFILE_FAKE_IDS : SECCOMP_PROFILE_PLAIN;
+  if (load_filter (o, mode, &filter, err) < 0)
+    return -1;
+  autostrv char **created = NULL;
+  if (sandbox_prepare_mountpoints (rootfd, &created, err) < 0)
+    {
+      seccomp_filter_free (filter);
+      sandbox_remove_mountpoints (rootfd, created);
+      return kiln_error_wrap (err, "preparing '%s'", o->rootfs);
+    }
+  bool has_path = false;
+  for (char **e = o->env; e && *e; e++)
+    has_path |= strncmp (*e, "PATH=", 5) == 0;
+  if (!has_path)
+    strv_push (&o->env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  sandbox_config cfg = {
+    .rootfs = o->rootfs, .rootfs_readonly = o->rootfs_ro, .argv = argv, .env = o->env,
+    .cwd = o->workdir, .uid = o->uid, .gid = o->gid, .hostname = o->hostname, .network = o->network,
+    .idmap = &map, .seccomp = filter, .output = print_line, .record_chown = log_chown,
+  };
+  sandbox_result res;
+  int r = sandbox_run (&cfg, &res, err);
+  sandbox_remove_mountpoints (rootfd, created);
+  seccomp_filter_free (filter);
+  if (r < 0)
+    return -1;
+  autofree char *what = sandbox_result_describe (&res);
+  if (res.exited && res.status == 0)
+    return 0;
+  /* main() prints this once and exits with the command's status. */
+  kiln_error_make (err, 0, "command '%s' %s", argv[0], what);
+  return res.exited ? res.status : 128 + res.status;
+}
+
+int
+run_cmd_main (int argc, char **argv, kiln_error **err)
+{
+  run_opts o;
+  memset (&o, 0, sizeof o);
+  cli_common_init (&o.common);
+  size_t n = N_RUN_OPTIONS + cli_common_options_count;
+  autofree cli_option *opts = cli_options_concat (run_options, N_RUN_OPTIONS, cli_common_options,
+                                                  cli_common_options_count);
+  autostrv char **pos = NULL;
+  bool help = false;
+  if (cli_parse (argc, argv, opts, n, run_handle, &o, &pos, &help, err) < 0)
+    {
+      run_opts_free (&o);
+      kiln_error_wrap (err, "kiln run");
+      return KILN_EXIT_USAGE;
+    }
+  if (help)
+    {
+      printf ("Usage: kiln run --rootfs DIR [FLAGS] COMMAND [ARG...]\n\n"
+              "Run a command inside kiln's step sandbox (user, mount, pid, ipc, uts and cgroup\n"
+              "namespaces, seccomp, reduced capabilities). Image sources (store, registry,\n"
+              "--oci-layout) and the throwaway overlay are not implemented yet.\n\nFlags:\n");
+      cli_print_options (stdout, opts, n);
+      run_opts_free (&o);
+      return KILN_EXIT_OK;
+    }
+  cli_common_apply (&o.common);
+  int rc;
+  if (o.rootfs == NULL)
+    {
+      kiln_error_make (err, 0, "kiln run: --rootfs DIR is required");
+      rc = KILN_EXIT_USAGE;
+    }
+  else if (pos == NULL || pos[0] == NULL)
+    {
+      kiln_error_make (err, 0, "kiln run: no command given");
+      rc = KILN_EXIT_USAGE;
+    }
+  else
+    {
+      rc = do_run (&o, pos, err);
+      if (rc > 0)
+        kiln_error_wrap (err, "kiln run");
+      else if (rc < 0)
+        {
+          kiln_error_wrap (err, "kiln run");
+          rc = KILN_EXIT_FAILURE;
+        }
+    }
+  run_opts_free (&o);
+  return rc;
+}

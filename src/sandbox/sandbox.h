@@ -1,0 +1,156 @@
+/* sandbox.h - run one step (a process tree) isolated from the host.
+ *
+ * sandbox_run() forks a helper that enters a new user namespace (ID mapping
+ * below), then new mount, pid, ipc, uts and cgroup namespaces (and a network
+ * namespace with only loopback for SANDBOX_NET_NONE). Its child is pid 1 of
+ * the step: it bind-mounts the root filesystem, mounts a fresh /proc (Docker's
+ * masked and read-only paths), a tmpfs /dev (null zero full random urandom tty
+ * bound from the host, private devpts, /dev/shm, the usual symlinks), /sys
+ * read-only, and generated /etc/resolv.conf, /etc/hosts, /etc/hostname
+ * (memfd-backed bind mounts), then pivot_root()s and detaches the old root.
+ * It forks the step's process, which sets ids and groups, reduces
+ * capabilities (libcap), sets PR_SET_NO_NEW_PRIVS, umask 0022, loads the
+ * precompiled seccomp filter and execs. Init reaps zombies and, when the main
+ * process exits, kills everything left in the step.
+ *
+ * Every mount lives in the step's mount namespace, so nothing outlives the
+ * step; the helper and init die with kiln (PR_SET_PDEATHSIG), and SIGINT or
+ * SIGTERM during sandbox_run() kill the step before it returns.
+ *
+ * Mount points: the rootfs must contain the directories/files listed by
+ * sandbox_mountpoints(). sandbox_prepare_mountpoints() creates missing ones
+ * in a plain directory rootfs and reports them so the caller can remove them
+ * (kiln run) or keep them out of a layer (the overlay synthesises them).
+ */
+#ifndef KILN_SANDBOX_SANDBOX_H
+#define KILN_SANDBOX_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include "sandbox/seccomp_profile.h"
+#include "util/error.h"
+
+typedef enum
+{
+  SANDBOX_USERNS_AUTO = 0,
+  SANDBOX_USERNS_FULL,    /* subuid ranges via newuidmap, or as root a high host range */
+  SANDBOX_USERNS_SINGLE,  /* only 0 -> caller; setgroups denied */
+} sandbox_userns_mode;
+
+typedef enum
+{
+  SANDBOX_NET_HOST = 0,   /* share the host network namespace */
+  SANDBOX_NET_NONE,       /* new network namespace, loopback up */
+} sandbox_net_mode;
+
+/* Parse "auto|full|single" and "host|default|none". */
+int sandbox_parse_userns (const char *s, sandbox_userns_mode *out, kiln_error **err);
+int sandbox_parse_network (const char *s, sandbox_net_mode *out, kiln_error **err);
+
+/* A resolved ID mapping for one step. */
+typedef struct sandbox_idmap
+{
+  sandbox_userns_mode mode;  /* FULL or SINGLE after resolution */
+  bool as_root;              /* kiln runs as host root */
+  bool use_helpers;          /* newuidmap/newgidmap */
+  uid_t host_uid;            /* host id of container 0 */
+  gid_t host_gid;
+  uid_t sub_uid;             /* host start of container 1.. (FULL) */
+  gid_t sub_gid;
+  unsigned long n_sub_uid;   /* count of ids from sub_uid (FULL) */
+  unsigned long n_sub_gid;
+} sandbox_idmap;
+
+/* Default host base for full mode as root: container 0..65535 -> base.. */
+#define SANDBOX_ROOT_MAP_BASE 1879048192u   /* 0x70000000 */
+#define SANDBOX_ROOT_MAP_COUNT 65536u
+
+/* Choose the mapping: as root, full onto [root_base, +65536) (0 = default;
+ * refused if it overlaps an /etc/subuid or /etc/subgid range or includes host
+ * id 0); as a plain user, full when /etc/subuid and /etc/subgid give the
+ * user ranges and newuidmap/newgidmap exist, else single. Forcing FULL when
+ * it is impossible is an error naming what is missing. */
+int sandbox_idmap_resolve (sandbox_userns_mode want, uid_t root_base, sandbox_idmap *out, kiln_error **err);
+/* "full (subuid 100000+65536 via newuidmap)" etc.; caller frees. */
+char *sandbox_idmap_describe (const sandbox_idmap *m);
+
+/* A path kiln mounts over inside every step (relative to the root). */
+typedef struct sandbox_mountpoint
+{
+  const char *path;
+  bool is_dir;
+} sandbox_mountpoint;
+
+/* The fixed list: proc, dev, sys, etc/resolv.conf, etc/hosts, etc/hostname.
+ * None of these (nor anything kiln created for them) may appear in a layer. */
+size_t sandbox_mountpoints (const sandbox_mountpoint **out);
+
+/* Create the missing mount points (and missing parents, e.g. etc) under the
+ * directory rootfs_fd, never following symlinks. Appends each created path
+ * (relative, parents first) to *created (strv). */
+int sandbox_prepare_mountpoints (int rootfs_fd, char ***created, kiln_error **err);
+/* Remove what sandbox_prepare_mountpoints created (children first); only
+ * empty directories and empty regular files are removed. */
+void sandbox_remove_mountpoints (int rootfs_fd, char **created);
+
+typedef enum
+{
+  SANDBOX_STDOUT = 1,
+  SANDBOX_STDERR = 2,
+} sandbox_stream;
+
+/* One line of the step's output, without its newline (lines longer than
+ * 64 KiB arrive in pieces). */
+typedef void (*sandbox_output_fn) (void *ctx, sandbox_stream stream, const char *line, size_t len);
+
+/* Single ID mode: the step's chown/fchown/lchown/fchownat calls are answered
+ * by kiln's seccomp supervisor instead of the kernel. It resolves the target
+ * inside the step's root (openat2 RESOLVE_IN_ROOT under /proc/PID/root,
+ * re-checking the notification id after reading the step's memory) and calls
+ * this with an O_PATH fd of the target (a symlink itself for lchown and
+ * AT_SYMLINK_NOFOLLOW), its path for messages, and the requested owner
+ * ((uid_t)-1 / (gid_t)-1: unchanged). Return 0 to make the call succeed, or
+ * -errno to fail it with that errno. The overlay implements this by looking
+ * up its node from the fd (fstat st_ino) and recording the owner. */
+typedef int (*sandbox_record_chown_fn) (void *ctx, int target_fd, const char *path, uid_t uid, gid_t gid);
+
+typedef struct sandbox_config
+{
+  const char *rootfs;        /* directory to use as / (bind-mounted) */
+  bool rootfs_readonly;      /* mount it read-only */
+  char **argv;               /* argv[0] searched in PATH of env when it has no '/' */
+  char **env;                /* KEY=VALUE, NULL-terminated */
+  const char *cwd;           /* absolute, inside the rootfs; NULL = "/" */
+  uid_t uid;                 /* in the container (resolved by the caller) */
+  gid_t gid;
+  gid_t *groups;             /* supplementary groups */
+  size_t n_groups;
+  const char *hostname;      /* NULL = "kiln" */
+  sandbox_net_mode network;
+  const sandbox_idmap *idmap;
+  /* Compiled once per build; NULL means unconfined (the caller logged it). */
+  const seccomp_filter *seccomp;
+  sandbox_output_fn output;
+  void *output_ctx;
+  /* Required when seccomp->needs_listener (a SECCOMP_PROFILE_FAKE_IDS
+   * filter, which single mode should use). */
+  sandbox_record_chown_fn record_chown;
+  void *record_chown_ctx;
+} sandbox_config;
+
+typedef struct sandbox_result
+{
+  bool exited;       /* else killed by signal */
+  int status;        /* exit status or signal number */
+} sandbox_result;
+
+/* Run the step to completion. Returns 0 when the step ran (whatever its exit
+ * status), negative when the sandbox could not be set up, the command could
+ * not be executed, or kiln got SIGINT/SIGTERM (the step is killed first). */
+int sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err);
+
+/* "exited with status 2" / "killed by signal 9 (Killed)"; caller frees. */
+char *sandbox_result_describe (const sandbox_result *res);
+
+#endif

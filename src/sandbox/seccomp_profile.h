@@ -1,0 +1,131 @@
+/* seccomp_profile.h - Docker seccomp profiles: parse, validate, compile to BPF.
+ *
+ * A profile (policies/default.json, or --seccomp-policy FILE) is untrusted
+ * input in Docker's JSON format:
+ *
+ *   { "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+ *     "architectures": [...] | "archMap": [{"architecture", "subArchitectures"}],
+ *     "syscalls": [{ "names": [...], "action": "...", "errnoRet": N,
+ *                    "args": [{"index", "value", "valueTwo", "op"}],
+ *                    "includes": {"caps", "arches", "minKernel"},
+ *                    "excludes": {"caps", "arches", "minKernel"} }] }
+ *
+ * seccomp_profile_parse() checks every field (types, ranges, known actions,
+ * operators, capability and architecture names, nesting depth, size) and
+ * rejects keys it does not implement instead of ignoring them. Unknown syscall
+ * names are accepted and skipped at compile time, as Docker does, because a
+ * profile lists calls of every architecture and kernel.
+ *
+ * seccomp_profile_compile() evaluates includes/excludes against the
+ * capabilities the steps hold, the native architecture and the running
+ * kernel, and produces a classic BPF program (libseccomp's
+ * seccomp_export_bpf). The build compiles once; every step loads the same
+ * program with one seccomp(2) call (seccomp_filter_load).
+ */
+#ifndef KILN_SANDBOX_SECCOMP_PROFILE_H
+#define KILN_SANDBOX_SECCOMP_PROFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/filter.h>
+#include "util/error.h"
+
+/* Largest profile file accepted (Docker's default is ~13 KiB). */
+#define SECCOMP_PROFILE_MAX_SIZE (4u << 20)
+
+typedef struct seccomp_profile_arg
+{
+  unsigned index;      /* 0..5 */
+  uint64_t value;
+  uint64_t value_two;
+  int op;              /* enum scmp_compare */
+} seccomp_profile_arg;
+
+typedef struct seccomp_profile_filter
+{
+  char **caps;         /* "CAP_SYS_ADMIN" ..., NULL-terminated or NULL */
+  char **arches;       /* Docker/Go names: "amd64", "x86", ..., or NULL */
+  bool has_min_kernel;
+  unsigned min_kernel_major, min_kernel_minor;
+} seccomp_profile_filter;
+
+typedef struct seccomp_profile_rule
+{
+  char **names;        /* NULL-terminated, at least one */
+  uint32_t action;     /* SCMP_ACT_* with errno/trace data applied */
+  seccomp_profile_arg *args;
+  size_t n_args;
+  seccomp_profile_filter includes, excludes;
+} seccomp_profile_rule;
+
+typedef struct seccomp_profile
+{
+  uint32_t default_action;     /* SCMP_ACT_* */
+  uint32_t *arches;            /* SCMP_ARCH_* tokens, n_arches entries */
+  size_t n_arches;
+  /* archMap: for each listed main arch, its sub-arches (flattened pairs). */
+  uint32_t *arch_map_main;
+  uint32_t *arch_map_sub;
+  size_t n_arch_map;
+  seccomp_profile_rule *rules;
+  size_t n_rules;
+} seccomp_profile;
+
+/* Parse a profile from memory. `source` names it in error messages (a file
+ * name); errors also name the JSON location, e.g. "syscalls[3].args[0].op". */
+int seccomp_profile_parse (const char *data, size_t len, const char *source, seccomp_profile **out,
+                           kiln_error **err);
+/* Read and parse a file (at most SECCOMP_PROFILE_MAX_SIZE bytes). */
+int seccomp_profile_load_file (const char *path, seccomp_profile **out, kiln_error **err);
+void seccomp_profile_free (seccomp_profile *p);
+
+/* What the compiled filter is for. */
+typedef enum
+{
+  /* The profile as written. */
+  SECCOMP_PROFILE_PLAIN = 0,
+  /* Single-uid mode: chown, fchown, lchown and fchownat go to a user
+   * notification listener (SCMP_ACT_NOTIFY) answered by the sandbox
+   * supervisor, and setuid/setgid/setgroups/setre*id/setres*id/setfs*id
+   * return 0 without running. Overrides the profile's rules for these calls. */
+  SECCOMP_PROFILE_FAKE_IDS,
+} seccomp_profile_mode;
+
+typedef struct seccomp_profile_env
+{
+  /* Capabilities the step may hold (the bounding set), as CAP_* names;
+   * NULL-terminated. Rules whose includes.caps are not all held, or whose
+   * excludes.caps are, are dropped (Docker's semantics). */
+  const char *const *caps;
+  /* Kernel version for minKernel; 0.0 means "read uname()". */
+  unsigned kernel_major, kernel_minor;
+  seccomp_profile_mode mode;
+} seccomp_profile_env;
+
+/* A compiled filter: classic BPF instructions, ready for seccomp(2). */
+typedef struct seccomp_filter
+{
+  struct sock_filter *insns;
+  size_t n_insns;
+  bool needs_listener;   /* SECCOMP_PROFILE_FAKE_IDS: load with NEW_LISTENER */
+} seccomp_filter;
+
+int seccomp_profile_compile (const seccomp_profile *p, const seccomp_profile_env *env, seccomp_filter **out,
+                             kiln_error **err);
+void seccomp_filter_free (seccomp_filter *f);
+
+/* Install f on the calling thread (after PR_SET_NO_NEW_PRIVS). Returns the
+ * listener fd (>= 0) when f->needs_listener, else 0. Async-signal-safe: it
+ * only makes system calls, so it may run in a freshly forked child. */
+int seccomp_filter_load (const seccomp_filter *f);
+
+/* Locate policies/default.json: $KILN_POLICY_DIR, then policies/ next to
+ * the kiln binary (a source tree), then PREFIX/share/kiln/policies for
+ * /usr/local and /usr. Caller frees *out. */
+int seccomp_profile_default_path (char **out, kiln_error **err);
+
+/* Docker's default capability set for root in a container. */
+extern const char *const seccomp_profile_docker_default_caps[];
+
+#endif

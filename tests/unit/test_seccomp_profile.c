@@ -1,0 +1,315 @@
+/* test_seccomp_profile.c - Docker seccomp profile parsing and compiled filters. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "sandbox/seccomp_profile.h"
+#include "util/alloc.h"
+
+#include <errno.h>
+#include <linux/sched.h>
+#include <seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static seccomp_profile *
+parse_ok (const char *json)
+{
+  seccomp_profile *p = NULL;
+  kiln_error *err = NULL;
+  int r = seccomp_profile_parse (json, strlen (json), "t.json", &p, &err);
+  if (r < 0)
+    fail_msg ("unexpected error: %s", err->msg);
+  return p;
+}
+
+/* Parsing must fail and the message must contain `want`. */
+static void
+parse_fails (const char *json, size_t len, const char *want)
+{
+  seccomp_profile *p = NULL;
+  kiln_error *err = NULL;
+  int r = seccomp_profile_parse (json, len, "t.json", &p, &err);
+  assert_true (r < 0);
+  assert_null (p);
+  assert_non_null (err);
+  if (strstr (err->msg, want) == NULL)
+    fail_msg ("error '%s' lacks '%s'", err->msg, want);
+  assert_non_null (strstr (err->msg, "t.json"));
+  kiln_error_free (err);
+}
+#define PARSE_FAILS(j, w) parse_fails (j, strlen (j), w)
+
+static void
+test_default_profile_parses (void **state)
+{
+  (void) state;
+  seccomp_profile *p = NULL;
+  kiln_error *err = NULL;
+  assert_int_equal (seccomp_profile_load_file ("policies/default.json", &p, &err), 0);
+  assert_int_equal (p->default_action, SCMP_ACT_ERRNO (EPERM));
+  assert_true (p->n_rules > 20);
+  seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, SECCOMP_PROFILE_PLAIN };
+  seccomp_filter *f = NULL;
+  assert_int_equal (seccomp_profile_compile (p, &env, &f, &err), 0);
+  assert_true (f->n_insns > 50);
+  assert_false (f->needs_listener);
+  seccomp_filter_free (f);
+  seccomp_profile_free (p);
+}
+
+static void
+test_rejects_bad_input (void **state)
+{
+  (void) state;
+  PARSE_FAILS ("{", "invalid JSON");
+  PARSE_FAILS ("[]", "must be a JSON object");
+  PARSE_FAILS ("{}", "missing 'defaultAction'");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_NOPE\"}", "unknown action 'SCMP_ACT_NOPE'");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_NOTIFY\"}", "not supported");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"flags\":[]}", "unsupported key 'flags'");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"defaultAction\":\"SCMP_ACT_ALLOW\"}", "duplicate key");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"defaultErrnoRet\":5000}", "out of range");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"defaultErrnoRet\":-1}", "non-negative");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"defaultErrnoRet\":1}", "takes none");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"architectures\":[\"SCMP_ARCH_Z80\"]}", "unknown architecture");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[],\"action\":\"SCMP_ACT_ERRNO\"}]}",
+               "syscalls[0]: a rule needs at least one syscall name");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"../x\"],\"action\":\"SCMP_ACT_ERRNO\"}]}",
+               "invalid syscall name");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"read\"]}]}", "needs an 'action'");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ERRNO\","
+               "\"args\":[{\"index\":6,\"value\":1,\"op\":\"SCMP_CMP_EQ\"}]}]}",
+               "syscalls[0].args[0].index: integer 6 out of range");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ERRNO\","
+               "\"args\":[{\"index\":0,\"value\":1,\"op\":\"SCMP_CMP_XX\"}]}]}",
+               "unknown operator");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ERRNO\","
+               "\"args\":[{\"index\":0,\"value\":18446744073709551616,\"op\":\"SCMP_CMP_EQ\"}]}]}",
+               "out of range");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ERRNO\","
+               "\"includes\":{\"caps\":[\"CAP_NOPE\"]}}]}",
+               "unknown capability 'CAP_NOPE'");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ERRNO\","
+               "\"includes\":{\"minKernel\":\"4.x\"}}]}",
+               "invalid kernel version");
+  PARSE_FAILS ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ERRNO\","
+               "\"excludes\":{\"arches\":[\"vax\"]}}]}",
+               "unknown architecture 'vax'");
+  parse_fails ("{\"defaultAction\":\0\"SCMP_ACT_ALLOW\"}", 33, "NUL byte");
+  char deep[200];
+  memset (deep, '[', sizeof deep);
+  parse_fails (deep, sizeof deep, "nested deeper");
+}
+
+/* Run fn in a child that loaded the filter; return the child's exit status. */
+static int
+in_child (const seccomp_filter *f, int (*fn) (void))
+{
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        _exit (100);
+      int r = seccomp_filter_load (f);
+      if (r < 0)
+        _exit (101);
+      _exit (fn ());
+    }
+  int st;
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  assert_true (WIFEXITED (st));
+  return WEXITSTATUS (st);
+}
+
+static seccomp_filter *
+compile (const char *json, seccomp_profile_mode mode, unsigned kmaj, unsigned kmin)
+{
+  seccomp_profile *p = NULL;
+  kiln_error *err = NULL;
+  if (json)
+    p = parse_ok (json);
+  else
+    assert_int_equal (seccomp_profile_load_file ("policies/default.json", &p, &err), 0);
+  seccomp_profile_env env = { seccomp_profile_docker_default_caps, kmaj, kmin, mode };
+  seccomp_filter *f = NULL;
+  if (seccomp_profile_compile (p, &env, &f, &err) < 0)
+    fail_msg ("compile: %s", err->msg);
+  seccomp_profile_free (p);
+  return f;
+}
+
+/* Each check returns 0 when the call failed with the expected errno. */
+static int
+default_denials (void)
+{
+  if (getpid () <= 0)
+    return 1;
+  errno = 0;
+  if (syscall (SYS_keyctl, 0, 0, 0, 0, 0) != -1 || errno != EPERM)
+    return 2;
+  if (unshare (CLONE_NEWUSER) != -1 || errno != EPERM)
+    return 3;
+  if (socket (AF_VSOCK, SOCK_STREAM, 0) != -1 || errno != EPERM)
+    return 4;
+  if (socket (AF_ALG, SOCK_SEQPACKET, 0) != -1 || errno != EPERM)
+    return 5;
+  int s = socket (AF_UNIX, SOCK_STREAM, 0);
+  if (s < 0)
+    return 6;
+  close (s);
+  struct clone_args ca = { .exit_signal = SIGCHLD };
+  if (syscall (SYS_clone3, &ca, sizeof ca) != -1 || errno != ENOSYS)
+    return 7;
+  if (syscall (SYS_bpf, 0, NULL, 0) != -1 || errno != EPERM)
+    return 8;
+  if (syscall (SYS_io_uring_setup, 1, NULL) != -1 || errno != EPERM)
+    return 9;
+  if (syscall (SYS_mount, "none", "/", "tmpfs", 0, NULL) != -1 || errno != EPERM)
+    return 10;
+  if (syscall (SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0) != -1 || errno != EPERM)
+    return 11;
+  /* A plain fork (clone without namespace flags) still works. */
+  pid_t pid = fork ();
+  if (pid == 0)
+    _exit (0);
+  if (pid < 0 || waitpid (pid, NULL, 0) != pid)
+    return 12;
+  return 0;
+}
+
+static void
+test_default_filter_denies (void **state)
+{
+  (void) state;
+  seccomp_filter *f = compile (NULL, SECCOMP_PROFILE_PLAIN, 0, 0);
+  assert_int_equal (in_child (f, default_denials), 0);
+  seccomp_filter_free (f);
+}
+
+static int
+errno_ret_check (void)
+{
+  if (syscall (SYS_getppid) != -1 || errno != 42)
+    return 1;
+  /* args: only umask(0777) is refused */
+  if (syscall (SYS_umask, 022) < 0)
+    return 2;
+  if (syscall (SYS_umask, 0777) != -1 || errno != 7)
+    return 3;
+  return 0;
+}
+
+static void
+test_errno_ret_and_args (void **state)
+{
+  (void) state;
+  seccomp_filter *f = compile ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":["
+                               "{\"names\":[\"getppid\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":42},"
+                               "{\"names\":[\"umask\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":7,"
+                               "\"args\":[{\"index\":0,\"value\":511,\"valueTwo\":511,\"op\":\"SCMP_CMP_MASKED_EQ\"}]}]}",
+                               SECCOMP_PROFILE_PLAIN, 0, 0);
+  assert_int_equal (in_child (f, errno_ret_check), 0);
+  seccomp_filter_free (f);
+}
+
+static int
+getppid_denied (void)
+{
+  return syscall (SYS_getppid) == -1 && errno == EPERM ? 0 : 1;
+}
+
+static void
+test_includes_excludes (void **state)
+{
+  (void) state;
+  /* getppid allowed only with CAP_SYS_ADMIN (not in the default set): denied. */
+  const char *caps_json = "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":["
+                          "{\"names\":[\"getppid\"],\"action\":\"SCMP_ACT_ERRNO\","
+                          "\"excludes\":{\"caps\":[\"CAP_SYS_ADMIN\"]}}]}";
+  seccomp_filter *f = compile (caps_json, SECCOMP_PROFILE_PLAIN, 0, 0);
+  assert_int_equal (in_child (f, getppid_denied), 0);
+  seccomp_filter_free (f);
+  /* excluded when CAP_KILL is held (it is): getppid works. */
+  const char *ex_json = "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":["
+                        "{\"names\":[\"getppid\"],\"action\":\"SCMP_ACT_ERRNO\","
+                        "\"excludes\":{\"caps\":[\"CAP_KILL\"]}}]}";
+  f = compile (ex_json, SECCOMP_PROFILE_PLAIN, 0, 0);
+  assert_int_equal (in_child (f, getppid_denied), 1);
+  seccomp_filter_free (f);
+  /* minKernel: applies on 5.10, not on 4.19. */
+  const char *mk_json = "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":["
+                        "{\"names\":[\"getppid\"],\"action\":\"SCMP_ACT_ERRNO\","
+                        "\"includes\":{\"minKernel\":\"5.4\"}}]}";
+  f = compile (mk_json, SECCOMP_PROFILE_PLAIN, 5, 10);
+  assert_int_equal (in_child (f, getppid_denied), 0);
+  seccomp_filter_free (f);
+  f = compile (mk_json, SECCOMP_PROFILE_PLAIN, 4, 19);
+  assert_int_equal (in_child (f, getppid_denied), 1);
+  seccomp_filter_free (f);
+  /* arches: a rule for arm64 only does not apply on x86_64 hosts. */
+  const char *arch_json = "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":["
+                          "{\"names\":[\"getppid\"],\"action\":\"SCMP_ACT_ERRNO\","
+                          "\"includes\":{\"arches\":[\"amd64\"]}}]}";
+  f = compile (arch_json, SECCOMP_PROFILE_PLAIN, 0, 0);
+  assert_int_equal (in_child (f, getppid_denied), seccomp_arch_native () == SCMP_ARCH_X86_64 ? 0 : 1);
+  seccomp_filter_free (f);
+}
+
+static int
+fake_ids_check (void)
+{
+  uid_t before = getuid ();
+  if (syscall (SYS_setuid, 4321) != 0)
+    return 1;
+  if (syscall (SYS_setresgid, 7, 7, 7) != 0)
+    return 2;
+  gid_t g = 99;
+  if (syscall (SYS_setgroups, 1, &g) != 0)
+    return 3;
+  if (getuid () != before)
+    return 4; /* succeeded without effect */
+  return 0;
+}
+
+static void
+test_fake_ids_mode (void **state)
+{
+  (void) state;
+  seccomp_filter *f = compile (NULL, SECCOMP_PROFILE_FAKE_IDS, 0, 0);
+  assert_true (f->needs_listener);
+  assert_int_equal (in_child (f, fake_ids_check), 0);
+  seccomp_filter_free (f);
+}
+
+static void
+test_load_missing_file (void **state)
+{
+  (void) state;
+  seccomp_profile *p = NULL;
+  kiln_error *err = NULL;
+  assert_true (seccomp_profile_load_file ("/nonexistent/x.json", &p, &err) < 0);
+  assert_int_equal (err->status, ENOENT);
+  assert_non_null (strstr (err->msg, "/nonexistent/x.json"));
+  kiln_error_free (err);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_default_profile_parses), cmocka_unit_test (test_rejects_bad_input),
+    cmocka_unit_test (test_default_filter_denies),  cmocka_unit_test (test_errno_ret_and_args),
+    cmocka_unit_test (test_includes_excludes),      cmocka_unit_test (test_fake_ids_mode),
+    cmocka_unit_test (test_load_missing_file),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
