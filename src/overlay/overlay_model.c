@@ -651,7 +651,25 @@ copy_up (overlay_model *m, inode *n)
 }
 
 /* ---- public operations ---- */
-#define LOCKED(m) for (int _once = (pthread_mutex_lock (&(m)->lock), 1); _once; _once = (pthread_mutex_unlock (&(m)->lock), 0))
+static pthread_mutex_t *
+lock_it (pthread_mutex_t *l)
+{
+  pthread_mutex_lock (l);
+  return l;
+}
+
+static void
+unlock_it (pthread_mutex_t **l)
+{
+  pthread_mutex_unlock (*l);
+}
+
+/* Body runs once under the model lock; `break` leaves it and the cleanup
+ * attribute releases the lock on every exit path. */
+#define LOCKED(m)                                                                        \
+  for (pthread_mutex_t *_lk __attribute__ ((cleanup (unlock_it))) = lock_it (&(m)->lock), \
+                       *_once = _lk;                                                     \
+       _once; _once = NULL)
 
 static int
 valid_name (const char *name)
