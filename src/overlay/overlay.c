@@ -562,6 +562,7 @@ overlay_serve_fd (overlay *ovl, int fuse_fd, kiln_error **err)
   char *argv[] = { (char *) "kiln", NULL };
   struct fuse_args args = FUSE_ARGS_INIT (1, argv);
   ovl->se = fuse_session_new (&args, &ovl_ops, sizeof ovl_ops, ovl);
+  fuse_opt_free_args (&args);
   if (!ovl->se)
     {
       close (fuse_fd);

@@ -707,7 +707,7 @@ get_ino (overlay_model *m, uint64_t ino, inode **out)
 int
 overlay_model_lookup (overlay_model *m, uint64_t parent, const char *name, struct stat *st)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *dir;
@@ -742,7 +742,7 @@ overlay_model_forget (overlay_model *m, uint64_t ino, uint64_t n)
 int
 overlay_model_getattr (overlay_model *m, uint64_t ino, struct stat *st)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *i;
@@ -757,7 +757,7 @@ overlay_model_getattr (overlay_model *m, uint64_t ino, struct stat *st)
 static int
 setattr_locked (overlay_model *m, inode *i, const struct stat *in, int mask)
 {
-  int ret;
+  int ret = 0;
   char nm[32];
   data_name (i, nm, sizeof nm);
   if (mask & OVL_SET_SIZE)
@@ -809,7 +809,7 @@ setattr_locked (overlay_model *m, inode *i, const struct stat *in, int mask)
 int
 overlay_model_setattr (overlay_model *m, uint64_t ino, const struct stat *in, int mask, struct stat *st)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *i;
@@ -823,7 +823,7 @@ overlay_model_setattr (overlay_model *m, uint64_t ino, const struct stat *in, in
 int
 overlay_model_chown (overlay_model *m, uint64_t ino, uid_t uid, gid_t gid)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *i;
@@ -848,7 +848,7 @@ int
 overlay_model_mknod (overlay_model *m, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
                      const char *symlink, uid_t uid, gid_t gid, struct stat *st)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *dir;
@@ -921,7 +921,7 @@ is_ancestor (overlay_model *m, inode *a, inode *d)
 int
 overlay_model_link (overlay_model *m, uint64_t ino, uint64_t newparent, const char *name, struct stat *st)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *dir, *i;
@@ -949,7 +949,7 @@ overlay_model_link (overlay_model *m, uint64_t ino, uint64_t newparent, const ch
 static int
 remove_entry (overlay_model *m, uint64_t parent, const char *name, bool want_dir)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *dir;
@@ -1022,7 +1022,7 @@ int
 overlay_model_rename (overlay_model *m, uint64_t parent, const char *name, uint64_t newparent,
                       const char *newname, unsigned flags)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *sd, *dd;
@@ -1101,7 +1101,7 @@ overlay_model_rename (overlay_model *m, uint64_t parent, const char *name, uint6
 int
 overlay_model_readlink (overlay_model *m, uint64_t ino, char **target)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *i;
@@ -1118,7 +1118,7 @@ overlay_model_readlink (overlay_model *m, uint64_t ino, char **target)
 int
 overlay_model_open (overlay_model *m, uint64_t ino, int flags, bool *immutable)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *i;
@@ -1192,7 +1192,7 @@ cmp_dirent (const void *a, const void *b)
 int
 overlay_model_readdir (overlay_model *m, uint64_t ino, overlay_dirent **out, size_t *n)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *dir;
@@ -1247,7 +1247,7 @@ xattr_find (inode *i, const char *name)
 int
 overlay_model_getxattr (overlay_model *m, uint64_t ino, const char *name, void *buf, size_t size)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *i;
@@ -1272,7 +1272,7 @@ overlay_model_getxattr (overlay_model *m, uint64_t ino, const char *name, void *
 int
 overlay_model_listxattr (overlay_model *m, uint64_t ino, char *buf, size_t size)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *i;
@@ -1302,7 +1302,7 @@ int
 overlay_model_setxattr (overlay_model *m, uint64_t ino, const char *name, const void *value, size_t size,
                         int flags)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *i;
@@ -1344,7 +1344,7 @@ overlay_model_setxattr (overlay_model *m, uint64_t ino, const char *name, const 
 int
 overlay_model_removexattr (overlay_model *m, uint64_t ino, const char *name)
 {
-  int ret;
+  int ret = 0;
   LOCKED (m)
   {
     inode *i;
@@ -1537,7 +1537,8 @@ overlay_model_commit (overlay_model *m, overlay_changes **out, kiln_error **err)
         emit (&c, OVERLAY_CHANGE_ADD, "", m->root);
         m->root->changed = false;
       }
-    qsort (c.v, c.n, sizeof *c.v, cmp_pending);
+    if (c.n)
+      qsort (c.v, c.n, sizeof *c.v, cmp_pending);
     overlay_changes *res = xzalloc (sizeof *res);
     res->v = xcalloc (c.n + 1, sizeof *res->v);
     for (size_t i = 0; i < c.n; i++)

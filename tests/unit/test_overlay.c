@@ -90,7 +90,7 @@ start (fx *f, overlay_id_mode mode, const char *const *lowers, unsigned n)
 {
   autoerror kiln_error *err = NULL;
   overlay_lower *lower = NULL;
-  char *paths[8];
+  char *paths[8] = { 0 };
   for (unsigned i = 0; i < n; i++)
     paths[i] = xasprintf ("%s/%s", f->tmp, lowers[i]);
   int r = overlay_lower_open_dirs ((const char *const *) paths, n, &lower, &err);
