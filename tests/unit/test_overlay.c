@@ -621,6 +621,141 @@ test_single_id_mode (void **state)
   overlay_changes_free (c);
 }
 
+
+/* ---- property test: overlay + change list vs a plain directory ---- */
+
+static const char *const pool[] = { "a", "a/f1", "a/sub", "a/sub/f2", "d", "d/x", "n1", "n2",
+                                    "a/n3", "d/n4", "empty", "op", "op/new", "usr/bin/tool", "n1/deep" };
+
+static int
+do_op (const char *root, unsigned op, const char *p1, const char *p2, unsigned arg)
+{
+  autofree char *a = xasprintf ("%s/%s", root, p1), *b = xasprintf ("%s/%s", root, p2);
+  int r = 0, fd;
+  char buf[32];
+  errno = 0;
+  switch (op)
+    {
+    case 0:
+      fd = open (a, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0644);
+      if (fd < 0)
+        return -errno;
+      snprintf (buf, sizeof buf, "w%u;", arg);
+      r = write (fd, buf, strlen (buf)) < 0 ? -errno : 0;
+      close (fd);
+      return r;
+    case 1: r = truncate (a, arg % 7); break;
+    case 2: r = rename (a, b); break;
+    case 3: r = unlink (a); break;
+    case 4: r = mkdir (a, 0700 + (arg % 0100)); break;
+    case 5: r = rmdir (a); break;
+    case 6: r = link (a, b); break;
+    case 7: r = symlink (p2, a); break;
+    case 8: r = fchmodat (AT_FDCWD, a, 0600 + (arg % 0200), 0); break;
+    case 9: r = lchown (a, arg % 3000, arg % 5000); break;
+    case 10: r = setxattr (a, "user.p", buf, snprintf (buf, sizeof buf, "%u", arg), 0); break;
+    case 11: r = mknod (a, S_IFIFO | 0644, 0); break;
+    default: r = renameat2 (AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE); break;
+    }
+  return r < 0 ? -errno : 0;
+}
+
+static void
+compare_trees (const char *x, const char *y, const char *rel)
+{
+  autofree char *px = xasprintf ("%s/%s", x, rel), *py = xasprintf ("%s/%s", y, rel);
+  struct stat sx, sy;
+  assert_int_equal (lstat (px, &sx), 0);
+  if (lstat (py, &sy) != 0)
+    fail_msg ("'%s' missing from the rebuilt tree", rel);
+  if (sx.st_mode != sy.st_mode || sx.st_uid != sy.st_uid || sx.st_gid != sy.st_gid)
+    fail_msg ("'%s': mode/owner %o %u:%u vs %o %u:%u", rel, sx.st_mode, sx.st_uid, sx.st_gid, sy.st_mode,
+              sy.st_uid, sy.st_gid);
+  if (S_ISREG (sx.st_mode))
+    {
+      autofree char *cx = slurp (px), *cy = slurp (py);
+      if (!cx || !cy || strcmp (cx, cy))
+        fail_msg ("'%s': content differs", rel);
+    }
+  if (S_ISLNK (sx.st_mode))
+    {
+      char lx[256] = { 0 }, ly[256] = { 0 };
+      assert_true (readlink (px, lx, 255) >= 0 && readlink (py, ly, 255) >= 0);
+      assert_string_equal (lx, ly);
+    }
+  if (!S_ISDIR (sx.st_mode))
+    return;
+  for (int pass = 0; pass < 2; pass++)
+    {
+      DIR *d = opendir (pass ? py : px);
+      assert_non_null (d);
+      struct dirent *de;
+      while ((de = readdir (d)))
+        {
+          if (!strcmp (de->d_name, ".") || !strcmp (de->d_name, ".."))
+            continue;
+          autofree char *sub = *rel ? xasprintf ("%s/%s", rel, de->d_name) : xstrdup (de->d_name);
+          if (pass)
+            {
+              autofree char *o = xasprintf ("%s/%s", x, sub);
+              struct stat so;
+              if (lstat (o, &so) != 0)
+                fail_msg ("'%s' only in the rebuilt tree", sub);
+            }
+          else
+            compare_trees (x, y, sub);
+        }
+      closedir (d);
+    }
+}
+
+static void
+test_property_random_sequences (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  const char *env = getenv ("KILN_OVERLAY_PROP_RUNS");
+  unsigned runs = env ? (unsigned) atoi (env) : 40;
+  srandom (getenv ("KILN_SEED") ? (unsigned) atoi (getenv ("KILN_SEED")) : 12345);
+  for (unsigned run = 0; run < runs; run++)
+    {
+      if (!f->ovl)
+        {
+          static const char *const lowers[] = { "l0", "l1" };
+          start (f, OVERLAY_IDS_FULL, lowers, 2);
+        }
+      autofree char *ref = xasprintf ("%s/ref", f->tmp);
+      autofree char *cmd = xasprintf ("rm -rf '%s' && cp -a '%s/.' '%s'", ref, f->mnt, ref);
+      mkdir (ref, 0755);
+      assert_int_equal (system (cmd), 0);
+      for (int i = 0; i < 25; i++)
+        {
+          unsigned op = random () % 13, arg = random ();
+          const char *p1 = pool[random () % ARRAY_SIZE (pool)], *p2 = pool[random () % ARRAY_SIZE (pool)];
+          int r1 = do_op (f->mnt, op, p1, p2, arg), r2 = do_op (ref, op, p1, p2, arg);
+          if (r1 != r2)
+            fail_msg ("run %u op %u (%s, %s): overlay %d, plain directory %d", run, op, p1, p2, r1, r2);
+        }
+      overlay_changes *c = commit (f);
+      /* the step's layer, as a plain tree, on top of the same lowers */
+      char lname[32];
+      snprintf (lname, sizeof lname, "L%u", run);
+      assert_int_equal (mkdirat (f->tmpfd, lname, 0755), 0);
+      int lfd = openat (f->tmpfd, lname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      autoerror kiln_error *err = NULL;
+      assert_ok (overlay_changes_materialize (c, lfd, true, &err), err);
+      close (lfd);
+      overlay_changes_free (c);
+      stop (f);
+      const char *const lowers[] = { "l0", "l1", lname };
+      start (f, OVERLAY_IDS_FULL, lowers, 3);
+      compare_trees (ref, f->mnt, "");
+      stop (f);
+      autofree char *rm = xasprintf ("rm -rf '%s/%s' '%s'", f->tmp, lname, ref);
+      assert_int_equal (system (rm), 0);
+    }
+}
+
 static int
 group_setup (void **state)
 {
@@ -683,6 +818,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_xattrs_and_setcap, setup, teardown),
     cmocka_unit_test_setup_teardown (test_masked_paths, setup, teardown),
     cmocka_unit_test_setup_teardown (test_single_id_mode, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_property_random_sequences, setup, teardown),
   };
   return cmocka_run_group_tests (tests, group_setup, NULL);
 }
