@@ -1397,10 +1397,11 @@ emit (emit_ctx *c, overlay_change_kind kind, const char *path, inode *n)
   c->v[c->n++] = (pending) { .path = xstrdup (path), .kind = kind, .inode = n };
 }
 
+/* Changed flags are cleared only after the whole traversal: an inode with
+ * several names must be emitted under each of them. */
 static void
 settle (inode *n)
 {
-  n->changed = false;
   strset_clear (&n->dirty);
   strset_clear (&n->deleted);
 }
@@ -1458,7 +1459,6 @@ emit_dirty (emit_ctx *c, inode *dir, const char *path)
         emit (c, OVERLAY_CHANGE_ADD, p, d->inode);
       if (S_ISDIR (d->inode->mode))
         emit_dirty (c, d->inode, p);
-      d->inode->changed = false;
     }
   settle (dir);
 }
@@ -1539,6 +1539,9 @@ overlay_model_commit (overlay_model *m, overlay_changes **out, kiln_error **err)
       }
     if (c.n)
       qsort (c.v, c.n, sizeof *c.v, cmp_pending);
+    for (size_t i = 0; i < c.n; i++)
+      if (c.v[i].inode)
+        c.v[i].inode->changed = false;
     overlay_changes *res = xzalloc (sizeof *res);
     res->v = xcalloc (c.n + 1, sizeof *res->v);
     for (size_t i = 0; i < c.n; i++)

@@ -733,10 +733,15 @@ test_property_random_sequences (void **state)
           unsigned op = random () % 13, arg = random ();
           const char *p1 = pool[random () % ARRAY_SIZE (pool)], *p2 = pool[random () % ARRAY_SIZE (pool)];
           int r1 = do_op (f->mnt, op, p1, p2, arg), r2 = do_op (ref, op, p1, p2, arg);
+          if (getenv ("KILN_OVERLAY_PROP_TRACE"))
+            print_message ("run %u: op %u %s %s %u -> %d\n", run, op, p1, p2, arg % 01000, r1);
           if (r1 != r2)
             fail_msg ("run %u op %u (%s, %s): overlay %d, plain directory %d", run, op, p1, p2, r1, r2);
         }
       overlay_changes *c = commit (f);
+      for (size_t k = 0; getenv ("KILN_OVERLAY_PROP_TRACE") && k < c->n; k++)
+        print_message ("  change %d %s mode %o -> %s\n", c->v[k].kind, c->v[k].path, c->v[k].mode,
+                       c->v[k].link_target ? c->v[k].link_target : "");
       /* the step's layer, as a plain tree, on top of the same lowers */
       char lname[32];
       snprintf (lname, sizeof lname, "L%u", run);
