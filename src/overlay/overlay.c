@@ -21,6 +21,15 @@
 /* Only the overlay changes the tree, so the kernel may cache for long. */
 #define OVL_TIMEOUT 86400.0
 
+typedef struct dir_handle dir_handle;
+
+struct dir_handle
+{
+  overlay_dirent *v;
+  size_t n;
+  struct dir_handle *prev, *next;
+};
+
 struct overlay
 {
   overlay_model *m;
@@ -28,13 +37,39 @@ struct overlay
   pthread_t thread;
   bool running;
   char *mountpoint;   /* set when overlay_mount made the mount */
+  pthread_mutex_t hlock;
+  dir_handle *dirs;
 };
 
-typedef struct dir_handle
+static void
+dirh_link (overlay *o, dir_handle *h)
 {
-  overlay_dirent *v;
-  size_t n;
-} dir_handle;
+  pthread_mutex_lock (&o->hlock);
+  h->next = o->dirs;
+  if (o->dirs)
+    o->dirs->prev = h;
+  o->dirs = h;
+  pthread_mutex_unlock (&o->hlock);
+}
+
+static void
+dirh_free (overlay *o, dir_handle *h)
+{
+  pthread_mutex_lock (&o->hlock);
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    o->dirs = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
+  pthread_mutex_unlock (&o->hlock);
+  overlay_model_dirents_free (h->v, h->n);
+  free (h);
+}
+
+/* Open directory handles are tracked so those whose RELEASEDIR never came
+ * (the mount went away first) are freed by overlay_stop. */
+
 
 static overlay_model *
 M (fuse_req_t req)
@@ -337,11 +372,10 @@ op_opendir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
   fi->fh = (uintptr_t) h;
   fi->cache_readdir = 0;
+  overlay *o = fuse_req_userdata (req);
+  dirh_link (o, h);
   if (fuse_reply_open (req, fi) < 0)
-    {
-      overlay_model_dirents_free (h->v, h->n);
-      free (h);
-    }
+    dirh_free (o, h);
 }
 
 /* Offsets are positions in the snapshot taken at opendir: stable for the
@@ -398,9 +432,7 @@ static void
 op_releasedir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   (void) ino;
-  dir_handle *h = (dir_handle *) (uintptr_t) fi->fh;
-  overlay_model_dirents_free (h->v, h->n);
-  free (h);
+  dirh_free (fuse_req_userdata (req), (dir_handle *) (uintptr_t) fi->fh);
   fuse_reply_err (req, 0);
 }
 
@@ -514,6 +546,7 @@ int
 overlay_new (const overlay_config *cfg, overlay **out, kiln_error **err)
 {
   overlay *o = xzalloc (sizeof *o);
+  pthread_mutex_init (&o->hlock, NULL);
   if (overlay_model_new (cfg, &o->m, err) < 0)
     {
       free (o);
@@ -626,6 +659,8 @@ overlay_stop (overlay *ovl)
   fuse_session_unmount (ovl->se);
   fuse_session_destroy (ovl->se);
   ovl->se = NULL;
+  while (ovl->dirs)
+    dirh_free (ovl, ovl->dirs);
 }
 
 void
@@ -635,6 +670,7 @@ overlay_free (overlay *ovl)
     return;
   overlay_stop (ovl);
   overlay_model_free (ovl->m);
+  pthread_mutex_destroy (&ovl->hlock);
   free (ovl);
 }
 
