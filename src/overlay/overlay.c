@@ -1,0 +1,695 @@
+/* overlay.c - FUSE low-level glue: requests -> overlay_model, mounting and
+ * the multithreaded session loop. Data requests (read/write/fsync/
+ * fallocate/copy_file_range/lseek) work on the file handle's fd only and
+ * never take the model lock.
+ */
+#include "overlay/overlay.h"
+#include "overlay/overlay_model.h"
+#include "util/alloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+/* Only the overlay changes the tree, so the kernel may cache for long. */
+#define OVL_TIMEOUT 86400.0
+
+typedef struct dir_handle dir_handle;
+
+struct dir_handle
+{
+  overlay_dirent *v;
+  size_t n;
+  struct dir_handle *prev, *next;
+};
+
+struct overlay
+{
+  overlay_model *m;
+  struct fuse_session *se;
+  pthread_t thread;
+  bool running;
+  char *mountpoint;   /* set when overlay_mount made the mount */
+  pthread_mutex_t hlock;
+  dir_handle *dirs;
+};
+
+static void
+dirh_link (overlay *o, dir_handle *h)
+{
+  pthread_mutex_lock (&o->hlock);
+  h->next = o->dirs;
+  if (o->dirs)
+    o->dirs->prev = h;
+  o->dirs = h;
+  pthread_mutex_unlock (&o->hlock);
+}
+
+static void
+dirh_free (overlay *o, dir_handle *h)
+{
+  pthread_mutex_lock (&o->hlock);
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    o->dirs = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
+  pthread_mutex_unlock (&o->hlock);
+  overlay_model_dirents_free (h->v, h->n);
+  free (h);
+}
+
+/* Open directory handles are tracked so those whose RELEASEDIR never came
+ * (the mount went away first) are freed by overlay_stop. */
+
+
+static overlay_model *
+M (fuse_req_t req)
+{
+  return ((overlay *) fuse_req_userdata (req))->m;
+}
+
+static void
+reply_entry (fuse_req_t req, int ret, const struct stat *st)
+{
+  if (ret < 0)
+    {
+      if (ret == -ENOENT)
+        {
+          /* negative entry: cached as long as positive ones */
+          struct fuse_entry_param e = { .ino = 0, .entry_timeout = OVL_TIMEOUT };
+          fuse_reply_entry (req, &e);
+          return;
+        }
+      fuse_reply_err (req, -ret);
+      return;
+    }
+  struct fuse_entry_param e = { .ino = st->st_ino, .attr = *st, .attr_timeout = OVL_TIMEOUT,
+                                .entry_timeout = OVL_TIMEOUT };
+  fuse_reply_entry (req, &e);
+}
+
+static void
+op_init (void *ud, struct fuse_conn_info *conn)
+{
+  (void) ud;
+  unsigned want = FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE
+                  | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_DIO;
+  conn->want |= want & conn->capable;
+  conn->max_write = 1 << 20;
+  conn->max_readahead = 1 << 20;
+}
+
+static void
+op_lookup (fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+  struct stat st;
+  int ret = overlay_model_lookup (M (req), parent, name, &st);
+  reply_entry (req, ret, &st);
+}
+
+static void
+op_forget (fuse_req_t req, fuse_ino_t ino, uint64_t n)
+{
+  overlay_model_forget (M (req), ino, n);
+  fuse_reply_none (req);
+}
+
+static void
+op_forget_multi (fuse_req_t req, size_t count, struct fuse_forget_data *f)
+{
+  for (size_t i = 0; i < count; i++)
+    overlay_model_forget (M (req), f[i].ino, f[i].nlookup);
+  fuse_reply_none (req);
+}
+
+static void
+op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  (void) fi;
+  struct stat st;
+  int ret = overlay_model_getattr (M (req), ino, &st);
+  if (ret < 0)
+    fuse_reply_err (req, -ret);
+  else
+    fuse_reply_attr (req, &st, OVL_TIMEOUT);
+}
+
+static void
+op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+  (void) fi;
+  struct stat st;
+  int ret = overlay_model_setattr (M (req), ino, attr, to_set, &st);
+  if (ret < 0)
+    fuse_reply_err (req, -ret);
+  else
+    fuse_reply_attr (req, &st, OVL_TIMEOUT);
+}
+
+static void
+op_readlink (fuse_req_t req, fuse_ino_t ino)
+{
+  char *t = NULL;
+  int ret = overlay_model_readlink (M (req), ino, &t);
+  if (ret < 0)
+    fuse_reply_err (req, -ret);
+  else
+    fuse_reply_readlink (req, t);
+  free (t);
+}
+
+static void
+make_node (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev, const char *link)
+{
+  const struct fuse_ctx *ctx = fuse_req_ctx (req);
+  struct stat st;
+  int ret = overlay_model_mknod (M (req), parent, name, mode, rdev, link, ctx->uid, ctx->gid, &st);
+  if (ret < 0)
+    fuse_reply_err (req, -ret);
+  else
+    reply_entry (req, 0, &st);
+}
+
+static void
+op_mknod (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+  make_node (req, parent, name, mode, rdev, NULL);
+}
+
+static void
+op_mkdir (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+  make_node (req, parent, name, S_IFDIR | (mode & 07777), 0, NULL);
+}
+
+static void
+op_symlink (fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+  make_node (req, parent, name, S_IFLNK | 0777, 0, link);
+}
+
+static void
+op_unlink (fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+  fuse_reply_err (req, -overlay_model_unlink (M (req), parent, name));
+}
+
+static void
+op_rmdir (fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+  fuse_reply_err (req, -overlay_model_rmdir (M (req), parent, name));
+}
+
+static void
+op_rename (fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname,
+           unsigned int flags)
+{
+  fuse_reply_err (req, -overlay_model_rename (M (req), parent, name, newparent, newname, flags));
+}
+
+static void
+op_link (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+  struct stat st;
+  int ret = overlay_model_link (M (req), ino, newparent, newname, &st);
+  if (ret < 0)
+    fuse_reply_err (req, -ret);
+  else
+    reply_entry (req, 0, &st);
+}
+
+static int
+do_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  bool immutable = false;
+  int fd = overlay_model_open (M (req), ino, fi->flags, &immutable);
+  if (fd < 0)
+    return fd;
+  fi->fh = fd;
+  fi->keep_cache = immutable;
+  return 0;
+}
+
+static void
+op_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  int ret = do_open (req, ino, fi);
+  if (ret < 0)
+    fuse_reply_err (req, -ret);
+  else
+    fuse_reply_open (req, fi);
+}
+
+static void
+op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
+{
+  const struct fuse_ctx *ctx = fuse_req_ctx (req);
+  struct stat st;
+  int ret = overlay_model_mknod (M (req), parent, name, S_IFREG | (mode & 07777), 0, NULL, ctx->uid,
+                                 ctx->gid, &st);
+  if (ret < 0)
+    {
+      fuse_reply_err (req, -ret);
+      return;
+    }
+  fi->flags &= ~O_TRUNC;
+  if ((ret = do_open (req, st.st_ino, fi)) < 0)
+    {
+      overlay_model_forget (M (req), st.st_ino, 1);
+      fuse_reply_err (req, -ret);
+      return;
+    }
+  struct fuse_entry_param e = { .ino = st.st_ino, .attr = st, .attr_timeout = OVL_TIMEOUT,
+                                .entry_timeout = OVL_TIMEOUT };
+  if (fuse_reply_create (req, &e, fi) < 0)
+    {
+      close (fi->fh);
+      overlay_model_release (M (req), st.st_ino);
+    }
+}
+
+static void
+op_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+  (void) ino;
+  struct fuse_bufvec buf = FUSE_BUFVEC_INIT (size);
+  buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+  buf.buf[0].fd = fi->fh;
+  buf.buf[0].pos = off;
+  fuse_reply_data (req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void
+op_write_buf (fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off, struct fuse_file_info *fi)
+{
+  (void) ino;
+  struct fuse_bufvec out = FUSE_BUFVEC_INIT (fuse_buf_size (in));
+  out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+  out.buf[0].fd = fi->fh;
+  out.buf[0].pos = off;
+  ssize_t n = fuse_buf_copy (&out, in, 0);
+  if (n < 0)
+    fuse_reply_err (req, -n);
+  else
+    fuse_reply_write (req, n);
+}
+
+static void
+op_flush (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  (void) ino;
+  (void) fi;
+  fuse_reply_err (req, 0);
+}
+
+static void
+op_release (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  close (fi->fh);
+  overlay_model_release (M (req), ino);
+  fuse_reply_err (req, 0);
+}
+
+static void
+op_fsync (fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+  (void) ino;
+  int r = datasync ? fdatasync (fi->fh) : fsync (fi->fh);
+  fuse_reply_err (req, r < 0 ? errno : 0);
+}
+
+static void
+op_fallocate (fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+  (void) ino;
+  fuse_reply_err (req, fallocate (fi->fh, mode, off, len) < 0 ? errno : 0);
+}
+
+static void
+op_copy_file_range (fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *fi_in,
+                    fuse_ino_t ino_out, off_t off_out, struct fuse_file_info *fi_out, size_t len, int flags)
+{
+  (void) ino_in;
+  (void) ino_out;
+  loff_t a = off_in, b = off_out;
+  ssize_t n = copy_file_range (fi_in->fh, &a, fi_out->fh, &b, len, flags);
+  if (n < 0)
+    fuse_reply_err (req, errno);
+  else
+    fuse_reply_write (req, n);
+}
+
+static void
+op_lseek (fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+  (void) ino;
+  off_t r = lseek (fi->fh, off, whence);
+  if (r < 0)
+    fuse_reply_err (req, errno);
+  else
+    fuse_reply_lseek (req, r);
+}
+
+static void
+op_opendir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  dir_handle *h = xzalloc (sizeof *h);
+  int ret = overlay_model_readdir (M (req), ino, &h->v, &h->n);
+  if (ret < 0)
+    {
+      free (h);
+      fuse_reply_err (req, -ret);
+      return;
+    }
+  fi->fh = (uintptr_t) h;
+  fi->cache_readdir = 0;
+  overlay *o = fuse_req_userdata (req);
+  dirh_link (o, h);
+  if (fuse_reply_open (req, fi) < 0)
+    dirh_free (o, h);
+}
+
+/* Offsets are positions in the snapshot taken at opendir: stable for the
+ * handle's life whatever happens to the directory meanwhile. */
+static void
+do_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
+{
+  dir_handle *h = (dir_handle *) (uintptr_t) fi->fh;
+  autofree char *buf = xmalloc (size);
+  size_t used = 0;
+  for (size_t i = off < 0 ? 0 : off; i < h->n + 2; i++)
+    {
+      const char *name = i == 0 ? "." : i == 1 ? ".." : h->v[i - 2].name;
+      struct stat st = { .st_ino = i < 2 ? ino : h->v[i - 2].ino, .st_mode = i < 2 ? S_IFDIR : h->v[i - 2].type };
+      size_t n;
+      if (!plus)
+        n = fuse_add_direntry (req, buf + used, size - used, name, &st, i + 1);
+      else
+        {
+          struct fuse_entry_param e = { 0 };
+          if (i >= 2)
+            {
+              if (overlay_model_lookup (M (req), ino, name, &e.attr) < 0)
+                continue; /* removed since opendir */
+              e.ino = e.attr.st_ino;
+              e.attr_timeout = e.entry_timeout = OVL_TIMEOUT;
+            }
+          else
+            e.attr = st;
+          n = fuse_add_direntry_plus (req, buf + used, size - used, name, &e, i + 1);
+          if (n > size - used && e.ino)
+            overlay_model_forget (M (req), e.ino, 1);
+        }
+      if (n > size - used)
+        break;
+      used += n;
+    }
+  fuse_reply_buf (req, buf, used);
+}
+
+static void
+op_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+  do_readdir (req, ino, size, off, fi, false);
+}
+
+static void
+op_readdirplus (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+  do_readdir (req, ino, size, off, fi, true);
+}
+
+static void
+op_releasedir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  (void) ino;
+  dirh_free (fuse_req_userdata (req), (dir_handle *) (uintptr_t) fi->fh);
+  fuse_reply_err (req, 0);
+}
+
+static void
+op_fsyncdir (fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+  (void) ino;
+  (void) datasync;
+  (void) fi;
+  fuse_reply_err (req, 0);
+}
+
+static void
+op_statfs (fuse_req_t req, fuse_ino_t ino)
+{
+  (void) ino;
+  struct statvfs st;
+  int ret = overlay_model_statfs (M (req), &st);
+  if (ret < 0)
+    fuse_reply_err (req, -ret);
+  else
+    fuse_reply_statfs (req, &st);
+}
+
+static void
+op_setxattr (fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags)
+{
+  fuse_reply_err (req, -overlay_model_setxattr (M (req), ino, name, value, size, flags));
+}
+
+static void
+op_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+  autofree char *buf = size ? xmalloc (size) : NULL;
+  int ret = overlay_model_getxattr (M (req), ino, name, buf, size);
+  if (ret < 0)
+    fuse_reply_err (req, -ret);
+  else if (!size)
+    fuse_reply_xattr (req, ret);
+  else
+    fuse_reply_buf (req, buf, ret);
+}
+
+static void
+op_listxattr (fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+  autofree char *buf = size ? xmalloc (size) : NULL;
+  int ret = overlay_model_listxattr (M (req), ino, buf, size);
+  if (ret < 0)
+    fuse_reply_err (req, -ret);
+  else if (!size)
+    fuse_reply_xattr (req, ret);
+  else
+    fuse_reply_buf (req, buf, ret);
+}
+
+static void
+op_removexattr (fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+  fuse_reply_err (req, -overlay_model_removexattr (M (req), ino, name));
+}
+
+static void
+op_access (fuse_req_t req, fuse_ino_t ino, int mask)
+{
+  (void) mask;
+  struct stat st;
+  /* default_permissions: the kernel already checked the mode bits */
+  fuse_reply_err (req, -overlay_model_getattr (M (req), ino, &st) > 0 ? ESTALE : 0);
+}
+
+static const struct fuse_lowlevel_ops ovl_ops = {
+  .init = op_init,
+  .lookup = op_lookup,
+  .forget = op_forget,
+  .forget_multi = op_forget_multi,
+  .getattr = op_getattr,
+  .setattr = op_setattr,
+  .readlink = op_readlink,
+  .mknod = op_mknod,
+  .mkdir = op_mkdir,
+  .symlink = op_symlink,
+  .unlink = op_unlink,
+  .rmdir = op_rmdir,
+  .rename = op_rename,
+  .link = op_link,
+  .open = op_open,
+  .create = op_create,
+  .read = op_read,
+  .write_buf = op_write_buf,
+  .flush = op_flush,
+  .release = op_release,
+  .fsync = op_fsync,
+  .fallocate = op_fallocate,
+  .copy_file_range = op_copy_file_range,
+  .lseek = op_lseek,
+  .opendir = op_opendir,
+  .readdir = op_readdir,
+  .readdirplus = op_readdirplus,
+  .releasedir = op_releasedir,
+  .fsyncdir = op_fsyncdir,
+  .statfs = op_statfs,
+  .setxattr = op_setxattr,
+  .getxattr = op_getxattr,
+  .listxattr = op_listxattr,
+  .removexattr = op_removexattr,
+  .access = op_access,
+};
+
+int
+overlay_new (const overlay_config *cfg, overlay **out, kiln_error **err)
+{
+  overlay *o = xzalloc (sizeof *o);
+  pthread_mutex_init (&o->hlock, NULL);
+  if (overlay_model_new (cfg, &o->m, err) < 0)
+    {
+      free (o);
+      return kiln_error_wrap (err, "creating overlay");
+    }
+  *out = o;
+  return 0;
+}
+
+int
+overlay_mount_fd (const char *mountpoint, uid_t owner_uid, gid_t owner_gid, int *fd_out, kiln_error **err)
+{
+  int fd = open ("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "open '/dev/fuse'");
+  char opts[256];
+  snprintf (opts, sizeof opts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions,allow_other",
+            fd, (unsigned) owner_uid, (unsigned) owner_gid);
+  if (mount ("kiln", mountpoint, "fuse.kiln", MS_NOSUID | MS_NODEV, opts) < 0)
+    {
+      int e = errno;
+      close (fd);
+      return kiln_error_make (err, e, "mount fuse on '%s'", mountpoint);
+    }
+  *fd_out = fd;
+  return 0;
+}
+
+static void *
+loop_thread (void *ud)
+{
+  overlay *o = ud;
+  struct fuse_loop_config cfg = { .clone_fd = 0, .max_idle_threads = 16 };
+  fuse_session_loop_mt (o->se, &cfg);
+  return NULL;
+}
+
+int
+overlay_serve_fd (overlay *ovl, int fuse_fd, kiln_error **err)
+{
+  if (ovl->se)
+    {
+      close (fuse_fd);
+      return kiln_error_make (err, EBUSY, "overlay is already being served");
+    }
+  char *argv[] = { (char *) "kiln", NULL };
+  struct fuse_args args = FUSE_ARGS_INIT (1, argv);
+  ovl->se = fuse_session_new (&args, &ovl_ops, sizeof ovl_ops, ovl);
+  fuse_opt_free_args (&args);
+  if (!ovl->se)
+    {
+      close (fuse_fd);
+      return kiln_error_make (err, 0, "create fuse session");
+    }
+  char dev[64];
+  snprintf (dev, sizeof dev, "/dev/fd/%d", fuse_fd);
+  /* libfuse adopts an already mounted fd given as /dev/fd/N */
+  if (fuse_session_mount (ovl->se, dev) != 0)
+    {
+      close (fuse_fd);
+      fuse_session_destroy (ovl->se);
+      ovl->se = NULL;
+      return kiln_error_make (err, 0, "attach fuse session to fd %d", fuse_fd);
+    }
+  int e = pthread_create (&ovl->thread, NULL, loop_thread, ovl);
+  if (e)
+    {
+      fuse_session_unmount (ovl->se);
+      fuse_session_destroy (ovl->se);
+      ovl->se = NULL;
+      return kiln_error_make (err, e, "start fuse session thread");
+    }
+  ovl->running = true;
+  return 0;
+}
+
+int
+overlay_mount (overlay *ovl, const char *mountpoint, kiln_error **err)
+{
+  int fd;
+  if (overlay_mount_fd (mountpoint, getuid (), getgid (), &fd, err) < 0)
+    return -1;
+  ovl->mountpoint = xstrdup (mountpoint);
+  if (overlay_serve_fd (ovl, fd, err) < 0)
+    {
+      umount2 (mountpoint, MNT_DETACH);
+      free (ovl->mountpoint);
+      ovl->mountpoint = NULL;
+      return -1;
+    }
+  return 0;
+}
+
+void
+overlay_stop (overlay *ovl)
+{
+  if (!ovl->se)
+    return;
+  fuse_session_exit (ovl->se);
+  if (ovl->mountpoint)
+    {
+      /* ends the connection: the loop's reads fail with ENODEV */
+      umount2 (ovl->mountpoint, MNT_DETACH);
+      free (ovl->mountpoint);
+      ovl->mountpoint = NULL;
+    }
+  if (ovl->running)
+    pthread_join (ovl->thread, NULL);
+  ovl->running = false;
+  fuse_session_unmount (ovl->se);
+  fuse_session_destroy (ovl->se);
+  ovl->se = NULL;
+  while (ovl->dirs)
+    dirh_free (ovl, ovl->dirs);
+}
+
+void
+overlay_free (overlay *ovl)
+{
+  if (!ovl)
+    return;
+  overlay_stop (ovl);
+  overlay_model_free (ovl->m);
+  pthread_mutex_destroy (&ovl->hlock);
+  free (ovl);
+}
+
+int
+overlay_record_chown (overlay *ovl, uint64_t ino, uid_t uid, gid_t gid, kiln_error **err)
+{
+  int ret = overlay_model_chown (ovl->m, ino, uid, gid);
+  if (ret < 0)
+    return kiln_error_make (err, -ret, "record owner of inode %llu", (unsigned long long) ino);
+  /* the mode may have lost setuid/setgid: drop the kernel's cached attrs */
+  if (ovl->se)
+    fuse_lowlevel_notify_inval_inode (ovl->se, ino, -1, 0);
+  return 0;
+}
+
+int
+overlay_commit (overlay *ovl, overlay_changes **out, kiln_error **err)
+{
+  if (overlay_model_commit (ovl->m, out, err) < 0)
+    return kiln_error_wrap (err, "committing overlay");
+  return 0;
+}

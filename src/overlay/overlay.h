@@ -1,0 +1,138 @@
+/* overlay.h - kiln's FUSE overlay: the merged root filesystem of a RUN step
+ * and the write log that turns the step into a layer without a tree walk.
+ *
+ * An overlay serves a stack of immutable lower layers (overlay_lower.h)
+ * merged with a per-step upper. All metadata (owner, mode, times, xattrs,
+ * device numbers, symlink targets, directory entries) lives in the overlay's
+ * node table in memory; the upper holds only regular-file data, one flat file
+ * per inode in SCRATCH/upper-GEN/ID. Every mutation marks the touched names
+ * dirty, so overlay_commit() knows the change set by visiting only dirty
+ * names.
+ *
+ * Typical use by the build engine:
+ *   overlay_new (&cfg, &ovl, &err);             once per stage
+ *   overlay_mount (ovl, "/path/to/mnt", &err);   (or overlay_serve_fd)
+ *   ... run a step on the mount ...
+ *   overlay_commit (ovl, &changes, &err);       step's change list; fresh upper
+ *   ... layer writer consumes changes ...
+ *   overlay_changes_free (changes);
+ *   overlay_free (ovl);                          unmounts and stops threads
+ */
+#ifndef KILN_OVERLAY_OVERLAY_H
+#define KILN_OVERLAY_OVERLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+#include "overlay/overlay_lower.h"
+#include "util/error.h"
+
+typedef struct overlay overlay;
+
+typedef enum overlay_id_mode
+{
+  /* Every file is presented to the kernel as owned by present_uid/gid (the
+   * ids the step's root maps to), true owners kept for the layer; the
+   * sandbox's seccomp supervisor reports chown through
+   * overlay_record_chown(). */
+  OVERLAY_IDS_SINGLE,
+  /* True owners are presented (subuid ranges or root with a mapped range). */
+  OVERLAY_IDS_FULL,
+} overlay_id_mode;
+
+typedef struct overlay_config
+{
+  overlay_lower *lower;          /* taken by overlay_new, even on failure */
+  int scratch_dirfd;             /* upper-GEN directories are made here (dup'ed) */
+  overlay_id_mode id_mode;
+  uid_t present_uid;             /* single mode: owner shown for every file */
+  gid_t present_gid;
+  /* Paths kiln mounts over, relative ("proc", "etc/hosts"); a trailing '/'
+   * means a directory. They always exist in the view (created empty when the
+   * image lacks them) and never appear in a change list. NULL-terminated. */
+  const char *const *mask_paths;
+} overlay_config;
+
+int overlay_new (const overlay_config *cfg, overlay **out, kiln_error **err);
+/* Stop serving, unmount (lazily) if overlay_mount mounted, free everything. */
+void overlay_free (overlay *ovl);
+
+/* Mount on mountpoint with mount(2) (needs CAP_SYS_ADMIN over the current
+ * mount namespace: root, or a user namespace owning it; no fusermount) and
+ * serve it on a multithreaded session loop in background threads. */
+int overlay_mount (overlay *ovl, const char *mountpoint, kiln_error **err);
+/* Only the mount(2) step, for a child in other namespaces: opens /dev/fuse,
+ * mounts it on mountpoint (nosuid,nodev, allow_other, default_permissions)
+ * and returns the fuse fd to pass to overlay_serve_fd (e.g. by SCM_RIGHTS). */
+int overlay_mount_fd (const char *mountpoint, uid_t owner_uid, gid_t owner_gid, int *fd_out,
+                      kiln_error **err);
+/* Serve an already mounted fuse fd (takes ownership). */
+int overlay_serve_fd (overlay *ovl, int fuse_fd, kiln_error **err);
+/* Stop serving; detach the mount if overlay_mount made it. Idempotent. */
+void overlay_stop (overlay *ovl);
+
+/* Record an ownership change the kernel could not pass to the filesystem
+ * (single ID mode: chown to an unmapped id fails in the kernel). ino is the
+ * st_ino the step sees for the file (the supervisor fstat()s the target it
+ * resolved). uid/gid (uid_t)-1 leave that id unchanged. Clears setuid/setgid
+ * on regular files like chown(2). */
+int overlay_record_chown (overlay *ovl, uint64_t ino, uid_t uid, gid_t gid, kiln_error **err);
+
+/* ---- change list ---- */
+
+typedef enum overlay_change_kind
+{
+  OVERLAY_CHANGE_ADD,      /* entry with metadata (and data for files) */
+  OVERLAY_CHANGE_HARDLINK, /* path is a hardlink to link_target (an earlier ADD) */
+  OVERLAY_CHANGE_WHITEOUT, /* path deleted: writer emits DIR/.wh.NAME */
+  OVERLAY_CHANGE_OPAQUE,   /* directory path hides lower contents: DIR/.wh..wh..opq */
+} overlay_change_kind;
+
+typedef struct overlay_xattr
+{
+  char *name;
+  void *value;
+  size_t len;
+} overlay_xattr;
+
+typedef struct overlay_change
+{
+  overlay_change_kind kind;
+  char *path;                    /* relative to the image root, no leading '/' */
+  mode_t mode;                   /* type + permission bits incl. suid/sgid/sticky */
+  uid_t uid;                     /* true owner */
+  gid_t gid;
+  uint64_t size;
+  struct timespec mtime;
+  dev_t rdev;
+  char *symlink;                 /* symlink target */
+  char *link_target;             /* HARDLINK: earlier path in this list */
+  int data_dirfd;                /* regular files: data is openat(data_dirfd, data_path) */
+  char *data_path;               /* (borrowed dirfd, valid until overlay_free) */
+  overlay_xattr *xattrs;
+  size_t n_xattrs;
+} overlay_change;
+
+typedef struct overlay_changes
+{
+  overlay_change *v;             /* sorted: parents before children */
+  size_t n;
+} overlay_changes;
+
+/* End the current step: build its change list and freeze the upper (its data
+ * files become read-only lower data referenced by the list and by the node
+ * table; nothing is copied), then start a fresh upper on the same mount.
+ * Call with no process of the step running. */
+int overlay_commit (overlay *ovl, overlay_changes **out, kiln_error **err);
+void overlay_changes_free (overlay_changes *c);
+
+/* Write the change list as a plain tree below dirfd: files hardlinked from
+ * their data (no copy), OCI whiteout files for deletions. Owners/modes are
+ * applied only when apply_owner (root); it is the test/lower format that
+ * overlay_lower_open_dirs reads. */
+int overlay_changes_materialize (const overlay_changes *c, int dirfd, bool apply_owner,
+                                 kiln_error **err);
+
+#endif

@@ -1,0 +1,72 @@
+/* overlay_lower.h - read access to the stack of immutable lower layers.
+ *
+ * The overlay sees its lowers only through this interface, so the backend can
+ * be swapped: today a layer is a plain directory tree in which OCI whiteout
+ * files (".wh.NAME", ".wh..wh..opq") mark deletions (the format
+ * overlay_changes_materialize() writes, used by tests); the store's mmap'd
+ * metadata index (src/store/layer_index.h) plugs in here as a second backend.
+ *
+ * Layer 0 is the BOTTOM of the stack; higher indexes are above it. Paths are
+ * relative to the layer root, without leading "/", "" for the root. Nothing
+ * here ever follows a symlink inside a layer tree.
+ */
+#ifndef KILN_OVERLAY_LOWER_H
+#define KILN_OVERLAY_LOWER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+#include "util/error.h"
+
+typedef struct overlay_lower overlay_lower;
+
+typedef enum overlay_lower_kind
+{
+  OVERLAY_LOWER_ENTRY,    /* a real entry with attributes */
+  OVERLAY_LOWER_WHITEOUT, /* NAME deleted in this layer */
+} overlay_lower_kind;
+
+typedef struct overlay_lower_attr
+{
+  mode_t mode;            /* type and permission bits (setuid/setgid/sticky) */
+  uid_t uid;
+  gid_t gid;
+  uint64_t size;
+  struct timespec mtime;
+  dev_t rdev;
+  char *symlink;          /* target for symlinks (owned by the callee's caller) */
+} overlay_lower_attr;
+
+/* Called for each name of a directory in one layer. attr is NULL for
+ * whiteouts; attr->symlink is only valid during the call. Return < 0 to stop
+ * (the value is returned by overlay_lower_list). */
+typedef int (*overlay_lower_list_cb) (void *ud, const char *name, overlay_lower_kind kind,
+                                      const overlay_lower_attr *attr);
+
+/* Open a stack of plain-directory layers (paths bottom first). */
+int overlay_lower_open_dirs (const char *const *paths, unsigned n, overlay_lower **out,
+                             kiln_error **err);
+/* Add one more layer on top of the stack (takes ownership of dirfd). */
+void overlay_lower_push_dirfd (overlay_lower *l, int dirfd);
+void overlay_lower_free (overlay_lower *l);
+unsigned overlay_lower_count (const overlay_lower *l);
+
+/* List directory path in layer. Returns 0, -ENOENT when path is not a
+ * directory in that layer, or another negative errno. *opaque is set when the
+ * layer marks the directory opaque (lower layers must not be merged). */
+int overlay_lower_list (overlay_lower *l, unsigned layer, const char *path, int *opaque,
+                        overlay_lower_list_cb cb, void *ud);
+
+/* Open the regular file at path in layer for reading; returns fd or -errno. */
+int overlay_lower_open (overlay_lower *l, unsigned layer, const char *path);
+
+/* Extended attributes of path in layer (user.* and security.capability):
+ * calls cb for each. Returns 0 or -errno. */
+typedef void (*overlay_lower_xattr_cb) (void *ud, const char *name, const void *value, size_t len);
+int overlay_lower_xattrs (overlay_lower *l, unsigned layer, const char *path,
+                          overlay_lower_xattr_cb cb, void *ud);
+
+/* Directory fd of a layer's tree (for data sources in change lists). */
+int overlay_lower_dirfd (const overlay_lower *l, unsigned layer);
+
+#endif

@@ -1,0 +1,75 @@
+/* overlay_model.h - the overlay's node table and request semantics, free of
+ * FUSE so tests and the fuzzer can drive it directly. Internal to
+ * src/overlay/. Every function takes the model lock itself and returns 0 or
+ * a negative errno; inode numbers are those handed to the kernel.
+ */
+#ifndef KILN_OVERLAY_MODEL_H
+#define KILN_OVERLAY_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include "overlay/overlay.h"
+
+typedef struct overlay_model overlay_model;
+
+#define OVERLAY_ROOT_INO 1
+
+/* setattr mask (same meaning as FUSE_SET_ATTR_*) */
+enum
+{
+  OVL_SET_MODE = 1 << 0,
+  OVL_SET_UID = 1 << 1,
+  OVL_SET_GID = 1 << 2,
+  OVL_SET_SIZE = 1 << 3,
+  OVL_SET_ATIME = 1 << 4,
+  OVL_SET_MTIME = 1 << 5,
+  OVL_SET_ATIME_NOW = 1 << 7,
+  OVL_SET_MTIME_NOW = 1 << 8,
+  OVL_SET_CTIME = 1 << 10,
+};
+
+typedef struct overlay_dirent
+{
+  char *name;
+  uint64_t ino;
+  mode_t type;
+} overlay_dirent;
+
+int overlay_model_new (const overlay_config *cfg, overlay_model **out, kiln_error **err);
+void overlay_model_free (overlay_model *m);
+
+int overlay_model_lookup (overlay_model *m, uint64_t parent, const char *name, struct stat *st);
+void overlay_model_forget (overlay_model *m, uint64_t ino, uint64_t n);
+int overlay_model_getattr (overlay_model *m, uint64_t ino, struct stat *st);
+int overlay_model_setattr (overlay_model *m, uint64_t ino, const struct stat *in, int mask,
+                           struct stat *st);
+/* mknod/mkdir/symlink/create; symlink target for S_IFLNK. Counts a lookup. */
+int overlay_model_mknod (overlay_model *m, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+                         const char *symlink, uid_t uid, gid_t gid, struct stat *st);
+int overlay_model_link (overlay_model *m, uint64_t ino, uint64_t newparent, const char *name,
+                        struct stat *st);
+int overlay_model_unlink (overlay_model *m, uint64_t parent, const char *name);
+int overlay_model_rmdir (overlay_model *m, uint64_t parent, const char *name);
+int overlay_model_rename (overlay_model *m, uint64_t parent, const char *name, uint64_t newparent,
+                          const char *newname, unsigned flags);
+int overlay_model_readlink (overlay_model *m, uint64_t ino, char **target);
+/* Open for I/O: copies up on write access. Returns the fd; *immutable is set
+ * for lower data (safe for keep_cache). Pair with overlay_model_release. */
+int overlay_model_open (overlay_model *m, uint64_t ino, int flags, bool *immutable);
+void overlay_model_release (overlay_model *m, uint64_t ino);
+/* Data was written through an fd from overlay_model_open. */
+void overlay_model_wrote (overlay_model *m, uint64_t ino);
+int overlay_model_readdir (overlay_model *m, uint64_t ino, overlay_dirent **out, size_t *n);
+void overlay_model_dirents_free (overlay_dirent *d, size_t n);
+int overlay_model_getxattr (overlay_model *m, uint64_t ino, const char *name, void *buf, size_t size);
+int overlay_model_listxattr (overlay_model *m, uint64_t ino, char *buf, size_t size);
+int overlay_model_setxattr (overlay_model *m, uint64_t ino, const char *name, const void *value,
+                            size_t size, int flags);
+int overlay_model_removexattr (overlay_model *m, uint64_t ino, const char *name);
+int overlay_model_statfs (overlay_model *m, struct statvfs *st);
+int overlay_model_chown (overlay_model *m, uint64_t ino, uid_t uid, gid_t gid);
+int overlay_model_commit (overlay_model *m, overlay_changes **out, kiln_error **err);
+
+#endif

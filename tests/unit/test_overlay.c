@@ -1,0 +1,842 @@
+/* test_overlay.c - POSIX behaviour of the FUSE overlay, on a real mount, and
+ * the change list its write log produces.
+ *
+ * Runs as root in a private mount namespace (unshare(CLONE_NEWNS)); as a
+ * plain user it first enters a new user namespace mapping its uid to 0.
+ * Lowers are plain directories with OCI whiteout files.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "helpers/testutil.h"
+#include "overlay/overlay.h"
+#include "util/alloc.h"
+#include "util/fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+static bool can_mount;
+/* plain user in a user namespace mapping only its own uid to 0 */
+static bool rootless;
+static const char *skip_reason = "cannot mount fuse here";
+
+typedef struct fx
+{
+  char *tmp;
+  int tmpfd;
+  char *mnt;
+  overlay *ovl;
+  overlay_id_mode mode;
+} fx;
+
+static void
+put (int dfd, const char *path, const char *content, mode_t mode)
+{
+  autoerror kiln_error *err = NULL;
+  const char *slash = strrchr (path, '/');
+  if (slash)
+    {
+      autofree char *dir = xstrndup (path, slash - path);
+      assert_ok (fs_mkdir_p_at (dfd, dir, 0755, &err), err);
+    }
+  test_write_file (dfd, path, content);
+  assert_int_equal (fchmodat (dfd, path, mode, 0), 0);
+}
+
+static void
+make_lowers (int tmpfd)
+{
+  assert_int_equal (mkdirat (tmpfd, "l0", 0755), 0);
+  assert_int_equal (mkdirat (tmpfd, "l1", 0755), 0);
+  int l0 = openat (tmpfd, "l0", O_RDONLY | O_DIRECTORY);
+  int l1 = openat (tmpfd, "l1", O_RDONLY | O_DIRECTORY);
+  put (l0, "etc/passwd", "root:x:0:0::/root:/bin/sh\n", 0644);
+  put (l0, "usr/bin/tool", "#!/bin/sh\necho tool\n", 0755);
+  put (l0, "a/f1", "one", 0644);
+  put (l0, "a/sub/f2", "two", 0600);
+  put (l0, "gone", "bye", 0644);
+  put (l0, "op/old", "old", 0644);
+  put (l0, "d/x", "x", 0644);
+  assert_int_equal (mkdirat (l0, "empty", 0755), 0);
+  assert_int_equal (symlinkat ("/etc/passwd", l0, "link"), 0);
+  put (l1, "a/f1", "one-v2", 0644);
+  put (l1, ".wh.gone", "", 0644);
+  put (l1, "op/.wh..wh..opq", "", 0644);
+  put (l1, "op/new", "new", 0644);
+  close (l0);
+  close (l1);
+}
+
+static int
+start (fx *f, overlay_id_mode mode, const char *const *lowers, unsigned n)
+{
+  autoerror kiln_error *err = NULL;
+  overlay_lower *lower = NULL;
+  char *paths[8] = { 0 };
+  for (unsigned i = 0; i < n; i++)
+    paths[i] = xasprintf ("%s/%s", f->tmp, lowers[i]);
+  int r = overlay_lower_open_dirs ((const char *const *) paths, n, &lower, &err);
+  for (unsigned i = 0; i < n; i++)
+    free (paths[i]);
+  assert_ok (r, err);
+  static int nscratch;
+  char sname[32];
+  snprintf (sname, sizeof sname, "scratch%d", nscratch++);
+  assert_int_equal (mkdirat (f->tmpfd, sname, 0700), 0);
+  int sfd = openat (f->tmpfd, sname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  static const char *const masks[] = { "proc/", "dev/", "etc/hosts", "etc/resolv.conf", NULL };
+  overlay_config cfg = { .lower = lower, .scratch_dirfd = sfd, .id_mode = mode,
+                         .present_uid = 0, .present_gid = 0, .mask_paths = masks };
+  assert_ok (overlay_new (&cfg, &f->ovl, &err), err);
+  close (sfd);
+  f->mode = mode;
+  mkdirat (f->tmpfd, "mnt", 0755);
+  assert_ok (overlay_mount (f->ovl, f->mnt, &err), err);
+  return 0;
+}
+
+static void
+stop (fx *f)
+{
+  overlay_free (f->ovl);
+  f->ovl = NULL;
+}
+
+static int
+setup (void **state)
+{
+  if (!can_mount)
+    return 0;
+  fx *f = xzalloc (sizeof *f);
+  f->tmp = test_mkdtemp (&f->tmpfd);
+  f->mnt = xasprintf ("%s/mnt", f->tmp);
+  make_lowers (f->tmpfd);
+  static const char *const lowers[] = { "l0", "l1" };
+  start (f, OVERLAY_IDS_FULL, lowers, 2);
+  *state = f;
+  return 0;
+}
+
+static int
+teardown (void **state)
+{
+  fx *f = *state;
+  if (!f)
+    return 0;
+  if (f->ovl)
+    stop (f);
+  close (f->tmpfd);
+  test_rmtree (f->tmp);
+  free (f->tmp);
+  free (f->mnt);
+  free (f);
+  return 0;
+}
+
+#define NEED_MOUNT()          \
+  do                          \
+    {                         \
+      if (!can_mount)         \
+        test_skip (skip_reason); \
+    }                         \
+  while (0)
+
+static char *
+P (fx *f, const char *rel)
+{
+  return xasprintf ("%s/%s", f->mnt, rel);
+}
+
+static char *
+slurp (const char *path)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  char *buf = xzalloc (65536);
+  ssize_t n = read (fd, buf, 65535);
+  close (fd);
+  if (n < 0)
+    {
+      free (buf);
+      return NULL;
+    }
+  return buf;
+}
+
+static void
+spit (const char *path, const char *s, int flags)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644);
+  assert_true (fd >= 0);
+  assert_int_equal (write (fd, s, strlen (s)), (ssize_t) strlen (s));
+  assert_int_equal (close (fd), 0);
+}
+
+#define ASSERT_FILE(f, rel, want)                          \
+  do                                                       \
+    {                                                      \
+      autofree char *_p = P (f, rel);                      \
+      autofree char *_c = slurp (_p);                      \
+      assert_non_null (_c);                                \
+      assert_string_equal (_c, want);                      \
+    }                                                      \
+  while (0)
+
+#define ASSERT_ERRNO(expr, e)                              \
+  do                                                       \
+    {                                                      \
+      errno = 0;                                           \
+      assert_int_equal ((expr), -1);                       \
+      assert_int_equal (errno, (e));                       \
+    }                                                      \
+  while (0)
+
+static const overlay_change *
+find_change (const overlay_changes *c, overlay_change_kind kind, const char *path)
+{
+  for (size_t i = 0; i < c->n; i++)
+    if (c->v[i].kind == kind && !strcmp (c->v[i].path, path))
+      return &c->v[i];
+  return NULL;
+}
+
+static overlay_changes *
+commit (fx *f)
+{
+  autoerror kiln_error *err = NULL;
+  overlay_changes *c = NULL;
+  assert_ok (overlay_commit (f->ovl, &c, &err), err);
+  return c;
+}
+
+/* ---- tests ---- */
+
+static void
+test_merged_view (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  ASSERT_FILE (f, "a/f1", "one-v2");
+  ASSERT_FILE (f, "a/sub/f2", "two");
+  ASSERT_FILE (f, "op/new", "new");
+  autofree char *gone = P (f, "gone"), *old = P (f, "op/old"), *wh = P (f, ".wh.gone");
+  struct stat st;
+  ASSERT_ERRNO (lstat (gone, &st), ENOENT);
+  ASSERT_ERRNO (lstat (old, &st), ENOENT);
+  ASSERT_ERRNO (lstat (wh, &st), ENOENT);
+  /* directory listing: merged, whiteouts and markers hidden, masks present */
+  autofree char *root = P (f, "");
+  DIR *d = opendir (root);
+  assert_non_null (d);
+  int seen = 0;
+  struct dirent *de;
+  while ((de = readdir (d)))
+    {
+      assert_null (strstr (de->d_name, ".wh."));
+      assert_string_not_equal (de->d_name, "gone");
+      if (!strcmp (de->d_name, "a") || !strcmp (de->d_name, "proc") || !strcmp (de->d_name, "dev")
+          || !strcmp (de->d_name, "usr"))
+        seen++;
+    }
+  closedir (d);
+  assert_int_equal (seen, 4);
+  autofree char *link = P (f, "link");
+  char buf[64] = { 0 };
+  assert_int_equal (readlink (link, buf, sizeof buf), 11);
+  assert_string_equal (buf, "/etc/passwd");
+  /* inode numbers stable across lookups; st_nlink of directories */
+  autofree char *a = P (f, "a");
+  struct stat s1, s2;
+  assert_int_equal (stat (a, &s1), 0);
+  assert_int_equal (s1.st_nlink, 3);
+  assert_int_equal (stat (a, &s2), 0);
+  assert_int_equal (s1.st_ino, s2.st_ino);
+  overlay_changes_free (commit (f));
+}
+
+static void
+test_write_copy_up (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  autofree char *p = P (f, "a/sub/f2");
+  spit (p, "+more", O_APPEND);
+  ASSERT_FILE (f, "a/sub/f2", "two+more");
+  /* the lower tree is untouched */
+  autofree char *lower = xasprintf ("%s/l0/a/sub/f2", f->tmp);
+  autofree char *lc = slurp (lower);
+  assert_string_equal (lc, "two");
+  struct stat st;
+  assert_int_equal (stat (p, &st), 0);
+  assert_int_equal (st.st_size, 8);
+  assert_int_equal (st.st_mode & 07777, 0600);
+  overlay_changes *c = commit (f);
+  const overlay_change *ch = find_change (c, OVERLAY_CHANGE_ADD, "a/sub/f2");
+  assert_non_null (ch);
+  assert_int_equal (ch->size, 8);
+  assert_true (ch->data_dirfd >= 0);
+  assert_null (find_change (c, OVERLAY_CHANGE_ADD, "a/f1"));
+  overlay_changes_free (c);
+  /* next step: unchanged files ship nothing; the committed data stays */
+  c = commit (f);
+  assert_int_equal (c->n, 0);
+  overlay_changes_free (c);
+  ASSERT_FILE (f, "a/sub/f2", "two+more");
+  spit (p, "!", O_APPEND);
+  ASSERT_FILE (f, "a/sub/f2", "two+more!");
+  c = commit (f);
+  assert_int_equal (c->n, 1);
+  overlay_changes_free (c);
+}
+
+static void
+test_create_unlink_whiteout (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  autofree char *nf = P (f, "newfile"), *f1 = P (f, "a/f1"), *tmpf = P (f, "tmpfile");
+  autofree char *nd = P (f, "newdir"), *nd2 = P (f, "newdir/inner"), *e = P (f, "empty");
+  spit (nf, "hello", O_EXCL);
+  ASSERT_ERRNO (open (nf, O_CREAT | O_EXCL | O_WRONLY, 0644), EEXIST);
+  assert_int_equal (unlink (f1), 0);
+  ASSERT_ERRNO (unlink (f1), ENOENT);
+  spit (tmpf, "x", 0);
+  assert_int_equal (unlink (tmpf), 0);
+  assert_int_equal (mkdir (nd, 0750), 0);
+  ASSERT_ERRNO (mkdir (nd, 0750), EEXIST);
+  assert_int_equal (mkdir (nd2, 0700), 0);
+  ASSERT_ERRNO (rmdir (nd), ENOTEMPTY);
+  ASSERT_ERRNO (unlink (nd), EISDIR);
+  ASSERT_ERRNO (rmdir (nf), ENOTDIR);
+  assert_int_equal (rmdir (e), 0);
+  overlay_changes *c = commit (f);
+  assert_non_null (find_change (c, OVERLAY_CHANGE_WHITEOUT, "a/f1"));
+  assert_non_null (find_change (c, OVERLAY_CHANGE_WHITEOUT, "empty"));
+  assert_non_null (find_change (c, OVERLAY_CHANGE_ADD, "newfile"));
+  const overlay_change *d = find_change (c, OVERLAY_CHANGE_ADD, "newdir");
+  assert_non_null (d);
+  assert_int_equal (d->mode, S_IFDIR | 0750);
+  assert_non_null (find_change (c, OVERLAY_CHANGE_ADD, "newdir/inner"));
+  assert_null (find_change (c, OVERLAY_CHANGE_ADD, "tmpfile"));
+  assert_null (find_change (c, OVERLAY_CHANGE_WHITEOUT, "tmpfile"));
+  /* parents before children */
+  for (size_t i = 1; i < c->n; i++)
+    assert_true (strncmp (c->v[i].path, c->v[i - 1].path, strlen (c->v[i].path)) != 0
+                 || strlen (c->v[i].path) >= strlen (c->v[i - 1].path));
+  overlay_changes_free (c);
+  /* a lower directory removed and recreated is opaque */
+  autofree char *op = P (f, "op"), *opn = P (f, "op/new");
+  assert_int_equal (unlink (opn), 0);
+  assert_int_equal (rmdir (op), 0);
+  assert_int_equal (mkdir (op, 0755), 0);
+  c = commit (f);
+  assert_non_null (find_change (c, OVERLAY_CHANGE_OPAQUE, "op"));
+  overlay_changes_free (c);
+}
+
+static void
+test_rename (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  autofree char *a = P (f, "a"), *b = P (f, "b"), *bf1 = P (f, "b/f1"), *d = P (f, "d"), *dx = P (f, "d/x");
+  autofree char *pw = P (f, "etc/passwd"), *tool = P (f, "usr/bin/tool"), *e = P (f, "empty");
+  assert_int_equal (rename (a, b), 0);
+  struct stat st;
+  ASSERT_ERRNO (lstat (a, &st), ENOENT);
+  ASSERT_FILE (f, "b/f1", "one-v2");
+  ASSERT_FILE (f, "b/sub/f2", "two");
+  /* file over file replaces */
+  assert_int_equal (rename (pw, dx), 0);
+  ASSERT_FILE (f, "d/x", "root:x:0:0::/root:/bin/sh\n");
+  /* errors */
+  ASSERT_ERRNO (rename (tool, e), EISDIR);
+  ASSERT_ERRNO (rename (e, tool), ENOTDIR);
+  ASSERT_ERRNO (rename (e, d), ENOTEMPTY);
+  ASSERT_ERRNO (rename (e, bf1), ENOTDIR);
+  autofree char *bsub = P (f, "b/sub/in");
+  ASSERT_ERRNO (rename (b, bsub), EINVAL);
+  ASSERT_ERRNO (renameat2 (AT_FDCWD, tool, AT_FDCWD, dx, RENAME_NOREPLACE), EEXIST);
+  assert_int_equal (renameat2 (AT_FDCWD, tool, AT_FDCWD, dx, RENAME_EXCHANGE), 0);
+  ASSERT_FILE (f, "usr/bin/tool", "root:x:0:0::/root:/bin/sh\n");
+  ASSERT_FILE (f, "d/x", "#!/bin/sh\necho tool\n");
+  /* empty dir over empty dir */
+  autofree char *nd = P (f, "nd");
+  assert_int_equal (mkdir (nd, 0755), 0);
+  assert_int_equal (rename (nd, e), 0);
+  overlay_changes *c = commit (f);
+  assert_non_null (find_change (c, OVERLAY_CHANGE_WHITEOUT, "a"));
+  assert_non_null (find_change (c, OVERLAY_CHANGE_ADD, "b"));
+  assert_non_null (find_change (c, OVERLAY_CHANGE_ADD, "b/f1"));
+  assert_non_null (find_change (c, OVERLAY_CHANGE_ADD, "b/sub/f2"));
+  assert_non_null (find_change (c, OVERLAY_CHANGE_WHITEOUT, "etc/passwd"));
+  const overlay_change *x = find_change (c, OVERLAY_CHANGE_ADD, "d/x");
+  assert_non_null (x);
+  assert_int_equal (x->mode & 0777, 0755);
+  assert_non_null (find_change (c, OVERLAY_CHANGE_OPAQUE, "empty"));
+  overlay_changes_free (c);
+}
+
+static void
+test_hardlinks (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  autofree char *tool = P (f, "usr/bin/tool"), *t2 = P (f, "t2"), *d = P (f, "d");
+  assert_int_equal (link (tool, t2), 0);
+  ASSERT_ERRNO (link (tool, t2), EEXIST);
+  autofree char *t3 = P (f, "t3");
+  ASSERT_ERRNO (link (d, t3), EPERM);
+  struct stat s1, s2;
+  assert_int_equal (stat (tool, &s1), 0);
+  assert_int_equal (stat (t2, &s2), 0);
+  assert_int_equal (s1.st_ino, s2.st_ino);
+  assert_int_equal (s1.st_nlink, 2);
+  /* copy-up through one name is seen through the other */
+  spit (t2, "changed", O_TRUNC);
+  ASSERT_FILE (f, "usr/bin/tool", "changed");
+  overlay_changes *c = commit (f);
+  const overlay_change *a = find_change (c, OVERLAY_CHANGE_ADD, "t2");
+  const overlay_change *h = find_change (c, OVERLAY_CHANGE_HARDLINK, "usr/bin/tool");
+  assert_non_null (a);
+  assert_non_null (h);
+  assert_string_equal (h->link_target, "t2");
+  overlay_changes_free (c);
+  assert_int_equal (unlink (t2), 0);
+  assert_int_equal (stat (tool, &s1), 0);
+  assert_int_equal (s1.st_nlink, 1);
+}
+
+static void
+test_unlink_open_and_sparse (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  autofree char *p = P (f, "open-unlinked"), *s = P (f, "sparse");
+  int fd = open (p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  assert_true (fd >= 0);
+  assert_int_equal (unlink (p), 0);
+  assert_int_equal (pwrite (fd, "abc", 3, 0), 3);
+  char buf[4] = { 0 };
+  assert_int_equal (pread (fd, buf, 3, 0), 3);
+  assert_string_equal (buf, "abc");
+  struct stat st;
+  assert_int_equal (fstat (fd, &st), 0);
+  assert_int_equal (st.st_nlink, 0);
+  close (fd);
+  fd = open (s, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  assert_true (fd >= 0);
+  off_t big = 1LL << 30;
+  assert_int_equal (pwrite (fd, "z", 1, big), 1);
+  assert_int_equal (fsync (fd), 0);
+  assert_int_equal (fstat (fd, &st), 0);
+  assert_int_equal (st.st_size, big + 1);
+  assert_true (st.st_blocks < 1024);
+  assert_int_equal (pread (fd, buf, 1, 4096), 1);
+  assert_int_equal (buf[0], 0);
+  off_t data = lseek (fd, 0, SEEK_DATA);
+  assert_true (data > 0);
+  close (fd);
+  assert_int_equal (truncate (s, 10), 0);
+  assert_int_equal (stat (s, &st), 0);
+  assert_int_equal (st.st_size, 10);
+  overlay_changes *c = commit (f);
+  assert_null (find_change (c, OVERLAY_CHANGE_ADD, "open-unlinked"));
+  assert_non_null (find_change (c, OVERLAY_CHANGE_ADD, "sparse"));
+  overlay_changes_free (c);
+}
+
+static void
+test_special_files (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  autofree char *l = P (f, "sl"), *fifo = P (f, "fifo"), *dev = P (f, "null2");
+  assert_int_equal (symlink ("a/f1", l), 0);
+  ASSERT_FILE (f, "sl", "one-v2");
+  char buf[16] = { 0 };
+  assert_int_equal (readlink (l, buf, sizeof buf), 4);
+  assert_int_equal (mkfifo (fifo, 0640), 0);
+  if (rootless)
+    {
+      /* the kernel refuses device nodes without CAP_MKNOD in the initial namespace */
+      ASSERT_ERRNO (mknod (dev, S_IFCHR | 0666, makedev (1, 3)), EPERM);
+      assert_int_equal (mknod (dev, S_IFSOCK | 0666, 0), 0);
+    }
+  else
+    assert_int_equal (mknod (dev, S_IFCHR | 0666, makedev (1, 3)), 0);
+  struct stat st;
+  assert_int_equal (lstat (fifo, &st), 0);
+  assert_true (S_ISFIFO (st.st_mode));
+  assert_int_equal (lstat (dev, &st), 0);
+  assert_true (rootless ? S_ISSOCK (st.st_mode) : S_ISCHR (st.st_mode));
+  assert_int_equal (st.st_rdev, rootless ? 0 : makedev (1, 3));
+  overlay_changes *c = commit (f);
+  const overlay_change *ch = find_change (c, OVERLAY_CHANGE_ADD, "sl");
+  assert_non_null (ch);
+  assert_string_equal (ch->symlink, "a/f1");
+  ch = find_change (c, OVERLAY_CHANGE_ADD, "null2");
+  assert_non_null (ch);
+  assert_int_equal (ch->rdev, rootless ? 0 : makedev (1, 3));
+  assert_non_null (find_change (c, OVERLAY_CHANGE_ADD, "fifo"));
+  overlay_changes_free (c);
+}
+
+static void
+test_metadata_changes (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  autofree char *f1 = P (f, "a/f1"), *tool = P (f, "usr/bin/tool");
+  assert_int_equal (chmod (f1, 04711), 0);
+  /* rootless: only id 0 is mapped, so the kernel passes only chown to 0 */
+  uid_t u = rootless ? 0 : 1000;
+  gid_t g = rootless ? 0 : 1001;
+  assert_int_equal (lchown (tool, u, g), 0);
+  struct timespec ts[2] = { { 1000, 0 }, { 2000, 0 } };
+  assert_int_equal (utimensat (AT_FDCWD, f1, ts, 0), 0);
+  struct stat st;
+  assert_int_equal (stat (f1, &st), 0);
+  assert_int_equal (st.st_mode & 07777, 04711);
+  assert_int_equal (st.st_mtim.tv_sec, 2000);
+  assert_int_equal (stat (tool, &st), 0);
+  assert_int_equal (st.st_uid, u);
+  overlay_changes *c = commit (f);
+  /* a metadata-only change ships the whole file, data from the lower */
+  const overlay_change *ch = find_change (c, OVERLAY_CHANGE_ADD, "a/f1");
+  assert_non_null (ch);
+  assert_int_equal (ch->mode, S_IFREG | 04711);
+  assert_int_equal (ch->size, 6);
+  assert_int_equal (ch->mtime.tv_sec, 2000);
+  assert_true (ch->data_dirfd >= 0);
+  ch = find_change (c, OVERLAY_CHANGE_ADD, "usr/bin/tool");
+  assert_non_null (ch);
+  assert_int_equal (ch->uid, u);
+  assert_int_equal (ch->gid, g);
+  overlay_changes_free (c);
+}
+
+static void
+test_xattrs_and_setcap (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  autofree char *tool = P (f, "usr/bin/tool");
+  assert_int_equal (setxattr (tool, "user.k", "v", 1, 0), 0);
+  ASSERT_ERRNO (setxattr (tool, "user.k", "v", 1, XATTR_CREATE), EEXIST);
+  ASSERT_ERRNO (setxattr (tool, "user.none", "v", 1, XATTR_REPLACE), ENODATA);
+  char buf[256];
+  assert_int_equal (getxattr (tool, "user.k", buf, sizeof buf), 1);
+  ASSERT_ERRNO (getxattr (tool, "user.missing", buf, sizeof buf), ENODATA);
+  ASSERT_ERRNO (setxattr (tool, "trusted.x", "v", 1, 0), rootless ? EPERM : EOPNOTSUPP);
+  assert_int_equal (listxattr (tool, buf, sizeof buf), 7);
+  if (system ("command -v setcap >/dev/null && command -v getcap >/dev/null") != 0)
+    {
+      overlay_changes_free (commit (f));
+      test_skip ("setcap/getcap (libcap2-bin) not installed");
+    }
+  autofree char *cmd = xasprintf ("setcap cap_net_raw+ep '%s'", tool);
+  assert_int_equal (system (cmd), 0);
+  autofree char *cmd2 = xasprintf ("getcap '%s' | grep -q cap_net_raw", tool);
+  assert_int_equal (system (cmd2), 0);
+  assert_true (getxattr (tool, "security.capability", buf, sizeof buf) > 0);
+  overlay_changes *c = commit (f);
+  const overlay_change *ch = find_change (c, OVERLAY_CHANGE_ADD, "usr/bin/tool");
+  assert_non_null (ch);
+  bool cap = false, user = false;
+  for (size_t k = 0; k < ch->n_xattrs; k++)
+    {
+      cap |= !strcmp (ch->xattrs[k].name, "security.capability");
+      user |= !strcmp (ch->xattrs[k].name, "user.k");
+    }
+  assert_true (cap);
+  assert_true (user);
+  overlay_changes_free (c);
+}
+
+static void
+test_masked_paths (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  autofree char *dev = P (f, "dev"), *proc = P (f, "proc"), *hosts = P (f, "etc/hosts"), *x = P (f, "proc/x");
+  struct stat st;
+  assert_int_equal (stat (proc, &st), 0);
+  assert_true (S_ISDIR (st.st_mode));
+  assert_int_equal (stat (hosts, &st), 0);
+  assert_true (S_ISREG (st.st_mode));
+  spit (x, "hidden", 0);
+  spit (hosts, "127.0.0.1 localhost\n", O_TRUNC);
+  ASSERT_ERRNO (rmdir (dev), EBUSY);
+  ASSERT_ERRNO (rmdir (proc), ENOTEMPTY);
+  overlay_changes *c = commit (f);
+  for (size_t i = 0; i < c->n; i++)
+    {
+      assert_true (strncmp (c->v[i].path, "proc", 4) != 0);
+      assert_string_not_equal (c->v[i].path, "etc/hosts");
+      assert_string_not_equal (c->v[i].path, "etc");
+    }
+  overlay_changes_free (c);
+}
+
+static void
+test_single_id_mode (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  stop (f);
+  static const char *const lowers[] = { "l0", "l1" };
+  start (f, OVERLAY_IDS_SINGLE, lowers, 2);
+  autofree char *tool = P (f, "usr/bin/tool"), *pw = P (f, "etc/passwd");
+  assert_int_equal (chmod (tool, 04755), 0);
+  struct stat st;
+  assert_int_equal (stat (pw, &st), 0);
+  assert_int_equal (st.st_uid, 0);
+  autoerror kiln_error *err = NULL;
+  assert_ok (overlay_record_chown (f->ovl, st.st_ino, 1000, 1000, &err), err);
+  assert_int_equal (stat (pw, &st), 0);
+  assert_int_equal (st.st_uid, 0); /* presented as the mapped id */
+  assert_int_equal (stat (tool, &st), 0);
+  assert_ok (overlay_record_chown (f->ovl, st.st_ino, 5, (gid_t) -1, &err), err);
+  assert_int_equal (stat (tool, &st), 0);
+  assert_int_equal (st.st_mode & 07777, 0755); /* chown clears setuid */
+  assert_true (overlay_record_chown (f->ovl, 999999, 1, 1, &err) < 0);
+  kiln_error_clear (&err);
+  overlay_changes *c = commit (f);
+  const overlay_change *ch = find_change (c, OVERLAY_CHANGE_ADD, "etc/passwd");
+  assert_non_null (ch);
+  assert_int_equal (ch->uid, 1000);
+  assert_int_equal (ch->gid, 1000);
+  ch = find_change (c, OVERLAY_CHANGE_ADD, "usr/bin/tool");
+  assert_int_equal (ch->uid, 5);
+  overlay_changes_free (c);
+}
+
+
+/* ---- property test: overlay + change list vs a plain directory ---- */
+
+static const char *const pool[] = { "a", "a/f1", "a/sub", "a/sub/f2", "d", "d/x", "n1", "n2",
+                                    "a/n3", "d/n4", "empty", "op", "op/new", "usr/bin/tool", "n1/deep" };
+
+static int
+do_op (const char *root, unsigned op, const char *p1, const char *p2, unsigned arg)
+{
+  autofree char *a = xasprintf ("%s/%s", root, p1), *b = xasprintf ("%s/%s", root, p2);
+  int r = 0, fd;
+  char buf[32];
+  errno = 0;
+  switch (op)
+    {
+    case 0:
+      fd = open (a, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0644);
+      if (fd < 0)
+        return -errno;
+      snprintf (buf, sizeof buf, "w%u;", arg);
+      r = write (fd, buf, strlen (buf)) < 0 ? -errno : 0;
+      close (fd);
+      return r;
+    case 1: r = truncate (a, arg % 7); break;
+    case 2: r = rename (a, b); break;
+    case 3: r = unlink (a); break;
+    case 4: r = mkdir (a, 0700 + (arg % 0100)); break;
+    case 5: r = rmdir (a); break;
+    case 6: r = link (a, b); break;
+    case 7: r = symlink (p2, a); break;
+    case 8: r = fchmodat (AT_FDCWD, a, 0600 + (arg % 0200), 0); break;
+    case 9: r = lchown (a, arg % 3000, arg % 5000); break;
+    case 10: r = setxattr (a, "user.p", buf, snprintf (buf, sizeof buf, "%u", arg), 0); break;
+    case 11: r = mknod (a, S_IFIFO | 0644, 0); break;
+    default: r = renameat2 (AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE); break;
+    }
+  return r < 0 ? -errno : 0;
+}
+
+static void
+compare_trees (const char *x, const char *y, const char *rel)
+{
+  autofree char *px = xasprintf ("%s/%s", x, rel), *py = xasprintf ("%s/%s", y, rel);
+  struct stat sx, sy;
+  assert_int_equal (lstat (px, &sx), 0);
+  if (lstat (py, &sy) != 0)
+    fail_msg ("'%s' missing from the rebuilt tree", rel);
+  if (sx.st_mode != sy.st_mode || sx.st_uid != sy.st_uid || sx.st_gid != sy.st_gid)
+    fail_msg ("'%s': mode/owner %o %u:%u vs %o %u:%u", rel, sx.st_mode, sx.st_uid, sx.st_gid, sy.st_mode,
+              sy.st_uid, sy.st_gid);
+  if (S_ISREG (sx.st_mode))
+    {
+      autofree char *cx = slurp (px), *cy = slurp (py);
+      if (!cx || !cy || strcmp (cx, cy))
+        fail_msg ("'%s': content differs", rel);
+    }
+  if (S_ISLNK (sx.st_mode))
+    {
+      char lx[256] = { 0 }, ly[256] = { 0 };
+      assert_true (readlink (px, lx, 255) >= 0 && readlink (py, ly, 255) >= 0);
+      assert_string_equal (lx, ly);
+    }
+  if (!S_ISDIR (sx.st_mode))
+    return;
+  for (int pass = 0; pass < 2; pass++)
+    {
+      DIR *d = opendir (pass ? py : px);
+      assert_non_null (d);
+      struct dirent *de;
+      while ((de = readdir (d)))
+        {
+          if (!strcmp (de->d_name, ".") || !strcmp (de->d_name, ".."))
+            continue;
+          autofree char *sub = *rel ? xasprintf ("%s/%s", rel, de->d_name) : xstrdup (de->d_name);
+          if (pass)
+            {
+              autofree char *o = xasprintf ("%s/%s", x, sub);
+              struct stat so;
+              if (lstat (o, &so) != 0)
+                fail_msg ("'%s' only in the rebuilt tree", sub);
+            }
+          else
+            compare_trees (x, y, sub);
+        }
+      closedir (d);
+    }
+}
+
+static void
+test_property_random_sequences (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  const char *env = getenv ("KILN_OVERLAY_PROP_RUNS");
+  unsigned runs = env ? (unsigned) atoi (env) : 40;
+  srandom (getenv ("KILN_SEED") ? (unsigned) atoi (getenv ("KILN_SEED")) : 12345);
+  for (unsigned run = 0; run < runs; run++)
+    {
+      if (!f->ovl)
+        {
+          static const char *const lowers[] = { "l0", "l1" };
+          start (f, OVERLAY_IDS_FULL, lowers, 2);
+        }
+      autofree char *ref = xasprintf ("%s/ref", f->tmp);
+      autofree char *cmd = xasprintf ("rm -rf '%s' && cp -a '%s/.' '%s'", ref, f->mnt, ref);
+      mkdir (ref, 0755);
+      assert_int_equal (system (cmd), 0);
+      for (int i = 0; i < 25; i++)
+        {
+          unsigned op = random () % 13, arg = random ();
+          const char *p1 = pool[random () % ARRAY_SIZE (pool)], *p2 = pool[random () % ARRAY_SIZE (pool)];
+          int r1 = do_op (f->mnt, op, p1, p2, arg), r2 = do_op (ref, op, p1, p2, arg);
+          if (getenv ("KILN_OVERLAY_PROP_TRACE"))
+            print_message ("run %u: op %u %s %s %u -> %d\n", run, op, p1, p2, arg % 01000, r1);
+          if (r1 != r2)
+            fail_msg ("run %u op %u (%s, %s): overlay %d, plain directory %d", run, op, p1, p2, r1, r2);
+        }
+      overlay_changes *c = commit (f);
+      for (size_t k = 0; getenv ("KILN_OVERLAY_PROP_TRACE") && k < c->n; k++)
+        print_message ("  change %d %s mode %o -> %s\n", c->v[k].kind, c->v[k].path, c->v[k].mode,
+                       c->v[k].link_target ? c->v[k].link_target : "");
+      /* the step's layer, as a plain tree, on top of the same lowers */
+      char lname[32];
+      snprintf (lname, sizeof lname, "L%u", run);
+      assert_int_equal (mkdirat (f->tmpfd, lname, 0755), 0);
+      int lfd = openat (f->tmpfd, lname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      autoerror kiln_error *err = NULL;
+      assert_ok (overlay_changes_materialize (c, lfd, true, &err), err);
+      close (lfd);
+      overlay_changes_free (c);
+      stop (f);
+      const char *const lowers[] = { "l0", "l1", lname };
+      start (f, OVERLAY_IDS_FULL, lowers, 3);
+      compare_trees (ref, f->mnt, "");
+      stop (f);
+      autofree char *rm = xasprintf ("rm -rf '%s/%s' '%s'", f->tmp, lname, ref);
+      assert_int_equal (system (rm), 0);
+    }
+}
+
+static int
+group_setup (void **state)
+{
+  (void) state;
+  if (geteuid () != 0)
+    {
+      rootless = true;
+      uid_t uid = getuid ();
+      gid_t gid = getgid ();
+      if (unshare (CLONE_NEWUSER | CLONE_NEWNS) < 0)
+        {
+          skip_reason = "cannot create a user namespace";
+          return 0;
+        }
+      char map[64];
+      int fd = open ("/proc/self/setgroups", O_WRONLY);
+      if (fd >= 0)
+        {
+          (void) !write (fd, "deny", 4);
+          close (fd);
+        }
+      snprintf (map, sizeof map, "0 %u 1", uid);
+      fd = open ("/proc/self/uid_map", O_WRONLY);
+      if (fd < 0 || write (fd, map, strlen (map)) < 0)
+        return 0;
+      close (fd);
+      snprintf (map, sizeof map, "0 %u 1", gid);
+      fd = open ("/proc/self/gid_map", O_WRONLY);
+      if (fd < 0 || write (fd, map, strlen (map)) < 0)
+        return 0;
+      close (fd);
+    }
+  else if (unshare (CLONE_NEWNS) < 0)
+    {
+      skip_reason = "cannot create a mount namespace";
+      return 0;
+    }
+  if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    return 0;
+  if (access ("/dev/fuse", R_OK | W_OK) < 0)
+    {
+      skip_reason = "/dev/fuse is not accessible (chmod 0666 /dev/fuse)";
+      return 0;
+    }
+  can_mount = true;
+  return 0;
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown (test_merged_view, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_write_copy_up, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_create_unlink_whiteout, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_rename, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_hardlinks, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_unlink_open_and_sparse, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_special_files, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_metadata_changes, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_xattrs_and_setcap, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_masked_paths, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_single_id_mode, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_property_random_sequences, setup, teardown),
+  };
+  return cmocka_run_group_tests (tests, group_setup, NULL);
+}
