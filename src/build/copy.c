@@ -1,0 +1,866 @@
+/* copy.c - COPY/ADD change lists from the context or from layers (copy.h). */
+#include "build/copy.h"
+#include "build/rootfs.h"
+#include "util/alloc.h"
+#include "util/fsutil.h"
+#include "util/strbuf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+struct copy_owned
+{
+  char *path;
+  char *symlink;
+  char *hardlink;
+  char *data_path;
+  char **xattr_names;
+  void **xattr_values;
+  layer_index_xattr *xattrs;
+  size_t n_xattrs;
+};
+
+static void
+owned_clear (struct copy_owned *o)
+{
+  free (o->path);
+  free (o->symlink);
+  free (o->hardlink);
+  free (o->data_path);
+  for (size_t i = 0; i < o->n_xattrs; i++)
+    {
+      free (o->xattr_names[i]);
+      free (o->xattr_values[i]);
+    }
+  free (o->xattr_names);
+  free (o->xattr_values);
+  free (o->xattrs);
+  memset (o, 0, sizeof *o);
+}
+
+void
+copy_changes_free (copy_changes *c)
+{
+  for (size_t i = 0; i < c->n; i++)
+    owned_clear (&c->owned[i]);
+  free (c->owned);
+  free (c->v);
+  free (c->hash);
+  memset (c, 0, sizeof *c);
+}
+
+static size_t
+hash_str (const char *s)
+{
+  size_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char) *s) * 1099511628211ull;
+  return h;
+}
+
+static void
+hash_insert (copy_changes *c, size_t idx)
+{
+  size_t m = c->hash_cap - 1;
+  for (size_t h = hash_str (c->v[idx].path) & m;; h = (h + 1) & m)
+    if (c->hash[h] == 0)
+      {
+        c->hash[h] = idx + 1;
+        return;
+      }
+}
+
+static ssize_t
+changes_find (const copy_changes *c, const char *path)
+{
+  if (c->hash_cap == 0)
+    return -1;
+  size_t m = c->hash_cap - 1;
+  for (size_t h = hash_str (path) & m; c->hash[h]; h = (h + 1) & m)
+    if (strcmp (c->v[c->hash[h] - 1].path, path) == 0)
+      return (ssize_t) (c->hash[h] - 1);
+  return -1;
+}
+
+/* The (cleared) entry for path: a new one, or the existing one reset. */
+static layer_change *
+changes_put (copy_changes *c, const char *path, struct copy_owned **owned)
+{
+  ssize_t i = changes_find (c, path);
+  if (i >= 0)
+    {
+      owned_clear (&c->owned[i]);
+      c->owned[i].path = xstrdup (path);
+      memset (&c->v[i], 0, sizeof c->v[i]);
+      c->v[i].path = c->owned[i].path;
+      c->v[i].data_dirfd = -1;
+      *owned = &c->owned[i];
+      return &c->v[i];
+    }
+  if (c->n == c->cap)
+    {
+      c->cap = c->cap ? c->cap * 2 : 64;
+      c->v = xreallocarray (c->v, c->cap, sizeof *c->v);
+      c->owned = xreallocarray (c->owned, c->cap, sizeof *c->owned);
+    }
+  if ((c->n + 1) * 2 > c->hash_cap)
+    {
+      free (c->hash);
+      c->hash_cap = c->hash_cap ? c->hash_cap * 2 : 128;
+      while ((c->n + 1) * 2 > c->hash_cap)
+        c->hash_cap *= 2;
+      c->hash = xcalloc (c->hash_cap, sizeof *c->hash);
+      for (size_t k = 0; k < c->n; k++)
+        hash_insert (c, k);
+    }
+  size_t k = c->n++;
+  memset (&c->owned[k], 0, sizeof c->owned[k]);
+  memset (&c->v[k], 0, sizeof c->v[k]);
+  c->owned[k].path = xstrdup (path);
+  c->v[k].path = c->owned[k].path;
+  c->v[k].data_dirfd = -1;
+  hash_insert (c, k);
+  *owned = &c->owned[k];
+  return &c->v[k];
+}
+
+int
+copy_parse_chmod (const char *s, mode_t *out, kiln_error **err)
+{
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul (s, &end, 8);
+  if (*s == '\0' || *end || errno || v > 07777)
+    return kiln_error_make (err, EINVAL, "--chmod '%s': only octal modes (e.g. 755) are supported", s);
+  *out = v;
+  return 0;
+}
+
+/* ---- sources ---- */
+
+typedef struct src_stat
+{
+  mode_t mode;
+  uint64_t size;
+  int64_t mtime_sec;
+  uint32_t mtime_nsec;
+  dev_t rdev;
+  char *symlink;
+  dev_t dev;          /* hardlink identity (context only) */
+  ino_t ino;
+  nlink_t nlink;
+  unsigned layer;
+} src_stat;
+
+typedef struct source source;
+struct source
+{
+  int (*stat) (source *s, const char *path, src_stat *st);
+  int (*list) (source *s, const char *path, char ***names);
+  /* Where the bytes of a regular file are (dirfd borrowed, path owned). */
+  int (*data) (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath);
+  void (*xattrs) (source *s, const char *path, const src_stat *st, struct copy_owned *o);
+  int ctxfd;
+  const dockerignore *ign;
+  overlay_lower *lower;
+};
+
+static int
+names_cmp (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+static int
+ctx_parent (source *s, const char *path, const char **base)
+{
+  autofree char *dir = NULL;
+  const char *slash = strrchr (path, '/');
+  if (slash)
+    {
+      dir = xstrndup (path, slash - path);
+      *base = slash + 1;
+    }
+  else
+    {
+      dir = xstrdup ("");
+      *base = path;
+    }
+  autoerror kiln_error *e = NULL;
+  int fd = fs_open_in_root (s->ctxfd, dir, O_PATH | O_DIRECTORY, 0, FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, &e);
+  if (fd < 0)
+    return e && e->status ? -e->status : -ENOENT;
+  return fd;
+}
+
+static int
+ctx_stat (source *s, const char *path, src_stat *st)
+{
+  memset (st, 0, sizeof *st);
+  struct stat sb;
+  if (*path == '\0')
+    {
+      if (fstat (s->ctxfd, &sb) < 0)
+        return -errno;
+    }
+  else
+    {
+      const char *base;
+      autoclose int pfd = ctx_parent (s, path, &base);
+      if (pfd < 0)
+        return pfd;
+      if (fstatat (pfd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+      if (S_ISLNK (sb.st_mode))
+        {
+          char buf[PATH_MAX];
+          ssize_t n = readlinkat (pfd, base, buf, sizeof buf - 1);
+          if (n < 0)
+            return -errno;
+          buf[n] = '\0';
+          st->symlink = xstrdup (buf);
+        }
+    }
+  st->mode = sb.st_mode;
+  st->size = sb.st_size;
+  st->mtime_sec = sb.st_mtim.tv_sec;
+  st->mtime_nsec = sb.st_mtim.tv_nsec;
+  st->rdev = sb.st_rdev;
+  st->dev = sb.st_dev;
+  st->ino = sb.st_ino;
+  st->nlink = sb.st_nlink;
+  return 0;
+}
+
+static int
+ctx_list (source *s, const char *path, char ***names)
+{
+  *names = NULL;
+  autoerror kiln_error *e = NULL;
+  int fd = fs_open_in_root (s->ctxfd, path, O_RDONLY | O_DIRECTORY, 0, FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, &e);
+  if (fd < 0)
+    return e && e->status ? -e->status : -ENOENT;
+  DIR *d = fdopendir (fd);
+  if (!d)
+    {
+      int r = -errno;
+      close (fd);
+      return r;
+    }
+  size_t n = 0;
+  struct dirent *de;
+  while ((de = readdir (d)))
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      strv_push (names, de->d_name);
+      n++;
+    }
+  closedir (d);
+  if (n > 1)
+    qsort (*names, n, sizeof **names, names_cmp);
+  return 0;
+}
+
+static int
+ctx_data (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath)
+{
+  (void) st;
+  *dirfd = s->ctxfd;
+  *relpath = xstrdup (path);
+  return 0;
+}
+
+static void
+add_xattr (struct copy_owned *o, const char *name, const void *val, size_t len)
+{
+  o->xattr_names = xreallocarray (o->xattr_names, o->n_xattrs + 1, sizeof *o->xattr_names);
+  o->xattr_values = xreallocarray (o->xattr_values, o->n_xattrs + 1, sizeof *o->xattr_values);
+  o->xattr_names[o->n_xattrs] = xstrdup (name);
+  o->xattr_values[o->n_xattrs] = xmemdup (val, len ? len : 1);
+  o->xattrs = xreallocarray (o->xattrs, o->n_xattrs + 1, sizeof *o->xattrs);
+  o->xattrs[o->n_xattrs] = (layer_index_xattr) { o->xattr_names[o->n_xattrs], o->xattr_values[o->n_xattrs], len };
+  o->n_xattrs++;
+}
+
+static void
+ctx_xattrs (source *s, const char *path, const src_stat *st, struct copy_owned *o)
+{
+  if (!S_ISREG (st->mode) && !S_ISDIR (st->mode))
+    return;
+  autoerror kiln_error *e = NULL;
+  autoclose int fd = fs_open_in_root (s->ctxfd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0,
+                                      FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, &e);
+  if (fd < 0)
+    return;
+  char names[4096];
+  ssize_t n = flistxattr (fd, names, sizeof names);
+  for (ssize_t i = 0; i < n; i += strlen (names + i) + 1)
+    {
+      const char *name = names + i;
+      if (strncmp (name, "user.", 5) != 0 && strcmp (name, "security.capability") != 0)
+        continue;
+      char val[4096];
+      ssize_t vl = fgetxattr (fd, name, val, sizeof val);
+      if (vl >= 0)
+        add_xattr (o, name, val, vl);
+    }
+}
+
+static int
+lay_stat (source *s, const char *path, src_stat *st)
+{
+  memset (st, 0, sizeof *st);
+  rootfs_entry e;
+  int r = rootfs_stat (s->lower, path, &e);
+  if (r < 0)
+    return r;
+  st->mode = e.attr.mode;
+  st->size = e.attr.size;
+  st->mtime_sec = e.attr.mtime.tv_sec;
+  st->mtime_nsec = e.attr.mtime.tv_nsec;
+  st->rdev = e.attr.rdev;
+  st->symlink = steal_pointer (&e.attr.symlink);
+  st->layer = e.layer;
+  st->nlink = 1;
+  rootfs_entry_clear (&e);
+  return 0;
+}
+
+static int
+lay_list (source *s, const char *path, char ***names)
+{
+  *names = NULL;
+  rootfs_entry *v = NULL;
+  size_t n = 0;
+  int r = rootfs_list (s->lower, path, &v, &n);
+  if (r < 0)
+    return r;
+  for (size_t i = 0; i < n; i++)
+    strv_push (names, v[i].name);
+  rootfs_entries_free (v, n);
+  return 0;
+}
+
+static int
+lay_data (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath)
+{
+  *dirfd = overlay_lower_dirfd (s->lower, st->layer);
+  if (*dirfd < 0)
+    return -EIO;
+  *relpath = xstrdup (path);
+  return 0;
+}
+
+typedef struct lay_xattr_ctx
+{
+  struct copy_owned *o;
+} lay_xattr_ctx;
+
+static void
+lay_xattr_cb (void *ud, const char *name, const void *value, size_t len)
+{
+  lay_xattr_ctx *c = ud;
+  add_xattr (c->o, name, value, len);
+}
+
+static void
+lay_xattrs (source *s, const char *path, const src_stat *st, struct copy_owned *o)
+{
+  lay_xattr_ctx c = { o };
+  overlay_lower_xattrs (s->lower, st->layer, path, lay_xattr_cb, &c);
+}
+
+/* ---- the copy itself ---- */
+
+typedef struct copy_run
+{
+  source *src;
+  overlay_lower *dest_view;
+  const copy_request *req;
+  copy_changes *out;
+  /* hardlink identities seen in this COPY (context only) */
+  struct hl
+  {
+    dev_t dev;
+    ino_t ino;
+    char *path;
+  } *hls;
+  size_t n_hls;
+} copy_run;
+
+static bool
+has_glob (const char *s)
+{
+  return strpbrk (s, "*?[\\") != NULL;
+}
+
+/* Clean a source pattern: strip leading '/', "./", collapse "//"; reject
+ * ".." that would leave the root. */
+static int
+clean_rel (const char *in, char **out, kiln_error **err)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  const char *p = in;
+  size_t depth = 0;
+  while (*p)
+    {
+      while (*p == '/')
+        p++;
+      size_t len = strcspn (p, "/");
+      if (len == 0)
+        break;
+      if (len == 1 && p[0] == '.')
+        ;
+      else if (len == 2 && p[0] == '.' && p[1] == '.')
+        {
+          if (depth == 0)
+            return kiln_error_make (err, EINVAL, "source '%s' is outside the build context", in);
+          char *s = strrchr (sb.buf, '/');
+          strbuf_setlen (&sb, s ? (size_t) (s - sb.buf) : 0);
+          depth--;
+        }
+      else
+        {
+          if (sb.len)
+            strbuf_addch (&sb, '/');
+          strbuf_add (&sb, p, len);
+          depth++;
+        }
+      p += len;
+    }
+  *out = strbuf_detach (&sb, NULL);
+  return 0;
+}
+
+static char *
+join (const char *a, const char *b)
+{
+  if (*a == '\0')
+    return xstrdup (b);
+  if (*b == '\0')
+    return xstrdup (a);
+  return xasprintf ("%s/%s", a, b);
+}
+
+static bool
+excluded (copy_run *c, const char *path)
+{
+  if (c->src->ign && *path && dockerignore_excluded (c->src->ign, path))
+    return true;
+  for (char **e = c->req->excludes; e && *e; e++)
+    {
+      autofree char *pat = NULL;
+      autoerror kiln_error *err = NULL;
+      if (clean_rel (*e, &pat, &err) < 0)
+        continue;
+      if (fnmatch (pat, path, FNM_PATHNAME) == 0)
+        return true;
+      /* A pattern matching a parent excludes everything below it. */
+      const char *base = strrchr (path, '/');
+      if (base && fnmatch (pat, base + 1, FNM_PATHNAME) == 0 && strchr (pat, '/') == NULL)
+        return true;
+    }
+  return false;
+}
+
+/* Expand a wildcard pattern against the source (component by component). */
+static int
+expand_glob (copy_run *c, const char *dir, const char *pat, char ***out)
+{
+  const char *slash = strchr (pat, '/');
+  autofree char *comp = slash ? xstrndup (pat, slash - pat) : xstrdup (pat);
+  const char *rest = slash ? slash + 1 : NULL;
+  if (!has_glob (comp))
+    {
+      autofree char *p = join (dir, comp);
+      if (!rest)
+        {
+          src_stat st;
+          if (c->src->stat (c->src, p, &st) == 0)
+            {
+              free (st.symlink);
+              strv_push (out, p);
+            }
+          return 0;
+        }
+      return expand_glob (c, p, rest, out);
+    }
+  autostrv char **names = NULL;
+  int r = c->src->list (c->src, dir, &names);
+  if (r < 0)
+    return r == -ENOENT || r == -ENOTDIR ? 0 : r;
+  for (char **n = names; n && *n; n++)
+    {
+      if (fnmatch (comp, *n, FNM_PATHNAME | FNM_PERIOD * 0) != 0)
+        continue;
+      autofree char *p = join (dir, *n);
+      if (excluded (c, p))
+        continue;
+      if (!rest)
+        strv_push (out, p);
+      else if ((r = expand_glob (c, p, rest, out)) < 0)
+        return r;
+    }
+  return 0;
+}
+
+/* Parent directories of dest path (relative) into the change list. */
+static int
+add_parents (copy_run *c, const char *path)
+{
+  autofree char *acc = xstrdup ("");
+  const char *p = path;
+  for (;;)
+    {
+      const char *slash = strchr (p, '/');
+      if (!slash)
+        break;
+      autofree char *comp = xstrndup (p, slash - p);
+      char *n = join (acc, comp);
+      free (acc);
+      acc = n;
+      p = slash + 1;
+      if (changes_find (c->out, acc) >= 0)
+        continue;
+      rootfs_entry e;
+      int r = c->req->link ? -ENOENT : rootfs_stat (c->dest_view, acc, &e);
+      struct copy_owned *o;
+      if (r == 0)
+        {
+          if (!S_ISDIR (e.attr.mode))
+            {
+              mode_t m = e.attr.mode;
+              rootfs_entry_clear (&e);
+              if (S_ISLNK (m))
+                return -ELOOP;
+              return -ENOTDIR;
+            }
+          layer_change *ch = changes_put (c->out, acc, &o);
+          ch->kind = LAYER_CHANGE_ADD;
+          ch->meta.type = LAYER_INDEX_DIR;
+          ch->meta.mode = e.attr.mode & 07777;
+          ch->meta.uid = e.attr.uid;
+          ch->meta.gid = e.attr.gid;
+          ch->meta.mtime_sec = e.attr.mtime.tv_sec;
+          ch->meta.mtime_nsec = e.attr.mtime.tv_nsec;
+          rootfs_entry_clear (&e);
+          continue;
+        }
+      if (r != -ENOENT)
+        return r;
+      layer_change *ch = changes_put (c->out, acc, &o);
+      ch->kind = LAYER_CHANGE_ADD;
+      ch->meta.type = LAYER_INDEX_DIR;
+      ch->meta.mode = 0755;
+      ch->meta.uid = c->req->chown ? c->req->uid : 0;
+      ch->meta.gid = c->req->chown ? c->req->gid : 0;
+    }
+  return 0;
+}
+
+static layer_index_type
+index_type (mode_t m)
+{
+  switch (m & S_IFMT)
+    {
+    case S_IFREG: return LAYER_INDEX_REG;
+    case S_IFDIR: return LAYER_INDEX_DIR;
+    case S_IFLNK: return LAYER_INDEX_SYMLINK;
+    case S_IFCHR: return LAYER_INDEX_CHR;
+    case S_IFBLK: return LAYER_INDEX_BLK;
+    case S_IFIFO: return LAYER_INDEX_FIFO;
+    default: return LAYER_INDEX_SOCK;
+    }
+}
+
+/* One entry: source path sp -> destination path dp (relative). */
+static int
+copy_entry (copy_run *c, const char *sp, const char *dp, const src_stat *st, kiln_error **err)
+{
+  struct copy_owned *o;
+  layer_change *ch = changes_put (c->out, dp, &o);
+  ch->kind = LAYER_CHANGE_ADD;
+  ch->meta.type = index_type (st->mode);
+  ch->meta.mode = c->req->chmod ? c->req->mode : (st->mode & 07777);
+  if (S_ISLNK (st->mode))
+    ch->meta.mode = 0777;
+  ch->meta.uid = c->req->chown ? c->req->uid : 0;
+  ch->meta.gid = c->req->chown ? c->req->gid : 0;
+  ch->meta.mtime_sec = st->mtime_sec;
+  ch->meta.mtime_nsec = st->mtime_nsec;
+  ch->meta.rdev_major = major (st->rdev);
+  ch->meta.rdev_minor = minor (st->rdev);
+  if (S_ISLNK (st->mode))
+    {
+      o->symlink = xstrdup (st->symlink ? st->symlink : "");
+      ch->meta.link_target = o->symlink;
+      ch->meta.size = strlen (o->symlink);
+      return 0;
+    }
+  if (S_ISREG (st->mode))
+    {
+      if (st->nlink > 1 && c->src->ctxfd >= 0)
+        {
+          for (size_t i = 0; i < c->n_hls; i++)
+            if (c->hls[i].dev == st->dev && c->hls[i].ino == st->ino && changes_find (c->out, c->hls[i].path) >= 0)
+              {
+                o->hardlink = xstrdup (c->hls[i].path);
+                ch->hardlink_target = o->hardlink;
+                return 0;
+              }
+          c->hls = xreallocarray (c->hls, c->n_hls + 1, sizeof *c->hls);
+          c->hls[c->n_hls++] = (struct hl) { st->dev, st->ino, xstrdup (dp) };
+        }
+      int dfd;
+      if (c->src->data (c->src, sp, st, &dfd, &o->data_path) < 0)
+        return kiln_error_make (err, EIO, "%s: no data for '%s'", c->req->what, sp);
+      ch->data_dirfd = dfd;
+      ch->data_path = o->data_path;
+      ch->meta.size = st->size;
+    }
+  c->src->xattrs (c->src, sp, st, o);
+  ch->meta.xattrs = o->xattrs;
+  ch->meta.n_xattrs = o->n_xattrs;
+  return 0;
+}
+
+static int
+copy_tree (copy_run *c, const char *sp, const char *dp, const src_stat *st, kiln_error **err)
+{
+  if (copy_entry (c, sp, dp, st, err) < 0)
+    return -1;
+  if (!S_ISDIR (st->mode))
+    return 0;
+  autostrv char **names = NULL;
+  int r = c->src->list (c->src, sp, &names);
+  if (r < 0)
+    return kiln_error_make (err, -r, "%s: list '%s'", c->req->what, sp);
+  for (char **n = names; n && *n; n++)
+    {
+      autofree char *csp = join (sp, *n);
+      autofree char *cdp = join (dp, *n);
+      src_stat cst;
+      r = c->src->stat (c->src, csp, &cst);
+      if (r < 0)
+        return kiln_error_make (err, -r, "%s: stat '%s'", c->req->what, csp);
+      /* An excluded directory is still walked when a .dockerignore exception
+       * may match below it; its children are filtered one by one. */
+      if (excluded (c, csp)
+          && (!S_ISDIR (cst.mode) || !c->src->ign || dockerignore_can_skip_dir (c->src->ign, csp)))
+        {
+          free (cst.symlink);
+          continue;
+        }
+      r = copy_tree (c, csp, cdp, &cst, err);
+      free (cst.symlink);
+      if (r < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static const char *
+base_name (const char *p)
+{
+  const char *s = strrchr (p, '/');
+  return s ? s + 1 : p;
+}
+
+static int
+run_copy (copy_run *c, kiln_error **err)
+{
+  const copy_request *req = c->req;
+  autofree char *dest = NULL;
+  if (clean_rel (req->dest, &dest, err) < 0)
+    return -1;
+  size_t n_src = 0;
+  bool wildcard = false;
+  autostrv char **matches = NULL;
+  for (char **s = req->srcs; s && *s; s++, n_src++)
+    {
+      autofree char *clean = NULL;
+      if (clean_rel (*s, &clean, err) < 0)
+        return kiln_error_wrap (err, "%s", req->what);
+      if (has_glob (clean))
+        {
+          wildcard = true;
+          size_t before = strv_len (matches);
+          int r = expand_glob (c, "", clean, &matches);
+          if (r < 0)
+            return kiln_error_make (err, -r, "%s: expanding '%s'", req->what, *s);
+          if (strv_len (matches) == before)
+            return kiln_error_make (err, ENOENT, "%s: no source files were specified: '%s' matches nothing%s",
+                                    req->what, *s, c->src->ign ? " (or only files excluded by .dockerignore)" : "");
+          continue;
+        }
+      src_stat st;
+      int r = c->src->stat (c->src, clean, &st);
+      free (st.symlink);
+      if (r < 0 || (*clean && excluded (c, clean)))
+        return kiln_error_make (err, r < 0 ? -r : ENOENT, "%s: source '%s' not found%s", req->what, *s,
+                                c->src->ign ? " in the build context (or excluded by .dockerignore)" : "");
+      strv_push (&matches, clean);
+    }
+  bool dest_dir = req->dest_is_dir || n_src > 1 || wildcard || *dest == '\0';
+  if (!dest_dir && matches && matches[0])
+    {
+      rootfs_entry e;
+      if (!req->link && rootfs_stat (c->dest_view, dest, &e) == 0)
+        {
+          dest_dir = S_ISDIR (e.attr.mode);
+          rootfs_entry_clear (&e);
+        }
+    }
+  for (char **m = matches; m && *m; m++)
+    {
+      src_stat st;
+      int r = c->src->stat (c->src, *m, &st);
+      if (r < 0)
+        return kiln_error_make (err, -r, "%s: stat '%s'", req->what, *m);
+      autofree char *dp = NULL;
+      if (req->parents)
+        dp = join (dest, *m);
+      else if (S_ISDIR (st.mode))
+        dp = xstrdup (dest);
+      else if (dest_dir)
+        dp = join (dest, base_name (*m));
+      else
+        dp = xstrdup (dest);
+      if (*dp)
+        {
+          r = add_parents (c, dp);
+          if (r < 0)
+            {
+              free (st.symlink);
+              return kiln_error_make (err, -r, "%s: destination '/%s': a parent is not a directory%s", req->what, dp,
+                                      r == -ELOOP ? " (symlinked parents are not followed yet)" : "");
+            }
+        }
+      if (S_ISDIR (st.mode) && *dp == '\0')
+        {
+          /* Contents into the root: the root itself is not in a layer. */
+          autostrv char **names = NULL;
+          r = c->src->list (c->src, *m, &names);
+          for (char **n = names; r == 0 && n && *n; n++)
+            {
+              autofree char *csp = join (*m, *n);
+              if (excluded (c, csp))
+                continue;
+              src_stat cst;
+              if (c->src->stat (c->src, csp, &cst) < 0)
+                continue;
+              r = copy_tree (c, csp, *n, &cst, err) < 0 ? -1 : 0;
+              free (cst.symlink);
+            }
+          free (st.symlink);
+          if (r < 0)
+            return -1;
+          continue;
+        }
+      r = copy_tree (c, *m, dp, &st, err);
+      free (st.symlink);
+      if (r < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static void
+run_free (copy_run *c)
+{
+  for (size_t i = 0; i < c->n_hls; i++)
+    free (c->hls[i].path);
+  free (c->hls);
+}
+
+int
+copy_from_context (int ctx_dirfd, const dockerignore *ign, overlay_lower *dest_view, const copy_request *req,
+                   copy_changes *out, kiln_error **err)
+{
+  source s = { ctx_stat, ctx_list, ctx_data, ctx_xattrs, ctx_dirfd, ign, NULL };
+  copy_run c = { .src = &s, .dest_view = dest_view, .req = req, .out = out };
+  int r = run_copy (&c, err);
+  run_free (&c);
+  return r;
+}
+
+int
+copy_from_layers (overlay_lower *src, overlay_lower *dest_view, const copy_request *req, copy_changes *out,
+                  kiln_error **err)
+{
+  source s = { lay_stat, lay_list, lay_data, lay_xattrs, -1, NULL, src };
+  copy_run c = { .src = &s, .dest_view = dest_view, .req = req, .out = out };
+  int r = run_copy (&c, err);
+  run_free (&c);
+  return r;
+}
+
+int
+copy_add_file (overlay_lower *dest_view, const copy_request *req, int data_dirfd, const char *data_path, mode_t mode,
+               int64_t mtime, copy_changes *out, kiln_error **err)
+{
+  autofree char *dest = NULL;
+  if (clean_rel (req->dest, &dest, err) < 0)
+    return -1;
+  source s = { ctx_stat, ctx_list, ctx_data, ctx_xattrs, data_dirfd, NULL, NULL };
+  copy_run c = { .src = &s, .dest_view = dest_view, .req = req, .out = out };
+  int r = add_parents (&c, dest);
+  run_free (&c);
+  if (r < 0)
+    return kiln_error_make (err, -r, "%s: destination '/%s': a parent is not a directory", req->what, dest);
+  struct stat sb;
+  if (fstatat (data_dirfd, data_path, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+    return kiln_error_make (err, errno, "stat '%s'", data_path);
+  struct copy_owned *o;
+  layer_change *ch = changes_put (out, dest, &o);
+  ch->kind = LAYER_CHANGE_ADD;
+  ch->meta.type = LAYER_INDEX_REG;
+  ch->meta.mode = req->chmod ? req->mode : mode;
+  ch->meta.uid = req->chown ? req->uid : 0;
+  ch->meta.gid = req->chown ? req->gid : 0;
+  ch->meta.size = sb.st_size;
+  ch->meta.mtime_sec = mtime;
+  o->data_path = xstrdup (data_path);
+  ch->data_dirfd = data_dirfd;
+  ch->data_path = o->data_path;
+  return 0;
+}
+
+int
+copy_mkdir (overlay_lower *dest_view, const char *path, uid_t uid, gid_t gid, copy_changes *out, kiln_error **err)
+{
+  autofree char *rel = NULL;
+  if (clean_rel (path, &rel, err) < 0)
+    return -1;
+  if (*rel == '\0')
+    return 0;
+  rootfs_entry e;
+  int r = rootfs_stat (dest_view, rel, &e);
+  if (r == 0)
+    {
+      bool dir = S_ISDIR (e.attr.mode);
+      rootfs_entry_clear (&e);
+      if (dir)
+        return 0;
+      return kiln_error_make (err, ENOTDIR, "'/%s' exists and is not a directory", rel);
+    }
+  copy_request req = { .chown = true, .uid = uid, .gid = gid, .what = "WORKDIR" };
+  source s = { ctx_stat, ctx_list, ctx_data, ctx_xattrs, -1, NULL, NULL };
+  copy_run c = { .src = &s, .dest_view = dest_view, .req = &req, .out = out };
+  autofree char *child = xasprintf ("%s/x", rel);
+  r = add_parents (&c, child);
+  run_free (&c);
+  if (r < 0)
+    return kiln_error_make (err, -r, "creating '/%s': a parent is not a directory", rel);
+  return (int) out->n;
+}
