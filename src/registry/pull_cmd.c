@@ -12,6 +12,8 @@
 #include "registry/ocilayout.h"
 #include "registry/pull.h"
 #include "registry/reference.h"
+#include "store/fetch.h"
+#include "store/store.h"
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/fsutil.h"
@@ -24,10 +26,12 @@ enum
   OPT_DIGEST_FILE,
   OPT_MIRROR,
   OPT_TAR_PATH,
+  OPT_STORE,
 };
 
 static const cli_option pull_options[] = {
-  { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]", "write the image to this OCI layout directory (required)", OPT_OCI_LAYOUT },
+  { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]", "write the image to this OCI layout directory", OPT_OCI_LAYOUT },
+  { "store", 0, CLI_BOOL, NULL, "pull into kiln's store (--root / KILN_ROOT): blobs kept, layers extracted", OPT_STORE },
   { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", "platform to select from an index (default: the host)", OPT_PLATFORM },
   { "digest-file", 0, CLI_VALUE, "FILE", "write the pulled manifest digest to FILE", OPT_DIGEST_FILE },
   { "tar-path", 0, CLI_VALUE, "FILE", "also write the image as a `docker load` archive", OPT_TAR_PATH },
@@ -87,6 +91,7 @@ typedef struct pull_opts
   char *digest_file;
   char **mirrors;
   char *tar_path;
+  bool store;
   registry_options reg;
 } pull_opts;
 
@@ -117,6 +122,8 @@ pull_handle (void *ctx, int id, const char *value, kiln_error **err)
       free (o->tar_path);
       o->tar_path = xstrdup (value);
       return 0;
+    case OPT_STORE:
+      return cli_parse_bool ("--store", value, &o->store, err);
     case OPT_MIRROR:
       {
         /* kaniko accepts "host", "https://host" and "http://host". */
@@ -154,6 +161,76 @@ pull_opts_free (pull_opts *o)
 static int run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char *arch,
                           const char *variant, const char *dir, const char *tag, kiln_error **err);
 
+static const char *
+fetch_how_name (store_fetch_how how)
+{
+  switch (how)
+    {
+    case STORE_FETCH_DOWNLOADED:
+      return "downloaded";
+    case STORE_FETCH_CACHED:
+      return "cached";
+    case STORE_FETCH_LOCAL_BLOB:
+      return "extracted from stored blob";
+    }
+  return "?";
+}
+
+/* --store: registry image into the layer store (mirrors first, like the
+ * layout path). */
+static int
+run_pull_store (pull_opts *o, const registry_ref *ref, const char *os, const char *arch, const char *variant,
+                kiln_error **err)
+{
+  autostore store *s = NULL;
+  if (store_open (o->common.root, 0, &s, err) < 0)
+    return -1;
+  autofree char *full = registry_ref_string (ref);
+  store_fetch_result res = { 0 };
+  bool done = false;
+  if (strcmp (ref->domain, REGISTRY_DOCKER_HUB) == 0)
+    for (char **m = o->mirrors; m && *m && !done; m++)
+      {
+        autoref registry_ref *mref = registry_ref_dup (ref);
+        free (mref->domain);
+        mref->domain = xstrdup (*m);
+        autoclient registry_client *mc = NULL;
+        kiln_error *merr = NULL;
+        log_info ("pulling %s from mirror %s into store '%s'", full, *m, s->root);
+        if (registry_client_new (&o->reg, *m, &mc, &merr) >= 0
+            && store_fetch_image (s, mc, mref, os, arch, variant, &res, &merr) >= 0)
+          done = true;
+        else
+          {
+            autofree char *msg = kiln_error_string (merr);
+            log_warn ("mirror %s failed (%s); trying the next source", *m, msg);
+            kiln_error_free (merr);
+          }
+      }
+  if (!done)
+    {
+      autoclient registry_client *c = NULL;
+      if (registry_client_new (&o->reg, ref->domain, &c, err) < 0)
+        return -1;
+      log_info ("pulling %s into store '%s'", full, s->root);
+      if (store_fetch_image (s, c, ref, os, arch, variant, &res, err) < 0)
+        return -1;
+    }
+  for (size_t i = 0; i < res.n_layers; i++)
+    log_debug ("layer %zu/%zu %s diffID %s (%s)", i + 1, res.n_layers, res.layers[i].digest, res.layers[i].diff_id,
+               fetch_how_name (res.layers[i].how));
+  log_info ("%s: %zu layers, %.1f MB downloaded, platform %s/%s%s%s, recorded as '%s'", full, res.n_layers,
+            (double) res.bytes_downloaded / 1e6, res.os, res.arch, res.variant ? "/" : "",
+            res.variant ? res.variant : "", res.ref_name);
+  int r = 0;
+  if (o->digest_file)
+    r = registry_write_digest_file (o->digest_file, res.manifest_digest, err);
+  if (r >= 0)
+    printf ("%s\n", res.manifest_digest);
+  store_fetch_result_clear (&res);
+  return r;
+}
+
 static int
 run_pull (pull_opts *o, const char *refstr, kiln_error **err)
 {
@@ -163,6 +240,8 @@ run_pull (pull_opts *o, const char *refstr, kiln_error **err)
   autofree char *os = NULL, *arch = NULL, *variant = NULL;
   if (o->platform && manifest_parse_platform (o->platform, &os, &arch, &variant, err) < 0)
     return -1;
+  if (o->store)
+    return run_pull_store (o, ref, os, arch, variant, err);
   autofree char *dir = NULL, *tag = NULL;
   autofree char *tmpdir = NULL;
   if (o->layout)
@@ -271,17 +350,26 @@ pull_cmd_main (int argc, char **argv, kiln_error **err)
     }
   if (help)
     {
-      printf ("Usage: kiln pull [FLAGS] REFERENCE --oci-layout DIR[:TAG]\n\n"
-              "Pull an image from a registry into an OCI image layout.\n\nFlags:\n");
+      printf ("Usage: kiln pull [FLAGS] REFERENCE --oci-layout DIR[:TAG]\n"
+              "       kiln pull [FLAGS] REFERENCE --store [--root DIR]\n\n"
+              "Pull an image from a registry into an OCI image layout, or into kiln's store\n"
+              "(layers extracted once, compressed blobs kept).\n\nFlags:\n");
       cli_print_options (stdout, opts, n);
       pull_opts_free (&o);
       return KILN_EXIT_OK;
     }
   cli_common_apply (&o.common);
-  if (strv_len (pos) != 1 || (!o.layout && !o.tar_path))
+  if (o.store && (o.layout || o.tar_path))
     {
       pull_opts_free (&o);
-      kiln_error_make (err, 0, "kiln pull: expected one REFERENCE and --oci-layout DIR[:TAG] and/or --tar-path FILE");
+      kiln_error_make (err, 0, "kiln pull: --store cannot be combined with --oci-layout or --tar-path");
+      return KILN_EXIT_USAGE;
+    }
+  if (strv_len (pos) != 1 || (!o.layout && !o.tar_path && !o.store))
+    {
+      pull_opts_free (&o);
+      kiln_error_make (err, 0,
+                       "kiln pull: expected one REFERENCE and --oci-layout DIR[:TAG] and/or --tar-path FILE, or --store");
       return KILN_EXIT_USAGE;
     }
   ret = run_pull (&o, pos[0], err);

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -430,6 +431,30 @@ store_remove_ref (store *s, const char *name, kiln_error **err)
   return 0;
 }
 
+int
+store_get_ref (store *s, const char *name, char digest_out[DIGEST_STRING_SIZE], kiln_error **err)
+{
+  autofree char *n = ref_name (name);
+  autofree char *rel = xasprintf ("refs/%s", n);
+  autoclose int fd = openat (s->rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    {
+      if (errno == ENOENT)
+        return 0;
+      return kiln_error_make (err, errno, "open ref '%s'", name);
+    }
+  autofree char *buf = NULL;
+  size_t len;
+  if (fs_read_fd (fd, 256, &buf, &len, err) < 0)
+    return kiln_error_wrap (err, "ref '%s'", name);
+  buf[strcspn (buf, "\n ")] = '\0';
+  autoerror kiln_error *verr = NULL;
+  if (digest_validate (buf, &verr) < 0)
+    return kiln_error_make (err, EINVAL, "ref '%s' in '%s' holds no valid digest", name, s->root);
+  memcpy (digest_out, buf, DIGEST_STRING_SIZE);
+  return 1;
+}
+
 static int
 list_dir (int dirfd, const char *rel, char ***out, kiln_error **err)
 {
@@ -605,4 +630,201 @@ store_prune (store *s, bool all, bool dry_run, store_prune_stats *st, kiln_error
   if (all && prune_dir (s, "refs", keep_refs, dry_run, &st->other, &st->bytes, err) < 0)
     return -1;
   return 0;
+}
+
+/* ---- streaming blob writer ---------------------------------------------- */
+
+struct store_blob_writer
+{
+  store *s;
+  int fd;
+  char *tmpname;
+  digest_ctx *d;
+};
+
+static int
+open_tmp_dir (store *s, kiln_error **err)
+{
+  int tfd = openat (s->rootfd, "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (tfd < 0)
+    return kiln_error_make (err, errno, "open '%s/tmp'", s->root);
+  return tfd;
+}
+
+int
+store_blob_tmpfile (store *s, int *fd, char **tmpname, kiln_error **err)
+{
+  autoclose int tfd = open_tmp_dir (s, err);
+  if (tfd < 0)
+    return -1;
+  static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  for (int attempt = 0; attempt < 100; attempt++)
+    {
+      unsigned char rnd[8];
+      if (getentropy (rnd, sizeof rnd) < 0)
+        return kiln_error_make (err, errno, "getentropy");
+      char sfx[sizeof rnd + 1];
+      for (size_t i = 0; i < sizeof rnd; i++)
+        sfx[i] = chars[rnd[i] % (sizeof chars - 1)];
+      sfx[sizeof rnd] = '\0';
+      autofree char *name = xasprintf ("blob-%d-%s", (int) getpid (), sfx);
+      int f;
+      do
+        f = openat (tfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      while (f < 0 && errno == EINTR);
+      if (f >= 0)
+        {
+          *fd = f;
+          *tmpname = steal_pointer (&name);
+          return 0;
+        }
+      if (errno != EEXIST)
+        return kiln_error_make (err, errno, "create temporary blob '%s/tmp/%s'", s->root, name);
+    }
+  return kiln_error_make (err, EEXIST, "create temporary blob in '%s/tmp': no unused name found", s->root);
+}
+
+void
+store_blob_discard (store *s, const char *tmpname)
+{
+  autoclose int tfd = openat (s->rootfd, "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (tfd >= 0 && unlinkat (tfd, tmpname, 0) < 0 && errno != ENOENT)
+    log_warn ("store: removing '%s/tmp/%s': %s", s->root, tmpname, strerror (errno));
+}
+
+/* fsync fd, then move tmp/TMPNAME to blobs/sha256/HEX and make the rename
+ * durable. A concurrent writer of the same digest wrote the same bytes, so
+ * replacing its file is harmless. */
+static int
+blob_publish (store *s, int fd, const char *tmpname, const char *digest, kiln_error **err)
+{
+  if (fchmod (fd, 0644) < 0)
+    return kiln_error_make (err, errno, "chmod temporary blob '%s/tmp/%s'", s->root, tmpname);
+  if (fsync (fd) < 0)
+    return kiln_error_make (err, errno, "fsync temporary blob '%s/tmp/%s'", s->root, tmpname);
+  autofree char *from = xasprintf ("tmp/%s", tmpname);
+  autofree char *to = blob_rel (digest);
+  if (renameat (s->rootfd, from, s->rootfd, to) < 0)
+    return kiln_error_make (err, errno, "store blob %s: rename '%s' to '%s'", digest, from, to);
+  autoclose int bfd = openat (s->rootfd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (bfd >= 0)
+    fsync (bfd);
+  return 0;
+}
+
+int
+store_blob_adopt (store *s, const char *tmpname, const char *digest, kiln_error **err)
+{
+  if (digest_validate (digest, err) < 0)
+    {
+      store_blob_discard (s, tmpname);
+      return -1;
+    }
+  autofree char *rel = xasprintf ("tmp/%s", tmpname);
+  autoclose int fd = openat (s->rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "open temporary blob '%s/%s'", s->root, rel);
+  char got[DIGEST_STRING_SIZE];
+  uint64_t size;
+  int r = digest_fd (fd, got, &size, err);
+  if (r >= 0 && strcmp (got, digest) != 0)
+    r = kiln_error_make (err, EINVAL, "blob '%s/%s' hashes to %s, expected %s", s->root, rel, got, digest);
+  if (r >= 0)
+    r = blob_publish (s, fd, tmpname, digest, err);
+  if (r < 0)
+    store_blob_discard (s, tmpname);
+  return r;
+}
+
+int
+store_blob_begin (store *s, store_blob_writer **out, kiln_error **err)
+{
+  int fd;
+  char *name;
+  if (store_blob_tmpfile (s, &fd, &name, err) < 0)
+    return -1;
+  store_blob_writer *w = xzalloc (sizeof *w);
+  w->s = s;
+  w->fd = fd;
+  w->tmpname = name;
+  w->d = digest_new ();
+  *out = w;
+  return 0;
+}
+
+int
+store_blob_write (store_blob_writer *w, const void *data, size_t len, kiln_error **err)
+{
+  if (fs_write_all (w->fd, data, len, err) < 0)
+    return kiln_error_wrap (err, "writing temporary blob '%s/tmp/%s'", w->s->root, w->tmpname);
+  digest_update (w->d, data, len);
+  return 0;
+}
+
+uint64_t
+store_blob_written (const store_blob_writer *w)
+{
+  return digest_bytes (w->d);
+}
+
+static void
+blob_writer_free (store_blob_writer *w)
+{
+  if (w->fd >= 0)
+    close (w->fd);
+  digest_free (w->d);
+  free (w->tmpname);
+  free (w);
+}
+
+void
+store_blob_abort (store_blob_writer *w)
+{
+  if (w == NULL)
+    return;
+  store_blob_discard (w->s, w->tmpname);
+  blob_writer_free (w);
+}
+
+int
+store_blob_commit (store_blob_writer *w, const char *expected, char digest_out[DIGEST_STRING_SIZE],
+                   kiln_error **err)
+{
+  char got[DIGEST_STRING_SIZE];
+  digest_final (w->d, got);
+  int r = 0;
+  if (expected && digest_validate (expected, err) < 0)
+    r = -1;
+  else if (expected && strcmp (got, expected) != 0)
+    r = kiln_error_make (err, EINVAL, "blob content hashes to %s, expected %s", got, expected);
+  else
+    r = blob_publish (w->s, w->fd, w->tmpname, got, err);
+  if (r < 0)
+    {
+      store_blob_abort (w);
+      return -1;
+    }
+  if (digest_out)
+    memcpy (digest_out, got, DIGEST_STRING_SIZE);
+  blob_writer_free (w);
+  return 0;
+}
+
+int
+store_blob_size (store *s, const char *digest, int64_t *size, kiln_error **err)
+{
+  if (digest_validate (digest, err) < 0)
+    return -1;
+  autofree char *rel = blob_rel (digest);
+  struct stat st;
+  if (fstatat (s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    {
+      if (errno == ENOENT)
+        return 0;
+      return kiln_error_make (err, errno, "stat blob %s", digest);
+    }
+  if (!S_ISREG (st.st_mode))
+    return kiln_error_make (err, EINVAL, "blob %s in '%s' is not a regular file", digest, s->root);
+  *size = st.st_size;
+  return 1;
 }

@@ -94,6 +94,8 @@ int store_open_layer (store *s, const char *diff_id, int *tree_fd, layer_index *
  * (stored percent-encoded). */
 int store_set_ref (store *s, const char *name, const char *manifest_digest, kiln_error **err);
 int store_remove_ref (store *s, const char *name, kiln_error **err);
+/* Read refs/NAME: 1 and the digest if it exists, 0 if not. */
+int store_get_ref (store *s, const char *name, char digest_out[DIGEST_STRING_SIZE], kiln_error **err);
 
 typedef struct store_prune_stats
 {
@@ -115,5 +117,36 @@ int store_get_blob (store *s, const char *digest, size_t max_size, char **data, 
                     kiln_error **err);
 /* Open a blob for reading (O_RDONLY fd). */
 int store_open_blob (store *s, const char *digest, kiln_error **err);
+
+/* Streaming blob writer: bytes go to a private temp file in tmp/ (so a
+ * kill -9 leaves only something the next idle store_open removes), hashed
+ * as they are written; commit fsyncs, verifies the digest and renames into
+ * blobs/sha256/HEX (replacing an identical blob another process stored
+ * meanwhile). Abort unlinks the temp file. Either one frees the writer. */
+typedef struct store_blob_writer store_blob_writer;
+
+int store_blob_begin (store *s, store_blob_writer **out, kiln_error **err);
+int store_blob_write (store_blob_writer *w, const void *data, size_t len, kiln_error **err);
+/* Bytes written so far. */
+uint64_t store_blob_written (const store_blob_writer *w);
+/* expected may be NULL (store under whatever the content hashes to); the
+ * digest stored is written to digest_out (may be NULL). On failure the temp
+ * file is removed too. w is freed in every case. */
+int store_blob_commit (store_blob_writer *w, const char *expected, char digest_out[DIGEST_STRING_SIZE],
+                       kiln_error **err);
+void store_blob_abort (store_blob_writer *w);
+
+/* For producers that need a plain fd (the layer writer): create an empty
+ * temp file in tmp/ opened O_RDWR; *tmpname (caller frees) names it for
+ * store_blob_adopt / store_blob_discard. The caller closes *fd. */
+int store_blob_tmpfile (store *s, int *fd, char **tmpname, kiln_error **err);
+/* Hash tmp/TMPNAME, check it against digest, fsync and rename it into
+ * blobs/sha256/HEX. On a mismatch or any error the temp file is removed. */
+int store_blob_adopt (store *s, const char *tmpname, const char *digest, kiln_error **err);
+/* Remove tmp/TMPNAME (best effort). */
+void store_blob_discard (store *s, const char *tmpname);
+
+/* Size of a stored blob (open + fstat): 1 and *size if present, 0 if not. */
+int store_blob_size (store *s, const char *digest, int64_t *size, kiln_error **err);
 
 #endif
