@@ -1,16 +1,25 @@
-/* build_cmd.c - `kiln build`. */
+/* build_cmd.c - `kiln build`: flags (docker build, BuildKit and kaniko
+ * executor spellings), then plan -> build_exec -> build_output. */
 #include "build/build_cmd.h"
+#include "build/build_exec.h"
+#include "build/build_output.h"
 #include "build/dockerfile.h"
 #include "build/plan.h"
 #include "build/plan_json.h"
+#include "build/progress.h"
+#include "registry/pull_cmd.h"
+#include "registry/reference.h"
+#include "sandbox/sandbox.h"
+#include "store/store.h"
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-
 #include <string.h>
+#include <unistd.h>
 
 typedef struct build_cmd_opts
 {
@@ -22,6 +31,26 @@ typedef struct build_cmd_opts
   char *target;
   char *platform;
   bool skip_unused_stages;
+  char **destinations;
+  bool no_push;
+  char *oci_layout;
+  char *tar_path;
+  char *digest_file;
+  char *name_digest_file;
+  bool reproducible;
+  char *compression;
+  int compression_level;
+  char *format;
+  char **labels;
+  char *progress;
+  bool quiet;
+  char *userns;
+  char *network;
+  char *seccomp;
+  registry_options reg;       /* pushes and pulls */
+  bool insecure_pull;
+  int push_retry;
+  char **noop_notes;          /* kaniko flags kiln does not need */
 } build_cmd_opts;
 
 enum
@@ -33,6 +62,28 @@ enum
   OPT_PLATFORM,
   OPT_SKIP_UNUSED,
   OPT_CONTEXT,
+  OPT_TAG,
+  OPT_NO_PUSH,
+  OPT_OCI_LAYOUT,
+  OPT_TAR_PATH,
+  OPT_DIGEST_FILE_B,
+  OPT_NAME_DIGEST_FILE,
+  OPT_REPRODUCIBLE,
+  OPT_COMPRESSION,
+  OPT_COMPRESSION_LEVEL,
+  OPT_FORMAT,
+  OPT_LABEL,
+  OPT_PROGRESS,
+  OPT_QUIET,
+  OPT_USERNS,
+  OPT_NETWORK,
+  OPT_SECCOMP,
+  OPT_INSECURE_PULL,
+  OPT_PUSH_RETRY_B,
+  OPT_SINGLE_SNAPSHOT,
+  OPT_NOOP_SNAPSHOT_MODE,
+  OPT_NOOP_USE_NEW_RUN,
+  OPT_NOOP_CLEANUP,
 };
 
 static const cli_option build_options[] = {
@@ -41,13 +92,48 @@ static const cli_option build_options[] = {
     "(reads no context, contacts no registry)", OPT_DRY_RUN },
   { "file", 'f', CLI_VALUE, "PATH", "Dockerfile to use (default: CONTEXT/Dockerfile)", OPT_FILE },
   { "dockerfile", 'd', CLI_VALUE, "PATH", NULL, OPT_FILE },
+  { "context", 'c', CLI_VALUE, "DIR", "build context directory (kaniko; plain path or dir://PATH)", OPT_CONTEXT },
   { "build-arg", 0, CLI_VALUE, "KEY[=VALUE]", "set a build-time variable (repeatable); without =VALUE the value "
     "comes from the environment", OPT_BUILD_ARG },
   { "target", 0, CLI_VALUE, "STAGE", "build this stage (default: the last one)", OPT_TARGET },
   { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", "target platform (default: this machine)", OPT_PLATFORM },
+  { "custom-platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", NULL, OPT_PLATFORM },
   { "skip-unused-stages", 0, CLI_BOOL, NULL, "build only the stages the target needs (default true; "
     "false builds every stage up to the target)", OPT_SKIP_UNUSED },
-  { "context", 'c', CLI_VALUE, "DIR", "build context directory (kaniko; plain path or dir://PATH)", OPT_CONTEXT },
+  { "tag", 't', CLI_VALUE, "IMAGE", "push the result to IMAGE (registry/repository:tag; repeatable)", OPT_TAG },
+  { "destination", 0, CLI_VALUE, "IMAGE", NULL, OPT_TAG },
+  { "no-push", 0, CLI_BOOL, NULL, "build (and write --oci-layout/--tar-path) but push nothing", OPT_NO_PUSH },
+  { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]", "also write the image into an OCI layout directory", OPT_OCI_LAYOUT },
+  { "oci-layout-path", 0, CLI_VALUE, "DIR[:TAG]", NULL, OPT_OCI_LAYOUT },
+  { "tar-path", 0, CLI_VALUE, "FILE", "also write the image as a `docker load` archive", OPT_TAR_PATH },
+  { "digest-file", 0, CLI_VALUE, "FILE", "write the image manifest digest to FILE", OPT_DIGEST_FILE_B },
+  { "image-name-with-digest-file", 0, CLI_VALUE, "FILE", "write NAME@DIGEST for every destination to FILE",
+    OPT_NAME_DIGEST_FILE },
+  { "reproducible", 0, CLI_BOOL, NULL, "identical inputs give an identical digest: timestamps set to "
+    "$SOURCE_DATE_EPOCH (default 0), file mtimes clamped to it", OPT_REPRODUCIBLE },
+  { "compression", 0, CLI_VALUE, "gzip|zstd|none", "layer compression (default gzip)", OPT_COMPRESSION },
+  { "compression-level", 0, CLI_VALUE, "N", "compression level (gzip 1-9, zstd 1-19; default 6 / 3)",
+    OPT_COMPRESSION_LEVEL },
+  { "format", 0, CLI_VALUE, "oci|docker", "manifest and config format (default oci)", OPT_FORMAT },
+  { "label", 0, CLI_VALUE, "KEY=VALUE", "add a label to the image (repeatable)", OPT_LABEL },
+  { "progress", 0, CLI_VALUE, "auto|plain|json", "progress output on stderr (default auto = plain)", OPT_PROGRESS },
+  { "quiet", 'q', CLI_BOOL, NULL, "print only the image digest", OPT_QUIET },
+  { "userns", 0, CLI_VALUE, "auto|full|single", "user namespace mode for RUN (default auto)", OPT_USERNS },
+  { "network", 0, CLI_VALUE, "host|none", "network for RUN steps (default host; RUN --network overrides)",
+    OPT_NETWORK },
+  { "seccomp-policy", 0, CLI_VALUE, "FILE|unconfined", "seccomp profile for RUN (Docker JSON; default "
+    "policies/default.json)", OPT_SECCOMP },
+  TRANSPORT_OPTIONS
+  { "insecure-pull", 0, CLI_BOOL, NULL, "use plain HTTP for every registry images are pulled from", OPT_INSECURE_PULL },
+  { "push-retry", 0, CLI_VALUE, "N", "retry a failed push N times (default 0)", OPT_PUSH_RETRY_B },
+  { "single-snapshot", 0, CLI_BOOL, NULL, "(kaniko) one layer for the whole build: not supported, an error",
+    OPT_SINGLE_SNAPSHOT },
+  { "snapshot-mode", 0, CLI_VALUE, "MODE", "(kaniko) accepted and unused: kiln snapshots from the overlay's "
+    "write log", OPT_NOOP_SNAPSHOT_MODE },
+  { "use-new-run", 0, CLI_BOOL, NULL, "(kaniko) accepted and unused: kiln always runs steps on its overlay",
+    OPT_NOOP_USE_NEW_RUN },
+  { "cleanup", 0, CLI_BOOL, NULL, "(kaniko) accepted and unused: kiln never modifies the host filesystem",
+    OPT_NOOP_CLEANUP },
   { NULL, 0, CLI_BOOL, NULL, NULL, 0 },
 };
 /* The sentinel above keeps the array non-empty; it is not part of the table. */
@@ -57,8 +143,33 @@ static void
 build_usage (FILE *out, const cli_option *opts, size_t n)
 {
   fprintf (out, "Usage: kiln build [FLAGS] [CONTEXT]\n\n"
-                "Build an image from a Dockerfile.\n\nFlags:\n");
+                "Build an image from a Dockerfile without a daemon and without root: RUN steps run in\n"
+                "user namespaces with seccomp on kiln's FUSE overlay; layers come from the overlay's\n"
+                "write log. The result is pushed to every -t/--destination and/or written with\n"
+                "--oci-layout / --tar-path. Images and layers are kept in the store (--root).\n\n"
+                "Examples:\n"
+                "  kiln build -t registry.example.com/app:1.0 .\n"
+                "  kiln build --no-push --oci-layout out:latest -f docker/Dockerfile .\n\nFlags:\n");
   cli_print_options (out, opts, n);
+}
+
+static void
+set_str (char **dst, const char *v)
+{
+  free (*dst);
+  *dst = xstrdup (v);
+}
+
+static int
+parse_int (const char *flag, const char *v, int lo, int hi, int *out, kiln_error **err)
+{
+  char *end;
+  errno = 0;
+  long n = strtol (v, &end, 10);
+  if (*v == '\0' || *end || errno || n < lo || n > hi)
+    return kiln_error_make (err, EINVAL, "--%s: expected a number from %d to %d, got '%s'", flag, lo, hi, v);
+  *out = (int) n;
+  return 0;
 }
 
 static int
@@ -66,10 +177,11 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
 {
   build_cmd_opts *o = ctx;
   int r = cli_common_handle (&o->common, id, value, err);
-  if (r < 0)
-    return r;
-  if (r == 1)
-    return 0;
+  if (r != 0)
+    return r < 0 ? r : 0;
+  r = registry_transport_handle (&o->reg, id, value, err);
+  if (r != 0)
+    return r < 0 ? r : 0;
   switch (id)
     {
     case OPT_DRY_RUN:
@@ -77,27 +189,94 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_SKIP_UNUSED:
       return cli_parse_bool ("skip-unused-stages", value, &o->skip_unused_stages, err);
     case OPT_FILE:
-      free (o->file);
-      o->file = xstrdup (value);
+      set_str (&o->file, value);
       return 0;
     case OPT_BUILD_ARG:
       strv_push (&o->build_args, value);
       return 0;
     case OPT_TARGET:
-      free (o->target);
-      o->target = xstrdup (value);
+      set_str (&o->target, value);
       return 0;
     case OPT_PLATFORM:
-      free (o->platform);
-      o->platform = xstrdup (value);
+      set_str (&o->platform, value);
       return 0;
     case OPT_CONTEXT:
       if (strncmp (value, "dir://", 6) == 0)
         value += 6;
       else if (strstr (value, "://"))
-        return kiln_error_make (err, 0, "--context '%s': only local directories are supported", value);
-      free (o->context);
-      o->context = xstrdup (value);
+        return kiln_error_make (err, 0, "--context '%s': only local directories (PATH or dir://PATH) are supported", value);
+      set_str (&o->context, value);
+      return 0;
+    case OPT_TAG:
+      strv_push (&o->destinations, value);
+      return 0;
+    case OPT_NO_PUSH:
+      return cli_parse_bool ("no-push", value, &o->no_push, err);
+    case OPT_OCI_LAYOUT:
+      set_str (&o->oci_layout, value);
+      return 0;
+    case OPT_TAR_PATH:
+      set_str (&o->tar_path, value);
+      return 0;
+    case OPT_DIGEST_FILE_B:
+      set_str (&o->digest_file, value);
+      return 0;
+    case OPT_NAME_DIGEST_FILE:
+      set_str (&o->name_digest_file, value);
+      return 0;
+    case OPT_REPRODUCIBLE:
+      return cli_parse_bool ("reproducible", value, &o->reproducible, err);
+    case OPT_COMPRESSION:
+      set_str (&o->compression, value);
+      return 0;
+    case OPT_COMPRESSION_LEVEL:
+      return parse_int ("compression-level", value, 0, 22, &o->compression_level, err);
+    case OPT_FORMAT:
+      set_str (&o->format, value);
+      return 0;
+    case OPT_LABEL:
+      if (!strchr (value, '=') || value[0] == '=')
+        return kiln_error_make (err, EINVAL, "--label '%s': expected KEY=VALUE", value);
+      strv_push (&o->labels, value);
+      return 0;
+    case OPT_PROGRESS:
+      set_str (&o->progress, value);
+      return 0;
+    case OPT_QUIET:
+      return cli_parse_bool ("quiet", value, &o->quiet, err);
+    case OPT_USERNS:
+      set_str (&o->userns, value);
+      return 0;
+    case OPT_NETWORK:
+      set_str (&o->network, value);
+      return 0;
+    case OPT_SECCOMP:
+      set_str (&o->seccomp, value);
+      return 0;
+    case OPT_INSECURE_PULL:
+      return cli_parse_bool ("insecure-pull", value, &o->insecure_pull, err);
+    case OPT_PUSH_RETRY_B:
+      return parse_int ("push-retry", value, 0, 100, &o->push_retry, err);
+    case OPT_SINGLE_SNAPSHOT:
+      {
+        bool v;
+        if (cli_parse_bool ("single-snapshot", value, &v, err) < 0)
+          return -1;
+        if (v)
+          return kiln_error_make (err, ENOTSUP, "--single-snapshot is not supported: kiln makes one layer per "
+                                  "step from the overlay's write log");
+        return 0;
+      }
+    case OPT_NOOP_SNAPSHOT_MODE:
+      strv_push (&o->noop_notes, "--snapshot-mode has no effect: kiln never scans the filesystem; each layer comes "
+                                 "from the overlay's write log");
+      return 0;
+    case OPT_NOOP_USE_NEW_RUN:
+      strv_push (&o->noop_notes, "--use-new-run has no effect: kiln always records RUN changes as they happen");
+      return 0;
+    case OPT_NOOP_CLEANUP:
+      strv_push (&o->noop_notes, "--cleanup has no effect: kiln builds in its store and never modifies the host "
+                                 "filesystem");
       return 0;
     default:
       return kiln_error_make (err, 0, "internal: unhandled build option id %d", id);
@@ -105,39 +284,10 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
 }
 
 static int
-build_run (build_cmd_opts *o, kiln_error **err)
+dry_run (plan *p, kiln_error **err)
 {
-  autofree char *df_path = o->file ? xstrdup (o->file) : xasprintf ("%s/Dockerfile", o->context ? o->context : ".");
-  dockerfile *df = NULL;
-  if (dockerfile_parse_file (df_path, &df, err) < 0)
-    {
-      kiln_error_wrap (err, "kiln build");
-      return KILN_EXIT_FAILURE;
-    }
-  plan_options po = {
-    .build_args = o->build_args,
-    .target = o->target,
-    .platform = o->platform,
-    .skip_unused_stages = o->skip_unused_stages,
-  };
-  plan *p = NULL;
-  if (plan_build (df, &po, &p, err) < 0)
-    {
-      kiln_error_wrap (err, "kiln build");
-      return KILN_EXIT_FAILURE;
-    }
-  for (size_t i = 0; p->warnings && p->warnings[i]; i++)
-    log_warn ("%s", p->warnings[i]);
-  if (!o->dry_run)
-    {
-      plan_free (p);
-      kiln_error_make (err, 0, "kiln build: the build engine is not implemented yet (use --dry-run to see the plan)");
-      return KILN_EXIT_FAILURE;
-    }
   autofree char *json = NULL;
-  int r = plan_json_render (p, &json, err);
-  plan_free (p);
-  if (r < 0)
+  if (plan_json_render (p, &json, err) < 0)
     return KILN_EXIT_FAILURE;
   fputs (json, stdout);
   if (fflush (stdout) != 0)
@@ -148,10 +298,144 @@ build_run (build_cmd_opts *o, kiln_error **err)
   return KILN_EXIT_OK;
 }
 
+static int
+exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_error **err)
+{
+  eo->layer.level = o->compression_level > 0 ? o->compression_level : -1;
+  if (o->compression && layer_writer_parse_compression (o->compression, &eo->layer.compression, err) < 0)
+    return -1;
+  if (o->format && image_parse_format (o->format, &eo->format, err) < 0)
+    return -1;
+  if (o->userns && sandbox_parse_userns (o->userns, &eo->userns, err) < 0)
+    return -1;
+  if (o->network && sandbox_parse_network (o->network, &eo->network, err) < 0)
+    return -1;
+  *pm = PROGRESS_PLAIN;
+  if (o->progress && progress_parse_mode (o->progress, pm, err) < 0)
+    return -1;
+  if (o->quiet)
+    *pm = PROGRESS_QUIET;
+  if (o->reproducible)
+    {
+      eo->reproducible = true;
+      const char *sde = getenv ("SOURCE_DATE_EPOCH");
+      if (sde && *sde)
+        {
+          char *end;
+          long long v = strtoll (sde, &end, 10);
+          if (*end || v < 0)
+            return kiln_error_make (err, EINVAL, "SOURCE_DATE_EPOCH '%s' is not a non-negative integer", sde);
+          eo->epoch = v;
+        }
+      eo->layer.clamp_mtime = true;
+      eo->layer.clamp_epoch = eo->epoch;
+    }
+  eo->seccomp_policy = o->seccomp;
+  eo->labels = o->labels;
+  return 0;
+}
+
+static int
+build_run (build_cmd_opts *o, kiln_error **err)
+{
+  const char *ctx_dir = o->context ? o->context : ".";
+  autofree char *df_path = o->file ? xstrdup (o->file) : xasprintf ("%s/Dockerfile", ctx_dir);
+  for (char **d = o->destinations; d && *d; d++)
+    {
+      autoref registry_ref *ref = NULL;
+      if (registry_ref_parse (*d, &ref, err) < 0)
+        return kiln_error_wrap (err, "--tag '%s'", *d);
+    }
+  if (!o->dry_run && !o->destinations && !o->no_push && !o->oci_layout && !o->tar_path)
+    return kiln_error_make (err, EINVAL, "no output: give -t/--destination IMAGE, --oci-layout DIR or --tar-path "
+                            "FILE (or --no-push to only build into the store)");
+  build_exec_opts eo = { 0 };
+  progress_mode pm;
+  if (exec_opts_from (o, &eo, &pm, err) < 0)
+    return -1;
+  for (char **n = o->noop_notes; n && *n; n++)
+    log_info ("%s", *n);
+
+  dockerfile *df = NULL;
+  if (dockerfile_parse_file (df_path, &df, err) < 0)
+    return -1;
+  for (char **w = df->warnings; w && *w; w++)
+    log_warn ("%s", *w);
+  plan_options po = {
+    .build_args = o->build_args, .target = o->target, .platform = o->platform,
+    .skip_unused_stages = o->skip_unused_stages,
+  };
+  if (o->dry_run)
+    {
+      plan *p = NULL;
+      if (plan_build (df, &po, &p, err) < 0)
+        return -1;
+      for (size_t i = 0; p->warnings && p->warnings[i]; i++)
+        log_warn ("%s", p->warnings[i]);
+      int rc = dry_run (p, err);
+      plan_free (p);
+      return rc == KILN_EXIT_OK ? 0 : -1;
+    }
+
+  autostore store *s = NULL;
+  if (store_open (o->common.root, 0, &s, err) < 0)
+    {
+      dockerfile_free (df);
+      return -1;
+    }
+  registry_options pull_reg = o->reg;
+  if (o->insecure_pull)
+    pull_reg.insecure = true;
+  progress *prog = progress_new (pm, stderr);
+  eo.store = s;
+  eo.context_dir = ctx_dir;
+  eo.dockerfile_path = df_path;
+  eo.reg = &pull_reg;
+  eo.progress = prog;
+  build_exec *b = NULL;
+  int ret = -1;
+  plan *p = NULL;
+  build_result res = { 0 };
+  if (build_exec_new (&eo, &b, err) < 0)
+    {
+      dockerfile_free (df);
+      goto out;
+    }
+  po.image_env = build_exec_image_env;
+  po.image_env_ctx = b;
+  if (plan_build (df, &po, &p, err) < 0)
+    goto out;
+  for (size_t i = 0; p->warnings && p->warnings[i]; i++)
+    log_warn ("%s", p->warnings[i]);
+  if (build_exec_run (b, p, &res, err) < 0)
+    goto out;
+  double t0 = progress_elapsed (prog);
+  build_output_opts oo = {
+    .destinations = o->destinations, .no_push = o->no_push, .reg = &o->reg, .push_retry = o->push_retry,
+    .oci_layout = o->oci_layout, .tar_path = o->tar_path, .digest_file = o->digest_file,
+    .name_digest_file = o->name_digest_file, .progress = prog,
+  };
+  if (build_output_write (s, &res, &oo, err) < 0)
+    goto out;
+  double t_push = progress_elapsed (prog) - t0;
+  const char *names[] = { "pull", "run", "snapshot+pack", "copy", "push" };
+  double secs[] = { res.t_pull, res.t_run, res.t_snapshot, res.t_copy, t_push };
+  progress_summary (prog, res.manifest_digest, (unsigned long long) res.size, res.n_layers, secs, names, 5);
+  if (o->quiet)
+    printf ("%s\n", res.manifest_digest);
+  ret = 0;
+out:
+  build_result_clear (&res);
+  plan_free (p);
+  build_exec_free (b);
+  progress_free (prog);
+  return ret;
+}
+
 int
 build_cmd_main (int argc, char **argv, kiln_error **err)
 {
-  build_cmd_opts o = { .skip_unused_stages = true };
+  build_cmd_opts o = { .skip_unused_stages = true, .reg = { .retries = -1 } };
   cli_common_init (&o.common);
   size_t n = N_BUILD_OPTIONS + cli_common_options_count;
   autofree cli_option *opts = cli_options_concat (build_options, N_BUILD_OPTIONS, cli_common_options,
@@ -187,9 +471,15 @@ build_cmd_main (int argc, char **argv, kiln_error **err)
           rc = KILN_EXIT_USAGE;
           goto out;
         }
-      o.context = xstrdup (pos[0]);
+      o.context = xstrdup (strncmp (pos[0], "dir://", 6) == 0 ? pos[0] + 6 : pos[0]);
     }
-  rc = build_run (&o, err);
+  if (build_run (&o, err) < 0)
+    {
+      kiln_error_wrap (err, "kiln build");
+      rc = KILN_EXIT_FAILURE;
+    }
+  else
+    rc = KILN_EXIT_OK;
 out:
   cli_common_free (&o.common);
   free (o.file);
@@ -197,5 +487,20 @@ out:
   strv_free (o.build_args);
   free (o.target);
   free (o.platform);
+  strv_free (o.destinations);
+  free (o.oci_layout);
+  free (o.tar_path);
+  free (o.digest_file);
+  free (o.name_digest_file);
+  free (o.compression);
+  free (o.format);
+  strv_free (o.labels);
+  free (o.progress);
+  free (o.userns);
+  free (o.network);
+  free (o.seccomp);
+  strv_free (o.reg.insecure_registries);
+  strv_free (o.reg.registry_certs);
+  strv_free (o.noop_notes);
   return rc;
 }

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "store/layer_writer.h"
 #include "util/error.h"
 
 #define MEDIA_OCI_INDEX "application/vnd.oci.image.index.v1+json"
@@ -51,13 +52,6 @@ typedef enum
   MANIFEST_KIND_DOCKER_LIST,
   MANIFEST_KIND_DOCKER_MANIFEST,
 } manifest_kind;
-
-typedef enum
-{
-  LAYER_COMPRESSION_NONE,
-  LAYER_COMPRESSION_GZIP,
-  LAYER_COMPRESSION_ZSTD,
-} layer_compression;
 
 typedef struct manifest_platform
 {

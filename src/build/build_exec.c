@@ -1,0 +1,1152 @@
+/* build_exec.c - the build engine (see build_exec.h). */
+#include "build/build_exec.h"
+#include "build/copy.h"
+#include "build/dockerignore.h"
+#include "build/rootfs.h"
+#include "overlay/overlay.h"
+#include "overlay/overlay_lower.h"
+#include "registry/manifest.h"
+#include "registry/reference.h"
+#include "sandbox/seccomp_profile.h"
+#include "store/extract.h"
+#include "store/fetch.h"
+#include "util/alloc.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+#include "util/units.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct fetched
+{
+  char *key;                 /* "REF@PLATFORM" */
+  store_fetch_result res;
+} fetched;
+
+typedef struct client_entry
+{
+  char *domain;
+  registry_client *client;
+} client_entry;
+
+typedef struct stage_state
+{
+  bool built;
+  image_spec spec;
+  build_layer *layers;
+  size_t n_layers;
+  bool cmd_set;               /* CMD given in this stage (ENTRYPOINT then keeps it) */
+} stage_state;
+
+struct build_exec
+{
+  build_exec_opts o;
+  fetched *fetched;
+  size_t n_fetched;
+  client_entry *clients;
+  size_t n_clients;
+  int ctxfd;
+  dockerignore *ign;
+  sandbox_idmap idmap;
+  bool idmap_ready;
+  seccomp_filter *filter;
+  bool filter_ready;
+  plan *p;
+  stage_state *stages;
+  build_result *res;
+};
+
+static double
+now_s (void)
+{
+  struct timespec t;
+  clock_gettime (CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+void
+build_result_clear (build_result *r)
+{
+  free (r->manifest);
+  for (size_t i = 0; i < r->n_layers; i++)
+    free (r->layers[i].media_type);
+  free (r->layers);
+  memset (r, 0, sizeof *r);
+}
+
+int
+build_exec_new (const build_exec_opts *opts, build_exec **out, kiln_error **err)
+{
+  build_exec *b = xzalloc (sizeof *b);
+  b->o = *opts;
+  b->ctxfd = -1;
+  if (opts->context_dir)
+    {
+      b->ctxfd = open (opts->context_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (b->ctxfd < 0)
+        {
+          int e = errno;
+          free (b);
+          return kiln_error_make (err, e, "open build context '%s'", opts->context_dir);
+        }
+      if (dockerignore_load (opts->context_dir, opts->dockerfile_path, &b->ign, err) < 0)
+        {
+          build_exec_free (b);
+          return kiln_error_wrap (err, "loading .dockerignore");
+        }
+    }
+  *out = b;
+  return 0;
+}
+
+static void
+stage_state_clear (stage_state *s)
+{
+  image_spec_free (&s->spec);
+  for (size_t i = 0; i < s->n_layers; i++)
+    free (s->layers[i].media_type);
+  free (s->layers);
+  memset (s, 0, sizeof *s);
+}
+
+void
+build_exec_free (build_exec *b)
+{
+  if (!b)
+    return;
+  for (size_t i = 0; i < b->n_fetched; i++)
+    {
+      free (b->fetched[i].key);
+      store_fetch_result_clear (&b->fetched[i].res);
+    }
+  free (b->fetched);
+  for (size_t i = 0; i < b->n_clients; i++)
+    {
+      free (b->clients[i].domain);
+      registry_client_free (b->clients[i].client);
+    }
+  free (b->clients);
+  if (b->ctxfd >= 0)
+    close (b->ctxfd);
+  dockerignore_free (b->ign);
+  seccomp_filter_free (b->filter);
+  free (b);
+}
+
+/* ---- registries and base images ---- */
+
+static int
+get_client (build_exec *b, const char *domain, registry_client **out, kiln_error **err)
+{
+  for (size_t i = 0; i < b->n_clients; i++)
+    if (strcmp (b->clients[i].domain, domain) == 0)
+      {
+        *out = b->clients[i].client;
+        return 0;
+      }
+  registry_client *c;
+  if (registry_client_new (b->o.reg, domain, &c, err) < 0)
+    return -1;
+  b->clients = xreallocarray (b->clients, b->n_clients + 1, sizeof *b->clients);
+  b->clients[b->n_clients++] = (client_entry) { xstrdup (domain), c };
+  *out = c;
+  return 0;
+}
+
+static int
+fetch_image (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
+             kiln_error **err)
+{
+  autofree char *key = xasprintf ("%s@%s", image, platform ? platform : "");
+  for (size_t i = 0; i < b->n_fetched; i++)
+    if (strcmp (b->fetched[i].key, key) == 0)
+      {
+        *out = &b->fetched[i].res;
+        return 0;
+      }
+  autoref registry_ref *ref = NULL;
+  if (registry_ref_parse (image, &ref, err) < 0)
+    return kiln_error_wrap (err, "base image '%s'", image);
+  autofree char *os = NULL, *arch = NULL, *variant = NULL;
+  if (platform && manifest_parse_platform (platform, &os, &arch, &variant, err) < 0)
+    return -1;
+  registry_client *c;
+  if (get_client (b, ref->domain, &c, err) < 0)
+    return kiln_error_wrap (err, "pulling '%s'", image);
+  double t0 = now_s ();
+  store_fetch_result r;
+  memset (&r, 0, sizeof r);
+  if (store_fetch_image (b->o.store, c, ref, os, arch, variant, &r, err) < 0)
+    return kiln_error_wrap (err, "pulling '%s'", image);
+  if (b->res)
+    b->res->t_pull += now_s () - t0;
+  b->fetched = xreallocarray (b->fetched, b->n_fetched + 1, sizeof *b->fetched);
+  b->fetched[b->n_fetched].key = steal_pointer (&key);
+  b->fetched[b->n_fetched].res = r;
+  *out = &b->fetched[b->n_fetched++].res;
+  return 0;
+}
+
+int
+build_exec_image_env (void *ctx, const char *image, const char *platform, char ***env, kiln_error **err)
+{
+  build_exec *b = ctx;
+  const store_fetch_result *r;
+  *env = NULL;
+  if (fetch_image (b, image, platform, &r, err) < 0)
+    return -1;
+  image_spec spec;
+  image_spec_init (&spec);
+  if (image_spec_from_config (&spec, r->config, r->config_len, err) < 0)
+    {
+      image_spec_free (&spec);
+      return kiln_error_wrap (err, "config of '%s'", image);
+    }
+  *env = steal_pointer (&spec.env);
+  image_spec_free (&spec);
+  return 0;
+}
+
+/* Layer media types follow the output format; the blob bytes are the same. */
+static const char *
+media_type_for_format (const char *mt, image_format f)
+{
+  static const char *const pairs[][2] = {
+    { "application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip" },
+    { "application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.docker.image.rootfs.diff.tar.zstd" },
+    { "application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar" },
+  };
+  for (size_t i = 0; i < ARRAY_SIZE (pairs); i++)
+    for (int k = 0; k < 2; k++)
+      if (strcmp (mt, pairs[i][k]) == 0)
+        return pairs[i][f == IMAGE_FORMAT_DOCKER ? 1 : 0];
+  return mt;
+}
+
+static void
+stage_add_layer (stage_state *st, const char *diff_id, const char *digest, const char *media_type, int64_t size)
+{
+  st->layers = xreallocarray (st->layers, st->n_layers + 1, sizeof *st->layers);
+  build_layer *l = &st->layers[st->n_layers++];
+  memset (l, 0, sizeof *l);
+  snprintf (l->diff_id, sizeof l->diff_id, "%s", diff_id);
+  snprintf (l->digest, sizeof l->digest, "%s", digest);
+  l->media_type = xstrdup (media_type);
+  l->size = size;
+}
+
+/* ---- layers ---- */
+
+static int64_t
+created_time (build_exec *b)
+{
+  return b->o.reproducible ? b->o.epoch : (int64_t) time (NULL);
+}
+
+static int
+open_lower (build_exec *b, const stage_state *st, overlay_lower **out, kiln_error **err)
+{
+  autofree char **ids = xcalloc (st->n_layers + 1, sizeof *ids);
+  for (size_t i = 0; i < st->n_layers; i++)
+    ids[i] = (char *) st->layers[i].diff_id;
+  return overlay_lower_open_store (b->o.store, ids, st->n_layers, out, err);
+}
+
+static ssize_t
+read_fd_cb (void *ctx, void *buf, size_t len, kiln_error **err)
+{
+  return extract_read_fd (ctx, buf, len, err);
+}
+
+/* Write changes as a new layer of st: blob into the store, extracted so the
+ * next step can stack on it, diffID and history recorded. */
+static int
+commit_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, const char *created_by,
+              kiln_error **err)
+{
+  if (n == 0)
+    {
+      image_spec_add_history (&st->spec, created_time (b), created_by, NULL, true);
+      return 0;
+    }
+  double t0 = now_s ();
+  int fd = -1;
+  autofree char *tmp = NULL;
+  if (store_blob_tmpfile (b->o.store, &fd, &tmp, err) < 0)
+    return -1;
+  layer_writer_result wr;
+  int r = layer_writer_write (ch, n, &b->o.layer, fd, &wr, err);
+  close (fd);
+  if (r < 0)
+    {
+      store_blob_discard (b->o.store, tmp);
+      return kiln_error_wrap (err, "writing the layer");
+    }
+  if (store_blob_adopt (b->o.store, tmp, wr.blob_digest, err) < 0)
+    return -1;
+  b->res->t_snapshot += now_s () - t0;
+  autoclose int bfd = store_open_blob (b->o.store, wr.blob_digest, err);
+  if (bfd < 0)
+    return -1;
+  extract_result xr;
+  int rfd = bfd;
+  if (extract_to_store (b->o.store, wr.blob_digest, wr.diff_id, read_fd_cb, &rfd, NULL, &xr, err) < 0)
+    return kiln_error_wrap (err, "storing the new layer %s", wr.diff_id);
+  stage_add_layer (st, wr.diff_id, wr.blob_digest,
+                   layer_writer_media_type (b->o.layer.compression, b->o.format == IMAGE_FORMAT_DOCKER),
+                   (int64_t) wr.blob_size);
+  strv_push (&st->spec.diff_ids, wr.diff_id);
+  image_spec_add_history (&st->spec, created_time (b), created_by, NULL, false);
+  log_debug ("layer %s (%" PRIu64 " entries, %" PRIu64 " bytes compressed)", wr.diff_id, wr.entries, wr.blob_size);
+  return 0;
+}
+
+/* ---- FROM ---- */
+
+static int
+stage_from (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err)
+{
+  image_spec_init (&st->spec);
+  if (ps->base_stage >= 0)
+    {
+      stage_state *base = &b->stages[ps->base_stage];
+      autofree char *cfg = NULL;
+      size_t len;
+      if (image_config_json (&base->spec, &cfg, &len, err) < 0 || image_spec_from_config (&st->spec, cfg, len, err) < 0)
+        return kiln_error_wrap (err, "FROM stage '%s'", ps->base);
+      for (size_t i = 0; i < base->n_layers; i++)
+        stage_add_layer (st, base->layers[i].diff_id, base->layers[i].digest, base->layers[i].media_type,
+                         base->layers[i].size);
+      return 0;
+    }
+  autofree char *os = NULL, *arch = NULL, *variant = NULL;
+  if (manifest_parse_platform (ps->platform, &os, &arch, &variant, err) < 0)
+    return -1;
+  if (ps->scratch)
+    {
+      st->spec.os = xstrdup (os);
+      st->spec.architecture = xstrdup (arch);
+      st->spec.variant = variant ? xstrdup (variant) : NULL;
+      return 0;
+    }
+  const store_fetch_result *r;
+  if (fetch_image (b, ps->base, ps->platform, &r, err) < 0)
+    return -1;
+  if (image_spec_from_config (&st->spec, r->config, r->config_len, err) < 0)
+    return kiln_error_wrap (err, "config of '%s'", ps->base);
+  if (st->spec.onbuild && st->spec.onbuild[0])
+    return kiln_error_make (err, ENOTSUP, "FROM '%s': the image has ONBUILD triggers (%s ...), which kiln does not "
+                            "run yet", ps->base, st->spec.onbuild[0]);
+  for (size_t i = 0; i < r->n_layers; i++)
+    stage_add_layer (st, r->layers[i].diff_id, r->layers[i].digest,
+                     media_type_for_format (r->layers[i].media_type, b->o.format), r->layers[i].size);
+  if (st->spec.architecture && strcmp (st->spec.architecture, arch) != 0)
+    log_warn ("base image '%s' is %s/%s, not the requested %s", ps->base, st->spec.os ? st->spec.os : "?",
+              st->spec.architecture, ps->platform);
+  return 0;
+}
+
+/* ---- metadata helpers ---- */
+
+static void
+env_set (char ***env, const char *key, const char *value)
+{
+  size_t kl = strlen (key);
+  autofree char *kv = xasprintf ("%s=%s", key, value ? value : "");
+  for (char **e = *env; e && *e; e++)
+    if (strncmp (*e, key, kl) == 0 && (*e)[kl] == '=')
+      {
+        free (*e);
+        *e = steal_pointer (&kv);
+        return;
+      }
+  strv_push (env, kv);
+}
+
+static void
+strv_add_unique (char ***v, const char *s)
+{
+  for (char **e = *v; e && *e; e++)
+    if (strcmp (*e, s) == 0)
+      return;
+  strv_push (v, s);
+}
+
+static char *
+one_line (const char *s)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  bool space = false;
+  for (; *s; s++)
+    {
+      if (*s == '\n' || *s == '\r' || *s == '\t' || *s == ' ')
+        {
+          space = sb.len > 0;
+          continue;
+        }
+      if (space)
+        strbuf_addch (&sb, ' ');
+      space = false;
+      strbuf_addch (&sb, *s);
+    }
+  return strbuf_detach (&sb, NULL);
+}
+
+static char *
+join_argv (char **v)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  for (char **a = v; a && *a; a++)
+    {
+      if (a != v)
+        strbuf_addch (&sb, ' ');
+      strbuf_adds (&sb, *a);
+    }
+  return strbuf_detach (&sb, NULL);
+}
+
+static char *
+healthcheck_json (const plan_step *s, kiln_error **err)
+{
+  autojsonwriter json_writer *w = json_writer_new ();
+  json_writer_begin_object (w);
+  json_writer_key (w, "Test");
+  json_writer_begin_array (w);
+  if (!s->args || !s->args[0])
+    json_writer_string (w, "NONE");
+  else if (s->json)
+    {
+      json_writer_string (w, "CMD");
+      for (char **a = s->args; *a; a++)
+        json_writer_string (w, *a);
+    }
+  else
+    {
+      json_writer_string (w, "CMD-SHELL");
+      json_writer_string (w, s->args[0]);
+    }
+  json_writer_end_array (w);
+  static const char *const durs[][2] = { { "interval", "Interval" }, { "timeout", "Timeout" },
+                                         { "start-period", "StartPeriod" }, { "start-interval", "StartInterval" } };
+  for (size_t i = 0; i < ARRAY_SIZE (durs); i++)
+    {
+      const char *v = plan_step_flag (s, durs[i][0]);
+      int64_t ns;
+      if (!v)
+        continue;
+      if (units_parse_duration (v, &ns, err) < 0)
+        return NULL;
+      json_writer_kv_int (w, durs[i][1], ns);
+    }
+  const char *retries = plan_step_flag (s, "retries");
+  if (retries)
+    json_writer_kv_int (w, "Retries", strtoll (retries, NULL, 10));
+  json_writer_end_object (w);
+  char *out = NULL;
+  size_t len;
+  if (json_writer_finish (w, &out, &len, err) < 0)
+    return NULL;
+  return out;
+}
+
+static char *
+resolve_dir (const char *workdir, const char *path)
+{
+  if (path[0] == '/')
+    return xstrdup (path);
+  const char *wd = workdir && *workdir ? workdir : "/";
+  size_t l = strlen (wd);
+  return xasprintf ("%s%s%s", wd, l && wd[l - 1] == '/' ? "" : "/", path);
+}
+
+/* Clean an absolute path: collapse "//", ".", ".." (never above "/"). */
+static char *
+clean_abs (const char *p)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  while (*p)
+    {
+      while (*p == '/')
+        p++;
+      size_t len = strcspn (p, "/");
+      if (len == 0)
+        break;
+      if (len == 1 && p[0] == '.')
+        ;
+      else if (len == 2 && p[0] == '.' && p[1] == '.')
+        {
+          char *s = sb.buf ? strrchr (sb.buf, '/') : NULL;
+          strbuf_setlen (&sb, s ? (size_t) (s - sb.buf) : 0);
+        }
+      else
+        {
+          strbuf_addch (&sb, '/');
+          strbuf_add (&sb, p, len);
+        }
+      p += len;
+    }
+  if (sb.len == 0)
+    strbuf_addch (&sb, '/');
+  return strbuf_detach (&sb, NULL);
+}
+
+/* ---- RUN ---- */
+
+typedef struct run_ctx
+{
+  build_exec *b;
+  overlay *ovl;
+} run_ctx;
+
+static void
+run_output (void *ctx, sandbox_stream stream, const char *line, size_t len)
+{
+  run_ctx *rc = ctx;
+  progress_step_output (rc->b->o.progress, stream == SANDBOX_STDERR ? 2 : 1, line, len);
+}
+
+static int
+run_record_chown (void *ctx, int target_fd, const char *path, uid_t uid, gid_t gid)
+{
+  run_ctx *rc = ctx;
+  struct stat sb;
+  if (fstat (target_fd, &sb) < 0)
+    return -errno;
+  autoerror kiln_error *e = NULL;
+  if (overlay_record_chown (rc->ovl, sb.st_ino, uid, gid, &e) < 0)
+    {
+      log_debug ("recording chown of '%s': %s", path, e ? e->msg : "failed");
+      return e && e->status ? -e->status : -EIO;
+    }
+  return 0;
+}
+
+static int
+run_serve_fuse (void *ctx, int fuse_fd, kiln_error **err)
+{
+  run_ctx *rc = ctx;
+  return overlay_serve_fd (rc->ovl, fuse_fd, err);
+}
+
+static int
+ensure_sandbox (build_exec *b, kiln_error **err)
+{
+  if (!b->idmap_ready)
+    {
+      if (sandbox_idmap_resolve (b->o.userns, 0, &b->idmap, err) < 0)
+        return -1;
+      b->idmap_ready = true;
+      autofree char *d = sandbox_idmap_describe (&b->idmap);
+      log_info ("user namespace: %s", d);
+    }
+  if (!b->filter_ready)
+    {
+      b->filter_ready = true;
+      if (b->o.seccomp_policy && strcmp (b->o.seccomp_policy, "unconfined") == 0)
+        {
+          log_warn ("seccomp disabled (--seccomp-policy=unconfined): RUN steps may use every system call");
+          return 0;
+        }
+      autofree char *path = NULL;
+      if (b->o.seccomp_policy)
+        path = xstrdup (b->o.seccomp_policy);
+      else if (seccomp_profile_default_path (&path, err) < 0)
+        return -1;
+      seccomp_profile *prof = NULL;
+      if (seccomp_profile_load_file (path, &prof, err) < 0)
+        return -1;
+      seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0,
+                                  b->idmap.mode == SANDBOX_USERNS_SINGLE ? SECCOMP_PROFILE_FAKE_IDS
+                                                                          : SECCOMP_PROFILE_PLAIN };
+      int r = seccomp_profile_compile (prof, &env, &b->filter, err);
+      seccomp_profile_free (prof);
+      if (r < 0)
+        return kiln_error_wrap (err, "compiling seccomp profile '%s'", path);
+    }
+  return 0;
+}
+
+static int
+step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
+{
+  for (size_t i = 0; i < s->n_mounts; i++)
+    return kiln_error_make (err, ENOTSUP, "RUN --mount=type=%s is not supported yet", s->mounts[i].type);
+  const char *sec = plan_step_flag (s, "security");
+  if (sec && strcmp (sec, "insecure") == 0)
+    return kiln_error_make (err, ENOTSUP, "RUN --security=insecure is not supported (kiln never grants it)");
+  if (s->argv && s->argv[0] && strncmp (s->argv[0], "/dev/pipes/", 11) == 0)
+    return kiln_error_make (err, ENOTSUP, "RUN with a heredoc starting with '#!' is not supported yet");
+  sandbox_net_mode net = b->o.network;
+  const char *nf = plan_step_flag (s, "network");
+  if (nf && strcmp (nf, "none") == 0)
+    net = SANDBOX_NET_NONE;
+  else if (nf && strcmp (nf, "host") == 0)
+    net = SANDBOX_NET_HOST;
+  if (ensure_sandbox (b, err) < 0)
+    return -1;
+
+  overlay_lower *lower = NULL;
+  if (open_lower (b, st, &lower, err) < 0)
+    return -1;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  autofree gid_t *groups = NULL;
+  size_t n_groups = 0;
+  if (st->spec.user && *st->spec.user
+      && rootfs_resolve_user (lower, st->spec.user, &uid, &gid, &groups, &n_groups, err) < 0)
+    {
+      overlay_lower_free (lower);
+      return kiln_error_wrap (err, "USER");
+    }
+  autostrv char **env = strv_dup (st->spec.env);
+  for (char **e = s->build_env; e && *e; e++)
+    {
+      size_t kl = strcspn (*e, "=");
+      bool have = false;
+      for (char **x = env; x && *x && !have; x++)
+        have = strncmp (*x, *e, kl) == 0 && (*x)[kl] == '=';
+      if (!have)
+        strv_push (&env, *e);
+    }
+  bool has_path = false;
+  for (char **e = env; e && *e; e++)
+    has_path |= strncmp (*e, "PATH=", 5) == 0;
+  if (!has_path)
+    strv_push (&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+
+  const sandbox_mountpoint *mps;
+  size_t n_mps = sandbox_mountpoints (&mps);
+  autofree const char **masks = xcalloc (n_mps + 1, sizeof *masks);
+  autostrv char **mask_store = NULL;
+  for (size_t i = 0; i < n_mps; i++)
+    {
+      autofree char *m = xasprintf ("%s%s", mps[i].path, mps[i].is_dir ? "/" : "");
+      strv_push (&mask_store, m);
+    }
+  for (size_t i = 0; i < n_mps; i++)
+    masks[i] = mask_store[i];
+
+  autofree char *tmpname = NULL;
+  autoclose int tmpfd = -1;
+  if (store_mktemp (b->o.store, "run-", &tmpname, &tmpfd, err) < 0)
+    {
+      overlay_lower_free (lower);
+      return -1;
+    }
+  overlay_config oc = {
+    .lower = lower,
+    .scratch_dirfd = tmpfd,
+    .id_mode = b->idmap.mode == SANDBOX_USERNS_SINGLE ? OVERLAY_IDS_SINGLE : OVERLAY_IDS_FULL,
+    .present_uid = 0,
+    .present_gid = 0,
+    .mask_paths = masks,
+  };
+  run_ctx rc = { b, NULL };
+  int ret = -1;
+  if (overlay_new (&oc, &rc.ovl, err) < 0)
+    goto out;
+  autofree char *cwd = clean_abs (st->spec.working_dir && *st->spec.working_dir ? st->spec.working_dir : "/");
+  sandbox_config sc = {
+    .argv = s->argv, .env = env, .cwd = cwd, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
+    .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
+    .output = run_output, .output_ctx = &rc, .record_chown = run_record_chown, .record_chown_ctx = &rc,
+    .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rc,
+  };
+  sandbox_result res;
+  double t0 = now_s ();
+  if (sandbox_run (&sc, &res, err) < 0)
+    goto out;
+  b->res->t_run += now_s () - t0;
+  if (!res.exited || res.status != 0)
+    {
+      autofree char *what = sandbox_result_describe (&res);
+      autofree char *tail = progress_tail (b->o.progress);
+      autofree char *cmd = join_argv (s->argv);
+      kiln_error_make (err, 0, "command '%s' %s%s%s", cmd, what, *tail ? "; last output:\n" : "", tail);
+      goto out;
+    }
+  t0 = now_s ();
+  overlay_changes *changes = NULL;
+  if (overlay_commit (rc.ovl, &changes, err) < 0)
+    goto out;
+  layer_change *lch = NULL;
+  size_t n_lch = 0;
+  if (overlay_changes_to_layer (changes, &lch, &n_lch, err) < 0)
+    {
+      overlay_changes_free (changes);
+      goto out;
+    }
+  b->res->t_snapshot += now_s () - t0;
+  autofree char *joined = join_argv (s->argv);
+  autofree char *created_by = xasprintf ("RUN %s # kiln", joined);
+  ret = commit_layer (b, st, lch, n_lch, created_by, err);
+  free (lch);
+  overlay_changes_free (changes);
+out:
+  overlay_free (rc.ovl); /* overlay_new took the lower, even on failure */
+  store_rmtemp (b->o.store, tmpname);
+  return ret;
+}
+
+/* ---- COPY / ADD ---- */
+
+static bool
+is_url (const char *s)
+{
+  return strncmp (s, "http://", 7) == 0 || strncmp (s, "https://", 8) == 0 || strncmp (s, "git@", 4) == 0;
+}
+
+/* ADD auto-extracts local archives; kiln does not yet, and must not silently
+ * copy one instead. */
+static int
+add_check_archive (build_exec *b, const char *src, kiln_error **err)
+{
+  if (strpbrk (src, "*?["))
+    return 0;
+  autoerror kiln_error *e = NULL;
+  const char *p = src;
+  while (*p == '/')
+    p++;
+  autoclose int fd = fs_open_in_root (b->ctxfd, p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0,
+                                      FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, &e);
+  if (fd < 0)
+    return 0;
+  struct stat sb;
+  if (fstat (fd, &sb) < 0 || !S_ISREG (sb.st_mode))
+    return 0;
+  unsigned char m[512];
+  ssize_t n = pread (fd, m, sizeof m, 0);
+  bool arch = false;
+  if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b)
+    arch = true;
+  else if (n >= 3 && memcmp (m, "BZh", 3) == 0)
+    arch = true;
+  else if (n >= 6 && memcmp (m, "\xfd" "7zXZ\0", 6) == 0)
+    arch = true;
+  else if (n >= 4 && memcmp (m, "\x28\xb5\x2f\xfd", 4) == 0)
+    arch = true;
+  else if (n >= 262 && memcmp (m + 257, "ustar", 5) == 0)
+    arch = true;
+  if (arch)
+    return kiln_error_make (err, ENOTSUP, "ADD '%s': extracting local archives is not supported yet (use COPY to "
+                            "copy the file as it is, or RUN tar)", src);
+  return 0;
+}
+
+static int
+step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
+{
+  bool add = s->kind == DF_ADD;
+  const char *what = add ? "ADD" : "COPY";
+  size_t n_args = strv_len (s->args);
+  if (n_args < 2)
+    return kiln_error_make (err, EINVAL, "%s needs a source and a destination", what);
+  if (plan_step_flag (s, "checksum"))
+    return kiln_error_make (err, ENOTSUP, "ADD --checksum is only meaningful for URLs, which kiln does not fetch yet");
+  bool present = false;
+  dockerfile_instr_flag (s->instr, "keep-git-dir", &present);
+  if (present)
+    return kiln_error_make (err, ENOTSUP, "ADD --keep-git-dir: git sources are not supported yet");
+  for (size_t i = 0; i + 1 < n_args; i++)
+    {
+      if (is_url (s->args[i]))
+        return kiln_error_make (err, ENOTSUP, "%s '%s': remote sources (URLs, git) are not supported yet", what,
+                                s->args[i]);
+      if (add && s->from_stage < 0 && !s->from_image && b->ctxfd >= 0 && strncmp (s->args[i], "<<", 2) != 0
+          && add_check_archive (b, s->args[i], err) < 0)
+        return -1;
+    }
+  overlay_lower *dest_view = NULL;
+  if (open_lower (b, st, &dest_view, err) < 0)
+    return -1;
+  int ret = -1;
+  copy_changes ch = { 0 };
+  overlay_lower *src_lower = NULL;
+  autofree char *tmpname = NULL;
+  autoclose int tmpfd = -1;
+  const char *dest_arg = s->args[n_args - 1];
+  autofree char *dest = resolve_dir (st->spec.working_dir, dest_arg);
+  size_t dl = strlen (dest_arg);
+  bool dest_dir = (dl && dest_arg[dl - 1] == '/') || strcmp (dest_arg, ".") == 0
+                  || (dl >= 2 && strcmp (dest_arg + dl - 2, "/.") == 0);
+  autofree char *cdest = clean_abs (dest);
+  copy_request req = { .dest = cdest, .dest_is_dir = dest_dir, .what = what };
+  const char *chown = plan_step_flag (s, "chown");
+  if (chown)
+    {
+      if (rootfs_resolve_user (dest_view, chown, &req.uid, &req.gid, NULL, NULL, err) < 0)
+        {
+          kiln_error_wrap (err, "%s --chown", what);
+          goto out;
+        }
+      req.chown = true;
+    }
+  const char *chmod = plan_step_flag (s, "chmod");
+  if (chmod)
+    {
+      if (copy_parse_chmod (chmod, &req.mode, err) < 0)
+        goto out;
+      req.chmod = true;
+    }
+  dockerfile_instr_flag (s->instr, "link", &req.link);
+  const char *lv = plan_step_flag (s, "link");
+  if (lv && strcmp (lv, "false") == 0)
+    req.link = false;
+  dockerfile_instr_flag (s->instr, "parents", &req.parents);
+  const char *pv = plan_step_flag (s, "parents");
+  if (pv && strcmp (pv, "false") == 0)
+    req.parents = false;
+  autostrv char **excludes = NULL;
+  for (size_t i = 0; i < s->n_flags; i++)
+    if (strcmp (s->flags[i].key, "exclude") == 0)
+      strv_push (&excludes, s->flags[i].value);
+  req.excludes = excludes;
+
+  /* Heredoc sources become files in a temp dir; the rest go together. */
+  autostrv char **srcs = NULL;
+  size_t hd = 0;
+  for (size_t i = 0; i + 1 < n_args; i++)
+    {
+      if (strncmp (s->args[i], "<<", 2) != 0 || hd >= s->n_heredocs)
+        {
+          strv_push (&srcs, s->args[i]);
+          continue;
+        }
+      const plan_heredoc *h = &s->heredocs[hd++];
+      if (tmpfd < 0 && store_mktemp (b->o.store, "heredoc-", &tmpname, &tmpfd, err) < 0)
+        goto out;
+      if (fs_write_file_atomic_at (tmpfd, h->name, h->body, strlen (h->body), 0644, err) < 0)
+        goto out;
+      copy_request hreq = req;
+      hreq.dest = (dest_dir || n_args > 2) ? xasprintf ("%s/%s", cdest, h->name) : xstrdup (cdest);
+      int r = copy_add_file (dest_view, &hreq, tmpfd, h->name, 0644, created_time (b), &ch, err);
+      free ((char *) hreq.dest);
+      if (r < 0)
+        goto out;
+    }
+  if (srcs)
+    {
+      req.srcs = srcs;
+      if (s->from_stage >= 0 || s->from_image)
+        {
+          if (s->from_stage >= 0)
+            {
+              if (open_lower (b, &b->stages[s->from_stage], &src_lower, err) < 0)
+                goto out;
+            }
+          else
+            {
+              const store_fetch_result *fr;
+              if (fetch_image (b, s->from_image, NULL, &fr, err) < 0)
+                goto out;
+              stage_state tmp = { 0 };
+              for (size_t i = 0; i < fr->n_layers; i++)
+                stage_add_layer (&tmp, fr->layers[i].diff_id, fr->layers[i].digest, fr->layers[i].media_type,
+                                 fr->layers[i].size);
+              int r = open_lower (b, &tmp, &src_lower, err);
+              stage_state_clear (&tmp);
+              if (r < 0)
+                goto out;
+            }
+          if (copy_from_layers (src_lower, dest_view, &req, &ch, err) < 0)
+            goto out;
+        }
+      else
+        {
+          if (b->ctxfd < 0)
+            {
+              kiln_error_make (err, EINVAL, "%s from the build context, but the build has no context", what);
+              goto out;
+            }
+          if (copy_from_context (b->ctxfd, b->ign, dest_view, &req, &ch, err) < 0)
+            goto out;
+        }
+    }
+  autofree char *text = one_line (s->instr->original);
+  autofree char *created_by = xasprintf ("%s # kiln", text);
+  ret = commit_layer (b, st, ch.v, ch.n, created_by, err);
+out:
+  copy_changes_free (&ch);
+  overlay_lower_free (src_lower);
+  overlay_lower_free (dest_view);
+  if (tmpname)
+    store_rmtemp (b->o.store, tmpname);
+  return ret;
+}
+
+/* ---- WORKDIR ---- */
+
+static int
+step_workdir (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
+{
+  autofree char *dir = resolve_dir (st->spec.working_dir, s->args[0]);
+  autofree char *clean = clean_abs (dir);
+  free (st->spec.working_dir);
+  st->spec.working_dir = xstrdup (clean);
+  overlay_lower *view = NULL;
+  if (open_lower (b, st, &view, err) < 0)
+    return -1;
+  copy_changes ch = { 0 };
+  int r = copy_mkdir (view, clean, 0, 0, &ch, err);
+  overlay_lower_free (view);
+  autofree char *created_by = xasprintf ("WORKDIR %s", clean);
+  if (r >= 0)
+    r = commit_layer (b, st, ch.v, ch.n, created_by, err);
+  copy_changes_free (&ch);
+  return r;
+}
+
+/* ---- steps ---- */
+
+static char *
+json_argv_text (char **v)
+{
+  autojsonwriter json_writer *w = json_writer_new ();
+  json_writer_begin_array (w);
+  for (char **a = v; a && *a; a++)
+    json_writer_string (w, *a);
+  json_writer_end_array (w);
+  char *out = NULL;
+  size_t len;
+  autoerror kiln_error *e = NULL;
+  if (json_writer_finish (w, &out, &len, &e) < 0)
+    return xstrdup ("[]");
+  return out;
+}
+
+static int
+step_meta (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
+{
+  image_spec *sp = &st->spec;
+  autofree char *text = one_line (s->instr->original);
+  switch (s->kind)
+    {
+    case DF_ENV:
+      for (size_t i = 0; i < s->n_kvs; i++)
+        env_set (&sp->env, s->kvs[i].key, s->kvs[i].value);
+      break;
+    case DF_LABEL:
+      for (size_t i = 0; i < s->n_kvs; i++)
+        env_set (&sp->labels, s->kvs[i].key, s->kvs[i].value);
+      break;
+    case DF_EXPOSE:
+      for (char **a = s->args; a && *a; a++)
+        strv_add_unique (&sp->exposed_ports, *a);
+      break;
+    case DF_VOLUME:
+      for (char **a = s->args; a && *a; a++)
+        strv_add_unique (&sp->volumes, *a);
+      break;
+    case DF_CMD:
+      strv_free (sp->cmd);
+      sp->cmd = strv_dup (s->argv);
+      st->cmd_set = true;
+      break;
+    case DF_ENTRYPOINT:
+      strv_free (sp->entrypoint);
+      sp->entrypoint = strv_dup (s->argv);
+      if (!st->cmd_set)
+        {
+          strv_free (sp->cmd);
+          sp->cmd = NULL;
+        }
+      break;
+    case DF_USER:
+      free (sp->user);
+      sp->user = xstrdup (s->args[0]);
+      break;
+    case DF_SHELL:
+      strv_free (sp->shell);
+      sp->shell = strv_dup (s->args);
+      break;
+    case DF_STOPSIGNAL:
+      free (sp->stop_signal);
+      sp->stop_signal = xstrdup (s->args[0]);
+      break;
+    case DF_HEALTHCHECK:
+      {
+        char *j = healthcheck_json (s, err);
+        if (!j)
+          return -1;
+        free (sp->healthcheck_json);
+        sp->healthcheck_json = j;
+        break;
+      }
+    case DF_ONBUILD:
+      strv_push (&sp->onbuild, s->args[0]);
+      break;
+    case DF_MAINTAINER:
+      free (sp->author);
+      sp->author = xstrdup (s->args[0]);
+      break;
+    case DF_ARG:
+      return 0; /* no history entry (BuildKit) */
+    case DF_ADD:
+    case DF_COPY:
+    case DF_RUN:
+    case DF_WORKDIR:
+    case DF_FROM:
+    case DF_KIND_COUNT:
+      return kiln_error_make (err, EINVAL, "internal: %s is not a metadata instruction", dockerfile_kind_name (s->kind));
+    }
+  if (s->kind == DF_CMD || s->kind == DF_ENTRYPOINT)
+    {
+      autofree char *j = json_argv_text (s->argv);
+      autofree char *cb = xasprintf ("%s %s", s->kind == DF_CMD ? "CMD" : "ENTRYPOINT", j);
+      image_spec_add_history (sp, created_time (b), cb, NULL, true);
+    }
+  else
+    image_spec_add_history (sp, created_time (b), text, NULL, true);
+  return 0;
+}
+
+static int
+run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
+{
+  switch (s->kind)
+    {
+    case DF_RUN:
+      return step_run (b, st, s, err);
+    case DF_COPY:
+    case DF_ADD:
+      {
+        double t0 = now_s ();
+        int r = step_copy (b, st, s, err);
+        b->res->t_copy += now_s () - t0;
+        return r;
+      }
+    case DF_WORKDIR:
+      return step_workdir (b, st, s, err);
+    case DF_ENV:
+    case DF_LABEL:
+    case DF_EXPOSE:
+    case DF_VOLUME:
+    case DF_CMD:
+    case DF_ENTRYPOINT:
+    case DF_USER:
+    case DF_SHELL:
+    case DF_STOPSIGNAL:
+    case DF_HEALTHCHECK:
+    case DF_ONBUILD:
+    case DF_MAINTAINER:
+    case DF_ARG:
+      return step_meta (b, st, s, err);
+    case DF_FROM:
+    case DF_KIND_COUNT:
+      break;
+    }
+  return kiln_error_make (err, EINVAL, "internal: unexpected %s step", dockerfile_kind_name (s->kind));
+}
+
+static int
+build_stage (build_exec *b, int idx, kiln_error **err)
+{
+  const plan_stage *ps = &b->p->stages[idx];
+  stage_state *st = &b->stages[idx];
+  autofree char *label = ps->name ? xstrdup (ps->name) : xasprintf ("stage-%d", idx);
+  size_t total = ps->n_steps + 1;
+  autofree char *from = xasprintf ("FROM %s%s%s", ps->base, ps->name ? " AS " : "", ps->name ? ps->name : "");
+  progress_step_begin (b->o.progress, label, 1, total, from);
+  if (stage_from (b, ps, st, err) < 0)
+    {
+      progress_step_end (b->o.progress, "ERROR");
+      return kiln_error_wrap (err, "%s:%d: FROM %s", b->p->df->path, ps->steps ? ps->steps[0].instr->line - 1 : 0,
+                              ps->base);
+    }
+  progress_step_end (b->o.progress, "DONE");
+  for (size_t i = 0; i < ps->n_steps; i++)
+    {
+      const plan_step *s = &ps->steps[i];
+      autofree char *text = one_line (s->instr->original);
+      progress_step_begin (b->o.progress, label, i + 2, total, text);
+      if (run_step (b, st, s, err) < 0)
+        {
+          progress_step_end (b->o.progress, "ERROR");
+          return kiln_error_wrap (err, "%s:%d: [%s %zu/%zu] %s", b->p->df->path, s->instr->line, label, i + 2, total,
+                                  text);
+        }
+      progress_step_end (b->o.progress, "DONE");
+    }
+  st->built = true;
+  return 0;
+}
+
+/* ---- the image ---- */
+
+static int
+finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **err)
+{
+  for (char **l = b->o.labels; l && *l; l++)
+    {
+      autofree char *k = xstrndup (*l, strcspn (*l, "="));
+      const char *v = strchr (*l, '=');
+      env_set (&st->spec.labels, k, v ? v + 1 : "");
+    }
+  st->spec.created = created_time (b);
+  autofree char *cfg = NULL;
+  size_t cfg_len;
+  if (image_config_json (&st->spec, &cfg, &cfg_len, err) < 0)
+    return kiln_error_wrap (err, "image config");
+  digest_buffer (cfg, cfg_len, res->config_digest);
+  if (store_put_blob (b->o.store, res->config_digest, cfg, cfg_len, err) < 0)
+    return -1;
+  autofree image_descriptor *ds = xcalloc (st->n_layers + 1, sizeof *ds);
+  res->size = cfg_len;
+  for (size_t i = 0; i < st->n_layers; i++)
+    {
+      ds[i] = (image_descriptor) { media_type_for_format (st->layers[i].media_type, b->o.format),
+                                   st->layers[i].digest, st->layers[i].size };
+      res->size += st->layers[i].size;
+    }
+  if (image_manifest_json (b->o.format, res->config_digest, cfg_len, ds, st->n_layers, &res->manifest,
+                           &res->manifest_len, err) < 0)
+    return kiln_error_wrap (err, "image manifest");
+  digest_buffer (res->manifest, res->manifest_len, res->manifest_digest);
+  if (store_put_blob (b->o.store, res->manifest_digest, res->manifest, res->manifest_len, err) < 0)
+    return -1;
+  res->manifest_media_type = image_manifest_media_type (b->o.format);
+  res->layers = xcalloc (st->n_layers + 1, sizeof *res->layers);
+  for (size_t i = 0; i < st->n_layers; i++)
+    {
+      res->layers[i] = st->layers[i];
+      res->layers[i].media_type = xstrdup (ds[i].media_type);
+    }
+  res->n_layers = st->n_layers;
+  return 0;
+}
+
+int
+build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err)
+{
+  b->p = p;
+  b->res = res;
+  b->stages = xcalloc (p->n_stages, sizeof *b->stages);
+  int ret = -1;
+  /* Waves in order; stages of one wave are independent (sequential for now). */
+  int max_wave = -1;
+  for (size_t i = 0; i < p->n_stages; i++)
+    if (p->stages[i].wave > max_wave)
+      max_wave = p->stages[i].wave;
+  for (int w = 0; w <= max_wave; w++)
+    for (size_t i = 0; i < p->n_stages; i++)
+      if (p->stages[i].needed && p->stages[i].wave == w && build_stage (b, (int) i, err) < 0)
+        goto out;
+  if (finish_image (b, &b->stages[p->target], res, err) < 0)
+    goto out;
+  ret = 0;
+out:
+  for (size_t i = 0; i < p->n_stages; i++)
+    stage_state_clear (&b->stages[i]);
+  free (b->stages);
+  b->stages = NULL;
+  return ret;
+}

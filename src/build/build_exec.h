@@ -1,0 +1,84 @@
+/* build_exec.h - the build engine: run a build plan into an image in the
+ * store.
+ *
+ * Data flow (docs/architecture.md, "A build"):
+ *   FROM image  -> store_fetch_image (pulled once; warm FROM costs nothing)
+ *   FROM stage  -> that stage's layers and config
+ *   RUN         -> overlay over the stage's store layers, mounted inside the
+ *                  step's sandbox; the overlay's write log becomes the change
+ *                  list -> layer_writer (tar + compress + digests, one pass)
+ *                  -> blob in the store -> extracted as the next step's lower
+ *   COPY/ADD    -> change list straight from the sources (copy.h)
+ *   metadata    -> image_spec (config), history entries
+ * The target stage's config and manifest are written to the store; outputs
+ * (push, OCI layout, docker archive) are the caller's (build_cmd.c).
+ */
+#ifndef KILN_BUILD_BUILD_EXEC_H
+#define KILN_BUILD_BUILD_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "build/plan.h"
+#include "build/progress.h"
+#include "registry/client.h"
+#include "sandbox/sandbox.h"
+#include "store/image.h"
+#include "store/layer_writer.h"
+#include "store/store.h"
+#include "util/digest.h"
+#include "util/error.h"
+
+typedef struct build_exec_opts
+{
+  store *store;
+  const char *context_dir;      /* NULL: no context (COPY from the context is an error) */
+  const char *dockerfile_path;  /* for .dockerignore beside the Dockerfile */
+  const registry_options *reg;
+  layer_writer_opts layer;      /* compression, level, threads, mtime clamp */
+  image_format format;
+  bool reproducible;            /* created times = epoch; mtimes clamped */
+  int64_t epoch;                /* SOURCE_DATE_EPOCH or 0 */
+  sandbox_userns_mode userns;
+  sandbox_net_mode network;     /* default for RUN (RUN --network overrides) */
+  const char *seccomp_policy;   /* NULL: the default profile; "unconfined" */
+  char **labels;                /* --label K=V, applied to the target */
+  progress *progress;
+} build_exec_opts;
+
+typedef struct build_layer
+{
+  char diff_id[DIGEST_STRING_SIZE];
+  char digest[DIGEST_STRING_SIZE];
+  char *media_type;
+  int64_t size;
+} build_layer;
+
+typedef struct build_result
+{
+  char manifest_digest[DIGEST_STRING_SIZE];
+  char *manifest;
+  size_t manifest_len;
+  const char *manifest_media_type;
+  char config_digest[DIGEST_STRING_SIZE];
+  build_layer *layers;
+  size_t n_layers;
+  uint64_t size;                /* config + layers, compressed */
+  /* seconds per phase */
+  double t_pull, t_run, t_snapshot, t_copy;
+} build_result;
+
+void build_result_clear (build_result *r);
+
+typedef struct build_exec build_exec;
+
+int build_exec_new (const build_exec_opts *opts, build_exec **out, kiln_error **err);
+void build_exec_free (build_exec *b);
+
+/* plan_options.image_env callback (ctx = build_exec): fetches the image. */
+int build_exec_image_env (void *ctx, const char *image, const char *platform, char ***env, kiln_error **err);
+
+/* Build the plan's target stage. */
+int build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err);
+
+#endif

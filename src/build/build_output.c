@@ -1,0 +1,189 @@
+/* build_output.c - push and export a built image (see build_output.h). */
+#include "build/build_output.h"
+#include "registry/dockerarchive.h"
+#include "registry/ocilayout.h"
+#include "registry/pull_cmd.h"
+#include "registry/push.h"
+#include "registry/reference.h"
+#include "store/fetch.h"
+#include "util/alloc.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+static int
+push_one (store *s, const build_result *res, const build_output_opts *o, const char *dest, kiln_error **err)
+{
+  autoref registry_ref *ref = NULL;
+  if (registry_ref_parse (dest, &ref, err) < 0)
+    return kiln_error_wrap (err, "destination '%s'", dest);
+  if (ref->digest)
+    return kiln_error_make (err, EINVAL, "destination '%s': cannot push to a digest reference", dest);
+  autoclient registry_client *c = NULL;
+  if (registry_client_new (o->reg, ref->domain, &c, err) < 0)
+    return kiln_error_wrap (err, "destination '%s'", dest);
+  autofree char *full = registry_ref_string (ref);
+  char *tags[] = { ref->tag, NULL };
+  char digest[DIGEST_STRING_SIZE];
+  for (int attempt = 0;; attempt++)
+    {
+      progress_note (o->progress, "pushing %s", full);
+      if (registry_push_image (c, ref->path, tags, res->manifest, res->manifest_len, res->manifest_media_type,
+                               store_push_source (), s, NULL, digest, err) >= 0)
+        break;
+      if (attempt >= o->push_retry)
+        return kiln_error_wrap (err, "pushing '%s'", full);
+      autofree char *msg = kiln_error_string (*err);
+      log_warn ("pushing %s failed (%s); retrying (%d/%d)", full, msg, attempt + 1, o->push_retry);
+      kiln_error_clear (err);
+    }
+  if (strcmp (digest, res->manifest_digest) != 0)
+    return kiln_error_make (err, EIO, "pushing '%s': registry reports digest %s, expected %s", full, digest,
+                            res->manifest_digest);
+  progress_note (o->progress, "pushed %s@%s", full, digest);
+  return 0;
+}
+
+/* Stream one store blob into the layout through its pull consumer, which
+ * verifies and publishes it atomically. */
+static int
+layout_put_blob (store *s, ocilayout *l, const char *media_type, const char *digest, int64_t size, kiln_error **err)
+{
+  autoclose int fd = store_open_blob (s, digest, err);
+  if (fd < 0)
+    return -1;
+  manifest_descriptor d = { .media_type = (char *) media_type, .digest = (char *) digest, .size = size };
+  const registry_pull_consumer *pc = &ocilayout_consumer;
+  int have = pc->have_blob ? pc->have_blob (l, &d, err) : 0;
+  if (have < 0)
+    return -1;
+  if (have > 0)
+    return 0;
+  void *blob = NULL;
+  if (pc->blob_begin (l, REGISTRY_BLOB_LAYER, &d, &blob, err) < 0)
+    return -1;
+  char buf[1 << 16];
+  for (;;)
+    {
+      ssize_t n = read (fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          int e = errno;
+          pc->blob_end (blob, false, NULL);
+          return kiln_error_make (err, e, "read blob %s from the store", digest);
+        }
+      if (n == 0)
+        break;
+      if (pc->blob_data (blob, buf, n, err) < 0)
+        {
+          pc->blob_end (blob, false, NULL);
+          return -1;
+        }
+    }
+  return pc->blob_end (blob, true, err);
+}
+
+static int
+write_layout (store *s, const build_result *res, const char *dir, const char *tag, kiln_error **err)
+{
+  autoocilayout ocilayout *l = NULL;
+  if (ocilayout_open (dir, &l, err) < 0)
+    return -1;
+  for (size_t i = 0; i < res->n_layers; i++)
+    if (layout_put_blob (s, l, res->layers[i].media_type, res->layers[i].digest, res->layers[i].size, err) < 0)
+      return kiln_error_wrap (err, "OCI layout '%s'", dir);
+  int64_t csize = 0;
+  if (store_blob_size (s, res->config_digest, &csize, err) <= 0
+      || layout_put_blob (s, l, "application/vnd.oci.image.config.v1+json", res->config_digest, csize, err) < 0
+      || layout_put_blob (s, l, res->manifest_media_type, res->manifest_digest, (int64_t) res->manifest_len, err) < 0)
+    return kiln_error_wrap (err, "OCI layout '%s'", dir);
+  if (ocilayout_set_ref (l, tag, res->manifest_media_type, res->manifest_digest, (int64_t) res->manifest_len, err) < 0)
+    return kiln_error_wrap (err, "OCI layout '%s'", dir);
+  return 0;
+}
+
+static int
+write_tar (store *s, const build_result *res, const build_output_opts *o, kiln_error **err)
+{
+  autofree char *tmpname = NULL;
+  autoclose int tmpfd = -1;
+  if (store_mktemp (s, "tar-", &tmpname, &tmpfd, err) < 0)
+    return -1;
+  autofree char *dir = xasprintf ("%s/tmp/%s/layout", s->root, tmpname);
+  int r = write_layout (s, res, dir, "kiln", err);
+  autofree char *repo_tag = NULL;
+  if (r == 0 && o->destinations && o->destinations[0])
+    {
+      autoref registry_ref *ref = NULL;
+      autoerror kiln_error *e = NULL;
+      if (registry_ref_parse (o->destinations[0], &ref, &e) == 0 && ref->tag)
+        {
+          autofree char *name = registry_ref_familiar (ref);
+          repo_tag = strchr (name, ':') && !strchr (name, '@') ? xstrdup (name) : xasprintf ("%s:%s", name, ref->tag);
+        }
+    }
+  if (r == 0)
+    {
+      autoocilayout ocilayout *l = NULL;
+      r = ocilayout_open (dir, &l, err);
+      if (r == 0)
+        r = dockerarchive_write (l, "kiln", repo_tag, o->tar_path, err);
+    }
+  store_rmtemp (s, tmpname);
+  return r < 0 ? kiln_error_wrap (err, "--tar-path '%s'", o->tar_path) : 0;
+}
+
+static int
+write_name_digests (const build_result *res, const build_output_opts *o, kiln_error **err)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  for (char **d = o->destinations; d && *d; d++)
+    {
+      autoref registry_ref *ref = NULL;
+      if (registry_ref_parse (*d, &ref, err) < 0)
+        return -1;
+      autofree char *name = registry_ref_name (ref);
+      strbuf_addf (&sb, "%s@%s\n", name, res->manifest_digest);
+    }
+  int fd = open (o->name_digest_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "open '%s'", o->name_digest_file);
+  int r = fs_write_all (fd, sb.buf ? sb.buf : "", sb.len, err);
+  close (fd);
+  return r;
+}
+
+int
+build_output_write (store *s, const build_result *res, const build_output_opts *o, kiln_error **err)
+{
+  if (!o->no_push)
+    for (char **d = o->destinations; d && *d; d++)
+      if (push_one (s, res, o, *d, err) < 0)
+        return -1;
+  if (o->oci_layout)
+    {
+      autofree char *dir = NULL, *tag = NULL;
+      ocilayout_split_arg (o->oci_layout, &dir, &tag);
+      if (write_layout (s, res, dir, tag, err) < 0)
+        return -1;
+      progress_note (o->progress, "wrote OCI layout %s", o->oci_layout);
+    }
+  if (o->tar_path)
+    {
+      if (write_tar (s, res, o, err) < 0)
+        return -1;
+      progress_note (o->progress, "wrote docker archive %s", o->tar_path);
+    }
+  if (o->digest_file && registry_write_digest_file (o->digest_file, res->manifest_digest, err) < 0)
+    return -1;
+  if (o->name_digest_file && write_name_digests (res, o, err) < 0)
+    return kiln_error_wrap (err, "--image-name-with-digest-file");
+  return 0;
+}

@@ -1,0 +1,30 @@
+/* build_output.h - where a built image goes: registries (-t/--destination),
+ * an OCI layout (--oci-layout DIR[:TAG]), a docker archive (--tar-path),
+ * and the digest files CI pipelines read (--digest-file,
+ * --image-name-with-digest-file). Every blob comes from the store.
+ */
+#ifndef KILN_BUILD_BUILD_OUTPUT_H
+#define KILN_BUILD_BUILD_OUTPUT_H
+
+#include "build/build_exec.h"
+#include "build/progress.h"
+#include "registry/client.h"
+#include "store/store.h"
+#include "util/error.h"
+
+typedef struct build_output_opts
+{
+  char **destinations;       /* image references with tags */
+  bool no_push;
+  const registry_options *reg;
+  int push_retry;            /* extra attempts per destination */
+  const char *oci_layout;    /* DIR[:TAG] or NULL */
+  const char *tar_path;      /* docker archive path or NULL */
+  const char *digest_file;
+  const char *name_digest_file;
+  progress *progress;
+} build_output_opts;
+
+int build_output_write (store *s, const build_result *res, const build_output_opts *o, kiln_error **err);
+
+#endif
