@@ -614,6 +614,41 @@ test_mount_ops_to_layer (void **state)
   assert_int_equal (v[7].xlen, sizeof cap);
   assert_memory_equal (v[7].xval, cap, sizeof cap);
   assert_int_equal (wr.entries, nw);
+
+  /* round trip: the layer extracted on top of the stack gives the view the
+   * step left (a fresh model over three store layers) */
+  char d2[DIGEST_STRING_SIZE];
+  add_layer (f->s, tarp, d2);
+  assert_string_equal (d2, wr.diff_id);
+  char *ids[] = { f->diffs[0], f->diffs[1], d2 };
+  overlay_lower *l3 = NULL;
+  assert_ok (overlay_lower_open_store (f->s, ids, 3, &l3, &err), err);
+  assert_int_equal (mkdirat (f->tmpfd, "scratch2", 0700), 0);
+  autoclose int sfd2 = openat (f->tmpfd, "scratch2", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  overlay_config cfg3 = config (f, l3, sfd2);
+  overlay_model *m = NULL;
+  assert_ok (overlay_model_new (&cfg3, &m, &err), err);
+  assert_int_equal (lookup (m, "etc/passwd", &st), 0);
+  assert_int_equal (lookup (m, "opq/a", &st), 0);
+  assert_true (lookup (m, "opq/c", &st));
+  assert_true (lookup (m, "etc/conf/x", &st));
+  assert_true (lookup (m, "etc", &st));
+  assert_int_equal (st.st_mode, S_IFDIR | 0751);
+  assert_int_equal (st.st_gid, 42);
+  assert_true (lookup (m, "shared", &st));
+  assert_int_equal (st.st_mode, S_IFDIR | 01777);
+  assert_int_equal (st.st_uid, 1000);
+  assert_true (lookup (m, "shared/new.txt", &st));
+  read_ino (m, lookup (m, "shared/old.txt", &st), buf, sizeof buf);
+  assert_string_equal (buf, "old+more");
+  read_ino (m, lookup (m, "newdir/sub/file.txt", &st), buf, sizeof buf);
+  assert_string_equal (buf, "fresh");
+  uint64_t pi = lookup (m, "newdir/ping", &st);
+  char cv[64];
+  assert_int_equal (overlay_model_getxattr (m, pi, "security.capability", cv, sizeof cv), (int) sizeof cap);
+  assert_int_equal (lookup (m, "bin/tool", &st) != 0, 1);
+  assert_int_equal (st.st_mode, S_IFREG | 0700);
+  overlay_model_free (m);
   for (size_t i = 0; i < nv; i++)
     {
       free (v[i].name);
