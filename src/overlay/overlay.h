@@ -27,6 +27,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include "overlay/overlay_lower.h"
+#include "store/layer_writer.h"
 #include "util/error.h"
 
 typedef struct overlay overlay;
@@ -115,6 +116,11 @@ typedef struct overlay_change
   size_t n_xattrs;
 } overlay_change;
 
+/* Besides the changed names themselves, the list holds every directory
+ * above an ADD, HARDLINK, WHITEOUT or OPAQUE entry as an ADD with its
+ * current metadata (lower-only directories included), as Docker and buildah
+ * layers do; the root "" appears only when it changed itself (the layer
+ * writer drops it unless add_root). Mask paths never appear. */
 typedef struct overlay_changes
 {
   overlay_change *v;             /* sorted: parents before children */
@@ -127,6 +133,20 @@ typedef struct overlay_changes
  * Call with no process of the step running. */
 int overlay_commit (overlay *ovl, overlay_changes **out, kiln_error **err);
 void overlay_changes_free (overlay_changes *c);
+
+/* The change list in the layer writer's form, for layer_writer_write().
+ * *out is one allocation (free it with free()) holding *n entries: ADD ->
+ * LAYER_CHANGE_ADD with meta, data_dirfd/data_path for regular files;
+ * HARDLINK -> ADD with hardlink_target and the target's metadata (a
+ * multiply-linked non-regular inode ships as a copy, tar links name files
+ * only); WHITEOUT / OPAQUE -> the same kinds. Sockets are skipped (tar
+ * cannot hold them; Docker skips them too). Every string (paths, symlink
+ * and hardlink targets, xattr names and values) is BORROWED from c, and the
+ * data fds from the overlay: use *out only while c is alive and before
+ * overlay_free(). Fails (EINVAL) on an inconsistent list (a hardlink whose
+ * target is not added, a regular file without data). */
+int overlay_changes_to_layer (const overlay_changes *c, layer_change **out, size_t *n,
+                              kiln_error **err);
 
 /* Write the change list as a plain tree below dirfd: files hardlinked from
  * their data (no copy), OCI whiteout files for deletions. Owners/modes are

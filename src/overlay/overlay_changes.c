@@ -1,5 +1,7 @@
-/* overlay_changes.c - change list ownership and the plain-tree form. */
+/* overlay_changes.c - change list ownership, the plain-tree form and the
+ * layer writer's form. */
 #include "overlay/overlay.h"
+#include "util/log.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
 
@@ -157,5 +159,170 @@ overlay_changes_materialize (const overlay_changes *c, int dirfd, bool apply_own
   for (size_t i = 0; i < c->n; i++)
     if (apply_one (&c->v[i], dirfd, apply_owner, err) < 0)
       return kiln_error_wrap (err, "materializing change list");
+  return 0;
+}
+
+/* The commit's order (parents first, '/' before any other byte). */
+static int
+change_path_cmp (const char *a, const char *b)
+{
+  for (; *a && *a == *b; a++, b++)
+    ;
+  unsigned char x = *a == '/' ? 1 : (unsigned char) *a, y = *b == '/' ? 1 : (unsigned char) *b;
+  return x < y ? -1 : x > y;
+}
+
+/* The ADD entry of path: binary search in the sorted list, then a linear
+ * scan in case a caller built the list in another order. */
+static const overlay_change *
+find_add (const overlay_changes *c, const char *path)
+{
+  size_t lo = 0, hi = c->n;
+  while (lo < hi)
+    {
+      size_t mid = lo + (hi - lo) / 2;
+      int r = change_path_cmp (c->v[mid].path, path);
+      if (r < 0)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+  for (size_t i = lo; i < c->n && !strcmp (c->v[i].path, path); i++)
+    if (c->v[i].kind == OVERLAY_CHANGE_ADD)
+      return &c->v[i];
+  for (size_t i = 0; i < c->n; i++)
+    if (c->v[i].kind == OVERLAY_CHANGE_ADD && !strcmp (c->v[i].path, path))
+      return &c->v[i];
+  return NULL;
+}
+
+static int
+index_type (mode_t mode, layer_index_type *t)
+{
+  switch (mode & S_IFMT)
+    {
+    case S_IFREG:
+      *t = LAYER_INDEX_REG;
+      return 0;
+    case S_IFDIR:
+      *t = LAYER_INDEX_DIR;
+      return 0;
+    case S_IFLNK:
+      *t = LAYER_INDEX_SYMLINK;
+      return 0;
+    case S_IFCHR:
+      *t = LAYER_INDEX_CHR;
+      return 0;
+    case S_IFBLK:
+      *t = LAYER_INDEX_BLK;
+      return 0;
+    case S_IFIFO:
+      *t = LAYER_INDEX_FIFO;
+      return 0;
+    case S_IFSOCK:
+      *t = LAYER_INDEX_SOCK;
+      return 0;
+    default:
+      return -1;
+    }
+}
+
+static void
+fill_meta (const overlay_change *ch, layer_index_type type, layer_index_xattr *xv, layer_change *lc)
+{
+  layer_index_meta *m = &lc->meta;
+  m->type = type;
+  m->mode = ch->mode & 07777;
+  m->uid = ch->uid;
+  m->gid = ch->gid;
+  m->size = ch->size;
+  m->mtime_sec = ch->mtime.tv_sec;
+  m->mtime_nsec = ch->mtime.tv_nsec;
+  m->rdev_major = major (ch->rdev);
+  m->rdev_minor = minor (ch->rdev);
+  m->link_target = type == LAYER_INDEX_SYMLINK ? ch->symlink : NULL;
+  for (size_t k = 0; k < ch->n_xattrs; k++)
+    xv[k] = (layer_index_xattr) { .name = ch->xattrs[k].name, .value = ch->xattrs[k].value,
+                                  .value_len = ch->xattrs[k].len };
+  m->xattrs = ch->n_xattrs ? xv : NULL;
+  m->n_xattrs = ch->n_xattrs;
+  lc->data_dirfd = -1;
+  if (type == LAYER_INDEX_REG)
+    {
+      lc->data_dirfd = ch->data_dirfd;
+      lc->data_path = ch->data_path;
+    }
+}
+
+int
+overlay_changes_to_layer (const overlay_changes *c, layer_change **out, size_t *n, kiln_error **err)
+{
+  size_t total_x = 0;
+  for (size_t i = 0; i < c->n; i++)
+    total_x += c->v[i].n_xattrs;
+  /* one block: the changes, then every xattr array they point into */
+  size_t head = (c->n ? c->n : 1) * sizeof (layer_change);
+  autofree void *block = xzalloc (head + (total_x ? total_x : 1) * sizeof (layer_index_xattr));
+  layer_change *v = block;
+  layer_index_xattr *xv = (layer_index_xattr *) ((char *) block + head);
+  size_t nv = 0;
+  for (size_t i = 0; i < c->n; i++)
+    {
+      const overlay_change *ch = &c->v[i];
+      layer_change *lc = &v[nv];
+      *lc = (layer_change) { .path = ch->path, .data_dirfd = -1 };
+      layer_index_type type;
+      switch (ch->kind)
+        {
+        case OVERLAY_CHANGE_WHITEOUT:
+          lc->kind = LAYER_CHANGE_WHITEOUT;
+          nv++;
+          continue;
+        case OVERLAY_CHANGE_OPAQUE:
+          lc->kind = LAYER_CHANGE_OPAQUE;
+          nv++;
+          continue;
+        case OVERLAY_CHANGE_HARDLINK:
+          {
+            const overlay_change *t = ch->link_target ? find_add (c, ch->link_target) : NULL;
+            if (!t)
+              return kiln_error_make (err, EINVAL, "change list: hardlink '%s' to '%s' which it does not add",
+                                      ch->path, ch->link_target ? ch->link_target : "(none)");
+            if (index_type (t->mode, &type) < 0)
+              return kiln_error_make (err, EINVAL, "change list: '%s' has unknown file type 0%o",
+                                      t->path, (unsigned) (t->mode & S_IFMT));
+            if (type == LAYER_INDEX_SOCK)
+              continue;
+            lc->kind = LAYER_CHANGE_ADD;
+            fill_meta (t, type, xv, lc);
+            /* tar hardlinks name regular files only; other multiply-linked
+             * inodes (symlinks, devices, fifos) ship as copies */
+            if (type == LAYER_INDEX_REG)
+              lc->hardlink_target = t->path;
+            xv += t->n_xattrs;
+            nv++;
+            continue;
+          }
+        case OVERLAY_CHANGE_ADD:
+          break;
+        }
+      if (index_type (ch->mode, &type) < 0)
+        return kiln_error_make (err, EINVAL, "change list: '%s' has unknown file type 0%o", ch->path,
+                                (unsigned) (ch->mode & S_IFMT));
+      if (type == LAYER_INDEX_SOCK)
+        {
+          /* a socket cannot be stored in a tar; Docker skips them too */
+          log_debug ("layer: skipping socket '%s'", ch->path);
+          continue;
+        }
+      if (type == LAYER_INDEX_REG && ch->data_dirfd < 0)
+        return kiln_error_make (err, EINVAL, "change list: regular file '%s' has no data", ch->path);
+      lc->kind = LAYER_CHANGE_ADD;
+      fill_meta (ch, type, xv, lc);
+      xv += ch->n_xattrs;
+      nv++;
+    }
+  *out = steal_pointer (&block);
+  *n = nv;
   return 0;
 }

@@ -1,7 +1,19 @@
-/* overlay_lower.c - plain-directory layer backend (see overlay_lower.h). */
+/* overlay_lower.c - lower layer stacks (see overlay_lower.h).
+ *
+ * Each layer of a stack has its own backend, chosen when it is added: a
+ * plain directory tree with OCI whiteout files (idx == NULL), or a store
+ * layer (idx != NULL) whose tree holds only directories and regular-file
+ * data while every name, type and attribute comes from the mmap'd index.
+ * Store layers never touch the tree except to open file data, so opening a
+ * stack costs one validated mmap per layer and no directory walk.
+ */
 #include "overlay/overlay_lower.h"
+#include "store/layer_index.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
+
+#include <stdio.h>
+#include <sys/sysmacros.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,9 +24,15 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+typedef struct lower_layer
+{
+  int fd;            /* layer root (plain) or the store layer's tree/ */
+  layer_index *idx;  /* store layer: all metadata; NULL: plain directory */
+} lower_layer;
+
 struct overlay_lower
 {
-  int *fds;
+  lower_layer *v;
   unsigned n;
 };
 
@@ -40,11 +58,37 @@ overlay_lower_open_dirs (const char *const *paths, unsigned n, overlay_lower **o
   return 0;
 }
 
+static void
+push_layer (overlay_lower *l, int fd, layer_index *idx)
+{
+  l->v = xreallocarray (l->v, l->n + 1, sizeof *l->v);
+  l->v[l->n++] = (lower_layer) { .fd = fd, .idx = idx };
+}
+
 void
 overlay_lower_push_dirfd (overlay_lower *l, int dirfd)
 {
-  l->fds = xreallocarray (l->fds, l->n + 1, sizeof *l->fds);
-  l->fds[l->n++] = dirfd;
+  push_layer (l, dirfd, NULL);
+}
+
+int
+overlay_lower_open_store (store *s, char *const *diff_ids, unsigned n, overlay_lower **out,
+                          kiln_error **err)
+{
+  overlay_lower *l = xzalloc (sizeof *l);
+  for (unsigned i = 0; i < n; i++)
+    {
+      int fd = -1;
+      layer_index *idx = NULL;
+      if (store_open_layer (s, diff_ids[i], &fd, &idx, err) < 0)
+        {
+          overlay_lower_free (l);
+          return kiln_error_wrap (err, "opening lower layer %u (%s)", i, diff_ids[i]);
+        }
+      push_layer (l, fd, idx);
+    }
+  *out = l;
+  return 0;
 }
 
 void
@@ -53,8 +97,11 @@ overlay_lower_free (overlay_lower *l)
   if (!l)
     return;
   for (unsigned i = 0; i < l->n; i++)
-    close (l->fds[i]);
-  free (l->fds);
+    {
+      close (l->v[i].fd);
+      layer_index_close (l->v[i].idx);
+    }
+  free (l->v);
   free (l);
 }
 
@@ -67,7 +114,7 @@ overlay_lower_count (const overlay_lower *l)
 int
 overlay_lower_dirfd (const overlay_lower *l, unsigned layer)
 {
-  return layer < l->n ? l->fds[layer] : -1;
+  return layer < l->n ? l->v[layer].fd : -1;
 }
 
 /* Open path beneath the layer root; no symlink is ever followed, so an entry
@@ -78,18 +125,19 @@ open_beneath (overlay_lower *l, unsigned layer, const char *path, int flags)
   autoerror kiln_error *err = NULL;
   if (layer >= l->n)
     return -EINVAL;
-  int fd = fs_open_in_root (l->fds[layer], *path ? path : ".", flags | O_NOFOLLOW, 0,
+  int fd = fs_open_in_root (l->v[layer].fd, *path ? path : ".", flags | O_NOFOLLOW, 0,
                             FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, &err);
   if (fd < 0)
     return err && err->status ? -err->status : -EIO;
   return fd;
 }
 
-int
-overlay_lower_list (overlay_lower *l, unsigned layer, const char *path, int *opaque,
-                    overlay_lower_list_cb cb, void *ud)
+/* ---- plain directory layers ---- */
+
+static int
+dir_list (overlay_lower *l, unsigned layer, const char *path, int *opaque, overlay_lower_list_cb cb,
+          void *ud)
 {
-  *opaque = 0;
   int fd = open_beneath (l, layer, path, O_RDONLY | O_DIRECTORY);
   if (fd < 0)
     return fd == -ENOTDIR || fd == -ELOOP ? -ENOENT : fd;
@@ -145,11 +193,6 @@ overlay_lower_list (overlay_lower *l, unsigned layer, const char *path, int *opa
   return ret;
 }
 
-int
-overlay_lower_open (overlay_lower *l, unsigned layer, const char *path)
-{
-  return open_beneath (l, layer, path, O_RDONLY);
-}
 
 static int
 xattr_wanted (const char *name)
@@ -157,9 +200,8 @@ xattr_wanted (const char *name)
   return !strncmp (name, "user.", 5) || !strcmp (name, "security.capability");
 }
 
-int
-overlay_lower_xattrs (overlay_lower *l, unsigned layer, const char *path, overlay_lower_xattr_cb cb,
-                      void *ud)
+static int
+dir_xattrs (overlay_lower *l, unsigned layer, const char *path, overlay_lower_xattr_cb cb, void *ud)
 {
   int fd = open_beneath (l, layer, path, O_PATH);
   if (fd < 0)
@@ -191,5 +233,190 @@ overlay_lower_xattrs (overlay_lower *l, unsigned layer, const char *path, overla
         cb (ud, name, val, vn);
     }
   close (fd);
+  return 0;
+}
+
+/* ---- store layers ---- */
+
+/* An implicit directory (created for its children, never listed by the tar)
+ * takes its metadata from the nearest layer below that has the directory
+ * for real, as extracting the tar over that layer would keep it. Returns
+ * the entry to use and its layer in *layer. */
+static uint32_t
+dir_meta_entry (overlay_lower *l, unsigned *layer, const char *path, uint32_t id)
+{
+  for (unsigned k = *layer; k-- > 0;)
+    {
+      const layer_index *idx = l->v[k].idx;
+      if (!idx)
+        break; /* a plain layer below: keep the implicit defaults */
+      uint32_t below = layer_index_lookup (idx, path);
+      if (below == LAYER_INDEX_NONE)
+        continue;
+      const layer_index_disk_entry *e = layer_index_entry (idx, below);
+      if (e->type != LAYER_INDEX_DIR)
+        break; /* replaced or whited out below: nothing to inherit */
+      if (!(e->flags & LAYER_INDEX_F_IMPLICIT))
+        {
+          *layer = k;
+          return below;
+        }
+    }
+  return id;
+}
+
+static void
+idx_attr (const layer_index *idx, uint32_t id, overlay_lower_attr *a,
+            char link[LAYER_INDEX_LINK_MAX + 1])
+{
+  const layer_index_disk_entry *e = layer_index_entry (idx, id);
+  *a = (overlay_lower_attr) {
+    .mode = layer_index_st_mode (e), .uid = e->uid, .gid = e->gid,
+    .size = e->type == LAYER_INDEX_REG || e->type == LAYER_INDEX_SYMLINK ? e->size : 0,
+    .mtime = { .tv_sec = e->mtime_sec, .tv_nsec = e->mtime_nsec },
+    .rdev = makedev (e->rdev_major, e->rdev_minor), .symlink = NULL,
+  };
+  if (e->type == LAYER_INDEX_SYMLINK)
+    {
+      size_t ll;
+      const char *t = layer_index_link (idx, id, &ll);
+      memcpy (link, t, ll);
+      link[ll] = '\0';
+      a->symlink = link;
+    }
+}
+
+static int
+idx_list (overlay_lower *l, unsigned layer, const char *path, int *opaque, overlay_lower_list_cb cb,
+            void *ud)
+{
+  const layer_index *idx = l->v[layer].idx;
+  uint32_t dir = layer_index_lookup (idx, path);
+  if (dir == LAYER_INDEX_NONE)
+    return -ENOENT;
+  const layer_index_disk_entry *d = layer_index_entry (idx, dir);
+  if (d->type != LAYER_INDEX_DIR)
+    return -ENOENT;
+  *opaque = (d->flags & LAYER_INDEX_F_OPAQUE) != 0;
+  char name[LAYER_INDEX_NAME_MAX + 1];
+  char link[LAYER_INDEX_LINK_MAX + 1];
+  for (uint32_t i = 0; i < d->n_children; i++)
+    {
+      uint32_t id = d->first_child + i;
+      const layer_index_disk_entry *e = layer_index_entry (idx, id);
+      size_t nl;
+      const char *nm = layer_index_name (idx, id, &nl);
+      memcpy (name, nm, nl);
+      name[nl] = '\0';
+      int ret;
+      if (e->type == LAYER_INDEX_WHITEOUT)
+        ret = cb (ud, name, OVERLAY_LOWER_WHITEOUT, NULL);
+      else
+        {
+          overlay_lower_attr a;
+          unsigned k = layer;
+          uint32_t mid = id;
+          if (e->type == LAYER_INDEX_DIR && (e->flags & LAYER_INDEX_F_IMPLICIT))
+            {
+              autofree char *cp = *path ? xasprintf ("%s/%s", path, name) : xstrdup (name);
+              mid = dir_meta_entry (l, &k, cp, id);
+            }
+          idx_attr (l->v[k].idx, mid, &a, link);
+          ret = cb (ud, name, OVERLAY_LOWER_ENTRY, &a);
+        }
+      if (ret < 0)
+        return ret;
+    }
+  return 0;
+}
+
+static int
+idx_open (overlay_lower *l, unsigned layer, const char *path)
+{
+  uint32_t id = layer_index_lookup (l->v[layer].idx, path);
+  if (id == LAYER_INDEX_NONE)
+    return -ENOENT;
+  const layer_index_disk_entry *e = layer_index_entry (l->v[layer].idx, id);
+  if (e->type != LAYER_INDEX_REG)
+    return e->type == LAYER_INDEX_DIR ? -EISDIR : -EINVAL;
+  /* Members of a hardlink group are links of one tree inode, so every name
+   * reads the same data. */
+  return open_beneath (l, layer, path, O_RDONLY);
+}
+
+static int
+idx_xattrs (overlay_lower *l, unsigned layer, const char *path, overlay_lower_xattr_cb cb, void *ud)
+{
+  const layer_index *idx = l->v[layer].idx;
+  uint32_t id = layer_index_lookup (idx, path);
+  if (id == LAYER_INDEX_NONE)
+    return -ENOENT;
+  const layer_index_disk_entry *e = layer_index_entry (idx, id);
+  char name[LAYER_INDEX_XATTR_NAME_MAX + 1];
+  for (uint32_t i = 0; i < e->xattr_count; i++)
+    {
+      const char *nm;
+      size_t nl, vl;
+      const void *v;
+      layer_index_get_xattr (idx, id, i, &nm, &nl, &v, &vl);
+      memcpy (name, nm, nl);
+      name[nl] = '\0';
+      if (xattr_wanted (name))
+        cb (ud, name, v, vl);
+    }
+  return 0;
+}
+
+/* ---- dispatch ---- */
+
+int
+overlay_lower_list (overlay_lower *l, unsigned layer, const char *path, int *opaque,
+                    overlay_lower_list_cb cb, void *ud)
+{
+  *opaque = 0;
+  if (layer >= l->n)
+    return -EINVAL;
+  return l->v[layer].idx ? idx_list (l, layer, path, opaque, cb, ud)
+                         : dir_list (l, layer, path, opaque, cb, ud);
+}
+
+int
+overlay_lower_open (overlay_lower *l, unsigned layer, const char *path)
+{
+  if (layer >= l->n)
+    return -EINVAL;
+  return l->v[layer].idx ? idx_open (l, layer, path) : open_beneath (l, layer, path, O_RDONLY);
+}
+
+int
+overlay_lower_xattrs (overlay_lower *l, unsigned layer, const char *path, overlay_lower_xattr_cb cb,
+                      void *ud)
+{
+  if (layer >= l->n)
+    return -EINVAL;
+  return l->v[layer].idx ? idx_xattrs (l, layer, path, cb, ud) : dir_xattrs (l, layer, path, cb, ud);
+}
+
+int
+overlay_lower_root_attr (overlay_lower *l, overlay_lower_attr *a)
+{
+  if (!l->n)
+    return -ENOENT;
+  unsigned top = l->n - 1;
+  const layer_index *idx = l->v[top].idx;
+  if (!idx)
+    {
+      struct stat st;
+      if (fstat (l->v[top].fd, &st) < 0)
+        return -errno;
+      /* a plain tree's owner is whoever made it, not the image's */
+      *a = (overlay_lower_attr) { .mode = S_IFDIR | (st.st_mode & 07777), .mtime = st.st_mtim };
+      return 0;
+    }
+  uint32_t id = LAYER_INDEX_ROOT;
+  if (layer_index_entry (idx, id)->flags & LAYER_INDEX_F_IMPLICIT)
+    id = dir_meta_entry (l, &top, "", id);
+  char link[LAYER_INDEX_LINK_MAX + 1];
+  idx_attr (l->v[top].idx, id, a, link);
   return 0;
 }

@@ -1,10 +1,16 @@
 /* overlay_lower.h - read access to the stack of immutable lower layers.
  *
  * The overlay sees its lowers only through this interface, so the backend can
- * be swapped: today a layer is a plain directory tree in which OCI whiteout
- * files (".wh.NAME", ".wh..wh..opq") mark deletions (the format
- * overlay_changes_materialize() writes, used by tests); the store's mmap'd
- * metadata index (src/store/layer_index.h) plugs in here as a second backend.
+ * be chosen per layer:
+ * - a plain directory tree in which OCI whiteout files (".wh.NAME",
+ *   ".wh..wh..opq") mark deletions (the format overlay_changes_materialize()
+ *   writes, used by tests); attributes come from the host inodes;
+ * - a store layer (src/store/store.h): names, types, owners, modes, times,
+ *   symlink targets, device numbers, xattrs, whiteouts and opaque markers
+ *   come from its mmap'd index (src/store/layer_index.h); only regular-file
+ *   data is read from its tree. Opening maps and validates each index once
+ *   (O(entries), no tree walk); listing a directory is the contiguous run of
+ *   its children, and a path lookup one binary search per component.
  *
  * Layer 0 is the BOTTOM of the stack; higher indexes are above it. Paths are
  * relative to the layer root, without leading "/", "" for the root. Nothing
@@ -16,6 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
+#include "store/store.h"
 #include "util/error.h"
 
 typedef struct overlay_lower overlay_lower;
@@ -46,7 +53,15 @@ typedef int (*overlay_lower_list_cb) (void *ud, const char *name, overlay_lower_
 /* Open a stack of plain-directory layers (paths bottom first). */
 int overlay_lower_open_dirs (const char *const *paths, unsigned n, overlay_lower **out,
                              kiln_error **err);
-/* Add one more layer on top of the stack (takes ownership of dirfd). */
+/* Open a stack of published store layers by diffID ("sha256:...", bottom
+ * first). Each layer's tree fd and index mapping stay open until
+ * overlay_lower_free; the store itself may be closed afterwards (layers
+ * in use must not be pruned meanwhile: the caller holds the store lock).
+ * An implicit directory of a layer (LAYER_INDEX_F_IMPLICIT) reports the
+ * metadata of the nearest layer below that lists the directory. */
+int overlay_lower_open_store (store *s, char *const *diff_ids, unsigned n, overlay_lower **out,
+                              kiln_error **err);
+/* Add one more plain-directory layer on top of the stack (takes ownership of dirfd). */
 void overlay_lower_push_dirfd (overlay_lower *l, int dirfd);
 void overlay_lower_free (overlay_lower *l);
 unsigned overlay_lower_count (const overlay_lower *l);
@@ -65,6 +80,11 @@ int overlay_lower_open (overlay_lower *l, unsigned layer, const char *path);
 typedef void (*overlay_lower_xattr_cb) (void *ud, const char *name, const void *value, size_t len);
 int overlay_lower_xattrs (overlay_lower *l, unsigned layer, const char *path,
                           overlay_lower_xattr_cb cb, void *ud);
+
+/* Attributes of the merged root: the top layer's root directory (store:
+ * its index entry, or the nearest explicit one below if implicit; plain:
+ * mode and mtime of the directory, owner 0). -ENOENT for an empty stack. */
+int overlay_lower_root_attr (overlay_lower *l, overlay_lower_attr *a);
 
 /* Directory fd of a layer's tree (for data sources in change lists). */
 int overlay_lower_dirfd (const overlay_lower *l, unsigned layer);

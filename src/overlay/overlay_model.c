@@ -1458,7 +1458,17 @@ emit_dirty (emit_ctx *c, inode *dir, const char *path)
       if (d->inode->changed)
         emit (c, OVERLAY_CHANGE_ADD, p, d->inode);
       if (S_ISDIR (d->inode->mode))
-        emit_dirty (c, d->inode, p);
+        {
+          size_t before = c->n;
+          emit_dirty (c, d->inode, p);
+          /* As Docker and buildah do, a layer carries every directory above
+           * a change with its current metadata (a tar applier would
+           * otherwise invent one, e.g. 0755 root over a 1777 /tmp). The root
+           * itself is left out unless it changed (as layer writers omit
+           * "./"). */
+          if (c->n > before && !d->inode->changed)
+            emit (c, OVERLAY_CHANGE_ADD, p, d->inode);
+        }
     }
   settle (dir);
 }
@@ -1638,14 +1648,13 @@ overlay_model_new (const overlay_config *cfg, overlay_model **out, kiln_error **
   unsigned nl = m->lower ? overlay_lower_count (m->lower) : 0;
   for (unsigned k = nl; k > 0; k--)
     ll_push (m->root, k - 1);
-  if (nl)
+  overlay_lower_attr ra;
+  if (nl && overlay_lower_root_attr (m->lower, &ra) == 0)
     {
-      struct stat st;
-      if (fstat (overlay_lower_dirfd (m->lower, nl - 1), &st) == 0)
-        {
-          m->root->mode = S_IFDIR | (st.st_mode & 07777);
-          m->root->atime = m->root->mtime = m->root->ctime = st.st_mtim;
-        }
+      m->root->mode = S_IFDIR | (ra.mode & 07777);
+      m->root->uid = ra.uid;
+      m->root->gid = ra.gid;
+      m->root->atime = m->root->mtime = m->root->ctime = ra.mtime;
     }
   *out = m;
   return 0;

@@ -306,7 +306,12 @@ test_write_copy_up (void **state)
   spit (p, "!", O_APPEND);
   ASSERT_FILE (f, "a/sub/f2", "two+more!");
   c = commit (f);
-  assert_int_equal (c->n, 1);
+  /* the file and, with their metadata, the lower directories above it */
+  assert_int_equal (c->n, 3);
+  assert_non_null (find_change (c, OVERLAY_CHANGE_ADD, "a"));
+  assert_non_null (find_change (c, OVERLAY_CHANGE_ADD, "a/sub"));
+  assert_non_null (find_change (c, OVERLAY_CHANGE_ADD, "a/sub/f2"));
+  assert_null (find_change (c, OVERLAY_CHANGE_ADD, ""));
   overlay_changes_free (c);
 }
 
