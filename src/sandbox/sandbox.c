@@ -931,6 +931,33 @@ read_setup_error (int fd, kiln_error **err)
   return kiln_error_make (err, e, "%s", colon ? colon + 1 : sb.buf);
 }
 
+/* Wait until one of fds is readable; fail if SIGINT/SIGTERM arrives on the
+ * signalfd first (set-up may involve FUSE requests kiln serves, so it must
+ * stay interruptible). Returns the index of the readable fd. */
+static int
+wait_setup (const int *fds, int n, int sfd, kiln_error **err)
+{
+  struct pollfd pf[4];
+  for (int i = 0; i < n; i++)
+    pf[i] = (struct pollfd) { fds[i], POLLIN, 0 };
+  pf[n] = (struct pollfd) { sfd, POLLIN, 0 };
+  for (;;)
+    {
+      int r = poll (pf, (nfds_t) n + 1, -1);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        return kiln_error_make (err, errno, "poll");
+      struct signalfd_siginfo si;
+      if ((pf[n].revents & POLLIN) && read (sfd, &si, sizeof si) == sizeof si)
+        return kiln_error_make (err, 0, "interrupted by signal %d (%s); the step was killed",
+                                (int) si.ssi_signo, strsignal ((int) si.ssi_signo));
+      for (int i = 0; i < n; i++)
+        if (pf[i].revents)
+          return i;
+    }
+}
+
 static void
 kill_and_reap (pid_t pid)
 {
@@ -986,24 +1013,17 @@ recv_fd (int sock)
  * have the caller serve it, then let init go on. A setup error reported on
  * errfd before that ends the wait. */
 static int
-serve_rootfs_fuse (const sandbox_config *cfg, int sock, int errfd, int *init_pidfd, kiln_error **err)
+serve_rootfs_fuse (const sandbox_config *cfg, int sock, int errfd, int sfd, int *init_pidfd, kiln_error **err)
 {
-  for (;;)
+  int fds[2] = { sock, errfd };
+  int w = wait_setup (fds, 2, sfd, err);
+  if (w < 0)
+    return -1;
+  if (w == 1)
     {
-      struct pollfd pf[2] = { { sock, POLLIN, 0 }, { errfd, POLLIN, 0 } };
-      int r = poll (pf, 2, -1);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r < 0)
-        return kiln_error_make (err, errno, "poll");
-      if (pf[1].revents)
-        {
-          if (read_setup_error (errfd, err) < 0)
-            return -1;
-          return kiln_error_make (err, 0, "the step's init exited before handing over its FUSE mount");
-        }
-      if (pf[0].revents)
-        break;
+      if (read_setup_error (errfd, err) < 0)
+        return -1;
+      return kiln_error_make (err, 0, "the step's init exited before handing over its FUSE mount");
     }
   char tag = 0;
   char cbuf[CMSG_SPACE (sizeof (int)) + CMSG_SPACE (sizeof (struct ucred))];
@@ -1431,12 +1451,12 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
       kiln_error_make (err, errno, "signal the sandbox helper");
       goto kill;
     }
-  if (cfg->rootfs_fuse && serve_rootfs_fuse (cfg, sp[0], ep[0], &init_pidfd, err) < 0)
+  if (cfg->rootfs_fuse && serve_rootfs_fuse (cfg, sp[0], ep[0], sfd, &init_pidfd, err) < 0)
     {
       kiln_error_wrap (err, "setting up the sandbox");
       goto kill;
     }
-  if (read_setup_error (ep[0], err) < 0)
+  if (wait_setup (&ep[0], 1, sfd, err) < 0 || read_setup_error (ep[0], err) < 0)
     {
       kiln_error_wrap (err, "setting up the sandbox");
       goto kill;
