@@ -1,9 +1,11 @@
 /* run_cmd.c - `kiln run`. */
 #include "sandbox/run_cmd.h"
+#include "overlay/overlay.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp_profile.h"
 #include "util/alloc.h"
 #include "util/cli.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum
@@ -24,13 +27,24 @@ enum
   OPT_ENV,
   OPT_WORKDIR,
   OPT_HOSTNAME,
+  OPT_OVERLAY,
+  OPT_SHOW_CHANGES,
 };
 
 static const cli_option run_options[] = {
   { "rootfs", 0, CLI_VALUE, "DIR",
-    "directory to use as the root filesystem (required). There is no throwaway overlay yet: the "
-    "command's writes go to DIR itself unless --rootfs-readonly is given",
+    "directory to use as the root filesystem (required). Without --overlay the command's writes go "
+    "to DIR itself unless --rootfs-readonly is given",
     OPT_ROOTFS },
+  { "overlay", 0, CLI_BOOL, NULL,
+    "run on kiln's FUSE overlay: DIR is a read-only lower layer (never written; files named .wh.* "
+    "are OCI whiteouts), writes go to a temporary upper that is discarded afterwards. The mount is "
+    "made inside the step's user namespace; /dev/fuse must be mode 0666",
+    OPT_OVERLAY },
+  { "show-changes", 0, CLI_BOOL, NULL,
+    "with --overlay: print the step's change list after it ends, one line per entry: "
+    "'add MODE UID:GID /path' (true owners), 'link /path -> /target', 'whiteout /path', 'opaque /dir'",
+    OPT_SHOW_CHANGES },
   { "rootfs-readonly", 0, CLI_BOOL, NULL, "mount the root filesystem read-only", OPT_ROOTFS_RO },
   { "userns", 0, CLI_VALUE, "MODE", "ID mapping: auto (default), full or single", OPT_USERNS },
   { "network", 0, CLI_VALUE, "MODE", "host/default (share the host network) or none (loopback only)",
@@ -60,6 +74,8 @@ typedef struct run_opts
   char **env;
   char *workdir;
   char *hostname;
+  bool overlay;
+  bool show_changes;
 } run_opts;
 
 static int
@@ -131,6 +147,12 @@ run_handle (void *ctx, int id, const char *value, kiln_error **err)
       free (o->hostname);
       o->hostname = xstrdup (value);
       return 0;
+    case OPT_OVERLAY:
+      o->overlay = strcmp (value, "true") == 0;
+      return 0;
+    case OPT_SHOW_CHANGES:
+      o->show_changes = strcmp (value, "true") == 0;
+      return 0;
     default:
       return kiln_error_make (err, 0, "internal: unhandled run option id %d", id);
     }
@@ -194,6 +216,123 @@ load_filter (const run_opts *o, seccomp_profile_mode mode, seccomp_filter **out,
   return 0;
 }
 
+/* ---- --overlay ---- */
+
+static int
+serve_overlay (void *ctx, int fuse_fd, kiln_error **err)
+{
+  return overlay_serve_fd (ctx, fuse_fd, err);
+}
+
+/* Single mode: the supervisor hands us an O_PATH fd on the overlay mount;
+ * its st_ino is the overlay's inode number. */
+static int
+record_overlay_chown (void *ctx, int fd, const char *path, uid_t uid, gid_t gid)
+{
+  struct stat st;
+  if (fstat (fd, &st) < 0)
+    return -errno;
+  autoerror kiln_error *e = NULL;
+  if (overlay_record_chown (ctx, st.st_ino, uid, gid, &e) < 0)
+    {
+      log_warn ("chown '%s': %s", path, e->msg);
+      return e->status ? -e->status : -EIO;
+    }
+  log_debug ("chown '%s' to %d:%d recorded in the overlay", path, (int) uid, (int) gid);
+  return 0;
+}
+
+static void
+print_changes (const overlay_changes *c)
+{
+  for (size_t i = 0; i < c->n; i++)
+    {
+      const overlay_change *ch = &c->v[i];
+      switch (ch->kind)
+        {
+        case OVERLAY_CHANGE_ADD:
+          printf ("add %06o %u:%u /%s\n", (unsigned) ch->mode, (unsigned) ch->uid, (unsigned) ch->gid, ch->path);
+          break;
+        case OVERLAY_CHANGE_HARDLINK:
+          printf ("link /%s -> /%s\n", ch->path, ch->link_target);
+          break;
+        case OVERLAY_CHANGE_WHITEOUT:
+          printf ("whiteout /%s\n", ch->path);
+          break;
+        case OVERLAY_CHANGE_OPAQUE:
+          printf ("opaque /%s\n", ch->path);
+          break;
+        }
+    }
+  fflush (stdout);
+}
+
+/* A scratch directory for the overlay's upper, removed again by
+ * scratch_remove. In $TMPDIR (default /tmp). */
+typedef struct scratch
+{
+  int parent_fd;
+  char *name;
+  int fd;
+} scratch;
+
+static int
+scratch_make (scratch *s, kiln_error **err)
+{
+  const char *tmp = getenv ("TMPDIR");
+  if (tmp == NULL || tmp[0] == '\0')
+    tmp = "/tmp";
+  s->name = NULL;
+  s->fd = -1;
+  s->parent_fd = open (tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (s->parent_fd < 0)
+    return kiln_error_make (err, errno, "open temporary directory '%s'", tmp);
+  if (fs_mkdtemp_at (s->parent_fd, "kiln-run-", &s->name, &s->fd, err) < 0)
+    return kiln_error_wrap (err, "creating the overlay's scratch directory in '%s'", tmp);
+  return 0;
+}
+
+static void
+scratch_remove (scratch *s)
+{
+  if (s->fd >= 0)
+    close (s->fd);
+  if (s->name)
+    {
+      autoerror kiln_error *e = NULL;
+      if (fs_rm_rf_at (s->parent_fd, s->name, &e) < 0)
+        log_warn ("removing the overlay's scratch directory: %s", e->msg);
+    }
+  if (s->parent_fd >= 0)
+    close (s->parent_fd);
+  free (s->name);
+}
+
+static int
+overlay_open (const run_opts *o, const sandbox_idmap *map, int scratch_fd, overlay **out, kiln_error **err)
+{
+  const char *paths[] = { o->rootfs };
+  overlay_lower *lower = NULL;
+  if (overlay_lower_open_dirs (paths, 1, &lower, err) < 0)
+    return kiln_error_wrap (err, "opening '%s' as the overlay's lower layer", o->rootfs);
+  const sandbox_mountpoint *mp;
+  size_t n = sandbox_mountpoints (&mp);
+  autostrv char **mask = NULL;
+  for (size_t i = 0; i < n; i++)
+    {
+      autofree char *p = xasprintf ("%s%s", mp[i].path, mp[i].is_dir ? "/" : "");
+      strv_push (&mask, p);
+    }
+  /* The mount is made in the step's user namespace, so the overlay deals in
+   * container ids: single mode presents everything as the step's root. */
+  overlay_config cfg = {
+    .lower = lower, .scratch_dirfd = scratch_fd,
+    .id_mode = map->mode == SANDBOX_USERNS_SINGLE ? OVERLAY_IDS_SINGLE : OVERLAY_IDS_FULL,
+    .present_uid = 0, .present_gid = 0, .mask_paths = (const char *const *) mask,
+  };
+  return overlay_new (&cfg, out, err);
+}
+
 static int
 do_run (run_opts *o, char **argv, kiln_error **err)
 {
@@ -209,8 +348,17 @@ do_run (run_opts *o, char **argv, kiln_error **err)
   seccomp_profile_mode mode = map.mode == SANDBOX_USERNS_SINGLE ? SECCOMP_PROFILE_FAKE_IDS : SECCOMP_PROFILE_PLAIN;
   if (load_filter (o, mode, &filter, err) < 0)
     return -1;
+  overlay *ovl = NULL;
+  scratch scr = { -1, NULL, -1 };
+  if (o->overlay
+      && (scratch_make (&scr, err) < 0 || overlay_open (o, &map, scr.fd, &ovl, err) < 0))
+    {
+      scratch_remove (&scr);
+      seccomp_filter_free (filter);
+      return -1;
+    }
   autostrv char **created = NULL;
-  if (sandbox_prepare_mountpoints (rootfd, &created, err) < 0)
+  if (!o->overlay && sandbox_prepare_mountpoints (rootfd, &created, err) < 0)
     {
       seccomp_filter_free (filter);
       sandbox_remove_mountpoints (rootfd, created);
@@ -226,10 +374,35 @@ do_run (run_opts *o, char **argv, kiln_error **err)
     .cwd = o->workdir, .uid = o->uid, .gid = o->gid, .hostname = o->hostname, .network = o->network,
     .idmap = &map, .seccomp = filter, .output = print_line, .record_chown = log_chown,
   };
+  if (ovl)
+    {
+      cfg.rootfs = NULL;
+      cfg.rootfs_fuse = serve_overlay;
+      cfg.rootfs_fuse_ctx = ovl;
+      cfg.record_chown = record_overlay_chown;
+      cfg.record_chown_ctx = ovl;
+    }
   sandbox_result res;
   int r = sandbox_run (&cfg, &res, err);
   sandbox_remove_mountpoints (rootfd, created);
   seccomp_filter_free (filter);
+  if (ovl)
+    {
+      /* sandbox_run returned after the step's mount namespace, and with it
+       * the mount, went away: the session loop has ended or ends now. */
+      overlay_stop (ovl);
+      overlay_changes *changes = NULL;
+      if (r == 0 && o->show_changes)
+        {
+          if (overlay_commit (ovl, &changes, err) < 0)
+            r = -1;
+          else
+            print_changes (changes);
+          overlay_changes_free (changes);
+        }
+      overlay_free (ovl);
+      scratch_remove (&scr);
+    }
   if (r < 0)
     return -1;
   autofree char *what = sandbox_result_describe (&res);
@@ -261,8 +434,9 @@ run_cmd_main (int argc, char **argv, kiln_error **err)
     {
       printf ("Usage: kiln run --rootfs DIR [FLAGS] COMMAND [ARG...]\n\n"
               "Run a command inside kiln's step sandbox (user, mount, pid, ipc, uts and cgroup\n"
-              "namespaces, seccomp, reduced capabilities). Image sources (store, registry,\n"
-              "--oci-layout) and the throwaway overlay are not implemented yet.\n\nFlags:\n");
+              "namespaces, seccomp, reduced capabilities), on DIR itself or, with --overlay, on\n"
+              "kiln's FUSE overlay of DIR (writes discarded; --show-changes lists them). Image\n"
+              "sources (store, registry, --oci-layout) are not implemented yet.\n\nFlags:\n");
       cli_print_options (stdout, opts, n);
       run_opts_free (&o);
       return KILN_EXIT_OK;
@@ -272,6 +446,11 @@ run_cmd_main (int argc, char **argv, kiln_error **err)
   if (o.rootfs == NULL)
     {
       kiln_error_make (err, 0, "kiln run: --rootfs DIR is required");
+      rc = KILN_EXIT_USAGE;
+    }
+  else if (o.show_changes && !o.overlay)
+    {
+      kiln_error_make (err, 0, "kiln run: --show-changes needs --overlay");
       rc = KILN_EXIT_USAGE;
     }
   else if (pos == NULL || pos[0] == NULL)

@@ -550,6 +550,26 @@ exec_step (child_ctx *c)
   child_die (c, saved, "exec '%s' (searched PATH %s)", file, path);
 }
 
+/* One byte `tag` with fd attached (SCM_RIGHTS). */
+static int
+send_fd (int sock, char tag, int fd)
+{
+  char cbuf[CMSG_SPACE (sizeof (int))];
+  memset (cbuf, 0, sizeof cbuf);
+  struct iovec iov = { &tag, 1 };
+  struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+  struct cmsghdr *cm = CMSG_FIRSTHDR (&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN (sizeof (int));
+  memcpy (CMSG_DATA (cm), &fd, sizeof (int));
+  ssize_t n;
+  do
+    n = sendmsg (sock, &mh, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n == 1 ? 0 : -1;
+}
+
 static void __attribute__ ((noreturn))
 worker_main (child_ctx *c)
 {
@@ -598,24 +618,47 @@ worker_main (child_ctx *c)
       if (cfg->seccomp->needs_listener)
         {
           /* Hand the listener to kiln's supervisor, then drop our copy. */
-          char cbuf[CMSG_SPACE (sizeof (int))];
-          memset (cbuf, 0, sizeof cbuf);
-          char byte = 'L';
-          struct iovec iov = { &byte, 1 };
-          struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                               .msg_controllen = sizeof cbuf };
-          struct cmsghdr *cm = CMSG_FIRSTHDR (&mh);
-          cm->cmsg_level = SOL_SOCKET;
-          cm->cmsg_type = SCM_RIGHTS;
-          cm->cmsg_len = CMSG_LEN (sizeof (int));
-          memcpy (CMSG_DATA (cm), &r, sizeof (int));
-          if (sendmsg (c->sync_fd, &mh, MSG_NOSIGNAL) != 1)
+          if (send_fd (c->sync_fd, 'L', r) < 0)
             child_die (c, errno, "send the seccomp listener to kiln");
           close (r);
         }
     }
   exec_step (c);
   _exit (SETUP_FAILED);
+}
+
+/* Runs in the step's init, as root of the step's user namespace in its own
+ * mount namespace, so the kernel ties the FUSE connection to that user
+ * namespace: ids in requests and replies are container ids, and the mount
+ * is possible without host privileges. Nothing may touch the mount until
+ * kiln serves the fd. */
+static void
+mount_rootfs_fuse (child_ctx *c, const char *target)
+{
+  const sandbox_config *cfg = c->cfg;
+  autoclose int fd = open ("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    child_die (c, errno, "open '/dev/fuse' as the step's root (the device must be usable by unprivileged "
+                         "users: mode 0666, as distributions ship it)");
+  /* Without allow_other only the host user of container 0 may use the
+   * mount: the step in single mode (all its processes are container root)
+   * and kiln's seccomp supervisor, which resolves chown targets on it. */
+  bool single = cfg->idmap->mode == SANDBOX_USERNS_SINGLE;
+  char opts[160];
+  snprintf (opts, sizeof opts, "fd=%d,rootmode=40000,user_id=0,group_id=0,default_permissions%s", fd,
+            single ? "" : ",allow_other");
+  unsigned long fl = MS_NOSUID | MS_NODEV | (cfg->rootfs_readonly ? MS_RDONLY : 0);
+  if (mount ("kiln", target, "fuse.kiln", fl, opts) < 0)
+    child_die (c, errno, "mount the FUSE root filesystem on '%s' in the step's namespaces", target);
+  if (send_fd (c->sync_fd, 'F', fd) < 0)
+    child_die (c, errno, "send the FUSE root filesystem's fd to kiln");
+  char ack;
+  ssize_t n;
+  do
+    n = read (c->sync_fd, &ack, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1 || ack != 'A')
+    _exit (SETUP_FAILED); /* kiln could not serve it and says why */
 }
 
 static void __attribute__ ((noreturn))
@@ -629,23 +672,29 @@ init_main (child_ctx *c)
    * (the step's root, a high host uid, may not traverse the path to it);
    * otherwise clone it here. Attach it at /tmp of this private namespace
    * only to give pivot_root a mount point; the old root goes away below. */
-  autoclose int tree = c->root_tree;
-  c->root_tree = -1;
-  if (tree < 0)
-    tree = open_tree (AT_FDCWD, cfg->rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-  if (tree < 0)
-    child_die (c, errno, "bind-mount root filesystem '%s'", cfg->rootfs);
-  if (cfg->rootfs_readonly)
+  const char *what = cfg->rootfs_fuse ? "(FUSE)" : cfg->rootfs;
+  if (cfg->rootfs_fuse)
+    mount_rootfs_fuse (c, "/tmp");
+  else
     {
-      struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
-      if (mount_setattr (tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
-        child_die (c, errno, "make root filesystem read-only");
+      autoclose int tree = c->root_tree;
+      c->root_tree = -1;
+      if (tree < 0)
+        tree = open_tree (AT_FDCWD, cfg->rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+      if (tree < 0)
+        child_die (c, errno, "bind-mount root filesystem '%s'", cfg->rootfs);
+      if (cfg->rootfs_readonly)
+        {
+          struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+          if (mount_setattr (tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
+            child_die (c, errno, "make root filesystem read-only");
+        }
+      if (move_mount (tree, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        child_die (c, errno, "attach root filesystem '%s'", cfg->rootfs);
     }
-  if (move_mount (tree, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) < 0)
-    child_die (c, errno, "attach root filesystem '%s'", cfg->rootfs);
   autoclose int root = open ("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0)
-    child_die (c, errno, "open root filesystem '%s'", cfg->rootfs);
+    child_die (c, errno, "open root filesystem '%s'", what);
   setup_proc (c, root);
   setup_sys (c, root);
   setup_dev (c, root);
@@ -655,7 +704,7 @@ init_main (child_ctx *c)
   if (sethostname (hn, strlen (hn)) < 0)
     child_die (c, errno, "sethostname '%s'", hn);
   if (fchdir (root) < 0 || syscall (SYS_pivot_root, ".", ".") < 0)
-    child_die (c, errno, "pivot_root into '%s'", cfg->rootfs);
+    child_die (c, errno, "pivot_root into '%s'", what);
   if (umount2 (".", MNT_DETACH) < 0 || chdir ("/") < 0)
     child_die (c, errno, "detach the old root");
 
@@ -701,7 +750,7 @@ helper_main (child_ctx *c, pid_t kiln_pid)
   if (getppid () != kiln_pid)
     _exit (SETUP_FAILED);
   c->root_tree = -1;
-  if (geteuid () == 0)
+  if (geteuid () == 0 && !cfg->rootfs_fuse)
     {
       c->root_tree = open_tree (c->rootfs_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE
                                                       | AT_EMPTY_PATH);
@@ -882,6 +931,33 @@ read_setup_error (int fd, kiln_error **err)
   return kiln_error_make (err, e, "%s", colon ? colon + 1 : sb.buf);
 }
 
+/* Wait until one of fds is readable; fail if SIGINT/SIGTERM arrives on the
+ * signalfd first (set-up may involve FUSE requests kiln serves, so it must
+ * stay interruptible). Returns the index of the readable fd. */
+static int
+wait_setup (const int *fds, int n, int sfd, kiln_error **err)
+{
+  struct pollfd pf[4];
+  for (int i = 0; i < n; i++)
+    pf[i] = (struct pollfd) { fds[i], POLLIN, 0 };
+  pf[n] = (struct pollfd) { sfd, POLLIN, 0 };
+  for (;;)
+    {
+      int r = poll (pf, (nfds_t) n + 1, -1);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        return kiln_error_make (err, errno, "poll");
+      struct signalfd_siginfo si;
+      if ((pf[n].revents & POLLIN) && read (sfd, &si, sizeof si) == sizeof si)
+        return kiln_error_make (err, 0, "interrupted by signal %d (%s); the step was killed",
+                                (int) si.ssi_signo, strsignal ((int) si.ssi_signo));
+      for (int i = 0; i < n; i++)
+        if (pf[i].revents)
+          return i;
+    }
+}
+
 static void
 kill_and_reap (pid_t pid)
 {
@@ -931,6 +1007,85 @@ recv_fd (int sock)
   int fd;
   memcpy (&fd, CMSG_DATA (cm), sizeof fd);
   return fd;
+}
+
+/* Receive the FUSE fd from the step's init (with its pid: SO_PASSCRED is on),
+ * have the caller serve it, then let init go on. A setup error reported on
+ * errfd before that ends the wait. */
+static int
+serve_rootfs_fuse (const sandbox_config *cfg, int sock, int errfd, int sfd, int *init_pidfd, kiln_error **err)
+{
+  int fds[2] = { sock, errfd };
+  int w = wait_setup (fds, 2, sfd, err);
+  if (w < 0)
+    return -1;
+  if (w == 1)
+    {
+      if (read_setup_error (errfd, err) < 0)
+        return -1;
+      return kiln_error_make (err, 0, "the step's init exited before handing over its FUSE mount");
+    }
+  char tag = 0;
+  char cbuf[CMSG_SPACE (sizeof (int)) + CMSG_SPACE (sizeof (struct ucred))];
+  memset (cbuf, 0, sizeof cbuf);
+  struct iovec iov = { &tag, 1 };
+  struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+  ssize_t n;
+  do
+    n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  int saved = errno;
+  int off = 0;
+  setsockopt (sock, SOL_SOCKET, SO_PASSCRED, &off, sizeof off);
+  autoclose int fd = -1;
+  pid_t pid = 0;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR (&mh); n == 1 && cm; cm = CMSG_NXTHDR (&mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN (sizeof (int))
+        && fd < 0)
+      memcpy (&fd, CMSG_DATA (cm), sizeof fd);
+    else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS)
+      {
+        struct ucred uc;
+        memcpy (&uc, CMSG_DATA (cm), sizeof uc);
+        pid = uc.pid;
+      }
+  if (n <= 0)
+    {
+      if (n < 0)
+        return kiln_error_make (err, saved, "receive the FUSE fd from the step's init");
+      if (read_setup_error (errfd, err) < 0)
+        return -1;
+      return kiln_error_make (err, 0, "the step's init exited before handing over its FUSE mount");
+    }
+  if (tag != 'F' || fd < 0 || pid <= 0 || (mh.msg_flags & MSG_CTRUNC))
+    return kiln_error_make (err, 0, "unexpected message from the step's init instead of its FUSE fd");
+  /* Kept to kill init and wait for it at the end: the mount lives as long as
+   * the step's mount namespace, so its end is init's end. */
+  *init_pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
+  if (*init_pidfd < 0)
+    return kiln_error_make (err, errno, "pidfd_open of the step's init (pid %d)", (int) pid);
+  if (cfg->rootfs_fuse (cfg->rootfs_fuse_ctx, steal_fd (&fd), err) < 0)
+    return kiln_error_wrap (err, "serving the FUSE root filesystem");
+  char ack = 'A';
+  if (write (sock, &ack, 1) != 1)
+    return kiln_error_make (err, errno, "signal the step's init");
+  return 0;
+}
+
+/* SIGKILL the step's init (a no-op once it is gone) and wait until it has
+ * exited, which happens only after every process of its pid namespace is
+ * gone: then the step's mount namespace, and the FUSE mount with it, is
+ * released and the FUSE connection aborted. */
+static void
+end_init (int *pidfd)
+{
+  if (*pidfd < 0)
+    return;
+  syscall (SYS_pidfd_send_signal, *pidfd, SIGKILL, NULL, 0);
+  struct pollfd pf = { *pidfd, POLLIN, 0 };
+  while (poll (&pf, 1, -1) < 0 && errno == EINTR)
+    ;
+  close_fd (pidfd);
 }
 
 /* Read a NUL-terminated string at addr in pid's memory. */
@@ -1003,6 +1158,16 @@ resolve_chown_target (pid_t pid, int dirfd, const char *path, bool nofollow, boo
                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
   int fd = (int) syscall (SYS_openat2, root, full, &how, sizeof how);
   return fd < 0 ? -errno : fd;
+}
+
+/* Is fd on the same filesystem as pid's root? */
+static bool
+on_step_root (pid_t pid, int fd)
+{
+  char p[64];
+  snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
+  struct stat a, b;
+  return stat (p, &a) == 0 && fstat (fd, &b) == 0 && a.st_dev == b.st_dev;
 }
 
 static void
@@ -1082,6 +1247,13 @@ handle_notification (const sandbox_config *cfg, int listener, struct seccomp_not
     {
       close (fd);
       return;
+    }
+  if (cfg->rootfs_fuse && !on_step_root (req->pid, fd))
+    {
+      /* Not on the overlay (e.g. /dev/shm): the kernel decides. */
+      close (fd);
+      resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+      goto respond;
     }
   int r = cfg->record_chown ? cfg->record_chown (cfg->record_chown_ctx, fd, by_fd ? "(fd)" : path, uid, gid)
                             : -EPERM;
@@ -1179,19 +1351,28 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
     return kiln_error_make (err, 0, "no command to run");
   if (cfg->cwd && cfg->cwd[0] != '/')
     return kiln_error_make (err, 0, "working directory '%s' is not absolute", cfg->cwd);
+  if (cfg->rootfs_fuse && cfg->idmap->mode == SANDBOX_USERNS_SINGLE
+      && (geteuid () != cfg->idmap->host_uid || getegid () != cfg->idmap->host_gid))
+    return kiln_error_make (err, 0, "a FUSE root filesystem in single ID mode needs kiln to run as the host "
+                                    "user of the step's root (%u:%u), so that the seccomp supervisor may "
+                                    "resolve chown targets on it; use full ID mode",
+                            (unsigned) cfg->idmap->host_uid, (unsigned) cfg->idmap->host_gid);
+  if (!cfg->rootfs_fuse && cfg->rootfs == NULL)
+    return kiln_error_make (err, 0, "no root filesystem given");
   if (cfg->idmap->mode == SANDBOX_USERNS_SINGLE && (cfg->uid != 0 || cfg->gid != 0))
     log_warn ("single ID mode maps only root: the step runs as uid 0 instead of %u:%u", (unsigned) cfg->uid,
               (unsigned) cfg->gid);
   child_ctx c;
   memset (&c, 0, sizeof c);
   c.cfg = cfg;
+  c.rootfs_fd = -1;
   const char *hn = cfg->hostname ? cfg->hostname : "kiln";
   c.resolv = cfg->network == SANDBOX_NET_NONE ? xstrdup ("") : read_host_resolv ();
   c.hosts = xasprintf ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hn);
   c.hostname_file = xasprintf ("%s\n", hn);
   int ret = -1;
   int sp[2] = { -1, -1 }, ep[2] = { -1, -1 }, op[2] = { -1, -1 }, xp[2] = { -1, -1 }, stp[2] = { -1, -1 };
-  int sfd = -1;
+  int sfd = -1, init_pidfd = -1;
   pid_t pid = -1;
   sigset_t block;
   sigemptyset (&block);
@@ -1213,10 +1394,16 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
       kiln_error_make (err, errno, "signalfd");
       goto out;
     }
-  c.rootfs_fd = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (c.rootfs_fd < 0)
+  if (!cfg->rootfs_fuse && (c.rootfs_fd = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
     {
       kiln_error_make (err, errno, "open root filesystem '%s'", cfg->rootfs);
+      goto out;
+    }
+  /* The FUSE handoff message carries init's pid (see serve_rootfs_fuse). */
+  int on = 1;
+  if (cfg->rootfs_fuse && setsockopt (sp[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
+    {
+      kiln_error_make (err, errno, "setsockopt SO_PASSCRED");
       goto out;
     }
   c.sync_fd = sp[1];
@@ -1264,7 +1451,12 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
       kiln_error_make (err, errno, "signal the sandbox helper");
       goto kill;
     }
-  if (read_setup_error (ep[0], err) < 0)
+  if (cfg->rootfs_fuse && serve_rootfs_fuse (cfg, sp[0], ep[0], sfd, &init_pidfd, err) < 0)
+    {
+      kiln_error_wrap (err, "setting up the sandbox");
+      goto kill;
+    }
+  if (wait_setup (&ep[0], 1, sfd, err) < 0 || read_setup_error (ep[0], err) < 0)
     {
       kiln_error_wrap (err, "setting up the sandbox");
       goto kill;
@@ -1301,6 +1493,7 @@ kill:
   kill_and_reap (pid);
   pid = -1;
 out:
+  end_init (&init_pidfd);
   for (int *fds[] = { sp, ep, op, xp, stp }, i = 0; i < 5; i++)
     {
       close_fd (&fds[i][0]);
@@ -1315,7 +1508,7 @@ out:
   sigprocmask (SIG_SETMASK, &c.oldmask, NULL);
   if (c.caps)
     cap_free (c.caps);
-  if (c.rootfs_fd > 0)
+  if (c.rootfs_fd >= 0)
     close (c.rootfs_fd);
   free (c.resolv);
   free (c.hosts);

@@ -112,13 +112,41 @@ typedef void (*sandbox_output_fn) (void *ctx, sandbox_stream stream, const char 
  * AT_SYMLINK_NOFOLLOW), its path for messages, and the requested owner
  * ((uid_t)-1 / (gid_t)-1: unchanged). Return 0 to make the call succeed, or
  * -errno to fail it with that errno. The overlay implements this by looking
- * up its node from the fd (fstat st_ino) and recording the owner. */
+ * up its node from the fd (fstat st_ino) and recording the owner. With
+ * rootfs_fuse it is only called for targets on the FUSE root filesystem
+ * (same st_dev as the step's root); a target elsewhere (/dev/shm, ...) is
+ * left to the kernel (SECCOMP_USER_NOTIF_FLAG_CONTINUE). */
 typedef int (*sandbox_record_chown_fn) (void *ctx, int target_fd, const char *path, uid_t uid, gid_t gid);
+
+/* A FUSE root filesystem: called in kiln with the /dev/fuse fd of the mount
+ * the step's init made (see rootfs_fuse below). Takes ownership of fuse_fd,
+ * also on failure; returns 0 once the fd is being served (the step's setup
+ * waits for that), negative to abort the step. */
+typedef int (*sandbox_rootfs_fuse_fn) (void *ctx, int fuse_fd, kiln_error **err);
 
 typedef struct sandbox_config
 {
-  const char *rootfs;        /* directory to use as / (bind-mounted) */
+  const char *rootfs;        /* directory to use as / (bind-mounted); unused with rootfs_fuse */
   bool rootfs_readonly;      /* mount it read-only */
+  /* When set, the root filesystem is a FUSE mount made by the step's init
+   * inside the step's user and mount namespaces (as the namespace's root;
+   * works rootless): it opens /dev/fuse (which must be usable by that user:
+   * mode 0666, as distributions ship it), mounts it "fuse.kiln" with
+   * fd=N,rootmode=40000,user_id=0,group_id=0,default_permissions, nosuid,
+   * nodev (plus allow_other in full ID mode), sends the fd to kiln over the
+   * sync socket (SCM_RIGHTS) and waits until rootfs_fuse() returned 0
+   * before touching the mount. The kernel then translates request
+   * credentials and reported owners through the step's namespace: the server
+   * sees and reports container ids (0..65535), whatever the host mapping.
+   * In single ID mode allow_other is left out so that only the host user of
+   * container 0 (the step, and kiln's seccomp supervisor resolving chown
+   * targets) may use the mount; such a step therefore needs kiln to run as
+   * that user (not as root with --userns=single). The mount dies with the
+   * step's mount namespace: sandbox_run() returns only after the step's
+   * init is gone, so the FUSE connection is aborted by then and a session
+   * loop reading fuse_fd ends (ENODEV). */
+  sandbox_rootfs_fuse_fn rootfs_fuse;
+  void *rootfs_fuse_ctx;
   char **argv;               /* argv[0] searched in PATH of env when it has no '/' */
   char **env;                /* KEY=VALUE, NULL-terminated */
   const char *cwd;           /* absolute, inside the rootfs; NULL = "/" */

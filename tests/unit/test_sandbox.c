@@ -1,4 +1,6 @@
-/* test_sandbox.c - sandbox helpers that run without namespaces. */
+/* test_sandbox.c - sandbox helpers that run without namespaces, and the
+ * failure paths of the FUSE root filesystem handoff (which need user
+ * namespaces and a usable /dev/fuse; skipped otherwise). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,7 +12,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void
@@ -107,6 +112,114 @@ test_mountpoints_created_and_removed (void **state)
   assert_int_equal (rmdir (tmpl), 0);
 }
 
+/* ---- FUSE root filesystem handoff ---- */
+
+/* User namespaces work and /dev/fuse is open to their root (mode 0666). */
+static bool
+can_mount_fuse_in_userns (void)
+{
+  struct stat st;
+  if (stat ("/dev/fuse", &st) < 0 || (st.st_mode & 0006) != 0006)
+    return false;
+  pid_t p = fork ();
+  if (p == 0)
+    _exit (unshare (CLONE_NEWUSER) == 0 ? 0 : 1);
+  int status;
+  return p > 0 && waitpid (p, &status, 0) == p && WIFEXITED (status) && WEXITSTATUS (status) == 0;
+}
+
+typedef struct fuse_cb_state
+{
+  int calls;
+  bool fail;
+} fuse_cb_state;
+
+/* Never serves: either refuses, or drops the fd (the connection dies). */
+static int
+fuse_cb (void *ctx, int fuse_fd, kiln_error **err)
+{
+  fuse_cb_state *s = ctx;
+  s->calls++;
+  close (fuse_fd);
+  if (s->fail)
+    return kiln_error_make (err, 0, "refused by the test");
+  return 0;
+}
+
+static int
+run_fuse_step (fuse_cb_state *s, sandbox_userns_mode mode, kiln_error **err)
+{
+  sandbox_idmap map;
+  if (sandbox_idmap_resolve (mode, 0, &map, err) < 0)
+    return -1;
+  char *argv[] = { (char *) "true", NULL };
+  char *env[] = { NULL };
+  sandbox_config cfg = { .argv = argv, .env = env, .idmap = &map, .rootfs_fuse = fuse_cb,
+                         .rootfs_fuse_ctx = s };
+  sandbox_result res;
+  alarm (30); /* a hang fails the test instead of blocking the suite */
+  int r = sandbox_run (&cfg, &res, err);
+  alarm (0);
+  return r;
+}
+
+static void
+assert_no_children (void)
+{
+  errno = 0;
+  assert_int_equal (waitpid (-1, NULL, WNOHANG), -1);
+  assert_int_equal (errno, ECHILD);
+}
+
+static void
+test_rootfs_fuse_callback_failure_kills_step (void **state)
+{
+  (void) state;
+  if (!can_mount_fuse_in_userns ())
+    skip ();
+  fuse_cb_state s = { 0, true };
+  kiln_error *err = NULL;
+  assert_true (run_fuse_step (&s, SANDBOX_USERNS_AUTO, &err) < 0);
+  assert_int_equal (s.calls, 1);
+  assert_non_null (err);
+  assert_non_null (strstr (err->msg, "serving the FUSE root filesystem: refused by the test"));
+  kiln_error_clear (&err);
+  assert_no_children ();
+}
+
+static void
+test_rootfs_fuse_dropped_fd_fails_setup (void **state)
+{
+  (void) state;
+  if (!can_mount_fuse_in_userns ())
+    skip ();
+  /* The callback "succeeds" but closes the fd: the connection is aborted,
+   * init's first access to the mount fails (ENOTCONN) instead of hanging. */
+  fuse_cb_state s = { 0, false };
+  kiln_error *err = NULL;
+  assert_true (run_fuse_step (&s, SANDBOX_USERNS_AUTO, &err) < 0);
+  assert_int_equal (s.calls, 1);
+  assert_non_null (err);
+  assert_non_null (strstr (err->msg, "setting up the sandbox"));
+  assert_int_equal (err->status, ENOTCONN);
+  kiln_error_clear (&err);
+  assert_no_children ();
+}
+
+static void
+test_rootfs_fuse_single_mode_as_root_refused (void **state)
+{
+  (void) state;
+  if (geteuid () != 0)
+    skip ();
+  fuse_cb_state s = { 0, true };
+  kiln_error *err = NULL;
+  assert_true (run_fuse_step (&s, SANDBOX_USERNS_SINGLE, &err) < 0);
+  assert_int_equal (s.calls, 0);
+  assert_non_null (strstr (err->msg, "single ID mode needs kiln to run as the host user"));
+  kiln_error_clear (&err);
+}
+
 int
 main (void)
 {
@@ -115,6 +228,9 @@ main (void)
     cmocka_unit_test (test_describe),
     cmocka_unit_test (test_idmap_root_never_zero),
     cmocka_unit_test (test_mountpoints_created_and_removed),
+    cmocka_unit_test (test_rootfs_fuse_callback_failure_kills_step),
+    cmocka_unit_test (test_rootfs_fuse_dropped_fd_fails_setup),
+    cmocka_unit_test (test_rootfs_fuse_single_mode_as_root_refused),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
