@@ -133,6 +133,7 @@ typedef struct layer_rec
   char digest[DIGEST_STRING_SIZE];
   char diff_id[DIGEST_STRING_SIZE];
   store_fetch_how how;
+  bool extracted;
 } layer_rec;
 
 typedef struct fetch_ctx
@@ -199,7 +200,7 @@ elapsed (const struct timespec *t0)
 }
 
 static void
-record_layer (fetch_ctx *f, const char *digest, const char *diff_id, store_fetch_how how)
+record_layer (fetch_ctx *f, const char *digest, const char *diff_id, store_fetch_how how, bool extracted)
 {
   pthread_mutex_lock (&f->mu);
   f->recs = xreallocarray (f->recs, f->n_recs + 1, sizeof *f->recs);
@@ -207,6 +208,7 @@ record_layer (fetch_ctx *f, const char *digest, const char *diff_id, store_fetch
   snprintf (r->digest, sizeof r->digest, "%s", digest);
   snprintf (r->diff_id, sizeof r->diff_id, "%s", diff_id);
   r->how = how;
+  r->extracted = extracted;
   pthread_mutex_unlock (&f->mu);
 }
 
@@ -359,7 +361,7 @@ fetch_have_blob (void *ctx, const manifest_descriptor *d, kiln_error **err)
     return -1;
   if (r > 0)
     {
-      record_layer (f, d->digest, diff_id, STORE_FETCH_CACHED);
+      record_layer (f, d->digest, diff_id, STORE_FETCH_CACHED, false);
       log_layer (d, "cached", -1);
       return 1;
     }
@@ -373,7 +375,7 @@ fetch_have_blob (void *ctx, const manifest_descriptor *d, kiln_error **err)
   bool existed;
   if (extract_layer_checked (f, d->digest, extract_read_fd, &fd, diff_id, &existed, err) < 0)
     return kiln_error_wrap (err, "layer %s (from the stored blob)", d->digest);
-  record_layer (f, d->digest, diff_id, existed ? STORE_FETCH_CACHED : STORE_FETCH_LOCAL_BLOB);
+  record_layer (f, d->digest, diff_id, existed ? STORE_FETCH_CACHED : STORE_FETCH_LOCAL_BLOB, !existed);
   log_layer (d, existed ? "cached" : "extracted from stored blob", existed ? -1 : elapsed (&t0));
   return 1;
 }
@@ -512,7 +514,7 @@ fetch_blob_end (void *blob, bool ok, kiln_error **err)
     }
   else
     {
-      record_layer (f, b->digest, b->diff_id, STORE_FETCH_DOWNLOADED);
+      record_layer (f, b->digest, b->diff_id, STORE_FETCH_DOWNLOADED, !b->existed);
       manifest_descriptor d = { .digest = b->digest, .size = b->size };
       log_layer (&d, b->existed ? "downloaded (layer already extracted)" : "downloaded", elapsed (&b->t0));
     }
@@ -636,6 +638,7 @@ result_layers (store_fetch_result *out, const manifest *m, char **diff_ids, cons
                                 d->digest, rec->diff_id, diff_ids[i]);
       snprintf (l->diff_id, sizeof l->diff_id, "%s", rec->diff_id);
       l->how = rec->how;
+      l->extracted = rec->extracted;
     }
   return 0;
 }
@@ -755,7 +758,7 @@ store_image_lookup (store *s, const registry_ref *ref, const char *os, const cha
           if (k <= 0)
             complete = false;
           else
-            record_layer (&f, m->layers[i].digest, diff, STORE_FETCH_CACHED);
+            record_layer (&f, m->layers[i].digest, diff, STORE_FETCH_CACHED, false);
         }
       if (r == 0 && complete)
         r = result_layers (&res, m, f.diff_ids, f.recs, f.n_recs, err) < 0 ? -1 : 1;

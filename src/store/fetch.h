@@ -55,6 +55,8 @@ typedef struct store_fetch_layer
   char *media_type;
   int64_t size;                     /* blob size (manifest) */
   store_fetch_how how;
+  bool extracted;                   /* this call extracted and published it
+                                     * (false: found already extracted) */
 } store_fetch_layer;
 
 typedef struct store_fetch_result
