@@ -61,7 +61,7 @@ test_oci_manifest (void **state)
   layer_compression c;
   autoerror kiln_error *err = NULL;
   assert_ok (manifest_layer_compression (m->layers[1].media_type, &c, &err), err);
-  assert_int_equal (c, LAYER_COMPRESSION_ZSTD);
+  assert_int_equal (c, LAYER_COMPRESS_ZSTD);
   /* Without mediaType and Content-Type, the shape decides. */
   automanifest manifest *m2
       = parse_ok ("{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" MEDIA_OCI_CONFIG "\",\"digest\":\"" DA

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# make demo: the README's main job. Builds kiln, starts a throwaway local
+# registry on a random loopback port, pushes the busybox fixture base image
+# into it (built from Debian's busybox-static, without kiln), then builds
+# examples/hello with kiln and pushes the result, printing its digest.
+# Everything it starts is stopped when it exits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+make -j"$(nproc)" kiln >/dev/null
+export KILN="$PWD/kiln"
+# shellcheck source=../tests/integration/helpers.bash
+source tests/integration/helpers.bash
+trap 'registry_stop_all' EXIT
+
+echo "demo: starting a throwaway registry"
+registry_start
+echo "demo: registry at $REGISTRY"
+echo "demo: pushing the busybox base image (scripts/make-base-images.sh)"
+fixtures_push busybox
+
+echo "demo: the build plan of examples/hello (kiln build --dry-run):"
+"$KILN" build --dry-run --build-arg "REGISTRY=$REGISTRY" -f examples/hello/Dockerfile examples/hello
+
+echo "demo: building examples/hello and pushing $REGISTRY/demo/hello:latest"
+"$KILN" build --build-arg "REGISTRY=$REGISTRY" --insecure-registry "$REGISTRY" \
+  -f examples/hello/Dockerfile -t "$REGISTRY/demo/hello:latest" \
+  --digest-file "$REGISTRY_DIR/digest" examples/hello
+echo "demo: pushed $REGISTRY/demo/hello@$(cat "$REGISTRY_DIR/digest")"
