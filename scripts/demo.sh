@@ -24,6 +24,16 @@ echo "demo: the build plan of examples/hello (kiln build --dry-run):"
 
 echo "demo: building examples/hello and pushing $REGISTRY/demo/hello:latest"
 "$KILN" build --build-arg "REGISTRY=$REGISTRY" --insecure-registry "$REGISTRY" \
-  -f examples/hello/Dockerfile -t "$REGISTRY/demo/hello:latest" \
+  --root "$REGISTRY_DIR/store" -f examples/hello/Dockerfile -t "$REGISTRY/demo/hello:latest" \
   --digest-file "$REGISTRY_DIR/digest" examples/hello
-echo "demo: pushed $REGISTRY/demo/hello@$(cat "$REGISTRY_DIR/digest")"
+digest=$(cat "$REGISTRY_DIR/digest")
+echo "demo: pushed $REGISTRY/demo/hello@$digest"
+
+# Check the result with independent tools: skopeo fetches it back from the
+# registry, umoci unpacks it, and the image's CMD runs in kiln's sandbox.
+work=$(mktemp -d)
+trap 'registry_stop_all; rm -rf "$work"' EXIT
+skopeo copy --quiet --src-tls-verify=false "docker://$REGISTRY/demo/hello@$digest" "oci:$work/oci:hello"
+umoci unpack --image "$work/oci:hello" "$work/bundle" >/dev/null
+echo "demo: running the image's CMD (as its USER app, in its WORKDIR):"
+"$KILN" run --verbosity warn --rootfs "$work/bundle/rootfs" --user 1000:1000 --workdir /home/app /usr/local/bin/greeting

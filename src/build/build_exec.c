@@ -63,6 +63,7 @@ struct build_exec
   plan *p;
   stage_state *stages;
   build_result *res;
+  double t_pull;             /* fetches, also those made while planning */
 };
 
 static double
@@ -187,8 +188,7 @@ fetch_image (build_exec *b, const char *image, const char *platform, const store
   memset (&r, 0, sizeof r);
   if (store_fetch_image (b->o.store, c, ref, os, arch, variant, &r, err) < 0)
     return kiln_error_wrap (err, "pulling '%s'", image);
-  if (b->res)
-    b->res->t_pull += now_s () - t0;
+  b->t_pull += now_s () - t0;
   b->fetched = xreallocarray (b->fetched, b->n_fetched + 1, sizeof *b->fetched);
   b->fetched[b->n_fetched].key = steal_pointer (&key);
   b->fetched[b->n_fetched].res = r;
@@ -1142,6 +1142,7 @@ build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err)
         goto out;
   if (finish_image (b, &b->stages[p->target], res, err) < 0)
     goto out;
+  res->t_pull = b->t_pull;
   ret = 0;
 out:
   for (size_t i = 0; i < p->n_stages; i++)
