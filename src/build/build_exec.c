@@ -648,13 +648,16 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     .id_mode = b->idmap.mode == SANDBOX_USERNS_SINGLE ? OVERLAY_IDS_SINGLE : OVERLAY_IDS_FULL,
     .present_uid = 0,
     .present_gid = 0,
+    .create_uid = uid,
+    .create_gid = gid,
     .mask_paths = masks,
   };
   run_ctx rc = { b, NULL };
   int ret = -1;
+  autofree char *cwd = NULL, *joined = NULL, *created_by = NULL;
   if (overlay_new (&oc, &rc.ovl, err) < 0)
     goto out;
-  autofree char *cwd = clean_abs (st->spec.working_dir && *st->spec.working_dir ? st->spec.working_dir : "/");
+  cwd = clean_abs (st->spec.working_dir && *st->spec.working_dir ? st->spec.working_dir : "/");
   sandbox_config sc = {
     .argv = s->argv, .env = env, .cwd = cwd, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
     .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
@@ -686,8 +689,8 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
       goto out;
     }
   b->res->t_snapshot += now_s () - t0;
-  autofree char *joined = join_argv (s->argv);
-  autofree char *created_by = xasprintf ("RUN %s # kiln", joined);
+  joined = join_argv (s->argv);
+  created_by = xasprintf ("RUN %s # kiln", joined);
   ret = commit_layer (b, st, lch, n_lch, created_by, err);
   free (lch);
   overlay_changes_free (changes);
@@ -769,6 +772,8 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   if (open_lower (b, st, &dest_view, err) < 0)
     return -1;
   int ret = -1;
+  autofree char *text = NULL, *created_by = NULL;
+  autostrv char **excludes = NULL, **srcs = NULL;
   copy_changes ch = { 0 };
   overlay_lower *src_lower = NULL;
   autofree char *tmpname = NULL;
@@ -805,14 +810,12 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   const char *pv = plan_step_flag (s, "parents");
   if (pv && strcmp (pv, "false") == 0)
     req.parents = false;
-  autostrv char **excludes = NULL;
   for (size_t i = 0; i < s->n_flags; i++)
     if (strcmp (s->flags[i].key, "exclude") == 0)
       strv_push (&excludes, s->flags[i].value);
   req.excludes = excludes;
 
   /* Heredoc sources become files in a temp dir; the rest go together. */
-  autostrv char **srcs = NULL;
   size_t hd = 0;
   for (size_t i = 0; i + 1 < n_args; i++)
     {
@@ -871,8 +874,8 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
             goto out;
         }
     }
-  autofree char *text = one_line (s->instr->original);
-  autofree char *created_by = xasprintf ("%s # kiln", text);
+  text = one_line (s->instr->original);
+  created_by = xasprintf ("%s # kiln", text);
   ret = commit_layer (b, st, ch.v, ch.n, created_by, err);
 out:
   copy_changes_free (&ch);

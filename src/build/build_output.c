@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int
@@ -90,10 +91,29 @@ layout_put_blob (store *s, ocilayout *l, const char *media_type, const char *dig
   return pc->blob_end (blob, true, err);
 }
 
+/* mkdir -p for a path the user gave (not untrusted input). */
+static int
+mkdir_parents (const char *path, kiln_error **err)
+{
+  autofree char *p = xstrdup (path);
+  for (char *s = p + 1; *s; s++)
+    {
+      if (*s != '/')
+        continue;
+      *s = '\0';
+      if (mkdir (p, 0755) < 0 && errno != EEXIST)
+        return kiln_error_make (err, errno, "mkdir '%s'", p);
+      *s = '/';
+    }
+  return 0;
+}
+
 static int
 write_layout (store *s, const build_result *res, const char *dir, const char *tag, kiln_error **err)
 {
   autoocilayout ocilayout *l = NULL;
+  if (mkdir_parents (dir, err) < 0)
+    return kiln_error_wrap (err, "OCI layout '%s'", dir);
   if (ocilayout_open (dir, &l, err) < 0)
     return -1;
   for (size_t i = 0; i < res->n_layers; i++)

@@ -50,6 +50,11 @@ typedef struct overlay_config
   overlay_id_mode id_mode;
   uid_t present_uid;             /* single mode: owner shown for every file */
   gid_t present_gid;
+  /* Single mode: the owner recorded for files the step creates. The step
+   * runs as the namespace's only id (0), so its USER (e.g. 1000:1000) is
+   * applied here instead; the kernel never sees it. */
+  uid_t create_uid;
+  gid_t create_gid;
   /* Paths kiln mounts over, relative ("proc", "etc/hosts"); a trailing '/'
    * means a directory. They always exist in the view (created empty when the
    * image lacks them) and never appear in a change list. NULL-terminated. */

@@ -169,6 +169,8 @@ struct overlay_model
   overlay_id_mode id_mode;
   uid_t present_uid;
   gid_t present_gid;
+  uid_t create_uid;
+  gid_t create_gid;
   char **masks;
   inode **itab;
   size_t itab_cap, itab_n;
@@ -874,8 +876,8 @@ overlay_model_mknod (overlay_model *m, uint64_t parent, const char *name, mode_t
         break;
       }
     inode *n = inode_new (m, mode);
-    n->uid = uid;
-    n->gid = gid;
+    n->uid = m->id_mode == OVERLAY_IDS_SINGLE ? m->create_uid : uid;
+    n->gid = m->id_mode == OVERLAY_IDS_SINGLE ? m->create_gid : gid;
     if (dir->mode & S_ISGID)
       {
         n->gid = dir->gid;
@@ -1621,6 +1623,8 @@ overlay_model_new (const overlay_config *cfg, overlay_model **out, kiln_error **
   m->id_mode = cfg->id_mode;
   m->present_uid = cfg->present_uid;
   m->present_gid = cfg->present_gid;
+  m->create_uid = cfg->create_uid;
+  m->create_gid = cfg->create_gid;
   m->next_ino = OVERLAY_ROOT_INO;
   m->scratch_fd = fcntl (cfg->scratch_dirfd, F_DUPFD_CLOEXEC, 3);
   if (m->scratch_fd < 0)

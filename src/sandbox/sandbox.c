@@ -1360,8 +1360,9 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   if (!cfg->rootfs_fuse && cfg->rootfs == NULL)
     return kiln_error_make (err, 0, "no root filesystem given");
   if (cfg->idmap->mode == SANDBOX_USERNS_SINGLE && (cfg->uid != 0 || cfg->gid != 0))
-    log_warn ("single ID mode maps only root: the step runs as uid 0 instead of %u:%u", (unsigned) cfg->uid,
-              (unsigned) cfg->gid);
+    log_warn ("single ID mode maps only root: the step runs as uid 0 instead of %u:%u%s (configure /etc/subuid "
+              "and /etc/subgid ranges for full mapping)", (unsigned) cfg->uid, (unsigned) cfg->gid,
+              cfg->rootfs_fuse ? "; files it creates are recorded as owned by that user" : "");
   child_ctx c;
   memset (&c, 0, sizeof c);
   c.cfg = cfg;
