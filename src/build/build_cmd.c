@@ -16,6 +16,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,6 +284,29 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
     }
 }
 
+/* The one piece of global state: a signal handler has nowhere else to
+ * write. The build checks it between steps; the sandbox handles the signal
+ * itself while a step runs. */
+static volatile sig_atomic_t build_signal;
+
+static void
+on_signal (int sig)
+{
+  build_signal = sig;
+}
+
+static void
+install_signal_handlers (void)
+{
+  struct sigaction sa;
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+}
+
 static int
 dry_run (plan *p, kiln_error **err)
 {
@@ -392,6 +416,8 @@ build_run (build_cmd_opts *o, kiln_error **err)
   eo.dockerfile_path = df_path;
   eo.reg = &pull_reg;
   eo.progress = prog;
+  eo.signal_flag = &build_signal;
+  install_signal_handlers ();
   build_exec *b = NULL;
   int ret = -1;
   plan *p = NULL;
@@ -415,6 +441,12 @@ build_run (build_cmd_opts *o, kiln_error **err)
     .oci_layout = o->oci_layout, .tar_path = o->tar_path, .digest_file = o->digest_file,
     .name_digest_file = o->name_digest_file, .progress = prog,
   };
+  if (build_signal)
+    {
+      kiln_error_make (err, EINTR, "interrupted by signal %d (%s) before pushing", (int) build_signal,
+                       strsignal ((int) build_signal));
+      goto out;
+    }
   if (build_output_write (s, &res, &oo, err) < 0)
     goto out;
   double t_push = progress_elapsed (prog) - t0;
@@ -476,7 +508,8 @@ build_cmd_main (int argc, char **argv, kiln_error **err)
   if (build_run (&o, err) < 0)
     {
       kiln_error_wrap (err, "kiln build");
-      rc = KILN_EXIT_FAILURE;
+      /* 130 / 143 as a shell reports a command killed by SIGINT / SIGTERM. */
+      rc = build_signal ? 128 + (int) build_signal : KILN_EXIT_FAILURE;
     }
   else
     rc = KILN_EXIT_OK;

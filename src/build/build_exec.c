@@ -665,9 +665,15 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rc,
   };
   sandbox_result res;
+  int sig = 0;
+  sc.interrupted = &sig;
   double t0 = now_s ();
   if (sandbox_run (&sc, &res, err) < 0)
-    goto out;
+    {
+      if (sig && b->o.signal_flag)
+        *b->o.signal_flag = sig;
+      goto out;
+    }
   b->res->t_run += now_s () - t0;
   if (!res.exited || res.status != 0)
     {
@@ -1070,6 +1076,9 @@ build_stage (build_exec *b, int idx, kiln_error **err)
     {
       const plan_step *s = &ps->steps[i];
       autofree char *text = one_line (s->instr->original);
+      if (b->o.signal_flag && *b->o.signal_flag)
+        return kiln_error_make (err, EINTR, "interrupted by signal %d (%s) before %s", (int) *b->o.signal_flag,
+                                strsignal ((int) *b->o.signal_flag), text);
       progress_step_begin (b->o.progress, label, i + 2, total, text);
       if (run_step (b, st, s, err) < 0)
         {

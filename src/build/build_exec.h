@@ -16,6 +16,7 @@
 #ifndef KILN_BUILD_BUILD_EXEC_H
 #define KILN_BUILD_BUILD_EXEC_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,9 @@ typedef struct build_exec_opts
   const char *seccomp_policy;   /* NULL: the default profile; "unconfined" */
   char **labels;                /* --label K=V, applied to the target */
   progress *progress;
+  /* Set to SIGINT/SIGTERM by the caller's signal handler; checked between
+   * steps, and set by the sandbox when the signal stopped a RUN step. */
+  volatile sig_atomic_t *signal_flag;
 } build_exec_opts;
 
 typedef struct build_layer

@@ -935,7 +935,15 @@ read_setup_error (int fd, kiln_error **err)
  * signalfd first (set-up may involve FUSE requests kiln serves, so it must
  * stay interruptible). Returns the index of the readable fd. */
 static int
-wait_setup (const int *fds, int n, int sfd, kiln_error **err)
+interrupted (const sandbox_config *cfg, int signo, kiln_error **err)
+{
+  if (cfg->interrupted)
+    *cfg->interrupted = signo;
+  return kiln_error_make (err, EINTR, "interrupted by signal %d (%s); the step was killed", signo, strsignal (signo));
+}
+
+static int
+wait_setup (const sandbox_config *cfg, const int *fds, int n, int sfd, kiln_error **err)
 {
   struct pollfd pf[4];
   for (int i = 0; i < n; i++)
@@ -950,8 +958,7 @@ wait_setup (const int *fds, int n, int sfd, kiln_error **err)
         return kiln_error_make (err, errno, "poll");
       struct signalfd_siginfo si;
       if ((pf[n].revents & POLLIN) && read (sfd, &si, sizeof si) == sizeof si)
-        return kiln_error_make (err, 0, "interrupted by signal %d (%s); the step was killed",
-                                (int) si.ssi_signo, strsignal ((int) si.ssi_signo));
+        return interrupted (cfg, (int) si.ssi_signo, err);
       for (int i = 0; i < n; i++)
         if (pf[i].revents)
           return i;
@@ -1016,7 +1023,7 @@ static int
 serve_rootfs_fuse (const sandbox_config *cfg, int sock, int errfd, int sfd, int *init_pidfd, kiln_error **err)
 {
   int fds[2] = { sock, errfd };
-  int w = wait_setup (fds, 2, sfd, err);
+  int w = wait_setup (cfg, fds, 2, sfd, err);
   if (w < 0)
     return -1;
   if (w == 1)
@@ -1457,7 +1464,7 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
       kiln_error_wrap (err, "setting up the sandbox");
       goto kill;
     }
-  if (wait_setup (&ep[0], 1, sfd, err) < 0 || read_setup_error (ep[0], err) < 0)
+  if (wait_setup (cfg, &ep[0], 1, sfd, err) < 0 || read_setup_error (ep[0], err) < 0)
     {
       kiln_error_wrap (err, "setting up the sandbox");
       goto kill;
@@ -1474,7 +1481,7 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
     {
       kill_and_reap (pid);
       pid = -1;
-      kiln_error_make (err, 0, "interrupted by signal %d (%s); the step was killed", signo, strsignal (signo));
+      interrupted (cfg, signo, err);
       goto out;
     }
   int hst;

@@ -165,6 +165,9 @@ typedef struct sandbox_config
    * filter, which single mode should use). */
   sandbox_record_chown_fn record_chown;
   void *record_chown_ctx;
+  /* If non-NULL, set to SIGINT/SIGTERM when such a signal stopped the step
+   * (sandbox_run then fails with status EINTR). */
+  int *interrupted;
 } sandbox_config;
 
 typedef struct sandbox_result

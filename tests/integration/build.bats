@@ -254,3 +254,27 @@ DF
   [[ $output != *downloaded* ]]
   [[ $output == *"built $d1"* ]]
 }
+
+@test "build: SIGTERM and SIGINT mid-RUN exit 143/130 and leave no process, mount or temp dir" {
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'ARG BASE\nFROM $BASE\nRUN echo started; sleep 60 & sleep 61\nRUN echo never\n' > "$TEST_TMP/ctx/Dockerfile"
+  local sig want
+  for sig in TERM INT; do
+    [ $sig = TERM ] && want=143 || want=130
+    "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
+      --no-push "$TEST_TMP/ctx" > "$TEST_TMP/out" 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 100); do grep -q started "$TEST_TMP/out" && break; sleep 0.1; done
+    grep -q started "$TEST_TMP/out"
+    kill -$sig $pid
+    local rc=0
+    wait $pid || rc=$?
+    cat "$TEST_TMP/out"
+    [ "$rc" -eq "$want" ]
+    grep -q "interrupted by signal" "$TEST_TMP/out"
+    ! grep -q "echo never" "$TEST_TMP/out"
+    ! pgrep -f "sleep 6[01]"
+    ! grep -q "$TEST_TMP" /proc/self/mountinfo
+    [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
+  done
+}
