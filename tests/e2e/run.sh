@@ -118,10 +118,12 @@ base_digests() {
 BASE_KEY=$(base_digests | tr '\n' ' ')
 BUILDAH_VERSION=$(buildah --version 2>/dev/null || echo none)
 
-# tree_hash DIR: content, names, modes, owners, xattrs, links; not mtimes.
+# tree_hash CASEDIR: the files that shape the build (not requires, expect,
+# run-check, which only judge it); content, names, modes, links; not mtimes.
 tree_hash() {
   tar -C "$1" --sort=name --numeric-owner --xattrs --xattrs-include='*' --mtime=@0 \
-    --owner=0 --group=0 --exclude=./context -cf - . 2>/dev/null | sha256sum | cut -c1-64
+    --owner=0 --group=0 --exclude=./context --exclude=./requires --exclude=./expect \
+    --exclude=./run-check -cf - . 2>/dev/null | sha256sum | cut -c1-64
 }
 # ctx_hash DIR: like tree_hash but keeps owners (a context's owners matter).
 ctx_hash() {
