@@ -312,8 +312,30 @@ commit_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, 
 
 /* ---- FROM ---- */
 
+/* BuildKit gives every Linux image a PATH when its base has none. */
+static void
+ensure_path (image_spec *sp)
+{
+  for (char **e = sp->env; e && *e; e++)
+    if (strncmp (*e, "PATH=", 5) == 0)
+      return;
+  strv_push (&sp->env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+}
+
+static int
+stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err);
+
 static int
 stage_from (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err)
+{
+  if (stage_from_base (b, ps, st, err) < 0)
+    return -1;
+  ensure_path (&st->spec);
+  return 0;
+}
+
+static int
+stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err)
 {
   image_spec_init (&st->spec);
   if (ps->base_stage >= 0)
@@ -601,13 +623,23 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   gid_t gid = 0;
   autofree gid_t *groups = NULL;
   size_t n_groups = 0;
-  if (st->spec.user && *st->spec.user
-      && rootfs_resolve_user (lower, st->spec.user, &uid, &gid, &groups, &n_groups, err) < 0)
+  autofree char *home = NULL;
+  if (rootfs_resolve_user (lower, st->spec.user && *st->spec.user ? st->spec.user : "0", &uid, &gid, &groups,
+                           &n_groups, &home, err) < 0)
     {
       overlay_lower_free (lower);
       return kiln_error_wrap (err, "USER");
     }
   autostrv char **env = strv_dup (st->spec.env);
+  /* Docker sets HOME from the user's passwd entry unless ENV sets it. */
+  bool has_home = false;
+  for (char **e = env; e && *e; e++)
+    has_home |= strncmp (*e, "HOME=", 5) == 0;
+  if (!has_home)
+    {
+      autofree char *h = xasprintf ("HOME=%s", home && *home ? home : "/");
+      strv_push (&env, h);
+    }
   for (char **e = s->build_env; e && *e; e++)
     {
       size_t kl = strcspn (*e, "=");
@@ -790,11 +822,24 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   bool dest_dir = (dl && dest_arg[dl - 1] == '/') || strcmp (dest_arg, ".") == 0
                   || (dl >= 2 && strcmp (dest_arg + dl - 2, "/.") == 0);
   autofree char *cdest = clean_abs (dest);
+  /* Symlinks in the destination resolve inside the image (Docker's
+   * FollowSymlinkInScope): COPY x /var/run/y writes below /run. */
+  {
+    autofree char *resolved = NULL;
+    int r = rootfs_resolve_in_root (dest_view, cdest, &resolved);
+    if (r < 0)
+      {
+        kiln_error_make (err, -r, "%s: resolving destination '%s' in the image", what, cdest);
+        goto out;
+      }
+    free (cdest);
+    cdest = xasprintf ("/%s", resolved);
+  }
   copy_request req = { .dest = cdest, .dest_is_dir = dest_dir, .what = what };
   const char *chown = plan_step_flag (s, "chown");
   if (chown)
     {
-      if (rootfs_resolve_user (dest_view, chown, &req.uid, &req.gid, NULL, NULL, err) < 0)
+      if (rootfs_resolve_user (dest_view, chown, &req.uid, &req.gid, NULL, NULL, NULL, err) < 0)
         {
           kiln_error_wrap (err, "%s --chown", what);
           goto out;
@@ -905,7 +950,16 @@ step_workdir (build_exec *b, stage_state *st, const plan_step *s, kiln_error **e
   if (open_lower (b, st, &view, err) < 0)
     return -1;
   copy_changes ch = { 0 };
-  int r = copy_mkdir (view, clean, 0, 0, &ch, err);
+  /* BuildKit creates a missing WORKDIR owned by the current USER. */
+  uid_t uid = 0;
+  gid_t gid = 0;
+  if (st->spec.user && *st->spec.user
+      && rootfs_resolve_user (view, st->spec.user, &uid, &gid, NULL, NULL, NULL, err) < 0)
+    {
+      overlay_lower_free (view);
+      return kiln_error_wrap (err, "USER");
+    }
+  int r = copy_mkdir (view, clean, uid, gid, &ch, err);
   overlay_lower_free (view);
   autofree char *created_by = xasprintf ("WORKDIR %s", clean);
   if (r >= 0)

@@ -388,8 +388,10 @@ read_db (overlay_lower *l, const char *path, char **data)
 
 int
 rootfs_resolve_user (overlay_lower *l, const char *spec, uid_t *uid_out, gid_t *gid_out, gid_t **groups_out,
-                     size_t *n_groups, kiln_error **err)
+                     size_t *n_groups, char **home_out, kiln_error **err)
 {
+  if (home_out)
+    *home_out = NULL;
   if (groups_out)
     {
       *groups_out = NULL;
@@ -432,6 +434,8 @@ rootfs_resolve_user (overlay_lower *l, const char *spec, uid_t *uid_out, gid_t *
   if (pwline)
     {
       uname = field (pwline, 0);
+      if (home_out)
+        *home_out = field (pwline, 5);
       autofree char *g = field (pwline, 3);
       if (g && parse_id (g, &id))
         gid = id;
@@ -477,5 +481,77 @@ rootfs_resolve_user (overlay_lower *l, const char *spec, uid_t *uid_out, gid_t *
     }
   *uid_out = uid;
   *gid_out = gid;
+  return 0;
+}
+
+/* Append component c to the resolved prefix (or pop it for ".."). */
+static void
+push_component (strbuf *sb, const char *c, size_t len)
+{
+  if (len == 1 && c[0] == '.')
+    return;
+  if (len == 2 && c[0] == '.' && c[1] == '.')
+    {
+      char *slash = sb->len ? strrchr (sb->buf, '/') : NULL;
+      strbuf_setlen (sb, slash ? (size_t) (slash - sb->buf) : 0);
+      return;
+    }
+  if (sb->len)
+    strbuf_addch (sb, '/');
+  strbuf_add (sb, c, len);
+}
+
+int
+rootfs_resolve_in_root (overlay_lower *l, const char *path, char **out)
+{
+  autostrbuf strbuf done = STRBUF_INIT;
+  autofree char *todo = xstrdup (path);
+  int links = 0;
+  strbuf_addch (&done, '\0');
+  strbuf_setlen (&done, 0);
+  bool missing = false;
+  for (;;)
+    {
+      char *p = todo;
+      while (*p == '/')
+        p++;
+      if (*p == '\0')
+        break;
+      size_t len = strcspn (p, "/");
+      size_t before = done.len;
+      push_component (&done, p, len);
+      char *rest = xstrdup (p + len);
+      free (todo);
+      todo = rest;
+      if (missing || done.len <= before)
+        continue;
+      rootfs_entry e;
+      int r = rootfs_stat (l, done.buf, &e);
+      if (r == -ENOENT)
+        {
+          missing = true;
+          continue;
+        }
+      if (r < 0)
+        return r;
+      if (S_ISLNK (e.attr.mode) && e.attr.symlink)
+        {
+          if (++links > 40)
+            {
+              rootfs_entry_clear (&e);
+              return -ELOOP;
+            }
+          /* Replace the component by the target and go on resolving. */
+          char *slash = strrchr (done.buf, '/');
+          strbuf_setlen (&done, slash ? (size_t) (slash - done.buf) : 0);
+          if (e.attr.symlink[0] == '/')
+            strbuf_setlen (&done, 0);
+          char *nt = xasprintf ("%s/%s", e.attr.symlink, todo);
+          free (todo);
+          todo = nt;
+        }
+      rootfs_entry_clear (&e);
+    }
+  *out = strbuf_detach (&done, NULL);
   return 0;
 }

@@ -49,6 +49,12 @@ int rootfs_read_file (overlay_lower *l, const char *path, size_t max, char **dat
  * is used (0 for a numeric uid without passwd entry). groups_out (may be
  * NULL) receives the supplementary groups listing the user by name. */
 int rootfs_resolve_user (overlay_lower *l, const char *spec, uid_t *uid, gid_t *gid, gid_t **groups_out,
-                         size_t *n_groups, kiln_error **err);
+                         size_t *n_groups, char **home_out, kiln_error **err);
+
+/* Resolve symlinks in path as if the image root were "/" (absolute targets
+ * and ".." never leave it; at most 40 links), as Docker does for COPY
+ * destinations. Components that do not exist are kept as they are. *out is
+ * relative ("a/b", "" for the root); caller frees. -ELOOP on too many links. */
+int rootfs_resolve_in_root (overlay_lower *l, const char *path, char **out);
 
 #endif
