@@ -238,31 +238,27 @@ dir_xattrs (overlay_lower *l, unsigned layer, const char *path, overlay_lower_xa
 
 /* ---- store layers ---- */
 
-/* An implicit directory (created for its children, never listed by the tar)
- * takes its metadata from the nearest layer below that has the directory
- * for real, as extracting the tar over that layer would keep it. Returns
- * the entry to use and its layer in *layer. */
+/* The root of an implicit-root store layer takes its attributes from the
+ * nearest layer below with an explicit root (roots cannot be whited out,
+ * but an opaque root hides the layers below it). */
 static uint32_t
-dir_meta_entry (overlay_lower *l, unsigned *layer, const char *path, uint32_t id)
+root_meta_entry (overlay_lower *l, unsigned *layer)
 {
-  for (unsigned k = *layer; k-- > 0;)
+  for (unsigned k = *layer + 1; k-- > 0;)
     {
       const layer_index *idx = l->v[k].idx;
       if (!idx)
         break; /* a plain layer below: keep the implicit defaults */
-      uint32_t below = layer_index_lookup (idx, path);
-      if (below == LAYER_INDEX_NONE)
-        continue;
-      const layer_index_disk_entry *e = layer_index_entry (idx, below);
-      if (e->type != LAYER_INDEX_DIR)
-        break; /* replaced or whited out below: nothing to inherit */
+      const layer_index_disk_entry *e = layer_index_entry (idx, LAYER_INDEX_ROOT);
       if (!(e->flags & LAYER_INDEX_F_IMPLICIT))
         {
           *layer = k;
-          return below;
+          return LAYER_INDEX_ROOT;
         }
+      if (e->flags & LAYER_INDEX_F_OPAQUE)
+        break;
     }
-  return id;
+  return LAYER_INDEX_ROOT;
 }
 
 static void
@@ -275,6 +271,7 @@ idx_attr (const layer_index *idx, uint32_t id, overlay_lower_attr *a,
     .size = e->type == LAYER_INDEX_REG || e->type == LAYER_INDEX_SYMLINK ? e->size : 0,
     .mtime = { .tv_sec = e->mtime_sec, .tv_nsec = e->mtime_nsec },
     .rdev = makedev (e->rdev_major, e->rdev_minor), .symlink = NULL,
+    .implicit = e->type == LAYER_INDEX_DIR && (e->flags & LAYER_INDEX_F_IMPLICIT),
   };
   if (e->type == LAYER_INDEX_SYMLINK)
     {
@@ -314,14 +311,7 @@ idx_list (overlay_lower *l, unsigned layer, const char *path, int *opaque, overl
       else
         {
           overlay_lower_attr a;
-          unsigned k = layer;
-          uint32_t mid = id;
-          if (e->type == LAYER_INDEX_DIR && (e->flags & LAYER_INDEX_F_IMPLICIT))
-            {
-              autofree char *cp = *path ? xasprintf ("%s/%s", path, name) : xstrdup (name);
-              mid = dir_meta_entry (l, &k, cp, id);
-            }
-          idx_attr (l->v[k].idx, mid, &a, link);
+          idx_attr (idx, id, &a, link);
           ret = cb (ud, name, OVERLAY_LOWER_ENTRY, &a);
         }
       if (ret < 0)
@@ -413,10 +403,10 @@ overlay_lower_root_attr (overlay_lower *l, overlay_lower_attr *a)
       *a = (overlay_lower_attr) { .mode = S_IFDIR | (st.st_mode & 07777), .mtime = st.st_mtim };
       return 0;
     }
-  uint32_t id = LAYER_INDEX_ROOT;
-  if (layer_index_entry (idx, id)->flags & LAYER_INDEX_F_IMPLICIT)
-    id = dir_meta_entry (l, &top, "", id);
+  unsigned k = top;
+  uint32_t id = root_meta_entry (l, &k);
   char link[LAYER_INDEX_LINK_MAX + 1];
-  idx_attr (l->v[top].idx, id, a, link);
+  idx_attr (l->v[k].idx, id, a, link);
+  a->implicit = false;
   return 0;
 }

@@ -124,6 +124,9 @@ static const spec layer0[] = {
   { .path = "bin/sh", .mode = S_IFLNK | 0777, .link = "tool" },
   F ("usr/lib/libx.so", 0644, 0, 0, "elf"),
   F ("gone.txt", 0644, 0, 0, "bye"),
+  D ("deep/", 0710, 0, 3),
+  D ("deep/inner/", 0700, 5, 5),
+  F ("deep/inner/f", 0644, 5, 5, "f"),
 };
 
 /* Layer 1: etc/ and shared/ implicit (their metadata comes from layer 0),
@@ -132,6 +135,10 @@ static const spec layer1[] = {
   F ("etc/conf/x", 0600, 0, 0, "x"),
   F ("shared/new.txt", 0600, 1000, 1000, "new"),
   F (".wh.gone.txt", 0644, 0, 0, ""),
+  /* deep/ implicit and opaque: its own metadata from layer 0, but layer
+   * 0's deep/inner is hidden, so the implicit deep/inner keeps defaults */
+  F ("deep/.wh..wh..opq", 0644, 0, 0, ""),
+  F ("deep/inner/g", 0644, 0, 0, "g"),
 };
 
 typedef struct fx
@@ -255,6 +262,14 @@ test_model_view (void **state)
   assert_true (lookup (m, "usr/lib", &st));
   assert_int_equal (st.st_mode, S_IFDIR | 0755);
   assert_int_equal (st.st_uid, 0);
+  assert_true (lookup (m, "deep", &st));
+  assert_int_equal (st.st_mode, S_IFDIR | 0710);
+  assert_int_equal (st.st_gid, 3);
+  assert_true (lookup (m, "deep/inner", &st));
+  assert_int_equal (st.st_mode, S_IFDIR | 0755);
+  assert_int_equal (st.st_uid, 0);
+  assert_true (lookup (m, "deep/inner/g", &st));
+  assert_int_equal (lookup (m, "deep/inner/f", &st), 0);
   /* merged contents, whiteout applied */
   assert_true (lookup (m, "etc/conf/x", &st));
   assert_true (lookup (m, "etc/passwd", &st));
@@ -284,7 +299,7 @@ test_model_view (void **state)
   overlay_dirent *de = NULL;
   size_t nd = 0;
   assert_int_equal (overlay_model_readdir (m, OVERLAY_ROOT_INO, &de, &nd), 0);
-  const char *want[] = { "bin", "etc", "opq", "proc", "shared", "usr" };
+  const char *want[] = { "bin", "deep", "etc", "opq", "proc", "shared", "usr" };
   size_t seen = 0;
   for (size_t i = 0; i < nd; i++)
     {
@@ -293,7 +308,7 @@ test_model_view (void **state)
       for (size_t k = 0; k < sizeof want / sizeof *want; k++)
         seen += !strcmp (de[i].name, want[k]);
     }
-  assert_int_equal (seen, 6);
+  assert_int_equal (seen, 7);
   overlay_model_dirents_free (de, nd);
   overlay_model_free (m);
 }
