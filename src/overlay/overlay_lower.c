@@ -173,6 +173,7 @@ dir_list (overlay_lower *l, unsigned layer, const char *path, int *opaque, overl
       overlay_lower_attr a = {
         .mode = st.st_mode, .uid = st.st_uid, .gid = st.st_gid, .size = st.st_size,
         .mtime = st.st_mtim, .rdev = st.st_rdev, .symlink = NULL,
+        .nlink = S_ISDIR (st.st_mode) ? 0 : st.st_nlink,
       };
       char target[4096];
       if (S_ISLNK (st.st_mode))
@@ -272,6 +273,7 @@ idx_attr (const layer_index *idx, uint32_t id, overlay_lower_attr *a,
     .mtime = { .tv_sec = e->mtime_sec, .tv_nsec = e->mtime_nsec },
     .rdev = makedev (e->rdev_major, e->rdev_minor), .symlink = NULL,
     .implicit = e->type == LAYER_INDEX_DIR && (e->flags & LAYER_INDEX_F_IMPLICIT),
+    .nlink = e->type == LAYER_INDEX_DIR ? 0 : e->nlink,
   };
   if (e->type == LAYER_INDEX_SYMLINK)
     {

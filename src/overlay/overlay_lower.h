@@ -43,6 +43,8 @@ typedef struct overlay_lower_attr
   struct timespec mtime;
   dev_t rdev;
   char *symlink;          /* target for symlinks (owned by the callee's caller) */
+  unsigned nlink;         /* non-directories: names of the inode in this layer
+                           * (hardlink group size; 0 = unknown) */
   /* A directory this layer only has because it has children below it (a
    * store index's LAYER_INDEX_F_IMPLICIT: the tar never listed it): its
    * attributes are defaults, and the nearest lower layer that contributes

@@ -141,6 +141,8 @@ struct inode
   unsigned nll;
   bool lchain_closed;        /* while merging the parent: lower layers stop here */
   bool limplicit;            /* attributes are an implicit directory's defaults */
+  unsigned lnlink;           /* lower data's link count (its other names are
+                              * separate inodes here, as in overlayfs) */
   bool has_upper;
   unsigned upper_gen;
   bool xloaded;
@@ -299,6 +301,10 @@ nlink_of (const inode *n)
   unsigned c = 0;
   for (dentry *d = n->aliases; d; d = d->alias_next)
     c++;
+  /* lower hardlinks keep reporting their lower count until copied up, as
+   * overlayfs does; an unlinked inode reports 0 */
+  if (c && !n->has_upper && n->lnlink > 1)
+    c += n->lnlink - 1;
   return c;
 }
 
@@ -470,6 +476,7 @@ merge_cb (void *ud, const char *name, overlay_lower_kind kind, const overlay_low
   n->atime = n->mtime = n->ctime = a->mtime;
   n->symlink = a->symlink ? xstrdup (a->symlink) : NULL;
   n->limplicit = a->implicit && S_ISDIR (a->mode);
+  n->lnlink = S_ISDIR (a->mode) ? 0 : a->nlink;
   n->lpath = join (c->dir->lpath, name);
   ll_push (n, c->layer);
   dir_add (c->dir, name, n, true);

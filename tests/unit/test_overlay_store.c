@@ -290,6 +290,9 @@ test_model_view (void **state)
   read_ino (m, lookup (m, "bin/tool2", &st), b2, sizeof b2);
   assert_string_equal (b1, "tool");
   assert_string_equal (b2, "tool");
+  assert_int_equal (st.st_nlink, 2);
+  assert_true (lookup (m, "bin/ping", &st));
+  assert_int_equal (st.st_nlink, 1);
   /* xattrs from the index */
   uint64_t ping = lookup (m, "bin/ping", &st);
   char xv[64];
