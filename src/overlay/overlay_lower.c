@@ -240,8 +240,8 @@ dir_xattrs (overlay_lower *l, unsigned layer, const char *path, overlay_lower_xa
 /* ---- store layers ---- */
 
 /* The root of an implicit-root store layer takes its attributes from the
- * nearest layer below with an explicit root (roots cannot be whited out,
- * but an opaque root hides the layers below it). */
+ * nearest layer below with an explicit root, as any implicit directory does
+ * (an opaque marker hides a directory's contents, not its attributes). */
 static uint32_t
 root_meta_entry (overlay_lower *l, unsigned *layer)
 {
@@ -256,15 +256,12 @@ root_meta_entry (overlay_lower *l, unsigned *layer)
           *layer = k;
           return LAYER_INDEX_ROOT;
         }
-      if (e->flags & LAYER_INDEX_F_OPAQUE)
-        break;
     }
   return LAYER_INDEX_ROOT;
 }
 
 static void
-idx_attr (const layer_index *idx, uint32_t id, overlay_lower_attr *a,
-            char link[LAYER_INDEX_LINK_MAX + 1])
+idx_attr (const layer_index *idx, uint32_t id, overlay_lower_attr *a, char link[LAYER_INDEX_LINK_MAX + 1])
 {
   const layer_index_disk_entry *e = layer_index_entry (idx, id);
   *a = (overlay_lower_attr) {
@@ -287,7 +284,7 @@ idx_attr (const layer_index *idx, uint32_t id, overlay_lower_attr *a,
 
 static int
 idx_list (overlay_lower *l, unsigned layer, const char *path, int *opaque, overlay_lower_list_cb cb,
-            void *ud)
+          void *ud)
 {
   const layer_index *idx = l->v[layer].idx;
   uint32_t dir = layer_index_lookup (idx, path);

@@ -107,8 +107,9 @@ add_layer (store *s, const char *path, char diff[DIGEST_STRING_SIZE])
 #define D(p, m, u, g) { .path = p, .mode = S_IFDIR | (m), .uid = u, .gid = g }
 #define F(p, m, u, g, d) { .path = p, .mode = S_IFREG | (m), .uid = u, .gid = g, .data = d }
 
-/* Layer 0: no "./" (implicit root), usr/ and usr/lib/ implicit too. */
+/* Layer 0: usr/ and usr/lib/ implicit. */
 static const spec layer0[] = {
+  D ("./", 0711, 0, 0),
   D ("etc/", 0751, 0, 42),
   F ("etc/passwd", 0644, 0, 0, "root:x:0:0::/root:/bin/sh\n"),
   D ("shared/", 01777, 1000, 1000),
@@ -129,8 +130,8 @@ static const spec layer0[] = {
   F ("deep/inner/f", 0644, 5, 5, "f"),
 };
 
-/* Layer 1: etc/ and shared/ implicit (their metadata comes from layer 0),
- * gone.txt whited out. */
+/* Layer 1: the root, etc/ and shared/ implicit (their metadata comes from
+ * layer 0), gone.txt whited out. */
 static const spec layer1[] = {
   F ("etc/conf/x", 0600, 0, 0, "x"),
   F ("shared/new.txt", 0600, 1000, 1000, "new"),
@@ -247,9 +248,9 @@ test_model_view (void **state)
   overlay_model *m = NULL;
   assert_ok (overlay_model_new (&cfg, &m, &err), err);
   struct stat st;
-  /* implicit root: the default 0755 root-owned directory */
+  /* implicit root in the top layer: layer 0's root */
   assert_int_equal (lookup (m, "", &st), OVERLAY_ROOT_INO);
-  assert_int_equal (st.st_mode, S_IFDIR | 0755);
+  assert_int_equal (st.st_mode, S_IFDIR | 0711);
   /* implicit in layer 1: metadata of layer 0 */
   assert_true (lookup (m, "etc", &st));
   assert_int_equal (st.st_mode, S_IFDIR | 0751);
