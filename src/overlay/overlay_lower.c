@@ -173,6 +173,7 @@ dir_list (overlay_lower *l, unsigned layer, const char *path, int *opaque, overl
       overlay_lower_attr a = {
         .mode = st.st_mode, .uid = st.st_uid, .gid = st.st_gid, .size = st.st_size,
         .mtime = st.st_mtim, .rdev = st.st_rdev, .symlink = NULL,
+        .nlink = S_ISDIR (st.st_mode) ? 0 : st.st_nlink,
       };
       char target[4096];
       if (S_ISLNK (st.st_mode))
@@ -238,36 +239,29 @@ dir_xattrs (overlay_lower *l, unsigned layer, const char *path, overlay_lower_xa
 
 /* ---- store layers ---- */
 
-/* An implicit directory (created for its children, never listed by the tar)
- * takes its metadata from the nearest layer below that has the directory
- * for real, as extracting the tar over that layer would keep it. Returns
- * the entry to use and its layer in *layer. */
+/* The root of an implicit-root store layer takes its attributes from the
+ * nearest layer below with an explicit root, as any implicit directory does
+ * (an opaque marker hides a directory's contents, not its attributes). */
 static uint32_t
-dir_meta_entry (overlay_lower *l, unsigned *layer, const char *path, uint32_t id)
+root_meta_entry (overlay_lower *l, unsigned *layer)
 {
-  for (unsigned k = *layer; k-- > 0;)
+  for (unsigned k = *layer + 1; k-- > 0;)
     {
       const layer_index *idx = l->v[k].idx;
       if (!idx)
         break; /* a plain layer below: keep the implicit defaults */
-      uint32_t below = layer_index_lookup (idx, path);
-      if (below == LAYER_INDEX_NONE)
-        continue;
-      const layer_index_disk_entry *e = layer_index_entry (idx, below);
-      if (e->type != LAYER_INDEX_DIR)
-        break; /* replaced or whited out below: nothing to inherit */
+      const layer_index_disk_entry *e = layer_index_entry (idx, LAYER_INDEX_ROOT);
       if (!(e->flags & LAYER_INDEX_F_IMPLICIT))
         {
           *layer = k;
-          return below;
+          return LAYER_INDEX_ROOT;
         }
     }
-  return id;
+  return LAYER_INDEX_ROOT;
 }
 
 static void
-idx_attr (const layer_index *idx, uint32_t id, overlay_lower_attr *a,
-            char link[LAYER_INDEX_LINK_MAX + 1])
+idx_attr (const layer_index *idx, uint32_t id, overlay_lower_attr *a, char link[LAYER_INDEX_LINK_MAX + 1])
 {
   const layer_index_disk_entry *e = layer_index_entry (idx, id);
   *a = (overlay_lower_attr) {
@@ -275,6 +269,8 @@ idx_attr (const layer_index *idx, uint32_t id, overlay_lower_attr *a,
     .size = e->type == LAYER_INDEX_REG || e->type == LAYER_INDEX_SYMLINK ? e->size : 0,
     .mtime = { .tv_sec = e->mtime_sec, .tv_nsec = e->mtime_nsec },
     .rdev = makedev (e->rdev_major, e->rdev_minor), .symlink = NULL,
+    .implicit = e->type == LAYER_INDEX_DIR && (e->flags & LAYER_INDEX_F_IMPLICIT),
+    .nlink = e->type == LAYER_INDEX_DIR ? 0 : e->nlink,
   };
   if (e->type == LAYER_INDEX_SYMLINK)
     {
@@ -288,7 +284,7 @@ idx_attr (const layer_index *idx, uint32_t id, overlay_lower_attr *a,
 
 static int
 idx_list (overlay_lower *l, unsigned layer, const char *path, int *opaque, overlay_lower_list_cb cb,
-            void *ud)
+          void *ud)
 {
   const layer_index *idx = l->v[layer].idx;
   uint32_t dir = layer_index_lookup (idx, path);
@@ -314,14 +310,7 @@ idx_list (overlay_lower *l, unsigned layer, const char *path, int *opaque, overl
       else
         {
           overlay_lower_attr a;
-          unsigned k = layer;
-          uint32_t mid = id;
-          if (e->type == LAYER_INDEX_DIR && (e->flags & LAYER_INDEX_F_IMPLICIT))
-            {
-              autofree char *cp = *path ? xasprintf ("%s/%s", path, name) : xstrdup (name);
-              mid = dir_meta_entry (l, &k, cp, id);
-            }
-          idx_attr (l->v[k].idx, mid, &a, link);
+          idx_attr (idx, id, &a, link);
           ret = cb (ud, name, OVERLAY_LOWER_ENTRY, &a);
         }
       if (ret < 0)
@@ -413,10 +402,10 @@ overlay_lower_root_attr (overlay_lower *l, overlay_lower_attr *a)
       *a = (overlay_lower_attr) { .mode = S_IFDIR | (st.st_mode & 07777), .mtime = st.st_mtim };
       return 0;
     }
-  uint32_t id = LAYER_INDEX_ROOT;
-  if (layer_index_entry (idx, id)->flags & LAYER_INDEX_F_IMPLICIT)
-    id = dir_meta_entry (l, &top, "", id);
+  unsigned k = top;
+  uint32_t id = root_meta_entry (l, &k);
   char link[LAYER_INDEX_LINK_MAX + 1];
-  idx_attr (l->v[top].idx, id, a, link);
+  idx_attr (l->v[k].idx, id, a, link);
+  a->implicit = false;
   return 0;
 }

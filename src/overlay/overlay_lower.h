@@ -19,6 +19,7 @@
 #ifndef KILN_OVERLAY_LOWER_H
 #define KILN_OVERLAY_LOWER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -42,6 +43,14 @@ typedef struct overlay_lower_attr
   struct timespec mtime;
   dev_t rdev;
   char *symlink;          /* target for symlinks (owned by the callee's caller) */
+  unsigned nlink;         /* non-directories: names of the inode in this layer
+                           * (hardlink group size; 0 = unknown) */
+  /* A directory this layer only has because it has children below it (a
+   * store index's LAYER_INDEX_F_IMPLICIT: the tar never listed it): its
+   * attributes are defaults, and the nearest lower layer that contributes
+   * the directory for real supplies them (a tar applier keeps the existing
+   * directory), so e.g. "etc/x" in a layer does not reset a 0751 etc. */
+  bool implicit;
 } overlay_lower_attr;
 
 /* Called for each name of a directory in one layer. attr is NULL for
@@ -57,8 +66,7 @@ int overlay_lower_open_dirs (const char *const *paths, unsigned n, overlay_lower
  * first). Each layer's tree fd and index mapping stay open until
  * overlay_lower_free; the store itself may be closed afterwards (layers
  * in use must not be pruned meanwhile: the caller holds the store lock).
- * An implicit directory of a layer (LAYER_INDEX_F_IMPLICIT) reports the
- * metadata of the nearest layer below that lists the directory. */
+ * Implicit directories of a layer are reported with attr->implicit. */
 int overlay_lower_open_store (store *s, char *const *diff_ids, unsigned n, overlay_lower **out,
                               kiln_error **err);
 /* Add one more plain-directory layer on top of the stack (takes ownership of dirfd). */

@@ -140,6 +140,9 @@ struct inode
   uint16_t *llayers;         /* dirs: contributing layers, top first; files: [0] */
   unsigned nll;
   bool lchain_closed;        /* while merging the parent: lower layers stop here */
+  bool limplicit;            /* attributes are an implicit directory's defaults */
+  unsigned lnlink;           /* lower data's link count (its other names are
+                              * separate inodes here, as in overlayfs) */
   bool has_upper;
   unsigned upper_gen;
   bool xloaded;
@@ -300,6 +303,10 @@ nlink_of (const inode *n)
   unsigned c = 0;
   for (dentry *d = n->aliases; d; d = d->alias_next)
     c++;
+  /* lower hardlinks keep reporting their lower count until copied up, as
+   * overlayfs does; an unlinked inode reports 0 */
+  if (c && !n->has_upper && n->lnlink > 1)
+    c += n->lnlink - 1;
   return c;
 }
 
@@ -439,7 +446,19 @@ merge_cb (void *ud, const char *name, overlay_lower_kind kind, const overlay_low
       inode *n = d->inode;
       if (n->lpath && S_ISDIR (n->mode) && !n->lchain_closed && kind == OVERLAY_LOWER_ENTRY
           && S_ISDIR (a->mode))
-        ll_push (n, c->layer);
+        {
+          ll_push (n, c->layer);
+          if (n->limplicit && !a->implicit)
+            {
+              /* the first layer that really has the directory owns its
+               * attributes; the merge runs before any use of n */
+              n->uid = a->uid;
+              n->gid = a->gid;
+              n->mode = a->mode;
+              n->atime = n->mtime = n->ctime = a->mtime;
+              n->limplicit = false;
+            }
+        }
       else
         n->lchain_closed = true;
       return 0;
@@ -458,6 +477,8 @@ merge_cb (void *ud, const char *name, overlay_lower_kind kind, const overlay_low
   n->rdev = a->rdev;
   n->atime = n->mtime = n->ctime = a->mtime;
   n->symlink = a->symlink ? xstrdup (a->symlink) : NULL;
+  n->limplicit = a->implicit && S_ISDIR (a->mode);
+  n->lnlink = S_ISDIR (a->mode) ? 0 : a->nlink;
   n->lpath = join (c->dir->lpath, name);
   ll_push (n, c->layer);
   dir_add (c->dir, name, n, true);

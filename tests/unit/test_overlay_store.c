@@ -107,8 +107,9 @@ add_layer (store *s, const char *path, char diff[DIGEST_STRING_SIZE])
 #define D(p, m, u, g) { .path = p, .mode = S_IFDIR | (m), .uid = u, .gid = g }
 #define F(p, m, u, g, d) { .path = p, .mode = S_IFREG | (m), .uid = u, .gid = g, .data = d }
 
-/* Layer 0: no "./" (implicit root), usr/ and usr/lib/ implicit too. */
+/* Layer 0: usr/ and usr/lib/ implicit. */
 static const spec layer0[] = {
+  D ("./", 0711, 0, 0),
   D ("etc/", 0751, 0, 42),
   F ("etc/passwd", 0644, 0, 0, "root:x:0:0::/root:/bin/sh\n"),
   D ("shared/", 01777, 1000, 1000),
@@ -124,14 +125,21 @@ static const spec layer0[] = {
   { .path = "bin/sh", .mode = S_IFLNK | 0777, .link = "tool" },
   F ("usr/lib/libx.so", 0644, 0, 0, "elf"),
   F ("gone.txt", 0644, 0, 0, "bye"),
+  D ("deep/", 0710, 0, 3),
+  D ("deep/inner/", 0700, 5, 5),
+  F ("deep/inner/f", 0644, 5, 5, "f"),
 };
 
-/* Layer 1: etc/ and shared/ implicit (their metadata comes from layer 0),
- * gone.txt whited out. */
+/* Layer 1: the root, etc/ and shared/ implicit (their metadata comes from
+ * layer 0), gone.txt whited out. */
 static const spec layer1[] = {
   F ("etc/conf/x", 0600, 0, 0, "x"),
   F ("shared/new.txt", 0600, 1000, 1000, "new"),
   F (".wh.gone.txt", 0644, 0, 0, ""),
+  /* deep/ implicit and opaque: its own metadata from layer 0, but layer
+   * 0's deep/inner is hidden, so the implicit deep/inner keeps defaults */
+  F ("deep/.wh..wh..opq", 0644, 0, 0, ""),
+  F ("deep/inner/g", 0644, 0, 0, "g"),
 };
 
 typedef struct fx
@@ -240,9 +248,9 @@ test_model_view (void **state)
   overlay_model *m = NULL;
   assert_ok (overlay_model_new (&cfg, &m, &err), err);
   struct stat st;
-  /* implicit root: the default 0755 root-owned directory */
+  /* implicit root in the top layer: layer 0's root */
   assert_int_equal (lookup (m, "", &st), OVERLAY_ROOT_INO);
-  assert_int_equal (st.st_mode, S_IFDIR | 0755);
+  assert_int_equal (st.st_mode, S_IFDIR | 0711);
   /* implicit in layer 1: metadata of layer 0 */
   assert_true (lookup (m, "etc", &st));
   assert_int_equal (st.st_mode, S_IFDIR | 0751);
@@ -255,6 +263,14 @@ test_model_view (void **state)
   assert_true (lookup (m, "usr/lib", &st));
   assert_int_equal (st.st_mode, S_IFDIR | 0755);
   assert_int_equal (st.st_uid, 0);
+  assert_true (lookup (m, "deep", &st));
+  assert_int_equal (st.st_mode, S_IFDIR | 0710);
+  assert_int_equal (st.st_gid, 3);
+  assert_true (lookup (m, "deep/inner", &st));
+  assert_int_equal (st.st_mode, S_IFDIR | 0755);
+  assert_int_equal (st.st_uid, 0);
+  assert_true (lookup (m, "deep/inner/g", &st));
+  assert_int_equal (lookup (m, "deep/inner/f", &st), 0);
   /* merged contents, whiteout applied */
   assert_true (lookup (m, "etc/conf/x", &st));
   assert_true (lookup (m, "etc/passwd", &st));
@@ -275,6 +291,9 @@ test_model_view (void **state)
   read_ino (m, lookup (m, "bin/tool2", &st), b2, sizeof b2);
   assert_string_equal (b1, "tool");
   assert_string_equal (b2, "tool");
+  assert_int_equal (st.st_nlink, 2);
+  assert_true (lookup (m, "bin/ping", &st));
+  assert_int_equal (st.st_nlink, 1);
   /* xattrs from the index */
   uint64_t ping = lookup (m, "bin/ping", &st);
   char xv[64];
@@ -284,7 +303,7 @@ test_model_view (void **state)
   overlay_dirent *de = NULL;
   size_t nd = 0;
   assert_int_equal (overlay_model_readdir (m, OVERLAY_ROOT_INO, &de, &nd), 0);
-  const char *want[] = { "bin", "etc", "opq", "proc", "shared", "usr" };
+  const char *want[] = { "bin", "deep", "etc", "opq", "proc", "shared", "usr" };
   size_t seen = 0;
   for (size_t i = 0; i < nd; i++)
     {
@@ -293,7 +312,7 @@ test_model_view (void **state)
       for (size_t k = 0; k < sizeof want / sizeof *want; k++)
         seen += !strcmp (de[i].name, want[k]);
     }
-  assert_int_equal (seen, 6);
+  assert_int_equal (seen, 7);
   overlay_model_dirents_free (de, nd);
   overlay_model_free (m);
 }
