@@ -330,7 +330,9 @@ stage_from (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **e
 {
   if (stage_from_base (b, ps, st, err) < 0)
     return -1;
-  ensure_path (&st->spec);
+  if (st->spec.onbuild && st->spec.onbuild[0])
+    return kiln_error_make (err, ENOTSUP, "FROM '%s': the base has ONBUILD triggers (%s ...), which kiln does not "
+                            "run yet", ps->base, st->spec.onbuild[0]);
   return 0;
 }
 
@@ -365,9 +367,6 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
     return -1;
   if (image_spec_from_config (&st->spec, r->config, r->config_len, err) < 0)
     return kiln_error_wrap (err, "config of '%s'", ps->base);
-  if (st->spec.onbuild && st->spec.onbuild[0])
-    return kiln_error_make (err, ENOTSUP, "FROM '%s': the image has ONBUILD triggers (%s ...), which kiln does not "
-                            "run yet", ps->base, st->spec.onbuild[0]);
   for (size_t i = 0; i < r->n_layers; i++)
     stage_add_layer (st, r->layers[i].diff_id, r->layers[i].digest,
                      media_type_for_format (r->layers[i].media_type, b->o.format), r->layers[i].size);
@@ -835,7 +834,7 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     free (cdest);
     cdest = xasprintf ("/%s", resolved);
   }
-  copy_request req = { .dest = cdest, .dest_is_dir = dest_dir, .what = what };
+  copy_request req = { .dest = cdest, .dest_is_dir = dest_dir, .what = what, .now = created_time (b) };
   const char *chown = plan_step_flag (s, "chown");
   if (chown)
     {
@@ -959,7 +958,7 @@ step_workdir (build_exec *b, stage_state *st, const plan_step *s, kiln_error **e
       overlay_lower_free (view);
       return kiln_error_wrap (err, "USER");
     }
-  int r = copy_mkdir (view, clean, uid, gid, &ch, err);
+  int r = copy_mkdir (view, clean, uid, gid, created_time (b), &ch, err);
   overlay_lower_free (view);
   autofree char *created_by = xasprintf ("WORKDIR %s", clean);
   if (r >= 0)
@@ -1157,6 +1156,7 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
       const char *v = strchr (*l, '=');
       env_set (&st->spec.labels, k, v ? v + 1 : "");
     }
+  ensure_path (&st->spec);
   st->spec.created = created_time (b);
   autofree char *cfg = NULL;
   size_t cfg_len;

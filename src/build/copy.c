@@ -332,6 +332,20 @@ lay_stat (source *s, const char *path, src_stat *st)
   st->symlink = steal_pointer (&e.attr.symlink);
   st->layer = e.layer;
   st->nlink = 1;
+  if (S_ISREG (e.attr.mode) && e.attr.nlink > 1)
+    {
+      /* Names of one hardlink group share one inode in the store tree. */
+      int fd = overlay_lower_open (s->lower, e.layer, path);
+      struct stat sb;
+      if (fd >= 0 && fstat (fd, &sb) == 0)
+        {
+          st->dev = sb.st_dev;
+          st->ino = sb.st_ino;
+          st->nlink = e.attr.nlink;
+        }
+      if (fd >= 0)
+        close (fd);
+    }
   rootfs_entry_clear (&e);
   return 0;
 }
@@ -396,6 +410,8 @@ typedef struct copy_run
     char *path;
   } *hls;
   size_t n_hls;
+  dockerignore *excl;   /* --exclude patterns */
+  const char *base;     /* the top-level source being copied */
 } copy_run;
 
 static bool
@@ -452,25 +468,45 @@ join (const char *a, const char *b)
   return xasprintf ("%s/%s", a, b);
 }
 
+static const char *
+rel_to_base (copy_run *c, const char *path)
+{
+  size_t bl = c->base ? strlen (c->base) : 0;
+  if (bl && strncmp (path, c->base, bl) == 0 && path[bl] == '/')
+    return path + bl + 1;
+  return path;
+}
+
 static bool
 excluded (copy_run *c, const char *path)
 {
   if (c->src->ign && *path && dockerignore_excluded (c->src->ign, path))
     return true;
-  for (char **e = c->req->excludes; e && *e; e++)
+  if (c->excl && *path)
     {
-      autofree char *pat = NULL;
-      autoerror kiln_error *err = NULL;
-      if (clean_rel (*e, &pat, &err) < 0)
-        continue;
-      if (fnmatch (pat, path, FNM_PATHNAME) == 0)
-        return true;
-      /* A pattern matching a parent excludes everything below it. */
-      const char *base = strrchr (path, '/');
-      if (base && fnmatch (pat, base + 1, FNM_PATHNAME) == 0 && strchr (pat, '/') == NULL)
+      /* --exclude patterns match below the source being copied (and the
+       * source path itself, for patterns naming it). */
+      const char *rel = rel_to_base (c, path);
+      if (dockerignore_excluded (c->excl, rel) || (rel != path && dockerignore_excluded (c->excl, path)))
         return true;
     }
   return false;
+}
+
+/* May the walk skip excluded directory path (no exception can match below)? */
+static bool
+can_skip_dir (copy_run *c, const char *path)
+{
+  if (c->src->ign && dockerignore_excluded (c->src->ign, path))
+    return dockerignore_can_skip_dir (c->src->ign, path);
+  if (c->excl)
+    {
+      const char *rel = rel_to_base (c, path);
+      if (dockerignore_excluded (c->excl, rel))
+        return dockerignore_can_skip_dir (c->excl, rel);
+      return dockerignore_can_skip_dir (c->excl, path);
+    }
+  return true;
 }
 
 /* Expand a wildcard pattern against the source (component by component). */
@@ -562,8 +598,11 @@ add_parents (copy_run *c, const char *path)
       ch->kind = LAYER_CHANGE_ADD;
       ch->meta.type = LAYER_INDEX_DIR;
       ch->meta.mode = 0755;
-      ch->meta.uid = c->req->chown ? c->req->uid : 0;
-      ch->meta.gid = c->req->chown ? c->req->gid : 0;
+      /* BuildKit: missing parents belong to the --chown user; a --link
+       * layer is made on scratch, its parents are plain root 0755. */
+      ch->meta.uid = c->req->chown && !c->req->link ? c->req->uid : 0;
+      ch->meta.gid = c->req->chown && !c->req->link ? c->req->gid : 0;
+      ch->meta.mtime_sec = c->req->now;
     }
   return 0;
 }
@@ -609,7 +648,7 @@ copy_entry (copy_run *c, const char *sp, const char *dp, const src_stat *st, kil
     }
   if (S_ISREG (st->mode))
     {
-      if (st->nlink > 1 && c->src->ctxfd >= 0)
+      if (st->nlink > 1)
         {
           for (size_t i = 0; i < c->n_hls; i++)
             if (c->hls[i].dev == st->dev && c->hls[i].ino == st->ino && changes_find (c->out, c->hls[i].path) >= 0)
@@ -634,10 +673,37 @@ copy_entry (copy_run *c, const char *sp, const char *dp, const src_stat *st, kil
   return 0;
 }
 
+/* An existing directory at dp keeps its own metadata (a COPY into /tmp
+ * must not reset its 1777); returns true if it exists. */
+static bool
+keep_existing_dir (copy_run *c, const char *dp)
+{
+  if (c->req->link || *dp == '\0')
+    return false;
+  rootfs_entry e;
+  if (rootfs_stat (c->dest_view, dp, &e) < 0)
+    return false;
+  bool dir = S_ISDIR (e.attr.mode);
+  if (dir)
+    {
+      struct copy_owned *o;
+      layer_change *ch = changes_put (c->out, dp, &o);
+      ch->kind = LAYER_CHANGE_ADD;
+      ch->meta.type = LAYER_INDEX_DIR;
+      ch->meta.mode = e.attr.mode & 07777;
+      ch->meta.uid = e.attr.uid;
+      ch->meta.gid = e.attr.gid;
+      ch->meta.mtime_sec = e.attr.mtime.tv_sec;
+      ch->meta.mtime_nsec = e.attr.mtime.tv_nsec;
+    }
+  rootfs_entry_clear (&e);
+  return dir;
+}
+
 static int
 copy_tree (copy_run *c, const char *sp, const char *dp, const src_stat *st, kiln_error **err)
 {
-  if (copy_entry (c, sp, dp, st, err) < 0)
+  if (!(S_ISDIR (st->mode) && keep_existing_dir (c, dp)) && copy_entry (c, sp, dp, st, err) < 0)
     return -1;
   if (!S_ISDIR (st->mode))
     return 0;
@@ -653,10 +719,9 @@ copy_tree (copy_run *c, const char *sp, const char *dp, const src_stat *st, kiln
       r = c->src->stat (c->src, csp, &cst);
       if (r < 0)
         return kiln_error_make (err, -r, "%s: stat '%s'", c->req->what, csp);
-      /* An excluded directory is still walked when a .dockerignore exception
+      /* An excluded directory is still walked when an exception pattern
        * may match below it; its children are filtered one by one. */
-      if (excluded (c, csp)
-          && (!S_ISDIR (cst.mode) || !c->src->ign || dockerignore_can_skip_dir (c->src->ign, csp)))
+      if (excluded (c, csp) && (!S_ISDIR (cst.mode) || can_skip_dir (c, csp)))
         {
           free (cst.symlink);
           continue;
@@ -676,6 +741,58 @@ base_name (const char *p)
   return s ? s + 1 : p;
 }
 
+/* Docker follows a symlink named as a source (not those found inside a
+ * copied directory), resolving it inside the source root. */
+static int
+follow_source (copy_run *c, const char *path, char **target, src_stat *st)
+{
+  autofree char *cur = xstrdup (path);
+  for (int hops = 0;; hops++)
+    {
+      int r = c->src->stat (c->src, cur, st);
+      if (r < 0)
+        return r;
+      if (!S_ISLNK (st->mode))
+        break;
+      if (hops >= 40)
+        {
+          free (st->symlink);
+          return -ELOOP;
+        }
+      const char *slash = strrchr (cur, '/');
+      autofree char *dir = slash ? xstrndup (cur, slash - cur) : xstrdup ("");
+      autofree char *joined = st->symlink[0] == '/' ? xstrdup (st->symlink) : join (dir, st->symlink);
+      free (st->symlink);
+      st->symlink = NULL;
+      /* ".." above the root stays at the root, as in a chroot. */
+      autostrbuf strbuf sb = STRBUF_INIT;
+      for (const char *p = joined; *p;)
+        {
+          while (*p == '/')
+            p++;
+          size_t len = strcspn (p, "/");
+          if (len == 0)
+            break;
+          if (len == 2 && p[0] == '.' && p[1] == '.')
+            {
+              char *ls = sb.len ? strrchr (sb.buf, '/') : NULL;
+              strbuf_setlen (&sb, ls ? (size_t) (ls - sb.buf) : 0);
+            }
+          else if (!(len == 1 && p[0] == '.'))
+            {
+              if (sb.len)
+                strbuf_addch (&sb, '/');
+              strbuf_add (&sb, p, len);
+            }
+          p += len;
+        }
+      free (cur);
+      cur = strbuf_detach (&sb, NULL);
+    }
+  *target = steal_pointer (&cur);
+  return 0;
+}
+
 static int
 run_copy (copy_run *c, kiln_error **err)
 {
@@ -683,6 +800,17 @@ run_copy (copy_run *c, kiln_error **err)
   autofree char *dest = NULL;
   if (clean_rel (req->dest, &dest, err) < 0)
     return -1;
+  if (req->excludes && !c->excl)
+    {
+      autostrbuf strbuf pats = STRBUF_INIT;
+      for (char **e = req->excludes; *e; e++)
+        {
+          strbuf_adds (&pats, *e);
+          strbuf_addch (&pats, '\n');
+        }
+      if (dockerignore_parse (pats.buf, pats.len, &c->excl, err) < 0)
+        return kiln_error_wrap (err, "%s --exclude", req->what);
+    }
   size_t n_src = 0;
   bool wildcard = false;
   autostrv char **matches = NULL;
@@ -724,9 +852,11 @@ run_copy (copy_run *c, kiln_error **err)
   for (char **m = matches; m && *m; m++)
     {
       src_stat st;
-      int r = c->src->stat (c->src, *m, &st);
+      autofree char *target = NULL;
+      int r = follow_source (c, *m, &target, &st);
       if (r < 0)
-        return kiln_error_make (err, -r, "%s: stat '%s'", req->what, *m);
+        return kiln_error_make (err, -r, "%s: source '%s'", req->what, *m);
+      c->base = target;
       autofree char *dp = NULL;
       if (req->parents)
         dp = join (dest, *m);
@@ -750,10 +880,10 @@ run_copy (copy_run *c, kiln_error **err)
         {
           /* Contents into the root: the root itself is not in a layer. */
           autostrv char **names = NULL;
-          r = c->src->list (c->src, *m, &names);
+          r = c->src->list (c->src, target, &names);
           for (char **n = names; r == 0 && n && *n; n++)
             {
-              autofree char *csp = join (*m, *n);
+              autofree char *csp = join (target, *n);
               if (excluded (c, csp))
                 continue;
               src_stat cst;
@@ -767,7 +897,7 @@ run_copy (copy_run *c, kiln_error **err)
             return -1;
           continue;
         }
-      r = copy_tree (c, *m, dp, &st, err);
+      r = copy_tree (c, target, dp, &st, err);
       free (st.symlink);
       if (r < 0)
         return -1;
@@ -778,6 +908,7 @@ run_copy (copy_run *c, kiln_error **err)
 static void
 run_free (copy_run *c)
 {
+  dockerignore_free (c->excl);
   for (size_t i = 0; i < c->n_hls; i++)
     free (c->hls[i].path);
   free (c->hls);
@@ -837,7 +968,8 @@ copy_add_file (overlay_lower *dest_view, const copy_request *req, int data_dirfd
 }
 
 int
-copy_mkdir (overlay_lower *dest_view, const char *path, uid_t uid, gid_t gid, copy_changes *out, kiln_error **err)
+copy_mkdir (overlay_lower *dest_view, const char *path, uid_t uid, gid_t gid, int64_t now, copy_changes *out,
+            kiln_error **err)
 {
   autofree char *rel = NULL;
   if (clean_rel (path, &rel, err) < 0)
@@ -854,7 +986,7 @@ copy_mkdir (overlay_lower *dest_view, const char *path, uid_t uid, gid_t gid, co
         return 0;
       return kiln_error_make (err, ENOTDIR, "'/%s' exists and is not a directory", rel);
     }
-  copy_request req = { .chown = true, .uid = uid, .gid = gid, .what = "WORKDIR" };
+  copy_request req = { .chown = true, .uid = uid, .gid = gid, .what = "WORKDIR", .now = now };
   source s = { ctx_stat, ctx_list, ctx_data, ctx_xattrs, -1, NULL, NULL };
   copy_run c = { .src = &s, .dest_view = dest_view, .req = &req, .out = out };
   autofree char *child = xasprintf ("%s/x", rel);

@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "build/dockerignore.h"
 #include "overlay/overlay_lower.h"
@@ -55,6 +56,7 @@ typedef struct copy_request
   bool link;              /* --link: parents are not taken from the image */
   bool parents;           /* --parents: keep the source path below the destination */
   const char *what;       /* "COPY" / "ADD" for messages */
+  int64_t now;            /* mtime of directories the copy creates */
 } copy_request;
 
 /* Copy from the build context directory ctx_dirfd. */
@@ -73,7 +75,7 @@ int copy_add_file (overlay_lower *dest_view, const copy_request *req, int data_d
 /* Add directory path (absolute) and its missing parents, owned uid:gid,
  * mode 0755 (WORKDIR). Existing directories produce no change; returns the
  * number of entries added. */
-int copy_mkdir (overlay_lower *dest_view, const char *path, uid_t uid, gid_t gid, copy_changes *out,
+int copy_mkdir (overlay_lower *dest_view, const char *path, uid_t uid, gid_t gid, int64_t now, copy_changes *out,
                 kiln_error **err);
 
 /* Parse --chmod: octal ("755", "0644"); symbolic modes are an error naming

@@ -401,8 +401,16 @@ rootfs_resolve_user (overlay_lower *l, const char *spec, uid_t *uid_out, gid_t *
   char *group = strchr (user, ':');
   if (group)
     *group++ = '\0';
-  if (*user == '\0')
+  if (*user == '\0' && !group)
     return kiln_error_make (err, EINVAL, "user '%s': empty user name", spec);
+  if (*user == '\0')
+    {
+      /* ":GROUP" (COPY --chown): user root, the given group. */
+      free (user);
+      user = xasprintf ("0:%s", spec + 1);
+      group = strchr (user, ':') + 1;
+      user[1] = '\0';
+    }
   autofree char *passwd = NULL;
   autofree char *groupdb = NULL;
   read_db (l, "etc/passwd", &passwd);

@@ -598,7 +598,8 @@ fill_stat (overlay_model *m, inode *n, struct stat *st)
   st->st_rdev = n->rdev;
   st->st_size = n->size;
   st->st_blksize = 4096;
-  st->st_blocks = (n->size + 511) / 512;
+  /* Whole 4 KiB blocks, as a disk filesystem reports them (du, ls -s). */
+  st->st_blocks = (n->size + 4095) / 4096 * 8;
   st->st_atim = n->atime;
   st->st_mtim = n->mtime;
   st->st_ctim = n->ctime;
@@ -618,7 +619,10 @@ fill_stat (overlay_model *m, inode *n, struct stat *st)
         }
     }
   else if (S_ISDIR (n->mode))
-    st->st_size = 4096;
+    {
+      st->st_size = 4096;
+      st->st_blocks = 8;
+    }
 }
 
 static int

@@ -132,7 +132,7 @@ ctx_hash() {
 }
 
 # read_expect FILE...: imgcompare arguments from expect files; the directives
-# are `ignore GLOB`, `ignore-if-empty GLOB`, `ignore-field NAME` (anything after
+# are `ignore GLOB`, `ignore-if-empty GLOB`, `ignore-owner GLOB`, `ignore-mode GLOB`, `ignore-field NAME` (anything after
 # the argument is the reason) and `buildah-fails REASON`.
 read_expect() {
   local f d a
@@ -141,7 +141,7 @@ read_expect() {
     while read -r d a _; do
       case "$d" in
         ''|'#'*) ;;
-        ignore|ignore-if-empty|ignore-field) printf '%s\n' "--$d" "$a" ;;
+        ignore|ignore-if-empty|ignore-field|ignore-owner|ignore-mode) printf '%s\n' "--$d" "$a" ;;
         buildah-fails) ;;
         *) echo "run.sh: $f: unknown directive '$d'" >&2; return 1 ;;
       esac
