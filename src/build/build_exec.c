@@ -17,6 +17,8 @@
 #include "util/strbuf.h"
 #include "util/units.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
@@ -745,40 +747,200 @@ is_url (const char *s)
   return strncmp (s, "http://", 7) == 0 || strncmp (s, "https://", 8) == 0 || strncmp (s, "git@", 4) == 0;
 }
 
-/* ADD auto-extracts local archives; kiln does not yet, and must not silently
- * copy one instead. */
-static int
-add_check_archive (build_exec *b, const char *src, kiln_error **err)
+typedef enum
 {
-  if (strpbrk (src, "*?["))
-    return 0;
+  ARCHIVE_NONE = 0,
+  ARCHIVE_EXTRACTABLE,   /* tar, gzip or zstd: what the store extractor reads */
+  ARCHIVE_RAW,           /* bzip2, xz: decompressed by libarchive first */
+} archive_kind;
+
+/* Is fd a tar archive (possibly compressed)? Like Docker, a compressed file
+ * that does not hold a tar is not an archive and is copied as it is. */
+static archive_kind
+archive_kind_fd (int fd)
+{
+  if (lseek (fd, 0, SEEK_SET) < 0)
+    return ARCHIVE_NONE;
+  struct archive *a = archive_read_new ();
+  struct archive_entry *e;
+  archive_kind k = ARCHIVE_NONE;
+  archive_read_support_filter_all (a);
+  archive_read_support_format_tar (a);
+  archive_read_support_format_gnutar (a);
+  if (archive_read_open_fd (a, fd, 1 << 16) == ARCHIVE_OK && archive_read_next_header (a, &e) == ARCHIVE_OK)
+    switch (archive_filter_code (a, 0))
+      {
+      case ARCHIVE_FILTER_NONE:
+      case ARCHIVE_FILTER_GZIP:
+      case ARCHIVE_FILTER_ZSTD:
+        k = ARCHIVE_EXTRACTABLE;
+        break;
+      case ARCHIVE_FILTER_BZIP2:
+      case ARCHIVE_FILTER_XZ:
+        k = ARCHIVE_RAW;
+        break;
+      default:
+        k = ARCHIVE_NONE; /* e.g. compress(1), lz4: copied as files, as Docker does */
+      }
+  archive_read_free (a);
+  lseek (fd, 0, SEEK_SET);
+  return k;
+}
+
+/* Open a context file named by ADD (not through symlinks); -1 if it is not
+ * a regular file there. */
+static int
+open_context_file (build_exec *b, const char *src)
+{
   autoerror kiln_error *e = NULL;
-  const char *p = src;
-  while (*p == '/')
-    p++;
-  autoclose int fd = fs_open_in_root (b->ctxfd, p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0,
-                                      FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, &e);
-  if (fd < 0)
-    return 0;
+  while (*src == '/')
+    src++;
+  int fd = fs_open_in_root (b->ctxfd, src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0,
+                            FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, &e);
   struct stat sb;
-  if (fstat (fd, &sb) < 0 || !S_ISREG (sb.st_mode))
-    return 0;
-  unsigned char m[512];
-  ssize_t n = pread (fd, m, sizeof m, 0);
-  bool arch = false;
-  if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b)
-    arch = true;
-  else if (n >= 3 && memcmp (m, "BZh", 3) == 0)
-    arch = true;
-  else if (n >= 6 && memcmp (m, "\xfd" "7zXZ\0", 6) == 0)
-    arch = true;
-  else if (n >= 4 && memcmp (m, "\x28\xb5\x2f\xfd", 4) == 0)
-    arch = true;
-  else if (n >= 262 && memcmp (m + 257, "ustar", 5) == 0)
-    arch = true;
-  if (arch)
-    return kiln_error_make (err, ENOTSUP, "ADD '%s': extracting local archives is not supported yet (use COPY to "
-                            "copy the file as it is, or RUN tar)", src);
+  if (fd >= 0 && (fstat (fd, &sb) < 0 || !S_ISREG (sb.st_mode)))
+    {
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+/* bzip2 and xz: libarchive's raw format decompresses the stream, which the
+ * store extractor then reads as a plain tar. */
+typedef struct raw_stream
+{
+  struct archive *a;
+  const char *src;
+} raw_stream;
+
+static int
+raw_open (int fd, const char *src, raw_stream *rs, kiln_error **err)
+{
+  if (lseek (fd, 0, SEEK_SET) < 0)
+    return kiln_error_make (err, errno, "ADD '%s': seek", src);
+  rs->src = src;
+  rs->a = archive_read_new ();
+  struct archive_entry *e;
+  if (archive_read_support_filter_bzip2 (rs->a) != ARCHIVE_OK || archive_read_support_filter_xz (rs->a) != ARCHIVE_OK
+      || archive_read_support_format_raw (rs->a) != ARCHIVE_OK || archive_read_open_fd (rs->a, fd, 1 << 16) != ARCHIVE_OK
+      || archive_read_next_header (rs->a, &e) != ARCHIVE_OK)
+    {
+      kiln_error_make (err, EINVAL, "ADD '%s': decompressing: %s", src, archive_error_string (rs->a));
+      archive_read_free (rs->a);
+      rs->a = NULL;
+      return -1;
+    }
+  return 0;
+}
+
+static ssize_t
+raw_read (void *ctx, void *buf, size_t len, kiln_error **err)
+{
+  raw_stream *rs = ctx;
+  la_ssize_t n = archive_read_data (rs->a, buf, len);
+  if (n < 0)
+    return kiln_error_make (err, EINVAL, "ADD '%s': decompressing: %s", rs->src, archive_error_string (rs->a));
+  return n;
+}
+
+/* Extract archive fd into the store; the layer's diffID out. */
+static int
+extract_archive (build_exec *b, int fd, const char *src, bool raw, char diff_id[DIGEST_STRING_SIZE],
+                 uint64_t *size, kiln_error **err)
+{
+  char blob[DIGEST_STRING_SIZE];
+  extract_result xr;
+  if (!raw)
+    {
+      if (digest_fd (fd, blob, size, err) < 0)
+        return kiln_error_wrap (err, "ADD '%s'", src);
+      if (lseek (fd, 0, SEEK_SET) < 0)
+        return kiln_error_make (err, errno, "ADD '%s': seek", src);
+      int rfd = fd;
+      if (extract_to_store (b->o.store, blob, NULL, read_fd_cb, &rfd, NULL, &xr, err) < 0)
+        return -1;
+    }
+  else
+    {
+      /* Two passes: the digest of the decompressed stream keys the layer. */
+      raw_stream rs;
+      if (raw_open (fd, src, &rs, err) < 0)
+        return -1;
+      autodigest digest_ctx *d = digest_new ();
+      char buf[1 << 16];
+      ssize_t n;
+      while ((n = raw_read (&rs, buf, sizeof buf, err)) > 0)
+        digest_update (d, buf, n);
+      archive_read_free (rs.a);
+      if (n < 0)
+        return -1;
+      *size = digest_bytes (d);
+      digest_final (d, blob);
+      if (raw_open (fd, src, &rs, err) < 0)
+        return -1;
+      int r = extract_to_store (b->o.store, blob, NULL, raw_read, &rs, NULL, &xr, err);
+      archive_read_free (rs.a);
+      if (r < 0)
+        return -1;
+    }
+  memcpy (diff_id, xr.diff_id, DIGEST_STRING_SIZE);
+  return 0;
+}
+
+/* ADD of a local archive: extract it (safely, with the store's extractor)
+ * as a store layer, then copy that layer's contents into dest, keeping the
+ * archive's owners and modes unless --chown/--chmod say otherwise. */
+static int
+add_archive (build_exec *b, int fd, const char *src, bool raw, overlay_lower *dest_view, const copy_request *req,
+             copy_changes *ch, overlay_lower **lower_out, kiln_error **err)
+{
+  char diff_id[DIGEST_STRING_SIZE];
+  uint64_t size = 0;
+  if (extract_archive (b, fd, src, raw, diff_id, &size, err) < 0)
+    return kiln_error_wrap (err, "ADD '%s': extracting the archive", src);
+  stage_state tmp = { 0 };
+  stage_add_layer (&tmp, diff_id, diff_id, "application/vnd.oci.image.layer.v1.tar", (int64_t) size);
+  overlay_lower *lower = NULL;
+  int r = open_lower (b, &tmp, &lower, err);
+  stage_state_clear (&tmp);
+  if (r < 0)
+    return -1;
+  char *root[] = { (char *) "", NULL };
+  copy_request areq = *req;
+  areq.srcs = root;
+  areq.dest_is_dir = true;
+  areq.keep_owner = true;
+  areq.excludes = NULL;
+  r = copy_from_layers (lower, dest_view, &areq, ch, err);
+  /* The change list reads file data through the layer's tree fd: the
+   * caller frees the lower after writing the layer. */
+  *lower_out = lower;
+  return r < 0 ? kiln_error_wrap (err, "ADD '%s'", src) : 0;
+}
+
+/* ADD only extracts archives named directly; one matched by a wildcard
+ * would be copied as it is, which kiln refuses rather than guess. */
+static int
+add_check_wildcard_archives (build_exec *b, const copy_changes *ch, const char *dest, kiln_error **err)
+{
+  const char *d = dest;
+  while (*d == '/')
+    d++;
+  size_t dl = strlen (d);
+  for (size_t i = 0; i < ch->n; i++)
+    {
+      const layer_change *c = &ch->v[i];
+      const char *slash = strrchr (c->path, '/');
+      size_t pl = slash ? (size_t) (slash - c->path) : 0;
+      if (c->meta.type != LAYER_INDEX_REG || c->data_dirfd != b->ctxfd || pl != dl || strncmp (c->path, d, dl) != 0)
+        continue;
+      autoclose int fd = open_context_file (b, c->data_path);
+      if (fd >= 0 && archive_kind_fd (fd) != ARCHIVE_NONE)
+        return kiln_error_make (err, ENOTSUP, "ADD: '%s' was matched by a wildcard and is an archive; kiln extracts "
+                                "only archives named directly (name it, or use COPY to copy it as it is)",
+                                c->data_path);
+    }
   return 0;
 }
 
@@ -801,9 +963,6 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
       if (is_url (s->args[i]))
         return kiln_error_make (err, ENOTSUP, "%s '%s': remote sources (URLs, git) are not supported yet", what,
                                 s->args[i]);
-      if (add && s->from_stage < 0 && !s->from_image && b->ctxfd >= 0 && strncmp (s->args[i], "<<", 2) != 0
-          && add_check_archive (b, s->args[i], err) < 0)
-        return -1;
     }
   overlay_lower *dest_view = NULL;
   if (open_lower (b, st, &dest_view, err) < 0)
@@ -811,6 +970,8 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   int ret = -1;
   autofree char *text = NULL, *created_by = NULL;
   autostrv char **excludes = NULL, **srcs = NULL;
+  autofree overlay_lower **archives = NULL;
+  size_t n_archives = 0;
   copy_changes ch = { 0 };
   overlay_lower *src_lower = NULL;
   autofree char *tmpname = NULL;
@@ -869,6 +1030,23 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   size_t hd = 0;
   for (size_t i = 0; i + 1 < n_args; i++)
     {
+      if (add && s->from_stage < 0 && !s->from_image && b->ctxfd >= 0 && strncmp (s->args[i], "<<", 2) != 0
+          && !strpbrk (s->args[i], "*?["))
+        {
+          autoclose int afd = open_context_file (b, s->args[i]);
+          archive_kind k = afd >= 0 ? archive_kind_fd (afd) : ARCHIVE_NONE;
+          if (k != ARCHIVE_NONE)
+            {
+              archives = xreallocarray (archives, n_archives + 1, sizeof *archives);
+              archives[n_archives] = NULL;
+              int ar = add_archive (b, afd, s->args[i], k == ARCHIVE_RAW, dest_view, &req, &ch, &archives[n_archives],
+                                   err);
+              n_archives++;
+              if (ar < 0)
+                goto out;
+              continue;
+            }
+        }
       if (strncmp (s->args[i], "<<", 2) != 0 || hd >= s->n_heredocs)
         {
           strv_push (&srcs, s->args[i]);
@@ -922,6 +1100,8 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
             }
           if (copy_from_context (b->ctxfd, b->ign, dest_view, &req, &ch, err) < 0)
             goto out;
+          if (add && add_check_wildcard_archives (b, &ch, cdest, err) < 0)
+            goto out;
         }
     }
   text = one_line (s->instr->original);
@@ -929,6 +1109,8 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   ret = commit_layer (b, st, ch.v, ch.n, created_by, err);
 out:
   copy_changes_free (&ch);
+  for (size_t i = 0; i < n_archives; i++)
+    overlay_lower_free (archives[i]);
   overlay_lower_free (src_lower);
   overlay_lower_free (dest_view);
   if (tmpname)

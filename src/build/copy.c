@@ -150,6 +150,8 @@ copy_parse_chmod (const char *s, mode_t *out, kiln_error **err)
 typedef struct src_stat
 {
   mode_t mode;
+  uid_t uid;
+  gid_t gid;
   uint64_t size;
   int64_t mtime_sec;
   uint32_t mtime_nsec;
@@ -325,6 +327,8 @@ lay_stat (source *s, const char *path, src_stat *st)
   if (r < 0)
     return r;
   st->mode = e.attr.mode;
+  st->uid = e.attr.uid;
+  st->gid = e.attr.gid;
   st->size = e.attr.size;
   st->mtime_sec = e.attr.mtime.tv_sec;
   st->mtime_nsec = e.attr.mtime.tv_nsec;
@@ -633,8 +637,8 @@ copy_entry (copy_run *c, const char *sp, const char *dp, const src_stat *st, kil
   ch->meta.mode = c->req->chmod ? c->req->mode : (st->mode & 07777);
   if (S_ISLNK (st->mode))
     ch->meta.mode = 0777;
-  ch->meta.uid = c->req->chown ? c->req->uid : 0;
-  ch->meta.gid = c->req->chown ? c->req->gid : 0;
+  ch->meta.uid = c->req->chown ? c->req->uid : c->req->keep_owner ? st->uid : 0;
+  ch->meta.gid = c->req->chown ? c->req->gid : c->req->keep_owner ? st->gid : 0;
   ch->meta.mtime_sec = st->mtime_sec;
   ch->meta.mtime_nsec = st->mtime_nsec;
   ch->meta.rdev_major = major (st->rdev);

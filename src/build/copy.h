@@ -57,6 +57,7 @@ typedef struct copy_request
   bool parents;           /* --parents: keep the source path below the destination */
   const char *what;       /* "COPY" / "ADD" for messages */
   int64_t now;            /* mtime of directories the copy creates */
+  bool keep_owner;        /* owners from the source (ADD of an archive), unless chown */
 } copy_request;
 
 /* Copy from the build context directory ctx_dirfd. */

@@ -161,9 +161,9 @@ tree_listing() { # ROOTFS: type mode owner size path (+ link target), sorted
 @test "build: features kiln does not implement are clear errors, never silently dropped" {
   mkdir -p "$TEST_TMP/ctx"
   printf 'x' > "$TEST_TMP/ctx/f"
-  tar -C "$TEST_TMP/ctx" -czf "$TEST_TMP/ctx/a.tgz" f
+  printf '\3757zXZ\0\0\4' > "$TEST_TMP/ctx/a.txz"   # xz magic: not extractable yet
   local df
-  for df in 'RUN --mount=type=cache,target=/c true' 'ADD https://example.com/x /x' 'ADD a.tgz /x/' \
+  for df in 'RUN --mount=type=cache,target=/c true' 'ADD https://example.com/x /x' 'ADD a.txz /x/' \
             'RUN --security=insecure true'; do
     printf 'ARG BASE\nFROM $BASE\n%s\n' "$df" > "$TEST_TMP/ctx/Dockerfile"
     run kbuild "$TEST_TMP/ctx" --no-push
