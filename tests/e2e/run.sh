@@ -42,7 +42,7 @@ IMGCOMPARE="$KILN_SRC/tests/tools/imgcompare"
 RUNIMG="$E2E_DIR/lib/runimg.py"
 CACHE="$KILN_TEST_CACHE/e2e-buildah"
 BUILDAH_DRIVER=${E2E_BUILDAH_DRIVER:-overlay}
-RECIPE=2 # bump when the way references are built changes
+RECIPE=3 # bump when the way references are built changes
 
 mode=both registry="" store="" work="" keep=0 list=0 kiln_user=""
 cases=()
@@ -221,6 +221,16 @@ build_buildah() {
   BUILDAH_CACHED=0
   mkdir -p "$CACHE/images" "$CACHE/storage" "$CACHE/runroot"
   mapfile -t args < <(case_args "$cdir" "$ctx")
+  # A docker-format build keeps its Docker-only config fields (OnBuild, Shell,
+  # Healthcheck) only when pushed as a Docker v2s2 manifest; an OCI layout
+  # holds that too.
+  local pushfmt=() i
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    case "${args[i]}" in
+      --format=docker) pushfmt=(-f v2s2) ;;
+      --format) [ "${args[i + 1]:-}" = docker ] && pushfmt=(-f v2s2) ;;
+    esac
+  done
   (
     flock 9
     # Containers of a build that was killed (they hold overlay mounts).
@@ -233,7 +243,7 @@ build_buildah() {
     buildah_g bud --isolation=chroot --tls-verify=false --identity-label=false --layers --no-cache \
       --build-arg BASE="$BASE_REF" --build-arg DEBIAN="$DEBIAN_REF" \
       -f "$(reference_dockerfile "$cdir")" -t "e2e-$name" "${args[@]}" "$ctx" &&
-      buildah_g push --quiet "e2e-$name" "oci:$tmp:img" &&
+      buildah_g push --quiet "${pushfmt[@]}" "e2e-$name" "oci:$tmp:img" &&
       mv "$tmp" "$dir"
     local rc=$?
     buildah_g rmi -f "e2e-$name" >/dev/null 2>&1

@@ -119,3 +119,4 @@ _e2e() {
 @test "e2e 54-env-in-instructions" { _e2e 54-env-in-instructions; }
 @test "e2e 55-heredoc-copy" { _e2e 55-heredoc-copy; }
 @test "e2e 56-run-user-env" { _e2e 56-run-user-env; }
+@test "e2e 57-healthcheck-none" { _e2e 57-healthcheck-none; }
