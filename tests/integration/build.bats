@@ -161,9 +161,8 @@ tree_listing() { # ROOTFS: type mode owner size path (+ link target), sorted
 @test "build: features kiln does not implement are clear errors, never silently dropped" {
   mkdir -p "$TEST_TMP/ctx"
   printf 'x' > "$TEST_TMP/ctx/f"
-  printf '\3757zXZ\0\0\4' > "$TEST_TMP/ctx/a.txz"   # xz magic: not extractable yet
   local df
-  for df in 'RUN --mount=type=cache,target=/c true' 'ADD https://example.com/x /x' 'ADD a.txz /x/' \
+  for df in 'RUN --mount=type=cache,target=/c true' 'ADD https://example.com/x /x' 'ADD git@example.com:x/y.git /src' \
             'RUN --security=insecure true'; do
     printf 'ARG BASE\nFROM $BASE\n%s\n' "$df" > "$TEST_TMP/ctx/Dockerfile"
     run kbuild "$TEST_TMP/ctx" --no-push
@@ -277,4 +276,34 @@ DF
     ! grep -q "$TEST_TMP" /proc/self/mountinfo
     [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
   done
+}
+
+@test "build: ADD extracts local tar, gzip and xz archives with their owners; other files are copied" {
+  mkdir -p "$TEST_TMP/src/d" "$TEST_TMP/ctx"
+  echo data > "$TEST_TMP/src/d/f"
+  ln -s f "$TEST_TMP/src/d/l"
+  tar -C "$TEST_TMP/src" --owner=7 --group=9 -cf "$TEST_TMP/ctx/a.tar" d
+  gzip -c "$TEST_TMP/ctx/a.tar" > "$TEST_TMP/ctx/a.tgz"
+  xz -c "$TEST_TMP/ctx/a.tar" > "$TEST_TMP/ctx/a.txz"
+  echo "not a tar" | gzip -c > "$TEST_TMP/ctx/plain.gz"
+  printf 'ARG BASE\nFROM $BASE\nADD a.tar /t/\nADD a.tgz /g\nADD a.txz /x/\nADD plain.gz /p/\nADD --chown=1:2 a.tgz /c/\n' \
+    > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  local r="$TEST_TMP/b/rootfs" p
+  for p in t g x; do
+    [ "$(cat "$r/$p/d/f")" = data ]
+    [ "$(stat -c %u:%g "$r/$p/d/f")" = 7:9 ]
+    [ "$(readlink "$r/$p/d/l")" = f ]
+  done
+  [ "$(stat -c %u:%g "$r/c/d/f")" = 1:2 ]
+  # A compressed file that holds no tar is copied as it is, as Docker does.
+  [ "$(gzip -dc "$r/p/plain.gz")" = "not a tar" ]
+  # An archive matched by a wildcard is refused rather than guessed.
+  printf 'ARG BASE\nFROM $BASE\nADD *.tgz /w/\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push
+  [ "$status" -eq 1 ]
+  [[ $output == *"matched by a wildcard and is an archive"* ]]
 }
