@@ -526,6 +526,22 @@ test_fetch_cold_warm (void **state)
   assert_true (store_has_blob (s, g_layers[0].digest));
   assert_tmp_empty (s);
   store_fetch_result_clear (&r);
+
+  /* A damaged stored blob whose layer is gone is not extracted: it is
+   * dropped and downloaded again. */
+  autofree char *lrel2 = xasprintf ("layers/sha256/%s", digest_hex (g_layers[2].diff_id));
+  assert_ok (fs_rm_rf_at (s->rootfd, lrel2, &err), err);
+  sh ("printf XXXX | dd of='%s/blobs/sha256/%s' bs=1 seek=600 conv=notrunc status=none", s->root,
+      digest_hex (g_layers[2].digest));
+  assert_ok (store_fetch_image (s, c, ref, NULL, NULL, NULL, &r, &err), err);
+  assert_int_equal (r.layers[2].how, STORE_FETCH_DOWNLOADED);
+  assert_true (r.layers[2].extracted);
+  char got[DIGEST_STRING_SIZE];
+  autofree char *bp = xasprintf ("%s/blobs/sha256/%s", s->root, digest_hex (g_layers[2].digest));
+  file_digest (bp, got, NULL);
+  assert_string_equal (got, g_layers[2].digest);
+  assert_true (store_has_layer (s, g_layers[2].diff_id));
+  store_fetch_result_clear (&r);
 }
 
 typedef struct par_arg
