@@ -169,6 +169,7 @@ typedef struct fetch_blob
   bool thread_started;
   pthread_t thread;
   int th_ret;           /* extraction result, valid once q.reader_done */
+  bool deferred;        /* layer lock was busy: extract (or find) in blob_end */
   kiln_error *th_err;
   char diff_id[DIGEST_STRING_SIZE];
   bool existed;
@@ -251,15 +252,33 @@ set_config (fetch_ctx *f, const manifest_descriptor *d, char *data, size_t len, 
 
 /* Extract one layer under its lock (keyed by blob digest, like
  * extract_to_store), refusing to publish a layer whose diffID the image
- * config does not list. */
+ * config does not list. With busy non-NULL the lock is only tried: if
+ * someone else holds it (extracting the same layer), *busy is set and
+ * nothing is read. */
 static int
 extract_layer_checked (fetch_ctx *f, const char *blob_digest, extract_read_fn read_fn, void *rctx,
-                       char diff_id[DIGEST_STRING_SIZE], bool *existed, kiln_error **err)
+                       char diff_id[DIGEST_STRING_SIZE], bool *existed, bool *busy, kiln_error **err)
 {
   store *s = f->s;
   *existed = false;
-  autoclose int lock = store_lock_layer (s, blob_digest, err);
-  if (lock < 0)
+  autoclose int lock = -1;
+  if (busy)
+    {
+      *busy = false;
+      autoerror kiln_error *lerr = NULL;
+      lock = store_trylock_layer (s, blob_digest, &lerr);
+      if (lock < 0 && lerr->status == EAGAIN)
+        {
+          *busy = true;
+          return 0;
+        }
+      if (lock < 0)
+        {
+          *err = steal_pointer (&lerr);
+          return kiln_error_wrap (err, "locking layer %s", blob_digest);
+        }
+    }
+  else if ((lock = store_lock_layer (s, blob_digest, err)) < 0)
     return kiln_error_wrap (err, "locking layer %s", blob_digest);
   int r = store_layer_for_blob (s, blob_digest, diff_id, err);
   if (r < 0)
@@ -303,7 +322,10 @@ extract_thread (void *arg)
 {
   fetch_blob *b = arg;
   kiln_error *err = NULL;
-  int r = extract_layer_checked (b->f, b->digest, feed_read, &b->q, b->diff_id, &b->existed, &err);
+  /* If another process or thread is extracting this layer, do not wait for
+   * it here: the download would stall behind a full queue for as long as
+   * that takes. Keep downloading the blob; blob_end finishes the job. */
+  int r = extract_layer_checked (b->f, b->digest, feed_read, &b->q, b->diff_id, &b->existed, &b->deferred, &err);
   pthread_mutex_lock (&b->q.mu);
   b->th_ret = r;
   b->th_err = err;
@@ -390,7 +412,7 @@ fetch_have_blob (void *ctx, const manifest_descriptor *d, kiln_error **err)
   if (lseek (fd, 0, SEEK_SET) < 0)
     return kiln_error_make (err, errno, "seek blob %s", d->digest);
   bool existed;
-  if (extract_layer_checked (f, d->digest, extract_read_fd, &fd, diff_id, &existed, err) < 0)
+  if (extract_layer_checked (f, d->digest, extract_read_fd, &fd, diff_id, &existed, NULL, err) < 0)
     return kiln_error_wrap (err, "layer %s (from the stored blob)", d->digest);
   record_layer (f, d->digest, diff_id, existed ? STORE_FETCH_CACHED : STORE_FETCH_LOCAL_BLOB, !existed);
   log_layer (d, existed ? "cached" : "extracted from stored blob", existed ? -1 : elapsed (&t0));
@@ -497,6 +519,16 @@ fetch_blob_end (void *blob, bool ok, kiln_error **err)
           *err = steal_pointer (&b->th_err);
           ret = kiln_error_wrap (err, "extracting layer %s", b->digest);
         }
+    }
+  if (ok && ret == 0 && b->deferred)
+    {
+      /* The complete, verified blob is in the temp file: wait for the
+       * other extractor, then extract from the file if it did not publish
+       * the layer after all. */
+      autoclose int rfd = store_blob_reopen (b->w, err);
+      if (rfd < 0
+          || extract_layer_checked (f, b->digest, extract_read_fd, &rfd, b->diff_id, &b->existed, NULL, err) < 0)
+        ret = kiln_error_wrap (err, "extracting layer %s", b->digest);
     }
   if (!ok || ret < 0)
     {

@@ -602,6 +602,56 @@ test_fetch_concurrent (void **state)
     }
 }
 
+/* Another holder of a layer's lock (an extraction elsewhere) does not
+ * stall the download: the blob arrives in full, then the fetch waits for
+ * the lock and, since the holder published nothing, extracts from the
+ * complete temp blob. */
+static void
+test_fetch_lock_busy (void **state)
+{
+  (void) state;
+  REQUIRE_REGISTRY ();
+  autofree char *root = xasprintf ("%s/busy", g_dir);
+  autostore store *s = store_at ("busy");
+  autoerror kiln_error *err = NULL;
+  int lock = store_lock_layer (s, g_layers[0].digest, &err);
+  assert_ok (lock, err);
+  par_arg a = { .root = root };
+  pthread_t th;
+  assert_int_equal (pthread_create (&th, NULL, par_fetch, &a), 0);
+  /* Wait until the whole blob sits in tmp/ (the download was not held up
+   * by the lock), then let go. */
+  autofree char *tp = xasprintf ("%s/tmp", root);
+  bool complete = false;
+  for (int i = 0; i < 400 && !complete; i++)
+    {
+      DIR *d = opendir (tp);
+      struct dirent *de;
+      while (d && (de = readdir (d)) != NULL)
+        {
+          struct stat st;
+          autofree char *p = xasprintf ("%s/%s", tp, de->d_name);
+          if (strncmp (de->d_name, "blob-", 5) == 0 && stat (p, &st) == 0 && st.st_size == g_layers[0].size)
+            complete = true;
+        }
+      if (d)
+        closedir (d);
+      usleep (25000);
+    }
+  assert_false (store_has_layer (s, g_layers[0].diff_id));
+  close (lock);
+  pthread_join (th, NULL);
+  if (a.ret < 0)
+    fail_msg ("fetch failed: %s", a.msg);
+  assert_true (complete);
+  assert_int_equal (a.r.layers[0].how, STORE_FETCH_DOWNLOADED);
+  assert_true (a.r.layers[0].extracted);
+  assert_true (store_has_layer (s, g_layers[0].diff_id));
+  assert_true (store_has_blob (s, g_layers[0].digest));
+  assert_tmp_empty (s);
+  store_fetch_result_clear (&a.r);
+}
+
 static void
 test_fetch_bad_diff_id (void **state)
 {
@@ -669,6 +719,7 @@ main (void)
     cmocka_unit_test (test_blob_writer),
     cmocka_unit_test (test_fetch_cold_warm),
     cmocka_unit_test (test_fetch_concurrent),
+    cmocka_unit_test (test_fetch_lock_busy),
     cmocka_unit_test (test_fetch_bad_diff_id),
     cmocka_unit_test (test_fetch_corrupt_blob),
   };
