@@ -214,3 +214,28 @@ no_leftovers() {
   run "$KILN" pull --store
   [ "$status" -eq 2 ]
 }
+
+@test "pull --store as a plain user without subuid ranges gives the same layers and indexes as root" {
+  require_root "creates a test user"
+  registry_start
+  fixtures_push busybox
+  test_user_create kilnfetch
+  run pull_store "$BUSYBOX_IMAGE"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  ustore=$TEST_USER_TMP/store
+  run run_as "$TEST_USER" "$KILN" pull --insecure-registry "$REGISTRY" --store --root "$ustore" "$BUSYBOX_IMAGE"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [ "$(stat -c %U "$ustore/blobs/sha256")" = "$TEST_USER" ]
+  n=0
+  for l in "$STORE"/layers/sha256/*; do
+    h=$(basename "$l")
+    cmp "$l/index" "$ustore/layers/sha256/$h/index"
+    # Owners in the tree are the user's; the index keeps the image's.
+    [ -z "$(find "$ustore/layers/sha256/$h/tree" ! -user "$TEST_USER" | head -1)" ]
+    b=$(cat "$ustore/layers/sha256/$h/blob")
+    python3 "$KILN_SRC/tests/integration/fetch_check.py" "$ustore/layers/sha256/$h" "$ustore/blobs/sha256/${b#sha256:}"
+    n=$((n + 1))
+  done
+  [ "$n" -gt 0 ]
+  [ -z "$(ls -A "$ustore/tmp")" ]
+}
