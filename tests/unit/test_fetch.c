@@ -204,11 +204,12 @@ typedef struct test_layer
   int64_t size;
 } test_layer;
 
-static test_layer g_layers[4] = {
+static test_layer g_layers[5] = {
   { "l1.tar.gz", MEDIA_OCI_LAYER_GZIP, "", "", 0 },
   { "l2.tar.zst", MEDIA_OCI_LAYER_ZSTD, "", "", 0 },
   { "l3.tar", MEDIA_OCI_LAYER, "", "", 0 },
   { "l4.tar.gz", MEDIA_OCI_LAYER_GZIP, "", "", 0 }, /* only in test/corrupt */
+  { "l5.tar.gz", MEDIA_OCI_LAYER_GZIP, "", "", 0 }, /* only in test/hostile */
 };
 
 /* Put a file into the source store through the tmpfile/adopt API. */
@@ -240,7 +241,7 @@ push_image (store *src, const char *repo, const size_t *idx, size_t n, const cha
   spec.os = xstrdup (os);
   spec.architecture = xstrdup (arch);
   spec.variant = variant ? xstrdup (variant) : NULL;
-  image_descriptor descs[4];
+  image_descriptor descs[5];
   for (size_t i = 0; i < n; i++)
     {
       test_layer *l = &g_layers[idx[i]];
@@ -297,9 +298,16 @@ setup (void **state)
       "head -c 3000000 /dev/urandom > $d/r4/rand;"
       "for i in 1 2 3 4; do tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C $d/r$i -cf $d/l$i.tar .; done;"
       "gzip -n -c $d/l1.tar > $d/l1.tar.gz; gzip -n -c $d/l4.tar > $d/l4.tar.gz;"
-      "if [ %d = 1 ]; then zstd -q -o $d/l2.tar.zst $d/l2.tar; else gzip -n -c $d/l2.tar > $d/l2.tar.gz; fi",
+      "if [ %d = 1 ]; then zstd -q -o $d/l2.tar.zst $d/l2.tar; else gzip -n -c $d/l2.tar > $d/l2.tar.gz; fi;"
+      /* l5: a member escaping with '..' early, then 8 MB more, so the
+       * extractor fails while the download is still going. */
+      "python3 -c 'import io,os,sys,tarfile\n"
+      "t=tarfile.open(sys.argv[1],\"w\",format=tarfile.PAX_FORMAT)\n"
+      "for n,b in ((\"ok\",b\"fine\"),(\"a/../../evil\",b\"x\"),(\"big\",os.urandom(8000000))):\n"
+      " i=tarfile.TarInfo(n); i.size=len(b); t.addfile(i,io.BytesIO(b))\n"
+      "t.close()' $d/l5.tar; gzip -n -c $d/l5.tar > $d/l5.tar.gz",
       g_dir, g_have_zstd ? 1 : 0);
-  for (size_t i = 0; i < 4; i++)
+  for (size_t i = 0; i < 5; i++)
     {
       autofree char *blob = xasprintf ("%s/img/%s", g_dir, g_layers[i].file);
       autofree char *tar = xasprintf ("%s/img/l%zu.tar", g_dir, i + 1);
@@ -712,6 +720,34 @@ test_fetch_corrupt_blob (void **state)
   assert_tmp_empty (s);
 }
 
+static void
+test_fetch_hostile_layer (void **state)
+{
+  (void) state;
+  REQUIRE_REGISTRY ();
+  autostore store *src = store_at ("src");
+  size_t idx[] = { 0, 4 };
+  char dig[DIGEST_STRING_SIZE];
+  push_image (src, "test/hostile", idx, 2, NULL, dig);
+  autostore store *s = store_at ("hostile");
+  autoref registry_ref *ref = ref_for ("test/hostile:v1");
+  autoclient registry_client *c = client_new ();
+  autoerror kiln_error *err = NULL;
+  store_fetch_result r;
+  assert_true (store_fetch_image (s, c, ref, NULL, NULL, NULL, &r, &err) < 0);
+  print_message ("# expected error: %s\n", err->msg);
+  assert_true (test_err_contains (err, g_layers[4].digest));
+  assert_true (test_err_contains (err, "evil"));
+  assert_false (store_has_blob (s, g_layers[4].digest));
+  assert_false (store_has_layer (s, g_layers[4].diff_id));
+  char diff[DIGEST_STRING_SIZE];
+  assert_int_equal (store_layer_for_blob (s, g_layers[4].digest, diff, &err), 0);
+  assert_tmp_empty (s);
+  /* Nothing escaped the store. */
+  autofree char *evil = xasprintf ("%s/evil", g_dir);
+  assert_int_equal (access (evil, F_OK), -1);
+}
+
 int
 main (void)
 {
@@ -722,6 +758,7 @@ main (void)
     cmocka_unit_test (test_fetch_lock_busy),
     cmocka_unit_test (test_fetch_bad_diff_id),
     cmocka_unit_test (test_fetch_corrupt_blob),
+    cmocka_unit_test (test_fetch_hostile_layer),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }
