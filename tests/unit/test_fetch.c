@@ -47,6 +47,7 @@ static pid_t g_reg_pid = -1;
 static char g_reg_addr[64];
 static char *g_reg_data; /* registry storage root */
 static bool g_have_zstd;
+static size_t g_last_manifest_len; /* of the last push_image */
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -264,6 +265,7 @@ push_image (store *src, const char *repo, const size_t *idx, size_t n, const cha
   assert_ok (image_manifest_json (IMAGE_FORMAT_OCI, cfg_digest, (int64_t) cfg_len, descs, n, &man, &man_len, &err),
              err);
   char *tags[] = { (char *) "v1", NULL };
+  g_last_manifest_len = man_len;
   registry_client *c = client_new ();
   int r = registry_push_image (c, repo, tags, man, man_len, image_manifest_media_type (IMAGE_FORMAT_OCI),
                                store_push_source (), src, NULL, out, &err);
@@ -318,6 +320,25 @@ setup (void **state)
   store *src = store_at ("src");
   size_t good[] = { 0, 1, 2 };
   push_image (src, "test/img", good, 3, NULL, g_good);
+  /* An index over it: the host platform and another one (same manifest),
+   * in a repository that has the manifest (tag v1 is then moved). */
+  char again[DIGEST_STRING_SIZE];
+  push_image (src, "test/multi", good, 3, NULL, again);
+  assert_string_equal (again, g_good);
+  const char *os, *arch, *variant;
+  manifest_host_platform (&os, &arch, &variant);
+  autofree char *idx = xasprintf (
+    "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"manifests\":["
+    "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu,\"platform\":{\"os\":\"linux\",\"architecture\":\"%s\"}},"
+    "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu,\"platform\":{\"os\":\"%s\",\"architecture\":\"%s\"%s%s%s}}]}",
+    MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, g_good, g_last_manifest_len, strcmp (arch, "s390x") ? "s390x" : "amd64",
+    MEDIA_OCI_MANIFEST, g_good, g_last_manifest_len, os, arch, variant ? ",\"variant\":\"" : "",
+    variant ? variant : "", variant ? "\"" : "");
+  registry_client *c = client_new ();
+  autoerror kiln_error *err = NULL;
+  int r = registry_put_manifest (c, "test/multi", "v1", idx, strlen (idx), MEDIA_OCI_INDEX, &err);
+  registry_client_free (c);
+  assert_ok (r, err);
   store_close (src);
   return 0;
 }
@@ -661,6 +682,43 @@ test_fetch_lock_busy (void **state)
 }
 
 static void
+test_fetch_index (void **state)
+{
+  (void) state;
+  REQUIRE_REGISTRY ();
+  autostore store *s = store_at ("multi");
+  autoref registry_ref *ref = ref_for ("test/multi:v1");
+  autoclient registry_client *c = client_new ();
+  autoerror kiln_error *err = NULL;
+  store_fetch_result r;
+  const char *os, *arch, *variant;
+  manifest_host_platform (&os, &arch, &variant);
+  const char *other = strcmp (arch, "s390x") ? "s390x" : "amd64";
+  /* Host platform by default. */
+  assert_ok (store_fetch_image (s, c, ref, NULL, NULL, NULL, &r, &err), err);
+  assert_string_equal (r.manifest_digest, g_good);
+  assert_true (r.index_digest[0] != '\0');
+  assert_true (store_has_blob (s, r.index_digest));
+  autofree char *host_ref = store_fetch_ref_name (ref, NULL, NULL, NULL);
+  assert_string_equal (r.ref_name, host_ref);
+  assert_int_equal (r.n_layers, 3);
+  store_fetch_result_clear (&r);
+  /* Another platform from the index: recorded under its own name, all
+   * layers cached (same manifest). */
+  assert_ok (store_fetch_image (s, c, ref, "linux", other, NULL, &r, &err), err);
+  autofree char *want = xasprintf ("image/%s/test/multi:v1@linux/%s", g_reg_addr, other);
+  assert_string_equal (r.ref_name, want);
+  assert_int_equal (r.bytes_downloaded, 0);
+  store_fetch_result_clear (&r);
+  assert_int_equal (store_image_lookup (s, ref, "linux", other, NULL, &r, &err), 1);
+  store_fetch_result_clear (&r);
+  /* A platform the index does not offer: the error lists what it has. */
+  assert_true (store_fetch_image (s, c, ref, "windows", "arm", "v5", &r, &err) < 0);
+  print_message ("# expected error: %s\n", err->msg);
+  assert_true (test_err_contains (err, other));
+}
+
+static void
 test_fetch_bad_diff_id (void **state)
 {
   (void) state;
@@ -756,6 +814,7 @@ main (void)
     cmocka_unit_test (test_fetch_cold_warm),
     cmocka_unit_test (test_fetch_concurrent),
     cmocka_unit_test (test_fetch_lock_busy),
+    cmocka_unit_test (test_fetch_index),
     cmocka_unit_test (test_fetch_bad_diff_id),
     cmocka_unit_test (test_fetch_corrupt_blob),
     cmocka_unit_test (test_fetch_hostile_layer),
