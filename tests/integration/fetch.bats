@@ -133,15 +133,18 @@ no_leftovers() {
     > "$TEST_TMP/pull.out" 2>&1 &
   pid=$!
   KILN_PIDS=$pid
-  # Wait until a few MB of the layer have arrived (temp blob in tmp/).
-  for _ in $(seq 200); do
+  # Wait until a few MB of the layer have arrived (temp blob in tmp/) and,
+  # extraction running meanwhile (pipelined), the layer temp dir has files.
+  sz="" tf=""
+  for _ in $(seq 100); do
     sz=$(find "$STORE/tmp" -maxdepth 1 -name 'blob-*' -size +3M 2>/dev/null | head -1)
-    [ -n "$sz" ] && break
+    tf=$(find "$STORE/tmp" -path '*/tree/*' -type f 2>/dev/null | head -1)
+    [ -n "$sz" ] && [ -n "$tf" ] && break
     sleep 0.1
   done
-  [ -n "$sz" ] || { cat "$TEST_TMP/pull.out"; false; }
-  # Extraction was running meanwhile (pipelined): the layer temp dir has files.
-  [ -n "$(find "$STORE/tmp" -path '*/tree/*' -type f 2>/dev/null | head -1)" ]
+  [ -n "$sz" ] && [ -n "$tf" ] || { cat "$TEST_TMP/pull.out"; ls -laR "$STORE/tmp" | head -20; false; }
+  # Still downloading: the blob is not complete yet.
+  kill -0 "$pid"
   kill -9 "$pid"
   wait "$pid" || true
   KILN_PIDS=
