@@ -242,3 +242,16 @@ no_leftovers() {
   [ "$n" -gt 0 ]
   [ -z "$(ls -A "$ustore/tmp")" ]
 }
+
+@test "pull --store: docker.io images from --registry-mirror are recorded under the docker.io name" {
+  registry_start
+  fixtures_push busybox
+  want=$(skopeo inspect --raw --tls-verify=false "docker://$BUSYBOX_IMAGE" | sha256sum | cut -d' ' -f1)
+  run "$KILN" pull --registry-mirror "http://$REGISTRY" --store --root "$STORE" busybox
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ $output == *"from mirror $REGISTRY"* ]]
+  [ "$(echo "$output" | tail -1)" = "sha256:$want" ]
+  ls "$STORE/refs" | grep -q "^image%2Fdocker.io%2Flibrary%2Fbusybox%3Alatest%40linux%2F"
+  [ "$(cat "$STORE"/refs/image%2Fdocker.io*)" = "sha256:$want" ]
+  check_image_layers "$BUSYBOX_IMAGE"
+}
