@@ -199,7 +199,19 @@ run_pull_store (pull_opts *o, const registry_ref *ref, const char *os, const cha
         log_info ("pulling %s from mirror %s into store '%s'", full, *m, s->root);
         if (registry_client_new (&o->reg, *m, &mc, &merr) >= 0
             && store_fetch_image (s, mc, mref, os, arch, variant, &res, &merr) >= 0)
-          done = true;
+          {
+            /* Also record it under the name asked for, so a later offline
+             * lookup of the docker.io reference finds it. */
+            autofree char *name = store_fetch_ref_name (ref, os, arch, variant);
+            if (store_set_ref (s, name, res.manifest_digest, err) < 0)
+              {
+                store_fetch_result_clear (&res);
+                return kiln_error_wrap (err, "recording '%s'", name);
+              }
+            free (res.ref_name);
+            res.ref_name = steal_pointer (&name);
+            done = true;
+          }
         else
           {
             autofree char *msg = kiln_error_string (merr);
