@@ -40,7 +40,15 @@ time_n "root: kiln run --rootfs DIR --overlay (FUSE, mounted in the step's usern
   "$KILN" run --verbosity=error --rootfs "$r" --overlay -- true
 time_n "root: kiln run --rootfs DIR --overlay --show-changes" \
   "$KILN" run --verbosity=error --rootfs "$r" --overlay --show-changes -- true
+# In-process: what a build pays per step (no kiln exec, no profile compile).
+src=$(cd "$(dirname "$0")/.." && pwd)
+cc -std=gnu11 -O2 -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -I"$src/src" $(pkg-config --cflags fuse3) \
+  -o "$work/sbfuse_bench" "$src/bench/sbfuse_bench.c" "$src/build/libkiln.a" \
+  $(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 libcrypto zlib libzstd) -lm -pthread
+chmod 755 "$work/sbfuse_bench"
+"$work/sbfuse_bench" "$r" "$N" true
 if [ -n "${KILN_BENCH_USER:-}" ]; then
+  as_user "$work/sbfuse_bench" "$r" "$N" true
   time_n "$KILN_BENCH_USER: kiln run --rootfs DIR --rootfs-readonly" \
     as_user "$KILN" run --verbosity=error --rootfs "$r" --rootfs-readonly -- true
   time_n "$KILN_BENCH_USER: kiln run --rootfs DIR --overlay" \
