@@ -241,3 +241,25 @@ sigterm_mid_step() {
   [[ $output == *"--overlay"* ]]
   [[ $output == *"--show-changes"* ]]
 }
+
+@test "overlay as root on the Debian fixture: useradd, chown -R, setuid bit; true owners in the change list" {
+  require_root
+  command -v umoci >/dev/null || skip "umoci not installed"
+  local layout
+  layout=$(fixtures_layout debian) || skip "Debian fixture not available (scripts/make-base-images.sh debian)"
+  umoci raw unpack --image "$layout:bookworm" "$TEST_TMP/debian"
+  chmod 0755 "$TEST_TMP/debian"
+  local before
+  before=$(cd "$TEST_TMP/debian" && find . -printf '%p %m %U:%G %s %T@\n' | sort | md5sum)
+  run env TMPDIR="$TEST_TMP/scratch" "$KILN" run --rootfs "$TEST_TMP/debian" --overlay --show-changes -- sh -c \
+    'useradd -m app && chown -R app:app /home/app && touch /usr/local/bin/x && chmod 4755 /usr/local/bin/x && id app'
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"uid=1000(app) gid=1000(app) groups=1000(app)"* ]]
+  echo "$output" | grep -Fx "add 040755 1000:1000 /home/app"
+  echo "$output" | grep -Fx "add 100644 1000:1000 /home/app/.bashrc"
+  echo "$output" | grep -Fx "add 104755 0:0 /usr/local/bin/x"
+  echo "$output" | grep -Fx "add 100640 0:42 /etc/shadow"
+  [ "$before" = "$(cd "$TEST_TMP/debian" && find . -printf '%p %m %U:%G %s %T@\n' | sort | md5sum)" ]
+  rm -rf --one-file-system "$TEST_TMP/debian"
+}
