@@ -47,7 +47,10 @@ typedef struct overlay_config
   overlay_lower *lower;          /* taken by overlay_new, even on failure */
   int scratch_dirfd;             /* upper-GEN directories are made here (dup'ed) */
   overlay_id_mode id_mode;
-  uid_t present_uid;             /* single mode: owner shown for every file */
+  /* Single mode: owner shown for every file, in the user namespace of the
+   * mount: 0:0 when the step's init mounts it (sandbox_config.rootfs_fuse),
+   * since the kernel maps ids through the step's namespace. */
+  uid_t present_uid;
   gid_t present_gid;
   /* Paths kiln mounts over, relative ("proc", "etc/hosts"); a trailing '/'
    * means a directory. They always exist in the view (created empty when the
