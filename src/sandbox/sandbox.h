@@ -3,7 +3,8 @@
  * sandbox_run() forks a helper that enters a new user namespace (ID mapping
  * below), then new mount, pid, ipc, uts and cgroup namespaces (and a network
  * namespace with only loopback for SANDBOX_NET_NONE). Its child is pid 1 of
- * the step: it bind-mounts the root filesystem, mounts a fresh /proc (Docker's
+ * the step: it bind-mounts the root filesystem (or mounts a FUSE one and
+ * hands its fd to kiln, see rootfs_fuse), mounts a fresh /proc (Docker's
  * masked and read-only paths), a tmpfs /dev (null zero full random urandom tty
  * bound from the host, private devpts, /dev/shm, the usual symlinks), /sys
  * read-only, and generated /etc/resolv.conf, /etc/hosts, /etc/hostname
