@@ -7,6 +7,7 @@
 #include "build/plan.h"
 #include "build/plan_json.h"
 #include "build/progress.h"
+#include "build/run_mounts.h"
 #include "registry/pull_cmd.h"
 #include "registry/reference.h"
 #include "sandbox/sandbox.h"
@@ -43,6 +44,7 @@ typedef struct build_cmd_opts
   int compression_level;
   char *format;
   char **labels;
+  char **secrets;
   char *progress;
   bool quiet;
   char *userns;
@@ -85,6 +87,7 @@ enum
   OPT_NOOP_SNAPSHOT_MODE,
   OPT_NOOP_USE_NEW_RUN,
   OPT_NOOP_CLEANUP,
+  OPT_SECRET,
 };
 
 static const cli_option build_options[] = {
@@ -117,6 +120,8 @@ static const cli_option build_options[] = {
     OPT_COMPRESSION_LEVEL },
   { "format", 0, CLI_VALUE, "oci|docker", "manifest and config format (default oci)", OPT_FORMAT },
   { "label", 0, CLI_VALUE, "KEY=VALUE", "add a label to the image (repeatable)", OPT_LABEL },
+  { "secret", 0, CLI_VALUE, "id=ID,src=PATH|env=VAR", "a secret for RUN --mount=type=secret (repeatable); never "
+    "stored in a layer or printed", OPT_SECRET },
   { "progress", 0, CLI_VALUE, "auto|plain|json", "progress output on stderr (default auto = plain)", OPT_PROGRESS },
   { "quiet", 'q', CLI_BOOL, NULL, "print only the image digest", OPT_QUIET },
   { "userns", 0, CLI_VALUE, "auto|full|single", "user namespace mode for RUN (default auto)", OPT_USERNS },
@@ -243,6 +248,11 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_PROGRESS:
       set_str (&o->progress, value);
       return 0;
+    case OPT_SECRET:
+      if (run_mounts_check_secret (value, err) < 0)
+        return -1;
+      strv_push (&o->secrets, value);
+      return 0;
     case OPT_QUIET:
       return cli_parse_bool ("quiet", value, &o->quiet, err);
     case OPT_USERNS:
@@ -356,6 +366,7 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
     }
   eo->seccomp_policy = o->seccomp;
   eo->labels = o->labels;
+  eo->secrets = o->secrets;
   return 0;
 }
 
@@ -528,6 +539,7 @@ out:
   free (o.compression);
   free (o.format);
   strv_free (o.labels);
+  strv_free (o.secrets);
   free (o.progress);
   free (o.userns);
   free (o.network);

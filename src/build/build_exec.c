@@ -3,6 +3,7 @@
 #include "build/copy.h"
 #include "build/dockerignore.h"
 #include "build/rootfs.h"
+#include "build/run_mounts.h"
 #include "overlay/overlay.h"
 #include "overlay/overlay_lower.h"
 #include "registry/manifest.h"
@@ -601,8 +602,6 @@ ensure_sandbox (build_exec *b, kiln_error **err)
 static int
 step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
-  for (size_t i = 0; i < s->n_mounts; i++)
-    return kiln_error_make (err, ENOTSUP, "RUN --mount=type=%s is not supported yet", s->mounts[i].type);
   const char *sec = plan_step_flag (s, "security");
   if (sec && strcmp (sec, "insecure") == 0)
     return kiln_error_make (err, ENOTSUP, "RUN --security=insecure is not supported (kiln never grants it)");
@@ -656,16 +655,25 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   if (!has_path)
     strv_push (&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 
+  run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir };
+  run_mounts mounts;
+  if (run_mounts_prepare (&menv, s, &mounts, err) < 0)
+    {
+      overlay_lower_free (lower);
+      return -1;
+    }
   const sandbox_mountpoint *mps;
   size_t n_mps = sandbox_mountpoints (&mps);
-  autofree const char **masks = xcalloc (n_mps + 1, sizeof *masks);
   autostrv char **mask_store = NULL;
   for (size_t i = 0; i < n_mps; i++)
     {
       autofree char *m = xasprintf ("%s%s", mps[i].path, mps[i].is_dir ? "/" : "");
       strv_push (&mask_store, m);
     }
-  for (size_t i = 0; i < n_mps; i++)
+  for (char **m = mounts.masks; m && *m; m++)
+    strv_push (&mask_store, *m);
+  autofree const char **masks = xcalloc (strv_len (mask_store) + 1, sizeof *masks);
+  for (size_t i = 0; mask_store[i]; i++)
     masks[i] = mask_store[i];
 
   autofree char *tmpname = NULL;
@@ -673,6 +681,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   if (store_mktemp (b->o.store, "run-", &tmpname, &tmpfd, err) < 0)
     {
       overlay_lower_free (lower);
+      run_mounts_release (&mounts);
       return -1;
     }
   overlay_config oc = {
@@ -695,7 +704,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     .argv = s->argv, .env = env, .cwd = cwd, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
     .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
     .output = run_output, .output_ctx = &rc, .record_chown = run_record_chown, .record_chown_ctx = &rc,
-    .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rc,
+    .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rc, .mounts = mounts.v, .n_mounts = mounts.n,
   };
   sandbox_result res;
   int sig = 0;
@@ -735,6 +744,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   overlay_changes_free (changes);
 out:
   overlay_free (rc.ovl); /* overlay_new took the lower, even on failure */
+  run_mounts_release (&mounts);
   store_rmtemp (b->o.store, tmpname);
   return ret;
 }

@@ -44,6 +44,7 @@ typedef struct build_exec_opts
   sandbox_net_mode network;     /* default for RUN (RUN --network overrides) */
   const char *seccomp_policy;   /* NULL: the default profile; "unconfined" */
   char **labels;                /* --label K=V, applied to the target */
+  char **secrets;               /* --secret id=ID,src=PATH|env=VAR */
   progress *progress;
   /* Set to SIGINT/SIGTERM by the caller's signal handler; checked between
    * steps, and set by the sandbox when the signal stopped a RUN step. */

@@ -162,7 +162,7 @@ tree_listing() { # ROOTFS: type mode owner size path (+ link target), sorted
   mkdir -p "$TEST_TMP/ctx"
   printf 'x' > "$TEST_TMP/ctx/f"
   local df
-  for df in 'RUN --mount=type=cache,target=/c true' 'ADD https://example.com/x /x' 'ADD git@example.com:x/y.git /src' \
+  for df in 'RUN --mount=type=ssh true' 'RUN --mount=type=bind,target=/x,rw true' 'ADD https://example.com/x /x' 'ADD git@example.com:x/y.git /src' \
             'RUN --security=insecure true'; do
     printf 'ARG BASE\nFROM $BASE\n%s\n' "$df" > "$TEST_TMP/ctx/Dockerfile"
     run kbuild "$TEST_TMP/ctx" --no-push
@@ -306,4 +306,68 @@ DF
   run kbuild "$TEST_TMP/ctx" --no-push
   [ "$status" -eq 1 ]
   [[ $output == *"matched by a wildcard and is an archive"* ]]
+}
+
+mounts_case() { # DIR
+  mkdir -p "$1"
+  echo "s3cr3t-value" > "$1/secret.txt"
+  echo "ctx-file" > "$1/in.txt"
+  cat > "$1/Dockerfile" <<'DF'
+ARG BASE
+FROM $BASE
+RUN --mount=type=cache,target=/cache echo one >> /cache/log && wc -l < /cache/log > /cache-count
+RUN --mount=type=cache,target=/cache,sharing=locked echo two >> /cache/log && wc -l < /cache/log > /cache-count2
+RUN --mount=type=tmpfs,target=/scratch,size=1m echo t > /scratch/t && cat /scratch/t > /from-tmpfs && df /scratch | tail -1 > /tmpfs-df
+RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /secret-len && ! touch /run/secrets/tok 2>/dev/null
+RUN --mount=type=bind,source=in.txt,target=/mnt/in cat /mnt/in > /from-bind
+DF
+}
+
+check_mounts_image() { # ROOTFS
+  local r=$1
+  [ "$(cat "$r/cache-count")" -ge 1 ]
+  [ "$(cat "$r/cache-count2")" -eq $(( $(cat "$r/cache-count") + 1 )) ]
+  [ "$(cat "$r/from-tmpfs")" = t ]
+  grep -q tmpfs "$r/tmpfs-df" || grep -q 1024 "$r/tmpfs-df"
+  [ "$(cat "$r/secret-len")" -eq 13 ]
+  [ "$(cat "$r/from-bind")" = ctx-file ]
+  # Mount targets and secrets never reach a layer.
+  [ ! -e "$r/cache" ] && [ ! -e "$r/scratch" ] && [ ! -e "$r/run/secrets" ] && [ ! -e "$r/mnt/in" ]
+}
+
+@test "build: RUN --mount cache, tmpfs, secret and context bind, as root and as a plain user" {
+  fuse_dev_open_for_all
+  shared_dir
+  mounts_case "$SHARED/ctx"
+  chmod -R a+rX "$SHARED/ctx"
+  run kbuild "$SHARED/ctx" --no-push --secret "id=tok,src=$SHARED/ctx/secret.txt" --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output != *s3cr3t-value* ]]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  check_mounts_image "$TEST_TMP/b/rootfs"
+  ! grep -rq s3cr3t-value "$TEST_TMP/out/blobs" "$TEST_TMP/store/layers"
+  # The cache persists across builds.
+  run kbuild "$SHARED/ctx" --no-push --secret "id=tok,src=$SHARED/ctx/secret.txt" --oci-layout "$TEST_TMP/out2:t"
+  [ "$status" -eq 0 ]
+  unpack "$TEST_TMP/out2:t" "$TEST_TMP/b2"
+  [ "$(cat "$TEST_TMP/b2/rootfs/cache-count")" -eq 3 ]
+  # A required secret that is missing is an error naming it.
+  sed -i 's/id=tok /id=tok,required=true /' "$SHARED/ctx/Dockerfile"
+  run kbuild "$SHARED/ctx" --no-push
+  [ "$status" -eq 1 ]
+  [[ $output == *"secret 'tok' is required"* ]]
+  sed -i 's/id=tok,required=true /id=tok /' "$SHARED/ctx/Dockerfile"
+  for u in kiln-bsub kiln-bsingle; do
+    if [ $u = kiln-bsub ]; then test_user_create $u --subuid; else test_user_create $u; fi
+    mkdir -p "$SHARED/$u"
+    chown $u "$SHARED/$u"
+    run run_as $u "$KILN" build --root "$SHARED/$u/store" --insecure-registry "$REGISTRY" \
+      --build-arg "BASE=$BUSYBOX_IMAGE" --secret "id=tok,src=$SHARED/ctx/secret.txt" --no-push \
+      --oci-layout "$SHARED/$u/out:t" "$SHARED/ctx"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    unpack "$SHARED/$u/out:t" "$TEST_TMP/b-$u"
+    check_mounts_image "$TEST_TMP/b-$u/rootfs"
+  done
 }
