@@ -45,6 +45,7 @@ typedef struct build_cmd_opts
   char *format;
   char **labels;
   char **secrets;
+  char **mirrors;
   char *progress;
   bool quiet;
   char *userns;
@@ -88,6 +89,7 @@ enum
   OPT_NOOP_USE_NEW_RUN,
   OPT_NOOP_CLEANUP,
   OPT_SECRET,
+  OPT_MIRROR_B,
 };
 
 static const cli_option build_options[] = {
@@ -130,6 +132,8 @@ static const cli_option build_options[] = {
   { "seccomp-policy", 0, CLI_VALUE, "FILE|unconfined", "seccomp profile for RUN (Docker JSON; default "
     "policies/default.json)", OPT_SECCOMP },
   TRANSPORT_OPTIONS
+  { "registry-mirror", 0, CLI_VALUE, "HOST", "pull docker.io images from this mirror first, then docker.io "
+    "(repeatable; http://HOST for plain HTTP)", OPT_MIRROR_B },
   { "insecure-pull", 0, CLI_BOOL, NULL, "use plain HTTP for every registry images are pulled from", OPT_INSECURE_PULL },
   { "push-retry", 0, CLI_VALUE, "N", "retry a failed push N times (default 0)", OPT_PUSH_RETRY_B },
   { "single-snapshot", 0, CLI_BOOL, NULL, "(kaniko) one layer for the whole build: not supported, an error",
@@ -248,6 +252,8 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_PROGRESS:
       set_str (&o->progress, value);
       return 0;
+    case OPT_MIRROR_B:
+      return registry_mirror_handle (&o->reg, &o->mirrors, value, err);
     case OPT_SECRET:
       if (run_mounts_check_secret (value, err) < 0)
         return -1;
@@ -426,6 +432,7 @@ build_run (build_cmd_opts *o, kiln_error **err)
   eo.context_dir = ctx_dir;
   eo.dockerfile_path = df_path;
   eo.reg = &pull_reg;
+  eo.mirrors = o->mirrors;
   eo.progress = prog;
   eo.signal_flag = &build_signal;
   install_signal_handlers ();
@@ -540,6 +547,7 @@ out:
   free (o.format);
   strv_free (o.labels);
   strv_free (o.secrets);
+  strv_free (o.mirrors);
   free (o.progress);
   free (o.userns);
   free (o.network);

@@ -35,12 +35,6 @@ typedef struct fetched
   store_fetch_result res;
 } fetched;
 
-typedef struct client_entry
-{
-  char *domain;
-  registry_client *client;
-} client_entry;
-
 typedef struct stage_state
 {
   bool built;
@@ -55,8 +49,6 @@ struct build_exec
   build_exec_opts o;
   fetched *fetched;
   size_t n_fetched;
-  client_entry *clients;
-  size_t n_clients;
   int ctxfd;
   dockerignore *ign;
   sandbox_idmap idmap;
@@ -133,12 +125,6 @@ build_exec_free (build_exec *b)
       store_fetch_result_clear (&b->fetched[i].res);
     }
   free (b->fetched);
-  for (size_t i = 0; i < b->n_clients; i++)
-    {
-      free (b->clients[i].domain);
-      registry_client_free (b->clients[i].client);
-    }
-  free (b->clients);
   if (b->ctxfd >= 0)
     close (b->ctxfd);
   dockerignore_free (b->ign);
@@ -147,24 +133,6 @@ build_exec_free (build_exec *b)
 }
 
 /* ---- registries and base images ---- */
-
-static int
-get_client (build_exec *b, const char *domain, registry_client **out, kiln_error **err)
-{
-  for (size_t i = 0; i < b->n_clients; i++)
-    if (strcmp (b->clients[i].domain, domain) == 0)
-      {
-        *out = b->clients[i].client;
-        return 0;
-      }
-  registry_client *c;
-  if (registry_client_new (b->o.reg, domain, &c, err) < 0)
-    return -1;
-  b->clients = xreallocarray (b->clients, b->n_clients + 1, sizeof *b->clients);
-  b->clients[b->n_clients++] = (client_entry) { xstrdup (domain), c };
-  *out = c;
-  return 0;
-}
 
 static int
 fetch_image (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
@@ -183,13 +151,10 @@ fetch_image (build_exec *b, const char *image, const char *platform, const store
   autofree char *os = NULL, *arch = NULL, *variant = NULL;
   if (platform && manifest_parse_platform (platform, &os, &arch, &variant, err) < 0)
     return -1;
-  registry_client *c;
-  if (get_client (b, ref->domain, &c, err) < 0)
-    return kiln_error_wrap (err, "pulling '%s'", image);
   double t0 = now_s ();
   store_fetch_result r;
   memset (&r, 0, sizeof r);
-  if (store_fetch_image (b->o.store, c, ref, os, arch, variant, &r, err) < 0)
+  if (store_fetch_image_mirrored (b->o.store, b->o.reg, b->o.mirrors, ref, os, arch, variant, &r, err) < 0)
     return kiln_error_wrap (err, "pulling '%s'", image);
   b->t_pull += now_s () - t0;
   b->fetched = xreallocarray (b->fetched, b->n_fetched + 1, sizeof *b->fetched);

@@ -36,6 +36,7 @@ typedef struct build_exec_opts
   const char *context_dir;      /* NULL: no context (COPY from the context is an error) */
   const char *dockerfile_path;  /* for .dockerignore beside the Dockerfile */
   const registry_options *reg;
+  char **mirrors;               /* --registry-mirror hosts for docker.io */
   layer_writer_opts layer;      /* compression, level, threads, mtime clamp */
   image_format format;
   bool reproducible;            /* created times = epoch; mtimes clamped */

@@ -858,3 +858,38 @@ store_push_source (void)
 {
   return &store_source;
 }
+
+int
+store_fetch_image_mirrored (store *s, const registry_options *reg, char *const *mirrors, const registry_ref *ref,
+                            const char *os, const char *arch, const char *variant, store_fetch_result *out,
+                            kiln_error **err)
+{
+  if (strcmp (ref->domain, REGISTRY_DOCKER_HUB) == 0)
+    for (char *const *m = mirrors; m && *m; m++)
+      {
+        autoref registry_ref *mref = registry_ref_dup (ref);
+        free (mref->domain);
+        mref->domain = xstrdup (*m);
+        autoclient registry_client *mc = NULL;
+        kiln_error *merr = NULL;
+        if (registry_client_new (reg, *m, &mc, &merr) >= 0 && store_fetch_image (s, mc, mref, os, arch, variant, out, &merr) >= 0)
+          {
+            autofree char *name = store_fetch_ref_name (ref, os, arch, variant);
+            if (store_set_ref (s, name, out->manifest_digest, err) < 0)
+              {
+                store_fetch_result_clear (out);
+                return kiln_error_wrap (err, "recording '%s'", name);
+              }
+            free (out->ref_name);
+            out->ref_name = steal_pointer (&name);
+            return 0;
+          }
+        autofree char *msg = kiln_error_string (merr);
+        log_warn ("mirror %s failed (%s); trying the next source", *m, msg);
+        kiln_error_free (merr);
+      }
+  autoclient registry_client *c = NULL;
+  if (registry_client_new (reg, ref->domain, &c, err) < 0)
+    return -1;
+  return store_fetch_image (s, c, ref, os, arch, variant, out, err);
+}

@@ -94,6 +94,16 @@ void store_fetch_result_clear (store_fetch_result *r);
 int store_fetch_image (store *s, registry_client *c, const registry_ref *ref, const char *os, const char *arch,
                        const char *variant, store_fetch_result *out, kiln_error **err);
 
+/* store_fetch_image with registry mirrors (kaniko's --registry-mirror): a
+ * docker.io reference is tried on each mirror in turn (a failure is logged
+ * as a warning), then on docker.io itself; other registries are fetched
+ * directly. A mirror pull is also recorded under the docker.io name, so an
+ * offline lookup of the original reference finds it. Clients are made from
+ * reg for each host. */
+int store_fetch_image_mirrored (store *s, const registry_options *reg, char *const *mirrors, const registry_ref *ref,
+                                const char *os, const char *arch, const char *variant, store_fetch_result *out,
+                                kiln_error **err);
+
 /* The refs/ name store_fetch_image records for ref and the requested
  * platform (NULL parts: the host's). Caller frees. */
 char *store_fetch_ref_name (const registry_ref *ref, const char *os, const char *arch, const char *variant);

@@ -371,3 +371,15 @@ check_mounts_image() { # ROOTFS
     check_mounts_image "$TEST_TMP/b-$u/rootfs"
   done
 }
+
+@test "build: --registry-mirror serves docker.io bases (kaniko flag); a dead mirror falls through with a warning" {
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'FROM busybox\nRUN echo via-mirror > /m\n' > "$TEST_TMP/ctx/Dockerfile"
+  run "$KILN" build --root "$TEST_TMP/store" --registry-mirror "127.0.0.1:9" --registry-mirror "http://$REGISTRY" \
+    --retries 0 --no-push --oci-layout "$TEST_TMP/out:t" "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"mirror 127.0.0.1:9 failed"* ]]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  [ "$(cat "$TEST_TMP/b/rootfs/m")" = via-mirror ]
+}
