@@ -7,6 +7,7 @@
 #include "build/plan.h"
 #include "build/plan_json.h"
 #include "build/progress.h"
+#include "build/run_mounts.h"
 #include "registry/pull_cmd.h"
 #include "registry/reference.h"
 #include "sandbox/sandbox.h"
@@ -43,6 +44,8 @@ typedef struct build_cmd_opts
   int compression_level;
   char *format;
   char **labels;
+  char **secrets;
+  char **mirrors;
   char *progress;
   bool quiet;
   char *userns;
@@ -85,6 +88,8 @@ enum
   OPT_NOOP_SNAPSHOT_MODE,
   OPT_NOOP_USE_NEW_RUN,
   OPT_NOOP_CLEANUP,
+  OPT_SECRET,
+  OPT_MIRROR_B,
 };
 
 static const cli_option build_options[] = {
@@ -117,6 +122,8 @@ static const cli_option build_options[] = {
     OPT_COMPRESSION_LEVEL },
   { "format", 0, CLI_VALUE, "oci|docker", "manifest and config format (default oci)", OPT_FORMAT },
   { "label", 0, CLI_VALUE, "KEY=VALUE", "add a label to the image (repeatable)", OPT_LABEL },
+  { "secret", 0, CLI_VALUE, "id=ID,src=PATH|env=VAR", "a secret for RUN --mount=type=secret (repeatable); never "
+    "stored in a layer or printed", OPT_SECRET },
   { "progress", 0, CLI_VALUE, "auto|plain|json", "progress output on stderr (default auto = plain)", OPT_PROGRESS },
   { "quiet", 'q', CLI_BOOL, NULL, "print only the image digest", OPT_QUIET },
   { "userns", 0, CLI_VALUE, "auto|full|single", "user namespace mode for RUN (default auto)", OPT_USERNS },
@@ -125,6 +132,8 @@ static const cli_option build_options[] = {
   { "seccomp-policy", 0, CLI_VALUE, "FILE|unconfined", "seccomp profile for RUN (Docker JSON; default "
     "policies/default.json)", OPT_SECCOMP },
   TRANSPORT_OPTIONS
+  { "registry-mirror", 0, CLI_VALUE, "HOST", "pull docker.io images from this mirror first, then docker.io "
+    "(repeatable; http://HOST for plain HTTP)", OPT_MIRROR_B },
   { "insecure-pull", 0, CLI_BOOL, NULL, "use plain HTTP for every registry images are pulled from", OPT_INSECURE_PULL },
   { "push-retry", 0, CLI_VALUE, "N", "retry a failed push N times (default 0)", OPT_PUSH_RETRY_B },
   { "single-snapshot", 0, CLI_BOOL, NULL, "(kaniko) one layer for the whole build: not supported, an error",
@@ -243,6 +252,13 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_PROGRESS:
       set_str (&o->progress, value);
       return 0;
+    case OPT_MIRROR_B:
+      return registry_mirror_handle (&o->reg, &o->mirrors, value, err);
+    case OPT_SECRET:
+      if (run_mounts_check_secret (value, err) < 0)
+        return -1;
+      strv_push (&o->secrets, value);
+      return 0;
     case OPT_QUIET:
       return cli_parse_bool ("quiet", value, &o->quiet, err);
     case OPT_USERNS:
@@ -356,6 +372,7 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
     }
   eo->seccomp_policy = o->seccomp;
   eo->labels = o->labels;
+  eo->secrets = o->secrets;
   return 0;
 }
 
@@ -415,6 +432,7 @@ build_run (build_cmd_opts *o, kiln_error **err)
   eo.context_dir = ctx_dir;
   eo.dockerfile_path = df_path;
   eo.reg = &pull_reg;
+  eo.mirrors = o->mirrors;
   eo.progress = prog;
   eo.signal_flag = &build_signal;
   install_signal_handlers ();
@@ -528,6 +546,8 @@ out:
   free (o.compression);
   free (o.format);
   strv_free (o.labels);
+  strv_free (o.secrets);
+  strv_free (o.mirrors);
   free (o.progress);
   free (o.userns);
   free (o.network);

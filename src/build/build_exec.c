@@ -3,6 +3,7 @@
 #include "build/copy.h"
 #include "build/dockerignore.h"
 #include "build/rootfs.h"
+#include "build/run_mounts.h"
 #include "overlay/overlay.h"
 #include "overlay/overlay_lower.h"
 #include "registry/manifest.h"
@@ -34,12 +35,6 @@ typedef struct fetched
   store_fetch_result res;
 } fetched;
 
-typedef struct client_entry
-{
-  char *domain;
-  registry_client *client;
-} client_entry;
-
 typedef struct stage_state
 {
   bool built;
@@ -54,8 +49,6 @@ struct build_exec
   build_exec_opts o;
   fetched *fetched;
   size_t n_fetched;
-  client_entry *clients;
-  size_t n_clients;
   int ctxfd;
   dockerignore *ign;
   sandbox_idmap idmap;
@@ -132,12 +125,6 @@ build_exec_free (build_exec *b)
       store_fetch_result_clear (&b->fetched[i].res);
     }
   free (b->fetched);
-  for (size_t i = 0; i < b->n_clients; i++)
-    {
-      free (b->clients[i].domain);
-      registry_client_free (b->clients[i].client);
-    }
-  free (b->clients);
   if (b->ctxfd >= 0)
     close (b->ctxfd);
   dockerignore_free (b->ign);
@@ -146,24 +133,6 @@ build_exec_free (build_exec *b)
 }
 
 /* ---- registries and base images ---- */
-
-static int
-get_client (build_exec *b, const char *domain, registry_client **out, kiln_error **err)
-{
-  for (size_t i = 0; i < b->n_clients; i++)
-    if (strcmp (b->clients[i].domain, domain) == 0)
-      {
-        *out = b->clients[i].client;
-        return 0;
-      }
-  registry_client *c;
-  if (registry_client_new (b->o.reg, domain, &c, err) < 0)
-    return -1;
-  b->clients = xreallocarray (b->clients, b->n_clients + 1, sizeof *b->clients);
-  b->clients[b->n_clients++] = (client_entry) { xstrdup (domain), c };
-  *out = c;
-  return 0;
-}
 
 static int
 fetch_image (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
@@ -182,13 +151,10 @@ fetch_image (build_exec *b, const char *image, const char *platform, const store
   autofree char *os = NULL, *arch = NULL, *variant = NULL;
   if (platform && manifest_parse_platform (platform, &os, &arch, &variant, err) < 0)
     return -1;
-  registry_client *c;
-  if (get_client (b, ref->domain, &c, err) < 0)
-    return kiln_error_wrap (err, "pulling '%s'", image);
   double t0 = now_s ();
   store_fetch_result r;
   memset (&r, 0, sizeof r);
-  if (store_fetch_image (b->o.store, c, ref, os, arch, variant, &r, err) < 0)
+  if (store_fetch_image_mirrored (b->o.store, b->o.reg, b->o.mirrors, ref, os, arch, variant, &r, err) < 0)
     return kiln_error_wrap (err, "pulling '%s'", image);
   b->t_pull += now_s () - t0;
   b->fetched = xreallocarray (b->fetched, b->n_fetched + 1, sizeof *b->fetched);
@@ -601,8 +567,6 @@ ensure_sandbox (build_exec *b, kiln_error **err)
 static int
 step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
-  for (size_t i = 0; i < s->n_mounts; i++)
-    return kiln_error_make (err, ENOTSUP, "RUN --mount=type=%s is not supported yet", s->mounts[i].type);
   const char *sec = plan_step_flag (s, "security");
   if (sec && strcmp (sec, "insecure") == 0)
     return kiln_error_make (err, ENOTSUP, "RUN --security=insecure is not supported (kiln never grants it)");
@@ -656,16 +620,25 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   if (!has_path)
     strv_push (&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 
+  run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir };
+  run_mounts mounts;
+  if (run_mounts_prepare (&menv, s, &mounts, err) < 0)
+    {
+      overlay_lower_free (lower);
+      return -1;
+    }
   const sandbox_mountpoint *mps;
   size_t n_mps = sandbox_mountpoints (&mps);
-  autofree const char **masks = xcalloc (n_mps + 1, sizeof *masks);
   autostrv char **mask_store = NULL;
   for (size_t i = 0; i < n_mps; i++)
     {
       autofree char *m = xasprintf ("%s%s", mps[i].path, mps[i].is_dir ? "/" : "");
       strv_push (&mask_store, m);
     }
-  for (size_t i = 0; i < n_mps; i++)
+  for (char **m = mounts.masks; m && *m; m++)
+    strv_push (&mask_store, *m);
+  autofree const char **masks = xcalloc (strv_len (mask_store) + 1, sizeof *masks);
+  for (size_t i = 0; mask_store[i]; i++)
     masks[i] = mask_store[i];
 
   autofree char *tmpname = NULL;
@@ -673,6 +646,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   if (store_mktemp (b->o.store, "run-", &tmpname, &tmpfd, err) < 0)
     {
       overlay_lower_free (lower);
+      run_mounts_release (&mounts);
       return -1;
     }
   overlay_config oc = {
@@ -695,7 +669,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     .argv = s->argv, .env = env, .cwd = cwd, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
     .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
     .output = run_output, .output_ctx = &rc, .record_chown = run_record_chown, .record_chown_ctx = &rc,
-    .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rc,
+    .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rc, .mounts = mounts.v, .n_mounts = mounts.n,
   };
   sandbox_result res;
   int sig = 0;
@@ -735,6 +709,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   overlay_changes_free (changes);
 out:
   overlay_free (rc.ovl); /* overlay_new took the lower, even on failure */
+  run_mounts_release (&mounts);
   store_rmtemp (b->o.store, tmpname);
   return ret;
 }

@@ -36,6 +36,7 @@ typedef struct build_exec_opts
   const char *context_dir;      /* NULL: no context (COPY from the context is an error) */
   const char *dockerfile_path;  /* for .dockerignore beside the Dockerfile */
   const registry_options *reg;
+  char **mirrors;               /* --registry-mirror hosts for docker.io */
   layer_writer_opts layer;      /* compression, level, threads, mtime clamp */
   image_format format;
   bool reproducible;            /* created times = epoch; mtimes clamped */
@@ -44,6 +45,7 @@ typedef struct build_exec_opts
   sandbox_net_mode network;     /* default for RUN (RUN --network overrides) */
   const char *seccomp_policy;   /* NULL: the default profile; "unconfined" */
   char **labels;                /* --label K=V, applied to the target */
+  char **secrets;               /* --secret id=ID,src=PATH|env=VAR */
   progress *progress;
   /* Set to SIGINT/SIGTERM by the caller's signal handler; checked between
    * steps, and set by the sandbox when the signal stopped a RUN step. */

@@ -48,7 +48,10 @@ typedef struct overlay_config
   overlay_lower *lower;          /* taken by overlay_new, even on failure */
   int scratch_dirfd;             /* upper-GEN directories are made here (dup'ed) */
   overlay_id_mode id_mode;
-  uid_t present_uid;             /* single mode: owner shown for every file */
+  /* Single mode: owner shown for every file, in the user namespace of the
+   * mount: 0:0 when the step's init mounts it (sandbox_config.rootfs_fuse),
+   * since the kernel maps ids through the step's namespace. */
+  uid_t present_uid;
   gid_t present_gid;
   /* Single mode: the owner recorded for files the step creates. The step
    * runs as the namespace's only id (0), so its USER (e.g. 1000:1000) is

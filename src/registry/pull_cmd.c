@@ -125,21 +125,7 @@ pull_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_STORE:
       return cli_parse_bool ("--store", value, &o->store, err);
     case OPT_MIRROR:
-      {
-        /* kaniko accepts "host", "https://host" and "http://host". */
-        const char *h = value;
-        if (strncmp (h, "https://", 8) == 0)
-          h += 8;
-        else if (strncmp (h, "http://", 7) == 0)
-          h += 7;
-        autofree char *host = xstrndup (h, strcspn (h, "/"));
-        if (!registry_domain_valid (host) || h[strlen (host)] != '\0')
-          return kiln_error_make (err, 0, "--registry-mirror: invalid host '%s'", value);
-        if (strncmp (value, "http://", 7) == 0)
-          strv_push (&o->reg.insecure_registries, host);
-        strv_push (&o->mirrors, host);
-        return 0;
-      }
+      return registry_mirror_handle (&o->reg, &o->mirrors, value, err);
     default:
       return kiln_error_make (err, 0, "internal: unhandled pull option id %d", id);
     }
@@ -176,6 +162,24 @@ fetch_how_name (store_fetch_how how)
   return "?";
 }
 
+int
+registry_mirror_handle (registry_options *reg, char ***mirrors, const char *value, kiln_error **err)
+{
+  /* kaniko accepts "host", "https://host" and "http://host". */
+  const char *h = value;
+  if (strncmp (h, "https://", 8) == 0)
+    h += 8;
+  else if (strncmp (h, "http://", 7) == 0)
+    h += 7;
+  autofree char *host = xstrndup (h, strcspn (h, "/"));
+  if (!registry_domain_valid (host) || h[strlen (host)] != '\0')
+    return kiln_error_make (err, 0, "--registry-mirror: invalid host '%s'", value);
+  if (strncmp (value, "http://", 7) == 0)
+    strv_push (&reg->insecure_registries, host);
+  strv_push (mirrors, host);
+  return 0;
+}
+
 /* --store: registry image into the layer store (mirrors first, like the
  * layout path). */
 static int
@@ -187,35 +191,9 @@ run_pull_store (pull_opts *o, const registry_ref *ref, const char *os, const cha
     return -1;
   autofree char *full = registry_ref_string (ref);
   store_fetch_result res = { 0 };
-  bool done = false;
-  if (strcmp (ref->domain, REGISTRY_DOCKER_HUB) == 0)
-    for (char **m = o->mirrors; m && *m && !done; m++)
-      {
-        autoref registry_ref *mref = registry_ref_dup (ref);
-        free (mref->domain);
-        mref->domain = xstrdup (*m);
-        autoclient registry_client *mc = NULL;
-        kiln_error *merr = NULL;
-        log_info ("pulling %s from mirror %s into store '%s'", full, *m, s->root);
-        if (registry_client_new (&o->reg, *m, &mc, &merr) >= 0
-            && store_fetch_image (s, mc, mref, os, arch, variant, &res, &merr) >= 0)
-          done = true;
-        else
-          {
-            autofree char *msg = kiln_error_string (merr);
-            log_warn ("mirror %s failed (%s); trying the next source", *m, msg);
-            kiln_error_free (merr);
-          }
-      }
-  if (!done)
-    {
-      autoclient registry_client *c = NULL;
-      if (registry_client_new (&o->reg, ref->domain, &c, err) < 0)
-        return -1;
-      log_info ("pulling %s into store '%s'", full, s->root);
-      if (store_fetch_image (s, c, ref, os, arch, variant, &res, err) < 0)
-        return -1;
-    }
+  log_info ("pulling %s into store '%s'", full, s->root);
+  if (store_fetch_image_mirrored (s, &o->reg, o->mirrors, ref, os, arch, variant, &res, err) < 0)
+    return -1;
   for (size_t i = 0; i < res.n_layers; i++)
     log_debug ("layer %zu/%zu %s diffID %s (%s)", i + 1, res.n_layers, res.layers[i].digest, res.layers[i].diff_id,
                fetch_how_name (res.layers[i].how));

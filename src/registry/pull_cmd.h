@@ -27,6 +27,10 @@ int registry_transport_handle (registry_options *reg, int id, const char *value,
 /* Write digest to the user-given path (--digest-file). */
 int registry_write_digest_file (const char *path, const char *digest, kiln_error **err);
 
+/* --registry-mirror VALUE ("host", "https://host", "http://host": plain HTTP
+ * for that host): appended to *mirrors. */
+int registry_mirror_handle (registry_options *reg, char ***mirrors, const char *value, kiln_error **err);
+
 /* Returns an exit code; on non-zero *err says why. */
 int pull_cmd_main (int argc, char **argv, kiln_error **err);
 

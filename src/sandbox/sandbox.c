@@ -298,6 +298,7 @@ typedef struct child_ctx
   int sync_fd;           /* socket to kiln */
   int rootfs_fd;         /* O_PATH fd of the rootfs directory, opened by kiln */
   int root_tree;         /* detached clone of it (as host root), or -1 */
+  int *mount_trees;      /* bind mount sources cloned as host root, or -1 */
   int err_fd;            /* error pipe, write end */
   int status_fd;         /* init writes the main process's wait status */
   int out_w, errs_w;     /* stdout/stderr pipes, write ends */
@@ -661,6 +662,59 @@ mount_rootfs_fuse (child_ctx *c, const char *target)
     _exit (SETUP_FAILED); /* kiln could not serve it and says why */
 }
 
+/* RUN --mount: attach each extra mount on its target inside the root. */
+static void
+setup_mounts (child_ctx *c, int root)
+{
+  const sandbox_config *cfg = c->cfg;
+  for (size_t i = 0; i < cfg->n_mounts; i++)
+    {
+      const sandbox_mount *m = &cfg->mounts[i];
+      const char *rel = m->target;
+      while (*rel == '/')
+        rel++;
+      autoclose int target = openat2_beneath (root, rel, O_PATH | O_NOFOLLOW, 0);
+      if (target < 0)
+        child_die (c, errno, "mount target '%s'", m->target);
+      autoclose int tree = -1;
+      switch (m->type)
+        {
+        case SANDBOX_MOUNT_BIND:
+          tree = c->mount_trees[i];
+          c->mount_trees[i] = -1;
+          if (tree < 0)
+            child_die (c, errno, "bind-mount '%s' on '%s'", m->source, m->target);
+          break;
+        case SANDBOX_MOUNT_TMPFS:
+          {
+            autoclose int fs = fsopen ("tmpfs", FSOPEN_CLOEXEC);
+            char opt[32];
+            snprintf (opt, sizeof opt, "%o", m->tmpfs_mode ? m->tmpfs_mode : 01777);
+            if (fs < 0 || fsconfig (fs, FSCONFIG_SET_STRING, "mode", opt, 0) < 0)
+              child_die (c, errno, "tmpfs for '%s'", m->target);
+            if (m->tmpfs_size)
+              {
+                snprintf (opt, sizeof opt, "%lu", m->tmpfs_size);
+                if (fsconfig (fs, FSCONFIG_SET_STRING, "size", opt, 0) < 0)
+                  child_die (c, errno, "tmpfs size for '%s'", m->target);
+              }
+            if (fsconfig (fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+              child_die (c, errno, "tmpfs for '%s'", m->target);
+            tree = fsmount (fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+            if (tree < 0)
+              child_die (c, errno, "tmpfs for '%s'", m->target);
+            break;
+          }
+        }
+      struct mount_attr a = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+                                          | (m->readonly ? MOUNT_ATTR_RDONLY : 0) };
+      if (mount_setattr (tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
+        child_die (c, errno, "mount options for '%s'", m->target);
+      if (move_mount (tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        child_die (c, errno, "attach mount on '%s'", m->target);
+    }
+}
+
 static void __attribute__ ((noreturn))
 init_main (child_ctx *c)
 {
@@ -673,6 +727,16 @@ init_main (child_ctx *c)
    * otherwise clone it here. Attach it at /tmp of this private namespace
    * only to give pivot_root a mount point; the old root goes away below. */
   const char *what = cfg->rootfs_fuse ? "(FUSE)" : cfg->rootfs;
+  /* Clone bind sources now: the root is attached at /tmp just below, which
+   * would hide sources that live under the host's /tmp. */
+  for (size_t i = 0; i < cfg->n_mounts; i++)
+    if (cfg->mounts[i].type == SANDBOX_MOUNT_BIND && c->mount_trees[i] < 0)
+      {
+        c->mount_trees[i] = open_tree (AT_FDCWD, cfg->mounts[i].source,
+                                       OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+        if (c->mount_trees[i] < 0)
+          child_die (c, errno, "bind-mount '%s'", cfg->mounts[i].source);
+      }
   if (cfg->rootfs_fuse)
     mount_rootfs_fuse (c, "/tmp");
   else
@@ -698,6 +762,7 @@ init_main (child_ctx *c)
   setup_proc (c, root);
   setup_sys (c, root);
   setup_dev (c, root);
+  setup_mounts (c, root);
   if (cfg->network == SANDBOX_NET_NONE)
     loopback_up (c);
   const char *hn = cfg->hostname ? cfg->hostname : "kiln";
@@ -757,6 +822,15 @@ helper_main (child_ctx *c, pid_t kiln_pid)
       if (c->root_tree < 0)
         child_die (c, errno, "bind-mount root filesystem '%s'", cfg->rootfs);
     }
+  if (geteuid () == 0)
+    for (size_t i = 0; i < cfg->n_mounts; i++)
+      if (cfg->mounts[i].type == SANDBOX_MOUNT_BIND)
+        {
+          c->mount_trees[i] = open_tree (AT_FDCWD, cfg->mounts[i].source,
+                                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+          if (c->mount_trees[i] < 0)
+            child_die (c, errno, "bind-mount '%s'", cfg->mounts[i].source);
+        }
   if (unshare (CLONE_NEWUSER) < 0)
     child_die (c, errno, "create a user namespace");
   char go = 'u';
@@ -1374,6 +1448,9 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   memset (&c, 0, sizeof c);
   c.cfg = cfg;
   c.rootfs_fd = -1;
+  c.mount_trees = xcalloc (cfg->n_mounts + 1, sizeof *c.mount_trees);
+  for (size_t i = 0; i < cfg->n_mounts; i++)
+    c.mount_trees[i] = -1;
   const char *hn = cfg->hostname ? cfg->hostname : "kiln";
   c.resolv = cfg->network == SANDBOX_NET_NONE ? xstrdup ("") : read_host_resolv ();
   c.hosts = xasprintf ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hn);
@@ -1518,6 +1595,7 @@ out:
     cap_free (c.caps);
   if (c.rootfs_fd >= 0)
     close (c.rootfs_fd);
+  free (c.mount_trees); /* only the children ever open them */
   free (c.resolv);
   free (c.hosts);
   free (c.hostname_file);

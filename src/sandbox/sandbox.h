@@ -3,7 +3,8 @@
  * sandbox_run() forks a helper that enters a new user namespace (ID mapping
  * below), then new mount, pid, ipc, uts and cgroup namespaces (and a network
  * namespace with only loopback for SANDBOX_NET_NONE). Its child is pid 1 of
- * the step: it bind-mounts the root filesystem, mounts a fresh /proc (Docker's
+ * the step: it bind-mounts the root filesystem (or mounts a FUSE one and
+ * hands its fd to kiln, see rootfs_fuse), mounts a fresh /proc (Docker's
  * masked and read-only paths), a tmpfs /dev (null zero full random urandom tty
  * bound from the host, private devpts, /dev/shm, the usual symlinks), /sys
  * read-only, and generated /etc/resolv.conf, /etc/hosts, /etc/hostname
@@ -124,6 +125,28 @@ typedef int (*sandbox_record_chown_fn) (void *ctx, int target_fd, const char *pa
  * waits for that), negative to abort the step. */
 typedef int (*sandbox_rootfs_fuse_fn) (void *ctx, int fuse_fd, kiln_error **err);
 
+/* Extra mounts inside the step (RUN --mount). The target must already
+ * exist in the root filesystem (the build engine lists targets among the
+ * overlay's mask paths, so they exist without ever reaching a layer); it is
+ * resolved inside the root without following symlinks. */
+typedef enum
+{
+  SANDBOX_MOUNT_BIND = 0,   /* a host file or directory */
+  SANDBOX_MOUNT_TMPFS,
+} sandbox_mount_type;
+
+typedef struct sandbox_mount
+{
+  sandbox_mount_type type;
+  const char *source;        /* BIND: absolute host path kiln made or resolved
+                              * (cloned with open_tree, last component not
+                              * followed) */
+  const char *target;        /* absolute path inside the step */
+  bool readonly;
+  unsigned long tmpfs_size;  /* TMPFS: bytes, 0 = the kernel's default */
+  unsigned tmpfs_mode;       /* TMPFS: mode of its root (e.g. 01777) */
+} sandbox_mount;
+
 typedef struct sandbox_config
 {
   const char *rootfs;        /* directory to use as / (bind-mounted); unused with rootfs_fuse */
@@ -168,6 +191,8 @@ typedef struct sandbox_config
   /* If non-NULL, set to SIGINT/SIGTERM when such a signal stopped the step
    * (sandbox_run then fails with status EINTR). */
   int *interrupted;
+  const sandbox_mount *mounts;
+  size_t n_mounts;
 } sandbox_config;
 
 typedef struct sandbox_result

@@ -161,6 +161,7 @@ typedef struct fetch_blob
   fetch_ctx *f;
   registry_blob_kind kind;
   char digest[DIGEST_STRING_SIZE];
+  char *media_type;
   int64_t size;
   store_blob_writer *w;
   strbuf config;        /* config bytes (kept for parsing) */
@@ -168,6 +169,7 @@ typedef struct fetch_blob
   bool thread_started;
   pthread_t thread;
   int th_ret;           /* extraction result, valid once q.reader_done */
+  bool deferred;        /* layer lock was busy: extract (or find) in blob_end */
   kiln_error *th_err;
   char diff_id[DIGEST_STRING_SIZE];
   bool existed;
@@ -250,15 +252,33 @@ set_config (fetch_ctx *f, const manifest_descriptor *d, char *data, size_t len, 
 
 /* Extract one layer under its lock (keyed by blob digest, like
  * extract_to_store), refusing to publish a layer whose diffID the image
- * config does not list. */
+ * config does not list. With busy non-NULL the lock is only tried: if
+ * someone else holds it (extracting the same layer), *busy is set and
+ * nothing is read. */
 static int
 extract_layer_checked (fetch_ctx *f, const char *blob_digest, extract_read_fn read_fn, void *rctx,
-                       char diff_id[DIGEST_STRING_SIZE], bool *existed, kiln_error **err)
+                       char diff_id[DIGEST_STRING_SIZE], bool *existed, bool *busy, kiln_error **err)
 {
   store *s = f->s;
   *existed = false;
-  autoclose int lock = store_lock_layer (s, blob_digest, err);
-  if (lock < 0)
+  autoclose int lock = -1;
+  if (busy)
+    {
+      *busy = false;
+      autoerror kiln_error *lerr = NULL;
+      lock = store_trylock_layer (s, blob_digest, &lerr);
+      if (lock < 0 && lerr->status == EAGAIN)
+        {
+          *busy = true;
+          return 0;
+        }
+      if (lock < 0)
+        {
+          *err = steal_pointer (&lerr);
+          return kiln_error_wrap (err, "locking layer %s", blob_digest);
+        }
+    }
+  else if ((lock = store_lock_layer (s, blob_digest, err)) < 0)
     return kiln_error_wrap (err, "locking layer %s", blob_digest);
   int r = store_layer_for_blob (s, blob_digest, diff_id, err);
   if (r < 0)
@@ -302,7 +322,10 @@ extract_thread (void *arg)
 {
   fetch_blob *b = arg;
   kiln_error *err = NULL;
-  int r = extract_layer_checked (b->f, b->digest, feed_read, &b->q, b->diff_id, &b->existed, &err);
+  /* If another process or thread is extracting this layer, do not wait for
+   * it here: the download would stall behind a full queue for as long as
+   * that takes. Keep downloading the blob; blob_end finishes the job. */
+  int r = extract_layer_checked (b->f, b->digest, feed_read, &b->q, b->diff_id, &b->existed, &b->deferred, &err);
   pthread_mutex_lock (&b->q.mu);
   b->th_ret = r;
   b->th_err = err;
@@ -366,18 +389,45 @@ fetch_have_blob (void *ctx, const manifest_descriptor *d, kiln_error **err)
       return 1;
     }
   /* The blob is here but its layer is not (pruned, or stored by a push):
-   * extract from the stored blob instead of the network. */
+   * extract from the stored blob instead of the network, once the blob is
+   * known to be intact (a damaged one is dropped and downloaded again, so
+   * extraction errors below are real ones). */
   autoclose int fd = store_open_blob (s, d->digest, err);
   if (fd < 0)
     return -1;
   struct timespec t0;
   clock_gettime (CLOCK_MONOTONIC, &t0);
+  char got[DIGEST_STRING_SIZE];
+  uint64_t n;
+  if (digest_fd (fd, got, &n, err) < 0)
+    return kiln_error_wrap (err, "stored blob %s", d->digest);
+  if (strcmp (got, d->digest) != 0)
+    {
+      log_warn ("stored blob %s is damaged (hashes to %s); downloading it again", d->digest, got);
+      autofree char *rel = xasprintf ("blobs/sha256/%s", digest_hex (d->digest));
+      if (unlinkat (s->rootfd, rel, 0) < 0 && errno != ENOENT)
+        return kiln_error_make (err, errno, "remove damaged blob '%s/%s'", s->root, rel);
+      return 0;
+    }
+  if (lseek (fd, 0, SEEK_SET) < 0)
+    return kiln_error_make (err, errno, "seek blob %s", d->digest);
   bool existed;
-  if (extract_layer_checked (f, d->digest, extract_read_fd, &fd, diff_id, &existed, err) < 0)
+  if (extract_layer_checked (f, d->digest, extract_read_fd, &fd, diff_id, &existed, NULL, err) < 0)
     return kiln_error_wrap (err, "layer %s (from the stored blob)", d->digest);
   record_layer (f, d->digest, diff_id, existed ? STORE_FETCH_CACHED : STORE_FETCH_LOCAL_BLOB, !existed);
   log_layer (d, existed ? "cached" : "extracted from stored blob", existed ? -1 : elapsed (&t0));
   return 1;
+}
+
+static void
+fetch_blob_free (fetch_blob *b)
+{
+  if (b->thread_started)
+    feed_destroy (&b->q);
+  kiln_error_free (b->th_err);
+  strbuf_release (&b->config);
+  free (b->media_type);
+  free (b);
 }
 
 static int
@@ -388,13 +438,13 @@ fetch_blob_begin (void *ctx, registry_blob_kind kind, const manifest_descriptor 
   b->f = f;
   b->kind = kind;
   b->size = d->size;
+  b->media_type = xstrdup (d->media_type);
   strbuf_init (&b->config, 0);
   snprintf (b->digest, sizeof b->digest, "%s", d->digest);
   clock_gettime (CLOCK_MONOTONIC, &b->t0);
   if (store_blob_begin (f->s, &b->w, err) < 0)
     {
-      strbuf_release (&b->config);
-      free (b);
+      fetch_blob_free (b);
       return -1;
     }
   if (kind == REGISTRY_BLOB_LAYER)
@@ -402,8 +452,7 @@ fetch_blob_begin (void *ctx, registry_blob_kind kind, const manifest_descriptor 
       if (!f->have_config)
         {
           store_blob_abort (b->w);
-          strbuf_release (&b->config);
-          free (b);
+          fetch_blob_free (b);
           return kiln_error_make (err, 0, "internal: layer %s before the image config", d->digest);
         }
       feed_init (&b->q);
@@ -412,8 +461,7 @@ fetch_blob_begin (void *ctx, registry_blob_kind kind, const manifest_descriptor 
         {
           feed_destroy (&b->q);
           store_blob_abort (b->w);
-          strbuf_release (&b->config);
-          free (b);
+          fetch_blob_free (b);
           return kiln_error_make (err, e, "start extraction thread for layer %s", d->digest);
         }
       b->thread_started = true;
@@ -456,16 +504,6 @@ fetch_blob_data (void *blob, const void *data, size_t len, kiln_error **err)
   return 0;
 }
 
-static void
-fetch_blob_free (fetch_blob *b)
-{
-  if (b->thread_started)
-    feed_destroy (&b->q);
-  kiln_error_free (b->th_err);
-  strbuf_release (&b->config);
-  free (b);
-}
-
 static int
 fetch_blob_end (void *blob, bool ok, kiln_error **err)
 {
@@ -481,6 +519,16 @@ fetch_blob_end (void *blob, bool ok, kiln_error **err)
           *err = steal_pointer (&b->th_err);
           ret = kiln_error_wrap (err, "extracting layer %s", b->digest);
         }
+    }
+  if (ok && ret == 0 && b->deferred)
+    {
+      /* The complete, verified blob is in the temp file: wait for the
+       * other extractor, then extract from the file if it did not publish
+       * the layer after all. */
+      autoclose int rfd = store_blob_reopen (b->w, err);
+      if (rfd < 0
+          || extract_layer_checked (f, b->digest, extract_read_fd, &rfd, b->diff_id, &b->existed, NULL, err) < 0)
+        ret = kiln_error_wrap (err, "extracting layer %s", b->digest);
     }
   if (!ok || ret < 0)
     {
@@ -499,12 +547,9 @@ fetch_blob_end (void *blob, bool ok, kiln_error **err)
   pthread_mutex_unlock (&f->mu);
   if (b->kind == REGISTRY_BLOB_CONFIG)
     {
-      manifest_descriptor d = { .digest = b->digest, .size = b->size };
-      /* media type: the descriptor's, recorded by fetch_manifest later;
-       * the config kind only needs the bytes here. */
+      manifest_descriptor d = { .digest = b->digest, .size = b->size, .media_type = b->media_type };
       size_t len;
       char *data = strbuf_detach (&b->config, &len);
-      d.media_type = "";
       if (set_config (f, &d, data, len, err) < 0)
         {
           free (data);
@@ -812,4 +857,39 @@ const registry_push_source *
 store_push_source (void)
 {
   return &store_source;
+}
+
+int
+store_fetch_image_mirrored (store *s, const registry_options *reg, char *const *mirrors, const registry_ref *ref,
+                            const char *os, const char *arch, const char *variant, store_fetch_result *out,
+                            kiln_error **err)
+{
+  if (strcmp (ref->domain, REGISTRY_DOCKER_HUB) == 0)
+    for (char *const *m = mirrors; m && *m; m++)
+      {
+        autoref registry_ref *mref = registry_ref_dup (ref);
+        free (mref->domain);
+        mref->domain = xstrdup (*m);
+        autoclient registry_client *mc = NULL;
+        kiln_error *merr = NULL;
+        if (registry_client_new (reg, *m, &mc, &merr) >= 0 && store_fetch_image (s, mc, mref, os, arch, variant, out, &merr) >= 0)
+          {
+            autofree char *name = store_fetch_ref_name (ref, os, arch, variant);
+            if (store_set_ref (s, name, out->manifest_digest, err) < 0)
+              {
+                store_fetch_result_clear (out);
+                return kiln_error_wrap (err, "recording '%s'", name);
+              }
+            free (out->ref_name);
+            out->ref_name = steal_pointer (&name);
+            return 0;
+          }
+        autofree char *msg = kiln_error_string (merr);
+        log_warn ("mirror %s failed (%s); trying the next source", *m, msg);
+        kiln_error_free (merr);
+      }
+  autoclient registry_client *c = NULL;
+  if (registry_client_new (reg, ref->domain, &c, err) < 0)
+    return -1;
+  return store_fetch_image (s, c, ref, os, arch, variant, out, err);
 }

@@ -16,7 +16,11 @@
  *     not extracted is extracted from the stored blob (no network);
  *   - extraction runs under the store's per-layer lock, so two processes
  *     fetching the same image both succeed and each layer is extracted once
- *     (the second finds it published and only keeps the blob);
+ *     (the second finds it published and only keeps the blob). The
+ *     streaming extractor only tries the lock: when it is held elsewhere the
+ *     download goes on into the temp blob alone (never stalled behind the
+ *     other extraction), and at blob_end the fetch waits for the lock and
+ *     extracts from the complete temp blob if the layer did not appear;
  *   - the config and manifest (and the index, if one was followed) go to
  *     blobs/, and refs/ gets "image/<normalised ref>@<os>/<arch>[/<variant>]"
  *     -> manifest digest, so the image is kept by prune and can be found
@@ -83,9 +87,22 @@ void store_fetch_result_clear (store_fetch_result *r);
 /* Pull ref into s (see above). os/arch/variant choose from an index (NULL:
  * the host platform, like registry_pull). *out is filled on success and
  * owned by the caller (store_fetch_result_clear); on failure it is left
- * zeroed. Errors name the registry, repository and layer. */
+ * zeroed. Errors name the registry, repository and layer. Thread-safe for
+ * different calls (each with its own client); s may be shared. The ref
+ * recorded is store_fetch_ref_name (ref, os, arch, variant): when fetching
+ * from a mirror, record the original name too (store_set_ref). */
 int store_fetch_image (store *s, registry_client *c, const registry_ref *ref, const char *os, const char *arch,
                        const char *variant, store_fetch_result *out, kiln_error **err);
+
+/* store_fetch_image with registry mirrors (kaniko's --registry-mirror): a
+ * docker.io reference is tried on each mirror in turn (a failure is logged
+ * as a warning), then on docker.io itself; other registries are fetched
+ * directly. A mirror pull is also recorded under the docker.io name, so an
+ * offline lookup of the original reference finds it. Clients are made from
+ * reg for each host. */
+int store_fetch_image_mirrored (store *s, const registry_options *reg, char *const *mirrors, const registry_ref *ref,
+                                const char *os, const char *arch, const char *variant, store_fetch_result *out,
+                                kiln_error **err);
 
 /* The refs/ name store_fetch_image records for ref and the requested
  * platform (NULL parts: the host's). Caller frees. */

@@ -204,8 +204,8 @@ store_rmtemp (store *s, const char *name)
     log_warn ("store: removing '%s/tmp/%s': %s", s->root, name, err->msg);
 }
 
-int
-store_lock_layer (store *s, const char *digest, kiln_error **err)
+static int
+lock_layer (store *s, const char *digest, int how, kiln_error **err)
 {
   if (digest_validate (digest, err) < 0)
     return -1;
@@ -213,7 +213,19 @@ store_lock_layer (store *s, const char *digest, kiln_error **err)
   if (lfd < 0)
     return kiln_error_make (err, errno, "open '%s/locks'", s->root);
   autofree char *n = xasprintf ("%s.lock", digest_hex (digest));
-  return fs_lock_at (lfd, n, FS_LOCK_EXCLUSIVE, err);
+  return fs_lock_at (lfd, n, how, err);
+}
+
+int
+store_lock_layer (store *s, const char *digest, kiln_error **err)
+{
+  return lock_layer (s, digest, FS_LOCK_EXCLUSIVE, err);
+}
+
+int
+store_trylock_layer (store *s, const char *digest, kiln_error **err)
+{
+  return lock_layer (s, digest, FS_LOCK_EXCLUSIVE | FS_LOCK_NONBLOCK, err);
 }
 
 static char *
@@ -765,6 +777,16 @@ uint64_t
 store_blob_written (const store_blob_writer *w)
 {
   return digest_bytes (w->d);
+}
+
+int
+store_blob_reopen (store_blob_writer *w, kiln_error **err)
+{
+  autofree char *rel = xasprintf ("tmp/%s", w->tmpname);
+  int fd = openat (w->s->rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "open temporary blob '%s/%s'", w->s->root, rel);
+  return fd;
 }
 
 static void

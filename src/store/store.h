@@ -70,6 +70,9 @@ void store_rmtemp (store *s, const char *name);
 /* Per-layer lock on key (a digest), exclusive, blocking. Returns the fd;
  * close it to release. */
 int store_lock_layer (store *s, const char *digest, kiln_error **err);
+/* Same without waiting: a lock held elsewhere is an error with status
+ * EAGAIN. */
+int store_trylock_layer (store *s, const char *digest, kiln_error **err);
 
 /* True if the layer diff_id is published. */
 bool store_has_layer (store *s, const char *diff_id);
@@ -129,6 +132,9 @@ int store_blob_begin (store *s, store_blob_writer **out, kiln_error **err);
 int store_blob_write (store_blob_writer *w, const void *data, size_t len, kiln_error **err);
 /* Bytes written so far. */
 uint64_t store_blob_written (const store_blob_writer *w);
+/* A new read-only descriptor on what was written so far (offset 0), e.g.
+ * to extract a complete blob before committing it. The caller closes it. */
+int store_blob_reopen (store_blob_writer *w, kiln_error **err);
 /* expected may be NULL (store under whatever the content hashes to); the
  * digest stored is written to digest_out (may be NULL). On failure the temp
  * file is removed too. w is freed in every case. */

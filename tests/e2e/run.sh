@@ -16,6 +16,9 @@
 #   --store DIR     kiln store (--root) to use (default: a fresh one in the work dir)
 #   --work DIR      keep outputs here: DIR/out/CASE.{buildah,kiln} (OCI layouts,
 #                   tag img), DIR/logs/CASE.*.log (default: a temp dir, removed)
+#   --kiln-user U   run `kiln build` as the existing plain user U (rootless;
+#                   whether U has /etc/subuid ranges decides the ID-mapping mode);
+#                   buildah and the checks still run as root
 #   --list          print the case names and exit
 #
 # Base images reach both builders as registry references on a loopback
@@ -39,9 +42,9 @@ IMGCOMPARE="$KILN_SRC/tests/tools/imgcompare"
 RUNIMG="$E2E_DIR/lib/runimg.py"
 CACHE="$KILN_TEST_CACHE/e2e-buildah"
 BUILDAH_DRIVER=${E2E_BUILDAH_DRIVER:-overlay}
-RECIPE=2 # bump when the way references are built changes
+RECIPE=3 # bump when the way references are built changes
 
-mode=both registry="" store="" work="" keep=0 list=0
+mode=both registry="" store="" work="" keep=0 list=0 kiln_user=""
 cases=()
 usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -51,6 +54,7 @@ while [ $# -gt 0 ]; do
     --registry) registry=$2; shift 2 ;;
     --store) store=$2; shift 2 ;;
     --work) work=$2; keep=1; shift 2 ;;
+    --kiln-user) kiln_user=$2; shift 2 ;;
     --list) list=1; shift ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -87,6 +91,13 @@ if [ -z "$work" ]; then
   work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-e2e.XXXXXX")
 fi
 mkdir -p "$work/out" "$work/logs" "$work/ctx"
+if [ -n "$kiln_user" ]; then
+  id -u "$kiln_user" >/dev/null 2>&1 || { echo "run.sh: no user '$kiln_user'" >&2; exit 2; }
+  # The user reads the contexts and case files and writes its outputs and store.
+  chmod 0755 "$work" "$work/ctx"
+  chown "$kiln_user:" "$work/out"
+  [ -z "$store" ] || [ -d "$store" ] || { mkdir -p "$store" && chown "$kiln_user:" "$store"; }
+fi
 cleanup() {
   kiln_shell_cleanup
   [ "$keep" = 1 ] || rm -rf --one-file-system "$work"
@@ -104,7 +115,11 @@ fi
 export REGISTRY
 BASE_REF="$REGISTRY/library/busybox:latest"
 DEBIAN_REF="$REGISTRY/library/debian:bookworm"
-[ -n "$store" ] || store="$work/kiln-store"
+if [ -z "$store" ]; then
+  store="$work/kiln-store"
+  mkdir -p "$store"
+  [ -z "$kiln_user" ] || chown "$kiln_user:" "$store"
+fi
 export E2E_SECRET_ENV="secret-from-env"
 
 # Digests of the fixture images: part of every cache key.
@@ -199,21 +214,36 @@ build_buildah() {
   dir="$CACHE/images/$name-$key"
   REF="$dir:img"
   if [ -f "$dir/index.json" ]; then
+    touch "$dir"
     BUILDAH_CACHED=1
     return 0
   fi
   BUILDAH_CACHED=0
   mkdir -p "$CACHE/images" "$CACHE/storage" "$CACHE/runroot"
   mapfile -t args < <(case_args "$cdir" "$ctx")
+  # A docker-format build keeps its Docker-only config fields (OnBuild, Shell,
+  # Healthcheck) only when pushed as a Docker v2s2 manifest; an OCI layout
+  # holds that too.
+  local pushfmt=() i
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    case "${args[i]}" in
+      --format=docker) pushfmt=(-f v2s2) ;;
+      --format) [ "${args[i + 1]:-}" = docker ] && pushfmt=(-f v2s2) ;;
+    esac
+  done
   (
     flock 9
-    rm -rf --one-file-system "$CACHE/images/$name-"*  # older keys of this case
+    # Containers of a build that was killed (they hold overlay mounts).
+    buildah_g rm -a >/dev/null 2>&1
+    # References nobody used for 14 days (another checkout may use other keys).
+    find "$CACHE/images" -mindepth 1 -maxdepth 1 -name "$name-*" -mtime +14 \
+      -exec rm -rf --one-file-system {} + 2>/dev/null
     tmp="$CACHE/images/.tmp-$name-$key"
     rm -rf --one-file-system "$tmp"
     buildah_g bud --isolation=chroot --tls-verify=false --identity-label=false --layers --no-cache \
       --build-arg BASE="$BASE_REF" --build-arg DEBIAN="$DEBIAN_REF" \
       -f "$(reference_dockerfile "$cdir")" -t "e2e-$name" "${args[@]}" "$ctx" &&
-      buildah_g push --quiet "e2e-$name" "oci:$tmp:img" &&
+      buildah_g push --quiet "${pushfmt[@]}" "e2e-$name" "oci:$tmp:img" &&
       mv "$tmp" "$dir"
     local rc=$?
     buildah_g rmi -f "e2e-$name" >/dev/null 2>&1
@@ -225,8 +255,10 @@ build_buildah() {
 build_kiln() {
   local name=$1 cdir=$2 ctx=$3 log=$4 out=$5 args
   mapfile -t args < <(case_args "$cdir" "$ctx")
+  local as=()
+  [ -z "$kiln_user" ] || as=(run_as "$kiln_user")
   rm -rf --one-file-system "$out"
-  "$KILN" build --root "$store" -f "$cdir/Dockerfile" \
+  "${as[@]}" "$KILN" build --root "$store" -f "$cdir/Dockerfile" \
     --build-arg BASE="$BASE_REF" --build-arg DEBIAN="$DEBIAN_REF" \
     --insecure-registry "$REGISTRY" --oci-layout "$out:img" --no-push \
     "${args[@]}" "$ctx" > "$log" 2>&1 < /dev/null

@@ -161,9 +161,8 @@ tree_listing() { # ROOTFS: type mode owner size path (+ link target), sorted
 @test "build: features kiln does not implement are clear errors, never silently dropped" {
   mkdir -p "$TEST_TMP/ctx"
   printf 'x' > "$TEST_TMP/ctx/f"
-  printf '\3757zXZ\0\0\4' > "$TEST_TMP/ctx/a.txz"   # xz magic: not extractable yet
   local df
-  for df in 'RUN --mount=type=cache,target=/c true' 'ADD https://example.com/x /x' 'ADD a.txz /x/' \
+  for df in 'RUN --mount=type=ssh true' 'RUN --mount=type=bind,target=/x,rw true' 'ADD https://example.com/x /x' 'ADD git@example.com:x/y.git /src' \
             'RUN --security=insecure true'; do
     printf 'ARG BASE\nFROM $BASE\n%s\n' "$df" > "$TEST_TMP/ctx/Dockerfile"
     run kbuild "$TEST_TMP/ctx" --no-push
@@ -277,4 +276,110 @@ DF
     ! grep -q "$TEST_TMP" /proc/self/mountinfo
     [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
   done
+}
+
+@test "build: ADD extracts local tar, gzip and xz archives with their owners; other files are copied" {
+  mkdir -p "$TEST_TMP/src/d" "$TEST_TMP/ctx"
+  echo data > "$TEST_TMP/src/d/f"
+  ln -s f "$TEST_TMP/src/d/l"
+  tar -C "$TEST_TMP/src" --owner=7 --group=9 -cf "$TEST_TMP/ctx/a.tar" d
+  gzip -c "$TEST_TMP/ctx/a.tar" > "$TEST_TMP/ctx/a.tgz"
+  xz -c "$TEST_TMP/ctx/a.tar" > "$TEST_TMP/ctx/a.txz"
+  echo "not a tar" | gzip -c > "$TEST_TMP/ctx/plain.gz"
+  printf 'ARG BASE\nFROM $BASE\nADD a.tar /t/\nADD a.tgz /g\nADD a.txz /x/\nADD plain.gz /p/\nADD --chown=1:2 a.tgz /c/\n' \
+    > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  local r="$TEST_TMP/b/rootfs" p
+  for p in t g x; do
+    [ "$(cat "$r/$p/d/f")" = data ]
+    [ "$(stat -c %u:%g "$r/$p/d/f")" = 7:9 ]
+    [ "$(readlink "$r/$p/d/l")" = f ]
+  done
+  [ "$(stat -c %u:%g "$r/c/d/f")" = 1:2 ]
+  # A compressed file that holds no tar is copied as it is, as Docker does.
+  [ "$(gzip -dc "$r/p/plain.gz")" = "not a tar" ]
+  # An archive matched by a wildcard is refused rather than guessed.
+  printf 'ARG BASE\nFROM $BASE\nADD *.tgz /w/\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push
+  [ "$status" -eq 1 ]
+  [[ $output == *"matched by a wildcard and is an archive"* ]]
+}
+
+mounts_case() { # DIR
+  mkdir -p "$1"
+  echo "s3cr3t-value" > "$1/secret.txt"
+  echo "ctx-file" > "$1/in.txt"
+  cat > "$1/Dockerfile" <<'DF'
+ARG BASE
+FROM $BASE
+RUN --mount=type=cache,target=/cache echo one >> /cache/log && wc -l < /cache/log > /cache-count
+RUN --mount=type=cache,target=/cache,sharing=locked echo two >> /cache/log && wc -l < /cache/log > /cache-count2
+RUN --mount=type=tmpfs,target=/scratch,size=1m echo t > /scratch/t && cat /scratch/t > /from-tmpfs && df /scratch | tail -1 > /tmpfs-df
+RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /secret-len && ! touch /run/secrets/tok 2>/dev/null
+RUN --mount=type=bind,source=in.txt,target=/mnt/in cat /mnt/in > /from-bind
+DF
+}
+
+check_mounts_image() { # ROOTFS
+  local r=$1
+  [ "$(cat "$r/cache-count")" -ge 1 ]
+  [ "$(cat "$r/cache-count2")" -eq $(( $(cat "$r/cache-count") + 1 )) ]
+  [ "$(cat "$r/from-tmpfs")" = t ]
+  grep -q tmpfs "$r/tmpfs-df" || grep -q 1024 "$r/tmpfs-df"
+  [ "$(cat "$r/secret-len")" -eq 13 ]
+  [ "$(cat "$r/from-bind")" = ctx-file ]
+  # Mount targets and secrets never reach a layer.
+  [ ! -e "$r/cache" ] && [ ! -e "$r/scratch" ] && [ ! -e "$r/run/secrets" ] && [ ! -e "$r/mnt/in" ]
+}
+
+@test "build: RUN --mount cache, tmpfs, secret and context bind, as root and as a plain user" {
+  fuse_dev_open_for_all
+  shared_dir
+  mounts_case "$SHARED/ctx"
+  chmod -R a+rX "$SHARED/ctx"
+  run kbuild "$SHARED/ctx" --no-push --secret "id=tok,src=$SHARED/ctx/secret.txt" --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output != *s3cr3t-value* ]]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  check_mounts_image "$TEST_TMP/b/rootfs"
+  ! grep -rq s3cr3t-value "$TEST_TMP/out/blobs" "$TEST_TMP/store/layers"
+  # The cache persists across builds.
+  run kbuild "$SHARED/ctx" --no-push --secret "id=tok,src=$SHARED/ctx/secret.txt" --oci-layout "$TEST_TMP/out2:t"
+  [ "$status" -eq 0 ]
+  unpack "$TEST_TMP/out2:t" "$TEST_TMP/b2"
+  [ "$(cat "$TEST_TMP/b2/rootfs/cache-count")" -eq 3 ]
+  # A required secret that is missing is an error naming it.
+  sed -i 's/id=tok /id=tok,required=true /' "$SHARED/ctx/Dockerfile"
+  run kbuild "$SHARED/ctx" --no-push
+  [ "$status" -eq 1 ]
+  [[ $output == *"secret 'tok' is required"* ]]
+  sed -i 's/id=tok,required=true /id=tok /' "$SHARED/ctx/Dockerfile"
+  for u in kiln-bsub kiln-bsingle; do
+    if [ $u = kiln-bsub ]; then test_user_create $u --subuid; else test_user_create $u; fi
+    mkdir -p "$SHARED/$u"
+    chown $u "$SHARED/$u"
+    run run_as $u "$KILN" build --root "$SHARED/$u/store" --insecure-registry "$REGISTRY" \
+      --build-arg "BASE=$BUSYBOX_IMAGE" --secret "id=tok,src=$SHARED/ctx/secret.txt" --no-push \
+      --oci-layout "$SHARED/$u/out:t" "$SHARED/ctx"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    unpack "$SHARED/$u/out:t" "$TEST_TMP/b-$u"
+    check_mounts_image "$TEST_TMP/b-$u/rootfs"
+  done
+}
+
+@test "build: --registry-mirror serves docker.io bases (kaniko flag); a dead mirror falls through with a warning" {
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'FROM busybox\nRUN echo via-mirror > /m\n' > "$TEST_TMP/ctx/Dockerfile"
+  run "$KILN" build --root "$TEST_TMP/store" --registry-mirror "127.0.0.1:9" --registry-mirror "http://$REGISTRY" \
+    --retries 0 --no-push --oci-layout "$TEST_TMP/out:t" "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"mirror 127.0.0.1:9 failed"* ]]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  [ "$(cat "$TEST_TMP/b/rootfs/m")" = via-mirror ]
 }

@@ -4,6 +4,8 @@
 # with tests/tools/imgcompare and runs the case's run-check (tests/e2e/run.sh).
 # A case is skipped only when its `requires` file names a feature listed in
 # tests/e2e/kiln-lacks ("kiln build lacks FEATURE").
+# E2E_KILN_AS=root (default), user (plain user, no subuid ranges) or
+# user-subuid selects who runs `kiln build`; buildah always runs as root.
 
 load helpers
 
@@ -15,9 +17,25 @@ setup_file() {
   registry_start
   fixtures_push all
   export E2E_REGISTRY=$REGISTRY E2E_STORE="$BATS_FILE_TMPDIR/kiln-store"
+  case "${E2E_KILN_AS:-root}" in
+    root) ;;
+    user) test_user_create kiln-e2e ;;
+    user-subuid) test_user_create kiln-e2e-sub --subuid ;;
+    *) echo "E2E_KILN_AS must be root, user or user-subuid" >&2; return 1 ;;
+  esac
+  if [ "${E2E_KILN_AS:-root}" != root ]; then
+    fuse_dev_open_for_all
+    mkdir -p "$E2E_STORE"
+    chown "$TEST_USER:" "$E2E_STORE"
+    chmod 0755 "$BATS_FILE_TMPDIR"
+    export E2E_KILN_USER=$TEST_USER
+  fi
 }
 
-teardown_file() { registry_stop_all; }
+teardown_file() {
+  registry_stop_all
+  _test_user_tmp_cleanup
+}
 
 setup() { kiln_setup; }
 teardown() { kiln_teardown; }
@@ -34,7 +52,8 @@ _e2e() {
     done < <(sed -e 's/#.*//' "$E2E/cases/$c/requires")
   fi
   [ ${#missing[@]} -eq 0 ] || skip "kiln build lacks ${missing[*]}"
-  run "$E2E/run.sh" --registry "$E2E_REGISTRY" --store "$E2E_STORE" "$c"
+  run "$E2E/run.sh" --registry "$E2E_REGISTRY" --store "$E2E_STORE" \
+    ${E2E_KILN_USER:+--kiln-user "$E2E_KILN_USER"} "$c"
   echo "$output"
   [ "$status" -eq 0 ]
   [[ $output == *"ok 1 - $c"* ]]
@@ -100,3 +119,4 @@ _e2e() {
 @test "e2e 54-env-in-instructions" { _e2e 54-env-in-instructions; }
 @test "e2e 55-heredoc-copy" { _e2e 55-heredoc-copy; }
 @test "e2e 56-run-user-env" { _e2e 56-run-user-env; }
+@test "e2e 57-healthcheck-none" { _e2e 57-healthcheck-none; }

@@ -133,15 +133,18 @@ no_leftovers() {
     > "$TEST_TMP/pull.out" 2>&1 &
   pid=$!
   KILN_PIDS=$pid
-  # Wait until a few MB of the layer have arrived (temp blob in tmp/).
-  for _ in $(seq 200); do
+  # Wait until a few MB of the layer have arrived (temp blob in tmp/) and,
+  # extraction running meanwhile (pipelined), the layer temp dir has files.
+  sz="" tf=""
+  for _ in $(seq 100); do
     sz=$(find "$STORE/tmp" -maxdepth 1 -name 'blob-*' -size +3M 2>/dev/null | head -1)
-    [ -n "$sz" ] && break
+    tf=$(find "$STORE/tmp" -path '*/tree/*' -type f 2>/dev/null | head -1)
+    [ -n "$sz" ] && [ -n "$tf" ] && break
     sleep 0.1
   done
-  [ -n "$sz" ] || { cat "$TEST_TMP/pull.out"; false; }
-  # Extraction was running meanwhile (pipelined): the layer temp dir has files.
-  [ -n "$(find "$STORE/tmp" -path '*/tree/*' -type f 2>/dev/null | head -1)" ]
+  [ -n "$sz" ] && [ -n "$tf" ] || { cat "$TEST_TMP/pull.out"; ls -laR "$STORE/tmp" | head -20; false; }
+  # Still downloading: the blob is not complete yet.
+  kill -0 "$pid"
   kill -9 "$pid"
   wait "$pid" || true
   KILN_PIDS=
@@ -213,4 +216,42 @@ no_leftovers() {
   [[ $output == *"--store cannot be combined with --oci-layout"* ]]
   run "$KILN" pull --store
   [ "$status" -eq 2 ]
+}
+
+@test "pull --store as a plain user without subuid ranges gives the same layers and indexes as root" {
+  require_root "creates a test user"
+  registry_start
+  fixtures_push busybox
+  test_user_create kilnfetch
+  run pull_store "$BUSYBOX_IMAGE"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  ustore=$TEST_USER_TMP/store
+  run run_as "$TEST_USER" "$KILN" pull --insecure-registry "$REGISTRY" --store --root "$ustore" "$BUSYBOX_IMAGE"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [ "$(stat -c %U "$ustore/blobs/sha256")" = "$TEST_USER" ]
+  n=0
+  for l in "$STORE"/layers/sha256/*; do
+    h=$(basename "$l")
+    cmp "$l/index" "$ustore/layers/sha256/$h/index"
+    # Owners in the tree are the user's; the index keeps the image's.
+    [ -z "$(find "$ustore/layers/sha256/$h/tree" ! -user "$TEST_USER" | head -1)" ]
+    b=$(cat "$ustore/layers/sha256/$h/blob")
+    python3 "$KILN_SRC/tests/integration/fetch_check.py" "$ustore/layers/sha256/$h" "$ustore/blobs/sha256/${b#sha256:}"
+    n=$((n + 1))
+  done
+  [ "$n" -gt 0 ]
+  [ -z "$(ls -A "$ustore/tmp")" ]
+}
+
+@test "pull --store: docker.io images from --registry-mirror are recorded under the docker.io name" {
+  registry_start
+  fixtures_push busybox
+  want=$(skopeo inspect --raw --tls-verify=false "docker://$BUSYBOX_IMAGE" | sha256sum | cut -d' ' -f1)
+  run "$KILN" pull --registry-mirror "http://$REGISTRY" --store --root "$STORE" busybox
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ $output == *"from mirror $REGISTRY"* ]]
+  [ "$(echo "$output" | tail -1)" = "sha256:$want" ]
+  ls "$STORE/refs" | grep -q "^image%2Fdocker.io%2Flibrary%2Fbusybox%3Alatest%40linux%2F"
+  [ "$(cat "$STORE"/refs/image%2Fdocker.io*)" = "sha256:$want" ]
+  check_image_layers "$BUSYBOX_IMAGE"
 }

@@ -47,6 +47,7 @@ static pid_t g_reg_pid = -1;
 static char g_reg_addr[64];
 static char *g_reg_data; /* registry storage root */
 static bool g_have_zstd;
+static size_t g_last_manifest_len; /* of the last push_image */
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -204,11 +205,12 @@ typedef struct test_layer
   int64_t size;
 } test_layer;
 
-static test_layer g_layers[4] = {
+static test_layer g_layers[5] = {
   { "l1.tar.gz", MEDIA_OCI_LAYER_GZIP, "", "", 0 },
   { "l2.tar.zst", MEDIA_OCI_LAYER_ZSTD, "", "", 0 },
   { "l3.tar", MEDIA_OCI_LAYER, "", "", 0 },
   { "l4.tar.gz", MEDIA_OCI_LAYER_GZIP, "", "", 0 }, /* only in test/corrupt */
+  { "l5.tar.gz", MEDIA_OCI_LAYER_GZIP, "", "", 0 }, /* only in test/hostile */
 };
 
 /* Put a file into the source store through the tmpfile/adopt API. */
@@ -240,7 +242,7 @@ push_image (store *src, const char *repo, const size_t *idx, size_t n, const cha
   spec.os = xstrdup (os);
   spec.architecture = xstrdup (arch);
   spec.variant = variant ? xstrdup (variant) : NULL;
-  image_descriptor descs[4];
+  image_descriptor descs[5];
   for (size_t i = 0; i < n; i++)
     {
       test_layer *l = &g_layers[idx[i]];
@@ -263,6 +265,7 @@ push_image (store *src, const char *repo, const size_t *idx, size_t n, const cha
   assert_ok (image_manifest_json (IMAGE_FORMAT_OCI, cfg_digest, (int64_t) cfg_len, descs, n, &man, &man_len, &err),
              err);
   char *tags[] = { (char *) "v1", NULL };
+  g_last_manifest_len = man_len;
   registry_client *c = client_new ();
   int r = registry_push_image (c, repo, tags, man, man_len, image_manifest_media_type (IMAGE_FORMAT_OCI),
                                store_push_source (), src, NULL, out, &err);
@@ -297,9 +300,16 @@ setup (void **state)
       "head -c 3000000 /dev/urandom > $d/r4/rand;"
       "for i in 1 2 3 4; do tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C $d/r$i -cf $d/l$i.tar .; done;"
       "gzip -n -c $d/l1.tar > $d/l1.tar.gz; gzip -n -c $d/l4.tar > $d/l4.tar.gz;"
-      "if [ %d = 1 ]; then zstd -q -o $d/l2.tar.zst $d/l2.tar; else gzip -n -c $d/l2.tar > $d/l2.tar.gz; fi",
+      "if [ %d = 1 ]; then zstd -q -o $d/l2.tar.zst $d/l2.tar; else gzip -n -c $d/l2.tar > $d/l2.tar.gz; fi;"
+      /* l5: a member escaping with '..' early, then 8 MB more, so the
+       * extractor fails while the download is still going. */
+      "python3 -c 'import io,os,sys,tarfile\n"
+      "t=tarfile.open(sys.argv[1],\"w\",format=tarfile.PAX_FORMAT)\n"
+      "for n,b in ((\"ok\",b\"fine\"),(\"a/../../evil\",b\"x\"),(\"big\",os.urandom(8000000))):\n"
+      " i=tarfile.TarInfo(n); i.size=len(b); t.addfile(i,io.BytesIO(b))\n"
+      "t.close()' $d/l5.tar; gzip -n -c $d/l5.tar > $d/l5.tar.gz",
       g_dir, g_have_zstd ? 1 : 0);
-  for (size_t i = 0; i < 4; i++)
+  for (size_t i = 0; i < 5; i++)
     {
       autofree char *blob = xasprintf ("%s/img/%s", g_dir, g_layers[i].file);
       autofree char *tar = xasprintf ("%s/img/l%zu.tar", g_dir, i + 1);
@@ -310,6 +320,25 @@ setup (void **state)
   store *src = store_at ("src");
   size_t good[] = { 0, 1, 2 };
   push_image (src, "test/img", good, 3, NULL, g_good);
+  /* An index over it: the host platform and another one (same manifest),
+   * in a repository that has the manifest (tag v1 is then moved). */
+  char again[DIGEST_STRING_SIZE];
+  push_image (src, "test/multi", good, 3, NULL, again);
+  assert_string_equal (again, g_good);
+  const char *os, *arch, *variant;
+  manifest_host_platform (&os, &arch, &variant);
+  autofree char *idx = xasprintf (
+    "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"manifests\":["
+    "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu,\"platform\":{\"os\":\"linux\",\"architecture\":\"%s\"}},"
+    "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu,\"platform\":{\"os\":\"%s\",\"architecture\":\"%s\"%s%s%s}}]}",
+    MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, g_good, g_last_manifest_len, strcmp (arch, "s390x") ? "s390x" : "amd64",
+    MEDIA_OCI_MANIFEST, g_good, g_last_manifest_len, os, arch, variant ? ",\"variant\":\"" : "",
+    variant ? variant : "", variant ? "\"" : "");
+  registry_client *c = client_new ();
+  autoerror kiln_error *err = NULL;
+  int r = registry_put_manifest (c, "test/multi", "v1", idx, strlen (idx), MEDIA_OCI_INDEX, &err);
+  registry_client_free (c);
+  assert_ok (r, err);
   store_close (src);
   return 0;
 }
@@ -526,6 +555,22 @@ test_fetch_cold_warm (void **state)
   assert_true (store_has_blob (s, g_layers[0].digest));
   assert_tmp_empty (s);
   store_fetch_result_clear (&r);
+
+  /* A damaged stored blob whose layer is gone is not extracted: it is
+   * dropped and downloaded again. */
+  autofree char *lrel2 = xasprintf ("layers/sha256/%s", digest_hex (g_layers[2].diff_id));
+  assert_ok (fs_rm_rf_at (s->rootfd, lrel2, &err), err);
+  sh ("printf XXXX | dd of='%s/blobs/sha256/%s' bs=1 seek=600 conv=notrunc status=none", s->root,
+      digest_hex (g_layers[2].digest));
+  assert_ok (store_fetch_image (s, c, ref, NULL, NULL, NULL, &r, &err), err);
+  assert_int_equal (r.layers[2].how, STORE_FETCH_DOWNLOADED);
+  assert_true (r.layers[2].extracted);
+  char got[DIGEST_STRING_SIZE];
+  autofree char *bp = xasprintf ("%s/blobs/sha256/%s", s->root, digest_hex (g_layers[2].digest));
+  file_digest (bp, got, NULL);
+  assert_string_equal (got, g_layers[2].digest);
+  assert_true (store_has_layer (s, g_layers[2].diff_id));
+  store_fetch_result_clear (&r);
 }
 
 typedef struct par_arg
@@ -584,6 +629,93 @@ test_fetch_concurrent (void **state)
       for (int i = 0; i < 2; i++)
         store_fetch_result_clear (&a[i].r);
     }
+}
+
+/* Another holder of a layer's lock (an extraction elsewhere) does not
+ * stall the download: the blob arrives in full, then the fetch waits for
+ * the lock and, since the holder published nothing, extracts from the
+ * complete temp blob. */
+static void
+test_fetch_lock_busy (void **state)
+{
+  (void) state;
+  REQUIRE_REGISTRY ();
+  autofree char *root = xasprintf ("%s/busy", g_dir);
+  autostore store *s = store_at ("busy");
+  autoerror kiln_error *err = NULL;
+  int lock = store_lock_layer (s, g_layers[0].digest, &err);
+  assert_ok (lock, err);
+  par_arg a = { .root = root };
+  pthread_t th;
+  assert_int_equal (pthread_create (&th, NULL, par_fetch, &a), 0);
+  /* Wait until the whole blob sits in tmp/ (the download was not held up
+   * by the lock), then let go. */
+  autofree char *tp = xasprintf ("%s/tmp", root);
+  bool complete = false;
+  for (int i = 0; i < 400 && !complete; i++)
+    {
+      DIR *d = opendir (tp);
+      struct dirent *de;
+      while (d && (de = readdir (d)) != NULL)
+        {
+          struct stat st;
+          autofree char *p = xasprintf ("%s/%s", tp, de->d_name);
+          if (strncmp (de->d_name, "blob-", 5) == 0 && stat (p, &st) == 0 && st.st_size == g_layers[0].size)
+            complete = true;
+        }
+      if (d)
+        closedir (d);
+      usleep (25000);
+    }
+  assert_false (store_has_layer (s, g_layers[0].diff_id));
+  close (lock);
+  pthread_join (th, NULL);
+  if (a.ret < 0)
+    fail_msg ("fetch failed: %s", a.msg);
+  assert_true (complete);
+  assert_int_equal (a.r.layers[0].how, STORE_FETCH_DOWNLOADED);
+  assert_true (a.r.layers[0].extracted);
+  assert_true (store_has_layer (s, g_layers[0].diff_id));
+  assert_true (store_has_blob (s, g_layers[0].digest));
+  assert_tmp_empty (s);
+  store_fetch_result_clear (&a.r);
+}
+
+static void
+test_fetch_index (void **state)
+{
+  (void) state;
+  REQUIRE_REGISTRY ();
+  autostore store *s = store_at ("multi");
+  autoref registry_ref *ref = ref_for ("test/multi:v1");
+  autoclient registry_client *c = client_new ();
+  autoerror kiln_error *err = NULL;
+  store_fetch_result r;
+  const char *os, *arch, *variant;
+  manifest_host_platform (&os, &arch, &variant);
+  const char *other = strcmp (arch, "s390x") ? "s390x" : "amd64";
+  /* Host platform by default. */
+  assert_ok (store_fetch_image (s, c, ref, NULL, NULL, NULL, &r, &err), err);
+  assert_string_equal (r.manifest_digest, g_good);
+  assert_true (r.index_digest[0] != '\0');
+  assert_true (store_has_blob (s, r.index_digest));
+  autofree char *host_ref = store_fetch_ref_name (ref, NULL, NULL, NULL);
+  assert_string_equal (r.ref_name, host_ref);
+  assert_int_equal (r.n_layers, 3);
+  store_fetch_result_clear (&r);
+  /* Another platform from the index: recorded under its own name, all
+   * layers cached (same manifest). */
+  assert_ok (store_fetch_image (s, c, ref, "linux", other, NULL, &r, &err), err);
+  autofree char *want = xasprintf ("image/%s/test/multi:v1@linux/%s", g_reg_addr, other);
+  assert_string_equal (r.ref_name, want);
+  assert_int_equal (r.bytes_downloaded, 0);
+  store_fetch_result_clear (&r);
+  assert_int_equal (store_image_lookup (s, ref, "linux", other, NULL, &r, &err), 1);
+  store_fetch_result_clear (&r);
+  /* A platform the index does not offer: the error lists what it has. */
+  assert_true (store_fetch_image (s, c, ref, "windows", "arm", "v5", &r, &err) < 0);
+  print_message ("# expected error: %s\n", err->msg);
+  assert_true (test_err_contains (err, other));
 }
 
 static void
@@ -646,6 +778,34 @@ test_fetch_corrupt_blob (void **state)
   assert_tmp_empty (s);
 }
 
+static void
+test_fetch_hostile_layer (void **state)
+{
+  (void) state;
+  REQUIRE_REGISTRY ();
+  autostore store *src = store_at ("src");
+  size_t idx[] = { 0, 4 };
+  char dig[DIGEST_STRING_SIZE];
+  push_image (src, "test/hostile", idx, 2, NULL, dig);
+  autostore store *s = store_at ("hostile");
+  autoref registry_ref *ref = ref_for ("test/hostile:v1");
+  autoclient registry_client *c = client_new ();
+  autoerror kiln_error *err = NULL;
+  store_fetch_result r;
+  assert_true (store_fetch_image (s, c, ref, NULL, NULL, NULL, &r, &err) < 0);
+  print_message ("# expected error: %s\n", err->msg);
+  assert_true (test_err_contains (err, g_layers[4].digest));
+  assert_true (test_err_contains (err, "evil"));
+  assert_false (store_has_blob (s, g_layers[4].digest));
+  assert_false (store_has_layer (s, g_layers[4].diff_id));
+  char diff[DIGEST_STRING_SIZE];
+  assert_int_equal (store_layer_for_blob (s, g_layers[4].digest, diff, &err), 0);
+  assert_tmp_empty (s);
+  /* Nothing escaped the store. */
+  autofree char *evil = xasprintf ("%s/evil", g_dir);
+  assert_int_equal (access (evil, F_OK), -1);
+}
+
 int
 main (void)
 {
@@ -653,8 +813,11 @@ main (void)
     cmocka_unit_test (test_blob_writer),
     cmocka_unit_test (test_fetch_cold_warm),
     cmocka_unit_test (test_fetch_concurrent),
+    cmocka_unit_test (test_fetch_lock_busy),
+    cmocka_unit_test (test_fetch_index),
     cmocka_unit_test (test_fetch_bad_diff_id),
     cmocka_unit_test (test_fetch_corrupt_blob),
+    cmocka_unit_test (test_fetch_hostile_layer),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }

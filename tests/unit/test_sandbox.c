@@ -6,7 +6,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "overlay/overlay.h"
 #include "sandbox/sandbox.h"
+#include "helpers/testutil.h"
 #include "util/alloc.h"
 
 #include <fcntl.h>
@@ -220,6 +222,126 @@ test_rootfs_fuse_single_mode_as_root_refused (void **state)
   kiln_error_clear (&err);
 }
 
+static int
+serve_overlay (void *ctx, int fuse_fd, kiln_error **err)
+{
+  return overlay_serve_fd (ctx, fuse_fd, err);
+}
+
+static void
+collect_output (void *ctx, sandbox_stream stream, const char *line, size_t len)
+{
+  (void) stream;
+  char **out = ctx;
+  char *n = xasprintf ("%s%.*s\n", *out ? *out : "", (int) len, line);
+  free (*out);
+  *out = n;
+}
+
+static void
+run_on_overlay (overlay *ovl, const sandbox_idmap *map, const char *script, char **out)
+{
+  char *argv[] = { (char *) "/bin/busybox", (char *) "sh", (char *) "-c", (char *) script, NULL };
+  char *env[] = { NULL };
+  sandbox_config cfg = { .argv = argv, .env = env, .idmap = map, .rootfs_fuse = serve_overlay,
+                         .rootfs_fuse_ctx = ovl, .output = collect_output, .output_ctx = out };
+  sandbox_result res;
+  kiln_error *err = NULL;
+  alarm (30);
+  int r = sandbox_run (&cfg, &res, &err);
+  alarm (0);
+  assert_ok (r, err);
+  assert_true (res.exited);
+  assert_int_equal (res.status, 0);
+  /* The step's mount namespace is gone: the session loop ends by itself. */
+  overlay_stop (ovl);
+}
+
+static const overlay_change *
+find_change (const overlay_changes *c, const char *path)
+{
+  for (size_t i = 0; i < c->n; i++)
+    if (strcmp (c->v[i].path, path) == 0)
+      return &c->v[i];
+  return NULL;
+}
+
+static void
+test_rootfs_fuse_overlay_consecutive_steps (void **state)
+{
+  (void) state;
+  struct stat st;
+  if (!can_mount_fuse_in_userns () || stat ("/bin/busybox", &st) < 0)
+    test_skip ("needs user namespaces, /dev/fuse mode 0666 and /bin/busybox");
+  int lfd, sfd;
+  char *lower_dir = test_mkdtemp (&lfd);
+  char *scratch_dir = test_mkdtemp (&sfd);
+  assert_int_equal (chmod (lower_dir, 0755), 0);
+  assert_int_equal (mkdirat (lfd, "bin", 0755), 0);
+  {
+    int in = open ("/bin/busybox", O_RDONLY | O_CLOEXEC);
+    int o = openat (lfd, "bin/busybox", O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+    assert_true (in >= 0 && o >= 0);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read (in, buf, sizeof buf)) > 0)
+      assert_int_equal (write (o, buf, (size_t) n), n);
+    close (in);
+    close (o);
+  }
+  test_write_file (lfd, "greeting", "from the lower\n");
+  kiln_error *err = NULL;
+  sandbox_idmap map;
+  assert_ok (sandbox_idmap_resolve (SANDBOX_USERNS_AUTO, 0, &map, &err), err);
+  const char *paths[] = { lower_dir };
+  overlay_lower *lower = NULL;
+  assert_ok (overlay_lower_open_dirs (paths, 1, &lower, &err), err);
+  const char *mask[] = { "proc/", "dev/", "sys/", "etc/resolv.conf", "etc/hosts", "etc/hostname", NULL };
+  overlay_config oc = { .lower = lower, .scratch_dirfd = sfd,
+                        .id_mode = map.mode == SANDBOX_USERNS_SINGLE ? OVERLAY_IDS_SINGLE : OVERLAY_IDS_FULL,
+                        .mask_paths = mask };
+  overlay *ovl = NULL;
+  assert_ok (overlay_new (&oc, &ovl, &err), err);
+
+  /* Step 1 writes; its change list has the new file owned by the step's root. */
+  char *out = NULL;
+  run_on_overlay (ovl, &map, "read x < /greeting; echo \"$x\"; echo one > /f1", &out);
+  assert_string_equal (out, "from the lower\n");
+  overlay_changes *ch = NULL;
+  assert_ok (overlay_commit (ovl, &ch, &err), err);
+  assert_int_equal (ch->n, 1);
+  assert_string_equal (ch->v[0].path, "f1");
+  assert_int_equal (ch->v[0].uid, 0);
+  assert_int_equal (ch->v[0].gid, 0);
+  overlay_changes_free (ch);
+
+  /* Step 2, on a new connection to the same overlay, sees step 1's file. */
+  free (out);
+  out = NULL;
+  run_on_overlay (ovl, &map, "read x < /f1; echo \"$x\"; echo two > /f2; /bin/busybox rm /f1", &out);
+  assert_string_equal (out, "one\n");
+  assert_ok (overlay_commit (ovl, &ch, &err), err);
+  assert_int_equal (ch->n, 2);
+  const overlay_change *c1 = find_change (ch, "f1"), *c2 = find_change (ch, "f2");
+  assert_non_null (c1);
+  assert_non_null (c2);
+  assert_int_equal (c1->kind, OVERLAY_CHANGE_WHITEOUT);
+  assert_int_equal (c2->kind, OVERLAY_CHANGE_ADD);
+  overlay_changes_free (ch);
+  free (out);
+  overlay_free (ovl);
+  assert_no_children ();
+  /* the lower was never written */
+  assert_int_equal (faccessat (lfd, "f1", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+  assert_int_equal (faccessat (lfd, "proc", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+  close (lfd);
+  close (sfd);
+  test_rmtree (lower_dir);
+  test_rmtree (scratch_dir);
+  free (lower_dir);
+  free (scratch_dir);
+}
+
 int
 main (void)
 {
@@ -231,6 +353,7 @@ main (void)
     cmocka_unit_test (test_rootfs_fuse_callback_failure_kills_step),
     cmocka_unit_test (test_rootfs_fuse_dropped_fd_fails_setup),
     cmocka_unit_test (test_rootfs_fuse_single_mode_as_root_refused),
+    cmocka_unit_test (test_rootfs_fuse_overlay_consecutive_steps),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1,0 +1,399 @@
+/* run_mounts.c - RUN --mount (see run_mounts.h). */
+#include "build/run_mounts.h"
+#include "util/alloc.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+#include "util/strbuf.h"
+#include "util/units.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *
+keep (run_mounts *m, char *s)
+{
+  strv_push (&m->strings, s);
+  free (s);
+  return m->strings[strv_len (m->strings) - 1];
+}
+
+void
+run_mounts_release (run_mounts *m)
+{
+  for (size_t i = 0; i < m->n_fds; i++)
+    close (m->fds[i]);
+  free (m->fds);
+  for (char **t = m->tmpnames; t && *t; t++)
+    store_rmtemp (m->store, *t);
+  strv_free (m->tmpnames);
+  strv_free (m->masks);
+  strv_free (m->strings);
+  free (m->v);
+  memset (m, 0, sizeof *m);
+}
+
+/* Host id of container id u under the step's mapping (as root the step's
+ * ids live in a high range, so kiln-made files must be given to them). */
+static uid_t
+host_id (const sandbox_idmap *map, unsigned long u, bool gid)
+{
+  if (u == 0)
+    return gid ? map->host_gid : map->host_uid;
+  return (gid ? map->sub_gid : map->sub_uid) + u - 1;
+}
+
+static int
+give_to_step (const run_mounts_env *env, int fd, unsigned long uid, unsigned long gid, const char *what,
+              kiln_error **err)
+{
+  const sandbox_idmap *map = env->idmap;
+  if (!map->as_root)
+    {
+      /* A plain user owns container 0's files already; other ids would need
+       * privileges kiln does not have. */
+      if (uid != 0 || gid != 0)
+        return kiln_error_make (err, ENOTSUP, "%s: uid/gid other than 0 need kiln to run as root", what);
+      return 0;
+    }
+  if (fchown (fd, host_id (map, uid, false), host_id (map, gid, true)) < 0)
+    return kiln_error_make (err, errno, "%s: chown", what);
+  return 0;
+}
+
+static int
+parse_ulong (const char *what, const char *key, const char *v, int base, unsigned long max, unsigned long *out,
+             kiln_error **err)
+{
+  char *end;
+  errno = 0;
+  unsigned long n = strtoul (v, &end, base);
+  if (!*v || *end || errno || n > max)
+    return kiln_error_make (err, EINVAL, "%s: bad %s '%s'", what, key, v);
+  *out = n;
+  return 0;
+}
+
+static const char *
+opt (const plan_mount *pm, const char *k)
+{
+  return plan_mount_opt (pm, k);
+}
+
+static bool
+opt_true (const plan_mount *pm, const char *k)
+{
+  const char *v = opt (pm, k);
+  return v && (strcmp (v, "true") == 0 || strcmp (v, "1") == 0);
+}
+
+static sandbox_mount *
+add_mount (run_mounts *m, const char *target, bool is_dir)
+{
+  m->v = xreallocarray (m->v, m->n + 1, sizeof *m->v);
+  sandbox_mount *sm = &m->v[m->n++];
+  memset (sm, 0, sizeof *sm);
+  sm->target = target;
+  const char *rel = target;
+  while (*rel == '/')
+    rel++;
+  autofree char *mask = xasprintf ("%s%s", rel, is_dir ? "/" : "");
+  strv_push (&m->masks, mask);
+  return sm;
+}
+
+static char *
+abs_target (const run_mounts_env *env, const char *t)
+{
+  if (t[0] == '/')
+    return xstrdup (t);
+  const char *wd = env->workdir && *env->workdir ? env->workdir : "/";
+  return xasprintf ("%s%s%s", wd, wd[strlen (wd) - 1] == '/' ? "" : "/", t);
+}
+
+static int
+mount_cache (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kiln_error **err)
+{
+  const char *target = opt (pm, "target");
+  if (!target)
+    return kiln_error_make (err, EINVAL, "RUN --mount=type=cache needs target=");
+  if (opt (pm, "from") || opt (pm, "source"))
+    return kiln_error_make (err, ENOTSUP, "RUN --mount=type=cache,from=/source= is not supported yet");
+  const char *id = opt (pm, "id") ? opt (pm, "id") : target;
+  const char *sharing = opt (pm, "sharing") ? opt (pm, "sharing") : "shared";
+  if (strcmp (sharing, "shared") != 0 && strcmp (sharing, "locked") != 0 && strcmp (sharing, "private") != 0)
+    return kiln_error_make (err, EINVAL, "RUN --mount=type=cache: sharing must be shared, private or locked, not '%s'",
+                            sharing);
+  unsigned long mode = 0755, uid = 0, gid = 0;
+  if ((opt (pm, "mode") && parse_ulong ("cache mount", "mode", opt (pm, "mode"), 8, 07777, &mode, err) < 0)
+      || (opt (pm, "uid") && parse_ulong ("cache mount", "uid", opt (pm, "uid"), 10, 65535, &uid, err) < 0)
+      || (opt (pm, "gid") && parse_ulong ("cache mount", "gid", opt (pm, "gid"), 10, 65535, &gid, err) < 0))
+    return -1;
+  char hex[DIGEST_STRING_SIZE];
+  digest_buffer (id, strlen (id), hex);
+  const char *h = hex + 7;
+  if (fs_mkdir_p_at (env->store->rootfd, "cache", 0700, err) < 0)
+    return kiln_error_wrap (err, "cache mount '%s'", id);
+  autofree char *rel = xasprintf ("cache/%s", h);
+  autofree char *lockname = xasprintf ("cache/%s.lock", h);
+  const char *dir_rel = rel;
+  autofree char *tmpname = NULL;
+  if (strcmp (sharing, "shared") != 0)
+    {
+      int lfd = openat (env->store->rootfd, lockname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+      if (lfd < 0)
+        return kiln_error_make (err, errno, "cache mount '%s': lock", id);
+      int how = strcmp (sharing, "private") == 0 ? LOCK_EX | LOCK_NB : LOCK_EX;
+      int r;
+      while ((r = flock (lfd, how)) < 0 && errno == EINTR)
+        ;
+      if (r < 0 && errno == EWOULDBLOCK)
+        {
+          /* private and busy: this step gets a fresh, throwaway directory. */
+          close (lfd);
+          autoclose int tfd = -1;
+          if (store_mktemp (env->store, "cache-", &tmpname, &tfd, err) < 0)
+            return -1;
+          strv_push (&m->tmpnames, tmpname);
+          free (rel);
+          rel = xasprintf ("tmp/%s/dir", tmpname);
+          dir_rel = rel;
+        }
+      else if (r < 0)
+        {
+          int e = errno;
+          close (lfd);
+          return kiln_error_make (err, e, "cache mount '%s': lock", id);
+        }
+      else
+        {
+          m->fds = xreallocarray (m->fds, m->n_fds + 1, sizeof *m->fds);
+          m->fds[m->n_fds++] = lfd;
+        }
+    }
+  struct stat sb;
+  if (fstatat (env->store->rootfd, dir_rel, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+    {
+      if (mkdirat (env->store->rootfd, dir_rel, 0700) < 0 && errno != EEXIST)
+        return kiln_error_make (err, errno, "cache mount '%s': mkdir", id);
+      autoclose int dfd = openat (env->store->rootfd, dir_rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (dfd < 0 || fchmod (dfd, mode) < 0)
+        return kiln_error_make (err, errno, "cache mount '%s': mode", id);
+      if (give_to_step (env, dfd, uid, gid, "cache mount", err) < 0)
+        return -1;
+    }
+  else if (!S_ISDIR (sb.st_mode))
+    return kiln_error_make (err, ENOTDIR, "cache mount '%s': '%s' is not a directory", id, dir_rel);
+  autofree char *t = abs_target (env, target);
+  sandbox_mount *sm = add_mount (m, keep (m, steal_pointer (&t)), true);
+  sm->type = SANDBOX_MOUNT_BIND;
+  sm->source = keep (m, xasprintf ("%s/%s", env->store->root, dir_rel));
+  sm->readonly = opt_true (pm, "readonly");
+  return 0;
+}
+
+/* "id=ID,src=PATH" / "id=ID,env=VAR" */
+static int
+secret_parse (const char *spec, char **id, char **src, char **env, kiln_error **err)
+{
+  *id = *src = *env = NULL;
+  autofree char *copy = xstrdup (spec);
+  char *save = NULL;
+  for (char *tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
+    {
+      char *eq = strchr (tok, '=');
+      if (!eq)
+        return kiln_error_make (err, EINVAL, "--secret '%s': expected id=ID,src=PATH or id=ID,env=VAR", spec);
+      *eq = '\0';
+      char **slot = strcmp (tok, "id") == 0                                     ? id
+                    : strcmp (tok, "src") == 0 || strcmp (tok, "source") == 0 ? src
+                    : strcmp (tok, "env") == 0                                 ? env
+                                                                                : NULL;
+      if (!slot)
+        return kiln_error_make (err, EINVAL, "--secret '%s': unknown key '%s'", spec, tok);
+      free (*slot);
+      *slot = xstrdup (eq + 1);
+    }
+  if (!*id || !**id || (!*src && !*env) || (*src && *env))
+    return kiln_error_make (err, EINVAL, "--secret '%s': expected id=ID and one of src=PATH or env=VAR", spec);
+  return 0;
+}
+
+int
+run_mounts_check_secret (const char *spec, kiln_error **err)
+{
+  autofree char *id = NULL, *src = NULL, *env = NULL;
+  return secret_parse (spec, &id, &src, &env, err);
+}
+
+static int
+mount_secret (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kiln_error **err)
+{
+  const char *target = opt (pm, "target");
+  const char *id = opt (pm, "id");
+  if (!id && target)
+    id = strrchr (target, '/') ? strrchr (target, '/') + 1 : target;
+  if (!id || !*id)
+    return kiln_error_make (err, EINVAL, "RUN --mount=type=secret needs id= or target=");
+  autofree char *sid = NULL, *src = NULL, *var = NULL;
+  for (char **s = env->secrets; s && *s; s++)
+    {
+      autofree char *i = NULL, *p = NULL, *v = NULL;
+      if (secret_parse (*s, &i, &p, &v, err) < 0)
+        return -1;
+      if (strcmp (i, id) == 0)
+        {
+          free (sid);
+          free (src);
+          free (var);
+          sid = steal_pointer (&i);
+          src = steal_pointer (&p);
+          var = steal_pointer (&v);
+        }
+    }
+  if (!sid)
+    {
+      if (opt_true (pm, "required"))
+        return kiln_error_make (err, ENOENT, "secret '%s' is required but no --secret id=%s was given", id, id);
+      return 0;
+    }
+  autofree char *data = NULL;
+  size_t len = 0;
+  if (src)
+    {
+      if (fs_read_file_at (AT_FDCWD, src, 1 << 20, &data, &len, err) < 0)
+        return kiln_error_wrap (err, "secret '%s'", id);
+    }
+  else
+    {
+      const char *v = getenv (var);
+      if (!v)
+        return kiln_error_make (err, ENOENT, "secret '%s': environment variable %s is not set", id, var);
+      data = xstrdup (v);
+      len = strlen (v);
+    }
+  unsigned long mode = 0400, uid = 0, gid = 0;
+  if ((opt (pm, "mode") && parse_ulong ("secret mount", "mode", opt (pm, "mode"), 8, 07777, &mode, err) < 0)
+      || (opt (pm, "uid") && parse_ulong ("secret mount", "uid", opt (pm, "uid"), 10, 65535, &uid, err) < 0)
+      || (opt (pm, "gid") && parse_ulong ("secret mount", "gid", opt (pm, "gid"), 10, 65535, &gid, err) < 0))
+    return -1;
+  char *tmpname = NULL;
+  autoclose int tfd = -1;
+  if (store_mktemp (env->store, "secret-", &tmpname, &tfd, err) < 0)
+    return -1;
+  strv_push (&m->tmpnames, tmpname);
+  autoclose int fd = openat (tfd, "secret", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    {
+      free (tmpname);
+      return kiln_error_make (err, errno, "secret '%s': temporary file", id);
+    }
+  int r = fs_write_all (fd, data, len, err);
+  explicit_bzero (data, len);
+  if (r < 0 || fchmod (fd, mode) < 0 || give_to_step (env, fd, uid, gid, "secret mount", err) < 0)
+    {
+      free (tmpname);
+      return r < 0 ? -1 : kiln_error_make (err, errno, "secret '%s'", id);
+    }
+  /* The step's root must be able to reach the file: the temp dir is 0700. */
+  if (env->idmap->as_root && give_to_step (env, tfd, 0, 0, "secret mount", err) < 0)
+    {
+      free (tmpname);
+      return -1;
+    }
+  autofree char *t = target ? abs_target (env, target) : xasprintf ("/run/secrets/%s", id);
+  sandbox_mount *sm = add_mount (m, keep (m, steal_pointer (&t)), false);
+  sm->type = SANDBOX_MOUNT_BIND;
+  sm->source = keep (m, xasprintf ("%s/tmp/%s/secret", env->store->root, tmpname));
+  sm->readonly = true;
+  free (tmpname);
+  return 0;
+}
+
+static int
+mount_bind (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kiln_error **err)
+{
+  const char *target = opt (pm, "target");
+  if (!target)
+    return kiln_error_make (err, EINVAL, "RUN --mount=type=bind needs target=");
+  if (opt (pm, "from"))
+    return kiln_error_make (err, ENOTSUP, "RUN --mount=type=bind,from= (a stage or image) is not supported yet; "
+                            "bind mounts from the build context are");
+  const char *ro = opt (pm, "readonly");
+  if (ro && strcmp (ro, "false") == 0)
+    return kiln_error_make (err, ENOTSUP, "RUN --mount=type=bind,rw is not supported yet (read-only binds are)");
+  if (env->ctxfd < 0)
+    return kiln_error_make (err, EINVAL, "RUN --mount=type=bind: the build has no context");
+  const char *src = opt (pm, "source") ? opt (pm, "source") : ".";
+  /* Resolve inside the context (its symlinks cannot leave it), then hand
+   * the sandbox the resulting real path. */
+  autoclose int fd = fs_open_in_root (env->ctxfd, src, O_PATH, 0, FS_RESOLVE_IN_ROOT, err);
+  if (fd < 0)
+    return kiln_error_wrap (err, "RUN --mount=type=bind,source=%s", src);
+  char proc[64], path[PATH_MAX];
+  snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink (proc, path, sizeof path - 1);
+  if (n < 0)
+    return kiln_error_make (err, errno, "RUN --mount=type=bind,source=%s", src);
+  path[n] = '\0';
+  struct stat sb;
+  if (fstat (fd, &sb) < 0)
+    return kiln_error_make (err, errno, "RUN --mount=type=bind,source=%s", src);
+  autofree char *t = abs_target (env, target);
+  sandbox_mount *sm = add_mount (m, keep (m, steal_pointer (&t)), S_ISDIR (sb.st_mode));
+  sm->type = SANDBOX_MOUNT_BIND;
+  sm->source = keep (m, xstrdup (path));
+  sm->readonly = true;
+  return 0;
+}
+
+static int
+mount_tmpfs (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kiln_error **err)
+{
+  const char *target = opt (pm, "target");
+  if (!target)
+    return kiln_error_make (err, EINVAL, "RUN --mount=type=tmpfs needs target=");
+  uint64_t size = 0;
+  if (opt (pm, "size") && units_parse_size (opt (pm, "size"), &size, err) < 0)
+    return kiln_error_wrap (err, "RUN --mount=type=tmpfs,size=");
+  autofree char *t = abs_target (env, target);
+  sandbox_mount *sm = add_mount (m, keep (m, steal_pointer (&t)), true);
+  sm->type = SANDBOX_MOUNT_TMPFS;
+  sm->tmpfs_size = size;
+  sm->tmpfs_mode = 01777;
+  return 0;
+}
+
+int
+run_mounts_prepare (const run_mounts_env *env, const plan_step *s, run_mounts *out, kiln_error **err)
+{
+  memset (out, 0, sizeof *out);
+  out->store = env->store;
+  for (size_t i = 0; i < s->n_mounts; i++)
+    {
+      const plan_mount *pm = &s->mounts[i];
+      int r;
+      if (strcmp (pm->type, "cache") == 0)
+        r = mount_cache (env, pm, out, err);
+      else if (strcmp (pm->type, "secret") == 0)
+        r = mount_secret (env, pm, out, err);
+      else if (strcmp (pm->type, "bind") == 0)
+        r = mount_bind (env, pm, out, err);
+      else if (strcmp (pm->type, "tmpfs") == 0)
+        r = mount_tmpfs (env, pm, out, err);
+      else
+        r = kiln_error_make (err, ENOTSUP, "RUN --mount=type=%s is not supported", pm->type);
+      if (r < 0)
+        {
+          run_mounts_release (out);
+          return -1;
+        }
+    }
+  return 0;
+}

@@ -1,0 +1,57 @@
+/* run_mounts.h - RUN --mount: turn a step's mount options into sandbox
+ * mounts backed by the store.
+ *
+ *   type=cache   a directory in the store (STORE/cache/<sha256 of id>), kept
+ *                across builds and never in a layer; sharing=shared (no
+ *                lock), locked (exclusive lock for the step), private (a
+ *                fresh temporary directory when another step holds it);
+ *                uid/gid/mode apply when the directory is created.
+ *   type=tmpfs   a tmpfs (size=).
+ *   type=secret  the secret's bytes (--secret id=ID,src=PATH|env=VAR) in a
+ *                private temporary file, bind-mounted read-only at
+ *                /run/secrets/ID or target=; never in a layer, the log or a
+ *                cache key. A missing secret is skipped unless required=true.
+ *   type=bind    a file or directory of the build context, read-only.
+ * Not implemented (clear errors): bind from=stage, bind rw, cache from=,
+ * type=ssh.
+ *
+ * Every target is also returned as an overlay mask path, so it exists in the
+ * step's root and never reaches the layer.
+ */
+#ifndef KILN_BUILD_RUN_MOUNTS_H
+#define KILN_BUILD_RUN_MOUNTS_H
+
+#include <stddef.h>
+#include "build/plan.h"
+#include "sandbox/sandbox.h"
+#include "store/store.h"
+#include "util/error.h"
+
+typedef struct run_mounts_env
+{
+  store *store;
+  int ctxfd;                   /* build context, or -1 */
+  const sandbox_idmap *idmap;  /* to give files to the step's ids */
+  char **secrets;              /* --secret values: "id=ID,src=PATH" / "id=ID,env=VAR" */
+  const char *workdir;         /* relative targets are below it */
+} run_mounts_env;
+
+typedef struct run_mounts
+{
+  sandbox_mount *v;
+  size_t n;
+  char **masks;                /* overlay mask paths ("run/secrets/x", "cache/") */
+  char **strings;              /* owned sources and targets */
+  int *fds;                    /* held locks */
+  size_t n_fds;
+  char **tmpnames;             /* store tmp/ entries to remove */
+  store *store;
+} run_mounts;
+
+int run_mounts_prepare (const run_mounts_env *env, const plan_step *s, run_mounts *out, kiln_error **err);
+void run_mounts_release (run_mounts *m);
+
+/* Validate a --secret value ("id=ID,src=PATH" or "id=ID,env=VAR"). */
+int run_mounts_check_secret (const char *spec, kiln_error **err);
+
+#endif
