@@ -571,8 +571,6 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   const char *sec = plan_step_flag (s, "security");
   if (sec && strcmp (sec, "insecure") == 0)
     return kiln_error_make (err, ENOTSUP, "RUN --security=insecure is not supported (kiln never grants it)");
-  if (s->argv && s->argv[0] && strncmp (s->argv[0], "/dev/pipes/", 11) == 0)
-    return kiln_error_make (err, ENOTSUP, "RUN with a heredoc starting with '#!' is not supported yet");
   sandbox_net_mode net = b->o.network;
   const char *nf = plan_step_flag (s, "network");
   if (nf && strcmp (nf, "none") == 0)
@@ -626,6 +624,13 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   if (run_mounts_prepare (&menv, s, &mounts, err) < 0)
     {
       overlay_lower_free (lower);
+      return -1;
+    }
+  if (s->argv && s->argv[0] && strncmp (s->argv[0], "/dev/pipes/", 11) == 0 && s->n_heredocs
+      && run_mounts_add_script (&menv, s->argv[0] + 11, s->heredocs[0].body, &mounts, err) < 0)
+    {
+      overlay_lower_free (lower);
+      run_mounts_release (&mounts);
       return -1;
     }
   const sandbox_mountpoint *mps;
