@@ -4,6 +4,7 @@
 #include "build/dockerignore.h"
 #include "build/rootfs.h"
 #include "build/run_mounts.h"
+#include "build/url_fetch.h"
 #include "overlay/overlay.h"
 #include "overlay/overlay_lower.h"
 #include "registry/manifest.h"
@@ -570,8 +571,6 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   const char *sec = plan_step_flag (s, "security");
   if (sec && strcmp (sec, "insecure") == 0)
     return kiln_error_make (err, ENOTSUP, "RUN --security=insecure is not supported (kiln never grants it)");
-  if (s->argv && s->argv[0] && strncmp (s->argv[0], "/dev/pipes/", 11) == 0)
-    return kiln_error_make (err, ENOTSUP, "RUN with a heredoc starting with '#!' is not supported yet");
   sandbox_net_mode net = b->o.network;
   const char *nf = plan_step_flag (s, "network");
   if (nf && strcmp (nf, "none") == 0)
@@ -625,6 +624,13 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   if (run_mounts_prepare (&menv, s, &mounts, err) < 0)
     {
       overlay_lower_free (lower);
+      return -1;
+    }
+  if (s->argv && s->argv[0] && strncmp (s->argv[0], "/dev/pipes/", 11) == 0 && s->n_heredocs
+      && run_mounts_add_script (&menv, s->argv[0] + 11, s->heredocs[0].body, &mounts, err) < 0)
+    {
+      overlay_lower_free (lower);
+      run_mounts_release (&mounts);
       return -1;
     }
   const sandbox_mountpoint *mps;
@@ -719,7 +725,44 @@ out:
 static bool
 is_url (const char *s)
 {
-  return strncmp (s, "http://", 7) == 0 || strncmp (s, "https://", 8) == 0 || strncmp (s, "git@", 4) == 0;
+  return strncmp (s, "http://", 7) == 0 || strncmp (s, "https://", 8) == 0;
+}
+
+/* BuildKit treats these as git repositories. */
+static bool
+is_git (const char *s)
+{
+  if (strncmp (s, "git@", 4) == 0 || strncmp (s, "git://", 6) == 0 || strncmp (s, "ssh://", 6) == 0)
+    return true;
+  size_t len = strcspn (s, "#?");
+  return is_url (s) && len > 4 && strncmp (s + len - 4, ".git", 4) == 0;
+}
+
+/* ADD <URL>: download into tmpfd (a private temp dir) and add it as a
+ * file: mode 0600 as Docker, mtime from Last-Modified. */
+static int
+add_url (build_exec *b, const char *url, int idx, int tmpfd, overlay_lower *dest_view, const copy_request *req,
+         bool into_dir, const char *checksum, copy_changes *ch, kiln_error **err)
+{
+  char name[32];
+  snprintf (name, sizeof name, "url-%d", idx);
+  autoclose int fd = openat (tmpfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "ADD '%s': temporary file", url);
+  progress_note (b->o.progress, "downloading %s", url);
+  url_fetch_result ur;
+  if (url_fetch_to_fd (url, fd, (uint64_t) 16 << 30, &ur, err) < 0)
+    return -1;
+  if (checksum && strcmp (checksum, ur.digest) != 0)
+    return kiln_error_make (err, EINVAL, "ADD '%s': checksum mismatch: expected %s, got %s", url, checksum, ur.digest);
+  copy_request ureq = *req;
+  autofree char *base = url_fetch_basename (url);
+  if (into_dir && !base)
+    return kiln_error_make (err, EINVAL, "ADD '%s': cannot name the file (the URL has no path); give a file "
+                            "destination", url);
+  autofree char *dest = into_dir ? xasprintf ("%s/%s", req->dest, base) : xstrdup (req->dest);
+  ureq.dest = dest;
+  return copy_add_file (dest_view, &ureq, tmpfd, name, 0600, ur.mtime >= 0 ? ur.mtime : created_time (b), ch, err);
 }
 
 typedef enum
@@ -927,18 +970,29 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   size_t n_args = strv_len (s->args);
   if (n_args < 2)
     return kiln_error_make (err, EINVAL, "%s needs a source and a destination", what);
-  if (plan_step_flag (s, "checksum"))
-    return kiln_error_make (err, ENOTSUP, "ADD --checksum is only meaningful for URLs, which kiln does not fetch yet");
+  const char *checksum = plan_step_flag (s, "checksum");
   bool present = false;
   dockerfile_instr_flag (s->instr, "keep-git-dir", &present);
   if (present)
     return kiln_error_make (err, ENOTSUP, "ADD --keep-git-dir: git sources are not supported yet");
+  size_t n_urls = 0;
   for (size_t i = 0; i + 1 < n_args; i++)
     {
+      if (is_git (s->args[i]))
+        return kiln_error_make (err, ENOTSUP, "ADD '%s': git sources are not supported yet", s->args[i]);
       if (is_url (s->args[i]))
-        return kiln_error_make (err, ENOTSUP, "%s '%s': remote sources (URLs, git) are not supported yet", what,
-                                s->args[i]);
+        {
+          if (!add)
+            return kiln_error_make (err, EINVAL, "COPY '%s': COPY takes no URLs (use ADD)", s->args[i]);
+          if (s->from_stage >= 0 || s->from_image)
+            return kiln_error_make (err, EINVAL, "ADD '%s': a URL with --from makes no sense", s->args[i]);
+          n_urls++;
+        }
     }
+  if (checksum && (n_urls != 1 || n_args != 2))
+    return kiln_error_make (err, EINVAL, "ADD --checksum needs exactly one source, a URL");
+  if (checksum && strncmp (checksum, "sha256:", 7) != 0)
+    return kiln_error_make (err, ENOTSUP, "ADD --checksum '%s': only sha256: digests are supported", checksum);
   overlay_lower *dest_view = NULL;
   if (open_lower (b, st, &dest_view, err) < 0)
     return -1;
@@ -1005,6 +1059,14 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   size_t hd = 0;
   for (size_t i = 0; i + 1 < n_args; i++)
     {
+      if (add && is_url (s->args[i]))
+        {
+          if (tmpfd < 0 && store_mktemp (b->o.store, "add-", &tmpname, &tmpfd, err) < 0)
+            goto out;
+          if (add_url (b, s->args[i], (int) i, tmpfd, dest_view, &req, dest_dir || n_args > 2, checksum, &ch, err) < 0)
+            goto out;
+          continue;
+        }
       if (add && s->from_stage < 0 && !s->from_image && b->ctxfd >= 0 && strncmp (s->args[i], "<<", 2) != 0
           && !strpbrk (s->args[i], "*?["))
         {

@@ -51,6 +51,11 @@ typedef struct run_mounts
 int run_mounts_prepare (const run_mounts_env *env, const plan_step *s, run_mounts *out, kiln_error **err);
 void run_mounts_release (run_mounts *m);
 
+/* RUN <<EOF whose body starts with "#!": the body becomes an executable
+ * file at /dev/pipes/NAME (where BuildKit puts it), on the step's own /dev. */
+int run_mounts_add_script (const run_mounts_env *env, const char *name, const char *body, run_mounts *m,
+                           kiln_error **err);
+
 /* Validate a --secret value ("id=ID,src=PATH" or "id=ID,env=VAR"). */
 int run_mounts_check_secret (const char *spec, kiln_error **err);
 

@@ -662,6 +662,31 @@ mount_rootfs_fuse (child_ctx *c, const char *target)
     _exit (SETUP_FAILED); /* kiln could not serve it and says why */
 }
 
+/* mkdir -p the parents of rel inside root, then the target itself. */
+static void
+create_target (child_ctx *c, int root, const char *rel, bool is_dir)
+{
+  autofree char *p = xstrdup (rel);
+  for (char *s = strchr (p, '/'); s; s = strchr (s + 1, '/'))
+    {
+      *s = '\0';
+      autoclose int fd = openat2_beneath (root, p, O_PATH | O_DIRECTORY, 0);
+      if (fd < 0 && (errno != ENOENT || mkdirat (root, p, 0755) < 0))
+        child_die (c, errno, "create mount target parent '/%s'", p);
+      *s = '/';
+    }
+  if (is_dir)
+    {
+      if (mkdirat (root, p, 0755) < 0 && errno != EEXIST)
+        child_die (c, errno, "create mount target '/%s'", p);
+      return;
+    }
+  int fd = openat2_beneath (root, p, O_CREAT | O_WRONLY, 0644);
+  if (fd < 0)
+    child_die (c, errno, "create mount target '/%s'", p);
+  close (fd);
+}
+
 /* RUN --mount: attach each extra mount on its target inside the root. */
 static void
 setup_mounts (child_ctx *c, int root)
@@ -673,6 +698,8 @@ setup_mounts (child_ctx *c, int root)
       const char *rel = m->target;
       while (*rel == '/')
         rel++;
+      if (m->create)
+        create_target (c, root, rel, m->target_is_dir);
       autoclose int target = openat2_beneath (root, rel, O_PATH | O_NOFOLLOW, 0);
       if (target < 0)
         child_die (c, errno, "mount target '%s'", m->target);

@@ -145,6 +145,11 @@ typedef struct sandbox_mount
   bool readonly;
   unsigned long tmpfs_size;  /* TMPFS: bytes, 0 = the kernel's default */
   unsigned tmpfs_mode;       /* TMPFS: mode of its root (e.g. 01777) */
+  /* Create a missing target (and parents, 0755) inside the step's own
+   * mounts, e.g. /dev/pipes/NAME on the step's /dev tmpfs: a file unless
+   * target_is_dir. Only for targets below kiln's own mounts. */
+  bool create;
+  bool target_is_dir;
 } sandbox_mount;
 
 typedef struct sandbox_config

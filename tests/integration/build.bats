@@ -162,7 +162,7 @@ tree_listing() { # ROOTFS: type mode owner size path (+ link target), sorted
   mkdir -p "$TEST_TMP/ctx"
   printf 'x' > "$TEST_TMP/ctx/f"
   local df
-  for df in 'RUN --mount=type=ssh true' 'RUN --mount=type=bind,target=/x,rw true' 'ADD https://example.com/x /x' 'ADD git@example.com:x/y.git /src' \
+  for df in 'RUN --mount=type=ssh true' 'RUN --mount=type=bind,target=/x,rw true' 'ADD https://example.com/x.git /src' 'ADD git@example.com:x/y.git /src' \
             'RUN --security=insecure true'; do
     printf 'ARG BASE\nFROM $BASE\n%s\n' "$df" > "$TEST_TMP/ctx/Dockerfile"
     run kbuild "$TEST_TMP/ctx" --no-push
@@ -382,4 +382,29 @@ check_mounts_image() { # ROOTFS
   [[ $output == *"mirror 127.0.0.1:9 failed"* ]]
   unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
   [ "$(cat "$TEST_TMP/b/rootfs/m")" = via-mirror ]
+}
+
+@test "build: ADD of an http URL (mode 0600, --checksum verified); HTTP errors name the URL and status" {
+  mkdir -p "$TEST_TMP/ctx"
+  local sum
+  sum=$(curl -s "http://$REGISTRY/v2/" | sha256sum | cut -d' ' -f1)
+  printf 'ARG BASE\nFROM $BASE\nADD --checksum=sha256:%s http://%s/v2/ /dl/v2.json\nADD http://%s/v2/ /dir/\n' \
+    "$sum" "$REGISTRY" "$REGISTRY" > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  [ "$(stat -c %a "$TEST_TMP/b/rootfs/dl/v2.json")" = 600 ]
+  [ "$(curl -s "http://$REGISTRY/v2/")" = "$(cat "$TEST_TMP/b/rootfs/dl/v2.json")" ]
+  [ -f "$TEST_TMP/b/rootfs/dir/v2" ]
+  printf 'ARG BASE\nFROM $BASE\nADD --checksum=sha256:%064d http://%s/v2/ /x\n' 0 "$REGISTRY" > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push
+  [ "$status" -eq 1 ]
+  [[ $output == *"checksum mismatch"* ]]
+  printf 'ARG BASE\nFROM $BASE\nADD http://%s/no/such/thing /x\n' "$REGISTRY" > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ $output == *"http://$REGISTRY/no/such/thing"*"HTTP 404"* ]]
+  [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
 }
