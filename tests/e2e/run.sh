@@ -133,16 +133,20 @@ base_digests() {
 BASE_KEY=$(base_digests | tr '\n' ' ')
 BUILDAH_VERSION=$(buildah --version 2>/dev/null || echo none)
 
+# pax headers would carry atime/ctime/mtime (tar's --mtime only sets the
+# ustar field), so they are deleted: the hash must not change between runs.
 # tree_hash CASEDIR: the files that shape the build (not requires, expect,
 # run-check, which only judge it); content, names, modes, links; not mtimes.
 tree_hash() {
   tar -C "$1" --sort=name --numeric-owner --xattrs --xattrs-include='*' --mtime=@0 \
+    --format=posix --pax-option=delete=atime,delete=ctime,delete=mtime \
     --owner=0 --group=0 --exclude=./context --exclude=./requires --exclude=./expect \
     --exclude=./run-check -cf - . 2>/dev/null | sha256sum | cut -c1-64
 }
 # ctx_hash DIR: like tree_hash but keeps owners (a context's owners matter).
 ctx_hash() {
   tar -C "$1" --sort=name --numeric-owner --xattrs --xattrs-include='*' --mtime=@0 \
+    --format=posix --pax-option=delete=atime,delete=ctime,delete=mtime \
     -cf - . 2>/dev/null | sha256sum | cut -c1-64
 }
 
