@@ -78,10 +78,14 @@ test: $(KILN_BIN) unit-bins
 	tests/run-tests.sh --build $(BUILD) --unit --integration
 
 # ASan + UBSan build in its own directory; its unit tests must pass too.
+# The end-to-end build tests also run on the sanitized kiln binary.
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 SANFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' unit-bins
+	$(MAKE) BUILD=build-asan OPT=-O1 SANFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' unit-bins build-asan/kiln
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  tests/run-tests.sh --build build-asan --unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  KILN_POLICY_DIR=$(CURDIR)/policies KILN=$(CURDIR)/build-asan/kiln KILN_SRC=$(CURDIR) \
+	  bats --tap tests/integration/build.bats
 
 # libFuzzer targets, built with clang; `make fuzz` is a short smoke run of each.
 FUZZ_SECONDS ?= 10

@@ -387,9 +387,6 @@ build_run (build_cmd_opts *o, kiln_error **err)
       if (registry_ref_parse (*d, &ref, err) < 0)
         return kiln_error_wrap (err, "--tag '%s'", *d);
     }
-  if (!o->dry_run && !o->destinations && !o->no_push && !o->oci_layout && !o->tar_path)
-    return kiln_error_make (err, EINVAL, "no output: give -t/--destination IMAGE, --oci-layout DIR or --tar-path "
-                            "FILE (or --no-push to only build into the store)");
   build_exec_opts eo = { 0 };
   progress_mode pm;
   if (exec_opts_from (o, &eo, &pm, err) < 0)
@@ -402,6 +399,12 @@ build_run (build_cmd_opts *o, kiln_error **err)
     return -1;
   for (char **w = df->warnings; w && *w; w++)
     log_warn ("%s", *w);
+  if (!o->dry_run && !o->destinations && !o->no_push && !o->oci_layout && !o->tar_path)
+    {
+      dockerfile_free (df);
+      return kiln_error_make (err, EINVAL, "no output: give -t/--destination IMAGE, --oci-layout DIR or --tar-path "
+                              "FILE (or --no-push to only build into the store)");
+    }
   plan_options po = {
     .build_args = o->build_args, .target = o->target, .platform = o->platform,
     .skip_unused_stages = o->skip_unused_stages,

@@ -872,7 +872,10 @@ store_fetch_image_mirrored (store *s, const registry_options *reg, char *const *
         mref->domain = xstrdup (*m);
         autoclient registry_client *mc = NULL;
         kiln_error *merr = NULL;
-        if (registry_client_new (reg, *m, &mc, &merr) >= 0 && store_fetch_image (s, mc, mref, os, arch, variant, out, &merr) >= 0)
+        autofree char *full = registry_ref_string (ref);
+        log_info ("pulling %s from mirror %s", full, *m);
+        if (registry_client_new (reg, *m, &mc, &merr) >= 0
+            && store_fetch_image (s, mc, mref, os, arch, variant, out, &merr) >= 0)
           {
             autofree char *name = store_fetch_ref_name (ref, os, arch, variant);
             if (store_set_ref (s, name, out->manifest_digest, err) < 0)
