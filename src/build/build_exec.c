@@ -626,6 +626,23 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
       overlay_lower_free (lower);
       return -1;
     }
+  /* Single ID mode has one id: apt's switch to its _apt user cannot
+   * happen, and apt fails ("Could not switch group"). Tell apt to stay root
+   * for this step through a config file on the step's own /dev. */
+  bool apt_conf = b->idmap.mode == SANDBOX_USERNS_SINGLE;
+  for (char **e = env; apt_conf && e && *e; e++)
+    apt_conf = strncmp (*e, "APT_CONFIG=", 11) != 0;
+  if (apt_conf)
+    {
+      if (run_mounts_add_file (&menv, "/dev/.kiln/apt.conf", "APT::Sandbox::User \"root\";\n", 0644, &mounts,
+                               err) < 0)
+        {
+          overlay_lower_free (lower);
+          run_mounts_release (&mounts);
+          return -1;
+        }
+      strv_push (&env, "APT_CONFIG=/dev/.kiln/apt.conf");
+    }
   if (s->argv && s->argv[0] && strncmp (s->argv[0], "/dev/pipes/", 11) == 0 && s->n_heredocs
       && run_mounts_add_script (&menv, s->argv[0] + 11, s->heredocs[0].body, &mounts, err) < 0)
     {

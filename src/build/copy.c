@@ -554,6 +554,22 @@ expand_glob (copy_run *c, const char *dir, const char *pat, char ***out)
   return 0;
 }
 
+/* A directory already in the image goes into the layer with its own
+ * metadata (a layer must carry its parents; their modes must not change). */
+static void
+put_existing_dir (copy_run *c, const char *path, const rootfs_entry *e)
+{
+  struct copy_owned *o;
+  layer_change *ch = changes_put (c->out, path, &o);
+  ch->kind = LAYER_CHANGE_ADD;
+  ch->meta.type = LAYER_INDEX_DIR;
+  ch->meta.mode = e->attr.mode & 07777;
+  ch->meta.uid = e->attr.uid;
+  ch->meta.gid = e->attr.gid;
+  ch->meta.mtime_sec = e->attr.mtime.tv_sec;
+  ch->meta.mtime_nsec = e->attr.mtime.tv_nsec;
+}
+
 /* Parent directories of dest path (relative) into the change list. */
 static int
 add_parents (copy_run *c, const char *path)
@@ -585,14 +601,7 @@ add_parents (copy_run *c, const char *path)
                 return -ELOOP;
               return -ENOTDIR;
             }
-          layer_change *ch = changes_put (c->out, acc, &o);
-          ch->kind = LAYER_CHANGE_ADD;
-          ch->meta.type = LAYER_INDEX_DIR;
-          ch->meta.mode = e.attr.mode & 07777;
-          ch->meta.uid = e.attr.uid;
-          ch->meta.gid = e.attr.gid;
-          ch->meta.mtime_sec = e.attr.mtime.tv_sec;
-          ch->meta.mtime_nsec = e.attr.mtime.tv_nsec;
+          put_existing_dir (c, acc, &e);
           rootfs_entry_clear (&e);
           continue;
         }
@@ -689,17 +698,7 @@ keep_existing_dir (copy_run *c, const char *dp)
     return false;
   bool dir = S_ISDIR (e.attr.mode);
   if (dir)
-    {
-      struct copy_owned *o;
-      layer_change *ch = changes_put (c->out, dp, &o);
-      ch->kind = LAYER_CHANGE_ADD;
-      ch->meta.type = LAYER_INDEX_DIR;
-      ch->meta.mode = e.attr.mode & 07777;
-      ch->meta.uid = e.attr.uid;
-      ch->meta.gid = e.attr.gid;
-      ch->meta.mtime_sec = e.attr.mtime.tv_sec;
-      ch->meta.mtime_nsec = e.attr.mtime.tv_nsec;
-    }
+    put_existing_dir (c, dp, &e);
   rootfs_entry_clear (&e);
   return dir;
 }

@@ -371,24 +371,22 @@ mount_tmpfs (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kil
 }
 
 int
-run_mounts_add_script (const run_mounts_env *env, const char *name, const char *body, run_mounts *m,
-                       kiln_error **err)
+run_mounts_add_file (const run_mounts_env *env, const char *target, const char *body, mode_t mode, run_mounts *m,
+                     kiln_error **err)
 {
-  if (!*name || strchr (name, '/') || strcmp (name, ".") == 0 || strcmp (name, "..") == 0)
-    return kiln_error_make (err, EINVAL, "heredoc name '%s' cannot be a file name", name);
   char *tmpname = NULL;
   autoclose int tfd = -1;
-  if (store_mktemp (env->store, "script-", &tmpname, &tfd, err) < 0)
+  if (store_mktemp (env->store, "file-", &tmpname, &tfd, err) < 0)
     return -1;
   strv_push (&m->tmpnames, tmpname);
-  autoclose int fd = openat (tfd, "script", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0755);
-  int r = fd < 0 ? kiln_error_make (err, errno, "heredoc script '%s'", name) : 0;
+  autoclose int fd = openat (tfd, "file", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int r = fd < 0 ? kiln_error_make (err, errno, "'%s'", target) : 0;
   if (r == 0)
     r = fs_write_all (fd, body, strlen (body), err);
-  if (r == 0 && fchmod (fd, 0755) < 0)
-    r = kiln_error_make (err, errno, "heredoc script '%s'", name);
+  if (r == 0 && fchmod (fd, mode) < 0)
+    r = kiln_error_make (err, errno, "'%s'", target);
   if (r == 0)
-    r = give_to_step (env, fd, 0, 0, "heredoc script", err);
+    r = give_to_step (env, fd, 0, 0, target, err);
   if (r < 0)
     {
       free (tmpname);
@@ -398,12 +396,22 @@ run_mounts_add_script (const run_mounts_env *env, const char *name, const char *
   sandbox_mount *sm = &m->v[m->n++];
   memset (sm, 0, sizeof *sm);
   sm->type = SANDBOX_MOUNT_BIND;
-  sm->target = keep (m, xasprintf ("/dev/pipes/%s", name));
-  sm->source = keep (m, xasprintf ("%s/tmp/%s/script", env->store->root, tmpname));
+  sm->target = keep (m, xstrdup (target));
+  sm->source = keep (m, xasprintf ("%s/tmp/%s/file", env->store->root, tmpname));
   sm->readonly = true;
   sm->create = true;
   free (tmpname);
   return 0;
+}
+
+int
+run_mounts_add_script (const run_mounts_env *env, const char *name, const char *body, run_mounts *m,
+                       kiln_error **err)
+{
+  if (!*name || strchr (name, '/') || strcmp (name, ".") == 0 || strcmp (name, "..") == 0)
+    return kiln_error_make (err, EINVAL, "heredoc name '%s' cannot be a file name", name);
+  autofree char *target = xasprintf ("/dev/pipes/%s", name);
+  return run_mounts_add_file (env, target, body, 0755, m, err);
 }
 
 int

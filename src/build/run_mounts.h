@@ -22,6 +22,7 @@
 #define KILN_BUILD_RUN_MOUNTS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include "build/plan.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
@@ -55,6 +56,11 @@ void run_mounts_release (run_mounts *m);
  * file at /dev/pipes/NAME (where BuildKit puts it), on the step's own /dev. */
 int run_mounts_add_script (const run_mounts_env *env, const char *name, const char *body, run_mounts *m,
                            kiln_error **err);
+
+/* A read-only file with body at target, created on kiln's own mounts
+ * (target below /dev). */
+int run_mounts_add_file (const run_mounts_env *env, const char *target, const char *body, mode_t mode, run_mounts *m,
+                         kiln_error **err);
 
 /* Validate a --secret value ("id=ID,src=PATH" or "id=ID,env=VAR"). */
 int run_mounts_check_secret (const char *spec, kiln_error **err);
