@@ -436,6 +436,7 @@ build_run (build_cmd_opts *o, kiln_error **err)
   eo.dockerfile_path = df_path;
   eo.reg = &pull_reg;
   eo.mirrors = o->mirrors;
+  eo.build_args = o->build_args;
   eo.progress = prog;
   eo.signal_flag = &build_signal;
   install_signal_handlers ();

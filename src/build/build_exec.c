@@ -297,12 +297,7 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
 static int
 stage_from (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err)
 {
-  if (stage_from_base (b, ps, st, err) < 0)
-    return -1;
-  if (st->spec.onbuild && st->spec.onbuild[0])
-    return kiln_error_make (err, ENOTSUP, "FROM '%s': the base has ONBUILD triggers (%s ...), which kiln does not "
-                            "run yet", ps->base, st->spec.onbuild[0]);
-  return 0;
+  return stage_from_base (b, ps, st, err);
 }
 
 static int
@@ -1345,6 +1340,45 @@ run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   return kiln_error_make (err, EINVAL, "internal: unexpected %s step", dockerfile_kind_name (s->kind));
 }
 
+/* The base's ONBUILD triggers run right after FROM, as Docker does; they
+ * are consumed (the new image does not inherit them). Each trigger is
+ * planned like a Dockerfile line following FROM of the same base, so its
+ * variables expand against the base image's ENV and the build-args. */
+static int
+run_onbuild (build_exec *b, const plan_stage *ps, stage_state *st, const char *label, kiln_error **err)
+{
+  autostrv char **triggers = steal_pointer (&st->spec.onbuild);
+  if (!triggers || !triggers[0])
+    return 0;
+  autostrbuf strbuf sb = STRBUF_INIT;
+  strbuf_addf (&sb, "FROM %s\n", ps->base_stage >= 0 || ps->scratch ? "scratch" : ps->base);
+  for (char **t = triggers; *t; t++)
+    strbuf_addf (&sb, "%s\n", *t);
+  autofree char *name = xasprintf ("ONBUILD triggers of '%s'", ps->base);
+  dockerfile *df = NULL;
+  if (dockerfile_parse (name, sb.buf, sb.len, &df, err) < 0)
+    return -1;
+  plan_options po = { .build_args = b->o.build_args, .platform = ps->platform, .skip_unused_stages = true,
+                      .image_env = build_exec_image_env, .image_env_ctx = b };
+  plan *tp = NULL;
+  if (plan_build (df, &po, &tp, err) < 0)
+    return -1;
+  int r = 0;
+  const plan_stage *ts = &tp->stages[0];
+  for (size_t i = 0; i < ts->n_steps && r == 0; i++)
+    {
+      autofree char *text = one_line (ts->steps[i].instr->original);
+      autofree char *shown = xasprintf ("ONBUILD %s", text);
+      progress_step_begin (b->o.progress, label, i + 1, ts->n_steps, shown);
+      r = run_step (b, st, &ts->steps[i], err);
+      progress_step_end (b->o.progress, r < 0 ? "ERROR" : "DONE");
+      if (r < 0)
+        kiln_error_wrap (err, "%s: trigger %zu/%zu: %s", name, i + 1, ts->n_steps, text);
+    }
+  plan_free (tp);
+  return r;
+}
+
 static int
 build_stage (build_exec *b, int idx, kiln_error **err)
 {
@@ -1361,6 +1395,8 @@ build_stage (build_exec *b, int idx, kiln_error **err)
                               ps->base);
     }
   progress_step_end (b->o.progress, "DONE");
+  if (run_onbuild (b, ps, st, label, err) < 0)
+    return -1;
   for (size_t i = 0; i < ps->n_steps; i++)
     {
       const plan_step *s = &ps->steps[i];

@@ -454,3 +454,27 @@ check_mounts_image() { # ROOTFS
   grep -q '^curl ' "$TEST_TMP/apt/rootfs/v"
   [ ! -e "$TEST_TMP/apt/rootfs/dev/.kiln" ]
 }
+
+@test "build: ONBUILD triggers of a pulled base run after FROM, with the child's context, and are consumed" {
+  mkdir -p "$TEST_TMP/parent" "$TEST_TMP/child"
+  printf 'ARG BASE\nFROM $BASE\nENV DEST=/app\nONBUILD COPY . ${DEST}/\nONBUILD RUN ls $DEST > /listing\n' \
+    > "$TEST_TMP/parent/Dockerfile"
+  run kbuild "$TEST_TMP/parent" -t "$REGISTRY/test/onbuild-parent:1"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  echo hi > "$TEST_TMP/child/hello.txt"
+  printf 'FROM %s/test/onbuild-parent:1\nRUN cat /listing > /seen\n' "$REGISTRY" > "$TEST_TMP/child/Dockerfile"
+  run kbuild "$TEST_TMP/child" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"ONBUILD COPY . \${DEST}/"* ]]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  [ "$(cat "$TEST_TMP/b/rootfs/app/hello.txt")" = hi ]
+  grep -qx hello.txt "$TEST_TMP/b/rootfs/seen"
+  # The image config (not umoci's runtime config) has no triggers left.
+  local m c
+  m=$(jq -r '.manifests[0].digest' "$TEST_TMP/out/index.json" | cut -d: -f2)
+  c=$(jq -r '.config.digest' "$TEST_TMP/out/blobs/sha256/$m" | cut -d: -f2)
+  jq -e '.config.Env | index("DEST=/app")' "$TEST_TMP/out/blobs/sha256/$c"
+  [ "$(jq -c '.config.OnBuild // []' "$TEST_TMP/out/blobs/sha256/$c")" = "[]" ]
+}
