@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -560,6 +561,35 @@ ensure_sandbox (build_exec *b, kiln_error **err)
   return 0;
 }
 
+/* RUN --mount=type=bind,from=X: a built stage (by name or index), else an
+ * image reference. */
+static int
+open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
+{
+  build_exec *b = ctx;
+  char *end;
+  long idx = strtol (from, &end, 10);
+  for (size_t i = 0; i < b->p->n_stages; i++)
+    {
+      const plan_stage *ps = &b->p->stages[i];
+      bool match = (*from && !*end && idx == (long) i) || (ps->name && strcasecmp (ps->name, from) == 0);
+      if (!match)
+        continue;
+      if (!b->stages[i].built)
+        return kiln_error_make (err, EINVAL, "stage '%s' is not built before this step", from);
+      return open_lower (b, &b->stages[i], out, err);
+    }
+  const store_fetch_result *fr;
+  if (fetch_image (b, from, NULL, &fr, err) < 0)
+    return -1;
+  stage_state tmp = { 0 };
+  for (size_t i = 0; i < fr->n_layers; i++)
+    stage_add_layer (&tmp, fr->layers[i].diff_id, fr->layers[i].digest, fr->layers[i].media_type, fr->layers[i].size);
+  int r = open_lower (b, &tmp, out, err);
+  stage_state_clear (&tmp);
+  return r;
+}
+
 static int
 step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
@@ -614,7 +644,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   if (!has_path)
     strv_push (&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 
-  run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir };
+  run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir, open_from, b };
   run_mounts mounts;
   if (run_mounts_prepare (&menv, s, &mounts, err) < 0)
     {
