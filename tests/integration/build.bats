@@ -478,3 +478,33 @@ check_mounts_image() { # ROOTFS
   jq -e '.config.Env | index("DEST=/app")' "$TEST_TMP/out/blobs/sha256/$c"
   [ "$(jq -c '.config.OnBuild // []' "$TEST_TMP/out/blobs/sha256/$c")" = "[]" ]
 }
+
+@test "build: tar contexts (kaniko tar://PATH, and - on stdin) with the Dockerfile inside; hostile names refused" {
+  mkdir -p "$TEST_TMP/src/sub"
+  echo in-tar > "$TEST_TMP/src/sub/f"
+  printf 'ARG BASE\nFROM $BASE\nCOPY sub /sub\nRUN cat /sub/f > /g\n' > "$TEST_TMP/src/Dockerfile"
+  tar -C "$TEST_TMP/src" -czf "$TEST_TMP/ctx.tgz" .
+  run kbuild "tar://$TEST_TMP/ctx.tgz" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  [ "$(cat "$TEST_TMP/b/rootfs/g")" = in-tar ]
+  run bash -c "'$KILN' build --root '$TEST_TMP/store' --insecure-registry '$REGISTRY' --build-arg 'BASE=$BUSYBOX_IMAGE' --no-push - < '$TEST_TMP/ctx.tgz'"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
+  # A tar that climbs out with .. is refused and writes nothing outside.
+  python3 - "$TEST_TMP/evil.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w") as t:
+    data = b"pwned"
+    ti = tarfile.TarInfo("../../../../../../tmp/kiln-evil-context")
+    ti.size = len(data)
+    t.addfile(ti, io.BytesIO(data))
+PY
+  run kbuild "tar://$TEST_TMP/evil.tar" --no-push
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [ ! -e /tmp/kiln-evil-context ]
+  [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
+}
