@@ -16,7 +16,10 @@
 #include "util/cli.h"
 #include "util/log.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +101,8 @@ static const cli_option build_options[] = {
     "(reads no context, contacts no registry)", OPT_DRY_RUN },
   { "file", 'f', CLI_VALUE, "PATH", "Dockerfile to use (default: CONTEXT/Dockerfile)", OPT_FILE },
   { "dockerfile", 'd', CLI_VALUE, "PATH", NULL, OPT_FILE },
-  { "context", 'c', CLI_VALUE, "DIR", "build context directory (kaniko; plain path or dir://PATH)", OPT_CONTEXT },
+  { "context", 'c', CLI_VALUE, "DIR", "build context: a directory (PATH, dir://PATH), a tar archive "
+    "(tar://PATH; gzip/bzip2/xz/zstd) or - for a tar on stdin (the Dockerfile is then read from it)", OPT_CONTEXT },
   { "build-arg", 0, CLI_VALUE, "KEY[=VALUE]", "set a build-time variable (repeatable); without =VALUE the value "
     "comes from the environment", OPT_BUILD_ARG },
   { "target", 0, CLI_VALUE, "STAGE", "build this stage (default: the last one)", OPT_TARGET },
@@ -213,8 +217,9 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_CONTEXT:
       if (strncmp (value, "dir://", 6) == 0)
         value += 6;
-      else if (strstr (value, "://"))
-        return kiln_error_make (err, 0, "--context '%s': only local directories (PATH or dir://PATH) are supported", value);
+      else if (strstr (value, "://") && strncmp (value, "tar://", 6) != 0)
+        return kiln_error_make (err, 0, "--context '%s': supported are a directory (PATH, dir://PATH), a tar "
+                                "archive (tar://PATH, plain or compressed) and - (a tar on stdin)", value);
       set_str (&o->context, value);
       return 0;
     case OPT_TAG:
@@ -376,11 +381,102 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
   return 0;
 }
 
+/* A tar context (tar://PATH or - for stdin) is unpacked by libarchive into
+ * a private directory of the store's tmp/ with its secure-extraction flags
+ * (no "..", no absolute names, nothing through symlinks, no owners), and
+ * the build then uses that directory. */
+static int
+context_from_tar (store *s, const char *spec, char **tmpname, char **dir, kiln_error **err)
+{
+  const char *path = strcmp (spec, "-") == 0 ? NULL : spec + 6;
+  autoclose int tfd = -1;
+  if (store_mktemp (s, "context-", tmpname, &tfd, err) < 0)
+    return -1;
+  *dir = xasprintf ("%s/tmp/%s/ctx", s->root, *tmpname);
+  if (mkdirat (tfd, "ctx", 0700) < 0)
+    return kiln_error_make (err, errno, "context directory");
+  struct archive *a = archive_read_new ();
+  struct archive *w = archive_write_disk_new ();
+  archive_read_support_filter_all (a);
+  archive_read_support_format_tar (a);
+  archive_read_support_format_gnutar (a);
+  archive_write_disk_set_options (w, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_NODOTDOT
+                                         | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS
+                                         | ARCHIVE_EXTRACT_NO_OVERWRITE);
+  int r = path ? archive_read_open_filename (a, path, 1 << 16) : archive_read_open_fd (a, 0, 1 << 16);
+  const char *what = path ? path : "stdin";
+  int ret = 0;
+  if (r != ARCHIVE_OK)
+    ret = kiln_error_make (err, EINVAL, "context '%s': %s", what, archive_error_string (a));
+  struct archive_entry *e;
+  /* archive_write_disk works relative to the current directory, and its
+   * secure flags refuse absolute names: extract from inside the context
+   * directory (no other thread runs yet), then go back. */
+  autoclose int oldcwd = open (".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  autoclose int cfd = openat (tfd, "ctx", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (ret == 0 && (oldcwd < 0 || cfd < 0 || fchdir (cfd) < 0))
+    ret = kiln_error_make (err, errno, "context directory");
+  while (ret == 0 && (r = archive_read_next_header (a, &e)) == ARCHIVE_OK)
+    {
+      int ft = archive_entry_filetype (e);
+      if (ft != AE_IFREG && ft != AE_IFDIR && ft != AE_IFLNK)
+        continue; /* devices, fifos: nothing a context needs */
+      if (archive_write_header (w, e) != ARCHIVE_OK)
+        ret = kiln_error_make (err, EINVAL, "context '%s': %s", what, archive_error_string (w));
+      const void *buf;
+      size_t len;
+      la_int64_t off;
+      while (ret == 0 && (r = archive_read_data_block (a, &buf, &len, &off)) == ARCHIVE_OK)
+        if (archive_write_data_block (w, buf, len, off) != ARCHIVE_OK)
+          ret = kiln_error_make (err, EIO, "context '%s': %s", what, archive_error_string (w));
+      if (ret == 0 && r != ARCHIVE_EOF)
+        ret = kiln_error_make (err, EINVAL, "context '%s': %s", what, archive_error_string (a));
+      if (ret == 0 && archive_write_finish_entry (w) != ARCHIVE_OK)
+        ret = kiln_error_make (err, EIO, "context '%s': %s", what, archive_error_string (w));
+    }
+  if (ret == 0 && r != ARCHIVE_EOF)
+    ret = kiln_error_make (err, EINVAL, "context '%s': %s", what, archive_error_string (a));
+  archive_read_free (a);
+  archive_write_free (w);
+  if (oldcwd >= 0 && fchdir (oldcwd) < 0 && ret == 0)
+    ret = kiln_error_make (err, errno, "returning to the working directory");
+  return ret;
+}
+
+static int build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **err);
+
 static int
 build_run (build_cmd_opts *o, kiln_error **err)
 {
   const char *ctx_dir = o->context ? o->context : ".";
-  autofree char *df_path = o->file ? xstrdup (o->file) : xasprintf ("%s/Dockerfile", ctx_dir);
+  autostore store *s = NULL;
+  autofree char *ctx_tmp = NULL, *ctx_buf = NULL;
+  if (o->context && (strcmp (o->context, "-") == 0 || strncmp (o->context, "tar://", 6) == 0))
+    {
+      if (store_open (o->common.root, 0, &s, err) < 0)
+        return -1;
+      int r = context_from_tar (s, o->context, &ctx_tmp, &ctx_buf, err);
+      if (r < 0)
+        {
+          if (ctx_tmp)
+            store_rmtemp (s, ctx_tmp);
+          return -1;
+        }
+      ctx_dir = ctx_buf;
+    }
+  int rc = build_run_in (o, ctx_dir, &s, err);
+  if (ctx_tmp)
+    store_rmtemp (s, ctx_tmp);
+  return rc;
+}
+
+static int
+build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **err)
+{
+  /* A tar context (kept in the store) also names the Dockerfile inside it. */
+  autofree char *df_path = o->file ? (ctx_dir != o->context && o->context ? xasprintf ("%s/%s", ctx_dir, o->file)
+                                                                          : xstrdup (o->file))
+                                   : xasprintf ("%s/Dockerfile", ctx_dir);
   for (char **d = o->destinations; d && *d; d++)
     {
       autoref registry_ref *ref = NULL;
@@ -421,12 +517,12 @@ build_run (build_cmd_opts *o, kiln_error **err)
       return rc == KILN_EXIT_OK ? 0 : -1;
     }
 
-  autostore store *s = NULL;
-  if (store_open (o->common.root, 0, &s, err) < 0)
+  if (!*sp && store_open (o->common.root, 0, sp, err) < 0)
     {
       dockerfile_free (df);
       return -1;
     }
+  store *s = *sp;
   registry_options pull_reg = o->reg;
   if (o->insecure_pull)
     pull_reg.insecure = true;
@@ -436,6 +532,7 @@ build_run (build_cmd_opts *o, kiln_error **err)
   eo.dockerfile_path = df_path;
   eo.reg = &pull_reg;
   eo.mirrors = o->mirrors;
+  eo.build_args = o->build_args;
   eo.progress = prog;
   eo.signal_flag = &build_signal;
   install_signal_handlers ();
@@ -525,6 +622,12 @@ build_cmd_main (int argc, char **argv, kiln_error **err)
           goto out;
         }
       o.context = xstrdup (strncmp (pos[0], "dir://", 6) == 0 ? pos[0] + 6 : pos[0]);
+      if (strstr (o.context, "://") && strncmp (o.context, "tar://", 6) != 0)
+        {
+          kiln_error_make (err, 0, "kiln build: context '%s': supported are a directory, tar://PATH and -", pos[0]);
+          rc = KILN_EXIT_USAGE;
+          goto out;
+        }
     }
   if (build_run (&o, err) < 0)
     {

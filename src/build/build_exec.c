@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -297,12 +298,7 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
 static int
 stage_from (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err)
 {
-  if (stage_from_base (b, ps, st, err) < 0)
-    return -1;
-  if (st->spec.onbuild && st->spec.onbuild[0])
-    return kiln_error_make (err, ENOTSUP, "FROM '%s': the base has ONBUILD triggers (%s ...), which kiln does not "
-                            "run yet", ps->base, st->spec.onbuild[0]);
-  return 0;
+  return stage_from_base (b, ps, st, err);
 }
 
 static int
@@ -565,6 +561,35 @@ ensure_sandbox (build_exec *b, kiln_error **err)
   return 0;
 }
 
+/* RUN --mount=type=bind,from=X: a built stage (by name or index), else an
+ * image reference. */
+static int
+open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
+{
+  build_exec *b = ctx;
+  char *end;
+  long idx = strtol (from, &end, 10);
+  for (size_t i = 0; i < b->p->n_stages; i++)
+    {
+      const plan_stage *ps = &b->p->stages[i];
+      bool match = (*from && !*end && idx == (long) i) || (ps->name && strcasecmp (ps->name, from) == 0);
+      if (!match)
+        continue;
+      if (!b->stages[i].built)
+        return kiln_error_make (err, EINVAL, "stage '%s' is not built before this step", from);
+      return open_lower (b, &b->stages[i], out, err);
+    }
+  const store_fetch_result *fr;
+  if (fetch_image (b, from, NULL, &fr, err) < 0)
+    return -1;
+  stage_state tmp = { 0 };
+  for (size_t i = 0; i < fr->n_layers; i++)
+    stage_add_layer (&tmp, fr->layers[i].diff_id, fr->layers[i].digest, fr->layers[i].media_type, fr->layers[i].size);
+  int r = open_lower (b, &tmp, out, err);
+  stage_state_clear (&tmp);
+  return r;
+}
+
 static int
 step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
@@ -619,7 +644,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   if (!has_path)
     strv_push (&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 
-  run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir };
+  run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir, open_from, b };
   run_mounts mounts;
   if (run_mounts_prepare (&menv, s, &mounts, err) < 0)
     {
@@ -1345,6 +1370,45 @@ run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   return kiln_error_make (err, EINVAL, "internal: unexpected %s step", dockerfile_kind_name (s->kind));
 }
 
+/* The base's ONBUILD triggers run right after FROM, as Docker does; they
+ * are consumed (the new image does not inherit them). Each trigger is
+ * planned like a Dockerfile line following FROM of the same base, so its
+ * variables expand against the base image's ENV and the build-args. */
+static int
+run_onbuild (build_exec *b, const plan_stage *ps, stage_state *st, const char *label, kiln_error **err)
+{
+  autostrv char **triggers = steal_pointer (&st->spec.onbuild);
+  if (!triggers || !triggers[0])
+    return 0;
+  autostrbuf strbuf sb = STRBUF_INIT;
+  strbuf_addf (&sb, "FROM %s\n", ps->base_stage >= 0 || ps->scratch ? "scratch" : ps->base);
+  for (char **t = triggers; *t; t++)
+    strbuf_addf (&sb, "%s\n", *t);
+  autofree char *name = xasprintf ("ONBUILD triggers of '%s'", ps->base);
+  dockerfile *df = NULL;
+  if (dockerfile_parse (name, sb.buf, sb.len, &df, err) < 0)
+    return -1;
+  plan_options po = { .build_args = b->o.build_args, .platform = ps->platform, .skip_unused_stages = true,
+                      .image_env = build_exec_image_env, .image_env_ctx = b };
+  plan *tp = NULL;
+  if (plan_build (df, &po, &tp, err) < 0)
+    return -1;
+  int r = 0;
+  const plan_stage *ts = &tp->stages[0];
+  for (size_t i = 0; i < ts->n_steps && r == 0; i++)
+    {
+      autofree char *text = one_line (ts->steps[i].instr->original);
+      autofree char *shown = xasprintf ("ONBUILD %s", text);
+      progress_step_begin (b->o.progress, label, i + 1, ts->n_steps, shown);
+      r = run_step (b, st, &ts->steps[i], err);
+      progress_step_end (b->o.progress, r < 0 ? "ERROR" : "DONE");
+      if (r < 0)
+        kiln_error_wrap (err, "%s: trigger %zu/%zu: %s", name, i + 1, ts->n_steps, text);
+    }
+  plan_free (tp);
+  return r;
+}
+
 static int
 build_stage (build_exec *b, int idx, kiln_error **err)
 {
@@ -1361,6 +1425,8 @@ build_stage (build_exec *b, int idx, kiln_error **err)
                               ps->base);
     }
   progress_step_end (b->o.progress, "DONE");
+  if (run_onbuild (b, ps, st, label, err) < 0)
+    return -1;
   for (size_t i = 0; i < ps->n_steps; i++)
     {
       const plan_step *s = &ps->steps[i];

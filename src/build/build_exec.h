@@ -37,6 +37,7 @@ typedef struct build_exec_opts
   const char *dockerfile_path;  /* for .dockerignore beside the Dockerfile */
   const registry_options *reg;
   char **mirrors;               /* --registry-mirror hosts for docker.io */
+  char **build_args;            /* --build-arg, for ONBUILD triggers */
   layer_writer_opts layer;      /* compression, level, threads, mtime clamp */
   image_format format;
   bool reproducible;            /* created times = epoch; mtimes clamped */

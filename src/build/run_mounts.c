@@ -1,14 +1,17 @@
 /* run_mounts.c - RUN --mount (see run_mounts.h). */
 #include "build/run_mounts.h"
+#include "build/rootfs.h"
 #include "util/alloc.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
 #include "util/strbuf.h"
 #include "util/units.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +319,197 @@ mount_secret (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, ki
   return 0;
 }
 
+/* Copy path of the merged layers to name below dirfd: directories,
+ * regular files (data copied), symlinks; modes kept; owners mapped to the
+ * step's ids as root (a plain user's files belong to the step's root). */
+static int
+materialize (const run_mounts_env *env, overlay_lower *l, const char *path, const overlay_lower_attr *a,
+             unsigned layer, int dirfd, const char *name, kiln_error **err)
+{
+  int r = 0;
+  switch (a->mode & S_IFMT)
+    {
+    case S_IFDIR:
+      {
+        if (mkdirat (dirfd, name, 0700) < 0)
+          return kiln_error_make (err, errno, "bind source: mkdir '%s'", path);
+        autoclose int dfd = openat (dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+          return kiln_error_make (err, errno, "bind source: open '%s'", path);
+        rootfs_entry *v = NULL;
+        size_t n = 0;
+        r = rootfs_list (l, path, &v, &n);
+        if (r < 0)
+          return kiln_error_make (err, -r, "bind source: list '%s'", path);
+        for (size_t i = 0; i < n && r == 0; i++)
+          {
+            autofree char *child = *path ? xasprintf ("%s/%s", path, v[i].name) : xstrdup (v[i].name);
+            r = materialize (env, l, child, &v[i].attr, v[i].layer, dfd, v[i].name, err);
+          }
+        rootfs_entries_free (v, n);
+        if (r == 0 && fchmod (dfd, a->mode & 07777) < 0)
+          r = kiln_error_make (err, errno, "bind source: chmod '%s'", path);
+        if (r == 0 && env->idmap->as_root
+            && fchown (dfd, host_id (env->idmap, a->uid, false), host_id (env->idmap, a->gid, true)) < 0)
+          r = kiln_error_make (err, errno, "bind source: chown '%s'", path);
+        return r;
+      }
+    case S_IFREG:
+      {
+        autoclose int in = overlay_lower_open (l, layer, path);
+        if (in < 0)
+          return kiln_error_make (err, -in, "bind source: open '%s'", path);
+        autoclose int out = openat (dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (out < 0)
+          return kiln_error_make (err, errno, "bind source: create '%s'", path);
+        if (fs_copy_fd (in, out, UINT64_MAX, NULL, err) < 0)
+          return kiln_error_wrap (err, "bind source '%s'", path);
+        if (fchmod (out, a->mode & 07777) < 0)
+          return kiln_error_make (err, errno, "bind source: chmod '%s'", path);
+        if (env->idmap->as_root
+            && fchown (out, host_id (env->idmap, a->uid, false), host_id (env->idmap, a->gid, true)) < 0)
+          return kiln_error_make (err, errno, "bind source: chown '%s'", path);
+        return 0;
+      }
+    case S_IFLNK:
+      if (symlinkat (a->symlink ? a->symlink : "", dirfd, name) < 0)
+        return kiln_error_make (err, errno, "bind source: symlink '%s'", path);
+      return 0;
+    default:
+      return 0; /* devices, fifos, sockets: not reproduced */
+    }
+}
+
+static int
+mount_bind_from (const run_mounts_env *env, const plan_mount *pm, const char *from, const char *target,
+                 run_mounts *m, kiln_error **err)
+{
+  if (!env->open_from)
+    return kiln_error_make (err, ENOTSUP, "RUN --mount=type=bind,from=: no stage source available");
+  overlay_lower *l = NULL;
+  if (env->open_from (env->open_from_ctx, from, &l, err) < 0)
+    return kiln_error_wrap (err, "RUN --mount=type=bind,from=%s", from);
+  const char *src = opt (pm, "source") ? opt (pm, "source") : "/";
+  while (*src == '/')
+    src++;
+  autofree char *resolved = NULL;
+  int r = rootfs_resolve_in_root (l, src, &resolved);
+  rootfs_entry e = { 0 };
+  if (r == 0)
+    r = rootfs_stat (l, resolved, &e);
+  if (r < 0)
+    {
+      overlay_lower_free (l);
+      return kiln_error_make (err, -r, "RUN --mount=type=bind,from=%s: source '/%s'", from, src);
+    }
+  char *tmpname = NULL;
+  autoclose int tfd = -1;
+  if (store_mktemp (env->store, "bind-", &tmpname, &tfd, err) < 0)
+    {
+      rootfs_entry_clear (&e);
+      overlay_lower_free (l);
+      return -1;
+    }
+  strv_push (&m->tmpnames, tmpname);
+  r = materialize (env, l, resolved, &e.attr, e.layer, tfd, "src", err);
+  bool is_dir = S_ISDIR (e.attr.mode);
+  rootfs_entry_clear (&e);
+  overlay_lower_free (l);
+  if (r < 0)
+    {
+      free (tmpname);
+      return -1;
+    }
+  if (env->idmap->as_root && give_to_step (env, tfd, 0, 0, "bind mount", err) < 0)
+    {
+      free (tmpname);
+      return -1;
+    }
+  autofree char *t = abs_target (env, target);
+  sandbox_mount *sm = add_mount (m, keep (m, steal_pointer (&t)), is_dir);
+  sm->type = SANDBOX_MOUNT_BIND;
+  sm->source = keep (m, xasprintf ("%s/tmp/%s/src", env->store->root, tmpname));
+  const char *ro = opt (pm, "readonly");
+  sm->readonly = !(ro && strcmp (ro, "false") == 0);
+  free (tmpname);
+  return 0;
+}
+
+/* Copy the context entry open as fd (O_PATH, stat sb) to name below dirfd,
+ * never following symlinks; the copy belongs to the step's root. */
+static int
+copy_host_tree (const run_mounts_env *env, int fd, const struct stat *sb, int dst, const char *name,
+                const char *what, kiln_error **err)
+{
+  if (S_ISLNK (sb->st_mode))
+    {
+      char target[PATH_MAX];
+      ssize_t n = readlinkat (fd, "", target, sizeof target - 1);
+      if (n < 0)
+        return kiln_error_make (err, errno, "bind source: readlink '%s'", what);
+      target[n] = '\0';
+      return symlinkat (target, dst, name) < 0 ? kiln_error_make (err, errno, "bind source: symlink '%s'", what) : 0;
+    }
+  if (S_ISREG (sb->st_mode))
+    {
+      char proc[64];
+      snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
+      autoclose int in = open (proc, O_RDONLY | O_CLOEXEC);
+      autoclose int out = openat (dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (in < 0 || out < 0)
+        return kiln_error_make (err, errno, "bind source: copy '%s'", what);
+      if (fs_copy_fd (in, out, UINT64_MAX, NULL, err) < 0)
+        return kiln_error_wrap (err, "bind source '%s'", what);
+      if (fchmod (out, sb->st_mode & 07777) < 0)
+        return kiln_error_make (err, errno, "bind source: chmod '%s'", what);
+      return give_to_step (env, out, 0, 0, "bind mount", err);
+    }
+  if (!S_ISDIR (sb->st_mode))
+    return 0;
+  if (mkdirat (dst, name, 0700) < 0)
+    return kiln_error_make (err, errno, "bind source: mkdir '%s'", what);
+  autoclose int dfd = openat (dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  char proc[64];
+  snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
+  int lfd = open (proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || lfd < 0)
+    {
+      int e = errno;
+      if (lfd >= 0)
+        close (lfd);
+      return kiln_error_make (err, e, "bind source: open '%s'", what);
+    }
+  DIR *d = fdopendir (lfd);
+  if (!d)
+    {
+      int e = errno;
+      close (lfd);
+      return kiln_error_make (err, e, "bind source: list '%s'", what);
+    }
+  int r = 0;
+  struct dirent *de;
+  while (r == 0 && (de = readdir (d)))
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      autoclose int cfd = openat (dirfd (d), de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      struct stat csb;
+      if (cfd < 0 || fstat (cfd, &csb) < 0)
+        {
+          r = kiln_error_make (err, errno, "bind source: '%s/%s'", what, de->d_name);
+          break;
+        }
+      autofree char *cw = xasprintf ("%s/%s", what, de->d_name);
+      r = copy_host_tree (env, cfd, &csb, dfd, de->d_name, cw, err);
+    }
+  closedir (d);
+  if (r == 0 && fchmod (dfd, sb->st_mode & 07777) < 0)
+    r = kiln_error_make (err, errno, "bind source: chmod '%s'", what);
+  if (r == 0)
+    r = give_to_step (env, dfd, 0, 0, "bind mount", err);
+  return r;
+}
+
 static int
 mount_bind (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kiln_error **err)
 {
@@ -323,11 +517,9 @@ mount_bind (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kiln
   if (!target)
     return kiln_error_make (err, EINVAL, "RUN --mount=type=bind needs target=");
   if (opt (pm, "from"))
-    return kiln_error_make (err, ENOTSUP, "RUN --mount=type=bind,from= (a stage or image) is not supported yet; "
-                            "bind mounts from the build context are");
+    return mount_bind_from (env, pm, opt (pm, "from"), target, m, err);
   const char *ro = opt (pm, "readonly");
-  if (ro && strcmp (ro, "false") == 0)
-    return kiln_error_make (err, ENOTSUP, "RUN --mount=type=bind,rw is not supported yet (read-only binds are)");
+  bool rw = ro && strcmp (ro, "false") == 0;
   if (env->ctxfd < 0)
     return kiln_error_make (err, EINVAL, "RUN --mount=type=bind: the build has no context");
   const char *src = opt (pm, "source") ? opt (pm, "source") : ".";
@@ -346,10 +538,28 @@ mount_bind (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kiln
   if (fstat (fd, &sb) < 0)
     return kiln_error_make (err, errno, "RUN --mount=type=bind,source=%s", src);
   autofree char *t = abs_target (env, target);
+  autofree char *source = xstrdup (path);
+  if (rw)
+    {
+      /* Writes must not reach the context: the step gets a copy. */
+      char *tmpname = NULL;
+      autoclose int tfd = -1;
+      if (store_mktemp (env->store, "bind-", &tmpname, &tfd, err) < 0)
+        return -1;
+      strv_push (&m->tmpnames, tmpname);
+      int r = copy_host_tree (env, fd, &sb, tfd, "src", src, err);
+      if (r == 0 && env->idmap->as_root)
+        r = give_to_step (env, tfd, 0, 0, "bind mount", err);
+      free (source);
+      source = xasprintf ("%s/tmp/%s/src", env->store->root, tmpname);
+      free (tmpname);
+      if (r < 0)
+        return -1;
+    }
   sandbox_mount *sm = add_mount (m, keep (m, steal_pointer (&t)), S_ISDIR (sb.st_mode));
   sm->type = SANDBOX_MOUNT_BIND;
-  sm->source = keep (m, xstrdup (path));
-  sm->readonly = true;
+  sm->source = keep (m, steal_pointer (&source));
+  sm->readonly = !rw;
   return 0;
 }
 

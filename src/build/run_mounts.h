@@ -11,8 +11,12 @@
  *                private temporary file, bind-mounted read-only at
  *                /run/secrets/ID or target=; never in a layer, the log or a
  *                cache key. A missing secret is skipped unless required=true.
- *   type=bind    a file or directory of the build context, read-only.
- * Not implemented (clear errors): bind from=stage, bind rw, cache from=,
+ *   type=bind    a file or directory of the build context (read-only), or
+ *                of another stage or image (from=): that subtree is copied
+ *                out of the store layers into a private temporary directory
+ *                with its true modes (and, as root, owners), so rw writes
+ *                are discarded with it.
+ * Not implemented (clear errors): rw binds of the context, cache from=,
  * type=ssh.
  *
  * Every target is also returned as an overlay mask path, so it exists in the
@@ -24,6 +28,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include "build/plan.h"
+#include "overlay/overlay_lower.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
 #include "util/error.h"
@@ -35,6 +40,9 @@ typedef struct run_mounts_env
   const sandbox_idmap *idmap;  /* to give files to the step's ids */
   char **secrets;              /* --secret values: "id=ID,src=PATH" / "id=ID,env=VAR" */
   const char *workdir;         /* relative targets are below it */
+  /* bind from=STAGE|IMAGE: the merged layers of that stage or image. */
+  int (*open_from) (void *ctx, const char *from, overlay_lower **out, kiln_error **err);
+  void *open_from_ctx;
 } run_mounts_env;
 
 typedef struct run_mounts

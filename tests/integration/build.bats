@@ -162,7 +162,7 @@ tree_listing() { # ROOTFS: type mode owner size path (+ link target), sorted
   mkdir -p "$TEST_TMP/ctx"
   printf 'x' > "$TEST_TMP/ctx/f"
   local df
-  for df in 'RUN --mount=type=ssh true' 'RUN --mount=type=bind,target=/x,rw true' 'ADD https://example.com/x.git /src' 'ADD git@example.com:x/y.git /src' \
+  for df in 'RUN --mount=type=ssh true' 'RUN --mount=type=cache,target=/c,from=x true' 'ADD https://example.com/x.git /src' 'ADD git@example.com:x/y.git /src' \
             'RUN --security=insecure true'; do
     printf 'ARG BASE\nFROM $BASE\n%s\n' "$df" > "$TEST_TMP/ctx/Dockerfile"
     run kbuild "$TEST_TMP/ctx" --no-push
@@ -453,4 +453,58 @@ check_mounts_image() { # ROOTFS
   unpack "$SHARED/apt/out:t" "$TEST_TMP/apt"
   grep -q '^curl ' "$TEST_TMP/apt/rootfs/v"
   [ ! -e "$TEST_TMP/apt/rootfs/dev/.kiln" ]
+}
+
+@test "build: ONBUILD triggers of a pulled base run after FROM, with the child's context, and are consumed" {
+  mkdir -p "$TEST_TMP/parent" "$TEST_TMP/child"
+  printf 'ARG BASE\nFROM $BASE\nENV DEST=/app\nONBUILD COPY . ${DEST}/\nONBUILD RUN ls $DEST > /listing\n' \
+    > "$TEST_TMP/parent/Dockerfile"
+  run kbuild "$TEST_TMP/parent" -t "$REGISTRY/test/onbuild-parent:1"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  echo hi > "$TEST_TMP/child/hello.txt"
+  printf 'FROM %s/test/onbuild-parent:1\nRUN cat /listing > /seen\n' "$REGISTRY" > "$TEST_TMP/child/Dockerfile"
+  run kbuild "$TEST_TMP/child" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"ONBUILD COPY . \${DEST}/"* ]]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  [ "$(cat "$TEST_TMP/b/rootfs/app/hello.txt")" = hi ]
+  grep -qx hello.txt "$TEST_TMP/b/rootfs/seen"
+  # The image config (not umoci's runtime config) has no triggers left.
+  local m c
+  m=$(jq -r '.manifests[0].digest' "$TEST_TMP/out/index.json" | cut -d: -f2)
+  c=$(jq -r '.config.digest' "$TEST_TMP/out/blobs/sha256/$m" | cut -d: -f2)
+  jq -e '.config.Env | index("DEST=/app")' "$TEST_TMP/out/blobs/sha256/$c"
+  [ "$(jq -c '.config.OnBuild // []' "$TEST_TMP/out/blobs/sha256/$c")" = "[]" ]
+}
+
+@test "build: tar contexts (kaniko tar://PATH, and - on stdin) with the Dockerfile inside; hostile names refused" {
+  mkdir -p "$TEST_TMP/src/sub"
+  echo in-tar > "$TEST_TMP/src/sub/f"
+  printf 'ARG BASE\nFROM $BASE\nCOPY sub /sub\nRUN cat /sub/f > /g\n' > "$TEST_TMP/src/Dockerfile"
+  tar -C "$TEST_TMP/src" -czf "$TEST_TMP/ctx.tgz" .
+  run kbuild "tar://$TEST_TMP/ctx.tgz" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  [ "$(cat "$TEST_TMP/b/rootfs/g")" = in-tar ]
+  run bash -c "'$KILN' build --root '$TEST_TMP/store' --insecure-registry '$REGISTRY' --build-arg 'BASE=$BUSYBOX_IMAGE' --no-push - < '$TEST_TMP/ctx.tgz'"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
+  # A tar that climbs out with .. is refused and writes nothing outside.
+  python3 - "$TEST_TMP/evil.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w") as t:
+    data = b"pwned"
+    ti = tarfile.TarInfo("../../../../../../tmp/kiln-evil-context")
+    ti.size = len(data)
+    t.addfile(ti, io.BytesIO(data))
+PY
+  run kbuild "tar://$TEST_TMP/evil.tar" --no-push
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [ ! -e /tmp/kiln-evil-context ]
+  [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
 }
