@@ -64,7 +64,7 @@ KILN=${KILN:-$SRC/kiln}
 export KILN
 [ -d "$workloads_dir/w1-small-steps" ] || die "no workloads at '$workloads_dir'"
 
-# shellcheck source=../tests/integration/helpers.bash
+# shellcheck source=tests/integration/helpers.bash
 source "$SRC/tests/integration/helpers.bash"
 CACHE=$KILN_TEST_CACHE/bench
 mkdir -p "$CACHE/registry"
