@@ -72,7 +72,11 @@ find_command (const char *name)
 static int
 cmd_version (int argc, char **argv, kiln_error **err)
 {
-  (void) argv;
+  if (argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0))
+    {
+      printf ("Usage: kiln version\n\nPrint kiln's version, git commit and the versions of the linked libraries.\n");
+      return KILN_EXIT_OK;
+    }
   if (argc > 1)
     {
       kiln_error_make (err, 0, "kiln version: unexpected argument '%s'", argv[1]);

@@ -122,7 +122,7 @@ static const cli_option build_options[] = {
   { "reproducible", 0, CLI_BOOL, NULL, "identical inputs give an identical digest: timestamps set to "
     "$SOURCE_DATE_EPOCH (default 0), file mtimes clamped to it", OPT_REPRODUCIBLE },
   { "compression", 0, CLI_VALUE, "gzip|zstd|none", "layer compression (default gzip)", OPT_COMPRESSION },
-  { "compression-level", 0, CLI_VALUE, "N", "compression level (gzip 1-9, zstd 1-19; default 6 / 3)",
+  { "compression-level", 0, CLI_VALUE, "N", "compression level (gzip 1-9, zstd 1-22; default 6 / 3)",
     OPT_COMPRESSION_LEVEL },
   { "format", 0, CLI_VALUE, "oci|docker", "manifest and config format (default oci)", OPT_FORMAT },
   { "label", 0, CLI_VALUE, "KEY=VALUE", "add a label to the image (repeatable)", OPT_LABEL },
@@ -245,7 +245,7 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       set_str (&o->compression, value);
       return 0;
     case OPT_COMPRESSION_LEVEL:
-      return parse_int ("compression-level", value, 0, 22, &o->compression_level, err);
+      return parse_int ("compression-level", value, 1, 22, &o->compression_level, err);
     case OPT_FORMAT:
       set_str (&o->format, value);
       return 0;
@@ -349,6 +349,14 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
   eo->layer.level = o->compression_level > 0 ? o->compression_level : -1;
   if (o->compression && layer_writer_parse_compression (o->compression, &eo->layer.compression, err) < 0)
     return -1;
+  if (o->compression_level > 0)
+    {
+      int max = eo->layer.compression == LAYER_COMPRESS_GZIP ? 9 : eo->layer.compression == LAYER_COMPRESS_ZSTD ? 22 : 0;
+      if (o->compression_level > max)
+        return kiln_error_make (err, EINVAL, "--compression-level %d: %s takes %s", o->compression_level,
+                                o->compression ? o->compression : "gzip",
+                                max == 9 ? "1 to 9" : max == 22 ? "1 to 22" : "no level");
+    }
   if (o->format && image_parse_format (o->format, &eo->format, err) < 0)
     return -1;
   if (o->userns && sandbox_parse_userns (o->userns, &eo->userns, err) < 0)
@@ -559,6 +567,13 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
     .oci_layout = o->oci_layout, .tar_path = o->tar_path, .digest_file = o->digest_file,
     .name_digest_file = o->name_digest_file, .progress = prog,
   };
+  /* Keep the result: prune removes what no ref reaches. */
+  {
+    autofree char *refname = xasprintf ("build/%s", o->destinations && o->destinations[0] ? o->destinations[0]
+                                                    : o->oci_layout ? o->oci_layout : "latest");
+    if (store_set_ref (s, refname, res.manifest_digest, err) < 0)
+      goto out;
+  }
   if (build_signal)
     {
       kiln_error_make (err, EINTR, "interrupted by signal %d (%s) before pushing", (int) build_signal,

@@ -590,6 +590,30 @@ open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
   return r;
 }
 
+/* A RUN for another architecture needs binfmt_misc emulation (e.g. Debian's
+ * qemu-user-static registers /proc/sys/fs/binfmt_misc/qemu-aarch64). */
+static int
+check_emulation (const stage_state *st, kiln_error **err)
+{
+  const char *os, *arch, *variant;
+  manifest_host_platform (&os, &arch, &variant);
+  const char *want = st->spec.architecture;
+  if (!want || strcmp (want, arch) == 0)
+    return 0;
+  static const char *const names[][2] = { { "amd64", "x86_64" }, { "arm64", "aarch64" }, { "arm", "arm" },
+                                          { "386", "i386" }, { "ppc64le", "ppc64le" }, { "s390x", "s390x" },
+                                          { "riscv64", "riscv64" }, { "mips64le", "mips64el" } };
+  const char *q = want;
+  for (size_t i = 0; i < ARRAY_SIZE (names); i++)
+    if (strcmp (names[i][0], want) == 0)
+      q = names[i][1];
+  autofree char *path = xasprintf ("/proc/sys/fs/binfmt_misc/qemu-%s", q);
+  if (access (path, F_OK) == 0)
+    return 0;
+  return kiln_error_make (err, ENOEXEC, "RUN for linux/%s on a linux/%s host needs binfmt_misc emulation (no '%s'; "
+                          "install qemu-user-static) — or build for --platform linux/%s", want, arch, path, arch);
+}
+
 static int
 step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
@@ -603,6 +627,8 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   else if (nf && strcmp (nf, "host") == 0)
     net = SANDBOX_NET_HOST;
   if (ensure_sandbox (b, err) < 0)
+    return -1;
+  if (check_emulation (st, err) < 0)
     return -1;
 
   overlay_lower *lower = NULL;

@@ -172,12 +172,7 @@ write_name_digests (const build_result *res, const build_output_opts *o, kiln_er
       autofree char *name = registry_ref_name (ref);
       strbuf_addf (&sb, "%s@%s\n", name, res->manifest_digest);
     }
-  int fd = open (o->name_digest_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return kiln_error_make (err, errno, "open '%s'", o->name_digest_file);
-  int r = fs_write_all (fd, sb.buf ? sb.buf : "", sb.len, err);
-  close (fd);
-  return r;
+  return registry_write_user_file (o->name_digest_file, sb.buf ? sb.buf : "", sb.len, err);
 }
 
 int

@@ -218,8 +218,8 @@ progress_summary (progress *p, const char *digest, unsigned long long size, size
   switch (p->mode)
     {
     case PROGRESS_PLAIN:
-      strbuf_addf (&sb, "#%d built %s: %zu layers, %.1f MB compressed, %.1fs total (", p->next_id, digest, layers,
-                   size / 1e6, since (&p->start));
+      strbuf_addf (&sb, "#%d built %s: %zu layer%s, %.1f MB compressed, %.1fs total (", p->next_id, digest, layers,
+                   layers == 1 ? "" : "s", size / 1e6, since (&p->start));
       for (size_t i = 0; i < n_phases; i++)
         strbuf_addf (&sb, "%s%s %.2fs", i ? ", " : "", phase_names[i], phase_secs[i]);
       strbuf_addch (&sb, ')');

@@ -16,8 +16,9 @@
  *                out of the store layers into a private temporary directory
  *                with its true modes (and, as root, owners), so rw writes
  *                are discarded with it.
- * Not implemented (clear errors): rw binds of the context, cache from=,
- * type=ssh.
+ *                A rw bind of the context is a private copy (writes are
+ *                discarded with it).
+ * Not implemented (clear errors): cache from=/source=, type=ssh.
  *
  * Every target is also returned as an overlay mask path, so it exists in the
  * step's root and never reaches the layer.

@@ -2,6 +2,7 @@
 #ifndef KILN_REGISTRY_PULL_CMD_H
 #define KILN_REGISTRY_PULL_CMD_H
 
+#include <stddef.h>
 #include "registry/client.h"
 #include "util/error.h"
 
@@ -24,6 +25,8 @@ enum
 
 /* Handle a transport flag: 1 if id was one, 0 if not, <0 on error. */
 int registry_transport_handle (registry_options *reg, int id, const char *value, kiln_error **err);
+/* Write data to a user-given path atomically (temp + rename), mode 0644. */
+int registry_write_user_file (const char *path, const void *data, size_t len, kiln_error **err);
 /* Write digest to the user-given path (--digest-file). */
 int registry_write_digest_file (const char *path, const char *digest, kiln_error **err);
 

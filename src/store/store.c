@@ -639,7 +639,8 @@ store_prune (store *s, bool all, bool dry_run, store_prune_stats *st, kiln_error
       || prune_dir (s, "locks", NULL, dry_run, &st->other, &st->bytes, err) < 0
       || prune_dir (s, "tmp", NULL, dry_run, &st->other, &st->bytes, err) < 0)
     return -1;
-  if (all && prune_dir (s, "refs", keep_refs, dry_run, &st->other, &st->bytes, err) < 0)
+  if (all && (prune_dir (s, "refs", keep_refs, dry_run, &st->other, &st->bytes, err) < 0
+              || prune_dir (s, "cache", NULL, dry_run, &st->other, &st->bytes, err) < 0))
     return -1;
   return 0;
 }

@@ -508,3 +508,23 @@ PY
   [ ! -e /tmp/kiln-evil-context ]
   [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
 }
+
+@test "build: the built image is kept by prune (a build/ ref); prune --all empties the store, caches included" {
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'ARG BASE\nFROM $BASE\nRUN --mount=type=cache,target=/c echo x > /c/x && echo y > /y\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out:t"
+  [ "$status" -eq 0 ]
+  ls "$TEST_TMP/store/refs" | grep -q '^build'
+  run "$KILN" prune --root "$TEST_TMP/store" --dry-run
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output != *"layers/sha256"* ]]
+  [ -n "$(ls -A "$TEST_TMP/store/cache")" ]
+  run "$KILN" prune --root "$TEST_TMP/store" --all
+  [ "$status" -eq 0 ]
+  [ -z "$(ls -A "$TEST_TMP/store/layers/sha256")" ]
+  [ -z "$(ls -A "$TEST_TMP/store/cache" 2>/dev/null)" ]
+  run "$KILN" build --compression-level 12 --no-push "$TEST_TMP/ctx"
+  [ "$status" -eq 1 ]
+  [[ $output == *"gzip takes 1 to 9"* ]]
+}
