@@ -304,6 +304,12 @@ for name in "${cases[@]}"; do
   fi
   kiln_ok=0
   if [ "$mode" != buildah ]; then
+    # A fresh context for kiln: buildah 1.28 writes a RUN --mount=type=bind,rw
+    # step's changes back into the context (43-mount-bind), which Docker and
+    # kiln discard.
+    if [ "$mode" = both ] && ! prepare_context "$cdir" "$ctx" >> "$work/logs/$name.prepare.log" 2>&1; then
+      problems+=("preparing the context again for kiln failed")
+    fi
     t0=$(now)
     if build_kiln "$name" "$cdir" "$ctx" "$work/logs/$name.kiln.log" "$kout"; then
       kiln_ok=1
