@@ -92,8 +92,12 @@ check_step() {
   echo "$output" | grep -Fx "add 040755 0:0 /data/sub"
   echo "$output" | grep -Fx "whiteout /etc/todelete"
   refute grep -E "^(add|whiteout|opaque) .*/(proc|dev|sys|etc/hosts|etc/hostname|etc/resolv.conf)$" <<< "$output"
+  # a layer carries the parent directories of what changed (as Docker's do)
+  echo "$output" | grep -Fx "add 040755 0:0 /data"
+  echo "$output" | grep -Fx "add 040755 0:0 /etc"
+  echo "$output" | grep -Ex "add 041777 0:0 /tmp"
   # nothing else changed
-  [ "$(echo "$output" | grep -cE '^(add|link|whiteout|opaque) ')" -eq 5 ]
+  [ "$(echo "$output" | grep -cE '^(add|link|whiteout|opaque) ')" -eq 8 ]
   # lower untouched, step's mount namespace (and the FUSE mount) gone
   lower_snapshot | diff "$OVL_DIR/lower.before" -
   local ns
