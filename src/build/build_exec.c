@@ -458,31 +458,9 @@ resolve_dir (const char *workdir, const char *path)
 static char *
 clean_abs (const char *p)
 {
-  autostrbuf strbuf sb = STRBUF_INIT;
-  while (*p)
-    {
-      while (*p == '/')
-        p++;
-      size_t len = strcspn (p, "/");
-      if (len == 0)
-        break;
-      if (len == 1 && p[0] == '.')
-        ;
-      else if (len == 2 && p[0] == '.' && p[1] == '.')
-        {
-          char *s = sb.buf ? strrchr (sb.buf, '/') : NULL;
-          strbuf_setlen (&sb, s ? (size_t) (s - sb.buf) : 0);
-        }
-      else
-        {
-          strbuf_addch (&sb, '/');
-          strbuf_add (&sb, p, len);
-        }
-      p += len;
-    }
-  if (sb.len == 0)
-    strbuf_addch (&sb, '/');
-  return strbuf_detach (&sb, NULL);
+  autofree char *rel = NULL;
+  fs_path_clean (p, true, &rel);
+  return xasprintf ("/%s", rel);
 }
 
 /* ---- RUN ---- */

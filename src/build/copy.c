@@ -429,36 +429,8 @@ has_glob (const char *s)
 static int
 clean_rel (const char *in, char **out, kiln_error **err)
 {
-  autostrbuf strbuf sb = STRBUF_INIT;
-  const char *p = in;
-  size_t depth = 0;
-  while (*p)
-    {
-      while (*p == '/')
-        p++;
-      size_t len = strcspn (p, "/");
-      if (len == 0)
-        break;
-      if (len == 1 && p[0] == '.')
-        ;
-      else if (len == 2 && p[0] == '.' && p[1] == '.')
-        {
-          if (depth == 0)
-            return kiln_error_make (err, EINVAL, "source '%s' is outside the build context", in);
-          char *s = strrchr (sb.buf, '/');
-          strbuf_setlen (&sb, s ? (size_t) (s - sb.buf) : 0);
-          depth--;
-        }
-      else
-        {
-          if (sb.len)
-            strbuf_addch (&sb, '/');
-          strbuf_add (&sb, p, len);
-          depth++;
-        }
-      p += len;
-    }
-  *out = strbuf_detach (&sb, NULL);
+  if (fs_path_clean (in, false, out) < 0)
+    return kiln_error_make (err, EINVAL, "source '%s' is outside the build context", in);
   return 0;
 }
 
@@ -768,29 +740,10 @@ follow_source (copy_run *c, const char *path, char **target, src_stat *st)
       free (st->symlink);
       st->symlink = NULL;
       /* ".." above the root stays at the root, as in a chroot. */
-      autostrbuf strbuf sb = STRBUF_INIT;
-      for (const char *p = joined; *p;)
-        {
-          while (*p == '/')
-            p++;
-          size_t len = strcspn (p, "/");
-          if (len == 0)
-            break;
-          if (len == 2 && p[0] == '.' && p[1] == '.')
-            {
-              char *ls = sb.len ? strrchr (sb.buf, '/') : NULL;
-              strbuf_setlen (&sb, ls ? (size_t) (ls - sb.buf) : 0);
-            }
-          else if (!(len == 1 && p[0] == '.'))
-            {
-              if (sb.len)
-                strbuf_addch (&sb, '/');
-              strbuf_add (&sb, p, len);
-            }
-          p += len;
-        }
+      autofree char *clean = NULL;
+      fs_path_clean (joined, true, &clean);
       free (cur);
-      cur = strbuf_detach (&sb, NULL);
+      cur = steal_pointer (&clean);
     }
   *target = steal_pointer (&cur);
   return 0;

@@ -985,3 +985,41 @@ fs_lock_at (int dirfd, const char *name, int how, kiln_error **err)
     }
   return steal_fd (&fd);
 }
+
+int
+fs_path_clean (const char *in, bool clamp, char **out)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  strbuf_grow (&sb, strlen (in) + 1);
+  sb.buf[0] = '\0';
+  size_t depth = 0;
+  const char *p = in;
+  *out = NULL;
+  while (*p)
+    {
+      while (*p == '/')
+        p++;
+      size_t len = strcspn (p, "/");
+      if (len == 0)
+        break;
+      if (len == 2 && p[0] == '.' && p[1] == '.')
+        {
+          if (depth == 0 && !clamp)
+            return -1;
+          char *s = sb.len ? strrchr (sb.buf, '/') : NULL;
+          strbuf_setlen (&sb, s ? (size_t) (s - sb.buf) : 0);
+          if (depth)
+            depth--;
+        }
+      else if (!(len == 1 && p[0] == '.'))
+        {
+          if (sb.len)
+            strbuf_addch (&sb, '/');
+          strbuf_add (&sb, p, len);
+          depth++;
+        }
+      p += len;
+    }
+  *out = strbuf_detach (&sb, NULL);
+  return 0;
+}

@@ -151,4 +151,11 @@ int fs_lock_at (int dirfd, const char *name, int how, kiln_error **err);
 /* True if openat2 is available (cached after the first call). */
 bool fs_have_openat2 (void);
 
+/* Lexically clean a '/'-separated path (no filesystem access): drop empty
+ * and "." components, resolve ".." against the components before it.
+ * *out is relative ("a/b", "" for the root; caller frees). A ".." above the
+ * top stays at the top when clamp (chroot semantics), else the call fails
+ * (-1, *out NULL). */
+int fs_path_clean (const char *in, bool clamp, char **out);
+
 #endif

@@ -769,6 +769,41 @@ test_mkdtemp_at (void **state)
   free (name2);
 }
 
+/* Lexical cleaning: empty and "." components vanish, ".." pops; above
+ * the top it clamps (chroot) or fails. */
+static void
+test_path_clean (void **state)
+{
+  (void) state;
+  static const struct
+  {
+    const char *in;
+    bool clamp;
+    const char *out; /* NULL: failure */
+  } cases[] = {
+    { "", false, "" },           { "/", false, "" },          { "a//b/./c/", false, "a/b/c" },
+    { "/a/b/../c", false, "a/c" }, { "a/..", false, "" },      { "..", false, NULL },
+    { "a/../../b", false, NULL }, { "a/../../b", true, "b" },  { "/../../etc/passwd", true, "etc/passwd" },
+    { "./x/.", true, "x" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      char *out = NULL;
+      int r = fs_path_clean (cases[i].in, cases[i].clamp, &out);
+      if (cases[i].out == NULL)
+        {
+          assert_int_equal (r, -1);
+          assert_null (out);
+        }
+      else
+        {
+          assert_int_equal (r, 0);
+          assert_string_equal (out, cases[i].out);
+        }
+      free (out);
+    }
+}
+
 int
 main (void)
 {
@@ -788,6 +823,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_mkdtemp_at, setup, teardown),
     cmocka_unit_test_setup_teardown (test_copy_fd, setup, teardown),
     cmocka_unit_test_setup_teardown (test_lock, setup, teardown),
+    cmocka_unit_test (test_path_clean),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
