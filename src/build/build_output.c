@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -50,10 +51,47 @@ push_one (store *s, const build_result *res, const build_output_opts *o, const c
   return 0;
 }
 
+/* Copy one store blob into the layout: the store verified it when it was
+ * stored, so it is copied in the kernel (copy_file_range) into a temp file
+ * renamed into place, not hashed again — a warm build's output step is
+ * mostly this copy. */
+static int
+layout_put_blob (store *s, ocilayout *l, const char *dir, const char *media_type, const char *digest, int64_t size,
+                 kiln_error **err)
+{
+  (void) l;
+  (void) media_type;
+  autofree char *blobs = xasprintf ("%s/blobs/sha256", dir);
+  autoclose int bfd = open (blobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (bfd < 0)
+    return kiln_error_make (err, errno, "open '%s'", blobs);
+  const char *hex = digest + 7;
+  struct stat sb;
+  if (fstatat (bfd, hex, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (sb.st_mode) && sb.st_size == size)
+    return 0;
+  autoclose int fd = store_open_blob (s, digest, err);
+  if (fd < 0)
+    return -1;
+  fs_atomic_file a = FS_ATOMIC_FILE_INIT;
+  if (fs_atomic_open (bfd, hex, 0644, &a, err) < 0)
+    return -1;
+  uint64_t copied = 0;
+  if (fs_copy_fd (fd, a.fd, UINT64_MAX, &copied, err) < 0 || (int64_t) copied != size)
+    {
+      fs_atomic_abort (&a);
+      if (*err == NULL)
+        kiln_error_make (err, EIO, "blob %s: copied %llu bytes, expected %lld", digest, (unsigned long long) copied,
+                         (long long) size);
+      return -1;
+    }
+  return fs_atomic_commit (&a, err);
+}
+
 /* Stream one store blob into the layout through its pull consumer, which
  * verifies and publishes it atomically. */
 static int
-layout_put_blob (store *s, ocilayout *l, const char *media_type, const char *digest, int64_t size, kiln_error **err)
+layout_put_blob_verified (store *s, ocilayout *l, const char *media_type, const char *digest, int64_t size,
+                          kiln_error **err)
 {
   autoclose int fd = store_open_blob (s, digest, err);
   if (fd < 0)
@@ -117,12 +155,14 @@ write_layout (store *s, const build_result *res, const char *dir, const char *ta
   if (ocilayout_open (dir, &l, err) < 0)
     return -1;
   for (size_t i = 0; i < res->n_layers; i++)
-    if (layout_put_blob (s, l, res->layers[i].media_type, res->layers[i].digest, res->layers[i].size, err) < 0)
+    if (layout_put_blob (s, l, dir, res->layers[i].media_type, res->layers[i].digest, res->layers[i].size, err) < 0)
       return kiln_error_wrap (err, "OCI layout '%s'", dir);
   int64_t csize = 0;
+  /* Config and manifest are small: through the verifying consumer. */
   if (store_blob_size (s, res->config_digest, &csize, err) <= 0
-      || layout_put_blob (s, l, "application/vnd.oci.image.config.v1+json", res->config_digest, csize, err) < 0
-      || layout_put_blob (s, l, res->manifest_media_type, res->manifest_digest, (int64_t) res->manifest_len, err) < 0)
+      || layout_put_blob_verified (s, l, "application/vnd.oci.image.config.v1+json", res->config_digest, csize, err) < 0
+      || layout_put_blob_verified (s, l, res->manifest_media_type, res->manifest_digest, (int64_t) res->manifest_len,
+                                   err) < 0)
     return kiln_error_wrap (err, "OCI layout '%s'", dir);
   if (ocilayout_set_ref (l, tag, res->manifest_media_type, res->manifest_digest, (int64_t) res->manifest_len, err) < 0)
     return kiln_error_wrap (err, "OCI layout '%s'", dir);
