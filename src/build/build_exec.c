@@ -231,6 +231,20 @@ open_lower (build_exec *b, const stage_state *st, overlay_lower **out, kiln_erro
   return overlay_lower_open_store (b->o.store, ids, st->n_layers, out, err);
 }
 
+/* The merged layers of an image (fetched into the store if needed): COPY
+ * --from=IMAGE and RUN --mount=type=bind,from=IMAGE. */
+static int
+open_image_lower (build_exec *b, const char *image, overlay_lower **out, kiln_error **err)
+{
+  const store_fetch_result *fr;
+  if (fetch_image (b, image, NULL, &fr, err) < 0)
+    return -1;
+  autofree char **ids = xcalloc (fr->n_layers + 1, sizeof *ids);
+  for (size_t i = 0; i < fr->n_layers; i++)
+    ids[i] = (char *) fr->layers[i].diff_id;
+  return overlay_lower_open_store (b->o.store, ids, fr->n_layers, out, err);
+}
+
 static ssize_t
 read_fd_cb (void *ctx, void *buf, size_t len, kiln_error **err)
 {
@@ -284,12 +298,12 @@ commit_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, 
 
 /* BuildKit gives every Linux image a PATH when its base has none. */
 static void
-ensure_path (image_spec *sp)
+ensure_path (char ***env)
 {
-  for (char **e = sp->env; e && *e; e++)
+  for (char **e = *env; e && *e; e++)
     if (strncmp (*e, "PATH=", 5) == 0)
       return;
-  strv_push (&sp->env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  strv_push (env, "PATH=" SANDBOX_DEFAULT_PATH);
 }
 
 static int
@@ -557,15 +571,7 @@ open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
         return kiln_error_make (err, EINVAL, "stage '%s' is not built before this step", from);
       return open_lower (b, &b->stages[i], out, err);
     }
-  const store_fetch_result *fr;
-  if (fetch_image (b, from, NULL, &fr, err) < 0)
-    return -1;
-  stage_state tmp = { 0 };
-  for (size_t i = 0; i < fr->n_layers; i++)
-    stage_add_layer (&tmp, fr->layers[i].diff_id, fr->layers[i].digest, fr->layers[i].media_type, fr->layers[i].size);
-  int r = open_lower (b, &tmp, out, err);
-  stage_state_clear (&tmp);
-  return r;
+  return open_image_lower (b, from, out, err);
 }
 
 /* A RUN for another architecture needs binfmt_misc emulation (e.g. Debian's
@@ -642,11 +648,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
       if (!have)
         strv_push (&env, *e);
     }
-  bool has_path = false;
-  for (char **e = env; e && *e; e++)
-    has_path |= strncmp (*e, "PATH=", 5) == 0;
-  if (!has_path)
-    strv_push (&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  ensure_path (&env);
 
   run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir, open_from, b };
   run_mounts mounts;
@@ -911,13 +913,13 @@ raw_read (void *ctx, void *buf, size_t len, kiln_error **err)
 /* Extract archive fd into the store; the layer's diffID out. */
 static int
 extract_archive (build_exec *b, int fd, const char *src, bool raw, char diff_id[DIGEST_STRING_SIZE],
-                 uint64_t *size, kiln_error **err)
+                 kiln_error **err)
 {
   char blob[DIGEST_STRING_SIZE];
   extract_result xr;
   if (!raw)
     {
-      if (digest_fd (fd, blob, size, err) < 0)
+      if (digest_fd (fd, blob, NULL, err) < 0)
         return kiln_error_wrap (err, "ADD '%s'", src);
       if (lseek (fd, 0, SEEK_SET) < 0)
         return kiln_error_make (err, errno, "ADD '%s': seek", src);
@@ -939,7 +941,6 @@ extract_archive (build_exec *b, int fd, const char *src, bool raw, char diff_id[
       archive_read_free (rs.a);
       if (n < 0)
         return -1;
-      *size = digest_bytes (d);
       digest_final (d, blob);
       if (raw_open (fd, src, &rs, err) < 0)
         return -1;
@@ -960,14 +961,11 @@ add_archive (build_exec *b, int fd, const char *src, bool raw, overlay_lower *de
              copy_changes *ch, overlay_lower **lower_out, kiln_error **err)
 {
   char diff_id[DIGEST_STRING_SIZE];
-  uint64_t size = 0;
-  if (extract_archive (b, fd, src, raw, diff_id, &size, err) < 0)
+  if (extract_archive (b, fd, src, raw, diff_id, err) < 0)
     return kiln_error_wrap (err, "ADD '%s': extracting the archive", src);
-  stage_state tmp = { 0 };
-  stage_add_layer (&tmp, diff_id, diff_id, "application/vnd.oci.image.layer.v1.tar", (int64_t) size);
   overlay_lower *lower = NULL;
-  int r = open_lower (b, &tmp, &lower, err);
-  stage_state_clear (&tmp);
+  char *ids[] = { diff_id, NULL };
+  int r = overlay_lower_open_store (b->o.store, ids, 1, &lower, err);
   if (r < 0)
     return -1;
   char *root[] = { (char *) "", NULL };
@@ -1157,20 +1155,8 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
               if (open_lower (b, &b->stages[s->from_stage], &src_lower, err) < 0)
                 goto out;
             }
-          else
-            {
-              const store_fetch_result *fr;
-              if (fetch_image (b, s->from_image, NULL, &fr, err) < 0)
-                goto out;
-              stage_state tmp = { 0 };
-              for (size_t i = 0; i < fr->n_layers; i++)
-                stage_add_layer (&tmp, fr->layers[i].diff_id, fr->layers[i].digest, fr->layers[i].media_type,
-                                 fr->layers[i].size);
-              int r = open_lower (b, &tmp, &src_lower, err);
-              stage_state_clear (&tmp);
-              if (r < 0)
-                goto out;
-            }
+          else if (open_image_lower (b, s->from_image, &src_lower, err) < 0)
+            goto out;
           if (copy_from_layers (src_lower, dest_view, &req, &ch, err) < 0)
             goto out;
         }
@@ -1462,7 +1448,7 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
       const char *v = strchr (*l, '=');
       env_set (&st->spec.labels, k, v ? v + 1 : "");
     }
-  ensure_path (&st->spec);
+  ensure_path (&st->spec.env);
   st->spec.created = created_time (b);
   autofree char *cfg = NULL;
   size_t cfg_len;

@@ -1,5 +1,6 @@
 /* plan.c - resolve a parsed Dockerfile into a build plan; see plan.h. */
 #include "build/plan.h"
+#include "sandbox/sandbox.h"
 #include "build/expand.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
@@ -953,7 +954,7 @@ env_from_image (builder *b, plan_stage *st, scope *s, kiln_error **err)
   if (st->scratch)
     {
       s->env_known = true;
-      expand_vars_set (&s->env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+      expand_vars_set (&s->env, "PATH", SANDBOX_DEFAULT_PATH);
       return 0;
     }
   if (b->o->image_env == NULL)

@@ -368,7 +368,7 @@ do_run (run_opts *o, char **argv, kiln_error **err)
   for (char **e = o->env; e && *e; e++)
     has_path |= strncmp (*e, "PATH=", 5) == 0;
   if (!has_path)
-    strv_push (&o->env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    strv_push (&o->env, "PATH=" SANDBOX_DEFAULT_PATH);
   sandbox_config cfg = {
     .rootfs = o->rootfs, .rootfs_readonly = o->rootfs_ro, .argv = argv, .env = o->env,
     .cwd = o->workdir, .uid = o->uid, .gid = o->gid, .hostname = o->hostname, .network = o->network,

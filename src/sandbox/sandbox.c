@@ -30,7 +30,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define LINE_MAX_CHUNK 65536
 /* Exit status of a sandbox helper that reported a setup error. */
 #define SETUP_FAILED 125
@@ -526,7 +525,7 @@ exec_step (child_ctx *c)
     if (strncmp (*e, "PATH=", 5) == 0)
       path = *e + 5;
   if (path == NULL)
-    path = DEFAULT_PATH;
+    path = SANDBOX_DEFAULT_PATH;
   const char *file = cfg->argv[0];
   if (strchr (file, '/'))
     {

@@ -45,6 +45,9 @@ typedef enum
   SANDBOX_NET_NONE,       /* new network namespace, loopback up */
 } sandbox_net_mode;
 
+/* The PATH a step gets when its environment has none (Docker's). */
+#define SANDBOX_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 /* Parse "auto|full|single" and "host|default|none". */
 int sandbox_parse_userns (const char *s, sandbox_userns_mode *out, kiln_error **err);
 int sandbox_parse_network (const char *s, sandbox_net_mode *out, kiln_error **err);
