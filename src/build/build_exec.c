@@ -1,9 +1,11 @@
 /* build_exec.c - the build engine (see build_exec.h). */
 #include "build/build_exec.h"
+#include "build/build_cache.h"
 #include "build/copy.h"
 #include "build/dockerignore.h"
 #include "build/rootfs.h"
 #include "build/run_mounts.h"
+#include "build/squash.h"
 #include "build/url_fetch.h"
 #include "overlay/overlay.h"
 #include "overlay/overlay_lower.h"
@@ -44,6 +46,8 @@ typedef struct stage_state
   build_layer *layers;
   size_t n_layers;
   bool cmd_set;               /* CMD given in this stage (ENTRYPOINT then keeps it) */
+  char key[DIGEST_STRING_SIZE]; /* build cache key of the state so far */
+  size_t n_base_layers;       /* layers that came with FROM */
 } stage_state;
 
 struct build_exec
@@ -61,6 +65,11 @@ struct build_exec
   stage_state *stages;
   build_result *res;
   double t_pull;             /* fetches, also those made while planning */
+  /* Build cache: the key of the step being run (begun in run_step), and
+   * where the step's result came from ("local"/"registry"; NULL: built). */
+  build_cache_key key;
+  bool key_open;
+  const char *cached;
 };
 
 static double
@@ -251,17 +260,150 @@ read_fd_cb (void *ctx, void *buf, size_t len, kiln_error **err)
   return extract_read_fd (ctx, buf, len, err);
 }
 
-/* Write changes as a new layer of st: blob into the store, extracted so the
- * next step can stack on it, diffID and history recorded. */
-static int
-commit_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, const char *created_by,
-              kiln_error **err)
+/* A step result taken from the build cache (or just recorded in it). */
+static void
+apply_entry (build_exec *b, stage_state *st, const build_cache_entry *e, const char *created_by)
 {
-  if (n == 0)
+  if (e->empty)
     {
       image_spec_add_history (&st->spec, created_time (b), created_by, NULL, true);
-      return 0;
+      return;
     }
+  stage_add_layer (st, e->diff_id, e->digest, media_type_for_format (e->media_type, b->o.format), e->size);
+  strv_push (&st->spec.diff_ids, e->diff_id);
+  image_spec_add_history (&st->spec, created_time (b), created_by, NULL, false);
+}
+
+static int
+write_layer (build_exec *b, const layer_change *ch, size_t n, build_cache_entry *e, kiln_error **err);
+
+/* Finish the current step's key into out (nothing when the cache is off). */
+static void
+key_finish (build_exec *b, char out[DIGEST_STRING_SIZE])
+{
+  if (!b->key_open)
+    return;
+  build_cache_key_end (&b->key, out);
+  b->key_open = false;
+}
+
+static bool
+cache_wanted (build_exec *b, bool run)
+{
+  return build_cache_wants (b->o.cache, run);
+}
+
+/* The stage's key after a step: the step's key and what it produced, so
+ * a step that had to run again and made a different layer (an expired or
+ * pruned entry, a non-deterministic command) invalidates what follows
+ * instead of stacking old layers on a new parent. */
+static void
+chain_result (stage_state *st, const char *key, const build_cache_entry *e)
+{
+  build_cache_key k;
+  build_cache_key_begin (&k, key);
+  build_cache_key_add (&k, "result", e->empty ? "empty" : e->diff_id);
+  build_cache_key_end (&k, st->key);
+}
+
+/* Look the finished key up; on a hit apply the entry. 1 hit, 0 miss. */
+static int
+cache_try (build_exec *b, stage_state *st, const char *key, bool run, const char *created_by, kiln_error **err)
+{
+  if (!*key || !cache_wanted (b, run))
+    return 0;
+  build_cache_entry e;
+  const char *where = NULL;
+  int r = build_cache_lookup (b->o.cache, key, st->spec.os, st->spec.architecture, &e, &where, err);
+  if (r <= 0)
+    return r;
+  apply_entry (b, st, &e, created_by);
+  chain_result (st, key, &e);
+  b->cached = where;
+  return 1;
+}
+
+/* After a step that was built: record it under key (if its kind is
+ * cached) and chain its result into the stage key. */
+static int
+cache_done (build_exec *b, stage_state *st, const char *key, bool run, const build_cache_entry *e,
+            const char *created_by, kiln_error **err)
+{
+  if (!*key)
+    return 0;
+  chain_result (st, key, e);
+  if (!cache_wanted (b, run))
+    return 0;
+  return build_cache_record (b->o.cache, key, st->spec.os, st->spec.architecture, e, created_by, err);
+}
+
+/* Write changes as a new layer of st: blob into the store, extracted so the
+ * next step can stack on it, diffID and history recorded. The step's cache
+ * key is final_key (RUN: known before the step ran) or the open key with
+ * the change list folded in (COPY/ADD/WORKDIR: their sources' content). */
+/* kaniko's --ignore-path: is path (layer form, "a/b") at or below one? */
+static bool
+ignored_path (build_exec *b, const char *path)
+{
+  for (char **p = b->o.ignore_paths; p && *p; p++)
+    {
+      const char *ip = *p;
+      while (*ip == '/')
+        ip++;
+      size_t l = strlen (ip);
+      while (l && ip[l - 1] == '/')
+        l--;
+      if (l && strncmp (path, ip, l) == 0 && (path[l] == '\0' || path[l] == '/'))
+        return true;
+    }
+  return false;
+}
+
+static int commit_layer_filtered (build_exec *b, stage_state *st, const layer_change *ch, size_t n,
+                                  const char *created_by, const char *final_key, bool run, kiln_error **err);
+
+static int
+commit_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, const char *created_by,
+              const char *final_key, bool run, kiln_error **err)
+{
+  if (!b->o.ignore_paths)
+    return commit_layer_filtered (b, st, ch, n, created_by, final_key, run, err);
+  autofree layer_change *kept = xcalloc (n + 1, sizeof *kept);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!ignored_path (b, ch[i].path) && !(ch[i].hardlink_target && ignored_path (b, ch[i].hardlink_target)))
+      kept[k++] = ch[i];
+  if (k < n)
+    log_debug ("--ignore-path: %zu of %zu changes left out of the layer", n - k, n);
+  return commit_layer_filtered (b, st, kept, k, created_by, final_key, run, err);
+}
+
+static int
+commit_layer_filtered (build_exec *b, stage_state *st, const layer_change *ch, size_t n, const char *created_by,
+                       const char *final_key, bool run, kiln_error **err)
+{
+  char key[DIGEST_STRING_SIZE] = "";
+  if (final_key)
+    snprintf (key, sizeof key, "%s", final_key);
+  else if (b->key_open)
+    {
+      if (build_cache_key_add_changes (&b->key, ch, n, err) < 0)
+        return kiln_error_wrap (err, "computing the build cache key");
+      key_finish (b, key);
+      int r = cache_try (b, st, key, run, created_by, err);
+      if (r != 0)
+        return r < 0 ? -1 : 0;
+    }
+  build_cache_entry e = { .empty = n == 0 };
+  if (n && write_layer (b, ch, n, &e, err) < 0)
+    return -1;
+  apply_entry (b, st, &e, created_by);
+  return cache_done (b, st, key, run, &e, created_by, err);
+}
+
+static int
+write_layer (build_exec *b, const layer_change *ch, size_t n, build_cache_entry *e, kiln_error **err)
+{
   double t0 = now_s ();
   int fd = -1;
   autofree char *tmp = NULL;
@@ -285,11 +427,11 @@ commit_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, 
   int rfd = bfd;
   if (extract_to_store (b->o.store, wr.blob_digest, wr.diff_id, read_fd_cb, &rfd, NULL, &xr, err) < 0)
     return kiln_error_wrap (err, "storing the new layer %s", wr.diff_id);
-  stage_add_layer (st, wr.diff_id, wr.blob_digest,
-                   layer_writer_media_type (b->o.layer.compression, b->o.format == IMAGE_FORMAT_DOCKER),
-                   (int64_t) wr.blob_size);
-  strv_push (&st->spec.diff_ids, wr.diff_id);
-  image_spec_add_history (&st->spec, created_time (b), created_by, NULL, false);
+  snprintf (e->diff_id, sizeof e->diff_id, "%s", wr.diff_id);
+  snprintf (e->digest, sizeof e->digest, "%s", wr.blob_digest);
+  snprintf (e->media_type, sizeof e->media_type, "%s",
+            layer_writer_media_type (b->o.layer.compression, b->o.format == IMAGE_FORMAT_DOCKER));
+  e->size = (int64_t) wr.blob_size;
   log_debug ("layer %s (%" PRIu64 " entries, %" PRIu64 " bytes compressed)", wr.diff_id, wr.entries, wr.blob_size);
   return 0;
 }
@@ -309,10 +451,31 @@ ensure_path (char ***env)
 static int
 stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err);
 
+/* The first key of a stage: what its layers start from, salted with every
+ * option that changes layer bytes. */
+static void
+stage_key (build_exec *b, stage_state *st, const char *what, const char *base)
+{
+  if (!build_cache_enabled (b->o.cache))
+    return;
+  build_cache_key k;
+  build_cache_key_begin (&k, "kiln build cache v1");
+  autofree char *salt = xasprintf ("compression=%d level=%d format=%d reproducible=%d epoch=%lld",
+                                   (int) b->o.layer.compression, b->o.layer.level, (int) b->o.format,
+                                   (int) b->o.reproducible, (long long) b->o.epoch);
+  build_cache_key_add (&k, "salt", salt);
+  for (char **p = b->o.ignore_paths; p && *p; p++)
+    build_cache_key_add (&k, "ignore-path", *p);
+  build_cache_key_add (&k, what, base);
+  build_cache_key_end (&k, st->key);
+}
+
 static int
 stage_from (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err)
 {
-  return stage_from_base (b, ps, st, err);
+  int r = stage_from_base (b, ps, st, err);
+  st->n_base_layers = st->n_layers;
+  return r;
 }
 
 static int
@@ -329,6 +492,7 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
       for (size_t i = 0; i < base->n_layers; i++)
         stage_add_layer (st, base->layers[i].diff_id, base->layers[i].digest, base->layers[i].media_type,
                          base->layers[i].size);
+      stage_key (b, st, "from-stage", base->key);
       return 0;
     }
   autofree char *os = NULL, *arch = NULL, *variant = NULL;
@@ -339,6 +503,7 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
       st->spec.os = xstrdup (os);
       st->spec.architecture = xstrdup (arch);
       st->spec.variant = variant ? xstrdup (variant) : NULL;
+      stage_key (b, st, "scratch", ps->platform);
       return 0;
     }
   const store_fetch_result *r;
@@ -352,6 +517,7 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
   if (st->spec.architecture && strcmp (st->spec.architecture, arch) != 0)
     log_warn ("base image '%s' is %s/%s, not the requested %s", ps->base, st->spec.os ? st->spec.os : "?",
               st->spec.architecture, ps->platform);
+  stage_key (b, st, "from-image", r->manifest_digest);
   return 0;
 }
 
@@ -555,23 +721,87 @@ ensure_sandbox (build_exec *b, kiln_error **err)
 
 /* RUN --mount=type=bind,from=X: a built stage (by name or index), else an
  * image reference. */
+/* The stage "from=" names (by name or index), or -1 (then it is an image). */
 static int
-open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
+find_stage (build_exec *b, const char *from)
 {
-  build_exec *b = ctx;
   char *end;
   long idx = strtol (from, &end, 10);
   for (size_t i = 0; i < b->p->n_stages; i++)
     {
       const plan_stage *ps = &b->p->stages[i];
-      bool match = (*from && !*end && idx == (long) i) || (ps->name && strcasecmp (ps->name, from) == 0);
-      if (!match)
-        continue;
-      if (!b->stages[i].built)
-        return kiln_error_make (err, EINVAL, "stage '%s' is not built before this step", from);
-      return open_lower (b, &b->stages[i], out, err);
+      if ((*from && !*end && idx == (long) i) || (ps->name && strcasecmp (ps->name, from) == 0))
+        return (int) i;
     }
-  return open_image_lower (b, from, out, err);
+  return -1;
+}
+
+static int
+open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
+{
+  build_exec *b = ctx;
+  int i = find_stage (b, from);
+  if (i < 0)
+    return open_image_lower (b, from, out, err);
+  if (!b->stages[i].built)
+    return kiln_error_make (err, EINVAL, "stage '%s' is not built before this step", from);
+  return open_lower (b, &b->stages[i], out, err);
+}
+
+static const char *
+mount_opt (const plan_mount *m, const char *key)
+{
+  for (size_t i = 0; i < m->n_opts; i++)
+    if (strcmp (m->opts[i].key, key) == 0)
+      return m->opts[i].value;
+  return NULL;
+}
+
+/* What RUN's bind mounts show is part of its key: the key of a stage, the
+ * manifest of an image, or the content of the context below the source
+ * (as COPY would see it, .dockerignore applied). */
+static int
+key_add_mounts (build_exec *b, const stage_state *st, const plan_step *s, kiln_error **err)
+{
+  for (size_t i = 0; i < s->n_mounts; i++)
+    {
+      const plan_mount *m = &s->mounts[i];
+      if (m->type && strcmp (m->type, "bind") != 0)
+        continue;
+      const char *from = mount_opt (m, "from");
+      const char *src = mount_opt (m, "source") ? mount_opt (m, "source") : mount_opt (m, "src");
+      if (from)
+        {
+          int idx = find_stage (b, from);
+          if (idx >= 0)
+            {
+              build_cache_key_add (&b->key, "mount-stage", b->stages[idx].key);
+              continue;
+            }
+          const store_fetch_result *fr;
+          if (fetch_image (b, from, NULL, &fr, err) < 0)
+            return -1;
+          build_cache_key_add (&b->key, "mount-image", fr->manifest_digest);
+          continue;
+        }
+      if (b->ctxfd < 0)
+        continue; /* run_mounts refuses it */
+      overlay_lower *view = NULL;
+      if (open_lower (b, st, &view, err) < 0)
+        return -1;
+      char *srcs[] = { (char *) (src && *src ? src : "."), NULL };
+      copy_request req = { .srcs = srcs, .dest = "/.kiln-cache-key", .dest_is_dir = true, .what = "RUN --mount" };
+      copy_changes ch = { 0 };
+      int r = copy_from_context (b->ctxfd, b->ign, view, &req, &ch, err);
+      build_cache_key_add (&b->key, "mount-context", srcs[0]);
+      if (r >= 0)
+        r = build_cache_key_add_changes (&b->key, ch.v, ch.n, err);
+      copy_changes_free (&ch);
+      overlay_lower_free (view);
+      if (r < 0)
+        return kiln_error_wrap (err, "RUN --mount source '%s'", srcs[0]);
+    }
+  return 0;
 }
 
 /* A RUN for another architecture needs binfmt_misc emulation (e.g. Debian's
@@ -604,6 +834,20 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   const char *sec = plan_step_flag (s, "security");
   if (sec && strcmp (sec, "insecure") == 0)
     return kiln_error_make (err, ENOTSUP, "RUN --security=insecure is not supported (kiln never grants it)");
+  char key[DIGEST_STRING_SIZE] = "";
+  if (b->key_open)
+    {
+      if (key_add_mounts (b, st, s, err) < 0)
+        return -1;
+      key_finish (b, key);
+    }
+  {
+    autofree char *j = join_argv (s->argv);
+    autofree char *cb = xasprintf ("RUN %s # kiln", j);
+    int r = cache_try (b, st, key, true, cb, err);
+    if (r != 0)
+      return r < 0 ? -1 : 0;
+  }
   sandbox_net_mode net = b->o.network;
   const char *nf = plan_step_flag (s, "network");
   if (nf && strcmp (nf, "none") == 0)
@@ -758,7 +1002,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   b->res->t_snapshot += now_s () - t0;
   joined = join_argv (s->argv);
   created_by = xasprintf ("RUN %s # kiln", joined);
-  ret = commit_layer (b, st, lch, n_lch, created_by, err);
+  ret = commit_layer (b, st, lch, n_lch, created_by, key, true, err);
   free (lch);
   overlay_changes_free (changes);
 out:
@@ -1175,7 +1419,7 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     }
   text = one_line (s->instr->original);
   created_by = xasprintf ("%s # kiln", text);
-  ret = commit_layer (b, st, ch.v, ch.n, created_by, err);
+  ret = commit_layer (b, st, ch.v, ch.n, created_by, NULL, false, err);
 out:
   copy_changes_free (&ch);
   for (size_t i = 0; i < n_archives; i++)
@@ -1213,7 +1457,7 @@ step_workdir (build_exec *b, stage_state *st, const plan_step *s, kiln_error **e
   overlay_lower_free (view);
   autofree char *created_by = xasprintf ("WORKDIR %s", clean);
   if (r >= 0)
-    r = commit_layer (b, st, ch.v, ch.n, created_by, err);
+    r = commit_layer (b, st, ch.v, ch.n, created_by, NULL, false, err);
   copy_changes_free (&ch);
   return r;
 }
@@ -1322,8 +1566,76 @@ step_meta (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   return 0;
 }
 
+/* Docker leaves the proxy build-args out of the cache key. */
+static bool
+is_proxy_arg (const char *kv)
+{
+  static const char *const names[] = { "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY" };
+  size_t kl = strcspn (kv, "=");
+  for (size_t i = 0; i < ARRAY_SIZE (names); i++)
+    if (strlen (names[i]) == kl && strncasecmp (kv, names[i], kl) == 0)
+      return true;
+  return false;
+}
+
+/* Begin the step's key: the stage's key and the expanded step. */
+static void
+step_key_begin (build_exec *b, const stage_state *st, const plan_step *s)
+{
+  b->key_open = false;
+  if (!build_cache_enabled (b->o.cache))
+    return;
+  build_cache_key *k = &b->key;
+  build_cache_key_begin (k, st->key);
+  build_cache_key_add (k, "kind", dockerfile_kind_name (s->kind));
+  build_cache_key_add (k, "json", s->json ? "1" : "0");
+  for (char **a = s->args; a && *a; a++)
+    build_cache_key_add (k, "arg", *a);
+  for (char **a = s->argv; a && *a; a++)
+    build_cache_key_add (k, "argv", *a);
+  for (size_t i = 0; i < s->n_kvs; i++)
+    {
+      build_cache_key_add (k, "key", s->kvs[i].key);
+      build_cache_key_add (k, "value", s->kvs[i].value);
+    }
+  for (size_t i = 0; i < s->n_flags; i++)
+    {
+      build_cache_key_add (k, "flag", s->flags[i].key);
+      build_cache_key_add (k, "value", s->flags[i].value);
+    }
+  for (size_t i = 0; i < s->n_heredocs; i++)
+    {
+      build_cache_key_add (k, "heredoc", s->heredocs[i].name);
+      build_cache_key_add (k, "body", s->heredocs[i].body);
+    }
+  for (char **e = s->build_env; e && *e; e++)
+    if (!is_proxy_arg (*e))
+      build_cache_key_add (k, "build-env", *e);
+  if (s->from_stage >= 0)
+    build_cache_key_add (k, "from-stage", b->stages[s->from_stage].key);
+  if (s->from_image)
+    build_cache_key_add (k, "from-image", s->from_image);
+  b->key_open = true;
+}
+
+static int run_step_kind (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
+
 static int
 run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
+{
+  b->cached = NULL;
+  step_key_begin (b, st, s);
+  int r = run_step_kind (b, st, s, err);
+  if (b->key_open && r == 0)
+    key_finish (b, st->key); /* metadata steps: the step text is the key */
+  else if (b->key_open)
+    build_cache_key_abort (&b->key);
+  b->key_open = false;
+  return r;
+}
+
+static int
+run_step_kind (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
   switch (s->kind)
     {
@@ -1391,7 +1703,7 @@ run_onbuild (build_exec *b, const plan_stage *ps, stage_state *st, const char *l
       autofree char *shown = xasprintf ("ONBUILD %s", text);
       progress_step_begin (b->o.progress, label, i + 1, ts->n_steps, shown);
       r = run_step (b, st, &ts->steps[i], err);
-      progress_step_end (b->o.progress, r < 0 ? "ERROR" : "DONE");
+      progress_step_end (b->o.progress, r < 0 ? "ERROR" : b->cached ? "CACHED" : "DONE");
       if (r < 0)
         kiln_error_wrap (err, "%s: trigger %zu/%zu: %s", name, i + 1, ts->n_steps, text);
     }
@@ -1431,7 +1743,7 @@ build_stage (build_exec *b, int idx, kiln_error **err)
           return kiln_error_wrap (err, "%s:%d: [%s %zu/%zu] %s", b->p->df->path, s->instr->line, label, i + 2, total,
                                   text);
         }
-      progress_step_end (b->o.progress, "DONE");
+      progress_step_end (b->o.progress, b->cached ? "CACHED" : "DONE");
     }
   st->built = true;
   return 0;
@@ -1439,9 +1751,62 @@ build_stage (build_exec *b, int idx, kiln_error **err)
 
 /* ---- the image ---- */
 
+/* kaniko's --single-snapshot: the layers the target stage added become one
+ * layer on its base; history keeps every step, only the last one that
+ * made a layer is marked as having it. */
+static int
+single_snapshot (build_exec *b, stage_state *st, kiln_error **err)
+{
+  size_t nb = st->n_base_layers, na = st->n_layers - nb;
+  if (na <= 1)
+    return 0;
+  progress_step_begin (b->o.progress, NULL, 1, 1, "single snapshot of the stage's layers");
+  double t0 = now_s ();
+  autofree char **ids = xcalloc (na + 1, sizeof *ids);
+  for (size_t i = 0; i < na; i++)
+    ids[i] = st->layers[nb + i].diff_id;
+  squash *q = NULL;
+  build_cache_entry e = { 0 };
+  size_t n;
+  int r = squash_new (b->o.store, ids, na, &q, err);
+  if (r == 0)
+    {
+      const layer_change *ch = squash_changes (q, &n);
+      r = write_layer (b, ch, n, &e, err);
+    }
+  squash_free (q);
+  if (r < 0)
+    {
+      progress_step_end (b->o.progress, "ERROR");
+      return kiln_error_wrap (err, "--single-snapshot");
+    }
+  b->res->t_snapshot += now_s () - t0;
+  for (size_t i = nb; i < st->n_layers; i++)
+    free (st->layers[i].media_type);
+  st->n_layers = nb;
+  stage_add_layer (st, e.diff_id, e.digest, e.media_type, e.size);
+  /* diff_ids: the base's, then the one layer. */
+  size_t nd = strv_len (st->spec.diff_ids);
+  for (size_t i = nd - na; i < nd; i++)
+    free (st->spec.diff_ids[i]);
+  st->spec.diff_ids[nd - na] = NULL;
+  strv_push (&st->spec.diff_ids, e.diff_id);
+  size_t left = na;
+  for (size_t i = st->spec.n_history; i-- > 0 && left > 0;)
+    if (!st->spec.history[i].empty_layer)
+      {
+        st->spec.history[i].empty_layer = left != na;
+        left--;
+      }
+  progress_step_end (b->o.progress, "DONE");
+  return 0;
+}
+
 static int
 finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **err)
 {
+  if (b->o.single_snapshot && single_snapshot (b, st, err) < 0)
+    return -1;
   for (char **l = b->o.labels; l && *l; l++)
     {
       autofree char *k = xstrndup (*l, strcspn (*l, "="));

@@ -48,6 +48,9 @@ typedef struct build_exec_opts
   char **labels;                /* --label K=V, applied to the target */
   char **secrets;               /* --secret id=ID,src=PATH|env=VAR */
   progress *progress;
+  struct build_cache *cache;    /* NULL: no build cache (--no-cache) */
+  char **ignore_paths;          /* kaniko --ignore-path: left out of every layer */
+  bool single_snapshot;         /* kaniko --single-snapshot: one layer for the target stage's steps */
   /* Set to SIGINT/SIGTERM by the caller's signal handler; checked between
    * steps, and set by the sandbox when the signal stopped a RUN step. */
   volatile sig_atomic_t *signal_flag;
