@@ -420,13 +420,11 @@ write_layer (build_exec *b, const layer_change *ch, size_t n, build_cache_entry 
   if (store_blob_adopt (b->o.store, tmp, wr.blob_digest, err) < 0)
     return -1;
   b->res->t_snapshot += now_s () - t0;
-  autoclose int bfd = store_open_blob (b->o.store, wr.blob_digest, err);
-  if (bfd < 0)
+  /* The store layer comes from the same change list (data hardlinked from
+   * the overlay's upper or the source trees), not from reading the blob
+   * back: no second decompression and write of the layer's data. */
+  if (extract_from_changes (b->o.store, ch, n, &b->o.layer, wr.diff_id, wr.blob_digest, err) < 0)
     return -1;
-  extract_result xr;
-  int rfd = bfd;
-  if (extract_to_store (b->o.store, wr.blob_digest, wr.diff_id, read_fd_cb, &rfd, NULL, &xr, err) < 0)
-    return kiln_error_wrap (err, "storing the new layer %s", wr.diff_id);
   snprintf (e->diff_id, sizeof e->diff_id, "%s", wr.diff_id);
   snprintf (e->digest, sizeof e->digest, "%s", wr.blob_digest);
   snprintf (e->media_type, sizeof e->media_type, "%s",

@@ -472,14 +472,14 @@ write_item (struct archive *a, struct archive_entry *e, const item *it, const la
   archive_entry_clear (e);
   autofree char *name = NULL;
   int64_t mt = c->meta.mtime_sec;
-  long mns = c->meta.mtime_nsec;
+  /* Whole seconds only: libarchive's restricted PAX writer keeps
+   * nanoseconds only for members that need a PAX header anyway, so a
+   * layer's times would depend on its names and xattrs. Whole seconds for
+   * every member make the index built from a change list
+   * (extract_from_changes) identical to an extraction of the tar. */
+  long mns = 0;
   if (o->clamp_mtime && mt >= o->clamp_epoch)
-    {
-      mt = o->clamp_epoch;
-      mns = 0;
-    }
-  if (o->clamp_mtime)
-    mns = 0;
+    mt = o->clamp_epoch;
   autoclose int fd = -1;
   switch (c->kind)
     {

@@ -256,3 +256,32 @@ EOF2
   [ "$status" -eq 2 ]
   [[ $output == *"--ignore-path 'var/tmp'"* ]]
 }
+
+@test "build: a store layer made from the change list equals the extraction of its pushed blob (index and tree)" {
+  mkdir -p "$TEST_TMP/ctx/c"
+  printf 'one' > "$TEST_TMP/ctx/c/a"
+  ln "$TEST_TMP/ctx/c/a" "$TEST_TMP/ctx/c/a-link"
+  ln -s a "$TEST_TMP/ctx/c/sym"
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'EOF2'
+ARG BASE
+FROM $BASE
+RUN mkdir -p /d/e /o && echo x > /d/e/f && ln /d/e/f /d/hl && ln -s ../d/e/f /d/sl && mkfifo /d/fifo \
+ && chown 12:34 /d/e/f && chmod 4711 /d/e/f && rm /bin/ls && echo o > /o/old && touch -d @1000 /d/e
+RUN rm -rf /o && mkdir /o && echo n > /o/new && echo more >> /d/e/f && chmod 700 /d
+COPY c/ /c/
+EOF2
+  run kb "$TEST_TMP/s1" "$TEST_TMP/ctx" --oci-layout "$TEST_TMP/o:t" -t "$REGISTRY/test/fromchanges:v1" --no-push=false
+  echo "$output"
+  [ "$status" -eq 0 ]
+  run "$KILN" pull --root "$TEST_TMP/s2" --insecure-registry "$REGISTRY" --store "$REGISTRY/test/fromchanges:v1"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  local id n=0
+  for id in $(diff_ids "$(config_of "$TEST_TMP/o:t")"); do
+    local h=${id#sha256:}
+    cmp "$TEST_TMP/s1/layers/sha256/$h/index" "$TEST_TMP/s2/layers/sha256/$h/index"
+    diff -r "$TEST_TMP/s1/layers/sha256/$h/tree" "$TEST_TMP/s2/layers/sha256/$h/tree"
+    n=$((n + 1))
+  done
+  [ "$n" -eq 4 ]
+}
