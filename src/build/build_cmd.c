@@ -65,6 +65,7 @@ typedef struct build_cmd_opts
   int64_t cache_ttl;          /* seconds, 0 = no limit */
   bool single_snapshot;
   char **ignore_paths;
+  int jobs;                   /* 0: the number of online cores */
   bool cache_run_layers, cache_copy_layers;
 } build_cmd_opts;
 
@@ -103,6 +104,7 @@ enum
   OPT_MIRROR_B,
   OPT_NO_CACHE,
   OPT_IGNORE_PATH,
+  OPT_JOBS,
   OPT_CACHE,
   OPT_CACHE_REPO,
   OPT_CACHE_TTL,
@@ -156,6 +158,8 @@ static const cli_option build_options[] = {
     "(repeatable; http://HOST for plain HTTP)", OPT_MIRROR_B },
   { "insecure-pull", 0, CLI_BOOL, NULL, "use plain HTTP for every registry images are pulled from", OPT_INSECURE_PULL },
   { "push-retry", 0, CLI_VALUE, "N", "retry a failed push N times (default 0)", OPT_PUSH_RETRY_B },
+  { "jobs", 'j', CLI_VALUE, "N", "build up to N independent stages at once (default: the number of cores)",
+    OPT_JOBS },
   { "no-cache", 0, CLI_BOOL, NULL, "do not use or record the build cache (every step is built)", OPT_NO_CACHE },
   { "cache", 0, CLI_BOOL, NULL, "(kaniko) use the build cache: on by default in the store (--root); "
     "--cache=false is --no-cache", OPT_CACHE },
@@ -311,6 +315,8 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       return parse_int ("push-retry", value, 0, 100, &o->push_retry, err);
     case OPT_SINGLE_SNAPSHOT:
       return cli_parse_bool ("single-snapshot", value, &o->single_snapshot, err);
+    case OPT_JOBS:
+      return parse_int ("jobs", value, 1, 256, &o->jobs, err);
     case OPT_IGNORE_PATH:
       if (value[0] != '/' || strstr (value, "/../") || strcmp (value, "/") == 0)
         return kiln_error_make (err, EINVAL, "--ignore-path '%s': expected an absolute path below /", value);
@@ -364,11 +370,22 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
  * write. The build checks it between steps; the sandbox handles the signal
  * itself while a step runs. */
 static volatile sig_atomic_t build_signal;
+/* Write end of a pipe whose read end every RUN step polls (sandbox
+ * cancel_fd): with stages on several threads the signal may land on a
+ * thread that is not running the step. */
+static int build_cancel_w = -1;
 
 static void
 on_signal (int sig)
 {
   build_signal = sig;
+  if (build_cancel_w >= 0)
+    {
+      int e = errno;
+      if (write (build_cancel_w, "x", 1) < 0)
+        errno = e;
+      errno = e;
+    }
 }
 
 static void
@@ -440,6 +457,13 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
     }
   eo->seccomp_policy = o->seccomp;
   eo->single_snapshot = o->single_snapshot;
+  if (o->jobs > 0)
+    eo->jobs = o->jobs;
+  else
+    {
+      long n = sysconf (_SC_NPROCESSORS_ONLN);
+      eo->jobs = n > 0 ? (int) n : 1;
+    }
   eo->ignore_paths = o->ignore_paths;
   eo->labels = o->labels;
   eo->secrets = o->secrets;
@@ -600,6 +624,13 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   eo.build_args = o->build_args;
   eo.progress = prog;
   eo.signal_flag = &build_signal;
+  int cancel[2] = { -1, -1 };
+  if (pipe2 (cancel, O_CLOEXEC | O_NONBLOCK) == 0)
+    {
+      eo.cancel_fd = cancel[0];
+      eo.cancel_wfd = cancel[1];
+      build_cancel_w = cancel[1];
+    }
   install_signal_handlers ();
   build_exec *b = NULL;
   int ret = -1;
@@ -671,6 +702,12 @@ out:
   build_exec_free (b);
   build_cache_free (cache);
   progress_free (prog);
+  build_cancel_w = -1;
+  if (cancel[0] >= 0)
+    {
+      close (cancel[0]);
+      close (cancel[1]);
+    }
   return ret;
 }
 

@@ -25,6 +25,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@
 typedef struct fetched
 {
   char *key;                 /* "REF@PLATFORM" */
-  store_fetch_result res;
+  store_fetch_result res;    /* address stable: stages keep pointers */
 } fetched;
 
 typedef struct stage_state
@@ -48,12 +49,19 @@ typedef struct stage_state
   bool cmd_set;               /* CMD given in this stage (ENTRYPOINT then keeps it) */
   char key[DIGEST_STRING_SIZE]; /* build cache key of the state so far */
   size_t n_base_layers;       /* layers that came with FROM */
+  int step_id;                /* progress id of the step being run */
+  /* The step being run (stages may run in parallel, each on its own
+   * thread): its cache key under construction, and where its result came
+   * from ("local"/"registry"; NULL: built). */
+  build_cache_key ckey;
+  bool ckey_open;
+  const char *cached;
 } stage_state;
 
 struct build_exec
 {
   build_exec_opts o;
-  fetched *fetched;
+  fetched **fetched;
   size_t n_fetched;
   int ctxfd;
   dockerignore *ign;
@@ -65,12 +73,19 @@ struct build_exec
   stage_state *stages;
   build_result *res;
   double t_pull;             /* fetches, also those made while planning */
-  /* Build cache: the key of the step being run (begun in run_step), and
-   * where the step's result came from ("local"/"registry"; NULL: built). */
-  build_cache_key key;
-  bool key_open;
-  const char *cached;
+  /* Parallel stages: lock for fetched, the lazily made sandbox pieces and
+   * the phase times; failed stops the other stages between steps. */
+  pthread_mutex_t lock;
+  volatile bool failed;
 };
+
+static void
+add_time (build_exec *b, double *field, double secs)
+{
+  pthread_mutex_lock (&b->lock);
+  *field += secs;
+  pthread_mutex_unlock (&b->lock);
+}
 
 static double
 now_s (void)
@@ -95,6 +110,7 @@ build_exec_new (const build_exec_opts *opts, build_exec **out, kiln_error **err)
 {
   build_exec *b = xzalloc (sizeof *b);
   b->o = *opts;
+  pthread_mutex_init (&b->lock, NULL);
   b->ctxfd = -1;
   if (opts->context_dir)
     {
@@ -132,10 +148,12 @@ build_exec_free (build_exec *b)
     return;
   for (size_t i = 0; i < b->n_fetched; i++)
     {
-      free (b->fetched[i].key);
-      store_fetch_result_clear (&b->fetched[i].res);
+      free (b->fetched[i]->key);
+      store_fetch_result_clear (&b->fetched[i]->res);
+      free (b->fetched[i]);
     }
   free (b->fetched);
+  pthread_mutex_destroy (&b->lock);
   if (b->ctxfd >= 0)
     close (b->ctxfd);
   dockerignore_free (b->ign);
@@ -145,15 +163,30 @@ build_exec_free (build_exec *b)
 
 /* ---- registries and base images ---- */
 
+static int fetch_image_locked (build_exec *b, const char *image, const char *platform,
+                               const store_fetch_result **out, kiln_error **err);
+
+/* Memoised per (image, platform). Under the lock for the whole fetch, so
+ * two stages needing the same base pull it once. */
 static int
 fetch_image (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
              kiln_error **err)
 {
+  pthread_mutex_lock (&b->lock);
+  int r = fetch_image_locked (b, image, platform, out, err);
+  pthread_mutex_unlock (&b->lock);
+  return r;
+}
+
+static int
+fetch_image_locked (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
+                    kiln_error **err)
+{
   autofree char *key = xasprintf ("%s@%s", image, platform ? platform : "");
   for (size_t i = 0; i < b->n_fetched; i++)
-    if (strcmp (b->fetched[i].key, key) == 0)
+    if (strcmp (b->fetched[i]->key, key) == 0)
       {
-        *out = &b->fetched[i].res;
+        *out = &b->fetched[i]->res;
         return 0;
       }
   autoref registry_ref *ref = NULL;
@@ -168,10 +201,12 @@ fetch_image (build_exec *b, const char *image, const char *platform, const store
   if (store_fetch_image_mirrored (b->o.store, b->o.reg, b->o.mirrors, ref, os, arch, variant, &r, err) < 0)
     return kiln_error_wrap (err, "pulling '%s'", image);
   b->t_pull += now_s () - t0;
+  fetched *f = xzalloc (sizeof *f);
+  f->key = steal_pointer (&key);
+  f->res = r;
   b->fetched = xreallocarray (b->fetched, b->n_fetched + 1, sizeof *b->fetched);
-  b->fetched[b->n_fetched].key = steal_pointer (&key);
-  b->fetched[b->n_fetched].res = r;
-  *out = &b->fetched[b->n_fetched++].res;
+  b->fetched[b->n_fetched++] = f;
+  *out = &f->res;
   return 0;
 }
 
@@ -279,12 +314,12 @@ write_layer (build_exec *b, const layer_change *ch, size_t n, build_cache_entry 
 
 /* Finish the current step's key into out (nothing when the cache is off). */
 static void
-key_finish (build_exec *b, char out[DIGEST_STRING_SIZE])
+key_finish (stage_state *st, char out[DIGEST_STRING_SIZE])
 {
-  if (!b->key_open)
+  if (!st->ckey_open)
     return;
-  build_cache_key_end (&b->key, out);
-  b->key_open = false;
+  build_cache_key_end (&st->ckey, out);
+  st->ckey_open = false;
 }
 
 static bool
@@ -319,7 +354,7 @@ cache_try (build_exec *b, stage_state *st, const char *key, bool run, const char
     return r;
   apply_entry (b, st, &e, created_by);
   chain_result (st, key, &e);
-  b->cached = where;
+  st->cached = where;
   return 1;
 }
 
@@ -385,11 +420,11 @@ commit_layer_filtered (build_exec *b, stage_state *st, const layer_change *ch, s
   char key[DIGEST_STRING_SIZE] = "";
   if (final_key)
     snprintf (key, sizeof key, "%s", final_key);
-  else if (b->key_open)
+  else if (st->ckey_open)
     {
-      if (build_cache_key_add_changes (&b->key, ch, n, err) < 0)
+      if (build_cache_key_add_changes (&st->ckey, ch, n, err) < 0)
         return kiln_error_wrap (err, "computing the build cache key");
-      key_finish (b, key);
+      key_finish (st, key);
       int r = cache_try (b, st, key, run, created_by, err);
       if (r != 0)
         return r < 0 ? -1 : 0;
@@ -419,7 +454,7 @@ write_layer (build_exec *b, const layer_change *ch, size_t n, build_cache_entry 
     }
   if (store_blob_adopt (b->o.store, tmp, wr.blob_digest, err) < 0)
     return -1;
-  b->res->t_snapshot += now_s () - t0;
+  add_time (b, &b->res->t_snapshot, now_s () - t0);
   /* The store layer comes from the same change list (data hardlinked from
    * the overlay's upper or the source trees), not from reading the blob
    * back: no second decompression and write of the layer's data. */
@@ -647,13 +682,14 @@ typedef struct run_ctx
 {
   build_exec *b;
   overlay *ovl;
+  int step_id;               /* progress step the output belongs to */
 } run_ctx;
 
 static void
 run_output (void *ctx, sandbox_stream stream, const char *line, size_t len)
 {
   run_ctx *rc = ctx;
-  progress_step_output (rc->b->o.progress, stream == SANDBOX_STDERR ? 2 : 1, line, len);
+  progress_step_output_id (rc->b->o.progress, rc->step_id, stream == SANDBOX_STDERR ? 2 : 1, line, len);
 }
 
 static int
@@ -679,8 +715,20 @@ run_serve_fuse (void *ctx, int fuse_fd, kiln_error **err)
   return overlay_serve_fd (rc->ovl, fuse_fd, err);
 }
 
+static int ensure_sandbox_locked (build_exec *b, kiln_error **err);
+
+/* The ID mapping and the compiled seccomp filter, made once per build. */
 static int
 ensure_sandbox (build_exec *b, kiln_error **err)
+{
+  pthread_mutex_lock (&b->lock);
+  int r = ensure_sandbox_locked (b, err);
+  pthread_mutex_unlock (&b->lock);
+  return r;
+}
+
+static int
+ensure_sandbox_locked (build_exec *b, kiln_error **err)
 {
   if (!b->idmap_ready)
     {
@@ -759,7 +807,7 @@ mount_opt (const plan_mount *m, const char *key)
  * manifest of an image, or the content of the context below the source
  * (as COPY would see it, .dockerignore applied). */
 static int
-key_add_mounts (build_exec *b, const stage_state *st, const plan_step *s, kiln_error **err)
+key_add_mounts (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
   for (size_t i = 0; i < s->n_mounts; i++)
     {
@@ -773,13 +821,13 @@ key_add_mounts (build_exec *b, const stage_state *st, const plan_step *s, kiln_e
           int idx = find_stage (b, from);
           if (idx >= 0)
             {
-              build_cache_key_add (&b->key, "mount-stage", b->stages[idx].key);
+              build_cache_key_add (&st->ckey, "mount-stage", b->stages[idx].key);
               continue;
             }
           const store_fetch_result *fr;
           if (fetch_image (b, from, NULL, &fr, err) < 0)
             return -1;
-          build_cache_key_add (&b->key, "mount-image", fr->manifest_digest);
+          build_cache_key_add (&st->ckey, "mount-image", fr->manifest_digest);
           continue;
         }
       if (b->ctxfd < 0)
@@ -791,9 +839,9 @@ key_add_mounts (build_exec *b, const stage_state *st, const plan_step *s, kiln_e
       copy_request req = { .srcs = srcs, .dest = "/.kiln-cache-key", .dest_is_dir = true, .what = "RUN --mount" };
       copy_changes ch = { 0 };
       int r = copy_from_context (b->ctxfd, b->ign, view, &req, &ch, err);
-      build_cache_key_add (&b->key, "mount-context", srcs[0]);
+      build_cache_key_add (&st->ckey, "mount-context", srcs[0]);
       if (r >= 0)
-        r = build_cache_key_add_changes (&b->key, ch.v, ch.n, err);
+        r = build_cache_key_add_changes (&st->ckey, ch.v, ch.n, err);
       copy_changes_free (&ch);
       overlay_lower_free (view);
       if (r < 0)
@@ -833,11 +881,11 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   if (sec && strcmp (sec, "insecure") == 0)
     return kiln_error_make (err, ENOTSUP, "RUN --security=insecure is not supported (kiln never grants it)");
   char key[DIGEST_STRING_SIZE] = "";
-  if (b->key_open)
+  if (st->ckey_open)
     {
       if (key_add_mounts (b, st, s, err) < 0)
         return -1;
-      key_finish (b, key);
+      key_finish (st, key);
     }
   {
     autofree char *j = join_argv (s->argv);
@@ -955,7 +1003,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     .create_gid = gid,
     .mask_paths = masks,
   };
-  run_ctx rc = { b, NULL };
+  run_ctx rc = { b, NULL, st->step_id };
   int ret = -1;
   autofree char *cwd = NULL, *joined = NULL, *created_by = NULL;
   if (overlay_new (&oc, &rc.ovl, err) < 0)
@@ -966,6 +1014,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
     .output = run_output, .output_ctx = &rc, .record_chown = run_record_chown, .record_chown_ctx = &rc,
     .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rc, .mounts = mounts.v, .n_mounts = mounts.n,
+    .cancel_fd = b->o.cancel_fd, .cancel_signal = b->o.signal_flag,
   };
   sandbox_result res;
   int sig = 0;
@@ -973,15 +1022,16 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   double t0 = now_s ();
   if (sandbox_run (&sc, &res, err) < 0)
     {
-      if (sig && b->o.signal_flag)
+      /* A step stopped because another stage failed is not a signal. */
+      if (sig && b->o.signal_flag && !b->failed)
         *b->o.signal_flag = sig;
       goto out;
     }
-  b->res->t_run += now_s () - t0;
+  add_time (b, &b->res->t_run, now_s () - t0);
   if (!res.exited || res.status != 0)
     {
       autofree char *what = sandbox_result_describe (&res);
-      autofree char *tail = progress_tail (b->o.progress);
+      autofree char *tail = progress_tail_id (b->o.progress, st->step_id);
       autofree char *cmd = join_argv (s->argv);
       kiln_error_make (err, 0, "command '%s' %s%s%s", cmd, what, *tail ? "; last output:\n" : "", tail);
       goto out;
@@ -997,7 +1047,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
       overlay_changes_free (changes);
       goto out;
     }
-  b->res->t_snapshot += now_s () - t0;
+  add_time (b, &b->res->t_snapshot, now_s () - t0);
   joined = join_argv (s->argv);
   created_by = xasprintf ("RUN %s # kiln", joined);
   ret = commit_layer (b, st, lch, n_lch, created_by, key, true, err);
@@ -1578,12 +1628,12 @@ is_proxy_arg (const char *kv)
 
 /* Begin the step's key: the stage's key and the expanded step. */
 static void
-step_key_begin (build_exec *b, const stage_state *st, const plan_step *s)
+step_key_begin (build_exec *b, stage_state *st, const plan_step *s)
 {
-  b->key_open = false;
+  st->ckey_open = false;
   if (!build_cache_enabled (b->o.cache))
     return;
-  build_cache_key *k = &b->key;
+  build_cache_key *k = &st->ckey;
   build_cache_key_begin (k, st->key);
   build_cache_key_add (k, "kind", dockerfile_kind_name (s->kind));
   build_cache_key_add (k, "json", s->json ? "1" : "0");
@@ -1613,7 +1663,7 @@ step_key_begin (build_exec *b, const stage_state *st, const plan_step *s)
     build_cache_key_add (k, "from-stage", b->stages[s->from_stage].key);
   if (s->from_image)
     build_cache_key_add (k, "from-image", s->from_image);
-  b->key_open = true;
+  st->ckey_open = true;
 }
 
 static int run_step_kind (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
@@ -1621,14 +1671,14 @@ static int run_step_kind (build_exec *b, stage_state *st, const plan_step *s, ki
 static int
 run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
-  b->cached = NULL;
+  st->cached = NULL;
   step_key_begin (b, st, s);
   int r = run_step_kind (b, st, s, err);
-  if (b->key_open && r == 0)
-    key_finish (b, st->key); /* metadata steps: the step text is the key */
-  else if (b->key_open)
-    build_cache_key_abort (&b->key);
-  b->key_open = false;
+  if (st->ckey_open && r == 0)
+    key_finish (st, st->key); /* metadata steps: the step text is the key */
+  else if (st->ckey_open)
+    build_cache_key_abort (&st->ckey);
+  st->ckey_open = false;
   return r;
 }
 
@@ -1644,7 +1694,7 @@ run_step_kind (build_exec *b, stage_state *st, const plan_step *s, kiln_error **
       {
         double t0 = now_s ();
         int r = step_copy (b, st, s, err);
-        b->res->t_copy += now_s () - t0;
+        add_time (b, &b->res->t_copy, now_s () - t0);
         return r;
       }
     case DF_WORKDIR:
@@ -1699,9 +1749,9 @@ run_onbuild (build_exec *b, const plan_stage *ps, stage_state *st, const char *l
     {
       autofree char *text = one_line (ts->steps[i].instr->original);
       autofree char *shown = xasprintf ("ONBUILD %s", text);
-      progress_step_begin (b->o.progress, label, i + 1, ts->n_steps, shown);
+      st->step_id = progress_step_begin (b->o.progress, label, i + 1, ts->n_steps, shown);
       r = run_step (b, st, &ts->steps[i], err);
-      progress_step_end (b->o.progress, r < 0 ? "ERROR" : b->cached ? "CACHED" : "DONE");
+      progress_step_end_id (b->o.progress, st->step_id, r < 0 ? "ERROR" : st->cached ? "CACHED" : "DONE");
       if (r < 0)
         kiln_error_wrap (err, "%s: trigger %zu/%zu: %s", name, i + 1, ts->n_steps, text);
     }
@@ -1717,14 +1767,14 @@ build_stage (build_exec *b, int idx, kiln_error **err)
   autofree char *label = ps->name ? xstrdup (ps->name) : xasprintf ("stage-%d", idx);
   size_t total = ps->n_steps + 1;
   autofree char *from = xasprintf ("FROM %s%s%s", ps->base, ps->name ? " AS " : "", ps->name ? ps->name : "");
-  progress_step_begin (b->o.progress, label, 1, total, from);
+  st->step_id = progress_step_begin (b->o.progress, label, 1, total, from);
   if (stage_from (b, ps, st, err) < 0)
     {
-      progress_step_end (b->o.progress, "ERROR");
+      progress_step_end_id (b->o.progress, st->step_id, "ERROR");
       return kiln_error_wrap (err, "%s:%d: FROM %s", b->p->df->path, ps->steps ? ps->steps[0].instr->line - 1 : 0,
                               ps->base);
     }
-  progress_step_end (b->o.progress, "DONE");
+  progress_step_end_id (b->o.progress, st->step_id, "DONE");
   if (run_onbuild (b, ps, st, label, err) < 0)
     return -1;
   for (size_t i = 0; i < ps->n_steps; i++)
@@ -1734,14 +1784,16 @@ build_stage (build_exec *b, int idx, kiln_error **err)
       if (b->o.signal_flag && *b->o.signal_flag)
         return kiln_error_make (err, EINTR, "interrupted by signal %d (%s) before %s", (int) *b->o.signal_flag,
                                 strsignal ((int) *b->o.signal_flag), text);
-      progress_step_begin (b->o.progress, label, i + 2, total, text);
+      if (b->failed)
+        return kiln_error_make (err, ECANCELED, "stopped before %s: another stage failed", text);
+      st->step_id = progress_step_begin (b->o.progress, label, i + 2, total, text);
       if (run_step (b, st, s, err) < 0)
         {
-          progress_step_end (b->o.progress, "ERROR");
+          progress_step_end_id (b->o.progress, st->step_id, "ERROR");
           return kiln_error_wrap (err, "%s:%d: [%s %zu/%zu] %s", b->p->df->path, s->instr->line, label, i + 2, total,
                                   text);
         }
-      progress_step_end (b->o.progress, b->cached ? "CACHED" : "DONE");
+      progress_step_end_id (b->o.progress, st->step_id, st->cached ? "CACHED" : "DONE");
     }
   st->built = true;
   return 0;
@@ -1758,7 +1810,7 @@ single_snapshot (build_exec *b, stage_state *st, kiln_error **err)
   size_t nb = st->n_base_layers, na = st->n_layers - nb;
   if (na <= 1)
     return 0;
-  progress_step_begin (b->o.progress, NULL, 1, 1, "single snapshot of the stage's layers");
+  st->step_id = progress_step_begin (b->o.progress, NULL, 1, 1, "single snapshot of the stage's layers");
   double t0 = now_s ();
   autofree char **ids = xcalloc (na + 1, sizeof *ids);
   for (size_t i = 0; i < na; i++)
@@ -1775,10 +1827,10 @@ single_snapshot (build_exec *b, stage_state *st, kiln_error **err)
   squash_free (q);
   if (r < 0)
     {
-      progress_step_end (b->o.progress, "ERROR");
+      progress_step_end_id (b->o.progress, st->step_id, "ERROR");
       return kiln_error_wrap (err, "--single-snapshot");
     }
-  b->res->t_snapshot += now_s () - t0;
+  add_time (b, &b->res->t_snapshot, now_s () - t0);
   for (size_t i = nb; i < st->n_layers; i++)
     free (st->layers[i].media_type);
   st->n_layers = nb;
@@ -1796,7 +1848,7 @@ single_snapshot (build_exec *b, stage_state *st, kiln_error **err)
         st->spec.history[i].empty_layer = left != na;
         left--;
       }
-  progress_step_end (b->o.progress, "DONE");
+  progress_step_end_id (b->o.progress, st->step_id, "DONE");
   return 0;
 }
 
@@ -1845,6 +1897,80 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
   return 0;
 }
 
+typedef struct wave
+{
+  build_exec *b;
+  int *idx;                  /* stages of the wave */
+  size_t n, next;
+  kiln_error *err;           /* the first failure */
+} wave;
+
+static void *
+wave_worker (void *arg)
+{
+  wave *w = arg;
+  build_exec *b = w->b;
+  for (;;)
+    {
+      pthread_mutex_lock (&b->lock);
+      int i = w->next < w->n && !b->failed ? w->idx[w->next++] : -1;
+      pthread_mutex_unlock (&b->lock);
+      if (i < 0)
+        return NULL;
+      kiln_error *e = NULL;
+      if (build_stage (b, i, &e) < 0)
+        {
+          pthread_mutex_lock (&b->lock);
+          if (!w->err && e && e->status != ECANCELED)
+            w->err = steal_pointer (&e);
+          /* Stop the other stages' running steps too (their RUN
+           * sandboxes poll the cancel pipe). */
+          if (!b->failed && b->o.cancel_wfd > 0 && write (b->o.cancel_wfd, "x", 1) < 0)
+            log_debug ("stopping the other stages: %s", strerror (errno));
+          b->failed = true;
+          pthread_mutex_unlock (&b->lock);
+          kiln_error_free (e);
+        }
+    }
+}
+
+static int
+build_wave (build_exec *b, int wn, kiln_error **err)
+{
+  autofree int *idx = xcalloc (b->p->n_stages + 1, sizeof *idx);
+  size_t n = 0;
+  for (size_t i = 0; i < b->p->n_stages; i++)
+    if (b->p->stages[i].needed && b->p->stages[i].wave == wn)
+      idx[n++] = (int) i;
+  int jobs = b->o.jobs > 0 ? b->o.jobs : 1;
+  if (n <= 1 || jobs <= 1)
+    {
+      for (size_t i = 0; i < n; i++)
+        if (build_stage (b, idx[i], err) < 0)
+          return -1;
+      return 0;
+    }
+  wave w = { b, idx, n, 0, NULL };
+  size_t nt = (size_t) jobs < n ? (size_t) jobs : n;
+  autofree pthread_t *t = xcalloc (nt, sizeof *t);
+  size_t started = 0;
+  for (; started < nt; started++)
+    if (pthread_create (&t[started], NULL, wave_worker, &w) != 0)
+      break;
+  if (started == 0)
+    wave_worker (&w); /* no thread could be made: build them here */
+  for (size_t i = 0; i < started; i++)
+    pthread_join (t[i], NULL);
+  if (w.err)
+    {
+      *err = w.err;
+      return -1;
+    }
+  if (b->failed)
+    return kiln_error_make (err, ECANCELED, "a stage failed");
+  return 0;
+}
+
 int
 build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err)
 {
@@ -1852,15 +1978,15 @@ build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err)
   b->res = res;
   b->stages = xcalloc (p->n_stages, sizeof *b->stages);
   int ret = -1;
-  /* Waves in order; stages of one wave are independent (sequential for now). */
+  /* Waves in order; the stages of one wave are independent and run on up
+   * to --jobs threads. */
   int max_wave = -1;
   for (size_t i = 0; i < p->n_stages; i++)
     if (p->stages[i].wave > max_wave)
       max_wave = p->stages[i].wave;
   for (int w = 0; w <= max_wave; w++)
-    for (size_t i = 0; i < p->n_stages; i++)
-      if (p->stages[i].needed && p->stages[i].wave == w && build_stage (b, (int) i, err) < 0)
-        goto out;
+    if (build_wave (b, w, err) < 0)
+      goto out;
   if (finish_image (b, &b->stages[p->target], res, err) < 0)
     goto out;
   res->t_pull = b->t_pull;

@@ -237,3 +237,26 @@ progress_summary (progress *p, const char *digest, unsigned long long size, size
       break;
     }
 }
+
+/* Id-based variants for steps of parallel stages. This plain/json printer
+ * keeps one current step, so they forward to it. */
+void
+progress_step_output_id (progress *p, int id, int stream, const char *line, size_t len)
+{
+  (void) id;
+  progress_step_output (p, stream, line, len);
+}
+
+void
+progress_step_end_id (progress *p, int id, const char *status)
+{
+  (void) id;
+  progress_step_end (p, status);
+}
+
+char *
+progress_tail_id (progress *p, int id)
+{
+  (void) id;
+  return progress_tail (p);
+}

@@ -38,6 +38,11 @@ int progress_step_begin (progress *p, const char *stage, size_t i, size_t n, con
 void progress_step_output (progress *p, int stream, const char *line, size_t len);
 /* End the current step: status "DONE", "CACHED" or "ERROR". */
 void progress_step_end (progress *p, const char *status);
+/* The same for step id (as returned by progress_step_begin), for steps of
+ * stages that run in parallel. */
+void progress_step_output_id (progress *p, int id, int stream, const char *line, size_t len);
+void progress_step_end_id (progress *p, int id, const char *status);
+char *progress_tail_id (progress *p, int id);
 /* A line outside steps (pull progress, pushes). */
 void progress_note (progress *p, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 /* The last output lines of the current (or last) step, "\n"-joined;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# The build cache: local (in the store) and shared through a registry
-# repository (--cache-repo), keyed on the step and its sources' content.
+# kiln build features beyond build.bats: the build cache (local and --cache-repo),
+# kaniko --single-snapshot and --ignore-path, parallel stages (--jobs), and
+# store layers published from change lists.
 
 load helpers
 
@@ -284,4 +285,77 @@ EOF2
     n=$((n + 1))
   done
   [ "$n" -eq 4 ]
+}
+
+# Two stages that can only finish "together" if they run at the same time:
+# each leaves a mark in a shared cache mount and waits for the other's.
+jobs_ctx() {
+  mkdir -p "$1"
+  cat > "$1/Dockerfile" <<'EOF2'
+ARG BASE
+FROM $BASE AS a
+RUN --mount=type=cache,id=meet,target=/c,sharing=shared touch /c/a; i=0; \
+    while [ ! -e /c/b ] && [ $i -lt 60 ]; do sleep 0.25; i=$((i+1)); done; \
+    if [ -e /c/b ]; then echo together; else echo alone; fi > /res-a
+FROM $BASE AS b
+RUN --mount=type=cache,id=meet,target=/c,sharing=shared touch /c/b; i=0; \
+    while [ ! -e /c/a ] && [ $i -lt 60 ]; do sleep 0.25; i=$((i+1)); done; \
+    if [ -e /c/a ]; then echo together; else echo alone; fi > /res-b
+FROM $BASE
+COPY --from=a /res-a /
+COPY --from=b /res-b /
+EOF2
+}
+
+@test "build: --jobs builds independent stages at once; --jobs 1 one after another" {
+  jobs_ctx "$TEST_TMP/ctx"
+  run kb "$TEST_TMP/s1" "$TEST_TMP/ctx" --jobs 2 --no-cache --oci-layout "$TEST_TMP/o1:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  umoci unpack --image "$TEST_TMP/o1:t" "$TEST_TMP/u1" >/dev/null
+  [ "$(cat "$TEST_TMP/u1/rootfs/res-a")" = together ]
+  [ "$(cat "$TEST_TMP/u1/rootfs/res-b")" = together ]
+  run kb "$TEST_TMP/s2" "$TEST_TMP/ctx" --jobs 1 --no-cache --oci-layout "$TEST_TMP/o2:t"
+  [ "$status" -eq 0 ]
+  umoci unpack --image "$TEST_TMP/o2:t" "$TEST_TMP/u2" >/dev/null
+  [ "$(cat "$TEST_TMP/u2/rootfs/res-a")" = alone ]
+  run kb "$TEST_TMP/s2" "$TEST_TMP/ctx" --jobs 0
+  [ "$status" -eq 2 ]
+}
+
+@test "build: with --jobs, a failing stage stops the build naming its step; SIGTERM stops parallel RUNs cleanly" {
+  mkdir -p "$TEST_TMP/ctx"
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'EOF2'
+ARG BASE
+FROM $BASE AS slow
+RUN echo slow-started; sleep 30
+FROM $BASE AS bad
+RUN sleep 1; exit 7
+FROM $BASE
+COPY --from=slow /etc/hostname /a
+COPY --from=bad /etc/hostname /b
+EOF2
+  SECONDS=0
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --jobs 2
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ $output == *"Dockerfile:5"*"[bad 2/2] RUN sleep 1; exit 7"*"exited with status 7"* ]]
+  # The slow stage's step is not waited for to its end.
+  [ "$SECONDS" -lt 25 ]
+  ! pgrep -f "sleep 30"
+  [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
+
+  sed -i 's/exit 7/echo bad-started; sleep 30/' "$TEST_TMP/ctx/Dockerfile"
+  "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
+    --no-push --jobs 2 "$TEST_TMP/ctx" > "$TEST_TMP/out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 150); do grep -q bad-started "$TEST_TMP/out" && grep -q slow-started "$TEST_TMP/out" && break; sleep 0.1; done
+  kill -TERM $pid
+  local rc=0
+  wait $pid || rc=$?
+  cat "$TEST_TMP/out"
+  [ "$rc" -eq 143 ]
+  ! pgrep -f "sleep 30"
+  ! grep -q "$TEST_TMP" /proc/self/mountinfo
+  [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
 }
