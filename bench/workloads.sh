@@ -10,9 +10,13 @@
 #   warm   base already pulled: a second build from the same state minus the
 #          first build's output (kiln: `kiln prune` drops the built layers and
 #          keeps the base; buildah: `buildah rmi` of the built image)
+#          (kiln with --no-cache: its build cache would otherwise answer every step;
+#          buildah runs without --layers, so neither builder caches steps)
 # w5 instead: cold, then `rebuild` with nothing changed, then `rebuild-1` with
-# one source file changed (buildah with --layers, its local cache; kiln has no
-# build cache yet, so its rebuilds run every step again).
+# one source file changed (local caches: kiln's build cache, buildah --layers),
+# then `regcache`: a fresh store/storage (a new CI runner) whose only cache is
+# the registry one (kiln --cache-repo, buildah --cache-from; both builders push
+# it with --cache-repo / --cache-to during the first three rows).
 #
 # buildah as root: `buildah --storage-driver=overlay bud --isolation=chroot` with
 # its own --root/--runroot; as the user: its rootless default storage in the
@@ -239,12 +243,13 @@ kiln_reset() {
   local who=$1
   rm -rf --one-file-system "$(kiln_store "$who")" "$(kiln_out "$who")"
 }
-kiln_build() { # WHO WL CTX LOG
+kiln_build() { # WHO WL CTX LOG [extra build flags]
   local who=$1 w=$2 ctx=$3 logf=$4
+  shift 4
   rm -rf --one-file-system "$(kiln_out "$who")"
   timed "$logf" "$who" "$KILN" build --progress plain --root "$(kiln_store "$who")" \
     --insecure-registry "$REGISTRY" --no-push --oci-layout "$(kiln_out "$who"):bench" \
-    -f "$work/Dockerfile.$w" "$ctx"
+    -f "$work/Dockerfile.$w" "$@" "$ctx"
 }
 
 B_ROOT=()
@@ -280,31 +285,37 @@ one_round() {
   ctx=$(prepare "$w")
   lg="$logs/$w-$who-$i"
   if [ "$w" = w5 ]; then
-    # kiln
+    # kiln: its build cache, shared through the registry too
+    local kc="$REGISTRY/cache/kiln-w5-$who-$i" bc="$REGISTRY/cache/buildah-w5-$who-$i"
     kiln_reset "$who"
-    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-cold.log"); record w5 "$who" cold kiln "$t" "$l"
+    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-cold.log" --cache-repo "$kc"); record w5 "$who" cold kiln "$t" "$l"
     kiln_extract w5 "$who" cold "$lg-kiln-cold.log"
-    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-rebuild.log"); record w5 "$who" rebuild kiln "$t" "$l"
+    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-rebuild.log" --cache-repo "$kc"); record w5 "$who" rebuild kiln "$t" "$l"
     kiln_extract w5 "$who" rebuild "$lg-kiln-rebuild.log"
     echo "changed in run $i" >> "$ctx/src/file1.txt"
-    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-rebuild-1.log"); record w5 "$who" rebuild-1 kiln "$t" "$l"
+    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-rebuild-1.log" --cache-repo "$kc"); record w5 "$who" rebuild-1 kiln "$t" "$l"
     kiln_extract w5 "$who" rebuild-1 "$lg-kiln-rebuild-1.log"
     kiln_reset "$who"
-    # buildah with its layer cache
+    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-regcache.log" --cache-repo "$kc"); record w5 "$who" regcache kiln "$t" "$l"
+    kiln_extract w5 "$who" regcache "$lg-kiln-regcache.log"
+    kiln_reset "$who"
+    # buildah with its layer cache (--layers) and its registry cache
     ctx=$(prepare "$w")
     buildah_reset "$who"
-    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-cold.log" --layers); record w5 "$who" cold buildah "$t" "$l"
-    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-rebuild.log" --layers); record w5 "$who" rebuild buildah "$t" "$l"
+    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-cold.log" --layers --cache-to "$bc"); record w5 "$who" cold buildah "$t" "$l"
+    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-rebuild.log" --layers --cache-to "$bc"); record w5 "$who" rebuild buildah "$t" "$l"
     echo "changed in run $i" >> "$ctx/src/file1.txt"
-    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-rebuild-1.log" --layers); record w5 "$who" rebuild-1 buildah "$t" "$l"
+    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-rebuild-1.log" --layers --cache-to "$bc"); record w5 "$who" rebuild-1 buildah "$t" "$l"
+    buildah_reset "$who"
+    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-regcache.log" --layers --cache-from "$bc"); record w5 "$who" regcache buildah "$t" "$l"
     buildah_reset "$who"
     return 0
   fi
   kiln_reset "$who"
-  l=$(load1); t=$(kiln_build "$who" "$w" "$ctx" "$lg-kiln-cold.log"); record "$w" "$who" cold kiln "$t" "$l"
+  l=$(load1); t=$(kiln_build "$who" "$w" "$ctx" "$lg-kiln-cold.log" --no-cache); record "$w" "$who" cold kiln "$t" "$l"
   kiln_extract "$w" "$who" cold "$lg-kiln-cold.log"
   as_who "$who" "$KILN" prune --root "$(kiln_store "$who")" > "$lg-kiln-prune.log" 2>&1 || log "kiln prune failed: see $lg-kiln-prune.log"
-  l=$(load1); t=$(kiln_build "$who" "$w" "$ctx" "$lg-kiln-warm.log"); record "$w" "$who" warm kiln "$t" "$l"
+  l=$(load1); t=$(kiln_build "$who" "$w" "$ctx" "$lg-kiln-warm.log" --no-cache); record "$w" "$who" warm kiln "$t" "$l"
   kiln_extract "$w" "$who" warm "$lg-kiln-warm.log"
   kiln_reset "$who"
   buildah_reset "$who"
