@@ -232,7 +232,7 @@ kiln_extract() {
     /^#[0-9]+ DONE [0-9.]+s$/ { t = $3; sub(/s$/, "", t)
       if (instr[$1] ~ /^RUN /) printf "%s\t%s\t%s\t%s\t%s\n", w, a, r, instr[$1], t }
   ' "$f" >> "$STEPS"
-  sed -n 's/.* \([0-9.]*\)s total (pull \([0-9.]*\)s, run \([0-9.]*\)s, snapshot+pack \([0-9.]*\)s, copy \([0-9.]*\)s, push \([0-9.]*\)s).*/\2\t\3\t\4\t\5\t\6\t\1/p' "$f" |
+  sed -n 's/.* \([0-9.]*\)s total (pull \([0-9.]*\)s, run \([0-9.]*\)s, snapshot \([0-9.]*\)s, pack \([0-9.]*\)s, copy \([0-9.]*\)s, push \([0-9.]*\)s).*/\2\t\3\t\4\t\5\t\6\t\7\t\1/p' "$f" |
     tail -n1 | sed "s/^/$w\t$who\t$row\t/" >> "$PHASES"
 }
 
@@ -387,8 +387,8 @@ EOF
     echo
     echo "kiln phase times from its summary line (s, median):"
     echo
-    echo "| workload | as | row | pull | run | snapshot+pack | copy | push/write | total |"
-    echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| workload | as | row | pull | run | snapshot | pack | copy | push/write | total |"
+    echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     python3 - "$PHASES" <<'EOF'
 import sys, statistics, collections
 rows = collections.OrderedDict()

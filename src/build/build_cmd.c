@@ -690,9 +690,9 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   if (build_output_write (s, &res, &oo, err) < 0)
     goto out;
   double t_push = progress_elapsed (prog) - t0;
-  const char *names[] = { "pull", "run", "snapshot+pack", "copy", "push" };
-  double secs[] = { res.t_pull, res.t_run, res.t_snapshot, res.t_copy, t_push };
-  progress_summary (prog, res.manifest_digest, (unsigned long long) res.size, res.n_layers, secs, names, 5);
+  const char *names[] = { "pull", "run", "snapshot", "pack", "copy", "push" };
+  double secs[] = { res.t_pull, res.t_run, res.t_snapshot, res.t_pack, res.t_copy, t_push };
+  progress_summary (prog, res.manifest_digest, (unsigned long long) res.size, res.n_layers, secs, names, 6);
   if (o->quiet)
     printf ("%s\n", res.manifest_digest);
   ret = 0;

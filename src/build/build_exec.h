@@ -80,7 +80,7 @@ typedef struct build_result
   size_t n_layers;
   uint64_t size;                /* config + layers, compressed */
   /* seconds per phase */
-  double t_pull, t_run, t_snapshot, t_copy;
+  double t_pull, t_run, t_snapshot, t_pack, t_copy;
 } build_result;
 
 void build_result_clear (build_result *r);
