@@ -18,6 +18,10 @@
 # the registry one (kiln --cache-repo, buildah --cache-from; both builders push
 # it with --cache-repo / --cache-to during the first three rows).
 #
+# kiln writes its result as an OCI layout (--oci-layout: compressed layers);
+# buildah bud leaves an uncompressed image in its storage, so each buildah row
+# is also timed with `buildah push IMAGE oci:DIR` added (the same artifact as
+# kiln's): columns "buildah" and "buildah + push to OCI layout".
 # buildah as root: `buildah --storage-driver=overlay bud --isolation=chroot` with
 # its own --root/--runroot; as the user: its rootless default storage in the
 # user's home, `--isolation=chroot` (OCI isolation fails on this machine).
@@ -275,6 +279,28 @@ buildah_build() { # WHO WL CTX LOG [extra bud flags]
   timed "$logf" "$who" "${B_ROOT[@]}" bud --isolation=chroot --tls-verify=false "$@" \
     -f "$work/Dockerfile.$w" -t "localhost/bench-$w:latest" "$ctx"
 }
+# buildah_row WHO WL CTX LOG ROW [bud flags]: build and record "buildah"; then
+# `buildah push` the image into an OCI layout (compressing its layers, as
+# kiln's --oci-layout output is) and record "buildah+oci" = build + push.
+buildah_row() {
+  local who=$1 w=$2 ctx=$3 logf=$4 row=$5 l t t2
+  shift 5
+  l=$(load1)
+  t=$(buildah_build "$who" "$w" "$ctx" "$logf" "$@")
+  record "$w" "$who" "$row" buildah "$t" "$l"
+  [ "$t" != FAIL ] || { record "$w" "$who" "$row" buildah+oci FAIL "$l"; return 0; }
+  local out
+  out=$(kiln_out "$who")-buildah
+  rm -rf --one-file-system "$out"
+  t2=$(timed "${logf%.log}-push.log" "$who" "${B_ROOT[@]}" push "localhost/bench-$w:latest" "oci:$out:bench")
+  if [ "$t2" = FAIL ]; then
+    record "$w" "$who" "$row" buildah+oci FAIL "$l"
+  else
+    record "$w" "$who" "$row" buildah+oci "$(awk -v a="$t" -v b="$t2" 'BEGIN { printf "%.2f", a + b }')" "$l"
+  fi
+  rm -rf --one-file-system "$out"
+}
+
 buildah_rmi_output() {
   as_who "$1" "${B_ROOT[@]}" rmi -f "localhost/bench-$2:latest" >/dev/null 2>&1 || true
 }
@@ -302,12 +328,12 @@ one_round() {
     # buildah with its layer cache (--layers) and its registry cache
     ctx=$(prepare "$w")
     buildah_reset "$who"
-    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-cold.log" --layers --cache-to "$bc"); record w5 "$who" cold buildah "$t" "$l"
-    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-rebuild.log" --layers --cache-to "$bc"); record w5 "$who" rebuild buildah "$t" "$l"
+    buildah_row "$who" w5 "$ctx" "$lg-buildah-cold.log" cold --layers --cache-to "$bc"
+    buildah_row "$who" w5 "$ctx" "$lg-buildah-rebuild.log" rebuild --layers --cache-to "$bc"
     echo "changed in run $i" >> "$ctx/src/file1.txt"
-    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-rebuild-1.log" --layers --cache-to "$bc"); record w5 "$who" rebuild-1 buildah "$t" "$l"
+    buildah_row "$who" w5 "$ctx" "$lg-buildah-rebuild-1.log" rebuild-1 --layers --cache-to "$bc"
     buildah_reset "$who"
-    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-regcache.log" --layers --cache-from "$bc"); record w5 "$who" regcache buildah "$t" "$l"
+    buildah_row "$who" w5 "$ctx" "$lg-buildah-regcache.log" regcache --layers --cache-from "$bc"
     buildah_reset "$who"
     return 0
   fi
@@ -319,9 +345,9 @@ one_round() {
   kiln_extract "$w" "$who" warm "$lg-kiln-warm.log"
   kiln_reset "$who"
   buildah_reset "$who"
-  l=$(load1); t=$(buildah_build "$who" "$w" "$ctx" "$lg-buildah-cold.log"); record "$w" "$who" cold buildah "$t" "$l"
+  buildah_row "$who" "$w" "$ctx" "$lg-buildah-cold.log" cold
   buildah_rmi_output "$who" "$w"
-  l=$(load1); t=$(buildah_build "$who" "$w" "$ctx" "$lg-buildah-warm.log"); record "$w" "$who" warm buildah "$t" "$l"
+  buildah_row "$who" "$w" "$ctx" "$lg-buildah-warm.log" warm
   buildah_reset "$who"
 }
 
@@ -362,8 +388,8 @@ report() {
   echo "nproc $(nproc), kiln $kc ($("$KILN" version 2>/dev/null | head -n1)), buildah $bv${buildah_user_driver:+ (rootless driver: $buildah_user_driver)}, runs $runs (median)  "
   echo "load average at start $load_start, at end $load_end; logs in $logs"
   echo
-  echo "| workload | as | row | kiln s | buildah s | kiln/buildah | load (kiln / buildah) |"
-  echo "| --- | --- | --- | ---: | ---: | ---: | --- |"
+  echo "| workload | as | row | kiln s | buildah s | kiln/buildah | buildah + push to OCI layout s | kiln/(buildah+push) | load (kiln / buildah) |"
+  echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
   python3 - "$RESULTS" <<'EOF'
 import sys, statistics, collections
 rows = collections.OrderedDict()
@@ -376,12 +402,14 @@ def med(v):
         return None
     return statistics.median(ok)
 for (w, a, r), d in rows.items():
-    k, b = med(d.get("kiln", [])), med(d.get("buildah", []))
+    k, b, bo = med(d.get("kiln", [])), med(d.get("buildah", [])), med(d.get("buildah+oci", []))
     ks = "FAIL" if k is None else "%.2f" % k
     bs = "FAIL" if b is None else "%.2f" % b
+    bos = "FAIL" if bo is None else "%.2f" % bo
     ratio = "%.2f" % (k / b) if k is not None and b else "-"
+    ratio2 = "%.2f" % (k / bo) if k is not None and bo else "-"
     loads = "%s / %s" % (",".join(l for _, l in d.get("kiln", [])), ",".join(l for _, l in d.get("buildah", [])))
-    print("| %s | %s | %s | %s | %s | %s | %s |" % (w, a, r, ks, bs, ratio, loads))
+    print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (w, a, r, ks, bs, ratio, bos, ratio2, loads))
 EOF
   if [ -s "$PHASES" ]; then
     echo
