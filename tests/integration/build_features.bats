@@ -359,3 +359,33 @@ EOF2
   ! grep -q "$TEST_TMP" /proc/self/mountinfo
   [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
 }
+
+@test "build: two builds at the same time on one store (cold base, same steps) both succeed with correct images" {
+  local n
+  for n in 1 2; do
+    mkdir -p "$TEST_TMP/ctx$n"
+    printf 'ARG BASE\nFROM $BASE\nRUN echo shared > /shared && sleep 1\nRUN echo "build %s" > /own\nCOPY f /f\n' "$n" \
+      > "$TEST_TMP/ctx$n/Dockerfile"
+    printf 'file %s' "$n" > "$TEST_TMP/ctx$n/f"
+  done
+  kb "$TEST_TMP/store" "$TEST_TMP/ctx1" --oci-layout "$TEST_TMP/o1:t" > "$TEST_TMP/log1" 2>&1 &
+  local p1=$!
+  kb "$TEST_TMP/store" "$TEST_TMP/ctx2" --oci-layout "$TEST_TMP/o2:t" > "$TEST_TMP/log2" 2>&1 &
+  local p2=$! r1=0 r2=0
+  wait $p1 || r1=$?
+  wait $p2 || r2=$?
+  cat "$TEST_TMP/log1" "$TEST_TMP/log2"
+  [ "$r1" -eq 0 ]
+  [ "$r2" -eq 0 ]
+  for n in 1 2; do
+    umoci unpack --image "$TEST_TMP/o$n:t" "$TEST_TMP/u$n" >/dev/null
+    [ "$(cat "$TEST_TMP/u$n/rootfs/own")" = "build $n" ]
+    [ "$(cat "$TEST_TMP/u$n/rootfs/f")" = "file $n" ]
+    [ "$(cat "$TEST_TMP/u$n/rootfs/shared")" = shared ]
+  done
+  [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
+  # The store is consistent afterwards: a third build hits the cache.
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx1" --oci-layout "$TEST_TMP/o3:t"
+  [ "$status" -eq 0 ]
+  [ "$(grep -c ' CACHED' <<< "$output")" -eq 3 ]
+}
