@@ -711,20 +711,8 @@ static int
 fc_cmp (const void *pa, const void *pb)
 {
   const fc_item *x = pa, *y = pb;
-  for (const char *a = x->path, *b = y->path;; a++, b++)
-    {
-      unsigned ca = (unsigned char) *a, cb = (unsigned char) *b;
-      if (ca == cb)
-        {
-          if (ca == 0)
-            break;
-          continue;
-        }
-      if (ca == '/' || cb == '/')
-        return ca == 0 ? -1 : cb == 0 ? 1 : ca == '/' ? -1 : 1;
-      return ca < cb ? -1 : 1;
-    }
-  return (int) x->c->kind - (int) y->c->kind;
+  int r = layer_writer_path_cmp (x->path, y->path);
+  return r ? r : (int) x->c->kind - (int) y->c->kind;
 }
 
 /* The directory of path (normalised) in the tree, created as needed. */
