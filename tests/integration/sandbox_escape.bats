@@ -259,7 +259,7 @@ check_escape_output() {
   kill -TERM "$pid"
   local st=0
   wait "$pid" || st=$?
-  [ "$st" -eq 1 ]
+  [ "$st" -eq 143 ]
   grep -q "interrupted by signal 15" "$TEST_TMP/term.log"
   ! (pgrep -x sleep -a | grep -q 876544)
   # a rerun works
