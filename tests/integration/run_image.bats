@@ -101,6 +101,13 @@ assert_clean() {
   [[ $output == *"command 'sh' exited with status 7"* ]]
   run "$KILN" run --root "$s" --pull=never localhost/app:1 sh -c 'kill -KILL $$'
   [ "$status" -eq 137 ]
+  # The command starts with no signal blocked (kiln holds SIGINT/SIGTERM
+  # meanwhile), so SIGTERM inside the step works.
+  run --separate-stderr "$KILN" run --root "$s" --pull=never localhost/app:1 sh -c \
+    'grep SigBlk /proc/self/status; sleep 100 & kill -TERM $!; wait $!; echo "sleep: $?"'
+  echo "$output"
+  [ "${lines[0]}" = "SigBlk:	0000000000000000" ]
+  [ "${lines[1]}" = "sleep: 143" ]
 
   # Overrides; the command's own flags (-c, -u) are not kiln's.
   run --separate-stderr "$KILN" run --root "$s" --pull=never -u 0:0 -w /tmp -e GREETING=bye -e NEW=1 \
