@@ -175,20 +175,23 @@ assert_clean() {
 
 @test "run: --oci-layout DIR:TAG, layout only read; corrupt and missing layouts are refused" {
   local s=$TEST_TMP/store
+  # A private copy: the shared fixture cache is used by other work too.
+  local L=$TEST_TMP/layout
+  cp -a "$BUSYBOX_LAYOUT" "$L"
   local sum
-  sum=$(cd "$BUSYBOX_LAYOUT" && find . -printf '%p %m %s %T@\n' | sort | md5sum)
-  run --separate-stderr "$KILN" run --root "$s" --oci-layout "$BUSYBOX_LAYOUT:latest" -- sh -c 'echo in layout; id -u'
+  sum=$(cd "$L" && find . -printf '%p %m %s %T@\n' | sort | md5sum)
+  run --separate-stderr "$KILN" run --root "$s" --oci-layout "$L:latest" -- sh -c 'echo in layout; id -u'
   echo "$output"; echo "$stderr"
   [ "$status" -eq 0 ]
   [ "${lines[0]}" = "in layout" ]
   [ "${lines[1]}" = "0" ]
   # Without a tag: the only image. Cmd is /bin/sh (stdin is empty: exit 0).
-  run "$KILN" run --root "$s" --oci-layout "$BUSYBOX_LAYOUT"
+  run "$KILN" run --root "$s" --oci-layout "$L"
   echo "$output"
   [ "$status" -eq 0 ]
-  [ "$(cd "$BUSYBOX_LAYOUT" && find . -printf '%p %m %s %T@\n' | sort | md5sum)" = "$sum" ]
+  [ "$(cd "$L" && find . -printf '%p %m %s %T@\n' | sort | md5sum)" = "$sum" ]
 
-  run --separate-stderr "$KILN" run --root "$s" --oci-layout "$BUSYBOX_LAYOUT:nosuch" true
+  run --separate-stderr "$KILN" run --root "$s" --oci-layout "$L:nosuch" true
   [ "$status" -eq 1 ]
   [[ $stderr == *"no image tagged 'nosuch'"* ]]
   run --separate-stderr "$KILN" run --root "$s" --oci-layout "$TEST_TMP/absent:x" true
@@ -201,7 +204,7 @@ assert_clean() {
   [ -z "$(ls -A "$TEST_TMP/plain")" ]
 
   # A layer blob whose bytes do not match its digest never reaches the store.
-  cp -a "$BUSYBOX_LAYOUT" "$TEST_TMP/bad"
+  cp -a "$L" "$TEST_TMP/bad"
   local layer
   layer=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["layers"][0]["digest"][7:])' \
     "$TEST_TMP/bad/blobs/sha256/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"][7:])' "$TEST_TMP/bad/index.json")")
