@@ -109,6 +109,7 @@ time_n "buildah run --isolation=chroot CTR true" "$N_SLOW" "${B[@]}" run --isola
 time_n "buildah run CTR true (default: OCI isolation via crun)" "$N_SLOW" "${B[@]}" run "$ctr" -- true
 
 # ---- per step inside a build ----
+# shellcheck disable=SC2119
 registry_start
 fixtures_push busybox >/dev/null
 ctx=$work/ctx
