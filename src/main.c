@@ -45,7 +45,7 @@ static const struct command
   { "pull", pull_cmd_main, "pull an image from a registry into an OCI layout" },
   { "push", push_cmd_main, "push an image from an OCI layout to registries" },
   { "prune", prune_cmd_main, "remove unreferenced layers and blobs from the store" },
-  { "run", run_cmd_main, "run a command in a root filesystem inside the step sandbox" },
+  { "run", run_cmd_main, "run a command in an image (or a directory) inside the step sandbox" },
   { "version", cmd_version, "print version information" },
   { "help", cmd_help, "show help for kiln or a command" },
 };

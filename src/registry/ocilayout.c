@@ -103,6 +103,38 @@ fail:
   return kiln_error_wrap (err, "OCI layout '%s'", path);
 }
 
+int
+ocilayout_open_existing (const char *path, ocilayout **out, kiln_error **err)
+{
+  ocilayout *l = xzalloc (sizeof *l);
+  l->dirfd = l->blobsfd = -1;
+  l->path = xstrdup (path);
+  struct stat st;
+  l->dirfd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (l->dirfd < 0)
+    {
+      kiln_error_make (err, errno, "open '%s'", path);
+      goto fail;
+    }
+  /* The marker file says this is a layout (and not some other directory). */
+  if (fstatat (l->dirfd, "oci-layout", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode))
+    {
+      kiln_error_make (err, 0, "not an OCI image layout (no regular file 'oci-layout')");
+      goto fail;
+    }
+  l->blobsfd = openat (l->dirfd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (l->blobsfd < 0)
+    {
+      kiln_error_make (err, errno, "open '%s/blobs/sha256'", path);
+      goto fail;
+    }
+  *out = l;
+  return 0;
+fail:
+  ocilayout_free (l);
+  return kiln_error_wrap (err, "OCI layout '%s'", path);
+}
+
 static int
 have_blob (void *ctx, const manifest_descriptor *d, kiln_error **err)
 {

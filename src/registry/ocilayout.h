@@ -18,6 +18,9 @@ typedef struct ocilayout ocilayout;
 
 /* Open (creating if needed) the layout directory path. */
 int ocilayout_open (const char *path, ocilayout **out, kiln_error **err);
+/* Open an existing layout for reading only: nothing is created or
+ * rewritten (the directory may be read-only or another user's). */
+int ocilayout_open_existing (const char *path, ocilayout **out, kiln_error **err);
 void ocilayout_free (ocilayout *l);
 void cleanup_ocilayoutp (ocilayout **l);
 #define autoocilayout __attribute__ ((cleanup (cleanup_ocilayoutp)))

@@ -1,8 +1,17 @@
 /* run_cmd.c - `kiln run`. */
 #include "sandbox/run_cmd.h"
+#include "build/rootfs.h"
 #include "overlay/overlay.h"
+#include "registry/manifest.h"
+#include "registry/ocilayout.h"
+#include "registry/pull_cmd.h"
+#include "registry/reference.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp_profile.h"
+#include "store/fetch.h"
+#include "store/image.h"
+#include "store/local_image.h"
+#include "store/store.h"
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/fsutil.h"
@@ -10,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,23 +39,50 @@ enum
   OPT_HOSTNAME,
   OPT_OVERLAY,
   OPT_SHOW_CHANGES,
+  OPT_OCI_LAYOUT,
+  OPT_ENTRYPOINT,
+  OPT_PULL,
+  OPT_PLATFORM,
+  OPT_MIRROR,
 };
 
+typedef enum
+{
+  PULL_MISSING = 0,
+  PULL_ALWAYS,
+  PULL_NEVER,
+} pull_policy;
+
 static const cli_option run_options[] = {
+  { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]",
+    "run the image tagged TAG (or the only image) of this OCI image layout instead of IMAGE; its layers "
+    "are extracted into the store once (verified), the layout is only read",
+    OPT_OCI_LAYOUT },
   { "rootfs", 0, CLI_VALUE, "DIR",
-    "directory to use as the root filesystem (required). Without --overlay the command's writes go "
-    "to DIR itself unless --rootfs-readonly is given",
+    "run in this directory instead of an image. Without --overlay the command's writes go to DIR "
+    "itself unless --rootfs-readonly is given",
     OPT_ROOTFS },
   { "overlay", 0, CLI_BOOL, NULL,
-    "run on kiln's FUSE overlay: DIR is a read-only lower layer (never written; files named .wh.* "
-    "are OCI whiteouts), writes go to a temporary upper that is discarded afterwards. The mount is "
-    "made inside the step's user namespace; /dev/fuse must be mode 0666",
+    "with --rootfs: run on kiln's FUSE overlay: DIR is a read-only lower layer (never written; files "
+    "named .wh.* are OCI whiteouts), writes go to a temporary upper that is discarded afterwards. The "
+    "mount is made inside the step's user namespace; /dev/fuse must be mode 0666",
     OPT_OVERLAY },
   { "show-changes", 0, CLI_BOOL, NULL,
-    "with --overlay: print the step's change list after it ends, one line per entry: "
+    "with an image or --overlay: print the command's change list after it ends, one line per entry: "
     "'add MODE UID:GID /path' (true owners), 'link /path -> /target', 'whiteout /path', 'opaque /dir'",
     OPT_SHOW_CHANGES },
-  { "rootfs-readonly", 0, CLI_BOOL, NULL, "mount the root filesystem read-only", OPT_ROOTFS_RO },
+  { "rootfs-readonly", 0, CLI_BOOL, NULL, "with --rootfs: mount the root filesystem read-only", OPT_ROOTFS_RO },
+  { "entrypoint", 0, CLI_VALUE, "PROGRAM",
+    "override the image's Entrypoint with PROGRAM (one word, not split; '' clears it); as with docker "
+    "run, the image's Cmd is then not used",
+    OPT_ENTRYPOINT },
+  { "user", 'u', CLI_VALUE, "USER[:GROUP]",
+    "user and group to run as: names or ids resolved through the image's /etc/passwd and /etc/group "
+    "(default: the image's User, else 0); numeric UID[:GID] only with --rootfs",
+    OPT_USER },
+  { "env", 'e', CLI_VALUE, "KEY=VALUE", "set an environment variable, replacing the image's (repeatable)", OPT_ENV },
+  { "workdir", 'w', CLI_VALUE, "DIR",
+    "absolute working directory inside the root (default: the image's WorkingDir, else /)", OPT_WORKDIR },
   { "userns", 0, CLI_VALUE, "MODE", "ID mapping: auto (default), full or single", OPT_USERNS },
   { "network", 0, CLI_VALUE, "MODE", "host/default (share the host network) or none (loopback only)",
     OPT_NETWORK },
@@ -53,10 +90,16 @@ static const cli_option run_options[] = {
     "seccomp profile in Docker's JSON format (default: policies/default.json); 'unconfined' disables "
     "seccomp",
     OPT_SECCOMP },
-  { "user", 'u', CLI_VALUE, "UID[:GID]", "numeric user and group to run as (default 0:0)", OPT_USER },
-  { "env", 'e', CLI_VALUE, "KEY=VALUE", "set an environment variable (repeatable)", OPT_ENV },
-  { "workdir", 'w', CLI_VALUE, "DIR", "absolute working directory inside the root (default /)", OPT_WORKDIR },
   { "hostname", 0, CLI_VALUE, "NAME", "host name inside the step (default kiln)", OPT_HOSTNAME },
+  { "pull", 0, CLI_VALUE, "POLICY",
+    "IMAGE from a registry: missing (default: use the copy in the store if there is one), always "
+    "(fetch the manifest again; unchanged layers are not downloaded), never (store only)",
+    OPT_PULL },
+  { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", "platform to select from an index (default: the host)",
+    OPT_PLATFORM },
+  { "registry-mirror", 0, CLI_VALUE, "HOST", "try this mirror first for docker.io images, then the origin (repeatable)",
+    OPT_MIRROR },
+  TRANSPORT_OPTIONS
   { NULL, 0, CLI_BOOL, NULL, NULL, 0 },
 };
 #define N_RUN_OPTIONS (ARRAY_SIZE (run_options) - 1)
@@ -69,13 +112,19 @@ typedef struct run_opts
   sandbox_userns_mode userns;
   sandbox_net_mode network;
   char *seccomp;
-  uid_t uid;
-  gid_t gid;
+  char *user;
   char **env;
   char *workdir;
   char *hostname;
   bool overlay;
   bool show_changes;
+  char *layout;
+  char *entrypoint;
+  bool entrypoint_set;
+  pull_policy pull;
+  char *platform;
+  char **mirrors;
+  registry_options reg;
 } run_opts;
 
 static int
@@ -97,10 +146,37 @@ run_handle (void *ctx, int id, const char *value, kiln_error **err)
 {
   run_opts *o = ctx;
   int r = cli_common_handle (&o->common, id, value, err);
+  if (r == 0)
+    r = registry_transport_handle (&o->reg, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
   switch (id)
     {
+    case OPT_OCI_LAYOUT:
+      free (o->layout);
+      o->layout = xstrdup (value);
+      return 0;
+    case OPT_ENTRYPOINT:
+      free (o->entrypoint);
+      o->entrypoint = xstrdup (value);
+      o->entrypoint_set = true;
+      return 0;
+    case OPT_PULL:
+      if (strcmp (value, "missing") == 0)
+        o->pull = PULL_MISSING;
+      else if (strcmp (value, "always") == 0)
+        o->pull = PULL_ALWAYS;
+      else if (strcmp (value, "never") == 0)
+        o->pull = PULL_NEVER;
+      else
+        return kiln_error_make (err, 0, "--pull '%s': expected missing, always or never", value);
+      return 0;
+    case OPT_PLATFORM:
+      free (o->platform);
+      o->platform = xstrdup (value);
+      return 0;
+    case OPT_MIRROR:
+      return registry_mirror_handle (&o->reg, &o->mirrors, value, err);
     case OPT_ROOTFS:
       free (o->rootfs);
       o->rootfs = xstrdup (value);
@@ -117,19 +193,11 @@ run_handle (void *ctx, int id, const char *value, kiln_error **err)
       o->seccomp = xstrdup (value);
       return 0;
     case OPT_USER:
-      {
-        autofree char *u = xstrdup (value);
-        char *colon = strchr (u, ':');
-        unsigned long uid, gid = 0;
-        if (colon)
-          *colon = '\0';
-        if (parse_id (u, &uid) < 0 || (colon && parse_id (colon + 1, &gid) < 0))
-          return kiln_error_make (err, 0, "--user '%s': expected numeric UID[:GID] (names are resolved "
-                                          "by the build engine, not by kiln run)", value);
-        o->uid = (uid_t) uid;
-        o->gid = (gid_t) gid;
-        return 0;
-      }
+      if (*value == '\0')
+        return kiln_error_make (err, 0, "--user: empty value");
+      free (o->user);
+      o->user = xstrdup (value);
+      return 0;
     case OPT_ENV:
       if (strchr (value, '=') == NULL || value[0] == '=')
         return kiln_error_make (err, 0, "--env '%s': expected KEY=VALUE", value);
@@ -177,6 +245,13 @@ run_opts_free (run_opts *o)
   strv_free (o->env);
   free (o->workdir);
   free (o->hostname);
+  free (o->user);
+  free (o->layout);
+  free (o->entrypoint);
+  free (o->platform);
+  strv_free (o->mirrors);
+  strv_free (o->reg.insecure_registries);
+  strv_free (o->reg.registry_certs);
 }
 
 /* kiln run commits nothing: single mode's chown records have nowhere to go,
@@ -308,13 +383,15 @@ scratch_remove (scratch *s)
   free (s->name);
 }
 
+/* The overlay over lower (taken, also on failure) with its upper in
+ * scratch_fd. The mount is made in the step's user namespace, so the
+ * overlay deals in container ids: single mode presents everything as the
+ * step's root and records uid:gid (the step's user) as the true owner of
+ * what the step creates. */
 static int
-overlay_open (const run_opts *o, const sandbox_idmap *map, int scratch_fd, overlay **out, kiln_error **err)
+overlay_open (overlay_lower *lower, const sandbox_idmap *map, int scratch_fd, uid_t uid, gid_t gid, overlay **out,
+              kiln_error **err)
 {
-  const char *paths[] = { o->rootfs };
-  overlay_lower *lower = NULL;
-  if (overlay_lower_open_dirs (paths, 1, &lower, err) < 0)
-    return kiln_error_wrap (err, "opening '%s' as the overlay's lower layer", o->rootfs);
   const sandbox_mountpoint *mp;
   size_t n = sandbox_mountpoints (&mp);
   autostrv char **mask = NULL;
@@ -323,56 +400,95 @@ overlay_open (const run_opts *o, const sandbox_idmap *map, int scratch_fd, overl
       autofree char *p = xasprintf ("%s%s", mp[i].path, mp[i].is_dir ? "/" : "");
       strv_push (&mask, p);
     }
-  /* The mount is made in the step's user namespace, so the overlay deals in
-   * container ids: single mode presents everything as the step's root. */
   overlay_config cfg = {
     .lower = lower, .scratch_dirfd = scratch_fd,
     .id_mode = map->mode == SANDBOX_USERNS_SINGLE ? OVERLAY_IDS_SINGLE : OVERLAY_IDS_FULL,
-    .present_uid = 0, .present_gid = 0, .mask_paths = (const char *const *) mask,
+    .present_uid = 0, .present_gid = 0, .create_uid = uid, .create_gid = gid,
+    .mask_paths = (const char *const *) mask,
   };
   return overlay_new (&cfg, out, err);
 }
 
-static int
-do_run (run_opts *o, char **argv, kiln_error **err)
+/* What the command runs as and with, resolved from the options (and the
+ * image config). */
+typedef struct run_plan
 {
-  autoclose int rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0)
-    return kiln_error_make (err, errno, "open root filesystem '%s'", o->rootfs);
+  char **argv;
+  char **env;
+  char *cwd;
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups;
+  size_t n_groups;
+} run_plan;
+
+static void
+run_plan_clear (run_plan *p)
+{
+  strv_free (p->argv);
+  strv_free (p->env);
+  free (p->cwd);
+  free (p->groups);
+  memset (p, 0, sizeof *p);
+}
+
+/* The sandbox state both sources share: ID mapping and seccomp filter. */
+typedef struct run_sandbox
+{
   sandbox_idmap map;
-  if (sandbox_idmap_resolve (o->userns, 0, &map, err) < 0)
+  seccomp_filter *filter;
+} run_sandbox;
+
+static int
+run_sandbox_init (const run_opts *o, run_sandbox *sb, kiln_error **err)
+{
+  sb->filter = NULL;
+  if (sandbox_idmap_resolve (o->userns, 0, &sb->map, err) < 0)
     return -1;
-  autofree char *desc = sandbox_idmap_describe (&map);
+  autofree char *desc = sandbox_idmap_describe (&sb->map);
   log_info ("user namespace: %s", desc);
-  seccomp_filter *filter = NULL;
-  seccomp_profile_mode mode = map.mode == SANDBOX_USERNS_SINGLE ? SECCOMP_PROFILE_FAKE_IDS : SECCOMP_PROFILE_PLAIN;
-  if (load_filter (o, mode, &filter, err) < 0)
-    return -1;
+  seccomp_profile_mode mode = sb->map.mode == SANDBOX_USERNS_SINGLE ? SECCOMP_PROFILE_FAKE_IDS
+                                                                     : SECCOMP_PROFILE_PLAIN;
+  return load_filter (o, mode, &sb->filter, err);
+}
+
+/* SIGINT/SIGTERM are held from the moment kiln creates something that must
+ * be removed (an upper, mount points in --rootfs) until it is removed:
+ * sandbox_run picks a pending one up (it kills the step and fails with
+ * EINTR), and one that arrives outside it takes effect, with its default
+ * action, only once everything is cleaned up. */
+static void
+hold_signals (sigset_t *old)
+{
+  sigset_t set;
+  sigemptyset (&set);
+  sigaddset (&set, SIGINT);
+  sigaddset (&set, SIGTERM);
+  sigprocmask (SIG_BLOCK, &set, old);
+}
+
+static void
+release_signals (const sigset_t *old)
+{
+  sigprocmask (SIG_SETMASK, old, NULL);
+}
+
+/* Run p in the sandbox: on the directory o->rootfs when lower is NULL,
+ * else on an overlay of lower (taken) with its upper in scratch_fd.
+ * Returns 0 when the command exited 0, its exit status (or 128 + signal)
+ * when it failed or kiln was interrupted, negative when kiln failed. */
+static int
+execute (const run_opts *o, const run_plan *p, const run_sandbox *sb, overlay_lower *lower, int scratch_fd,
+         kiln_error **err)
+{
   overlay *ovl = NULL;
-  scratch scr = { -1, NULL, -1 };
-  if (o->overlay
-      && (scratch_make (&scr, err) < 0 || overlay_open (o, &map, scr.fd, &ovl, err) < 0))
-    {
-      scratch_remove (&scr);
-      seccomp_filter_free (filter);
-      return -1;
-    }
-  autostrv char **created = NULL;
-  if (!o->overlay && sandbox_prepare_mountpoints (rootfd, &created, err) < 0)
-    {
-      seccomp_filter_free (filter);
-      sandbox_remove_mountpoints (rootfd, created);
-      return kiln_error_wrap (err, "preparing '%s'", o->rootfs);
-    }
-  bool has_path = false;
-  for (char **e = o->env; e && *e; e++)
-    has_path |= strncmp (*e, "PATH=", 5) == 0;
-  if (!has_path)
-    strv_push (&o->env, "PATH=" SANDBOX_DEFAULT_PATH);
+  if (lower && overlay_open (lower, &sb->map, scratch_fd, p->uid, p->gid, &ovl, err) < 0)
+    return -1;
   sandbox_config cfg = {
-    .rootfs = o->rootfs, .rootfs_readonly = o->rootfs_ro, .argv = argv, .env = o->env,
-    .cwd = o->workdir, .uid = o->uid, .gid = o->gid, .hostname = o->hostname, .network = o->network,
-    .idmap = &map, .seccomp = filter, .output = print_line, .record_chown = log_chown,
+    .rootfs = o->rootfs, .rootfs_readonly = o->rootfs_ro, .argv = p->argv, .env = p->env, .cwd = p->cwd,
+    .uid = p->uid, .gid = p->gid, .groups = p->groups, .n_groups = p->n_groups, .hostname = o->hostname,
+    .network = o->network, .idmap = &sb->map, .seccomp = sb->filter, .output = print_line,
+    .record_chown = log_chown,
   };
   if (ovl)
     {
@@ -382,10 +498,10 @@ do_run (run_opts *o, char **argv, kiln_error **err)
       cfg.record_chown = record_overlay_chown;
       cfg.record_chown_ctx = ovl;
     }
+  int sig = 0;
+  cfg.interrupted = &sig;
   sandbox_result res;
   int r = sandbox_run (&cfg, &res, err);
-  sandbox_remove_mountpoints (rootfd, created);
-  seccomp_filter_free (filter);
   if (ovl)
     {
       /* sandbox_run returned after the step's mount namespace, and with it
@@ -401,16 +517,384 @@ do_run (run_opts *o, char **argv, kiln_error **err)
           overlay_changes_free (changes);
         }
       overlay_free (ovl);
-      scratch_remove (&scr);
     }
   if (r < 0)
-    return -1;
+    return sig ? 128 + sig : -1;
   autofree char *what = sandbox_result_describe (&res);
   if (res.exited && res.status == 0)
     return 0;
   /* main() prints this once and exits with the command's status. */
-  kiln_error_make (err, 0, "command '%s' %s", argv[0], what);
+  kiln_error_make (err, 0, "command '%s' %s", p->argv[0], what);
   return res.exited ? res.status : 128 + res.status;
+}
+
+/* ---- --rootfs DIR ---- */
+
+static int
+parse_numeric_user (const char *value, uid_t *uid, gid_t *gid, kiln_error **err)
+{
+  autofree char *u = xstrdup (value);
+  char *colon = strchr (u, ':');
+  unsigned long n_uid, n_gid = 0;
+  if (colon)
+    *colon = '\0';
+  if (parse_id (u, &n_uid) < 0 || (colon && parse_id (colon + 1, &n_gid) < 0))
+    return kiln_error_make (err, 0, "--user '%s': with --rootfs expected numeric UID[:GID] (names are "
+                                    "resolved only in an image)", value);
+  *uid = (uid_t) n_uid;
+  *gid = (gid_t) n_gid;
+  return 0;
+}
+
+static void
+ensure_path (char ***env)
+{
+  for (char **e = *env; e && *e; e++)
+    if (strncmp (*e, "PATH=", 5) == 0)
+      return;
+  strv_push (env, "PATH=" SANDBOX_DEFAULT_PATH);
+}
+
+static int
+do_run_rootfs (run_opts *o, char **cmd, kiln_error **err)
+{
+  autoclose int rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return kiln_error_make (err, errno, "open root filesystem '%s'", o->rootfs);
+  run_plan p = { 0 };
+  if (o->user && parse_numeric_user (o->user, &p.uid, &p.gid, err) < 0)
+    return -1;
+  run_sandbox sb;
+  if (run_sandbox_init (o, &sb, err) < 0)
+    return -1;
+  p.argv = strv_dup (cmd);
+  p.env = strv_dup (o->env);
+  ensure_path (&p.env);
+  p.cwd = o->workdir ? xstrdup (o->workdir) : NULL;
+  sigset_t old;
+  hold_signals (&old);
+  int r;
+  if (o->overlay)
+    {
+      scratch scr = { -1, NULL, -1 };
+      overlay_lower *lower = NULL;
+      const char *paths[] = { o->rootfs };
+      if (scratch_make (&scr, err) < 0)
+        r = -1;
+      else if (overlay_lower_open_dirs (paths, 1, &lower, err) < 0)
+        r = kiln_error_wrap (err, "opening '%s' as the overlay's lower layer", o->rootfs);
+      else
+        r = execute (o, &p, &sb, lower, scr.fd, err);
+      scratch_remove (&scr);
+    }
+  else
+    {
+      autostrv char **created = NULL;
+      if (sandbox_prepare_mountpoints (rootfd, &created, err) < 0)
+        r = kiln_error_wrap (err, "preparing '%s'", o->rootfs);
+      else
+        r = execute (o, &p, &sb, NULL, -1, err);
+      sandbox_remove_mountpoints (rootfd, created);
+    }
+  release_signals (&old);
+  seccomp_filter_free (sb.filter);
+  run_plan_clear (&p);
+  return r;
+}
+
+/* ---- images ---- */
+
+/* A build result: refs/build/NAME as `kiln build` records it (its -t,
+ * --oci-layout or "latest"), tried as typed and in normalised form. */
+static int
+find_built (store *s, const char *image, const registry_ref *ref, store_fetch_result *fr, kiln_error **err)
+{
+  autofree char *full = ref ? registry_ref_string (ref) : NULL;
+  const char *names[] = { image, full };
+  for (size_t i = 0; i < ARRAY_SIZE (names); i++)
+    {
+      if (names[i] == NULL || (i > 0 && strcmp (names[i], image) == 0))
+        continue;
+      autofree char *refname = xasprintf ("build/%s", names[i]);
+      char digest[DIGEST_STRING_SIZE];
+      int k = store_get_ref (s, refname, digest, err);
+      if (k < 0)
+        return -1;
+      if (k == 0)
+        continue;
+      k = local_image_from_store (s, digest, fr, err);
+      if (k < 0)
+        return kiln_error_wrap (err, "image '%s' (refs/%s)", image, refname);
+      if (k > 0)
+        {
+          log_info ("image: '%s' built by kiln, manifest %s", image, digest);
+          return 1;
+        }
+      log_warn ("refs/%s names manifest %s, which is no longer complete in the store", refname, digest);
+    }
+  return 0;
+}
+
+/* IMAGE (or --oci-layout) into the store: see the help text for the order. */
+static int
+resolve_image (const run_opts *o, store *s, const char *image, store_fetch_result *fr, kiln_error **err)
+{
+  autofree char *os = NULL, *arch = NULL, *variant = NULL;
+  if (o->platform && manifest_parse_platform (o->platform, &os, &arch, &variant, err) < 0)
+    return kiln_error_wrap (err, "--platform");
+  if (o->layout)
+    {
+      autofree char *dir = NULL, *tag = NULL;
+      ocilayout_split_arg (o->layout, &dir, &tag);
+      if (local_image_from_layout (s, dir, tag, os, arch, variant, fr, err) < 0)
+        return -1;
+      log_info ("image: OCI layout '%s', manifest %s", o->layout, fr->manifest_digest);
+      return 0;
+    }
+  autoref registry_ref *ref = NULL;
+  autoerror kiln_error *perr = NULL;
+  bool valid = registry_ref_parse (image, &ref, &perr) >= 0;
+  if (o->pull != PULL_ALWAYS)
+    {
+      int k = find_built (s, image, valid ? ref : NULL, fr, err);
+      if (k != 0)
+        return k < 0 ? -1 : 0;
+    }
+  if (!valid)
+    {
+      autofree char *why = kiln_error_string (perr);
+      return kiln_error_make (err, EINVAL, "image '%s': no kiln build of that name in store '%s', and not an image "
+                              "reference (%s)", image, s->root, why);
+    }
+  autofree char *full = registry_ref_string (ref);
+  if (o->pull != PULL_ALWAYS)
+    {
+      int k = store_image_lookup (s, ref, os, arch, variant, fr, err);
+      if (k < 0)
+        return kiln_error_wrap (err, "image '%s'", image);
+      if (k > 0)
+        {
+          log_info ("image: %s from the store, manifest %s", full, fr->manifest_digest);
+          return 0;
+        }
+    }
+  if (o->pull == PULL_NEVER)
+    return kiln_error_make (err, ENOENT, "image '%s' is not in store '%s' (--pull=never)", image, s->root);
+  log_info ("pulling %s into store '%s'", full, s->root);
+  if (store_fetch_image_mirrored (s, &o->reg, o->mirrors, ref, os, arch, variant, fr, err) < 0)
+    return kiln_error_wrap (err, "image '%s'", image);
+  return 0;
+}
+
+/* Set KEY=VALUE in env, replacing an entry with the same key. */
+static void
+env_put (char ***env, const char *kv)
+{
+  size_t kl = strcspn (kv, "=");
+  for (char **e = *env; e && *e; e++)
+    if (strncmp (*e, kv, kl) == 0 && (*e)[kl] == '=')
+      {
+        free (*e);
+        *e = xstrdup (kv);
+        return;
+      }
+  strv_push (env, kv);
+}
+
+/* argv as docker run builds it: Entrypoint (or --entrypoint) followed by
+ * the command given, else by the image's Cmd (dropped with --entrypoint). */
+static int
+plan_argv (const run_opts *o, const image_spec *spec, char **cmd, run_plan *p, const char *image, kiln_error **err)
+{
+  if (o->entrypoint_set)
+    {
+      if (*o->entrypoint)
+        strv_push (&p->argv, o->entrypoint);
+    }
+  else
+    for (char **e = spec->entrypoint; e && *e; e++)
+      strv_push (&p->argv, *e);
+  if (cmd && cmd[0])
+    for (char **c = cmd; *c; c++)
+      strv_push (&p->argv, *c);
+  else if (!o->entrypoint_set)
+    for (char **c = spec->cmd; c && *c; c++)
+      strv_push (&p->argv, *c);
+  if (p->argv == NULL || p->argv[0] == NULL || p->argv[0][0] == '\0')
+    return kiln_error_make (err, 0, "image '%s' has no Entrypoint or Cmd: give a COMMAND", image);
+  return 0;
+}
+
+static int
+plan_image (const run_opts *o, const image_spec *spec, overlay_lower *lower, char **cmd, const char *image,
+            run_plan *p, kiln_error **err)
+{
+  const char *user = o->user ? o->user : spec->user && *spec->user ? spec->user : "0";
+  autofree char *home = NULL;
+  if (rootfs_resolve_user (lower, user, &p->uid, &p->gid, &p->groups, &p->n_groups, &home, err) < 0)
+    return kiln_error_wrap (err, "%s '%s'", o->user ? "--user" : "the image's User", user);
+  p->env = strv_dup (spec->env);
+  for (char **e = o->env; e && *e; e++)
+    env_put (&p->env, *e);
+  /* Docker sets HOME from the user's passwd entry unless the image or -e does. */
+  bool has_home = false;
+  for (char **e = p->env; e && *e; e++)
+    has_home |= strncmp (*e, "HOME=", 5) == 0;
+  if (!has_home)
+    {
+      autofree char *h = xasprintf ("HOME=%s", home && *home ? home : "/");
+      strv_push (&p->env, h);
+    }
+  ensure_path (&p->env);
+  const char *wd = o->workdir ? o->workdir : spec->working_dir && *spec->working_dir ? spec->working_dir : "/";
+  if (wd[0] != '/')
+    return kiln_error_make (err, EINVAL, "image '%s': WorkingDir '%s' is not absolute", image, wd);
+  p->cwd = xstrdup (wd);
+  return plan_argv (o, spec, cmd, p, image, err);
+}
+
+static int
+do_run_image (run_opts *o, const char *image, char **cmd, kiln_error **err)
+{
+  const char *name = image ? image : o->layout;
+  autostore store *s = NULL;
+  if (store_open (o->common.root, 0, &s, err) < 0)
+    return -1;
+  store_fetch_result fr = { 0 };
+  if (resolve_image (o, s, image, &fr, err) < 0)
+    return -1;
+  image_spec spec;
+  image_spec_init (&spec);
+  run_plan p = { 0 };
+  run_sandbox sb = { .filter = NULL };
+  overlay_lower *lower = NULL;
+  char **ids = NULL;
+  char *tmpname = NULL;
+  int r = -1;
+  if (image_spec_from_config (&spec, fr.config, fr.config_len, err) < 0)
+    {
+      kiln_error_wrap (err, "config of image '%s'", name);
+      goto out;
+    }
+  const char *hos, *harch, *hvar;
+  manifest_host_platform (&hos, &harch, &hvar);
+  if (fr.arch && strcmp (fr.arch, harch) != 0)
+    log_warn ("image '%s' is for linux/%s on a linux/%s host: its programs need binfmt_misc emulation", name,
+              fr.arch, harch);
+  ids = xcalloc (fr.n_layers + 1, sizeof *ids);
+  for (size_t i = 0; i < fr.n_layers; i++)
+    ids[i] = fr.layers[i].diff_id;
+  if (overlay_lower_open_store (s, ids, fr.n_layers, &lower, err) < 0)
+    {
+      kiln_error_wrap (err, "layers of image '%s'", name);
+      goto out;
+    }
+  if (plan_image (o, &spec, lower, cmd, name, &p, err) < 0 || run_sandbox_init (o, &sb, err) < 0)
+    goto out;
+  sigset_t old;
+  hold_signals (&old);
+  int tmpfd = -1;
+  if (store_mktemp (s, "run-", &tmpname, &tmpfd, err) >= 0)
+    {
+      r = execute (o, &p, &sb, steal_pointer (&lower), tmpfd, err);
+      close (tmpfd);
+      store_rmtemp (s, tmpname);
+    }
+  release_signals (&old);
+out:
+  free (tmpname);
+  free (ids);
+  overlay_lower_free (lower);
+  seccomp_filter_free (sb.filter);
+  run_plan_clear (&p);
+  image_spec_free (&spec);
+  store_fetch_result_clear (&fr);
+  return r;
+}
+
+/* ---- command line ---- */
+
+/* Index of the first argument that is not a flag (IMAGE, or the command
+ * with --rootfs / --oci-layout), or of a "--": kiln's flags end there, as
+ * with docker run, so the command's own flags are never taken for kiln's. */
+static int
+flags_end (int argc, char **argv, const cli_option *opts, size_t n_opts)
+{
+  for (int i = 1; i < argc; i++)
+    {
+      const char *a = argv[i];
+      if (strcmp (a, "--") == 0 || a[0] != '-' || a[1] == '\0')
+        return i;
+      const cli_option *o = NULL;
+      if (a[1] != '-')
+        {
+          /* A short cluster: a value flag takes the rest, or the next arg. */
+          for (const char *c = a + 1; *c && o == NULL; c++)
+            for (size_t k = 0; k < n_opts; k++)
+              if (opts[k].short_name == *c && opts[k].kind == CLI_VALUE)
+                {
+                  o = &opts[k];
+                  if (c[1] == '\0')
+                    i++;
+                  break;
+                }
+          continue;
+        }
+      size_t len = strcspn (a + 2, "=");
+      for (size_t k = 0; k < n_opts && o == NULL; k++)
+        if (strlen (opts[k].name) == len && strncmp (opts[k].name, a + 2, len) == 0)
+          o = &opts[k];
+      if (o && o->kind == CLI_VALUE && a[2 + len] == '\0')
+        i++;
+    }
+  return argc;
+}
+
+static void
+run_usage (const cli_option *opts, size_t n)
+{
+  printf ("Usage: kiln run [FLAGS] IMAGE [COMMAND [ARG...]]\n"
+          "       kiln run [FLAGS] --oci-layout DIR[:TAG] [COMMAND [ARG...]]\n"
+          "       kiln run [FLAGS] --rootfs DIR [--overlay] COMMAND [ARG...]\n\n"
+          "Run a command inside kiln's step sandbox, as a RUN step of a build runs: user, mount,\n"
+          "pid, ipc, uts and cgroup namespaces (network too with --network=none), seccomp,\n"
+          "reduced capabilities, ID mapping chosen as for builds (--userns).\n\n"
+          "IMAGE is looked up in this order: an image kiln built into the store (the -t, or\n"
+          "--oci-layout argument given to kiln build, or 'latest'), an image pulled into the store\n"
+          "earlier, then the registry (pulled into the store like kiln pull --store; see --pull\n"
+          "and the registry flags). The root filesystem is kiln's FUSE overlay of the image's\n"
+          "store layers with a temporary upper in the store's tmp/: the command's writes are\n"
+          "discarded when it ends, also on SIGINT/SIGTERM, and nothing is committed\n"
+          "(--show-changes lists them). The image config's Env, WorkingDir, User, Entrypoint\n"
+          "and Cmd apply as with docker run; -e, -w, -u and --entrypoint override them.\n\n"
+          "The first argument that is not a flag ends kiln's flags: what follows IMAGE (or,\n"
+          "with --oci-layout or --rootfs, the first argument) is the command and its arguments.\n\n"
+          "Exit status: the command's; 128+N when it was killed by signal N or kiln was\n"
+          "interrupted by signal N; 1 when kiln failed; 2 for usage errors.\n\n"
+          "Examples:\n"
+          "  kiln build -t app --no-push . && kiln run app\n"
+          "  kiln run --insecure-registry localhost:5000 localhost:5000/tools:1 make -C /src\n"
+          "  kiln run --oci-layout out:latest -u 1000 -e DEBUG=1 -- sh -c 'id; env'\n\nFlags:\n");
+  cli_print_options (stdout, opts, n);
+}
+
+static int
+check_combination (const run_opts *o, char **pos, kiln_error **err)
+{
+  if (o->rootfs && o->layout)
+    return kiln_error_make (err, 0, "--rootfs and --oci-layout are exclusive");
+  if (!o->rootfs && (o->overlay || o->rootfs_ro))
+    return kiln_error_make (err, 0, "--%s needs --rootfs", o->overlay ? "overlay" : "rootfs-readonly");
+  if (o->rootfs && o->show_changes && !o->overlay)
+    return kiln_error_make (err, 0, "--show-changes needs --overlay (or an image)");
+  if (o->rootfs && (o->entrypoint_set || o->pull != PULL_MISSING || o->platform || o->mirrors))
+    return kiln_error_make (err, 0, "--entrypoint, --pull, --platform and --registry-mirror need an image, "
+                                    "not --rootfs");
+  if (o->rootfs && (pos == NULL || pos[0] == NULL))
+    return kiln_error_make (err, 0, "no command given");
+  if (!o->rootfs && !o->layout && (pos == NULL || pos[0] == NULL))
+    return kiln_error_make (err, 0, "no IMAGE given (or --oci-layout DIR[:TAG], or --rootfs DIR)");
+  return 0;
 }
 
 int
@@ -418,13 +902,15 @@ run_cmd_main (int argc, char **argv, kiln_error **err)
 {
   run_opts o;
   memset (&o, 0, sizeof o);
+  o.reg.retries = -1;
   cli_common_init (&o.common);
   size_t n = N_RUN_OPTIONS + cli_common_options_count;
   autofree cli_option *opts = cli_options_concat (run_options, N_RUN_OPTIONS, cli_common_options,
                                                   cli_common_options_count);
-  autostrv char **pos = NULL;
+  int end = flags_end (argc, argv, opts, n);
+  autostrv char **flag_pos = NULL;
   bool help = false;
-  if (cli_parse (argc, argv, opts, n, run_handle, &o, &pos, &help, err) < 0)
+  if (cli_parse (end, argv, opts, n, run_handle, &o, &flag_pos, &help, err) < 0)
     {
       run_opts_free (&o);
       kiln_error_wrap (err, "kiln run");
@@ -432,42 +918,39 @@ run_cmd_main (int argc, char **argv, kiln_error **err)
     }
   if (help)
     {
-      printf ("Usage: kiln run --rootfs DIR [FLAGS] COMMAND [ARG...]\n\n"
-              "Run a command inside kiln's step sandbox (user, mount, pid, ipc, uts and cgroup\n"
-              "namespaces, seccomp, reduced capabilities), on DIR itself or, with --overlay, on\n"
-              "kiln's FUSE overlay of DIR (writes discarded; --show-changes lists them). Image\n"
-              "sources (store, registry, --oci-layout) are not implemented yet.\n\nFlags:\n");
-      cli_print_options (stdout, opts, n);
+      run_usage (opts, n);
       run_opts_free (&o);
       return KILN_EXIT_OK;
     }
   cli_common_apply (&o.common);
+  char **pos = argv + end;
+  if (end < argc && strcmp (argv[end], "--") == 0)
+    pos++;
   int rc;
-  if (o.rootfs == NULL)
+  if (check_combination (&o, pos, err) < 0)
     {
-      kiln_error_make (err, 0, "kiln run: --rootfs DIR is required");
-      rc = KILN_EXIT_USAGE;
+      kiln_error_wrap (err, "kiln run");
+      run_opts_free (&o);
+      return KILN_EXIT_USAGE;
     }
-  else if (o.show_changes && !o.overlay)
-    {
-      kiln_error_make (err, 0, "kiln run: --show-changes needs --overlay");
-      rc = KILN_EXIT_USAGE;
-    }
-  else if (pos == NULL || pos[0] == NULL)
-    {
-      kiln_error_make (err, 0, "kiln run: no command given");
-      rc = KILN_EXIT_USAGE;
-    }
+  if (o.rootfs)
+    rc = do_run_rootfs (&o, pos, err);
+  else if (o.layout)
+    rc = do_run_image (&o, NULL, pos, err);
   else
     {
-      rc = do_run (&o, pos, err);
-      if (rc > 0)
-        kiln_error_wrap (err, "kiln run");
-      else if (rc < 0)
-        {
-          kiln_error_wrap (err, "kiln run");
-          rc = KILN_EXIT_FAILURE;
-        }
+      /* A "--" may also separate IMAGE from the command. */
+      char **cmd = pos + 1;
+      if (cmd[0] && strcmp (cmd[0], "--") == 0)
+        cmd++;
+      rc = do_run_image (&o, pos[0], cmd, err);
+    }
+  if (rc > 0)
+    kiln_error_wrap (err, "kiln run");
+  else if (rc < 0)
+    {
+      kiln_error_wrap (err, "kiln run");
+      rc = KILN_EXIT_FAILURE;
     }
   run_opts_free (&o);
   return rc;

@@ -608,7 +608,13 @@ worker_main (child_ctx *c)
     child_die (c, errno, "PR_SET_NO_NEW_PRIVS");
   for (int s = 1; s < NSIG; s++)
     signal (s, SIG_DFL);
-  sigprocmask (SIG_SETMASK, &c->oldmask, NULL);
+  /* The step starts with no signal blocked, whatever kiln's own mask (kiln
+   * run holds SIGINT/SIGTERM while it has something to clean up): a mask
+   * survives exec, and a step that cannot get SIGTERM breaks timeout(1),
+   * shells and daemons' shutdown. */
+  sigset_t none;
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
   close_range (3, ~0U, CLOSE_RANGE_CLOEXEC);
   if (cfg->seccomp)
     {
