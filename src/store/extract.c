@@ -19,7 +19,6 @@
 
 #define IN_BUF (128 * 1024)
 #define OUT_BUF (256 * 1024)
-#define DEFAULT_MAX_ENTRIES 5000000ULL
 
 typedef struct source
 {
@@ -248,6 +247,8 @@ typedef struct extractor
   int cached_fd;
   uint64_t members;
   uint64_t max_entries;
+  uint64_t meta_bytes;  /* names, link targets, xattrs seen so far */
+  uint64_t max_meta_bytes;
 } extractor;
 
 static void
@@ -392,6 +393,18 @@ entry_meta (struct archive_entry *e, layer_index_meta *m, layer_index_xattr **xs
   return 0;
 }
 
+/* Account for metadata the index builder will hold (see
+ * EXTRACT_DEFAULT_MAX_META_BYTES). */
+static int
+charge_meta (extractor *x, uint64_t bytes, kiln_error **err)
+{
+  x->meta_bytes += bytes;
+  if (x->meta_bytes > x->max_meta_bytes)
+    return kiln_error_make (err, 0, "layer metadata (names, link targets, xattrs) exceeds %llu MiB",
+                            (unsigned long long) (x->max_meta_bytes >> 20));
+  return 0;
+}
+
 static int
 do_whiteout (extractor *x, const char *dir, const char *name, kiln_error **err)
 {
@@ -428,11 +441,16 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
   autofree char *npath = NULL;
   if (layer_index_normalize_path (raw, &npath, err) < 0)
     return -1;
+  /* Checked before anything of the member is written: a tar bomb stops
+   * here with the tree holding exactly max_entries members. */
   if (++x->members > x->max_entries)
-    return kiln_error_make (err, E2BIG, "layer has more than %llu members", (unsigned long long) x->max_entries);
+    return kiln_error_make (err, 0, "layer has more than %llu members (a tar bomb?); set "
+                            "KILN_MAX_LAYER_ENTRIES to allow more", (unsigned long long) x->max_entries);
   autofree char *pathcopy = xstrdup (npath);
   const char *dir, *name;
   split (pathcopy, &dir, &name);
+  if (charge_meta (x, strlen (name), err) < 0)
+    return -1;
 
   if (strncmp (name, ".wh.", 4) == 0)
     return do_whiteout (x, dir, name, err);
@@ -474,6 +492,9 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
   autofree layer_index_xattr *xs = NULL;
   if (entry_meta (e, &m, &xs, err) < 0)
     return -1;
+  uint64_t meta = 0;
+  for (size_t i = 0; i < m.n_xattrs; i++)
+    meta += strlen (m.xattrs[i].name) + m.xattrs[i].value_len;
   switch (archive_entry_filetype (e))
     {
     case AE_IFREG:
@@ -487,6 +508,7 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
       m.link_target = archive_entry_symlink (e);
       if (m.link_target == NULL)
         return kiln_error_make (err, EINVAL, "symlink without a target");
+      meta += strlen (m.link_target);
       break;
     case AE_IFCHR:
       m.type = LAYER_INDEX_CHR;
@@ -503,6 +525,8 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
     default:
       return kiln_error_make (err, EINVAL, "unsupported member type 0%o", (unsigned) archive_entry_filetype (e));
     }
+  if (charge_meta (x, meta, err) < 0)
+    return -1;
   int old = 0;
   if (layer_index_builder_add (x->b, npath, &m, &old, err) < 0)
     return -1;
@@ -592,7 +616,9 @@ extract_layer (int layer_dirfd, extract_read_fn read_fn, void *ctx, const extrac
     return kiln_error_make (err, errno, "open 'tree'");
   source src = { .read_fn = read_fn, .ctx = ctx };
   extractor x = { .treefd = treefd, .cached_fd = -1,
-                  .max_entries = opts && opts->max_entries ? opts->max_entries : DEFAULT_MAX_ENTRIES };
+                  .max_entries = opts && opts->max_entries ? opts->max_entries : EXTRACT_DEFAULT_MAX_ENTRIES,
+                  .max_meta_bytes = opts && opts->max_meta_bytes ? opts->max_meta_bytes
+                                                                 : EXTRACT_DEFAULT_MAX_META_BYTES };
   x.b = layer_index_builder_new ();
   int ret = 0;
   if (source_init (&src) < 0)
@@ -667,11 +693,14 @@ extract_to_store (store *s, const char *blob_digest, const char *diff_id, extrac
           return 0;
         }
     }
+  extract_opts o = opts ? *opts : (extract_opts) { 0 };
+  if (o.max_entries == 0)
+    o.max_entries = s->max_layer_entries;
   autofree char *tmp = NULL;
   autoclose int dfd = -1;
   if (store_mktemp (s, "layer", &tmp, &dfd, err) < 0)
     return -1;
-  if (extract_layer (dfd, read_fn, ctx, opts, res, err) < 0)
+  if (extract_layer (dfd, read_fn, ctx, &o, res, err) < 0)
     {
       store_rmtemp (s, tmp);
       return kiln_error_wrap (err, "extracting layer %s", key);

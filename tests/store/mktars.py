@@ -93,6 +93,10 @@ with open(os.path.join(out, "hostile-truncated.tar.gz"), "wb") as f:
     f.write(gzip.compress(raw, mtime=0)[:50000])
 with open(os.path.join(out, "hostile-garbage.tar"), "wb") as f:
     f.write(os.urandom(4096))
+# Metadata bomb: 10 files with 8 xattrs of 60,000 bytes each (4.8 MB of
+# xattrs from a few KB of gzip); the extractor's metadata budget bounds it.
+mk("xattr-bomb", [reg("x/%02d" % i, pax={"SCHILY.xattr.user.p%d" % k: chr(97 + k) * 60000 for k in range(8)})
+                  for i in range(10)], gz=True)
 # Many empty files (bounded version of the tar bomb)
 n = int(os.environ.get("KILN_BOMB_FILES", "20000"))
 mk("bomb", [reg("b/%03d/%07d" % (i % 100, i)) for i in range(n)], fmt=tarfile.USTAR_FORMAT, gz=True)
