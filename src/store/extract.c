@@ -249,6 +249,8 @@ typedef struct extractor
   uint64_t max_entries;
   uint64_t meta_bytes;  /* names, link targets, xattrs seen so far */
   uint64_t max_meta_bytes;
+  source *src;
+  bool short_end;       /* the stream ended right after a member's data */
 } extractor;
 
 static void
@@ -318,16 +320,40 @@ tree_remove (extractor *x, int pfd, const char *name, int old_type, kiln_error *
   return 0;
 }
 
+/* umoci <= 0.4.7 `insert` never closed its tar writer (umoci#436, fixed by
+ * umoci#534): the layer ends right after the last member's data, without the
+ * padding to 512 bytes and the end-of-archive blocks. Go's archive/tar (so
+ * docker, containerd, buildah, umoci itself) accepts such layers, GNU tar and
+ * libarchive do not. Accept it only when every byte of the member arrived
+ * and the decompressed stream ended cleanly right there; a stream cut
+ * anywhere else stays an error. Nothing is lost: the diffID and blob digest
+ * cover exactly the bytes there are, and callers verify them. */
+static bool
+ended_after_data (extractor *x, struct archive_entry *e, uint64_t got, int64_t size)
+{
+  if (size < 0 || got != (uint64_t) size || archive_entry_sparse_count (e) > 0)
+    return false;
+  if (source_read (x->src) != 0)
+    return false;
+  log_debug ("extract: the layer ends after member '%s' without tar padding or end blocks (umoci insert)",
+             archive_entry_pathname (e));
+  x->short_end = true;
+  return true;
+}
+
 static int
-write_data (struct archive *a, int fd, int64_t size, kiln_error **err)
+write_data (extractor *x, struct archive *a, struct archive_entry *e, int fd, int64_t size, kiln_error **err)
 {
   const void *buf;
   size_t len;
   la_int64_t off;
+  uint64_t got = 0;
   for (;;)
     {
       int r = archive_read_data_block (a, &buf, &len, &off);
       if (r == ARCHIVE_EOF)
+        break;
+      if (r < ARCHIVE_WARN && ended_after_data (x, e, got, size))
         break;
       if (r < ARCHIVE_WARN)
         return kiln_error_make (err, EIO, "reading member data: %s", archive_error_string (a));
@@ -346,6 +372,7 @@ write_data (struct archive *a, int fd, int64_t size, kiln_error **err)
           p += w;
           len -= w;
           off += w;
+          got += w;
         }
     }
   /* Sparse files end in a hole; the size comes from the header. */
@@ -552,7 +579,7 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
   autoclose int fd = openat (pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return kiln_error_make (err, errno, "create '%s'", npath);
-  return write_data (a, fd, archive_entry_size (e), err);
+  return write_data (x, a, e, fd, archive_entry_size (e), err);
 }
 
 static int
@@ -598,6 +625,8 @@ run_archive (extractor *x, source *src, kiln_error **err)
           ret = kiln_error_wrap (err, "layer member '%.200s%s'", p ? p : "?", p && strlen (p) > 200 ? "..." : "");
           goto out;
         }
+      if (x->short_end)
+        break;
     }
 out:
   archive_read_free (a);
@@ -615,7 +644,7 @@ extract_layer (int layer_dirfd, extract_read_fn read_fn, void *ctx, const extrac
   if (treefd < 0)
     return kiln_error_make (err, errno, "open 'tree'");
   source src = { .read_fn = read_fn, .ctx = ctx };
-  extractor x = { .treefd = treefd, .cached_fd = -1,
+  extractor x = { .treefd = treefd, .cached_fd = -1, .src = &src,
                   .max_entries = opts && opts->max_entries ? opts->max_entries : EXTRACT_DEFAULT_MAX_ENTRIES,
                   .max_meta_bytes = opts && opts->max_meta_bytes ? opts->max_meta_bytes
                                                                  : EXTRACT_DEFAULT_MAX_META_BYTES };

@@ -283,6 +283,8 @@ test_hostile (void **state)
     { "hostile-truncated.tar.gz", false, "truncated gzip" },
     { "hostile-garbage.tar", false, NULL },
     { "hostile-huge-pax.tar", false, "too large" },
+    { "hostile-truncated-data.tar", false, "runcated" },
+    { "hostile-truncated-data.tar.gz", false, "runcated" },
   };
   for (size_t i = 0; i < ARRAY_SIZE (cases); i++)
     {
@@ -319,6 +321,43 @@ test_hostile (void **state)
       assert_false (exists_outside ());
       autofree char *p = xasprintf ("%s/%s", g_dir, ldir);
       test_rmtree (p);
+    }
+}
+
+/* umoci 0.4.7 `insert` layers end right after the last member's data; they
+ * are accepted (as Go's archive/tar does), with digests over exactly the
+ * bytes there are. */
+static void
+test_unpadded_end (void **state)
+{
+  (void) state;
+  const char *names[] = { "unpadded-end.tar", "unpadded-end.tar.gz", "unpadded-mid-pad.tar",
+                          "unpadded-mid-pad.tar.gz" };
+  for (size_t i = 0; i < ARRAY_SIZE (names); i++)
+    {
+      extract_result res;
+      autoerror kiln_error *err = NULL;
+      autofree char *ldir = NULL;
+      autoclose int lfd = extract_file (names[i], &res, &err, &ldir);
+      if (lfd < 0)
+        fail_msg ("%s: %s", names[i], err->msg);
+      autoindex layer_index *idx = NULL;
+      assert_ok (layer_index_open_at (lfd, "index", &idx, &err), err);
+      uint32_t app = layer_index_lookup (idx, "opt/app");
+      assert_int_not_equal (app, LAYER_INDEX_NONE);
+      assert_true (layer_index_entry (idx, app)->flags & LAYER_INDEX_F_OPAQUE);
+      autofree char *data = NULL;
+      size_t len;
+      assert_ok (fs_read_file_at (lfd, "tree/opt/app/new", 100, &data, &len, &err), err);
+      assert_int_equal (len, 4);
+      assert_memory_equal (data, "new\n", 4);
+      autofree char *plain = xstrdup (names[i]);
+      char *gz = strstr (plain, ".gz");
+      if (gz)
+        *gz = '\0';
+      char want[DIGEST_STRING_SIZE];
+      file_digest (plain, want);
+      assert_string_equal (res.diff_id, want);
     }
 }
 
@@ -735,6 +774,7 @@ main (void)
     cmocka_unit_test (test_gnu_format),
     cmocka_unit_test (test_sparse),
     cmocka_unit_test (test_hostile),
+    cmocka_unit_test (test_unpadded_end),
     cmocka_unit_test (test_bomb),
     cmocka_unit_test (test_xattr_bomb),
     cmocka_unit_test (test_store_once),
