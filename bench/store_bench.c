@@ -1,6 +1,7 @@
 /* store_bench.c - drive the store modules for bench/store.sh (built by it
  * against build/libkiln.a; not part of kiln).
- *   store_bench extract BLOB DIR          extract a layer blob into DIR (new)
+ *   store_bench extract BLOB DIR          extract a layer blob into DIR (new);
+ *                                         KILN_MAX_LAYER_ENTRIES as in kiln
  *   store_bench pack SRC OUT gzip|zstd|none   pack tree SRC (walked; the
  *                                         benchmark may walk) into OUT
  *   store_bench synth N OUTDIR            write a synthetic N-entry index
@@ -105,9 +106,19 @@ main (int argc, char **argv)
       mkdir (argv[3], 0700);
       int dfd = open (argv[3], O_RDONLY | O_DIRECTORY);
       extract_result r;
+      /* As kiln's store does (store_open), the limit comes from the env. */
+      extract_opts o = { 0 };
+      const char *lim = getenv ("KILN_MAX_LAYER_ENTRIES");
+      if (lim)
+        o.max_entries = strtoull (lim, NULL, 10);
       double t = now ();
-      if (in < 0 || dfd < 0 || extract_layer (dfd, extract_read_fd, &in, NULL, &r, &err) < 0)
-        die (err);
+      if (in < 0 || dfd < 0)
+        die (NULL);
+      if (extract_layer (dfd, extract_read_fd, &in, &o, &r, &err) < 0)
+        {
+          printf ("extract refused after %.3f s: %s\n", now () - t, err->msg);
+          return 1;
+        }
       t = now () - t;
       printf ("extract %.3f s %.1f MB/s (uncompressed) entries=%llu %s\n", t, r.diff_size / t / 1e6,
               (unsigned long long) r.entries, r.diff_id);
