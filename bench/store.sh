@@ -79,7 +79,9 @@ print("%.2f %d %d" % (time.monotonic() - t, resource.getrusage(resource.RUSAGE_C
 
 echo "# Layer store benchmarks ($(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M') UTC)"
 echo
-echo "Command: \`bench/store.sh --runs $runs --size-mb $size_mb${bomb:+ --bomb $bomb} --only $only\`;" \
+bomb_arg=""
+[ "$bomb" = 0 ] || bomb_arg=" --bomb $bomb"
+echo "Command: \`bench/store.sh --runs $runs --size-mb $size_mb$bomb_arg --only $only\`;" \
   "$(nproc) cores shared with other jobs; load average at the start $(load)."
 
 if want fat || want huge; then
@@ -117,7 +119,7 @@ d = sys.argv[1]
 i = json.load(open(d + "/index.json"))["manifests"][0]["digest"].split(":")[1]
 print("\n".join(d + "/blobs/sha256/" + l["digest"].split(":")[1] for l in json.load(open(d + "/blobs/sha256/" + i))["layers"]))' "$work/fat")
     kx=() ux=()
-    extract_all() { local n=0 l; for l in "${layers[@]}"; do "$B" extract "$l" "$1/l$n" || return 1; n=$((n + 1)); done; }
+    extract_all() { local n=0 l; mkdir -p "$1"; for l in "${layers[@]}"; do "$B" extract "$l" "$1/l$n" || return 1; n=$((n + 1)); done; }
     for i in $(seq 1 "$runs"); do
       drop; kx+=("$(t extract_all "$work/x$i")")
       rm -rf "$work/x$i"

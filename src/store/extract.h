@@ -24,6 +24,11 @@
  * created: files are 0600, directories 0700, owned by the running user, with
  * the true metadata in the index, so extraction as root and as a plain user
  * give byte-identical indexes.
+ *
+ * Streams that end early are errors, with one exception: a layer whose last
+ * member's data is complete but which lacks the padding and end-of-archive
+ * blocks after it (umoci 0.4.7 `umoci insert`, umoci#436) is accepted, as
+ * Go's archive/tar (docker, containerd, buildah) accepts it.
  */
 #ifndef KILN_STORE_EXTRACT_H
 #define KILN_STORE_EXTRACT_H
