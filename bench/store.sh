@@ -18,7 +18,7 @@
 #         writer gzip (all cores, pigz-style) and zstd (all cores), both
 #         digests in the same pass, vs `tar | gzip` and `tar | pigz`.
 #   huge  the `huge` base pulled into a kiln store; load (open + mmap +
-#         validate) of its whole index stack, best of 5.
+#         validate) of its whole index stack: first open and best of 20.
 #   bomb  a tar bomb of N empty files (tests/store/mkbomb.py; the issue's case
 #         is --bomb 1000000): extraction with the default entry limit
 #         (1,000,000 members: refused) and with KILN_MAX_LAYER_ENTRIES=2000000
@@ -197,8 +197,8 @@ if want huge; then
     echo
     echo "| stack | result |"
     echo "|---|---|"
-    echo "| all layers of huge:1, first run after dropping caches (best of 5 in-process opens) | $cold |"
-    echo "| same, warm | $warm |"
+    echo "| all layers of huge:1, page cache dropped before the first open | $cold |"
+    echo "| same again (page cache warm) | $warm |"
     for i in "${idx[@]}"; do
       echo "| one layer: $(basename "$(dirname "$i")" | cut -c1-12), $(stat -c %s "$i") bytes of index | $("$B" load "$i") |"
     done

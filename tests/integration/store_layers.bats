@@ -15,7 +15,16 @@ setup() {
   kiln_setup
   STORE=$TEST_TMP/store
 }
-teardown() { kiln_teardown; }
+teardown() {
+  # A buildah test that failed half-way: its containers, images and mounts.
+  if [ -d "$TEST_TMP/bst" ]; then
+    buildah --root "$TEST_TMP/bst" --runroot "$TEST_TMP/brun" --storage-driver overlay rm -a >/dev/null 2>&1
+    buildah --root "$TEST_TMP/bst" --runroot "$TEST_TMP/brun" --storage-driver overlay rmi -a -f >/dev/null 2>&1
+    awk -v d="$TEST_TMP/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+      while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
+  fi
+  kiln_teardown
+}
 
 pull_store() { # REF [ARGS...]
   local ref=$1
