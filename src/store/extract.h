@@ -24,6 +24,11 @@
  * created: files are 0600, directories 0700, owned by the running user, with
  * the true metadata in the index, so extraction as root and as a plain user
  * give byte-identical indexes.
+ *
+ * Streams that end early are errors, with one exception: a layer whose last
+ * member's data is complete but which lacks the padding and end-of-archive
+ * blocks after it (umoci 0.4.7 `umoci insert`, umoci#436) is accepted, as
+ * Go's archive/tar (docker, containerd, buildah) accepts it.
  */
 #ifndef KILN_STORE_EXTRACT_H
 #define KILN_STORE_EXTRACT_H
@@ -47,9 +52,24 @@ typedef enum
   EXTRACT_COMPRESSION_ZSTD,
 } extract_compression;
 
+/* Limits that bound what one (possibly hostile) layer can cost. Real layers
+ * have at most a few hundred thousand members (a full TeX Live or a large
+ * node_modules); a tar bomb of a million empty files is rejected at member
+ * 1,000,001 with an error naming the layer. The index builder holds about
+ * 200 bytes per member plus its names, link targets and xattrs, and writing
+ * the index briefly doubles that, so the defaults keep one extraction under
+ * roughly 1 GiB of memory whatever the stream holds. Users with a genuine
+ * bigger layer raise the entry limit with KILN_MAX_LAYER_ENTRIES (read by
+ * store_open). */
+#define EXTRACT_DEFAULT_MAX_ENTRIES 1000000ULL
+/* Names + symlink targets + xattr names and values, summed over every member
+ * as read (so replaced members count too). Real layers: a few MB. */
+#define EXTRACT_DEFAULT_MAX_META_BYTES (256ULL << 20)
+
 typedef struct extract_opts
 {
-  uint64_t max_entries;  /* 0: default (5,000,000 members) */
+  uint64_t max_entries;     /* members (headers) per layer; 0: EXTRACT_DEFAULT_MAX_ENTRIES */
+  uint64_t max_meta_bytes;  /* 0: EXTRACT_DEFAULT_MAX_META_BYTES */
 } extract_opts;
 
 typedef struct extract_result
@@ -78,7 +98,9 @@ ssize_t extract_read_fd (void *ctx, void *buf, size_t len, kiln_error **err);
  * published (res->existed; the stream is not read), else extract into a temp
  * dir, verify the blob digest and diffID against the expected values (either
  * may be NULL = unknown), and publish atomically. Requires at least one of
- * blob_digest / diff_id. */
+ * blob_digest / diff_id. opts NULL or a zero max_entries: the store's limit
+ * (s->max_layer_entries). On any error the temp dir is removed and nothing
+ * is published. */
 int extract_to_store (store *s, const char *blob_digest, const char *diff_id, extract_read_fn read_fn,
                       void *ctx, const extract_opts *opts, extract_result *res, kiln_error **err);
 

@@ -293,7 +293,8 @@ extract_layer_checked (fetch_ctx *f, const char *blob_digest, extract_read_fn re
   if (store_mktemp (s, "layer", &tmp, &dfd, err) < 0)
     return -1;
   extract_result res;
-  if (extract_layer (dfd, read_fn, rctx, NULL, &res, err) < 0)
+  extract_opts o = { .max_entries = s->max_layer_entries };
+  if (extract_layer (dfd, read_fn, rctx, &o, &res, err) < 0)
     {
       store_rmtemp (s, tmp);
       return -1;

@@ -1,5 +1,6 @@
 /* store.c - store layout, locks, temp dirs, atomic publication. */
 #include "store/store.h"
+#include "store/extract.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -61,9 +62,30 @@ lock_convert (int fd, short type, bool wait, kiln_error **err)
   return 0;
 }
 
+/* KILN_MAX_LAYER_ENTRIES: a decimal count, 1 .. the index format's limit. */
+static int
+max_layer_entries_from_env (uint64_t *out, kiln_error **err)
+{
+  *out = EXTRACT_DEFAULT_MAX_ENTRIES;
+  const char *e = getenv ("KILN_MAX_LAYER_ENTRIES");
+  if (e == NULL || *e == '\0')
+    return 0;
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull (e, &end, 10);
+  if (*e < '0' || *e > '9' || *end != '\0' || errno == ERANGE || v == 0 || v >= UINT32_MAX - 1)
+    return kiln_error_make (err, EINVAL, "invalid KILN_MAX_LAYER_ENTRIES '%s': expected a number of "
+                            "entries between 1 and %u", e, UINT32_MAX - 2);
+  *out = v;
+  return 0;
+}
+
 int
 store_open (const char *root_opt, int flags, store **out, kiln_error **err)
 {
+  uint64_t max_entries;
+  if (max_layer_entries_from_env (&max_entries, err) < 0)
+    return -1;
   autofree char *root = NULL;
   if (store_default_root (root_opt, &root, err) < 0)
     return -1;
@@ -114,6 +136,7 @@ store_open (const char *root_opt, int flags, store **out, kiln_error **err)
   s->rootfd = steal_fd (&rootfd);
   s->lockfd = steal_fd (&lockfd);
   s->exclusive = excl;
+  s->max_layer_entries = max_entries;
   if (have_excl)
     {
       autoerror kiln_error *cerr = NULL;

@@ -38,6 +38,10 @@ typedef struct store
   int rootfd;
   int lockfd;    /* store-wide lock (shared or exclusive) */
   bool exclusive;
+  /* Member limit per extracted layer (extract_opts.max_entries): from
+   * KILN_MAX_LAYER_ENTRIES (a positive count, e.g. 2000000), else
+   * EXTRACT_DEFAULT_MAX_ENTRIES. */
+  uint64_t max_layer_entries;
 } store;
 
 enum
@@ -52,7 +56,8 @@ enum
 int store_default_root (const char *root_opt, char **out, kiln_error **err);
 
 /* Open (creating with mode 0700) the store. Removes stale temp dirs of
- * killed processes when no other kiln holds the store. */
+ * killed processes when no other kiln holds the store. An invalid
+ * KILN_MAX_LAYER_ENTRIES is an error (before anything is created). */
 int store_open (const char *root_opt, int flags, store **out, kiln_error **err);
 void store_close (store *s);
 void cleanup_storep (store **s);

@@ -91,8 +91,29 @@ with open(os.path.join(out, "hostile-truncated.tar"), "wb") as f:
     f.write(raw[:100000])
 with open(os.path.join(out, "hostile-truncated.tar.gz"), "wb") as f:
     f.write(gzip.compress(raw, mtime=0)[:50000])
+# A layer that ends right after its last member's data, without padding and
+# end-of-archive blocks (umoci 0.4.7 `insert`, umoci#436): accepted. Cut
+# inside the data instead: rejected.
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+    for ti, data in [d("opt/app/"), reg("opt/app/.wh..wh..opq"), reg("opt/app/first", b"1" * 600),
+                     reg("opt/app/new", b"new\n")]:
+        t.addfile(ti, io.BytesIO(data) if data is not None else None)
+raw = buf.getvalue()
+last = tarfile.open(fileobj=io.BytesIO(raw)).getmembers()[-1]
+for name, cut in [("unpadded-end", last.offset_data + last.size),
+                  ("unpadded-mid-pad", last.offset_data + last.size + 100),
+                  ("hostile-truncated-data", last.offset_data + 2)]:
+    with open(os.path.join(out, name + ".tar"), "wb") as f:
+        f.write(raw[:cut])
+    with open(os.path.join(out, name + ".tar.gz"), "wb") as f:
+        f.write(gzip.compress(raw[:cut], mtime=0))
 with open(os.path.join(out, "hostile-garbage.tar"), "wb") as f:
     f.write(os.urandom(4096))
+# Metadata bomb: 10 files with 8 xattrs of 60,000 bytes each (4.8 MB of
+# xattrs from a few KB of gzip); the extractor's metadata budget bounds it.
+mk("xattr-bomb", [reg("x/%02d" % i, pax={"SCHILY.xattr.user.p%d" % k: chr(97 + k) * 60000 for k in range(8)})
+                  for i in range(10)], gz=True)
 # Many empty files (bounded version of the tar bomb)
 n = int(os.environ.get("KILN_BOMB_FILES", "20000"))
 mk("bomb", [reg("b/%03d/%07d" % (i % 100, i)) for i in range(n)], fmt=tarfile.USTAR_FORMAT, gz=True)

@@ -39,7 +39,9 @@ def load(path):
             continue
         h = hashlib.sha256(t.extractfile(m).read()).hexdigest() if m.isreg() else ""
         x = {k: v for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}
-        members[n] = (m.type if not m.isreg() else b"0", m.mode, m.uid, m.gid,
+        # Go's archive/tar (umoci, buildah) keeps the file type bits in the
+        # header's mode field; only the permission bits are the mode.
+        members[n] = (m.type if not m.isreg() else b"0", m.mode & 0o7777, m.uid, m.gid,
                       m.size if m.isreg() else 0, m.linkname if m.issym() else "",
                       m.devmajor if m.ischr() or m.isblk() else 0,
                       m.devminor if m.ischr() or m.isblk() else 0, int(m.mtime), tuple(sorted(x.items())), h)

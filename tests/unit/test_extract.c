@@ -283,6 +283,8 @@ test_hostile (void **state)
     { "hostile-truncated.tar.gz", false, "truncated gzip" },
     { "hostile-garbage.tar", false, NULL },
     { "hostile-huge-pax.tar", false, "too large" },
+    { "hostile-truncated-data.tar", false, "runcated" },
+    { "hostile-truncated-data.tar.gz", false, "runcated" },
   };
   for (size_t i = 0; i < ARRAY_SIZE (cases); i++)
     {
@@ -322,6 +324,43 @@ test_hostile (void **state)
     }
 }
 
+/* umoci 0.4.7 `insert` layers end right after the last member's data; they
+ * are accepted (as Go's archive/tar does), with digests over exactly the
+ * bytes there are. */
+static void
+test_unpadded_end (void **state)
+{
+  (void) state;
+  const char *names[] = { "unpadded-end.tar", "unpadded-end.tar.gz", "unpadded-mid-pad.tar",
+                          "unpadded-mid-pad.tar.gz" };
+  for (size_t i = 0; i < ARRAY_SIZE (names); i++)
+    {
+      extract_result res;
+      autoerror kiln_error *err = NULL;
+      autofree char *ldir = NULL;
+      autoclose int lfd = extract_file (names[i], &res, &err, &ldir);
+      if (lfd < 0)
+        fail_msg ("%s: %s", names[i], err->msg);
+      autoindex layer_index *idx = NULL;
+      assert_ok (layer_index_open_at (lfd, "index", &idx, &err), err);
+      uint32_t app = layer_index_lookup (idx, "opt/app");
+      assert_int_not_equal (app, LAYER_INDEX_NONE);
+      assert_true (layer_index_entry (idx, app)->flags & LAYER_INDEX_F_OPAQUE);
+      autofree char *data = NULL;
+      size_t len;
+      assert_ok (fs_read_file_at (lfd, "tree/opt/app/new", 100, &data, &len, &err), err);
+      assert_int_equal (len, 4);
+      assert_memory_equal (data, "new\n", 4);
+      autofree char *plain = xstrdup (names[i]);
+      char *gz = strstr (plain, ".gz");
+      if (gz)
+        *gz = '\0';
+      char want[DIGEST_STRING_SIZE];
+      file_digest (plain, want);
+      assert_string_equal (res.diff_id, want);
+    }
+}
+
 static void
 test_bomb (void **state)
 {
@@ -340,7 +379,50 @@ test_bomb (void **state)
   assert_ok (fs_mkdtemp_at (g_dirfd, "layer-", &d2, &l2, &err), err);
   extract_opts o = { .max_entries = 1000 };
   assert_true (extract_layer (l2, extract_read_fd, &in, &o, &res, &err) < 0);
-  assert_true (test_err_contains (err, "more than 1000 members"));
+  assert_true (test_err_contains (err, "more than 1000 members (a tar bomb?)"));
+  assert_true (test_err_contains (err, "KILN_MAX_LAYER_ENTRIES"));
+  /* the limit is exact: 20,000 members (the directories are implicit) */
+  kiln_error_clear (&err);
+  assert_int_equal (lseek (in, 0, SEEK_SET), 0);
+  autofree char *d3 = NULL;
+  autoclose int l3 = -1;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "layer-", &d3, &l3, &err), err);
+  o.max_entries = 20000;
+  assert_ok (extract_layer (l3, extract_read_fd, &in, &o, &res, &err), err);
+  assert_int_equal (lseek (in, 0, SEEK_SET), 0);
+  autofree char *d4 = NULL;
+  autoclose int l4 = -1;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "layer-", &d4, &l4, &err), err);
+  o.max_entries = 19999;
+  assert_true (extract_layer (l4, extract_read_fd, &in, &o, &res, &err) < 0);
+  assert_true (test_err_contains (err, "more than 19999 members"));
+}
+
+/* The metadata budget bounds what xattrs can make the index builder hold. */
+static void
+test_xattr_bomb (void **state)
+{
+  (void) state;
+  extract_result res;
+  autoerror kiln_error *err = NULL;
+  autofree char *ldir = NULL;
+  autoclose int lfd = extract_file ("xattr-bomb.tar.gz", &res, &err, &ldir);
+  assert_ok (lfd, err);
+  autoindex layer_index *idx = NULL;
+  assert_ok (layer_index_open_at (lfd, "index", &idx, &err), err);
+  const void *v;
+  size_t vlen;
+  assert_true (layer_index_xattr_find (idx, layer_index_lookup (idx, "x/09"), "user.p7", &v, &vlen));
+  assert_int_equal (vlen, 60000);
+  autofree char *path = xasprintf ("%s/xattr-bomb.tar.gz", g_corpus);
+  autoclose int in = open (path, O_RDONLY | O_CLOEXEC);
+  autofree char *d2 = NULL;
+  autoclose int l2 = -1;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "layer-", &d2, &l2, &err), err);
+  extract_opts o = { .max_meta_bytes = 2 << 20 };
+  assert_true (extract_layer (l2, extract_read_fd, &in, &o, &res, &err) < 0);
+  assert_true (test_err_contains (err, "layer metadata (names, link targets, xattrs) exceeds 2 MiB"));
+  assert_true (test_err_contains (err, "layer member 'x/04'"));
 }
 
 /* ---- store ------------------------------------------------------------- */
@@ -692,7 +774,9 @@ main (void)
     cmocka_unit_test (test_gnu_format),
     cmocka_unit_test (test_sparse),
     cmocka_unit_test (test_hostile),
+    cmocka_unit_test (test_unpadded_end),
     cmocka_unit_test (test_bomb),
+    cmocka_unit_test (test_xattr_bomb),
     cmocka_unit_test (test_store_once),
     cmocka_unit_test (test_store_concurrent),
     cmocka_unit_test (test_store_kill9),
