@@ -69,8 +69,7 @@ struct progress
   /* tty */
   int width, height; /* 0: ask the terminal at every frame */
   bool colour, manual;
-  bool draw_on_events; /* no render thread */
-  double last_draw;
+  double last_draw;    /* time of the last frame */
   bool finished;      /* final frame drawn; later events print as plain */
   bool cursor_hidden;
   bool dirty;
@@ -160,6 +159,7 @@ progress_new_tty (FILE *out, const progress_tty_opts *o)
   const char *nc = getenv ("NO_COLOR");
   p->colour = o->colour || (!o->no_colour && !(nc && *nc));
   p->manual = o->manual;
+  p->last_draw = -1e9;
   /* Step output is UTF-8 in practice; measure it so regardless of the
    * process locale (kiln never calls setlocale). */
   p->utf8 = newlocale (LC_CTYPE_MASK, "C.UTF-8", (locale_t) 0);
@@ -172,8 +172,7 @@ progress_new_tty (FILE *out, const progress_tty_opts *o)
       pthread_sigmask (SIG_SETMASK, &all, &old);
       p->thread_started = pthread_create (&p->thread, NULL, render_main, p) == 0;
       pthread_sigmask (SIG_SETMASK, &old, NULL);
-      if (!p->thread_started)
-        p->draw_on_events = true;
+      /* Without the thread, events still draw (timers only move then). */
     }
   return p;
 }
@@ -289,13 +288,14 @@ line_mode (const progress *p)
 
 static void tty_draw (progress *p, bool final);
 
-/* The render thread picks changes up at its next tick; without it (it could
- * not be started), events draw, at most 10 frames a second. */
+/* An event draws at once unless a frame went out less than 0.1 s ago; the
+ * render thread then picks the change up at its next tick (and keeps the
+ * running steps' timers moving). */
 static void
 tty_changed (progress *p)
 {
   p->dirty = true;
-  if (p->draw_on_events && now_locked (p) - p->last_draw >= TTY_INTERVAL_NS / 1e9)
+  if (!p->manual && now_locked (p) - p->last_draw >= TTY_INTERVAL_NS / 1e9)
     tty_draw (p, false);
 }
 
