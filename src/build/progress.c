@@ -78,6 +78,9 @@ struct progress
   bool thread_started, stop;
   pthread_t thread;
   pthread_cond_t wake;
+
+  FILE *log_stream;   /* progress_log_stream */
+  strbuf log_partial; /* a line written in pieces */
 };
 
 /* ---- modes ---- */
@@ -136,6 +139,7 @@ alloc_progress (progress_mode mode, FILE *out, double (*clock) (void *), void *c
   p->clock = clock ? clock : mono_now;
   p->clock_ctx = clock_ctx;
   p->t0 = p->clock (p->clock_ctx);
+  strbuf_init (&p->log_partial, 0);
   pthread_mutex_init (&p->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init (&ca);
@@ -533,6 +537,55 @@ progress_tail (progress *p)
   return s;
 }
 
+/* ---- the logger's stream ---- */
+
+static ssize_t
+log_write (void *cookie, const char *buf, size_t size)
+{
+  progress *p = cookie;
+  pthread_mutex_lock (&p->mu);
+  if (!(p->mode == PROGRESS_TTY && !p->finished))
+    {
+      /* Other modes: the lines as they are, between whole progress lines
+       * (after what the tty display had not taken yet). */
+      fwrite (p->log_partial.buf, 1, p->log_partial.len, p->out);
+      strbuf_reset (&p->log_partial);
+      fwrite (buf, 1, size, p->out);
+      fflush (p->out);
+    }
+  else
+    {
+      strbuf_add (&p->log_partial, buf, size);
+      char *start = p->log_partial.buf, *nl;
+      while ((nl = memchr (start, '\n', p->log_partial.len - (size_t) (start - p->log_partial.buf))))
+        {
+          note_locked (p, 0, xstrndup (start, (size_t) (nl - start)));
+          start = nl + 1;
+        }
+      size_t rest = p->log_partial.len - (size_t) (start - p->log_partial.buf);
+      memmove (p->log_partial.buf, start, rest);
+      strbuf_setlen (&p->log_partial, rest);
+    }
+  pthread_mutex_unlock (&p->mu);
+  return (ssize_t) size;
+}
+
+FILE *
+progress_log_stream (progress *p)
+{
+  pthread_mutex_lock (&p->mu);
+  if (!p->log_stream)
+    {
+      cookie_io_functions_t io = { .write = log_write };
+      p->log_stream = fopencookie (p, "w", io);
+      if (p->log_stream)
+        setvbuf (p->log_stream, NULL, _IONBF, 0);
+    }
+  FILE *f = p->log_stream ? p->log_stream : p->out;
+  pthread_mutex_unlock (&p->mu);
+  return f;
+}
+
 /* ---- tty rendering ---- */
 
 /* Terminal text from untrusted step output: escape sequences and control
@@ -914,6 +967,14 @@ progress_free (progress *p)
   if (!p)
     return;
   tty_finish (p);
+  if (p->log_stream)
+    {
+      /* A line the logger left unterminated: flush it as its own line. */
+      if (p->log_partial.len)
+        fputs ("\n", p->log_stream);
+      fclose (p->log_stream);
+    }
+  strbuf_release (&p->log_partial);
   for (size_t i = 0; i < p->n_items; i++)
     item_free (p->items[i]);
   free (p->items);

@@ -115,6 +115,14 @@ void progress_note (progress *p, const char *fmt, ...) __attribute__ ((format (p
 char *progress_tail_id (progress *p, int id);
 char *progress_tail (progress *p);
 
+/* A stream to give the logger (log_setup) while the display is up, so log
+ * lines (layer pulls, retries, warnings) do not break a tty frame: there
+ * each line becomes a note in the frame; in the other modes, and once the
+ * tty display finished, lines go to the progress stream unchanged. Owned
+ * by p and closed by progress_free: point the logger elsewhere before
+ * that. Safe from any thread. */
+FILE *progress_log_stream (progress *p);
+
 /* Seconds since progress_new. */
 double progress_elapsed (const progress *p);
 

@@ -10,6 +10,7 @@
 #include "build/progress.h"
 #include "util/alloc.h"
 #include "util/json.h"
+#include "util/log.h"
 #include "util/strbuf.h"
 #include "helpers/testutil.h"
 
@@ -680,6 +681,55 @@ test_tty_render_thread (void **state)
   cap_close (&c);
 }
 
+static void
+test_log_stream (void **state)
+{
+  (void) state;
+  cap c;
+  cap_open (&c);
+  /* tty: log lines become notes inside the frame. */
+  progress *p = tty_new (&c, 60, 24, false);
+  log_setup (LOG_LEVEL_INFO, LOG_FORMAT_TEXT, false, progress_log_stream (p));
+  progress_step_begin (p, "s", 1, 1, "FROM busybox");
+  log_info ("layer sha256:%s 0.9 MB downloaded", "ab12");
+  log_warn ("mirror m failed");
+  FILE *ls = progress_log_stream (p);
+  fputs ("a line in ", ls);
+  fputs ("two writes\nand a rest", ls);
+  progress_render (p);
+  autofree char *f = cap_since (&c);
+  assert_string_equal (f, "\033[?25l"
+                          "[+] Building 0.0s (0/1)\033[K\n"
+                          " => [s 1/1] FROM busybox                               0.0s\033[K\n"
+                          " => layer sha256:ab12 0.9 MB downloaded\033[K\n"
+                          " => warn: mirror m failed\033[K\n"
+                          " => a line in two writes\033[K\n");
+  log_setup (LOG_LEVEL_INFO, LOG_FORMAT_TEXT, false, NULL);
+  progress_step_end (p, "DONE");
+  double secs[] = { 0 };
+  const char *names[] = { "run" };
+  progress_summary (p, "sha256:1", 1, 1, secs, names, 1);
+  /* After the display finished, lines pass through (the rest first). */
+  fputs ("!\n", ls);
+  progress_free (p);
+  autofree char *g = cap_since (&c);
+  assert_non_null (strstr (g, "FINISHED"));
+  assert_true (strlen (g) > 14);
+  assert_string_equal (g + strlen (g) - 12, "and a rest!\n");
+
+  /* plain: unchanged, between the progress lines. */
+  p = progress_new (PROGRESS_PLAIN, c.f);
+  log_setup (LOG_LEVEL_INFO, LOG_FORMAT_TEXT, false, progress_log_stream (p));
+  progress_step_begin (p, NULL, 1, 1, "FROM x");
+  log_info ("pulled");
+  progress_step_end (p, "DONE");
+  log_setup (LOG_LEVEL_INFO, LOG_FORMAT_TEXT, false, NULL);
+  progress_free (p);
+  autofree char *h = cap_since (&c);
+  assert_matches (h, "^#1 \\[1/1\\] FROM x\npulled\n#1 DONE [0-9.]+s\n$");
+  cap_close (&c);
+}
+
 /* ---- threads ---- */
 
 typedef struct worker
@@ -808,6 +858,7 @@ main (void)
     cmocka_unit_test (test_tty_height),
     cmocka_unit_test (test_tty_no_colour_env),
     cmocka_unit_test (test_tty_render_thread),
+    cmocka_unit_test (test_log_stream),
     cmocka_unit_test (test_threads_plain),
     cmocka_unit_test (test_threads_tty),
   };
