@@ -290,7 +290,7 @@ line_mode (const progress *p)
   return p->mode == PROGRESS_TTY && p->finished ? PROGRESS_PLAIN : p->mode;
 }
 
-static void tty_draw (progress *p, bool final);
+static void tty_draw (progress *p, bool final, bool completed);
 
 /* An event draws at once unless a frame went out less than 0.1 s ago; the
  * render thread then picks the change up at its next tick (and keeps the
@@ -300,7 +300,7 @@ tty_changed (progress *p)
 {
   p->dirty = true;
   if (!p->manual && now_locked (p) - p->last_draw >= TTY_INTERVAL_NS / 1e9)
-    tty_draw (p, false);
+    tty_draw (p, false, false);
 }
 
 /* ---- events ---- */
@@ -772,9 +772,10 @@ frame_step (frame *f, const item *it, double now, size_t tail_max)
 }
 
 /* Draw a frame over the previous one. The final frame has no height limit
- * (it scrolls into the terminal's history) and shows the cursor again. */
+ * (it scrolls into the terminal's history), shows the cursor again and says
+ * FINISHED if the build completed (progress_summary), else FAILED. */
 static void
-tty_draw (progress *p, bool final)
+tty_draw (progress *p, bool final, bool completed)
 {
   if (p->finished || (p->n_items == 0 && p->drawn == 0))
     return;
@@ -795,7 +796,7 @@ tty_draw (progress *p, bool final)
    * oldest running steps. */
   size_t limit = final ? (size_t) -1 : (size_t) (h > 2 ? h - 1 : 1);
   bool *skip = xcalloc (p->n_items ? p->n_items : 1, sizeof *skip);
-  size_t tail_max = TTY_TAIL_SHOWN, steps = 0, done = 0, failed = 0;
+  size_t tail_max = TTY_TAIL_SHOWN, steps = 0, done = 0;
   size_t need = 1;
   for (size_t i = 0; i < p->n_items; i++)
     {
@@ -805,7 +806,6 @@ tty_draw (progress *p, bool final)
         {
           steps++;
           done += it->state != STEP_RUNNING;
-          failed += it->state == STEP_FAILED || it->state == STEP_RUNNING;
         }
     }
   for (size_t i = 0; i < p->n_items && need > limit; i++)
@@ -830,8 +830,8 @@ tty_draw (progress *p, bool final)
 
   double now = now_locked (p);
   autofree char *head = xasprintf ("[+] Building %.1fs (%zu/%zu)%s", now, done, steps,
-                                   !final ? "" : failed ? " FAILED" : " FINISHED");
-  frame_line (&f, final ? (failed ? SGR_RED : SGR_BLUE) : NULL, "", head, strlen (head), NULL);
+                                   !final ? "" : completed ? " FINISHED" : " FAILED");
+  frame_line (&f, final ? (completed ? SGR_BLUE : SGR_RED) : NULL, "", head, strlen (head), NULL);
   for (size_t i = 0; i < p->n_items; i++)
     {
       const item *it = p->items[i];
@@ -892,7 +892,7 @@ render_main (void *arg)
         break;
       /* A running step's timer moves: redraw it even without events. */
       if (p->dirty || any_running (p))
-        tty_draw (p, false);
+        tty_draw (p, false, false);
     }
   pthread_mutex_unlock (&p->mu);
   return NULL;
@@ -903,13 +903,13 @@ progress_render (progress *p)
 {
   pthread_mutex_lock (&p->mu);
   if (p->mode == PROGRESS_TTY)
-    tty_draw (p, false);
+    tty_draw (p, false, false);
   pthread_mutex_unlock (&p->mu);
 }
 
 /* Stop the render thread and draw the final frame. */
 static void
-tty_finish (progress *p)
+tty_finish (progress *p, bool completed)
 {
   if (p->mode != PROGRESS_TTY)
     return;
@@ -921,7 +921,7 @@ tty_finish (progress *p)
   if (join)
     pthread_join (p->thread, NULL);
   pthread_mutex_lock (&p->mu);
-  tty_draw (p, true);
+  tty_draw (p, true, completed);
   pthread_mutex_unlock (&p->mu);
 }
 
@@ -929,7 +929,7 @@ void
 progress_summary (progress *p, const char *digest, unsigned long long size, size_t layers, const double *phase_secs,
                   const char *const *phase_names, size_t n_phases)
 {
-  tty_finish (p);
+  tty_finish (p, true);
   pthread_mutex_lock (&p->mu);
   autostrbuf strbuf sb = STRBUF_INIT;
   double total = now_locked (p);
@@ -966,7 +966,7 @@ progress_free (progress *p)
 {
   if (!p)
     return;
-  tty_finish (p);
+  tty_finish (p, false);
   if (p->log_stream)
     {
       /* A line the logger left unterminated: flush it as its own line. */

@@ -85,8 +85,9 @@ progress_mode progress_get_mode (const progress *p);
  * no-op in other modes and after the display finished. */
 void progress_render (progress *p);
 
-/* Finishes a tty display if progress_summary did not (final frame, cursor
- * shown), stops the render thread and frees. NULL is fine. */
+/* Finishes a tty display if progress_summary did not (final frame with a
+ * FAILED header: the build did not complete; cursor shown), stops the
+ * render thread and frees. NULL is fine. */
 void progress_free (progress *p);
 
 /* Start a step: "[stage i/n] TEXT" (stage may be NULL). Returns its id

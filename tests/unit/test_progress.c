@@ -827,6 +827,9 @@ test_threads_tty (void **state)
   worker w[2] = { { .p = p, .stage = "alpha", .legacy = false, .lines = 3000 },
                   { .p = p, .stage = "beta", .legacy = true, .lines = 3000 } };
   run_workers (w);
+  double secs[] = { 0 };
+  const char *names[] = { "run" };
+  progress_summary (p, "sha256:1", 1, 1, secs, names, 1);
   progress_free (p);
   autofree char *out = cap_since (&c);
   const char *fin = strstr (out, "FINISHED");
