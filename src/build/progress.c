@@ -624,6 +624,9 @@ tty_text (const progress *p, strbuf *dst, const char *s, size_t len, int col0, i
           else if (k == ']' || k == 'P' || k == '_' || k == '^' || k == 'X')
             while (i < len && s[i] != '\a' && !(s[i] == 0x1b && i + 1 < len && s[i + 1] == '\\'))
               i++;
+          else if (k >= 0x20 && k <= 0x2f) /* ESC ( B and the like: intermediates, then a final byte */
+            while (i < len && (unsigned char) s[i] >= 0x20 && (unsigned char) s[i] <= 0x2f)
+              i++;
           else
             continue;
           if (i < len)

@@ -493,7 +493,7 @@ test_tty_width_and_untrusted_text (void **state)
                        "RUN apt-get update && apt-get install -y build-essential");
   const char *evil[] = {
     "\033]0;pwned title\a\033[2J\033[Hcleared?",
-    "\033[31mred\033[0m plain",
+    "\033[31mred\033[0m plain\033(B",
     "50%\r100%",
     "a\tb",
     "bell\a and \x7f del \x01 ctl",
