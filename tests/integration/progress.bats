@@ -79,7 +79,6 @@ widest() {
   in_pty 100 24 TERM=xterm NO_COLOR=1 -- $(kbuild_args) --progress=tty "$TEST_TMP/ctx"
   printf '%s\n' "$output" | cat -v
   [ "$status" -eq 1 ]
-  false
   [[ $output == *"FAILED"* ]]
   [[ $output == *" => ERROR [stage-0 3/3] COPY missing.txt /m"* ]]
   # The final frame ends with the cursor shown; kiln's error message comes after it.
@@ -135,7 +134,6 @@ widest() {
     --build-arg "BASE=$BUSYBOX_IMAGE" --progress=tty "$TEST_TMP/ctx"
   printf '%s\n' "$output" | cat -v
   [ "$status" -eq 1 ]
-  false
   # While the first RUN sleeps, the frame shows its last 6 lines.
   [[ $output == *" => => # line-3"*" => => # line-8"* ]]
   local final=${output##*FAILED}
