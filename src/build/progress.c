@@ -878,10 +878,12 @@ render_main (void *arg)
 {
   progress *p = arg;
   struct timespec next;
-  clock_gettime (CLOCK_MONOTONIC, &next);
   pthread_mutex_lock (&p->mu);
   while (!p->stop)
     {
+      /* From now, not from the last deadline: a late wake-up (a loaded
+       * machine) must not turn into a burst of catch-up frames. */
+      clock_gettime (CLOCK_MONOTONIC, &next);
       next.tv_nsec += TTY_INTERVAL_NS;
       if (next.tv_nsec >= 1000000000L)
         {
@@ -893,8 +895,9 @@ render_main (void *arg)
         r = pthread_cond_timedwait (&p->wake, &p->mu, &next);
       if (p->stop)
         break;
-      /* A running step's timer moves: redraw it even without events. */
-      if (p->dirty || any_running (p))
+      /* A running step's timer moves: redraw it even without events; but
+       * not right after an event drew (10 frames a second in all). */
+      if ((p->dirty || any_running (p)) && now_locked (p) - p->last_draw >= 0.9 * TTY_INTERVAL_NS / 1e9)
         tty_draw (p, false, false);
     }
   pthread_mutex_unlock (&p->mu);
