@@ -143,3 +143,20 @@ widest() {
   [[ $final == *" => => # oops"* ]]
   [[ $final == *"exited with status 4"* ]]
 }
+
+@test "progress: SIGINT during a tty build leaves the final frame and the cursor shown, exit 130" {
+  registry_start
+  fixtures_push busybox
+  printf 'ARG BASE\nFROM $BASE\nRUN echo started; sleep 30\n' > "$TEST_TMP/ctx/Dockerfile"
+  # shellcheck disable=SC2046
+  in_pty 100 30 TERM=xterm NO_COLOR=1 -- timeout --preserve-status -s INT 3 $(kbuild_args) \
+    --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" --progress=tty "$TEST_TMP/ctx"
+  printf '%s\n' "$output" | cat -v
+  [ "$status" -eq 130 ]
+  local final=${output##*FAILED}
+  [[ $final == *" => ERROR [stage-0 2/2] RUN echo started; sleep 30"* || $final == *" => [stage-0 2/2] RUN echo started"* ]]
+  [[ $final == *" => => # started"* ]]
+  [[ $final == *$'\e[?25h'* ]]
+  [[ ${final##*$'\e[?25h'} == *"signal 2"* ]]
+  [ "$(echo "$output" | grep -c $'\e\[?25l')" -eq 1 ]
+}
