@@ -10,10 +10,18 @@
 #   warm   base already pulled: a second build from the same state minus the
 #          first build's output (kiln: `kiln prune` drops the built layers and
 #          keeps the base; buildah: `buildah rmi` of the built image)
+#          (kiln with --no-cache: its build cache would otherwise answer every step;
+#          buildah runs without --layers, so neither builder caches steps)
 # w5 instead: cold, then `rebuild` with nothing changed, then `rebuild-1` with
-# one source file changed (buildah with --layers, its local cache; kiln has no
-# build cache yet, so its rebuilds run every step again).
+# one source file changed (local caches: kiln's build cache, buildah --layers),
+# then `regcache`: a fresh store/storage (a new CI runner) whose only cache is
+# the registry one (kiln --cache-repo, buildah --cache-from; both builders push
+# it with --cache-repo / --cache-to during the first three rows).
 #
+# kiln writes its result as an OCI layout (--oci-layout: compressed layers);
+# buildah bud leaves an uncompressed image in its storage, so each buildah row
+# is also timed with `buildah push IMAGE oci:DIR` added (the same artifact as
+# kiln's): columns "buildah" and "buildah + push to OCI layout".
 # buildah as root: `buildah --storage-driver=overlay bud --isolation=chroot` with
 # its own --root/--runroot; as the user: its rootless default storage in the
 # user's home, `--isolation=chroot` (OCI isolation fails on this machine).
@@ -228,7 +236,7 @@ kiln_extract() {
     /^#[0-9]+ DONE [0-9.]+s$/ { t = $3; sub(/s$/, "", t)
       if (instr[$1] ~ /^RUN /) printf "%s\t%s\t%s\t%s\t%s\n", w, a, r, instr[$1], t }
   ' "$f" >> "$STEPS"
-  sed -n 's/.* \([0-9.]*\)s total (pull \([0-9.]*\)s, run \([0-9.]*\)s, snapshot+pack \([0-9.]*\)s, copy \([0-9.]*\)s, push \([0-9.]*\)s).*/\2\t\3\t\4\t\5\t\6\t\1/p' "$f" |
+  sed -n 's/.* \([0-9.]*\)s total (pull \([0-9.]*\)s, run \([0-9.]*\)s, snapshot \([0-9.]*\)s, pack \([0-9.]*\)s, copy \([0-9.]*\)s, push \([0-9.]*\)s).*/\2\t\3\t\4\t\5\t\6\t\7\t\1/p' "$f" |
     tail -n1 | sed "s/^/$w\t$who\t$row\t/" >> "$PHASES"
 }
 
@@ -239,12 +247,13 @@ kiln_reset() {
   local who=$1
   rm -rf --one-file-system "$(kiln_store "$who")" "$(kiln_out "$who")"
 }
-kiln_build() { # WHO WL CTX LOG
+kiln_build() { # WHO WL CTX LOG [extra build flags]
   local who=$1 w=$2 ctx=$3 logf=$4
+  shift 4
   rm -rf --one-file-system "$(kiln_out "$who")"
   timed "$logf" "$who" "$KILN" build --progress plain --root "$(kiln_store "$who")" \
     --insecure-registry "$REGISTRY" --no-push --oci-layout "$(kiln_out "$who"):bench" \
-    -f "$work/Dockerfile.$w" "$ctx"
+    -f "$work/Dockerfile.$w" "$@" "$ctx"
 }
 
 B_ROOT=()
@@ -270,6 +279,28 @@ buildah_build() { # WHO WL CTX LOG [extra bud flags]
   timed "$logf" "$who" "${B_ROOT[@]}" bud --isolation=chroot --tls-verify=false "$@" \
     -f "$work/Dockerfile.$w" -t "localhost/bench-$w:latest" "$ctx"
 }
+# buildah_row WHO WL CTX LOG ROW [bud flags]: build and record "buildah"; then
+# `buildah push` the image into an OCI layout (compressing its layers, as
+# kiln's --oci-layout output is) and record "buildah+oci" = build + push.
+buildah_row() {
+  local who=$1 w=$2 ctx=$3 logf=$4 row=$5 l t t2
+  shift 5
+  l=$(load1)
+  t=$(buildah_build "$who" "$w" "$ctx" "$logf" "$@")
+  record "$w" "$who" "$row" buildah "$t" "$l"
+  [ "$t" != FAIL ] || { record "$w" "$who" "$row" buildah+oci FAIL "$l"; return 0; }
+  local out
+  out=$(kiln_out "$who")-buildah
+  rm -rf --one-file-system "$out"
+  t2=$(timed "${logf%.log}-push.log" "$who" "${B_ROOT[@]}" push "localhost/bench-$w:latest" "oci:$out:bench")
+  if [ "$t2" = FAIL ]; then
+    record "$w" "$who" "$row" buildah+oci FAIL "$l"
+  else
+    record "$w" "$who" "$row" buildah+oci "$(awk -v a="$t" -v b="$t2" 'BEGIN { printf "%.2f", a + b }')" "$l"
+  fi
+  rm -rf --one-file-system "$out"
+}
+
 buildah_rmi_output() {
   as_who "$1" "${B_ROOT[@]}" rmi -f "localhost/bench-$2:latest" >/dev/null 2>&1 || true
 }
@@ -280,37 +311,43 @@ one_round() {
   ctx=$(prepare "$w")
   lg="$logs/$w-$who-$i"
   if [ "$w" = w5 ]; then
-    # kiln
+    # kiln: its build cache, shared through the registry too
+    local kc="$REGISTRY/cache/kiln-w5-$who-$i" bc="$REGISTRY/cache/buildah-w5-$who-$i"
     kiln_reset "$who"
-    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-cold.log"); record w5 "$who" cold kiln "$t" "$l"
+    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-cold.log" --cache-repo "$kc"); record w5 "$who" cold kiln "$t" "$l"
     kiln_extract w5 "$who" cold "$lg-kiln-cold.log"
-    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-rebuild.log"); record w5 "$who" rebuild kiln "$t" "$l"
+    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-rebuild.log" --cache-repo "$kc"); record w5 "$who" rebuild kiln "$t" "$l"
     kiln_extract w5 "$who" rebuild "$lg-kiln-rebuild.log"
     echo "changed in run $i" >> "$ctx/src/file1.txt"
-    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-rebuild-1.log"); record w5 "$who" rebuild-1 kiln "$t" "$l"
+    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-rebuild-1.log" --cache-repo "$kc"); record w5 "$who" rebuild-1 kiln "$t" "$l"
     kiln_extract w5 "$who" rebuild-1 "$lg-kiln-rebuild-1.log"
     kiln_reset "$who"
-    # buildah with its layer cache
+    l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-regcache.log" --cache-repo "$kc"); record w5 "$who" regcache kiln "$t" "$l"
+    kiln_extract w5 "$who" regcache "$lg-kiln-regcache.log"
+    kiln_reset "$who"
+    # buildah with its layer cache (--layers) and its registry cache
     ctx=$(prepare "$w")
     buildah_reset "$who"
-    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-cold.log" --layers); record w5 "$who" cold buildah "$t" "$l"
-    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-rebuild.log" --layers); record w5 "$who" rebuild buildah "$t" "$l"
+    buildah_row "$who" w5 "$ctx" "$lg-buildah-cold.log" cold --layers --cache-to "$bc"
+    buildah_row "$who" w5 "$ctx" "$lg-buildah-rebuild.log" rebuild --layers --cache-to "$bc"
     echo "changed in run $i" >> "$ctx/src/file1.txt"
-    l=$(load1); t=$(buildah_build "$who" w5 "$ctx" "$lg-buildah-rebuild-1.log" --layers); record w5 "$who" rebuild-1 buildah "$t" "$l"
+    buildah_row "$who" w5 "$ctx" "$lg-buildah-rebuild-1.log" rebuild-1 --layers --cache-to "$bc"
+    buildah_reset "$who"
+    buildah_row "$who" w5 "$ctx" "$lg-buildah-regcache.log" regcache --layers --cache-from "$bc"
     buildah_reset "$who"
     return 0
   fi
   kiln_reset "$who"
-  l=$(load1); t=$(kiln_build "$who" "$w" "$ctx" "$lg-kiln-cold.log"); record "$w" "$who" cold kiln "$t" "$l"
+  l=$(load1); t=$(kiln_build "$who" "$w" "$ctx" "$lg-kiln-cold.log" --no-cache); record "$w" "$who" cold kiln "$t" "$l"
   kiln_extract "$w" "$who" cold "$lg-kiln-cold.log"
   as_who "$who" "$KILN" prune --root "$(kiln_store "$who")" > "$lg-kiln-prune.log" 2>&1 || log "kiln prune failed: see $lg-kiln-prune.log"
-  l=$(load1); t=$(kiln_build "$who" "$w" "$ctx" "$lg-kiln-warm.log"); record "$w" "$who" warm kiln "$t" "$l"
+  l=$(load1); t=$(kiln_build "$who" "$w" "$ctx" "$lg-kiln-warm.log" --no-cache); record "$w" "$who" warm kiln "$t" "$l"
   kiln_extract "$w" "$who" warm "$lg-kiln-warm.log"
   kiln_reset "$who"
   buildah_reset "$who"
-  l=$(load1); t=$(buildah_build "$who" "$w" "$ctx" "$lg-buildah-cold.log"); record "$w" "$who" cold buildah "$t" "$l"
+  buildah_row "$who" "$w" "$ctx" "$lg-buildah-cold.log" cold
   buildah_rmi_output "$who" "$w"
-  l=$(load1); t=$(buildah_build "$who" "$w" "$ctx" "$lg-buildah-warm.log"); record "$w" "$who" warm buildah "$t" "$l"
+  buildah_row "$who" "$w" "$ctx" "$lg-buildah-warm.log" warm
   buildah_reset "$who"
 }
 
@@ -351,8 +388,8 @@ report() {
   echo "nproc $(nproc), kiln $kc ($("$KILN" version 2>/dev/null | head -n1)), buildah $bv${buildah_user_driver:+ (rootless driver: $buildah_user_driver)}, runs $runs (median)  "
   echo "load average at start $load_start, at end $load_end; logs in $logs"
   echo
-  echo "| workload | as | row | kiln s | buildah s | kiln/buildah | load (kiln / buildah) |"
-  echo "| --- | --- | --- | ---: | ---: | ---: | --- |"
+  echo "| workload | as | row | kiln s | buildah s | kiln/buildah | buildah + push to OCI layout s | kiln/(buildah+push) | load (kiln / buildah) |"
+  echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
   python3 - "$RESULTS" <<'EOF'
 import sys, statistics, collections
 rows = collections.OrderedDict()
@@ -365,19 +402,21 @@ def med(v):
         return None
     return statistics.median(ok)
 for (w, a, r), d in rows.items():
-    k, b = med(d.get("kiln", [])), med(d.get("buildah", []))
+    k, b, bo = med(d.get("kiln", [])), med(d.get("buildah", [])), med(d.get("buildah+oci", []))
     ks = "FAIL" if k is None else "%.2f" % k
     bs = "FAIL" if b is None else "%.2f" % b
+    bos = "FAIL" if bo is None else "%.2f" % bo
     ratio = "%.2f" % (k / b) if k is not None and b else "-"
+    ratio2 = "%.2f" % (k / bo) if k is not None and bo else "-"
     loads = "%s / %s" % (",".join(l for _, l in d.get("kiln", [])), ",".join(l for _, l in d.get("buildah", [])))
-    print("| %s | %s | %s | %s | %s | %s | %s |" % (w, a, r, ks, bs, ratio, loads))
+    print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (w, a, r, ks, bs, ratio, bos, ratio2, loads))
 EOF
   if [ -s "$PHASES" ]; then
     echo
     echo "kiln phase times from its summary line (s, median):"
     echo
-    echo "| workload | as | row | pull | run | snapshot+pack | copy | push/write | total |"
-    echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| workload | as | row | pull | run | snapshot | pack | copy | push/write | total |"
+    echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     python3 - "$PHASES" <<'EOF'
 import sys, statistics, collections
 rows = collections.OrderedDict()

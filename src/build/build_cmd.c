@@ -1,6 +1,7 @@
 /* build_cmd.c - `kiln build`: flags (docker build, BuildKit and kaniko
  * executor spellings), then plan -> build_exec -> build_output. */
 #include "build/build_cmd.h"
+#include "build/build_cache.h"
 #include "build/build_exec.h"
 #include "build/build_output.h"
 #include "build/dockerfile.h"
@@ -15,6 +16,7 @@
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/log.h"
+#include "util/units.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -58,6 +60,13 @@ typedef struct build_cmd_opts
   bool insecure_pull;
   int push_retry;
   char **noop_notes;          /* kaniko flags kiln does not need */
+  bool cache;                 /* build cache on (--no-cache / --cache=false turn it off) */
+  char *cache_repo;
+  int64_t cache_ttl;          /* seconds, 0 = no limit */
+  bool single_snapshot;
+  char **ignore_paths;
+  int jobs;                   /* 0: the number of online cores */
+  bool cache_run_layers, cache_copy_layers;
 } build_cmd_opts;
 
 enum
@@ -93,6 +102,15 @@ enum
   OPT_NOOP_CLEANUP,
   OPT_SECRET,
   OPT_MIRROR_B,
+  OPT_NO_CACHE,
+  OPT_IGNORE_PATH,
+  OPT_JOBS,
+  OPT_CACHE,
+  OPT_CACHE_REPO,
+  OPT_CACHE_TTL,
+  OPT_CACHE_RUN_LAYERS,
+  OPT_CACHE_COPY_LAYERS,
+  OPT_CACHE_DIR,
 };
 
 static const cli_option build_options[] = {
@@ -142,8 +160,24 @@ static const cli_option build_options[] = {
     "(repeatable; http://HOST for plain HTTP)", OPT_MIRROR_B },
   { "insecure-pull", 0, CLI_BOOL, NULL, "use plain HTTP for every registry images are pulled from", OPT_INSECURE_PULL },
   { "push-retry", 0, CLI_VALUE, "N", "retry a failed push N times (default 0)", OPT_PUSH_RETRY_B },
-  { "single-snapshot", 0, CLI_BOOL, NULL, "(kaniko) one layer for the whole build: not supported, an error",
-    OPT_SINGLE_SNAPSHOT },
+  { "jobs", 'j', CLI_VALUE, "N", "build up to N independent stages at once (default: the number of cores)",
+    OPT_JOBS },
+  { "no-cache", 0, CLI_BOOL, NULL, "do not use or record the build cache (every step is built)", OPT_NO_CACHE },
+  { "cache", 0, CLI_BOOL, NULL, "(kaniko) use the build cache: on by default in the store (--root); "
+    "--cache=false is --no-cache", OPT_CACHE },
+  { "cache-repo", 0, CLI_VALUE, "REGISTRY/REPO", "also share the build cache through this repository: a local miss "
+    "is looked up there, new entries are pushed as REPO:<cache key> after the build", OPT_CACHE_REPO },
+  { "cache-ttl", 0, CLI_VALUE, "DURATION", "cache entries older than this are rebuilt (e.g. 336h; default: no "
+    "limit)", OPT_CACHE_TTL },
+  { "cache-run-layers", 0, CLI_BOOL, NULL, "cache RUN layers (default true)", OPT_CACHE_RUN_LAYERS },
+  { "cache-copy-layers", 0, CLI_BOOL, NULL, "cache COPY/ADD/WORKDIR layers, keyed by the sources' content "
+    "(default true)", OPT_CACHE_COPY_LAYERS },
+  { "cache-dir", 0, CLI_VALUE, "DIR", "(kaniko) not supported: base images live in kiln's store; use --root DIR",
+    OPT_CACHE_DIR },
+  { "single-snapshot", 0, CLI_BOOL, NULL, "(kaniko) one layer for everything the target stage adds to its base "
+    "(steps still run and cache one by one)", OPT_SINGLE_SNAPSHOT },
+  { "ignore-path", 0, CLI_VALUE, "PATH", "(kaniko) leave PATH and everything below it out of every layer kiln "
+    "makes (repeatable)", OPT_IGNORE_PATH },
   { "snapshot-mode", 0, CLI_VALUE, "MODE", "(kaniko) accepted and unused: kiln snapshots from the overlay's "
     "write log", OPT_NOOP_SNAPSHOT_MODE },
   { "use-new-run", 0, CLI_BOOL, NULL, "(kaniko) accepted and unused: kiln always runs steps on its overlay",
@@ -282,15 +316,42 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_PUSH_RETRY_B:
       return parse_int ("push-retry", value, 0, 100, &o->push_retry, err);
     case OPT_SINGLE_SNAPSHOT:
+      return cli_parse_bool ("single-snapshot", value, &o->single_snapshot, err);
+    case OPT_JOBS:
+      return parse_int ("jobs", value, 1, 256, &o->jobs, err);
+    case OPT_IGNORE_PATH:
+      if (value[0] != '/' || strstr (value, "/../") || strcmp (value, "/") == 0)
+        return kiln_error_make (err, EINVAL, "--ignore-path '%s': expected an absolute path below /", value);
+      strv_push (&o->ignore_paths, value);
+      return 0;
+    case OPT_NO_CACHE:
       {
         bool v;
-        if (cli_parse_bool ("single-snapshot", value, &v, err) < 0)
+        if (cli_parse_bool ("no-cache", value, &v, err) < 0)
           return -1;
-        if (v)
-          return kiln_error_make (err, ENOTSUP, "--single-snapshot is not supported: kiln makes one layer per "
-                                  "step from the overlay's write log");
+        o->cache = !v;
         return 0;
       }
+    case OPT_CACHE:
+      return cli_parse_bool ("cache", value, &o->cache, err);
+    case OPT_CACHE_REPO:
+      set_str (&o->cache_repo, value);
+      return 0;
+    case OPT_CACHE_TTL:
+      {
+        int64_t ns;
+        if (units_parse_duration (value, &ns, err) < 0)
+          return kiln_error_wrap (err, "--cache-ttl");
+        o->cache_ttl = ns / 1000000000;
+        return 0;
+      }
+    case OPT_CACHE_RUN_LAYERS:
+      return cli_parse_bool ("cache-run-layers", value, &o->cache_run_layers, err);
+    case OPT_CACHE_COPY_LAYERS:
+      return cli_parse_bool ("cache-copy-layers", value, &o->cache_copy_layers, err);
+    case OPT_CACHE_DIR:
+      return kiln_error_make (err, ENOTSUP, "--cache-dir '%s' is not supported: kiln keeps base images and the build "
+                              "cache in its store; put the store on the cache volume with --root DIR", value);
     case OPT_NOOP_SNAPSHOT_MODE:
       strv_push (&o->noop_notes, "--snapshot-mode has no effect: kiln never scans the filesystem; each layer comes "
                                  "from the overlay's write log");
@@ -311,11 +372,22 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
  * write. The build checks it between steps; the sandbox handles the signal
  * itself while a step runs. */
 static volatile sig_atomic_t build_signal;
+/* Write end of a pipe whose read end every RUN step polls (sandbox
+ * cancel_fd): with stages on several threads the signal may land on a
+ * thread that is not running the step. */
+static int build_cancel_w = -1;
 
 static void
 on_signal (int sig)
 {
   build_signal = sig;
+  if (build_cancel_w >= 0)
+    {
+      int e = errno;
+      if (write (build_cancel_w, "x", 1) < 0)
+        errno = e;
+      errno = e;
+    }
 }
 
 static void
@@ -386,6 +458,15 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
       eo->layer.clamp_epoch = eo->epoch;
     }
   eo->seccomp_policy = o->seccomp;
+  eo->single_snapshot = o->single_snapshot;
+  if (o->jobs > 0)
+    eo->jobs = o->jobs;
+  else
+    {
+      long n = sysconf (_SC_NPROCESSORS_ONLN);
+      eo->jobs = n > 0 ? (int) n : 1;
+    }
+  eo->ignore_paths = o->ignore_paths;
   eo->labels = o->labels;
   eo->secrets = o->secrets;
   return 0;
@@ -545,11 +626,31 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   eo.build_args = o->build_args;
   eo.progress = prog;
   eo.signal_flag = &build_signal;
+  int cancel[2] = { -1, -1 };
+  if (pipe2 (cancel, O_CLOEXEC | O_NONBLOCK) == 0)
+    {
+      eo.cancel_fd = cancel[0];
+      eo.cancel_wfd = cancel[1];
+      build_cancel_w = cancel[1];
+    }
   install_signal_handlers ();
   build_exec *b = NULL;
   int ret = -1;
   plan *p = NULL;
   build_result res = { 0 };
+  build_cache *cache = NULL;
+  build_cache_opts co = {
+    .store = s, .enabled = o->cache, .cache_run = o->cache_run_layers, .cache_copy = o->cache_copy_layers,
+    .repo = o->cache_repo, .reg = &o->reg, .ttl = o->cache_ttl, .format = eo.format, .progress = prog,
+  };
+  if (!o->cache && o->cache_repo)
+    log_warn ("--cache-repo '%s' is not used: the build cache is off", o->cache_repo);
+  if (o->cache && build_cache_new (&co, &cache, err) < 0)
+    {
+      dockerfile_free (df);
+      goto out;
+    }
+  eo.cache = cache;
   if (build_exec_new (&eo, &b, err) < 0)
     {
       dockerfile_free (df);
@@ -562,7 +663,13 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   for (size_t i = 0; p->warnings && p->warnings[i]; i++)
     log_warn ("%s", p->warnings[i]);
   if (build_exec_run (b, p, &res, err) < 0)
-    goto out;
+    {
+      /* Steps that succeeded are worth sharing: the rerun starts there. */
+      if (!build_signal)
+        build_cache_flush (cache);
+      goto out;
+    }
+  build_cache_flush (cache);
   double t0 = progress_elapsed (prog);
   build_output_opts oo = {
     .destinations = o->destinations, .no_push = o->no_push, .reg = &o->reg, .push_retry = o->push_retry,
@@ -585,9 +692,9 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   if (build_output_write (s, &res, &oo, err) < 0)
     goto out;
   double t_push = progress_elapsed (prog) - t0;
-  const char *names[] = { "pull", "run", "snapshot+pack", "copy", "push" };
-  double secs[] = { res.t_pull, res.t_run, res.t_snapshot, res.t_copy, t_push };
-  progress_summary (prog, res.manifest_digest, (unsigned long long) res.size, res.n_layers, secs, names, 5);
+  const char *names[] = { "pull", "run", "snapshot", "pack", "copy", "push" };
+  double secs[] = { res.t_pull, res.t_run, res.t_snapshot, res.t_pack, res.t_copy, t_push };
+  progress_summary (prog, res.manifest_digest, (unsigned long long) res.size, res.n_layers, secs, names, 6);
   if (o->quiet)
     printf ("%s\n", res.manifest_digest);
   ret = 0;
@@ -595,14 +702,22 @@ out:
   build_result_clear (&res);
   plan_free (p);
   build_exec_free (b);
+  build_cache_free (cache);
   progress_free (prog);
+  build_cancel_w = -1;
+  if (cancel[0] >= 0)
+    {
+      close (cancel[0]);
+      close (cancel[1]);
+    }
   return ret;
 }
 
 int
 build_cmd_main (int argc, char **argv, kiln_error **err)
 {
-  build_cmd_opts o = { .skip_unused_stages = true, .reg = { .retries = -1 } };
+  build_cmd_opts o = { .skip_unused_stages = true, .reg = { .retries = -1 }, .cache = true, .cache_run_layers = true,
+                       .cache_copy_layers = true };
   cli_common_init (&o.common);
   size_t n = N_BUILD_OPTIONS + cli_common_options_count;
   autofree cli_option *opts = cli_options_concat (build_options, N_BUILD_OPTIONS, cli_common_options,
@@ -672,6 +787,8 @@ out:
   strv_free (o.secrets);
   strv_free (o.mirrors);
   free (o.progress);
+  free (o.cache_repo);
+  strv_free (o.ignore_paths);
   free (o.userns);
   free (o.network);
   free (o.seccomp);

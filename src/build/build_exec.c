@@ -1,9 +1,11 @@
 /* build_exec.c - the build engine (see build_exec.h). */
 #include "build/build_exec.h"
+#include "build/build_cache.h"
 #include "build/copy.h"
 #include "build/dockerignore.h"
 #include "build/rootfs.h"
 #include "build/run_mounts.h"
+#include "build/squash.h"
 #include "build/url_fetch.h"
 #include "overlay/overlay.h"
 #include "overlay/overlay_lower.h"
@@ -23,6 +25,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +37,7 @@
 typedef struct fetched
 {
   char *key;                 /* "REF@PLATFORM" */
-  store_fetch_result res;
+  store_fetch_result res;    /* address stable: stages keep pointers */
 } fetched;
 
 typedef struct stage_state
@@ -44,12 +47,22 @@ typedef struct stage_state
   build_layer *layers;
   size_t n_layers;
   bool cmd_set;               /* CMD given in this stage (ENTRYPOINT then keeps it) */
+  char key[DIGEST_STRING_SIZE]; /* build cache key of the state so far */
+  size_t n_base_layers;       /* layers that came with FROM */
+  int step_id;                /* progress id of the step being run */
+  double pack_secs;           /* time this stage spent packing layers */
+  /* The step being run (stages may run in parallel, each on its own
+   * thread): its cache key under construction, and where its result came
+   * from ("local"/"registry"; NULL: built). */
+  build_cache_key ckey;
+  bool ckey_open;
+  const char *cached;
 } stage_state;
 
 struct build_exec
 {
   build_exec_opts o;
-  fetched *fetched;
+  fetched **fetched;
   size_t n_fetched;
   int ctxfd;
   dockerignore *ign;
@@ -61,7 +74,19 @@ struct build_exec
   stage_state *stages;
   build_result *res;
   double t_pull;             /* fetches, also those made while planning */
+  /* Parallel stages: lock for fetched, the lazily made sandbox pieces and
+   * the phase times; failed stops the other stages between steps. */
+  pthread_mutex_t lock;
+  volatile bool failed;
 };
+
+static void
+add_time (build_exec *b, double *field, double secs)
+{
+  pthread_mutex_lock (&b->lock);
+  *field += secs;
+  pthread_mutex_unlock (&b->lock);
+}
 
 static double
 now_s (void)
@@ -86,6 +111,7 @@ build_exec_new (const build_exec_opts *opts, build_exec **out, kiln_error **err)
 {
   build_exec *b = xzalloc (sizeof *b);
   b->o = *opts;
+  pthread_mutex_init (&b->lock, NULL);
   b->ctxfd = -1;
   if (opts->context_dir)
     {
@@ -123,10 +149,12 @@ build_exec_free (build_exec *b)
     return;
   for (size_t i = 0; i < b->n_fetched; i++)
     {
-      free (b->fetched[i].key);
-      store_fetch_result_clear (&b->fetched[i].res);
+      free (b->fetched[i]->key);
+      store_fetch_result_clear (&b->fetched[i]->res);
+      free (b->fetched[i]);
     }
   free (b->fetched);
+  pthread_mutex_destroy (&b->lock);
   if (b->ctxfd >= 0)
     close (b->ctxfd);
   dockerignore_free (b->ign);
@@ -136,15 +164,30 @@ build_exec_free (build_exec *b)
 
 /* ---- registries and base images ---- */
 
+static int fetch_image_locked (build_exec *b, const char *image, const char *platform,
+                               const store_fetch_result **out, kiln_error **err);
+
+/* Memoised per (image, platform). Under the lock for the whole fetch, so
+ * two stages needing the same base pull it once. */
 static int
 fetch_image (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
              kiln_error **err)
 {
+  pthread_mutex_lock (&b->lock);
+  int r = fetch_image_locked (b, image, platform, out, err);
+  pthread_mutex_unlock (&b->lock);
+  return r;
+}
+
+static int
+fetch_image_locked (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
+                    kiln_error **err)
+{
   autofree char *key = xasprintf ("%s@%s", image, platform ? platform : "");
   for (size_t i = 0; i < b->n_fetched; i++)
-    if (strcmp (b->fetched[i].key, key) == 0)
+    if (strcmp (b->fetched[i]->key, key) == 0)
       {
-        *out = &b->fetched[i].res;
+        *out = &b->fetched[i]->res;
         return 0;
       }
   autoref registry_ref *ref = NULL;
@@ -159,10 +202,12 @@ fetch_image (build_exec *b, const char *image, const char *platform, const store
   if (store_fetch_image_mirrored (b->o.store, b->o.reg, b->o.mirrors, ref, os, arch, variant, &r, err) < 0)
     return kiln_error_wrap (err, "pulling '%s'", image);
   b->t_pull += now_s () - t0;
+  fetched *f = xzalloc (sizeof *f);
+  f->key = steal_pointer (&key);
+  f->res = r;
   b->fetched = xreallocarray (b->fetched, b->n_fetched + 1, sizeof *b->fetched);
-  b->fetched[b->n_fetched].key = steal_pointer (&key);
-  b->fetched[b->n_fetched].res = r;
-  *out = &b->fetched[b->n_fetched++].res;
+  b->fetched[b->n_fetched++] = f;
+  *out = &f->res;
   return 0;
 }
 
@@ -251,17 +296,152 @@ read_fd_cb (void *ctx, void *buf, size_t len, kiln_error **err)
   return extract_read_fd (ctx, buf, len, err);
 }
 
-/* Write changes as a new layer of st: blob into the store, extracted so the
- * next step can stack on it, diffID and history recorded. */
-static int
-commit_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, const char *created_by,
-              kiln_error **err)
+/* A step result taken from the build cache (or just recorded in it). */
+static void
+apply_entry (build_exec *b, stage_state *st, const build_cache_entry *e, const char *created_by)
 {
-  if (n == 0)
+  if (e->empty)
     {
       image_spec_add_history (&st->spec, created_time (b), created_by, NULL, true);
-      return 0;
+      return;
     }
+  stage_add_layer (st, e->diff_id, e->digest, media_type_for_format (e->media_type, b->o.format), e->size);
+  strv_push (&st->spec.diff_ids, e->diff_id);
+  image_spec_add_history (&st->spec, created_time (b), created_by, NULL, false);
+}
+
+static int
+write_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, build_cache_entry *e,
+             kiln_error **err);
+
+/* Finish the current step's key into out (nothing when the cache is off). */
+static void
+key_finish (stage_state *st, char out[DIGEST_STRING_SIZE])
+{
+  if (!st->ckey_open)
+    return;
+  build_cache_key_end (&st->ckey, out);
+  st->ckey_open = false;
+}
+
+static bool
+cache_wanted (build_exec *b, bool run)
+{
+  return build_cache_wants (b->o.cache, run);
+}
+
+/* The stage's key after a step: the step's key and what it produced, so
+ * a step that had to run again and made a different layer (an expired or
+ * pruned entry, a non-deterministic command) invalidates what follows
+ * instead of stacking old layers on a new parent. */
+static void
+chain_result (stage_state *st, const char *key, const build_cache_entry *e)
+{
+  build_cache_key k;
+  build_cache_key_begin (&k, key);
+  build_cache_key_add (&k, "result", e->empty ? "empty" : e->diff_id);
+  build_cache_key_end (&k, st->key);
+}
+
+/* Look the finished key up; on a hit apply the entry. 1 hit, 0 miss. */
+static int
+cache_try (build_exec *b, stage_state *st, const char *key, bool run, const char *created_by, kiln_error **err)
+{
+  if (!*key || !cache_wanted (b, run))
+    return 0;
+  build_cache_entry e;
+  const char *where = NULL;
+  int r = build_cache_lookup (b->o.cache, key, st->spec.os, st->spec.architecture, &e, &where, err);
+  if (r <= 0)
+    return r;
+  apply_entry (b, st, &e, created_by);
+  chain_result (st, key, &e);
+  st->cached = where;
+  return 1;
+}
+
+/* After a step that was built: record it under key (if its kind is
+ * cached) and chain its result into the stage key. */
+static int
+cache_done (build_exec *b, stage_state *st, const char *key, bool run, const build_cache_entry *e,
+            const char *created_by, kiln_error **err)
+{
+  if (!*key)
+    return 0;
+  chain_result (st, key, e);
+  if (!cache_wanted (b, run))
+    return 0;
+  return build_cache_record (b->o.cache, key, st->spec.os, st->spec.architecture, e, created_by, err);
+}
+
+/* Write changes as a new layer of st: blob into the store, extracted so the
+ * next step can stack on it, diffID and history recorded. The step's cache
+ * key is final_key (RUN: known before the step ran) or the open key with
+ * the change list folded in (COPY/ADD/WORKDIR: their sources' content). */
+/* kaniko's --ignore-path: is path (layer form, "a/b") at or below one? */
+static bool
+ignored_path (build_exec *b, const char *path)
+{
+  for (char **p = b->o.ignore_paths; p && *p; p++)
+    {
+      const char *ip = *p;
+      while (*ip == '/')
+        ip++;
+      size_t l = strlen (ip);
+      while (l && ip[l - 1] == '/')
+        l--;
+      if (l && strncmp (path, ip, l) == 0 && (path[l] == '\0' || path[l] == '/'))
+        return true;
+    }
+  return false;
+}
+
+static int commit_layer_filtered (build_exec *b, stage_state *st, const layer_change *ch, size_t n,
+                                  const char *created_by, const char *final_key, bool run, kiln_error **err);
+
+static int
+commit_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, const char *created_by,
+              const char *final_key, bool run, kiln_error **err)
+{
+  if (!b->o.ignore_paths)
+    return commit_layer_filtered (b, st, ch, n, created_by, final_key, run, err);
+  autofree layer_change *kept = xcalloc (n + 1, sizeof *kept);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!ignored_path (b, ch[i].path) && !(ch[i].hardlink_target && ignored_path (b, ch[i].hardlink_target)))
+      kept[k++] = ch[i];
+  if (k < n)
+    log_debug ("--ignore-path: %zu of %zu changes left out of the layer", n - k, n);
+  return commit_layer_filtered (b, st, kept, k, created_by, final_key, run, err);
+}
+
+static int
+commit_layer_filtered (build_exec *b, stage_state *st, const layer_change *ch, size_t n, const char *created_by,
+                       const char *final_key, bool run, kiln_error **err)
+{
+  char key[DIGEST_STRING_SIZE] = "";
+  if (final_key)
+    snprintf (key, sizeof key, "%s", final_key);
+  else if (st->ckey_open)
+    {
+      if (build_cache_key_add_changes (&st->ckey, ch, n, err) < 0)
+        return kiln_error_wrap (err, "computing the build cache key");
+      key_finish (st, key);
+      int r = cache_try (b, st, key, run, created_by, err);
+      if (r != 0)
+        return r < 0 ? -1 : 0;
+    }
+  build_cache_entry e = { .empty = n == 0 };
+  if (n && write_layer (b, st, ch, n, &e, err) < 0)
+    return -1;
+  apply_entry (b, st, &e, created_by);
+  return cache_done (b, st, key, run, &e, created_by, err);
+}
+
+static int
+write_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, build_cache_entry *e,
+             kiln_error **err)
+{
   double t0 = now_s ();
   int fd = -1;
   autofree char *tmp = NULL;
@@ -277,19 +457,19 @@ commit_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, 
     }
   if (store_blob_adopt (b->o.store, tmp, wr.blob_digest, err) < 0)
     return -1;
-  b->res->t_snapshot += now_s () - t0;
-  autoclose int bfd = store_open_blob (b->o.store, wr.blob_digest, err);
-  if (bfd < 0)
+  double dt = now_s () - t0;
+  add_time (b, &b->res->t_pack, dt);
+  st->pack_secs += dt;
+  /* The store layer comes from the same change list (data hardlinked from
+   * the overlay's upper or the source trees), not from reading the blob
+   * back: no second decompression and write of the layer's data. */
+  if (extract_from_changes (b->o.store, ch, n, &b->o.layer, wr.diff_id, wr.blob_digest, err) < 0)
     return -1;
-  extract_result xr;
-  int rfd = bfd;
-  if (extract_to_store (b->o.store, wr.blob_digest, wr.diff_id, read_fd_cb, &rfd, NULL, &xr, err) < 0)
-    return kiln_error_wrap (err, "storing the new layer %s", wr.diff_id);
-  stage_add_layer (st, wr.diff_id, wr.blob_digest,
-                   layer_writer_media_type (b->o.layer.compression, b->o.format == IMAGE_FORMAT_DOCKER),
-                   (int64_t) wr.blob_size);
-  strv_push (&st->spec.diff_ids, wr.diff_id);
-  image_spec_add_history (&st->spec, created_time (b), created_by, NULL, false);
+  snprintf (e->diff_id, sizeof e->diff_id, "%s", wr.diff_id);
+  snprintf (e->digest, sizeof e->digest, "%s", wr.blob_digest);
+  snprintf (e->media_type, sizeof e->media_type, "%s",
+            layer_writer_media_type (b->o.layer.compression, b->o.format == IMAGE_FORMAT_DOCKER));
+  e->size = (int64_t) wr.blob_size;
   log_debug ("layer %s (%" PRIu64 " entries, %" PRIu64 " bytes compressed)", wr.diff_id, wr.entries, wr.blob_size);
   return 0;
 }
@@ -309,10 +489,31 @@ ensure_path (char ***env)
 static int
 stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err);
 
+/* The first key of a stage: what its layers start from, salted with every
+ * option that changes layer bytes. */
+static void
+stage_key (build_exec *b, stage_state *st, const char *what, const char *base)
+{
+  if (!build_cache_enabled (b->o.cache))
+    return;
+  build_cache_key k;
+  build_cache_key_begin (&k, "kiln build cache v1");
+  autofree char *salt = xasprintf ("compression=%d level=%d format=%d reproducible=%d epoch=%lld",
+                                   (int) b->o.layer.compression, b->o.layer.level, (int) b->o.format,
+                                   (int) b->o.reproducible, (long long) b->o.epoch);
+  build_cache_key_add (&k, "salt", salt);
+  for (char **p = b->o.ignore_paths; p && *p; p++)
+    build_cache_key_add (&k, "ignore-path", *p);
+  build_cache_key_add (&k, what, base);
+  build_cache_key_end (&k, st->key);
+}
+
 static int
 stage_from (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err)
 {
-  return stage_from_base (b, ps, st, err);
+  int r = stage_from_base (b, ps, st, err);
+  st->n_base_layers = st->n_layers;
+  return r;
 }
 
 static int
@@ -329,6 +530,7 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
       for (size_t i = 0; i < base->n_layers; i++)
         stage_add_layer (st, base->layers[i].diff_id, base->layers[i].digest, base->layers[i].media_type,
                          base->layers[i].size);
+      stage_key (b, st, "from-stage", base->key);
       return 0;
     }
   autofree char *os = NULL, *arch = NULL, *variant = NULL;
@@ -339,6 +541,7 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
       st->spec.os = xstrdup (os);
       st->spec.architecture = xstrdup (arch);
       st->spec.variant = variant ? xstrdup (variant) : NULL;
+      stage_key (b, st, "scratch", ps->platform);
       return 0;
     }
   const store_fetch_result *r;
@@ -352,6 +555,7 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
   if (st->spec.architecture && strcmp (st->spec.architecture, arch) != 0)
     log_warn ("base image '%s' is %s/%s, not the requested %s", ps->base, st->spec.os ? st->spec.os : "?",
               st->spec.architecture, ps->platform);
+  stage_key (b, st, "from-image", r->manifest_digest);
   return 0;
 }
 
@@ -483,13 +687,14 @@ typedef struct run_ctx
 {
   build_exec *b;
   overlay *ovl;
+  int step_id;               /* progress step the output belongs to */
 } run_ctx;
 
 static void
 run_output (void *ctx, sandbox_stream stream, const char *line, size_t len)
 {
   run_ctx *rc = ctx;
-  progress_step_output (rc->b->o.progress, stream == SANDBOX_STDERR ? 2 : 1, line, len);
+  progress_step_output_id (rc->b->o.progress, rc->step_id, stream == SANDBOX_STDERR ? 2 : 1, line, len);
 }
 
 static int
@@ -515,8 +720,20 @@ run_serve_fuse (void *ctx, int fuse_fd, kiln_error **err)
   return overlay_serve_fd (rc->ovl, fuse_fd, err);
 }
 
+static int ensure_sandbox_locked (build_exec *b, kiln_error **err);
+
+/* The ID mapping and the compiled seccomp filter, made once per build. */
 static int
 ensure_sandbox (build_exec *b, kiln_error **err)
+{
+  pthread_mutex_lock (&b->lock);
+  int r = ensure_sandbox_locked (b, err);
+  pthread_mutex_unlock (&b->lock);
+  return r;
+}
+
+static int
+ensure_sandbox_locked (build_exec *b, kiln_error **err)
 {
   if (!b->idmap_ready)
     {
@@ -555,23 +772,87 @@ ensure_sandbox (build_exec *b, kiln_error **err)
 
 /* RUN --mount=type=bind,from=X: a built stage (by name or index), else an
  * image reference. */
+/* The stage "from=" names (by name or index), or -1 (then it is an image). */
 static int
-open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
+find_stage (build_exec *b, const char *from)
 {
-  build_exec *b = ctx;
   char *end;
   long idx = strtol (from, &end, 10);
   for (size_t i = 0; i < b->p->n_stages; i++)
     {
       const plan_stage *ps = &b->p->stages[i];
-      bool match = (*from && !*end && idx == (long) i) || (ps->name && strcasecmp (ps->name, from) == 0);
-      if (!match)
-        continue;
-      if (!b->stages[i].built)
-        return kiln_error_make (err, EINVAL, "stage '%s' is not built before this step", from);
-      return open_lower (b, &b->stages[i], out, err);
+      if ((*from && !*end && idx == (long) i) || (ps->name && strcasecmp (ps->name, from) == 0))
+        return (int) i;
     }
-  return open_image_lower (b, from, out, err);
+  return -1;
+}
+
+static int
+open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
+{
+  build_exec *b = ctx;
+  int i = find_stage (b, from);
+  if (i < 0)
+    return open_image_lower (b, from, out, err);
+  if (!b->stages[i].built)
+    return kiln_error_make (err, EINVAL, "stage '%s' is not built before this step", from);
+  return open_lower (b, &b->stages[i], out, err);
+}
+
+static const char *
+mount_opt (const plan_mount *m, const char *key)
+{
+  for (size_t i = 0; i < m->n_opts; i++)
+    if (strcmp (m->opts[i].key, key) == 0)
+      return m->opts[i].value;
+  return NULL;
+}
+
+/* What RUN's bind mounts show is part of its key: the key of a stage, the
+ * manifest of an image, or the content of the context below the source
+ * (as COPY would see it, .dockerignore applied). */
+static int
+key_add_mounts (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
+{
+  for (size_t i = 0; i < s->n_mounts; i++)
+    {
+      const plan_mount *m = &s->mounts[i];
+      if (m->type && strcmp (m->type, "bind") != 0)
+        continue;
+      const char *from = mount_opt (m, "from");
+      const char *src = mount_opt (m, "source") ? mount_opt (m, "source") : mount_opt (m, "src");
+      if (from)
+        {
+          int idx = find_stage (b, from);
+          if (idx >= 0)
+            {
+              build_cache_key_add (&st->ckey, "mount-stage", b->stages[idx].key);
+              continue;
+            }
+          const store_fetch_result *fr;
+          if (fetch_image (b, from, NULL, &fr, err) < 0)
+            return -1;
+          build_cache_key_add (&st->ckey, "mount-image", fr->manifest_digest);
+          continue;
+        }
+      if (b->ctxfd < 0)
+        continue; /* run_mounts refuses it */
+      overlay_lower *view = NULL;
+      if (open_lower (b, st, &view, err) < 0)
+        return -1;
+      char *srcs[] = { (char *) (src && *src ? src : "."), NULL };
+      copy_request req = { .srcs = srcs, .dest = "/.kiln-cache-key", .dest_is_dir = true, .what = "RUN --mount" };
+      copy_changes ch = { 0 };
+      int r = copy_from_context (b->ctxfd, b->ign, view, &req, &ch, err);
+      build_cache_key_add (&st->ckey, "mount-context", srcs[0]);
+      if (r >= 0)
+        r = build_cache_key_add_changes (&st->ckey, ch.v, ch.n, err);
+      copy_changes_free (&ch);
+      overlay_lower_free (view);
+      if (r < 0)
+        return kiln_error_wrap (err, "RUN --mount source '%s'", srcs[0]);
+    }
+  return 0;
 }
 
 /* A RUN for another architecture needs binfmt_misc emulation (e.g. Debian's
@@ -604,6 +885,20 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   const char *sec = plan_step_flag (s, "security");
   if (sec && strcmp (sec, "insecure") == 0)
     return kiln_error_make (err, ENOTSUP, "RUN --security=insecure is not supported (kiln never grants it)");
+  char key[DIGEST_STRING_SIZE] = "";
+  if (st->ckey_open)
+    {
+      if (key_add_mounts (b, st, s, err) < 0)
+        return -1;
+      key_finish (st, key);
+    }
+  {
+    autofree char *j = join_argv (s->argv);
+    autofree char *cb = xasprintf ("RUN %s # kiln", j);
+    int r = cache_try (b, st, key, true, cb, err);
+    if (r != 0)
+      return r < 0 ? -1 : 0;
+  }
   sandbox_net_mode net = b->o.network;
   const char *nf = plan_step_flag (s, "network");
   if (nf && strcmp (nf, "none") == 0)
@@ -713,7 +1008,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     .create_gid = gid,
     .mask_paths = masks,
   };
-  run_ctx rc = { b, NULL };
+  run_ctx rc = { b, NULL, st->step_id };
   int ret = -1;
   autofree char *cwd = NULL, *joined = NULL, *created_by = NULL;
   if (overlay_new (&oc, &rc.ovl, err) < 0)
@@ -724,6 +1019,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
     .output = run_output, .output_ctx = &rc, .record_chown = run_record_chown, .record_chown_ctx = &rc,
     .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rc, .mounts = mounts.v, .n_mounts = mounts.n,
+    .cancel_fd = b->o.cancel_fd, .cancel_signal = b->o.signal_flag,
   };
   sandbox_result res;
   int sig = 0;
@@ -731,15 +1027,16 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   double t0 = now_s ();
   if (sandbox_run (&sc, &res, err) < 0)
     {
-      if (sig && b->o.signal_flag)
+      /* A step stopped because another stage failed is not a signal. */
+      if (sig && b->o.signal_flag && !b->failed)
         *b->o.signal_flag = sig;
       goto out;
     }
-  b->res->t_run += now_s () - t0;
+  add_time (b, &b->res->t_run, now_s () - t0);
   if (!res.exited || res.status != 0)
     {
       autofree char *what = sandbox_result_describe (&res);
-      autofree char *tail = progress_tail (b->o.progress);
+      autofree char *tail = progress_tail_id (b->o.progress, st->step_id);
       autofree char *cmd = join_argv (s->argv);
       kiln_error_make (err, 0, "command '%s' %s%s%s", cmd, what, *tail ? "; last output:\n" : "", tail);
       goto out;
@@ -755,10 +1052,10 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
       overlay_changes_free (changes);
       goto out;
     }
-  b->res->t_snapshot += now_s () - t0;
+  add_time (b, &b->res->t_snapshot, now_s () - t0);
   joined = join_argv (s->argv);
   created_by = xasprintf ("RUN %s # kiln", joined);
-  ret = commit_layer (b, st, lch, n_lch, created_by, err);
+  ret = commit_layer (b, st, lch, n_lch, created_by, key, true, err);
   free (lch);
   overlay_changes_free (changes);
 out:
@@ -1175,7 +1472,7 @@ step_copy (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     }
   text = one_line (s->instr->original);
   created_by = xasprintf ("%s # kiln", text);
-  ret = commit_layer (b, st, ch.v, ch.n, created_by, err);
+  ret = commit_layer (b, st, ch.v, ch.n, created_by, NULL, false, err);
 out:
   copy_changes_free (&ch);
   for (size_t i = 0; i < n_archives; i++)
@@ -1213,7 +1510,7 @@ step_workdir (build_exec *b, stage_state *st, const plan_step *s, kiln_error **e
   overlay_lower_free (view);
   autofree char *created_by = xasprintf ("WORKDIR %s", clean);
   if (r >= 0)
-    r = commit_layer (b, st, ch.v, ch.n, created_by, err);
+    r = commit_layer (b, st, ch.v, ch.n, created_by, NULL, false, err);
   copy_changes_free (&ch);
   return r;
 }
@@ -1322,8 +1619,76 @@ step_meta (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   return 0;
 }
 
+/* Docker leaves the proxy build-args out of the cache key. */
+static bool
+is_proxy_arg (const char *kv)
+{
+  static const char *const names[] = { "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY" };
+  size_t kl = strcspn (kv, "=");
+  for (size_t i = 0; i < ARRAY_SIZE (names); i++)
+    if (strlen (names[i]) == kl && strncasecmp (kv, names[i], kl) == 0)
+      return true;
+  return false;
+}
+
+/* Begin the step's key: the stage's key and the expanded step. */
+static void
+step_key_begin (build_exec *b, stage_state *st, const plan_step *s)
+{
+  st->ckey_open = false;
+  if (!build_cache_enabled (b->o.cache))
+    return;
+  build_cache_key *k = &st->ckey;
+  build_cache_key_begin (k, st->key);
+  build_cache_key_add (k, "kind", dockerfile_kind_name (s->kind));
+  build_cache_key_add (k, "json", s->json ? "1" : "0");
+  for (char **a = s->args; a && *a; a++)
+    build_cache_key_add (k, "arg", *a);
+  for (char **a = s->argv; a && *a; a++)
+    build_cache_key_add (k, "argv", *a);
+  for (size_t i = 0; i < s->n_kvs; i++)
+    {
+      build_cache_key_add (k, "key", s->kvs[i].key);
+      build_cache_key_add (k, "value", s->kvs[i].value);
+    }
+  for (size_t i = 0; i < s->n_flags; i++)
+    {
+      build_cache_key_add (k, "flag", s->flags[i].key);
+      build_cache_key_add (k, "value", s->flags[i].value);
+    }
+  for (size_t i = 0; i < s->n_heredocs; i++)
+    {
+      build_cache_key_add (k, "heredoc", s->heredocs[i].name);
+      build_cache_key_add (k, "body", s->heredocs[i].body);
+    }
+  for (char **e = s->build_env; e && *e; e++)
+    if (!is_proxy_arg (*e))
+      build_cache_key_add (k, "build-env", *e);
+  if (s->from_stage >= 0)
+    build_cache_key_add (k, "from-stage", b->stages[s->from_stage].key);
+  if (s->from_image)
+    build_cache_key_add (k, "from-image", s->from_image);
+  st->ckey_open = true;
+}
+
+static int run_step_kind (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
+
 static int
 run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
+{
+  st->cached = NULL;
+  step_key_begin (b, st, s);
+  int r = run_step_kind (b, st, s, err);
+  if (st->ckey_open && r == 0)
+    key_finish (st, st->key); /* metadata steps: the step text is the key */
+  else if (st->ckey_open)
+    build_cache_key_abort (&st->ckey);
+  st->ckey_open = false;
+  return r;
+}
+
+static int
+run_step_kind (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
   switch (s->kind)
     {
@@ -1332,9 +1697,10 @@ run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     case DF_COPY:
     case DF_ADD:
       {
-        double t0 = now_s ();
+        /* "copy" is reading the sources; packing counts as "pack". */
+        double t0 = now_s (), p0 = st->pack_secs;
         int r = step_copy (b, st, s, err);
-        b->res->t_copy += now_s () - t0;
+        add_time (b, &b->res->t_copy, now_s () - t0 - (st->pack_secs - p0));
         return r;
       }
     case DF_WORKDIR:
@@ -1389,9 +1755,9 @@ run_onbuild (build_exec *b, const plan_stage *ps, stage_state *st, const char *l
     {
       autofree char *text = one_line (ts->steps[i].instr->original);
       autofree char *shown = xasprintf ("ONBUILD %s", text);
-      progress_step_begin (b->o.progress, label, i + 1, ts->n_steps, shown);
+      st->step_id = progress_step_begin (b->o.progress, label, i + 1, ts->n_steps, shown);
       r = run_step (b, st, &ts->steps[i], err);
-      progress_step_end (b->o.progress, r < 0 ? "ERROR" : "DONE");
+      progress_step_end_id (b->o.progress, st->step_id, r < 0 ? "ERROR" : st->cached ? "CACHED" : "DONE");
       if (r < 0)
         kiln_error_wrap (err, "%s: trigger %zu/%zu: %s", name, i + 1, ts->n_steps, text);
     }
@@ -1407,14 +1773,14 @@ build_stage (build_exec *b, int idx, kiln_error **err)
   autofree char *label = ps->name ? xstrdup (ps->name) : xasprintf ("stage-%d", idx);
   size_t total = ps->n_steps + 1;
   autofree char *from = xasprintf ("FROM %s%s%s", ps->base, ps->name ? " AS " : "", ps->name ? ps->name : "");
-  progress_step_begin (b->o.progress, label, 1, total, from);
+  st->step_id = progress_step_begin (b->o.progress, label, 1, total, from);
   if (stage_from (b, ps, st, err) < 0)
     {
-      progress_step_end (b->o.progress, "ERROR");
+      progress_step_end_id (b->o.progress, st->step_id, "ERROR");
       return kiln_error_wrap (err, "%s:%d: FROM %s", b->p->df->path, ps->steps ? ps->steps[0].instr->line - 1 : 0,
                               ps->base);
     }
-  progress_step_end (b->o.progress, "DONE");
+  progress_step_end_id (b->o.progress, st->step_id, "DONE");
   if (run_onbuild (b, ps, st, label, err) < 0)
     return -1;
   for (size_t i = 0; i < ps->n_steps; i++)
@@ -1424,14 +1790,16 @@ build_stage (build_exec *b, int idx, kiln_error **err)
       if (b->o.signal_flag && *b->o.signal_flag)
         return kiln_error_make (err, EINTR, "interrupted by signal %d (%s) before %s", (int) *b->o.signal_flag,
                                 strsignal ((int) *b->o.signal_flag), text);
-      progress_step_begin (b->o.progress, label, i + 2, total, text);
+      if (b->failed)
+        return kiln_error_make (err, ECANCELED, "stopped before %s: another stage failed", text);
+      st->step_id = progress_step_begin (b->o.progress, label, i + 2, total, text);
       if (run_step (b, st, s, err) < 0)
         {
-          progress_step_end (b->o.progress, "ERROR");
+          progress_step_end_id (b->o.progress, st->step_id, "ERROR");
           return kiln_error_wrap (err, "%s:%d: [%s %zu/%zu] %s", b->p->df->path, s->instr->line, label, i + 2, total,
                                   text);
         }
-      progress_step_end (b->o.progress, "DONE");
+      progress_step_end_id (b->o.progress, st->step_id, st->cached ? "CACHED" : "DONE");
     }
   st->built = true;
   return 0;
@@ -1439,9 +1807,62 @@ build_stage (build_exec *b, int idx, kiln_error **err)
 
 /* ---- the image ---- */
 
+/* kaniko's --single-snapshot: the layers the target stage added become one
+ * layer on its base; history keeps every step, only the last one that
+ * made a layer is marked as having it. */
+static int
+single_snapshot (build_exec *b, stage_state *st, kiln_error **err)
+{
+  size_t nb = st->n_base_layers, na = st->n_layers - nb;
+  if (na <= 1)
+    return 0;
+  st->step_id = progress_step_begin (b->o.progress, NULL, 1, 1, "single snapshot of the stage's layers");
+  double t0 = now_s (), p0 = st->pack_secs;
+  autofree char **ids = xcalloc (na + 1, sizeof *ids);
+  for (size_t i = 0; i < na; i++)
+    ids[i] = st->layers[nb + i].diff_id;
+  squash *q = NULL;
+  build_cache_entry e = { 0 };
+  size_t n;
+  int r = squash_new (b->o.store, ids, na, &q, err);
+  if (r == 0)
+    {
+      const layer_change *ch = squash_changes (q, &n);
+      r = write_layer (b, st, ch, n, &e, err);
+    }
+  squash_free (q);
+  if (r < 0)
+    {
+      progress_step_end_id (b->o.progress, st->step_id, "ERROR");
+      return kiln_error_wrap (err, "--single-snapshot");
+    }
+  add_time (b, &b->res->t_snapshot, now_s () - t0 - (st->pack_secs - p0));
+  for (size_t i = nb; i < st->n_layers; i++)
+    free (st->layers[i].media_type);
+  st->n_layers = nb;
+  stage_add_layer (st, e.diff_id, e.digest, e.media_type, e.size);
+  /* diff_ids: the base's, then the one layer. */
+  size_t nd = strv_len (st->spec.diff_ids);
+  for (size_t i = nd - na; i < nd; i++)
+    free (st->spec.diff_ids[i]);
+  st->spec.diff_ids[nd - na] = NULL;
+  strv_push (&st->spec.diff_ids, e.diff_id);
+  size_t left = na;
+  for (size_t i = st->spec.n_history; i-- > 0 && left > 0;)
+    if (!st->spec.history[i].empty_layer)
+      {
+        st->spec.history[i].empty_layer = left != na;
+        left--;
+      }
+  progress_step_end_id (b->o.progress, st->step_id, "DONE");
+  return 0;
+}
+
 static int
 finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **err)
 {
+  if (b->o.single_snapshot && single_snapshot (b, st, err) < 0)
+    return -1;
   for (char **l = b->o.labels; l && *l; l++)
     {
       autofree char *k = xstrndup (*l, strcspn (*l, "="));
@@ -1482,6 +1903,80 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
   return 0;
 }
 
+typedef struct wave
+{
+  build_exec *b;
+  int *idx;                  /* stages of the wave */
+  size_t n, next;
+  kiln_error *err;           /* the first failure */
+} wave;
+
+static void *
+wave_worker (void *arg)
+{
+  wave *w = arg;
+  build_exec *b = w->b;
+  for (;;)
+    {
+      pthread_mutex_lock (&b->lock);
+      int i = w->next < w->n && !b->failed ? w->idx[w->next++] : -1;
+      pthread_mutex_unlock (&b->lock);
+      if (i < 0)
+        return NULL;
+      kiln_error *e = NULL;
+      if (build_stage (b, i, &e) < 0)
+        {
+          pthread_mutex_lock (&b->lock);
+          if (!w->err && e && e->status != ECANCELED)
+            w->err = steal_pointer (&e);
+          /* Stop the other stages' running steps too (their RUN
+           * sandboxes poll the cancel pipe). */
+          if (!b->failed && b->o.cancel_wfd > 0 && write (b->o.cancel_wfd, "x", 1) < 0)
+            log_debug ("stopping the other stages: %s", strerror (errno));
+          b->failed = true;
+          pthread_mutex_unlock (&b->lock);
+          kiln_error_free (e);
+        }
+    }
+}
+
+static int
+build_wave (build_exec *b, int wn, kiln_error **err)
+{
+  autofree int *idx = xcalloc (b->p->n_stages + 1, sizeof *idx);
+  size_t n = 0;
+  for (size_t i = 0; i < b->p->n_stages; i++)
+    if (b->p->stages[i].needed && b->p->stages[i].wave == wn)
+      idx[n++] = (int) i;
+  int jobs = b->o.jobs > 0 ? b->o.jobs : 1;
+  if (n <= 1 || jobs <= 1)
+    {
+      for (size_t i = 0; i < n; i++)
+        if (build_stage (b, idx[i], err) < 0)
+          return -1;
+      return 0;
+    }
+  wave w = { b, idx, n, 0, NULL };
+  size_t nt = (size_t) jobs < n ? (size_t) jobs : n;
+  autofree pthread_t *t = xcalloc (nt, sizeof *t);
+  size_t started = 0;
+  for (; started < nt; started++)
+    if (pthread_create (&t[started], NULL, wave_worker, &w) != 0)
+      break;
+  if (started == 0)
+    wave_worker (&w); /* no thread could be made: build them here */
+  for (size_t i = 0; i < started; i++)
+    pthread_join (t[i], NULL);
+  if (w.err)
+    {
+      *err = w.err;
+      return -1;
+    }
+  if (b->failed)
+    return kiln_error_make (err, ECANCELED, "a stage failed");
+  return 0;
+}
+
 int
 build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err)
 {
@@ -1489,15 +1984,15 @@ build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err)
   b->res = res;
   b->stages = xcalloc (p->n_stages, sizeof *b->stages);
   int ret = -1;
-  /* Waves in order; stages of one wave are independent (sequential for now). */
+  /* Waves in order; the stages of one wave are independent and run on up
+   * to --jobs threads. */
   int max_wave = -1;
   for (size_t i = 0; i < p->n_stages; i++)
     if (p->stages[i].wave > max_wave)
       max_wave = p->stages[i].wave;
   for (int w = 0; w <= max_wave; w++)
-    for (size_t i = 0; i < p->n_stages; i++)
-      if (p->stages[i].needed && p->stages[i].wave == w && build_stage (b, (int) i, err) < 0)
-        goto out;
+    if (build_wave (b, w, err) < 0)
+      goto out;
   if (finish_image (b, &b->stages[p->target], res, err) < 0)
     goto out;
   res->t_pull = b->t_pull;

@@ -48,6 +48,14 @@ typedef struct build_exec_opts
   char **labels;                /* --label K=V, applied to the target */
   char **secrets;               /* --secret id=ID,src=PATH|env=VAR */
   progress *progress;
+  struct build_cache *cache;    /* NULL: no build cache (--no-cache) */
+  char **ignore_paths;          /* kaniko --ignore-path: left out of every layer */
+  bool single_snapshot;         /* kaniko --single-snapshot: one layer for the target stage's steps */
+  int jobs;                     /* independent stages built at once (<= 1: one after another) */
+  /* Readable once SIGINT/SIGTERM arrived (the caller's handler writes it;
+   * <= 0: none): stops RUN steps on other threads (sandbox cancel_fd). */
+  int cancel_fd;
+  int cancel_wfd;               /* its write end: a failing stage stops the others */
   /* Set to SIGINT/SIGTERM by the caller's signal handler; checked between
    * steps, and set by the sandbox when the signal stopped a RUN step. */
   volatile sig_atomic_t *signal_flag;
@@ -72,7 +80,7 @@ typedef struct build_result
   size_t n_layers;
   uint64_t size;                /* config + layers, compressed */
   /* seconds per phase */
-  double t_pull, t_run, t_snapshot, t_copy;
+  double t_pull, t_run, t_snapshot, t_pack, t_copy;
 } build_result;
 
 void build_result_clear (build_result *r);

@@ -870,7 +870,11 @@ status_error (registry_client *c, const request *q, const http_resp *r, kiln_err
 {
   autofree char *ans = describe_answer (r);
   const char *hint = r->status == 401 ? " (authentication failed)" : r->status == 403 ? " (access denied)" : "";
-  return kiln_error_make (err, 0, "registry '%s', repository '%s': %s: %s%s", c->domain, q->repo, q->what, ans, hint);
+  int ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: %s%s", c->domain, q->repo, q->what, ans,
+                             hint);
+  if (r->status == 404 && err && *err)
+    (*err)->kind = KILN_ERROR_NOT_FOUND;
+  return ret;
 }
 
 int

@@ -1043,15 +1043,23 @@ interrupted (const sandbox_config *cfg, int signo, kiln_error **err)
 }
 
 static int
+cancel_signo (const sandbox_config *cfg)
+{
+  int s = cfg->cancel_signal ? (int) *cfg->cancel_signal : 0;
+  return s ? s : SIGTERM;
+}
+
+static int
 wait_setup (const sandbox_config *cfg, const int *fds, int n, int sfd, kiln_error **err)
 {
-  struct pollfd pf[4];
+  struct pollfd pf[5];
   for (int i = 0; i < n; i++)
     pf[i] = (struct pollfd) { fds[i], POLLIN, 0 };
   pf[n] = (struct pollfd) { sfd, POLLIN, 0 };
+  pf[n + 1] = (struct pollfd) { cfg->cancel_fd > 0 ? cfg->cancel_fd : -1, POLLIN, 0 };
   for (;;)
     {
-      int r = poll (pf, (nfds_t) n + 1, -1);
+      int r = poll (pf, (nfds_t) n + 2, -1);
       if (r < 0 && errno == EINTR)
         continue;
       if (r < 0)
@@ -1059,6 +1067,8 @@ wait_setup (const sandbox_config *cfg, const int *fds, int n, int sfd, kiln_erro
       struct signalfd_siginfo si;
       if ((pf[n].revents & POLLIN) && read (sfd, &si, sizeof si) == sizeof si)
         return interrupted (cfg, (int) si.ssi_signo, err);
+      if (pf[n + 1].revents & POLLIN)
+        return interrupted (cfg, cancel_signo (cfg), err);
       for (int i = 0; i < n; i++)
         if (pf[i].revents)
           return i;
@@ -1386,13 +1396,19 @@ supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sf
   *signo = 0;
   while (o[0].fd >= 0 || o[1].fd >= 0 || status_r >= 0)
     {
-      struct pollfd pf[6] = { { o[0].fd, POLLIN, 0 }, { o[1].fd, POLLIN, 0 }, { status_r, POLLIN, 0 },
-                              { sfd, POLLIN, 0 },      { sync_r, POLLIN, 0 },   { listener, POLLIN, 0 } };
-      int r = poll (pf, 6, -1);
+      struct pollfd pf[7] = { { o[0].fd, POLLIN, 0 }, { o[1].fd, POLLIN, 0 }, { status_r, POLLIN, 0 },
+                              { sfd, POLLIN, 0 },      { sync_r, POLLIN, 0 },   { listener, POLLIN, 0 },
+                              { cfg->cancel_fd > 0 ? cfg->cancel_fd : -1, POLLIN, 0 } };
+      int r = poll (pf, 7, -1);
       if (r < 0 && errno == EINTR)
         continue;
       if (r < 0)
         break;
+      if (pf[6].revents & POLLIN)
+        {
+          *signo = cancel_signo (cfg);
+          break;
+        }
       if (pf[3].revents & POLLIN)
         {
           struct signalfd_siginfo si;

@@ -26,6 +26,7 @@
 #ifndef KILN_SANDBOX_SANDBOX_H
 #define KILN_SANDBOX_SANDBOX_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -199,6 +200,13 @@ typedef struct sandbox_config
   /* If non-NULL, set to SIGINT/SIGTERM when such a signal stopped the step
    * (sandbox_run then fails with status EINTR). */
   int *interrupted;
+  /* Another thread's way to stop the step: when cancel_fd (<= 0: none)
+   * becomes readable, the step is killed as if *cancel_signal (SIGTERM if
+   * NULL or 0) had arrived. A build with parallel stages needs it: a
+   * process-directed SIGINT is taken by whichever thread does not block it,
+   * so a step's own signalfd may never see it. */
+  int cancel_fd;
+  const volatile sig_atomic_t *cancel_signal;
   const sandbox_mount *mounts;
   size_t n_mounts;
 } sandbox_config;

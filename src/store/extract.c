@@ -695,3 +695,183 @@ extract_to_store (store *s, const char *blob_digest, const char *diff_id, extrac
     }
   return 0;
 }
+
+/* ---- a layer from a change list ---- */
+
+typedef struct fc_item
+{
+  const layer_change *c;
+  char *path;   /* normalised */
+} fc_item;
+
+/* Parents before children ('/' sorts first), a directory before its
+ * opaque marker: the layer writer's order, so the index sees what an
+ * extraction of its tar would. */
+static int
+fc_cmp (const void *pa, const void *pb)
+{
+  const fc_item *x = pa, *y = pb;
+  int r = layer_writer_path_cmp (x->path, y->path);
+  return r ? r : (int) x->c->kind - (int) y->c->kind;
+}
+
+/* The directory of path (normalised) in the tree, created as needed. */
+static int
+fc_parent (int treefd, const char *path, const char **name, kiln_error **err)
+{
+  const char *slash = strrchr (path, '/');
+  *name = slash ? slash + 1 : path;
+  if (!slash)
+    {
+      int fd = fcntl (treefd, F_DUPFD_CLOEXEC, 0);
+      return fd < 0 ? kiln_error_make (err, errno, "dup") : fd;
+    }
+  autofree char *dir = xstrndup (path, (size_t) (slash - path));
+  return fs_mkdir_p_open_at (treefd, dir, 0700, err);
+}
+
+/* Put the data of c at name below pfd: a hardlink to the data file when
+ * possible (same filesystem, allowed), else a copy. */
+static int
+fc_data (int pfd, const char *name, const layer_change *c, const char *path, uint64_t *size, kiln_error **err)
+{
+  if (!c->data_path)
+    return kiln_error_make (err, EINVAL, "'%s': regular file without data source", path);
+  autoclose int in = fs_open_in_root (c->data_dirfd, c->data_path, O_RDONLY | O_NOFOLLOW, 0,
+                                      FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, err);
+  if (in < 0)
+    return kiln_error_wrap (err, "data of '%s'", path);
+  struct stat st;
+  if (fstat (in, &st) < 0)
+    return kiln_error_make (err, errno, "stat data of '%s'", path);
+  if (!S_ISREG (st.st_mode))
+    return kiln_error_make (err, EINVAL, "data of '%s' is not a regular file", path);
+  *size = (uint64_t) st.st_size;
+  char proc[64];
+  snprintf (proc, sizeof proc, "/proc/self/fd/%d", in);
+  if (linkat (AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW) == 0)
+    return 0;
+  if (errno == EEXIST)
+    return kiln_error_make (err, errno, "create '%s'", path);
+  autoclose int out = openat (pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (out < 0)
+    return kiln_error_make (err, errno, "create '%s'", path);
+  if (fs_copy_fd (in, out, UINT64_MAX, NULL, err) < 0)
+    return kiln_error_wrap (err, "copying '%s'", path);
+  return 0;
+}
+
+static int
+fc_add (layer_index_builder *b, int treefd, const fc_item *it, const layer_writer_opts *o, kiln_error **err)
+{
+  const layer_change *c = it->c;
+  const char *name;
+  switch (c->kind)
+    {
+    case LAYER_CHANGE_OPAQUE:
+      return layer_index_builder_set_opaque (b, it->path, err);
+    case LAYER_CHANGE_WHITEOUT:
+      {
+        layer_index_meta m = { .type = LAYER_INDEX_WHITEOUT };
+        return layer_index_builder_add (b, it->path, &m, NULL, err);
+      }
+    case LAYER_CHANGE_ADD:
+      break;
+    }
+  if (c->hardlink_target)
+    {
+      autofree char *target = NULL;
+      if (layer_index_normalize_path (c->hardlink_target, &target, err) < 0
+          || layer_index_builder_add_hardlink (b, it->path, target, NULL, err) < 0)
+        return -1;
+      const char *tname;
+      autoclose int tfd = fc_parent (treefd, target, &tname, err);
+      autoclose int pfd = tfd < 0 ? -1 : fc_parent (treefd, it->path, &name, err);
+      if (pfd < 0)
+        return -1;
+      if (linkat (tfd, tname, pfd, name, 0) < 0)
+        return kiln_error_make (err, errno, "link '%s' to '%s'", it->path, target);
+      return 0;
+    }
+  layer_index_meta m = c->meta;
+  m.mtime_nsec = 0; /* the tar carries whole seconds (layer_writer.c) */
+  if (o && o->clamp_mtime && m.mtime_sec >= o->clamp_epoch)
+    m.mtime_sec = o->clamp_epoch;
+  if (m.type == LAYER_INDEX_SYMLINK)
+    m.size = m.link_target ? strlen (m.link_target) : 0;
+  if (m.type != LAYER_INDEX_REG && m.type != LAYER_INDEX_SYMLINK)
+    m.size = 0;
+  autoclose int pfd = -1;
+  if (*it->path && m.type != LAYER_INDEX_DIR)
+    {
+      pfd = fc_parent (treefd, it->path, &name, err);
+      if (pfd < 0)
+        return -1;
+    }
+  if (m.type == LAYER_INDEX_REG && fc_data (pfd, name, c, it->path, &m.size, err) < 0)
+    return -1;
+  if (m.type == LAYER_INDEX_DIR && *it->path && fs_mkdir_p_at (treefd, it->path, 0700, err) < 0)
+    return -1;
+  return layer_index_builder_add (b, it->path, &m, NULL, err);
+}
+
+static int
+fc_build (int layer_dirfd, const layer_change *ch, size_t n, const layer_writer_opts *o, kiln_error **err)
+{
+  if (mkdirat (layer_dirfd, "tree", 0700) < 0)
+    return kiln_error_make (err, errno, "mkdir 'tree'");
+  autoclose int treefd = openat (layer_dirfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (treefd < 0)
+    return kiln_error_make (err, errno, "open 'tree'");
+  fc_item *items = xcalloc (n + 1, sizeof *items);
+  size_t ni = 0;
+  int ret = 0;
+  for (size_t i = 0; i < n && ret == 0; i++)
+    {
+      char *np;
+      if (layer_index_normalize_path (ch[i].path, &np, err) < 0)
+        {
+          ret = -1;
+          break;
+        }
+      if (*np == '\0' && ch[i].kind == LAYER_CHANGE_ADD && !(o && o->add_root))
+        {
+          free (np);
+          continue;
+        }
+      items[ni++] = (fc_item) { &ch[i], np };
+    }
+  if (ret == 0)
+    qsort (items, ni, sizeof *items, fc_cmp);
+  autoindexbuilder layer_index_builder *b = layer_index_builder_new ();
+  for (size_t i = 0; i < ni && ret == 0; i++)
+    if (fc_add (b, treefd, &items[i], o, err) < 0)
+      ret = kiln_error_wrap (err, "'%s'", items[i].path);
+  for (size_t i = 0; i < ni; i++)
+    free (items[i].path);
+  free (items);
+  if (ret == 0 && layer_index_builder_write_at (b, layer_dirfd, "index", err) < 0)
+    ret = -1;
+  return ret;
+}
+
+int
+extract_from_changes (store *s, const layer_change *ch, size_t n, const layer_writer_opts *opts,
+                      const char *diff_id, const char *blob_digest, kiln_error **err)
+{
+  autoclose int lock = store_lock_layer (s, blob_digest, err);
+  if (lock < 0)
+    return kiln_error_wrap (err, "locking layer %s", blob_digest);
+  if (store_has_layer (s, diff_id))
+    return 0;
+  autofree char *tmp = NULL;
+  autoclose int dfd = -1;
+  if (store_mktemp (s, "layer", &tmp, &dfd, err) < 0)
+    return -1;
+  if (fc_build (dfd, ch, n, opts, err) < 0 || store_publish_layer (s, tmp, diff_id, blob_digest, err) < 0)
+    {
+      store_rmtemp (s, tmp);
+      return kiln_error_wrap (err, "storing layer %s", diff_id);
+    }
+  return 0;
+}

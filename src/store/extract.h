@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "store/layer_writer.h"
 #include "store/store.h"
 #include "util/digest.h"
 #include "util/error.h"
@@ -80,5 +81,16 @@ ssize_t extract_read_fd (void *ctx, void *buf, size_t len, kiln_error **err);
  * blob_digest / diff_id. */
 int extract_to_store (store *s, const char *blob_digest, const char *diff_id, extract_read_fn read_fn,
                       void *ctx, const extract_opts *opts, extract_result *res, kiln_error **err);
+
+/* Publish the layer a change list makes (the same list the layer writer
+ * packed into diff_id / blob_digest) without reading the blob back: the
+ * index is built from the changes (mtimes clamped as opts clamps them in the
+ * tar), and the tree gets each regular file as a hardlink to its data (the
+ * overlay's frozen upper, or a lower layer's tree; a copy when linking is
+ * not possible). Same result as extracting the blob, at the cost of a
+ * directory walk of the changed paths only. Under the layer lock; nothing
+ * is done when the layer is already published. */
+int extract_from_changes (store *s, const layer_change *ch, size_t n, const layer_writer_opts *opts,
+                          const char *diff_id, const char *blob_digest, kiln_error **err);
 
 #endif

@@ -367,10 +367,8 @@ archive_write_cb (struct archive *a, void *ctx, const void *buf, size_t len)
 
 /* ---- ordering ----------------------------------------------------------- */
 
-/* Component-wise order: '/' sorts before every other byte, so a directory's
- * subtree directly follows it (parents before children). */
-static int
-path_cmp (const char *a, const char *b)
+int
+layer_writer_path_cmp (const char *a, const char *b)
 {
   for (;; a++, b++)
     {
@@ -403,7 +401,7 @@ static int
 item_cmp (const void *pa, const void *pb)
 {
   const item *a = pa, *b = pb;
-  int r = path_cmp (a->path, b->path);
+  int r = layer_writer_path_cmp (a->path, b->path);
   if (r)
     return r;
   return (int) a->c->kind - (int) b->c->kind;
@@ -472,14 +470,14 @@ write_item (struct archive *a, struct archive_entry *e, const item *it, const la
   archive_entry_clear (e);
   autofree char *name = NULL;
   int64_t mt = c->meta.mtime_sec;
-  long mns = c->meta.mtime_nsec;
+  /* Whole seconds only: libarchive's restricted PAX writer keeps
+   * nanoseconds only for members that need a PAX header anyway, so a
+   * layer's times would depend on its names and xattrs. Whole seconds for
+   * every member make the index built from a change list
+   * (extract_from_changes) identical to an extraction of the tar. */
+  long mns = 0;
   if (o->clamp_mtime && mt >= o->clamp_epoch)
-    {
-      mt = o->clamp_epoch;
-      mns = 0;
-    }
-  if (o->clamp_mtime)
-    mns = 0;
+    mt = o->clamp_epoch;
   autoclose int fd = -1;
   switch (c->kind)
     {
@@ -576,7 +574,7 @@ static int
 check_items (item *items, size_t n, kiln_error **err)
 {
   for (size_t i = 1; i < n; i++)
-    if (path_cmp (items[i - 1].path, items[i].path) == 0)
+    if (layer_writer_path_cmp (items[i - 1].path, items[i].path) == 0)
       {
         layer_change_kind a = items[i - 1].c->kind, b = items[i].c->kind;
         bool dir_then_opaque = a == LAYER_CHANGE_ADD && b == LAYER_CHANGE_OPAQUE
@@ -759,7 +757,7 @@ layer_writer_changes_from_index (const layer_index *idx, int tree_fd, layer_chan
       const layer_index_disk_entry *e = layer_index_entry (idx, i);
       total_x += e->xattr_count;
       uint32_t g = e->hardlink_group;
-      if (g && (gfirst[g] == 0 || path_cmp (paths[i], paths[gfirst[g] - 1]) < 0))
+      if (g && (gfirst[g] == 0 || layer_writer_path_cmp (paths[i], paths[gfirst[g] - 1]) < 0))
         gfirst[g] = i + 1;
     }
   out->v = xcalloc ((size_t) n * 2 + 1, sizeof *out->v);

@@ -69,6 +69,11 @@ typedef struct layer_writer_result
 /* "application/vnd.oci.image.layer.v1.tar+gzip" etc. (docker: the Docker
  * media types). */
 const char *layer_writer_media_type (layer_compression c, bool docker);
+
+/* The member order of layers kiln writes (normalised paths): component-wise,
+ * '/' before every other byte, so a directory's subtree directly follows it
+ * (parents before children). */
+int layer_writer_path_cmp (const char *a, const char *b);
 int layer_writer_parse_compression (const char *s, layer_compression *out, kiln_error **err);
 
 /* Write the layer for changes (any order; sorted here so parents come before

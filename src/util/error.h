@@ -17,7 +17,12 @@ typedef struct kiln_error
 {
   int status;  /* errno value, or 0 if the failure is not a system error */
   char *msg;   /* context chain, outermost first */
+  int kind;    /* KILN_ERROR_*: what callers may branch on (0: nothing special) */
 } kiln_error;
+
+/* kiln_error.kind: the thing asked for does not exist (e.g. HTTP 404 for a
+ * manifest): a build-cache lookup treats it as a miss, not a failure. */
+#define KILN_ERROR_NOT_FOUND 1
 
 /* Set *err (which must be NULL or hold an error that is discarded) and return
  * a negative value: -status, or -1 when status is 0. */

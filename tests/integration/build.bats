@@ -171,8 +171,9 @@ tree_listing() { # ROOTFS: type mode owner size path (+ link target), sorted
     [[ $output == *"Dockerfile:3"* ]]
     [[ $output == *"not supported"* ]]
   done
-  run kbuild "$TEST_TMP/ctx" --no-push --single-snapshot
+  run kbuild "$TEST_TMP/ctx" --no-push --cache-dir /x
   [ "$status" -eq 2 ]
+  [[ $output == *"--cache-dir"*"not supported"*"--root"* ]]
   run kbuild "$TEST_TMP/ctx" --no-push --no-such-flag
   [ "$status" -eq 2 ]
   [[ $output == *"no-such-flag"* ]]
@@ -347,8 +348,9 @@ check_mounts_image() { # ROOTFS
   unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
   check_mounts_image "$TEST_TMP/b/rootfs"
   ! grep -rq s3cr3t-value "$TEST_TMP/out/blobs" "$TEST_TMP/store/layers"
-  # The cache persists across builds.
-  run kbuild "$SHARED/ctx" --no-push --secret "id=tok,src=$SHARED/ctx/secret.txt" --oci-layout "$TEST_TMP/out2:t"
+  # The cache mount persists across builds (--no-cache: the step must run again).
+  run kbuild "$SHARED/ctx" --no-push --no-cache --secret "id=tok,src=$SHARED/ctx/secret.txt" \
+    --oci-layout "$TEST_TMP/out2:t"
   [ "$status" -eq 0 ]
   unpack "$TEST_TMP/out2:t" "$TEST_TMP/b2"
   [ "$(cat "$TEST_TMP/b2/rootfs/cache-count")" -eq 3 ]
