@@ -146,7 +146,9 @@ static const cli_option build_options[] = {
   { "label", 0, CLI_VALUE, "KEY=VALUE", "add a label to the image (repeatable)", OPT_LABEL },
   { "secret", 0, CLI_VALUE, "id=ID,src=PATH|env=VAR", "a secret for RUN --mount=type=secret (repeatable); never "
     "stored in a layer or printed", OPT_SECRET },
-  { "progress", 0, CLI_VALUE, "auto|plain|json", "progress output on stderr (default auto = plain)", OPT_PROGRESS },
+  { "progress", 0, CLI_VALUE, "auto|plain|tty|json", "progress output on stderr: tty redraws in place, plain is "
+    "BuildKit's line log, json one event per line; auto (default) is tty on a terminal with TERM not dumb, else "
+    "plain", OPT_PROGRESS },
   { "quiet", 'q', CLI_BOOL, NULL, "print only the image digest", OPT_QUIET },
   { "userns", 0, CLI_VALUE, "auto|full|single", "user namespace mode for RUN (default auto)", OPT_USERNS },
   { "network", 0, CLI_VALUE, "host|none", "network for RUN steps (default host; RUN --network overrides)",
