@@ -437,7 +437,7 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
     return -1;
   if (o->network && sandbox_parse_network (o->network, &eo->network, err) < 0)
     return -1;
-  *pm = PROGRESS_PLAIN;
+  *pm = PROGRESS_AUTO;
   if (o->progress && progress_parse_mode (o->progress, pm, err) < 0)
     return -1;
   if (o->quiet)
@@ -618,6 +618,11 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   if (o->insecure_pull)
     pull_reg.insecure = true;
   progress *prog = progress_new (pm, stderr);
+  /* Log lines become notes of the tty frame instead of breaking it. */
+  bool log_to_frame = progress_get_mode (prog) == PROGRESS_TTY;
+  if (log_to_frame)
+    log_setup ((log_level) o->common.verbosity, (log_format) o->common.log_format, o->common.log_timestamp,
+               progress_log_stream (prog));
   eo.store = s;
   eo.context_dir = ctx_dir;
   eo.dockerfile_path = df_path;
@@ -703,6 +708,8 @@ out:
   plan_free (p);
   build_exec_free (b);
   build_cache_free (cache);
+  if (log_to_frame) /* progress_free closes the log stream */
+    log_setup ((log_level) o->common.verbosity, (log_format) o->common.log_format, o->common.log_timestamp, NULL);
   progress_free (prog);
   build_cancel_w = -1;
   if (cancel[0] >= 0)
