@@ -8,8 +8,9 @@
 # The lower layer is a plain directory with base/ (FILES small files, 100 per
 # directory, the contents of the untar tarball) and proj/ (a generated C
 # project: 32 generated .c files + main.c + Makefile). Every row runs on a fresh mount (kiln:
-# new overlay; fuse-overlayfs: new upper) or, native, on a fresh `cp -a` of
-# the lower; mounting and copying are not timed. Rows:
+# new overlay; fuse-overlayfs: new upper) or, native, on a copy of
+# the lower (find/du: one copy for all runs, compile: a fresh copy of proj/);
+# mounting and copying are not timed. Rows:
 #   untar    tar -xf TARBALL (FILES files) into a new directory
 #   find     find over base/ (cold FUSE caches, warm host page cache)
 #   du       du -s over base/
@@ -104,7 +105,12 @@ run_one() {
   mkdir -p "$d"
   case "$mode" in
     native)
-      cp -a "$L/." "$d/"
+      # find/du only read: one copy of the lower serves every run; compile
+      # gets a fresh copy of proj/; untar and data start from an empty dir.
+      case "$w" in
+        find|du) [ -d "$work/native" ] || cp -a "$L" "$work/native"; d=$work/native ;;
+        compile) cp -a "$L/proj" "$d/" ;;
+      esac
       out=$("$self" --inner "$w" "$d" "$work/files.tar" "$MB") ;;
     fuse-overlayfs)
       mkdir -p "$d/upper" "$d/work" "$mnt"
@@ -117,32 +123,34 @@ run_one() {
               "$self" --inner "$w" "$mnt" "$work/files.tar" "$MB" 2>"$d/commit.log") \
         || { cat "$d/commit.log" >&2; return 1; } ;;
   esac
-  rm -rf --one-file-system "$d" "$mnt"
+  rm -rf --one-file-system "$work/run$n" "$mnt"
   echo "$out"
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-declare -A R
+# Modes are interleaved within each repetition, so a change in the machine's
+# load (it is shared) hits all three alike.
+declare -A R V
 modes="native fuse-overlayfs kiln"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-for w in untar find du compile; do
-  for m in $modes; do
-    vals=""
-    for _ in $(seq "$REPS"); do vals="$vals $(run_one "$m" "$w")"; done
-    R[$w,$m]=$(printf '%s\n' $vals | median)
-    echo "  $w $m:$vals" >&2
+for w in untar find du compile data; do
+  for _ in $(seq "$REPS"); do
+    for m in $modes; do
+      if [ "$w" = data ]; then
+        read -r a b < <(run_one "$m" data)
+        V[write,$m]="${V[write,$m]:-} $a" V[read,$m]="${V[read,$m]:-} $b"
+      else
+        V[$w,$m]="${V[$w,$m]:-} $(run_one "$m" "$w")"
+      fi
+    done
   done
 done
-for m in $modes; do
-  wv="" rv=""
-  for _ in $(seq "$REPS"); do
-    read -r a b < <(run_one "$m" data)
-    wv="$wv $a" rv="$rv $b"
+for w in untar find du compile write read; do
+  for m in $modes; do
+    R[$w,$m]=$(printf '%s\n' ${V[$w,$m]} | median)
+    echo "  $w $m:${V[$w,$m]}" >&2
   done
-  R[write,$m]=$(printf '%s\n' $wv | median)
-  R[read,$m]=$(printf '%s\n' $rv | median)
-  echo "  write $m:$wv / read:$rv" >&2
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -164,4 +172,4 @@ for w in untar find du compile write read; do
     printf "| %s | %d | %d | %d | %.2f | %.2f |\n", l, a, b, c, a ? c / a : 0, b ? c / b : 0 }'
 done
 echo
-echo "REPS=$REPS (median), load average before/after: see stderr / $load_after"
+echo "REPS=$REPS (median of each), load average after: $load_after"
