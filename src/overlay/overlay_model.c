@@ -709,6 +709,19 @@ valid_name (const char *name)
   return 0;
 }
 
+/* A name the step creates must be representable in a layer: an OCI layer
+ * reads ".wh.NAME" as the deletion of NAME (and ".wh..wh..opq" as an opaque
+ * marker), so a file of that name would silently turn into a whiteout when
+ * the layer is applied. Refuse it rather than ship a different tree. */
+static int
+valid_new_name (const char *name)
+{
+  int ret = valid_name (name);
+  if (ret == 0 && strncmp (name, ".wh.", 4) == 0)
+    ret = -EPERM;
+  return ret;
+}
+
 static int
 get_dir (overlay_model *m, uint64_t ino, inode **out)
 {
@@ -879,7 +892,7 @@ overlay_model_mknod (overlay_model *m, uint64_t parent, const char *name, mode_t
   LOCKED (m)
   {
     inode *dir;
-    if ((ret = get_dir (m, parent, &dir)) < 0 || (ret = valid_name (name)) < 0)
+    if ((ret = get_dir (m, parent, &dir)) < 0 || (ret = valid_new_name (name)) < 0)
       break;
     if (dir_find (dir, name))
       {
@@ -952,7 +965,7 @@ overlay_model_link (overlay_model *m, uint64_t ino, uint64_t newparent, const ch
   LOCKED (m)
   {
     inode *dir, *i;
-    if ((ret = get_dir (m, newparent, &dir)) < 0 || (ret = valid_name (name)) < 0
+    if ((ret = get_dir (m, newparent, &dir)) < 0 || (ret = valid_new_name (name)) < 0
         || (ret = get_ino (m, ino, &i)) < 0)
       break;
     if (S_ISDIR (i->mode))
@@ -1055,7 +1068,7 @@ overlay_model_rename (overlay_model *m, uint64_t parent, const char *name, uint6
     inode *sd, *dd;
     dentry *s, *t;
     if ((ret = get_dir (m, parent, &sd)) < 0 || (ret = get_dir (m, newparent, &dd)) < 0
-        || (ret = valid_name (name)) < 0 || (ret = valid_name (newname)) < 0)
+        || (ret = valid_name (name)) < 0 || (ret = valid_new_name (newname)) < 0)
       break;
     if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
         || ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)))

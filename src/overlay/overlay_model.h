@@ -55,12 +55,11 @@ int overlay_model_rmdir (overlay_model *m, uint64_t parent, const char *name);
 int overlay_model_rename (overlay_model *m, uint64_t parent, const char *name, uint64_t newparent,
                           const char *newname, unsigned flags);
 int overlay_model_readlink (overlay_model *m, uint64_t ino, char **target);
-/* Open for I/O: copies up on write access. Returns the fd; *immutable is set
+/* Open for I/O: copies up on write access and marks the file changed
+ * then (writes through the fd need no further call). Returns the fd; *immutable is set
  * for lower data (safe for keep_cache). Pair with overlay_model_release. */
 int overlay_model_open (overlay_model *m, uint64_t ino, int flags, bool *immutable);
 void overlay_model_release (overlay_model *m, uint64_t ino);
-/* Data was written through an fd from overlay_model_open. */
-void overlay_model_wrote (overlay_model *m, uint64_t ino);
 int overlay_model_readdir (overlay_model *m, uint64_t ino, overlay_dirent **out, size_t *n);
 void overlay_model_dirents_free (overlay_dirent *d, size_t n);
 int overlay_model_getxattr (overlay_model *m, uint64_t ino, const char *name, void *buf, size_t size);

@@ -826,6 +826,38 @@ group_setup (void **state)
   return 0;
 }
 
+
+/* ".wh.NAME" would turn into a whiteout when the layer is applied: a step
+ * cannot create such a name by any route; O_TMPFILE is a clear EOPNOTSUPP
+ * (libfuse 3.14's low-level API has no tmpfile operation). */
+static void
+test_whiteout_names_and_tmpfile (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  autofree char *wf = P (f, "a/.wh.f1"), *wd = P (f, ".wh.dir"), *ws = P (f, "a/.wh.s");
+  autofree char *wl = P (f, "a/.wh.l"), *f1 = P (f, "a/f1"), *wo = P (f, "a/.wh..wh..opq");
+  autofree char *gone = P (f, "gone"), *wgone = P (f, ".wh.gone"), *dir = P (f, "a");
+  ASSERT_ERRNO (open (wf, O_WRONLY | O_CREAT | O_CLOEXEC, 0644), EPERM);
+  ASSERT_ERRNO (open (wo, O_WRONLY | O_CREAT | O_CLOEXEC, 0644), EPERM);
+  ASSERT_ERRNO (mkdir (wd, 0755), EPERM);
+  ASSERT_ERRNO (symlink ("f1", ws), EPERM);
+  ASSERT_ERRNO (mknod (ws, S_IFIFO | 0644, 0), EPERM);
+  ASSERT_ERRNO (link (f1, wl), EPERM);
+  ASSERT_ERRNO (rename (f1, wf), EPERM);
+  ASSERT_FILE (f, "a/f1", "one-v2");
+  struct stat st;
+  ASSERT_ERRNO (lstat (wf, &st), ENOENT);
+  /* l1 deletes "gone": neither the name nor its whiteout file is visible */
+  ASSERT_ERRNO (lstat (gone, &st), ENOENT);
+  ASSERT_ERRNO (lstat (wgone, &st), ENOENT);
+  ASSERT_ERRNO (open (dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), EOPNOTSUPP);
+  overlay_changes *c = commit (f);
+  for (size_t i = 0; i < c->n; i++)
+    assert_null (strstr (c->v[i].path, ".wh."));
+  overlay_changes_free (c);
+}
+
 int
 main (void)
 {
@@ -842,6 +874,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_masked_paths, setup, teardown),
     cmocka_unit_test_setup_teardown (test_single_id_mode, setup, teardown),
     cmocka_unit_test_setup_teardown (test_property_random_sequences, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_whiteout_names_and_tmpfile, setup, teardown),
   };
   return cmocka_run_group_tests (tests, group_setup, NULL);
 }
