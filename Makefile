@@ -36,11 +36,11 @@ FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 DEPFLAGS = -MMD -MP
 
-.PHONY: all test test-unit test-integration unit-bins asan fuzz fuzz-build install clean demo deps help
+.PHONY: all test test-slow test-unit test-integration unit-bins asan fuzz fuzz-build install clean demo deps help
 all: $(KILN_BIN)
 
 help:
-	@echo "targets: all (./kiln), test, test-unit, test-integration, asan, fuzz, demo, install PREFIX=..., clean"
+	@echo "targets: all (./kiln), test, test-slow, test-unit, test-integration, asan, fuzz, demo, install PREFIX=..., clean"
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,6 +76,10 @@ test-integration: $(KILN_BIN) unit-bins
 
 test: $(KILN_BIN) unit-bins
 	tests/run-tests.sh --build $(BUILD) --unit --integration
+
+# The real-workload tests left out of `make test` for time (tests/run-tests.sh SLOW_FILES).
+test-slow: $(KILN_BIN) unit-bins
+	KILN_SLOW_TESTS=1 tests/run-tests.sh --build $(BUILD) --integration --filter '^overlay_workloads$$'
 
 # ASan + UBSan build in its own directory; its unit tests must pass too.
 # The end-to-end build tests also run on the sanitized kiln binary.
