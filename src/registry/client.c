@@ -41,6 +41,7 @@ struct registry_client
   int retries;
   long connect_timeout_s;
   long stall_timeout_s;
+  const volatile sig_atomic_t *cancel;
   char *auth_header; /* "Authorization: ..." or NULL; a secret */
   char *auth_scope;  /* scope auth_header was obtained for */
   time_t auth_expires; /* CLOCK_MONOTONIC seconds after which the token is dropped; 0 = never */
@@ -147,6 +148,7 @@ registry_client_new (const registry_options *opts, const char *domain, registry_
   c->retries = opts->retries < 0 ? 4 : opts->retries;
   c->connect_timeout_s = opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 30;
   c->stall_timeout_s = opts->stall_timeout_s > 0 ? opts->stall_timeout_s : 60;
+  c->cancel = opts->cancel;
   c->curl = curl_easy_init ();
   if (!c->curl)
     {
@@ -168,6 +170,7 @@ registry_client_clone (const registry_client *c)
   n->retries = c->retries;
   n->connect_timeout_s = c->connect_timeout_s;
   n->stall_timeout_s = c->stall_timeout_s;
+  n->cancel = c->cancel;
   n->auth_header = c->auth_header ? xstrdup (c->auth_header) : NULL;
   n->auth_scope = c->auth_scope ? xstrdup (c->auth_scope) : NULL;
   n->auth_expires = c->auth_expires;
@@ -545,6 +548,27 @@ on_read (char *buf, size_t size, size_t n, void *ud)
     }
 }
 
+static bool
+cancelled (const registry_client *c)
+{
+  return c->cancel && *c->cancel;
+}
+
+static int
+cancel_error (registry_client *c, const char *repo, const char *what, kiln_error **err)
+{
+  int sig = (int) *c->cancel;
+  return kiln_error_make (err, EINTR, "registry '%s', repository '%s': %s: interrupted by %s", c->domain, repo, what,
+                          sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal");
+}
+
+static int
+on_progress (void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+  (void) dltotal, (void) dlnow, (void) ultotal, (void) ulnow;
+  return cancelled (ud) ? 1 : 0; /* non-zero aborts the transfer */
+}
+
 static int
 perform_once (registry_client *c, const request *q, const char *auth, uint64_t range_from, http_resp *r,
               CURLcode *code, char *errbuf)
@@ -576,6 +600,9 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   curl_easy_setopt (h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
   curl_easy_setopt (h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt (h, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt (h, CURLOPT_XFERINFODATA, c);
+  curl_easy_setopt (h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt (h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout_s);
   curl_easy_setopt (h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt (h, CURLOPT_LOW_SPEED_TIME, c->stall_timeout_s);
@@ -627,8 +654,9 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   return 0;
 }
 
-static void
-backoff_sleep (int attempt, const char *retry_after)
+/* Sleep before retry attempt+1; false when interrupted meanwhile. */
+static bool
+backoff_sleep (const registry_client *c, int attempt, const char *retry_after)
 {
   long ms = 250L << (attempt < 8 ? attempt : 8);
   if (retry_after)
@@ -639,9 +667,16 @@ backoff_sleep (int attempt, const char *retry_after)
         ms = (s > 60 ? 60 : s) * 1000L;
     }
   ms += (long) (random () % 250);
-  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-  while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
-    ;
+  /* In slices, so a signal stops the wait promptly. */
+  while (ms > 0 && !cancelled (c))
+    {
+      long slice = ms < 100 ? ms : 100;
+      struct timespec ts = { 0, slice * 1000000L };
+      while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
+        ;
+      ms -= slice;
+    }
+  return !cancelled (c);
 }
 
 static int
@@ -716,13 +751,16 @@ fetch_token (registry_client *c, const request *q, const registry_challenge *ch,
       bool retry = code != CURLE_OK || r.status == 429 || r.status >= 500;
       if (!retry || attempt >= c->retries)
         break;
-      backoff_sleep (attempt, r.retry_after);
+      if (!backoff_sleep (c, attempt, r.retry_after))
+        break;
     }
   if (auth)
     explicit_bzero (auth, strlen (auth));
   if (form.len)
     explicit_bzero (form.buf, form.len);
-  if (code != CURLE_OK)
+  if (cancelled (c))
+    ret = cancel_error (c, q->repo, q->what, err);
+  else if (code != CURLE_OK)
     ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: token request to '%.200s' failed: %s",
                            c->domain, q->repo, q->what, realm, errbuf[0] ? errbuf : curl_easy_strerror (code));
   else if (r.status != 200)
@@ -826,7 +864,11 @@ do_request (registry_client *c, const request *q, http_resp *r, kiln_error **err
               c->auth_expires = 0;
             }
         }
+      if (cancelled (c))
+        return cancel_error (c, q->repo, q->what, err);
       perform_once (c, q, c->auth_header, from, r, &code, errbuf);
+      if (cancelled (c))
+        return cancel_error (c, q->repo, q->what, err);
       if (r->sink_err)
         {
           *err = r->sink_err;
@@ -860,7 +902,8 @@ do_request (registry_client *c, const request *q, http_resp *r, kiln_error **err
       log_warn ("registry %s, repository %s: %s: %s; retrying (%d/%d)", c->domain, q->repo, q->what,
                 code != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror (code)) : "server error", attempt + 1,
                 c->retries);
-      backoff_sleep (attempt, r->retry_after);
+      if (!backoff_sleep (c, attempt, r->retry_after))
+        return cancel_error (c, q->repo, q->what, err);
       attempt++;
     }
 }

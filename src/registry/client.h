@@ -23,6 +23,7 @@
 #ifndef KILN_REGISTRY_CLIENT_H
 #define KILN_REGISTRY_CLIENT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,9 @@ typedef struct registry_options
   int retries;                /* attempts after the first; <0 = default (4) */
   long connect_timeout_s;     /* 0 = default (30) */
   long stall_timeout_s;       /* abort a transfer stalled this long; 0 = default (60) */
+  /* Non-zero (a signal number) stops every transfer and backoff wait with
+   * an "interrupted" error; NULL: never. See cancel.h. */
+  const volatile sig_atomic_t *cancel;
 } registry_options;
 
 typedef struct registry_client registry_client;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/cancel.h"
 #include "registry/client.h"
 #include "registry/dockerarchive.h"
 #include "registry/ocilayout.h"
@@ -378,7 +379,8 @@ pull_cmd_main (int argc, char **argv, kiln_error **err)
                        "kiln pull: expected one REFERENCE and --oci-layout DIR[:TAG] and/or --tar-path FILE, or --store");
       return KILN_EXIT_USAGE;
     }
+  o.reg.cancel = registry_cancel_install ();
   ret = run_pull (&o, pos[0], err);
   pull_opts_free (&o);
-  return ret < 0 ? KILN_EXIT_FAILURE : KILN_EXIT_OK;
+  return ret < 0 ? registry_cancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
 }

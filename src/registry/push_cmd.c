@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/cancel.h"
 #include "registry/client.h"
 #include "registry/manifest.h"
 #include "registry/ocilayout.h"
@@ -120,7 +121,7 @@ push_to (push_opts *o, ocilayout *l, const char *data, size_t len, const char *m
       log_info ("pushing %s", full);
       if (registry_push_image (c, ref->path, tags, data, len, mt, &layout_source, l, o->mount_from, digest, err) >= 0)
         return 0;
-      if (attempt >= o->push_retry)
+      if (attempt >= o->push_retry || *o->reg.cancel)
         return kiln_error_wrap (err, "pushing '%s'", full);
       autofree char *msg = kiln_error_string (*err);
       log_warn ("pushing %s failed (%s); retrying (%d/%d)", full, msg, attempt + 1, o->push_retry);
@@ -188,7 +189,8 @@ push_cmd_main (int argc, char **argv, kiln_error **err)
       kiln_error_make (err, 0, "kiln push: expected --oci-layout DIR[:TAG] and at least one DESTINATION");
       return KILN_EXIT_USAGE;
     }
+  o.reg.cancel = registry_cancel_install ();
   ret = run_push (&o, pos, err);
   push_opts_free (&o);
-  return ret < 0 ? KILN_EXIT_FAILURE : KILN_EXIT_OK;
+  return ret < 0 ? registry_cancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
 }
