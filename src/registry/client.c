@@ -19,6 +19,7 @@
 #include "registry/challenge.h"
 #include "registry/manifest.h"
 #include "registry/reference.h"
+#include "registry/transfer.h"
 #include "util/alloc.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
@@ -34,6 +35,7 @@ extern char **environ;
 struct registry_client
 {
   CURL *curl;
+  transfer_engine *engine; /* shared with clones: one connection cache */
   char *domain;
   char *base; /* "https://host:port" */
   bool tls_verify;
@@ -98,6 +100,7 @@ registry_client_free (registry_client *c)
     return;
   if (c->curl)
     curl_easy_cleanup (c->curl);
+  transfer_engine_unref (c->engine);
   free (c->domain);
   free (c->base);
   free (c->ca_file);
@@ -149,6 +152,7 @@ registry_client_new (const registry_options *opts, const char *domain, registry_
   c->connect_timeout_s = opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 30;
   c->stall_timeout_s = opts->stall_timeout_s > 0 ? opts->stall_timeout_s : 60;
   c->cancel = opts->cancel;
+  c->engine = transfer_engine_new ();
   c->curl = curl_easy_init ();
   if (!c->curl)
     {
@@ -178,6 +182,7 @@ registry_client_clone (const registry_client *c)
   n->cred.username = c->cred.username ? xstrdup (c->cred.username) : NULL;
   n->cred.password = c->cred.password ? xstrdup (c->cred.password) : NULL;
   n->cred.identity_token = c->cred.identity_token ? xstrdup (c->cred.identity_token) : NULL;
+  n->engine = transfer_engine_ref (c->engine);
   n->curl = curl_easy_init ();
   if (!n->curl)
     abort (); /* out of memory, as xmalloc */
@@ -228,7 +233,14 @@ on_header (char *buf, size_t size, size_t n, void *ud)
   size_t len = size * n;
   char *v;
   if (len >= 5 && strncmp (buf, "HTTP/", 5) == 0)
-    resp_reset_headers (r); /* a new response (redirect or 100) */
+    {
+      /* A new response (redirect or 100). The status is taken here, not
+       * from curl_easy_getinfo: on_data runs on another thread than the
+       * one driving the handle (transfer.h). */
+      resp_reset_headers (r);
+      const char *sp = memchr (buf, ' ', len);
+      r->status = sp ? strtol (sp + 1, NULL, 10) : 0;
+    }
   else if ((v = header_value (buf, len, "content-type")))
     free (r->content_type), r->content_type = v;
   else if ((v = header_value (buf, len, "www-authenticate")))
@@ -257,7 +269,6 @@ on_data (char *buf, size_t size, size_t n, void *ud)
 {
   http_resp *r = ud;
   size_t len = size * n;
-  curl_easy_getinfo (r->curl, CURLINFO_RESPONSE_CODE, &r->status);
   if (!r->started)
     {
       r->started = true;
@@ -635,8 +646,6 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
     curl_easy_setopt (h, CURLOPT_CUSTOMREQUEST, q->method);
   curl_easy_setopt (h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt (h, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt (h, CURLOPT_WRITEDATA, r);
   curl_easy_setopt (h, CURLOPT_ERRORBUFFER, errbuf);
   errbuf[0] = '\0';
   r->curl = h;
@@ -646,7 +655,7 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   r->skip = 0;
   strbuf_reset (&r->body);
   r->body_truncated = false;
-  *code = curl_easy_perform (h);
+  *code = transfer_perform (c->engine, h, on_data, r);
   curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, &r->status);
   /* Never leave the header list (it may hold a secret) referenced. */
   curl_easy_setopt (h, CURLOPT_HTTPHEADER, NULL);

@@ -1,13 +1,13 @@
 /* push.c - image push (see push.h). */
 #include "registry/push.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "registry/manifest.h"
+#include "registry/transfer.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -29,80 +29,31 @@ push_one (registry_client *c, const char *repo, const manifest_descriptor *d, co
   return 0;
 }
 
-#define PUSH_PARALLEL 3
-
-typedef struct push_pool
+typedef struct layer_jobs
 {
-  pthread_mutex_t lock;
   registry_client *proto;
   const char *repo;
   const manifest *m;
   const registry_push_source *src;
   void *ctx;
   const char *mount_from;
-  size_t next;
-  bool failed;
-  kiln_error *err;
-} push_pool;
+} layer_jobs;
 
-static void *
-push_worker (void *arg)
+static int
+layer_job (void *arg, size_t i, kiln_error **err)
 {
-  push_pool *p = arg;
-  pthread_mutex_lock (&p->lock);
-  registry_client *c = registry_client_clone (p->proto);
-  pthread_mutex_unlock (&p->lock);
-  for (;;)
-    {
-      pthread_mutex_lock (&p->lock);
-      size_t i = p->next++;
-      bool stop = p->failed || i >= p->m->n_layers;
-      pthread_mutex_unlock (&p->lock);
-      if (stop)
-        break;
-      kiln_error *err = NULL;
-      if (push_one (c, p->repo, &p->m->layers[i], p->src, p->ctx, p->mount_from, &err) < 0)
-        {
-          pthread_mutex_lock (&p->lock);
-          if (!p->failed)
-            {
-              p->failed = true;
-              p->err = err;
-              err = NULL;
-            }
-          pthread_mutex_unlock (&p->lock);
-          kiln_error_free (err);
-          break;
-        }
-    }
-  registry_client_free (c);
-  return NULL;
+  layer_jobs *j = arg;
+  autoclient registry_client *c = registry_client_clone (j->proto);
+  return push_one (c, j->repo, &j->m->layers[i], j->src, j->ctx, j->mount_from, err);
 }
 
-/* Layers go up on up to PUSH_PARALLEL connections at once. */
+/* Layers go up in parallel on the shared transfer pool. */
 static int
 push_layers (registry_client *c, const char *repo, const manifest *m, const registry_push_source *src, void *ctx,
              const char *mount_from, kiln_error **err)
 {
-  push_pool p = { PTHREAD_MUTEX_INITIALIZER, c, repo, m, src, ctx, mount_from, 0, false, NULL };
-  size_t n = m->n_layers < PUSH_PARALLEL ? m->n_layers : PUSH_PARALLEL;
-  pthread_t th[PUSH_PARALLEL];
-  size_t started = 0;
-  for (; started < n; started++)
-    if (pthread_create (&th[started], NULL, push_worker, &p) != 0)
-      break;
-  if (started == 0 && n > 0)
-    push_worker (&p);
-  for (size_t i = 0; i < started; i++)
-    pthread_join (th[i], NULL);
-  pthread_mutex_destroy (&p.lock);
-  if (p.failed)
-    {
-      kiln_error_free (*err);
-      *err = p.err;
-      return -1;
-    }
-  return 0;
+  layer_jobs j = { c, repo, m, src, ctx, mount_from };
+  return transfer_jobs (m->n_layers, TRANSFER_PARALLEL, layer_job, &j, err);
 }
 
 int

@@ -6,8 +6,9 @@
  * skipped (HEAD); with mount_from, a missing blob is first mounted from that
  * repository of the same registry; otherwise it is uploaded (POST + one
  * streamed PUT). The manifest is then PUT under every tag (or under its
- * digest when there is none). Layers go up on up to 3 connections at once
- * (threads), so open_blob may be called concurrently.
+ * digest when there is none). Layers go up in parallel (TRANSFER_PARALLEL
+ * jobs on the pool of transfer.h, one curl multi handle), so open_blob may
+ * be called concurrently.
  */
 #ifndef KILN_REGISTRY_PUSH_H
 #define KILN_REGISTRY_PUSH_H
