@@ -137,13 +137,10 @@ run_push (push_opts *o, char **dests, kiln_error **err)
   autoocilayout ocilayout *l = NULL;
   if (ocilayout_open (dir, &l, err) < 0)
     return -1;
-  autofree char *mt = NULL, *mdigest = NULL;
-  int64_t msize;
-  if (ocilayout_resolve (l, tag, &mt, &mdigest, &msize, err) < 0)
-    return -1;
+  autofree char *mt = NULL;
   autofree char *data = NULL;
   size_t len = 0;
-  if (ocilayout_read_blob (l, mdigest, REGISTRY_MANIFEST_MAX_SIZE, &data, &len, err) < 0)
+  if (ocilayout_load_image (l, tag, &data, &len, &mt, err) < 0)
     return -1;
   char digest[DIGEST_STRING_SIZE];
   for (char **d = dests; *d; d++)
