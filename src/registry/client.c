@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "registry/authfile.h"
+#include "registry/blobprogress.h"
 #include "registry/challenge.h"
 #include "registry/manifest.h"
 #include "registry/reference.h"
@@ -44,6 +45,9 @@ struct registry_client
   long connect_timeout_s;
   long stall_timeout_s;
   const volatile sig_atomic_t *cancel;
+  struct blobprogress *progress;
+  int progress_id;        /* upload progress line, -1 none */
+  int64_t upload_offset;  /* of the request running (chunked uploads) */
   char *auth_header; /* "Authorization: ..." or NULL; a secret */
   char *auth_scope;  /* scope auth_header was obtained for */
   time_t auth_expires; /* CLOCK_MONOTONIC seconds after which the token is dropped; 0 = never */
@@ -117,6 +121,18 @@ cleanup_registry_clientp (registry_client **c)
   *c = NULL;
 }
 
+struct blobprogress *
+registry_client_progress (const registry_client *c)
+{
+  return c->progress;
+}
+
+void
+registry_client_set_upload_progress (registry_client *c, int id)
+{
+  c->progress_id = id;
+}
+
 const char *
 registry_client_base_url (const registry_client *c)
 {
@@ -152,6 +168,8 @@ registry_client_new (const registry_options *opts, const char *domain, registry_
   c->connect_timeout_s = opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 30;
   c->stall_timeout_s = opts->stall_timeout_s > 0 ? opts->stall_timeout_s : 60;
   c->cancel = opts->cancel;
+  c->progress = opts->progress;
+  c->progress_id = -1;
   c->engine = transfer_engine_new ();
   c->curl = curl_easy_init ();
   if (!c->curl)
@@ -175,6 +193,8 @@ registry_client_clone (const registry_client *c)
   n->connect_timeout_s = c->connect_timeout_s;
   n->stall_timeout_s = c->stall_timeout_s;
   n->cancel = c->cancel;
+  n->progress = c->progress;
+  n->progress_id = -1;
   n->auth_header = c->auth_header ? xstrdup (c->auth_header) : NULL;
   n->auth_scope = c->auth_scope ? xstrdup (c->auth_scope) : NULL;
   n->auth_expires = c->auth_expires;
@@ -573,11 +593,15 @@ cancel_error (registry_client *c, const char *repo, const char *what, kiln_error
                           sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal");
 }
 
+/* On the transfer engine's I/O thread. */
 static int
 on_progress (void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
-  (void) dltotal, (void) dlnow, (void) ultotal, (void) ulnow;
-  return cancelled (ud) ? 1 : 0; /* non-zero aborts the transfer */
+  (void) dltotal, (void) dlnow, (void) ultotal;
+  registry_client *c = ud;
+  if (c->progress && c->progress_id >= 0 && ulnow > 0)
+    blobprogress_set (c->progress, c->progress_id, (uint64_t) (c->upload_offset + ulnow));
+  return cancelled (c) ? 1 : 0; /* non-zero aborts the transfer */
 }
 
 static int
@@ -622,6 +646,7 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   if (c->ca_file)
     curl_easy_setopt (h, CURLOPT_CAINFO, c->ca_file);
   read_state rs = { q->upload_fd, q->upload_offset, q->upload_size };
+  c->upload_offset = q->upload_offset;
   if (strcmp (q->method, "HEAD") == 0)
     curl_easy_setopt (h, CURLOPT_NOBODY, 1L);
   else if ((strcmp (q->method, "PUT") == 0 || strcmp (q->method, "PATCH") == 0) && q->upload_fd >= 0)

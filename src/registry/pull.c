@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "registry/blobprogress.h"
 #include "registry/transfer.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -23,12 +24,17 @@ typedef struct blob_pipe
 {
   const registry_pull_consumer *consumer;
   void *blob;
+  blobprogress *progress;
+  int progress_id;
+  uint64_t received; /* verified bytes handed on (resumes continue it) */
 } blob_pipe;
 
 static int
 pipe_sink (void *ctx, const void *data, size_t len, kiln_error **err)
 {
   blob_pipe *p = ctx;
+  p->received += len;
+  blobprogress_set (p->progress, p->progress_id, p->received);
   return p->consumer->blob_data (p->blob, data, len, err);
 }
 
@@ -44,18 +50,20 @@ fetch_blob (registry_client *c, const char *repo, registry_blob_kind kind, const
       log_debug ("blob %s already present", d->digest);
       return 0;
     }
-  blob_pipe p = { consumer, NULL };
+  blob_pipe p = { consumer, NULL, registry_client_progress (c), -1, 0 };
   struct timespec t0, t1;
   clock_gettime (CLOCK_MONOTONIC, &t0);
   if ((r = consumer->blob_begin (ctx, kind, d, &p.blob, err)) < 0)
     return r;
+  p.progress_id = blobprogress_begin (p.progress, d->digest, "pull", d->size);
   r = registry_get_blob (c, repo, d->digest, d->size, pipe_sink, &p, err);
   kiln_error *eerr = NULL;
   int e = consumer->blob_end (p.blob, r >= 0, r >= 0 ? err : &eerr);
   kiln_error_free (eerr);
+  blobprogress_end (p.progress, p.progress_id, r >= 0 && e >= 0, NULL);
   if (r < 0)
     return r;
-  if (e >= 0 && kind == REGISTRY_BLOB_LAYER)
+  if (e >= 0 && kind == REGISTRY_BLOB_LAYER && !p.progress)
     {
       clock_gettime (CLOCK_MONOTONIC, &t1);
       double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -82,7 +90,8 @@ layer_job (void *arg, size_t i, kiln_error **err)
   layer_jobs *j = arg;
   autoclient registry_client *c = registry_client_clone (j->proto);
   const manifest_descriptor *d = &j->m->layers[i];
-  log_info ("pulling layer %zu/%zu %s (%lld bytes)", i + 1, j->m->n_layers, d->digest, (long long) d->size);
+  if (!registry_client_progress (c))
+    log_info ("pulling layer %zu/%zu %s (%lld bytes)", i + 1, j->m->n_layers, d->digest, (long long) d->size);
   return fetch_blob (c, j->repo, REGISTRY_BLOB_LAYER, d, j->consumer, j->ctx, err);
 }
 

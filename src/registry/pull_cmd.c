@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/blobprogress.h"
 #include "registry/cancel.h"
 #include "registry/client.h"
 #include "registry/dockerarchive.h"
@@ -380,7 +381,11 @@ pull_cmd_main (int argc, char **argv, kiln_error **err)
       return KILN_EXIT_USAGE;
     }
   o.reg.cancel = registry_cancel_install ();
+  /* In-place per-blob progress on a terminal; plain log lines otherwise. */
+  if (o.common.log_format == LOG_FORMAT_TEXT && log_enabled (LOG_LEVEL_INFO))
+    o.reg.progress = blobprogress_new (stderr);
   ret = run_pull (&o, pos[0], err);
+  blobprogress_free (o.reg.progress);
   pull_opts_free (&o);
   return ret < 0 ? registry_cancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
 }

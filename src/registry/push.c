@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "registry/blobprogress.h"
 #include "registry/manifest.h"
 #include "registry/transfer.h"
 #include "util/alloc.h"
@@ -25,9 +26,18 @@ push_one (registry_client *c, const char *repo, const manifest_descriptor *d, co
     return kiln_error_make (err, 0, "blob %s is %lld bytes, the manifest says %lld", d->digest, (long long) size,
                             (long long) d->size);
   const char *how = NULL;
-  if (registry_push_blob (c, repo, d->digest, size, fd, mount_from, &how, err) < 0)
+  blobprogress *bp = registry_client_progress (c);
+  int id = blobprogress_begin (bp, d->digest, "push", size);
+  registry_client_set_upload_progress (c, id);
+  int r = registry_push_blob (c, repo, d->digest, size, fd, mount_from, &how, err);
+  registry_client_set_upload_progress (c, -1);
+  if (r >= 0)
+    blobprogress_set (bp, id, (uint64_t) size);
+  blobprogress_end (bp, id, r >= 0, r < 0 ? "failed" : strcmp (how, "uploaded") == 0 ? NULL : how);
+  if (r < 0)
     return -1;
-  log_info ("blob %s (%lld bytes): %s", d->digest, (long long) size, how);
+  if (!bp)
+    log_info ("blob %s (%lld bytes): %s", d->digest, (long long) size, how);
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/blobprogress.h"
 #include "registry/cancel.h"
 #include "registry/client.h"
 #include "registry/manifest.h"
@@ -187,7 +188,11 @@ push_cmd_main (int argc, char **argv, kiln_error **err)
       return KILN_EXIT_USAGE;
     }
   o.reg.cancel = registry_cancel_install ();
+  /* In-place per-blob progress on a terminal; plain log lines otherwise. */
+  if (o.common.log_format == LOG_FORMAT_TEXT && log_enabled (LOG_LEVEL_INFO))
+    o.reg.progress = blobprogress_new (stderr);
   ret = run_push (&o, pos, err);
+  blobprogress_free (o.reg.progress);
   push_opts_free (&o);
   return ret < 0 ? registry_cancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
 }

@@ -107,3 +107,28 @@ partial_blob() { [ -n "$(find "$1" -name '.*' -type f -size +1M 2>/dev/null | he
   [ "$(skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/kiln/deb:t" | sha256sum)" = \
     "$(skopeo inspect --raw "oci:$src" | sha256sum)" ]
 }
+
+@test "progress: per-blob lines redrawn in place on a terminal, plain log lines otherwise" {
+  registry_start
+  fixtures_push debian
+  proxy_start 20000000
+  # A terminal (script(1) gives kiln a pty for stdout and stderr).
+  script -qec "'$KILN' pull --insecure-registry '$PROXY' '$PROXY/library/debian:bookworm' \
+    --oci-layout '$TEST_TMP/l1:t'" /dev/null > "$TEST_TMP/tty.out" 2>&1
+  # Cursor movement, a running figure with a rate, and the final line.
+  grep -q $'\033\\[[0-9]*A' "$TEST_TMP/tty.out"
+  grep -aq 'sha256:[0-9a-f]\{12\}  pull   [0-9.]*/[0-9.]* MB   [0-9.]* MB/s' "$TEST_TMP/tty.out"
+  grep -aq 'sha256:[0-9a-f]\{12\}  pull   done [0-9.]* [kM]B in' "$TEST_TMP/tty.out"
+  script -qec "'$KILN' push --insecure-registry '$PROXY' --oci-layout '$TEST_TMP/l1:t' '$PROXY/kiln/p:t'" \
+    /dev/null > "$TEST_TMP/tty2.out" 2>&1
+  grep -aq 'sha256:[0-9a-f]\{12\}  push   done [0-9.]* [kM]B in' "$TEST_TMP/tty2.out" || { cat -v "$TEST_TMP/tty2.out"; false; }
+  # Not a terminal: no escape sequences, one log line per blob as before.
+  run "$KILN" pull --insecure-registry "$PROXY" "$PROXY/library/debian:bookworm" --oci-layout "$TEST_TMP/l2:t"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ "$output" != *$'\033'* ]]
+  [[ "$output" == *"layer sha256:"*" done: "*" MB/s)"* ]]
+  run "$KILN" push --insecure-registry "$PROXY" --oci-layout "$TEST_TMP/l2:t" "$PROXY/kiln/p2:t"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ "$output" != *$'\033'* ]]
+  [[ "$output" == *"bytes): uploaded"* || "$output" == *"bytes): exists"* ]]
+}
