@@ -682,6 +682,15 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   r->body_truncated = false;
   *code = transfer_perform (c->engine, h, on_data, r);
   curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, &r->status);
+  if (log_enabled (LOG_LEVEL_DEBUG))
+    {
+      long ver = 0, conns = 0;
+      curl_easy_getinfo (h, CURLINFO_HTTP_VERSION, &ver);
+      curl_easy_getinfo (h, CURLINFO_NUM_CONNECTS, &conns);
+      log_debug ("registry %s: %s: HTTP %ld over %s, %s connection", c->domain, q->what, r->status,
+                 ver == CURL_HTTP_VERSION_2_0 ? "HTTP/2" : ver == CURL_HTTP_VERSION_1_1 ? "HTTP/1.1" : "HTTP/1.0",
+                 conns ? "new" : "reused");
+    }
   /* Never leave the header list (it may hold a secret) referenced. */
   curl_easy_setopt (h, CURLOPT_HTTPHEADER, NULL);
   curl_slist_free_all (hdrs);
