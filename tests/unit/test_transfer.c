@@ -48,7 +48,7 @@ write_all (int fd, const void *p, size_t n)
   const char *c = p;
   while (n > 0)
     {
-      ssize_t w = write (fd, c, n);
+      ssize_t w = send (fd, c, n, MSG_NOSIGNAL); /* the client may hang up */
       if (w < 0 && errno == EINTR)
         continue;
       if (w <= 0)
