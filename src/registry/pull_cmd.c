@@ -280,6 +280,14 @@ run_pull (pull_opts *o, const char *refstr, kiln_error **err)
 }
 
 static int
+interrupted (const pull_opts *o, kiln_error **err)
+{
+  if (!o->reg.cancel || !*o->reg.cancel)
+    return 0;
+  return kiln_error_make (err, EINTR, "interrupted by %s", *o->reg.cancel == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static int
 run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char *arch, const char *variant,
                const char *dir, const char *tag, kiln_error **err)
 {
@@ -306,6 +314,12 @@ run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char
         if (registry_client_new (&o->reg, *m, &mc, &merr) >= 0
             && registry_pull (mc, mref, os, arch, variant, &ocilayout_consumer, l, &res, &merr) >= 0)
           done = true;
+        else if (o->reg.cancel && *o->reg.cancel)
+          {
+            kiln_error_free (*err);
+            *err = merr;
+            return kiln_error_wrap (err, "pulling '%s' from mirror %s", full, *m);
+          }
         else
           {
             autofree char *msg = kiln_error_string (merr);
@@ -322,13 +336,21 @@ run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char
       if (registry_pull (c, ref, os, arch, variant, &ocilayout_consumer, l, &res, err) < 0)
         return kiln_error_wrap (err, "pulling '%s'", full);
     }
-  int r = ocilayout_set_ref (l, tag, res.media_type, res.manifest_digest, res.manifest_size, err);
+  /* A signal that came after the last transfer still stops the command
+   * between steps (each step's output is written atomically). */
+  int r = interrupted (o, err);
+  if (r >= 0)
+    r = ocilayout_set_ref (l, tag, res.media_type, res.manifest_digest, res.manifest_size, err);
+  if (r >= 0 && o->tar_path)
+    r = interrupted (o, err);
   if (r >= 0 && o->tar_path)
     {
       autofree char *fam = registry_ref_familiar (ref);
       /* RepoTags wants name:tag; a digest-only reference gets none. */
       r = dockerarchive_write (l, tag, ref->tag && !ref->digest ? fam : NULL, o->tar_path, err);
     }
+  if (r >= 0)
+    r = interrupted (o, err);
   if (r >= 0 && o->digest_file)
     r = registry_write_digest_file (o->digest_file, res.manifest_digest, err);
   if (r >= 0)
