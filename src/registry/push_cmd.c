@@ -175,7 +175,9 @@ push_cmd_main (int argc, char **argv, kiln_error **err)
   if (help)
     {
       printf ("Usage: kiln push [FLAGS] --oci-layout DIR[:TAG] DESTINATION...\n\n"
-              "Push an image from an OCI image layout to one or more registry references.\n\nFlags:\n");
+              "Push an image from an OCI image layout to one or more registry references.\n"
+              "A multi-platform image (an image index, or several index.json entries for TAG,\n"
+              "one per platform) is pushed whole: every platform's image, then the index.\n\nFlags:\n");
       cli_print_options (stdout, opts, n);
       push_opts_free (&o);
       return KILN_EXIT_OK;
