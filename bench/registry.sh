@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # registry.sh - pull and push of a 3-layer image over loopback: kiln vs skopeo.
 #
-#   bench/registry.sh [SIZE_MB]     (default 300; results to bench/results/registry.md)
+#   bench/registry.sh [SIZE_MB]     (default 300; results to $BENCH_OUT, default bench/results/registry.md)
 #
 # Builds a 3-layer OCI layout of SIZE_MB of random data (gzip layers; made
 # with tar, gzip and python3, not kiln), starts Debian's docker-registry on
@@ -11,6 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-300}
+out=${BENCH_OUT:-bench/results/registry.md}
+mkdir -p "$(dirname "$out")"
 KILN=${KILN:-$PWD/kiln}
 work=$(mktemp -d)
 export BATS_TEST_TMPDIR=$work BATS_FILE_TMPDIR=$work
@@ -82,11 +84,12 @@ spu=$(t skopeo copy --dest-tls-verify=false "oci:$work/img:bench" "docker://$REG
 {
   echo "# Registry transfer benchmark"
   echo
-  echo "Command: \`bench/registry.sh $size\` on $(date -u +%Y-%m-%d), $(nproc) cores, docker-registry on 127.0.0.1."
+  echo "Command: \`bench/registry.sh $size\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, docker-registry on 127.0.0.1;"
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo "Image: 3 gzip layers of random data, $size MB total."
   echo
   echo "| operation | kiln (s) | skopeo copy (s) | kiln / skopeo |"
   echo "|---|---|---|---|"
   printf '| pull | %.2f | %.2f | %.2f |\n' "$kp" "$sp" "$(ratio "$kp" "$sp")"
   printf '| push | %.2f | %.2f | %.2f |\n' "$kpu" "$spu" "$(ratio "$kpu" "$spu")"
-} | tee bench/results/registry.md
+} | tee "$out"

@@ -16,9 +16,11 @@
 #include <unistd.h>
 
 #include "registry/authfile.h"
+#include "registry/blobprogress.h"
 #include "registry/challenge.h"
 #include "registry/manifest.h"
 #include "registry/reference.h"
+#include "registry/transfer.h"
 #include "util/alloc.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
@@ -34,6 +36,7 @@ extern char **environ;
 struct registry_client
 {
   CURL *curl;
+  transfer_engine *engine; /* shared with clones: one connection cache */
   char *domain;
   char *base; /* "https://host:port" */
   bool tls_verify;
@@ -41,6 +44,10 @@ struct registry_client
   int retries;
   long connect_timeout_s;
   long stall_timeout_s;
+  const volatile sig_atomic_t *cancel;
+  struct blobprogress *progress;
+  int progress_id;        /* upload progress line, -1 none */
+  int64_t upload_offset;  /* of the request running (chunked uploads) */
   char *auth_header; /* "Authorization: ..." or NULL; a secret */
   char *auth_scope;  /* scope auth_header was obtained for */
   time_t auth_expires; /* CLOCK_MONOTONIC seconds after which the token is dropped; 0 = never */
@@ -97,6 +104,7 @@ registry_client_free (registry_client *c)
     return;
   if (c->curl)
     curl_easy_cleanup (c->curl);
+  transfer_engine_unref (c->engine);
   free (c->domain);
   free (c->base);
   free (c->ca_file);
@@ -111,6 +119,18 @@ cleanup_registry_clientp (registry_client **c)
 {
   registry_client_free (*c);
   *c = NULL;
+}
+
+struct blobprogress *
+registry_client_progress (const registry_client *c)
+{
+  return c->progress;
+}
+
+void
+registry_client_set_upload_progress (registry_client *c, int id)
+{
+  c->progress_id = id;
 }
 
 const char *
@@ -147,6 +167,10 @@ registry_client_new (const registry_options *opts, const char *domain, registry_
   c->retries = opts->retries < 0 ? 4 : opts->retries;
   c->connect_timeout_s = opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 30;
   c->stall_timeout_s = opts->stall_timeout_s > 0 ? opts->stall_timeout_s : 60;
+  c->cancel = opts->cancel;
+  c->progress = opts->progress;
+  c->progress_id = -1;
+  c->engine = transfer_engine_new ();
   c->curl = curl_easy_init ();
   if (!c->curl)
     {
@@ -168,6 +192,9 @@ registry_client_clone (const registry_client *c)
   n->retries = c->retries;
   n->connect_timeout_s = c->connect_timeout_s;
   n->stall_timeout_s = c->stall_timeout_s;
+  n->cancel = c->cancel;
+  n->progress = c->progress;
+  n->progress_id = -1;
   n->auth_header = c->auth_header ? xstrdup (c->auth_header) : NULL;
   n->auth_scope = c->auth_scope ? xstrdup (c->auth_scope) : NULL;
   n->auth_expires = c->auth_expires;
@@ -175,6 +202,7 @@ registry_client_clone (const registry_client *c)
   n->cred.username = c->cred.username ? xstrdup (c->cred.username) : NULL;
   n->cred.password = c->cred.password ? xstrdup (c->cred.password) : NULL;
   n->cred.identity_token = c->cred.identity_token ? xstrdup (c->cred.identity_token) : NULL;
+  n->engine = transfer_engine_ref (c->engine);
   n->curl = curl_easy_init ();
   if (!n->curl)
     abort (); /* out of memory, as xmalloc */
@@ -225,7 +253,14 @@ on_header (char *buf, size_t size, size_t n, void *ud)
   size_t len = size * n;
   char *v;
   if (len >= 5 && strncmp (buf, "HTTP/", 5) == 0)
-    resp_reset_headers (r); /* a new response (redirect or 100) */
+    {
+      /* A new response (redirect or 100). The status is taken here, not
+       * from curl_easy_getinfo: on_data runs on another thread than the
+       * one driving the handle (transfer.h). */
+      resp_reset_headers (r);
+      const char *sp = memchr (buf, ' ', len);
+      r->status = sp ? strtol (sp + 1, NULL, 10) : 0;
+    }
   else if ((v = header_value (buf, len, "content-type")))
     free (r->content_type), r->content_type = v;
   else if ((v = header_value (buf, len, "www-authenticate")))
@@ -254,7 +289,6 @@ on_data (char *buf, size_t size, size_t n, void *ud)
 {
   http_resp *r = ud;
   size_t len = size * n;
-  curl_easy_getinfo (r->curl, CURLINFO_RESPONSE_CODE, &r->status);
   if (!r->started)
     {
       r->started = true;
@@ -545,6 +579,31 @@ on_read (char *buf, size_t size, size_t n, void *ud)
     }
 }
 
+static bool
+cancelled (const registry_client *c)
+{
+  return c->cancel && *c->cancel;
+}
+
+static int
+cancel_error (registry_client *c, const char *repo, const char *what, kiln_error **err)
+{
+  int sig = (int) *c->cancel;
+  return kiln_error_make (err, EINTR, "registry '%s', repository '%s': %s: interrupted by %s", c->domain, repo, what,
+                          sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal");
+}
+
+/* On the transfer engine's I/O thread. */
+static int
+on_progress (void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+  (void) dltotal, (void) dlnow, (void) ultotal;
+  registry_client *c = ud;
+  if (c->progress && c->progress_id >= 0 && ulnow > 0)
+    blobprogress_set (c->progress, c->progress_id, (uint64_t) (c->upload_offset + ulnow));
+  return cancelled (c) ? 1 : 0; /* non-zero aborts the transfer */
+}
+
 static int
 perform_once (registry_client *c, const request *q, const char *auth, uint64_t range_from, http_resp *r,
               CURLcode *code, char *errbuf)
@@ -576,6 +635,9 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   curl_easy_setopt (h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
   curl_easy_setopt (h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt (h, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt (h, CURLOPT_XFERINFODATA, c);
+  curl_easy_setopt (h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt (h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout_s);
   curl_easy_setopt (h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt (h, CURLOPT_LOW_SPEED_TIME, c->stall_timeout_s);
@@ -584,6 +646,7 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   if (c->ca_file)
     curl_easy_setopt (h, CURLOPT_CAINFO, c->ca_file);
   read_state rs = { q->upload_fd, q->upload_offset, q->upload_size };
+  c->upload_offset = q->upload_offset;
   if (strcmp (q->method, "HEAD") == 0)
     curl_easy_setopt (h, CURLOPT_NOBODY, 1L);
   else if ((strcmp (q->method, "PUT") == 0 || strcmp (q->method, "PATCH") == 0) && q->upload_fd >= 0)
@@ -608,8 +671,6 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
     curl_easy_setopt (h, CURLOPT_CUSTOMREQUEST, q->method);
   curl_easy_setopt (h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt (h, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt (h, CURLOPT_WRITEDATA, r);
   curl_easy_setopt (h, CURLOPT_ERRORBUFFER, errbuf);
   errbuf[0] = '\0';
   r->curl = h;
@@ -619,16 +680,26 @@ perform_once (registry_client *c, const request *q, const char *auth, uint64_t r
   r->skip = 0;
   strbuf_reset (&r->body);
   r->body_truncated = false;
-  *code = curl_easy_perform (h);
+  *code = transfer_perform (c->engine, h, on_data, r);
   curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, &r->status);
+  if (log_enabled (LOG_LEVEL_DEBUG))
+    {
+      long ver = 0, conns = 0;
+      curl_easy_getinfo (h, CURLINFO_HTTP_VERSION, &ver);
+      curl_easy_getinfo (h, CURLINFO_NUM_CONNECTS, &conns);
+      log_debug ("registry %s: %s: HTTP %ld over %s, %s connection", c->domain, q->what, r->status,
+                 ver == CURL_HTTP_VERSION_2_0 ? "HTTP/2" : ver == CURL_HTTP_VERSION_1_1 ? "HTTP/1.1" : "HTTP/1.0",
+                 conns ? "new" : "reused");
+    }
   /* Never leave the header list (it may hold a secret) referenced. */
   curl_easy_setopt (h, CURLOPT_HTTPHEADER, NULL);
   curl_slist_free_all (hdrs);
   return 0;
 }
 
-static void
-backoff_sleep (int attempt, const char *retry_after)
+/* Sleep before retry attempt+1; false when interrupted meanwhile. */
+static bool
+backoff_sleep (const registry_client *c, int attempt, const char *retry_after)
 {
   long ms = 250L << (attempt < 8 ? attempt : 8);
   if (retry_after)
@@ -639,9 +710,16 @@ backoff_sleep (int attempt, const char *retry_after)
         ms = (s > 60 ? 60 : s) * 1000L;
     }
   ms += (long) (random () % 250);
-  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-  while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
-    ;
+  /* In slices, so a signal stops the wait promptly. */
+  while (ms > 0 && !cancelled (c))
+    {
+      long slice = ms < 100 ? ms : 100;
+      struct timespec ts = { 0, slice * 1000000L };
+      while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
+        ;
+      ms -= slice;
+    }
+  return !cancelled (c);
 }
 
 static int
@@ -716,13 +794,16 @@ fetch_token (registry_client *c, const request *q, const registry_challenge *ch,
       bool retry = code != CURLE_OK || r.status == 429 || r.status >= 500;
       if (!retry || attempt >= c->retries)
         break;
-      backoff_sleep (attempt, r.retry_after);
+      if (!backoff_sleep (c, attempt, r.retry_after))
+        break;
     }
   if (auth)
     explicit_bzero (auth, strlen (auth));
   if (form.len)
     explicit_bzero (form.buf, form.len);
-  if (code != CURLE_OK)
+  if (cancelled (c))
+    ret = cancel_error (c, q->repo, q->what, err);
+  else if (code != CURLE_OK)
     ret = kiln_error_make (err, 0, "registry '%s', repository '%s': %s: token request to '%.200s' failed: %s",
                            c->domain, q->repo, q->what, realm, errbuf[0] ? errbuf : curl_easy_strerror (code));
   else if (r.status != 200)
@@ -826,7 +907,11 @@ do_request (registry_client *c, const request *q, http_resp *r, kiln_error **err
               c->auth_expires = 0;
             }
         }
+      if (cancelled (c))
+        return cancel_error (c, q->repo, q->what, err);
       perform_once (c, q, c->auth_header, from, r, &code, errbuf);
+      if (cancelled (c))
+        return cancel_error (c, q->repo, q->what, err);
       if (r->sink_err)
         {
           *err = r->sink_err;
@@ -860,7 +945,8 @@ do_request (registry_client *c, const request *q, http_resp *r, kiln_error **err
       log_warn ("registry %s, repository %s: %s: %s; retrying (%d/%d)", c->domain, q->repo, q->what,
                 code != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror (code)) : "server error", attempt + 1,
                 c->retries);
-      backoff_sleep (attempt, r->retry_after);
+      if (!backoff_sleep (c, attempt, r->retry_after))
+        return cancel_error (c, q->repo, q->what, err);
       attempt++;
     }
 }

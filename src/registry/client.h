@@ -23,6 +23,7 @@
 #ifndef KILN_REGISTRY_CLIENT_H
 #define KILN_REGISTRY_CLIENT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,12 @@ typedef struct registry_options
   int retries;                /* attempts after the first; <0 = default (4) */
   long connect_timeout_s;     /* 0 = default (30) */
   long stall_timeout_s;       /* abort a transfer stalled this long; 0 = default (60) */
+  /* Non-zero (a signal number) stops every transfer and backoff wait with
+   * an "interrupted" error; NULL: never. See cancel.h. */
+  const volatile sig_atomic_t *cancel;
+  /* Per-blob progress display for pull and push (blobprogress.h); NULL:
+   * plain log lines. */
+  struct blobprogress *progress;
 } registry_options;
 
 typedef struct registry_client registry_client;
@@ -82,6 +89,12 @@ int registry_push_blob (registry_client *c, const char *repo, const char *digest
  * answer must name the same digest if it gives one. */
 int registry_put_manifest (registry_client *c, const char *repo, const char *tag_or_digest, const char *data,
                            size_t len, const char *media_type, kiln_error **err);
+
+/* The progress display from the options (NULL if none). */
+struct blobprogress *registry_client_progress (const registry_client *c);
+/* Report the bytes of the blob uploads of this client to progress line id
+ * (blobprogress_begin); -1 stops. */
+void registry_client_set_upload_progress (registry_client *c, int id);
 
 /* The scheme + host the client uses ("https://localhost:5000"). */
 const char *registry_client_base_url (const registry_client *c);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "registry/manifest.h"
 #include "util/alloc.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
@@ -297,6 +298,99 @@ ocilayout_resolve (ocilayout *l, const char *tag, char **media_type, char **dige
   *media_type = xstrdup (mt);
   *digest = xstrdup (d);
   *size = sz;
+  return 0;
+}
+
+/* Several index.json entries for one tag (one per platform, as some tools
+ * write a multi-platform image): an OCI image index of them. */
+static int
+synth_index (ocilayout *l, const char *tag, json_value **entries, size_t n, char **data, size_t *len,
+             kiln_error **err)
+{
+  autojsonwriter json_writer *w = json_writer_new ();
+  json_writer_begin_object (w);
+  json_writer_kv_int (w, "schemaVersion", 2);
+  json_writer_kv_string (w, "mediaType", MEDIA_OCI_INDEX);
+  json_writer_key (w, "manifests");
+  json_writer_begin_array (w);
+  for (size_t i = 0; i < n; i++)
+    {
+      json_value *e = entries[i];
+      const char *mt = json_get_string (e, "mediaType");
+      const char *d = json_get_string (e, "digest");
+      json_value *plat = json_get_object (e, "platform");
+      int64_t sz = -1;
+      if (!mt || (strcmp (mt, MEDIA_OCI_MANIFEST) != 0 && strcmp (mt, MEDIA_DOCKER_MANIFEST) != 0))
+        return kiln_error_make (err, 0, "OCI layout '%s': several entries tagged '%s' and one is not an image manifest",
+                                l->path, tag);
+      if (!d || digest_validate (d, NULL) < 0 || json_get_int64 (e, "size", &sz, NULL) < 0 || sz < 0)
+        return kiln_error_make (err, 0, "OCI layout '%s': invalid index.json entry for '%s'", l->path, tag);
+      if (!plat || !json_get_string (plat, "os") || !json_get_string (plat, "architecture"))
+        return kiln_error_make (err, 0,
+                                "OCI layout '%s': several images tagged '%s' and entry %s has no platform "
+                                "(os, architecture) to tell them apart",
+                                l->path, tag, d);
+      json_writer_begin_object (w);
+      json_writer_kv_string (w, "mediaType", mt);
+      json_writer_kv_string (w, "digest", d);
+      json_writer_kv_int (w, "size", sz);
+      json_writer_key (w, "platform");
+      json_writer_value (w, plat);
+      json_writer_end_object (w);
+    }
+  json_writer_end_array (w);
+  json_writer_end_object (w);
+  return json_writer_finish (w, data, len, err);
+}
+
+int
+ocilayout_load_image (ocilayout *l, const char *tag, char **data, size_t *len, char **media_type, kiln_error **err)
+{
+  autofree char *idx_data = NULL;
+  size_t idx_len = 0;
+  autojson json_value *idx = NULL;
+  if (fs_read_file_at (l->dirfd, "index.json", JSON_DEFAULT_MAX_SIZE, &idx_data, &idx_len, err) < 0
+      || json_parse (idx_data, idx_len, JSON_DEFAULT_MAX_SIZE, &idx, err) < 0)
+    return kiln_error_wrap (err, "OCI layout '%s': index.json", l->path);
+  json_value *ms = json_get_array (idx, "manifests");
+  size_t n = json_array_size (ms);
+  autofree json_value **found = xcalloc (n + 1, sizeof *found);
+  size_t nf = 0;
+  for (size_t i = 0; i < n; i++)
+    {
+      json_value *e = json_array_get (ms, i);
+      const char *name = json_get_string (json_get_object (e, "annotations"), REF_NAME);
+      if (tag ? (name && strcmp (name, tag) == 0) : n == 1)
+        found[nf++] = e;
+    }
+  if (nf == 0)
+    {
+      if (tag)
+        return kiln_error_make (err, 0, "OCI layout '%s': no image tagged '%s' in index.json", l->path, tag);
+      return kiln_error_make (err, 0, "OCI layout '%s': index.json has %zu images; say which with DIR:TAG", l->path, n);
+    }
+  if (nf > 1)
+    {
+      if (synth_index (l, tag, found, nf, data, len, err) < 0)
+        return -1;
+      *media_type = xstrdup (MEDIA_OCI_INDEX);
+      return 0;
+    }
+  const char *mt = json_get_string (found[0], "mediaType");
+  const char *d = json_get_string (found[0], "digest");
+  int64_t sz = -1;
+  if (!mt || !d || digest_validate (d, NULL) < 0 || json_get_int64 (found[0], "size", &sz, NULL) < 0 || sz < 0)
+    return kiln_error_make (err, 0, "OCI layout '%s': invalid index.json entry for '%s'", l->path, tag ? tag : "(only)");
+  if (ocilayout_read_blob (l, d, REGISTRY_MANIFEST_MAX_SIZE, data, len, err) < 0)
+    return -1;
+  if ((int64_t) *len != sz)
+    {
+      free (*data);
+      *data = NULL;
+      return kiln_error_make (err, 0, "OCI layout '%s': manifest %s is %zu bytes, index.json says %lld", l->path, d,
+                              *len, (long long) sz);
+    }
+  *media_type = xstrdup (mt);
   return 0;
 }
 

@@ -37,6 +37,13 @@ int ocilayout_set_ref (ocilayout *l, const char *tag, const char *media_type, co
  * strings. */
 int ocilayout_resolve (ocilayout *l, const char *tag, char **media_type, char **digest, int64_t *size,
                        kiln_error **err);
+/* The image tagged tag (NULL: the only entry) as the bytes to push and
+ * their media type: the manifest or index blob the entry names (digest and
+ * size checked), or, when several entries carry the tag (one per
+ * platform), a new OCI image index listing them (each needs a platform).
+ * Caller frees. */
+int ocilayout_load_image (ocilayout *l, const char *tag, char **data, size_t *len, char **media_type,
+                          kiln_error **err);
 /* Read a small blob (manifest, config) and verify its digest. */
 int ocilayout_read_blob (ocilayout *l, const char *digest, size_t max, char **data, size_t *len, kiln_error **err);
 /* Open a blob for reading (O_NOFOLLOW, regular file); *size from fstat. */

@@ -1,11 +1,12 @@
 /* pull.c - image pull (see pull.h). */
 #include "registry/pull.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "registry/blobprogress.h"
+#include "registry/transfer.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -23,12 +24,17 @@ typedef struct blob_pipe
 {
   const registry_pull_consumer *consumer;
   void *blob;
+  blobprogress *progress;
+  int progress_id;
+  uint64_t received; /* verified bytes handed on (resumes continue it) */
 } blob_pipe;
 
 static int
 pipe_sink (void *ctx, const void *data, size_t len, kiln_error **err)
 {
   blob_pipe *p = ctx;
+  p->received += len;
+  blobprogress_set (p->progress, p->progress_id, p->received);
   return p->consumer->blob_data (p->blob, data, len, err);
 }
 
@@ -44,18 +50,20 @@ fetch_blob (registry_client *c, const char *repo, registry_blob_kind kind, const
       log_debug ("blob %s already present", d->digest);
       return 0;
     }
-  blob_pipe p = { consumer, NULL };
+  blob_pipe p = { consumer, NULL, registry_client_progress (c), -1, 0 };
   struct timespec t0, t1;
   clock_gettime (CLOCK_MONOTONIC, &t0);
   if ((r = consumer->blob_begin (ctx, kind, d, &p.blob, err)) < 0)
     return r;
+  p.progress_id = blobprogress_begin (p.progress, d->digest, "pull", d->size);
   r = registry_get_blob (c, repo, d->digest, d->size, pipe_sink, &p, err);
   kiln_error *eerr = NULL;
   int e = consumer->blob_end (p.blob, r >= 0, r >= 0 ? err : &eerr);
   kiln_error_free (eerr);
+  blobprogress_end (p.progress, p.progress_id, r >= 0 && e >= 0, NULL);
   if (r < 0)
     return r;
-  if (e >= 0 && kind == REGISTRY_BLOB_LAYER)
+  if (e >= 0 && kind == REGISTRY_BLOB_LAYER && !p.progress)
     {
       clock_gettime (CLOCK_MONOTONIC, &t1);
       double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -65,81 +73,34 @@ fetch_blob (registry_client *c, const char *repo, registry_blob_kind kind, const
   return e;
 }
 
-/* Layers download on up to PULL_PARALLEL connections at once. */
-#define PULL_PARALLEL 3
-
-typedef struct layer_pool
+typedef struct layer_jobs
 {
-  pthread_mutex_t lock;
   registry_client *proto;
   const char *repo;
   const manifest *m;
   const registry_pull_consumer *consumer;
   void *ctx;
-  size_t next;
-  bool failed;
-  kiln_error *err; /* the first failure */
-} layer_pool;
+} layer_jobs;
 
-static void *
-layer_worker (void *arg)
+/* One layer on a pool thread, with its own clone of the client (its own
+ * easy handle; the connection cache is the shared engine's). */
+static int
+layer_job (void *arg, size_t i, kiln_error **err)
 {
-  layer_pool *p = arg;
-  pthread_mutex_lock (&p->lock);
-  registry_client *c = registry_client_clone (p->proto);
-  pthread_mutex_unlock (&p->lock);
-  for (;;)
-    {
-      pthread_mutex_lock (&p->lock);
-      size_t i = p->next++;
-      bool stop = p->failed || i >= p->m->n_layers;
-      pthread_mutex_unlock (&p->lock);
-      if (stop)
-        break;
-      const manifest_descriptor *d = &p->m->layers[i];
-      log_info ("pulling layer %zu/%zu %s (%lld bytes)", i + 1, p->m->n_layers, d->digest, (long long) d->size);
-      kiln_error *err = NULL;
-      if (fetch_blob (c, p->repo, REGISTRY_BLOB_LAYER, d, p->consumer, p->ctx, &err) < 0)
-        {
-          pthread_mutex_lock (&p->lock);
-          if (!p->failed)
-            {
-              p->failed = true;
-              p->err = err;
-              err = NULL;
-            }
-          pthread_mutex_unlock (&p->lock);
-          kiln_error_free (err);
-          break;
-        }
-    }
-  registry_client_free (c);
-  return NULL;
+  layer_jobs *j = arg;
+  autoclient registry_client *c = registry_client_clone (j->proto);
+  const manifest_descriptor *d = &j->m->layers[i];
+  if (!registry_client_progress (c))
+    log_info ("pulling layer %zu/%zu %s (%lld bytes)", i + 1, j->m->n_layers, d->digest, (long long) d->size);
+  return fetch_blob (c, j->repo, REGISTRY_BLOB_LAYER, d, j->consumer, j->ctx, err);
 }
 
 static int
 fetch_layers (registry_client *c, const char *repo, const manifest *m, const registry_pull_consumer *consumer,
               void *ctx, kiln_error **err)
 {
-  layer_pool p = { PTHREAD_MUTEX_INITIALIZER, c, repo, m, consumer, ctx, 0, false, NULL };
-  size_t n = m->n_layers < PULL_PARALLEL ? m->n_layers : PULL_PARALLEL;
-  pthread_t th[PULL_PARALLEL];
-  size_t started = 0;
-  for (; started < n; started++)
-    if (pthread_create (&th[started], NULL, layer_worker, &p) != 0)
-      break;
-  if (started == 0)
-    layer_worker (&p); /* no thread available: do it here */
-  for (size_t i = 0; i < started; i++)
-    pthread_join (th[i], NULL);
-  pthread_mutex_destroy (&p.lock);
-  if (p.failed)
-    {
-      kiln_error_free (*err);
-      *err = p.err;
-      return -1;
-    }
-  return 0;
+  layer_jobs j = { c, repo, m, consumer, ctx };
+  return transfer_jobs (m->n_layers, TRANSFER_PARALLEL, layer_job, &j, err);
 }
 
 int

@@ -12,10 +12,12 @@
  * can feed a decompressor and tar extractor directly (pipelined), keyed by
  * the descriptor's digest and media type (manifest_layer_compression).
  *
- * Layers download in parallel (up to 3 connections, each on its own thread
- * and its own clone of the client): the consumer's callbacks may run
- * concurrently for different blobs (never for the same blob), so they must
- * be thread-safe. The config blob and manifests come from the calling thread.
+ * Layers download in parallel (TRANSFER_PARALLEL jobs on the shared pool of
+ * transfer.h, all requests on one curl multi handle): the consumer's
+ * callbacks may run concurrently for different blobs (never for the same
+ * blob), so they must be thread-safe. Each blob's callbacks run on its job
+ * thread, not on the network I/O thread. The config blob and manifests come
+ * from the calling thread.
  */
 #ifndef KILN_REGISTRY_PULL_H
 #define KILN_REGISTRY_PULL_H

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/blobprogress.h"
+#include "registry/cancel.h"
 #include "registry/client.h"
 #include "registry/dockerarchive.h"
 #include "registry/ocilayout.h"
@@ -278,6 +280,14 @@ run_pull (pull_opts *o, const char *refstr, kiln_error **err)
 }
 
 static int
+interrupted (const pull_opts *o, kiln_error **err)
+{
+  if (!o->reg.cancel || !*o->reg.cancel)
+    return 0;
+  return kiln_error_make (err, EINTR, "interrupted by %s", *o->reg.cancel == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static int
 run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char *arch, const char *variant,
                const char *dir, const char *tag, kiln_error **err)
 {
@@ -304,6 +314,12 @@ run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char
         if (registry_client_new (&o->reg, *m, &mc, &merr) >= 0
             && registry_pull (mc, mref, os, arch, variant, &ocilayout_consumer, l, &res, &merr) >= 0)
           done = true;
+        else if (o->reg.cancel && *o->reg.cancel)
+          {
+            kiln_error_free (*err);
+            *err = merr;
+            return kiln_error_wrap (err, "pulling '%s' from mirror %s", full, *m);
+          }
         else
           {
             autofree char *msg = kiln_error_string (merr);
@@ -320,13 +336,21 @@ run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char
       if (registry_pull (c, ref, os, arch, variant, &ocilayout_consumer, l, &res, err) < 0)
         return kiln_error_wrap (err, "pulling '%s'", full);
     }
-  int r = ocilayout_set_ref (l, tag, res.media_type, res.manifest_digest, res.manifest_size, err);
+  /* A signal that came after the last transfer still stops the command
+   * between steps (each step's output is written atomically). */
+  int r = interrupted (o, err);
+  if (r >= 0)
+    r = ocilayout_set_ref (l, tag, res.media_type, res.manifest_digest, res.manifest_size, err);
+  if (r >= 0 && o->tar_path)
+    r = interrupted (o, err);
   if (r >= 0 && o->tar_path)
     {
       autofree char *fam = registry_ref_familiar (ref);
       /* RepoTags wants name:tag; a digest-only reference gets none. */
       r = dockerarchive_write (l, tag, ref->tag && !ref->digest ? fam : NULL, o->tar_path, err);
     }
+  if (r >= 0)
+    r = interrupted (o, err);
   if (r >= 0 && o->digest_file)
     r = registry_write_digest_file (o->digest_file, res.manifest_digest, err);
   if (r >= 0)
@@ -378,7 +402,12 @@ pull_cmd_main (int argc, char **argv, kiln_error **err)
                        "kiln pull: expected one REFERENCE and --oci-layout DIR[:TAG] and/or --tar-path FILE, or --store");
       return KILN_EXIT_USAGE;
     }
+  o.reg.cancel = registry_cancel_install ();
+  /* In-place per-blob progress on a terminal; plain log lines otherwise. */
+  if (o.common.log_format == LOG_FORMAT_TEXT && log_enabled (LOG_LEVEL_INFO))
+    o.reg.progress = blobprogress_new (stderr);
   ret = run_pull (&o, pos[0], err);
+  blobprogress_free (o.reg.progress);
   pull_opts_free (&o);
-  return ret < 0 ? KILN_EXIT_FAILURE : KILN_EXIT_OK;
+  return ret < 0 ? registry_cancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
 }

@@ -6,8 +6,14 @@
  * skipped (HEAD); with mount_from, a missing blob is first mounted from that
  * repository of the same registry; otherwise it is uploaded (POST + one
  * streamed PUT). The manifest is then PUT under every tag (or under its
- * digest when there is none). Layers go up on up to 3 connections at once
- * (threads), so open_blob may be called concurrently.
+ * digest when there is none). Layers go up in parallel (TRANSFER_PARALLEL
+ * jobs on the pool of transfer.h, one curl multi handle), so open_blob may
+ * be called concurrently.
+ *
+ * An index (OCI image index or Docker manifest list) is pushed whole: each
+ * child manifest is read from the source by its digest (open_blob; size and
+ * digest checked), its blobs and then the child are pushed under its digest,
+ * and finally the index under the tags. digest_out is then the index's.
  */
 #ifndef KILN_REGISTRY_PUSH_H
 #define KILN_REGISTRY_PUSH_H

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/blobprogress.h"
+#include "registry/cancel.h"
 #include "registry/client.h"
 #include "registry/manifest.h"
 #include "registry/ocilayout.h"
@@ -120,7 +122,7 @@ push_to (push_opts *o, ocilayout *l, const char *data, size_t len, const char *m
       log_info ("pushing %s", full);
       if (registry_push_image (c, ref->path, tags, data, len, mt, &layout_source, l, o->mount_from, digest, err) >= 0)
         return 0;
-      if (attempt >= o->push_retry)
+      if (attempt >= o->push_retry || *o->reg.cancel)
         return kiln_error_wrap (err, "pushing '%s'", full);
       autofree char *msg = kiln_error_string (*err);
       log_warn ("pushing %s failed (%s); retrying (%d/%d)", full, msg, attempt + 1, o->push_retry);
@@ -136,13 +138,10 @@ run_push (push_opts *o, char **dests, kiln_error **err)
   autoocilayout ocilayout *l = NULL;
   if (ocilayout_open (dir, &l, err) < 0)
     return -1;
-  autofree char *mt = NULL, *mdigest = NULL;
-  int64_t msize;
-  if (ocilayout_resolve (l, tag, &mt, &mdigest, &msize, err) < 0)
-    return -1;
+  autofree char *mt = NULL;
   autofree char *data = NULL;
   size_t len = 0;
-  if (ocilayout_read_blob (l, mdigest, REGISTRY_MANIFEST_MAX_SIZE, &data, &len, err) < 0)
+  if (ocilayout_load_image (l, tag, &data, &len, &mt, err) < 0)
     return -1;
   char digest[DIGEST_STRING_SIZE];
   for (char **d = dests; *d; d++)
@@ -176,7 +175,9 @@ push_cmd_main (int argc, char **argv, kiln_error **err)
   if (help)
     {
       printf ("Usage: kiln push [FLAGS] --oci-layout DIR[:TAG] DESTINATION...\n\n"
-              "Push an image from an OCI image layout to one or more registry references.\n\nFlags:\n");
+              "Push an image from an OCI image layout to one or more registry references.\n"
+              "A multi-platform image (an image index, or several index.json entries for TAG,\n"
+              "one per platform) is pushed whole: every platform's image, then the index.\n\nFlags:\n");
       cli_print_options (stdout, opts, n);
       push_opts_free (&o);
       return KILN_EXIT_OK;
@@ -188,7 +189,12 @@ push_cmd_main (int argc, char **argv, kiln_error **err)
       kiln_error_make (err, 0, "kiln push: expected --oci-layout DIR[:TAG] and at least one DESTINATION");
       return KILN_EXIT_USAGE;
     }
+  o.reg.cancel = registry_cancel_install ();
+  /* In-place per-blob progress on a terminal; plain log lines otherwise. */
+  if (o.common.log_format == LOG_FORMAT_TEXT && log_enabled (LOG_LEVEL_INFO))
+    o.reg.progress = blobprogress_new (stderr);
   ret = run_push (&o, pos, err);
+  blobprogress_free (o.reg.progress);
   push_opts_free (&o);
-  return ret < 0 ? KILN_EXIT_FAILURE : KILN_EXIT_OK;
+  return ret < 0 ? registry_cancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
 }

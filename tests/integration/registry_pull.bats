@@ -119,6 +119,10 @@ registry_digest() {
   [ "$status" -eq 0 ] || { echo "$output"; false; }
   [[ "$output" != *wonderland* ]]
   [[ "$output" != *"$(printf alice:wonderland | base64)"* ]]
+  # One connection cache for the whole pull (transfer.h): the blobs reuse
+  # the manifest's connection; the Go registry offers HTTP/2 over TLS.
+  [[ "$output" == *"GET blob sha256:"*"over HTTP/2, reused connection"* ]]
+  [ "$(grep -c ", new connection" <<< "$output")" -le 2 ]
   skopeo copy -q "oci:$TEST_TMP/l1:t" "oci:$TEST_TMP/c1:x"
   # Credential helper on PATH.
   mkdir -p "$TEST_TMP/bin" "$TEST_TMP/dh"

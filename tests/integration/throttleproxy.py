@@ -3,10 +3,12 @@
 
 usage: throttleproxy.py UPSTREAM_HOST:PORT BYTES_PER_SEC PORTFILE LOGFILE
 
-Forwards GET and HEAD to the upstream registry. Blob bodies
-(/v2/.../blobs/sha256:...) are streamed at most BYTES_PER_SEC per request,
-so a test can interrupt a download half-way; everything else passes at full
-speed. Each request is logged as "METHOD PATH STATUS BYTES" in LOGFILE once
+Forwards GET, HEAD, POST, PUT and PATCH to the upstream registry. Blob
+bodies (/v2/.../blobs/sha256:...) are streamed at most BYTES_PER_SEC per
+request, and so are request bodies (blob uploads) read from the client, so a
+test can interrupt a download or an upload half-way; everything else passes
+at full speed. Location headers naming the upstream are rewritten to the
+proxy, so an upload session stays behind it. Each request is logged as "METHOD PATH STATUS BYTES" in LOGFILE once
 it ends (a blob cut short by the client logs the bytes actually sent).
 """
 import http.client
@@ -31,13 +33,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = bytearray()
+        t0 = time.monotonic()
+        while len(body) < n:
+            data = self.rfile.read(min(CHUNK, n - len(body)))
+            if not data:
+                raise ConnectionResetError("client went away")
+            body += data
+            if rate > 0:
+                ahead = len(body) / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+        return bytes(body)
+
     def handle_one(self, head):
+        body_in = None
+        if self.command in ("POST", "PUT", "PATCH"):
+            try:
+                body_in = self.read_body()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+                log("%s %s cut" % (self.command, self.path))
+                return
         conn = http.client.HTTPConnection(upstream, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-        conn.request(self.command, self.path, headers=headers)
+        conn.request(self.command, self.path, body=body_in, headers=headers)
         resp = conn.getresponse()
         self.send_response(resp.status)
+        me = "http://127.0.0.1:%d" % self.server.server_address[1]
         for k, v in resp.getheaders():
+            if k.lower() == "location" and v.startswith("http://" + upstream):
+                v = me + v[len("http://" + upstream):]
             if k.lower() not in ("connection", "transfer-encoding"):
                 self.send_header(k, v)
         length = resp.getheader("Content-Length")
@@ -76,6 +104,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_HEAD(self):
         self.handle_one(True)
+
+    def do_POST(self):
+        self.handle_one(False)
+
+    def do_PUT(self):
+        self.handle_one(False)
+
+    def do_PATCH(self):
+        self.handle_one(False)
 
 
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
