@@ -614,6 +614,8 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
       return -1;
     }
   store *s = *sp;
+  /* Pulls and pushes stop at SIGINT/SIGTERM too, not only RUN steps. */
+  o->reg.cancel = &build_signal;
   registry_options pull_reg = o->reg;
   if (o->insecure_pull)
     pull_reg.insecure = true;
