@@ -383,9 +383,9 @@ on_signal (int sig)
   build_signal = sig;
   if (build_cancel_w >= 0)
     {
-      int e = errno;
-      if (write (build_cancel_w, "x", 1) < 0)
-        errno = e;
+      int e = errno; /* write(2) is async-signal-safe; its errno must not leak */
+      ssize_t r = write (build_cancel_w, "x", 1);
+      (void) r;
       errno = e;
     }
 }

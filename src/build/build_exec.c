@@ -476,15 +476,6 @@ write_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, b
 
 /* ---- FROM ---- */
 
-/* BuildKit gives every Linux image a PATH when its base has none. */
-static void
-ensure_path (char ***env)
-{
-  for (char **e = *env; e && *e; e++)
-    if (strncmp (*e, "PATH=", 5) == 0)
-      return;
-  strv_push (env, "PATH=" SANDBOX_DEFAULT_PATH);
-}
 
 static int
 stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err);
@@ -943,7 +934,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
       if (!have)
         strv_push (&env, *e);
     }
-  ensure_path (&env);
+  sandbox_env_ensure_path (&env);
 
   run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir, open_from, b };
   run_mounts mounts;
@@ -1869,7 +1860,7 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
       const char *v = strchr (*l, '=');
       env_set (&st->spec.labels, k, v ? v + 1 : "");
     }
-  ensure_path (&st->spec.env);
+  sandbox_env_ensure_path (&st->spec.env);
   st->spec.created = created_time (b);
   autofree char *cfg = NULL;
   size_t cfg_len;

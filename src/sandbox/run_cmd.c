@@ -546,14 +546,6 @@ parse_numeric_user (const char *value, uid_t *uid, gid_t *gid, kiln_error **err)
   return 0;
 }
 
-static void
-ensure_path (char ***env)
-{
-  for (char **e = *env; e && *e; e++)
-    if (strncmp (*e, "PATH=", 5) == 0)
-      return;
-  strv_push (env, "PATH=" SANDBOX_DEFAULT_PATH);
-}
 
 static int
 do_run_rootfs (run_opts *o, char **cmd, kiln_error **err)
@@ -569,7 +561,7 @@ do_run_rootfs (run_opts *o, char **cmd, kiln_error **err)
     return -1;
   p.argv = strv_dup (cmd);
   p.env = strv_dup (o->env);
-  ensure_path (&p.env);
+  sandbox_env_ensure_path (&p.env);
   p.cwd = o->workdir ? xstrdup (o->workdir) : NULL;
   sigset_t old;
   hold_signals (&old);
@@ -745,7 +737,7 @@ plan_image (const run_opts *o, const image_spec *spec, overlay_lower *lower, cha
       autofree char *h = xasprintf ("HOME=%s", home && *home ? home : "/");
       strv_push (&p->env, h);
     }
-  ensure_path (&p->env);
+  sandbox_env_ensure_path (&p->env);
   const char *wd = o->workdir ? o->workdir : spec->working_dir && *spec->working_dir ? spec->working_dir : "/";
   if (wd[0] != '/')
     return kiln_error_make (err, EINVAL, "image '%s': WorkingDir '%s' is not absolute", image, wd);

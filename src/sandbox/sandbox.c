@@ -1657,3 +1657,12 @@ sandbox_result_describe (const sandbox_result *res)
     return xasprintf ("exited with status %d", res->status);
   return xasprintf ("killed by signal %d (%s)", res->status, strsignal (res->status));
 }
+
+void
+sandbox_env_ensure_path (char ***env)
+{
+  for (char **e = *env; e && *e; e++)
+    if (strncmp (*e, "PATH=", 5) == 0)
+      return;
+  strv_push (env, "PATH=" SANDBOX_DEFAULT_PATH);
+}

@@ -48,6 +48,9 @@ typedef enum
 
 /* The PATH a step gets when its environment has none (Docker's). */
 #define SANDBOX_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* Append PATH=SANDBOX_DEFAULT_PATH to a "K=V" list that has no PATH (as
+ * BuildKit gives every Linux image and step a PATH). */
+void sandbox_env_ensure_path (char ***env);
 
 /* Parse "auto|full|single" and "host|default|none". */
 int sandbox_parse_userns (const char *s, sandbox_userns_mode *out, kiln_error **err);
