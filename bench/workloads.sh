@@ -44,6 +44,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
 CMDLINE="bench/workloads.sh $*"
+RUN_ID=$(date +%s)-$$
 
 workloads_dir=${KILN_WORKLOADS:-/work/shared/workloads}
 as=root runs=1 out="" logs="" wl=()
@@ -312,7 +313,9 @@ one_round() {
   lg="$logs/$w-$who-$i"
   if [ "$w" = w5 ]; then
     # kiln: its build cache, shared through the registry too
-    local kc="$REGISTRY/cache/kiln-w5-$who-$i" bc="$REGISTRY/cache/buildah-w5-$who-$i"
+    # Cache repositories unique to this invocation: the bench registry's data
+    # persists across runs, and a cold row must not find an earlier run's cache.
+    local kc="$REGISTRY/cache/kiln-w5-$who-$i-$RUN_ID" bc="$REGISTRY/cache/buildah-w5-$who-$i-$RUN_ID"
     kiln_reset "$who"
     l=$(load1); t=$(kiln_build "$who" w5 "$ctx" "$lg-kiln-cold.log" --cache-repo "$kc"); record w5 "$who" cold kiln "$t" "$l"
     kiln_extract w5 "$who" cold "$lg-kiln-cold.log"
