@@ -25,9 +25,11 @@ setup_file() {
   esac
   if [ "${E2E_KILN_AS:-root}" != root ]; then
     fuse_dev_open_for_all
+    # bats' own temp dirs are private to root: the user's store lives in
+    # the test user's shared temp dir.
+    E2E_STORE="$TEST_USER_TMP/kiln-store"
     mkdir -p "$E2E_STORE"
     chown "$TEST_USER:" "$E2E_STORE"
-    chmod 0755 "$BATS_FILE_TMPDIR"
     export E2E_KILN_USER=$TEST_USER
   fi
 }
