@@ -267,3 +267,18 @@ sigterm_mid_step() {
   [ "$before" = "$(cd "$TEST_TMP/debian" && find . -printf '%p %m %U:%G %s %T@\n' | sort | md5sum)" ]
   rm -rf --one-file-system "$TEST_TMP/debian"
 }
+
+@test "overlay: the POSIX behaviour suite (tests/unit/test_overlay.c) passes as a plain user too" {
+  # make test runs it as root with the unit tests; here the same binary runs
+  # unprivileged (it enters a user namespace mapping its uid to 0).
+  local bin="$KILN_SRC/build/tests/test_overlay"
+  [ -x "$bin" ] || { echo "missing $bin: run make unit-bins"; false; }
+  fuse_dev_open_for_all
+  test_user_create kplain
+  run run_as kplain "$bin"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"[  PASSED  ]"* ]]
+  [[ $output != *"[  FAILED  ]"* ]]
+  [[ $output == *"[       OK ] test_property_random_sequences"* ]]
+}
