@@ -66,6 +66,7 @@ typedef struct build_cmd_opts
   bool single_snapshot;
   char **ignore_paths;
   int jobs;                   /* 0: the number of online cores */
+  bool allow_insecure;        /* --allow security.insecure */
   bool cache_run_layers, cache_copy_layers;
 } build_cmd_opts;
 
@@ -105,6 +106,7 @@ enum
   OPT_NO_CACHE,
   OPT_IGNORE_PATH,
   OPT_JOBS,
+  OPT_ALLOW,
   OPT_CACHE,
   OPT_CACHE_REPO,
   OPT_CACHE_TTL,
@@ -160,6 +162,9 @@ static const cli_option build_options[] = {
     "(repeatable; http://HOST for plain HTTP)", OPT_MIRROR_B },
   { "insecure-pull", 0, CLI_BOOL, NULL, "use plain HTTP for every registry images are pulled from", OPT_INSECURE_PULL },
   { "push-retry", 0, CLI_VALUE, "N", "retry a failed push N times (default 0)", OPT_PUSH_RETRY_B },
+  { "allow", 0, CLI_VALUE, "security.insecure", "grant an entitlement (BuildKit's): security.insecure lets RUN "
+    "--security=insecure steps keep every capability and run without seccomp, still inside their user namespace",
+    OPT_ALLOW },
   { "jobs", 'j', CLI_VALUE, "N", "build up to N independent stages at once (default: the number of cores)",
     OPT_JOBS },
   { "no-cache", 0, CLI_BOOL, NULL, "do not use or record the build cache (every step is built)", OPT_NO_CACHE },
@@ -317,6 +322,12 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       return parse_int ("push-retry", value, 0, 100, &o->push_retry, err);
     case OPT_SINGLE_SNAPSHOT:
       return cli_parse_bool ("single-snapshot", value, &o->single_snapshot, err);
+    case OPT_ALLOW:
+      if (strcmp (value, "security.insecure") != 0)
+        return kiln_error_make (err, EINVAL, "--allow '%s': the only entitlement kiln knows is security.insecure "
+                                "(RUN --network=host needs none)", value);
+      o->allow_insecure = true;
+      return 0;
     case OPT_JOBS:
       return parse_int ("jobs", value, 1, 256, &o->jobs, err);
     case OPT_IGNORE_PATH:
@@ -459,6 +470,7 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
     }
   eo->seccomp_policy = o->seccomp;
   eo->single_snapshot = o->single_snapshot;
+  eo->allow_insecure = o->allow_insecure;
   if (o->jobs > 0)
     eo->jobs = o->jobs;
   else

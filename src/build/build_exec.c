@@ -874,8 +874,10 @@ static int
 step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
   const char *sec = plan_step_flag (s, "security");
-  if (sec && strcmp (sec, "insecure") == 0)
-    return kiln_error_make (err, ENOTSUP, "RUN --security=insecure is not supported (kiln never grants it)");
+  bool insecure = sec && strcmp (sec, "insecure") == 0;
+  if (insecure && !b->o.allow_insecure)
+    return kiln_error_make (err, EPERM, "RUN --security=insecure needs the entitlement: pass --allow "
+                            "security.insecure (as BuildKit does)");
   char key[DIGEST_STRING_SIZE] = "";
   if (st->ckey_open)
     {
@@ -1012,6 +1014,16 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rc, .mounts = mounts.v, .n_mounts = mounts.n,
     .cancel_fd = b->o.cancel_fd, .cancel_signal = b->o.signal_flag,
   };
+  if (insecure)
+    {
+      /* Every capability in the step's user namespace, no seccomp filter;
+       * single mode keeps the filter, whose supervisor fakes chown. */
+      sc.all_caps = true;
+      if (!(b->filter && b->filter->needs_listener))
+        sc.seccomp = NULL;
+      log_warn ("RUN --security=insecure: all capabilities in the step's user namespace%s",
+                sc.seccomp ? "" : ", no seccomp filter");
+    }
   sandbox_result res;
   int sig = 0;
   sc.interrupted = &sig;

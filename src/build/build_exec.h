@@ -51,6 +51,7 @@ typedef struct build_exec_opts
   struct build_cache *cache;    /* NULL: no build cache (--no-cache) */
   char **ignore_paths;          /* kaniko --ignore-path: left out of every layer */
   bool single_snapshot;         /* kaniko --single-snapshot: one layer for the target stage's steps */
+  bool allow_insecure;          /* --allow security.insecure: RUN --security=insecure is granted */
   int jobs;                     /* independent stages built at once (<= 1: one after another) */
   /* Readable once SIGINT/SIGTERM arrived (the caller's handler writes it;
    * <= 0: none): stops RUN steps on other threads (sandbox cancel_fd). */

@@ -1097,11 +1097,13 @@ prepare_caps (child_ctx *c, kiln_error **err)
   c->caps = cap_init ();
   if (c->caps == NULL)
     return kiln_error_make (err, errno, "cap_init");
-  for (size_t i = 0; root && names[i]; i++)
+  for (size_t i = 0; root && (c->cfg->all_caps ? i <= (size_t) CAP_LAST_CAP : names[i] != NULL); i++)
     {
-      cap_value_t v;
-      if (cap_from_name (names[i], &v) < 0)
+      cap_value_t v = (cap_value_t) i;
+      if (!c->cfg->all_caps && cap_from_name (names[i], &v) < 0)
         continue; /* capability unknown to this kernel */
+      if (c->cfg->all_caps && !CAP_IS_SUPPORTED (v))
+        continue;
       c->keep_bound[c->n_keep_bound++] = v;
       if (cap_set_flag (c->caps, CAP_EFFECTIVE, 1, &v, CAP_SET) < 0
           || cap_set_flag (c->caps, CAP_PERMITTED, 1, &v, CAP_SET) < 0

@@ -210,6 +210,11 @@ typedef struct sandbox_config
    * so a step's own signalfd may never see it. */
   int cancel_fd;
   const volatile sig_atomic_t *cancel_signal;
+  /* RUN --security=insecure (granted by --allow security.insecure): a root
+   * step keeps every capability, not only Docker's default set. It stays in
+   * its user namespace, so the capabilities cover only what that namespace
+   * owns. The caller also passes seccomp = NULL. */
+  bool all_caps;
   const sandbox_mount *mounts;
   size_t n_mounts;
 } sandbox_config;

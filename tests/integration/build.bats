@@ -162,8 +162,7 @@ tree_listing() { # ROOTFS: type mode owner size path (+ link target), sorted
   mkdir -p "$TEST_TMP/ctx"
   printf 'x' > "$TEST_TMP/ctx/f"
   local df
-  for df in 'RUN --mount=type=ssh true' 'RUN --mount=type=cache,target=/c,from=x true' 'ADD https://example.com/x.git /src' 'ADD git@example.com:x/y.git /src' \
-            'RUN --security=insecure true'; do
+  for df in 'RUN --mount=type=ssh true' 'RUN --mount=type=cache,target=/c,from=x true' 'ADD https://example.com/x.git /src' 'ADD git@example.com:x/y.git /src'; do
     printf 'ARG BASE\nFROM $BASE\n%s\n' "$df" > "$TEST_TMP/ctx/Dockerfile"
     run kbuild "$TEST_TMP/ctx" --no-push
     echo "$output"

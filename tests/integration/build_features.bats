@@ -389,3 +389,31 @@ EOF2
   [ "$status" -eq 0 ]
   [ "$(grep -c ' CACHED' <<< "$output")" -eq 3 ]
 }
+
+@test "build: RUN --security=insecure needs --allow security.insecure; granted, the step has every capability and no seccomp" {
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'ARG BASE\nFROM $BASE\nRUN --security=insecure grep -E "^(CapEff|Seccomp):" /proc/self/status > /status\nRUN grep -E "^(CapEff|Seccomp):" /proc/self/status > /status-default\n' \
+    > "$TEST_TMP/ctx/Dockerfile"
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --oci-layout "$TEST_TMP/o:t"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ $output == *"Dockerfile:3"*"--allow security.insecure"* ]]
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --allow network.host
+  [ "$status" -eq 2 ]
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --allow security.insecure --oci-layout "$TEST_TMP/o:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"RUN --security=insecure: all capabilities"* ]]
+  umoci unpack --image "$TEST_TMP/o:t" "$TEST_TMP/u" >/dev/null
+  cat "$TEST_TMP/u/rootfs/status" "$TEST_TMP/u/rootfs/status-default"
+  local all def
+  all=$(awk '/^CapEff:/ { print $2 }' "$TEST_TMP/u/rootfs/status")
+  def=$(awk '/^CapEff:/ { print $2 }' "$TEST_TMP/u/rootfs/status-default")
+  # Every capability the kernel has vs Docker's 14-capability default set.
+  local last
+  last=$(cat /proc/sys/kernel/cap_last_cap)
+  [ "$all" = "$(printf '%016x' $(( (1 << (last + 1)) - 1 )))" ]
+  [ "$def" = 00000000a80425fb ]
+  grep -qx 'Seccomp:[[:space:]]*0' "$TEST_TMP/u/rootfs/status"
+  grep -qx 'Seccomp:[[:space:]]*2' "$TEST_TMP/u/rootfs/status-default"
+}
