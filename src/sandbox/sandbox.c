@@ -28,7 +28,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
+
+/* Serialises fd creation + fork + closing the child's ends across threads
+ * (see sandbox_run). Process-wide by nature: fds and fork are. */
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define LINE_MAX_CHUNK 65536
 /* Exit status of a sandbox helper that reported a setup error. */
@@ -1509,6 +1514,7 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   int sp[2] = { -1, -1 }, ep[2] = { -1, -1 }, op[2] = { -1, -1 }, xp[2] = { -1, -1 }, stp[2] = { -1, -1 };
   int sfd = -1, init_pidfd = -1;
   pid_t pid = -1;
+  bool fork_locked = false;
   sigset_t block;
   sigemptyset (&block);
   sigaddset (&block, SIGINT);
@@ -1517,6 +1523,14 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
 
   if (prepare_caps (&c, err) < 0)
     goto out;
+  /* Steps of parallel stages run sandbox_run on several threads. The
+   * helper and init never exec, so O_CLOEXEC does not protect: a fork on
+   * another thread between our pipe2() and our closing of the child's ends
+   * would give that sandbox's long-lived init copies of our write ends, and
+   * we would wait for EOF until its step ends. One lock from pipe creation
+   * to those closes keeps our child-side ends out of every other fork. */
+  pthread_mutex_lock (&fork_lock);
+  fork_locked = true;
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || pipe2 (ep, O_CLOEXEC) < 0
       || pipe2 (op, O_CLOEXEC) < 0 || pipe2 (xp, O_CLOEXEC) < 0 || pipe2 (stp, O_CLOEXEC) < 0)
     {
@@ -1568,6 +1582,8 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   close_fd (&op[1]);
   close_fd (&xp[1]);
   close_fd (&stp[1]);
+  fork_locked = false;
+  pthread_mutex_unlock (&fork_lock);
   char b;
   if (read (sp[0], &b, 1) != 1)
     {
@@ -1634,6 +1650,8 @@ out:
       close_fd (&fds[i][0]);
       close_fd (&fds[i][1]);
     }
+  if (fork_locked)
+    pthread_mutex_unlock (&fork_lock);
   if (sfd >= 0)
     {
       /* Drop a pending SIGINT/SIGTERM only if we consumed it; others stay
