@@ -790,15 +790,6 @@ open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
   return open_lower (b, &b->stages[i], out, err);
 }
 
-static const char *
-mount_opt (const plan_mount *m, const char *key)
-{
-  for (size_t i = 0; i < m->n_opts; i++)
-    if (strcmp (m->opts[i].key, key) == 0)
-      return m->opts[i].value;
-  return NULL;
-}
-
 /* What RUN's bind mounts show is part of its key: the key of a stage, the
  * manifest of an image, or the content of the context below the source
  * (as COPY would see it, .dockerignore applied). */
@@ -810,8 +801,9 @@ key_add_mounts (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
       const plan_mount *m = &s->mounts[i];
       if (m->type && strcmp (m->type, "bind") != 0)
         continue;
-      const char *from = mount_opt (m, "from");
-      const char *src = mount_opt (m, "source") ? mount_opt (m, "source") : mount_opt (m, "src");
+      /* The planner folds src= into source=; run_mounts reads the same keys. */
+      const char *from = plan_mount_opt (m, "from");
+      const char *src = plan_mount_opt (m, "source");
       if (from)
         {
           int idx = find_stage (b, from);
