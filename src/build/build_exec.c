@@ -57,6 +57,7 @@ typedef struct stage_state
   build_cache_key ckey;
   bool ckey_open;
   const char *cached;
+  struct run_session *rs;     /* the mount consecutive RUN steps share */
 } stage_state;
 
 struct build_exec
@@ -711,6 +712,91 @@ run_serve_fuse (void *ctx, int fuse_fd, kiln_error **err)
   return overlay_serve_fd (rc->ovl, fuse_fd, err);
 }
 
+/* Consecutive RUN steps of a stage share one overlay mount (a
+ * sandbox_session): the overlay's commit starts a fresh upper on the same
+ * mount, and the kernel keeps its dentry, attribute and page caches from
+ * step to step. The view is the stage's layers as long as every layer added
+ * since the mount was made came from its own commits; a COPY, a cached
+ * step or a failure ends it, and the next RUN mounts the stage's layers
+ * afresh. */
+typedef struct run_session
+{
+  overlay *ovl;
+  sandbox_session *sess;
+  char *tmpname;       /* store temp dir: the uppers and the mount point */
+  size_t n_layers;     /* the stage's layer count the view shows */
+  unsigned steps;      /* RUN steps run on it */
+  run_ctx rc;
+} run_session;
+
+static void
+run_session_end (build_exec *b, stage_state *st)
+{
+  run_session *rs = st->rs;
+  if (!rs)
+    return;
+  st->rs = NULL;
+  /* The namespaces first (the mount and the FUSE connection go with them,
+   * while the session loop still answers), then the loop. */
+  sandbox_session_free (rs->sess);
+  overlay_free (rs->ovl);
+  if (rs->tmpname)
+    store_rmtemp (b->o.store, rs->tmpname);
+  free (rs->tmpname);
+  free (rs);
+}
+
+/* The stage's mount for the next RUN step, with that step's owner for new
+ * files and mask paths. Takes lower (the stage's layers), also on failure. */
+static run_session *
+run_session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gid_t gid,
+                 const char *const *masks, kiln_error **err)
+{
+  if (st->rs && st->rs->n_layers != st->n_layers)
+    run_session_end (b, st);
+  if (st->rs)
+    {
+      overlay_lower_free (lower);
+      overlay_begin_step (st->rs->ovl, uid, gid, masks);
+      log_debug ("RUN on the stage's mount of %zu layers, step %u on it", st->rs->n_layers, ++st->rs->steps);
+      return st->rs;
+    }
+  run_session *rs = xzalloc (sizeof *rs);
+  rs->rc.b = b;
+  autoclose int tmpfd = -1;
+  if (store_mktemp (b->o.store, "run-", &rs->tmpname, &tmpfd, err) < 0)
+    {
+      overlay_lower_free (lower);
+      free (rs);
+      return NULL;
+    }
+  st->rs = rs;
+  overlay_config oc = {
+    .lower = lower,
+    .scratch_dirfd = tmpfd,
+    .id_mode = b->idmap.mode == SANDBOX_USERNS_SINGLE ? OVERLAY_IDS_SINGLE : OVERLAY_IDS_FULL,
+    .present_uid = 0,
+    .present_gid = 0,
+    .create_uid = uid,
+    .create_gid = gid,
+    .mask_paths = masks,
+  };
+  if (overlay_new (&oc, &rs->ovl, err) < 0)
+    goto fail;
+  rs->rc.ovl = rs->ovl;
+  sandbox_session_config sc = { .idmap = &b->idmap, .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rs->rc,
+                                .dirfd = tmpfd };
+  if (sandbox_session_new (&sc, &rs->sess, err) < 0)
+    goto fail;
+  rs->n_layers = st->n_layers;
+  rs->steps = 1;
+  log_debug ("RUN on a new mount of the stage's %zu layers", rs->n_layers);
+  return rs;
+fail:
+  run_session_end (b, st);
+  return NULL;
+}
+
 static int ensure_sandbox_locked (build_exec *b, kiln_error **err);
 
 /* The ID mapping and the compiled seccomp filter, made once per build. */
@@ -975,35 +1061,21 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   for (size_t i = 0; mask_store[i]; i++)
     masks[i] = mask_store[i];
 
-  autofree char *tmpname = NULL;
-  autoclose int tmpfd = -1;
-  if (store_mktemp (b->o.store, "run-", &tmpname, &tmpfd, err) < 0)
+  run_session *rs = run_session_get (b, st, lower, uid, gid, masks, err);
+  if (!rs)
     {
-      overlay_lower_free (lower);
       run_mounts_release (&mounts);
       return -1;
     }
-  overlay_config oc = {
-    .lower = lower,
-    .scratch_dirfd = tmpfd,
-    .id_mode = b->idmap.mode == SANDBOX_USERNS_SINGLE ? OVERLAY_IDS_SINGLE : OVERLAY_IDS_FULL,
-    .present_uid = 0,
-    .present_gid = 0,
-    .create_uid = uid,
-    .create_gid = gid,
-    .mask_paths = masks,
-  };
-  run_ctx rc = { b, NULL, st->step_id };
+  rs->rc.step_id = st->step_id;
   int ret = -1;
   autofree char *cwd = NULL, *joined = NULL, *created_by = NULL;
-  if (overlay_new (&oc, &rc.ovl, err) < 0)
-    goto out;
   cwd = clean_abs (st->spec.working_dir && *st->spec.working_dir ? st->spec.working_dir : "/");
   sandbox_config sc = {
     .argv = s->argv, .env = env, .cwd = cwd, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
     .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
-    .output = run_output, .output_ctx = &rc, .record_chown = run_record_chown, .record_chown_ctx = &rc,
-    .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rc, .mounts = mounts.v, .n_mounts = mounts.n,
+    .output = run_output, .output_ctx = &rs->rc, .record_chown = run_record_chown, .record_chown_ctx = &rs->rc,
+    .session = rs->sess, .mounts = mounts.v, .n_mounts = mounts.n,
     .cancel_fd = b->o.cancel_fd, .cancel_signal = b->o.signal_flag,
   };
   if (insecure)
@@ -1037,8 +1109,10 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
       goto out;
     }
   t0 = now_s ();
+  if (sandbox_session_sync (rs->sess, err) < 0)
+    goto out;
   overlay_changes *changes = NULL;
-  if (overlay_commit (rc.ovl, &changes, err) < 0)
+  if (overlay_commit (rs->ovl, &changes, err) < 0)
     goto out;
   layer_change *lch = NULL;
   size_t n_lch = 0;
@@ -1053,10 +1127,14 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   ret = commit_layer (b, st, lch, n_lch, created_by, key, true, err);
   free (lch);
   overlay_changes_free (changes);
+  /* --ignore-path leaves changes out of the layer, which the view still
+   * shows: the next step gets a fresh mount of the stage's layers. */
+  if (ret == 0 && !b->o.ignore_paths)
+    rs->n_layers = st->n_layers;
 out:
-  overlay_free (rc.ovl); /* overlay_new took the lower, even on failure */
+  if (ret < 0 || b->o.ignore_paths)
+    run_session_end (b, st);
   run_mounts_release (&mounts);
-  store_rmtemp (b->o.store, tmpname);
   return ret;
 }
 
@@ -1761,7 +1839,7 @@ run_onbuild (build_exec *b, const plan_stage *ps, stage_state *st, const char *l
 }
 
 static int
-build_stage (build_exec *b, int idx, kiln_error **err)
+build_stage_steps (build_exec *b, int idx, kiln_error **err)
 {
   const plan_stage *ps = &b->p->stages[idx];
   stage_state *st = &b->stages[idx];
@@ -1798,6 +1876,14 @@ build_stage (build_exec *b, int idx, kiln_error **err)
     }
   st->built = true;
   return 0;
+}
+
+static int
+build_stage (build_exec *b, int idx, kiln_error **err)
+{
+  int r = build_stage_steps (b, idx, err);
+  run_session_end (b, &b->stages[idx]);
+  return r;
 }
 
 /* ---- the image ---- */

@@ -681,6 +681,24 @@ overlay_record_chown (overlay *ovl, uint64_t ino, uid_t uid, gid_t gid, kiln_err
 }
 
 int
+overlay_begin_step (overlay *ovl, uid_t create_uid, gid_t create_gid, const char *const *mask_paths)
+{
+  overlay_model_inval *inv;
+  size_t n;
+  overlay_model_set_step (ovl->m, create_uid, create_gid, mask_paths, &inv, &n);
+  /* No request is in flight between steps, so the kernel can take these
+   * now; they are sent outside the model lock all the same. The parent's
+   * attributes (link count, times) and cached listing change too. */
+  for (size_t i = 0; ovl->se && i < n; i++)
+    {
+      fuse_lowlevel_notify_inval_entry (ovl->se, inv[i].parent, inv[i].name, strlen (inv[i].name));
+      fuse_lowlevel_notify_inval_inode (ovl->se, inv[i].parent, 0, 0);
+    }
+  overlay_model_invals_free (inv, n);
+  return 0;
+}
+
+int
 overlay_commit (overlay *ovl, overlay_changes **out, kiln_error **err)
 {
   if (overlay_model_commit (ovl->m, out, err) < 0)

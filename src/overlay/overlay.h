@@ -16,6 +16,7 @@
  *   overlay_commit (ovl, &changes, &err);       step's change list; fresh upper
  *   ... layer writer consumes changes ...
  *   overlay_changes_free (changes);
+ *   overlay_begin_step (ovl, uid, gid, masks);   next step on the same mount
  *   overlay_free (ovl);                          unmounts and stops threads
  */
 #ifndef KILN_OVERLAY_OVERLAY_H
@@ -88,6 +89,15 @@ void overlay_stop (overlay *ovl);
  * resolved). uid/gid (uid_t)-1 leave that id unchanged. Clears setuid/setgid
  * on regular files like chown(2). */
 int overlay_record_chown (overlay *ovl, uint64_t ino, uid_t uid, gid_t gid, kiln_error **err);
+
+/* Prepare the next step on the same mount (after overlay_commit, with no
+ * process of the previous step left): the owner recorded for files it
+ * creates (single mode, see overlay_config) and its mask paths, replacing
+ * the previous step's. A path no longer masked becomes an ordinary name;
+ * a placeholder made for it disappears from the view unless a layer
+ * shipped it or it holds anything. The kernel's cached dentries for the
+ * names that appeared or disappeared are invalidated. */
+int overlay_begin_step (overlay *ovl, uid_t create_uid, gid_t create_gid, const char *const *mask_paths);
 
 /* ---- change list ---- */
 

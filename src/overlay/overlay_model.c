@@ -114,6 +114,10 @@ struct dentry
   dentry *alias_next;  /* other names of the same inode */
   bool base;           /* existed when the step started */
   uint8_t mask;
+  /* A placeholder the view made for a mask path the image lacks; it goes
+   * away again when a later step on the same mount no longer masks it
+   * (unless a layer shipped it meanwhile). */
+  bool synth;
 };
 
 typedef struct xattr_ent
@@ -494,6 +498,16 @@ path_of (overlay_model *m, inode *dir)
   return join (up, dir->aliases->name);
 }
 
+static dentry *
+add_placeholder (overlay_model *m, inode *dir, const char *name, bool isdir)
+{
+  inode *n = inode_new (m, (isdir ? S_IFDIR | 0755 : S_IFREG | 0644));
+  n->xloaded = true;
+  dentry *d = dir_add (dir, name, n, true);
+  d->synth = true;
+  return d;
+}
+
 static void
 apply_masks (overlay_model *m, inode *dir)
 {
@@ -518,11 +532,7 @@ apply_masks (overlay_model *m, inode *dir)
       bool isdir = rest[nl] == '/';
       dentry *d = dir_find (dir, name);
       if (!d)
-        {
-          inode *n = inode_new (m, (isdir ? S_IFDIR | 0755 : S_IFREG | 0644));
-          n->xloaded = true;
-          d = dir_add (dir, name, n, true);
-        }
+        d = add_placeholder (m, dir, name, isdir);
       if (last)
         d->mask = MASK_SKIP;
     }
@@ -794,10 +804,18 @@ overlay_model_getattr (overlay_model *m, uint64_t ino, struct stat *st)
   return ret;
 }
 
+static bool times_writeback_only (const inode *i, const struct stat *in, int mask);
+
 static int
 setattr_locked (overlay_model *m, inode *i, const struct stat *in, int mask)
 {
   int ret = 0;
+  if (times_writeback_only (i, in, mask))
+    {
+      if (mask & OVL_SET_CTIME)
+        i->ctime = in->st_ctim;
+      return 0;
+    }
   char nm[32];
   data_name (i, nm, sizeof nm);
   if (mask & OVL_SET_SIZE)
@@ -844,6 +862,20 @@ setattr_locked (overlay_model *m, inode *i, const struct stat *in, int mask)
     }
   mark_changed (m, i);
   return 0;
+}
+
+/* With the writeback cache the kernel writes back the times it caches
+ * (mtime and ctime together) whenever the inode is dirty, e.g. after
+ * another name of a hardlinked file was unlinked. An unchanged mtime with
+ * a new ctime is no change a layer records (layers carry no ctime), so it
+ * must not ship the file. */
+static bool
+times_writeback_only (const inode *i, const struct stat *in, int mask)
+{
+  if (mask & ~(OVL_SET_MTIME | OVL_SET_CTIME))
+    return false;
+  return !(mask & OVL_SET_MTIME)
+         || (in->st_mtim.tv_sec == i->mtime.tv_sec && in->st_mtim.tv_nsec == i->mtime.tv_nsec);
 }
 
 int
@@ -1022,9 +1054,10 @@ remove_entry (overlay_model *m, uint64_t parent, const char *name, bool want_dir
     log_removed (m, dir, d);
     dir_del (dir, d);
     dir->mtime = dir->ctime = now ();
+    /* The other names of a hardlinked file lose only a link count and gain
+     * a ctime, which no layer records: they are not shipped for it (as on
+     * overlayfs, where the other names stay untouched in the lower). */
     c->ctime = now ();
-    if (c->aliases)
-      mark_changed (m, c);
     maybe_free (m, c);
   }
   return ret;
@@ -1435,6 +1468,9 @@ emit (emit_ctx *c, overlay_change_kind kind, const char *path, inode *n)
       c->v = xreallocarray (c->v, c->cap, sizeof *c->v);
     }
   c->v[c->n++] = (pending) { .path = xstrdup (path), .kind = kind, .inode = n };
+  /* shipped in a layer: no longer a placeholder of the view */
+  for (dentry *d = n ? n->aliases : NULL; d; d = d->alias_next)
+    d->synth = false;
 }
 
 /* Changed flags are cleared only after the whole traversal: an inode with
@@ -1569,6 +1605,169 @@ fill_change (overlay_model *m, overlay_change *ch, inode *n)
         }
       ch->n_xattrs = n->nx;
     }
+}
+
+/* ---- per-step settings on a live mount ---- */
+
+/* "a/b/" and "a/b" name the same mask path. */
+static bool
+mask_listed (char **v, const char *p)
+{
+  size_t pl = strlen (p);
+  while (pl && p[pl - 1] == '/')
+    pl--;
+  for (; v && *v; v++)
+    {
+      size_t l = strlen (*v);
+      while (l && (*v)[l - 1] == '/')
+        l--;
+      if (l == pl && !strncmp (*v, p, pl))
+        return true;
+    }
+  return false;
+}
+
+static void
+inval_push (overlay_model_inval **v, size_t *n, uint64_t parent, const char *name)
+{
+  *v = xreallocarray (*v, *n + 1, sizeof **v);
+  (*v)[(*n)++] = (overlay_model_inval) { parent, xstrdup (name) };
+}
+
+/* The dentries along mask path p, through directories already loaded (a
+ * directory not loaded yet gets its masks from load_dir); *whole tells
+ * whether the chain reached p itself. */
+static size_t
+mask_chain (overlay_model *m, const char *p, dentry **chain, size_t max, bool *whole)
+{
+  autostrv char **comps = NULL;
+  for (const char *s = p; *s;)
+    {
+      size_t l = strcspn (s, "/");
+      if (l)
+        {
+          autofree char *c = xstrndup (s, l);
+          strv_push (&comps, c);
+        }
+      s += l + (s[l] == '/');
+    }
+  size_t n = 0;
+  inode *dir = m->root;
+  for (size_t i = 0; comps && comps[i] && n < max; i++)
+    {
+      dentry *d;
+      if (!S_ISDIR (dir->mode) || !dir->loaded || !(d = dir_find (dir, comps[i])))
+        break;
+      chain[n++] = d;
+      dir = d->inode;
+    }
+  *whole = comps && n == strv_len (comps);
+  return n;
+}
+
+/* Make mask path p exist in the loaded part of the view. */
+static void
+mask_apply_live (overlay_model *m, const char *p, overlay_model_inval **inv, size_t *n_inv)
+{
+  inode *dir = m->root;
+  while (*p == '/')
+    p++;
+  while (*p)
+    {
+      size_t l = strcspn (p, "/");
+      bool last = p[l] == '\0' || (p[l] == '/' && p[l + 1] == '\0');
+      bool isdir = p[l] == '/';
+      if (!S_ISDIR (dir->mode) || !dir->loaded)
+        return; /* load_dir applies it */
+      autofree char *name = xstrndup (p, l);
+      dentry *d = dir_find (dir, name);
+      if (!d)
+        {
+          d = add_placeholder (m, dir, name, isdir);
+          inval_push (inv, n_inv, dir->ino, name); /* the kernel may cache its absence */
+        }
+      if (last)
+        {
+          d->mask = MASK_SKIP;
+          return;
+        }
+      dir = d->inode;
+      p += l + 1;
+    }
+}
+
+#define MASK_DEPTH_MAX 256
+
+/* Path p is no longer masked: it becomes an ordinary name again, and the
+ * placeholders the view made for it disappear (deepest first) unless they
+ * are still needed, were changed, or hold anything. */
+static void
+mask_clear_live (overlay_model *m, const char *p, bool prune, overlay_model_inval **inv, size_t *n_inv)
+{
+  dentry *chain[MASK_DEPTH_MAX];
+  bool whole;
+  size_t n = mask_chain (m, p, chain, MASK_DEPTH_MAX, &whole);
+  if (!prune)
+    {
+      if (n && whole)
+        chain[n - 1]->mask = MASK_NONE;
+      return;
+    }
+  for (size_t i = n; i > 0; i--)
+    {
+      dentry *d = chain[i - 1];
+      inode *c = d->inode;
+      if (!d->synth || d->mask == MASK_SKIP || c->changed || c->has_upper || c->aliases != d || d->alias_next
+          || (S_ISDIR (c->mode) && c->nentries) || (S_ISREG (c->mode) && c->size))
+        return;
+      inode *dir = d->parent;
+      inval_push (inv, n_inv, dir->ino, d->name);
+      dir_del (dir, d);
+      maybe_free (m, c);
+    }
+}
+
+int
+overlay_model_set_step (overlay_model *m, uid_t create_uid, gid_t create_gid, const char *const *mask_paths,
+                        overlay_model_inval **inv, size_t *n_inv)
+{
+  *inv = NULL;
+  *n_inv = 0;
+  LOCKED (m)
+  {
+    m->create_uid = create_uid;
+    m->create_gid = create_gid;
+    char **nm = NULL;
+    for (const char *const *p = mask_paths; p && *p; p++)
+      {
+        const char *s = *p;
+        while (*s == '/')
+          s++;
+        if (*s)
+          strv_push (&nm, s);
+      }
+    char **old = m->masks;
+    for (char **o = old; o && *o; o++)
+      if (!mask_listed (nm, *o))
+        mask_clear_live (m, *o, false, inv, n_inv);
+    m->masks = nm;
+    for (char **p = nm; p && *p; p++)
+      if (!mask_listed (old, *p))
+        mask_apply_live (m, *p, inv, n_inv);
+    for (char **o = old; o && *o; o++)
+      if (!mask_listed (nm, *o))
+        mask_clear_live (m, *o, true, inv, n_inv);
+    strv_free (old);
+  }
+  return 0;
+}
+
+void
+overlay_model_invals_free (overlay_model_inval *v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    free (v[i].name);
+  free (v);
 }
 
 static int new_upper (overlay_model *m, kiln_error **err);

@@ -71,4 +71,20 @@ int overlay_model_statfs (overlay_model *m, struct statvfs *st);
 int overlay_model_chown (overlay_model *m, uint64_t ino, uid_t uid, gid_t gid);
 int overlay_model_commit (overlay_model *m, overlay_changes **out, kiln_error **err);
 
+/* A kernel dentry to drop after the view changed outside any request. */
+typedef struct overlay_model_inval
+{
+  uint64_t parent;
+  char *name;
+} overlay_model_inval;
+
+/* Between steps on one mount: the owner for files the next step creates
+ * (single mode) and its mask paths. Paths no longer masked become ordinary
+ * names, and the placeholders made for them disappear unless a layer shipped
+ * them or they hold anything; newly masked paths get placeholders. *inv
+ * lists the names whose kernel dentries must be invalidated. */
+int overlay_model_set_step (overlay_model *m, uid_t create_uid, gid_t create_gid, const char *const *mask_paths,
+                            overlay_model_inval **inv, size_t *n_inv);
+void overlay_model_invals_free (overlay_model_inval *v, size_t n);
+
 #endif

@@ -35,6 +35,13 @@
  * (see sandbox_run). Process-wide by nature: fds and fork are. */
 static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
 
+struct sandbox_session
+{
+  int userns_fd;   /* the holder's user namespace */
+  int mntns_fd;    /* its mount namespace, holding the FUSE mount */
+  int root_fd;     /* the mount's root (opened in that namespace) */
+};
+
 #define LINE_MAX_CHUNK 65536
 /* Exit status of a sandbox helper that reported a setup error. */
 #define SETUP_FAILED 125
@@ -555,24 +562,46 @@ exec_step (child_ctx *c)
   child_die (c, saved, "exec '%s' (searched PATH %s)", file, path);
 }
 
-/* One byte `tag` with fd attached (SCM_RIGHTS). */
+/* One byte `tag` with n fds attached (SCM_RIGHTS; none when n is 0). */
+static int
+send_fds (int sock, char tag, const int *fds, int n)
+{
+  char cbuf[CMSG_SPACE (3 * sizeof (int))];
+  memset (cbuf, 0, sizeof cbuf);
+  struct iovec iov = { &tag, 1 };
+  struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+  if (n > 0)
+    {
+      mh.msg_control = cbuf;
+      mh.msg_controllen = CMSG_SPACE ((size_t) n * sizeof (int));
+      struct cmsghdr *cm = CMSG_FIRSTHDR (&mh);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN ((size_t) n * sizeof (int));
+      memcpy (CMSG_DATA (cm), fds, (size_t) n * sizeof (int));
+    }
+  ssize_t r;
+  do
+    r = sendmsg (sock, &mh, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return r == 1 ? 0 : -1;
+}
+
 static int
 send_fd (int sock, char tag, int fd)
 {
-  char cbuf[CMSG_SPACE (sizeof (int))];
-  memset (cbuf, 0, sizeof cbuf);
-  struct iovec iov = { &tag, 1 };
-  struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
-  struct cmsghdr *cm = CMSG_FIRSTHDR (&mh);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN (sizeof (int));
-  memcpy (CMSG_DATA (cm), &fd, sizeof (int));
+  return send_fds (sock, tag, &fd, 1);
+}
+
+static char
+wait_ack (int sock)
+{
+  char ack = 0;
   ssize_t n;
   do
-    n = sendmsg (sock, &mh, MSG_NOSIGNAL);
+    n = read (sock, &ack, 1);
   while (n < 0 && errno == EINTR);
-  return n == 1 ? 0 : -1;
+  return n == 1 ? ack : 0;
 }
 
 static void __attribute__ ((noreturn))
@@ -638,15 +667,14 @@ worker_main (child_ctx *c)
   _exit (SETUP_FAILED);
 }
 
-/* Runs in the step's init, as root of the step's user namespace in its own
- * mount namespace, so the kernel ties the FUSE connection to that user
- * namespace: ids in requests and replies are container ids, and the mount
- * is possible without host privileges. Nothing may touch the mount until
- * kiln serves the fd. */
+/* Mount a FUSE filesystem on target and hand kiln its fd: as root of a
+ * user namespace in its own mount namespace, so the kernel ties the FUSE
+ * connection to that user namespace: ids in requests and replies are
+ * container ids, and the mount is possible without host privileges.
+ * Nothing may touch the mount until kiln serves the fd (it answers 'A'). */
 static void
-mount_rootfs_fuse (child_ctx *c, const char *target)
+mount_fuse (child_ctx *c, const char *target, bool single, bool readonly)
 {
-  const sandbox_config *cfg = c->cfg;
   autoclose int fd = open ("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (fd < 0)
     child_die (c, errno, "open '/dev/fuse' as the step's root (the device must be usable by unprivileged "
@@ -654,22 +682,23 @@ mount_rootfs_fuse (child_ctx *c, const char *target)
   /* Without allow_other only the host user of container 0 may use the
    * mount: the step in single mode (all its processes are container root)
    * and kiln's seccomp supervisor, which resolves chown targets on it. */
-  bool single = cfg->idmap->mode == SANDBOX_USERNS_SINGLE;
   char opts[160];
   snprintf (opts, sizeof opts, "fd=%d,rootmode=40000,user_id=0,group_id=0,default_permissions%s", fd,
             single ? "" : ",allow_other");
-  unsigned long fl = MS_NOSUID | MS_NODEV | (cfg->rootfs_readonly ? MS_RDONLY : 0);
+  unsigned long fl = MS_NOSUID | MS_NODEV | (readonly ? MS_RDONLY : 0);
   if (mount ("kiln", target, "fuse.kiln", fl, opts) < 0)
     child_die (c, errno, "mount the FUSE root filesystem on '%s' in the step's namespaces", target);
   if (send_fd (c->sync_fd, 'F', fd) < 0)
     child_die (c, errno, "send the FUSE root filesystem's fd to kiln");
-  char ack;
-  ssize_t n;
-  do
-    n = read (c->sync_fd, &ack, 1);
-  while (n < 0 && errno == EINTR);
-  if (n != 1 || ack != 'A')
+  if (wait_ack (c->sync_fd) != 'A')
     _exit (SETUP_FAILED); /* kiln could not serve it and says why */
+}
+
+static void
+mount_rootfs_fuse (child_ctx *c, const char *target)
+{
+  const sandbox_config *cfg = c->cfg;
+  mount_fuse (c, target, cfg->idmap->mode == SANDBOX_USERNS_SINGLE, cfg->rootfs_readonly);
 }
 
 /* mkdir -p the parents of rel inside root, then the target itself. */
@@ -763,7 +792,7 @@ init_main (child_ctx *c)
    * (the step's root, a high host uid, may not traverse the path to it);
    * otherwise clone it here. Attach it at /tmp of this private namespace
    * only to give pivot_root a mount point; the old root goes away below. */
-  const char *what = cfg->rootfs_fuse ? "(FUSE)" : cfg->rootfs;
+  const char *what = cfg->rootfs_fuse || cfg->session ? "(FUSE)" : cfg->rootfs;
   /* Clone bind sources now: the root is attached at /tmp just below, which
    * would hide sources that live under the host's /tmp. */
   for (size_t i = 0; i < cfg->n_mounts; i++)
@@ -774,7 +803,19 @@ init_main (child_ctx *c)
         if (c->mount_trees[i] < 0)
           child_die (c, errno, "bind-mount '%s'", cfg->mounts[i].source);
       }
-  if (cfg->rootfs_fuse)
+  autoclose int root = -1;
+  if (cfg->session)
+    {
+      /* The helper entered the session mount's root before unsharing, so
+       * the working directory is this namespace's copy of that mount. */
+      root = open (".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (root < 0)
+        child_die (c, errno, "open the stage's root filesystem");
+      /* kiln takes init's pid from this message (SO_PASSCRED) */
+      if (send_fds (c->sync_fd, 'R', NULL, 0) < 0 || wait_ack (c->sync_fd) != 'A')
+        _exit (SETUP_FAILED);
+    }
+  else if (cfg->rootfs_fuse)
     mount_rootfs_fuse (c, "/tmp");
   else
     {
@@ -793,7 +834,8 @@ init_main (child_ctx *c)
       if (move_mount (tree, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) < 0)
         child_die (c, errno, "attach root filesystem '%s'", cfg->rootfs);
     }
-  autoclose int root = open ("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0)
+    root = open ("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0)
     child_die (c, errno, "open root filesystem '%s'", what);
   setup_proc (c, root);
@@ -842,6 +884,60 @@ init_main (child_ctx *c)
   _exit (0);
 }
 
+static int
+cmp_int (const void *a, const void *b)
+{
+  return *(const int *) a - *(const int *) b;
+}
+
+/* Close every fd above 2 but those in keep (-1 entries ignored). The
+ * helper, init and holder never exec, so O_CLOEXEC does not protect: fds
+ * of other stages' steps and sessions open in kiln when we forked (pipe
+ * ends, a session's mount namespace) would otherwise live as long as this
+ * step and keep those alive. */
+static void
+close_other_fds (int *keep, int n)
+{
+  qsort (keep, (size_t) n, sizeof *keep, cmp_int);
+  unsigned from = 3;
+  for (int i = 0; i < n; i++)
+    {
+      if (keep[i] < (int) from)
+        continue;
+      if ((unsigned) keep[i] > from)
+        close_range (from, (unsigned) keep[i] - 1, 0);
+      from = (unsigned) keep[i] + 1;
+    }
+  close_range (from, ~0U, 0);
+}
+
+/* Become root of a user namespace: a new one whose ID map kiln writes (it
+ * is told 'u' and answers 'g'), or the session's. */
+static void
+enter_userns (child_ctx *c, const sandbox_session *ss, pid_t kiln_pid)
+{
+  if (ss)
+    {
+      if (setns (ss->userns_fd, CLONE_NEWUSER) < 0)
+        child_die (c, errno, "join the stage's user namespace");
+    }
+  else
+    {
+      if (unshare (CLONE_NEWUSER) < 0)
+        child_die (c, errno, "create a user namespace");
+      char go = 'u';
+      if (write (c->sync_fd, &go, 1) != 1 || read (c->sync_fd, &go, 1) != 1 || go != 'g')
+        _exit (SETUP_FAILED); /* kiln reports why */
+    }
+  if (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0)
+    child_die (c, errno, "become root in the user namespace");
+  /* Changing credentials cleared the parent-death signal: set it again and
+   * make sure kiln did not die in between. */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () != kiln_pid)
+    _exit (SETUP_FAILED);
+}
+
 /* First child: new user namespace, wait for the ID maps, then the other
  * namespaces; its child is the step's pid 1. */
 static void __attribute__ ((noreturn))
@@ -851,8 +947,14 @@ helper_main (child_ctx *c, pid_t kiln_pid)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   if (getppid () != kiln_pid)
     _exit (SETUP_FAILED);
+  {
+    const sandbox_session *ss = cfg->session;
+    int keep[] = { c->sync_fd, c->err_fd, c->status_fd, c->out_w, c->errs_w, c->rootfs_fd,
+                   ss ? ss->userns_fd : -1, ss ? ss->mntns_fd : -1, ss ? ss->root_fd : -1 };
+    close_other_fds (keep, (int) ARRAY_SIZE (keep));
+  }
   c->root_tree = -1;
-  if (geteuid () == 0 && !cfg->rootfs_fuse)
+  if (geteuid () == 0 && !cfg->rootfs_fuse && !cfg->session)
     {
       c->root_tree = open_tree (c->rootfs_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE
                                                       | AT_EMPTY_PATH);
@@ -868,18 +970,15 @@ helper_main (child_ctx *c, pid_t kiln_pid)
           if (c->mount_trees[i] < 0)
             child_die (c, errno, "bind-mount '%s'", cfg->mounts[i].source);
         }
-  if (unshare (CLONE_NEWUSER) < 0)
-    child_die (c, errno, "create a user namespace");
-  char go = 'u';
-  if (write (c->sync_fd, &go, 1) != 1 || read (c->sync_fd, &go, 1) != 1 || go != 'g')
-    _exit (SETUP_FAILED); /* kiln reports why */
-  if (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0)
-    child_die (c, errno, "become root in the user namespace");
-  /* Changing credentials cleared the parent-death signal: set it again and
-   * make sure kiln did not die in between. */
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid () != kiln_pid)
-    _exit (SETUP_FAILED);
+  enter_userns (c, cfg->session, kiln_pid);
+  if (cfg->session)
+    {
+      const sandbox_session *ss = cfg->session;
+      if (setns (ss->mntns_fd, CLONE_NEWNS) < 0)
+        child_die (c, errno, "join the stage's mount namespace");
+      if (fchdir (ss->root_fd) < 0)
+        child_die (c, errno, "enter the stage's root filesystem");
+    }
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
   if (cfg->network == SANDBOX_NET_NONE)
     flags |= CLONE_NEWNET;
@@ -1187,14 +1286,16 @@ serve_rootfs_fuse (const sandbox_config *cfg, int sock, int errfd, int sfd, int 
         return -1;
       return kiln_error_make (err, 0, "the step's init exited before handing over its FUSE mount");
     }
-  if (tag != 'F' || fd < 0 || pid <= 0 || (mh.msg_flags & MSG_CTRUNC))
-    return kiln_error_make (err, 0, "unexpected message from the step's init instead of its FUSE fd");
+  bool want_fd = cfg->session == NULL;
+  if (tag != (want_fd ? 'F' : 'R') || (fd >= 0) != want_fd || pid <= 0 || (mh.msg_flags & MSG_CTRUNC))
+    return kiln_error_make (err, 0, "unexpected message from the step's init instead of its %s",
+                            want_fd ? "FUSE fd" : "start");
   /* Kept to kill init and wait for it at the end: the mount lives as long as
    * the step's mount namespace, so its end is init's end. */
   *init_pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
   if (*init_pidfd < 0)
     return kiln_error_make (err, errno, "pidfd_open of the step's init (pid %d)", (int) pid);
-  if (cfg->rootfs_fuse (cfg->rootfs_fuse_ctx, steal_fd (&fd), err) < 0)
+  if (want_fd && cfg->rootfs_fuse (cfg->rootfs_fuse_ctx, steal_fd (&fd), err) < 0)
     return kiln_error_wrap (err, "serving the FUSE root filesystem");
   char ack = 'A';
   if (write (sock, &ack, 1) != 1)
@@ -1480,6 +1581,236 @@ supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sf
   return 0;
 }
 
+/* The helper created its user namespace ('u'): write the ID map, let it
+ * go on ('g'). */
+static int
+map_ids (pid_t pid, int sock, int errfd, const sandbox_idmap *m, kiln_error **err)
+{
+  char b;
+  if (read (sock, &b, 1) != 1)
+    {
+      if (read_setup_error (errfd, err) == 0)
+        kiln_error_make (err, 0, "sandbox helper exited before creating its user namespace");
+      return -1;
+    }
+  if (write_id_maps (pid, m, err) < 0)
+    return kiln_error_wrap (err, "writing the user namespace ID map");
+  b = 'g';
+  if (write (sock, &b, 1) != 1)
+    return kiln_error_make (err, errno, "signal the sandbox helper");
+  return 0;
+}
+
+static int check_single_fuse (const sandbox_idmap *m, kiln_error **err);
+
+/* The session's holder: see sandbox_session_new. */
+static void __attribute__ ((noreturn))
+holder_main (child_ctx *c, pid_t kiln_pid, int dirfd, bool single)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () != kiln_pid)
+    _exit (SETUP_FAILED);
+  int keep[] = { c->sync_fd, c->err_fd, dirfd };
+  close_other_fds (keep, (int) ARRAY_SIZE (keep));
+  /* Unsharing the mount namespace moves the working directory to the new
+   * namespace's copy of it: the mount point is then reached without a path
+   * walk the namespace's root might not be allowed to make. */
+  if (fchdir (dirfd) < 0)
+    child_die (c, errno, "enter the stage's mount directory");
+  enter_userns (c, NULL, kiln_pid);
+  if (unshare (CLONE_NEWNS) < 0)
+    child_die (c, errno, "create a mount namespace");
+  if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    child_die (c, errno, "make mounts private");
+  mount_fuse (c, "mnt", single, false);
+  int fds[3];
+  fds[0] = open ("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+  fds[1] = open ("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+  fds[2] = open ("mnt", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  for (int i = 0; i < 3; i++)
+    if (fds[i] < 0)
+      child_die (c, errno, "open the stage's %s", i == 0 ? "user namespace" : i == 1 ? "mount namespace"
+                                                                                  : "root filesystem");
+  if (send_fds (c->sync_fd, 'N', fds, 3) < 0)
+    child_die (c, errno, "send the stage's namespaces to kiln");
+  _exit (0);
+}
+
+/* Receive a one-byte message with up to max fds. Returns the number of fds
+ * (closing extras), or -1 (EOF or error; errno 0 on EOF). */
+static int
+recv_fds (int sock, char *tag, int *fds, int max)
+{
+  char cbuf[CMSG_SPACE (4 * sizeof (int))];
+  memset (cbuf, 0, sizeof cbuf);
+  struct iovec iov = { tag, 1 };
+  struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+  ssize_t n;
+  do
+    n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0)
+    {
+      if (n == 0)
+        errno = 0;
+      return -1;
+    }
+  int got = 0;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR (&mh); cm; cm = CMSG_NXTHDR (&mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+      {
+        size_t k = (cm->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+        for (size_t i = 0; i < k; i++)
+          {
+            int fd;
+            memcpy (&fd, CMSG_DATA (cm) + i * sizeof (int), sizeof fd);
+            if (got < max)
+              fds[got++] = fd;
+            else
+              close (fd);
+          }
+      }
+  return got;
+}
+
+/* kiln's side of the holder's set-up; pid is the holder. */
+static int
+session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd, sandbox_session *s,
+               kiln_error **err)
+{
+  if (map_ids (pid, sock, errfd, cfg->idmap, err) < 0)
+    return -1;
+  char tag = 0;
+  int fds[3] = { -1, -1, -1 };
+  int n = recv_fds (sock, &tag, fds, 1);
+  if (n != 1 || tag != 'F')
+    {
+      int e = errno;
+      for (int i = 0; i < n; i++)
+        close (fds[i]);
+      if (read_setup_error (errfd, err) < 0)
+        return -1;
+      return kiln_error_make (err, e, "the stage's mount holder did not hand over its FUSE mount");
+    }
+  if (cfg->rootfs_fuse (cfg->rootfs_fuse_ctx, fds[0], err) < 0)
+    return kiln_error_wrap (err, "serving the FUSE root filesystem");
+  char ack = 'A';
+  if (write (sock, &ack, 1) != 1)
+    return kiln_error_make (err, errno, "signal the stage's mount holder");
+  n = recv_fds (sock, &tag, fds, 3);
+  if (n != 3 || tag != 'N')
+    {
+      int e = errno;
+      for (int i = 0; i < n; i++)
+        close (fds[i]);
+      if (read_setup_error (errfd, err) < 0)
+        return -1;
+      return kiln_error_make (err, e, "the stage's mount holder did not hand over its namespaces");
+    }
+  s->userns_fd = fds[0];
+  s->mntns_fd = fds[1];
+  s->root_fd = fds[2];
+  return 0;
+}
+
+int
+sandbox_session_new (const sandbox_session_config *cfg, sandbox_session **out, kiln_error **err)
+{
+  if (check_single_fuse (cfg->idmap, err) < 0)
+    return -1;
+  if ((mkdirat (cfg->dirfd, "mnt", 0755) < 0 && errno != EEXIST) || fchmod (cfg->dirfd, 0711) < 0)
+    return kiln_error_make (err, errno, "create the stage's mount point");
+  sandbox_session *s = xzalloc (sizeof *s);
+  s->userns_fd = s->mntns_fd = s->root_fd = -1;
+  child_ctx c;
+  memset (&c, 0, sizeof c);
+  int sp[2] = { -1, -1 }, ep[2] = { -1, -1 };
+  int ret = -1;
+  sigset_t block, old;
+  sigemptyset (&block);
+  sigaddset (&block, SIGINT);
+  sigaddset (&block, SIGTERM);
+  sigprocmask (SIG_BLOCK, &block, &old);
+  /* see sandbox_run: our child-side ends must not reach another fork */
+  pthread_mutex_lock (&fork_lock);
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || pipe2 (ep, O_CLOEXEC) < 0)
+    {
+      pthread_mutex_unlock (&fork_lock);
+      kiln_error_make (err, errno, "create pipes");
+      goto out;
+    }
+  c.sync_fd = sp[1];
+  c.err_fd = ep[1];
+  pid_t self = getpid ();
+  pid_t pid = fork ();
+  if (pid == 0)
+    {
+      close (sp[0]);
+      close (ep[0]);
+      holder_main (&c, self, cfg->dirfd, cfg->idmap->mode == SANDBOX_USERNS_SINGLE);
+    }
+  int fork_errno = errno;
+  close_fd (&sp[1]);
+  close_fd (&ep[1]);
+  pthread_mutex_unlock (&fork_lock);
+  if (pid < 0)
+    {
+      kiln_error_make (err, fork_errno, "fork");
+      goto out;
+    }
+  if (session_setup (cfg, pid, sp[0], ep[0], s, err) < 0)
+    {
+      kill_and_reap (pid);
+      kiln_error_wrap (err, "setting up the stage's mount");
+      goto out;
+    }
+  int st;
+  while (waitpid (pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  *out = steal_pointer (&s);
+  ret = 0;
+out:
+  for (int i = 0; i < 2; i++)
+    {
+      close_fd (&sp[i]);
+      close_fd (&ep[i]);
+    }
+  sigprocmask (SIG_SETMASK, &old, NULL);
+  sandbox_session_free (s);
+  return ret;
+}
+
+int
+sandbox_session_sync (sandbox_session *s, kiln_error **err)
+{
+  if (syncfs (s->root_fd) < 0)
+    return kiln_error_make (err, errno, "sync the stage's root filesystem");
+  return 0;
+}
+
+void
+sandbox_session_free (sandbox_session *s)
+{
+  if (!s)
+    return;
+  /* The root fd first: it pins the mount; then the namespaces. */
+  close_fd (&s->root_fd);
+  close_fd (&s->mntns_fd);
+  close_fd (&s->userns_fd);
+  free (s);
+}
+
+static int
+check_single_fuse (const sandbox_idmap *m, kiln_error **err)
+{
+  if (m->mode == SANDBOX_USERNS_SINGLE && (geteuid () != m->host_uid || getegid () != m->host_gid))
+    return kiln_error_make (err, 0, "a FUSE root filesystem in single ID mode needs kiln to run as the host "
+                                    "user of the step's root (%u:%u), so that the seccomp supervisor may "
+                                    "resolve chown targets on it; use full ID mode",
+                            (unsigned) m->host_uid, (unsigned) m->host_gid);
+  return 0;
+}
+
 int
 sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
 {
@@ -1487,13 +1818,10 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
     return kiln_error_make (err, 0, "no command to run");
   if (cfg->cwd && cfg->cwd[0] != '/')
     return kiln_error_make (err, 0, "working directory '%s' is not absolute", cfg->cwd);
-  if (cfg->rootfs_fuse && cfg->idmap->mode == SANDBOX_USERNS_SINGLE
-      && (geteuid () != cfg->idmap->host_uid || getegid () != cfg->idmap->host_gid))
-    return kiln_error_make (err, 0, "a FUSE root filesystem in single ID mode needs kiln to run as the host "
-                                    "user of the step's root (%u:%u), so that the seccomp supervisor may "
-                                    "resolve chown targets on it; use full ID mode",
-                            (unsigned) cfg->idmap->host_uid, (unsigned) cfg->idmap->host_gid);
-  if (!cfg->rootfs_fuse && cfg->rootfs == NULL)
+  bool fuse_root = cfg->rootfs_fuse || cfg->session;
+  if (fuse_root && check_single_fuse (cfg->idmap, err) < 0)
+    return -1;
+  if (!fuse_root && cfg->rootfs == NULL)
     return kiln_error_make (err, 0, "no root filesystem given");
   if (cfg->idmap->mode == SANDBOX_USERNS_SINGLE && (cfg->uid != 0 || cfg->gid != 0))
     log_warn ("single ID mode maps only root: the step runs as uid 0 instead of %u:%u%s (configure /etc/subuid "
@@ -1543,14 +1871,14 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
       kiln_error_make (err, errno, "signalfd");
       goto out;
     }
-  if (!cfg->rootfs_fuse && (c.rootfs_fd = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+  if (!fuse_root && (c.rootfs_fd = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
     {
       kiln_error_make (err, errno, "open root filesystem '%s'", cfg->rootfs);
       goto out;
     }
   /* The FUSE handoff message carries init's pid (see serve_rootfs_fuse). */
   int on = 1;
-  if (cfg->rootfs_fuse && setsockopt (sp[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
+  if (fuse_root && setsockopt (sp[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
     {
       kiln_error_make (err, errno, "setsockopt SO_PASSCRED");
       goto out;
@@ -1584,25 +1912,9 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   close_fd (&stp[1]);
   fork_locked = false;
   pthread_mutex_unlock (&fork_lock);
-  char b;
-  if (read (sp[0], &b, 1) != 1)
-    {
-      if (read_setup_error (ep[0], err) == 0)
-        kiln_error_make (err, 0, "sandbox helper exited before creating its user namespace");
-      goto kill;
-    }
-  if (write_id_maps (pid, cfg->idmap, err) < 0)
-    {
-      kiln_error_wrap (err, "writing the user namespace ID map");
-      goto kill;
-    }
-  b = 'g';
-  if (write (sp[0], &b, 1) != 1)
-    {
-      kiln_error_make (err, errno, "signal the sandbox helper");
-      goto kill;
-    }
-  if (cfg->rootfs_fuse && serve_rootfs_fuse (cfg, sp[0], ep[0], sfd, &init_pidfd, err) < 0)
+  if (!cfg->session && map_ids (pid, sp[0], ep[0], cfg->idmap, err) < 0)
+    goto kill;
+  if (fuse_root && serve_rootfs_fuse (cfg, sp[0], ep[0], sfd, &init_pidfd, err) < 0)
     {
       kiln_error_wrap (err, "setting up the sandbox");
       goto kill;

@@ -159,6 +159,41 @@ typedef struct sandbox_mount
   bool target_is_dir;
 } sandbox_mount;
 
+/* A FUSE root filesystem shared by consecutive steps (one mount per stage
+ * instead of one per step). sandbox_session_new() starts a short-lived
+ * holder process: it enters a new user namespace (the ID map is written as
+ * for a step), then a new mount namespace, mounts "fuse.kiln" on "mnt" in
+ * the caller's directory (as rootfs_fuse does, with the same options),
+ * hands kiln the /dev/fuse fd (served through rootfs_fuse() before anything
+ * touches the mount) and then fds of its user namespace, its mount
+ * namespace and the mount's root, and exits. Those fds keep both namespaces
+ * and the mount alive. Each step of the session (sandbox_config.session)
+ * joins that user and mount namespace, enters the mount's root and
+ * unshares a fresh mount namespace (plus pid, ipc, uts, cgroup, net) from
+ * there: its /proc, /dev, RUN --mount mounts and pivot_root stay its own,
+ * the FUSE mount (and the kernel's caches of it) outlives the step.
+ * sandbox_session_free() closes the fds: the mount namespace goes, the
+ * mount with it, and the FUSE connection is aborted (a session loop reading
+ * the fd ends with ENODEV) once no step holds a copy. */
+typedef struct sandbox_session sandbox_session;
+
+typedef struct sandbox_session_config
+{
+  const sandbox_idmap *idmap;
+  sandbox_rootfs_fuse_fn rootfs_fuse;
+  void *rootfs_fuse_ctx;
+  /* A private directory of the caller's; the mount point "mnt" is made in
+   * it, and it is made traversable (0711) so that the namespace's root,
+   * possibly a high unmapped host id, may reach the mount point. */
+  int dirfd;
+} sandbox_session_config;
+
+int sandbox_session_new (const sandbox_session_config *cfg, sandbox_session **out, kiln_error **err);
+/* syncfs() on the mount: data a step left in the kernel's page cache (e.g.
+ * written through a shared mapping) reaches the filesystem before commit. */
+int sandbox_session_sync (sandbox_session *s, kiln_error **err);
+void sandbox_session_free (sandbox_session *s);
+
 typedef struct sandbox_config
 {
   const char *rootfs;        /* directory to use as / (bind-mounted); unused with rootfs_fuse */
@@ -182,6 +217,9 @@ typedef struct sandbox_config
    * loop reading fuse_fd ends (ENODEV). */
   sandbox_rootfs_fuse_fn rootfs_fuse;
   void *rootfs_fuse_ctx;
+  /* Instead of rootfs/rootfs_fuse: the step runs on the session's mount
+   * (whose ID map it shares; idmap must be the session's). */
+  sandbox_session *session;
   char **argv;               /* argv[0] searched in PATH of env when it has no '/' */
   char **env;                /* KEY=VALUE, NULL-terminated */
   const char *cwd;           /* absolute, inside the rootfs; NULL = "/" */

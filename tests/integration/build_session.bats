@@ -1,0 +1,149 @@
+#!/usr/bin/env bats
+# One overlay mount per stage: consecutive RUN steps share the FUSE mount
+# (the overlay's commit starts a fresh upper on it), a COPY or a cached step
+# starts a new one, and RUN --mount targets appear and disappear from step to
+# step without ever reaching a layer. Checked as root, as a plain user with
+# subuid ranges and as one without (single ID mode).
+
+load helpers
+
+setup_file() {
+  kiln_setup
+  registry_start
+  fixtures_push busybox
+  export REGISTRY BUSYBOX_IMAGE
+}
+teardown_file() { registry_stop_all; }
+setup() { kiln_setup; SHARED=""; }
+teardown() {
+  [ -z "$SHARED" ] || rm -rf "$SHARED"
+  kiln_teardown
+}
+
+# A directory plain test users can reach (TEST_TMP's parents are private).
+shared_dir() {
+  SHARED=$(mktemp -d /tmp/kiln-session-shared.XXXXXX)
+  chmod 0755 "$SHARED"
+}
+
+# kb AS STORE CONTEXT OUT: build CONTEXT into the OCI layout OUT:t, as root
+# (AS = root) or as the named plain user.
+kb() {
+  local as=$1 store=$2 ctx=$3 out=$4
+  if [ "$as" = root ]; then
+    "$KILN" build --root "$store" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" --no-push \
+      --progress plain --verbosity debug --oci-layout "$out:t" "$ctx"
+  else
+    mkdir -p "$store" "$(dirname "$out")"
+    chown "$as" "$store" "$(dirname "$out")"
+    run_as "$as" "$KILN" build --root "$store" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
+      --no-push --progress plain --verbosity debug --oci-layout "$out:t" "$ctx"
+  fi
+}
+
+# layer_members LAYOUT N: the members of layer N (1-based, in manifest
+# order) as GNU tar lists them, sorted.
+layer_members() {
+  local layout=$1 n=$2 m l
+  m=$(jq -r '.manifests[0].digest' "$layout/index.json")
+  l=$(jq -r ".layers[$((n - 1))].digest" "$layout/blobs/sha256/${m#sha256:}")
+  tar -tzf "$layout/blobs/sha256/${l#sha256:}" | sed 's,/$,,' | LC_ALL=C sort
+}
+
+write_session_ctx() {
+  mkdir -p "$1"
+  cat > "$1/Dockerfile" <<'EOF'
+ARG BASE
+FROM $BASE
+RUN stat -c %d / > /dev1 && echo a > /f && echo keep > /k && ln /k /klink
+RUN stat -c %d / > /dev2 && echo b >> /f && rm /k
+ENV X=1
+RUN stat -c %d / > /dev3 && cat /f > /g
+COPY Dockerfile /Dockerfile.copy
+RUN stat -c %d / > /dev4 && test -f /Dockerfile.copy && cat /klink > /h
+EOF
+}
+
+check_session_image() { # LAYOUT ROOTFS LOG
+  local layout=$1 r=$2 log=$3
+  # One mount for the first three RUNs (across ENV): the same superblock
+  # (a later mount may get a recycled device number, so the log says when
+  # a new one was made: once at the start and once after COPY).
+  [ "$(cat "$r/dev1")" = "$(cat "$r/dev2")" ]
+  [ "$(cat "$r/dev2")" = "$(cat "$r/dev3")" ]
+  [ "$(grep -c "RUN on a new mount of the stage's 1 layers" <<< "$log")" -eq 1 ]
+  [ "$(grep -c "RUN on the stage's mount of 2 layers, step 2 on it" <<< "$log")" -eq 1 ]
+  [ "$(grep -c "RUN on the stage's mount of 3 layers, step 3 on it" <<< "$log")" -eq 1 ]
+  [ "$(grep -c "RUN on a new mount of the stage's 5 layers" <<< "$log")" -eq 1 ]
+  [ "$(cat "$r/f")" = "$(printf 'a\nb')" ]
+  [ "$(cat "$r/g")" = "$(printf 'a\nb')" ]
+  [ ! -e "$r/k" ]
+  [ "$(cat "$r/klink")" = keep ]
+  [ "$(cat "$r/h")" = keep ]
+  # Each RUN's layer holds only what that step changed.
+  [ "$(layer_members "$layout" 2 | tr '\n' ' ')" = "dev1 f k klink " ]
+  [ "$(layer_members "$layout" 3 | tr '\n' ' ')" = ".wh.k dev2 f " ]
+  [ "$(layer_members "$layout" 4 | tr '\n' ' ')" = "dev3 g " ]
+  [ "$(layer_members "$layout" 6 | tr '\n' ' ')" = "dev4 h " ]
+}
+
+@test "session: consecutive RUN steps share one mount, each layer holds its own step's changes; COPY starts a new mount" {
+  write_session_ctx "$TEST_TMP/ctx"
+  run kb root "$TEST_TMP/store" "$TEST_TMP/ctx" "$TEST_TMP/o"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  umoci unpack --image "$TEST_TMP/o:t" "$TEST_TMP/u" >/dev/null
+  check_session_image "$TEST_TMP/o" "$TEST_TMP/u/rootfs" "$output"
+  # nothing left behind: no temp dir, no mount
+  [ -z "$(ls -A "$TEST_TMP/store/tmp" 2>/dev/null)" ]
+  ! grep -q fuse.kiln /proc/self/mountinfo
+}
+
+@test "session: the same as a plain user with subuid ranges and without (single ID mode)" {
+  fuse_dev_open_for_all
+  test_user_create kiln-bsub --subuid
+  test_user_create kiln-bsingle
+  shared_dir
+  write_session_ctx "$SHARED/ctx"
+  chmod -R a+rX "$SHARED/ctx"
+  for u in kiln-bsub kiln-bsingle; do
+    run kb "$u" "$SHARED/store-$u" "$SHARED/ctx" "$SHARED/$u/o"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    umoci unpack --image "$SHARED/$u/o:t" "$TEST_TMP/u-$u" >/dev/null
+    check_session_image "$SHARED/$u/o" "$TEST_TMP/u-$u/rootfs" "$output"
+  done
+}
+
+@test "session: RUN --mount targets come and go between steps on one mount and never reach a layer" {
+  mkdir -p "$TEST_TMP/ctx"
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'EOF'
+ARG BASE
+FROM $BASE
+RUN --mount=type=cache,target=/newdir/cache echo x > /newdir/cache/c && ls -a /newdir > /seen1
+RUN ls -a / > /seen2 && test ! -e /newdir
+RUN --mount=type=tmpfs,target=/tmp2 test -d /tmp2 && touch /tmp2/x && ls / > /seen3
+RUN test ! -e /tmp2 && mkdir /newdir && echo real > /newdir/r
+RUN --mount=type=cache,target=/newdir/cache cat /newdir/r > /seen5 && ls /newdir/cache > /seen5c && ls /newdir > /seen6
+RUN ls /newdir > /seen7 && stat -c %d / > /dev7
+EOF
+  run kb root "$TEST_TMP/store" "$TEST_TMP/ctx" "$TEST_TMP/o"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  umoci unpack --image "$TEST_TMP/o:t" "$TEST_TMP/u" >/dev/null
+  local r="$TEST_TMP/u/rootfs"
+  [ "$(tr '\n' ' ' < "$r/seen1")" = ". .. cache " ]
+  ! grep -qx newdir "$r/seen2"
+  grep -qx tmp2 "$r/seen3"
+  [ ! -e "$r/tmp2" ]
+  [ "$(cat "$r/seen5")" = real ]
+  [ "$(cat "$r/seen5c")" = c ]        # the cache kept its content between steps
+  [ "$(tr '\n' ' ' < "$r/seen6")" = "cache r " ]
+  [ "$(cat "$r/seen7")" = r ]         # placeholder gone once unmasked
+  [ "$(ls -A "$r/newdir")" = r ]
+  for n in 2 3 4 5 6 7; do
+    ! layer_members "$TEST_TMP/o" "$n" | grep -E '^(newdir/cache|tmp2)'
+  done
+  [ "$(layer_members "$TEST_TMP/o" 2 | tr '\n' ' ')" = "seen1 " ]
+  [ "$(layer_members "$TEST_TMP/o" 5 | tr '\n' ' ')" = "newdir newdir/r " ]
+}
