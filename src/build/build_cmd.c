@@ -626,6 +626,7 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
       return -1;
     }
   store *s = *sp;
+  s->remove_fallback = sandbox_rm_at_fallback;
   /* Pulls and pushes stop at SIGINT/SIGTERM too, not only RUN steps. */
   o->reg.cancel = &build_signal;
   registry_options pull_reg = o->reg;

@@ -52,17 +52,27 @@ host_id (const sandbox_idmap *map, unsigned long u, bool gid)
   return (gid ? map->sub_gid : map->sub_uid) + u - 1;
 }
 
+/* Give a file kiln made for the step (a new cache directory, a secret) to
+ * container uid:gid. As root kiln chowns it to the mapped host ids. A plain
+ * user cannot (the ids are subordinate ones), so in full mode *defer is set:
+ * the step's init chowns the mount's root from inside the user namespace,
+ * where container root may (sandbox_mount.set_owner). */
 static int
 give_to_step (const run_mounts_env *env, int fd, unsigned long uid, unsigned long gid, const char *what,
-              kiln_error **err)
+              bool *defer, kiln_error **err)
 {
   const sandbox_idmap *map = env->idmap;
+  if (defer)
+    *defer = false;
   if (!map->as_root)
     {
-      /* A plain user owns container 0's files already; other ids would need
-       * privileges kiln does not have. */
-      if (uid != 0 || gid != 0)
-        return kiln_error_make (err, ENOTSUP, "%s: uid/gid other than 0 need kiln to run as root", what);
+      /* A plain user owns container 0's files already. */
+      if (uid == 0 && gid == 0)
+        return 0;
+      if (map->mode == SANDBOX_USERNS_SINGLE || !defer)
+        return kiln_error_make (err, ENOTSUP, "%s: uid/gid other than 0 need subordinate ID ranges (full ID "
+                                "mapping) or kiln running as root; single ID mode maps only root", what);
+      *defer = true;
       return 0;
     }
   if (fchown (fd, host_id (map, uid, false), host_id (map, gid, true)) < 0)
@@ -181,6 +191,7 @@ mount_cache (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kil
         }
     }
   struct stat sb;
+  bool defer_owner = false;
   if (fstatat (env->store->rootfd, dir_rel, &sb, AT_SYMLINK_NOFOLLOW) < 0)
     {
       if (mkdirat (env->store->rootfd, dir_rel, 0700) < 0 && errno != EEXIST)
@@ -188,7 +199,7 @@ mount_cache (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kil
       autoclose int dfd = openat (env->store->rootfd, dir_rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (dfd < 0 || fchmod (dfd, mode) < 0)
         return kiln_error_make (err, errno, "cache mount '%s': mode", id);
-      if (give_to_step (env, dfd, uid, gid, "cache mount", err) < 0)
+      if (give_to_step (env, dfd, uid, gid, "cache mount", &defer_owner, err) < 0)
         return -1;
     }
   else if (!S_ISDIR (sb.st_mode))
@@ -197,6 +208,9 @@ mount_cache (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kil
   sandbox_mount *sm = add_mount (m, keep (m, steal_pointer (&t)), true);
   sm->type = SANDBOX_MOUNT_BIND;
   sm->source = keep (m, xasprintf ("%s/%s", env->store->root, dir_rel));
+  sm->set_owner = defer_owner;
+  sm->owner_uid = (uid_t) uid;
+  sm->owner_gid = (gid_t) gid;
   sm->readonly = opt_true (pm, "readonly");
   return 0;
 }
@@ -299,13 +313,14 @@ mount_secret (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, ki
     }
   int r = fs_write_all (fd, data, len, err);
   explicit_bzero (data, len);
-  if (r < 0 || fchmod (fd, mode) < 0 || give_to_step (env, fd, uid, gid, "secret mount", err) < 0)
+  bool defer_owner = false;
+  if (r < 0 || fchmod (fd, mode) < 0 || give_to_step (env, fd, uid, gid, "secret mount", &defer_owner, err) < 0)
     {
       free (tmpname);
       return r < 0 ? -1 : kiln_error_make (err, errno, "secret '%s'", id);
     }
   /* The step's root must be able to reach the file: the temp dir is 0700. */
-  if (env->idmap->as_root && give_to_step (env, tfd, 0, 0, "secret mount", err) < 0)
+  if (env->idmap->as_root && give_to_step (env, tfd, 0, 0, "secret mount", NULL, err) < 0)
     {
       free (tmpname);
       return -1;
@@ -315,6 +330,9 @@ mount_secret (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, ki
   sm->type = SANDBOX_MOUNT_BIND;
   sm->source = keep (m, xasprintf ("%s/tmp/%s/secret", env->store->root, tmpname));
   sm->readonly = true;
+  sm->set_owner = defer_owner;
+  sm->owner_uid = (uid_t) uid;
+  sm->owner_gid = (gid_t) gid;
   free (tmpname);
   return 0;
 }
@@ -420,7 +438,7 @@ mount_bind_from (const run_mounts_env *env, const plan_mount *pm, const char *fr
       free (tmpname);
       return -1;
     }
-  if (env->idmap->as_root && give_to_step (env, tfd, 0, 0, "bind mount", err) < 0)
+  if (env->idmap->as_root && give_to_step (env, tfd, 0, 0, "bind mount", NULL, err) < 0)
     {
       free (tmpname);
       return -1;
@@ -462,7 +480,7 @@ copy_host_tree (const run_mounts_env *env, int fd, const struct stat *sb, int ds
         return kiln_error_wrap (err, "bind source '%s'", what);
       if (fchmod (out, sb->st_mode & 07777) < 0)
         return kiln_error_make (err, errno, "bind source: chmod '%s'", what);
-      return give_to_step (env, out, 0, 0, "bind mount", err);
+      return give_to_step (env, out, 0, 0, "bind mount", NULL, err);
     }
   if (!S_ISDIR (sb->st_mode))
     return 0;
@@ -506,7 +524,7 @@ copy_host_tree (const run_mounts_env *env, int fd, const struct stat *sb, int ds
   if (r == 0 && fchmod (dfd, sb->st_mode & 07777) < 0)
     r = kiln_error_make (err, errno, "bind source: chmod '%s'", what);
   if (r == 0)
-    r = give_to_step (env, dfd, 0, 0, "bind mount", err);
+    r = give_to_step (env, dfd, 0, 0, "bind mount", NULL, err);
   return r;
 }
 
@@ -549,7 +567,7 @@ mount_bind (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kiln
       strv_push (&m->tmpnames, tmpname);
       int r = copy_host_tree (env, fd, &sb, tfd, "src", src, err);
       if (r == 0 && env->idmap->as_root)
-        r = give_to_step (env, tfd, 0, 0, "bind mount", err);
+        r = give_to_step (env, tfd, 0, 0, "bind mount", NULL, err);
       free (source);
       source = xasprintf ("%s/tmp/%s/src", env->store->root, tmpname);
       free (tmpname);
@@ -596,7 +614,7 @@ run_mounts_add_file (const run_mounts_env *env, const char *target, const char *
   if (r == 0 && fchmod (fd, mode) < 0)
     r = kiln_error_make (err, errno, "'%s'", target);
   if (r == 0)
-    r = give_to_step (env, fd, 0, 0, target, err);
+    r = give_to_step (env, fd, 0, 0, target, NULL, err);
   if (r < 0)
     {
       free (tmpname);

@@ -752,6 +752,7 @@ do_run_image (run_opts *o, const char *image, char **cmd, kiln_error **err)
   autostore store *s = NULL;
   if (store_open (o->common.root, 0, &s, err) < 0)
     return -1;
+  s->remove_fallback = sandbox_rm_at_fallback;
   store_fetch_result fr = { 0 };
   if (resolve_image (o, s, image, &fr, err) < 0)
     return -1;

@@ -1,6 +1,7 @@
 /* sandbox.c - namespaces, mounts, ID mapping, privileges and the step's init. */
 #include "sandbox/sandbox.h"
 #include "util/alloc.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 
@@ -750,6 +751,9 @@ setup_mounts (child_ctx *c, int root)
           c->mount_trees[i] = -1;
           if (tree < 0)
             child_die (c, errno, "bind-mount '%s' on '%s'", m->source, m->target);
+          if (m->set_owner && fchownat (tree, "", m->owner_uid, m->owner_gid, AT_EMPTY_PATH) < 0)
+            child_die (c, errno, "give '%s' to %u:%u", m->target, (unsigned) m->owner_uid,
+                       (unsigned) m->owner_gid);
           break;
         case SANDBOX_MOUNT_TMPFS:
           {
@@ -1777,6 +1781,78 @@ out:
     }
   sigprocmask (SIG_SETMASK, &old, NULL);
   sandbox_session_free (s);
+  return ret;
+}
+
+int
+sandbox_rm_at_fallback (int dirfd, const char *name, kiln_error **err)
+{
+  sandbox_idmap m;
+  autoerror kiln_error *e = NULL;
+  if (geteuid () == 0 || sandbox_idmap_resolve (SANDBOX_USERNS_FULL, 0, &m, &e) < 0)
+    return kiln_error_make (err, EACCES, "remove '%s': files owned by other users%s%s", name,
+                            e ? " and no user namespace to remove them in: " : "", e ? e->msg : "");
+  child_ctx c;
+  memset (&c, 0, sizeof c);
+  int sp[2] = { -1, -1 }, ep[2] = { -1, -1 };
+  int ret = -1;
+  pthread_mutex_lock (&fork_lock);
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || pipe2 (ep, O_CLOEXEC) < 0)
+    {
+      pthread_mutex_unlock (&fork_lock);
+      kiln_error_make (err, errno, "create pipes");
+      goto out;
+    }
+  c.sync_fd = sp[1];
+  c.err_fd = ep[1];
+  pid_t self = getpid ();
+  pid_t pid = fork ();
+  if (pid == 0)
+    {
+      prctl (PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid () != self)
+        _exit (SETUP_FAILED);
+      int keep[] = { c.sync_fd, c.err_fd, dirfd };
+      close_other_fds (keep, (int) ARRAY_SIZE (keep));
+      enter_userns (&c, NULL, self);
+      kiln_error *re = NULL;
+      if (fs_rm_rf_at (dirfd, name, &re) < 0)
+        child_die (&c, re->status, "%s", re->msg);
+      _exit (0);
+    }
+  int fork_errno = errno;
+  close_fd (&sp[1]);
+  close_fd (&ep[1]);
+  pthread_mutex_unlock (&fork_lock);
+  if (pid < 0)
+    {
+      kiln_error_make (err, fork_errno, "fork");
+      goto out;
+    }
+  if (map_ids (pid, sp[0], ep[0], &m, err) < 0)
+    {
+      kill_and_reap (pid);
+      goto out;
+    }
+  int st;
+  while (waitpid (pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  if (read_setup_error (ep[0], err) < 0)
+    goto out;
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
+    {
+      kiln_error_make (err, 0, "removing '%s' in a user namespace failed", name);
+      goto out;
+    }
+  ret = 0;
+out:
+  for (int i = 0; i < 2; i++)
+    {
+      close_fd (&sp[i]);
+      close_fd (&ep[i]);
+    }
+  if (ret < 0)
+    kiln_error_wrap (err, "removing '%s' as root of a user namespace", name);
   return ret;
 }
 

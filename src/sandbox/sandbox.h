@@ -157,6 +157,13 @@ typedef struct sandbox_mount
    * target_is_dir. Only for targets below kiln's own mounts. */
   bool create;
   bool target_is_dir;
+  /* BIND: chown the source's root to container owner_uid:owner_gid from
+   * inside the step's user namespace before attaching it (a plain user
+   * with subordinate ranges cannot give a file to those ids on the host;
+   * container root in the namespace can). */
+  bool set_owner;
+  uid_t owner_uid;
+  gid_t owner_gid;
 } sandbox_mount;
 
 /* A FUSE root filesystem shared by consecutive steps (one mount per stage
@@ -267,6 +274,13 @@ typedef struct sandbox_result
  * status), negative when the sandbox could not be set up, the command could
  * not be executed, or kiln got SIGINT/SIGTERM (the step is killed first). */
 int sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err);
+
+/* rm -rf name below dirfd (never following symlinks) as root of a new user
+ * namespace with the calling user's full mapping (subordinate ranges via
+ * newuidmap): how a plain user removes what a step gave to subordinate ids.
+ * Fails with the original permission problem when no full mapping exists or
+ * kiln runs as root (matches store.remove_fallback). */
+int sandbox_rm_at_fallback (int dirfd, const char *name, kiln_error **err);
 
 /* "exited with status 2" / "killed by signal 9 (Killed)"; caller frees. */
 char *sandbox_result_describe (const sandbox_result *res);

@@ -1,5 +1,6 @@
 /* prune_cmd.c - `kiln prune`. */
 #include "store/prune_cmd.h"
+#include "sandbox/sandbox.h"
 #include "store/store.h"
 #include "util/alloc.h"
 #include "util/cli.h"
@@ -79,6 +80,8 @@ prune_cmd_main (int argc, char **argv, kiln_error **err)
   autostore store *s = NULL;
   ret = store_open (o.common.root, STORE_OPEN_EXCLUSIVE, &s, err);
   cli_common_free (&o.common);
+  if (s)
+    s->remove_fallback = sandbox_rm_at_fallback;
   if (ret < 0)
     {
       kiln_error_wrap (err, "kiln prune");

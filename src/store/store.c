@@ -172,6 +172,8 @@ cleanup_storep (store **s)
   *s = NULL;
 }
 
+static int store_rm_at (store *s, int dirfd, const char *name, kiln_error **err);
+
 int
 store_clean_tmp (store *s, kiln_error **err)
 {
@@ -196,12 +198,28 @@ store_clean_tmp (store *s, kiln_error **err)
   int n = 0;
   for (size_t i = 0; names && names[i]; i++)
     {
-      if (fs_rm_rf_at (tfd, names[i], err) < 0)
+      if (store_rm_at (s, tfd, names[i], err) < 0)
         return kiln_error_wrap (err, "removing stale '%s/tmp/%s'", s->root, names[i]);
       log_debug ("store: removed stale temporary '%s'", names[i]);
       n++;
     }
   return n;
+}
+
+/* fs_rm_rf_at, then remove_fallback for what a plain user may not remove. */
+static int
+store_rm_at (store *s, int dirfd, const char *name, kiln_error **err)
+{
+  autoerror kiln_error *e = NULL;
+  if (fs_rm_rf_at (dirfd, name, &e) == 0)
+    return 0;
+  if (s->remove_fallback && (e->status == EACCES || e->status == EPERM))
+    {
+      log_debug ("store: '%s': %s; removing it inside a user namespace", name, e->msg);
+      return s->remove_fallback (dirfd, name, err);
+    }
+  *err = steal_pointer (&e);
+  return -1;
 }
 
 int
@@ -223,7 +241,7 @@ store_rmtemp (store *s, const char *name)
   if (tfd < 0)
     return;
   autoerror kiln_error *err = NULL;
-  if (fs_rm_rf_at (tfd, name, &err) < 0)
+  if (store_rm_at (s, tfd, name, &err) < 0)
     log_warn ("store: removing '%s/tmp/%s': %s", s->root, name, err->msg);
 }
 
@@ -607,7 +625,7 @@ prune_dir (store *s, const char *rel, char **keep, bool dry_run, uint64_t *count
       uint64_t b = du_at (dfd, names[i]);
       log_info ("%s %s/%s (%llu bytes)", dry_run ? "would remove" : "removing", rel, names[i],
                 (unsigned long long) b);
-      if (!dry_run && fs_rm_rf_at (dfd, names[i], err) < 0)
+      if (!dry_run && store_rm_at (s, dfd, names[i], err) < 0)
         return kiln_error_wrap (err, "pruning '%s/%s'", rel, names[i]);
       (*count)++;
       *bytes += b;

@@ -42,6 +42,12 @@ typedef struct store
    * KILN_MAX_LAYER_ENTRIES (a positive count, e.g. 2000000), else
    * EXTRACT_DEFAULT_MAX_ENTRIES. */
   uint64_t max_layer_entries;
+  /* When removing a temporary or pruned directory fails with EACCES/EPERM
+   * (a plain user's store can hold files a step gave to subordinate ids,
+   * e.g. a cache mount written by a non-root USER), try this instead (the
+   * commands set sandbox_rm_at_fallback: rm -rf as root of a user
+   * namespace with the user's full mapping). NULL: no fallback. */
+  int (*remove_fallback) (int dirfd, const char *name, kiln_error **err);
 } store;
 
 enum

@@ -147,3 +147,37 @@ EOF
   [ "$(layer_members "$TEST_TMP/o" 2 | tr '\n' ' ')" = "seen1 " ]
   [ "$(layer_members "$TEST_TMP/o" 5 | tr '\n' ' ')" = "newdir newdir/r " ]
 }
+
+@test "cache mount uid/gid/mode as a plain user: given to the ids from inside the user namespace (subuid), prune removes what the step wrote; single ID mode says why not" {
+  fuse_dev_open_for_all
+  test_user_create kiln-bsub --subuid
+  test_user_create kiln-bsingle
+  shared_dir
+  mkdir -p "$SHARED/ctx"
+  cat > "$SHARED/ctx/Dockerfile" <<'EOF2'
+ARG BASE
+FROM $BASE
+RUN --mount=type=cache,id=owned,target=/var/cache/owned,uid=1234,gid=2345,mode=0700 stat -c '%u:%g:%a' /var/cache/owned > /owned
+USER 1234:2345
+RUN --mount=type=cache,id=owned,target=/var/cache/owned,uid=1234,gid=2345,mode=0700 mkdir -p /var/cache/owned/d && echo x > /var/cache/owned/d/f && ls -n /var/cache/owned/d > /tmp/written
+EOF2
+  chmod -R a+rX "$SHARED/ctx"
+  run kb kiln-bsub "$SHARED/store-sub" "$SHARED/ctx" "$SHARED/sub/o"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  umoci unpack --image "$SHARED/sub/o:t" "$TEST_TMP/u" >/dev/null
+  [ "$(cat "$TEST_TMP/u/rootfs/owned")" = "1234:2345:700" ]
+  grep -q ' 1234 *2345 .* f$' "$TEST_TMP/u/rootfs/tmp/written"
+  # On the host the cache belongs to subordinate ids the user cannot delete
+  # as itself; prune --all removes it inside a user namespace.
+  [ -n "$(find "$SHARED/store-sub/cache" -mindepth 1 -maxdepth 1)" ]
+  run run_as kiln-bsub "$KILN" prune --root "$SHARED/store-sub" --all
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ -z "$(find "$SHARED/store-sub/cache" -mindepth 1 -maxdepth 1)" ]
+  # Single ID mode maps only root: a clear error naming what is missing.
+  run kb kiln-bsingle "$SHARED/store-single" "$SHARED/ctx" "$SHARED/single/o"
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [[ $output == *"uid/gid other than 0 need subordinate ID ranges"* ]]
+}
