@@ -1607,10 +1607,49 @@ map_ids (pid_t pid, int sock, int errfd, const sandbox_idmap *m, kiln_error **er
 
 static int check_single_fuse (const sandbox_idmap *m, kiln_error **err);
 
+typedef void (*child_main_fn) (child_ctx *c, pid_t kiln_pid, void *arg);
+
+/* Make the sync socket and error pipe (kiln's ends in sp[0], ep[0]), fork
+ * and run fn in the child (it never returns); close the child's ends here.
+ * Returns the child's pid. */
+static pid_t
+spawn_child (child_ctx *c, int sp[2], int ep[2], child_main_fn fn, void *arg, kiln_error **err)
+{
+  /* see sandbox_run: our child-side ends must not reach another fork */
+  pthread_mutex_lock (&fork_lock);
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || pipe2 (ep, O_CLOEXEC) < 0)
+    {
+      int e = errno;
+      pthread_mutex_unlock (&fork_lock);
+      return kiln_error_make (err, e, "create pipes");
+    }
+  c->sync_fd = sp[1];
+  c->err_fd = ep[1];
+  pid_t self = getpid ();
+  pid_t pid = fork ();
+  if (pid == 0)
+    {
+      close (sp[0]);
+      close (ep[0]);
+      fn (c, self, arg);
+      _exit (SETUP_FAILED);
+    }
+  int e = errno;
+  close_fd (&sp[1]);
+  close_fd (&ep[1]);
+  pthread_mutex_unlock (&fork_lock);
+  if (pid < 0)
+    return kiln_error_make (err, e, "fork");
+  return pid;
+}
+
 /* The session's holder: see sandbox_session_new. */
 static void __attribute__ ((noreturn))
-holder_main (child_ctx *c, pid_t kiln_pid, int dirfd, bool single)
+holder_main (child_ctx *c, pid_t kiln_pid, void *arg)
 {
+  const sandbox_session_config *cfg = arg;
+  int dirfd = cfg->dirfd;
+  bool single = cfg->idmap->mode == SANDBOX_USERNS_SINGLE;
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   if (getppid () != kiln_pid)
     _exit (SETUP_FAILED);
@@ -1735,33 +1774,9 @@ sandbox_session_new (const sandbox_session_config *cfg, sandbox_session **out, k
   sigaddset (&block, SIGINT);
   sigaddset (&block, SIGTERM);
   sigprocmask (SIG_BLOCK, &block, &old);
-  /* see sandbox_run: our child-side ends must not reach another fork */
-  pthread_mutex_lock (&fork_lock);
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || pipe2 (ep, O_CLOEXEC) < 0)
-    {
-      pthread_mutex_unlock (&fork_lock);
-      kiln_error_make (err, errno, "create pipes");
-      goto out;
-    }
-  c.sync_fd = sp[1];
-  c.err_fd = ep[1];
-  pid_t self = getpid ();
-  pid_t pid = fork ();
-  if (pid == 0)
-    {
-      close (sp[0]);
-      close (ep[0]);
-      holder_main (&c, self, cfg->dirfd, cfg->idmap->mode == SANDBOX_USERNS_SINGLE);
-    }
-  int fork_errno = errno;
-  close_fd (&sp[1]);
-  close_fd (&ep[1]);
-  pthread_mutex_unlock (&fork_lock);
+  pid_t pid = spawn_child (&c, sp, ep, holder_main, (void *) cfg, err);
   if (pid < 0)
-    {
-      kiln_error_make (err, fork_errno, "fork");
-      goto out;
-    }
+    goto out;
   if (session_setup (cfg, pid, sp[0], ep[0], s, err) < 0)
     {
       kill_and_reap (pid);
@@ -1784,6 +1799,28 @@ out:
   return ret;
 }
 
+typedef struct rm_arg
+{
+  int dirfd;
+  const char *name;
+} rm_arg;
+
+static void __attribute__ ((noreturn))
+rm_main (child_ctx *c, pid_t kiln_pid, void *arg)
+{
+  const rm_arg *a = arg;
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () != kiln_pid)
+    _exit (SETUP_FAILED);
+  int keep[] = { c->sync_fd, c->err_fd, a->dirfd };
+  close_other_fds (keep, (int) ARRAY_SIZE (keep));
+  enter_userns (c, NULL, kiln_pid);
+  kiln_error *e = NULL;
+  if (fs_rm_rf_at (a->dirfd, a->name, &e) < 0)
+    child_die (c, e->status, "%s", e->msg);
+  _exit (0);
+}
+
 int
 sandbox_rm_at_fallback (int dirfd, const char *name, kiln_error **err)
 {
@@ -1796,39 +1833,10 @@ sandbox_rm_at_fallback (int dirfd, const char *name, kiln_error **err)
   memset (&c, 0, sizeof c);
   int sp[2] = { -1, -1 }, ep[2] = { -1, -1 };
   int ret = -1;
-  pthread_mutex_lock (&fork_lock);
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || pipe2 (ep, O_CLOEXEC) < 0)
-    {
-      pthread_mutex_unlock (&fork_lock);
-      kiln_error_make (err, errno, "create pipes");
-      goto out;
-    }
-  c.sync_fd = sp[1];
-  c.err_fd = ep[1];
-  pid_t self = getpid ();
-  pid_t pid = fork ();
-  if (pid == 0)
-    {
-      prctl (PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid () != self)
-        _exit (SETUP_FAILED);
-      int keep[] = { c.sync_fd, c.err_fd, dirfd };
-      close_other_fds (keep, (int) ARRAY_SIZE (keep));
-      enter_userns (&c, NULL, self);
-      kiln_error *re = NULL;
-      if (fs_rm_rf_at (dirfd, name, &re) < 0)
-        child_die (&c, re->status, "%s", re->msg);
-      _exit (0);
-    }
-  int fork_errno = errno;
-  close_fd (&sp[1]);
-  close_fd (&ep[1]);
-  pthread_mutex_unlock (&fork_lock);
+  rm_arg a = { dirfd, name };
+  pid_t pid = spawn_child (&c, sp, ep, rm_main, &a, err);
   if (pid < 0)
-    {
-      kiln_error_make (err, fork_errno, "fork");
-      goto out;
-    }
+    goto out;
   if (map_ids (pid, sp[0], ep[0], &m, err) < 0)
     {
       kill_and_reap (pid);

@@ -14,14 +14,8 @@ setup_file() {
 teardown_file() { registry_stop_all; }
 setup() { kiln_setup; SHARED=""; }
 teardown() {
-  [ -z "$SHARED" ] || rm -rf "$SHARED"
+  shared_dir_cleanup
   kiln_teardown
-}
-
-# A directory plain test users can reach (TEST_TMP's parents are private).
-shared_dir() {
-  SHARED=$(mktemp -d /tmp/kiln-build-shared.XXXXXX)
-  chmod 0755 "$SHARED"
 }
 
 # kbuild CONTEXT [FLAGS...]: build CONTEXT with a private store.

@@ -16,14 +16,8 @@ setup_file() {
 teardown_file() { registry_stop_all; }
 setup() { kiln_setup; SHARED=""; }
 teardown() {
-  [ -z "$SHARED" ] || rm -rf "$SHARED"
+  shared_dir_cleanup
   kiln_teardown
-}
-
-# A directory plain test users can reach (TEST_TMP's parents are private).
-shared_dir() {
-  SHARED=$(mktemp -d /tmp/kiln-session-shared.XXXXXX)
-  chmod 0755 "$SHARED"
 }
 
 # kb AS STORE CONTEXT OUT: build CONTEXT into the OCI layout OUT:t, as root

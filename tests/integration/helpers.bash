@@ -102,6 +102,17 @@ kiln_setup() {
   [ -x "$KILN" ] || _kiln_die "kiln binary '$KILN' not found (run make first or set KILN)"
 }
 
+# shared_dir: SHARED = a new directory plain test users can reach (TEST_TMP's
+# parents are private). shared_dir_cleanup (in teardown) removes it.
+shared_dir() {
+  SHARED=$(mktemp -d "/tmp/kiln-shared-$(basename "${BATS_TEST_FILENAME:-test}" .bats).XXXXXX")
+  chmod 0755 "$SHARED"
+}
+shared_dir_cleanup() {
+  [ -z "${SHARED:-}" ] || rm -rf --one-file-system "$SHARED"
+  SHARED=""
+}
+
 kiln_teardown() {
   local rc=0
   registry_stop_all || rc=1

@@ -25,14 +25,8 @@ setup() {
   fuse_dev_open_for_all
 }
 teardown() {
-  [ -z "$SHARED" ] || rm -rf --one-file-system "$SHARED"
+  shared_dir_cleanup
   kiln_teardown
-}
-
-# A directory plain test users can reach (TEST_TMP's parents are private).
-shared_dir() {
-  SHARED=$(mktemp -d /tmp/kiln-runimg.XXXXXX)
-  chmod 0755 "$SHARED"
 }
 
 # app_context DIR: an image with ENV, a user made by the Dockerfile, WORKDIR,
