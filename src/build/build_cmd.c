@@ -16,6 +16,7 @@
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/log.h"
+#include "util/sigcancel.h"
 #include "util/units.h"
 
 #include <archive.h>
@@ -379,40 +380,6 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
     }
 }
 
-/* The one piece of global state: a signal handler has nowhere else to
- * write. The build checks it between steps; the sandbox handles the signal
- * itself while a step runs. */
-static volatile sig_atomic_t build_signal;
-/* Write end of a pipe whose read end every RUN step polls (sandbox
- * cancel_fd): with stages on several threads the signal may land on a
- * thread that is not running the step. */
-static int build_cancel_w = -1;
-
-static void
-on_signal (int sig)
-{
-  build_signal = sig;
-  if (build_cancel_w >= 0)
-    {
-      int e = errno; /* write(2) is async-signal-safe; its errno must not leak */
-      ssize_t r = write (build_cancel_w, "x", 1);
-      (void) r;
-      errno = e;
-    }
-}
-
-static void
-install_signal_handlers (void)
-{
-  struct sigaction sa;
-  memset (&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, NULL);
-  sigaction (SIGTERM, &sa, NULL);
-}
-
 static int
 dry_run (plan *p, kiln_error **err)
 {
@@ -627,8 +594,19 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
     }
   store *s = *sp;
   s->remove_fallback = sandbox_rm_at_fallback;
+  /* A pipe whose read end every RUN step polls (sandbox cancel_fd): with
+   * stages on several threads the signal may land on a thread that is not
+   * running the step. The build checks the flag between steps; the sandbox
+   * handles the signal itself while a step runs. */
+  int cancel[2] = { -1, -1 };
+  if (pipe2 (cancel, O_CLOEXEC | O_NONBLOCK) == 0)
+    {
+      eo.cancel_fd = cancel[0];
+      eo.cancel_wfd = cancel[1];
+    }
+  volatile sig_atomic_t *build_signal = sigcancel_install (cancel[1]);
   /* Pulls and pushes stop at SIGINT/SIGTERM too, not only RUN steps. */
-  o->reg.cancel = &build_signal;
+  o->reg.cancel = build_signal;
   registry_options pull_reg = o->reg;
   if (o->insecure_pull)
     pull_reg.insecure = true;
@@ -645,15 +623,7 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   eo.mirrors = o->mirrors;
   eo.build_args = o->build_args;
   eo.progress = prog;
-  eo.signal_flag = &build_signal;
-  int cancel[2] = { -1, -1 };
-  if (pipe2 (cancel, O_CLOEXEC | O_NONBLOCK) == 0)
-    {
-      eo.cancel_fd = cancel[0];
-      eo.cancel_wfd = cancel[1];
-      build_cancel_w = cancel[1];
-    }
-  install_signal_handlers ();
+  eo.signal_flag = build_signal;
   build_exec *b = NULL;
   int ret = -1;
   plan *p = NULL;
@@ -685,7 +655,7 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   if (build_exec_run (b, p, &res, err) < 0)
     {
       /* Steps that succeeded are worth sharing: the rerun starts there. */
-      if (!build_signal)
+      if (!*build_signal)
         build_cache_flush (cache);
       goto out;
     }
@@ -703,10 +673,10 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
     if (store_set_ref (s, refname, res.manifest_digest, err) < 0)
       goto out;
   }
-  if (build_signal)
+  if (*build_signal)
     {
-      kiln_error_make (err, EINTR, "interrupted by signal %d (%s) before pushing", (int) build_signal,
-                       strsignal ((int) build_signal));
+      kiln_error_make (err, EINTR, "interrupted by signal %d (%s) before pushing", (int) *build_signal,
+                       strsignal ((int) *build_signal));
       goto out;
     }
   if (build_output_write (s, &res, &oo, err) < 0)
@@ -726,7 +696,7 @@ out:
   if (log_to_frame) /* progress_free closes the log stream */
     log_setup ((log_level) o->common.verbosity, (log_format) o->common.log_format, o->common.log_timestamp, NULL);
   progress_free (prog);
-  build_cancel_w = -1;
+  sigcancel_set_notify_fd (-1);
   if (cancel[0] >= 0)
     {
       close (cancel[0]);
@@ -787,7 +757,7 @@ build_cmd_main (int argc, char **argv, kiln_error **err)
     {
       kiln_error_wrap (err, "kiln build");
       /* 130 / 143 as a shell reports a command killed by SIGINT / SIGTERM. */
-      rc = build_signal ? 128 + (int) build_signal : KILN_EXIT_FAILURE;
+      rc = sigcancel_exit_code (KILN_EXIT_FAILURE);
     }
   else
     rc = KILN_EXIT_OK;

@@ -91,6 +91,27 @@ mark (squash *q, const char *path, uintptr_t add, kiln_error **err)
 }
 
 static int
+path_cmp (const void *a, const void *b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* The paths of the entries of lc that show and can be hardlink targets,
+ * sorted for bsearch: a lookup per link instead of a scan of the layer,
+ * which made layers with many hardlinks quadratic. */
+static const char **
+link_targets (const layer_changes *lc, const bool *show, size_t *n)
+{
+  const char **v = xcalloc (lc->n + 1, sizeof *v);
+  *n = 0;
+  for (size_t j = 0; j < lc->n; j++)
+    if (show[j] && lc->v[j].kind == LAYER_CHANGE_ADD)
+      v[(*n)++] = lc->v[j].path;
+  qsort (v, *n, sizeof *v, path_cmp);
+  return v;
+}
+
+static int
 take_layer (squash *q, const layer_changes *lc, kiln_error **err)
 {
   autofree char *buf = NULL;
@@ -116,6 +137,8 @@ take_layer (squash *q, const layer_changes *lc, kiln_error **err)
             return -1;
         }
     }
+  autofree const char **targets = NULL; /* made at the first hardlink */
+  size_t n_targets = 0;
   for (size_t i = 0; i < lc->n; i++)
     {
       if (!show[i])
@@ -140,11 +163,9 @@ take_layer (squash *q, const layer_changes *lc, kiln_error **err)
             {
               /* Its target is in this layer; if a newer layer hid it, the
                * link becomes a file with the same data. */
-              bool target_shown = false;
-              for (size_t j = 0; j < lc->n && !target_shown; j++)
-                target_shown = show[j] && lc->v[j].kind == LAYER_CHANGE_ADD
-                               && strcmp (lc->v[j].path, c.hardlink_target) == 0;
-              if (!target_shown)
+              if (!targets)
+                targets = link_targets (lc, show, &n_targets);
+              if (!bsearch (&c.hardlink_target, targets, n_targets, sizeof *targets, path_cmp))
                 c.hardlink_target = NULL;
             }
           push (q, c);

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "registry/blobprogress.h"
-#include "registry/cancel.h"
 #include "registry/client.h"
 #include "registry/dockerarchive.h"
 #include "registry/ocilayout.h"
@@ -20,6 +19,7 @@
 #include "util/cli.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/sigcancel.h"
 
 enum
 {
@@ -402,12 +402,12 @@ pull_cmd_main (int argc, char **argv, kiln_error **err)
                        "kiln pull: expected one REFERENCE and --oci-layout DIR[:TAG] and/or --tar-path FILE, or --store");
       return KILN_EXIT_USAGE;
     }
-  o.reg.cancel = registry_cancel_install ();
+  o.reg.cancel = sigcancel_install (-1);
   /* In-place per-blob progress on a terminal; plain log lines otherwise. */
   if (o.common.log_format == LOG_FORMAT_TEXT && log_enabled (LOG_LEVEL_INFO))
     o.reg.progress = blobprogress_new (stderr);
   ret = run_pull (&o, pos[0], err);
   blobprogress_free (o.reg.progress);
   pull_opts_free (&o);
-  return ret < 0 ? registry_cancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
+  return ret < 0 ? sigcancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
 }

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "registry/blobprogress.h"
-#include "registry/cancel.h"
 #include "registry/client.h"
 #include "registry/manifest.h"
 #include "registry/ocilayout.h"
@@ -16,6 +15,7 @@
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/log.h"
+#include "util/sigcancel.h"
 
 enum
 {
@@ -189,12 +189,12 @@ push_cmd_main (int argc, char **argv, kiln_error **err)
       kiln_error_make (err, 0, "kiln push: expected --oci-layout DIR[:TAG] and at least one DESTINATION");
       return KILN_EXIT_USAGE;
     }
-  o.reg.cancel = registry_cancel_install ();
+  o.reg.cancel = sigcancel_install (-1);
   /* In-place per-blob progress on a terminal; plain log lines otherwise. */
   if (o.common.log_format == LOG_FORMAT_TEXT && log_enabled (LOG_LEVEL_INFO))
     o.reg.progress = blobprogress_new (stderr);
   ret = run_push (&o, pos, err);
   blobprogress_free (o.reg.progress);
   push_opts_free (&o);
-  return ret < 0 ? registry_cancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
+  return ret < 0 ? sigcancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
 }

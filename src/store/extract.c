@@ -238,47 +238,43 @@ archive_read_cb (struct archive *a, void *ctx, const void **buf)
 
 /* ---- tree side ---------------------------------------------------------- */
 
-typedef struct extractor
+/* The last parent directory opened below a tree: members of a tar and
+ * entries of a sorted change list cluster by directory, so most lookups
+ * reuse it instead of walking the path again. */
+typedef struct dir_cache
 {
   int treefd;
-  layer_index_builder *b;
-  /* Cache of the last parent directory opened (members cluster by dir). */
-  char *cached_dir;
-  int cached_fd;
-  uint64_t members;
-  uint64_t max_entries;
-  uint64_t meta_bytes;  /* names, link targets, xattrs seen so far */
-  uint64_t max_meta_bytes;
-  source *src;
-  bool short_end;       /* the stream ended right after a member's data */
-} extractor;
+  char *dir;    /* normalised; NULL: nothing cached */
+  int fd;
+} dir_cache;
 
 static void
-cache_drop (extractor *x)
+dir_cache_drop (dir_cache *c)
 {
-  if (x->cached_fd >= 0 && x->cached_fd != x->treefd)
-    close (x->cached_fd);
-  x->cached_fd = -1;
-  free (x->cached_dir);
-  x->cached_dir = NULL;
+  if (c->fd >= 0 && c->fd != c->treefd)
+    close (c->fd);
+  c->fd = -1;
+  free (c->dir);
+  c->dir = NULL;
 }
 
 /* Directory fd for dir (a normalised path, "" = tree root), created if
- * missing, never through a symlink. Owned by the cache. */
+ * missing, never through a symlink. Owned by the cache: valid until the next
+ * call or dir_cache_drop. */
 static int
-parent_fd (extractor *x, const char *dir, kiln_error **err)
+dir_cache_get (dir_cache *c, const char *dir, kiln_error **err)
 {
   if (*dir == '\0')
-    return x->treefd;
-  if (x->cached_dir && strcmp (x->cached_dir, dir) == 0)
-    return x->cached_fd;
-  cache_drop (x);
+    return c->treefd;
+  if (c->dir && strcmp (c->dir, dir) == 0)
+    return c->fd;
+  dir_cache_drop (c);
   /* An existing directory in one openat2 (the kernel walks the path; the
    * tree holds no symlinks, and NO_SYMLINKS makes sure): the per-component
    * walk of fs_mkdir_p_open_at costs a syscall per level, which members
    * alternating between two 2,000-level paths turned into ~80 ms each. */
   autoerror kiln_error *oerr = NULL;
-  int fd = fs_open_in_root (x->treefd, dir, O_RDONLY | O_DIRECTORY, 0, FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS,
+  int fd = fs_open_in_root (c->treefd, dir, O_RDONLY | O_DIRECTORY, 0, FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS,
                             &oerr);
   if (fd < 0 && oerr->status != ENOENT)
     {
@@ -286,13 +282,26 @@ parent_fd (extractor *x, const char *dir, kiln_error **err)
       return -1;
     }
   if (fd < 0)
-    fd = fs_mkdir_p_open_at (x->treefd, dir, 0700, err);
+    fd = fs_mkdir_p_open_at (c->treefd, dir, 0700, err);
   if (fd < 0)
     return -1;
-  x->cached_dir = xstrdup (dir);
-  x->cached_fd = fd;
+  c->dir = xstrdup (dir);
+  c->fd = fd;
   return fd;
 }
+
+typedef struct extractor
+{
+  int treefd;
+  layer_index_builder *b;
+  dir_cache parents;
+  uint64_t members;
+  uint64_t max_entries;
+  uint64_t meta_bytes;  /* names, link targets, xattrs seen so far */
+  uint64_t max_meta_bytes;
+  source *src;
+  bool short_end;       /* the stream ended right after a member's data */
+} extractor;
 
 static void
 split (char *npath, const char **dir, const char **name)
@@ -324,7 +333,7 @@ tree_remove (extractor *x, int pfd, const char *name, int old_type, kiln_error *
       int keep = dup (pfd);
       if (keep < 0)
         return kiln_error_make (err, errno, "dup");
-      cache_drop (x);
+      dir_cache_drop (&x->parents);
       int r = fs_rm_rf_at (keep, name, err);
       close (keep);
       if (r < 0)
@@ -453,7 +462,7 @@ do_whiteout (extractor *x, const char *dir, const char *name, kiln_error **err)
     {
       if (layer_index_builder_set_opaque (x->b, dir, err) < 0)
         return -1;
-      return parent_fd (x, dir, err) < 0 ? -1 : 0;
+      return dir_cache_get (&x->parents, dir, err) < 0 ? -1 : 0;
     }
   if (strncmp (name, ".wh..wh.", 8) == 0)
     {
@@ -469,7 +478,7 @@ do_whiteout (extractor *x, const char *dir, const char *name, kiln_error **err)
   if (layer_index_builder_add (x->b, target, &m, NULL, err) < 0)
     return -1;
   /* The parent directory exists in this layer's tree too. */
-  return parent_fd (x, dir, err) < 0 ? -1 : 0;
+  return dir_cache_get (&x->parents, dir, err) < 0 ? -1 : 0;
 }
 
 static int
@@ -507,7 +516,7 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
       int old = 0;
       if (layer_index_builder_add_hardlink (x->b, npath, ntarget, &old, err) < 0)
         return -1;
-      int pfd = parent_fd (x, dir, err);
+      int pfd = dir_cache_get (&x->parents, dir, err);
       if (pfd < 0 || tree_remove (x, pfd, name, old, err) < 0)
         return -1;
       if (ttype != LAYER_INDEX_REG)
@@ -520,7 +529,7 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
                                 : dup (x->treefd);
       if (tfd < 0)
         return -1;
-      pfd = parent_fd (x, dir, err);
+      pfd = dir_cache_get (&x->parents, dir, err);
       if (pfd < 0)
         return -1;
       if (linkat (tfd, tname, pfd, name, 0) < 0)
@@ -572,13 +581,13 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
     return -1;
   if (*npath == '\0')
     return 0; /* the root: metadata only */
-  int pfd = parent_fd (x, dir, err);
+  int pfd = dir_cache_get (&x->parents, dir, err);
   if (pfd < 0)
     return -1;
   if (!(m.type == LAYER_INDEX_DIR && old == LAYER_INDEX_DIR))
     if (tree_remove (x, pfd, name, old, err) < 0)
       return -1;
-  pfd = parent_fd (x, dir, err);
+  pfd = dir_cache_get (&x->parents, dir, err);
   if (pfd < 0)
     return -1;
   if (m.type == LAYER_INDEX_DIR)
@@ -657,7 +666,7 @@ extract_layer (int layer_dirfd, extract_read_fn read_fn, void *ctx, const extrac
   if (treefd < 0)
     return kiln_error_make (err, errno, "open 'tree'");
   source src = { .read_fn = read_fn, .ctx = ctx };
-  extractor x = { .treefd = treefd, .cached_fd = -1, .src = &src,
+  extractor x = { .treefd = treefd, .parents = { .treefd = treefd, .fd = -1 }, .src = &src,
                   .max_entries = opts && opts->max_entries ? opts->max_entries : EXTRACT_DEFAULT_MAX_ENTRIES,
                   .max_meta_bytes = opts && opts->max_meta_bytes ? opts->max_meta_bytes
                                                                  : EXTRACT_DEFAULT_MAX_META_BYTES };
@@ -694,11 +703,11 @@ extract_layer (int layer_dirfd, extract_read_fn read_fn, void *ctx, const extrac
   digest_final (src.blob, res->blob_digest);
   digest_final (src.diff, res->diff_id);
   res->entries = layer_index_builder_count (x.b);
-  cache_drop (&x);
+  dir_cache_drop (&x.parents);
   if (layer_index_builder_write_at (x.b, layer_dirfd, "index", err) < 0)
     ret = -1;
 out:
-  cache_drop (&x);
+  dir_cache_drop (&x.parents);
   layer_index_builder_free (x.b);
   source_free (&src);
   return ret;
@@ -786,19 +795,18 @@ fc_cmp (const void *pa, const void *pb)
   return r ? r : (int) x->c->kind - (int) y->c->kind;
 }
 
-/* The directory of path (normalised) in the tree, created as needed. */
+/* The directory of path (normalised) in the tree, created as needed; name
+ * points at path's last component. Owned by the cache (entries come sorted,
+ * parents before children, so files of one directory reuse its fd). */
 static int
-fc_parent (int treefd, const char *path, const char **name, kiln_error **err)
+fc_parent (dir_cache *parents, const char *path, const char **name, kiln_error **err)
 {
   const char *slash = strrchr (path, '/');
   *name = slash ? slash + 1 : path;
   if (!slash)
-    {
-      int fd = fcntl (treefd, F_DUPFD_CLOEXEC, 0);
-      return fd < 0 ? kiln_error_make (err, errno, "dup") : fd;
-    }
+    return parents->treefd;
   autofree char *dir = xstrndup (path, (size_t) (slash - path));
-  return fs_mkdir_p_open_at (treefd, dir, 0700, err);
+  return dir_cache_get (parents, dir, err);
 }
 
 /* Put the data of c at name below pfd: a hardlink to the data file when
@@ -833,7 +841,7 @@ fc_data (int pfd, const char *name, const layer_change *c, const char *path, uin
 }
 
 static int
-fc_add (layer_index_builder *b, int treefd, const fc_item *it, const layer_writer_opts *o, kiln_error **err)
+fc_add (layer_index_builder *b, dir_cache *parents, const fc_item *it, const layer_writer_opts *o, kiln_error **err)
 {
   const layer_change *c = it->c;
   const char *name;
@@ -855,9 +863,16 @@ fc_add (layer_index_builder *b, int treefd, const fc_item *it, const layer_write
       if (layer_index_normalize_path (c->hardlink_target, &target, err) < 0
           || layer_index_builder_add_hardlink (b, it->path, target, NULL, err) < 0)
         return -1;
-      const char *tname;
-      autoclose int tfd = fc_parent (treefd, target, &tname, err);
-      autoclose int pfd = tfd < 0 ? -1 : fc_parent (treefd, it->path, &name, err);
+      /* The target's directory outside the cache, which keeps serving the
+       * link's own directory (links cluster there, targets anywhere). */
+      const char *tslash = strrchr (target, '/');
+      const char *tname = tslash ? tslash + 1 : target;
+      autofree char *tdir = tslash ? xstrndup (target, (size_t) (tslash - target)) : NULL;
+      autoclose int tfd = tdir ? fs_mkdir_p_open_at (parents->treefd, tdir, 0700, err)
+                               : fcntl (parents->treefd, F_DUPFD_CLOEXEC, 0);
+      if (tfd < 0)
+        return tdir ? -1 : kiln_error_make (err, errno, "dup");
+      int pfd = fc_parent (parents, it->path, &name, err);
       if (pfd < 0)
         return -1;
       if (linkat (tfd, tname, pfd, name, 0) < 0)
@@ -872,16 +887,16 @@ fc_add (layer_index_builder *b, int treefd, const fc_item *it, const layer_write
     m.size = m.link_target ? strlen (m.link_target) : 0;
   if (m.type != LAYER_INDEX_REG && m.type != LAYER_INDEX_SYMLINK)
     m.size = 0;
-  autoclose int pfd = -1;
+  int pfd = -1;
   if (*it->path && m.type != LAYER_INDEX_DIR)
     {
-      pfd = fc_parent (treefd, it->path, &name, err);
+      pfd = fc_parent (parents, it->path, &name, err);
       if (pfd < 0)
         return -1;
     }
   if (m.type == LAYER_INDEX_REG && fc_data (pfd, name, c, it->path, &m.size, err) < 0)
     return -1;
-  if (m.type == LAYER_INDEX_DIR && *it->path && fs_mkdir_p_at (treefd, it->path, 0700, err) < 0)
+  if (m.type == LAYER_INDEX_DIR && *it->path && fs_mkdir_p_at (parents->treefd, it->path, 0700, err) < 0)
     return -1;
   return layer_index_builder_add (b, it->path, &m, NULL, err);
 }
@@ -915,9 +930,11 @@ fc_build (int layer_dirfd, const layer_change *ch, size_t n, const layer_writer_
   if (ret == 0)
     qsort (items, ni, sizeof *items, fc_cmp);
   autoindexbuilder layer_index_builder *b = layer_index_builder_new ();
+  dir_cache parents = { .treefd = treefd, .fd = -1 };
   for (size_t i = 0; i < ni && ret == 0; i++)
-    if (fc_add (b, treefd, &items[i], o, err) < 0)
+    if (fc_add (b, &parents, &items[i], o, err) < 0)
       ret = kiln_error_wrap (err, "'%s'", items[i].path);
+  dir_cache_drop (&parents);
   for (size_t i = 0; i < ni; i++)
     free (items[i].path);
   free (items);

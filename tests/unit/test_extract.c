@@ -766,6 +766,104 @@ test_prune (void **state)
   assert_false (store_has_layer (s, diff));
 }
 
+/* extract_from_changes: files of many directories given in no particular
+ * order (the function sorts; its parent-directory cache must serve the right
+ * directory for each), a hardlink into another directory, a root-level file,
+ * a symlink (index only) and a file below a plain file (refused). */
+static void
+test_from_changes (void **state)
+{
+  (void) state;
+  autofree char *root = xasprintf ("%s/store-fc", g_dir);
+  autostore store *s = NULL;
+  autoerror kiln_error *err = NULL;
+  assert_ok (store_open (root, 0, &s, &err), err);
+  autoclose int datafd = -1;
+  autofree char *data = NULL;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "fcdata-", &data, &datafd, &err), err);
+  enum { NDIRS = 7, PER_DIR = 40, N = NDIRS * PER_DIR };
+  layer_change ch[N + 8];
+  char *paths[N], *dpaths[N];
+  size_t n = 0;
+  /* Round-robin over the directories: consecutive inputs never share one. */
+  for (size_t i = 0; i < N; i++)
+    {
+      size_t d = i % NDIRS, k = i / NDIRS;
+      paths[i] = xasprintf ("top/d%zu/sub/f%03zu", d, k);
+      dpaths[i] = xasprintf ("data%03zu", i);
+      test_write_file (datafd, dpaths[i], paths[i]);
+      ch[n++] = (layer_change) { .path = paths[i], .kind = LAYER_CHANGE_ADD,
+                                 .meta = { .type = LAYER_INDEX_REG, .mode = 0644 },
+                                 .data_dirfd = datafd, .data_path = dpaths[i] };
+    }
+  test_write_file (datafd, "rootdata", "root file");
+  ch[n++] = (layer_change) { .path = "/rootfile", .kind = LAYER_CHANGE_ADD,
+                             .meta = { .type = LAYER_INDEX_REG, .mode = 0600 }, .data_dirfd = datafd,
+                             .data_path = "rootdata" };
+  ch[n++] = (layer_change) { .path = "top/d3", .kind = LAYER_CHANGE_ADD,
+                             .meta = { .type = LAYER_INDEX_DIR, .mode = 0750 } };
+  ch[n++] = (layer_change) { .path = "zz/link", .kind = LAYER_CHANGE_ADD,
+                             .meta = { .type = LAYER_INDEX_REG, .mode = 0644 },
+                             .hardlink_target = "top/d5/sub/f007" };
+  ch[n++] = (layer_change) { .path = "top/d1/sub/sym", .kind = LAYER_CHANGE_ADD,
+                             .meta = { .type = LAYER_INDEX_SYMLINK, .mode = 0777, .link_target = "/etc" } };
+  char diff[DIGEST_STRING_SIZE], blob[DIGEST_STRING_SIZE];
+  digest_buffer ("fc-diff", 7, diff);
+  digest_buffer ("fc-blob", 7, blob);
+  assert_ok (extract_from_changes (s, ch, n, NULL, diff, blob, &err), err);
+  int tfd = -1;
+  layer_index *idx = NULL;
+  assert_ok (store_open_layer (s, diff, &tfd, &idx, &err), err);
+  for (size_t i = 0; i < N; i++)
+    {
+      autofree char *got = NULL;
+      size_t len = 0;
+      assert_ok (fs_read_file_at (tfd, paths[i], 4096, &got, &len, &err), err);
+      assert_int_equal (len, strlen (paths[i]));
+      assert_memory_equal (got, paths[i], len);
+      uint32_t id = layer_index_lookup (idx, paths[i]);
+      assert_int_not_equal (id, LAYER_INDEX_NONE);
+      assert_int_equal (layer_index_entry (idx, id)->type, LAYER_INDEX_REG);
+      assert_int_equal (layer_index_entry (idx, id)->size, len);
+    }
+  struct stat a, b;
+  assert_int_equal (fstatat (tfd, "zz/link", &a, AT_SYMLINK_NOFOLLOW), 0);
+  assert_int_equal (fstatat (tfd, "top/d5/sub/f007", &b, AT_SYMLINK_NOFOLLOW), 0);
+  assert_int_equal (a.st_ino, b.st_ino);
+  assert_int_equal (fstatat (tfd, "rootfile", &a, AT_SYMLINK_NOFOLLOW), 0);
+  assert_true (S_ISREG (a.st_mode));
+  /* symlinks live in the index only */
+  assert_int_equal (fstatat (tfd, "top/d1/sub/sym", &a, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0, ENOENT);
+  uint32_t sid = layer_index_lookup (idx, "top/d1/sub/sym");
+  assert_int_not_equal (sid, LAYER_INDEX_NONE);
+  assert_int_equal (layer_index_entry (idx, sid)->type, LAYER_INDEX_SYMLINK);
+  assert_int_equal (layer_index_entry (idx, layer_index_lookup (idx, "top/d3"))->mode & 07777, 0750);
+  layer_index_close (idx);
+  close (tfd);
+
+  /* a file below a regular file: an error naming the path, nothing published */
+  layer_change bad[] = {
+    { .path = "x/plain", .kind = LAYER_CHANGE_ADD, .meta = { .type = LAYER_INDEX_REG, .mode = 0644 },
+      .data_dirfd = datafd, .data_path = "rootdata" },
+    { .path = "x/plain/below", .kind = LAYER_CHANGE_ADD, .meta = { .type = LAYER_INDEX_REG, .mode = 0644 },
+      .data_dirfd = datafd, .data_path = "rootdata" },
+  };
+  digest_buffer ("fc-bad", 6, diff);
+  digest_buffer ("fc-bad-blob", 11, blob);
+  assert_true (extract_from_changes (s, bad, 2, NULL, diff, blob, &err) < 0);
+  assert_true (test_err_contains (err, "x/plain/below"));
+  assert_false (store_has_layer (s, diff));
+  for (size_t i = 0; i < N; i++)
+    {
+      free (paths[i]);
+      free (dpaths[i]);
+    }
+  close (datafd);
+  datafd = -1;
+  autofree char *dpath = xasprintf ("%s/%s", g_dir, data);
+  test_rmtree (dpath);
+}
+
 int
 main (void)
 {
@@ -783,6 +881,7 @@ main (void)
     cmocka_unit_test (test_prune),
     cmocka_unit_test (test_rewrite_roundtrip),
     cmocka_unit_test (test_root_vs_plain_user),
+    cmocka_unit_test (test_from_changes),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }
