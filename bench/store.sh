@@ -52,7 +52,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 # shellcheck disable=SC2046  # pkg-config prints several words
 cc -std=gnu11 -O2 -D_GNU_SOURCE -Isrc bench/store_bench.c build/libkiln.a \
-  $(pkg-config --libs libarchive yajl libcrypto zlib libzstd) -pthread -o "$work/store_bench"
+  $(pkg-config --libs libarchive yajl libcrypto zlib libzstd libisal) -pthread -o "$work/store_bench"
 B=$work/store_bench
 
 drop() { if [ "$(id -u)" = 0 ]; then sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; fi; }
