@@ -65,7 +65,7 @@ row() { # row LABEL BIN LEVEL
 IFS=, read -ra lvs <<< "$levels"
 for lv in "${lvs[@]}"; do row "after" "$work/sb-new" "$lv"; done
 echo
-echo "## extract (store_bench extract BLOB DIR; extraction to $TMPDIR, single thread)"
+echo "## extract (store_bench extract BLOB DIR; extraction under ${TMPDIR:-/var/tmp}, single thread)"
 echo
 echo "| build | blob | seconds | user s | sys s |"
 echo "|---|---|---:|---:|---:|"
