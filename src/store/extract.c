@@ -132,7 +132,7 @@ source_init (source *s)
   if (avail >= 2 && p[0] == 0x1f && p[1] == 0x8b)
     {
       s->comp = EXTRACT_COMPRESSION_GZIP;
-      s->gz = xmalloc (sizeof *s->gz);
+      s->gz = xzalloc (sizeof *s->gz);
       isal_inflate_init (s->gz);
       /* parse each member's header (FEXTRA, FNAME, FCOMMENT, FHCRC
        * skipped) and verify its CRC-32 and ISIZE trailer */
