@@ -154,8 +154,9 @@ compress_isal (struct isal_zstream *s, chunk *c)
   s->next_in = c->in;
   s->avail_in = c->in_len;
   /* Room for stored blocks plus block headers, so one call normally
-   * finishes; should it not, the loop grows the buffer (ISA-L's output does
-   * not depend on how the output space is split). */
+   * finishes; should it not, the loop grows the buffer. Either way the
+   * sizes depend on in_len only, so the calls (and bytes) are the same on
+   * every run and for every thread count. */
   size_t cap = c->in_len + c->in_len / 8 + 1024, used = 0;
   c->out = xmalloc (cap);
   for (;;)
