@@ -9,7 +9,7 @@ DESTDIR    ?=
 CC         ?= gcc
 BUILD      ?= build
 PKG_CONFIG ?= pkg-config
-PKGS       := libseccomp libcap libarchive libcurl yajl fuse3 libcrypto zlib libzstd
+PKGS       := libseccomp libcap libarchive libcurl yajl fuse3 libcrypto zlib libzstd libisal
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 

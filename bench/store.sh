@@ -15,8 +15,9 @@
 #             extractor on every layer (bench/store_bench.c) vs
 #             `umoci unpack --rootless`.
 #   pack  a generated tree of mixed files (N MB, default 1024): kiln's layer
-#         writer gzip (all cores, pigz-style) and zstd (all cores), both
-#         digests in the same pass, vs `tar | gzip` and `tar | pigz`.
+#         writer gzip (all cores, pigz-style; default level = ISA-L 3, and
+#         level 6 = zlib) and zstd (all cores), both digests in the same
+#         pass, vs `tar | gzip` and `tar | pigz`.
 #   huge  the `huge` base pulled into a kiln store; load (open + mmap +
 #         validate) of its whole index stack: first open and best of 20.
 #   bomb  a tar bomb of N empty files (tests/store/mkbomb.py; the issue's case
@@ -52,7 +53,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 # shellcheck disable=SC2046  # pkg-config prints several words
 cc -std=gnu11 -O2 -D_GNU_SOURCE -Isrc bench/store_bench.c build/libkiln.a \
-  $(pkg-config --libs libarchive yajl libcrypto zlib libzstd) -pthread -o "$work/store_bench"
+  $(pkg-config --libs libarchive yajl libcrypto zlib libzstd libisal) -pthread -o "$work/store_bench"
 B=$work/store_bench
 
 drop() { if [ "$(id -u)" = 0 ]; then sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; fi; }
@@ -161,11 +162,16 @@ PY
   echo
   echo "| tool | seconds | MB/s (input) | output / input |"
   echo "|---|---:|---:|---:|"
-  for c in gzip zstd; do
+  # gzip default = ISA-L level 3; level 6 = zlib (the default before ISA-L)
+  for cl in gzip:-1 gzip:6 zstd:-1; do
+    c=${cl%:*} lv=${cl#*:}
     drop
-    line=$("$B" pack "$work/tree" "$work/l.$c" "$c")
+    line=$("$B" pack "$work/tree" "$work/l.$c" "$c" "$lv")
     s=$(echo "$line" | awk '{print $2}')
-    echo "| kiln layer writer, $c (all cores; tar + diffID + blob digest in one pass) | $s |" \
+    what=$c
+    [ "$cl" = gzip:-1 ] && what="gzip default (ISA-L level 3)"
+    [ "$cl" = gzip:6 ] && what="gzip level 6 (zlib)"
+    echo "| kiln layer writer, $what (all cores; tar + diffID + blob digest in one pass) | $s |" \
       "$(awk -v b="$bytes" -v s="$s" 'BEGIN { printf "%.1f", b / s / 1e6 }') |" \
       "$(awk -v a="$(stat -c %s "$work/l.$c")" -v b="$bytes" 'BEGIN { printf "%.3f", a / b }') |"
     rm -f "$work/l.$c"

@@ -2,8 +2,12 @@
  * against build/libkiln.a; not part of kiln).
  *   store_bench extract BLOB DIR          extract a layer blob into DIR (new);
  *                                         KILN_MAX_LAYER_ENTRIES as in kiln
- *   store_bench pack SRC OUT gzip|zstd|none   pack tree SRC (walked; the
- *                                         benchmark may walk) into OUT
+ *   store_bench pack SRC OUT gzip|zstd|none [LEVEL [THREADS]]
+ *                                         pack tree SRC (walked; the
+ *                                         benchmark may walk) into OUT;
+ *                                         SRC may be DIR1:DIR2:... (each
+ *                                         stored under its base name);
+ *                                         LEVEL -1 / THREADS 0 = defaults
  *   store_bench synth N OUTDIR            write a synthetic N-entry index
  *   store_bench load INDEX...             open+validate a stack of indexes
  *                                         (first round and best of 20)
@@ -125,12 +129,31 @@ main (int argc, char **argv)
               (unsigned long long) r.entries, r.diff_id);
       return 0;
     }
-  if (argc == 5 && !strcmp (argv[1], "pack"))
+  if (argc >= 5 && argc <= 7 && !strcmp (argv[1], "pack"))
     {
       list l = { 0 };
-      l.rootfd = open (argv[2], O_RDONLY | O_DIRECTORY);
-      walk (&l, l.rootfd, "");
-      layer_writer_opts o = { .level = -1 };
+      l.rootfd = AT_FDCWD;
+      autofree char *srcs = xstrdup (argv[2]);
+      for (char *save = NULL, *dir = strtok_r (srcs, ":", &save); dir; dir = strtok_r (NULL, ":", &save))
+        {
+          int fd = open (dir, O_RDONLY | O_DIRECTORY);
+          if (fd < 0)
+            die (NULL);
+          if (strchr (argv[2], ':') == NULL)
+            {
+              l.rootfd = fd;
+              walk (&l, fd, "");
+              break;
+            }
+          /* several roots: entries are DIR's base name + path, data read
+           * relative to DIR's parent (walk records l.rootfd) */
+          const char *base = strrchr (dir, '/') ? strrchr (dir, '/') + 1 : dir;
+          autofree char *parent = xstrndup (dir, base - dir);
+          l.rootfd = open (*parent ? parent : ".", O_RDONLY | O_DIRECTORY);
+          walk (&l, fd, base);
+          close (fd);
+        }
+      layer_writer_opts o = { .level = argc > 5 ? atoi (argv[5]) : -1, .threads = argc > 6 ? atoi (argv[6]) : 0 };
       if (layer_writer_parse_compression (argv[4], &o.compression, &err) < 0)
         die (err);
       int out = open (argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -139,8 +162,9 @@ main (int argc, char **argv)
       if (layer_writer_write (l.v, l.n, &o, out, &r, &err) < 0)
         die (err);
       t = now () - t;
-      printf ("pack-%s %.3f s %.1f MB/s (uncompressed) ratio=%.3f entries=%zu\n", argv[4], t, r.diff_size / t / 1e6,
-              (double) r.blob_size / r.diff_size, l.n);
+      printf ("pack-%s %.3f s %.1f MB/s (uncompressed) ratio=%.3f entries=%zu in=%llu out=%llu\n", argv[4], t,
+              r.diff_size / t / 1e6, (double) r.blob_size / r.diff_size, l.n, (unsigned long long) r.diff_size,
+              (unsigned long long) r.blob_size);
       return 0;
     }
   if (argc == 4 && !strcmp (argv[1], "synth"))

@@ -2,8 +2,9 @@
  *
  * Input is the compressed blob as a byte stream (a read callback, so the
  * registry can feed bytes as they arrive: download -> decompress -> extract
- * pipelined, no temporary tarball). kiln decompresses itself (zlib for gzip,
- * including multi-member streams; libzstd for zstd; plain tar passes
+ * pipelined, no temporary tarball). kiln decompresses itself (ISA-L's
+ * isal_inflate for gzip, about 3x zlib's speed, including multi-member
+ * streams, each member's CRC-32 and size checked; libzstd for zstd; plain tar passes
  * through; detected by magic bytes) and hands the *uncompressed* tar to
  * libarchive through archive_read_open's callback. That single pass gives:
  *   - the blob digest: SHA-256 of the bytes read from the callback;

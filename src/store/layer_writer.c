@@ -9,6 +9,8 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <isa-l/crc.h>
+#include <isa-l/igzip_lib.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,10 +83,48 @@ chunk_free (chunk *c)
   free (c);
 }
 
-static int
-compress_gzip_chunk (z_stream *z, chunk *c, int level)
+/* A worker's deflate engine: ISA-L for gzip levels 1-3, zlib for 0 and 4-9
+ * (see layer_writer.h). Either way every chunk is compressed from a reset
+ * state with the previous 32 KiB as dictionary, so a chunk's bytes depend
+ * only on its input and dictionary, never on which worker took it. */
+typedef struct deflater
 {
-  (void) level;
+  bool isal;
+  z_stream z;
+  struct isal_zstream is;
+  unsigned char *level_buf;
+} deflater;
+
+static int
+deflater_init (deflater *d, int level)
+{
+  memset (d, 0, sizeof *d);
+  d->isal = level >= 1 && level <= ISAL_DEF_MAX_LEVEL;
+  if (!d->isal)
+    return deflateInit2 (&d->z, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK ? 0 : -1;
+  isal_deflate_init (&d->is);
+  d->is.level = level;
+  d->is.level_buf_size = level == 1 ? ISAL_DEF_LVL1_DEFAULT
+                         : level == 2 ? ISAL_DEF_LVL2_DEFAULT
+                                      : ISAL_DEF_LVL3_DEFAULT;
+  d->level_buf = xmalloc (d->is.level_buf_size);
+  d->is.level_buf = d->level_buf;
+  d->is.gzip_flag = IGZIP_DEFLATE; /* raw deflate: the output thread writes the gzip header and trailer */
+  d->is.flush = SYNC_FLUSH;
+  return 0;
+}
+
+static void
+deflater_end (deflater *d)
+{
+  if (!d->isal)
+    deflateEnd (&d->z);
+  free (d->level_buf);
+}
+
+static int
+compress_zlib (z_stream *z, chunk *c)
+{
   if (deflateReset (z) != Z_OK)
     return -1;
   if (c->dict_len && deflateSetDictionary (z, c->dict, c->dict_len) != Z_OK)
@@ -99,19 +139,70 @@ compress_gzip_chunk (z_stream *z, chunk *c, int level)
   if ((c->last && r != Z_STREAM_END) || (!c->last && (r != Z_OK || z->avail_in != 0)))
     return -1;
   c->out_len = cap - z->avail_out;
-  c->crc = crc32 (0, c->in, c->in_len);
   return 0;
+}
+
+static int
+compress_isal (struct isal_zstream *s, chunk *c)
+{
+  /* reset keeps level, level_buf, flush and gzip_flag; the dictionary must
+   * be set after it (set_dict is only valid on a fresh stream). */
+  isal_deflate_reset (s);
+  if (c->dict_len && isal_deflate_set_dict (s, c->dict, c->dict_len) != COMP_OK)
+    return -1;
+  s->end_of_stream = c->last;
+  s->next_in = c->in;
+  s->avail_in = c->in_len;
+  /* Room for stored blocks plus block headers, so one call normally
+   * finishes; should it not, the loop grows the buffer. Either way the
+   * sizes depend on in_len only, so the calls (and bytes) are the same on
+   * every run and for every thread count. */
+  size_t cap = c->in_len + c->in_len / 8 + 1024, used = 0;
+  c->out = xmalloc (cap);
+  for (;;)
+    {
+      s->next_out = c->out + used;
+      s->avail_out = cap - used;
+      size_t before_in = s->avail_in, before_used = used;
+      if (isal_deflate (s) != COMP_OK)
+        return -1;
+      used = cap - s->avail_out;
+      /* Done: last chunk when the final block and its end are written
+       * (ZSTATE_END); otherwise when all input is consumed and the sync
+       * flush's empty stored block is out (back to ZSTATE_NEW_HDR). */
+      if (c->last ? s->internal_state.state == ZSTATE_END
+                  : s->avail_in == 0 && s->internal_state.state == ZSTATE_NEW_HDR)
+        break;
+      if (s->avail_out < 1024)
+        {
+          cap *= 2;
+          c->out = xrealloc (c->out, cap);
+        }
+      else if (s->avail_in == before_in && used == before_used)
+        return -1; /* no progress with room left: never loop forever */
+    }
+  c->out_len = used;
+  return 0;
+}
+
+static int
+compress_gzip_chunk (deflater *d, chunk *c)
+{
+  int r = d->isal ? compress_isal (&d->is, c) : compress_zlib (&d->z, c);
+  if (r == 0)
+    c->crc = crc32_gzip_refl (0, c->in, c->in_len);
+  return r;
 }
 
 static void *
 worker_main (void *arg)
 {
   pipeline *p = arg;
-  z_stream z = { 0 };
-  if (deflateInit2 (&z, p->level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+  deflater d;
+  if (deflater_init (&d, p->level) < 0)
     {
       pthread_mutex_lock (&p->mu);
-      pipe_fail (p, ENOMEM, "deflateInit2 failed");
+      pipe_fail (p, ENOMEM, "initialising the deflate stream failed");
       pthread_mutex_unlock (&p->mu);
       return NULL;
     }
@@ -131,15 +222,15 @@ worker_main (void *arg)
         break;
       c->claimed = true;
       pthread_mutex_unlock (&p->mu);
-      int r = compress_gzip_chunk (&z, c, p->level);
+      int r = compress_gzip_chunk (&d, c);
       pthread_mutex_lock (&p->mu);
       if (r < 0)
-        pipe_fail (p, EIO, "deflate failed");
+        pipe_fail (p, EIO, d.isal ? "isal_deflate failed" : "deflate failed");
       c->compressed = true;
       pthread_cond_broadcast (&p->cv);
     }
   pthread_mutex_unlock (&p->mu);
-  deflateEnd (&z);
+  deflater_end (&d);
   return NULL;
 }
 
@@ -628,7 +719,7 @@ layer_writer_write (const layer_change *changes, size_t n, const layer_writer_op
   long cores = sysconf (_SC_NPROCESSORS_ONLN);
   p.threads = o.threads > 0 ? o.threads : (cores > 0 ? cores : 1);
   p.max_inflight = p.threads * 4 + 4;
-  p.level = o.level >= 0 ? o.level : (o.compression == LAYER_COMPRESS_ZSTD ? 3 : 6);
+  p.level = o.level >= 0 ? o.level : (o.compression == LAYER_COMPRESS_ZSTD ? 3 : LAYER_WRITER_GZIP_DEFAULT_LEVEL);
   if (o.compression == LAYER_COMPRESS_GZIP && p.level > 9)
     {
       ret = kiln_error_make (err, 0, "gzip compression level %d out of range 0..9", p.level);

@@ -7,7 +7,15 @@
  *   - gzip: every core compresses chunks independently (raw deflate, the
  *     previous 32 KiB as dictionary, ending in a sync flush), and the output
  *     thread concatenates them behind one gzip header with a crc32_combine'd
- *     trailer: one standard gzip member, as pigz does;
+ *     trailer: one standard gzip member, as pigz does. Levels 1-3 use Intel
+ *     ISA-L's igzip (isal_deflate, its levels 1-3: about a fifth of zlib
+ *     level 6's CPU time for 0-12% larger output), levels 0 and 4-9 zlib
+ *     at that level.
+ *     The default is 3 (ISA-L level 3). Every chunk starts from a reset
+ *     stream, so the bytes never depend on the thread count; ISA-L picks
+ *     SIMD kernels by CPU, so byte identity of levels 1-3 across different
+ *     machines is not promised: use level >= 4 (zlib) for that (see
+ *     docs/arch/isal.md);
  *   - zstd: the output thread feeds libzstd with ZSTD_c_nbWorkers = cores;
  *   - uncompressed: chunks are written as they are;
  *   - the output thread writes the blob and computes the blob digest.
@@ -48,10 +56,13 @@ typedef enum
   LAYER_COMPRESS_NONE,
 } layer_compression;
 
+/* gzip: levels 1..3 ISA-L, 0 and 4..9 zlib. */
+#define LAYER_WRITER_GZIP_DEFAULT_LEVEL 3
+
 typedef struct layer_writer_opts
 {
   layer_compression compression;
-  int level;                /* -1: default (gzip 6, zstd 3) */
+  int level;                /* -1: default (gzip 3 = ISA-L, zstd 3) */
   int threads;              /* 0: all online cores */
   bool clamp_mtime;         /* --reproducible / SOURCE_DATE_EPOCH */
   int64_t clamp_epoch;      /* mtimes above this become this; nsec dropped */

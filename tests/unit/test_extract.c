@@ -41,7 +41,17 @@ setup (void **state)
     "set -e; mkdir -p '%s'; python3 tests/store/mktars.py '%s';"
     "cd '%s'; mkdir sp; printf head > sp/sparse; truncate -s 20M sp/sparse; printf tail >> sp/sparse;"
     "tar -S --format=gnu -cf sparse-gnu.tar -C sp sparse; tar -S --format=pax -cf sparse-pax.tar -C sp sparse;"
-    "if command -v zstd >/dev/null; then zstd -q -T2 -o normal.tar.zst normal.tar; fi",
+    "if command -v zstd >/dev/null; then zstd -q -T2 -o normal.tar.zst normal.tar; fi;"
+    /* gzip members: one with FNAME and MTIME set, an empty one, and many
+     * small ones (boundaries at every offset of the read buffer) */
+    "{ head -c 5000 normal.tar | gzip -n; printf '' | gzip -n; tail -c +5001 normal.tar > rest.bin;"
+    "  gzip -c rest.bin; } > normal-multi.tar.gz; rm rest.bin;"
+    "mkdir parts; split -b 777 normal.tar parts/p; for f in parts/p*; do gzip -n -c $f; done > normal-many.tar.gz;"
+    "rm -r parts; python3 -c 'import sys\n"
+    "d = open(\"normal.tar.gz\", \"rb\").read()\n"
+    "for name, off in ((\"crc\", -8), (\"isize\", -4), (\"data\", 200)):\n"
+    "  b = bytearray(d); b[off] ^= 0x10; open(\"normal-bad%%s.tar.gz\" %% name, \"wb\").write(b)\n"
+    "open(\"normal-junk.tar.gz\", \"wb\").write(d + b\"this is not a gzip member\")';",
     g_corpus, g_corpus, g_corpus);
   if (system (cmd) != 0)
     fail_msg ("generating the tar corpus failed (python3, tar needed)");
@@ -189,6 +199,34 @@ test_normal_formats (void **state)
     check_normal ("normal.tar.zst");
   else
     print_message ("# zstd CLI missing: zstd layer not tested here\n");
+}
+
+/* gzip streams other than one member: concatenated members (with header
+ * fields, empty ones, many small ones) are one layer; bad checksums, bad
+ * lengths, corrupt data and trailing garbage are errors. */
+static void
+test_gzip_members (void **state)
+{
+  (void) state;
+  check_normal ("normal-multi.tar.gz");
+  check_normal ("normal-many.tar.gz");
+  /* a flipped data bit may garble a tar header before the CRC is checked */
+  static const char *bad[] = { "normal-badcrc.tar.gz", "normal-badisize.tar.gz", "normal-junk.tar.gz",
+                               "normal-baddata.tar.gz" };
+  for (size_t i = 0; i < ARRAY_SIZE (bad); i++)
+    {
+      extract_result res;
+      autoerror kiln_error *err = NULL;
+      autofree char *ldir = NULL;
+      int lfd = extract_file (bad[i], &res, &err, &ldir);
+      if (lfd >= 0)
+        fail_msg ("%s: accepted", bad[i]);
+      print_message ("# %s: %s\n", bad[i], err->msg);
+      if (i < 3 && !test_err_contains (err, "gzip"))
+        fail_msg ("%s: error '%s' does not name gzip", bad[i], err->msg);
+      autofree char *p = xasprintf ("%s/%s", g_dir, ldir);
+      test_rmtree (p);
+    }
 }
 
 static void
@@ -870,6 +908,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_normal_formats),
     cmocka_unit_test (test_gnu_format),
+    cmocka_unit_test (test_gzip_members),
     cmocka_unit_test (test_sparse),
     cmocka_unit_test (test_hostile),
     cmocka_unit_test (test_unpadded_end),

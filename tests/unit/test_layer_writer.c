@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static char *g_dir;
 static int g_dirfd = -1;
@@ -241,6 +242,123 @@ test_gzip (void **state)
   assert_true (r4.blob_size < r4.diff_size);
 }
 
+/* Inflate blob `name` with zlib (not the library that wrote it): it must be
+ * exactly one gzip member (nothing after its trailer, zlib checks the CRC and
+ * size) whose content hashes to diff_id. */
+static void
+zlib_check (const char *name, const layer_writer_result *res)
+{
+  autoerror kiln_error *err = NULL;
+  autofree char *gz = NULL;
+  size_t gzlen;
+  assert_ok (fs_read_file_at (g_dirfd, name, 64 << 20, &gz, &gzlen, &err), err);
+  assert_int_equal (gzlen, res->blob_size);
+  z_stream z = { 0 };
+  assert_int_equal (inflateInit2 (&z, 16 + MAX_WBITS), Z_OK);
+  autofree unsigned char *out = xmalloc (res->diff_size + 1);
+  z.next_in = (unsigned char *) gz;
+  z.avail_in = gzlen;
+  z.next_out = out;
+  z.avail_out = res->diff_size + 1;
+  int r = inflate (&z, Z_FINISH);
+  inflateEnd (&z);
+  assert_int_equal (r, Z_STREAM_END);
+  assert_int_equal (z.avail_in, 0);
+  assert_int_equal (z.total_out, res->diff_size);
+  char d[DIGEST_STRING_SIZE];
+  digest_buffer (out, res->diff_size, d);
+  assert_string_equal (d, res->diff_id);
+}
+
+/* Every gzip level (ISA-L for 1-3, zlib otherwise): the same tar, valid for
+ * zlib and gzip, and the same bytes whatever the thread count. */
+static void
+test_gzip_levels (void **state)
+{
+  (void) state;
+  static const int levels[] = { 1, 2, 3, -1, 0, 4, 6, 9 };
+  layer_writer_result ref = { 0 };
+  uint64_t size_l3 = 0, size_l9 = 0;
+  for (size_t i = 0; i < ARRAY_SIZE (levels); i++)
+    {
+      layer_writer_result r[3];
+      static const int threads[] = { 1, 2, 3 };
+      for (size_t t = 0; t < ARRAY_SIZE (threads); t++)
+        {
+          layer_writer_opts o = { .compression = LAYER_COMPRESS_GZIP, .level = levels[i], .threads = threads[t] };
+          autofree char *name = xasprintf ("lv%d-t%d.tar.gz", levels[i], threads[t]);
+          write_layer (name, &o, &r[t]);
+          if (t == 0)
+            {
+              zlib_check (name, &r[0]);
+              autofree char *cmd = xasprintf ("cd '%s' && gzip -t %s && echo ok", g_dir, name);
+              autofree char *ok = sh_out (cmd);
+              assert_string_equal (ok, "ok\n");
+            }
+          else
+            {
+              if (strcmp (r[t].blob_digest, r[0].blob_digest) != 0)
+                fail_msg ("level %d: %d threads gave %s, 1 thread %s", levels[i], threads[t], r[t].blob_digest,
+                          r[0].blob_digest);
+              assert_int_equal (r[t].blob_size, r[0].blob_size);
+            }
+        }
+      if (i == 0)
+        ref = r[0];
+      assert_string_equal (r[0].diff_id, ref.diff_id);
+      if (levels[i] == 3)
+        size_l3 = r[0].blob_size;
+      if (levels[i] == -1)
+        {
+          /* the default is ISA-L level 3 */
+          assert_int_equal (r[0].blob_size, size_l3);
+        }
+      if (levels[i] == 9)
+        size_l9 = r[0].blob_size;
+      if (levels[i] == 0)
+        assert_true (r[0].blob_size > r[0].diff_size); /* stored */
+      else
+        assert_true (r[0].blob_size < r[0].diff_size);
+    }
+  print_message ("# 3 MiB test layer: ISA-L level 3 %llu bytes, zlib level 9 %llu bytes\n",
+                 (unsigned long long) size_l3, (unsigned long long) size_l9);
+}
+
+/* A tar of exactly two chunks (the last chunk handed to the compressor is
+ * empty) of random bytes (stored blocks: output larger than input). */
+static void
+test_gzip_chunk_edges (void **state)
+{
+  (void) state;
+  autoerror kiln_error *err = NULL;
+  /* header 512 + data + end-of-archive 1024 = 2 * 128 KiB */
+  size_t sz = 2 * 131072 - 512 - 1024;
+  autofree char *rnd = xmalloc (sz);
+  for (size_t i = 0; i < sz; i++)
+    rnd[i] = (char) (rand () & 0xff);
+  assert_ok (fs_write_file_atomic_at (g_datafd, "rnd", rnd, sz, 0600, &err), err);
+  layer_change c = ch ("rnd", LAYER_INDEX_REG, 0644, 0);
+  c.data_path = "rnd";
+  static const int levels[] = { 1, 3, 6 };
+  for (size_t i = 0; i < ARRAY_SIZE (levels); i++)
+    {
+      layer_writer_opts o = { .compression = LAYER_COMPRESS_GZIP, .level = levels[i], .threads = 2 };
+      layer_writer_result r;
+      autofree char *name = xasprintf ("rnd%d.tar.gz", levels[i]);
+      autoclose int fd = openat (g_dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      assert_true (fd >= 0);
+      assert_ok (layer_writer_write (&c, 1, &o, fd, &r, &err), err);
+      assert_int_equal (r.diff_size, 2 * 131072);
+      zlib_check (name, &r);
+    }
+  /* and an empty layer (only the end-of-archive blocks) */
+  layer_writer_opts o = { .compression = LAYER_COMPRESS_GZIP, .level = 3 };
+  layer_writer_result r;
+  autoclose int fd = openat (g_dirfd, "empty.tar.gz", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  assert_ok (layer_writer_write (NULL, 0, &o, fd, &r, &err), err);
+  zlib_check ("empty.tar.gz", &r);
+}
+
 static void
 test_zstd (void **state)
 {
@@ -301,6 +419,8 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_gzip),
+    cmocka_unit_test (test_gzip_levels),
+    cmocka_unit_test (test_gzip_chunk_edges),
     cmocka_unit_test (test_zstd),
     cmocka_unit_test (test_uncompressed_and_clamp),
     cmocka_unit_test (test_errors),
