@@ -46,7 +46,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
-$(MAIN_OBJ): ALL_CFLAGS += -DKILN_VERSION='"$(VERSION)"' -DKILN_GIT_COMMIT='"$(GIT_COMMIT)"' -DKILN_LIBCAP_VERSION='"$(shell $(PKG_CONFIG) --modversion libcap)"'
+$(MAIN_OBJ): ALL_CFLAGS += -DKILN_VERSION='"$(VERSION)"' -DKILN_GIT_COMMIT='"$(GIT_COMMIT)"' -DKILN_LIBCAP_VERSION='"$(shell $(PKG_CONFIG) --modversion libcap)"' -DKILN_LIBISAL_VERSION='"$(shell $(PKG_CONFIG) --modversion libisal)"'
 $(MAIN_OBJ): .git-commit-stamp
 
 # Rebuild main.o when the commit changes, so `kiln version` never lies.

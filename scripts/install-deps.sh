@@ -7,7 +7,7 @@ PKGS=(
   # build
   build-essential make pkg-config git clang llvm libclang-rt-14-dev
   libseccomp-dev libcap-dev libarchive-dev libcurl4-openssl-dev libyajl-dev
-  libfuse3-dev fuse3 libssl-dev zlib1g-dev libzstd-dev
+  libfuse3-dev fuse3 libssl-dev zlib1g-dev libzstd-dev libisal-dev
   # unit and integration tests
   libcmocka-dev bats jq openssl apache2-utils curl python3 procps psmisc
   docker-registry skopeo umoci busybox-static debootstrap

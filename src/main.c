@@ -26,6 +26,9 @@
 #ifndef KILN_GIT_COMMIT
 #define KILN_GIT_COMMIT "unknown"
 #endif
+#ifndef KILN_LIBISAL_VERSION
+#define KILN_LIBISAL_VERSION "unknown"
+#endif
 #ifndef KILN_LIBCAP_VERSION
 #define KILN_LIBCAP_VERSION "unknown"
 #endif
@@ -88,6 +91,7 @@ cmd_version (int argc, char **argv, kiln_error **err)
   printf ("commit: %s\n", KILN_GIT_COMMIT);
   printf ("libseccomp: %u.%u.%u\n", sv->major, sv->minor, sv->micro);
   printf ("libcap: %s\n", KILN_LIBCAP_VERSION);
+  printf ("isa-l: %s (build time)\n", KILN_LIBISAL_VERSION);
   printf ("libarchive: %s\n", archive_version_details ());
   printf ("libcurl: %s\n", curl_version ());
   printf ("yajl: %d.%d.%d\n", yv / 10000, (yv / 100) % 100, yv % 100);

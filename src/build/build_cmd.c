@@ -143,7 +143,7 @@ static const cli_option build_options[] = {
   { "reproducible", 0, CLI_BOOL, NULL, "identical inputs give an identical digest: timestamps set to "
     "$SOURCE_DATE_EPOCH (default 0), file mtimes clamped to it", OPT_REPRODUCIBLE },
   { "compression", 0, CLI_VALUE, "gzip|zstd|none", "layer compression (default gzip)", OPT_COMPRESSION },
-  { "compression-level", 0, CLI_VALUE, "N", "compression level (gzip 1-9, zstd 1-22; default 6 / 3)",
+  { "compression-level", 0, CLI_VALUE, "N", "compression level (gzip 1-9: 1-3 ISA-L, 4-9 zlib, byte-identical across machines only with zlib; zstd 1-22; default 3 / 3)",
     OPT_COMPRESSION_LEVEL },
   { "format", 0, CLI_VALUE, "oci|docker", "manifest and config format (default oci)", OPT_FORMAT },
   { "label", 0, CLI_VALUE, "KEY=VALUE", "add a label to the image (repeatable)", OPT_LABEL },

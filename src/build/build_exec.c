@@ -489,9 +489,31 @@ stage_key (build_exec *b, stage_state *st, const char *what, const char *base)
   if (!build_cache_enabled (b->o.cache))
     return;
   build_cache_key k;
-  build_cache_key_begin (&k, "kiln build cache v1");
-  autofree char *salt = xasprintf ("compression=%d level=%d format=%d reproducible=%d epoch=%lld",
-                                   (int) b->o.layer.compression, b->o.layer.level, (int) b->o.format,
+  /* v2: gzip's default became ISA-L level 3 (v1 entries hold zlib-6 blobs
+   * under level -1). The level in the salt is the one the writer uses, and
+   * the encoder is named: the same level from another encoder gives other
+   * blob bytes. */
+  build_cache_key_begin (&k, "kiln build cache v2");
+  int level = b->o.layer.level;
+  const char *encoder = "none";
+  switch (b->o.layer.compression)
+    {
+    case LAYER_COMPRESS_GZIP:
+      if (level < 0)
+        level = LAYER_WRITER_GZIP_DEFAULT_LEVEL;
+      encoder = level >= 1 && level <= 3 ? "isa-l" : "zlib";
+      break;
+    case LAYER_COMPRESS_ZSTD:
+      if (level < 0)
+        level = 3;
+      encoder = "zstd";
+      break;
+    case LAYER_COMPRESS_NONE:
+      level = 0;
+      break;
+    }
+  autofree char *salt = xasprintf ("compression=%d encoder=%s level=%d format=%d reproducible=%d epoch=%lld",
+                                   (int) b->o.layer.compression, encoder, level, (int) b->o.format,
                                    (int) b->o.reproducible, (long long) b->o.epoch);
   build_cache_key_add (&k, "salt", salt);
   for (char **p = b->o.ignore_paths; p && *p; p++)
