@@ -51,10 +51,15 @@ push_one (store *s, const build_result *res, const build_output_opts *o, const c
   return 0;
 }
 
-/* Copy one store blob into the layout: the store verified it when it was
- * stored, so it is copied in the kernel (copy_file_range) into a temp file
- * renamed into place, not hashed again — a warm build's output step is
- * mostly this copy. */
+/* Put one store blob into the layout. The store verified it and made it
+ * durable when it was stored, and never changes a blob file, so on the same
+ * filesystem the layout gets a hard link to it (no copy, no fsync of the
+ * data: a warm build's output step was mostly copying and fsyncing the base
+ * layers). Otherwise it is copied in the kernel (copy_file_range) into a
+ * temp file renamed into place, not hashed again. A tool that rewrote a
+ * layout blob in place would change the store's copy too; the registry
+ * rejects such a blob at push (digest mismatch), so it cannot go out
+ * silently. */
 static int
 layout_put_blob (store *s, ocilayout *l, const char *dir, const char *media_type, const char *digest, int64_t size,
                  kiln_error **err)
@@ -69,6 +74,15 @@ layout_put_blob (store *s, ocilayout *l, const char *dir, const char *media_type
   struct stat sb;
   if (fstatat (bfd, hex, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (sb.st_mode) && sb.st_size == size)
     return 0;
+  autofree char *rel = xasprintf ("blobs/sha256/%s", hex);
+  struct stat st;
+  if (fstatat (s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (st.st_mode) && st.st_size == size
+      && linkat (s->rootfd, rel, bfd, hex, 0) == 0)
+    {
+      if (fsync (bfd) < 0 && errno != EINVAL)
+        return kiln_error_make (err, errno, "fsync '%s'", blobs);
+      return 0;
+    }
   autoclose int fd = store_open_blob (s, digest, err);
   if (fd < 0)
     return -1;

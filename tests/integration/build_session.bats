@@ -88,6 +88,11 @@ check_session_image() { # LAYOUT ROOTFS LOG
   [ "$status" -eq 0 ]
   umoci unpack --image "$TEST_TMP/o:t" "$TEST_TMP/u" >/dev/null
   check_session_image "$TEST_TMP/o" "$TEST_TMP/u/rootfs" "$output"
+  # The layout's layer blobs are hard links to the store's (same filesystem).
+  local m l
+  m=$(jq -r '.manifests[0].digest' "$TEST_TMP/o/index.json")
+  l=$(jq -r '.layers[1].digest' "$TEST_TMP/o/blobs/sha256/${m#sha256:}")
+  [ "$(stat -c %i "$TEST_TMP/o/blobs/sha256/${l#sha256:}")" = "$(stat -c %i "$TEST_TMP/store/blobs/sha256/${l#sha256:}")" ]
   # nothing left behind: no temp dir, no mount
   [ -z "$(ls -A "$TEST_TMP/store/tmp" 2>/dev/null)" ]
   ! grep -q fuse.kiln /proc/self/mountinfo
