@@ -257,9 +257,15 @@ fill_meta (const overlay_change *ch, layer_index_type type, layer_index_xattr *x
 int
 overlay_changes_to_layer (const overlay_changes *c, layer_change **out, size_t *n, kiln_error **err)
 {
+  /* A hardlink ships its target's metadata, xattrs included. */
   size_t total_x = 0;
   for (size_t i = 0; i < c->n; i++)
-    total_x += c->v[i].n_xattrs;
+    {
+      const overlay_change *ch = &c->v[i];
+      const overlay_change *t = ch->kind == OVERLAY_CHANGE_HARDLINK && ch->link_target
+                                    ? find_add (c, ch->link_target) : NULL;
+      total_x += t ? t->n_xattrs : ch->n_xattrs;
+    }
   /* one block: the changes, then every xattr array they point into */
   size_t head = (c->n ? c->n : 1) * sizeof (layer_change);
   autofree void *block = xzalloc (head + (total_x ? total_x : 1) * sizeof (layer_index_xattr));

@@ -1580,6 +1580,11 @@ fill_change (overlay_model *m, overlay_change *ch, inode *n)
   ch->rdev = n->rdev;
   ch->symlink = n->symlink ? xstrdup (n->symlink) : NULL;
   ch->data_dirfd = -1;
+  /* A placeholder file (made for a mask path, no lower data) that ships —
+   * a later step unmasked and renamed or linked it — is an empty file:
+   * give it empty data so the layer can carry it. */
+  if (S_ISREG (n->mode) && !n->has_upper && !n->lpath)
+    copy_up (m, n);
   if (S_ISREG (n->mode))
     {
       if (n->has_upper)

@@ -7,7 +7,7 @@
  * "outside" directory next to it; the rest is decoded into requests: lookup,
  * forget, getattr, setattr, mknod (all types), link, unlink, rmdir, rename
  * (with flags), readlink, open/write/truncate/release, readdir, xattrs,
- * statfs, chown and commit. Inode numbers come from earlier replies (or are
+ * statfs, chown, commit and new per-step mask paths. Inode numbers come from earlier replies (or are
  * made up, to hit stale ones); names from a pool with hostile entries.
  *
  * Checked after every request and commit:
@@ -17,7 +17,9 @@
  * - every change list is consistent: overlay_changes_to_layer accepts it,
  *   paths are relative and clean, parents come before children as
  *   directory ADDs, no path appears twice, no name could be read as a
- *   whiteout, masked paths never appear, hardlinks point at earlier files,
+ *   whiteout, masked paths (also those a later step on the same mount
+ *   switches to, overlay_model_set_step after a commit) never appear,
+ *   hardlinks point at earlier files,
  *   regular-file data opens under its dirfd and has the recorded size;
  * - nothing escapes: the lower trees are unchanged, the sentinel is intact,
  *   the outside directory stays empty, the scratch holds only upper-GEN
@@ -102,6 +104,11 @@ static const char *const xnames[] = { "user.a", "user.b", "security.capability",
                                       "system.posix_acl_access", "", "user." };
 
 static const char *const masks[] = { "proc/", "etc/hosts", NULL };
+/* Mask paths a later step on the same mount may use (overlay_model_set_step
+ * after a commit): names from the pool, so they meet lower and created
+ * entries, files and directories, nested and missing parents. */
+static const char *const mask_pool[] = { "proc/", "etc/hosts", "a/b/", "c", "a/", "d/c/", "lnk/x/", NULL };
+#define N_MASK_POOL 7
 
 /* ---- the lower stack ---- */
 
@@ -242,7 +249,8 @@ find_change (const overlay_changes *c, size_t before, const char *path, overlay_
   return NULL;
 }
 
-static bool masked; /* this input's overlay has mask paths */
+/* The mask paths of the step being run (NULL-terminated). */
+static const char *cur_masks[N_MASK_POOL + 1];
 
 static void
 check_path (const char *p)
@@ -258,8 +266,14 @@ check_path (const char *p)
       CHECK (strcmp (c, ".") && strcmp (c, ".."));
       CHECK (strncmp (c, ".wh.", 4) != 0);
     }
-  if (masked)
-    CHECK (strcmp (p, "proc") && strncmp (p, "proc/", 5) && strcmp (p, "etc/hosts"));
+  for (const char **m = cur_masks; *m; m++)
+    {
+      size_t ml = strlen (*m);
+      while (ml && (*m)[ml - 1] == '/')
+        ml--;
+      /* a masked path and everything below it stay out of the layer */
+      CHECK (strncmp (p, *m, ml) || (p[ml] != '\0' && p[ml] != '/'));
+    }
 }
 
 static void
@@ -614,6 +628,24 @@ step (state *s, input *in)
           overlay_model_release (s->m, s->fds[s->nfd].ino);
         }
       do_commit (s);
+      if (in->left)
+        {
+          /* the next step on the same mount, with other mask paths */
+          unsigned sel = take (in), n = 0;
+          for (unsigned i = 0; i < N_MASK_POOL; i++)
+            if (sel & (1u << i))
+              cur_masks[n++] = mask_pool[i];
+          cur_masks[n] = NULL;
+          overlay_model_inval *inv = NULL;
+          size_t n_inv = 0;
+          CHECK (overlay_model_set_step (s->m, take (in) * 1000, 1000, cur_masks, &inv, &n_inv) == 0);
+          for (size_t i = 0; i < n_inv; i++)
+            {
+              CHECK (inv[i].parent >= OVERLAY_ROOT_INO);
+              CHECK (inv[i].name && *inv[i].name && !strchr (inv[i].name, '/'));
+            }
+          overlay_model_invals_free (inv, n_inv);
+        }
       break;
     }
 }
@@ -662,7 +694,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       fail ("open lowers", __LINE__);
     }
   unsigned mode = take (&in);
-  masked = mode & 2;
+  cur_masks[0] = mode & 2 ? masks[0] : NULL;
+  cur_masks[1] = mode & 2 ? masks[1] : NULL;
+  cur_masks[2] = NULL;
   overlay_config cfg = { .lower = lower, .scratch_dirfd = sfd,
                          .id_mode = mode & 1 ? OVERLAY_IDS_SINGLE : OVERLAY_IDS_FULL,
                          .create_uid = 1000, .create_gid = 1000, .mask_paths = mode & 2 ? masks : NULL };

@@ -447,6 +447,28 @@ test_to_layer_errors (void **state)
   assert_string_equal (out[1].meta.link_target, "t");
   assert_int_equal (out[2].kind, LAYER_CHANGE_WHITEOUT);
   free (out);
+  /* hardlinks ship their target's xattrs: room for them (found by
+   * fuzz_overlay: a heap overflow when a linked file had xattrs) */
+  overlay_xattr xa[2] = { { (char *) "security.capability", (void *) "cap", 3 },
+                          { (char *) "user.k", (void *) "v", 1 } };
+  overlay_change h[4] = {
+    { .kind = OVERLAY_CHANGE_ADD, .path = (char *) "a", .mode = S_IFREG | 0755, .data_dirfd = 0,
+      .data_path = (char *) "a", .xattrs = xa, .n_xattrs = 2 },
+    { .kind = OVERLAY_CHANGE_HARDLINK, .path = (char *) "b", .link_target = (char *) "a" },
+    { .kind = OVERLAY_CHANGE_HARDLINK, .path = (char *) "c", .link_target = (char *) "a" },
+    { .kind = OVERLAY_CHANGE_HARDLINK, .path = (char *) "d", .link_target = (char *) "a" },
+  };
+  c = (overlay_changes) { .v = h, .n = 4 };
+  assert_ok (overlay_changes_to_layer (&c, &out, &n, &err), err);
+  assert_int_equal (n, 4);
+  for (size_t i = 1; i < 4; i++)
+    {
+      assert_string_equal (out[i].hardlink_target, "a");
+      assert_int_equal (out[i].meta.n_xattrs, 2);
+      assert_string_equal (out[i].meta.xattrs[1].name, "user.k");
+      assert_memory_equal (out[i].meta.xattrs[0].value, "cap", 3);
+    }
+  free (out);
 }
 
 /* ---- on a mount ---- */
