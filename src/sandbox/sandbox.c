@@ -1221,25 +1221,65 @@ prepare_caps (child_ctx *c, kiln_error **err)
   return 0;
 }
 
+/* Receive a one-byte message with up to max fds (SCM_RIGHTS; extras are
+ * closed) and, when pid is not NULL, the sender's pid (SCM_CREDENTIALS,
+ * with SO_PASSCRED on): returns the number of fds, or -1 with errno (0 at
+ * EOF, EMSGSIZE when the control data was cut short). */
 static int
-recv_fd (int sock)
+recv_msg (int sock, char *tag, int *fds, int max, pid_t *pid)
 {
-  char byte;
-  char cbuf[CMSG_SPACE (sizeof (int))];
-  struct iovec iov = { &byte, 1 };
+  char cbuf[CMSG_SPACE (4 * sizeof (int)) + CMSG_SPACE (sizeof (struct ucred))];
+  memset (cbuf, 0, sizeof cbuf);
+  struct iovec iov = { tag, 1 };
   struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
   ssize_t n;
   do
     n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
-  if (n != 1)
-    return -1;
-  struct cmsghdr *cm = CMSG_FIRSTHDR (&mh);
-  if (cm == NULL || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN (sizeof (int)))
-    return -1;
+  if (n <= 0)
+    {
+      if (n == 0)
+        errno = 0;
+      return -1;
+    }
+  int got = 0;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR (&mh); cm; cm = CMSG_NXTHDR (&mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+      {
+        size_t k = (cm->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+        for (size_t i = 0; i < k; i++)
+          {
+            int fd;
+            memcpy (&fd, CMSG_DATA (cm) + i * sizeof (int), sizeof fd);
+            if (got < max)
+              fds[got++] = fd;
+            else
+              close (fd);
+          }
+      }
+    else if (pid && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS)
+      {
+        struct ucred uc;
+        memcpy (&uc, CMSG_DATA (cm), sizeof uc);
+        *pid = uc.pid;
+      }
+  if (mh.msg_flags & MSG_CTRUNC)
+    {
+      while (got > 0)
+        close (fds[--got]);
+      errno = EMSGSIZE;
+      return -1;
+    }
+  return got;
+}
+
+/* One fd sent with a one-byte message, or -1. */
+static int
+recv_fd (int sock)
+{
+  char tag;
   int fd;
-  memcpy (&fd, CMSG_DATA (cm), sizeof fd);
-  return fd;
+  return recv_msg (sock, &tag, &fd, 1, NULL) == 1 ? fd : -1;
 }
 
 /* Receive the FUSE fd from the step's init (with its pid: SO_PASSCRED is on),
@@ -1259,39 +1299,22 @@ serve_rootfs_fuse (const sandbox_config *cfg, int sock, int errfd, int sfd, int 
       return kiln_error_make (err, 0, "the step's init exited before handing over its FUSE mount");
     }
   char tag = 0;
-  char cbuf[CMSG_SPACE (sizeof (int)) + CMSG_SPACE (sizeof (struct ucred))];
-  memset (cbuf, 0, sizeof cbuf);
-  struct iovec iov = { &tag, 1 };
-  struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
-  ssize_t n;
-  do
-    n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
+  autoclose int fd = -1;
+  pid_t pid = 0;
+  int n = recv_msg (sock, &tag, &fd, 1, &pid);
   int saved = errno;
   int off = 0;
   setsockopt (sock, SOL_SOCKET, SO_PASSCRED, &off, sizeof off);
-  autoclose int fd = -1;
-  pid_t pid = 0;
-  for (struct cmsghdr *cm = CMSG_FIRSTHDR (&mh); n == 1 && cm; cm = CMSG_NXTHDR (&mh, cm))
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN (sizeof (int))
-        && fd < 0)
-      memcpy (&fd, CMSG_DATA (cm), sizeof fd);
-    else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS)
-      {
-        struct ucred uc;
-        memcpy (&uc, CMSG_DATA (cm), sizeof uc);
-        pid = uc.pid;
-      }
-  if (n <= 0)
+  if (n < 0)
     {
-      if (n < 0)
+      if (saved)
         return kiln_error_make (err, saved, "receive the FUSE fd from the step's init");
       if (read_setup_error (errfd, err) < 0)
         return -1;
       return kiln_error_make (err, 0, "the step's init exited before handing over its FUSE mount");
     }
   bool want_fd = cfg->session == NULL;
-  if (tag != (want_fd ? 'F' : 'R') || (fd >= 0) != want_fd || pid <= 0 || (mh.msg_flags & MSG_CTRUNC))
+  if (tag != (want_fd ? 'F' : 'R') || (fd >= 0) != want_fd || pid <= 0)
     return kiln_error_make (err, 0, "unexpected message from the step's init instead of its %s",
                             want_fd ? "FUSE fd" : "start");
   /* Kept to kill init and wait for it at the end: the mount lives as long as
@@ -1610,8 +1633,8 @@ static int check_single_fuse (const sandbox_idmap *m, kiln_error **err);
 typedef void (*child_main_fn) (child_ctx *c, pid_t kiln_pid, void *arg);
 
 /* Make the sync socket and error pipe (kiln's ends in sp[0], ep[0]), fork
- * and run fn in the child (it never returns); close the child's ends here.
- * Returns the child's pid. */
+ * and run fn in the child (it never returns; it dies with kiln); close the
+ * child's ends here. Returns the child's pid. */
 static pid_t
 spawn_child (child_ctx *c, int sp[2], int ep[2], child_main_fn fn, void *arg, kiln_error **err)
 {
@@ -1631,6 +1654,9 @@ spawn_child (child_ctx *c, int sp[2], int ep[2], child_main_fn fn, void *arg, ki
     {
       close (sp[0]);
       close (ep[0]);
+      prctl (PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid () != self)
+        _exit (SETUP_FAILED);
       fn (c, self, arg);
       _exit (SETUP_FAILED);
     }
@@ -1650,9 +1676,6 @@ holder_main (child_ctx *c, pid_t kiln_pid, void *arg)
   const sandbox_session_config *cfg = arg;
   int dirfd = cfg->dirfd;
   bool single = cfg->idmap->mode == SANDBOX_USERNS_SINGLE;
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid () != kiln_pid)
-    _exit (SETUP_FAILED);
   int keep[] = { c->sync_fd, c->err_fd, dirfd };
   close_other_fds (keep, (int) ARRAY_SIZE (keep));
   /* Unsharing the mount namespace moves the working directory to the new
@@ -1679,43 +1702,6 @@ holder_main (child_ctx *c, pid_t kiln_pid, void *arg)
   _exit (0);
 }
 
-/* Receive a one-byte message with up to max fds. Returns the number of fds
- * (closing extras), or -1 (EOF or error; errno 0 on EOF). */
-static int
-recv_fds (int sock, char *tag, int *fds, int max)
-{
-  char cbuf[CMSG_SPACE (4 * sizeof (int))];
-  memset (cbuf, 0, sizeof cbuf);
-  struct iovec iov = { tag, 1 };
-  struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
-  ssize_t n;
-  do
-    n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n <= 0)
-    {
-      if (n == 0)
-        errno = 0;
-      return -1;
-    }
-  int got = 0;
-  for (struct cmsghdr *cm = CMSG_FIRSTHDR (&mh); cm; cm = CMSG_NXTHDR (&mh, cm))
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-      {
-        size_t k = (cm->cmsg_len - CMSG_LEN (0)) / sizeof (int);
-        for (size_t i = 0; i < k; i++)
-          {
-            int fd;
-            memcpy (&fd, CMSG_DATA (cm) + i * sizeof (int), sizeof fd);
-            if (got < max)
-              fds[got++] = fd;
-            else
-              close (fd);
-          }
-      }
-  return got;
-}
-
 /* kiln's side of the holder's set-up; pid is the holder. */
 static int
 session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd, sandbox_session *s,
@@ -1725,7 +1711,7 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
     return -1;
   char tag = 0;
   int fds[3] = { -1, -1, -1 };
-  int n = recv_fds (sock, &tag, fds, 1);
+  int n = recv_msg (sock, &tag, fds, 1, NULL);
   if (n != 1 || tag != 'F')
     {
       int e = errno;
@@ -1740,7 +1726,7 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
   char ack = 'A';
   if (write (sock, &ack, 1) != 1)
     return kiln_error_make (err, errno, "signal the stage's mount holder");
-  n = recv_fds (sock, &tag, fds, 3);
+  n = recv_msg (sock, &tag, fds, 3, NULL);
   if (n != 3 || tag != 'N')
     {
       int e = errno;
@@ -1809,9 +1795,6 @@ static void __attribute__ ((noreturn))
 rm_main (child_ctx *c, pid_t kiln_pid, void *arg)
 {
   const rm_arg *a = arg;
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid () != kiln_pid)
-    _exit (SETUP_FAILED);
   int keep[] = { c->sync_fd, c->err_fd, a->dirfd };
   close_other_fds (keep, (int) ARRAY_SIZE (keep));
   enter_userns (c, NULL, kiln_pid);
