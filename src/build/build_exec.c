@@ -494,24 +494,8 @@ stage_key (build_exec *b, stage_state *st, const char *what, const char *base)
    * the encoder is named: the same level from another encoder gives other
    * blob bytes. */
   build_cache_key_begin (&k, "kiln build cache v2");
-  int level = b->o.layer.level;
-  const char *encoder = "none";
-  switch (b->o.layer.compression)
-    {
-    case LAYER_COMPRESS_GZIP:
-      if (level < 0)
-        level = LAYER_WRITER_GZIP_DEFAULT_LEVEL;
-      encoder = level >= 1 && level <= 3 ? "isa-l" : "zlib";
-      break;
-    case LAYER_COMPRESS_ZSTD:
-      if (level < 0)
-        level = 3;
-      encoder = "zstd";
-      break;
-    case LAYER_COMPRESS_NONE:
-      level = 0;
-      break;
-    }
+  int level;
+  const char *encoder = layer_writer_encoder (&b->o.layer, &level);
   autofree char *salt = xasprintf ("compression=%d encoder=%s level=%d format=%d reproducible=%d epoch=%lld",
                                    (int) b->o.layer.compression, encoder, level, (int) b->o.format,
                                    (int) b->o.reproducible, (long long) b->o.epoch);
@@ -743,12 +727,11 @@ run_serve_fuse (void *ctx, int fuse_fd, kiln_error **err)
  * afresh. */
 typedef struct run_session
 {
-  overlay *ovl;
   sandbox_session *sess;
   char *tmpname;       /* store temp dir: the uppers and the mount point */
   size_t n_layers;     /* the stage's layer count the view shows */
   unsigned steps;      /* RUN steps run on it */
-  run_ctx rc;
+  run_ctx rc;          /* its overlay is rc.ovl */
 } run_session;
 
 static void
@@ -761,7 +744,7 @@ run_session_end (build_exec *b, stage_state *st)
   /* The namespaces first (the mount and the FUSE connection go with them,
    * while the session loop still answers), then the loop. */
   sandbox_session_free (rs->sess);
-  overlay_free (rs->ovl);
+  overlay_free (rs->rc.ovl);
   if (rs->tmpname)
     store_rmtemp (b->o.store, rs->tmpname);
   free (rs->tmpname);
@@ -779,7 +762,7 @@ run_session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid
   if (st->rs)
     {
       overlay_lower_free (lower);
-      overlay_begin_step (st->rs->ovl, uid, gid, masks);
+      overlay_begin_step (st->rs->rc.ovl, uid, gid, masks);
       log_debug ("RUN on the stage's mount of %zu layers, step %u on it", st->rs->n_layers, ++st->rs->steps);
       return st->rs;
     }
@@ -803,9 +786,8 @@ run_session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid
     .create_gid = gid,
     .mask_paths = masks,
   };
-  if (overlay_new (&oc, &rs->ovl, err) < 0)
+  if (overlay_new (&oc, &rs->rc.ovl, err) < 0)
     goto fail;
-  rs->rc.ovl = rs->ovl;
   sandbox_session_config sc = { .idmap = &b->idmap, .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rs->rc,
                                 .dirfd = tmpfd };
   if (sandbox_session_new (&sc, &rs->sess, err) < 0)
@@ -1134,7 +1116,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   if (sandbox_session_sync (rs->sess, err) < 0)
     goto out;
   overlay_changes *changes = NULL;
-  if (overlay_commit (rs->ovl, &changes, err) < 0)
+  if (overlay_commit (rs->rc.ovl, &changes, err) < 0)
     goto out;
   layer_change *lch = NULL;
   size_t n_lch = 0;

@@ -1614,6 +1614,23 @@ fill_change (overlay_model *m, overlay_change *ch, inode *n)
 
 /* ---- per-step settings on a live mount ---- */
 
+/* The mask paths as the model keeps them: relative (leading '/' dropped),
+ * empty ones left out; NULL when there are none. */
+static char **
+masks_copy (const char *const *paths)
+{
+  char **v = NULL;
+  for (const char *const *p = paths; p && *p; p++)
+    {
+      const char *s = *p;
+      while (*s == '/')
+        s++;
+      if (*s)
+        strv_push (&v, s);
+    }
+  return v;
+}
+
 /* "a/b/" and "a/b" name the same mask path. */
 static bool
 mask_listed (char **v, const char *p)
@@ -1742,15 +1759,7 @@ overlay_model_set_step (overlay_model *m, uid_t create_uid, gid_t create_gid, co
   {
     m->create_uid = create_uid;
     m->create_gid = create_gid;
-    char **nm = NULL;
-    for (const char *const *p = mask_paths; p && *p; p++)
-      {
-        const char *s = *p;
-        while (*s == '/')
-          s++;
-        if (*s)
-          strv_push (&nm, s);
-      }
+    char **nm = masks_copy (mask_paths);
     char **old = m->masks;
     for (char **o = old; o && *o; o++)
       if (!mask_listed (nm, *o))
@@ -1875,14 +1884,7 @@ overlay_model_new (const overlay_config *cfg, overlay_model **out, kiln_error **
       overlay_model_free (m);
       return kiln_error_make (err, e, "dup scratch directory fd");
     }
-  for (const char *const *p = cfg->mask_paths; p && *p; p++)
-    {
-      const char *s = *p;
-      while (*s == '/')
-        s++;
-      if (*s)
-        strv_push (&m->masks, s);
-    }
+  m->masks = masks_copy (cfg->mask_paths);
   if (new_upper (m, err) < 0)
     {
       overlay_model_free (m);

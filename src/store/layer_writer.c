@@ -95,11 +95,43 @@ typedef struct deflater
   unsigned char *level_buf;
 } deflater;
 
+static bool
+isal_level (int level)
+{
+  return level >= 1 && level <= ISAL_DEF_MAX_LEVEL;
+}
+
+static int
+effective_level (const layer_writer_opts *o)
+{
+  if (o->level >= 0)
+    return o->level;
+  return o->compression == LAYER_COMPRESS_ZSTD ? 3 : LAYER_WRITER_GZIP_DEFAULT_LEVEL;
+}
+
+const char *
+layer_writer_encoder (const layer_writer_opts *opts, int *level)
+{
+  switch (opts->compression)
+    {
+    case LAYER_COMPRESS_GZIP:
+      *level = effective_level (opts);
+      return isal_level (*level) ? "isa-l" : "zlib";
+    case LAYER_COMPRESS_ZSTD:
+      *level = effective_level (opts);
+      return "zstd";
+    case LAYER_COMPRESS_NONE:
+      break;
+    }
+  *level = 0;
+  return "none";
+}
+
 static int
 deflater_init (deflater *d, int level)
 {
   memset (d, 0, sizeof *d);
-  d->isal = level >= 1 && level <= ISAL_DEF_MAX_LEVEL;
+  d->isal = isal_level (level);
   if (!d->isal)
     return deflateInit2 (&d->z, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK ? 0 : -1;
   isal_deflate_init (&d->is);
@@ -719,7 +751,7 @@ layer_writer_write (const layer_change *changes, size_t n, const layer_writer_op
   long cores = sysconf (_SC_NPROCESSORS_ONLN);
   p.threads = o.threads > 0 ? o.threads : (cores > 0 ? cores : 1);
   p.max_inflight = p.threads * 4 + 4;
-  p.level = o.level >= 0 ? o.level : (o.compression == LAYER_COMPRESS_ZSTD ? 3 : LAYER_WRITER_GZIP_DEFAULT_LEVEL);
+  p.level = effective_level (&o);
   if (o.compression == LAYER_COMPRESS_GZIP && p.level > 9)
     {
       ret = kiln_error_make (err, 0, "gzip compression level %d out of range 0..9", p.level);

@@ -77,6 +77,11 @@ typedef struct layer_writer_result
   uint64_t entries;
 } layer_writer_result;
 
+/* What the writer uses for opts: the level with the default resolved, and
+ * the encoder's name ("isa-l", "zlib", "zstd" or "none"). The same tar from
+ * another encoder or level is another blob, so cache keys name both. */
+const char *layer_writer_encoder (const layer_writer_opts *opts, int *level);
+
 /* "application/vnd.oci.image.layer.v1.tar+gzip" etc. (docker: the Docker
  * media types). */
 const char *layer_writer_media_type (layer_compression c, bool docker);
