@@ -262,15 +262,24 @@ ocilayout_set_ref (ocilayout *l, const char *tag, const char *media_type, const 
   return 0;
 }
 
-int
-ocilayout_resolve (ocilayout *l, const char *tag, char **media_type, char **digest, int64_t *size, kiln_error **err)
+/* The layout's index.json, parsed. */
+static int
+read_index (ocilayout *l, json_value **idx, kiln_error **err)
 {
   autofree char *data = NULL;
   size_t len = 0;
-  autojson json_value *idx = NULL;
   if (fs_read_file_at (l->dirfd, "index.json", JSON_DEFAULT_MAX_SIZE, &data, &len, err) < 0
-      || json_parse (data, len, JSON_DEFAULT_MAX_SIZE, &idx, err) < 0)
+      || json_parse (data, len, JSON_DEFAULT_MAX_SIZE, idx, err) < 0)
     return kiln_error_wrap (err, "OCI layout '%s': index.json", l->path);
+  return 0;
+}
+
+int
+ocilayout_resolve (ocilayout *l, const char *tag, char **media_type, char **digest, int64_t *size, kiln_error **err)
+{
+  autojson json_value *idx = NULL;
+  if (read_index (l, &idx, err) < 0)
+    return -1;
   json_value *ms = json_get_array (idx, "manifests");
   json_value *found = NULL;
   size_t n = json_array_size (ms);
@@ -346,12 +355,9 @@ synth_index (ocilayout *l, const char *tag, json_value **entries, size_t n, char
 int
 ocilayout_load_image (ocilayout *l, const char *tag, char **data, size_t *len, char **media_type, kiln_error **err)
 {
-  autofree char *idx_data = NULL;
-  size_t idx_len = 0;
   autojson json_value *idx = NULL;
-  if (fs_read_file_at (l->dirfd, "index.json", JSON_DEFAULT_MAX_SIZE, &idx_data, &idx_len, err) < 0
-      || json_parse (idx_data, idx_len, JSON_DEFAULT_MAX_SIZE, &idx, err) < 0)
-    return kiln_error_wrap (err, "OCI layout '%s': index.json", l->path);
+  if (read_index (l, &idx, err) < 0)
+    return -1;
   json_value *ms = json_get_array (idx, "manifests");
   size_t n = json_array_size (ms);
   autofree json_value **found = xcalloc (n + 1, sizeof *found);
