@@ -36,7 +36,48 @@ count_tap() {
 }
 
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/kiln-tests.XXXXXX")
+running=""
+on_signal() {
+  [ -n "$running" ] && kill -TERM -- "-$running" 2>/dev/null
+  exit 130
+}
 trap 'rm -rf "$logdir"' EXIT
+trap on_signal INT TERM
+
+# run_budget SECONDS LOG CMD...: run CMD in its own session, output to LOG.
+# A file that is still running after SECONDS (a hang: no file takes near
+# that long) gets a hang report (tests/tools/hang-report: process tree,
+# kernel stacks of kiln's threads, FUSE requests waiting) appended to LOG,
+# then its whole process tree is stopped, so one hang costs its file and
+# not the suite's time budget. Returns CMD's status, 124 on timeout.
+run_budget() {
+  local budget=$1 log=$2 start pid
+  shift 2
+  start=$(date +%s)
+  setsid "$@" > "$log" 2>&1 < /dev/null &
+  pid=$! running=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $(( $(date +%s) - start )) -ge "$budget" ] && kill -0 "$pid" 2>/dev/null; then
+      {
+        echo "not ok - $(basename "${*: -1}") was still running after ${budget}s and was stopped; it was waiting for:"
+        tests/tools/hang-report "$pid" | sed 's/^/# /'
+      } >> "$log"
+      local tree
+      tree=$(ps -e -o pid=,sess= | awk -v s="$pid" '$2 == s { print $1 }')
+      kill -TERM -- "-$pid" $tree 2>/dev/null
+      sleep 5
+      kill -KILL -- "-$pid" $tree 2>/dev/null
+      wait "$pid" 2>/dev/null
+      running=""
+      return 124
+    fi
+    sleep 1
+  done
+  wait "$pid"
+  local rc=$?
+  running=""
+  return $rc
+}
 
 if [ "$unit" = 1 ]; then
   for t in "$build"/tests/test_*; do
@@ -44,7 +85,7 @@ if [ "$unit" = 1 ]; then
     n=$(basename "$t")
     [ -n "$filter" ] && ! [[ $n =~ $filter ]] && continue
     echo "== unit: $n"
-    CMOCKA_MESSAGE_OUTPUT=TAP "$t" > "$logdir/$n.log" 2>&1
+    run_budget "${KILN_TEST_FILE_TIMEOUT:-600}" "$logdir/$n.log" env CMOCKA_MESSAGE_OUTPUT=TAP "$t"
     rc=$?
     cat "$logdir/$n.log"
     count_tap "$n" "$logdir/$n.log" $rc
@@ -67,7 +108,9 @@ if [ "$integ" = 1 ]; then
     fi
     echo "== integration: $n"
     start=$(date +%s)
-    bats --tap "$f" > "$logdir/$n.log" 2>&1
+    budget=${KILN_TEST_FILE_TIMEOUT:-600}
+    [[ " $SLOW_FILES " == *" $n "* ]] && budget=${KILN_TEST_SLOW_TIMEOUT:-3600}
+    run_budget "$budget" "$logdir/$n.log" bats --tap "$f"
     rc=$?
     cat "$logdir/$n.log"
     echo "   ($n took $(( $(date +%s) - start ))s)"

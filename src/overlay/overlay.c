@@ -101,9 +101,14 @@ static void
 op_init (void *ud, struct fuse_conn_info *conn)
 {
   (void) ud;
-  unsigned want = FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE
-                  | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_DIO;
+  unsigned want = FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_DIO;
   conn->want |= want & conn->capable;
+  /* No replies through splice: when the kernel refuses a spliced reply
+   * (seen on 6.18 with several mounts reading the same lower file: "fuse:
+   * splice from pipe: Invalid argument"), libfuse drops the request
+   * unanswered and the step waits for ever on a locked page. op_read
+   * answers from its own buffer instead. */
+  conn->want &= ~(unsigned) (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
 }
@@ -277,15 +282,60 @@ op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, str
     }
 }
 
+/* Each session thread's read buffer, kept for the thread's life (a READ is
+ * up to max_pages; allocating that per request would map and unmap it). */
+typedef struct read_buf
+{
+  size_t cap;
+  char data[];
+} read_buf;
+
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+static void
+read_buf_key_init (void)
+{
+  if (pthread_key_create (&read_buf_key, free) != 0)
+    abort ();
+}
+
+static char *
+read_buffer (size_t size)
+{
+  pthread_once (&read_buf_once, read_buf_key_init);
+  read_buf *b = pthread_getspecific (read_buf_key);
+  if (b == NULL || b->cap < size)
+    {
+      free (b);
+      b = xmalloc (sizeof *b + size);
+      b->cap = size;
+      pthread_setspecific (read_buf_key, b);
+    }
+  return b->data;
+}
+
 static void
 op_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
   (void) ino;
-  struct fuse_bufvec buf = FUSE_BUFVEC_INIT (size);
-  buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-  buf.buf[0].fd = fi->fh;
-  buf.buf[0].pos = off;
-  fuse_reply_data (req, &buf, FUSE_BUF_SPLICE_MOVE);
+  char *buf = read_buffer (size);
+  size_t got = 0;
+  while (got < size)
+    {
+      ssize_t n = pread ((int) fi->fh, buf + got, size - got, off + (off_t) got);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          fuse_reply_err (req, errno);
+          return;
+        }
+      if (n == 0)
+        break;
+      got += (size_t) n;
+    }
+  fuse_reply_buf (req, buf, got);
 }
 
 static void

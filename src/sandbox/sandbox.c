@@ -44,6 +44,8 @@ struct sandbox_session
 };
 
 #define LINE_MAX_CHUNK 65536
+/* How long kiln waits for a helper's set-up messages (namespaces, mounts). */
+#define HANDSHAKE_TIMEOUT_S 60
 /* Exit status of a sandbox helper that reported a setup error. */
 #define SETUP_FAILED 125
 
@@ -1707,6 +1709,12 @@ static int
 session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd, sandbox_session *s,
                kiln_error **err)
 {
+  /* The holder only makes namespaces and a mount: a holder that has not
+   * answered in a minute is stuck, and the build says so instead of
+   * waiting for ever. */
+  struct timeval tv = { .tv_sec = HANDSHAKE_TIMEOUT_S };
+  if (setsockopt (sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+    return kiln_error_make (err, errno, "set a timeout on the holder's socket");
   if (map_ids (pid, sock, errfd, cfg->idmap, err) < 0)
     return -1;
   char tag = 0;
@@ -1715,6 +1723,9 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
   if (n != 1 || tag != 'F')
     {
       int e = errno;
+      if (e == EAGAIN)
+        return kiln_error_make (err, 0, "the stage's mount holder did not hand over its FUSE mount within %d s",
+                                HANDSHAKE_TIMEOUT_S);
       for (int i = 0; i < n; i++)
         close (fds[i]);
       if (read_setup_error (errfd, err) < 0)
@@ -1730,6 +1741,9 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
   if (n != 3 || tag != 'N')
     {
       int e = errno;
+      if (e == EAGAIN)
+        return kiln_error_make (err, 0, "the stage's mount holder did not hand over its namespaces within %d s "
+                                        "(is the FUSE mount answering?)", HANDSHAKE_TIMEOUT_S);
       for (int i = 0; i < n; i++)
         close (fds[i]);
       if (read_setup_error (errfd, err) < 0)

@@ -246,7 +246,7 @@ build_buildah() {
     rm -rf --one-file-system "$tmp"
     # One commit at the end (no --layers): half the time per case, and only
     # the final filesystem and config are compared (layers are report-only).
-    buildah_g bud --isolation=chroot --tls-verify=false --identity-label=false \
+    with_deadline 900 buildah_g bud --isolation=chroot --tls-verify=false --identity-label=false \
       --build-arg BASE="$BASE_REF" --build-arg DEBIAN="$DEBIAN_REF" \
       -f "$(reference_dockerfile "$cdir")" -t "e2e-$name" "${args[@]}" "$ctx" &&
       buildah_g push --quiet "${pushfmt[@]}" "e2e-$name" "oci:$tmp:img" &&
@@ -264,7 +264,7 @@ build_kiln() {
   local as=()
   [ -z "$kiln_user" ] || as=(run_as "$kiln_user")
   rm -rf --one-file-system "$out"
-  "${as[@]}" "$KILN" build --root "$store" -f "$cdir/Dockerfile" \
+  with_deadline "${E2E_KILN_TIMEOUT:-300}" "${as[@]}" "$KILN" build --root "$store" -f "$cdir/Dockerfile" \
     --build-arg BASE="$BASE_REF" --build-arg DEBIAN="$DEBIAN_REF" \
     --insecure-registry "$REGISTRY" --oci-layout "$out:img" --no-push \
     "${args[@]}" "$ctx" > "$log" 2>&1 < /dev/null
@@ -311,12 +311,15 @@ for name in "${cases[@]}"; do
       problems+=("preparing the context again for kiln failed")
     fi
     t0=$(now)
-    if build_kiln "$name" "$cdir" "$ctx" "$work/logs/$name.kiln.log" "$kout"; then
+    build_kiln "$name" "$cdir" "$ctx" "$work/logs/$name.kiln.log" "$kout"
+    krc=$?
+    if [ "$krc" = 0 ]; then
       kiln_ok=1
       notes+=("kiln $(secs "$t0" "$(now)")")
     else
-      problems+=("kiln build failed (status $?): $KILN build ... (log $work/logs/$name.kiln.log):")
-      problems+=("$(tail -n 15 "$work/logs/$name.kiln.log")")
+      problems+=("kiln build failed (status $krc): $KILN build ... (log $work/logs/$name.kiln.log):")
+      # a hang report (status 124) is read whole
+      problems+=("$(tail -n "$([ "$krc" = 124 ] && echo 200 || echo 15)" "$work/logs/$name.kiln.log")")
     fi
   fi
   if [ "$mode" = both ] && [ -n "$ref" ] && [ "$kiln_ok" = 1 ]; then

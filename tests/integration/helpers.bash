@@ -467,3 +467,39 @@ fuse_dev_open_for_all() {
   [ -c /dev/fuse ] || skip "/dev/fuse does not exist"
   chmod 0666 /dev/fuse
 }
+
+# with_deadline SECONDS CMD...: run CMD (a command or function); if it is
+# still running after SECONDS, print a hang report (tests/tools/hang-report)
+# to stderr, stop CMD and everything below it, and return 124. A hang then
+# fails its own case with a description instead of eating the suite's time.
+with_deadline() {
+  local secs=$1 start pid rc
+  shift
+  start=$(date +%s)
+  "$@" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $(( $(date +%s) - start )) -ge "$secs" ]; then
+      {
+        echo "still running after ${secs}s, stopped: $*"
+        "$KILN_SRC/tests/tools/hang-report" "$pid"
+      } >&2
+      _kill_tree "$pid"
+      wait "$pid" 2>/dev/null
+      return 124
+    fi
+    sleep 0.5
+  done
+  wait "$pid"
+  rc=$?
+  return $rc
+}
+
+# _kill_tree PID: SIGKILL PID and its descendants, children first found.
+_kill_tree() {
+  local p
+  for p in $(ps -e -o pid=,ppid= | awk -v r="$1" '$2 == r { print $1 }'); do
+    _kill_tree "$p"
+  done
+  kill -KILL "$1" 2>/dev/null || true
+}
