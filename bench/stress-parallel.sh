@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# bench/stress-parallel.sh - rebuild a three-stage Dockerfile (parallel stages
+# over one busybox base, many RUN steps, 20 MiB moved through the mounts) N
+# times with --no-cache --jobs 3 and count builds that hang (still running
+# after DEADLINE seconds: hang report kept in the log, build killed) or that
+# print a libfuse error line ("fuse: ..."). Run as root.
+#   bench/stress-parallel.sh [N] [KILN] [DEADLINE]   (defaults 100, ./kiln, 60)
+# Logs stay in the printed directory. Needs docker-registry and the fixture
+# tools (scripts/install-deps.sh).
+set -uo pipefail
+N=${1:-100}
+src=$(cd "$(dirname "$0")/.." && pwd)
+export KILN_SRC=$src KILN=${2:-$src/kiln}
+DEADLINE=${3:-60}
+# shellcheck source=../tests/integration/helpers.bash
+source "$src/tests/integration/helpers.bash"
+trap kiln_shell_cleanup EXIT
+registry_start
+fixtures_push busybox 2>/dev/null || { echo "stress-parallel: fixture push failed" >&2; exit 1; }
+logs=$(mktemp -d /var/tmp/kiln-stress.XXXXXX)
+mkdir -p "$logs/ctx"
+cat > "$logs/ctx/Dockerfile" <<'EOF'
+ARG BASE
+FROM $BASE AS a
+RUN mkdir -p /w && cd /w && for i in $(seq 1 200); do echo $i > f$i; done
+RUN cd /w && for i in $(seq 1 100); do ln f$i h$i; mv f$((i+100)) g$i; done
+RUN cd /w && rm -rf * && mkdir -p d/e/f && echo x > d/e/f/x && cat d/e/f/x
+FROM $BASE AS b
+RUN mkdir -p /v && dd if=/dev/zero of=/v/big bs=1M count=20 2>/dev/null
+RUN truncate -s 5M /v/big && echo z >> /v/big && md5sum /v/big
+RUN for i in $(seq 1 50); do mkdir -p /v/d$i; echo $i > /v/d$i/f; done
+FROM $BASE AS c
+RUN echo c > /c1
+RUN echo c > /c2
+RUN rm /c1 && echo c > /c3
+FROM $BASE
+COPY --from=a /w /wa
+COPY --from=b /v /vb
+COPY --from=c / /cc
+RUN ls -R /wa /vb > /dev/null && cat /cc/c2
+EOF
+ok=0 hung=0 failed=0 fuse_err=0
+for i in $(seq 1 "$N"); do
+  with_deadline "$DEADLINE" "$KILN" build --root "$logs/store" --no-cache --jobs 3 \
+    --build-arg "BASE=$BUSYBOX_IMAGE" --insecure-registry "$REGISTRY" --no-push "$logs/ctx" \
+    > "$logs/log.$i" 2>&1
+  case $? in
+    0) ok=$((ok + 1)) ;;
+    124) hung=$((hung + 1)); echo "build $i hung: $logs/log.$i" ;;
+    *) failed=$((failed + 1)); echo "build $i failed: $logs/log.$i" ;;
+  esac
+  grep -q '^fuse: ' "$logs/log.$i" && fuse_err=$((fuse_err + 1))
+done
+echo "$N builds: $ok ok, $hung hung, $failed failed; $fuse_err printed a libfuse error (logs: $logs)"
