@@ -6,6 +6,7 @@
 # print a libfuse error line ("fuse: ..."). Run as root.
 #   bench/stress-parallel.sh [N] [KILN] [DEADLINE] [P]   (defaults 100, ./kiln, 60, 1)
 # P builds run at a time, each on its own store (N rounds: N*P builds).
+# STRESS_DROP_CACHES=1 drops the page cache before each round.
 # Logs stay in the printed directory. Needs docker-registry and the fixture
 # tools (scripts/install-deps.sh).
 set -uo pipefail
@@ -48,6 +49,9 @@ RUN ls -R /wa /vb > /dev/null
 EOF
 ok=0 hung=0 failed=0 fuse_err=0
 for i in $(seq 1 "$N"); do
+  # Cold page cache: lower files are then read from disk by the FUSE
+  # server (the old reply-splicing failure was far more frequent so).
+  [ "${STRESS_DROP_CACHES:-0}" = 1 ] && { sync; echo 3 > /proc/sys/vm/drop_caches; }
   pids=()
   for j in $(seq 1 "$P"); do
     with_deadline "$DEADLINE" "$KILN" build --root "$logs/store$j" --no-cache --jobs 3 \
