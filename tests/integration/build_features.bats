@@ -327,7 +327,7 @@ EOF2
 # through their mounts. With READ replies spliced, the kernel now and then
 # refused one ("fuse: splice from pipe: Invalid argument") and libfuse
 # dropped the request: a step slept for ever. How often depended on what
-# else ran: 4 builds in 49 beside other builds and tests, 1 in 150 on an
+# else ran: 4 builds in 49 beside other builds and tests, 1 in 115 on an
 # idle machine (bench/RESULTS.md "Session 5"), so this guards the class
 # (a hang or any libfuse error fails it) more than it reproduces that bug.
 @test "build: parallel stages on one base, two at a time, 10 times: no build hangs, libfuse never fails a reply" {
