@@ -15,17 +15,17 @@ A=$(cd "$1" && pwd) B=$(cd "$2" && pwd) MB=${3:-512} REPS=${4:-5}
 src=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /var/tmp/kiln-read-ab.XXXXXX)
 trap 'rm -rf --one-file-system "$work"' EXIT
+read -r -a cflags <<< "$(pkg-config --cflags fuse3 yajl)"
+read -r -a libs <<< "$(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 libcrypto zlib libzstd libisal)"
 for t in A B; do
   tree=${!t}
-  cc -std=gnu11 -O2 -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -pthread -I"$tree/src" \
-    $(pkg-config --cflags fuse3 yajl) -o "$work/mount-$t" "$src/bench/fuse_overhead_mount.c" \
-    "$tree/build/libkiln.a" $(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 libcrypto zlib libzstd libisal) -lm
+  cc -std=gnu11 -O2 -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -pthread -I"$tree/src" "${cflags[@]}" \
+    -o "$work/mount-$t" "$src/bench/fuse_overhead_mount.c" "$tree/build/libkiln.a" "${libs[@]}" -lm
 done
 mkdir -p "$work/lower"
 dd if=/dev/urandom of="$work/lower/big" bs=1M count="$MB" status=none
-ms() { date +%s%3N; }
 one() { # BUILD CASE -> MiB/s
-  local d=$work/run mnt=$work/mnt s e
+  local d=$work/run mnt=$work/mnt
   rm -rf "$d"; mkdir -p "$d/scratch" "$mnt"
   if [ "$2" = cold ]; then sync; echo 3 > /proc/sys/vm/drop_caches; else cat "$work/lower/big" > /dev/null; fi
   unshare -m "$work/mount-$1" "$work/lower" "$d/scratch" "$mnt" \

@@ -5,7 +5,7 @@
 # are bats files in tests/integration/. A test binary that crashes counts as a
 # failure even if it printed no "not ok" line.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 build=build unit=0 integ=0 filter=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -54,7 +54,10 @@ run_budget() {
   local budget=$1 log=$2 start pid
   shift 2
   start=$(date +%s)
-  setsid "$@" > "$log" 2>&1 < /dev/null &
+  # O_APPEND: the report appended below must not be overwritten by the
+  # file's own late writes.
+  : > "$log"
+  setsid "$@" >> "$log" 2>&1 < /dev/null &
   pid=$! running=$!
   while kill -0 "$pid" 2>/dev/null; do
     if [ $(( $(date +%s) - start )) -ge "$budget" ] && kill -0 "$pid" 2>/dev/null; then
@@ -63,10 +66,10 @@ run_budget() {
         tests/tools/hang-report "$pid" | sed 's/^/# /'
       } >> "$log"
       local tree
-      tree=$(ps -e -o pid=,sess= | awk -v s="$pid" '$2 == s { print $1 }')
-      kill -TERM -- "-$pid" $tree 2>/dev/null
+      mapfile -t tree < <(ps -e -o pid=,sess= | awk -v s="$pid" '$2 == s { print $1 }')
+      kill -TERM -- "-$pid" "${tree[@]}" 2>/dev/null
       sleep 5
-      kill -KILL -- "-$pid" $tree 2>/dev/null
+      kill -KILL -- "-$pid" "${tree[@]}" 2>/dev/null
       wait "$pid" 2>/dev/null
       running=""
       return 124
