@@ -331,39 +331,13 @@ EOF2
 # idle machine (bench/RESULTS.md "Session 5"), so this guards the class
 # (a hang or any libfuse error fails it) more than it reproduces that bug.
 @test "build: parallel stages on one base, two at a time, 6 times: no build hangs, libfuse never fails a reply" {
-  mkdir -p "$TEST_TMP/ctx"
-  cat > "$TEST_TMP/ctx/Dockerfile" <<'EOF2'
-ARG BASE
-FROM $BASE AS a
-RUN mkdir -p /w && cd /w && for i in $(seq 1 200); do echo $i > f$i; done
-RUN cd /w && for i in $(seq 1 100); do ln f$i h$i; mv f$((i+100)) g$i; done
-RUN --mount=type=cache,target=/cache cd /w && rm -f h1 h2 && chmod 600 f3 && rm -rf /cache/w && cp -r /w /cache/ && ls /cache >/dev/null
-RUN cd /w && rm -rf * && mkdir -p d/e/f && echo x > d/e/f/x
-RUN --mount=type=tmpfs,target=/tmp/t echo hi > /tmp/t/x && cat /w/d/e/f/x
-RUN rm -rf /w && mkdir /w && echo y > /w/y
-FROM $BASE AS b
-RUN mkdir -p /v && dd if=/dev/zero of=/v/big bs=1M count=20 2>/dev/null
-RUN truncate -s 5M /v/big && echo z >> /v/big
-RUN --mount=type=cache,target=/cache,sharing=locked ls /cache >/dev/null; mv /v/big /v/big2
-RUN for i in $(seq 1 50); do mkdir -p /v/d$i; echo $i > /v/d$i/f; done
-RUN rm -rf /v/d1* && ln -s /v/d2 /v/link
-FROM $BASE AS c
-RUN echo c > /c1
-RUN echo c > /c2
-RUN rm /c1
-RUN echo c > /c3
-FROM $BASE
-COPY --from=a /w /wa
-COPY --from=b /v /vb
-COPY --from=c / /cc
-RUN ls -R /wa /vb > /dev/null
-EOF2
   # Two builds at a time (own stores): six stages' mounts reading busybox.
   local i j pids
   for i in $(seq 1 6); do
     pids=()
     for j in 1 2; do
-      with_deadline 60 kb "$TEST_TMP/store$j" "$TEST_TMP/ctx" --no-cache --jobs 3 > "$TEST_TMP/log.$i.$j" 2>&1 &
+      with_deadline 60 kb "$TEST_TMP/store$j" "$KILN_SRC/tests/stress/parallel-stages" --no-cache --jobs 3 \
+        > "$TEST_TMP/log.$i.$j" 2>&1 &
       pids+=($!)
     done
     for j in 1 2; do
