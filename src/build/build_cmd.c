@@ -594,17 +594,12 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
     }
   store *s = *sp;
   s->remove_fallback = sandbox_rm_at_fallback;
-  /* A pipe whose read end every RUN step polls (sandbox cancel_fd): with
-   * stages on several threads the signal may land on a thread that is not
-   * running the step. The build checks the flag between steps; the sandbox
-   * handles the signal itself while a step runs. */
-  int cancel[2] = { -1, -1 };
-  if (pipe2 (cancel, O_CLOEXEC | O_NONBLOCK) == 0)
-    {
-      eo.cancel_fd = cancel[0];
-      eo.cancel_wfd = cancel[1];
-    }
-  volatile sig_atomic_t *build_signal = sigcancel_install (cancel[1]);
+  /* Level-triggered cancellation that every RUN step polls (sandbox
+   * cancel_fd): with stages on several threads the signal may land on any
+   * thread. The build checks the flag between steps. */
+  sigcancel_pipe cancel;
+  volatile sig_atomic_t *build_signal = sigcancel_open (&cancel);
+  eo.cancel = &cancel;
   /* Pulls and pushes stop at SIGINT/SIGTERM too, not only RUN steps. */
   o->reg.cancel = build_signal;
   registry_options pull_reg = o->reg;
@@ -696,12 +691,7 @@ out:
   if (log_to_frame) /* progress_free closes the log stream */
     log_setup ((log_level) o->common.verbosity, (log_format) o->common.log_format, o->common.log_timestamp, NULL);
   progress_free (prog);
-  sigcancel_set_notify_fd (-1);
-  if (cancel[0] >= 0)
-    {
-      close (cancel[0]);
-      close (cancel[1]);
-    }
+  sigcancel_close (&cancel);
   return ret;
 }
 

@@ -789,7 +789,7 @@ run_session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid
   if (overlay_new (&oc, &rs->rc.ovl, err) < 0)
     goto fail;
   sandbox_session_config sc = { .idmap = &b->idmap, .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rs->rc,
-                                .dirfd = tmpfd };
+                                .dirfd = tmpfd, .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1 };
   if (sandbox_session_new (&sc, &rs->sess, err) < 0)
     goto fail;
   rs->n_layers = st->n_layers;
@@ -1080,7 +1080,7 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
     .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
     .output = run_output, .output_ctx = &rs->rc, .record_chown = run_record_chown, .record_chown_ctx = &rs->rc,
     .session = rs->sess, .mounts = mounts.v, .n_mounts = mounts.n,
-    .cancel_fd = b->o.cancel_fd, .cancel_signal = b->o.signal_flag,
+    .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
   };
   if (insecure)
     {
@@ -1093,16 +1093,9 @@ step_run (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
                 sc.seccomp ? "" : ", no seccomp filter");
     }
   sandbox_result res;
-  int sig = 0;
-  sc.interrupted = &sig;
   double t0 = now_s ();
   if (sandbox_run (&sc, &res, err) < 0)
-    {
-      /* A step stopped because another stage failed is not a signal. */
-      if (sig && b->o.signal_flag && !b->failed)
-        *b->o.signal_flag = sig;
-      goto out;
-    }
+    goto out;
   add_time (b, &b->res->t_run, now_s () - t0);
   if (!res.exited || res.status != 0)
     {
@@ -2016,8 +2009,8 @@ wave_worker (void *arg)
             w->err = steal_pointer (&e);
           /* Stop the other stages' running steps too (their RUN
            * sandboxes poll the cancel pipe). */
-          if (!b->failed && b->o.cancel_wfd > 0 && write (b->o.cancel_wfd, "x", 1) < 0)
-            log_debug ("stopping the other stages: %s", strerror (errno));
+          if (!b->failed && b->o.cancel)
+            sigcancel_trigger (b->o.cancel);
           b->failed = true;
           pthread_mutex_unlock (&b->lock);
           kiln_error_free (e);

@@ -29,6 +29,7 @@
 #include "store/store.h"
 #include "util/digest.h"
 #include "util/error.h"
+#include "util/sigcancel.h"
 
 typedef struct build_exec_opts
 {
@@ -53,12 +54,13 @@ typedef struct build_exec_opts
   bool single_snapshot;         /* kaniko --single-snapshot: one layer for the target stage's steps */
   bool allow_insecure;          /* --allow security.insecure: RUN --security=insecure is granted */
   int jobs;                     /* independent stages built at once (<= 1: one after another) */
-  /* Readable once SIGINT/SIGTERM arrived (the caller's handler writes it;
-   * <= 0: none): stops RUN steps on other threads (sandbox cancel_fd). */
-  int cancel_fd;
-  int cancel_wfd;               /* its write end: a failing stage stops the others */
-  /* Set to SIGINT/SIGTERM by the caller's signal handler; checked between
-   * steps, and set by the sandbox when the signal stopped a RUN step. */
+  /* The build's cancellation (NULL: none): readable once SIGINT/SIGTERM
+   * arrived; every RUN step and stage mount set-up polls its read end
+   * (sandbox cancel_fd), and a failing stage triggers it to stop the
+   * others. */
+  const sigcancel_pipe *cancel;
+  /* Set to SIGINT/SIGTERM by the caller's signal handler (and only by it);
+   * checked between steps. */
   volatile sig_atomic_t *signal_flag;
 } build_exec_opts;
 

@@ -16,6 +16,7 @@
 #include "util/cli.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/sigcancel.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -125,6 +126,10 @@ typedef struct run_opts
   char *platform;
   char **mirrors;
   registry_options reg;
+  /* SIGINT/SIGTERM: the flag (also reg.cancel) and the level-triggered fd
+   * the step's supervisor polls. */
+  volatile sig_atomic_t *signal_flag;
+  sigcancel_pipe cancel;
 } run_opts;
 
 static int
@@ -452,27 +457,6 @@ run_sandbox_init (const run_opts *o, run_sandbox *sb, kiln_error **err)
   return load_filter (o, mode, &sb->filter, err);
 }
 
-/* SIGINT/SIGTERM are held from the moment kiln creates something that must
- * be removed (an upper, mount points in --rootfs) until it is removed:
- * sandbox_run picks a pending one up (it kills the step and fails with
- * EINTR), and one that arrives outside it takes effect, with its default
- * action, only once everything is cleaned up. */
-static void
-hold_signals (sigset_t *old)
-{
-  sigset_t set;
-  sigemptyset (&set);
-  sigaddset (&set, SIGINT);
-  sigaddset (&set, SIGTERM);
-  sigprocmask (SIG_BLOCK, &set, old);
-}
-
-static void
-release_signals (const sigset_t *old)
-{
-  sigprocmask (SIG_SETMASK, old, NULL);
-}
-
 /* Run p in the sandbox: on the directory o->rootfs when lower is NULL,
  * else on an overlay of lower (taken) with its upper in scratch_fd.
  * Returns 0 when the command exited 0, its exit status (or 128 + signal)
@@ -488,7 +472,7 @@ execute (const run_opts *o, const run_plan *p, const run_sandbox *sb, overlay_lo
     .rootfs = o->rootfs, .rootfs_readonly = o->rootfs_ro, .argv = p->argv, .env = p->env, .cwd = p->cwd,
     .uid = p->uid, .gid = p->gid, .groups = p->groups, .n_groups = p->n_groups, .hostname = o->hostname,
     .network = o->network, .idmap = &sb->map, .seccomp = sb->filter, .output = print_line,
-    .record_chown = log_chown,
+    .record_chown = log_chown, .cancel_fd = o->cancel.rfd, .cancel_signal = o->signal_flag,
   };
   if (ovl)
     {
@@ -563,8 +547,6 @@ do_run_rootfs (run_opts *o, char **cmd, kiln_error **err)
   p.env = strv_dup (o->env);
   sandbox_env_ensure_path (&p.env);
   p.cwd = o->workdir ? xstrdup (o->workdir) : NULL;
-  sigset_t old;
-  hold_signals (&old);
   int r;
   if (o->overlay)
     {
@@ -588,7 +570,6 @@ do_run_rootfs (run_opts *o, char **cmd, kiln_error **err)
         r = execute (o, &p, &sb, NULL, -1, err);
       sandbox_remove_mountpoints (rootfd, created);
     }
-  release_signals (&old);
   seccomp_filter_free (sb.filter);
   run_plan_clear (&p);
   return r;
@@ -784,8 +765,6 @@ do_run_image (run_opts *o, const char *image, char **cmd, kiln_error **err)
     }
   if (plan_image (o, &spec, lower, cmd, name, &p, err) < 0 || run_sandbox_init (o, &sb, err) < 0)
     goto out;
-  sigset_t old;
-  hold_signals (&old);
   int tmpfd = -1;
   if (store_mktemp (s, "run-", &tmpname, &tmpfd, err) >= 0)
     {
@@ -793,7 +772,6 @@ do_run_image (run_opts *o, const char *image, char **cmd, kiln_error **err)
       close (tmpfd);
       store_rmtemp (s, tmpname);
     }
-  release_signals (&old);
 out:
   free (tmpname);
   free (ids);
@@ -926,6 +904,10 @@ run_cmd_main (int argc, char **argv, kiln_error **err)
       run_opts_free (&o);
       return KILN_EXIT_USAGE;
     }
+  /* Signals become a cancellation the step's supervisor sees; every path
+   * out of the run then unwinds normally, removing the upper and mounts. */
+  o.signal_flag = sigcancel_open (&o.cancel);
+  o.reg.cancel = o.signal_flag;
   if (o.rootfs)
     rc = do_run_rootfs (&o, pos, err);
   else if (o.layout)
@@ -943,8 +925,9 @@ run_cmd_main (int argc, char **argv, kiln_error **err)
   else if (rc < 0)
     {
       kiln_error_wrap (err, "kiln run");
-      rc = KILN_EXIT_FAILURE;
+      rc = sigcancel_exit_code (KILN_EXIT_FAILURE);
     }
+  sigcancel_close (&o.cancel);
   run_opts_free (&o);
   return rc;
 }

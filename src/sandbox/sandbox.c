@@ -24,7 +24,6 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -319,7 +318,6 @@ typedef struct child_ctx
   cap_t caps;            /* what the step's process keeps */
   cap_value_t keep_bound[64];
   int n_keep_bound;
-  sigset_t oldmask;
   char *resolv, *hosts, *hostname_file;
 } child_ctx;
 
@@ -1021,14 +1019,46 @@ write_proc_file (pid_t pid, const char *name, const char *content, kiln_error **
   return 0;
 }
 
+/* Fork with SIGINT/SIGTERM blocked across the fork, so that kiln's handler
+ * never runs in the child (its notify fd is closed there and the number
+ * may be reused). The child takes both back to SIG_DFL but keeps them
+ * blocked: the helper, init and holder share kiln's process group, and a
+ * terminal's ^C is kiln's to handle (it kills the step); the step's
+ * process unblocks every signal before exec. */
+static pid_t
+fork_child (void)
+{
+  sigset_t block, old;
+  sigemptyset (&block);
+  sigaddset (&block, SIGINT);
+  sigaddset (&block, SIGTERM);
+  pthread_sigmask (SIG_BLOCK, &block, &old);
+  pid_t pid = fork ();
+  if (pid == 0)
+    {
+      signal (SIGINT, SIG_DFL);
+      signal (SIGTERM, SIG_DFL);
+      return 0;
+    }
+  int e = errno;
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+  errno = e;
+  return pid;
+}
+
 static int
 run_helper (const char *prog, char *const argv[], kiln_error **err)
 {
-  pid_t pid = fork ();
+  pid_t pid = fork_child ();
   if (pid < 0)
     return kiln_error_make (err, errno, "fork for %s", prog);
   if (pid == 0)
     {
+      sigset_t set;
+      sigemptyset (&set);
+      sigaddset (&set, SIGINT);
+      sigaddset (&set, SIGTERM);
+      sigprocmask (SIG_UNBLOCK, &set, NULL);
       execvp (prog, argv);
       _exit (127);
     }
@@ -1147,48 +1177,90 @@ read_setup_error (int fd, kiln_error **err)
   return kiln_error_make (err, e, "%s", colon ? colon + 1 : sb.buf);
 }
 
-/* Wait until one of fds is readable; fail if SIGINT/SIGTERM arrives on the
- * signalfd first (set-up may involve FUSE requests kiln serves, so it must
- * stay interruptible). Returns the index of the readable fd. */
-static int
-interrupted (const sandbox_config *cfg, int signo, kiln_error **err)
+/* True once the caller's cancellation fd is readable (cancel_fd <= 0:
+ * none). It is never read: every thread's step sees the same state. */
+static bool
+cancelled (int cancel_fd)
 {
+  if (cancel_fd <= 0)
+    return false;
+  struct pollfd pf = { cancel_fd, POLLIN, 0 };
+  int r;
+  while ((r = poll (&pf, 1, 0)) < 0 && errno == EINTR)
+    ;
+  return r == 1 && (pf.revents & POLLIN);
+}
+
+/* Wait until one of fds (at most 4; -1 entries ignored) is readable or
+ * hung up. The only other thing waited for is cancel_fd (<= 0: none),
+ * which nobody reads, so no other thread can take the wake-up away.
+ * Returns the index; -1 with errno ECANCELED when cancel_fd fired first,
+ * ETIMEDOUT after timeout_s (<= 0: never), or poll's errno. */
+static int
+wait_fds (const int *fds, int n, int cancel_fd, int timeout_s)
+{
+  struct pollfd pf[5];
+  for (int i = 0; i < n; i++)
+    pf[i] = (struct pollfd) { fds[i], POLLIN, 0 };
+  pf[n] = (struct pollfd) { cancel_fd > 0 ? cancel_fd : -1, POLLIN, 0 };
+  struct timespec now, end;
+  clock_gettime (CLOCK_MONOTONIC, &end);
+  end.tv_sec += timeout_s;
+  for (;;)
+    {
+      int ms = -1;
+      if (timeout_s > 0)
+        {
+          clock_gettime (CLOCK_MONOTONIC, &now);
+          long long left = (end.tv_sec - now.tv_sec) * 1000LL + (end.tv_nsec - now.tv_nsec) / 1000000;
+          ms = left < 0 ? 0 : (int) left;
+        }
+      int r = poll (pf, (nfds_t) n + 1, ms);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        return -1;
+      if (pf[n].revents & POLLIN)
+        {
+          errno = ECANCELED;
+          return -1;
+        }
+      for (int i = 0; i < n; i++)
+        if (pf[i].revents)
+          return i;
+      if (r == 0)
+        {
+          errno = ETIMEDOUT;
+          return -1;
+        }
+    }
+}
+
+/* The caller cancelled the step: EINTR naming the signal when its handler
+ * recorded one, else ECANCELED (a reason of the caller's own). */
+static int
+stopped (const sandbox_config *cfg, kiln_error **err)
+{
+  int signo = cfg->cancel_signal ? (int) *cfg->cancel_signal : 0;
+  if (signo == 0)
+    return kiln_error_make (err, ECANCELED, "cancelled by kiln (another part of the build failed); the step was "
+                                            "killed");
   if (cfg->interrupted)
     *cfg->interrupted = signo;
   return kiln_error_make (err, EINTR, "interrupted by signal %d (%s); the step was killed", signo, strsignal (signo));
 }
 
+/* wait_fds without a timeout, for sandbox_run's set-up: a cancellation
+ * becomes stopped(). */
 static int
-cancel_signo (const sandbox_config *cfg)
+wait_setup (const sandbox_config *cfg, const int *fds, int n, kiln_error **err)
 {
-  int s = cfg->cancel_signal ? (int) *cfg->cancel_signal : 0;
-  return s ? s : SIGTERM;
-}
-
-static int
-wait_setup (const sandbox_config *cfg, const int *fds, int n, int sfd, kiln_error **err)
-{
-  struct pollfd pf[5];
-  for (int i = 0; i < n; i++)
-    pf[i] = (struct pollfd) { fds[i], POLLIN, 0 };
-  pf[n] = (struct pollfd) { sfd, POLLIN, 0 };
-  pf[n + 1] = (struct pollfd) { cfg->cancel_fd > 0 ? cfg->cancel_fd : -1, POLLIN, 0 };
-  for (;;)
-    {
-      int r = poll (pf, (nfds_t) n + 2, -1);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r < 0)
-        return kiln_error_make (err, errno, "poll");
-      struct signalfd_siginfo si;
-      if ((pf[n].revents & POLLIN) && read (sfd, &si, sizeof si) == sizeof si)
-        return interrupted (cfg, (int) si.ssi_signo, err);
-      if (pf[n + 1].revents & POLLIN)
-        return interrupted (cfg, cancel_signo (cfg), err);
-      for (int i = 0; i < n; i++)
-        if (pf[i].revents)
-          return i;
-    }
+  int w = wait_fds (fds, n, cfg->cancel_fd, 0);
+  if (w < 0 && errno == ECANCELED)
+    return stopped (cfg, err);
+  if (w < 0)
+    return kiln_error_make (err, errno, "poll");
+  return w;
 }
 
 static void
@@ -1288,10 +1360,10 @@ recv_fd (int sock)
  * have the caller serve it, then let init go on. A setup error reported on
  * errfd before that ends the wait. */
 static int
-serve_rootfs_fuse (const sandbox_config *cfg, int sock, int errfd, int sfd, int *init_pidfd, kiln_error **err)
+serve_rootfs_fuse (const sandbox_config *cfg, int sock, int errfd, int *init_pidfd, kiln_error **err)
 {
   int fds[2] = { sock, errfd };
-  int w = wait_setup (cfg, fds, 2, sfd, err);
+  int w = wait_setup (cfg, fds, 2, err);
   if (w < 0)
     return -1;
   if (w == 1)
@@ -1524,8 +1596,8 @@ respond:
 }
 
 static int
-supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sfd, int sync_r, int *main_status,
-           bool *got_status, int *signo)
+supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sync_r, int *main_status,
+           bool *got_status, bool *stop)
 {
   int listener = -1;
   struct seccomp_notif *req = NULL;
@@ -1536,30 +1608,23 @@ supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sf
     sync_r = -1;
   outbuf o[2] = { { out_r, SANDBOX_STDOUT, STRBUF_INIT }, { err_r, SANDBOX_STDERR, STRBUF_INIT } };
   *got_status = false;
-  *signo = 0;
+  *stop = false;
   while (o[0].fd >= 0 || o[1].fd >= 0 || status_r >= 0)
     {
-      struct pollfd pf[7] = { { o[0].fd, POLLIN, 0 }, { o[1].fd, POLLIN, 0 }, { status_r, POLLIN, 0 },
-                              { sfd, POLLIN, 0 },      { sync_r, POLLIN, 0 },   { listener, POLLIN, 0 },
-                              { cfg->cancel_fd > 0 ? cfg->cancel_fd : -1, POLLIN, 0 } };
-      int r = poll (pf, 7, -1);
+      /* The cancel fd is never read (see sandbox_config.cancel_fd): every
+       * other fd here is this step's own. */
+      struct pollfd pf[6] = { { o[0].fd, POLLIN, 0 }, { o[1].fd, POLLIN, 0 }, { status_r, POLLIN, 0 },
+                              { cfg->cancel_fd > 0 ? cfg->cancel_fd : -1, POLLIN, 0 },
+                              { sync_r, POLLIN, 0 },   { listener, POLLIN, 0 } };
+      int r = poll (pf, 6, -1);
       if (r < 0 && errno == EINTR)
         continue;
       if (r < 0)
         break;
-      if (pf[6].revents & POLLIN)
-        {
-          *signo = cancel_signo (cfg);
-          break;
-        }
       if (pf[3].revents & POLLIN)
         {
-          struct signalfd_siginfo si;
-          if (read (sfd, &si, sizeof si) == sizeof si)
-            {
-              *signo = (int) si.ssi_signo;
-              break;
-            }
+          *stop = true;
+          break;
         }
       if (pf[4].revents & (POLLIN | POLLHUP | POLLERR))
         {
@@ -1613,9 +1678,16 @@ supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sf
 /* The helper created its user namespace ('u'): write the ID map, let it
  * go on ('g'). */
 static int
-map_ids (pid_t pid, int sock, int errfd, const sandbox_idmap *m, kiln_error **err)
+map_ids (pid_t pid, int sock, int errfd, const sandbox_idmap *m, int cancel_fd, kiln_error **err)
 {
   char b;
+  if (wait_fds (&sock, 1, cancel_fd, HANDSHAKE_TIMEOUT_S) < 0)
+    {
+      if (errno == ETIMEDOUT)
+        return kiln_error_make (err, 0, "the sandbox helper did not create its user namespace within %d s",
+                                HANDSHAKE_TIMEOUT_S);
+      return kiln_error_make (err, errno, "waiting for the sandbox helper");
+    }
   if (read (sock, &b, 1) != 1)
     {
       if (read_setup_error (errfd, err) == 0)
@@ -1651,7 +1723,7 @@ spawn_child (child_ctx *c, int sp[2], int ep[2], child_main_fn fn, void *arg, ki
   c->sync_fd = sp[1];
   c->err_fd = ep[1];
   pid_t self = getpid ();
-  pid_t pid = fork ();
+  pid_t pid = fork_child ();
   if (pid == 0)
     {
       close (sp[0]);
@@ -1711,19 +1783,18 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
 {
   /* The holder only makes namespaces and a mount: a holder that has not
    * answered in a minute is stuck, and the build says so instead of
-   * waiting for ever. */
-  struct timeval tv = { .tv_sec = HANDSHAKE_TIMEOUT_S };
-  if (setsockopt (sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
-    return kiln_error_make (err, errno, "set a timeout on the holder's socket");
-  if (map_ids (pid, sock, errfd, cfg->idmap, err) < 0)
+   * waiting for ever (wait_fds: ETIMEDOUT). */
+  if (map_ids (pid, sock, errfd, cfg->idmap, cfg->cancel_fd, err) < 0)
     return -1;
   char tag = 0;
   int fds[3] = { -1, -1, -1 };
-  int n = recv_msg (sock, &tag, fds, 1, NULL);
+  int n = wait_fds (&sock, 1, cfg->cancel_fd, HANDSHAKE_TIMEOUT_S) < 0 ? -1 : recv_msg (sock, &tag, fds, 1, NULL);
   if (n != 1 || tag != 'F')
     {
       int e = errno;
-      if (e == EAGAIN)
+      if (e == ECANCELED)
+        return kiln_error_make (err, e, "cancelled");
+      if (e == ETIMEDOUT)
         return kiln_error_make (err, 0, "the stage's mount holder did not hand over its FUSE mount within %d s",
                                 HANDSHAKE_TIMEOUT_S);
       for (int i = 0; i < n; i++)
@@ -1737,11 +1808,13 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
   char ack = 'A';
   if (write (sock, &ack, 1) != 1)
     return kiln_error_make (err, errno, "signal the stage's mount holder");
-  n = recv_msg (sock, &tag, fds, 3, NULL);
+  n = wait_fds (&sock, 1, cfg->cancel_fd, HANDSHAKE_TIMEOUT_S) < 0 ? -1 : recv_msg (sock, &tag, fds, 3, NULL);
   if (n != 3 || tag != 'N')
     {
       int e = errno;
-      if (e == EAGAIN)
+      if (e == ECANCELED)
+        return kiln_error_make (err, e, "cancelled");
+      if (e == ETIMEDOUT)
         return kiln_error_make (err, 0, "the stage's mount holder did not hand over its namespaces within %d s "
                                         "(is the FUSE mount answering?)", HANDSHAKE_TIMEOUT_S);
       for (int i = 0; i < n; i++)
@@ -1769,11 +1842,6 @@ sandbox_session_new (const sandbox_session_config *cfg, sandbox_session **out, k
   memset (&c, 0, sizeof c);
   int sp[2] = { -1, -1 }, ep[2] = { -1, -1 };
   int ret = -1;
-  sigset_t block, old;
-  sigemptyset (&block);
-  sigaddset (&block, SIGINT);
-  sigaddset (&block, SIGTERM);
-  sigprocmask (SIG_BLOCK, &block, &old);
   pid_t pid = spawn_child (&c, sp, ep, holder_main, (void *) cfg, err);
   if (pid < 0)
     goto out;
@@ -1794,7 +1862,6 @@ out:
       close_fd (&sp[i]);
       close_fd (&ep[i]);
     }
-  sigprocmask (SIG_SETMASK, &old, NULL);
   sandbox_session_free (s);
   return ret;
 }
@@ -1834,7 +1901,7 @@ sandbox_rm_at_fallback (int dirfd, const char *name, kiln_error **err)
   pid_t pid = spawn_child (&c, sp, ep, rm_main, &a, err);
   if (pid < 0)
     goto out;
-  if (map_ids (pid, sp[0], ep[0], &m, err) < 0)
+  if (map_ids (pid, sp[0], ep[0], &m, -1, err) < 0)
     {
       kill_and_reap (pid);
       goto out;
@@ -1921,15 +1988,15 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   c.hostname_file = xasprintf ("%s\n", hn);
   int ret = -1;
   int sp[2] = { -1, -1 }, ep[2] = { -1, -1 }, op[2] = { -1, -1 }, xp[2] = { -1, -1 }, stp[2] = { -1, -1 };
-  int sfd = -1, init_pidfd = -1;
+  int init_pidfd = -1;
   pid_t pid = -1;
   bool fork_locked = false;
-  sigset_t block;
-  sigemptyset (&block);
-  sigaddset (&block, SIGINT);
-  sigaddset (&block, SIGTERM);
-  sigprocmask (SIG_BLOCK, &block, &c.oldmask);
 
+  if (cancelled (cfg->cancel_fd))
+    {
+      stopped (cfg, err);
+      goto out;
+    }
   if (prepare_caps (&c, err) < 0)
     goto out;
   /* Steps of parallel stages run sandbox_run on several threads. The
@@ -1944,12 +2011,6 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
       || pipe2 (op, O_CLOEXEC) < 0 || pipe2 (xp, O_CLOEXEC) < 0 || pipe2 (stp, O_CLOEXEC) < 0)
     {
       kiln_error_make (err, errno, "create pipes");
-      goto out;
-    }
-  sfd = signalfd (-1, &block, SFD_CLOEXEC);
-  if (sfd < 0)
-    {
-      kiln_error_make (err, errno, "signalfd");
       goto out;
     }
   if (!fuse_root && (c.rootfs_fd = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
@@ -1970,7 +2031,7 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   c.errs_w = xp[1];
   c.status_fd = stp[1];
   pid_t self = getpid ();
-  pid = fork ();
+  pid = fork_child ();
   if (pid < 0)
     {
       kiln_error_make (err, errno, "fork");
@@ -1983,7 +2044,6 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
       close (op[0]);
       close (xp[0]);
       close (stp[0]);
-      close (sfd);
       helper_main (&c, self);
     }
   close_fd (&sp[1]);
@@ -1993,31 +2053,31 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   close_fd (&stp[1]);
   fork_locked = false;
   pthread_mutex_unlock (&fork_lock);
-  if (!cfg->session && map_ids (pid, sp[0], ep[0], cfg->idmap, err) < 0)
+  if (!cfg->session && map_ids (pid, sp[0], ep[0], cfg->idmap, cfg->cancel_fd, err) < 0)
     goto kill;
-  if (fuse_root && serve_rootfs_fuse (cfg, sp[0], ep[0], sfd, &init_pidfd, err) < 0)
+  if (fuse_root && serve_rootfs_fuse (cfg, sp[0], ep[0], &init_pidfd, err) < 0)
     {
       kiln_error_wrap (err, "setting up the sandbox");
       goto kill;
     }
-  if (wait_setup (cfg, &ep[0], 1, sfd, err) < 0 || read_setup_error (ep[0], err) < 0)
+  if (wait_setup (cfg, &ep[0], 1, err) < 0 || read_setup_error (ep[0], err) < 0)
     {
       kiln_error_wrap (err, "setting up the sandbox");
       goto kill;
     }
-  int main_status = 0, signo = 0;
-  bool got = false;
-  if (supervise (cfg, op[0], xp[0], stp[0], sfd, sp[0], &main_status, &got, &signo) < 0)
+  int main_status = 0;
+  bool got = false, stop = false;
+  if (supervise (cfg, op[0], xp[0], stp[0], sp[0], &main_status, &got, &stop) < 0)
     {
       kiln_error_make (err, errno, "allocate seccomp notification buffers");
       goto kill;
     }
   op[0] = xp[0] = -1; /* closed by supervise via close_fd on its copies */
-  if (signo)
+  if (stop)
     {
       kill_and_reap (pid);
       pid = -1;
-      interrupted (cfg, signo, err);
+      stopped (cfg, err);
       goto out;
     }
   int hst;
@@ -2036,6 +2096,13 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
 kill:
   kill_and_reap (pid);
   pid = -1;
+  /* A set-up step that failed because the build was cancelled (e.g. init
+   * killed by the session's end) reports the cancellation. */
+  if (cancelled (cfg->cancel_fd))
+    {
+      kiln_error_clear (err);
+      stopped (cfg, err);
+    }
 out:
   end_init (&init_pidfd);
   for (int *fds[] = { sp, ep, op, xp, stp }, i = 0; i < 5; i++)
@@ -2045,13 +2112,6 @@ out:
     }
   if (fork_locked)
     pthread_mutex_unlock (&fork_lock);
-  if (sfd >= 0)
-    {
-      /* Drop a pending SIGINT/SIGTERM only if we consumed it; others stay
-       * pending and are delivered when the mask is restored. */
-      close (sfd);
-    }
-  sigprocmask (SIG_SETMASK, &c.oldmask, NULL);
   if (c.caps)
     cap_free (c.caps);
   if (c.rootfs_fd >= 0)

@@ -193,6 +193,9 @@ typedef struct sandbox_session_config
    * it, and it is made traversable (0711) so that the namespace's root,
    * possibly a high unmapped host id, may reach the mount point. */
   int dirfd;
+  /* As sandbox_config.cancel_fd: the set-up stops when it becomes readable
+   * (-1: never; 0 also means none, for zero-initialised configs). */
+  int cancel_fd;
 } sandbox_session_config;
 
 int sandbox_session_new (const sandbox_session_config *cfg, sandbox_session **out, kiln_error **err);
@@ -248,11 +251,16 @@ typedef struct sandbox_config
   /* If non-NULL, set to SIGINT/SIGTERM when such a signal stopped the step
    * (sandbox_run then fails with status EINTR). */
   int *interrupted;
-  /* Another thread's way to stop the step: when cancel_fd (<= 0: none)
-   * becomes readable, the step is killed as if *cancel_signal (SIGTERM if
-   * NULL or 0) had arrived. A build with parallel stages needs it: a
-   * process-directed SIGINT is taken by whichever thread does not block it,
-   * so a step's own signalfd may never see it. */
+  /* How the step is stopped: when cancel_fd (<= 0: none) becomes readable,
+   * the step is killed and sandbox_run fails, with status EINTR naming
+   * *cancel_signal when that is set (a SIGINT/SIGTERM, recorded by the
+   * caller's handler), else with ECANCELED (the caller cancelled for a
+   * reason of its own, e.g. a failed parallel stage). The fd must be
+   * level-triggered and never read by anyone (sigcancel_pipe): every
+   * thread's step polls the same fd. sandbox_run never takes signals
+   * itself (no signalfd, no sigwait): a process-directed signal can be
+   * consumed only once, and a supervisor waiting for one another thread
+   * consumed would wait for ever. */
   int cancel_fd;
   const volatile sig_atomic_t *cancel_signal;
   /* RUN --security=insecure (granted by --allow security.insecure): a root

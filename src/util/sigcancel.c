@@ -2,6 +2,7 @@
 #include "util/sigcancel.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -47,4 +48,37 @@ int
 sigcancel_exit_code (int rc)
 {
   return cancel_signal ? 128 + (int) cancel_signal : rc;
+}
+
+volatile sig_atomic_t *
+sigcancel_open (sigcancel_pipe *p)
+{
+  int fds[2];
+  if (pipe2 (fds, O_CLOEXEC | O_NONBLOCK) < 0)
+    fds[0] = fds[1] = -1;
+  p->rfd = fds[0];
+  p->wfd = fds[1];
+  return sigcancel_install (p->wfd);
+}
+
+void
+sigcancel_trigger (const sigcancel_pipe *p)
+{
+  /* A full pipe is fine: it is readable already. */
+  if (p->wfd >= 0)
+    {
+      ssize_t r = write (p->wfd, "x", 1);
+      (void) r;
+    }
+}
+
+void
+sigcancel_close (sigcancel_pipe *p)
+{
+  sigcancel_set_notify_fd (-1);
+  if (p->rfd >= 0)
+    close (p->rfd);
+  if (p->wfd >= 0)
+    close (p->wfd);
+  p->rfd = p->wfd = -1;
 }

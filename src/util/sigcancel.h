@@ -32,4 +32,29 @@ void sigcancel_set_notify_fd (int notify_fd);
 /* 128 + the signal number once a signal arrived, else rc. */
 int sigcancel_exit_code (int rc);
 
+/* A command's cancellation, level-triggered: a pipe that is written and
+ * never read. Once anything was written its read end stays readable, so
+ * every thread that polls it sees the cancellation and none can consume it
+ * from the others (a signalfd or a pending signal is consumed by the first
+ * reader: the hang of issue 14). Writers: the signal handler (a SIGINT or
+ * SIGTERM) and sigcancel_trigger (the command's own reasons, e.g. a
+ * failed stage of a parallel build). */
+typedef struct sigcancel_pipe
+{
+  int rfd; /* poll for POLLIN; never read */
+  int wfd;
+} sigcancel_pipe;
+
+/* Make the pipe (non-blocking, O_CLOEXEC) and install the handlers with its
+ * write end as the notify fd. Returns the flag as sigcancel_install does.
+ * Without a pipe (fd exhaustion) rfd and wfd are -1 and only the flag
+ * records a signal: callers treat rfd < 0 as "no cancellation fd". */
+volatile sig_atomic_t *sigcancel_open (sigcancel_pipe *p);
+
+/* Cancel without a signal: the flag stays 0, the read end becomes readable. */
+void sigcancel_trigger (const sigcancel_pipe *p);
+
+/* Clear the notify fd, then close both ends. */
+void sigcancel_close (sigcancel_pipe *p);
+
 #endif

@@ -95,8 +95,8 @@ assert_clean() {
   [[ $output == *"command 'sh' exited with status 7"* ]]
   run "$KILN" run --root "$s" --pull=never localhost/app:1 sh -c 'kill -KILL $$'
   [ "$status" -eq 137 ]
-  # The command starts with no signal blocked (kiln holds SIGINT/SIGTERM
-  # meanwhile), so SIGTERM inside the step works.
+  # The command starts with no signal blocked (kiln's helper and init keep
+  # SIGINT/SIGTERM blocked), so SIGTERM inside the step works.
   run --separate-stderr "$KILN" run --root "$s" --pull=never localhost/app:1 sh -c \
     'grep SigBlk /proc/self/status; sleep 100 & kill -TERM $!; wait $!; echo "sleep: $?"'
   echo "$output"

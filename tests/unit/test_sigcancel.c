@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -108,6 +110,45 @@ test_restart (void **state)
   *flag = 0;
 }
 
+/* The pipe is level-triggered: readable for every poller, for ever, once
+ * a signal or a trigger wrote it; nobody reads it. */
+static bool
+readable (int fd)
+{
+  struct pollfd pf = { fd, POLLIN, 0 };
+  return poll (&pf, 1, 0) == 1 && (pf.revents & POLLIN);
+}
+
+static void
+test_pipe_level_triggered (void **state)
+{
+  (void) state;
+  sigcancel_pipe p;
+  volatile sig_atomic_t *flag = sigcancel_open (&p);
+  *flag = 0;
+  assert_true (p.rfd >= 0 && p.wfd >= 0);
+  assert_false (readable (p.rfd));
+  assert_int_equal (raise (SIGTERM), 0);
+  assert_int_equal (*flag, SIGTERM);
+  for (int i = 0; i < 3; i++) /* polling does not consume it */
+    assert_true (readable (p.rfd));
+  sigcancel_close (&p);
+  assert_int_equal (p.rfd, -1);
+  /* a trigger: readable, the flag untouched */
+  flag = sigcancel_open (&p);
+  *flag = 0;
+  sigcancel_trigger (&p);
+  sigcancel_trigger (&p);
+  assert_true (readable (p.rfd));
+  assert_int_equal (*flag, 0);
+  assert_int_equal (sigcancel_exit_code (1), 1);
+  sigcancel_close (&p);
+  /* closed: a late signal writes nowhere */
+  assert_int_equal (raise (SIGINT), 0);
+  assert_int_equal (*flag, SIGINT);
+  *flag = 0;
+}
+
 int
 main (void)
 {
@@ -115,6 +156,7 @@ main (void)
     cmocka_unit_test (test_flag_and_exit_code),
     cmocka_unit_test (test_notify_fd),
     cmocka_unit_test (test_restart),
+    cmocka_unit_test (test_pipe_level_triggered),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
