@@ -11,6 +11,8 @@ set -uo pipefail
 N=${1:-200}
 src=$(cd "$(dirname "$0")/.." && pwd)
 export KILN_SRC=$src KILN=${2:-$src/kiln}
+# a kiln binary copied elsewhere finds the seccomp profile here
+export KILN_POLICY_DIR=${KILN_POLICY_DIR:-$src/policies}
 # shellcheck source=../tests/integration/helpers.bash
 source "$src/tests/integration/helpers.bash"
 trap kiln_shell_cleanup EXIT

@@ -26,10 +26,11 @@ dl=$!
 # the kiln process below with_deadline
 kpid=""
 for _ in $(seq 1 100); do
-  kpid=$(pgrep -P "$dl" -x kiln | head -n 1)
+  kpid=$(pgrep -P "$dl" -x "$(basename "$KILN" | cut -c1-15)" | head -n 1)
   [ -n "$kpid" ] && break
   sleep 0.02
 done
+[ -n "$kpid" ] || { echo "round $round: kiln did not start" >&2; kill "$dl"; exit 1; }
 started() { grep -q a-started "$log" && grep -q b-started "$log" && grep -q c-started "$log"; }
 wait_started() {
   local _
