@@ -141,37 +141,7 @@ fi
 
 # --- contexts ----------------------------------------------------------------------
 
-w4_context() {
-  local d="$CACHE/w4-context-v1"
-  [ -f "$d/.complete" ] && { echo "$d"; return; }
-  log "generating w4 context (20,000 files, ~210 MB) in $d"
-  rm -rf --one-file-system "$d" "$d.tmp"
-  python3 - "$d.tmp" <<'EOF'
-import os, random, sys, json
-root = sys.argv[1]
-rng = random.Random(4242)
-os.makedirs(root)
-for i in range(200):
-    d = os.path.join(root, "node_modules", "pkg%03d" % i)
-    os.makedirs(d)
-    for j in range(100):
-        with open(os.path.join(d, "f%03d.js" % j), "wb") as f:
-            f.write(rng.randbytes(rng.randint(1024, 20480)))
-    # ignored by .dockerignore: must not reach the image
-    with open(os.path.join(d, "debug.log"), "w") as f:
-        f.write("log %d\n" % i)
-with open(os.path.join(root, "package.json"), "w") as f:
-    json.dump({"name": "w4", "version": "1.0.0",
-               "dependencies": {"pkg%03d" % i: "1.0.0" for i in range(200)}}, f, indent=1)
-with open(os.path.join(root, ".dockerignore"), "w") as f:
-    f.write("**/*.log\nDockerfile\n")
-EOF
-  find "$d.tmp" -exec touch -h -d @1700000000 {} +
-  chmod -R a+rX "$d.tmp"
-  touch "$d.tmp/.complete"
-  mv "$d.tmp" "$d"
-  echo "$d"
-}
+w4_context() { "$SRC/bench/w4-context.sh" "$CACHE"; }
 
 # prepare WL: copy context + Dockerfile (REGISTRY substituted) into $work/ctx-WL
 # (readable by the test user); prints the context dir.

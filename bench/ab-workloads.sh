@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# bench/ab-workloads.sh - two kiln binaries, A and B (e.g. before and after a
+# refactoring), on the workloads w1-w4 in one run: for each workload a cold
+# build (empty store; base pulled) and then RUNS warm builds (base in the
+# store, --no-cache, the output layout removed), alternating A B A B so that
+# load drift hits both. Prints a Markdown table of medians and B/A ratios.
+#
+#   bench/ab-workloads.sh KILN_A KILN_B [RUNS] [WORKLOAD...]
+#       (as root; RUNS default 3; workloads default w1 w2 w3 w4)
+#
+# The bases come from the persistent bench registry of bench/workloads.sh
+# ($KILN_TEST_CACHE/bench/registry: fat:1, huge:1, debian:bookworm; run
+# bench/workloads.sh once, or bench/make-workload-bases.sh, to make them);
+# w4's context from bench/w4-context.sh.
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+[ $# -ge 2 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+A=$(readlink -f "$1") B=$(readlink -f "$2") RUNS=${3:-3}
+shift 2; [ $# -gt 0 ] && shift
+WL=("$@"); [ ${#WL[@]} -gt 0 ] || WL=(w1 w2 w3 w4)
+[ -x "$A" ] && [ -x "$B" ] || { echo "ab-workloads: both binaries must be executable" >&2; exit 2; }
+workloads_dir=${KILN_WORKLOADS:-/work/shared/workloads}
+export KILN=$A KILN_POLICY_DIR=${KILN_POLICY_DIR:-$SRC/policies}
+# shellcheck source=tests/integration/helpers.bash
+source "$SRC/tests/integration/helpers.bash"
+CACHE=$KILN_TEST_CACHE/bench
+registry_start --root "$CACHE/registry" >&2
+for img in fat:1 huge:1 debian:bookworm; do
+  skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/library/$img" >/dev/null 2>&1 \
+    || { echo "ab-workloads: no $img in the bench registry (run bench/workloads.sh once)" >&2; exit 1; }
+done
+W=$(mktemp -d /var/tmp/kiln-abw.XXXXXX)
+trap 'rm -rf --one-file-system "$W"; kiln_shell_cleanup' EXIT
+
+wl_dir() {
+  case "$1" in
+    w1) echo w1-small-steps ;; w2) echo w2-small-steps-huge ;; w3) echo w3-big-write ;; w4) echo w4-big-context ;;
+    *) echo "ab-workloads: unknown workload '$1'" >&2; exit 2 ;;
+  esac
+}
+# build BIN STORE WL CTX -> seconds (exits on failure)
+build() {
+  local t0 t1
+  rm -rf --one-file-system "$W/out"
+  t0=$(date +%s.%N)
+  if ! "$1" build --progress plain --root "$2" --insecure-registry "$REGISTRY" --no-push --no-cache \
+      --oci-layout "$W/out:bench" -f "$W/Dockerfile.$3" "$4" > "$W/log" 2>&1; then
+    echo "ab-workloads: $1 failed on $3:" >&2; tail -n 20 "$W/log" >&2; exit 1
+  fi
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }'
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "| workload | row | A (s) | B (s) | B/A |"
+echo "| --- | --- | --- | --- | --- |"
+for w in "${WL[@]}"; do
+  src="$workloads_dir/$(wl_dir "$w")"
+  if [ "$w" = w4 ]; then
+    ctx=$("$SRC/bench/w4-context.sh" "$CACHE")
+  else
+    ctx="$W/ctx-$w"; rm -rf "$ctx"; mkdir -p "$ctx"; cp -a "$src/." "$ctx/"; rm -f "$ctx/Dockerfile"
+  fi
+  sed "s#REGISTRY#$REGISTRY#g" "$src/Dockerfile" > "$W/Dockerfile.$w"
+  rm -rf --one-file-system "$W/sa" "$W/sb"
+  ca=$(build "$A" "$W/sa" "$w" "$ctx")
+  cb=$(build "$B" "$W/sb" "$w" "$ctx")
+  ta=() tb=()
+  for _ in $(seq 1 "$RUNS"); do
+    ta+=("$(build "$A" "$W/sa" "$w" "$ctx")")
+    tb+=("$(build "$B" "$W/sb" "$w" "$ctx")")
+  done
+  ma=$(printf '%s\n' "${ta[@]}" | median)
+  mb=$(printf '%s\n' "${tb[@]}" | median)
+  awk -v w="$w" -v a="$ca" -v b="$cb" 'BEGIN { printf "| %s | cold | %.2f | %.2f | %.2f |\n", w, a, b, b / a }'
+  awk -v w="$w" -v a="$ma" -v b="$mb" -v n="$RUNS" \
+    'BEGIN { printf "| %s | warm (median of %d) | %.2f | %.2f | %.2f |\n", w, n, a, b, b / a }'
+done
+echo
+echo "A = $A, B = $B; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)"
