@@ -240,6 +240,8 @@ run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   return r;
 }
 
+/* Which file runs a step: every kind is named (no default), so a new
+ * instruction kind does not compile until it has a place here. */
 static int
 run_step_kind (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
@@ -278,6 +280,7 @@ run_step_kind (build_exec *b, stage_state *st, const plan_step *s, kiln_error **
     }
   return kiln_error_make (err, EINVAL, "internal: unexpected %s step", dockerfile_kind_name (s->kind));
 }
+
 /* The base's ONBUILD triggers run right after FROM, as Docker does; they
  * are consumed (the new image does not inherit them). Each trigger is
  * planned like a Dockerfile line following FROM of the same base, so its
