@@ -1,0 +1,175 @@
+/* build_from.c - where a step's layers come from: FROM (a base image, a
+ * stage, scratch), the base images pulled once per build, and the merged
+ * layers of a stage or an image that COPY --from and RUN --mount from=
+ * read (see build_internal.h). */
+#include "build/build_internal.h"
+#include "registry/manifest.h"
+#include "registry/reference.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- registries and base images ---- */
+
+static int fetch_image_locked (build_exec *b, const char *image, const char *platform,
+                               const store_fetch_result **out, kiln_error **err);
+
+/* Memoised per (image, platform). Under the lock for the whole fetch, so
+ * two stages needing the same base pull it once. */
+int
+build_from_fetch_image (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
+                        kiln_error **err)
+{
+  pthread_mutex_lock (&b->lock);
+  int r = fetch_image_locked (b, image, platform, out, err);
+  pthread_mutex_unlock (&b->lock);
+  return r;
+}
+
+static int
+fetch_image_locked (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
+                    kiln_error **err)
+{
+  autofree char *key = xasprintf ("%s@%s", image, platform ? platform : "");
+  for (size_t i = 0; i < b->n_fetched; i++)
+    if (strcmp (b->fetched[i]->key, key) == 0)
+      {
+        *out = &b->fetched[i]->res;
+        return 0;
+      }
+  autoref registry_ref *ref = NULL;
+  if (registry_ref_parse (image, &ref, err) < 0)
+    return kiln_error_wrap (err, "base image '%s'", image);
+  autofree char *os = NULL, *arch = NULL, *variant = NULL;
+  if (platform && manifest_parse_platform (platform, &os, &arch, &variant, err) < 0)
+    return -1;
+  double t0 = now_s ();
+  store_fetch_result r;
+  memset (&r, 0, sizeof r);
+  if (store_fetch_image_mirrored (b->o.store, b->o.reg, b->o.mirrors, ref, os, arch, variant, &r, err) < 0)
+    return kiln_error_wrap (err, "pulling '%s'", image);
+  b->t_pull += now_s () - t0;
+  fetched *f = xzalloc (sizeof *f);
+  f->key = steal_pointer (&key);
+  f->res = r;
+  b->fetched = xreallocarray (b->fetched, b->n_fetched + 1, sizeof *b->fetched);
+  b->fetched[b->n_fetched++] = f;
+  *out = &f->res;
+  return 0;
+}
+
+int
+build_exec_image_env (void *ctx, const char *image, const char *platform, char ***env, kiln_error **err)
+{
+  build_exec *b = ctx;
+  const store_fetch_result *r;
+  *env = NULL;
+  if (build_from_fetch_image (b, image, platform, &r, err) < 0)
+    return -1;
+  image_spec spec;
+  image_spec_init (&spec);
+  if (image_spec_from_config (&spec, r->config, r->config_len, err) < 0)
+    {
+      image_spec_free (&spec);
+      return kiln_error_wrap (err, "config of '%s'", image);
+    }
+  *env = steal_pointer (&spec.env);
+  image_spec_free (&spec);
+  return 0;
+}
+
+/* ---- lowers: the merged layers of a stage or an image ---- */
+
+int
+build_from_stage_lower (build_exec *b, const stage_state *st, overlay_lower **out, kiln_error **err)
+{
+  autofree char **ids = xcalloc (st->n_layers + 1, sizeof *ids);
+  for (size_t i = 0; i < st->n_layers; i++)
+    ids[i] = (char *) st->layers[i].diff_id;
+  return overlay_lower_open_store (b->o.store, ids, st->n_layers, out, err);
+}
+
+int
+build_from_image_lower (build_exec *b, const char *image, overlay_lower **out, kiln_error **err)
+{
+  const store_fetch_result *fr;
+  if (build_from_fetch_image (b, image, NULL, &fr, err) < 0)
+    return -1;
+  autofree char **ids = xcalloc (fr->n_layers + 1, sizeof *ids);
+  for (size_t i = 0; i < fr->n_layers; i++)
+    ids[i] = (char *) fr->layers[i].diff_id;
+  return overlay_lower_open_store (b->o.store, ids, fr->n_layers, out, err);
+}
+
+int
+build_from_find_stage (build_exec *b, const char *from)
+{
+  char *end;
+  long idx = strtol (from, &end, 10);
+  for (size_t i = 0; i < b->p->n_stages; i++)
+    {
+      const plan_stage *ps = &b->p->stages[i];
+      if ((*from && !*end && idx == (long) i) || (ps->name && strcasecmp (ps->name, from) == 0))
+        return (int) i;
+    }
+  return -1;
+}
+
+/* ---- FROM ---- */
+
+static int
+stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err);
+
+int
+build_from_stage (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err)
+{
+  int r = stage_from_base (b, ps, st, err);
+  st->n_base_layers = st->n_layers;
+  return r;
+}
+
+static int
+stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err)
+{
+  image_spec_init (&st->spec);
+  if (ps->base_stage >= 0)
+    {
+      stage_state *base = &b->stages[ps->base_stage];
+      autofree char *cfg = NULL;
+      size_t len;
+      if (image_config_json (&base->spec, &cfg, &len, err) < 0 || image_spec_from_config (&st->spec, cfg, len, err) < 0)
+        return kiln_error_wrap (err, "FROM stage '%s'", ps->base);
+      for (size_t i = 0; i < base->n_layers; i++)
+        build_exec_add_layer (st, base->layers[i].diff_id, base->layers[i].digest, base->layers[i].media_type,
+                              base->layers[i].size);
+      build_key_stage (b, st, "from-stage", base->key);
+      return 0;
+    }
+  autofree char *os = NULL, *arch = NULL, *variant = NULL;
+  if (manifest_parse_platform (ps->platform, &os, &arch, &variant, err) < 0)
+    return -1;
+  if (ps->scratch)
+    {
+      st->spec.os = xstrdup (os);
+      st->spec.architecture = xstrdup (arch);
+      st->spec.variant = variant ? xstrdup (variant) : NULL;
+      build_key_stage (b, st, "scratch", ps->platform);
+      return 0;
+    }
+  const store_fetch_result *r;
+  if (build_from_fetch_image (b, ps->base, ps->platform, &r, err) < 0)
+    return -1;
+  if (image_spec_from_config (&st->spec, r->config, r->config_len, err) < 0)
+    return kiln_error_wrap (err, "config of '%s'", ps->base);
+  for (size_t i = 0; i < r->n_layers; i++)
+    build_exec_add_layer (st, r->layers[i].diff_id, r->layers[i].digest,
+                          build_exec_media_type (r->layers[i].media_type, b->o.format), r->layers[i].size);
+  if (st->spec.architecture && strcmp (st->spec.architecture, arch) != 0)
+    log_warn ("base image '%s' is %s/%s, not the requested %s", ps->base, st->spec.os ? st->spec.os : "?",
+              st->spec.architecture, ps->platform);
+  build_key_stage (b, st, "from-image", r->manifest_digest);
+  return 0;
+}

@@ -1,0 +1,214 @@
+/* build_internal.h - what the files of the build executor share. PRIVATE to
+ * src/build/build_*.c files of the executor (build_exec, build_from,
+ * build_key, build_run, build_copy, build_meta); nothing else includes it.
+ * The executor's API is build_exec.h.
+ *
+ * Where things are:
+ *   build_exec.c  the API, the stage loop (one switch over step kinds), the
+ *                 waves of parallel stages, a stage's layers (written,
+ *                 committed, taken from the cache) and the final image
+ *   build_from.c  FROM, and every other place layers come from: base images
+ *                 (pulled once per build), stages, --from/from= images
+ *   build_key.c   the build cache key of a stage and of each step, its
+ *                 lookup and record, and the chaining into the stage's key
+ *   build_run.c   RUN: the stage's shared mount, the sandbox, the commit
+ *   build_copy.c  COPY and ADD (URLs, archives, heredocs; copy.c copies)
+ *   build_meta.c  ENV, LABEL, USER, WORKDIR, ... (the image config), and
+ *                 the text and path helpers the other steps share
+ *
+ * Functions declared here are named after the file that defines them.
+ */
+#ifndef KILN_BUILD_BUILD_INTERNAL_H
+#define KILN_BUILD_BUILD_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include "build/build_cache.h"
+#include "build/build_exec.h"
+#include "build/dockerignore.h"
+#include "build/plan.h"
+#include "overlay/overlay_lower.h"
+#include "sandbox/seccomp_profile.h"
+#include "store/fetch.h"
+#include "store/layer_writer.h"
+#include "util/error.h"
+
+typedef struct fetched
+{
+  char *key;                 /* "REF@PLATFORM" */
+  store_fetch_result res;    /* address stable: stages keep pointers */
+} fetched;
+
+/* A stage's mount shared by its consecutive RUN steps (build_run.c). */
+typedef struct run_session run_session;
+
+typedef struct stage_state
+{
+  bool built;
+  image_spec spec;
+  build_layer *layers;
+  size_t n_layers;
+  bool cmd_set;               /* CMD given in this stage (ENTRYPOINT then keeps it) */
+  char key[DIGEST_STRING_SIZE]; /* build cache key of the state so far */
+  size_t n_base_layers;       /* layers that came with FROM */
+  int step_id;                /* progress id of the step being run */
+  double pack_secs;           /* time this stage spent packing layers */
+  /* The step being run (stages may run in parallel, each on its own
+   * thread): its cache key under construction, and where its result came
+   * from ("local"/"registry"; NULL: built). */
+  build_cache_key ckey;
+  bool ckey_open;
+  const char *cached;
+  run_session *rs;            /* the mount consecutive RUN steps share */
+} stage_state;
+
+struct build_exec
+{
+  build_exec_opts o;
+  fetched **fetched;
+  size_t n_fetched;
+  int ctxfd;
+  dockerignore *ign;
+  sandbox_idmap idmap;
+  bool idmap_ready;
+  seccomp_filter *filter;
+  bool filter_ready;
+  plan *p;
+  stage_state *stages;
+  build_result *res;
+  double t_pull;             /* fetches, also those made while planning */
+  /* Parallel stages: lock for fetched, the lazily made sandbox pieces and
+   * the phase times; failed stops the other stages between steps. */
+  pthread_mutex_t lock;
+  volatile bool failed;
+};
+
+static inline void
+add_time (build_exec *b, double *field, double secs)
+{
+  pthread_mutex_lock (&b->lock);
+  *field += secs;
+  pthread_mutex_unlock (&b->lock);
+}
+
+static inline double
+now_s (void)
+{
+  struct timespec t;
+  clock_gettime (CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static inline int64_t
+created_time (build_exec *b)
+{
+  return b->o.reproducible ? b->o.epoch : (int64_t) time (NULL);
+}
+
+/* ---- build_exec.c: a stage's layers ---- */
+
+/* Layer media types follow the output format; the blob bytes are the same. */
+const char *build_exec_media_type (const char *mt, image_format f);
+
+void build_exec_add_layer (stage_state *st, const char *diff_id, const char *digest, const char *media_type,
+                           int64_t size);
+
+/* A step result taken from the build cache (or just recorded in it). */
+void build_exec_apply_entry (build_exec *b, stage_state *st, const build_cache_entry *e, const char *created_by);
+
+/* Write changes as a new layer of st: blob into the store, extracted so the
+ * next step can stack on it, diffID and history recorded (no layer, only a
+ * history entry, when n is 0). The step's cache key is final_key (RUN:
+ * known before the step ran) or the open key with the change list folded
+ * in (COPY/ADD/WORKDIR: their sources' content). run: the step is a RUN
+ * (the cache may be kept for RUN steps only). */
+int build_exec_commit_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n,
+                             const char *created_by, const char *final_key, bool run, kiln_error **err);
+
+/* ---- build_from.c: where layers come from ---- */
+
+/* The FROM of stage ps into st: config, layers and the stage's first key. */
+int build_from_stage (build_exec *b, const plan_stage *ps, stage_state *st, kiln_error **err);
+
+/* Memoised per (image, platform); stages may call it at once. */
+int build_from_fetch_image (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
+                            kiln_error **err);
+
+/* The merged layers of stage st so far. */
+int build_from_stage_lower (build_exec *b, const stage_state *st, overlay_lower **out, kiln_error **err);
+
+/* The merged layers of an image (fetched into the store if needed): COPY
+ * --from=IMAGE and RUN --mount=type=bind,from=IMAGE. */
+int build_from_image_lower (build_exec *b, const char *image, overlay_lower **out, kiln_error **err);
+
+/* The stage "from=" names (by name or index), or -1 (then it is an image). */
+int build_from_find_stage (build_exec *b, const char *from);
+
+/* ---- build_key.c: build cache keys ---- */
+
+/* The first key of a stage: what its layers start from ("from-stage",
+ * "from-image", "scratch" and the base's key, digest or platform). */
+void build_key_stage (build_exec *b, stage_state *st, const char *what, const char *base);
+
+/* Begin the step's key: the stage's key and the expanded step. */
+void build_key_step_begin (build_exec *b, stage_state *st, const plan_step *s);
+
+/* End the step's key after the step: ok, a key still open (metadata steps:
+ * the step text is the key) becomes the stage's key; else it is dropped. */
+void build_key_step_end (stage_state *st, bool ok);
+
+/* A RUN step's final key into key (left "" when the cache is off): what
+ * its bind mounts show is added to the open key. */
+int build_key_run (build_exec *b, stage_state *st, const plan_step *s, char key[DIGEST_STRING_SIZE],
+                   kiln_error **err);
+
+/* COPY/ADD/WORKDIR: fold the step's change list into the open key and
+ * finish it into key. */
+int build_key_changes (stage_state *st, const layer_change *ch, size_t n, char key[DIGEST_STRING_SIZE],
+                       kiln_error **err);
+
+/* Look the finished key up; on a hit apply the entry. 1 hit, 0 miss. */
+int build_key_lookup (build_exec *b, stage_state *st, const char *key, bool run, const char *created_by,
+                      kiln_error **err);
+
+/* After a step that was built: record it under key (if its kind is
+ * cached) and chain its result into the stage key. */
+int build_key_record (build_exec *b, stage_state *st, const char *key, bool run, const build_cache_entry *e,
+                      const char *created_by, kiln_error **err);
+
+/* ---- build_run.c: RUN ---- */
+
+int build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
+
+/* Unmount the stage's shared RUN mount, if it has one. */
+void build_run_session_end (build_exec *b, stage_state *st);
+
+/* ---- build_copy.c: COPY and ADD ---- */
+
+int build_copy_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
+
+/* ---- build_meta.c: metadata steps and shared helpers ---- */
+
+/* ENV, LABEL, EXPOSE, VOLUME, CMD, ENTRYPOINT, USER, SHELL, STOPSIGNAL,
+ * HEALTHCHECK, ONBUILD, MAINTAINER, ARG: the image config and history. */
+int build_meta_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
+
+int build_meta_workdir (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
+
+/* Set KEY=VALUE in a "K=V" list (ENV, LABEL), replacing KEY's entry. */
+void build_meta_env_set (char ***env, const char *key, const char *value);
+
+/* An instruction's text on one line, runs of white space made one space
+ * (history and progress). */
+char *build_meta_one_line (const char *s);
+
+/* path against WORKDIR (absolute paths as they are). */
+char *build_meta_resolve_dir (const char *workdir, const char *path);
+
+/* Clean an absolute path: collapse "//", ".", ".." (never above "/"). */
+char *build_meta_clean_abs (const char *p);
+
+#endif

@@ -1,0 +1,240 @@
+/* build_key.c - the build cache key of every step, in one place (see
+ * build_internal.h; build_cache.c stores and looks the keys up).
+ *
+ * A stage's key starts from what its layers start from, salted with every
+ * option that changes layer bytes (build_key_stage). A step's key is the
+ * stage's key and the expanded step (build_key_step_begin), and then:
+ *   RUN          what its bind mounts show (build_key_run); known before
+ *                the step runs, so a hit skips the run
+ *   COPY/ADD/    the change list the step would write (build_key_changes):
+ *   WORKDIR      the content of its sources
+ *   metadata     nothing more: the step text is the key
+ * After the step the stage's key becomes the step's key and what it
+ * produced (chain_result).
+ *
+ * The bytes fed here are the cache's format: changing them (or their
+ * order) makes every existing entry a miss.
+ */
+#include "build/build_internal.h"
+#include "build/copy.h"
+#include "util/alloc.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* ---- the stage's key ---- */
+
+void
+build_key_stage (build_exec *b, stage_state *st, const char *what, const char *base)
+{
+  if (!build_cache_enabled (b->o.cache))
+    return;
+  build_cache_key k;
+  /* v2: gzip's default became ISA-L level 3 (v1 entries hold zlib-6 blobs
+   * under level -1). The level in the salt is the one the writer uses, and
+   * the encoder is named: the same level from another encoder gives other
+   * blob bytes. */
+  build_cache_key_begin (&k, "kiln build cache v2");
+  int level;
+  const char *encoder = layer_writer_encoder (&b->o.layer, &level);
+  autofree char *salt = xasprintf ("compression=%d encoder=%s level=%d format=%d reproducible=%d epoch=%lld",
+                                   (int) b->o.layer.compression, encoder, level, (int) b->o.format,
+                                   (int) b->o.reproducible, (long long) b->o.epoch);
+  build_cache_key_add (&k, "salt", salt);
+  for (char **p = b->o.ignore_paths; p && *p; p++)
+    build_cache_key_add (&k, "ignore-path", *p);
+  build_cache_key_add (&k, what, base);
+  build_cache_key_end (&k, st->key);
+}
+
+/* The stage's key after a step: the step's key and what it produced, so
+ * a step that had to run again and made a different layer (an expired or
+ * pruned entry, a non-deterministic command) invalidates what follows
+ * instead of stacking old layers on a new parent. */
+static void
+chain_result (stage_state *st, const char *key, const build_cache_entry *e)
+{
+  build_cache_key k;
+  build_cache_key_begin (&k, key);
+  build_cache_key_add (&k, "result", e->empty ? "empty" : e->diff_id);
+  build_cache_key_end (&k, st->key);
+}
+
+/* ---- the step's key ---- */
+
+/* Docker leaves the proxy build-args out of the cache key. */
+static bool
+is_proxy_arg (const char *kv)
+{
+  static const char *const names[] = { "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY" };
+  size_t kl = strcspn (kv, "=");
+  for (size_t i = 0; i < ARRAY_SIZE (names); i++)
+    if (strlen (names[i]) == kl && strncasecmp (kv, names[i], kl) == 0)
+      return true;
+  return false;
+}
+
+void
+build_key_step_begin (build_exec *b, stage_state *st, const plan_step *s)
+{
+  st->ckey_open = false;
+  if (!build_cache_enabled (b->o.cache))
+    return;
+  build_cache_key *k = &st->ckey;
+  build_cache_key_begin (k, st->key);
+  build_cache_key_add (k, "kind", dockerfile_kind_name (s->kind));
+  build_cache_key_add (k, "json", s->json ? "1" : "0");
+  for (char **a = s->args; a && *a; a++)
+    build_cache_key_add (k, "arg", *a);
+  for (char **a = s->argv; a && *a; a++)
+    build_cache_key_add (k, "argv", *a);
+  for (size_t i = 0; i < s->n_kvs; i++)
+    {
+      build_cache_key_add (k, "key", s->kvs[i].key);
+      build_cache_key_add (k, "value", s->kvs[i].value);
+    }
+  for (size_t i = 0; i < s->n_flags; i++)
+    {
+      build_cache_key_add (k, "flag", s->flags[i].key);
+      build_cache_key_add (k, "value", s->flags[i].value);
+    }
+  for (size_t i = 0; i < s->n_heredocs; i++)
+    {
+      build_cache_key_add (k, "heredoc", s->heredocs[i].name);
+      build_cache_key_add (k, "body", s->heredocs[i].body);
+    }
+  for (char **e = s->build_env; e && *e; e++)
+    if (!is_proxy_arg (*e))
+      build_cache_key_add (k, "build-env", *e);
+  if (s->from_stage >= 0)
+    build_cache_key_add (k, "from-stage", b->stages[s->from_stage].key);
+  if (s->from_image)
+    build_cache_key_add (k, "from-image", s->from_image);
+  st->ckey_open = true;
+}
+
+/* Finish the current step's key into out (nothing when the cache is off). */
+static void
+key_finish (stage_state *st, char out[DIGEST_STRING_SIZE])
+{
+  if (!st->ckey_open)
+    return;
+  build_cache_key_end (&st->ckey, out);
+  st->ckey_open = false;
+}
+
+void
+build_key_step_end (stage_state *st, bool ok)
+{
+  if (st->ckey_open && ok)
+    key_finish (st, st->key); /* metadata steps: the step text is the key */
+  else if (st->ckey_open)
+    build_cache_key_abort (&st->ckey);
+  st->ckey_open = false;
+}
+
+/* What RUN's bind mounts show is part of its key: the key of a stage, the
+ * manifest of an image, or the content of the context below the source
+ * (as COPY would see it, .dockerignore applied). */
+static int
+key_add_mounts (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
+{
+  for (size_t i = 0; i < s->n_mounts; i++)
+    {
+      const plan_mount *m = &s->mounts[i];
+      if (m->type && strcmp (m->type, "bind") != 0)
+        continue;
+      /* The planner folds src= into source=; run_mounts reads the same keys. */
+      const char *from = plan_mount_opt (m, "from");
+      const char *src = plan_mount_opt (m, "source");
+      if (from)
+        {
+          int idx = build_from_find_stage (b, from);
+          if (idx >= 0)
+            {
+              build_cache_key_add (&st->ckey, "mount-stage", b->stages[idx].key);
+              continue;
+            }
+          const store_fetch_result *fr;
+          if (build_from_fetch_image (b, from, NULL, &fr, err) < 0)
+            return -1;
+          build_cache_key_add (&st->ckey, "mount-image", fr->manifest_digest);
+          continue;
+        }
+      if (b->ctxfd < 0)
+        continue; /* run_mounts refuses it */
+      overlay_lower *view = NULL;
+      if (build_from_stage_lower (b, st, &view, err) < 0)
+        return -1;
+      char *srcs[] = { (char *) (src && *src ? src : "."), NULL };
+      copy_request req = { .srcs = srcs, .dest = "/.kiln-cache-key", .dest_is_dir = true, .what = "RUN --mount" };
+      copy_changes ch = { 0 };
+      int r = copy_from_context (b->ctxfd, b->ign, view, &req, &ch, err);
+      build_cache_key_add (&st->ckey, "mount-context", srcs[0]);
+      if (r >= 0)
+        r = build_cache_key_add_changes (&st->ckey, ch.v, ch.n, err);
+      copy_changes_free (&ch);
+      overlay_lower_free (view);
+      if (r < 0)
+        return kiln_error_wrap (err, "RUN --mount source '%s'", srcs[0]);
+    }
+  return 0;
+}
+
+int
+build_key_run (build_exec *b, stage_state *st, const plan_step *s, char key[DIGEST_STRING_SIZE], kiln_error **err)
+{
+  if (!st->ckey_open)
+    return 0;
+  if (key_add_mounts (b, st, s, err) < 0)
+    return -1;
+  key_finish (st, key);
+  return 0;
+}
+
+int
+build_key_changes (stage_state *st, const layer_change *ch, size_t n, char key[DIGEST_STRING_SIZE],
+                   kiln_error **err)
+{
+  if (build_cache_key_add_changes (&st->ckey, ch, n, err) < 0)
+    return kiln_error_wrap (err, "computing the build cache key");
+  key_finish (st, key);
+  return 0;
+}
+
+/* ---- lookup and record under the step's key ---- */
+
+static bool
+cache_wanted (build_exec *b, bool run)
+{
+  return build_cache_wants (b->o.cache, run);
+}
+
+int
+build_key_lookup (build_exec *b, stage_state *st, const char *key, bool run, const char *created_by,
+                  kiln_error **err)
+{
+  if (!*key || !cache_wanted (b, run))
+    return 0;
+  build_cache_entry e;
+  const char *where = NULL;
+  int r = build_cache_lookup (b->o.cache, key, st->spec.os, st->spec.architecture, &e, &where, err);
+  if (r <= 0)
+    return r;
+  build_exec_apply_entry (b, st, &e, created_by);
+  chain_result (st, key, &e);
+  st->cached = where;
+  return 1;
+}
+
+int
+build_key_record (build_exec *b, stage_state *st, const char *key, bool run, const build_cache_entry *e,
+                  const char *created_by, kiln_error **err)
+{
+  if (!*key)
+    return 0;
+  chain_result (st, key, e);
+  if (!cache_wanted (b, run))
+    return 0;
+  return build_cache_record (b->o.cache, key, st->spec.os, st->spec.architecture, e, created_by, err);
+}

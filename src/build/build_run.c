@@ -1,0 +1,470 @@
+/* build_run.c - RUN steps: the stage's shared FUSE mount (a run session),
+ * the sandbox's ID mapping and seccomp filter, the step's user,
+ * environment and --mount mounts, and the commit of the overlay's write log
+ * as the step's layer (see build_internal.h). */
+#include "build/build_internal.h"
+#include "build/rootfs.h"
+#include "build/run_mounts.h"
+#include "overlay/overlay.h"
+#include "registry/manifest.h"
+#include "sandbox/seccomp_profile.h"
+#include "util/alloc.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct run_ctx
+{
+  build_exec *b;
+  overlay *ovl;
+  int step_id;               /* progress step the output belongs to */
+} run_ctx;
+
+static void
+run_output (void *ctx, sandbox_stream stream, const char *line, size_t len)
+{
+  run_ctx *rc = ctx;
+  progress_step_output_id (rc->b->o.progress, rc->step_id, stream == SANDBOX_STDERR ? 2 : 1, line, len);
+}
+
+static int
+run_record_chown (void *ctx, int target_fd, const char *path, uid_t uid, gid_t gid)
+{
+  run_ctx *rc = ctx;
+  struct stat sb;
+  if (fstat (target_fd, &sb) < 0)
+    return -errno;
+  autoerror kiln_error *e = NULL;
+  if (overlay_record_chown (rc->ovl, sb.st_ino, uid, gid, &e) < 0)
+    {
+      log_debug ("recording chown of '%s': %s", path, e ? e->msg : "failed");
+      return e && e->status ? -e->status : -EIO;
+    }
+  return 0;
+}
+
+static int
+run_serve_fuse (void *ctx, int fuse_fd, kiln_error **err)
+{
+  run_ctx *rc = ctx;
+  return overlay_serve_fd (rc->ovl, fuse_fd, err);
+}
+
+/* ---- the stage's mount ---- */
+
+/* Consecutive RUN steps of a stage share one overlay mount (a
+ * sandbox_session): the overlay's commit starts a fresh upper on the same
+ * mount, and the kernel keeps its dentry, attribute and page caches from
+ * step to step. The view is the stage's layers as long as every layer added
+ * since the mount was made came from its own commits; a COPY, a cached
+ * step or a failure ends it, and the next RUN mounts the stage's layers
+ * afresh. */
+struct run_session
+{
+  sandbox_session *sess;
+  char *tmpname;       /* store temp dir: the uppers and the mount point */
+  size_t n_layers;     /* the stage's layer count the view shows */
+  unsigned steps;      /* RUN steps run on it */
+  run_ctx rc;          /* its overlay is rc.ovl */
+};
+
+void
+build_run_session_end (build_exec *b, stage_state *st)
+{
+  run_session *rs = st->rs;
+  if (!rs)
+    return;
+  st->rs = NULL;
+  /* The namespaces first (the mount and the FUSE connection go with them,
+   * while the session loop still answers), then the loop. */
+  sandbox_session_free (rs->sess);
+  overlay_free (rs->rc.ovl);
+  if (rs->tmpname)
+    store_rmtemp (b->o.store, rs->tmpname);
+  free (rs->tmpname);
+  free (rs);
+}
+
+/* The stage's mount for the next RUN step, with that step's owner for new
+ * files and mask paths. Takes lower (the stage's layers), also on failure. */
+static run_session *
+run_session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gid_t gid,
+                 const char *const *masks, kiln_error **err)
+{
+  if (st->rs && st->rs->n_layers != st->n_layers)
+    build_run_session_end (b, st);
+  if (st->rs)
+    {
+      overlay_lower_free (lower);
+      overlay_begin_step (st->rs->rc.ovl, uid, gid, masks);
+      log_debug ("RUN on the stage's mount of %zu layers, step %u on it", st->rs->n_layers, ++st->rs->steps);
+      return st->rs;
+    }
+  run_session *rs = xzalloc (sizeof *rs);
+  rs->rc.b = b;
+  autoclose int tmpfd = -1;
+  if (store_mktemp (b->o.store, "run-", &rs->tmpname, &tmpfd, err) < 0)
+    {
+      overlay_lower_free (lower);
+      free (rs);
+      return NULL;
+    }
+  st->rs = rs;
+  overlay_config oc = {
+    .lower = lower,
+    .scratch_dirfd = tmpfd,
+    .id_mode = b->idmap.mode == SANDBOX_USERNS_SINGLE ? OVERLAY_IDS_SINGLE : OVERLAY_IDS_FULL,
+    .present_uid = 0,
+    .present_gid = 0,
+    .create_uid = uid,
+    .create_gid = gid,
+    .mask_paths = masks,
+  };
+  if (overlay_new (&oc, &rs->rc.ovl, err) < 0)
+    goto fail;
+  sandbox_session_config sc = { .idmap = &b->idmap, .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rs->rc,
+                                .dirfd = tmpfd, .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1 };
+  if (sandbox_session_new (&sc, &rs->sess, err) < 0)
+    goto fail;
+  rs->n_layers = st->n_layers;
+  rs->steps = 1;
+  log_debug ("RUN on a new mount of the stage's %zu layers", rs->n_layers);
+  return rs;
+fail:
+  build_run_session_end (b, st);
+  return NULL;
+}
+
+/* ---- the sandbox ---- */
+
+static int ensure_sandbox_locked (build_exec *b, kiln_error **err);
+
+/* The ID mapping and the compiled seccomp filter, made once per build. */
+static int
+ensure_sandbox (build_exec *b, kiln_error **err)
+{
+  pthread_mutex_lock (&b->lock);
+  int r = ensure_sandbox_locked (b, err);
+  pthread_mutex_unlock (&b->lock);
+  return r;
+}
+
+static int
+ensure_sandbox_locked (build_exec *b, kiln_error **err)
+{
+  if (!b->idmap_ready)
+    {
+      if (sandbox_idmap_resolve (b->o.userns, 0, &b->idmap, err) < 0)
+        return -1;
+      b->idmap_ready = true;
+      autofree char *d = sandbox_idmap_describe (&b->idmap);
+      log_info ("user namespace: %s", d);
+    }
+  if (!b->filter_ready)
+    {
+      b->filter_ready = true;
+      if (b->o.seccomp_policy && strcmp (b->o.seccomp_policy, "unconfined") == 0)
+        {
+          log_warn ("seccomp disabled (--seccomp-policy=unconfined): RUN steps may use every system call");
+          return 0;
+        }
+      autofree char *path = NULL;
+      if (b->o.seccomp_policy)
+        path = xstrdup (b->o.seccomp_policy);
+      else if (seccomp_profile_default_path (&path, err) < 0)
+        return -1;
+      seccomp_profile *prof = NULL;
+      if (seccomp_profile_load_file (path, &prof, err) < 0)
+        return -1;
+      seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0,
+                                  b->idmap.mode == SANDBOX_USERNS_SINGLE ? SECCOMP_PROFILE_FAKE_IDS
+                                                                          : SECCOMP_PROFILE_PLAIN };
+      int r = seccomp_profile_compile (prof, &env, &b->filter, err);
+      seccomp_profile_free (prof);
+      if (r < 0)
+        return kiln_error_wrap (err, "compiling seccomp profile '%s'", path);
+    }
+  return 0;
+}
+
+/* A RUN for another architecture needs binfmt_misc emulation (e.g. Debian's
+ * qemu-user-static registers /proc/sys/fs/binfmt_misc/qemu-aarch64). */
+static int
+check_emulation (const stage_state *st, kiln_error **err)
+{
+  const char *os, *arch, *variant;
+  manifest_host_platform (&os, &arch, &variant);
+  const char *want = st->spec.architecture;
+  if (!want || strcmp (want, arch) == 0)
+    return 0;
+  static const char *const names[][2] = { { "amd64", "x86_64" }, { "arm64", "aarch64" }, { "arm", "arm" },
+                                          { "386", "i386" }, { "ppc64le", "ppc64le" }, { "s390x", "s390x" },
+                                          { "riscv64", "riscv64" }, { "mips64le", "mips64el" } };
+  const char *q = want;
+  for (size_t i = 0; i < ARRAY_SIZE (names); i++)
+    if (strcmp (names[i][0], want) == 0)
+      q = names[i][1];
+  autofree char *path = xasprintf ("/proc/sys/fs/binfmt_misc/qemu-%s", q);
+  if (access (path, F_OK) == 0)
+    return 0;
+  return kiln_error_make (err, ENOEXEC, "RUN for linux/%s on a linux/%s host needs binfmt_misc emulation (no '%s'; "
+                          "install qemu-user-static) — or build for --platform linux/%s", want, arch, path, arch);
+}
+
+/* ---- the step's environment and mounts ---- */
+
+static char *
+join_argv (char **v)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  for (char **a = v; a && *a; a++)
+    {
+      if (a != v)
+        strbuf_addch (&sb, ' ');
+      strbuf_adds (&sb, *a);
+    }
+  return strbuf_detach (&sb, NULL);
+}
+
+/* The step's environment: the stage's ENV, HOME, the build-args ENV does
+ * not set, PATH. */
+static char **
+run_env (const stage_state *st, const plan_step *s, const char *home)
+{
+  char **env = strv_dup (st->spec.env);
+  /* Docker sets HOME from the user's passwd entry unless ENV sets it. */
+  bool has_home = false;
+  for (char **e = env; e && *e; e++)
+    has_home |= strncmp (*e, "HOME=", 5) == 0;
+  if (!has_home)
+    {
+      autofree char *h = xasprintf ("HOME=%s", home && *home ? home : "/");
+      strv_push (&env, h);
+    }
+  for (char **e = s->build_env; e && *e; e++)
+    {
+      size_t kl = strcspn (*e, "=");
+      bool have = false;
+      for (char **x = env; x && *x && !have; x++)
+        have = strncmp (*x, *e, kl) == 0 && (*x)[kl] == '=';
+      if (!have)
+        strv_push (&env, *e);
+    }
+  sandbox_env_ensure_path (&env);
+  return env;
+}
+
+/* RUN bind mounts from=X: a built stage (by name or index), else an image
+ * reference. */
+static int
+open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
+{
+  build_exec *b = ctx;
+  int i = build_from_find_stage (b, from);
+  if (i < 0)
+    return build_from_image_lower (b, from, out, err);
+  if (!b->stages[i].built)
+    return kiln_error_make (err, EINVAL, "stage '%s' is not built before this step", from);
+  return build_from_stage_lower (b, &b->stages[i], out, err);
+}
+
+/* The step's --mount mounts and kiln's own files on its /dev (apt's
+ * config, a heredoc script); may add to env. Nothing to release on
+ * failure. */
+static int
+run_prepare_mounts (build_exec *b, stage_state *st, const plan_step *s, char ***env, run_mounts *mounts,
+                    kiln_error **err)
+{
+  run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir, open_from, b };
+  if (run_mounts_prepare (&menv, s, mounts, err) < 0)
+    return -1;
+  /* Single ID mode has one id: apt's switch to its _apt user cannot
+   * happen, and apt fails ("Could not switch group"). Tell apt to stay root
+   * for this step through a config file on the step's own /dev. */
+  bool apt_conf = b->idmap.mode == SANDBOX_USERNS_SINGLE;
+  for (char **e = *env; apt_conf && e && *e; e++)
+    apt_conf = strncmp (*e, "APT_CONFIG=", 11) != 0;
+  if (apt_conf)
+    {
+      if (run_mounts_add_file (&menv, "/dev/.kiln/apt.conf", "APT::Sandbox::User \"root\";\n", 0644, mounts,
+                               err) < 0)
+        {
+          run_mounts_release (mounts);
+          return -1;
+        }
+      strv_push (env, "APT_CONFIG=/dev/.kiln/apt.conf");
+    }
+  if (s->argv && s->argv[0] && strncmp (s->argv[0], "/dev/pipes/", 11) == 0 && s->n_heredocs
+      && run_mounts_add_script (&menv, s->argv[0] + 11, s->heredocs[0].body, mounts, err) < 0)
+    {
+      run_mounts_release (mounts);
+      return -1;
+    }
+  return 0;
+}
+
+/* The overlay's mask paths: the sandbox's own mount points and the step's
+ * mount targets. The strings are in *mask_store. */
+static const char **
+run_masks (const run_mounts *mounts, char ***mask_store)
+{
+  const sandbox_mountpoint *mps;
+  size_t n_mps = sandbox_mountpoints (&mps);
+  for (size_t i = 0; i < n_mps; i++)
+    {
+      autofree char *m = xasprintf ("%s%s", mps[i].path, mps[i].is_dir ? "/" : "");
+      strv_push (mask_store, m);
+    }
+  for (char **m = mounts->masks; m && *m; m++)
+    strv_push (mask_store, *m);
+  const char **masks = xcalloc (strv_len (*mask_store) + 1, sizeof *masks);
+  for (size_t i = 0; (*mask_store)[i]; i++)
+    masks[i] = (*mask_store)[i];
+  return masks;
+}
+
+/* ---- running and committing ---- */
+
+/* Run the step in the sandbox sc describes; a command that did not exit 0
+ * is an error with the end of its output. */
+static int
+run_in_sandbox (build_exec *b, stage_state *st, const plan_step *s, sandbox_config *sc, bool insecure,
+                kiln_error **err)
+{
+  if (insecure)
+    {
+      /* Every capability in the step's user namespace, no seccomp filter;
+       * single mode keeps the filter, whose supervisor fakes chown. */
+      sc->all_caps = true;
+      if (!(b->filter && b->filter->needs_listener))
+        sc->seccomp = NULL;
+      log_warn ("RUN --security=insecure: all capabilities in the step's user namespace%s",
+                sc->seccomp ? "" : ", no seccomp filter");
+    }
+  sandbox_result res;
+  double t0 = now_s ();
+  if (sandbox_run (sc, &res, err) < 0)
+    return -1;
+  add_time (b, &b->res->t_run, now_s () - t0);
+  if (!res.exited || res.status != 0)
+    {
+      autofree char *what = sandbox_result_describe (&res);
+      autofree char *tail = progress_tail_id (b->o.progress, st->step_id);
+      autofree char *cmd = join_argv (s->argv);
+      return kiln_error_make (err, 0, "command '%s' %s%s%s", cmd, what, *tail ? "; last output:\n" : "", tail);
+    }
+  return 0;
+}
+
+/* The overlay's write log of the step becomes its layer, under key. */
+static int
+run_commit (build_exec *b, stage_state *st, const plan_step *s, run_session *rs, const char *key, kiln_error **err)
+{
+  double t0 = now_s ();
+  if (sandbox_session_sync (rs->sess, err) < 0)
+    return -1;
+  overlay_changes *changes = NULL;
+  if (overlay_commit (rs->rc.ovl, &changes, err) < 0)
+    return -1;
+  layer_change *lch = NULL;
+  size_t n_lch = 0;
+  if (overlay_changes_to_layer (changes, &lch, &n_lch, err) < 0)
+    {
+      overlay_changes_free (changes);
+      return -1;
+    }
+  add_time (b, &b->res->t_snapshot, now_s () - t0);
+  autofree char *joined = join_argv (s->argv);
+  autofree char *created_by = xasprintf ("RUN %s # kiln", joined);
+  int ret = build_exec_commit_layer (b, st, lch, n_lch, created_by, key, true, err);
+  free (lch);
+  overlay_changes_free (changes);
+  /* --ignore-path leaves changes out of the layer, which the view still
+   * shows: the next step gets a fresh mount of the stage's layers. */
+  if (ret == 0 && !b->o.ignore_paths)
+    rs->n_layers = st->n_layers;
+  return ret;
+}
+
+int
+build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
+{
+  const char *sec = plan_step_flag (s, "security");
+  bool insecure = sec && strcmp (sec, "insecure") == 0;
+  if (insecure && !b->o.allow_insecure)
+    return kiln_error_make (err, EPERM, "RUN --security=insecure needs the entitlement: pass --allow "
+                            "security.insecure (as BuildKit does)");
+  char key[DIGEST_STRING_SIZE] = "";
+  if (build_key_run (b, st, s, key, err) < 0)
+    return -1;
+  {
+    autofree char *j = join_argv (s->argv);
+    autofree char *cb = xasprintf ("RUN %s # kiln", j);
+    int r = build_key_lookup (b, st, key, true, cb, err);
+    if (r != 0)
+      return r < 0 ? -1 : 0;
+  }
+  sandbox_net_mode net = b->o.network;
+  const char *nf = plan_step_flag (s, "network");
+  if (nf && strcmp (nf, "none") == 0)
+    net = SANDBOX_NET_NONE;
+  else if (nf && strcmp (nf, "host") == 0)
+    net = SANDBOX_NET_HOST;
+  if (ensure_sandbox (b, err) < 0)
+    return -1;
+  if (check_emulation (st, err) < 0)
+    return -1;
+
+  overlay_lower *lower = NULL;
+  if (build_from_stage_lower (b, st, &lower, err) < 0)
+    return -1;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  autofree gid_t *groups = NULL;
+  size_t n_groups = 0;
+  autofree char *home = NULL;
+  if (rootfs_resolve_user (lower, st->spec.user && *st->spec.user ? st->spec.user : "0", &uid, &gid, &groups,
+                           &n_groups, &home, err) < 0)
+    {
+      overlay_lower_free (lower);
+      return kiln_error_wrap (err, "USER");
+    }
+  autostrv char **env = run_env (st, s, home);
+  run_mounts mounts;
+  if (run_prepare_mounts (b, st, s, &env, &mounts, err) < 0)
+    {
+      overlay_lower_free (lower);
+      return -1;
+    }
+  autostrv char **mask_store = NULL;
+  autofree const char **masks = run_masks (&mounts, &mask_store);
+
+  run_session *rs = run_session_get (b, st, lower, uid, gid, masks, err);
+  if (!rs)
+    {
+      run_mounts_release (&mounts);
+      return -1;
+    }
+  rs->rc.step_id = st->step_id;
+  autofree char *cwd = build_meta_clean_abs (st->spec.working_dir && *st->spec.working_dir ? st->spec.working_dir
+                                                                                           : "/");
+  sandbox_config sc = {
+    .argv = s->argv, .env = env, .cwd = cwd, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
+    .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
+    .output = run_output, .output_ctx = &rs->rc, .record_chown = run_record_chown, .record_chown_ctx = &rs->rc,
+    .session = rs->sess, .mounts = mounts.v, .n_mounts = mounts.n,
+    .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
+  };
+  int ret = run_in_sandbox (b, st, s, &sc, insecure, err);
+  if (ret == 0)
+    ret = run_commit (b, st, s, rs, key, err);
+  if (ret < 0 || b->o.ignore_paths)
+    build_run_session_end (b, st);
+  run_mounts_release (&mounts);
+  return ret;
+}
