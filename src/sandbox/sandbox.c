@@ -71,8 +71,8 @@ stopped (const sandbox_config *cfg, kiln_error **err)
   return kiln_error_make (err, EINTR, "interrupted by signal %d (%s); the step was killed", signo, strsignal (signo));
 }
 
-/* sandbox_wait_fds without a timeout, for sandbox_run's set-up: a cancellation
- * becomes stopped(). */
+/* sandbox_wait_fds without a timeout, for sandbox_run's set-up: a
+ * cancellation becomes stopped(). */
 static int
 wait_setup (const sandbox_config *cfg, const int *fds, int n, kiln_error **err)
 {
@@ -172,14 +172,22 @@ end_init (int *pidfd)
   sandbox_close_fd (pidfd);
 }
 
-int
-sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
+static bool
+has_fuse_root (const sandbox_config *cfg)
+{
+  return cfg->rootfs_fuse || cfg->session;
+}
+
+/* Refuse what sandbox_run cannot run; warn about the ids single ID mode
+ * cannot give the step. */
+static int
+check_config (const sandbox_config *cfg, kiln_error **err)
 {
   if (cfg->argv == NULL || cfg->argv[0] == NULL || cfg->argv[0][0] == '\0')
     return kiln_error_make (err, 0, "no command to run");
   if (cfg->cwd && cfg->cwd[0] != '/')
     return kiln_error_make (err, 0, "working directory '%s' is not absolute", cfg->cwd);
-  bool fuse_root = cfg->rootfs_fuse || cfg->session;
+  bool fuse_root = has_fuse_root (cfg);
   if (fuse_root && sandbox_check_single_fuse (cfg->idmap, err) < 0)
     return -1;
   if (!fuse_root && cfg->rootfs == NULL)
@@ -188,22 +196,156 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
     log_warn ("single ID mode maps only root: the step runs as uid 0 instead of %u:%u%s (configure /etc/subuid "
               "and /etc/subgid ranges for full mapping)", (unsigned) cfg->uid, (unsigned) cfg->gid,
               cfg->rootfs_fuse ? "; files it creates are recorded as owned by that user" : "");
-  child_ctx c;
-  memset (&c, 0, sizeof c);
-  c.cfg = cfg;
-  c.rootfs_fd = -1;
-  c.mount_trees = xcalloc (cfg->n_mounts + 1, sizeof *c.mount_trees);
+  return 0;
+}
+
+/* What the children get from kiln besides the fds (start_helper sets
+ * those): freed by child_ctx_release. */
+static void
+child_ctx_init (child_ctx *c, const sandbox_config *cfg)
+{
+  memset (c, 0, sizeof *c);
+  c->cfg = cfg;
+  c->rootfs_fd = -1;
+  c->mount_trees = xcalloc (cfg->n_mounts + 1, sizeof *c->mount_trees);
   for (size_t i = 0; i < cfg->n_mounts; i++)
-    c.mount_trees[i] = -1;
+    c->mount_trees[i] = -1;
   const char *hn = cfg->hostname ? cfg->hostname : "kiln";
-  c.resolv = cfg->network == SANDBOX_NET_NONE ? xstrdup ("") : read_host_resolv ();
-  c.hosts = xasprintf ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hn);
-  c.hostname_file = xasprintf ("%s\n", hn);
+  c->resolv = cfg->network == SANDBOX_NET_NONE ? xstrdup ("") : read_host_resolv ();
+  c->hosts = xasprintf ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hn);
+  c->hostname_file = xasprintf ("%s\n", hn);
+}
+
+static void
+child_ctx_release (child_ctx *c)
+{
+  if (c->caps)
+    cap_free (c->caps);
+  if (c->rootfs_fd >= 0)
+    close (c->rootfs_fd);
+  free (c->mount_trees); /* only the children ever open them */
+  free (c->resolv);
+  free (c->hosts);
+  free (c->hostname_file);
+}
+
+/* A step's channels to its helper, init and process: [0] is kiln's end,
+ * [1] the children's. */
+typedef struct step_pipes
+{
+  int sp[2];    /* sync socket: one-byte messages with fds */
+  int ep[2];    /* set-up error pipe */
+  int op[2];    /* the step's stdout */
+  int xp[2];    /* the step's stderr */
+  int stp[2];   /* init's report of the main process's wait status */
+} step_pipes;
+
+static void
+close_pipes (step_pipes *p)
+{
+  for (int *fds[] = { p->sp, p->ep, p->op, p->xp, p->stp }, i = 0; i < 5; i++)
+    {
+      sandbox_close_fd (&fds[i][0]);
+      sandbox_close_fd (&fds[i][1]);
+    }
+}
+
+/* Create the step's pipes, open its root directory and fork the helper
+ * (sandbox_helper_main); kiln keeps only its own ends. Returns the
+ * helper's pid, or -1 with the pipes closed again (c->rootfs_fd is
+ * child_ctx_release's). */
+static pid_t
+start_helper (child_ctx *c, step_pipes *p, kiln_error **err)
+{
+  const sandbox_config *cfg = c->cfg;
+  bool fuse_root = has_fuse_root (cfg);
+  /* Steps of parallel stages run sandbox_run on several threads. The
+   * helper and init never exec, so O_CLOEXEC does not protect: a fork on
+   * another thread between our pipe2() and our closing of the child's ends
+   * would give that sandbox's long-lived init copies of our write ends, and
+   * we would wait for EOF until its step ends. One lock from pipe creation
+   * to those closes keeps our child-side ends out of every other fork. */
+  pthread_mutex_lock (&sandbox_fork_lock);
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p->sp) < 0 || pipe2 (p->ep, O_CLOEXEC) < 0
+      || pipe2 (p->op, O_CLOEXEC) < 0 || pipe2 (p->xp, O_CLOEXEC) < 0 || pipe2 (p->stp, O_CLOEXEC) < 0)
+    {
+      kiln_error_make (err, errno, "create pipes");
+      goto fail;
+    }
+  if (!fuse_root && (c->rootfs_fd = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+    {
+      kiln_error_make (err, errno, "open root filesystem '%s'", cfg->rootfs);
+      goto fail;
+    }
+  /* The FUSE handoff message carries init's pid (see serve_rootfs_fuse). */
+  int on = 1;
+  if (fuse_root && setsockopt (p->sp[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
+    {
+      kiln_error_make (err, errno, "setsockopt SO_PASSCRED");
+      goto fail;
+    }
+  c->sync_fd = p->sp[1];
+  c->err_fd = p->ep[1];
+  c->out_w = p->op[1];
+  c->errs_w = p->xp[1];
+  c->status_fd = p->stp[1];
+  pid_t self = getpid ();
+  pid_t pid = sandbox_fork_child ();
+  if (pid < 0)
+    {
+      kiln_error_make (err, errno, "fork");
+      goto fail;
+    }
+  if (pid == 0)
+    {
+      close (p->sp[0]);
+      close (p->ep[0]);
+      close (p->op[0]);
+      close (p->xp[0]);
+      close (p->stp[0]);
+      sandbox_helper_main (c, self);
+    }
+  sandbox_close_fd (&p->sp[1]);
+  sandbox_close_fd (&p->ep[1]);
+  sandbox_close_fd (&p->op[1]);
+  sandbox_close_fd (&p->xp[1]);
+  sandbox_close_fd (&p->stp[1]);
+  pthread_mutex_unlock (&sandbox_fork_lock);
+  return pid;
+fail:
+  /* Closed before the lock is released, like the child's ends above. */
+  close_pipes (p);
+  pthread_mutex_unlock (&sandbox_fork_lock);
+  return -1;
+}
+
+/* kiln's side of the helper's set-up: the ID map (a session step joins
+ * the session's user namespace instead), the FUSE root (*init_pidfd is
+ * set then), and the error pipe until EOF (the step's process exec'd) or
+ * a set-up error. */
+static int
+setup_handshake (const sandbox_config *cfg, pid_t pid, const step_pipes *p, int *init_pidfd, kiln_error **err)
+{
+  if (!cfg->session && sandbox_map_ids (pid, p->sp[0], p->ep[0], cfg->idmap, cfg->cancel_fd, err) < 0)
+    return -1;
+  if (has_fuse_root (cfg) && serve_rootfs_fuse (cfg, p->sp[0], p->ep[0], init_pidfd, err) < 0)
+    return kiln_error_wrap (err, "setting up the sandbox");
+  if (wait_setup (cfg, &p->ep[0], 1, err) < 0 || sandbox_read_setup_error (p->ep[0], err) < 0)
+    return kiln_error_wrap (err, "setting up the sandbox");
+  return 0;
+}
+
+int
+sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
+{
+  if (check_config (cfg, err) < 0)
+    return -1;
+  child_ctx c;
+  child_ctx_init (&c, cfg);
   int ret = -1;
-  int sp[2] = { -1, -1 }, ep[2] = { -1, -1 }, op[2] = { -1, -1 }, xp[2] = { -1, -1 }, stp[2] = { -1, -1 };
+  step_pipes p = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
   int init_pidfd = -1;
   pid_t pid = -1;
-  bool fork_locked = false;
 
   if (sandbox_cancelled (cfg->cancel_fd))
     {
@@ -212,80 +354,19 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
     }
   if (prepare_caps (&c, err) < 0)
     goto out;
-  /* Steps of parallel stages run sandbox_run on several threads. The
-   * helper and init never exec, so O_CLOEXEC does not protect: a fork on
-   * another thread between our pipe2() and our closing of the child's ends
-   * would give that sandbox's long-lived init copies of our write ends, and
-   * we would wait for EOF until its step ends. One lock from pipe creation
-   * to those closes keeps our child-side ends out of every other fork. */
-  pthread_mutex_lock (&sandbox_fork_lock);
-  fork_locked = true;
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || pipe2 (ep, O_CLOEXEC) < 0
-      || pipe2 (op, O_CLOEXEC) < 0 || pipe2 (xp, O_CLOEXEC) < 0 || pipe2 (stp, O_CLOEXEC) < 0)
-    {
-      kiln_error_make (err, errno, "create pipes");
-      goto out;
-    }
-  if (!fuse_root && (c.rootfs_fd = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-    {
-      kiln_error_make (err, errno, "open root filesystem '%s'", cfg->rootfs);
-      goto out;
-    }
-  /* The FUSE handoff message carries init's pid (see serve_rootfs_fuse). */
-  int on = 1;
-  if (fuse_root && setsockopt (sp[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
-    {
-      kiln_error_make (err, errno, "setsockopt SO_PASSCRED");
-      goto out;
-    }
-  c.sync_fd = sp[1];
-  c.err_fd = ep[1];
-  c.out_w = op[1];
-  c.errs_w = xp[1];
-  c.status_fd = stp[1];
-  pid_t self = getpid ();
-  pid = sandbox_fork_child ();
+  pid = start_helper (&c, &p, err);
   if (pid < 0)
-    {
-      kiln_error_make (err, errno, "fork");
-      goto out;
-    }
-  if (pid == 0)
-    {
-      close (sp[0]);
-      close (ep[0]);
-      close (op[0]);
-      close (xp[0]);
-      close (stp[0]);
-      sandbox_helper_main (&c, self);
-    }
-  sandbox_close_fd (&sp[1]);
-  sandbox_close_fd (&ep[1]);
-  sandbox_close_fd (&op[1]);
-  sandbox_close_fd (&xp[1]);
-  sandbox_close_fd (&stp[1]);
-  fork_locked = false;
-  pthread_mutex_unlock (&sandbox_fork_lock);
-  if (!cfg->session && sandbox_map_ids (pid, sp[0], ep[0], cfg->idmap, cfg->cancel_fd, err) < 0)
+    goto out;
+  if (setup_handshake (cfg, pid, &p, &init_pidfd, err) < 0)
     goto kill;
-  if (fuse_root && serve_rootfs_fuse (cfg, sp[0], ep[0], &init_pidfd, err) < 0)
-    {
-      kiln_error_wrap (err, "setting up the sandbox");
-      goto kill;
-    }
-  if (wait_setup (cfg, &ep[0], 1, err) < 0 || sandbox_read_setup_error (ep[0], err) < 0)
-    {
-      kiln_error_wrap (err, "setting up the sandbox");
-      goto kill;
-    }
   int main_status = 0;
   bool got = false, stop = false;
-  if (sandbox_supervise (cfg, op[0], xp[0], stp[0], sp[0], &main_status, &got, &stop) < 0)
+  if (sandbox_supervise (cfg, p.op[0], p.xp[0], p.stp[0], p.sp[0], &main_status, &got, &stop) < 0)
     {
       kiln_error_make (err, errno, "allocate seccomp notification buffers");
       goto kill;
     }
-  op[0] = xp[0] = -1; /* closed by sandbox_supervise via sandbox_close_fd on its copies */
+  p.op[0] = p.xp[0] = -1; /* closed by sandbox_supervise via sandbox_close_fd on its copies */
   if (stop)
     {
       sandbox_kill_and_reap (pid);
@@ -318,21 +399,8 @@ kill:
     }
 out:
   end_init (&init_pidfd);
-  for (int *fds[] = { sp, ep, op, xp, stp }, i = 0; i < 5; i++)
-    {
-      sandbox_close_fd (&fds[i][0]);
-      sandbox_close_fd (&fds[i][1]);
-    }
-  if (fork_locked)
-    pthread_mutex_unlock (&sandbox_fork_lock);
-  if (c.caps)
-    cap_free (c.caps);
-  if (c.rootfs_fd >= 0)
-    close (c.rootfs_fd);
-  free (c.mount_trees); /* only the children ever open them */
-  free (c.resolv);
-  free (c.hosts);
-  free (c.hostname_file);
+  close_pipes (&p);
+  child_ctx_release (&c);
   return ret;
 }
 

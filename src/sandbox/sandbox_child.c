@@ -541,18 +541,12 @@ setup_mounts (child_ctx *c, int root)
     }
 }
 
-static void __attribute__ ((noreturn))
-init_main (child_ctx *c)
+/* Attach the step's root filesystem in init's (private) mount namespace
+ * and open it: an O_PATH fd of its root. what names it in messages. */
+static int
+attach_root (child_ctx *c, const char *what)
 {
   const sandbox_config *cfg = c->cfg;
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-  if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-    sandbox_child_die (c, errno, "make mounts private");
-  /* As host root the tree was cloned before the user namespace existed
-   * (the step's root, a high host uid, may not traverse the path to it);
-   * otherwise clone it here. Attach it at /tmp of this private namespace
-   * only to give pivot_root a mount point; the old root goes away below. */
-  const char *what = cfg->rootfs_fuse || cfg->session ? "(FUSE)" : cfg->rootfs;
   /* Clone bind sources now: the root is attached at /tmp just below, which
    * would hide sources that live under the host's /tmp. */
   for (size_t i = 0; i < cfg->n_mounts; i++)
@@ -563,7 +557,12 @@ init_main (child_ctx *c)
         if (c->mount_trees[i] < 0)
           sandbox_child_die (c, errno, "bind-mount '%s'", cfg->mounts[i].source);
       }
-  autoclose int root = -1;
+  /* As host root the tree was cloned before the user namespace existed
+   * (the step's root, a high host uid, may not traverse the path to it);
+   * otherwise clone it here. Attach it at /tmp of this private namespace
+   * only to give pivot_root a mount point; the old root goes away after
+   * pivot_root (init_main). */
+  int root = -1;
   if (cfg->session)
     {
       /* The helper entered the session mount's root before unsharing, so
@@ -598,6 +597,46 @@ init_main (child_ctx *c)
     root = open ("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0)
     sandbox_child_die (c, errno, "open root filesystem '%s'", what);
+  return root;
+}
+
+/* Init once the step's process w runs: reap every child until none is
+ * left, then report w's wait status to kiln. */
+static void __attribute__ ((noreturn))
+reap_step (child_ctx *c, pid_t w)
+{
+  int main_status = 0;
+  bool main_done = false;
+  for (;;)
+    {
+      int st;
+      pid_t r = waitpid (-1, &st, __WALL);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        break; /* ECHILD: nothing left */
+      if (r == w && !main_done)
+        {
+          main_status = st;
+          main_done = true;
+          /* Background processes do not outlive the step. */
+          kill (-1, SIGKILL);
+        }
+    }
+  if (write (c->status_fd, &main_status, sizeof main_status) < 0)
+    { /* kiln reports the missing status */ }
+  _exit (0);
+}
+
+static void __attribute__ ((noreturn))
+init_main (child_ctx *c)
+{
+  const sandbox_config *cfg = c->cfg;
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    sandbox_child_die (c, errno, "make mounts private");
+  const char *what = cfg->rootfs_fuse || cfg->session ? "(FUSE)" : cfg->rootfs;
+  autoclose int root = attach_root (c, what);
   setup_proc (c, root);
   setup_sys (c, root);
   setup_dev (c, root);
@@ -621,27 +660,7 @@ init_main (child_ctx *c)
   close (c->out_w);
   close (c->errs_w);
   close (c->sync_fd);
-  int main_status = 0;
-  bool main_done = false;
-  for (;;)
-    {
-      int st;
-      pid_t r = waitpid (-1, &st, __WALL);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r < 0)
-        break; /* ECHILD: nothing left */
-      if (r == w && !main_done)
-        {
-          main_status = st;
-          main_done = true;
-          /* Background processes do not outlive the step. */
-          kill (-1, SIGKILL);
-        }
-    }
-  if (write (c->status_fd, &main_status, sizeof main_status) < 0)
-    { /* kiln reports the missing status */ }
-  _exit (0);
+  reap_step (c, w);
 }
 
 static int
