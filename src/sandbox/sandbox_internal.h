@@ -72,8 +72,9 @@ typedef struct child_ctx
 /* ---- sandbox_ipc.c ---- */
 
 /* Serialises fd creation + fork + closing the child's ends across threads
- * (see sandbox_run). Process-wide by nature: fds and fork are. ONE lock,
- * taken by sandbox_run and by spawn_child (sessions, rm fallback) alike. */
+ * (why: start_helper in sandbox.c). Process-wide by nature: fds and fork
+ * are. ONE lock, taken by sandbox_run (start_helper) and by spawn_child
+ * (sandbox_session.c: sessions, rm fallback) alike. */
 extern pthread_mutex_t sandbox_fork_lock;
 
 /* One byte `tag` with n fds attached (SCM_RIGHTS; none when n is 0). */

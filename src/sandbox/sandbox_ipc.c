@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The one definition (see sandbox_internal.h and sandbox_run). */
+/* The one definition (see sandbox_internal.h and start_helper in sandbox.c). */
 pthread_mutex_t sandbox_fork_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int

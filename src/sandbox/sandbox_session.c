@@ -26,7 +26,7 @@ typedef void (*child_main_fn) (child_ctx *c, pid_t kiln_pid, void *arg);
 static pid_t
 spawn_child (child_ctx *c, int sp[2], int ep[2], child_main_fn fn, void *arg, kiln_error **err)
 {
-  /* see sandbox_run: our child-side ends must not reach another fork */
+  /* see start_helper (sandbox.c): our child-side ends must not reach another fork */
   pthread_mutex_lock (&sandbox_fork_lock);
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || pipe2 (ep, O_CLOEXEC) < 0)
     {
