@@ -22,6 +22,9 @@
  * sandbox_mountpoints(). sandbox_prepare_mountpoints() creates missing ones
  * in a plain directory rootfs and reports them so the caller can remove them
  * (kiln run) or keep them out of a layer (the overlay synthesises them).
+ *
+ * Implementation: src/sandbox/sandbox*.c; sandbox_internal.h (private to
+ * those files) says which file does what.
  */
 #ifndef KILN_SANDBOX_SANDBOX_H
 #define KILN_SANDBOX_SANDBOX_H

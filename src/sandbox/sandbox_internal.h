@@ -1,0 +1,162 @@
+/* sandbox_internal.h - what the files of the sandbox module share. PRIVATE
+ * to src/sandbox/sandbox*.c (sandbox.c, sandbox_idmap.c, sandbox_child.c,
+ * sandbox_supervise.c, sandbox_session.c, sandbox_ipc.c): nothing else may
+ * include it; the module's API is sandbox.h.
+ *
+ * Where things are:
+ *   sandbox.c            sandbox_run: one step from pipes and fork through
+ *                        the set-up handshake and supervision to teardown;
+ *                        option parsing, result and env helpers.
+ *   sandbox_idmap.c      choosing the ID mapping (/etc/subuid, newuidmap)
+ *                        and writing it for a child's user namespace.
+ *   sandbox_child.c      everything that runs in the forked processes: the
+ *                        helper, the step's init and the step's process
+ *                        (namespaces, mounts, privileges, exec); the mount
+ *                        points a root filesystem must provide.
+ *   sandbox_supervise.c  kiln's side while a step runs: output lines and
+ *                        the seccomp notifications for chown (single mode).
+ *   sandbox_session.c    the per-stage holder of a FUSE mount and the
+ *                        user-namespace rm fallback.
+ *   sandbox_ipc.c        messages over the sync socket, waiting with
+ *                        cancellation, forking, the process-wide fork lock.
+ *
+ * The conversation between kiln and a step's helper (sync socket, one byte
+ * per message, fds by SCM_RIGHTS): 'u' the helper made its user namespace,
+ * kiln answers 'g' once the ID map is written; 'F' carries init's /dev/fuse
+ * fd (or 'R' for a session step: init is ready), kiln answers 'A' once it
+ * serves it; 'L' carries the seccomp listener of the step's process; a
+ * session's holder sends 'N' with fds of its namespaces and mount root. A
+ * set-up error travels as "ERRNO:message" on the error pipe, and the child
+ * exits SETUP_FAILED.
+ */
+#ifndef KILN_SANDBOX_SANDBOX_INTERNAL_H
+#define KILN_SANDBOX_SANDBOX_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/capability.h>
+#include <sys/types.h>
+#include "sandbox/sandbox.h"
+#include "util/error.h"
+
+/* How long kiln waits for a helper's set-up messages (namespaces, mounts). */
+#define HANDSHAKE_TIMEOUT_S 60
+/* Exit status of a sandbox helper that reported a setup error. */
+#define SETUP_FAILED 125
+
+struct sandbox_session
+{
+  int userns_fd;   /* the holder's user namespace */
+  int mntns_fd;    /* its mount namespace, holding the FUSE mount */
+  int root_fd;     /* the mount's root (opened in that namespace) */
+};
+
+/* What a child needs: filled in by kiln before the fork, used only in the
+ * child afterwards (kiln frees the strings and caps). */
+typedef struct child_ctx
+{
+  const sandbox_config *cfg;
+  int sync_fd;           /* socket to kiln */
+  int rootfs_fd;         /* O_PATH fd of the rootfs directory, opened by kiln */
+  int root_tree;         /* detached clone of it (as host root), or -1 */
+  int *mount_trees;      /* bind mount sources cloned as host root, or -1 */
+  int err_fd;            /* error pipe, write end */
+  int status_fd;         /* init writes the main process's wait status */
+  int out_w, errs_w;     /* stdout/stderr pipes, write ends */
+  cap_t caps;            /* what the step's process keeps */
+  cap_value_t keep_bound[64];
+  int n_keep_bound;
+  char *resolv, *hosts, *hostname_file;
+} child_ctx;
+
+/* ---- sandbox_ipc.c ---- */
+
+/* Serialises fd creation + fork + closing the child's ends across threads
+ * (why: start_helper in sandbox.c). Process-wide by nature: fds and fork
+ * are. ONE lock, taken by sandbox_run (start_helper) and by spawn_child
+ * (sandbox_session.c: sessions, rm fallback) alike. */
+extern pthread_mutex_t sandbox_fork_lock;
+
+/* One byte `tag` with n fds attached (SCM_RIGHTS; none when n is 0). */
+int sandbox_send_fds (int sock, char tag, const int *fds, int n);
+int sandbox_send_fd (int sock, char tag, int fd);
+/* Read one byte from sock: the byte, or 0 at EOF or on error. */
+char sandbox_wait_ack (int sock);
+/* Receive a one-byte message with up to max fds (SCM_RIGHTS; extras are
+ * closed) and, when pid is not NULL, the sender's pid (SCM_CREDENTIALS,
+ * with SO_PASSCRED on): returns the number of fds, or -1 with errno (0 at
+ * EOF, EMSGSIZE when the control data was cut short). */
+int sandbox_recv_msg (int sock, char *tag, int *fds, int max, pid_t *pid);
+/* One fd sent with a one-byte message, or -1. */
+int sandbox_recv_fd (int sock);
+/* Close *fd if open and set it to -1. */
+void sandbox_close_fd (int *fd);
+/* Read the setup error pipe to EOF: returns 0 if empty. */
+int sandbox_read_setup_error (int fd, kiln_error **err);
+/* True once the caller's cancellation fd is readable (cancel_fd <= 0:
+ * none). It is never read: every thread's step sees the same state. */
+bool sandbox_cancelled (int cancel_fd);
+/* Wait until one of fds (at most 4; -1 entries ignored) is readable or
+ * hung up. The only other thing waited for is cancel_fd (<= 0: none),
+ * which nobody reads, so no other thread can take the wake-up away.
+ * Returns the index; -1 with errno ECANCELED when cancel_fd fired first,
+ * ETIMEDOUT after timeout_s (<= 0: never), or poll's errno. */
+int sandbox_wait_fds (const int *fds, int n, int cancel_fd, int timeout_s);
+/* Fork with SIGINT/SIGTERM blocked across the fork, so that kiln's handler
+ * never runs in the child (its notify fd is closed there and the number
+ * may be reused). The child takes both back to SIG_DFL but keeps them
+ * blocked: the helper, init and holder share kiln's process group, and a
+ * terminal's ^C is kiln's to handle (it kills the step); the step's
+ * process unblocks every signal before exec. */
+pid_t sandbox_fork_child (void);
+/* SIGKILL pid and wait for it. */
+void sandbox_kill_and_reap (pid_t pid);
+
+/* ---- sandbox_idmap.c ---- */
+
+/* The helper created its user namespace ('u'): write the ID map, let it
+ * go on ('g'). */
+int sandbox_map_ids (pid_t pid, int sock, int errfd, const sandbox_idmap *m, int cancel_fd, kiln_error **err);
+/* A FUSE root in single ID mode needs kiln to run as the host user of
+ * container 0 (see sandbox_config.rootfs_fuse): the error otherwise. */
+int sandbox_check_single_fuse (const sandbox_idmap *m, kiln_error **err);
+
+/* ---- sandbox_child.c (no return; errors go to the error pipe) ---- */
+
+/* Report "ERRNO:message" on c->err_fd and exit SETUP_FAILED. */
+void __attribute__ ((noreturn, format (printf, 3, 4))) sandbox_child_die (child_ctx *c, int errnum,
+                                                                          const char *fmt, ...);
+/* Close every fd above 2 but those in keep (-1 entries ignored). The
+ * helper, init and holder never exec, so O_CLOEXEC does not protect: fds
+ * of other stages' steps and sessions open in kiln when we forked (pipe
+ * ends, a session's mount namespace) would otherwise live as long as this
+ * step and keep those alive. */
+void sandbox_close_other_fds (int *keep, int n);
+/* Become root of a user namespace: a new one whose ID map kiln writes (it
+ * is told 'u' and answers 'g'), or the session's. */
+void sandbox_enter_userns (child_ctx *c, const sandbox_session *ss, pid_t kiln_pid);
+/* Mount a FUSE filesystem on target and hand kiln its fd: as root of a
+ * user namespace in its own mount namespace, so the kernel ties the FUSE
+ * connection to that user namespace: ids in requests and replies are
+ * container ids, and the mount is possible without host privileges.
+ * Nothing may touch the mount until kiln serves the fd (it answers 'A'). */
+void sandbox_mount_fuse (child_ctx *c, const char *target, bool single, bool readonly);
+/* First child: new user namespace, wait for the ID maps, then the other
+ * namespaces; its child is the step's pid 1. */
+void __attribute__ ((noreturn)) sandbox_helper_main (child_ctx *c, pid_t kiln_pid);
+
+/* ---- sandbox_supervise.c ---- */
+
+/* kiln's side while the step runs: pass the lines read from out_r and
+ * err_r (stdout, stderr; closed here) to cfg->output, answer the seccomp
+ * notifications of the listener the step's process sends over sync_r when
+ * cfg->seccomp needs one, and read the main process's wait status from
+ * status_r (left open for the caller) into *main_status (*got_status: it
+ * arrived whole). Returns 0 when both streams and the status pipe are done
+ * (or poll fails), or with *stop set as soon as cfg->cancel_fd becomes
+ * readable; -1 (errno) only when the notification buffers cannot be
+ * allocated, before anything is read or closed. */
+int sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sync_r,
+                       int *main_status, bool *got_status, bool *stop);
+
+#endif
