@@ -1,10 +1,11 @@
-/* run_cmd.c - `kiln run`. */
-#include "sandbox/run_cmd.h"
+/* run.c - `kiln run`: a command in an image or a root filesystem inside the
+ * step sandbox. */
+#include "cmd/cmd.h"
+#include "cmd/cmd_common.h"
 #include "build/rootfs.h"
 #include "overlay/overlay.h"
 #include "registry/manifest.h"
 #include "registry/ocilayout.h"
-#include "registry/pull_cmd.h"
 #include "registry/reference.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp_profile.h"
@@ -100,7 +101,7 @@ static const cli_option run_options[] = {
     OPT_PLATFORM },
   { "registry-mirror", 0, CLI_VALUE, "HOST", "try this mirror first for docker.io images, then the origin (repeatable)",
     OPT_MIRROR },
-  TRANSPORT_OPTIONS
+  CMD_TRANSPORT_OPTIONS
   { NULL, 0, CLI_BOOL, NULL, NULL, 0 },
 };
 #define N_RUN_OPTIONS (ARRAY_SIZE (run_options) - 1)
@@ -152,7 +153,7 @@ run_handle (void *ctx, int id, const char *value, kiln_error **err)
   run_opts *o = ctx;
   int r = cli_common_handle (&o->common, id, value, err);
   if (r == 0)
-    r = registry_transport_handle (&o->reg, id, value, err);
+    r = cmd_transport_handle (&o->reg, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
   switch (id)
@@ -181,7 +182,7 @@ run_handle (void *ctx, int id, const char *value, kiln_error **err)
       o->platform = xstrdup (value);
       return 0;
     case OPT_MIRROR:
-      return registry_mirror_handle (&o->reg, &o->mirrors, value, err);
+      return cmd_mirror_handle (&o->reg, &o->mirrors, value, err);
     case OPT_ROOTFS:
       free (o->rootfs);
       o->rootfs = xstrdup (value);
@@ -869,7 +870,7 @@ check_combination (const run_opts *o, char **pos, kiln_error **err)
 }
 
 int
-run_cmd_main (int argc, char **argv, kiln_error **err)
+cmd_run_main (int argc, char **argv, kiln_error **err)
 {
   run_opts o;
   memset (&o, 0, sizeof o);

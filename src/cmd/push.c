@@ -1,5 +1,6 @@
-/* push_cmd.c - `kiln push`: an image from an OCI layout to registries. */
-#include "registry/push_cmd.h"
+/* push.c - `kiln push`: an image from an OCI layout to registries. */
+#include "cmd/cmd.h"
+#include "cmd/cmd_common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,9 +8,9 @@
 
 #include "registry/blobprogress.h"
 #include "registry/client.h"
+#include "registry/digest_file.h"
 #include "registry/manifest.h"
 #include "registry/ocilayout.h"
-#include "registry/pull_cmd.h"
 #include "registry/push.h"
 #include "registry/reference.h"
 #include "util/alloc.h"
@@ -31,7 +32,7 @@ static const cli_option push_options[] = {
   { "push-retry", 0, CLI_VALUE, "N", "retry a failed push of a destination N times (default 0)", OPT_PUSH_RETRY },
   { "mount-from", 0, CLI_VALUE, "REPOSITORY", "mount missing blobs from this repository of the same registry",
     OPT_MOUNT_FROM },
-  TRANSPORT_OPTIONS
+  CMD_TRANSPORT_OPTIONS
 };
 #define N_PUSH_OPTIONS ARRAY_SIZE (push_options)
 
@@ -51,7 +52,7 @@ push_handle (void *ctx, int id, const char *value, kiln_error **err)
   push_opts *o = ctx;
   int r = cli_common_handle (&o->common, id, value, err);
   if (r == 0)
-    r = registry_transport_handle (&o->reg, id, value, err);
+    r = cmd_transport_handle (&o->reg, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
   switch (id)
@@ -154,7 +155,7 @@ run_push (push_opts *o, char **dests, kiln_error **err)
 }
 
 int
-push_cmd_main (int argc, char **argv, kiln_error **err)
+cmd_push_main (int argc, char **argv, kiln_error **err)
 {
   push_opts o;
   memset (&o, 0, sizeof o);

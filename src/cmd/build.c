@@ -1,6 +1,7 @@
-/* build_cmd.c - `kiln build`: flags (docker build, BuildKit and kaniko
+/* build.c - `kiln build`: flags (docker build, BuildKit and kaniko
  * executor spellings), then plan -> build_exec -> build_output. */
-#include "build/build_cmd.h"
+#include "cmd/cmd.h"
+#include "cmd/cmd_common.h"
 #include "build/build_cache.h"
 #include "build/build_exec.h"
 #include "build/build_output.h"
@@ -9,7 +10,6 @@
 #include "build/plan_json.h"
 #include "build/progress.h"
 #include "build/run_mounts.h"
-#include "registry/pull_cmd.h"
 #include "registry/reference.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
@@ -158,7 +158,7 @@ static const cli_option build_options[] = {
     OPT_NETWORK },
   { "seccomp-policy", 0, CLI_VALUE, "FILE|unconfined", "seccomp profile for RUN (Docker JSON; default "
     "policies/default.json)", OPT_SECCOMP },
-  TRANSPORT_OPTIONS
+  CMD_TRANSPORT_OPTIONS
   { "registry-mirror", 0, CLI_VALUE, "HOST", "pull docker.io images from this mirror first, then docker.io "
     "(repeatable; http://HOST for plain HTTP)", OPT_MIRROR_B },
   { "insecure-pull", 0, CLI_BOOL, NULL, "use plain HTTP for every registry images are pulled from", OPT_INSECURE_PULL },
@@ -235,7 +235,7 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
   int r = cli_common_handle (&o->common, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
-  r = registry_transport_handle (&o->reg, id, value, err);
+  r = cmd_transport_handle (&o->reg, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
   switch (id)
@@ -300,7 +300,7 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       set_str (&o->progress, value);
       return 0;
     case OPT_MIRROR_B:
-      return registry_mirror_handle (&o->reg, &o->mirrors, value, err);
+      return cmd_mirror_handle (&o->reg, &o->mirrors, value, err);
     case OPT_SECRET:
       if (run_mounts_check_secret (value, err) < 0)
         return -1;
@@ -696,7 +696,7 @@ out:
 }
 
 int
-build_cmd_main (int argc, char **argv, kiln_error **err)
+cmd_build_main (int argc, char **argv, kiln_error **err)
 {
   build_cmd_opts o = { .skip_unused_stages = true, .reg = { .retries = -1 }, .cache = true, .cache_run_layers = true,
                        .cache_copy_layers = true };
