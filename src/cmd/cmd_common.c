@@ -8,7 +8,8 @@
 #include "util/alloc.h"
 #include "util/cli.h"
 
-int
+/* Handle a transport flag: 1 if id was one, 0 if not, <0 on error. */
+static int
 cmd_transport_handle (registry_options *reg, int id, const char *value, kiln_error **err)
 {
   switch (id)
@@ -37,6 +38,41 @@ cmd_transport_handle (registry_options *reg, int id, const char *value, kiln_err
     default:
       return 0;
     }
+}
+
+void
+cmd_set_string (char **dst, const char *value)
+{
+  free (*dst);
+  *dst = xstrdup (value);
+}
+
+int
+cmd_flags_handle (const cmd_flags *f, void *opts, int id, const char *value, kiln_error **err)
+{
+  char *base = opts;
+  int r = cli_common_handle ((cli_common *) (base + f->common_offset), id, value, err);
+  if (r == 0)
+    r = cmd_transport_handle ((registry_options *) (base + f->reg_offset), id, value, err);
+  for (size_t i = 0; r == 0 && i < f->n_strings; i++)
+    if (f->strings[i].id == id)
+      {
+        cmd_set_string ((char **) (base + f->strings[i].offset), value);
+        r = 1;
+      }
+  return r;
+}
+
+void
+cmd_flags_free (const cmd_flags *f, void *opts)
+{
+  char *base = opts;
+  registry_options *reg = (registry_options *) (base + f->reg_offset);
+  cli_common_free ((cli_common *) (base + f->common_offset));
+  strv_free (reg->insecure_registries);
+  strv_free (reg->registry_certs);
+  for (size_t i = 0; i < f->n_strings; i++)
+    free (*(char **) (base + f->strings[i].offset));
 }
 
 int

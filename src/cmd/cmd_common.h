@@ -1,10 +1,14 @@
 /* cmd_common.h - what the command front-ends (src/cmd/) share: the
- * registry transport flags of pull, push, build and run, and
- * --registry-mirror. */
+ * registry transport flags of pull, push, build and run, --registry-mirror,
+ * and the start of their option handlers (cmd_flags_handle): the logging and
+ * store flags (cli_common), the transport flags, and the flags whose value
+ * the command only keeps as a string. */
 #ifndef KILN_CMD_CMD_COMMON_H
 #define KILN_CMD_CMD_COMMON_H
 
+#include <stddef.h>
 #include "registry/client.h"
+#include "util/alloc.h"
 #include "util/cli.h"
 #include "util/error.h"
 
@@ -26,8 +30,40 @@ enum
     CMD_OPT_REGISTRY_CERT },                                                                                \
   { "retries", 0, CLI_VALUE, "N", "retries of a failed request (default 4)", CMD_OPT_RETRIES },
 
-/* Handle a transport flag: 1 if id was one, 0 if not, <0 on error. */
-int cmd_transport_handle (registry_options *reg, int id, const char *value, kiln_error **err);
+/* A flag whose value the command keeps as it is: its id, and where the
+ * char * it goes to sits in the command's options struct. */
+typedef struct cmd_string_flag
+{
+  int id;
+  size_t offset;
+} cmd_string_flag;
+
+#define CMD_STRING_FLAG(id, type, field) { (id), offsetof (type, field) }
+
+/* The flags every command's options struct (of type `type`, with a
+ * `cli_common common` and a `registry_options reg`) shares handling of. */
+typedef struct cmd_flags
+{
+  size_t common_offset;             /* of the cli_common */
+  size_t reg_offset;                /* of the registry_options */
+  const cmd_string_flag *strings;
+  size_t n_strings;
+} cmd_flags;
+
+#define CMD_FLAGS(type, strings) \
+  { offsetof (type, common), offsetof (type, reg), (strings), ARRAY_SIZE (strings) }
+
+/* The start of a command's cli_handler: a common flag, a transport flag or
+ * one of f->strings (its previous value freed, the new one copied) is
+ * handled here. Returns 1 if id was one of them, 0 if not, <0 on error. */
+int cmd_flags_handle (const cmd_flags *f, void *opts, int id, const char *value, kiln_error **err);
+
+/* Free what cmd_flags_handle stored in opts: the cli_common, the transport
+ * lists of the registry_options and the strings. */
+void cmd_flags_free (const cmd_flags *f, void *opts);
+
+/* Replace *dst by a copy of value. */
+void cmd_set_string (char **dst, const char *value);
 
 /* --registry-mirror VALUE ("host", "https://host", "http://host": plain HTTP
  * for that host): appended to *mirrors. */

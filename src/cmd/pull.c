@@ -58,33 +58,23 @@ typedef struct pull_opts
   registry_options reg;
 } pull_opts;
 
+static const cmd_string_flag pull_strings[] = {
+  CMD_STRING_FLAG (OPT_OCI_LAYOUT, pull_opts, layout),
+  CMD_STRING_FLAG (OPT_PLATFORM, pull_opts, platform),
+  CMD_STRING_FLAG (OPT_DIGEST_FILE, pull_opts, digest_file),
+  CMD_STRING_FLAG (OPT_TAR_PATH, pull_opts, tar_path),
+};
+static const cmd_flags pull_flags = CMD_FLAGS (pull_opts, pull_strings);
+
 static int
 pull_handle (void *ctx, int id, const char *value, kiln_error **err)
 {
   pull_opts *o = ctx;
-  int r = cli_common_handle (&o->common, id, value, err);
-  if (r == 0)
-    r = cmd_transport_handle (&o->reg, id, value, err);
+  int r = cmd_flags_handle (&pull_flags, o, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
   switch (id)
     {
-    case OPT_OCI_LAYOUT:
-      free (o->layout);
-      o->layout = xstrdup (value);
-      return 0;
-    case OPT_PLATFORM:
-      free (o->platform);
-      o->platform = xstrdup (value);
-      return 0;
-    case OPT_DIGEST_FILE:
-      free (o->digest_file);
-      o->digest_file = xstrdup (value);
-      return 0;
-    case OPT_TAR_PATH:
-      free (o->tar_path);
-      o->tar_path = xstrdup (value);
-      return 0;
     case OPT_STORE:
       return cli_parse_bool ("--store", value, &o->store, err);
     case OPT_MIRROR:
@@ -97,14 +87,8 @@ pull_handle (void *ctx, int id, const char *value, kiln_error **err)
 static void
 pull_opts_free (pull_opts *o)
 {
-  cli_common_free (&o->common);
-  free (o->layout);
-  free (o->platform);
-  free (o->digest_file);
+  cmd_flags_free (&pull_flags, o);
   strv_free (o->mirrors);
-  free (o->tar_path);
-  strv_free (o->reg.insecure_registries);
-  strv_free (o->reg.registry_certs);
 }
 
 static int run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char *arch,

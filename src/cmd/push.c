@@ -46,30 +46,25 @@ typedef struct push_opts
   registry_options reg;
 } push_opts;
 
+static const cmd_string_flag push_strings[] = {
+  CMD_STRING_FLAG (OPT_OCI_LAYOUT, push_opts, layout),
+  CMD_STRING_FLAG (OPT_DIGEST_FILE, push_opts, digest_file),
+};
+static const cmd_flags push_flags = CMD_FLAGS (push_opts, push_strings);
+
 static int
 push_handle (void *ctx, int id, const char *value, kiln_error **err)
 {
   push_opts *o = ctx;
-  int r = cli_common_handle (&o->common, id, value, err);
-  if (r == 0)
-    r = cmd_transport_handle (&o->reg, id, value, err);
+  int r = cmd_flags_handle (&push_flags, o, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
   switch (id)
     {
-    case OPT_OCI_LAYOUT:
-      free (o->layout);
-      o->layout = xstrdup (value);
-      return 0;
-    case OPT_DIGEST_FILE:
-      free (o->digest_file);
-      o->digest_file = xstrdup (value);
-      return 0;
     case OPT_MOUNT_FROM:
       if (!registry_path_valid (value))
         return kiln_error_make (err, 0, "--mount-from: invalid repository '%s'", value);
-      free (o->mount_from);
-      o->mount_from = xstrdup (value);
+      cmd_set_string (&o->mount_from, value);
       return 0;
     case OPT_PUSH_RETRY:
       {
@@ -88,12 +83,8 @@ push_handle (void *ctx, int id, const char *value, kiln_error **err)
 static void
 push_opts_free (push_opts *o)
 {
-  cli_common_free (&o->common);
-  free (o->layout);
-  free (o->digest_file);
+  cmd_flags_free (&push_flags, o);
   free (o->mount_from);
-  strv_free (o->reg.insecure_registries);
-  strv_free (o->reg.registry_certs);
 }
 
 static int
