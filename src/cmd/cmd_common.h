@@ -21,13 +21,13 @@ enum
   CMD_OPT_REGISTRY_CERT,
   CMD_OPT_RETRIES,
 };
-#define CMD_TRANSPORT_OPTIONS                                                                               \
-  { "insecure-registry", 0, CLI_VALUE, "REGISTRY", "use plain HTTP for REGISTRY (repeatable)",               \
-    CMD_OPT_INSECURE_REGISTRY },                                                                            \
-  { "insecure", 0, CLI_BOOL, NULL, "use plain HTTP for every registry", CMD_OPT_INSECURE },                 \
+#define CMD_TRANSPORT_OPTIONS                                                                                   \
+  { "insecure-registry", 0, CLI_VALUE, "REGISTRY", "use plain HTTP for REGISTRY (repeatable)",                  \
+    CMD_OPT_INSECURE_REGISTRY },                                                                                \
+  { "insecure", 0, CLI_BOOL, NULL, "use plain HTTP for every registry", CMD_OPT_INSECURE },                     \
   { "skip-tls-verify", 0, CLI_BOOL, NULL, "do not verify registry TLS certificates", CMD_OPT_SKIP_TLS_VERIFY }, \
-  { "registry-certificate", 0, CLI_VALUE, "REGISTRY=CA.pem", "trust CA.pem for REGISTRY (repeatable)",      \
-    CMD_OPT_REGISTRY_CERT },                                                                                \
+  { "registry-certificate", 0, CLI_VALUE, "REGISTRY=CA.pem", "trust CA.pem for REGISTRY (repeatable)",          \
+    CMD_OPT_REGISTRY_CERT },                                                                                    \
   { "retries", 0, CLI_VALUE, "N", "retries of a failed request (default 4)", CMD_OPT_RETRIES },
 
 /* A flag whose value the command keeps as it is: its id, and where the
@@ -40,8 +40,9 @@ typedef struct cmd_string_flag
 
 #define CMD_STRING_FLAG(id, type, field) { (id), offsetof (type, field) }
 
-/* The flags every command's options struct (of type `type`, with a
- * `cli_common common` and a `registry_options reg`) shares handling of. */
+/* Where a command's options struct keeps what cmd_flags_handle sets: its
+ * `cli_common common`, its `registry_options reg` (CMD_FLAGS (type, table)
+ * finds both) and the string flags of the table, each field once. */
 typedef struct cmd_flags
 {
   size_t common_offset;             /* of the cli_common */
