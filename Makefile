@@ -23,9 +23,12 @@ ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE -DFUSE_USE_
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS) -pthread
 LIBS       := $(PKG_LIBS) -lm
 
-LIB_SRCS   := $(sort $(wildcard src/*/*.c))
+# The library folders make libkiln.a (unit tests and fuzz targets link it);
+# the commands (src/cmd/, one file per command) and src/main.c only kiln.
+LIB_SRCS   := $(sort $(filter-out src/cmd/%,$(wildcard src/*/*.c)))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-MAIN_OBJ   := $(BUILD)/src/main.o
+CMD_SRCS   := $(sort $(wildcard src/cmd/*.c)) src/main.c
+CMD_OBJS   := $(CMD_SRCS:%.c=$(BUILD)/%.o)
 LIBKILN    := $(BUILD)/libkiln.a
 KILN_BIN   := $(if $(filter build,$(BUILD)),kiln,$(BUILD)/kiln)
 
@@ -46,10 +49,12 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
-$(MAIN_OBJ): ALL_CFLAGS += -DKILN_VERSION='"$(VERSION)"' -DKILN_GIT_COMMIT='"$(GIT_COMMIT)"' -DKILN_LIBCAP_VERSION='"$(shell $(PKG_CONFIG) --modversion libcap)"' -DKILN_LIBISAL_VERSION='"$(shell $(PKG_CONFIG) --modversion libisal)"'
-$(MAIN_OBJ): .git-commit-stamp
+# `kiln version` (src/cmd/version.c) prints these.
+VERSION_OBJ := $(BUILD)/src/cmd/version.o
+$(VERSION_OBJ): ALL_CFLAGS += -DKILN_VERSION='"$(VERSION)"' -DKILN_GIT_COMMIT='"$(GIT_COMMIT)"' -DKILN_LIBCAP_VERSION='"$(shell $(PKG_CONFIG) --modversion libcap)"' -DKILN_LIBISAL_VERSION='"$(shell $(PKG_CONFIG) --modversion libisal)"'
+$(VERSION_OBJ): .git-commit-stamp
 
-# Rebuild main.o when the commit changes, so `kiln version` never lies.
+# Rebuild version.o when the commit changes, so `kiln version` never lies.
 .git-commit-stamp: FORCE
 	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
 FORCE:
@@ -59,8 +64,8 @@ $(LIBKILN): $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(KILN_BIN): $(MAIN_OBJ) $(LIBKILN)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(MAIN_OBJ) $(LIBKILN) $(LIBS)
+$(KILN_BIN): $(CMD_OBJS) $(LIBKILN)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CMD_OBJS) $(LIBKILN) $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIBKILN) $(UNIT_HELPERS)
 	@mkdir -p $(dir $@)
@@ -120,4 +125,4 @@ install: $(KILN_BIN)
 clean:
 	rm -rf build build-asan build-fuzz kiln .git-commit-stamp
 
--include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(CMD_OBJS:.o=.d)

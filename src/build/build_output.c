@@ -2,7 +2,7 @@
 #include "build/build_output.h"
 #include "registry/dockerarchive.h"
 #include "registry/ocilayout.h"
-#include "registry/pull_cmd.h"
+#include "registry/digest_file.h"
 #include "registry/push.h"
 #include "registry/reference.h"
 #include "store/fetch.h"

@@ -46,8 +46,6 @@ int cli_parse_bool (const char *flag, const char *value, bool *out, kiln_error *
 /* Print the option table, one flag per line, wrapped help text. */
 void cli_print_options (FILE *out, const cli_option *opts, size_t n_opts);
 
-#endif
-
 /* Options every command takes (logging and the store location). Commands
  * append cli_common_options to their own table and pass unknown ids to
  * cli_common_handle(). */
@@ -84,3 +82,5 @@ cli_option *cli_options_concat (const cli_option *a, size_t na, const cli_option
 #define KILN_EXIT_OK 0
 #define KILN_EXIT_FAILURE 1
 #define KILN_EXIT_USAGE 2
+
+#endif

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Source checks that the compiler does not make: a goto over the
-# initialisation of a cleanup variable (scripts/check-cleanup-jumps.sh).
+# initialisation of a cleanup variable (scripts/check-cleanup-jumps.sh), an
+# include against the order of the source folders (scripts/check-layers.sh).
 
 load helpers
 
@@ -33,4 +34,30 @@ C
   echo "$output"
   [ "$status" -eq 1 ]
   [[ $output == *"bad.c:8: goto skips the initialisation of: autofree char *p"* ]]
+}
+
+@test "lint: every include follows the order of the source folders" {
+  run "$KILN_SRC/scripts/check-layers.sh"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ -z "$output" ]
+}
+
+@test "lint: the layer check finds a planted upward include" {
+  mkdir -p "$TEST_TMP/src/util" "$TEST_TMP/src/store" "$TEST_TMP/src/cmd" "$TEST_TMP/src/extra"
+  # Downwards and within a folder: allowed.
+  printf '#include "util/alloc.h"\n#include "store/store.h"\n' > "$TEST_TMP/src/store/fetch.c"
+  printf '#include "store/store.h"\n#include "util/log.h"\n' > "$TEST_TMP/src/cmd/pull.c"
+  printf '#include <stdio.h>\n#include "alloc.h"\n' > "$TEST_TMP/src/util/alloc.c"
+  # Upwards, and a folder the order does not name.
+  printf '#include "util/alloc.h"\n  #  include "store/store.h" /* no */\n' > "$TEST_TMP/src/util/bad.c"
+  printf '#include "cmd/cmd.h"\n' > "$TEST_TMP/src/store/bad.h"
+  printf '#include "util/alloc.h"\n' > "$TEST_TMP/src/extra/x.c"
+  KILN_CHECK_ROOT="$TEST_TMP" run "$KILN_SRC/scripts/check-layers.sh"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ $output == *'src/util/bad.c: includes "store/store.h" (store is above util)'* ]]
+  [[ $output == *'src/store/bad.h: includes "cmd/cmd.h" (cmd is above store)'* ]]
+  [[ $output == *'src/extra/x.c: folder extra is not in the layer order'* ]]
+  [ "$(printf '%s\n' "$output" | wc -l)" -eq 3 ]
 }

@@ -1,6 +1,7 @@
-/* build_cmd.c - `kiln build`: flags (docker build, BuildKit and kaniko
+/* build.c - `kiln build`: flags (docker build, BuildKit and kaniko
  * executor spellings), then plan -> build_exec -> build_output. */
-#include "build/build_cmd.h"
+#include "cmd/cmd.h"
+#include "cmd/cmd_common.h"
 #include "build/build_cache.h"
 #include "build/build_exec.h"
 #include "build/build_output.h"
@@ -9,7 +10,6 @@
 #include "build/plan_json.h"
 #include "build/progress.h"
 #include "build/run_mounts.h"
-#include "registry/pull_cmd.h"
 #include "registry/reference.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
@@ -158,7 +158,7 @@ static const cli_option build_options[] = {
     OPT_NETWORK },
   { "seccomp-policy", 0, CLI_VALUE, "FILE|unconfined", "seccomp profile for RUN (Docker JSON; default "
     "policies/default.json)", OPT_SECCOMP },
-  TRANSPORT_OPTIONS
+  CMD_TRANSPORT_OPTIONS
   { "registry-mirror", 0, CLI_VALUE, "HOST", "pull docker.io images from this mirror first, then docker.io "
     "(repeatable; http://HOST for plain HTTP)", OPT_MIRROR_B },
   { "insecure-pull", 0, CLI_BOOL, NULL, "use plain HTTP for every registry images are pulled from", OPT_INSECURE_PULL },
@@ -209,13 +209,6 @@ build_usage (FILE *out, const cli_option *opts, size_t n)
   cli_print_options (out, opts, n);
 }
 
-static void
-set_str (char **dst, const char *v)
-{
-  free (*dst);
-  *dst = xstrdup (v);
-}
-
 static int
 parse_int (const char *flag, const char *v, int lo, int hi, int *out, kiln_error **err)
 {
@@ -228,14 +221,29 @@ parse_int (const char *flag, const char *v, int lo, int hi, int *out, kiln_error
   return 0;
 }
 
+static const cmd_string_flag build_strings[] = {
+  CMD_STRING_FLAG (OPT_FILE, build_cmd_opts, file),
+  CMD_STRING_FLAG (OPT_TARGET, build_cmd_opts, target),
+  CMD_STRING_FLAG (OPT_PLATFORM, build_cmd_opts, platform),
+  CMD_STRING_FLAG (OPT_OCI_LAYOUT, build_cmd_opts, oci_layout),
+  CMD_STRING_FLAG (OPT_TAR_PATH, build_cmd_opts, tar_path),
+  CMD_STRING_FLAG (OPT_DIGEST_FILE_B, build_cmd_opts, digest_file),
+  CMD_STRING_FLAG (OPT_NAME_DIGEST_FILE, build_cmd_opts, name_digest_file),
+  CMD_STRING_FLAG (OPT_COMPRESSION, build_cmd_opts, compression),
+  CMD_STRING_FLAG (OPT_FORMAT, build_cmd_opts, format),
+  CMD_STRING_FLAG (OPT_PROGRESS, build_cmd_opts, progress),
+  CMD_STRING_FLAG (OPT_USERNS, build_cmd_opts, userns),
+  CMD_STRING_FLAG (OPT_NETWORK, build_cmd_opts, network),
+  CMD_STRING_FLAG (OPT_SECCOMP, build_cmd_opts, seccomp),
+  CMD_STRING_FLAG (OPT_CACHE_REPO, build_cmd_opts, cache_repo),
+};
+static const cmd_flags build_flags = CMD_FLAGS (build_cmd_opts, build_strings);
+
 static int
 build_handle (void *ctx, int id, const char *value, kiln_error **err)
 {
   build_cmd_opts *o = ctx;
-  int r = cli_common_handle (&o->common, id, value, err);
-  if (r != 0)
-    return r < 0 ? r : 0;
-  r = registry_transport_handle (&o->reg, id, value, err);
+  int r = cmd_flags_handle (&build_flags, o, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
   switch (id)
@@ -244,17 +252,8 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       return cli_parse_bool ("dry-run", value, &o->dry_run, err);
     case OPT_SKIP_UNUSED:
       return cli_parse_bool ("skip-unused-stages", value, &o->skip_unused_stages, err);
-    case OPT_FILE:
-      set_str (&o->file, value);
-      return 0;
     case OPT_BUILD_ARG:
       strv_push (&o->build_args, value);
-      return 0;
-    case OPT_TARGET:
-      set_str (&o->target, value);
-      return 0;
-    case OPT_PLATFORM:
-      set_str (&o->platform, value);
       return 0;
     case OPT_CONTEXT:
       if (strncmp (value, "dir://", 6) == 0)
@@ -262,45 +261,24 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       else if (strstr (value, "://") && strncmp (value, "tar://", 6) != 0)
         return kiln_error_make (err, 0, "--context '%s': supported are a directory (PATH, dir://PATH), a tar "
                                 "archive (tar://PATH, plain or compressed) and - (a tar on stdin)", value);
-      set_str (&o->context, value);
+      cmd_set_string (&o->context, value);
       return 0;
     case OPT_TAG:
       strv_push (&o->destinations, value);
       return 0;
     case OPT_NO_PUSH:
       return cli_parse_bool ("no-push", value, &o->no_push, err);
-    case OPT_OCI_LAYOUT:
-      set_str (&o->oci_layout, value);
-      return 0;
-    case OPT_TAR_PATH:
-      set_str (&o->tar_path, value);
-      return 0;
-    case OPT_DIGEST_FILE_B:
-      set_str (&o->digest_file, value);
-      return 0;
-    case OPT_NAME_DIGEST_FILE:
-      set_str (&o->name_digest_file, value);
-      return 0;
     case OPT_REPRODUCIBLE:
       return cli_parse_bool ("reproducible", value, &o->reproducible, err);
-    case OPT_COMPRESSION:
-      set_str (&o->compression, value);
-      return 0;
     case OPT_COMPRESSION_LEVEL:
       return parse_int ("compression-level", value, 1, 22, &o->compression_level, err);
-    case OPT_FORMAT:
-      set_str (&o->format, value);
-      return 0;
     case OPT_LABEL:
       if (!strchr (value, '=') || value[0] == '=')
         return kiln_error_make (err, EINVAL, "--label '%s': expected KEY=VALUE", value);
       strv_push (&o->labels, value);
       return 0;
-    case OPT_PROGRESS:
-      set_str (&o->progress, value);
-      return 0;
     case OPT_MIRROR_B:
-      return registry_mirror_handle (&o->reg, &o->mirrors, value, err);
+      return cmd_mirror_handle (&o->reg, &o->mirrors, value, err);
     case OPT_SECRET:
       if (run_mounts_check_secret (value, err) < 0)
         return -1;
@@ -308,15 +286,6 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       return 0;
     case OPT_QUIET:
       return cli_parse_bool ("quiet", value, &o->quiet, err);
-    case OPT_USERNS:
-      set_str (&o->userns, value);
-      return 0;
-    case OPT_NETWORK:
-      set_str (&o->network, value);
-      return 0;
-    case OPT_SECCOMP:
-      set_str (&o->seccomp, value);
-      return 0;
     case OPT_INSECURE_PULL:
       return cli_parse_bool ("insecure-pull", value, &o->insecure_pull, err);
     case OPT_PUSH_RETRY_B:
@@ -346,9 +315,6 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       }
     case OPT_CACHE:
       return cli_parse_bool ("cache", value, &o->cache, err);
-    case OPT_CACHE_REPO:
-      set_str (&o->cache_repo, value);
-      return 0;
     case OPT_CACHE_TTL:
       {
         int64_t ns;
@@ -696,7 +662,7 @@ out:
 }
 
 int
-build_cmd_main (int argc, char **argv, kiln_error **err)
+cmd_build_main (int argc, char **argv, kiln_error **err)
 {
   build_cmd_opts o = { .skip_unused_stages = true, .reg = { .retries = -1 }, .cache = true, .cache_run_layers = true,
                        .cache_copy_layers = true };
@@ -752,30 +718,14 @@ build_cmd_main (int argc, char **argv, kiln_error **err)
   else
     rc = KILN_EXIT_OK;
 out:
-  cli_common_free (&o.common);
-  free (o.file);
+  cmd_flags_free (&build_flags, &o);
   free (o.context);
   strv_free (o.build_args);
-  free (o.target);
-  free (o.platform);
   strv_free (o.destinations);
-  free (o.oci_layout);
-  free (o.tar_path);
-  free (o.digest_file);
-  free (o.name_digest_file);
-  free (o.compression);
-  free (o.format);
   strv_free (o.labels);
   strv_free (o.secrets);
   strv_free (o.mirrors);
-  free (o.progress);
-  free (o.cache_repo);
   strv_free (o.ignore_paths);
-  free (o.userns);
-  free (o.network);
-  free (o.seccomp);
-  strv_free (o.reg.insecure_registries);
-  strv_free (o.reg.registry_certs);
   strv_free (o.noop_notes);
   return rc;
 }

@@ -1,5 +1,7 @@
-/* pull_cmd.c - `kiln pull`: registry image into an OCI layout directory. */
-#include "registry/pull_cmd.h"
+/* pull.c - `kiln pull`: registry image into an OCI layout directory or the
+ * store. */
+#include "cmd/cmd.h"
+#include "cmd/cmd_common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +11,7 @@
 
 #include "registry/blobprogress.h"
 #include "registry/client.h"
+#include "registry/digest_file.h"
 #include "registry/dockerarchive.h"
 #include "registry/ocilayout.h"
 #include "registry/pull.h"
@@ -39,79 +42,9 @@ static const cli_option pull_options[] = {
   { "tar-path", 0, CLI_VALUE, "FILE", "also write the image as a `docker load` archive", OPT_TAR_PATH },
   { "registry-mirror", 0, CLI_VALUE, "HOST", "try this mirror first for docker.io images, then the origin (repeatable)",
     OPT_MIRROR },
-  TRANSPORT_OPTIONS
+  CMD_TRANSPORT_OPTIONS
 };
 #define N_PULL_OPTIONS ARRAY_SIZE (pull_options)
-
-int
-registry_transport_handle (registry_options *reg, int id, const char *value, kiln_error **err)
-{
-  switch (id)
-    {
-    case OPT_INSECURE_REGISTRY:
-      strv_push (&reg->insecure_registries, value);
-      return 1;
-    case OPT_INSECURE:
-      return cli_parse_bool ("--insecure", value, &reg->insecure, err) < 0 ? -1 : 1;
-    case OPT_SKIP_TLS_VERIFY:
-      return cli_parse_bool ("--skip-tls-verify", value, &reg->skip_tls_verify, err) < 0 ? -1 : 1;
-    case OPT_REGISTRY_CERT:
-      if (!strchr (value, '=') || value[0] == '=' || strchr (value, '=')[1] == '\0')
-        return kiln_error_make (err, 0, "--registry-certificate: expected REGISTRY=CA.pem, got '%s'", value);
-      strv_push (&reg->registry_certs, value);
-      return 1;
-    case OPT_RETRIES:
-      {
-        char *end;
-        long n = strtol (value, &end, 10);
-        if (end == value || *end || n < 0 || n > 100)
-          return kiln_error_make (err, 0, "--retries: expected a number from 0 to 100, got '%s'", value);
-        reg->retries = (int) n;
-        return 1;
-      }
-    default:
-      return 0;
-    }
-}
-
-int
-registry_write_digest_file (const char *path, const char *digest, kiln_error **err)
-{
-  if (registry_write_user_file (path, digest, strlen (digest), err) < 0)
-    return kiln_error_wrap (err, "--digest-file");
-  return 0;
-}
-
-int
-registry_write_user_file (const char *path, const void *data, size_t len, kiln_error **err)
-{
-  /* Atomically (temp file + rename in the same directory): a reader of a
-   * digest file never sees half of it. */
-  autofree char *dir = xstrdup (path);
-  char *slash = strrchr (dir, '/');
-  const char *base = path;
-  if (slash)
-    {
-      base = path + (slash - dir) + 1;
-      if (slash == dir)
-        slash[1] = '\0';
-      else
-        *slash = '\0';
-    }
-  else
-    {
-      free (dir);
-      dir = xstrdup (".");
-    }
-  if (*base == '\0')
-    return kiln_error_make (err, EISDIR, "'%s' names a directory", path);
-  autoclose int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0)
-    return kiln_error_make (err, errno, "open directory of '%s'", path);
-  if (fs_write_file_atomic_at (dfd, base, data, len, 0644, err) < 0)
-    return kiln_error_wrap (err, "writing '%s'", path);
-  return 0;
-}
 
 typedef struct pull_opts
 {
@@ -125,37 +58,27 @@ typedef struct pull_opts
   registry_options reg;
 } pull_opts;
 
+static const cmd_string_flag pull_strings[] = {
+  CMD_STRING_FLAG (OPT_OCI_LAYOUT, pull_opts, layout),
+  CMD_STRING_FLAG (OPT_PLATFORM, pull_opts, platform),
+  CMD_STRING_FLAG (OPT_DIGEST_FILE, pull_opts, digest_file),
+  CMD_STRING_FLAG (OPT_TAR_PATH, pull_opts, tar_path),
+};
+static const cmd_flags pull_flags = CMD_FLAGS (pull_opts, pull_strings);
+
 static int
 pull_handle (void *ctx, int id, const char *value, kiln_error **err)
 {
   pull_opts *o = ctx;
-  int r = cli_common_handle (&o->common, id, value, err);
-  if (r == 0)
-    r = registry_transport_handle (&o->reg, id, value, err);
+  int r = cmd_flags_handle (&pull_flags, o, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
   switch (id)
     {
-    case OPT_OCI_LAYOUT:
-      free (o->layout);
-      o->layout = xstrdup (value);
-      return 0;
-    case OPT_PLATFORM:
-      free (o->platform);
-      o->platform = xstrdup (value);
-      return 0;
-    case OPT_DIGEST_FILE:
-      free (o->digest_file);
-      o->digest_file = xstrdup (value);
-      return 0;
-    case OPT_TAR_PATH:
-      free (o->tar_path);
-      o->tar_path = xstrdup (value);
-      return 0;
     case OPT_STORE:
       return cli_parse_bool ("--store", value, &o->store, err);
     case OPT_MIRROR:
-      return registry_mirror_handle (&o->reg, &o->mirrors, value, err);
+      return cmd_mirror_handle (&o->reg, &o->mirrors, value, err);
     default:
       return kiln_error_make (err, 0, "internal: unhandled pull option id %d", id);
     }
@@ -164,14 +87,8 @@ pull_handle (void *ctx, int id, const char *value, kiln_error **err)
 static void
 pull_opts_free (pull_opts *o)
 {
-  cli_common_free (&o->common);
-  free (o->layout);
-  free (o->platform);
-  free (o->digest_file);
+  cmd_flags_free (&pull_flags, o);
   strv_free (o->mirrors);
-  free (o->tar_path);
-  strv_free (o->reg.insecure_registries);
-  strv_free (o->reg.registry_certs);
 }
 
 static int run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char *arch,
@@ -190,24 +107,6 @@ fetch_how_name (store_fetch_how how)
       return "extracted from stored blob";
     }
   return "?";
-}
-
-int
-registry_mirror_handle (registry_options *reg, char ***mirrors, const char *value, kiln_error **err)
-{
-  /* kaniko accepts "host", "https://host" and "http://host". */
-  const char *h = value;
-  if (strncmp (h, "https://", 8) == 0)
-    h += 8;
-  else if (strncmp (h, "http://", 7) == 0)
-    h += 7;
-  autofree char *host = xstrndup (h, strcspn (h, "/"));
-  if (!registry_domain_valid (host) || h[strlen (host)] != '\0')
-    return kiln_error_make (err, 0, "--registry-mirror: invalid host '%s'", value);
-  if (strncmp (value, "http://", 7) == 0)
-    strv_push (&reg->insecure_registries, host);
-  strv_push (mirrors, host);
-  return 0;
 }
 
 /* --store: registry image into the layer store (mirrors first, like the
@@ -360,7 +259,7 @@ run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char
 }
 
 int
-pull_cmd_main (int argc, char **argv, kiln_error **err)
+cmd_pull_main (int argc, char **argv, kiln_error **err)
 {
   pull_opts o;
   memset (&o, 0, sizeof o);

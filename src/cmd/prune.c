@@ -1,5 +1,5 @@
-/* prune_cmd.c - `kiln prune`. */
-#include "store/prune_cmd.h"
+/* prune.c - `kiln prune`. */
+#include "cmd/cmd.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
 #include "util/alloc.h"
@@ -50,7 +50,7 @@ prune_handle (void *ctx, int id, const char *value, kiln_error **err)
 }
 
 int
-prune_cmd_main (int argc, char **argv, kiln_error **err)
+cmd_prune_main (int argc, char **argv, kiln_error **err)
 {
   prune_opts o = { 0 };
   cli_common_init (&o.common);

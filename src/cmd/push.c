@@ -1,5 +1,6 @@
-/* push_cmd.c - `kiln push`: an image from an OCI layout to registries. */
-#include "registry/push_cmd.h"
+/* push.c - `kiln push`: an image from an OCI layout to registries. */
+#include "cmd/cmd.h"
+#include "cmd/cmd_common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,9 +8,9 @@
 
 #include "registry/blobprogress.h"
 #include "registry/client.h"
+#include "registry/digest_file.h"
 #include "registry/manifest.h"
 #include "registry/ocilayout.h"
-#include "registry/pull_cmd.h"
 #include "registry/push.h"
 #include "registry/reference.h"
 #include "util/alloc.h"
@@ -31,7 +32,7 @@ static const cli_option push_options[] = {
   { "push-retry", 0, CLI_VALUE, "N", "retry a failed push of a destination N times (default 0)", OPT_PUSH_RETRY },
   { "mount-from", 0, CLI_VALUE, "REPOSITORY", "mount missing blobs from this repository of the same registry",
     OPT_MOUNT_FROM },
-  TRANSPORT_OPTIONS
+  CMD_TRANSPORT_OPTIONS
 };
 #define N_PUSH_OPTIONS ARRAY_SIZE (push_options)
 
@@ -45,30 +46,25 @@ typedef struct push_opts
   registry_options reg;
 } push_opts;
 
+static const cmd_string_flag push_strings[] = {
+  CMD_STRING_FLAG (OPT_OCI_LAYOUT, push_opts, layout),
+  CMD_STRING_FLAG (OPT_DIGEST_FILE, push_opts, digest_file),
+};
+static const cmd_flags push_flags = CMD_FLAGS (push_opts, push_strings);
+
 static int
 push_handle (void *ctx, int id, const char *value, kiln_error **err)
 {
   push_opts *o = ctx;
-  int r = cli_common_handle (&o->common, id, value, err);
-  if (r == 0)
-    r = registry_transport_handle (&o->reg, id, value, err);
+  int r = cmd_flags_handle (&push_flags, o, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
   switch (id)
     {
-    case OPT_OCI_LAYOUT:
-      free (o->layout);
-      o->layout = xstrdup (value);
-      return 0;
-    case OPT_DIGEST_FILE:
-      free (o->digest_file);
-      o->digest_file = xstrdup (value);
-      return 0;
     case OPT_MOUNT_FROM:
       if (!registry_path_valid (value))
         return kiln_error_make (err, 0, "--mount-from: invalid repository '%s'", value);
-      free (o->mount_from);
-      o->mount_from = xstrdup (value);
+      cmd_set_string (&o->mount_from, value);
       return 0;
     case OPT_PUSH_RETRY:
       {
@@ -87,12 +83,8 @@ push_handle (void *ctx, int id, const char *value, kiln_error **err)
 static void
 push_opts_free (push_opts *o)
 {
-  cli_common_free (&o->common);
-  free (o->layout);
-  free (o->digest_file);
+  cmd_flags_free (&push_flags, o);
   free (o->mount_from);
-  strv_free (o->reg.insecure_registries);
-  strv_free (o->reg.registry_certs);
 }
 
 static int
@@ -154,7 +146,7 @@ run_push (push_opts *o, char **dests, kiln_error **err)
 }
 
 int
-push_cmd_main (int argc, char **argv, kiln_error **err)
+cmd_push_main (int argc, char **argv, kiln_error **err)
 {
   push_opts o;
   memset (&o, 0, sizeof o);

@@ -1,10 +1,11 @@
-/* run_cmd.c - `kiln run`. */
-#include "sandbox/run_cmd.h"
+/* run.c - `kiln run`: a command in an image or a root filesystem inside the
+ * step sandbox. */
+#include "cmd/cmd.h"
+#include "cmd/cmd_common.h"
 #include "build/rootfs.h"
 #include "overlay/overlay.h"
 #include "registry/manifest.h"
 #include "registry/ocilayout.h"
-#include "registry/pull_cmd.h"
 #include "registry/reference.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp_profile.h"
@@ -100,7 +101,7 @@ static const cli_option run_options[] = {
     OPT_PLATFORM },
   { "registry-mirror", 0, CLI_VALUE, "HOST", "try this mirror first for docker.io images, then the origin (repeatable)",
     OPT_MIRROR },
-  TRANSPORT_OPTIONS
+  CMD_TRANSPORT_OPTIONS
   { NULL, 0, CLI_BOOL, NULL, NULL, 0 },
 };
 #define N_RUN_OPTIONS (ARRAY_SIZE (run_options) - 1)
@@ -146,24 +147,25 @@ parse_id (const char *s, unsigned long *out)
   return 0;
 }
 
+static const cmd_string_flag run_strings[] = {
+  CMD_STRING_FLAG (OPT_OCI_LAYOUT, run_opts, layout),
+  CMD_STRING_FLAG (OPT_PLATFORM, run_opts, platform),
+  CMD_STRING_FLAG (OPT_ROOTFS, run_opts, rootfs),
+  CMD_STRING_FLAG (OPT_SECCOMP, run_opts, seccomp),
+};
+static const cmd_flags run_flags = CMD_FLAGS (run_opts, run_strings);
+
 static int
 run_handle (void *ctx, int id, const char *value, kiln_error **err)
 {
   run_opts *o = ctx;
-  int r = cli_common_handle (&o->common, id, value, err);
-  if (r == 0)
-    r = registry_transport_handle (&o->reg, id, value, err);
+  int r = cmd_flags_handle (&run_flags, o, id, value, err);
   if (r != 0)
     return r < 0 ? r : 0;
   switch (id)
     {
-    case OPT_OCI_LAYOUT:
-      free (o->layout);
-      o->layout = xstrdup (value);
-      return 0;
     case OPT_ENTRYPOINT:
-      free (o->entrypoint);
-      o->entrypoint = xstrdup (value);
+      cmd_set_string (&o->entrypoint, value);
       o->entrypoint_set = true;
       return 0;
     case OPT_PULL:
@@ -176,16 +178,8 @@ run_handle (void *ctx, int id, const char *value, kiln_error **err)
       else
         return kiln_error_make (err, 0, "--pull '%s': expected missing, always or never", value);
       return 0;
-    case OPT_PLATFORM:
-      free (o->platform);
-      o->platform = xstrdup (value);
-      return 0;
     case OPT_MIRROR:
-      return registry_mirror_handle (&o->reg, &o->mirrors, value, err);
-    case OPT_ROOTFS:
-      free (o->rootfs);
-      o->rootfs = xstrdup (value);
-      return 0;
+      return cmd_mirror_handle (&o->reg, &o->mirrors, value, err);
     case OPT_ROOTFS_RO:
       o->rootfs_ro = strcmp (value, "true") == 0;
       return 0;
@@ -193,15 +187,10 @@ run_handle (void *ctx, int id, const char *value, kiln_error **err)
       return sandbox_parse_userns (value, &o->userns, err);
     case OPT_NETWORK:
       return sandbox_parse_network (value, &o->network, err);
-    case OPT_SECCOMP:
-      free (o->seccomp);
-      o->seccomp = xstrdup (value);
-      return 0;
     case OPT_USER:
       if (*value == '\0')
         return kiln_error_make (err, 0, "--user: empty value");
-      free (o->user);
-      o->user = xstrdup (value);
+      cmd_set_string (&o->user, value);
       return 0;
     case OPT_ENV:
       if (strchr (value, '=') == NULL || value[0] == '=')
@@ -211,14 +200,12 @@ run_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_WORKDIR:
       if (value[0] != '/')
         return kiln_error_make (err, 0, "--workdir '%s': must be an absolute path", value);
-      free (o->workdir);
-      o->workdir = xstrdup (value);
+      cmd_set_string (&o->workdir, value);
       return 0;
     case OPT_HOSTNAME:
       if (strlen (value) == 0 || strlen (value) > 63)
         return kiln_error_make (err, 0, "--hostname '%s': must be 1 to 63 bytes", value);
-      free (o->hostname);
-      o->hostname = xstrdup (value);
+      cmd_set_string (&o->hostname, value);
       return 0;
     case OPT_OVERLAY:
       o->overlay = strcmp (value, "true") == 0;
@@ -244,19 +231,13 @@ print_line (void *ctx, sandbox_stream stream, const char *line, size_t len)
 static void
 run_opts_free (run_opts *o)
 {
-  cli_common_free (&o->common);
-  free (o->rootfs);
-  free (o->seccomp);
+  cmd_flags_free (&run_flags, o);
   strv_free (o->env);
   free (o->workdir);
   free (o->hostname);
   free (o->user);
-  free (o->layout);
   free (o->entrypoint);
-  free (o->platform);
   strv_free (o->mirrors);
-  strv_free (o->reg.insecure_registries);
-  strv_free (o->reg.registry_certs);
 }
 
 /* kiln run commits nothing: single mode's chown records have nowhere to go,
@@ -869,7 +850,7 @@ check_combination (const run_opts *o, char **pos, kiln_error **err)
 }
 
 int
-run_cmd_main (int argc, char **argv, kiln_error **err)
+cmd_run_main (int argc, char **argv, kiln_error **err)
 {
   run_opts o;
   memset (&o, 0, sizeof o);
