@@ -3,6 +3,7 @@
 #include "store/layer_index.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
+#include "util/hash.h"
 
 #include <assert.h>
 #include <endian.h>
@@ -73,19 +74,13 @@ struct layer_index_builder
 static uint64_t
 hash_key (const node *parent, const char *name, size_t len)
 {
-  /* FNV-1a over the parent pointer and the name. */
-  uint64_t h = 1469598103934665603ULL;
+  /* FNV-1a over the parent pointer (least significant byte first) and the
+   * name. */
   uintptr_t p = (uintptr_t) parent;
+  unsigned char pb[sizeof p];
   for (size_t i = 0; i < sizeof p; i++)
-    {
-      h ^= (p >> (i * 8)) & 0xff;
-      h *= 1099511628211ULL;
-    }
-  for (size_t i = 0; i < len; i++)
-    {
-      h ^= (unsigned char) name[i];
-      h *= 1099511628211ULL;
-    }
+    pb[i] = (unsigned char) (p >> (i * 8));
+  uint64_t h = hash_fnv1a (hash_fnv1a (HASH_FNV1A_OFFSET, pb, sizeof pb), name, len);
   return h ^ (h >> 29);
 }
 
