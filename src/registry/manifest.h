@@ -82,8 +82,8 @@ bool manifest_kind_is_index (manifest_kind kind);
 const char *manifest_kind_media_type (manifest_kind kind);
 
 /* Classify a layer media type; negative with an error naming it when it is
- * not a layer type kiln can unpack. The name callers of this module know for
- * mediatype_layer_compression. */
+ * not a layer type kiln can unpack. Kept for existing callers; new code calls
+ * mediatype_layer_compression (registry/mediatype.h). */
 static inline int
 manifest_layer_compression (const char *media_type, layer_compression *out, kiln_error **err)
 {
@@ -97,8 +97,9 @@ manifest_layer_compression (const char *media_type, layer_compression *out, kiln
 int manifest_select_platform (const manifest *m, const char *os, const char *arch, const char *variant,
                               size_t *out, kiln_error **err);
 
-/* The names callers of this module know for platform_host and
- * platform_parse (registry/platform.h, where platforms are defined). */
+/* The host platform and Docker's --platform syntax. Kept for existing
+ * callers; new code calls platform_host and platform_parse
+ * (registry/platform.h, which defines platforms). */
 static inline void
 manifest_host_platform (const char **os, const char **arch, const char **variant)
 {

@@ -87,7 +87,8 @@ bool layer_writer_level_range (layer_compression c, int *min, int *max);
 int layer_writer_check_level (layer_compression c, int level, kiln_error **err);
 
 /* "application/vnd.oci.image.layer.v1.tar+gzip" etc. (docker: the Docker
- * media types): the name callers of the writer know for mediatype_layer. */
+ * media types). Kept for existing callers; new code calls mediatype_layer
+ * (registry/mediatype.h). */
 static inline const char *
 layer_writer_media_type (layer_compression c, bool docker)
 {
@@ -99,7 +100,8 @@ layer_writer_media_type (layer_compression c, bool docker)
  * (parents before children). */
 int layer_writer_path_cmp (const char *a, const char *b);
 
-/* Parse a --compression value (mediatype_parse_compression). */
+/* Parse a --compression value. Kept for existing callers; new code calls
+ * mediatype_parse_compression (registry/mediatype.h). */
 static inline int
 layer_writer_parse_compression (const char *s, layer_compression *out, kiln_error **err)
 {
