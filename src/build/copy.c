@@ -3,6 +3,7 @@
 #include "build/rootfs.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
+#include "util/hash.h"
 #include "util/strbuf.h"
 
 #include <dirent.h>
@@ -58,20 +59,11 @@ copy_changes_free (copy_changes *c)
   memset (c, 0, sizeof *c);
 }
 
-static size_t
-hash_str (const char *s)
-{
-  size_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (unsigned char) *s) * 1099511628211ull;
-  return h;
-}
-
 static void
 hash_insert (copy_changes *c, size_t idx)
 {
   size_t m = c->hash_cap - 1;
-  for (size_t h = hash_str (c->v[idx].path) & m;; h = (h + 1) & m)
+  for (size_t h = hash_fnv1a_str (c->v[idx].path) & m;; h = (h + 1) & m)
     if (c->hash[h] == 0)
       {
         c->hash[h] = idx + 1;
@@ -85,7 +77,7 @@ changes_find (const copy_changes *c, const char *path)
   if (c->hash_cap == 0)
     return -1;
   size_t m = c->hash_cap - 1;
-  for (size_t h = hash_str (path) & m; c->hash[h]; h = (h + 1) & m)
+  for (size_t h = hash_fnv1a_str (path) & m; c->hash[h]; h = (h + 1) & m)
     if (strcmp (c->v[c->hash[h] - 1].path, path) == 0)
       return (ssize_t) (c->hash[h] - 1);
   return -1;

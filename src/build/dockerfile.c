@@ -4,6 +4,7 @@
 #include "build/dockerfile.h"
 #include "build/expand.h"
 #include "util/alloc.h"
+#include "util/fsutil.h"
 #include "util/strbuf.h"
 
 #include <ctype.h>
@@ -1224,22 +1225,11 @@ dockerfile_parse_file (const char *path, dockerfile **out, kiln_error **err)
     return kiln_error_make (err, errno, "stat '%s'", path);
   if (!S_ISREG (st.st_mode))
     return kiln_error_make (err, 0, "'%s' is not a regular file", path);
-  if (st.st_size > 16 * 1024 * 1024)
-    return kiln_error_make (err, 0, "'%s' is larger than 16 MiB", path);
-  autostrbuf strbuf sb = STRBUF_INIT;
-  char buf[65536];
-  for (;;)
-    {
-      ssize_t r = read (fd, buf, sizeof buf);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r < 0)
-        return kiln_error_make (err, errno, "read '%s'", path);
-      if (r == 0)
-        break;
-      strbuf_add (&sb, buf, (size_t) r);
-      if (sb.len > 16 * 1024 * 1024)
-        return kiln_error_make (err, 0, "'%s' is larger than 16 MiB", path);
-    }
-  return dockerfile_parse (path, sb.buf, sb.len, out, err);
+  autofree char *data = NULL;
+  size_t len;
+  autoerror kiln_error *rerr = NULL;
+  if (fs_read_fd (fd, 16 * 1024 * 1024, &data, &len, &rerr) < 0)
+    return rerr->status == EFBIG ? kiln_error_make (err, 0, "'%s' is larger than 16 MiB", path)
+                                 : kiln_error_make (err, rerr->status, "read '%s'", path);
+  return dockerfile_parse (path, data, len, out, err);
 }

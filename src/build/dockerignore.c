@@ -2,7 +2,7 @@
  * equivalent to the regular expressions Docker's patternmatcher builds. */
 #include "build/dockerignore.h"
 #include "util/alloc.h"
-#include "util/strbuf.h"
+#include "util/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -415,37 +415,31 @@ dockerignore_parse (const char *data, size_t len, dockerignore **out, kiln_error
   return 0;
 }
 
+/* 1 with the file's bytes in *data (at most 16 MiB), 0 when it does not
+ * exist (*data untouched). */
 static int
-read_at (int dirfd, const char *name, strbuf *sb, kiln_error **err)
+read_at (int dirfd, const char *name, char **data, size_t *len, kiln_error **err)
 {
   autoclose int fd = openat (dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
     return errno == ENOENT ? 0 : kiln_error_make (err, errno, "open '%s'", name);
-  char buf[65536];
-  for (;;)
-    {
-      ssize_t r = read (fd, buf, sizeof buf);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r < 0)
-        return kiln_error_make (err, errno, "read '%s'", name);
-      if (r == 0)
-        return 1;
-      strbuf_add (sb, buf, (size_t) r);
-      if (sb->len > 16 * 1024 * 1024)
-        return kiln_error_make (err, 0, "'%s' is larger than 16 MiB", name);
-    }
+  autoerror kiln_error *rerr = NULL;
+  if (fs_read_fd (fd, 16 * 1024 * 1024, data, len, &rerr) < 0)
+    return rerr->status == EFBIG ? kiln_error_make (err, 0, "'%s' is larger than 16 MiB", name)
+                                 : kiln_error_make (err, rerr->status, "read '%s'", name);
+  return 1;
 }
 
 int
 dockerignore_load (const char *context_dir, const char *dockerfile_path, dockerignore **out, kiln_error **err)
 {
-  autostrbuf strbuf sb = STRBUF_INIT;
+  autofree char *data = NULL;
+  size_t len = 0;
   int r = 0;
   if (dockerfile_path)
     {
       autofree char *p = xasprintf ("%s.dockerignore", dockerfile_path);
-      r = read_at (AT_FDCWD, p, &sb, err);
+      r = read_at (AT_FDCWD, p, &data, &len, err);
       if (r < 0)
         return -1;
     }
@@ -454,10 +448,10 @@ dockerignore_load (const char *context_dir, const char *dockerfile_path, dockeri
       autoclose int dfd = open (context_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (dfd < 0)
         return kiln_error_make (err, errno, "open context directory '%s'", context_dir);
-      if (read_at (dfd, ".dockerignore", &sb, err) < 0)
+      if (read_at (dfd, ".dockerignore", &data, &len, err) < 0)
         return -1;
     }
-  return dockerignore_parse (sb.buf, sb.len, out, err);
+  return dockerignore_parse (data ? data : "", len, out, err);
 }
 
 void

@@ -1,6 +1,7 @@
 /* rootfs.c - merged, read-only view of a layer stack (see rootfs.h). */
 #include "build/rootfs.h"
 #include "util/alloc.h"
+#include "util/fsutil.h"
 #include "util/strbuf.h"
 
 #include <errno.h>
@@ -302,23 +303,11 @@ rootfs_read_file (overlay_lower *l, const char *path, size_t max, char **data, s
   autoclose int fd = overlay_lower_open (l, layer, path);
   if (fd < 0)
     return kiln_error_make (err, -fd, "open '/%s' in the image", path);
-  autostrbuf strbuf sb = STRBUF_INIT;
-  char buf[8192];
-  for (;;)
-    {
-      ssize_t n = read (fd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return kiln_error_make (err, errno, "read '/%s' in the image", path);
-      if (n == 0)
-        break;
-      if (sb.len + (size_t) n > max)
-        return kiln_error_make (err, EFBIG, "'/%s' in the image is larger than %zu bytes", path, max);
-      strbuf_add (&sb, buf, n);
-    }
-  *len = sb.len;
-  *data = strbuf_detach (&sb, NULL);
+  autoerror kiln_error *rerr = NULL;
+  if (fs_read_fd (fd, max, data, len, &rerr) < 0)
+    return rerr->status == EFBIG
+             ? kiln_error_make (err, EFBIG, "'/%s' in the image is larger than %zu bytes", path, max)
+             : kiln_error_make (err, rerr->status, "read '/%s' in the image", path);
   return 0;
 }
 

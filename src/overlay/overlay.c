@@ -505,11 +505,11 @@ op_setxattr (fuse_req_t req, fuse_ino_t ino, const char *name, const char *value
   fuse_reply_err (req, -overlay_model_setxattr (M (req), ino, name, value, size, flags));
 }
 
+/* getxattr/listxattr protocol: size 0 asks for the length only; ret is the
+ * model's answer (a length, or -errno). */
 static void
-op_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+reply_xattr (fuse_req_t req, int ret, const char *buf, size_t size)
 {
-  autofree char *buf = size ? xmalloc (size) : NULL;
-  int ret = overlay_model_getxattr (M (req), ino, name, buf, size);
   if (ret < 0)
     fuse_reply_err (req, -ret);
   else if (!size)
@@ -519,16 +519,17 @@ op_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 }
 
 static void
+op_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+  autofree char *buf = size ? xmalloc (size) : NULL;
+  reply_xattr (req, overlay_model_getxattr (M (req), ino, name, buf, size), buf, size);
+}
+
+static void
 op_listxattr (fuse_req_t req, fuse_ino_t ino, size_t size)
 {
   autofree char *buf = size ? xmalloc (size) : NULL;
-  int ret = overlay_model_listxattr (M (req), ino, buf, size);
-  if (ret < 0)
-    fuse_reply_err (req, -ret);
-  else if (!size)
-    fuse_reply_xattr (req, ret);
-  else
-    fuse_reply_buf (req, buf, ret);
+  reply_xattr (req, overlay_model_listxattr (M (req), ino, buf, size), buf, size);
 }
 
 static void

@@ -12,6 +12,7 @@
 #include "overlay/overlay_model.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
+#include "util/hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,21 +38,12 @@ typedef struct strset
   size_t cap, n;
 } strset;
 
-static uint64_t
-hash_str (const char *s)
-{
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char) *s) * 1099511628211ULL;
-  return h;
-}
-
 static bool
 strset_has (const strset *s, const char *k)
 {
   if (!s->cap)
     return false;
-  for (size_t i = hash_str (k) & (s->cap - 1);; i = (i + 1) & (s->cap - 1))
+  for (size_t i = hash_fnv1a_str (k) & (s->cap - 1);; i = (i + 1) & (s->cap - 1))
     {
       if (!s->slot[i])
         return false;
@@ -73,7 +65,7 @@ strset_add (strset *s, const char *k)
       for (size_t i = 0; i < s->cap; i++)
         if (s->slot[i])
           {
-            size_t j = hash_str (s->slot[i]) & (ns.cap - 1);
+            size_t j = hash_fnv1a_str (s->slot[i]) & (ns.cap - 1);
             while (ns.slot[j])
               j = (j + 1) & (ns.cap - 1);
             ns.slot[j] = s->slot[i];
@@ -82,7 +74,7 @@ strset_add (strset *s, const char *k)
       free (s->slot);
       *s = ns;
     }
-  size_t j = hash_str (k) & (s->cap - 1);
+  size_t j = hash_fnv1a_str (k) & (s->cap - 1);
   while (s->slot[j])
     j = (j + 1) & (s->cap - 1);
   s->slot[j] = xstrdup (k);
@@ -320,7 +312,7 @@ dir_find (inode *dir, const char *name)
 {
   if (!dir->nbuckets)
     return NULL;
-  for (dentry *d = dir->buckets[hash_str (name) & (dir->nbuckets - 1)]; d; d = d->hnext)
+  for (dentry *d = dir->buckets[hash_fnv1a_str (name) & (dir->nbuckets - 1)]; d; d = d->hnext)
     if (!strcmp (d->name, name))
       return d;
   return NULL;
@@ -337,7 +329,7 @@ dir_add (inode *dir, const char *name, inode *child, bool base)
         for (dentry *d = dir->buckets[b], *next; d; d = next)
           {
             next = d->hnext;
-            size_t h = hash_str (d->name) & (nb - 1);
+            size_t h = hash_fnv1a_str (d->name) & (nb - 1);
             d->hnext = t[h];
             t[h] = d;
           }
@@ -350,7 +342,7 @@ dir_add (inode *dir, const char *name, inode *child, bool base)
   d->parent = dir;
   d->inode = child;
   d->base = base;
-  size_t h = hash_str (name) & (dir->nbuckets - 1);
+  size_t h = hash_fnv1a_str (name) & (dir->nbuckets - 1);
   d->hnext = dir->buckets[h];
   dir->buckets[h] = d;
   d->alias_next = child->aliases;
@@ -365,7 +357,7 @@ dir_add (inode *dir, const char *name, inode *child, bool base)
 static inode *
 dir_del (inode *dir, dentry *d)
 {
-  for (dentry **p = &dir->buckets[hash_str (d->name) & (dir->nbuckets - 1)]; *p; p = &(*p)->hnext)
+  for (dentry **p = &dir->buckets[hash_fnv1a_str (d->name) & (dir->nbuckets - 1)]; *p; p = &(*p)->hnext)
     if (*p == d)
       {
         *p = d->hnext;

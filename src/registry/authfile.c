@@ -32,22 +32,12 @@ struct registry_authfile
   char *creds_store;
 };
 
-static void
-free_secret (char *s)
-{
-  if (s)
-    {
-      explicit_bzero (s, strlen (s));
-      free (s);
-    }
-}
-
 void
 registry_credential_clear (registry_credential *c)
 {
-  free_secret (c->username);
-  free_secret (c->password);
-  free_secret (c->identity_token);
+  xfree_secret (c->username);
+  xfree_secret (c->password);
+  xfree_secret (c->identity_token);
   free (c->helper);
   memset (c, 0, sizeof *c);
 }
@@ -319,7 +309,7 @@ registry_credhelper_parse (const char *data, size_t len, const char *helper, reg
     return r;
   if (!secret)
     {
-      free_secret (steal_pointer (&user));
+      xfree_secret (steal_pointer (&user));
       return kiln_error_make (err, 0, "%s: output has no \"Secret\"", where);
     }
   if (user && strcmp (user, "<token>") == 0)

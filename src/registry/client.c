@@ -87,16 +87,6 @@ curl_init_once (void)
   curl_global_init (CURL_GLOBAL_DEFAULT);
 }
 
-static void
-free_secret (char *s)
-{
-  if (s)
-    {
-      explicit_bzero (s, strlen (s));
-      free (s);
-    }
-}
-
 void
 registry_client_free (registry_client *c)
 {
@@ -108,7 +98,7 @@ registry_client_free (registry_client *c)
   free (c->domain);
   free (c->base);
   free (c->ca_file);
-  free_secret (c->auth_header);
+  xfree_secret (c->auth_header);
   free (c->auth_scope);
   registry_credential_clear (&c->cred);
   free (c);
@@ -829,7 +819,7 @@ fetch_token (registry_client *c, const request *q, const registry_challenge *ch,
                                    c->domain, realm);
           else
             {
-              free_secret (c->auth_header);
+              xfree_secret (c->auth_header);
               c->auth_header = xasprintf ("Authorization: Bearer %s", tok);
               /* The spec's default lifetime is 60 s; renew 10 s early so a
                * token does not expire between check and use. */
@@ -872,7 +862,7 @@ authenticate (registry_client *c, const request *q, const http_resp *r, kiln_err
                                 "registry '%s', repository '%s': %s: authentication required and no credentials "
                                 "found (config.json, auth.json or a credential helper)",
                                 c->domain, q->repo, q->what);
-      free_secret (c->auth_header);
+      xfree_secret (c->auth_header);
       c->auth_header = basic_header (&c->cred);
       c->auth_expires = 0;
       free (c->auth_scope);
@@ -902,7 +892,7 @@ do_request (registry_client *c, const request *q, http_resp *r, kiln_error **err
           if (now.tv_sec >= c->auth_expires)
             {
               /* Expired: go without it; the 401 fetches a fresh one. */
-              free_secret (c->auth_header);
+              xfree_secret (c->auth_header);
               c->auth_header = NULL;
               c->auth_expires = 0;
             }

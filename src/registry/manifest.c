@@ -42,32 +42,6 @@ manifest_kind_media_type (manifest_kind kind)
   return "unknown";
 }
 
-int
-manifest_layer_compression (const char *media_type, layer_compression *out, kiln_error **err)
-{
-  static const struct
-  {
-    const char *type;
-    layer_compression c;
-  } types[] = {
-    { MEDIA_OCI_LAYER, LAYER_COMPRESS_NONE },
-    { MEDIA_OCI_LAYER_GZIP, LAYER_COMPRESS_GZIP },
-    { MEDIA_OCI_LAYER_ZSTD, LAYER_COMPRESS_ZSTD },
-    { MEDIA_OCI_LAYER_ND, LAYER_COMPRESS_NONE },
-    { MEDIA_OCI_LAYER_ND_GZIP, LAYER_COMPRESS_GZIP },
-    { MEDIA_OCI_LAYER_ND_ZSTD, LAYER_COMPRESS_ZSTD },
-    { MEDIA_DOCKER_LAYER_GZIP, LAYER_COMPRESS_GZIP },
-    { MEDIA_DOCKER_LAYER_FOREIGN_GZIP, LAYER_COMPRESS_GZIP },
-  };
-  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-    if (strcmp (media_type, types[i].type) == 0)
-      {
-        *out = types[i].c;
-        return 0;
-      }
-  return kiln_error_make (err, 0, "unsupported layer media type '%.200s'", media_type);
-}
-
 static void
 platform_free (manifest_platform *p)
 {
@@ -326,7 +300,7 @@ parse_body (const json_value *root, manifest *m, kiln_error **err)
   for (size_t i = 0; i < m->n_layers; i++)
     {
       layer_compression c;
-      if (manifest_layer_compression (m->layers[i].media_type, &c, err) < 0)
+      if (mediatype_layer_compression (m->layers[i].media_type, &c, err) < 0)
         return kiln_error_wrap (err, "layers[%zu]", i);
     }
   return 0;
@@ -355,51 +329,6 @@ manifest_parse (const char *data, size_t len, const char *content_type, manifest
   return 0;
 }
 
-void
-manifest_host_platform (const char **os, const char **arch, const char **variant)
-{
-  *os = "linux";
-  *variant = NULL;
-#if defined(__x86_64__)
-  *arch = "amd64";
-#elif defined(__aarch64__)
-  *arch = "arm64";
-#elif defined(__arm__)
-  *arch = "arm";
-#if defined(__ARM_ARCH) && __ARM_ARCH >= 7
-  *variant = "v7";
-#else
-  *variant = "v6";
-#endif
-#elif defined(__i386__)
-  *arch = "386";
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  *arch = "ppc64le";
-#elif defined(__s390x__)
-  *arch = "s390x";
-#elif defined(__riscv) && __riscv_xlen == 64
-  *arch = "riscv64";
-#else
-  *arch = "unknown";
-#endif
-}
-
-/* arm64's only variant is v8, often left out. */
-static bool
-variant_equal (const char *arch, const char *a, const char *b)
-{
-  if (strcmp (arch, "arm64") == 0)
-    {
-      if (!a)
-        a = "v8";
-      if (!b)
-        b = "v8";
-    }
-  if (!a || !b)
-    return a == b;
-  return strcmp (a, b) == 0;
-}
-
 int
 manifest_select_platform (const manifest *m, const char *os, const char *arch, const char *variant, size_t *out,
                           kiln_error **err)
@@ -410,7 +339,7 @@ manifest_select_platform (const manifest *m, const char *os, const char *arch, c
       const manifest_platform *p = m->manifests[i].platform;
       if (!p || strcmp (p->os, os) != 0 || strcmp (p->architecture, arch) != 0)
         continue;
-      if (variant_equal (arch, p->variant, variant))
+      if (platform_variant_equal (arch, p->variant, variant))
         {
           *out = i;
           return 0;
@@ -434,32 +363,4 @@ manifest_select_platform (const manifest *m, const char *os, const char *arch, c
     }
   return kiln_error_make (err, 0, "no image for platform %s/%s%s%s in the index (it has: %s)", os, arch,
                           variant ? "/" : "", variant ? variant : "", sb.len ? sb.buf : "no platforms");
-}
-
-int
-manifest_parse_platform (const char *s, char **os, char **arch, char **variant, kiln_error **err)
-{
-  autostrv char **parts = NULL;
-  const char *p = s;
-  for (;;)
-    {
-      const char *slash = strchr (p, '/');
-      autofree char *part = slash ? xstrndup (p, (size_t) (slash - p)) : xstrdup (p);
-      if (part[0] == '\0')
-        return kiln_error_make (err, 0, "invalid platform '%s': expected OS/ARCH[/VARIANT]", s);
-      for (char *c = part; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' || *c == '.'))
-          return kiln_error_make (err, 0, "invalid platform '%s': unexpected character", s);
-      strv_push (&parts, part);
-      if (!slash)
-        break;
-      p = slash + 1;
-    }
-  size_t n = strv_len (parts);
-  if (n < 2 || n > 3)
-    return kiln_error_make (err, 0, "invalid platform '%s': expected OS/ARCH[/VARIANT]", s);
-  *os = xstrdup (parts[0]);
-  *arch = xstrdup (parts[1]);
-  *variant = n == 3 ? xstrdup (parts[2]) : NULL;
-  return 0;
 }

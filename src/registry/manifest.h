@@ -11,6 +11,10 @@
  * Every descriptor needs a valid sha256 digest, a non-negative integer size and
  * a media type; a layer's media type must be a known layer type (tar, gzip,
  * zstd, OCI or Docker, distributable or not).
+ *
+ * The media type names (MEDIA_*) and layer compressions live in
+ * registry/mediatype.h, platforms in registry/platform.h: both are included
+ * here, so users of manifests get the vocabulary with them.
  */
 #ifndef KILN_REGISTRY_MANIFEST_H
 #define KILN_REGISTRY_MANIFEST_H
@@ -18,25 +22,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "store/layer_writer.h"
+#include "registry/mediatype.h"
+#include "registry/platform.h"
 #include "util/error.h"
-
-#define MEDIA_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define MEDIA_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MEDIA_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
-#define MEDIA_OCI_LAYER "application/vnd.oci.image.layer.v1.tar"
-#define MEDIA_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
-#define MEDIA_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
-#define MEDIA_OCI_LAYER_ND "application/vnd.oci.image.layer.nondistributable.v1.tar"
-#define MEDIA_OCI_LAYER_ND_GZIP "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-#define MEDIA_OCI_LAYER_ND_ZSTD "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-#define MEDIA_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
-#define MEDIA_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
-#define MEDIA_DOCKER_SCHEMA1 "application/vnd.docker.distribution.manifest.v1+json"
-#define MEDIA_DOCKER_SCHEMA1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
-#define MEDIA_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
-#define MEDIA_DOCKER_LAYER_GZIP "application/vnd.docker.image.rootfs.diff.tar.gzip"
-#define MEDIA_DOCKER_LAYER_FOREIGN_GZIP "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 /* The Accept header for manifest requests (most preferred first). */
 #define REGISTRY_MANIFEST_ACCEPT                                                                   \
@@ -94,8 +82,13 @@ bool manifest_kind_is_index (manifest_kind kind);
 const char *manifest_kind_media_type (manifest_kind kind);
 
 /* Classify a layer media type; negative with an error naming it when it is
- * not a layer type kiln can unpack. */
-int manifest_layer_compression (const char *media_type, layer_compression *out, kiln_error **err);
+ * not a layer type kiln can unpack. Kept for existing callers; new code calls
+ * mediatype_layer_compression (registry/mediatype.h). */
+static inline int
+manifest_layer_compression (const char *media_type, layer_compression *out, kiln_error **err)
+{
+  return mediatype_layer_compression (media_type, out, err);
+}
 
 /* Select the index entry for os/architecture/variant (variant NULL = any, but
  * an exact variant match wins; for arm64 "v8" and no variant are the same).
@@ -104,11 +97,19 @@ int manifest_layer_compression (const char *media_type, layer_compression *out, 
 int manifest_select_platform (const manifest *m, const char *os, const char *arch, const char *variant,
                               size_t *out, kiln_error **err);
 
-/* The host platform in OCI terms (GOOS/GOARCH): os "linux", arch "amd64",
- * "arm64", "arm" (variant "v7"), ... *variant may be NULL. */
-void manifest_host_platform (const char **os, const char **arch, const char **variant);
+/* The host platform and Docker's --platform syntax. Kept for existing
+ * callers; new code calls platform_host and platform_parse
+ * (registry/platform.h, which defines platforms). */
+static inline void
+manifest_host_platform (const char **os, const char **arch, const char **variant)
+{
+  platform_host (os, arch, variant);
+}
 
-/* Parse "os/arch[/variant]" (Docker's --platform). Caller frees the strings. */
-int manifest_parse_platform (const char *s, char **os, char **arch, char **variant, kiln_error **err);
+static inline int
+manifest_parse_platform (const char *s, char **os, char **arch, char **variant, kiln_error **err)
+{
+  return platform_parse (s, os, arch, variant, err);
+}
 
 #endif

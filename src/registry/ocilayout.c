@@ -206,6 +206,20 @@ store_manifest (void *ctx, const char *data, size_t len, const char *media_type,
 
 const registry_pull_consumer ocilayout_consumer = { have_blob, blob_begin, blob_data, blob_end, store_manifest };
 
+/* An OCI image index up to the opening of its "manifests" array: the caller
+ * adds the entries and closes the array and the object. */
+static json_writer *
+index_begin (void)
+{
+  json_writer *w = json_writer_new ();
+  json_writer_begin_object (w);
+  json_writer_kv_int (w, "schemaVersion", 2);
+  json_writer_kv_string (w, "mediaType", MEDIA_OCI_INDEX);
+  json_writer_key (w, "manifests");
+  json_writer_begin_array (w);
+  return w;
+}
+
 int
 ocilayout_set_ref (ocilayout *l, const char *tag, const char *media_type, const char *digest, int64_t size,
                    kiln_error **err)
@@ -225,12 +239,7 @@ ocilayout_set_ref (ocilayout *l, const char *tag, const char *media_type, const 
     }
   else if (json_parse (old, old_len, JSON_DEFAULT_MAX_SIZE, &idx, err) < 0)
     return kiln_error_wrap (err, "OCI layout '%s': index.json", l->path);
-  autojsonwriter json_writer *w = json_writer_new ();
-  json_writer_begin_object (w);
-  json_writer_kv_int (w, "schemaVersion", 2);
-  json_writer_kv_string (w, "mediaType", MEDIA_OCI_INDEX);
-  json_writer_key (w, "manifests");
-  json_writer_begin_array (w);
+  autojsonwriter json_writer *w = index_begin ();
   json_value *ms = json_get_array (idx, "manifests");
   for (size_t i = 0; i < json_array_size (ms); i++)
     {
@@ -316,12 +325,7 @@ static int
 synth_index (ocilayout *l, const char *tag, json_value **entries, size_t n, char **data, size_t *len,
              kiln_error **err)
 {
-  autojsonwriter json_writer *w = json_writer_new ();
-  json_writer_begin_object (w);
-  json_writer_kv_int (w, "schemaVersion", 2);
-  json_writer_kv_string (w, "mediaType", MEDIA_OCI_INDEX);
-  json_writer_key (w, "manifests");
-  json_writer_begin_array (w);
+  autojsonwriter json_writer *w = index_begin ();
   for (size_t i = 0; i < n; i++)
     {
       json_value *e = entries[i];

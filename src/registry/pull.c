@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "registry/blobprogress.h"
+#include "registry/platform.h"
 #include "registry/transfer.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -107,16 +108,7 @@ int
 registry_pull (registry_client *c, const registry_ref *ref, const char *os, const char *arch, const char *variant,
                const registry_pull_consumer *consumer, void *ctx, registry_pull_result *out, kiln_error **err)
 {
-  const char *hos, *harch, *hvar;
-  manifest_host_platform (&hos, &harch, &hvar);
-  if (!os)
-    os = hos;
-  if (!arch)
-    {
-      arch = harch;
-      if (!variant)
-        variant = hvar;
-    }
+  platform_default (&os, &arch, &variant);
   autofree char *data = NULL;
   autofree char *ct = NULL;
   autofree char *digest = NULL;

@@ -10,7 +10,7 @@
  * ever kept. A consumer that already has a blob says so in have_blob and the
  * download is skipped. This is the hook for the layer store: its blob_data
  * can feed a decompressor and tar extractor directly (pipelined), keyed by
- * the descriptor's digest and media type (manifest_layer_compression).
+ * the descriptor's digest and media type (mediatype_layer_compression).
  *
  * Layers download in parallel (TRANSFER_PARALLEL jobs on the shared pool of
  * transfer.h, all requests on one curl multi handle): the consumer's

@@ -1,6 +1,7 @@
 /* seccomp_profile.c - parse Docker seccomp profiles and compile them with libseccomp. */
 #include "sandbox/seccomp_profile.h"
 #include "util/alloc.h"
+#include "util/fsutil.h"
 #include "util/strbuf.h"
 
 #include <errno.h>
@@ -637,26 +638,14 @@ seccomp_profile_load_file (const char *path, seccomp_profile **out, kiln_error *
     return kiln_error_make (err, errno, "stat seccomp profile '%s'", path);
   if (!S_ISREG (st.st_mode))
     return kiln_error_make (err, 0, "seccomp profile '%s': not a regular file", path);
-  if (st.st_size > (off_t) SECCOMP_PROFILE_MAX_SIZE)
-    return kiln_error_make (err, 0, "seccomp profile '%s': larger than %u bytes", path,
-                            SECCOMP_PROFILE_MAX_SIZE);
-  autostrbuf strbuf sb = STRBUF_INIT;
-  for (;;)
-    {
-      strbuf_grow (&sb, 65536);
-      ssize_t n = read (fd, sb.buf + sb.len, 65536);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return kiln_error_make (err, errno, "read seccomp profile '%s'", path);
-      if (n == 0)
-        break;
-      strbuf_setlen (&sb, sb.len + (size_t) n);
-      if (sb.len > SECCOMP_PROFILE_MAX_SIZE)
-        return kiln_error_make (err, 0, "seccomp profile '%s': larger than %u bytes", path,
-                                SECCOMP_PROFILE_MAX_SIZE);
-    }
-  return seccomp_profile_parse (sb.buf, sb.len, path, out, err);
+  autofree char *data = NULL;
+  size_t len;
+  autoerror kiln_error *rerr = NULL;
+  if (fs_read_fd (fd, SECCOMP_PROFILE_MAX_SIZE, &data, &len, &rerr) < 0)
+    return rerr->status == EFBIG ? kiln_error_make (err, 0, "seccomp profile '%s': larger than %u bytes", path,
+                                                    SECCOMP_PROFILE_MAX_SIZE)
+                                 : kiln_error_make (err, rerr->status, "read seccomp profile '%s'", path);
+  return seccomp_profile_parse (data, len, path, out, err);
 }
 
 static void

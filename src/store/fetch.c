@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "registry/manifest.h"
+#include "registry/platform.h"
 #include "registry/pull.h"
 #include "store/extract.h"
 #include "util/alloc.h"
@@ -616,16 +617,7 @@ store_fetch_result_clear (store_fetch_result *r)
 char *
 store_fetch_ref_name (const registry_ref *ref, const char *os, const char *arch, const char *variant)
 {
-  const char *hos, *harch, *hvar;
-  manifest_host_platform (&hos, &harch, &hvar);
-  if (!os)
-    os = hos;
-  if (!arch)
-    {
-      arch = harch;
-      if (!variant)
-        variant = hvar;
-    }
+  platform_default (&os, &arch, &variant);
   autofree char *full = registry_ref_string (ref);
   return xasprintf ("image/%s@%s/%s%s%s", full, os, arch, variant ? "/" : "", variant ? variant : "");
 }
@@ -644,14 +636,13 @@ result_platform (store_fetch_result *out, const char *config, size_t len, const 
       carch = json_get_string (root, "architecture");
       cvar = json_get_string (root, "variant");
     }
-  const char *hos, *harch, *hvar;
-  manifest_host_platform (&hos, &harch, &hvar);
-  out->os = xstrdup (cos ? cos : os ? os : hos);
-  out->arch = xstrdup (carch ? carch : arch ? arch : harch);
+  platform_default (&os, &arch, &variant);
+  out->os = xstrdup (cos ? cos : os);
+  out->arch = xstrdup (carch ? carch : arch);
   if (cvar || carch)
     out->variant = cvar && *cvar ? xstrdup (cvar) : NULL;
   else
-    out->variant = variant ? xstrdup (variant) : (!arch && hvar) ? xstrdup (hvar) : NULL;
+    out->variant = variant ? xstrdup (variant) : NULL;
 }
 
 /* Fill the layer list from the manifest, matching the diffIDs the fetch

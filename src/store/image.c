@@ -1,5 +1,6 @@
 /* image.c - image config and manifest JSON (see image.h). */
 #include "store/image.h"
+#include "registry/mediatype.h"
 #include "util/alloc.h"
 
 #include <errno.h>
@@ -22,15 +23,13 @@ image_parse_format (const char *s, image_format *out, kiln_error **err)
 const char *
 image_manifest_media_type (image_format f)
 {
-  return f == IMAGE_FORMAT_DOCKER ? "application/vnd.docker.distribution.manifest.v2+json"
-                                  : "application/vnd.oci.image.manifest.v1+json";
+  return f == IMAGE_FORMAT_DOCKER ? MEDIA_DOCKER_MANIFEST : MEDIA_OCI_MANIFEST;
 }
 
 const char *
 image_config_media_type (image_format f)
 {
-  return f == IMAGE_FORMAT_DOCKER ? "application/vnd.docker.container.image.v1+json"
-                                  : "application/vnd.oci.image.config.v1+json";
+  return f == IMAGE_FORMAT_DOCKER ? MEDIA_DOCKER_CONFIG : MEDIA_OCI_CONFIG;
 }
 
 void

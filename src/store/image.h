@@ -78,8 +78,8 @@ typedef struct image_descriptor
 } image_descriptor;
 
 /* Manifest blob for format: config descriptor (media type chosen by format)
- * and layer descriptors (media types as given: use layer_writer_media_type
- * with the same format). */
+ * and layer descriptors (media types as given: use mediatype_layer with the
+ * same format). */
 int image_manifest_json (image_format format, const char *config_digest, int64_t config_size,
                          const image_descriptor *layers, size_t n_layers, char **out, size_t *len,
                          kiln_error **err);

@@ -3,6 +3,7 @@
 #include "store/layer_index.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
+#include "util/hash.h"
 
 #include <assert.h>
 #include <endian.h>
@@ -73,19 +74,13 @@ struct layer_index_builder
 static uint64_t
 hash_key (const node *parent, const char *name, size_t len)
 {
-  /* FNV-1a over the parent pointer and the name. */
-  uint64_t h = 1469598103934665603ULL;
+  /* FNV-1a over the parent pointer (least significant byte first) and the
+   * name. */
   uintptr_t p = (uintptr_t) parent;
+  unsigned char pb[sizeof p];
   for (size_t i = 0; i < sizeof p; i++)
-    {
-      h ^= (p >> (i * 8)) & 0xff;
-      h *= 1099511628211ULL;
-    }
-  for (size_t i = 0; i < len; i++)
-    {
-      h ^= (unsigned char) name[i];
-      h *= 1099511628211ULL;
-    }
+    pb[i] = (unsigned char) (p >> (i * 8));
+  uint64_t h = hash_fnv1a (hash_fnv1a (HASH_FNV1A_OFFSET, pb, sizeof pb), name, len);
   return h ^ (h >> 29);
 }
 
@@ -229,6 +224,30 @@ layer_index_builder_count (const layer_index_builder *b)
   return b->count + 1;
 }
 
+/* The next component of the path at *p (*len bytes at *name), skipping
+ * repeated slashes and "." components, and advance *p past it; false at the
+ * end. ".." comes back like any other name: the callers refuse it. */
+static bool
+next_component (const char **p, const char **name, size_t *len)
+{
+  for (;;)
+    {
+      while (**p == '/')
+        (*p)++;
+      if (**p == '\0')
+        return false;
+      const char *s = *p;
+      while (**p && **p != '/')
+        (*p)++;
+      size_t n = (size_t) (*p - s);
+      if (n == 1 && s[0] == '.')
+        continue;
+      *name = s;
+      *len = n;
+      return true;
+    }
+}
+
 int
 layer_index_normalize_path (const char *path, char **out, kiln_error **err)
 {
@@ -237,17 +256,10 @@ layer_index_normalize_path (const char *path, char **out, kiln_error **err)
     return kiln_error_make (err, ENAMETOOLONG, "path '%.64s...' is longer than %d bytes", path,
                             LAYER_INDEX_PATH_MAX);
   strbuf sb = STRBUF_INIT;
-  const char *p = path;
-  while (*p)
+  const char *p = path, *s;
+  size_t len;
+  while (next_component (&p, &s, &len))
     {
-      while (*p == '/')
-        p++;
-      const char *s = p;
-      while (*p && *p != '/')
-        p++;
-      size_t len = p - s;
-      if (len == 0 || (len == 1 && s[0] == '.'))
-        continue;
       if (len == 2 && s[0] == '.' && s[1] == '.')
         {
           strbuf_release (&sb);
@@ -1130,17 +1142,10 @@ uint32_t
 layer_index_lookup (const layer_index *idx, const char *path)
 {
   uint32_t cur = LAYER_INDEX_ROOT;
-  const char *p = path;
-  while (*p)
+  const char *p = path, *s;
+  size_t len;
+  while (next_component (&p, &s, &len))
     {
-      while (*p == '/')
-        p++;
-      const char *s = p;
-      while (*p && *p != '/')
-        p++;
-      size_t len = p - s;
-      if (len == 0 || (len == 1 && s[0] == '.'))
-        continue;
       if (len == 2 && s[0] == '.' && s[1] == '.')
         return LAYER_INDEX_NONE;
       cur = layer_index_lookup_child (idx, cur, s, len);

@@ -530,35 +530,33 @@ item_cmp (const void *pa, const void *pb)
   return (int) a->c->kind - (int) b->c->kind;
 }
 
-const char *
-layer_writer_media_type (layer_compression c, bool docker)
+bool
+layer_writer_level_range (layer_compression c, int *min, int *max)
 {
   switch (c)
     {
     case LAYER_COMPRESS_GZIP:
-      return docker ? "application/vnd.docker.image.rootfs.diff.tar.gzip"
-                    : "application/vnd.oci.image.layer.v1.tar+gzip";
+      *min = 0;
+      *max = 9;
+      return true;
     case LAYER_COMPRESS_ZSTD:
-      return docker ? "application/vnd.docker.image.rootfs.diff.tar.zstd"
-                    : "application/vnd.oci.image.layer.v1.tar+zstd";
+      *min = 1;
+      *max = ZSTD_maxCLevel ();
+      return true;
     case LAYER_COMPRESS_NONE:
-      return docker ? "application/vnd.docker.image.rootfs.diff.tar" : "application/vnd.oci.image.layer.v1.tar";
+      break;
     }
-  return "";
+  return false;
 }
 
 int
-layer_writer_parse_compression (const char *s, layer_compression *out, kiln_error **err)
+layer_writer_check_level (layer_compression c, int level, kiln_error **err)
 {
-  if (strcmp (s, "gzip") == 0)
-    *out = LAYER_COMPRESS_GZIP;
-  else if (strcmp (s, "zstd") == 0)
-    *out = LAYER_COMPRESS_ZSTD;
-  else if (strcmp (s, "uncompressed") == 0 || strcmp (s, "none") == 0)
-    *out = LAYER_COMPRESS_NONE;
-  else
-    return kiln_error_make (err, 0, "unknown compression '%s' (gzip, zstd, uncompressed)", s);
-  return 0;
+  int min, max;
+  if (!layer_writer_level_range (c, &min, &max) || (level >= min && level <= max))
+    return 0;
+  return kiln_error_make (err, 0, "%s compression level %d out of range %d..%d",
+                          c == LAYER_COMPRESS_GZIP ? "gzip" : "zstd", level, min, max);
 }
 
 static mode_t
@@ -752,18 +750,10 @@ layer_writer_write (const layer_change *changes, size_t n, const layer_writer_op
   p.threads = o.threads > 0 ? o.threads : (cores > 0 ? cores : 1);
   p.max_inflight = p.threads * 4 + 4;
   p.level = effective_level (&o);
-  if (o.compression == LAYER_COMPRESS_GZIP && p.level > 9)
-    {
-      ret = kiln_error_make (err, 0, "gzip compression level %d out of range 0..9", p.level);
-      goto out_items;
-    }
+  if ((ret = layer_writer_check_level (o.compression, p.level, err)) < 0)
+    goto out_items;
   if (o.compression == LAYER_COMPRESS_ZSTD)
     {
-      if (p.level < 1 || p.level > ZSTD_maxCLevel ())
-        {
-          ret = kiln_error_make (err, 0, "zstd compression level %d out of range 1..%d", p.level, ZSTD_maxCLevel ());
-          goto out_items;
-        }
       p.zc = ZSTD_createCCtx ();
       ZSTD_CCtx_setParameter (p.zc, ZSTD_c_compressionLevel, p.level);
       ZSTD_CCtx_setParameter (p.zc, ZSTD_c_checksumFlag, 1);

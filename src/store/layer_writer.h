@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "registry/mediatype.h"
 #include "store/layer_index.h"
 #include "util/digest.h"
 #include "util/error.h"
@@ -48,13 +49,6 @@ typedef struct layer_change
   int data_dirfd;               /* regular files: data at data_path below data_dirfd */
   const char *data_path;        /*   (opened RESOLVE_BENEATH, no symlinks); size from the file */
 } layer_change;
-
-typedef enum
-{
-  LAYER_COMPRESS_GZIP = 0,
-  LAYER_COMPRESS_ZSTD,
-  LAYER_COMPRESS_NONE,
-} layer_compression;
 
 /* gzip: levels 1..3 ISA-L, 0 and 4..9 zlib. */
 #define LAYER_WRITER_GZIP_DEFAULT_LEVEL 3
@@ -82,15 +76,37 @@ typedef struct layer_writer_result
  * another encoder or level is another blob, so cache keys name both. */
 const char *layer_writer_encoder (const layer_writer_opts *opts, int *level);
 
+/* The range of levels compression c takes: gzip 0..9 (0 stored, 1-3 ISA-L,
+ * 4-9 zlib), zstd 1..ZSTD_maxCLevel(); false for uncompressed, which takes
+ * none. Option parsers bound --compression-level with it. */
+bool layer_writer_level_range (layer_compression c, int *min, int *max);
+
+/* Fail, naming the compression and its range, when level is outside
+ * layer_writer_level_range (c); uncompressed layers accept any level (it is
+ * not used). layer_writer_write checks the level it will use with it. */
+int layer_writer_check_level (layer_compression c, int level, kiln_error **err);
+
 /* "application/vnd.oci.image.layer.v1.tar+gzip" etc. (docker: the Docker
- * media types). */
-const char *layer_writer_media_type (layer_compression c, bool docker);
+ * media types). Kept for existing callers; new code calls mediatype_layer
+ * (registry/mediatype.h). */
+static inline const char *
+layer_writer_media_type (layer_compression c, bool docker)
+{
+  return mediatype_layer (c, docker);
+}
 
 /* The member order of layers kiln writes (normalised paths): component-wise,
  * '/' before every other byte, so a directory's subtree directly follows it
  * (parents before children). */
 int layer_writer_path_cmp (const char *a, const char *b);
-int layer_writer_parse_compression (const char *s, layer_compression *out, kiln_error **err);
+
+/* Parse a --compression value. Kept for existing callers; new code calls
+ * mediatype_parse_compression (registry/mediatype.h). */
+static inline int
+layer_writer_parse_compression (const char *s, layer_compression *out, kiln_error **err)
+{
+  return mediatype_parse_compression (s, out, err);
+}
 
 /* Write the layer for changes (any order; sorted here so parents come before
  * children, names compared bytewise per component, a directory's opaque

@@ -1,7 +1,9 @@
 /* local_image.c - images from the store and from OCI layouts (see local_image.h). */
 #include "store/local_image.h"
 #include "registry/manifest.h"
+#include "registry/mediatype.h"
 #include "registry/ocilayout.h"
+#include "registry/platform.h"
 #include "store/extract.h"
 #include "store/image.h"
 #include "util/alloc.h"
@@ -58,7 +60,7 @@ fill_result (store_fetch_result *out, const char *manifest_digest, char *manifes
           l->how = STORE_FETCH_CACHED;
         }
       const char *hos, *harch, *hvar;
-      manifest_host_platform (&hos, &harch, &hvar);
+      platform_host (&hos, &harch, &hvar);
       out->os = xstrdup (spec.os ? spec.os : hos);
       out->arch = xstrdup (spec.architecture ? spec.architecture : harch);
       out->variant = spec.variant && *spec.variant ? xstrdup (spec.variant) : NULL;
@@ -125,10 +127,12 @@ layout_manifest (ocilayout *l, const char *dir, const char *media_type, const ch
       *len_out = len;
       return 0;
     }
-  const char *hos, *harch, *hvar;
-  manifest_host_platform (&hos, &harch, &hvar);
+  /* A variant without its arch means nothing: the host's arch and variant. */
+  if (!arch)
+    variant = NULL;
+  platform_default (&os, &arch, &variant);
   size_t k;
-  if (manifest_select_platform (m, os ? os : hos, arch ? arch : harch, arch ? variant : hvar, &k, err) < 0)
+  if (manifest_select_platform (m, os, arch, variant, &k, err) < 0)
     return kiln_error_wrap (err, "OCI layout '%s': index %s", dir, digest);
   snprintf (out->index_digest, sizeof out->index_digest, "%s", digest);
   const manifest_descriptor *d = &m->manifests[k];
@@ -152,7 +156,7 @@ static int
 import_layer (store *s, ocilayout *l, const char *dir, size_t i, store_fetch_layer *layer, kiln_error **err)
 {
   layer_compression comp;
-  if (manifest_layer_compression (layer->media_type, &comp, err) < 0)
+  if (mediatype_layer_compression (layer->media_type, &comp, err) < 0)
     return kiln_error_wrap (err, "OCI layout '%s': layer %zu (%s)", dir, i + 1, layer->digest);
   /* Known already (by diffID, or by this blob): no need to open the blob. */
   if (store_has_layer (s, layer->diff_id))

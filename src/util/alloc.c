@@ -109,6 +109,16 @@ xasprintf (const char *fmt, ...)
 }
 
 void
+xfree_secret (char *s)
+{
+  if (s)
+    {
+      explicit_bzero (s, strlen (s));
+      free (s);
+    }
+}
+
+void
 cleanup_freep (void *p)
 {
   void **pp = (void **) p;

@@ -26,6 +26,11 @@ void *xmemdup (const void *p, size_t n);
 char *xasprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 char *xvasprintf (const char *fmt, va_list ap) __attribute__ ((format (printf, 1, 0)));
 
+/* Free a string that held a secret (password, token, Authorization header)
+ * after overwriting it, so the value does not linger in freed heap memory
+ * where a later bug or a core dump could show it. NULL is fine. */
+void xfree_secret (char *s);
+
 /* Cleanup functions; each takes a pointer to the variable. */
 void cleanup_freep (void *p);
 void cleanup_closep (int *fd);

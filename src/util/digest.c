@@ -65,14 +65,11 @@ digest_bytes (const digest_ctx *d)
   return d->bytes;
 }
 
-void
-digest_final (digest_ctx *d, char out[DIGEST_STRING_SIZE])
+/* "sha256:" and the lowercase hex of the n-byte hash md. */
+static void
+format_digest (const unsigned char *md, unsigned int n, char out[DIGEST_STRING_SIZE])
 {
   static const char hex[] = "0123456789abcdef";
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (EVP_DigestFinal_ex (d->md, md, &n) != 1 || n != DIGEST_SHA256_LEN)
-    abort ();
   memcpy (out, "sha256:", 7);
   for (unsigned int i = 0; i < n; i++)
     {
@@ -80,6 +77,16 @@ digest_final (digest_ctx *d, char out[DIGEST_STRING_SIZE])
       out[7 + 2 * i + 1] = hex[md[i] & 15];
     }
   out[7 + 2 * n] = '\0';
+}
+
+void
+digest_final (digest_ctx *d, char out[DIGEST_STRING_SIZE])
+{
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_DigestFinal_ex (d->md, md, &n) != 1 || n != DIGEST_SHA256_LEN)
+    abort ();
+  format_digest (md, n, out);
   digest_reset (d);
 }
 
@@ -88,16 +95,9 @@ digest_buffer (const void *data, size_t len, char out[DIGEST_STRING_SIZE])
 {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  static const char hex[] = "0123456789abcdef";
   if (EVP_Digest (data, len, md, &n, EVP_sha256 (), NULL) != 1)
     abort ();
-  memcpy (out, "sha256:", 7);
-  for (unsigned int i = 0; i < n; i++)
-    {
-      out[7 + 2 * i] = hex[md[i] >> 4];
-      out[7 + 2 * i + 1] = hex[md[i] & 15];
-    }
-  out[7 + 2 * n] = '\0';
+  format_digest (md, n, out);
 }
 
 int

@@ -91,6 +91,16 @@ test_strings (void **state)
   assert_int_equal (ARRAY_SIZE ((int[7]){ 0 }), 7);
 }
 
+/* Secrets are freed (ASan would report a leak otherwise); NULL is fine. */
+static void
+test_free_secret (void **state)
+{
+  (void) state;
+  xfree_secret (xstrdup ("hunter2"));
+  xfree_secret (xstrdup (""));
+  xfree_secret (NULL);
+}
+
 /* Overflowing size computations abort instead of returning a short buffer. */
 static void
 test_overflow_aborts (void **state)
@@ -119,6 +129,7 @@ main (void)
     cmocka_unit_test (test_strv),
     cmocka_unit_test (test_steal),
     cmocka_unit_test (test_strings),
+    cmocka_unit_test (test_free_secret),
     cmocka_unit_test (test_overflow_aborts),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
