@@ -154,7 +154,7 @@ main (int argc, char **argv)
           close (fd);
         }
       layer_writer_opts o = { .level = argc > 5 ? atoi (argv[5]) : -1, .threads = argc > 6 ? atoi (argv[6]) : 0 };
-      if (layer_writer_parse_compression (argv[4], &o.compression, &err) < 0)
+      if (mediatype_parse_compression (argv[4], &o.compression, &err) < 0)
         die (err);
       int out = open (argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0644);
       layer_writer_result r;

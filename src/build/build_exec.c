@@ -86,21 +86,6 @@ build_exec_free (build_exec *b)
 
 /* ---- a stage's layers ---- */
 
-const char *
-build_exec_media_type (const char *mt, image_format f)
-{
-  static const char *const pairs[][2] = {
-    { "application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip" },
-    { "application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.docker.image.rootfs.diff.tar.zstd" },
-    { "application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar" },
-  };
-  for (size_t i = 0; i < ARRAY_SIZE (pairs); i++)
-    for (int k = 0; k < 2; k++)
-      if (strcmp (mt, pairs[i][k]) == 0)
-        return pairs[i][f == IMAGE_FORMAT_DOCKER ? 1 : 0];
-  return mt;
-}
-
 void
 build_exec_add_layer (stage_state *st, const char *diff_id, const char *digest, const char *media_type,
                       int64_t size)
@@ -122,7 +107,7 @@ build_exec_apply_entry (build_exec *b, stage_state *st, const build_cache_entry 
       image_spec_add_history (&st->spec, created_time (b), created_by, NULL, true);
       return;
     }
-  build_exec_add_layer (st, e->diff_id, e->digest, build_exec_media_type (e->media_type, b->o.format), e->size);
+  build_exec_add_layer (st, e->diff_id, e->digest, mediatype_layer_for_format (e->media_type, b->o.format == IMAGE_FORMAT_DOCKER), e->size);
   strv_push (&st->spec.diff_ids, e->diff_id);
   image_spec_add_history (&st->spec, created_time (b), created_by, NULL, false);
 }
@@ -157,7 +142,7 @@ write_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, b
   snprintf (e->diff_id, sizeof e->diff_id, "%s", wr.diff_id);
   snprintf (e->digest, sizeof e->digest, "%s", wr.blob_digest);
   snprintf (e->media_type, sizeof e->media_type, "%s",
-            layer_writer_media_type (b->o.layer.compression, b->o.format == IMAGE_FORMAT_DOCKER));
+            mediatype_layer (b->o.layer.compression, b->o.format == IMAGE_FORMAT_DOCKER));
   e->size = (int64_t) wr.blob_size;
   log_debug ("layer %s (%" PRIu64 " entries, %" PRIu64 " bytes compressed)", wr.diff_id, wr.entries, wr.blob_size);
   return 0;
@@ -445,7 +430,7 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
   res->size = cfg_len;
   for (size_t i = 0; i < st->n_layers; i++)
     {
-      ds[i] = (image_descriptor) { build_exec_media_type (st->layers[i].media_type, b->o.format),
+      ds[i] = (image_descriptor) { mediatype_layer_for_format (st->layers[i].media_type, b->o.format == IMAGE_FORMAT_DOCKER),
                                    st->layers[i].digest, st->layers[i].size };
       res->size += st->layers[i].size;
     }

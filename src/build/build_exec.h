@@ -11,7 +11,7 @@
  *   COPY/ADD    -> change list straight from the sources (copy.h)
  *   metadata    -> image_spec (config), history entries
  * The target stage's config and manifest are written to the store; outputs
- * (push, OCI layout, docker archive) are the caller's (build_cmd.c).
+ * (push, OCI layout, docker archive) are the caller's (cmd/build.c).
  */
 #ifndef KILN_BUILD_BUILD_EXEC_H
 #define KILN_BUILD_BUILD_EXEC_H

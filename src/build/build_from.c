@@ -44,7 +44,7 @@ fetch_image_locked (build_exec *b, const char *image, const char *platform, cons
   if (registry_ref_parse (image, &ref, err) < 0)
     return kiln_error_wrap (err, "base image '%s'", image);
   autofree char *os = NULL, *arch = NULL, *variant = NULL;
-  if (platform && manifest_parse_platform (platform, &os, &arch, &variant, err) < 0)
+  if (platform && platform_parse (platform, &os, &arch, &variant, err) < 0)
     return -1;
   double t0 = now_s ();
   store_fetch_result r;
@@ -149,7 +149,7 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
       return 0;
     }
   autofree char *os = NULL, *arch = NULL, *variant = NULL;
-  if (manifest_parse_platform (ps->platform, &os, &arch, &variant, err) < 0)
+  if (platform_parse (ps->platform, &os, &arch, &variant, err) < 0)
     return -1;
   if (ps->scratch)
     {
@@ -166,7 +166,7 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
     return kiln_error_wrap (err, "config of '%s'", ps->base);
   for (size_t i = 0; i < r->n_layers; i++)
     build_exec_add_layer (st, r->layers[i].diff_id, r->layers[i].digest,
-                          build_exec_media_type (r->layers[i].media_type, b->o.format), r->layers[i].size);
+                          mediatype_layer_for_format (r->layers[i].media_type, b->o.format == IMAGE_FORMAT_DOCKER), r->layers[i].size);
   if (st->spec.architecture && strcmp (st->spec.architecture, arch) != 0)
     log_warn ("base image '%s' is %s/%s, not the requested %s", ps->base, st->spec.os ? st->spec.os : "?",
               st->spec.architecture, ps->platform);

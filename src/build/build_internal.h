@@ -110,8 +110,6 @@ created_time (build_exec *b)
 
 /* ---- build_exec.c: a stage's layers ---- */
 
-/* Layer media types follow the output format; the blob bytes are the same. */
-const char *build_exec_media_type (const char *mt, image_format f);
 
 void build_exec_add_layer (stage_state *st, const char *diff_id, const char *digest, const char *media_type,
                            int64_t size);

@@ -3,6 +3,7 @@
 #include "registry/dockerarchive.h"
 #include "registry/ocilayout.h"
 #include "registry/digest_file.h"
+#include "registry/mediatype.h"
 #include "registry/push.h"
 #include "registry/reference.h"
 #include "store/fetch.h"
@@ -174,7 +175,7 @@ write_layout (store *s, const build_result *res, const char *dir, const char *ta
   int64_t csize = 0;
   /* Config and manifest are small: through the verifying consumer. */
   if (store_blob_size (s, res->config_digest, &csize, err) <= 0
-      || layout_put_blob_verified (s, l, "application/vnd.oci.image.config.v1+json", res->config_digest, csize, err) < 0
+      || layout_put_blob_verified (s, l, MEDIA_OCI_CONFIG, res->config_digest, csize, err) < 0
       || layout_put_blob_verified (s, l, res->manifest_media_type, res->manifest_digest, (int64_t) res->manifest_len,
                                    err) < 0)
     return kiln_error_wrap (err, "OCI layout '%s'", dir);

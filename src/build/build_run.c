@@ -32,29 +32,6 @@ run_output (void *ctx, sandbox_stream stream, const char *line, size_t len)
   progress_step_output_id (rc->b->o.progress, rc->step_id, stream == SANDBOX_STDERR ? 2 : 1, line, len);
 }
 
-static int
-run_record_chown (void *ctx, int target_fd, const char *path, uid_t uid, gid_t gid)
-{
-  run_ctx *rc = ctx;
-  struct stat sb;
-  if (fstat (target_fd, &sb) < 0)
-    return -errno;
-  autoerror kiln_error *e = NULL;
-  if (overlay_record_chown (rc->ovl, sb.st_ino, uid, gid, &e) < 0)
-    {
-      log_debug ("recording chown of '%s': %s", path, e ? e->msg : "failed");
-      return e && e->status ? -e->status : -EIO;
-    }
-  return 0;
-}
-
-static int
-run_serve_fuse (void *ctx, int fuse_fd, kiln_error **err)
-{
-  run_ctx *rc = ctx;
-  return overlay_serve_fd (rc->ovl, fuse_fd, err);
-}
-
 /* ---- the stage's mount ---- */
 
 /* Consecutive RUN steps of a stage share one overlay mount (a
@@ -127,7 +104,7 @@ run_session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid
   };
   if (overlay_new (&oc, &rs->rc.ovl, err) < 0)
     goto fail;
-  sandbox_session_config sc = { .idmap = &b->idmap, .rootfs_fuse = run_serve_fuse, .rootfs_fuse_ctx = &rs->rc,
+  sandbox_session_config sc = { .idmap = &b->idmap, .rootfs_fuse = overlay_serve_cb, .rootfs_fuse_ctx = rs->rc.ovl,
                                 .dirfd = tmpfd, .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1 };
   if (sandbox_session_new (&sc, &rs->sess, err) < 0)
     goto fail;
@@ -173,21 +150,11 @@ ensure_sandbox_locked (build_exec *b, kiln_error **err)
           log_warn ("seccomp disabled (--seccomp-policy=unconfined): RUN steps may use every system call");
           return 0;
         }
-      autofree char *path = NULL;
-      if (b->o.seccomp_policy)
-        path = xstrdup (b->o.seccomp_policy);
-      else if (seccomp_profile_default_path (&path, err) < 0)
+      if (seccomp_profile_load_filter (b->o.seccomp_policy,
+                                       b->idmap.mode == SANDBOX_USERNS_SINGLE ? SECCOMP_PROFILE_FAKE_IDS
+                                                                               : SECCOMP_PROFILE_PLAIN,
+                                       &b->filter, err) < 0)
         return -1;
-      seccomp_profile *prof = NULL;
-      if (seccomp_profile_load_file (path, &prof, err) < 0)
-        return -1;
-      seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0,
-                                  b->idmap.mode == SANDBOX_USERNS_SINGLE ? SECCOMP_PROFILE_FAKE_IDS
-                                                                          : SECCOMP_PROFILE_PLAIN };
-      int r = seccomp_profile_compile (prof, &env, &b->filter, err);
-      seccomp_profile_free (prof);
-      if (r < 0)
-        return kiln_error_wrap (err, "compiling seccomp profile '%s'", path);
     }
   return 0;
 }
@@ -198,7 +165,7 @@ static int
 check_emulation (const stage_state *st, kiln_error **err)
 {
   const char *os, *arch, *variant;
-  manifest_host_platform (&os, &arch, &variant);
+  platform_host (&os, &arch, &variant);
   const char *want = st->spec.architecture;
   if (!want || strcmp (want, arch) == 0)
     return 0;
@@ -456,7 +423,7 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
   sandbox_config sc = {
     .argv = s->argv, .env = env, .cwd = cwd, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
     .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
-    .output = run_output, .output_ctx = &rs->rc, .record_chown = run_record_chown, .record_chown_ctx = &rs->rc,
+    .output = run_output, .output_ctx = &rs->rc, .record_chown = overlay_record_chown_cb, .record_chown_ctx = rs->rc.ovl,
     .session = rs->sess, .mounts = mounts.v, .n_mounts = mounts.n,
     .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
   };

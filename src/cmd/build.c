@@ -271,7 +271,12 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_REPRODUCIBLE:
       return cli_parse_bool ("reproducible", value, &o->reproducible, err);
     case OPT_COMPRESSION_LEVEL:
-      return parse_int ("compression-level", value, 1, 22, &o->compression_level, err);
+      {
+        /* the widest range of any compression; exec_opts_from checks the chosen one */
+        int lo, hi;
+        layer_writer_level_range (LAYER_COMPRESS_ZSTD, &lo, &hi);
+        return parse_int ("compression-level", value, 1, hi, &o->compression_level, err);
+      }
     case OPT_LABEL:
       if (!strchr (value, '=') || value[0] == '=')
         return kiln_error_make (err, EINVAL, "--label '%s': expected KEY=VALUE", value);
@@ -365,15 +370,18 @@ static int
 exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_error **err)
 {
   eo->layer.level = o->compression_level > 0 ? o->compression_level : -1;
-  if (o->compression && layer_writer_parse_compression (o->compression, &eo->layer.compression, err) < 0)
+  if (o->compression && mediatype_parse_compression (o->compression, &eo->layer.compression, err) < 0)
     return -1;
-  if (o->compression_level > 0)
+  int lo, hi;
+  /* 0 is "the default" on the command line, so levels start at 1 here. */
+  bool has_levels = layer_writer_level_range (eo->layer.compression, &lo, &hi);
+  if (o->compression_level > 0 && (!has_levels || o->compression_level > hi))
     {
-      int max = eo->layer.compression == LAYER_COMPRESS_GZIP ? 9 : eo->layer.compression == LAYER_COMPRESS_ZSTD ? 22 : 0;
-      if (o->compression_level > max)
-        return kiln_error_make (err, EINVAL, "--compression-level %d: %s takes %s", o->compression_level,
-                                o->compression ? o->compression : "gzip",
-                                max == 9 ? "1 to 9" : max == 22 ? "1 to 22" : "no level");
+      char range[32] = "no level";
+      if (has_levels)
+        snprintf (range, sizeof range, "1 to %d", hi);
+      return kiln_error_make (err, EINVAL, "--compression-level %d: %s takes %s", o->compression_level,
+                              o->compression ? o->compression : "gzip", range);
     }
   if (o->format && image_parse_format (o->format, &eo->format, err) < 0)
     return -1;

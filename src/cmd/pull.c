@@ -145,7 +145,7 @@ run_pull (pull_opts *o, const char *refstr, kiln_error **err)
   if (registry_ref_parse (refstr, &ref, err) < 0)
     return -1;
   autofree char *os = NULL, *arch = NULL, *variant = NULL;
-  if (o->platform && manifest_parse_platform (o->platform, &os, &arch, &variant, err) < 0)
+  if (o->platform && platform_parse (o->platform, &os, &arch, &variant, err) < 0)
     return -1;
   if (o->store)
     return run_pull_store (o, ref, os, arch, variant, err);

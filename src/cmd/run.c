@@ -260,48 +260,11 @@ load_filter (const run_opts *o, seccomp_profile_mode mode, seccomp_filter **out,
       log_warn ("seccomp disabled (--seccomp-policy=unconfined): the step may use every system call");
       return 0;
     }
-  autofree char *path = NULL;
-  if (o->seccomp)
-    path = xstrdup (o->seccomp);
-  else if (seccomp_profile_default_path (&path, err) < 0)
-    return -1;
-  seccomp_profile *p = NULL;
-  if (seccomp_profile_load_file (path, &p, err) < 0)
-    return -1;
-  seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, mode };
-  int r = seccomp_profile_compile (p, &env, out, err);
-  seccomp_profile_free (p);
-  if (r < 0)
-    return kiln_error_wrap (err, "compiling seccomp profile '%s'", path);
-  log_debug ("seccomp profile '%s' compiled to %zu BPF instructions", path, (*out)->n_insns);
-  return 0;
+  return seccomp_profile_load_filter (o->seccomp, mode, out, err);
 }
 
 /* ---- --overlay ---- */
 
-static int
-serve_overlay (void *ctx, int fuse_fd, kiln_error **err)
-{
-  return overlay_serve_fd (ctx, fuse_fd, err);
-}
-
-/* Single mode: the supervisor hands us an O_PATH fd on the overlay mount;
- * its st_ino is the overlay's inode number. */
-static int
-record_overlay_chown (void *ctx, int fd, const char *path, uid_t uid, gid_t gid)
-{
-  struct stat st;
-  if (fstat (fd, &st) < 0)
-    return -errno;
-  autoerror kiln_error *e = NULL;
-  if (overlay_record_chown (ctx, st.st_ino, uid, gid, &e) < 0)
-    {
-      log_warn ("chown '%s': %s", path, e->msg);
-      return e->status ? -e->status : -EIO;
-    }
-  log_debug ("chown '%s' to %d:%d recorded in the overlay", path, (int) uid, (int) gid);
-  return 0;
-}
 
 static void
 print_changes (const overlay_changes *c)
@@ -458,9 +421,9 @@ execute (const run_opts *o, const run_plan *p, const run_sandbox *sb, overlay_lo
   if (ovl)
     {
       cfg.rootfs = NULL;
-      cfg.rootfs_fuse = serve_overlay;
+      cfg.rootfs_fuse = overlay_serve_cb;
       cfg.rootfs_fuse_ctx = ovl;
-      cfg.record_chown = record_overlay_chown;
+      cfg.record_chown = overlay_record_chown_cb;
       cfg.record_chown_ctx = ovl;
     }
   int sig = 0;
@@ -594,7 +557,7 @@ static int
 resolve_image (const run_opts *o, store *s, const char *image, store_fetch_result *fr, kiln_error **err)
 {
   autofree char *os = NULL, *arch = NULL, *variant = NULL;
-  if (o->platform && manifest_parse_platform (o->platform, &os, &arch, &variant, err) < 0)
+  if (o->platform && platform_parse (o->platform, &os, &arch, &variant, err) < 0)
     return kiln_error_wrap (err, "--platform");
   if (o->layout)
     {
@@ -732,7 +695,7 @@ do_run_image (run_opts *o, const char *image, char **cmd, kiln_error **err)
       goto out;
     }
   const char *hos, *harch, *hvar;
-  manifest_host_platform (&hos, &harch, &hvar);
+  platform_host (&hos, &harch, &hvar);
   if (fr.arch && strcmp (fr.arch, harch) != 0)
     log_warn ("image '%s' is for linux/%s on a linux/%s host: its programs need binfmt_misc emulation", name,
               fr.arch, harch);

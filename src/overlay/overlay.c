@@ -6,6 +6,7 @@
 #include "overlay/overlay.h"
 #include "overlay/overlay_model.h"
 #include "util/alloc.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -728,6 +730,28 @@ overlay_record_chown (overlay *ovl, uint64_t ino, uid_t uid, gid_t gid, kiln_err
   /* the mode may have lost setuid/setgid: drop the kernel's cached attrs */
   if (ovl->se)
     fuse_lowlevel_notify_inval_inode (ovl->se, ino, -1, 0);
+  return 0;
+}
+
+int
+overlay_serve_cb (void *ovl, int fuse_fd, kiln_error **err)
+{
+  return overlay_serve_fd (ovl, fuse_fd, err);
+}
+
+int
+overlay_record_chown_cb (void *ovl, int target_fd, const char *path, uid_t uid, gid_t gid)
+{
+  struct stat st;
+  if (fstat (target_fd, &st) < 0)
+    return -errno;
+  autoerror kiln_error *e = NULL;
+  if (overlay_record_chown (ovl, st.st_ino, uid, gid, &e) < 0)
+    {
+      log_debug ("recording chown of '%s': %s", path, e ? e->msg : "failed");
+      return e && e->status ? -e->status : -EIO;
+    }
+  log_debug ("chown '%s' to %d:%d recorded in the overlay", path, (int) uid, (int) gid);
   return 0;
 }
 

@@ -90,6 +90,16 @@ void overlay_stop (overlay *ovl);
  * on regular files like chown(2). */
 int overlay_record_chown (overlay *ovl, uint64_t ino, uid_t uid, gid_t gid, kiln_error **err);
 
+/* The overlay in the shapes of the sandbox's callbacks (sandbox.h:
+ * sandbox_rootfs_fuse_fn and sandbox_record_chown_fn), ctx being the
+ * overlay: how kiln build and kiln run join a step's sandbox to its overlay
+ * without either module knowing the other. overlay_serve_cb is
+ * overlay_serve_fd; overlay_record_chown_cb records a chown of the file
+ * open at target_fd (its st_ino) and returns 0 or -errno, the reason logged
+ * at debug level with path. */
+int overlay_serve_cb (void *ovl, int fuse_fd, kiln_error **err);
+int overlay_record_chown_cb (void *ovl, int target_fd, const char *path, uid_t uid, gid_t gid);
+
 /* Prepare the next step on the same mount (after overlay_commit, with no
  * process of the previous step left): the owner recorded for files it
  * creates (single mode, see overlay_config) and its mask paths, replacing

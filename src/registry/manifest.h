@@ -81,35 +81,11 @@ void cleanup_manifestp (manifest **m);
 bool manifest_kind_is_index (manifest_kind kind);
 const char *manifest_kind_media_type (manifest_kind kind);
 
-/* Classify a layer media type; negative with an error naming it when it is
- * not a layer type kiln can unpack. Kept for existing callers; new code calls
- * mediatype_layer_compression (registry/mediatype.h). */
-static inline int
-manifest_layer_compression (const char *media_type, layer_compression *out, kiln_error **err)
-{
-  return mediatype_layer_compression (media_type, out, err);
-}
-
 /* Select the index entry for os/architecture/variant (variant NULL = any, but
  * an exact variant match wins; for arm64 "v8" and no variant are the same).
  * Returns the index into m->manifests, or a negative error listing the
  * platforms the index offers. */
 int manifest_select_platform (const manifest *m, const char *os, const char *arch, const char *variant,
                               size_t *out, kiln_error **err);
-
-/* The host platform and Docker's --platform syntax. Kept for existing
- * callers; new code calls platform_host and platform_parse
- * (registry/platform.h, which defines platforms). */
-static inline void
-manifest_host_platform (const char **os, const char **arch, const char **variant)
-{
-  platform_host (os, arch, variant);
-}
-
-static inline int
-manifest_parse_platform (const char *s, char **os, char **arch, char **variant, kiln_error **err)
-{
-  return platform_parse (s, os, arch, variant, err);
-}
 
 #endif

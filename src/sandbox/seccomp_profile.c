@@ -1,6 +1,7 @@
 /* seccomp_profile.c - parse Docker seccomp profiles and compile them with libseccomp. */
 #include "sandbox/seccomp_profile.h"
 #include "util/alloc.h"
+#include "util/log.h"
 #include "util/fsutil.h"
 #include "util/strbuf.h"
 
@@ -927,4 +928,28 @@ seccomp_profile_default_path (char **out, kiln_error **err)
     }
   return kiln_error_make (err, ENOENT, "find the default seccomp profile (set KILN_POLICY_DIR or pass "
                                        "--seccomp-policy FILE)");
+}
+
+int
+seccomp_profile_load_filter (const char *path, seccomp_profile_mode mode, seccomp_filter **out,
+                             kiln_error **err)
+{
+  *out = NULL;
+  autofree char *found = NULL;
+  if (path == NULL)
+    {
+      if (seccomp_profile_default_path (&found, err) < 0)
+        return -1;
+      path = found;
+    }
+  seccomp_profile *p = NULL;
+  if (seccomp_profile_load_file (path, &p, err) < 0)
+    return -1;
+  seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, mode };
+  int r = seccomp_profile_compile (p, &env, out, err);
+  seccomp_profile_free (p);
+  if (r < 0)
+    return kiln_error_wrap (err, "compiling seccomp profile '%s'", path);
+  log_debug ("seccomp profile '%s' compiled to %zu BPF instructions", path, (*out)->n_insns);
+  return 0;
 }

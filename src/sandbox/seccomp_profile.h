@@ -125,6 +125,13 @@ int seccomp_filter_load (const seccomp_filter *f);
  * /usr/local and /usr. Caller frees *out. */
 int seccomp_profile_default_path (char **out, kiln_error **err);
 
+/* What --seccomp-policy FILE means to kiln build and kiln run: load the
+ * profile at path (NULL: seccomp_profile_default_path) and compile it for
+ * mode with Docker's default capabilities; errors name the file. The value
+ * "unconfined" is the caller's to handle (it loads nothing). */
+int seccomp_profile_load_filter (const char *path, seccomp_profile_mode mode, seccomp_filter **out,
+                                 kiln_error **err);
+
 /* Docker's default capability set for root in a container. */
 extern const char *const seccomp_profile_docker_default_caps[];
 

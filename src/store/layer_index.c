@@ -1,5 +1,5 @@
 /* layer_index.c - build, write, map and validate layer metadata indexes.
- * The format is documented in layer_index.h and docs/arch/store.md. */
+ * The format is documented in layer_index.h and docs/design/store.md ("Metadata index"). */
 #include "store/layer_index.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"

@@ -15,7 +15,7 @@
  *     stream, so the bytes never depend on the thread count; ISA-L picks
  *     SIMD kernels by CPU, so byte identity of levels 1-3 across different
  *     machines is not promised: use level >= 4 (zlib) for that (see
- *     docs/arch/isal.md);
+ *     docs/design/store.md, "ISA-L for gzip layers");
  *   - zstd: the output thread feeds libzstd with ZSTD_c_nbWorkers = cores;
  *   - uncompressed: chunks are written as they are;
  *   - the output thread writes the blob and computes the blob digest.
@@ -86,27 +86,10 @@ bool layer_writer_level_range (layer_compression c, int *min, int *max);
  * not used). layer_writer_write checks the level it will use with it. */
 int layer_writer_check_level (layer_compression c, int level, kiln_error **err);
 
-/* "application/vnd.oci.image.layer.v1.tar+gzip" etc. (docker: the Docker
- * media types). Kept for existing callers; new code calls mediatype_layer
- * (registry/mediatype.h). */
-static inline const char *
-layer_writer_media_type (layer_compression c, bool docker)
-{
-  return mediatype_layer (c, docker);
-}
-
 /* The member order of layers kiln writes (normalised paths): component-wise,
  * '/' before every other byte, so a directory's subtree directly follows it
  * (parents before children). */
 int layer_writer_path_cmp (const char *a, const char *b);
-
-/* Parse a --compression value. Kept for existing callers; new code calls
- * mediatype_parse_compression (registry/mediatype.h). */
-static inline int
-layer_writer_parse_compression (const char *s, layer_compression *out, kiln_error **err)
-{
-  return mediatype_parse_compression (s, out, err);
-}
 
 /* Write the layer for changes (any order; sorted here so parents come before
  * children, names compared bytewise per component, a directory's opaque

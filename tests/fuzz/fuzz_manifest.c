@@ -52,7 +52,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       for (size_t i = 0; i < m->n_layers; i++)
         {
           layer_compression c;
-          if (manifest_layer_compression (m->layers[i].media_type, &c, NULL) < 0)
+          if (mediatype_layer_compression (m->layers[i].media_type, &c, NULL) < 0)
             abort ();
         }
     }

@@ -21,7 +21,7 @@ static int
 relayer (const char *root, const char *diff_id, const char *out_path, const char *comp, kiln_error **err)
 {
   layer_writer_opts o = { .level = -1 };
-  if (layer_writer_parse_compression (comp, &o.compression, err) < 0)
+  if (mediatype_parse_compression (comp, &o.compression, err) < 0)
     return -1;
   autostore store *s = NULL;
   if (store_open (root, 0, &s, err) < 0)

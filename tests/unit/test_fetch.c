@@ -238,7 +238,7 @@ push_image (store *src, const char *repo, const size_t *idx, size_t n, const cha
   image_spec spec;
   image_spec_init (&spec);
   const char *os, *arch, *variant;
-  manifest_host_platform (&os, &arch, &variant);
+  platform_host (&os, &arch, &variant);
   spec.os = xstrdup (os);
   spec.architecture = xstrdup (arch);
   spec.variant = variant ? xstrdup (variant) : NULL;
@@ -326,7 +326,7 @@ setup (void **state)
   push_image (src, "test/multi", good, 3, NULL, again);
   assert_string_equal (again, g_good);
   const char *os, *arch, *variant;
-  manifest_host_platform (&os, &arch, &variant);
+  platform_host (&os, &arch, &variant);
   autofree char *idx = xasprintf (
     "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"manifests\":["
     "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu,\"platform\":{\"os\":\"linux\",\"architecture\":\"%s\"}},"
@@ -502,7 +502,7 @@ test_fetch_cold_warm (void **state)
     }
   assert_int_equal (r.bytes_downloaded, want_bytes);
   const char *os, *arch, *variant;
-  manifest_host_platform (&os, &arch, &variant);
+  platform_host (&os, &arch, &variant);
   assert_string_equal (r.os, os);
   assert_string_equal (r.arch, arch);
   autofree char *refname = store_fetch_ref_name (ref, NULL, NULL, NULL);
@@ -692,7 +692,7 @@ test_fetch_index (void **state)
   autoerror kiln_error *err = NULL;
   store_fetch_result r;
   const char *os, *arch, *variant;
-  manifest_host_platform (&os, &arch, &variant);
+  platform_host (&os, &arch, &variant);
   const char *other = strcmp (arch, "s390x") ? "s390x" : "amd64";
   /* Host platform by default. */
   assert_ok (store_fetch_image (s, c, ref, NULL, NULL, NULL, &r, &err), err);

@@ -73,7 +73,7 @@ static void
 test_manifest (void **state)
 {
   (void) state;
-  image_descriptor l[] = { { layer_writer_media_type (LAYER_COMPRESS_GZIP, false), D1, 123 } };
+  image_descriptor l[] = { { mediatype_layer (LAYER_COMPRESS_GZIP, false), D1, 123 } };
   autoerror kiln_error *err = NULL;
   autofree char *m = NULL;
   size_t len;
@@ -83,7 +83,7 @@ test_manifest (void **state)
                           "\",\"size\":456},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
                           "\"digest\":\"" D1 "\",\"size\":123}]}");
   autofree char *d = NULL;
-  l[0].media_type = layer_writer_media_type (LAYER_COMPRESS_GZIP, true);
+  l[0].media_type = mediatype_layer (LAYER_COMPRESS_GZIP, true);
   assert_ok (image_manifest_json (IMAGE_FORMAT_DOCKER, D2, 456, l, 1, &d, &len, &err), err);
   assert_non_null (strstr (d, "application/vnd.docker.distribution.manifest.v2+json"));
   assert_non_null (strstr (d, "application/vnd.docker.container.image.v1+json"));

@@ -79,7 +79,7 @@ make_layout (const char *name, const char *diff_id, bool index, char mdigest[DIG
       "echo '{\"imageLayoutVersion\":\"1.0.0\"}' > '%s/oci-layout'",
       dir, g_dir, dir, digest_hex (g_blob), dir);
   const char *os, *arch, *variant;
-  manifest_host_platform (&os, &arch, &variant);
+  platform_host (&os, &arch, &variant);
   autofree char *config = xasprintf ("{\"architecture\":\"%s\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"/bin/sh\"]},"
                                      "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}", arch, diff_id);
   char cdigest[DIGEST_STRING_SIZE];

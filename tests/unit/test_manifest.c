@@ -60,7 +60,7 @@ test_oci_manifest (void **state)
   assert_string_equal (m->layers[1].digest, DC);
   layer_compression c;
   autoerror kiln_error *err = NULL;
-  assert_ok (manifest_layer_compression (m->layers[1].media_type, &c, &err), err);
+  assert_ok (mediatype_layer_compression (m->layers[1].media_type, &c, &err), err);
   assert_int_equal (c, LAYER_COMPRESS_ZSTD);
   /* Without mediaType and Content-Type, the shape decides. */
   automanifest manifest *m2
@@ -181,7 +181,7 @@ test_platform_parse (void **state)
   (void) state;
   autofree char *os = NULL, *arch = NULL, *var = NULL;
   autoerror kiln_error *err = NULL;
-  assert_ok (manifest_parse_platform ("linux/arm/v7", &os, &arch, &var, &err), err);
+  assert_ok (platform_parse ("linux/arm/v7", &os, &arch, &var, &err), err);
   assert_string_equal (os, "linux");
   assert_string_equal (arch, "arm");
   assert_string_equal (var, "v7");
@@ -190,13 +190,13 @@ test_platform_parse (void **state)
     {
       char *o = NULL, *a = NULL, *v = NULL;
       kiln_error *e = NULL;
-      if (manifest_parse_platform (bad[i], &o, &a, &v, &e) >= 0)
+      if (platform_parse (bad[i], &o, &a, &v, &e) >= 0)
         fail_msg ("accepted platform '%s'", bad[i]);
       assert_true (test_err_contains (e, "invalid platform"));
       kiln_error_free (e);
     }
   const char *hos, *harch, *hvar;
-  manifest_host_platform (&hos, &harch, &hvar);
+  platform_host (&hos, &harch, &hvar);
   assert_string_equal (hos, "linux");
   assert_string_not_equal (harch, "unknown");
 }
