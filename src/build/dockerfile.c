@@ -797,6 +797,156 @@ valid_stage_name (const char *s)
 static int
 parse_line (parser *p, const char *line, int lineno, bool in_onbuild, dockerfile_instr *in, kiln_error **err);
 
+/* FROM image [AS name] */
+static int
+parse_from_args (parser *p, dockerfile_instr *in, kiln_error **err)
+{
+  dockerfile *df = p->df;
+  in->args = split_ws (in->rest);
+  size_t n = strv_len (in->args);
+  if (n != 1 && !(n == 3 && strcasecmp (in->args[1], "as") == 0))
+    return dockerfile_error (df, in->line, err, "FROM requires either one or three arguments (FROM image [AS name])");
+  if (n == 3 && !valid_stage_name (in->args[2]))
+    return dockerfile_error (df, in->line, err,
+                             "invalid name for build stage: '%s', name can't start with a number or contain symbols",
+                             in->args[2]);
+  return 0;
+}
+
+/* ADD, COPY, VOLUME: a JSON array or words. */
+static int
+parse_path_args (parser *p, dockerfile_instr *in, kiln_error **err)
+{
+  dockerfile *df = p->df;
+  const char *kw = kind_names[in->kind];
+  const char *rest = in->rest;
+  json_result jr = parse_json_array (rest, &in->args);
+  if (jr == JSON_NOT_STRINGS)
+    return dockerfile_error (df, in->line, err, "%s: JSON arrays must contain only strings", kw);
+  if (jr == JSON_YES)
+    in->json = true;
+  else
+    {
+      if (looks_like_bad_json (rest))
+        return dockerfile_error (df, in->line, err,
+                                 "%s: bad JSON form (JSON arrays need double-quoted strings separated by commas)", kw);
+      in->args = split_ws (rest);
+    }
+  size_t n = strv_len (in->args);
+  if (in->kind == DF_VOLUME)
+    {
+      if (n == 0)
+        return dockerfile_error (df, in->line, err, "VOLUME requires at least one argument");
+      for (size_t i = 0; i < n; i++)
+        if (in->args[i][0] == '\0')
+          return dockerfile_error (df, in->line, err, "VOLUME specified can not be an empty string");
+    }
+  else if (n < 2)
+    return dockerfile_error (df, in->line, err,
+                             "%s requires at least two arguments, but only %zu provided (source and destination)", kw, n);
+  return 0;
+}
+
+/* RUN, CMD, ENTRYPOINT, SHELL: a JSON array or (not for SHELL) the rest of
+ * the line as one shell command. */
+static int
+parse_command_args (parser *p, dockerfile_instr *in, kiln_error **err)
+{
+  dockerfile *df = p->df;
+  const char *kw = kind_names[in->kind];
+  const char *rest = in->rest;
+  json_result jr = parse_json_array (rest, &in->args);
+  if (jr == JSON_NOT_STRINGS)
+    return dockerfile_error (df, in->line, err, "%s: JSON arrays must contain only strings", kw);
+  if (jr == JSON_YES)
+    {
+      in->json = true;
+      if (in->kind == DF_SHELL && in->args[0] == NULL)
+        return dockerfile_error (df, in->line, err, "SHELL requires at least one argument");
+      return 0;
+    }
+  if (in->kind == DF_SHELL)
+    return dockerfile_error (df, in->line, err, "SHELL requires the arguments to be in JSON form");
+  if (looks_like_bad_json (rest))
+    return dockerfile_error (df, in->line, err,
+                             "%s: bad JSON form (JSON arrays need double-quoted strings separated by commas)", kw);
+  if (*rest == '\0')
+    return dockerfile_error (df, in->line, err, "%s requires at least one argument", kw);
+  in->args = xcalloc (2, sizeof (char *));
+  in->args[0] = xstrdup (rest);
+  return 0;
+}
+
+/* HEALTHCHECK NONE | HEALTHCHECK CMD command */
+static int
+parse_healthcheck_args (parser *p, dockerfile_instr *in, kiln_error **err)
+{
+  dockerfile *df = p->df;
+  const char *s = skip_ws (in->rest);
+  const char *e = s;
+  while (*e && !ws (*e))
+    e++;
+  if (e == s)
+    return dockerfile_error (df, in->line, err, "HEALTHCHECK requires an argument (CMD or NONE)");
+  in->health_type = xstrndup (s, e - s);
+  for (char *c = in->health_type; *c; c++)
+    *c = (char) toupper ((unsigned char) *c);
+  const char *cmd = skip_ws (e);
+  if (strcmp (in->health_type, "NONE") == 0)
+    {
+      if (*cmd != '\0')
+        return dockerfile_error (df, in->line, err, "HEALTHCHECK NONE takes no arguments");
+      if (in->n_flags > 0)
+        return dockerfile_error (df, in->line, err, "HEALTHCHECK NONE takes no flags");
+      in->args = xcalloc (1, sizeof (char *));
+      return 0;
+    }
+  if (strcmp (in->health_type, "CMD") != 0)
+    return dockerfile_error (df, in->line, err, "unknown type '%s' in HEALTHCHECK (try CMD)", in->health_type);
+  json_result jr = parse_json_array (cmd, &in->args);
+  if (jr == JSON_NOT_STRINGS)
+    return dockerfile_error (df, in->line, err, "HEALTHCHECK: JSON arrays must contain only strings");
+  if (jr == JSON_YES)
+    {
+      in->json = true;
+      if (in->args[0] == NULL)
+        return dockerfile_error (df, in->line, err, "missing command after HEALTHCHECK CMD");
+      return 0;
+    }
+  if (looks_like_bad_json (cmd))
+    return dockerfile_error (df, in->line, err,
+                             "HEALTHCHECK: bad JSON form (JSON arrays need double-quoted strings separated by commas)");
+  if (*cmd == '\0')
+    return dockerfile_error (df, in->line, err, "missing command after HEALTHCHECK CMD");
+  in->args = xcalloc (2, sizeof (char *));
+  in->args[0] = trim_dup (cmd);
+  return 0;
+}
+
+/* ONBUILD instruction: the trigger is parsed now, into in->trigger. */
+static int
+parse_onbuild_args (parser *p, dockerfile_instr *in, bool in_onbuild, kiln_error **err)
+{
+  dockerfile *df = p->df;
+  if (in_onbuild)
+    return dockerfile_error (df, in->line, err, "chaining ONBUILD via 'ONBUILD ONBUILD' isn't allowed");
+  if (*in->rest == '\0')
+    return dockerfile_error (df, in->line, err, "ONBUILD requires at least one argument");
+  const char *s = skip_ws (in->rest);
+  const char *e = s;
+  while (*e && !ws (*e))
+    e++;
+  autofree char *trig = xstrndup (s, e - s);
+  if (strcasecmp (trig, "ONBUILD") == 0)
+    return dockerfile_error (df, in->line, err, "chaining ONBUILD via 'ONBUILD ONBUILD' isn't allowed");
+  if (strcasecmp (trig, "FROM") == 0 || strcasecmp (trig, "MAINTAINER") == 0)
+    return dockerfile_error (df, in->line, err, "%s isn't allowed as an ONBUILD trigger", trig);
+  in->args = xcalloc (2, sizeof (char *));
+  in->args[0] = xstrdup (in->rest);
+  in->trigger = xzalloc (sizeof *in->trigger);
+  return parse_line (p, in->rest, in->line, true, in->trigger, err);
+}
+
 /* Arguments per instruction (BuildKit's dispatch table plus the checks of
  * its instructions package). */
 static int
@@ -808,17 +958,7 @@ parse_args (parser *p, dockerfile_instr *in, bool in_onbuild, kiln_error **err)
   switch (in->kind)
     {
     case DF_FROM:
-      in->args = split_ws (rest);
-      {
-        size_t n = strv_len (in->args);
-        if (n != 1 && !(n == 3 && strcasecmp (in->args[1], "as") == 0))
-          return dockerfile_error (df, in->line, err, "FROM requires either one or three arguments (FROM image [AS name])");
-        if (n == 3 && !valid_stage_name (in->args[2]))
-          return dockerfile_error (df, in->line, err,
-                                   "invalid name for build stage: '%s', name can't start with a number or contain symbols",
-                                   in->args[2]);
-      }
-      return 0;
+      return parse_from_args (p, in, err);
     case DF_EXPOSE:
       in->args = split_ws (rest);
       if (in->args[0] == NULL)
@@ -827,59 +967,12 @@ parse_args (parser *p, dockerfile_instr *in, bool in_onbuild, kiln_error **err)
     case DF_ADD:
     case DF_COPY:
     case DF_VOLUME:
-      {
-        json_result jr = parse_json_array (rest, &in->args);
-        if (jr == JSON_NOT_STRINGS)
-          return dockerfile_error (df, in->line, err, "%s: JSON arrays must contain only strings", kw);
-        if (jr == JSON_YES)
-          in->json = true;
-        else
-          {
-            if (looks_like_bad_json (rest))
-              return dockerfile_error (df, in->line, err,
-                                       "%s: bad JSON form (JSON arrays need double-quoted strings separated by commas)", kw);
-            in->args = split_ws (rest);
-          }
-        size_t n = strv_len (in->args);
-        if (in->kind == DF_VOLUME)
-          {
-            if (n == 0)
-              return dockerfile_error (df, in->line, err, "VOLUME requires at least one argument");
-            for (size_t i = 0; i < n; i++)
-              if (in->args[i][0] == '\0')
-                return dockerfile_error (df, in->line, err, "VOLUME specified can not be an empty string");
-          }
-        else if (n < 2)
-          return dockerfile_error (df, in->line, err,
-                                   "%s requires at least two arguments, but only %zu provided (source and destination)", kw, n);
-        return 0;
-      }
+      return parse_path_args (p, in, err);
     case DF_RUN:
     case DF_CMD:
     case DF_ENTRYPOINT:
     case DF_SHELL:
-      {
-        json_result jr = parse_json_array (rest, &in->args);
-        if (jr == JSON_NOT_STRINGS)
-          return dockerfile_error (df, in->line, err, "%s: JSON arrays must contain only strings", kw);
-        if (jr == JSON_YES)
-          {
-            in->json = true;
-            if (in->kind == DF_SHELL && in->args[0] == NULL)
-              return dockerfile_error (df, in->line, err, "SHELL requires at least one argument");
-            return 0;
-          }
-        if (in->kind == DF_SHELL)
-          return dockerfile_error (df, in->line, err, "SHELL requires the arguments to be in JSON form");
-        if (looks_like_bad_json (rest))
-          return dockerfile_error (df, in->line, err,
-                                   "%s: bad JSON form (JSON arrays need double-quoted strings separated by commas)", kw);
-        if (*rest == '\0')
-          return dockerfile_error (df, in->line, err, "%s requires at least one argument", kw);
-        in->args = xcalloc (2, sizeof (char *));
-        in->args[0] = xstrdup (rest);
-        return 0;
-      }
+      return parse_command_args (p, in, err);
     case DF_USER:
     case DF_WORKDIR:
     case DF_STOPSIGNAL:
@@ -894,67 +987,9 @@ parse_args (parser *p, dockerfile_instr *in, bool in_onbuild, kiln_error **err)
     case DF_ARG:
       return parse_kvs (p, in, err);
     case DF_HEALTHCHECK:
-      {
-        const char *s = skip_ws (rest);
-        const char *e = s;
-        while (*e && !ws (*e))
-          e++;
-        if (e == s)
-          return dockerfile_error (df, in->line, err, "HEALTHCHECK requires an argument (CMD or NONE)");
-        in->health_type = xstrndup (s, e - s);
-        for (char *c = in->health_type; *c; c++)
-          *c = (char) toupper ((unsigned char) *c);
-        const char *cmd = skip_ws (e);
-        if (strcmp (in->health_type, "NONE") == 0)
-          {
-            if (*cmd != '\0')
-              return dockerfile_error (df, in->line, err, "HEALTHCHECK NONE takes no arguments");
-            if (in->n_flags > 0)
-              return dockerfile_error (df, in->line, err, "HEALTHCHECK NONE takes no flags");
-            in->args = xcalloc (1, sizeof (char *));
-            return 0;
-          }
-        if (strcmp (in->health_type, "CMD") != 0)
-          return dockerfile_error (df, in->line, err, "unknown type '%s' in HEALTHCHECK (try CMD)", in->health_type);
-        json_result jr = parse_json_array (cmd, &in->args);
-        if (jr == JSON_NOT_STRINGS)
-          return dockerfile_error (df, in->line, err, "HEALTHCHECK: JSON arrays must contain only strings");
-        if (jr == JSON_YES)
-          {
-            in->json = true;
-            if (in->args[0] == NULL)
-              return dockerfile_error (df, in->line, err, "missing command after HEALTHCHECK CMD");
-            return 0;
-          }
-        if (looks_like_bad_json (cmd))
-          return dockerfile_error (df, in->line, err,
-                                   "HEALTHCHECK: bad JSON form (JSON arrays need double-quoted strings separated by commas)");
-        if (*cmd == '\0')
-          return dockerfile_error (df, in->line, err, "missing command after HEALTHCHECK CMD");
-        in->args = xcalloc (2, sizeof (char *));
-        in->args[0] = trim_dup (cmd);
-        return 0;
-      }
+      return parse_healthcheck_args (p, in, err);
     case DF_ONBUILD:
-      {
-        if (in_onbuild)
-          return dockerfile_error (df, in->line, err, "chaining ONBUILD via 'ONBUILD ONBUILD' isn't allowed");
-        if (*rest == '\0')
-          return dockerfile_error (df, in->line, err, "ONBUILD requires at least one argument");
-        const char *s = skip_ws (in->rest);
-        const char *e = s;
-        while (*e && !ws (*e))
-          e++;
-        autofree char *trig = xstrndup (s, e - s);
-        if (strcasecmp (trig, "ONBUILD") == 0)
-          return dockerfile_error (df, in->line, err, "chaining ONBUILD via 'ONBUILD ONBUILD' isn't allowed");
-        if (strcasecmp (trig, "FROM") == 0 || strcasecmp (trig, "MAINTAINER") == 0)
-          return dockerfile_error (df, in->line, err, "%s isn't allowed as an ONBUILD trigger", trig);
-        in->args = xcalloc (2, sizeof (char *));
-        in->args[0] = xstrdup (in->rest);
-        in->trigger = xzalloc (sizeof *in->trigger);
-        return parse_line (p, in->rest, in->line, true, in->trigger, err);
-      }
+      return parse_onbuild_args (p, in, in_onbuild, err);
     case DF_KIND_COUNT:
       break;
     }

@@ -491,29 +491,139 @@ replace (const char *pat, size_t plen, const char *v, const char *repl, bool all
   return 0;
 }
 
+/* $name, after the '$': the value, or the text as written when it is
+ * unknown; a '$' not followed by a name stays a '$'. */
+static int
+process_plain_dollar (lexer *lx, strbuf *out)
+{
+  size_t n;
+  const char *name = process_name (lx, &n);
+  if (n == 0)
+    {
+      strbuf_addch (out, '$');
+      return 0;
+    }
+  const char *value;
+  if (lookup (lx, name, n, &value) == EXPAND_UNKNOWN)
+    {
+      strbuf_addch (out, '$');
+      strbuf_add (out, name, n);
+      return 0;
+    }
+  strbuf_adds (out, value);
+  return 0;
+}
+
+/* Read a modifier's word up to STOP; running out of input is reported as
+ * MISSING. */
+static int
+process_modifier_word (lexer *lx, int stop, bool raw_escapes, strbuf *word, const char *missing, kiln_error **err)
+{
+  if (process_stop_on (lx, stop, raw_escapes, word, NULL, err) < 0)
+    {
+      if (peek (lx) == LEX_EOF)
+        {
+          kiln_error_clear (err);
+          return kiln_error_make (err, 0, "%s", missing);
+        }
+      return -1;
+    }
+  return 0;
+}
+
+/* Apply modifier C of ${NAME<chs>WORD} to the VALUE of a known variable (SET
+ * false: unset); NULL_IS_UNSET for the ':' forms. */
+static int
+apply_modifier (int c, bool null_is_unset, const char *name, size_t n, bool set, const char *value,
+                const strbuf *word, const char *chs, strbuf *out, kiln_error **err)
+{
+  switch (c)
+    {
+    case '-':
+      strbuf_adds (out, (!set || (null_is_unset && *value == '\0')) ? word->buf : value);
+      return 0;
+    case '+':
+      if (!(!set || (null_is_unset && *value == '\0')))
+        strbuf_adds (out, word->buf);
+      return 0;
+    case '?':
+      if (!set)
+        return kiln_error_make (err, 0, "%.*s: %s", (int) n, name,
+                                word->len ? word->buf : "is not allowed to be unset");
+      if (null_is_unset && *value == '\0')
+        return kiln_error_make (err, 0, "%.*s: %s", (int) n, name,
+                                word->len ? word->buf : "is not allowed to be empty");
+      strbuf_adds (out, value);
+      return 0;
+    case '#':
+    case '%':
+      {
+        bool greedy = word->len > 0 && word->buf[0] == c;
+        const char *p = word->buf + (greedy ? 1 : 0);
+        size_t pl = word->len - (greedy ? 1 : 0);
+        if (c == '%')
+          return trim_suffix (p, pl, value, greedy, out, err);
+        return trim_prefix (p, pl, value, greedy, out, err);
+      }
+    default:
+      return kiln_error_make (err, 0, "unsupported modifier (%s) in substitution", chs);
+    }
+}
+
+/* ${NAME:-w} ${NAME-w} ${NAME:+w} ${NAME+w} ${NAME:?w} ${NAME?w} ${NAME#p}
+ * ${NAME##p} ${NAME%p} ${NAME%%p}, after the modifier character C (already
+ * in CHS). */
+static int
+process_modifier (lexer *lx, const char *name, size_t n, int c, strbuf *chs, strbuf *out, kiln_error **err)
+{
+  bool null_is_unset = false;
+  if (c == ':')
+    {
+      null_is_unset = true;
+      c = next (lx);
+      if (c != LEX_EOF)
+        strbuf_addch (chs, c);
+    }
+  autostrbuf strbuf word = STRBUF_INIT;
+  if (process_modifier_word (lx, '}', c == '#' || c == '%', &word, "syntax error: missing '}'", err) < 0)
+    return -1;
+  const char *value;
+  expand_lookup_result r = lookup (lx, name, n, &value);
+  if (r == EXPAND_UNKNOWN)
+    {
+      strbuf_addf (out, "${%.*s%s%s}", (int) n, name, chs->buf, word.buf);
+      return 0;
+    }
+  return apply_modifier (c, null_is_unset, name, n, r == EXPAND_SET, value, &word, chs->buf, out, err);
+}
+
+/* ${NAME/pat/repl} ${NAME//pat/repl}, after the first '/'. */
+static int
+process_replace (lexer *lx, const char *name, size_t n, strbuf *out, kiln_error **err)
+{
+  bool all = peek (lx) == '/';
+  if (all)
+    next (lx);
+  autostrbuf strbuf pat = STRBUF_INIT;
+  autostrbuf strbuf repl = STRBUF_INIT;
+  if (process_modifier_word (lx, '/', true, &pat, "syntax error: missing '/' in ${}", err) < 0
+      || process_modifier_word (lx, '}', true, &repl, "syntax error: missing '}'", err) < 0)
+    return -1;
+  const char *value;
+  if (lookup (lx, name, n, &value) == EXPAND_UNKNOWN)
+    {
+      strbuf_addf (out, "${%.*s/%s/%s}", (int) n, name, pat.buf, repl.buf);
+      return 0;
+    }
+  return replace (pat.buf, pat.len, value, repl.buf, all, out, err);
+}
+
 static int
 process_dollar (lexer *lx, strbuf *out, kiln_error **err)
 {
   next (lx); /* '$' */
   if (peek (lx) != '{')
-    {
-      size_t n;
-      const char *name = process_name (lx, &n);
-      if (n == 0)
-        {
-          strbuf_addch (out, '$');
-          return 0;
-        }
-      const char *value;
-      if (lookup (lx, name, n, &value) == EXPAND_UNKNOWN)
-        {
-          strbuf_addch (out, '$');
-          strbuf_add (out, name, n);
-          return 0;
-        }
-      strbuf_adds (out, value);
-      return 0;
-    }
+    return process_plain_dollar (lx, out);
   next (lx); /* '{' */
   int c = peek (lx);
   if (c == LEX_EOF)
@@ -526,116 +636,27 @@ process_dollar (lexer *lx, strbuf *out, kiln_error **err)
   if (c == LEX_EOF)
     return kiln_error_make (err, 0, "syntax error: missing '}'");
   autostrbuf strbuf chs = STRBUF_INIT;
-  if (c != LEX_EOF)
-    strbuf_addch (&chs, c);
-  bool null_is_unset = false;
-  const char *value;
-  expand_lookup_result r;
+  strbuf_addch (&chs, c);
   switch (c)
     {
     case '}':
-      r = lookup (lx, name, n, &value);
-      if (r == EXPAND_UNKNOWN)
-        strbuf_addf (out, "${%.*s}", (int) n, name);
-      else
-        strbuf_adds (out, value);
-      return 0;
+      {
+        const char *value;
+        if (lookup (lx, name, n, &value) == EXPAND_UNKNOWN)
+          strbuf_addf (out, "${%.*s}", (int) n, name);
+        else
+          strbuf_adds (out, value);
+        return 0;
+      }
     case ':':
     case '+':
     case '-':
     case '?':
     case '#':
     case '%':
-      {
-        if (c == ':')
-          {
-            null_is_unset = true;
-            c = next (lx);
-            if (c != LEX_EOF)
-              strbuf_addch (&chs, c);
-          }
-        autostrbuf strbuf word = STRBUF_INIT;
-        if (process_stop_on (lx, '}', c == '#' || c == '%', &word, NULL, err) < 0)
-          {
-            if (peek (lx) == LEX_EOF)
-              {
-                kiln_error_clear (err);
-                return kiln_error_make (err, 0, "syntax error: missing '}'");
-              }
-            return -1;
-          }
-        r = lookup (lx, name, n, &value);
-        bool set = r == EXPAND_SET;
-        if (r == EXPAND_UNKNOWN)
-          {
-            strbuf_addf (out, "${%.*s%s%s}", (int) n, name, chs.buf, word.buf);
-            return 0;
-          }
-        switch (c)
-          {
-          case '-':
-            strbuf_adds (out, (!set || (null_is_unset && *value == '\0')) ? word.buf : value);
-            return 0;
-          case '+':
-            if (!(!set || (null_is_unset && *value == '\0')))
-              strbuf_adds (out, word.buf);
-            return 0;
-          case '?':
-            if (!set)
-              return kiln_error_make (err, 0, "%.*s: %s", (int) n, name,
-                                      word.len ? word.buf : "is not allowed to be unset");
-            if (null_is_unset && *value == '\0')
-              return kiln_error_make (err, 0, "%.*s: %s", (int) n, name,
-                                      word.len ? word.buf : "is not allowed to be empty");
-            strbuf_adds (out, value);
-            return 0;
-          case '#':
-          case '%':
-            {
-              bool greedy = word.len > 0 && word.buf[0] == c;
-              const char *p = word.buf + (greedy ? 1 : 0);
-              size_t pl = word.len - (greedy ? 1 : 0);
-              if (c == '%')
-                return trim_suffix (p, pl, value, greedy, out, err);
-              return trim_prefix (p, pl, value, greedy, out, err);
-            }
-          default:
-            return kiln_error_make (err, 0, "unsupported modifier (%s) in substitution", chs.buf);
-          }
-      }
+      return process_modifier (lx, name, n, c, &chs, out, err);
     case '/':
-      {
-        bool all = peek (lx) == '/';
-        if (all)
-          next (lx);
-        autostrbuf strbuf pat = STRBUF_INIT;
-        autostrbuf strbuf repl = STRBUF_INIT;
-        if (process_stop_on (lx, '/', true, &pat, NULL, err) < 0)
-          {
-            if (peek (lx) == LEX_EOF)
-              {
-                kiln_error_clear (err);
-                return kiln_error_make (err, 0, "syntax error: missing '/' in ${}");
-              }
-            return -1;
-          }
-        if (process_stop_on (lx, '}', true, &repl, NULL, err) < 0)
-          {
-            if (peek (lx) == LEX_EOF)
-              {
-                kiln_error_clear (err);
-                return kiln_error_make (err, 0, "syntax error: missing '}'");
-              }
-            return -1;
-          }
-        r = lookup (lx, name, n, &value);
-        if (r == EXPAND_UNKNOWN)
-          {
-            strbuf_addf (out, "${%.*s/%s/%s}", (int) n, name, pat.buf, repl.buf);
-            return 0;
-          }
-        return replace (pat.buf, pat.len, value, repl.buf, all, out, err);
-      }
+      return process_replace (lx, name, n, out, err);
     default:
       return kiln_error_make (err, 0, "unsupported modifier (%s) in substitution", chs.buf);
     }

@@ -660,6 +660,238 @@ mark_needed (builder *b, kiln_error **err)
   return 0;
 }
 
+/* ADD, COPY, VOLUME, USER, WORKDIR, STOPSIGNAL: expand each word; a heredoc
+ * source "<<NAME" is kept as written. */
+static int
+step_words (builder *b, scope *s, const dockerfile_instr *in, plan_step *st, kiln_error **err)
+{
+  st->args = xcalloc (1, sizeof (char *));
+  size_t next_heredoc = 0;
+  for (size_t i = 0; in->args[i]; i++)
+    {
+      /* Heredoc sources appear in the same order as the heredocs. */
+      const char *heredoc_src = NULL;
+      if (strncmp (in->args[i], "<<", 2) == 0 && next_heredoc < in->n_heredocs && in->args[i + 1] != NULL)
+        heredoc_src = in->heredocs[next_heredoc++].name;
+      autofree char *e = NULL;
+      if (heredoc_src && in->args[i + 1] != NULL)
+        e = xasprintf ("<<%s", heredoc_src);
+      else if (sexpand (b, s, in->args[i], &e, err) < 0)
+        return step_error (b, in, err);
+      strv_push (&st->args, e);
+    }
+  if ((in->kind == DF_USER || in->kind == DF_WORKDIR) && st->args[0][0] == '\0')
+    return dockerfile_error (b->p->df, in->line, err, "%s: value is empty after variable expansion", in->keyword);
+  return 0;
+}
+
+/* EXPOSE: split each argument into words after expansion and normalise the
+ * ports. */
+static int
+step_expose (builder *b, scope *s, const dockerfile_instr *in, plan_step *st, kiln_error **err)
+{
+  st->args = xcalloc (1, sizeof (char *));
+  for (size_t i = 0; in->args[i]; i++)
+    {
+      autostrv char **w = NULL;
+      expand_opts o = { .escape = b->p->df->escape, .lookup = scope_lookup, .ctx = s };
+      if (expand_words (&o, in->args[i], &w, err) < 0)
+        return step_error (b, in, err);
+      for (size_t k = 0; w[k]; k++)
+        {
+          char *np = NULL;
+          if (strchr (w[k], '$'))
+            np = xstrdup (w[k]); /* unresolved variable: kept as is */
+          else if (normalize_expose (w[k], &np) < 0)
+            return dockerfile_error (b->p->df, in->line, err, "EXPOSE: invalid port '%s'", w[k]);
+          strv_push (&st->args, np);
+          free (np);
+        }
+    }
+  return 0;
+}
+
+/* ENV, LABEL: expand the pairs; ENV then updates the scope. */
+static int
+step_pairs (builder *b, scope *s, const dockerfile_instr *in, plan_step *st, kiln_error **err)
+{
+  /* All pairs see the state before the instruction. */
+  st->kvs = xcalloc (in->n_kvs, sizeof *st->kvs);
+  for (size_t i = 0; i < in->n_kvs; i++)
+    {
+      if (sexpand (b, s, in->kvs[i].key, &st->kvs[i].key, err) < 0
+          || sexpand (b, s, in->kvs[i].value, &st->kvs[i].value, err) < 0)
+        {
+          st->n_kvs = i + 1;
+          return step_error (b, in, err);
+        }
+      st->n_kvs = i + 1;
+      if (st->kvs[i].key[0] == '\0')
+        return dockerfile_error (b->p->df, in->line, err, "%s names can not be blank", in->keyword);
+    }
+  if (in->kind == DF_ENV)
+    for (size_t i = 0; i < st->n_kvs; i++)
+      expand_vars_set (&s->env, st->kvs[i].key, st->kvs[i].value);
+  return 0;
+}
+
+/* ARG: expand every name and default first, then resolve them in order. */
+static int
+step_arg (builder *b, scope *s, const dockerfile_instr *in, plan_step *st, kiln_error **err)
+{
+  st->kvs = xcalloc (in->n_kvs, sizeof *st->kvs);
+  autofree char **defs = xcalloc (in->n_kvs + 1, sizeof (char *));
+  autofree char **keys = xcalloc (in->n_kvs + 1, sizeof (char *));
+  int rc = 0;
+  for (size_t i = 0; i < in->n_kvs && rc == 0; i++)
+    {
+      if (sexpand (b, s, in->kvs[i].key, &keys[i], err) < 0
+          || (in->kvs[i].value && sexpand (b, s, in->kvs[i].value, &defs[i], err) < 0))
+        rc = -1;
+    }
+  for (size_t i = 0; i < in->n_kvs && rc == 0; i++)
+    {
+      resolve_arg (b, s, keys[i], defs[i], true, &st->kvs[i]);
+      st->n_kvs = i + 1;
+    }
+  for (size_t i = 0; i < in->n_kvs; i++)
+    {
+      free (defs[i]);
+      free (keys[i]);
+    }
+  if (rc < 0)
+    return step_error (b, in, err);
+  return 0;
+}
+
+/* HEALTHCHECK --retries is a count, the other flags are durations. */
+static int
+check_healthcheck_flags (builder *b, const dockerfile_instr *in, const plan_step *st, kiln_error **err)
+{
+  for (size_t i = 0; i < st->n_flags; i++)
+    {
+      const char *v = st->flags[i].value;
+      if (strcmp (st->flags[i].key, "retries") == 0)
+        {
+          if (*v == '\0' || strspn (v, "0123456789") != strlen (v) || strlen (v) > 9)
+            return dockerfile_error (b->p->df, in->line, err,
+                                     "HEALTHCHECK: --retries must be a non-negative integer, not '%s'", v);
+        }
+      else if (!valid_duration (v))
+        return dockerfile_error (b->p->df, in->line, err, "HEALTHCHECK: --%s: invalid duration '%s'",
+                                 st->flags[i].key, v);
+    }
+  return 0;
+}
+
+/* The build-time environment of a RUN: the ARGs in scope that ENV does not
+ * shadow, then the proxy build-args no ARG declared. */
+static void
+run_build_env (builder *b, scope *s, plan_step *st)
+{
+  st->build_env = xcalloc (1, sizeof (char *));
+  for (size_t i = 0; i < s->args.n; i++)
+    if (s->args.values[i] && expand_vars_find (&s->env, s->args.keys[i], strlen (s->args.keys[i])) < 0)
+      {
+        autofree char *kv = xasprintf ("%s=%s", s->args.keys[i], s->args.values[i]);
+        strv_push (&st->build_env, kv);
+      }
+  for (size_t i = 0; i < b->build_args.n; i++)
+    if (is_proxy_arg (b->build_args.keys[i]) && b->build_args.values[i]
+        && expand_vars_find (&s->args, b->build_args.keys[i], strlen (b->build_args.keys[i])) < 0)
+      {
+        autofree char *kv = xasprintf ("%s=%s", b->build_args.keys[i], b->build_args.values[i]);
+        strv_push (&st->build_env, kv);
+      }
+}
+
+/* RUN --network, --security and --mount. */
+static int
+check_run_flags (builder *b, const dockerfile_instr *in, plan_step *st, kiln_error **err)
+{
+  const char *net = plan_step_flag (st, "network");
+  if (net && strcmp (net, "default") != 0 && strcmp (net, "none") != 0 && strcmp (net, "host") != 0)
+    return dockerfile_error (b->p->df, in->line, err, "RUN --network: unsupported value '%s' (default, none, host)", net);
+  const char *sec = plan_step_flag (st, "security");
+  if (sec && strcmp (sec, "sandbox") != 0 && strcmp (sec, "insecure") != 0)
+    return dockerfile_error (b->p->df, in->line, err, "RUN --security: unsupported value '%s' (sandbox, insecure)", sec);
+  for (size_t i = 0; i < st->n_flags; i++)
+    if (strcmp (st->flags[i].key, "mount") == 0 && parse_mount (b, in, st, st->flags[i].value, err) < 0)
+      return -1;
+  return 0;
+}
+
+/* RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK, MAINTAINER, ONBUILD: the
+ * arguments are kept unexpanded (the shell does that at run time). */
+static int
+step_verbatim (builder *b, scope *s, plan_stage *stg, const dockerfile_instr *in, plan_step *st, kiln_error **err)
+{
+  st->args = strv_dup (in->args);
+  if (in->kind == DF_SHELL)
+    {
+      strv_free (s->shell);
+      s->shell = strv_dup (in->args);
+    }
+  if (in->kind == DF_RUN || in->kind == DF_CMD || in->kind == DF_ENTRYPOINT
+      || (in->kind == DF_HEALTHCHECK && in->args[0]))
+    st->argv = in->json ? strv_dup (in->args) : run_argv (s, in);
+  if (in->kind == DF_ONBUILD)
+    strv_push (&stg->onbuild, in->args[0]);
+  if (in->kind == DF_HEALTHCHECK && check_healthcheck_flags (b, in, st, err) < 0)
+    return -1;
+  if (in->kind == DF_RUN)
+    {
+      run_build_env (b, s, st);
+      return check_run_flags (b, in, st, err);
+    }
+  return 0;
+}
+
+/* COPY/ADD --chmod, --checksum and --chown, when no variable is left in them. */
+static int
+check_copy_flags (builder *b, const dockerfile_instr *in, const plan_step *st, kiln_error **err)
+{
+  const char *cm = plan_step_flag (st, "chmod");
+  if (cm && !strchr (cm, '$') && !valid_chmod (cm))
+    return dockerfile_error (b->p->df, in->line, err, "%s --chmod: invalid mode '%s' (octal like 0755 or symbolic like u+x)",
+                             in->keyword, cm);
+  const char *ck = plan_step_flag (st, "checksum");
+  if (ck && !strchr (ck, '$') && strncmp (ck, "sha256:", 7) != 0 && strncmp (ck, "sha384:", 7) != 0
+      && strncmp (ck, "sha512:", 7) != 0)
+    return dockerfile_error (b->p->df, in->line, err, "ADD --checksum: unsupported digest '%s'", ck);
+  const char *ch = plan_step_flag (st, "chown");
+  if (ch && *ch == '\0')
+    return dockerfile_error (b->p->df, in->line, err, "%s --chown: empty value", in->keyword);
+  return 0;
+}
+
+/* Heredoc bodies: expanded now unless quoted or fed to RUN (whose shell
+ * expands them). */
+static int
+step_heredocs (builder *b, scope *s, const dockerfile_instr *in, plan_step *st, kiln_error **err)
+{
+  st->heredocs = xcalloc (in->n_heredocs, sizeof *st->heredocs);
+  for (size_t h = 0; h < in->n_heredocs; h++)
+    {
+      const dockerfile_heredoc *hd = &in->heredocs[h];
+      plan_heredoc *ph = &st->heredocs[h];
+      st->n_heredocs = h + 1;
+      ph->name = xstrdup (hd->name);
+      ph->expand = hd->expand;
+      ph->chomp = hd->chomp;
+      if (hd->expand && in->kind != DF_RUN)
+        {
+          /* Quotes in the body are content, not syntax. */
+          expand_opts o = { .escape = b->p->df->escape, .lookup = scope_lookup, .ctx = s, .raw_quotes = true };
+          if (expand_word (&o, hd->body, &ph->body, err) < 0)
+            return step_error (b, in, err);
+        }
+      else
+        ph->body = xstrdup (hd->body);
+    }
+  return 0;
+}
+
 static int
 build_step (builder *b, scope *s, plan_stage *stg, const dockerfile_instr *in, plan_step *st, kiln_error **err)
 {
@@ -671,6 +903,7 @@ build_step (builder *b, scope *s, plan_stage *stg, const dockerfile_instr *in, p
   s->unresolved = NULL;
   if (expand_flags (b, s, in, st, err) < 0)
     return step_error (b, in, err);
+  int r = 0;
   switch (in->kind)
     {
     case DF_ADD:
@@ -679,92 +912,18 @@ build_step (builder *b, scope *s, plan_stage *stg, const dockerfile_instr *in, p
     case DF_USER:
     case DF_WORKDIR:
     case DF_STOPSIGNAL:
-      st->args = xcalloc (1, sizeof (char *));
-      size_t next_heredoc = 0;
-      for (size_t i = 0; in->args[i]; i++)
-        {
-          /* Heredoc sources appear in the same order as the heredocs. */
-          const char *heredoc_src = NULL;
-          if (strncmp (in->args[i], "<<", 2) == 0 && next_heredoc < in->n_heredocs && in->args[i + 1] != NULL)
-            heredoc_src = in->heredocs[next_heredoc++].name;
-          autofree char *e = NULL;
-          if (heredoc_src && in->args[i + 1] != NULL)
-            e = xasprintf ("<<%s", heredoc_src);
-          else if (sexpand (b, s, in->args[i], &e, err) < 0)
-            return step_error (b, in, err);
-          strv_push (&st->args, e);
-        }
-      if ((in->kind == DF_USER || in->kind == DF_WORKDIR) && st->args[0][0] == '\0')
-        return dockerfile_error (b->p->df, in->line, err, "%s: value is empty after variable expansion", in->keyword);
+      r = step_words (b, s, in, st, err);
       break;
     case DF_EXPOSE:
-      st->args = xcalloc (1, sizeof (char *));
-      for (size_t i = 0; in->args[i]; i++)
-        {
-          autostrv char **w = NULL;
-          expand_opts o = { .escape = b->p->df->escape, .lookup = scope_lookup, .ctx = s };
-          if (expand_words (&o, in->args[i], &w, err) < 0)
-            return step_error (b, in, err);
-          for (size_t k = 0; w[k]; k++)
-            {
-              char *np = NULL;
-              if (strchr (w[k], '$'))
-                np = xstrdup (w[k]); /* unresolved variable: kept as is */
-              else if (normalize_expose (w[k], &np) < 0)
-                return dockerfile_error (b->p->df, in->line, err, "EXPOSE: invalid port '%s'", w[k]);
-              strv_push (&st->args, np);
-              free (np);
-            }
-        }
+      r = step_expose (b, s, in, st, err);
       break;
     case DF_ENV:
     case DF_LABEL:
-      {
-        /* All pairs see the state before the instruction. */
-        st->kvs = xcalloc (in->n_kvs, sizeof *st->kvs);
-        for (size_t i = 0; i < in->n_kvs; i++)
-          {
-            if (sexpand (b, s, in->kvs[i].key, &st->kvs[i].key, err) < 0
-                || sexpand (b, s, in->kvs[i].value, &st->kvs[i].value, err) < 0)
-              {
-                st->n_kvs = i + 1;
-                return step_error (b, in, err);
-              }
-            st->n_kvs = i + 1;
-            if (st->kvs[i].key[0] == '\0')
-              return dockerfile_error (b->p->df, in->line, err, "%s names can not be blank", in->keyword);
-          }
-        if (in->kind == DF_ENV)
-          for (size_t i = 0; i < st->n_kvs; i++)
-            expand_vars_set (&s->env, st->kvs[i].key, st->kvs[i].value);
-        break;
-      }
+      r = step_pairs (b, s, in, st, err);
+      break;
     case DF_ARG:
-      {
-        st->kvs = xcalloc (in->n_kvs, sizeof *st->kvs);
-        autofree char **defs = xcalloc (in->n_kvs + 1, sizeof (char *));
-        autofree char **keys = xcalloc (in->n_kvs + 1, sizeof (char *));
-        int rc = 0;
-        for (size_t i = 0; i < in->n_kvs && rc == 0; i++)
-          {
-            if (sexpand (b, s, in->kvs[i].key, &keys[i], err) < 0
-                || (in->kvs[i].value && sexpand (b, s, in->kvs[i].value, &defs[i], err) < 0))
-              rc = -1;
-          }
-        for (size_t i = 0; i < in->n_kvs && rc == 0; i++)
-          {
-            resolve_arg (b, s, keys[i], defs[i], true, &st->kvs[i]);
-            st->n_kvs = i + 1;
-          }
-        for (size_t i = 0; i < in->n_kvs; i++)
-          {
-            free (defs[i]);
-            free (keys[i]);
-          }
-        if (rc < 0)
-          return step_error (b, in, err);
-        break;
-      }
+      r = step_arg (b, s, in, st, err);
+      break;
     case DF_RUN:
     case DF_CMD:
     case DF_ENTRYPOINT:
@@ -772,97 +931,18 @@ build_step (builder *b, scope *s, plan_stage *stg, const dockerfile_instr *in, p
     case DF_HEALTHCHECK:
     case DF_MAINTAINER:
     case DF_ONBUILD:
-      st->args = strv_dup (in->args);
-      if (in->kind == DF_SHELL)
-        {
-          strv_free (s->shell);
-          s->shell = strv_dup (in->args);
-        }
-      if (in->kind == DF_RUN || in->kind == DF_CMD || in->kind == DF_ENTRYPOINT
-          || (in->kind == DF_HEALTHCHECK && in->args[0]))
-        st->argv = in->json ? strv_dup (in->args) : run_argv (s, in);
-      if (in->kind == DF_ONBUILD)
-        strv_push (&stg->onbuild, in->args[0]);
-      if (in->kind == DF_HEALTHCHECK)
-        for (size_t i = 0; i < st->n_flags; i++)
-          {
-            const char *v = st->flags[i].value;
-            if (strcmp (st->flags[i].key, "retries") == 0)
-              {
-                if (*v == '\0' || strspn (v, "0123456789") != strlen (v) || strlen (v) > 9)
-                  return dockerfile_error (b->p->df, in->line, err, "HEALTHCHECK: --retries must be a non-negative integer, not '%s'", v);
-              }
-            else if (!valid_duration (v))
-              return dockerfile_error (b->p->df, in->line, err, "HEALTHCHECK: --%s: invalid duration '%s'",
-                                       st->flags[i].key, v);
-          }
-      if (in->kind == DF_RUN)
-        {
-          st->build_env = xcalloc (1, sizeof (char *));
-          for (size_t i = 0; i < s->args.n; i++)
-            if (s->args.values[i] && expand_vars_find (&s->env, s->args.keys[i], strlen (s->args.keys[i])) < 0)
-              {
-                autofree char *kv = xasprintf ("%s=%s", s->args.keys[i], s->args.values[i]);
-                strv_push (&st->build_env, kv);
-              }
-          for (size_t i = 0; i < b->build_args.n; i++)
-            if (is_proxy_arg (b->build_args.keys[i]) && b->build_args.values[i]
-                && expand_vars_find (&s->args, b->build_args.keys[i], strlen (b->build_args.keys[i])) < 0)
-              {
-                autofree char *kv = xasprintf ("%s=%s", b->build_args.keys[i], b->build_args.values[i]);
-                strv_push (&st->build_env, kv);
-              }
-          const char *net = plan_step_flag (st, "network");
-          if (net && strcmp (net, "default") != 0 && strcmp (net, "none") != 0 && strcmp (net, "host") != 0)
-            return dockerfile_error (b->p->df, in->line, err, "RUN --network: unsupported value '%s' (default, none, host)", net);
-          const char *sec = plan_step_flag (st, "security");
-          if (sec && strcmp (sec, "sandbox") != 0 && strcmp (sec, "insecure") != 0)
-            return dockerfile_error (b->p->df, in->line, err, "RUN --security: unsupported value '%s' (sandbox, insecure)", sec);
-          for (size_t i = 0; i < st->n_flags; i++)
-            if (strcmp (st->flags[i].key, "mount") == 0 && parse_mount (b, in, st, st->flags[i].value, err) < 0)
-              return -1;
-        }
+      r = step_verbatim (b, s, stg, in, st, err);
       break;
     case DF_FROM:
     case DF_KIND_COUNT:
       return dockerfile_error (b->p->df, in->line, err, "internal: unexpected instruction");
     }
-  if (in->kind == DF_COPY || in->kind == DF_ADD)
-    {
-      const char *cm = plan_step_flag (st, "chmod");
-      if (cm && !strchr (cm, '$') && !valid_chmod (cm))
-        return dockerfile_error (b->p->df, in->line, err, "%s --chmod: invalid mode '%s' (octal like 0755 or symbolic like u+x)",
-                                 in->keyword, cm);
-      const char *ck = plan_step_flag (st, "checksum");
-      if (ck && !strchr (ck, '$') && strncmp (ck, "sha256:", 7) != 0 && strncmp (ck, "sha384:", 7) != 0
-          && strncmp (ck, "sha512:", 7) != 0)
-        return dockerfile_error (b->p->df, in->line, err, "ADD --checksum: unsupported digest '%s'", ck);
-      const char *ch = plan_step_flag (st, "chown");
-      if (ch && *ch == '\0')
-        return dockerfile_error (b->p->df, in->line, err, "%s --chown: empty value", in->keyword);
-    }
-  if (in->n_heredocs)
-    {
-      st->heredocs = xcalloc (in->n_heredocs, sizeof *st->heredocs);
-      for (size_t h = 0; h < in->n_heredocs; h++)
-        {
-          const dockerfile_heredoc *hd = &in->heredocs[h];
-          plan_heredoc *ph = &st->heredocs[h];
-          st->n_heredocs = h + 1;
-          ph->name = xstrdup (hd->name);
-          ph->expand = hd->expand;
-          ph->chomp = hd->chomp;
-          if (hd->expand && in->kind != DF_RUN)
-            {
-              /* Quotes in the body are content, not syntax. */
-              expand_opts o = { .escape = b->p->df->escape, .lookup = scope_lookup, .ctx = s, .raw_quotes = true };
-              if (expand_word (&o, hd->body, &ph->body, err) < 0)
-                return step_error (b, in, err);
-            }
-          else
-            ph->body = xstrdup (hd->body);
-        }
-    }
+  if (r < 0)
+    return r;
+  if ((in->kind == DF_COPY || in->kind == DF_ADD) && (r = check_copy_flags (b, in, st, err)) < 0)
+    return r;
+  if (in->n_heredocs && (r = step_heredocs (b, s, in, st, err)) < 0)
+    return r;
   st->unresolved = steal_pointer (&s->unresolved);
   return 0;
 }
@@ -977,6 +1057,136 @@ env_from_image (builder *b, plan_stage *st, scope *s, kiln_error **err)
   return 0;
 }
 
+/* Record the ARGs of a global ARG step in b->globals and p->global_args. */
+static void
+add_global_args (builder *b, const plan_step *tmp)
+{
+  plan *p = b->p;
+  for (size_t k = 0; k < tmp->n_kvs; k++)
+    {
+      expand_vars_set (&b->globals, tmp->kvs[k].key, tmp->kvs[k].value);
+      p->global_args = xreallocarray (p->global_args, p->n_global_args + 1, sizeof (plan_kv));
+      p->global_args[p->n_global_args].key = xstrdup (tmp->kvs[k].key);
+      p->global_args[p->n_global_args].value = tmp->kvs[k].value ? xstrdup (tmp->kvs[k].value) : NULL;
+      p->n_global_args++;
+    }
+}
+
+/* The instructions before the first FROM (only ARG is allowed there), in
+ * scope G; *NEXT is the index of the first FROM. */
+static int
+build_global_args (builder *b, scope *g, size_t *next, kiln_error **err)
+{
+  dockerfile *df = b->p->df;
+  size_t i = 0;
+  for (; i < df->n_instrs && df->instrs[i].kind != DF_FROM; i++)
+    {
+      const dockerfile_instr *in = &df->instrs[i];
+      if (in->kind != DF_ARG)
+        return dockerfile_error (df, in->line, err, "%s before the first FROM: only ARG is allowed here", in->keyword);
+      plan_step tmp = { 0 };
+      if (build_step (b, g, NULL, in, &tmp, err) < 0)
+        {
+          step_free (&tmp);
+          return -1;
+        }
+      add_global_args (b, &tmp);
+      step_free (&tmp);
+    }
+  if (i == df->n_instrs)
+    return kiln_error_make (err, 0, "%s: no build stage in the Dockerfile (it needs a FROM instruction)", df->path);
+  *next = i;
+  return 0;
+}
+
+/* FROM ... [AS name]: the base (expanded with the global ARGs in G) and the
+ * stage name, which must be new. */
+static int
+stage_base_and_name (builder *b, scope *g, const dockerfile_instr *in, plan_stage *cur, kiln_error **err)
+{
+  dockerfile *df = b->p->df;
+  if (sexpand (b, g, in->args[0], &cur->base, err) < 0)
+    return step_error (b, in, err);
+  if (cur->base[0] == '\0')
+    return dockerfile_error (df, in->line, err, "FROM: base name '%s' is empty after variable expansion", in->args[0]);
+  if (in->args[1])
+    {
+      cur->name = xstrdup (in->args[2]);
+      for (char *c = cur->name; *c; c++)
+        *c = (char) tolower ((unsigned char) *c);
+      if (find_stage (b, cur->name, b->p->n_stages - 1) >= 0)
+        return dockerfile_error (df, in->line, err, "duplicate stage name '%s'", cur->name);
+    }
+  return 0;
+}
+
+/* FROM --platform, or the target platform. */
+static int
+stage_platform (builder *b, scope *g, const dockerfile_instr *in, plan_stage *cur, kiln_error **err)
+{
+  const char *pf = dockerfile_instr_flag (in, "platform", NULL);
+  if (pf == NULL)
+    {
+      cur->platform = xstrdup (b->p->target_platform);
+      return 0;
+    }
+  autofree char *e = NULL;
+  if (sexpand (b, g, pf, &e, err) < 0)
+    return step_error (b, in, err);
+  if (normalize_platform (e, &cur->platform, err) < 0)
+    return step_error (b, in, err);
+  cur->platform_explicit = true;
+  return 0;
+}
+
+/* The starting scope SC of stage CUR: a copy of the scope of the stage it
+ * builds on (whose platform it takes), or /bin/sh -c and the base image's
+ * ENV. */
+static int
+stage_scope (builder *b, scope *stage_scopes, const dockerfile_instr *in, plan_stage *cur, scope *sc,
+             kiln_error **err)
+{
+  plan *p = b->p;
+  int bs = find_stage (b, cur->base, p->n_stages - 1);
+  sc->shell = xcalloc (1, sizeof (char *));
+  if (bs >= 0)
+    {
+      cur->base_stage = bs;
+      scope *ps = &stage_scopes[bs];
+      expand_vars_copy (&sc->env, &ps->env);
+      sc->env_known = ps->env_known;
+      strv_free (sc->shell);
+      sc->shell = strv_dup (ps->shell);
+      free (cur->platform);
+      cur->platform = xstrdup (p->stages[bs].platform);
+      return 0;
+    }
+  cur->scratch = strcasecmp (cur->base, "scratch") == 0;
+  strv_push (&sc->shell, "/bin/sh");
+  strv_push (&sc->shell, "-c");
+  if (env_from_image (b, cur, sc, err) < 0)
+    return step_error (b, in, err);
+  return 0;
+}
+
+/* FROM: open a new stage; its scope is stage_scopes[its index]. */
+static int
+begin_stage (builder *b, scope *g, scope *stage_scopes, const dockerfile_instr *in, kiln_error **err)
+{
+  plan *p = b->p;
+  p->stages = xreallocarray (p->stages, p->n_stages + 1, sizeof (plan_stage));
+  plan_stage *cur = &p->stages[p->n_stages];
+  memset (cur, 0, sizeof *cur);
+  cur->index = (int) p->n_stages;
+  cur->base_stage = -1;
+  p->n_stages++;
+  scope *sc = &stage_scopes[cur->index];
+  if (stage_base_and_name (b, g, in, cur, err) < 0 || stage_platform (b, g, in, cur, err) < 0
+      || stage_scope (b, stage_scopes, in, cur, sc, err) < 0)
+    return -1;
+  return 0;
+}
+
 static int
 build_all (builder *b, kiln_error **err)
 {
@@ -987,126 +1197,29 @@ build_all (builder *b, kiln_error **err)
   expand_vars_copy (&g.args, &b->auto_args);
   size_t i = 0;
   int ret = -1;
+  /* One scope per stage, indexed like p->stages. */
   scope *stage_scopes = xcalloc (df->n_instrs + 1, sizeof (scope));
-  size_t n_scopes = 0;
-  /* global ARGs */
-  for (; i < df->n_instrs && df->instrs[i].kind != DF_FROM; i++)
-    {
-      const dockerfile_instr *in = &df->instrs[i];
-      if (in->kind != DF_ARG)
-        {
-          dockerfile_error (df, in->line, err, "%s before the first FROM: only ARG is allowed here", in->keyword);
-          goto out;
-        }
-      plan_step tmp = { 0 };
-      if (build_step (b, &g, NULL, in, &tmp, err) < 0)
-        {
-          step_free (&tmp);
-          goto out;
-        }
-      for (size_t k = 0; k < tmp.n_kvs; k++)
-        {
-          expand_vars_set (&b->globals, tmp.kvs[k].key, tmp.kvs[k].value);
-          p->global_args = xreallocarray (p->global_args, p->n_global_args + 1, sizeof (plan_kv));
-          p->global_args[p->n_global_args].key = xstrdup (tmp.kvs[k].key);
-          p->global_args[p->n_global_args].value = tmp.kvs[k].value ? xstrdup (tmp.kvs[k].value) : NULL;
-          p->n_global_args++;
-        }
-      step_free (&tmp);
-    }
-  if (i == df->n_instrs)
-    {
-      kiln_error_make (err, 0, "%s: no build stage in the Dockerfile (it needs a FROM instruction)", df->path);
-      goto out;
-    }
-  plan_stage *cur = NULL;
-  scope *sc = NULL;
+  if (build_global_args (b, &g, &i, err) < 0)
+    goto out;
   for (; i < df->n_instrs; i++)
     {
       const dockerfile_instr *in = &df->instrs[i];
       if (in->kind == DF_FROM)
         {
-          p->stages = xreallocarray (p->stages, p->n_stages + 1, sizeof (plan_stage));
-          cur = &p->stages[p->n_stages];
-          memset (cur, 0, sizeof *cur);
-          cur->index = (int) p->n_stages;
-          cur->base_stage = -1;
-          p->n_stages++;
-          sc = &stage_scopes[n_scopes++];
-          if (sexpand (b, &g, in->args[0], &cur->base, err) < 0)
-            {
-              step_error (b, in, err);
-              goto out;
-            }
-          if (cur->base[0] == '\0')
-            {
-              dockerfile_error (df, in->line, err, "FROM: base name '%s' is empty after variable expansion", in->args[0]);
-              goto out;
-            }
-          if (in->args[1])
-            {
-              cur->name = xstrdup (in->args[2]);
-              for (char *c = cur->name; *c; c++)
-                *c = (char) tolower ((unsigned char) *c);
-              if (find_stage (b, cur->name, p->n_stages - 1) >= 0)
-                {
-                  dockerfile_error (df, in->line, err, "duplicate stage name '%s'", cur->name);
-                  goto out;
-                }
-            }
-          const char *pf = dockerfile_instr_flag (in, "platform", NULL);
-          if (pf)
-            {
-              autofree char *e = NULL;
-              if (sexpand (b, &g, pf, &e, err) < 0)
-                {
-                  step_error (b, in, err);
-                  goto out;
-                }
-              if (normalize_platform (e, &cur->platform, err) < 0)
-                {
-                  step_error (b, in, err);
-                  goto out;
-                }
-              cur->platform_explicit = true;
-            }
-          else
-            cur->platform = xstrdup (p->target_platform);
-          int bs = find_stage (b, cur->base, p->n_stages - 1);
-          sc->shell = xcalloc (1, sizeof (char *));
-          if (bs >= 0)
-            {
-              cur->base_stage = bs;
-              scope *ps = &stage_scopes[bs];
-              expand_vars_copy (&sc->env, &ps->env);
-              sc->env_known = ps->env_known;
-              strv_free (sc->shell);
-              sc->shell = strv_dup (ps->shell);
-              free (cur->platform);
-              cur->platform = xstrdup (p->stages[bs].platform);
-            }
-          else
-            {
-              cur->scratch = strcasecmp (cur->base, "scratch") == 0;
-              strv_push (&sc->shell, "/bin/sh");
-              strv_push (&sc->shell, "-c");
-              if (env_from_image (b, cur, sc, err) < 0)
-                {
-                  step_error (b, in, err);
-                  goto out;
-                }
-            }
+          if (begin_stage (b, &g, stage_scopes, in, err) < 0)
+            goto out;
           continue;
         }
+      plan_stage *cur = &p->stages[p->n_stages - 1];
       cur->steps = xreallocarray (cur->steps, cur->n_steps + 1, sizeof (plan_step));
       plan_step *st = &cur->steps[cur->n_steps++];
       memset (st, 0, sizeof *st);
-      if (build_step (b, sc, cur, in, st, err) < 0)
+      if (build_step (b, &stage_scopes[p->n_stages - 1], cur, in, st, err) < 0)
         goto out;
     }
   ret = 0;
 out:
-  for (size_t k = 0; k < n_scopes; k++)
+  for (size_t k = 0; k < p->n_stages; k++)
     scope_free (&stage_scopes[k]);
   free (stage_scopes);
   scope_free (&g);
