@@ -514,22 +514,19 @@ build_run (build_cmd_opts *o, kiln_error **err)
   return rc;
 }
 
+/* Check the output names and the executor options, parse the Dockerfile
+ * and make sure the build has somewhere to go: *dfp is then the caller's. */
 static int
-build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **err)
+build_load (build_cmd_opts *o, const char *df_path, build_exec_opts *eo, progress_mode *pm, dockerfile **dfp,
+            kiln_error **err)
 {
-  /* A tar context (kept in the store) also names the Dockerfile inside it. */
-  autofree char *df_path = o->file ? (ctx_dir != o->context && o->context ? xasprintf ("%s/%s", ctx_dir, o->file)
-                                                                          : xstrdup (o->file))
-                                   : xasprintf ("%s/Dockerfile", ctx_dir);
   for (char **d = o->destinations; d && *d; d++)
     {
       autoref registry_ref *ref = NULL;
       if (registry_ref_parse (*d, &ref, err) < 0)
         return kiln_error_wrap (err, "--tag '%s'", *d);
     }
-  build_exec_opts eo = { 0 };
-  progress_mode pm;
-  if (exec_opts_from (o, &eo, &pm, err) < 0)
+  if (exec_opts_from (o, eo, pm, err) < 0)
     return -1;
   for (char **n = o->noop_notes; n && *n; n++)
     log_info ("%s", *n);
@@ -545,35 +542,74 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
       return kiln_error_make (err, EINVAL, "no output: give -t/--destination IMAGE, --oci-layout DIR or --tar-path "
                               "FILE (or --no-push to only build into the store)");
     }
-  plan_options po = {
-    .build_args = o->build_args, .target = o->target, .platform = o->platform,
-    .skip_unused_stages = o->skip_unused_stages,
-  };
-  if (o->dry_run)
-    {
-      plan *p = NULL;
-      if (plan_build (df, &po, &p, err) < 0)
-        return -1;
-      for (size_t i = 0; p->warnings && p->warnings[i]; i++)
-        log_warn ("%s", p->warnings[i]);
-      int rc = dry_run (p, err);
-      plan_free (p);
-      return rc == KILN_EXIT_OK ? 0 : -1;
-    }
+  *dfp = df;
+  return 0;
+}
 
-  if (!*sp && store_open (o->common.root, 0, sp, err) < 0)
+/* --dry-run: plan the build (plan_build takes df) and print the plan. */
+static int
+build_dry_run (dockerfile *df, const plan_options *po, kiln_error **err)
+{
+  plan *p = NULL;
+  if (plan_build (df, po, &p, err) < 0)
+    return -1;
+  for (size_t i = 0; p->warnings && p->warnings[i]; i++)
+    log_warn ("%s", p->warnings[i]);
+  int rc = dry_run (p, err);
+  plan_free (p);
+  return rc == KILN_EXIT_OK ? 0 : -1;
+}
+
+/* After a successful build: keep the result under a ref, write the
+ * outputs (unless a signal came meanwhile) and print the summary. */
+static int
+build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
+               volatile sig_atomic_t *build_signal, kiln_error **err)
+{
+  double t0 = progress_elapsed (prog);
+  build_output_opts oo = {
+    .destinations = o->destinations, .no_push = o->no_push, .reg = &o->reg, .push_retry = o->push_retry,
+    .oci_layout = o->oci_layout, .tar_path = o->tar_path, .digest_file = o->digest_file,
+    .name_digest_file = o->name_digest_file, .progress = prog,
+  };
+  /* Keep the result: prune removes what no ref reaches. */
+  {
+    autofree char *refname = xasprintf ("build/%s", o->destinations && o->destinations[0] ? o->destinations[0]
+                                                    : o->oci_layout ? o->oci_layout : "latest");
+    if (store_set_ref (s, refname, res->manifest_digest, err) < 0)
+      return -1;
+  }
+  if (*build_signal)
     {
-      dockerfile_free (df);
+      kiln_error_make (err, EINTR, "interrupted by signal %d (%s) before pushing", (int) *build_signal,
+                       strsignal ((int) *build_signal));
       return -1;
     }
-  store *s = *sp;
+  if (build_output_write (s, res, &oo, err) < 0)
+    return -1;
+  double t_push = progress_elapsed (prog) - t0;
+  const char *names[] = { "pull", "run", "snapshot", "pack", "copy", "push" };
+  double secs[] = { res->t_pull, res->t_run, res->t_snapshot, res->t_pack, res->t_copy, t_push };
+  progress_summary (prog, res->manifest_digest, (unsigned long long) res->size, res->n_layers, secs, names, 6);
+  if (o->quiet)
+    printf ("%s\n", res->manifest_digest);
+  return 0;
+}
+
+/* The build proper in the open store s: set up cancellation, progress,
+ * cache and executor, plan (plan_build takes df), run, publish; then
+ * tear everything down in reverse. */
+static int
+build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df_path, build_exec_opts *eo,
+                progress_mode pm, dockerfile *df, plan_options *po, kiln_error **err)
+{
   s->remove_fallback = sandbox_rm_at_fallback;
   /* Level-triggered cancellation that every RUN step polls (sandbox
    * cancel_fd): with stages on several threads the signal may land on any
    * thread. The build checks the flag between steps. */
   sigcancel_pipe cancel;
   volatile sig_atomic_t *build_signal = sigcancel_open (&cancel);
-  eo.cancel = &cancel;
+  eo->cancel = &cancel;
   /* Pulls and pushes stop at SIGINT/SIGTERM too, not only RUN steps. */
   o->reg.cancel = build_signal;
   registry_options pull_reg = o->reg;
@@ -585,14 +621,14 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   if (log_to_frame)
     log_setup ((log_level) o->common.verbosity, (log_format) o->common.log_format, o->common.log_timestamp,
                progress_log_stream (prog));
-  eo.store = s;
-  eo.context_dir = ctx_dir;
-  eo.dockerfile_path = df_path;
-  eo.reg = &pull_reg;
-  eo.mirrors = o->mirrors;
-  eo.build_args = o->build_args;
-  eo.progress = prog;
-  eo.signal_flag = build_signal;
+  eo->store = s;
+  eo->context_dir = ctx_dir;
+  eo->dockerfile_path = df_path;
+  eo->reg = &pull_reg;
+  eo->mirrors = o->mirrors;
+  eo->build_args = o->build_args;
+  eo->progress = prog;
+  eo->signal_flag = build_signal;
   build_exec *b = NULL;
   int ret = -1;
   plan *p = NULL;
@@ -600,7 +636,7 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   build_cache *cache = NULL;
   build_cache_opts co = {
     .store = s, .enabled = o->cache, .cache_run = o->cache_run_layers, .cache_copy = o->cache_copy_layers,
-    .repo = o->cache_repo, .reg = &o->reg, .ttl = o->cache_ttl, .format = eo.format, .progress = prog,
+    .repo = o->cache_repo, .reg = &o->reg, .ttl = o->cache_ttl, .format = eo->format, .progress = prog,
   };
   if (!o->cache && o->cache_repo)
     log_warn ("--cache-repo '%s' is not used: the build cache is off", o->cache_repo);
@@ -609,15 +645,15 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
       dockerfile_free (df);
       goto out;
     }
-  eo.cache = cache;
-  if (build_exec_new (&eo, &b, err) < 0)
+  eo->cache = cache;
+  if (build_exec_new (eo, &b, err) < 0)
     {
       dockerfile_free (df);
       goto out;
     }
-  po.image_env = build_exec_image_env;
-  po.image_env_ctx = b;
-  if (plan_build (df, &po, &p, err) < 0)
+  po->image_env = build_exec_image_env;
+  po->image_env_ctx = b;
+  if (plan_build (df, po, &p, err) < 0)
     goto out;
   for (size_t i = 0; p->warnings && p->warnings[i]; i++)
     log_warn ("%s", p->warnings[i]);
@@ -629,33 +665,8 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
       goto out;
     }
   build_cache_flush (cache);
-  double t0 = progress_elapsed (prog);
-  build_output_opts oo = {
-    .destinations = o->destinations, .no_push = o->no_push, .reg = &o->reg, .push_retry = o->push_retry,
-    .oci_layout = o->oci_layout, .tar_path = o->tar_path, .digest_file = o->digest_file,
-    .name_digest_file = o->name_digest_file, .progress = prog,
-  };
-  /* Keep the result: prune removes what no ref reaches. */
-  {
-    autofree char *refname = xasprintf ("build/%s", o->destinations && o->destinations[0] ? o->destinations[0]
-                                                    : o->oci_layout ? o->oci_layout : "latest");
-    if (store_set_ref (s, refname, res.manifest_digest, err) < 0)
-      goto out;
-  }
-  if (*build_signal)
-    {
-      kiln_error_make (err, EINTR, "interrupted by signal %d (%s) before pushing", (int) *build_signal,
-                       strsignal ((int) *build_signal));
-      goto out;
-    }
-  if (build_output_write (s, &res, &oo, err) < 0)
+  if (build_publish (o, s, prog, &res, build_signal, err) < 0)
     goto out;
-  double t_push = progress_elapsed (prog) - t0;
-  const char *names[] = { "pull", "run", "snapshot", "pack", "copy", "push" };
-  double secs[] = { res.t_pull, res.t_run, res.t_snapshot, res.t_pack, res.t_copy, t_push };
-  progress_summary (prog, res.manifest_digest, (unsigned long long) res.size, res.n_layers, secs, names, 6);
-  if (o->quiet)
-    printf ("%s\n", res.manifest_digest);
   ret = 0;
 out:
   build_result_clear (&res);
@@ -667,6 +678,33 @@ out:
   progress_free (prog);
   sigcancel_close (&cancel);
   return ret;
+}
+
+static int
+build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **err)
+{
+  /* A tar context (kept in the store) also names the Dockerfile inside it. */
+  autofree char *df_path = o->file ? (ctx_dir != o->context && o->context ? xasprintf ("%s/%s", ctx_dir, o->file)
+                                                                          : xstrdup (o->file))
+                                   : xasprintf ("%s/Dockerfile", ctx_dir);
+  build_exec_opts eo = { 0 };
+  progress_mode pm;
+  dockerfile *df = NULL;
+  if (build_load (o, df_path, &eo, &pm, &df, err) < 0)
+    return -1;
+  plan_options po = {
+    .build_args = o->build_args, .target = o->target, .platform = o->platform,
+    .skip_unused_stages = o->skip_unused_stages,
+  };
+  if (o->dry_run)
+    return build_dry_run (df, &po, err);
+
+  if (!*sp && store_open (o->common.root, 0, sp, err) < 0)
+    {
+      dockerfile_free (df);
+      return -1;
+    }
+  return build_in_store (o, *sp, ctx_dir, df_path, &eo, pm, df, &po, err);
 }
 
 int

@@ -712,6 +712,86 @@ backoff_sleep (const registry_client *c, int attempt, const char *retry_after)
   return !cancelled (c);
 }
 
+/* The token request's GET URL: the realm with service and scope
+ * parameters (one scope= per space-separated scope). */
+static void
+token_url (registry_client *c, const request *q, const char *realm, const char *service, strbuf *url)
+{
+  strbuf_addf (url, "%s%s", realm, strchr (realm, '?') ? "&" : "?");
+  if (service)
+    {
+      char *e = curl_easy_escape (c->curl, service, 0);
+      strbuf_addf (url, "service=%s&", e);
+      curl_free (e);
+    }
+  const char *sc = q->scope;
+  while (*sc)
+    {
+      size_t n = strcspn (sc, " ");
+      char *e = curl_easy_escape (c->curl, sc, (int) n);
+      strbuf_addf (url, "%sscope=%s", sc == q->scope ? "" : "&", e);
+      curl_free (e);
+      sc += n;
+      while (*sc == ' ')
+        sc++;
+    }
+}
+
+/* OAuth2 refresh-token grant (Docker's identitytoken): the form to POST
+ * to the realm. It holds a secret: the caller wipes it. */
+static void
+token_refresh_form (registry_client *c, const request *q, const char *service, strbuf *form)
+{
+  char *rt = curl_easy_escape (c->curl, c->cred.identity_token, 0);
+  char *sv = curl_easy_escape (c->curl, service ? service : "", 0);
+  strbuf_addf (form, "grant_type=refresh_token&client_id=kiln&service=%s&refresh_token=%s", sv, rt);
+  explicit_bzero (rt, strlen (rt));
+  curl_free (rt);
+  curl_free (sv);
+  const char *scp = q->scope;
+  while (*scp)
+    {
+      size_t n = strcspn (scp, " ");
+      char *e2 = curl_easy_escape (c->curl, scp, (int) n);
+      strbuf_addf (form, "&scope=%s", e2);
+      curl_free (e2);
+      scp += n;
+      while (*scp == ' ')
+        scp++;
+    }
+}
+
+/* Take the token from the token server's 200 answer: it becomes the
+ * client's Authorization header, for the request's scope, until it is
+ * about to expire. */
+static int
+token_accept (registry_client *c, const request *q, const char *realm, const http_resp *r, kiln_error **err)
+{
+  autojson json_value *v = NULL;
+  if (json_parse (r->body.buf, r->body.len, TOKEN_BODY_MAX, &v, NULL) < 0 || !json_is_object (v))
+    return kiln_error_make (err, 0, "registry '%s': token server '%.200s' answered with invalid JSON", c->domain,
+                            realm);
+  const char *tok = json_get_string (v, "token");
+  if (!tok || !*tok)
+    tok = json_get_string (v, "access_token");
+  if (!token_ok (tok))
+    return kiln_error_make (err, 0, "registry '%s': token server '%.200s' answered without a usable token",
+                            c->domain, realm);
+  xfree_secret (c->auth_header);
+  c->auth_header = xasprintf ("Authorization: Bearer %s", tok);
+  /* The spec's default lifetime is 60 s; renew 10 s early so a
+   * token does not expire between check and use. */
+  int64_t ttl = 60;
+  if (json_get_int64 (v, "expires_in", &ttl, NULL) < 0 || ttl < 20)
+    ttl = ttl < 20 ? 20 : 60;
+  struct timespec now;
+  clock_gettime (CLOCK_MONOTONIC, &now);
+  c->auth_expires = now.tv_sec + (time_t) ttl - 10;
+  free (c->auth_scope);
+  c->auth_scope = xstrdup (q->scope);
+  return 0;
+}
+
 static int
 fetch_token (registry_client *c, const request *q, const registry_challenge *ch, kiln_error **err)
 {
@@ -721,49 +801,14 @@ fetch_token (registry_client *c, const request *q, const registry_challenge *ch,
     return kiln_error_make (err, 0, "registry '%s', repository '%s': %s: Bearer challenge without a valid realm",
                             c->domain, q->repo, q->what);
   autostrbuf strbuf url = STRBUF_INIT;
-  strbuf_addf (&url, "%s%s", realm, strchr (realm, '?') ? "&" : "?");
-  if (service)
-    {
-      char *e = curl_easy_escape (c->curl, service, 0);
-      strbuf_addf (&url, "service=%s&", e);
-      curl_free (e);
-    }
-  const char *sc = q->scope;
-  while (*sc)
-    {
-      size_t n = strcspn (sc, " ");
-      char *e = curl_easy_escape (c->curl, sc, (int) n);
-      strbuf_addf (&url, "%sscope=%s", sc == q->scope ? "" : "&", e);
-      curl_free (e);
-      sc += n;
-      while (*sc == ' ')
-        sc++;
-    }
+  token_url (c, q, realm, service, &url);
   autofree char *auth = NULL;
   autostrbuf strbuf form = STRBUF_INIT;
   request tq = { .method = "GET", .url = url.buf, .what = "token request", .repo = q->repo, .scope = q->scope,
                  .upload_fd = -1, .follow = true };
   if (c->cred.identity_token)
     {
-      /* OAuth2 refresh-token grant (Docker's identitytoken): POST a form to
-       * the realm. */
-      char *rt = curl_easy_escape (c->curl, c->cred.identity_token, 0);
-      char *sv = curl_easy_escape (c->curl, service ? service : "", 0);
-      strbuf_addf (&form, "grant_type=refresh_token&client_id=kiln&service=%s&refresh_token=%s", sv, rt);
-      explicit_bzero (rt, strlen (rt));
-      curl_free (rt);
-      curl_free (sv);
-      const char *scp = q->scope;
-      while (*scp)
-        {
-          size_t n = strcspn (scp, " ");
-          char *e2 = curl_easy_escape (c->curl, scp, (int) n);
-          strbuf_addf (&form, "&scope=%s", e2);
-          curl_free (e2);
-          scp += n;
-          while (*scp == ' ')
-            scp++;
-        }
+      token_refresh_form (c, q, service, &form);
       tq.method = "POST";
       tq.url = realm;
       tq.content_type = "application/x-www-form-urlencoded";
@@ -804,36 +849,7 @@ fetch_token (registry_client *c, const request *q, const registry_challenge *ch,
                              r.status == 401 ? " (wrong or missing credentials)" : "");
     }
   else
-    {
-      autojson json_value *v = NULL;
-      if (json_parse (r.body.buf, r.body.len, TOKEN_BODY_MAX, &v, NULL) < 0 || !json_is_object (v))
-        ret = kiln_error_make (err, 0, "registry '%s': token server '%.200s' answered with invalid JSON", c->domain,
-                               realm);
-      else
-        {
-          const char *tok = json_get_string (v, "token");
-          if (!tok || !*tok)
-            tok = json_get_string (v, "access_token");
-          if (!token_ok (tok))
-            ret = kiln_error_make (err, 0, "registry '%s': token server '%.200s' answered without a usable token",
-                                   c->domain, realm);
-          else
-            {
-              xfree_secret (c->auth_header);
-              c->auth_header = xasprintf ("Authorization: Bearer %s", tok);
-              /* The spec's default lifetime is 60 s; renew 10 s early so a
-               * token does not expire between check and use. */
-              int64_t ttl = 60;
-              if (json_get_int64 (v, "expires_in", &ttl, NULL) < 0 || ttl < 20)
-                ttl = ttl < 20 ? 20 : 60;
-              struct timespec now;
-              clock_gettime (CLOCK_MONOTONIC, &now);
-              c->auth_expires = now.tv_sec + (time_t) ttl - 10;
-              free (c->auth_scope);
-              c->auth_scope = xstrdup (q->scope);
-            }
-        }
-    }
+    ret = token_accept (c, q, realm, &r, err);
   if (r.body.len)
     explicit_bzero (r.body.buf, r.body.len);
   resp_release (&r);

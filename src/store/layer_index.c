@@ -634,14 +634,11 @@ node_ptr_cmp (const void *pa, const void *pb)
   return name_cmp (a->name, a->name_len, b->name, b->name_len);
 }
 
-int
-layer_index_builder_serialize (layer_index_builder *b, void **data, size_t *len, kiln_error **err)
+/* Number the nodes breadth-first into order (n slots), each directory's
+ * children sorted by name. */
+static void
+order_nodes (layer_index_builder *b, node **order, size_t n)
 {
-  size_t n = b->count + 1;
-  if (n >= UINT32_MAX)
-    return kiln_error_make (err, E2BIG, "layer index: too many entries (%zu)", n);
-  /* Breadth-first order; each directory's children sorted by name. */
-  autofree node **order = xcalloc (n, sizeof *order);
   size_t q = 0;
   order[q++] = b->root;
   for (size_t i = 0; i < q; i++)
@@ -658,10 +655,14 @@ layer_index_builder_serialize (layer_index_builder *b, void **data, size_t *len,
         }
     }
   assert (q == n);
+}
 
-  /* Hardlink groups: renumber densely, drop groups of one. */
-  autofree uint32_t *gcount = xcalloc (b->next_group + 1, sizeof *gcount);
-  autofree uint32_t *gmap = xcalloc (b->next_group + 1, sizeof *gmap);
+/* Hardlink groups: count the members of each (gcount), renumber them
+ * densely in entry order (gmap), dropping groups of one. Returns the number
+ * of groups left. */
+static uint32_t
+number_hardlink_groups (node *const *order, size_t n, uint32_t *gcount, uint32_t *gmap)
+{
   for (size_t i = 0; i < n; i++)
     gcount[order[i]->group]++;
   uint32_t groups = 0;
@@ -671,54 +672,113 @@ layer_index_builder_serialize (layer_index_builder *b, void **data, size_t *len,
       if (g && gcount[g] > 1 && gmap[g] == 0)
         gmap[g] = ++groups;
     }
+  return groups;
+}
+
+/* Fill the disk entry of d, appending its name and link target to strings
+ * and its xattrs to xattrs. */
+static void
+encode_entry (const node *d, const uint32_t *gcount, const uint32_t *gmap, layer_index_disk_entry *e,
+              strbuf *strings, strbuf *xattrs)
+{
+  e->parent = d->parent ? d->parent->index : 0;
+  e->name_off = strings->len;
+  e->name_len = d->name_len;
+  strbuf_add (strings, d->name, d->name_len);
+  e->type = d->type;
+  e->flags = d->flags;
+  e->mode = d->mode;
+  e->uid = d->uid;
+  e->gid = d->gid;
+  e->size = d->size;
+  e->mtime_sec = d->mtime_sec;
+  e->mtime_nsec = d->mtime_nsec;
+  e->rdev_major = d->rdev_major;
+  e->rdev_minor = d->rdev_minor;
+  e->hardlink_group = (d->group && gcount[d->group] > 1) ? gmap[d->group] : 0;
+  e->nlink = e->hardlink_group ? gcount[d->group] : 1;
+  if (d->n_children)
+    {
+      e->first_child = d->children[0]->index;
+      e->n_children = d->n_children;
+    }
+  if (d->link)
+    {
+      e->link_off = strings->len;
+      e->link_len = strlen (d->link);
+      strbuf_adds (strings, d->link);
+    }
+  e->xattr_off = xattrs->len;
+  e->xattr_count = d->n_xattrs;
+  for (size_t x = 0; x < d->n_xattrs; x++)
+    {
+      uint16_t nl = strlen (d->xattrs[x].name);
+      uint32_t vl = d->xattrs[x].len;
+      strbuf_add (xattrs, &nl, sizeof nl);
+      strbuf_add (xattrs, &vl, sizeof vl);
+      strbuf_add (xattrs, d->xattrs[x].name, nl);
+      strbuf_add (xattrs, d->xattrs[x].value, vl);
+    }
+  if (d->n_xattrs == 0)
+    e->xattr_off = 0;
+}
+
+/* Lay out header, entries, strings and xattrs in one buffer. */
+static int
+assemble_index (const layer_index_disk_entry *ents, size_t n, uint32_t groups, strbuf *strings, strbuf *xattrs,
+                void **data, size_t *len, kiln_error **err)
+{
+  layer_index_disk_header h = { .version = LAYER_INDEX_VERSION, .header_size = sizeof h };
+  memcpy (h.magic, LAYER_INDEX_MAGIC, sizeof LAYER_INDEX_MAGIC);
+  h.entry_count = n;
+  h.entry_size = sizeof (layer_index_disk_entry);
+  h.entries_off = sizeof h;
+  uint64_t strings_off = h.entries_off + (uint64_t) n * sizeof (layer_index_disk_entry);
+  uint64_t total = strings_off + strings->len + xattrs->len;
+  if (total > UINT32_MAX)
+    {
+      strbuf_release (strings);
+      strbuf_release (xattrs);
+      return kiln_error_make (err, E2BIG, "layer index: file would exceed 4 GiB");
+    }
+  h.strings_off = strings_off;
+  h.strings_size = strings->len;
+  h.xattrs_off = strings_off + strings->len;
+  h.xattrs_size = xattrs->len;
+  h.file_size = total;
+  h.hardlink_groups = groups;
+
+  char *buf = xmalloc (total ? total : 1);
+  memcpy (buf, &h, sizeof h);
+  memcpy (buf + h.entries_off, ents, (size_t) n * sizeof *ents);
+  memcpy (buf + h.strings_off, strings->buf, strings->len);
+  memcpy (buf + h.xattrs_off, xattrs->buf, xattrs->len);
+  strbuf_release (strings);
+  strbuf_release (xattrs);
+  *data = buf;
+  *len = total;
+  return 0;
+}
+
+int
+layer_index_builder_serialize (layer_index_builder *b, void **data, size_t *len, kiln_error **err)
+{
+  size_t n = b->count + 1;
+  if (n >= UINT32_MAX)
+    return kiln_error_make (err, E2BIG, "layer index: too many entries (%zu)", n);
+  autofree node **order = xcalloc (n, sizeof *order);
+  order_nodes (b, order, n);
+
+  autofree uint32_t *gcount = xcalloc (b->next_group + 1, sizeof *gcount);
+  autofree uint32_t *gmap = xcalloc (b->next_group + 1, sizeof *gmap);
+  uint32_t groups = number_hardlink_groups (order, n, gcount, gmap);
 
   strbuf strings = STRBUF_INIT;
   strbuf xattrs = STRBUF_INIT;
   autofree layer_index_disk_entry *ents = xcalloc (n, sizeof *ents);
   for (size_t i = 0; i < n; i++)
     {
-      node *d = order[i];
-      layer_index_disk_entry *e = &ents[i];
-      e->parent = d->parent ? d->parent->index : 0;
-      e->name_off = strings.len;
-      e->name_len = d->name_len;
-      strbuf_add (&strings, d->name, d->name_len);
-      e->type = d->type;
-      e->flags = d->flags;
-      e->mode = d->mode;
-      e->uid = d->uid;
-      e->gid = d->gid;
-      e->size = d->size;
-      e->mtime_sec = d->mtime_sec;
-      e->mtime_nsec = d->mtime_nsec;
-      e->rdev_major = d->rdev_major;
-      e->rdev_minor = d->rdev_minor;
-      e->hardlink_group = (d->group && gcount[d->group] > 1) ? gmap[d->group] : 0;
-      e->nlink = e->hardlink_group ? gcount[d->group] : 1;
-      if (d->n_children)
-        {
-          e->first_child = d->children[0]->index;
-          e->n_children = d->n_children;
-        }
-      if (d->link)
-        {
-          e->link_off = strings.len;
-          e->link_len = strlen (d->link);
-          strbuf_adds (&strings, d->link);
-        }
-      e->xattr_off = xattrs.len;
-      e->xattr_count = d->n_xattrs;
-      for (size_t x = 0; x < d->n_xattrs; x++)
-        {
-          uint16_t nl = strlen (d->xattrs[x].name);
-          uint32_t vl = d->xattrs[x].len;
-          strbuf_add (&xattrs, &nl, sizeof nl);
-          strbuf_add (&xattrs, &vl, sizeof vl);
-          strbuf_add (&xattrs, d->xattrs[x].name, nl);
-          strbuf_add (&xattrs, d->xattrs[x].value, vl);
-        }
-      if (d->n_xattrs == 0)
-        e->xattr_off = 0;
+      encode_entry (order[i], gcount, gmap, &ents[i], &strings, &xattrs);
       if (strings.len > UINT32_MAX || xattrs.len > UINT32_MAX)
         {
           strbuf_release (&strings);
@@ -726,37 +786,7 @@ layer_index_builder_serialize (layer_index_builder *b, void **data, size_t *len,
           return kiln_error_make (err, E2BIG, "layer index: string table or xattrs over 4 GiB");
         }
     }
-
-  layer_index_disk_header h = { .version = LAYER_INDEX_VERSION, .header_size = sizeof h };
-  memcpy (h.magic, LAYER_INDEX_MAGIC, sizeof LAYER_INDEX_MAGIC);
-  h.entry_count = n;
-  h.entry_size = sizeof (layer_index_disk_entry);
-  h.entries_off = sizeof h;
-  uint64_t strings_off = h.entries_off + (uint64_t) n * sizeof (layer_index_disk_entry);
-  uint64_t total = strings_off + strings.len + xattrs.len;
-  if (total > UINT32_MAX)
-    {
-      strbuf_release (&strings);
-      strbuf_release (&xattrs);
-      return kiln_error_make (err, E2BIG, "layer index: file would exceed 4 GiB");
-    }
-  h.strings_off = strings_off;
-  h.strings_size = strings.len;
-  h.xattrs_off = strings_off + strings.len;
-  h.xattrs_size = xattrs.len;
-  h.file_size = total;
-  h.hardlink_groups = groups;
-
-  char *buf = xmalloc (total ? total : 1);
-  memcpy (buf, &h, sizeof h);
-  memcpy (buf + h.entries_off, ents, (size_t) n * sizeof *ents);
-  memcpy (buf + h.strings_off, strings.buf, strings.len);
-  memcpy (buf + h.xattrs_off, xattrs.buf, xattrs.len);
-  strbuf_release (&strings);
-  strbuf_release (&xattrs);
-  *data = buf;
-  *len = total;
-  return 0;
+  return assemble_index (ents, n, groups, &strings, &xattrs, data, len, err);
 }
 
 int

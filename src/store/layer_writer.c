@@ -706,24 +706,18 @@ check_items (item *items, size_t n, kiln_error **err)
   return 0;
 }
 
-int
-layer_writer_write (const layer_change *changes, size_t n, const layer_writer_opts *opts, int out_fd,
-                    layer_writer_result *res, kiln_error **err)
+/* Normalise the change list's paths into items (*ni of them, each path
+ * owned), drop the root unless it is wanted, sort and check for twins. */
+static int
+collect_items (const layer_change *changes, size_t n, const layer_writer_opts *o, item *items, size_t *ni,
+               kiln_error **err)
 {
-  memset (res, 0, sizeof *res);
-  layer_writer_opts o = opts ? *opts : (layer_writer_opts) { .level = -1 };
-  item *items = xcalloc (n ? n : 1, sizeof *items);
-  size_t ni = 0;
-  int ret = 0;
   for (size_t i = 0; i < n; i++)
     {
       char *np;
       if (layer_index_normalize_path (changes[i].path, &np, err) < 0)
-        {
-          ret = kiln_error_wrap (err, "layer change %zu", i);
-          goto out_items;
-        }
-      if (*np == '\0' && changes[i].kind == LAYER_CHANGE_ADD && !o.add_root)
+        return kiln_error_wrap (err, "layer change %zu", i);
+      if (*np == '\0' && changes[i].kind == LAYER_CHANGE_ADD && !o->add_root)
         {
           free (np);
           continue;
@@ -731,48 +725,71 @@ layer_writer_write (const layer_change *changes, size_t n, const layer_writer_op
       if (*np == '\0' && changes[i].kind == LAYER_CHANGE_WHITEOUT)
         {
           free (np);
-          ret = kiln_error_make (err, EINVAL, "cannot white out the root");
-          goto out_items;
+          return kiln_error_make (err, EINVAL, "cannot white out the root");
         }
-      items[ni].c = &changes[i];
-      items[ni].path = np;
-      ni++;
+      items[*ni].c = &changes[i];
+      items[*ni].path = np;
+      (*ni)++;
     }
-  qsort (items, ni, sizeof *items, item_cmp);
-  if (check_items (items, ni, err) < 0)
-    {
-      ret = -1;
-      goto out_items;
-    }
+  qsort (items, *ni, sizeof *items, item_cmp);
+  if (check_items (items, *ni, err) < 0)
+    return -1;
+  return 0;
+}
 
-  pipeline p = { .comp = o.compression, .out_fd = out_fd };
+/* Size the pipeline (threads, level) and set up its compressor, lock and
+ * digests; nothing to undo when this fails. */
+static int
+pipeline_init (pipeline *p, const layer_writer_opts *o, kiln_error **err)
+{
   long cores = sysconf (_SC_NPROCESSORS_ONLN);
-  p.threads = o.threads > 0 ? o.threads : (cores > 0 ? cores : 1);
-  p.max_inflight = p.threads * 4 + 4;
-  p.level = effective_level (&o);
-  if ((ret = layer_writer_check_level (o.compression, p.level, err)) < 0)
-    goto out_items;
-  if (o.compression == LAYER_COMPRESS_ZSTD)
+  p->threads = o->threads > 0 ? o->threads : (cores > 0 ? cores : 1);
+  p->max_inflight = p->threads * 4 + 4;
+  p->level = effective_level (o);
+  int ret = layer_writer_check_level (o->compression, p->level, err);
+  if (ret < 0)
+    return ret;
+  if (o->compression == LAYER_COMPRESS_ZSTD)
     {
-      p.zc = ZSTD_createCCtx ();
-      ZSTD_CCtx_setParameter (p.zc, ZSTD_c_compressionLevel, p.level);
-      ZSTD_CCtx_setParameter (p.zc, ZSTD_c_checksumFlag, 1);
-      if (p.threads > 1)
-        ZSTD_CCtx_setParameter (p.zc, ZSTD_c_nbWorkers, p.threads); /* ignored without MT support */
+      p->zc = ZSTD_createCCtx ();
+      ZSTD_CCtx_setParameter (p->zc, ZSTD_c_compressionLevel, p->level);
+      ZSTD_CCtx_setParameter (p->zc, ZSTD_c_checksumFlag, 1);
+      if (p->threads > 1)
+        ZSTD_CCtx_setParameter (p->zc, ZSTD_c_nbWorkers, p->threads); /* ignored without MT support */
     }
-  pthread_mutex_init (&p.mu, NULL);
-  pthread_cond_init (&p.cv, NULL);
-  p.diff = digest_new ();
-  p.blob = digest_new ();
-  p.crc = crc32 (0, NULL, 0);
+  pthread_mutex_init (&p->mu, NULL);
+  pthread_cond_init (&p->cv, NULL);
+  p->diff = digest_new ();
+  p->blob = digest_new ();
+  p->crc = crc32 (0, NULL, 0);
+  return 0;
+}
 
-  int nworkers = o.compression == LAYER_COMPRESS_GZIP ? p.threads : 0;
-  pthread_t *workers = xcalloc (nworkers + 2, sizeof *workers);
-  pthread_create (&workers[0], NULL, hasher_main, &p);
-  pthread_create (&workers[1], NULL, output_main, &p);
-  for (int i = 0; i < nworkers; i++)
-    pthread_create (&workers[2 + i], NULL, worker_main, &p);
+/* Free what pipeline_init and the threads left; the threads are joined. */
+static void
+pipeline_destroy (pipeline *p)
+{
+  while (p->head)
+    {
+      chunk *c = p->head;
+      p->head = c->next;
+      chunk_free (c);
+    }
+  if (p->cur)
+    chunk_free (p->cur);
+  free (p->err_msg);
+  digest_free (p->diff);
+  digest_free (p->blob);
+  ZSTD_freeCCtx (p->zc);
+  pthread_mutex_destroy (&p->mu);
+  pthread_cond_destroy (&p->cv);
+}
 
+/* Write the items as a tar stream into the pipeline (archive_write_cb). */
+static int
+write_tar (pipeline *p, const item *items, size_t ni, const layer_writer_opts *o, kiln_error **err)
+{
+  int ret = 0;
   struct archive *a = archive_write_new ();
   struct archive_entry *e = archive_entry_new ();
   archive_write_set_format_pax_restricted (a);
@@ -782,16 +799,42 @@ layer_writer_write (const layer_change *changes, size_t n, const layer_writer_op
     ret = kiln_error_make (err, EIO, "tar writer: %s", archive_error_string (a));
   archive_write_set_bytes_per_block (a, 512);
   archive_write_set_bytes_in_last_block (a, 1);
-  if (ret == 0 && archive_write_open (a, &p, NULL, archive_write_cb, NULL) != ARCHIVE_OK)
+  if (ret == 0 && archive_write_open (a, p, NULL, archive_write_cb, NULL) != ARCHIVE_OK)
     ret = kiln_error_make (err, EIO, "tar writer: %s", archive_error_string (a));
   for (size_t i = 0; ret == 0 && i < ni; i++)
-    if (write_item (a, e, &items[i], &o, err) < 0)
+    if (write_item (a, e, &items[i], o, err) < 0)
       ret = -1;
   if (ret == 0 && archive_write_close (a) != ARCHIVE_OK)
     ret = kiln_error_make (err, EIO, "tar writer: %s", archive_error_string (a));
   archive_entry_free (e);
   archive_write_free (a);
+  return ret;
+}
 
+int
+layer_writer_write (const layer_change *changes, size_t n, const layer_writer_opts *opts, int out_fd,
+                    layer_writer_result *res, kiln_error **err)
+{
+  memset (res, 0, sizeof *res);
+  layer_writer_opts o = opts ? *opts : (layer_writer_opts) { .level = -1 };
+  item *items = xcalloc (n ? n : 1, sizeof *items);
+  size_t ni = 0;
+  int ret = collect_items (changes, n, &o, items, &ni, err);
+  if (ret < 0)
+    goto out_items;
+
+  pipeline p = { .comp = o.compression, .out_fd = out_fd };
+  if ((ret = pipeline_init (&p, &o, err)) < 0)
+    goto out_items;
+
+  int nworkers = o.compression == LAYER_COMPRESS_GZIP ? p.threads : 0;
+  pthread_t *workers = xcalloc (nworkers + 2, sizeof *workers);
+  pthread_create (&workers[0], NULL, hasher_main, &p);
+  pthread_create (&workers[1], NULL, output_main, &p);
+  for (int i = 0; i < nworkers; i++)
+    pthread_create (&workers[2 + i], NULL, worker_main, &p);
+
+  ret = write_tar (&p, items, ni, &o, err);
   if (ret == 0)
     {
       if (submit (&p, true) < 0)
@@ -818,20 +861,7 @@ layer_writer_write (const layer_change *changes, size_t n, const layer_writer_op
       if (o.compression == LAYER_COMPRESS_NONE)
         memcpy (res->blob_digest, res->diff_id, sizeof res->diff_id);
     }
-  while (p.head)
-    {
-      chunk *c = p.head;
-      p.head = c->next;
-      chunk_free (c);
-    }
-  if (p.cur)
-    chunk_free (p.cur);
-  free (p.err_msg);
-  digest_free (p.diff);
-  digest_free (p.blob);
-  ZSTD_freeCCtx (p.zc);
-  pthread_mutex_destroy (&p.mu);
-  pthread_cond_destroy (&p.cv);
+  pipeline_destroy (&p);
 out_items:
   for (size_t i = 0; i < ni; i++)
     free (items[i].path);
