@@ -57,18 +57,11 @@ read_host_resolv (void)
   return strbuf_detach (&sb, NULL);
 }
 
-/* The caller cancelled the step: EINTR naming the signal when its handler
- * recorded one, else ECANCELED (a reason of the caller's own). */
+/* The caller cancelled the step (sandbox_cancel_error). */
 static int
 stopped (const sandbox_config *cfg, kiln_error **err)
 {
-  int signo = cfg->cancel_signal ? (int) *cfg->cancel_signal : 0;
-  if (signo == 0)
-    return kiln_error_make (err, ECANCELED, "cancelled by kiln (another part of the build failed); the step was "
-                                            "killed");
-  if (cfg->interrupted)
-    *cfg->interrupted = signo;
-  return kiln_error_make (err, EINTR, "interrupted by signal %d (%s); the step was killed", signo, strsignal (signo));
+  return sandbox_cancel_error (cfg->cancel_signal, cfg->interrupted, "; the step was killed", err);
 }
 
 /* sandbox_wait_fds without a timeout, for sandbox_run's set-up: a

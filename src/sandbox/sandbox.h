@@ -196,9 +196,11 @@ typedef struct sandbox_session_config
    * it, and it is made traversable (0711) so that the namespace's root,
    * possibly a high unmapped host id, may reach the mount point. */
   int dirfd;
-  /* As sandbox_config.cancel_fd: the set-up stops when it becomes readable
-   * (-1: never; 0 also means none, for zero-initialised configs). */
+  /* As sandbox_config.cancel_fd and cancel_signal: the set-up stops when
+   * cancel_fd becomes readable (-1: never; 0 also means none, for
+   * zero-initialised configs) and fails naming the signal, if any. */
   int cancel_fd;
+  const volatile sig_atomic_t *cancel_signal;
 } sandbox_session_config;
 
 int sandbox_session_new (const sandbox_session_config *cfg, sandbox_session **out, kiln_error **err);

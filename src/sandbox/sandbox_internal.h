@@ -96,6 +96,13 @@ int sandbox_read_setup_error (int fd, kiln_error **err);
 /* True once the caller's cancellation fd is readable (cancel_fd <= 0:
  * none). It is never read: every thread's step sees the same state. */
 bool sandbox_cancelled (int cancel_fd);
+
+/* The error of something the caller cancelled: EINTR "interrupted by signal
+ * N (Name)" + suffix when its handler recorded a signal in *signo (then also
+ * stored in *interrupted when not NULL), else ECANCELED (the caller's own
+ * reason, e.g. another stage failed). */
+int sandbox_cancel_error (const volatile sig_atomic_t *signo, int *interrupted, const char *suffix,
+                          kiln_error **err);
 /* Wait until one of fds (at most 4; -1 entries ignored) is readable or
  * hung up. The only other thing waited for is cancel_fd (<= 0: none),
  * which nobody reads, so no other thread can take the wake-up away.

@@ -143,6 +143,17 @@ sandbox_read_setup_error (int fd, kiln_error **err)
   return kiln_error_make (err, e, "%s", colon ? colon + 1 : sb.buf);
 }
 
+int
+sandbox_cancel_error (const volatile sig_atomic_t *signo, int *interrupted, const char *suffix, kiln_error **err)
+{
+  int s = signo ? (int) *signo : 0;
+  if (s == 0)
+    return kiln_error_make (err, ECANCELED, "cancelled by kiln (another part of the build failed)%s", suffix);
+  if (interrupted)
+    *interrupted = s;
+  return kiln_error_make (err, EINTR, "interrupted by signal %d (%s)%s", s, strsignal (s), suffix);
+}
+
 bool
 sandbox_cancelled (int cancel_fd)
 {

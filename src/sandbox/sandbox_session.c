@@ -107,8 +107,6 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
   if (n != 1 || tag != 'F')
     {
       int e = errno;
-      if (e == ECANCELED)
-        return kiln_error_make (err, e, "cancelled");
       if (e == ETIMEDOUT)
         return kiln_error_make (err, 0, "the stage's mount holder did not hand over its FUSE mount within %d s",
                                 HANDSHAKE_TIMEOUT_S);
@@ -128,8 +126,6 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
   if (n != 3 || tag != 'N')
     {
       int e = errno;
-      if (e == ECANCELED)
-        return kiln_error_make (err, e, "cancelled");
       if (e == ETIMEDOUT)
         return kiln_error_make (err, 0, "the stage's mount holder did not hand over its namespaces within %d s "
                                         "(is the FUSE mount answering?)", HANDSHAKE_TIMEOUT_S);
@@ -164,6 +160,12 @@ sandbox_session_new (const sandbox_session_config *cfg, sandbox_session **out, k
   if (session_setup (cfg, pid, sp[0], ep[0], s, err) < 0)
     {
       sandbox_kill_and_reap (pid);
+      /* A wait that the caller cancelled says so, as a cancelled step does. */
+      if (sandbox_cancelled (cfg->cancel_fd))
+        {
+          kiln_error_clear (err);
+          sandbox_cancel_error (cfg->cancel_signal, NULL, "", err);
+        }
       kiln_error_wrap (err, "setting up the stage's mount");
       goto out;
     }

@@ -257,8 +257,9 @@ DF
     "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
       --no-push "$TEST_TMP/ctx" > "$TEST_TMP/out" 2>&1 &
     local pid=$!
-    for _ in $(seq 1 100); do grep -q started "$TEST_TMP/out" && break; sleep 0.1; done
-    grep -q started "$TEST_TMP/out"
+    # the step's own output line ("#2 0.051 started"), not its title
+    for _ in $(seq 1 100); do grep -qE '^#[0-9]+ [0-9.]+ started$' "$TEST_TMP/out" && break; sleep 0.1; done
+    grep -qE '^#[0-9]+ [0-9.]+ started$' "$TEST_TMP/out"
     kill -$sig $pid
     local rc=0
     wait $pid || rc=$?

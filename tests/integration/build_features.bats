@@ -380,7 +380,12 @@ EOF2
   "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
     --no-push --jobs 2 "$TEST_TMP/ctx" > "$TEST_TMP/out" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 150); do grep -q bad-started "$TEST_TMP/out" && grep -q slow-started "$TEST_TMP/out" && break; sleep 0.1; done
+  # the steps' own output lines ("#3 0.05 bad-started"), not their titles
+  for _ in $(seq 1 150); do
+    grep -qE '^#[0-9]+ [0-9.]+ bad-started$' "$TEST_TMP/out" && grep -qE '^#[0-9]+ [0-9.]+ slow-started$' "$TEST_TMP/out" &&
+      break
+    sleep 0.1
+  done
   kill -TERM $pid
   local rc=0
   wait $pid || rc=$?

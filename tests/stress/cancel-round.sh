@@ -31,7 +31,9 @@ for _ in $(seq 1 100); do
   sleep 0.02
 done
 [ -n "$kpid" ] || { echo "round $round: kiln did not start" >&2; kill "$dl"; exit 1; }
-started() { grep -q a-started "$log" && grep -q b-started "$log" && grep -q c-started "$log"; }
+# the steps' own output lines ("#2 0.063 a-started"), not their titles
+printed() { grep -qE "^#[0-9]+ [0-9.]+ $1\$" "$log"; }
+started() { printed a-started && printed b-started && printed c-started; }
 wait_started() {
   local _
   for _ in $(seq 1 300); do started && return 0; sleep 0.1; done
