@@ -2,6 +2,7 @@
  * every rule of BuildKit's parser (continuations, flags, heredocs, legacy
  * forms) is explicit and each error can point at its line. */
 #include "build/dockerfile.h"
+#include "build/context.h"
 #include "build/expand.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
@@ -1250,11 +1251,11 @@ fail:
 }
 
 int
-dockerfile_parse_file (const char *path, dockerfile **out, kiln_error **err)
+dockerfile_parse_file (const char *path, const char *context_dir, dockerfile **out, kiln_error **err)
 {
-  autoclose int fd = open (path, O_RDONLY | O_CLOEXEC);
+  autoclose int fd = context_open_file (context_dir, path, O_RDONLY, err);
   if (fd < 0)
-    return kiln_error_make (err, errno, "open '%s'", path);
+    return -1;
   struct stat st;
   if (fstat (fd, &st) < 0)
     return kiln_error_make (err, errno, "stat '%s'", path);

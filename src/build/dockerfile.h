@@ -101,8 +101,10 @@ typedef struct dockerfile
 /* Parse DATA (len bytes, need not be NUL-terminated). NAME is used in
  * messages. */
 int dockerfile_parse (const char *name, const char *data, size_t len, dockerfile **out, kiln_error **err);
-/* Read and parse a file (at most 16 MiB). */
-int dockerfile_parse_file (const char *path, dockerfile **out, kiln_error **err);
+/* Read and parse a file (at most 16 MiB). A path inside context_dir (not
+ * NULL) is opened beneath it: a Dockerfile that is a symlink leading out
+ * of the build context is an error and is not read (context_open_file). */
+int dockerfile_parse_file (const char *path, const char *context_dir, dockerfile **out, kiln_error **err);
 void dockerfile_free (dockerfile *df);
 
 /* "FROM", "RUN", ... */

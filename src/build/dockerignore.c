@@ -1,6 +1,7 @@
 /* dockerignore.c - see dockerignore.h. Patterns compile to a small NFA
  * equivalent to the regular expressions Docker's patternmatcher builds. */
 #include "build/dockerignore.h"
+#include "build/context.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
 
@@ -415,6 +416,17 @@ dockerignore_parse (const char *data, size_t len, dockerignore **out, kiln_error
   return 0;
 }
 
+/* 1 with the bytes of fd, named name, in *data (at most 16 MiB). */
+static int
+read_fd (int fd, const char *name, char **data, size_t *len, kiln_error **err)
+{
+  autoerror kiln_error *rerr = NULL;
+  if (fs_read_fd (fd, 16 * 1024 * 1024, data, len, &rerr) < 0)
+    return rerr->status == EFBIG ? kiln_error_make (err, 0, "'%s' is larger than 16 MiB", name)
+                                 : kiln_error_make (err, rerr->status, "read '%s'", name);
+  return 1;
+}
+
 /* 1 with the file's bytes in *data (at most 16 MiB), 0 when it does not
  * exist (*data untouched). */
 static int
@@ -423,11 +435,7 @@ read_at (int dirfd, const char *name, char **data, size_t *len, kiln_error **err
   autoclose int fd = openat (dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
     return errno == ENOENT ? 0 : kiln_error_make (err, errno, "open '%s'", name);
-  autoerror kiln_error *rerr = NULL;
-  if (fs_read_fd (fd, 16 * 1024 * 1024, data, len, &rerr) < 0)
-    return rerr->status == EFBIG ? kiln_error_make (err, 0, "'%s' is larger than 16 MiB", name)
-                                 : kiln_error_make (err, rerr->status, "read '%s'", name);
-  return 1;
+  return read_fd (fd, name, data, len, err);
 }
 
 int
@@ -438,8 +446,17 @@ dockerignore_load (const char *context_dir, const char *dockerfile_path, dockeri
   int r = 0;
   if (dockerfile_path)
     {
+      /* beside the Dockerfile: beneath the context when the Dockerfile is
+       * in it, a symlink is refused as for .dockerignore */
       autofree char *p = xasprintf ("%s.dockerignore", dockerfile_path);
-      r = read_at (AT_FDCWD, p, &data, &len, err);
+      autoerror kiln_error *e = NULL;
+      autoclose int fd = context_open_file (context_dir, p, O_RDONLY | O_NOFOLLOW, &e);
+      if (fd < 0 && e->status != ENOENT)
+        {
+          *err = steal_pointer (&e);
+          return -1;
+        }
+      r = fd < 0 ? 0 : read_fd (fd, p, &data, &len, err);
       if (r < 0)
         return -1;
     }

@@ -517,8 +517,8 @@ build_run (build_cmd_opts *o, kiln_error **err)
 /* Check the output names and the executor options, parse the Dockerfile
  * and make sure the build has somewhere to go: *dfp is then the caller's. */
 static int
-build_load (build_cmd_opts *o, const char *df_path, build_exec_opts *eo, progress_mode *pm, dockerfile **dfp,
-            kiln_error **err)
+build_load (build_cmd_opts *o, const char *ctx_dir, const char *df_path, build_exec_opts *eo, progress_mode *pm,
+            dockerfile **dfp, kiln_error **err)
 {
   for (char **d = o->destinations; d && *d; d++)
     {
@@ -532,7 +532,7 @@ build_load (build_cmd_opts *o, const char *df_path, build_exec_opts *eo, progres
     log_info ("%s", *n);
 
   dockerfile *df = NULL;
-  if (dockerfile_parse_file (df_path, &df, err) < 0)
+  if (dockerfile_parse_file (df_path, ctx_dir, &df, err) < 0)
     return -1;
   for (char **w = df->warnings; w && *w; w++)
     log_warn ("%s", *w);
@@ -690,7 +690,7 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   build_exec_opts eo = { 0 };
   progress_mode pm;
   dockerfile *df = NULL;
-  if (build_load (o, df_path, &eo, &pm, &df, err) < 0)
+  if (build_load (o, ctx_dir, df_path, &eo, &pm, &df, err) < 0)
     return -1;
   plan_options po = {
     .build_args = o->build_args, .target = o->target, .platform = o->platform,

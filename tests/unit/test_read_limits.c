@@ -39,13 +39,13 @@ test_dockerfile_limit (void **state)
   make_sparse (dfd, "Dockerfile", 16 * 1024 * 1024 + 1);
   dockerfile *df = NULL;
   autoerror kiln_error *err = NULL;
-  assert_int_equal (dockerfile_parse_file (path, &df, &err), -1);
+  assert_int_equal (dockerfile_parse_file (path, NULL, &df, &err), -1);
   autofree char *want = xasprintf ("'%s' is larger than 16 MiB", path);
   assert_string_equal (err->msg, want);
   assert_int_equal (err->status, 0);
   kiln_error_clear (&err);
   test_write_file (dfd, "Dockerfile", "FROM scratch\n");
-  assert_ok (dockerfile_parse_file (path, &df, &err), err);
+  assert_ok (dockerfile_parse_file (path, NULL, &df, &err), err);
   dockerfile_free (df);
   close (dfd);
   test_rmtree (dir);
