@@ -195,19 +195,15 @@ static const cli_option build_options[] = {
 /* The sentinel above keeps the array non-empty; it is not part of the table. */
 #define N_BUILD_OPTIONS (ARRAY_SIZE (build_options) - 1)
 
-static void
-build_usage (FILE *out, const cli_option *opts, size_t n)
-{
-  fprintf (out, "Usage: kiln build [FLAGS] [CONTEXT]\n\n"
-                "Build an image from a Dockerfile without a daemon and without root: RUN steps run in\n"
-                "user namespaces with seccomp on kiln's FUSE overlay; layers come from the overlay's\n"
-                "write log. The result is pushed to every -t/--destination and/or written with\n"
-                "--oci-layout / --tar-path. Images and layers are kept in the store (--root).\n\n"
-                "Examples:\n"
-                "  kiln build -t registry.example.com/app:1.0 .\n"
-                "  kiln build --no-push --oci-layout out:latest -f docker/Dockerfile .\n\nFlags:\n");
-  cli_print_options (out, opts, n);
-}
+static const char build_usage_head[] =
+  "Usage: kiln build [FLAGS] [CONTEXT]\n\n"
+  "Build an image from a Dockerfile without a daemon and without root: RUN steps run in\n"
+  "user namespaces with seccomp on kiln's FUSE overlay; layers come from the overlay's\n"
+  "write log. The result is pushed to every -t/--destination and/or written with\n"
+  "--oci-layout / --tar-path. Images and layers are kept in the store (--root).\n\n"
+  "Examples:\n"
+  "  kiln build -t registry.example.com/app:1.0 .\n"
+  "  kiln build --no-push --oci-layout out:latest -f docker/Dockerfile .\n\nFlags:\n";
 
 static int
 parse_int (const char *flag, const char *v, int lo, int hi, int *out, kiln_error **err)
@@ -713,26 +709,15 @@ cmd_build_main (int argc, char **argv, kiln_error **err)
   build_cmd_opts o = { .skip_unused_stages = true, .reg = { .retries = -1 }, .cache = true, .cache_run_layers = true,
                        .cache_copy_layers = true };
   cli_common_init (&o.common);
-  size_t n = N_BUILD_OPTIONS + cli_common_options_count;
-  autofree cli_option *opts = cli_options_concat (build_options, N_BUILD_OPTIONS, cli_common_options,
-                                                  cli_common_options_count);
   autostrv char **pos = NULL;
-  bool help = false;
-  int ret = cli_parse (argc, argv, opts, n, build_handle, &o, &pos, &help, err);
   int rc = KILN_EXIT_FAILURE;
-  if (ret < 0)
+  int r = cmd_parse_args ("build", argc, argv, build_options, N_BUILD_OPTIONS, &o.common, build_handle, &o,
+                          build_usage_head, &pos, err);
+  if (r <= 0)
     {
-      kiln_error_wrap (err, "kiln build");
-      rc = KILN_EXIT_USAGE;
+      rc = r < 0 ? KILN_EXIT_USAGE : KILN_EXIT_OK;
       goto out;
     }
-  if (help)
-    {
-      build_usage (stdout, opts, n);
-      rc = KILN_EXIT_OK;
-      goto out;
-    }
-  cli_common_apply (&o.common);
   if (pos && pos[0] && pos[1])
     {
       kiln_error_make (err, 0, "kiln build: expected at most one CONTEXT argument, got '%s' and '%s'", pos[0], pos[1]);

@@ -1,6 +1,7 @@
 /* cmd_common.c - what the command front-ends share. */
 #include "cmd/cmd_common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,4 +92,24 @@ cmd_mirror_handle (registry_options *reg, char ***mirrors, const char *value, ki
     strv_push (&reg->insecure_registries, host);
   strv_push (mirrors, host);
   return 0;
+}
+
+int
+cmd_parse_args (const char *name, int argc, char **argv, const cli_option *own, size_t n_own,
+                cli_common *common, cli_handler handler, void *ctx, const char *usage_head, char ***pos,
+                kiln_error **err)
+{
+  size_t n = n_own + cli_common_options_count;
+  autofree cli_option *opts = cli_options_concat (own, n_own, cli_common_options, cli_common_options_count);
+  bool help = false;
+  if (cli_parse (argc, argv, opts, n, handler, ctx, pos, &help, err) < 0)
+    return kiln_error_wrap (err, "kiln %s", name);
+  if (help)
+    {
+      fputs (usage_head, stdout);
+      cli_print_options (stdout, opts, n);
+      return 0;
+    }
+  cli_common_apply (common);
+  return 1;
 }

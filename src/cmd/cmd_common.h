@@ -70,4 +70,14 @@ void cmd_set_string (char **dst, const char *value);
  * for that host): appended to *mirrors. */
 int cmd_mirror_handle (registry_options *reg, char ***mirrors, const char *value, kiln_error **err);
 
+/* How every command reads its arguments: its own flags (own, n_own)
+ * followed by the common ones (cli_common_options), parsed into ctx by
+ * handler over argv[0..argc). --help prints usage_head and the whole flag
+ * table to stdout. Returns 1 to go on (positional arguments in *pos, the
+ * common flags applied), 0 after --help, or a usage error wrapped
+ * "kiln NAME" (negative). */
+int cmd_parse_args (const char *name, int argc, char **argv, const cli_option *own, size_t n_own,
+                    cli_common *common, cli_handler handler, void *ctx, const char *usage_head, char ***pos,
+                    kiln_error **err);
+
 #endif

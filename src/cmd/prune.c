@@ -1,5 +1,6 @@
 /* prune.c - `kiln prune`. */
 #include "cmd/cmd.h"
+#include "cmd/cmd_common.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
 #include "util/alloc.h"
@@ -49,34 +50,28 @@ prune_handle (void *ctx, int id, const char *value, kiln_error **err)
   return 0;
 }
 
+static const char prune_usage_head[] =
+  "Usage: kiln prune [FLAGS]\n\nRemove layers, blobs and temporary files that no kept image or "
+  "cache entry references.\n\nFlags:\n";
+
 int
 cmd_prune_main (int argc, char **argv, kiln_error **err)
 {
   prune_opts o = { 0 };
   cli_common_init (&o.common);
-  size_t n = ARRAY_SIZE (prune_options) + cli_common_options_count;
-  autofree cli_option *opts = cli_options_concat (prune_options, ARRAY_SIZE (prune_options), cli_common_options,
-                                                  cli_common_options_count);
   autostrv char **pos = NULL;
-  bool help = false;
-  int ret = cli_parse (argc, argv, opts, n, prune_handle, &o, &pos, &help, err);
-  if (ret < 0 || (!help && pos && pos[0]))
+  int ret = cmd_parse_args ("prune", argc, argv, prune_options, ARRAY_SIZE (prune_options), &o.common,
+                            prune_handle, &o, prune_usage_head, &pos, err);
+  if (ret > 0 && pos && pos[0])
     {
-      if (ret >= 0)
-        kiln_error_make (err, 0, "unexpected argument '%s'", pos[0]);
-      kiln_error_wrap (err, "kiln prune");
-      cli_common_free (&o.common);
-      return KILN_EXIT_USAGE;
+      kiln_error_make (err, 0, "kiln prune: unexpected argument '%s'", pos[0]);
+      ret = -1;
     }
-  if (help)
+  if (ret <= 0)
     {
-      printf ("Usage: kiln prune [FLAGS]\n\nRemove layers, blobs and temporary files that no kept image or "
-              "cache entry references.\n\nFlags:\n");
-      cli_print_options (stdout, opts, n);
       cli_common_free (&o.common);
-      return KILN_EXIT_OK;
+      return ret < 0 ? KILN_EXIT_USAGE : KILN_EXIT_OK;
     }
-  cli_common_apply (&o.common);
   autostore store *s = NULL;
   ret = store_open (o.common.root, STORE_OPEN_EXCLUSIVE, &s, err);
   cli_common_free (&o.common);

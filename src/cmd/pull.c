@@ -258,6 +258,12 @@ run_pull_into (pull_opts *o, const registry_ref *ref, const char *os, const char
   return r;
 }
 
+static const char pull_usage_head[] =
+  "Usage: kiln pull [FLAGS] REFERENCE --oci-layout DIR[:TAG]\n"
+  "       kiln pull [FLAGS] REFERENCE --store [--root DIR]\n\n"
+  "Pull an image from a registry into an OCI image layout, or into kiln's store\n"
+  "(layers extracted once, compressed blobs kept).\n\nFlags:\n";
+
 int
 cmd_pull_main (int argc, char **argv, kiln_error **err)
 {
@@ -265,29 +271,14 @@ cmd_pull_main (int argc, char **argv, kiln_error **err)
   memset (&o, 0, sizeof o);
   o.reg.retries = -1;
   cli_common_init (&o.common);
-  size_t n = N_PULL_OPTIONS + cli_common_options_count;
-  autofree cli_option *opts = cli_options_concat (pull_options, N_PULL_OPTIONS, cli_common_options,
-                                                  cli_common_options_count);
   autostrv char **pos = NULL;
-  bool help = false;
-  int ret = cli_parse (argc, argv, opts, n, pull_handle, &o, &pos, &help, err);
-  if (ret < 0)
+  int r = cmd_parse_args ("pull", argc, argv, pull_options, N_PULL_OPTIONS, &o.common, pull_handle, &o,
+                          pull_usage_head, &pos, err);
+  if (r <= 0)
     {
       pull_opts_free (&o);
-      kiln_error_wrap (err, "kiln pull");
-      return KILN_EXIT_USAGE;
+      return r < 0 ? KILN_EXIT_USAGE : KILN_EXIT_OK;
     }
-  if (help)
-    {
-      printf ("Usage: kiln pull [FLAGS] REFERENCE --oci-layout DIR[:TAG]\n"
-              "       kiln pull [FLAGS] REFERENCE --store [--root DIR]\n\n"
-              "Pull an image from a registry into an OCI image layout, or into kiln's store\n"
-              "(layers extracted once, compressed blobs kept).\n\nFlags:\n");
-      cli_print_options (stdout, opts, n);
-      pull_opts_free (&o);
-      return KILN_EXIT_OK;
-    }
-  cli_common_apply (&o.common);
   if (o.store && (o.layout || o.tar_path))
     {
       pull_opts_free (&o);
@@ -305,8 +296,8 @@ cmd_pull_main (int argc, char **argv, kiln_error **err)
   /* In-place per-blob progress on a terminal; plain log lines otherwise. */
   if (o.common.log_format == LOG_FORMAT_TEXT && log_enabled (LOG_LEVEL_INFO))
     o.reg.progress = blobprogress_new (stderr);
-  ret = run_pull (&o, pos[0], err);
+  r = run_pull (&o, pos[0], err);
   blobprogress_free (o.reg.progress);
   pull_opts_free (&o);
-  return ret < 0 ? sigcancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
+  return r < 0 ? sigcancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
 }

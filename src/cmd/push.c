@@ -145,6 +145,12 @@ run_push (push_opts *o, char **dests, kiln_error **err)
   return 0;
 }
 
+static const char push_usage_head[] =
+  "Usage: kiln push [FLAGS] --oci-layout DIR[:TAG] DESTINATION...\n\n"
+  "Push an image from an OCI image layout to one or more registry references.\n"
+  "A multi-platform image (an image index, or several index.json entries for TAG,\n"
+  "one per platform) is pushed whole: every platform's image, then the index.\n\nFlags:\n";
+
 int
 cmd_push_main (int argc, char **argv, kiln_error **err)
 {
@@ -152,29 +158,14 @@ cmd_push_main (int argc, char **argv, kiln_error **err)
   memset (&o, 0, sizeof o);
   o.reg.retries = -1;
   cli_common_init (&o.common);
-  size_t n = N_PUSH_OPTIONS + cli_common_options_count;
-  autofree cli_option *opts = cli_options_concat (push_options, N_PUSH_OPTIONS, cli_common_options,
-                                                  cli_common_options_count);
   autostrv char **pos = NULL;
-  bool help = false;
-  int ret = cli_parse (argc, argv, opts, n, push_handle, &o, &pos, &help, err);
-  if (ret < 0)
+  int r = cmd_parse_args ("push", argc, argv, push_options, N_PUSH_OPTIONS, &o.common, push_handle, &o,
+                          push_usage_head, &pos, err);
+  if (r <= 0)
     {
       push_opts_free (&o);
-      kiln_error_wrap (err, "kiln push");
-      return KILN_EXIT_USAGE;
+      return r < 0 ? KILN_EXIT_USAGE : KILN_EXIT_OK;
     }
-  if (help)
-    {
-      printf ("Usage: kiln push [FLAGS] --oci-layout DIR[:TAG] DESTINATION...\n\n"
-              "Push an image from an OCI image layout to one or more registry references.\n"
-              "A multi-platform image (an image index, or several index.json entries for TAG,\n"
-              "one per platform) is pushed whole: every platform's image, then the index.\n\nFlags:\n");
-      cli_print_options (stdout, opts, n);
-      push_opts_free (&o);
-      return KILN_EXIT_OK;
-    }
-  cli_common_apply (&o.common);
   if (strv_len (pos) < 1 || !o.layout)
     {
       push_opts_free (&o);
@@ -185,8 +176,8 @@ cmd_push_main (int argc, char **argv, kiln_error **err)
   /* In-place per-blob progress on a terminal; plain log lines otherwise. */
   if (o.common.log_format == LOG_FORMAT_TEXT && log_enabled (LOG_LEVEL_INFO))
     o.reg.progress = blobprogress_new (stderr);
-  ret = run_push (&o, pos, err);
+  r = run_push (&o, pos, err);
   blobprogress_free (o.reg.progress);
   push_opts_free (&o);
-  return ret < 0 ? sigcancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
+  return r < 0 ? sigcancel_exit_code (KILN_EXIT_FAILURE) : KILN_EXIT_OK;
 }

@@ -733,8 +733,11 @@ out:
  * with --rootfs / --oci-layout), or of a "--": kiln's flags end there, as
  * with docker run, so the command's own flags are never taken for kiln's. */
 static int
-flags_end (int argc, char **argv, const cli_option *opts, size_t n_opts)
+flags_end (int argc, char **argv)
 {
+  size_t n_opts = N_RUN_OPTIONS + cli_common_options_count;
+  autofree cli_option *opts = cli_options_concat (run_options, N_RUN_OPTIONS, cli_common_options,
+                                                  cli_common_options_count);
   for (int i = 1; i < argc; i++)
     {
       const char *a = argv[i];
@@ -765,33 +768,29 @@ flags_end (int argc, char **argv, const cli_option *opts, size_t n_opts)
   return argc;
 }
 
-static void
-run_usage (const cli_option *opts, size_t n)
-{
-  printf ("Usage: kiln run [FLAGS] IMAGE [COMMAND [ARG...]]\n"
-          "       kiln run [FLAGS] --oci-layout DIR[:TAG] [COMMAND [ARG...]]\n"
-          "       kiln run [FLAGS] --rootfs DIR [--overlay] COMMAND [ARG...]\n\n"
-          "Run a command inside kiln's step sandbox, as a RUN step of a build runs: user, mount,\n"
-          "pid, ipc, uts and cgroup namespaces (network too with --network=none), seccomp,\n"
-          "reduced capabilities, ID mapping chosen as for builds (--userns).\n\n"
-          "IMAGE is looked up in this order: an image kiln built into the store (the -t, or\n"
-          "--oci-layout argument given to kiln build, or 'latest'), an image pulled into the store\n"
-          "earlier, then the registry (pulled into the store like kiln pull --store; see --pull\n"
-          "and the registry flags). The root filesystem is kiln's FUSE overlay of the image's\n"
-          "store layers with a temporary upper in the store's tmp/: the command's writes are\n"
-          "discarded when it ends, also on SIGINT/SIGTERM, and nothing is committed\n"
-          "(--show-changes lists them). The image config's Env, WorkingDir, User, Entrypoint\n"
-          "and Cmd apply as with docker run; -e, -w, -u and --entrypoint override them.\n\n"
-          "The first argument that is not a flag ends kiln's flags: what follows IMAGE (or,\n"
-          "with --oci-layout or --rootfs, the first argument) is the command and its arguments.\n\n"
-          "Exit status: the command's; 128+N when it was killed by signal N or kiln was\n"
-          "interrupted by signal N; 1 when kiln failed; 2 for usage errors.\n\n"
-          "Examples:\n"
-          "  kiln build -t app --no-push . && kiln run app\n"
-          "  kiln run --insecure-registry localhost:5000 localhost:5000/tools:1 make -C /src\n"
-          "  kiln run --oci-layout out:latest -u 1000 -e DEBUG=1 -- sh -c 'id; env'\n\nFlags:\n");
-  cli_print_options (stdout, opts, n);
-}
+static const char run_usage_head[] =
+  "Usage: kiln run [FLAGS] IMAGE [COMMAND [ARG...]]\n"
+  "       kiln run [FLAGS] --oci-layout DIR[:TAG] [COMMAND [ARG...]]\n"
+  "       kiln run [FLAGS] --rootfs DIR [--overlay] COMMAND [ARG...]\n\n"
+  "Run a command inside kiln's step sandbox, as a RUN step of a build runs: user, mount,\n"
+  "pid, ipc, uts and cgroup namespaces (network too with --network=none), seccomp,\n"
+  "reduced capabilities, ID mapping chosen as for builds (--userns).\n\n"
+  "IMAGE is looked up in this order: an image kiln built into the store (the -t, or\n"
+  "--oci-layout argument given to kiln build, or 'latest'), an image pulled into the store\n"
+  "earlier, then the registry (pulled into the store like kiln pull --store; see --pull\n"
+  "and the registry flags). The root filesystem is kiln's FUSE overlay of the image's\n"
+  "store layers with a temporary upper in the store's tmp/: the command's writes are\n"
+  "discarded when it ends, also on SIGINT/SIGTERM, and nothing is committed\n"
+  "(--show-changes lists them). The image config's Env, WorkingDir, User, Entrypoint\n"
+  "and Cmd apply as with docker run; -e, -w, -u and --entrypoint override them.\n\n"
+  "The first argument that is not a flag ends kiln's flags: what follows IMAGE (or,\n"
+  "with --oci-layout or --rootfs, the first argument) is the command and its arguments.\n\n"
+  "Exit status: the command's; 128+N when it was killed by signal N or kiln was\n"
+  "interrupted by signal N; 1 when kiln failed; 2 for usage errors.\n\n"
+  "Examples:\n"
+  "  kiln build -t app --no-push . && kiln run app\n"
+  "  kiln run --insecure-registry localhost:5000 localhost:5000/tools:1 make -C /src\n"
+  "  kiln run --oci-layout out:latest -u 1000 -e DEBUG=1 -- sh -c 'id; env'\n\nFlags:\n";
 
 static int
 check_combination (const run_opts *o, char **pos, kiln_error **err)
@@ -819,25 +818,15 @@ cmd_run_main (int argc, char **argv, kiln_error **err)
   memset (&o, 0, sizeof o);
   o.reg.retries = -1;
   cli_common_init (&o.common);
-  size_t n = N_RUN_OPTIONS + cli_common_options_count;
-  autofree cli_option *opts = cli_options_concat (run_options, N_RUN_OPTIONS, cli_common_options,
-                                                  cli_common_options_count);
-  int end = flags_end (argc, argv, opts, n);
+  int end = flags_end (argc, argv);
   autostrv char **flag_pos = NULL;
-  bool help = false;
-  if (cli_parse (end, argv, opts, n, run_handle, &o, &flag_pos, &help, err) < 0)
+  int r = cmd_parse_args ("run", end, argv, run_options, N_RUN_OPTIONS, &o.common, run_handle, &o, run_usage_head,
+                          &flag_pos, err);
+  if (r <= 0)
     {
       run_opts_free (&o);
-      kiln_error_wrap (err, "kiln run");
-      return KILN_EXIT_USAGE;
+      return r < 0 ? KILN_EXIT_USAGE : KILN_EXIT_OK;
     }
-  if (help)
-    {
-      run_usage (opts, n);
-      run_opts_free (&o);
-      return KILN_EXIT_OK;
-    }
-  cli_common_apply (&o.common);
   char **pos = argv + end;
   if (end < argc && strcmp (argv[end], "--") == 0)
     pos++;
