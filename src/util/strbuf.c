@@ -135,12 +135,63 @@ strbuf_addf (strbuf *sb, const char *fmt, ...)
   va_end (ap);
 }
 
+/* Length of the well-formed UTF-8 sequence at s (n bytes left), RFC 3629:
+ * no overlong forms, no surrogates, nothing above U+10FFFF; 0 if there is
+ * none. */
+static size_t
+utf8_seq_len (const unsigned char *s, size_t n)
+{
+  unsigned char c = s[0];
+  size_t len;
+  unsigned char lo = 0x80, hi = 0xbf; /* bounds of the second byte */
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xc2 && c <= 0xdf)
+    len = 2;
+  else if (c >= 0xe0 && c <= 0xef)
+    {
+      len = 3;
+      if (c == 0xe0)
+        lo = 0xa0;
+      else if (c == 0xed)
+        hi = 0x9f;
+    }
+  else if (c >= 0xf0 && c <= 0xf4)
+    {
+      len = 4;
+      if (c == 0xf0)
+        lo = 0x90;
+      else if (c == 0xf4)
+        hi = 0x8f;
+    }
+  else
+    return 0;
+  if (n < len || s[1] < lo || s[1] > hi)
+    return 0;
+  for (size_t i = 2; i < len; i++)
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+  return len;
+}
+
 void
 strbuf_add_json_escaped (strbuf *sb, const char *s, size_t len)
 {
   for (size_t i = 0; i < len; i++)
     {
       unsigned char c = (unsigned char) s[i];
+      if (c >= 0x80)
+        {
+          size_t k = utf8_seq_len ((const unsigned char *) s + i, len - i);
+          if (k == 0)
+            strbuf_adds (sb, "\\ufffd");
+          else
+            {
+              strbuf_add (sb, s + i, k);
+              i += k - 1;
+            }
+          continue;
+        }
       switch (c)
         {
         case '"':

@@ -36,7 +36,9 @@ void strbuf_adds (strbuf *sb, const char *s);
 void strbuf_addch (strbuf *sb, int c);
 void strbuf_addf (strbuf *sb, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 void strbuf_vaddf (strbuf *sb, const char *fmt, va_list ap) __attribute__ ((format (printf, 2, 0)));
-/* Append s with JSON string escaping, without the surrounding quotes. */
+/* Append s with JSON string escaping, without the surrounding quotes. A byte
+ * that does not start a well-formed UTF-8 sequence becomes U+FFFD, so the
+ * result is valid JSON whatever s holds (a RUN step's output). */
 void strbuf_add_json_escaped (strbuf *sb, const char *s, size_t len);
 
 /* Remove trailing whitespace. */

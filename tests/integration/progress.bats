@@ -124,6 +124,34 @@ widest() {
   printf '%s\n' "$output" | jq -e -s 'map(.event) | index("step") != null and index("done") != null and .[-1] == "summary"'
 }
 
+@test "progress: json stays valid JSON whatever bytes a step prints; plain keeps the bytes" {
+  registry_start
+  fixtures_push busybox
+  # invalid UTF-8 (0xff 0xfe, a lone continuation byte, a truncated euro sign), then valid UTF-8
+  printf 'ARG BASE\nFROM $BASE\nRUN printf "bad \\377\\376 \\200 \\342\\202 end\\n"; printf "ok \\303\\251\\n"\n' \
+    > "$TEST_TMP/ctx/Dockerfile"
+  run bash -c "$(kbuild_args) --insecure-registry '$REGISTRY' --build-arg 'BASE=$BUSYBOX_IMAGE' --progress=json \
+    '$TEST_TMP/ctx' 2>&1 >/dev/null"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  # every event line parses, one by one (kiln's log lines, e.g. "pulling layer", are not
+  # events yet: issue 18)
+  local events
+  events=$(grep -a '^{' <<< "$output")
+  # strictly: UTF-8 first (jq would quietly replace invalid bytes), then JSON
+  python3 -c 'import sys, json
+for l in sys.stdin.buffer.read().decode("utf-8").splitlines():
+    json.loads(l)' <<< "$events"
+  [ "$(jq -r 'select(.event == "output" and (.line | startswith("bad"))) | .line' <<< "$events")" = \
+    "bad $(printf '\357\277\275\357\277\275 \357\277\275 \357\277\275\357\277\275') end" ]
+  [[ $output == *"ok é"* ]]
+  # plain mode: the exact bytes
+  rm -rf "$TEST_TMP/out"
+  "$KILN" build --root "$TEST_TMP/store" --no-push --no-cache --oci-layout "$TEST_TMP/out:t" --insecure-registry "$REGISTRY" \
+    --build-arg "BASE=$BUSYBOX_IMAGE" --progress=plain "$TEST_TMP/ctx" > "$TEST_TMP/plain" 2>&1
+  grep -q "$(printf 'bad \377\376 \200 \342\202 end')" "$TEST_TMP/plain"
+}
+
 @test "progress: tty shows a running step's output live and collapses it when done" {
   registry_start
   fixtures_push busybox

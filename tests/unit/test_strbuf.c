@@ -63,6 +63,33 @@ test_json_escape (void **state)
   strbuf_reset (&sb);
   strbuf_add_json_escaped (&sb, "x\0y", 3);
   assert_string_equal (sb.buf, "x\\u0000y");
+  /* Valid UTF-8 is kept byte for byte: 2, 3 and 4 byte forms. */
+  strbuf_reset (&sb);
+  strbuf_add_json_escaped (&sb, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9);
+  assert_string_equal (sb.buf, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+  /* Anything else becomes U+FFFD, one per byte that starts no sequence: a
+   * stray continuation, 0xff, a truncated sequence, an overlong '/', a
+   * surrogate, a code point above U+10FFFF. */
+  const struct
+  {
+    const char *in;
+    size_t len;
+    const char *out;
+  } bad[] = {
+    { "a\x80" "b", 3, "a\\ufffdb" },
+    { "\xff\xfe", 2, "\\ufffd\\ufffd" },
+    { "\xe2\x82", 2, "\\ufffd\\ufffd" },
+    { "\xc0\xaf", 2, "\\ufffd\\ufffd" },
+    { "\xed\xa0\x80", 3, "\\ufffd\\ufffd\\ufffd" },
+    { "\xf4\x90\x80\x80", 4, "\\ufffd\\ufffd\\ufffd\\ufffd" },
+    { "\xe2\x82x", 3, "\\ufffd\\ufffdx" },
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    {
+      strbuf_reset (&sb);
+      strbuf_add_json_escaped (&sb, bad[i].in, bad[i].len);
+      assert_string_equal (sb.buf, bad[i].out);
+    }
 }
 
 static void
