@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,6 +629,41 @@ reap_step (child_ctx *c, pid_t w)
   _exit (0);
 }
 
+/* The step's pid 1 is this fork of kiln, never exec'd: its argv and
+ * environment areas still hold kiln's command line (build-arg values the
+ * Dockerfile never declared, the store path) and kiln's environment
+ * (credentials in variables), which every process of the step could read
+ * in /proc/1/cmdline and /proc/1/environ. Overwrite both areas of this copy
+ * of kiln's memory (the addresses are fields 48-51 of /proc/self/stat) and
+ * the thread name. Runs after every use of kiln's strings in init; the
+ * step's process gets its argv and environment from the config (heap). */
+static void
+scrub_identity (child_ctx *c)
+{
+  char buf[4096];
+  autoclose int fd = open ("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : read (fd, buf, sizeof buf - 1);
+  if (n <= 0)
+    sandbox_child_die (c, errno, "read /proc/self/stat");
+  buf[n] = '\0';
+  char *p = strrchr (buf, ')'); /* the name before it may hold anything */
+  unsigned long long f[4] = { 0 };
+  int field = 2, got = 0;
+  char *save = NULL;
+  for (char *t = p ? strtok_r (p + 1, " ", &save) : NULL; t && got < 4; t = strtok_r (NULL, " ", &save))
+    if (++field >= 48)
+      f[got++] = strtoull (t, NULL, 10);
+  if (got < 4 || f[1] <= f[0] || f[3] < f[2])
+    sandbox_child_die (c, 0, "unexpected /proc/self/stat");
+  static const char name[] = "kiln-init";
+  size_t arg_len = (size_t) (f[1] - f[0]);
+  memset ((void *) (uintptr_t) f[0], 0, arg_len);
+  memcpy ((void *) (uintptr_t) f[0], name, arg_len > sizeof name ? sizeof name - 1 : arg_len - 1);
+  memset ((void *) (uintptr_t) f[2], 0, (size_t) (f[3] - f[2]));
+  clearenv ();
+  prctl (PR_SET_NAME, name);
+}
+
 static void __attribute__ ((noreturn))
 init_main (child_ctx *c)
 {
@@ -651,6 +687,7 @@ init_main (child_ctx *c)
   if (umount2 (".", MNT_DETACH) < 0 || chdir ("/") < 0)
     sandbox_child_die (c, errno, "detach the old root");
 
+  scrub_identity (c);
   pid_t w = fork ();
   if (w < 0)
     sandbox_child_die (c, errno, "fork the step's process");

@@ -1,0 +1,79 @@
+#!/usr/bin/env bats
+# Nothing of the builder is visible to a RUN step (issue 16, item 4): the
+# step's pid 1 is a fork of kiln, and its /proc/1/cmdline and
+# /proc/1/environ must not show kiln's command line (build-arg values the
+# Dockerfile never declared, the store path) or kiln's environment — as
+# root, with subuid ranges, in single ID mode, and with
+# RUN --security=insecure (every capability in the step's namespace).
+
+load helpers
+
+setup_file() {
+  kiln_setup
+  [ "$(id -u)" -ne 0 ] || chmod 0666 /dev/fuse
+  registry_start
+  fixtures_push busybox
+  export REGISTRY BUSYBOX_IMAGE
+}
+teardown_file() { registry_stop_all; }
+setup() { kiln_setup; SHARED=""; }
+teardown() {
+  shared_dir_cleanup
+  kiln_teardown
+}
+
+CANARY_ENV=kiln-env-canary-4d1a
+CANARY_ARG=kiln-arg-canary-93c7
+
+# The step prints what pid 1 shows (or why it cannot).
+leak_dockerfile() { # DIR [RUN flags]
+  mkdir -p "$1"
+  printf 'ARG BASE\nFROM $BASE\nRUN %s echo "cmd=[$(tr "\\0" " " < /proc/1/cmdline)]"; echo "comm=$(cat /proc/1/comm)"; tr "\\0" "\\n" < /proc/1/environ 2>&1 | sed "s/^/env: /"; echo done\n' \
+    "${2:-}" > "$1/Dockerfile"
+  chmod -R a+rX "$1"
+}
+
+# check_no_leak: the last `run` built, pid 1 is kiln-init, no canary or store path.
+check_no_leak() { # STORE
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"cmd=[kiln-init"* ]]
+  [[ $output == *"comm=kiln-init"* ]]
+  [[ $output == *" done"* ]]
+  [[ $output != *"$CANARY_ENV"* ]]
+  # the build-arg's value appears in kiln's own log only (the step title does
+  # not name it); the step's lines must not
+  ! grep -E '^#[0-9]+ [0-9.]+ .*'"$CANARY_ARG" <<< "$output"
+  ! grep -E '^#[0-9]+ [0-9.]+ .*'"$1" <<< "$output"
+}
+
+@test "leaks: pid 1 of a RUN step shows neither kiln's argv nor its environment (root, default and --security=insecure)" {
+  leak_dockerfile "$TEST_TMP/ctx"
+  KILN_LEAK_TEST=$CANARY_ENV run "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --no-cache \
+    --build-arg "BASE=$BUSYBOX_IMAGE" --build-arg "UNDECLARED=$CANARY_ARG" --no-push "$TEST_TMP/ctx"
+  check_no_leak "$TEST_TMP/store"
+  leak_dockerfile "$TEST_TMP/ctx-insecure" --security=insecure
+  KILN_LEAK_TEST=$CANARY_ENV run "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --no-cache \
+    --allow security.insecure --build-arg "BASE=$BUSYBOX_IMAGE" --build-arg "UNDECLARED=$CANARY_ARG" --no-push \
+    "$TEST_TMP/ctx-insecure"
+  check_no_leak "$TEST_TMP/store"
+}
+
+@test "leaks: the same as a plain user, with subuid ranges and in single ID mode" {
+  require_root
+  test_user_create kiln-leak-sub --subuid
+  test_user_create kiln-leak-single
+  shared_dir
+  local u
+  for u in kiln-leak-sub kiln-leak-single; do
+    leak_dockerfile "$SHARED/ctx-$u" --security=insecure
+    mkdir -p "$SHARED/store-$u"
+    chown "$u" "$SHARED/store-$u"
+    KILN_LEAK_TEST=$CANARY_ENV run run_as "$u" "$KILN" build --root "$SHARED/store-$u" --insecure-registry "$REGISTRY" \
+      --allow security.insecure --build-arg "BASE=$BUSYBOX_IMAGE" --build-arg "UNDECLARED=$CANARY_ARG" --no-push \
+      --no-cache "$SHARED/ctx-$u"
+    check_no_leak "$SHARED/store-$u"
+    # here the step may read pid 1's environment (same user): it is empty
+    [[ $output != *"/proc/1/environ: Permission denied"* ]]
+  done
+}
