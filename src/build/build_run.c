@@ -259,16 +259,11 @@ run_prepare_mounts (build_exec *b, stage_state *st, const plan_step *s, char ***
     apt_conf = strncmp (*e, "APT_CONFIG=", 11) != 0;
   if (apt_conf)
     {
-      if (run_mounts_add_file (&menv, "/dev/.kiln/apt.conf", "APT::Sandbox::User \"root\";\n", 0644, mounts,
-                               err) < 0)
-        {
-          run_mounts_release (mounts);
-          return -1;
-        }
+      run_mounts_add_file ("/dev/.kiln/apt.conf", "APT::Sandbox::User \"root\";\n", 0644, mounts);
       strv_push (env, "APT_CONFIG=/dev/.kiln/apt.conf");
     }
   if (s->argv && s->argv[0] && strncmp (s->argv[0], "/dev/pipes/", 11) == 0 && s->n_heredocs
-      && run_mounts_add_script (&menv, s->argv[0] + 11, s->heredocs[0].body, mounts, err) < 0)
+      && run_mounts_add_script (s->argv[0] + 11, s->heredocs[0].body, mounts, err) < 0)
     {
       run_mounts_release (mounts);
       return -1;

@@ -36,10 +36,36 @@ run_mounts_release (run_mounts *m)
   for (char **t = m->tmpnames; t && *t; t++)
     store_rmtemp (m->store, *t);
   strv_free (m->tmpnames);
+  for (size_t i = 0; i < m->n_data; i++)
+    {
+      explicit_bzero (m->data[i], m->data_len[i]);
+      free (m->data[i]);
+    }
+  free (m->data);
+  free (m->data_len);
   strv_free (m->masks);
   strv_free (m->strings);
   free (m->v);
   memset (m, 0, sizeof *m);
+}
+
+/* Make sm a FILE mount of data (taken: wiped and freed by
+ * run_mounts_release): the step's memory holds it, never the disk
+ * (SANDBOX_MOUNT_FILE). */
+static void
+set_file_data (run_mounts *m, sandbox_mount *sm, char *data, size_t len, unsigned mode, uid_t uid, gid_t gid)
+{
+  m->data = xreallocarray (m->data, m->n_data + 1, sizeof *m->data);
+  m->data_len = xreallocarray (m->data_len, m->n_data + 1, sizeof *m->data_len);
+  m->data[m->n_data] = data;
+  m->data_len[m->n_data++] = len;
+  sm->type = SANDBOX_MOUNT_FILE;
+  sm->data = data;
+  sm->data_len = len;
+  sm->file_mode = mode;
+  sm->owner_uid = uid;
+  sm->owner_gid = gid;
+  sm->readonly = true;
 }
 
 /* Host id of container id u under the step's mapping (as root the step's
@@ -300,40 +326,16 @@ mount_secret (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, ki
       || (opt (pm, "uid") && parse_ulong ("secret mount", "uid", opt (pm, "uid"), 10, 65535, &uid, err) < 0)
       || (opt (pm, "gid") && parse_ulong ("secret mount", "gid", opt (pm, "gid"), 10, 65535, &gid, err) < 0))
     return -1;
-  char *tmpname = NULL;
-  autoclose int tfd = -1;
-  if (store_mktemp (env->store, "secret-", &tmpname, &tfd, err) < 0)
-    return -1;
-  strv_push (&m->tmpnames, tmpname);
-  autoclose int fd = openat (tfd, "secret", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0)
+  /* Only root is mapped in single mode: other owners cannot be given. */
+  if ((uid || gid) && !env->idmap->as_root && env->idmap->mode == SANDBOX_USERNS_SINGLE)
     {
-      free (tmpname);
-      return kiln_error_make (err, errno, "secret '%s': temporary file", id);
+      explicit_bzero (data, len);
+      return kiln_error_make (err, ENOTSUP, "secret mount: uid/gid other than 0 need subordinate ID ranges (full "
+                              "ID mapping) or kiln running as root; single ID mode maps only root");
     }
-  int r = fs_write_all (fd, data, len, err);
-  explicit_bzero (data, len);
-  bool defer_owner = false;
-  if (r < 0 || fchmod (fd, mode) < 0 || give_to_step (env, fd, uid, gid, "secret mount", &defer_owner, err) < 0)
-    {
-      free (tmpname);
-      return r < 0 ? -1 : kiln_error_make (err, errno, "secret '%s'", id);
-    }
-  /* The step's root must be able to reach the file: the temp dir is 0700. */
-  if (env->idmap->as_root && give_to_step (env, tfd, 0, 0, "secret mount", NULL, err) < 0)
-    {
-      free (tmpname);
-      return -1;
-    }
-  autofree char *t = target ? abs_target (env, target) : xasprintf ("/run/secrets/%s", id);
-  sandbox_mount *sm = add_mount (m, keep (m, steal_pointer (&t)), false);
-  sm->type = SANDBOX_MOUNT_BIND;
-  sm->source = keep (m, xasprintf ("%s/tmp/%s/secret", env->store->root, tmpname));
-  sm->readonly = true;
-  sm->set_owner = defer_owner;
-  sm->owner_uid = (uid_t) uid;
-  sm->owner_gid = (gid_t) gid;
-  free (tmpname);
+  char *t = target ? abs_target (env, target) : xasprintf ("/run/secrets/%s", id);
+  sandbox_mount *sm = add_mount (m, keep (m, t), false);
+  set_file_data (m, sm, steal_pointer (&data), len, (unsigned) mode, (uid_t) uid, (gid_t) gid);
   return 0;
 }
 
@@ -598,48 +600,26 @@ mount_tmpfs (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kil
   return 0;
 }
 
-int
-run_mounts_add_file (const run_mounts_env *env, const char *target, const char *body, mode_t mode, run_mounts *m,
-                     kiln_error **err)
+void
+run_mounts_add_file (const char *target, const char *body, mode_t mode, run_mounts *m)
 {
-  char *tmpname = NULL;
-  autoclose int tfd = -1;
-  if (store_mktemp (env->store, "file-", &tmpname, &tfd, err) < 0)
-    return -1;
-  strv_push (&m->tmpnames, tmpname);
-  autoclose int fd = openat (tfd, "file", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  int r = fd < 0 ? kiln_error_make (err, errno, "'%s'", target) : 0;
-  if (r == 0)
-    r = fs_write_all (fd, body, strlen (body), err);
-  if (r == 0 && fchmod (fd, mode) < 0)
-    r = kiln_error_make (err, errno, "'%s'", target);
-  if (r == 0)
-    r = give_to_step (env, fd, 0, 0, target, NULL, err);
-  if (r < 0)
-    {
-      free (tmpname);
-      return -1;
-    }
+  /* below kiln's own /dev: no mask path, the target is created there */
   m->v = xreallocarray (m->v, m->n + 1, sizeof *m->v);
   sandbox_mount *sm = &m->v[m->n++];
   memset (sm, 0, sizeof *sm);
-  sm->type = SANDBOX_MOUNT_BIND;
   sm->target = keep (m, xstrdup (target));
-  sm->source = keep (m, xasprintf ("%s/tmp/%s/file", env->store->root, tmpname));
-  sm->readonly = true;
   sm->create = true;
-  free (tmpname);
-  return 0;
+  set_file_data (m, sm, xstrdup (body), strlen (body), (unsigned) mode, 0, 0);
 }
 
 int
-run_mounts_add_script (const run_mounts_env *env, const char *name, const char *body, run_mounts *m,
-                       kiln_error **err)
+run_mounts_add_script (const char *name, const char *body, run_mounts *m, kiln_error **err)
 {
   if (!*name || strchr (name, '/') || strcmp (name, ".") == 0 || strcmp (name, "..") == 0)
     return kiln_error_make (err, EINVAL, "heredoc name '%s' cannot be a file name", name);
   autofree char *target = xasprintf ("/dev/pipes/%s", name);
-  return run_mounts_add_file (env, target, body, 0755, m, err);
+  run_mounts_add_file (target, body, 0755, m);
+  return 0;
 }
 
 int

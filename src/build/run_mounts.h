@@ -55,6 +55,9 @@ typedef struct run_mounts
   int *fds;                    /* held locks */
   size_t n_fds;
   char **tmpnames;             /* store tmp/ entries to remove */
+  char **data;                 /* contents of FILE mounts (secrets: wiped on release) */
+  size_t *data_len;
+  size_t n_data;
   store *store;
 } run_mounts;
 
@@ -63,13 +66,11 @@ void run_mounts_release (run_mounts *m);
 
 /* RUN <<EOF whose body starts with "#!": the body becomes an executable
  * file at /dev/pipes/NAME (where BuildKit puts it), on the step's own /dev. */
-int run_mounts_add_script (const run_mounts_env *env, const char *name, const char *body, run_mounts *m,
-                           kiln_error **err);
+int run_mounts_add_script (const char *name, const char *body, run_mounts *m, kiln_error **err);
 
-/* A read-only file with body at target, created on kiln's own mounts
- * (target below /dev). */
-int run_mounts_add_file (const run_mounts_env *env, const char *target, const char *body, mode_t mode, run_mounts *m,
-                         kiln_error **err);
+/* A read-only file with body at target (below /dev: kiln's own mounts),
+ * held in the step's memory (SANDBOX_MOUNT_FILE), never on disk. */
+void run_mounts_add_file (const char *target, const char *body, mode_t mode, run_mounts *m);
 
 /* Validate a --secret value ("id=ID,src=PATH" or "id=ID,env=VAR"). */
 int run_mounts_check_secret (const char *spec, kiln_error **err);

@@ -143,6 +143,10 @@ typedef enum
 {
   SANDBOX_MOUNT_BIND = 0,   /* a host file or directory */
   SANDBOX_MOUNT_TMPFS,
+  /* A file holding data, made in the step's memory (on its own /dev tmpfs,
+   * bind-mounted on the target, then unlinked there): for secrets, which
+   * must never be written to disk, and kiln's own small files. */
+  SANDBOX_MOUNT_FILE,
 } sandbox_mount_type;
 
 typedef struct sandbox_mount
@@ -167,6 +171,12 @@ typedef struct sandbox_mount
   bool set_owner;
   uid_t owner_uid;
   gid_t owner_gid;
+  /* FILE: the contents (kept by the caller until sandbox_run returns) and
+   * the file's mode; its owner is owner_uid:owner_gid (container ids, set
+   * from inside the step's user namespace). */
+  const void *data;
+  size_t data_len;
+  unsigned file_mode;
 } sandbox_mount;
 
 /* A FUSE root filesystem shared by consecutive steps (one mount per stage

@@ -484,6 +484,48 @@ create_target (child_ctx *c, int root, const char *rel, bool is_dir)
   close (fd);
 }
 
+/* A SANDBOX_MOUNT_FILE: write the data to a file on the step's own /dev
+ * tmpfs (memory that dies with the step's mount namespace) and clone it as
+ * a mount; file_unlink removes the name once the mount is attached (the
+ * kernel attaches no mount of an unlinked file), so the step sees it only
+ * at its target. */
+static void
+file_name (char *name, size_t size, size_t i)
+{
+  snprintf (name, size, ".kiln-file-%zu", i);
+}
+
+static int
+file_tree (child_ctx *c, int root, const sandbox_mount *m, size_t i)
+{
+  autoclose int dev = openat2_beneath (root, "dev", O_PATH | O_DIRECTORY, 0);
+  char name[48];
+  file_name (name, sizeof name, i);
+  autoclose int fd = dev < 0 ? -1 : openat (dev, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    sandbox_child_die (c, errno, "file for '%s'", m->target);
+  kiln_error *e = NULL;
+  if (fs_write_all (fd, m->data, m->data_len, &e) < 0)
+    sandbox_child_die (c, e->status, "write the file for '%s'", m->target);
+  if (fchmod (fd, m->file_mode) < 0 || fchown (fd, m->owner_uid, m->owner_gid) < 0)
+    sandbox_child_die (c, errno, "give '%s' to %u:%u mode %o", m->target, (unsigned) m->owner_uid,
+                       (unsigned) m->owner_gid, m->file_mode);
+  int tree = open_tree (dev, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (tree < 0)
+    sandbox_child_die (c, errno, "mount the file for '%s'", m->target);
+  return tree;
+}
+
+static void
+file_unlink (child_ctx *c, int root, const sandbox_mount *m, size_t i)
+{
+  autoclose int dev = openat2_beneath (root, "dev", O_PATH | O_DIRECTORY, 0);
+  char name[48];
+  file_name (name, sizeof name, i);
+  if (dev < 0 || unlinkat (dev, name, 0) < 0)
+    sandbox_child_die (c, errno, "remove the file for '%s' from /dev", m->target);
+}
+
 /* RUN --mount: attach each extra mount on its target inside the root. */
 static void
 setup_mounts (child_ctx *c, int root)
@@ -512,6 +554,9 @@ setup_mounts (child_ctx *c, int root)
             sandbox_child_die (c, errno, "give '%s' to %u:%u", m->target, (unsigned) m->owner_uid,
                                (unsigned) m->owner_gid);
           break;
+        case SANDBOX_MOUNT_FILE:
+          tree = file_tree (c, root, m, i);
+          break;
         case SANDBOX_MOUNT_TMPFS:
           {
             autoclose int fs = fsopen ("tmpfs", FSOPEN_CLOEXEC);
@@ -539,6 +584,8 @@ setup_mounts (child_ctx *c, int root)
         sandbox_child_die (c, errno, "mount options for '%s'", m->target);
       if (move_mount (tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
         sandbox_child_die (c, errno, "attach mount on '%s'", m->target);
+      if (m->type == SANDBOX_MOUNT_FILE)
+        file_unlink (c, root, m, i);
     }
 }
 

@@ -77,3 +77,25 @@ check_no_leak() { # STORE
     [[ $output != *"/proc/1/environ: Permission denied"* ]]
   done
 }
+
+@test "leaks: a RUN --mount=type=secret lives in memory: no byte of it in the store while the step runs or after SIGKILL" {
+  local secret=kiln-secret-canary-58e0
+  printf '%s\n' "$secret" > "$TEST_TMP/secret.txt"
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'ARG BASE\nFROM $BASE\nRUN --mount=type=secret,id=tok,mode=0440,uid=0,gid=0 grep -c %s /run/secrets/tok && ls -ln /run/secrets/tok && echo step-running && sleep 30\n' \
+    "$secret" > "$TEST_TMP/ctx/Dockerfile"
+  "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
+    --secret "id=tok,src=$TEST_TMP/secret.txt" --no-push --no-cache "$TEST_TMP/ctx" > "$TEST_TMP/out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 150); do grep -qE '^#[0-9]+ [0-9.]+ step-running$' "$TEST_TMP/out" && break; sleep 0.1; done
+  cat "$TEST_TMP/out"
+  grep -qE '^#[0-9]+ [0-9.]+ step-running$' "$TEST_TMP/out"
+  # the step read it (mode and owner as asked), and the store holds no copy
+  grep -qE '^#[0-9]+ [0-9.]+ 1$' "$TEST_TMP/out"
+  grep -qE '^#[0-9]+ [0-9.]+ -r--r----- +[0-9]+ 0 +0 ' "$TEST_TMP/out"
+  ! grep -rqs "$secret" "$TEST_TMP/store"
+  kill -KILL "$pid"
+  wait "$pid" || true
+  for _ in $(seq 1 50); do pgrep -f "sleep 30" > /dev/null || break; sleep 0.1; done
+  ! grep -rqs "$secret" "$TEST_TMP/store"
+}
