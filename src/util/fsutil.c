@@ -1,32 +1,25 @@
-/* fsutil.c - safe filesystem helpers on directory file descriptors. */
+/* fsutil.c - safe filesystem helpers on directory file descriptors:
+ * mkdir -p, temp names, atomic files, reads, rm -rf, copies, locks, path
+ * cleaning. fs_open_in_root and its fallback walk are in fsutil_resolve.c. */
 #include "util/fsutil.h"
 #include "util/alloc.h"
+#include "util/fsutil_internal.h"
 #include "util/strbuf.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-
-/* -1 unknown, 0 missing (ENOSYS seen), 1 present. Process-wide because it
- * describes the kernel, not any one operation. */
-static int openat2_state = -1;
-
-static int
-xopenat (int dirfd, const char *path, int flags, mode_t mode)
+int
+fs_xopenat (int dirfd, const char *path, int flags, mode_t mode)
 {
   int fd;
   do
@@ -35,369 +28,12 @@ xopenat (int dirfd, const char *path, int flags, mode_t mode)
   return fd;
 }
 
-static int
-openat2_raw (int dirfd, const char *path, struct open_how *how)
-{
-  long r;
-  int tries = 0;
-  do
-    r = syscall (SYS_openat2, dirfd, path, how, sizeof *how);
-  /* EAGAIN: a concurrent rename made the kernel's ".." check unsure. */
-  while (r < 0 && (errno == EINTR || (errno == EAGAIN && ++tries < 64)));
-  return (int) r;
-}
-
-bool
-fs_have_openat2 (void)
-{
-  int s = __atomic_load_n (&openat2_state, __ATOMIC_RELAXED);
-  if (s < 0)
-    {
-      struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH };
-      int fd = openat2_raw (AT_FDCWD, ".", &how);
-      /* EPERM for an O_PATH open of "." can only be a seccomp filter that
-       * does not know openat2 (older container runtimes): fall back. */
-      s = !(fd < 0 && (errno == ENOSYS || errno == EPERM));
-      if (fd >= 0)
-        close (fd);
-      __atomic_store_n (&openat2_state, s, __ATOMIC_RELAXED);
-    }
-  return s == 1;
-}
-
-static bool
-needs_mode (int flags)
-{
-  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
-}
-
-/* ---- fallback resolver ---- */
-
-typedef struct walk
-{
-  int *fds;  /* fds[0] is the root; each entry an O_PATH directory */
-  size_t n, alloc;
-} walk;
-
-static void
-walk_push (walk *w, int fd)
-{
-  if (w->n == w->alloc)
-    {
-      w->alloc = w->alloc ? w->alloc * 2 : 16;
-      w->fds = xreallocarray (w->fds, w->alloc, sizeof *w->fds);
-    }
-  w->fds[w->n++] = fd;
-}
-
-static void
-walk_pop_to (walk *w, size_t n)
-{
-  while (w->n > n)
-    close (w->fds[--w->n]);
-}
-
-static void
-walk_free (walk *w)
-{
-  walk_pop_to (w, 0);
-  free (w->fds);
-}
-
-/* The fallback resolver's state: the directories opened so far and the
- * path still to resolve. */
-typedef struct resolver
-{
-  walk w;
-  char *rest;       /* the remaining path (owned; symlink targets are spliced in) */
-  const char *p;    /* the next component, in rest */
-  const char *path; /* the caller's path, for messages */
-  int flags;
-  mode_t mode;
-  int resolve;
-  int nlinks;
-} resolver;
-
-/* One component of rest: comp..end, then the slashes up to next. */
-typedef struct component
-{
-  const char *comp, *end, *next;
-  size_t clen;
-  bool is_last, trailing_slash;
-} component;
-
-/* What a resolver step leaves to do. */
-typedef enum
-{
-  STEP_NEXT, /* go on at r->p */
-  STEP_DONE, /* *ret is the result: an fd, or -1 with *err set */
-  STEP_LINK, /* the component is a symbolic link in the current directory */
-} resolve_step;
-
-static void
-component_at (const char *p, component *c)
-{
-  while (*p == '/')
-    p++;
-  c->comp = p;
-  c->end = strchrnul (p, '/');
-  c->next = c->end;
-  while (*c->next == '/')
-    c->next++;
-  c->is_last = *c->next == '\0';
-  c->trailing_slash = c->is_last && c->end != c->next;
-  c->clen = (size_t) (c->end - c->comp);
-}
-
-static bool
-component_is_dots (const component *c)
-{
-  return c->clen == 0 || (c->clen == 1 && c->comp[0] == '.')
-         || (c->clen == 2 && c->comp[0] == '.' && c->comp[1] == '.');
-}
-
-static int
-resolver_cur (const resolver *r)
-{
-  return r->w.fds[r->w.n - 1];
-}
-
-/* "", "." or "..": stay or go up (never above the root), and at the end of
- * the path (possibly "", ".", ".." or a trailing slash) re-open the current
- * directory with the caller's flags. */
-static resolve_step
-resolve_dots (resolver *r, const component *c, int *ret, kiln_error **err)
-{
-  if (c->clen == 2)
-    {
-      if (r->w.n == 1 && (r->resolve & FS_RESOLVE_BENEATH))
-        {
-          *ret = kiln_error_make (err, EXDEV, "open '%s': '..' escapes the root", r->path);
-          return STEP_DONE;
-        }
-      if (r->w.n > 1)
-        walk_pop_to (&r->w, r->w.n - 1);
-    }
-  if (c->clen != 0 && !c->is_last)
-    {
-      r->p = c->next;
-      return STEP_NEXT;
-    }
-  int fd = xopenat (resolver_cur (r), ".", r->flags & ~O_NOFOLLOW, needs_mode (r->flags) ? r->mode : 0);
-  if (fd < 0)
-    *ret = kiln_error_make (err, errno, "open '%s'", r->path);
-  else
-    *ret = fd;
-  return STEP_DONE;
-}
-
-/* A component before the last: a directory to enter or a symbolic link. */
-static resolve_step
-resolve_inner (resolver *r, const component *c, const char *name, int *ret, kiln_error **err)
-{
-  int fd = xopenat (resolver_cur (r), name, O_PATH | O_NOFOLLOW, 0);
-  if (fd < 0)
-    {
-      *ret = kiln_error_make (err, errno, "open '%s': component '%s'", r->path, name);
-      return STEP_DONE;
-    }
-  struct stat st;
-  if (fstat (fd, &st) < 0)
-    {
-      int e = errno;
-      close (fd);
-      *ret = kiln_error_make (err, e, "stat '%s': component '%s'", r->path, name);
-      return STEP_DONE;
-    }
-  if (S_ISDIR (st.st_mode))
-    {
-      walk_push (&r->w, fd);
-      r->p = c->next;
-      return STEP_NEXT;
-    }
-  close (fd);
-  if (!S_ISLNK (st.st_mode))
-    {
-      *ret = kiln_error_make (err, ENOTDIR, "open '%s': component '%s'", r->path, name);
-      return STEP_DONE;
-    }
-  return STEP_LINK;
-}
-
-/* The last component: open it with the caller's flags, unless it is a
- * symbolic link to follow. */
-static resolve_step
-resolve_last (resolver *r, const component *c, const char *name, int *ret, kiln_error **err)
-{
-  int cur = resolver_cur (r);
-  bool follow = c->trailing_slash || !(r->flags & O_NOFOLLOW);
-  int ff = r->flags | O_NOFOLLOW | (c->trailing_slash ? O_DIRECTORY : 0);
-  int fd = xopenat (cur, name, ff, needs_mode (r->flags) ? r->mode : 0);
-  if (fd < 0)
-    {
-      int e = errno;
-      char lbuf[1];
-      /* O_NOFOLLOW on a symlink gives ELOOP (or ENOTDIR with
-       * O_DIRECTORY on some kernels): confirm it is a link. */
-      if (!(follow && (e == ELOOP || e == ENOTDIR)) || readlinkat (cur, name, lbuf, sizeof lbuf) < 0)
-        {
-          *ret = kiln_error_make (err, e, "open '%s'", r->path);
-          return STEP_DONE;
-        }
-    }
-  else
-    {
-      struct stat st;
-      if (follow && (r->flags & O_PATH) && fstat (fd, &st) == 0 && S_ISLNK (st.st_mode))
-        close (fd);
-      else
-        {
-          *ret = fd;
-          return STEP_DONE;
-        }
-    }
-  return STEP_LINK;
-}
-
-/* name is a symlink in the current directory: splice its target in front
- * of the rest of the path. */
-static resolve_step
-resolve_splice (resolver *r, const component *c, const char *name, int *ret, kiln_error **err)
-{
-  if (r->resolve & FS_RESOLVE_NO_SYMLINKS)
-    {
-      *ret = kiln_error_make (err, ELOOP, "open '%s': component '%s' is a symbolic link", r->path, name);
-      return STEP_DONE;
-    }
-  if (++r->nlinks > FS_MAX_SYMLINKS)
-    {
-      *ret = kiln_error_make (err, ELOOP, "open '%s': too many symbolic links", r->path);
-      return STEP_DONE;
-    }
-  char target[PATH_MAX];
-  ssize_t tl = readlinkat (resolver_cur (r), name, target, sizeof target);
-  if (tl < 0)
-    {
-      *ret = kiln_error_make (err, errno, "readlink '%s': component '%s'", r->path, name);
-      return STEP_DONE;
-    }
-  if ((size_t) tl >= sizeof target)
-    {
-      *ret = kiln_error_make (err, ENAMETOOLONG, "readlink '%s': component '%s'", r->path, name);
-      return STEP_DONE;
-    }
-  if (tl == 0)
-    {
-      *ret = kiln_error_make (err, ENOENT, "open '%s': empty symbolic link '%s'", r->path, name);
-      return STEP_DONE;
-    }
-  if (target[0] == '/')
-    {
-      if (r->resolve & FS_RESOLVE_BENEATH)
-        {
-          *ret = kiln_error_make (err, EXDEV, "open '%s': absolute symbolic link '%s' escapes the root",
-                                  r->path, name);
-          return STEP_DONE;
-        }
-      walk_pop_to (&r->w, 1);
-    }
-  /* Keep the slashes after the link name: "link/" must stay a directory
-   * lookup. */
-  char *nrest = xasprintf ("%.*s%s", (int) tl, target, c->end);
-  free (r->rest);
-  r->rest = nrest;
-  r->p = r->rest;
-  return STEP_NEXT;
-}
-
-/* The userspace version of openat2 (RESOLVE_IN_ROOT or RESOLVE_BENEATH):
- * one component at a time from rootfd, each directory held open (O_PATH)
- * so ".." pops back to its parent and never above the root, and each
- * symbolic link's target spliced into the rest of the path. */
-static int
-open_fallback (int rootfd, const char *path, int flags, mode_t mode, int resolve, kiln_error **err)
-{
-  resolver r = { .w = { NULL, 0, 0 }, .rest = xstrdup (path), .path = path, .flags = flags, .mode = mode,
-                 .resolve = resolve, .nlinks = 0 };
-  r.p = r.rest;
-  int ret = -1;
-
-  int fd = xopenat (rootfd, ".", O_PATH | O_DIRECTORY, 0);
-  if (fd < 0)
-    {
-      ret = kiln_error_make (err, errno, "open root directory for '%s'", path);
-      free (r.rest);
-      return ret;
-    }
-  walk_push (&r.w, fd);
-
-  if (*r.p == '/' && (resolve & FS_RESOLVE_BENEATH))
-    {
-      ret = kiln_error_make (err, EXDEV, "open '%s': absolute path escapes the root", path);
-      goto out;
-    }
-
-  for (;;)
-    {
-      component c;
-      component_at (r.p, &c);
-      resolve_step step;
-      autofree char *name = NULL;
-      if (component_is_dots (&c))
-        step = resolve_dots (&r, &c, &ret, err);
-      else
-        {
-          name = xstrndup (c.comp, c.clen);
-          if (c.is_last)
-            step = resolve_last (&r, &c, name, &ret, err);
-          else
-            step = resolve_inner (&r, &c, name, &ret, err);
-          if (step == STEP_LINK)
-            step = resolve_splice (&r, &c, name, &ret, err);
-        }
-      if (step == STEP_DONE)
-        break;
-    }
-
-out:
-  walk_free (&r.w);
-  free (r.rest);
-  return ret;
-}
-
-int
-fs_open_in_root (int rootfd, const char *path, int flags, mode_t mode, int resolve, kiln_error **err)
-{
-  bool in_root = resolve & FS_RESOLVE_IN_ROOT, beneath = resolve & FS_RESOLVE_BENEATH;
-  if (in_root == beneath)
-    return kiln_error_make (err, EINVAL, "open '%s': exactly one of in-root and beneath resolution is required",
-                            path);
-  if (*path == '\0')
-    path = ".";
-  if (!(resolve & FS_RESOLVE_FORCE_FALLBACK) && fs_have_openat2 ())
-    {
-      struct open_how how = {
-        .flags = (uint64_t) (flags | O_CLOEXEC),
-        .mode = needs_mode (flags) ? mode : 0,
-        .resolve = RESOLVE_NO_MAGICLINKS | (in_root ? RESOLVE_IN_ROOT : RESOLVE_BENEATH)
-                   | ((resolve & FS_RESOLVE_NO_SYMLINKS) ? RESOLVE_NO_SYMLINKS : 0),
-      };
-      int fd = openat2_raw (rootfd, path, &how);
-      if (fd >= 0)
-        return fd;
-      if (errno != ENOSYS)
-        return kiln_error_make (err, errno, "open '%s'", path);
-      __atomic_store_n (&openat2_state, 0, __ATOMIC_RELAXED);
-    }
-  return open_fallback (rootfd, path, flags | O_CLOEXEC, mode, resolve, err);
-}
-
 /* ---- mkdir -p ---- */
 
 int
 fs_mkdir_p_open_at (int dirfd, const char *path, mode_t mode, kiln_error **err)
 {
-  autoclose int cur = xopenat (dirfd, ".", O_PATH | O_DIRECTORY, 0);
+  autoclose int cur = fs_xopenat (dirfd, ".", O_PATH | O_DIRECTORY, 0);
   if (cur < 0)
     return kiln_error_make (err, errno, "mkdir '%s': open starting directory", path);
   const char *p = path;
@@ -418,7 +54,7 @@ fs_mkdir_p_open_at (int dirfd, const char *path, mode_t mode, kiln_error **err)
         return kiln_error_make (err, EINVAL, "mkdir '%s': '..' components are not allowed", path);
       if (mkdirat (cur, name, mode) < 0 && errno != EEXIST)
         return kiln_error_make (err, errno, "mkdir '%s'", sofar);
-      int fd = xopenat (cur, name, O_PATH | O_NOFOLLOW, 0);
+      int fd = fs_xopenat (cur, name, O_PATH | O_NOFOLLOW, 0);
       if (fd < 0)
         return kiln_error_make (err, errno, "open '%s'", sofar);
       struct stat st;
@@ -438,7 +74,7 @@ fs_mkdir_p_open_at (int dirfd, const char *path, mode_t mode, kiln_error **err)
       close (cur);
       cur = fd;
     }
-  int fd = xopenat (cur, ".", O_RDONLY | O_DIRECTORY, 0);
+  int fd = fs_xopenat (cur, ".", O_RDONLY | O_DIRECTORY, 0);
   if (fd < 0)
     return kiln_error_make (err, errno, "open '%s'", path);
   return fd;
@@ -495,7 +131,7 @@ fs_mkdtemp_at (int dirfd, const char *prefix, char **name, int *fd_out, kiln_err
         }
       if (fd_out)
         {
-          int fd = xopenat (dirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+          int fd = fs_xopenat (dirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
           if (fd < 0)
             {
               int e = errno;
@@ -552,7 +188,7 @@ fs_atomic_open (int dirfd, const char *name, mode_t mode, fs_atomic_file *a, kil
     }
   else
     {
-      dfd = xopenat (dirfd, ".", O_RDONLY | O_DIRECTORY, 0);
+      dfd = fs_xopenat (dirfd, ".", O_RDONLY | O_DIRECTORY, 0);
       if (dfd < 0)
         return kiln_error_make (err, errno, "write '%s': open directory", name);
     }
@@ -564,7 +200,7 @@ fs_atomic_open (int dirfd, const char *name, mode_t mode, fs_atomic_file *a, kil
       char sfx[7];
       random_suffix (sfx, 6);
       char *tmp = xasprintf (".%s.tmp-%s", base, sfx);
-      int fd = xopenat (dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+      int fd = fs_xopenat (dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
       if (fd >= 0)
         {
           a->fd = fd;
@@ -715,7 +351,7 @@ fs_read_fd (int fd, size_t max_size, char **buf, size_t *len, kiln_error **err)
 int
 fs_read_file_at (int dirfd, const char *path, size_t max_size, char **buf, size_t *len, kiln_error **err)
 {
-  autoclose int fd = xopenat (dirfd, path, O_RDONLY | O_NOCTTY, 0);
+  autoclose int fd = fs_xopenat (dirfd, path, O_RDONLY | O_NOCTTY, 0);
   if (fd < 0)
     return kiln_error_make (err, errno, "open '%s'", path);
   if (fs_read_fd (fd, max_size, buf, len, err) < 0)
@@ -794,7 +430,7 @@ other_mount (const struct statx *ref, const struct statx *st)
 static int
 rm_open_dir (rm_ctx *c, int parentfd, const char *name, const struct statx *stx, kiln_error **err)
 {
-  autoclose int pfd = xopenat (parentfd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+  autoclose int pfd = fs_xopenat (parentfd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
   if (pfd < 0)
     return rm_fail (c, errno, "open directory", name, err);
   struct stat st;
@@ -811,7 +447,7 @@ rm_open_dir (rm_ctx *c, int parentfd, const char *name, const struct statx *stx,
       if (chmod (proc, (st.st_mode | 0700) & 07777) < 0 && errno != EPERM && errno != ENOENT)
         return rm_fail (c, errno, "chmod u+rwx", name, err);
     }
-  int fd = xopenat (parentfd, name, O_RDONLY | O_NOFOLLOW | O_DIRECTORY, 0);
+  int fd = fs_xopenat (parentfd, name, O_RDONLY | O_NOFOLLOW | O_DIRECTORY, 0);
   if (fd < 0)
     return rm_fail (c, errno, "open directory", name, err);
   struct stat st2;
@@ -866,7 +502,7 @@ rm_pop (rm_ctx *c, kiln_error **err)
       rm_frame *parent = &c->fr[c->n - 2];
       if (parent->d == NULL)
         {
-          int pfd = xopenat (dirfd (child.d), "..", O_RDONLY | O_NOFOLLOW | O_DIRECTORY, 0);
+          int pfd = fs_xopenat (dirfd (child.d), "..", O_RDONLY | O_NOFOLLOW | O_DIRECTORY, 0);
           struct stat st;
           if (pfd < 0 || fstat (pfd, &st) < 0 || st.st_dev != parent->dev || st.st_ino != parent->ino)
             {
@@ -1042,7 +678,7 @@ out:
 int
 fs_lock_at (int dirfd, const char *name, int how, kiln_error **err)
 {
-  autoclose int fd = xopenat (dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+  autoclose int fd = fs_xopenat (dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
   if (fd < 0)
     return kiln_error_make (err, errno, "open lock file '%s'", name);
   struct flock fl = {
