@@ -2,6 +2,9 @@
  * FUSE so tests and the fuzzer can drive it directly. Internal to
  * src/overlay/. Every function takes the model lock itself and returns 0 or
  * a negative errno; inode numbers are those handed to the kernel.
+ * Implemented by overlay_model.c, overlay_model_ops.c,
+ * overlay_model_commit.c and overlay_model_step.c (their shared private
+ * header: overlay_model_internal.h).
  */
 #ifndef KILN_OVERLAY_MODEL_H
 #define KILN_OVERLAY_MODEL_H
