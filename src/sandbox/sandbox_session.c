@@ -90,6 +90,26 @@ holder_main (child_ctx *c, pid_t kiln_pid, void *arg)
   _exit (0);
 }
 
+/* The holder did not send its WHAT (n fds received, errno e; recv_msg
+ * gives n < 0 with e == 0 at EOF): say why. Its error pipe is read only at
+ * EOF of its socket, i.e. once it exited: a holder still alive holds the
+ * pipe's write end, and reading it would wait for ever (a cancellation
+ * that arrives while the holder waits for kiln's answer did exactly that). */
+static int
+holder_failed (int n, int *fds, int e, int errfd, const char *what, const char *timeout_hint, kiln_error **err)
+{
+  for (int i = 0; i < n; i++)
+    close (fds[i]);
+  if (e == ECANCELED)
+    return kiln_error_make (err, e, "cancelled");
+  if (e == ETIMEDOUT)
+    return kiln_error_make (err, 0, "the stage's mount holder did not hand over its %s within %d s%s", what,
+                            HANDSHAKE_TIMEOUT_S, timeout_hint);
+  if (n < 0 && e == 0 && sandbox_read_setup_error (errfd, err) < 0)
+    return -1;
+  return kiln_error_make (err, e, "the stage's mount holder did not hand over its %s", what);
+}
+
 /* kiln's side of the holder's set-up; pid is the holder. */
 static int
 session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd, sandbox_session *s,
@@ -105,17 +125,7 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
   int n = sandbox_wait_fds (&sock, 1, cfg->cancel_fd, HANDSHAKE_TIMEOUT_S) < 0
             ? -1 : sandbox_recv_msg (sock, &tag, fds, 1, NULL);
   if (n != 1 || tag != 'F')
-    {
-      int e = errno;
-      if (e == ETIMEDOUT)
-        return kiln_error_make (err, 0, "the stage's mount holder did not hand over its FUSE mount within %d s",
-                                HANDSHAKE_TIMEOUT_S);
-      for (int i = 0; i < n; i++)
-        close (fds[i]);
-      if (sandbox_read_setup_error (errfd, err) < 0)
-        return -1;
-      return kiln_error_make (err, e, "the stage's mount holder did not hand over its FUSE mount");
-    }
+    return holder_failed (n, fds, errno, errfd, "FUSE mount", "", err);
   if (cfg->rootfs_fuse (cfg->rootfs_fuse_ctx, fds[0], err) < 0)
     return kiln_error_wrap (err, "serving the FUSE root filesystem");
   char ack = 'A';
@@ -124,17 +134,7 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
   n = sandbox_wait_fds (&sock, 1, cfg->cancel_fd, HANDSHAKE_TIMEOUT_S) < 0
         ? -1 : sandbox_recv_msg (sock, &tag, fds, 3, NULL);
   if (n != 3 || tag != 'N')
-    {
-      int e = errno;
-      if (e == ETIMEDOUT)
-        return kiln_error_make (err, 0, "the stage's mount holder did not hand over its namespaces within %d s "
-                                        "(is the FUSE mount answering?)", HANDSHAKE_TIMEOUT_S);
-      for (int i = 0; i < n; i++)
-        close (fds[i]);
-      if (sandbox_read_setup_error (errfd, err) < 0)
-        return -1;
-      return kiln_error_make (err, e, "the stage's mount holder did not hand over its namespaces");
-    }
+    return holder_failed (n, fds, errno, errfd, "namespaces", " (is the FUSE mount answering?)", err);
   s->userns_fd = fds[0];
   s->mntns_fd = fds[1];
   s->root_fd = fds[2];
