@@ -7,13 +7,7 @@
 
 load helpers
 
-setup_file() {
-  kiln_setup
-  [ "$(id -u)" -ne 0 ] || chmod 0666 /dev/fuse
-  registry_start
-  fixtures_push busybox
-  export REGISTRY BUSYBOX_IMAGE
-}
+setup_file() { build_file_setup; }
 teardown_file() { registry_stop_all; }
 setup() { kiln_setup; }
 teardown() { kiln_teardown; }

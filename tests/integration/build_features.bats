@@ -5,15 +5,7 @@
 
 load helpers
 
-setup_file() {
-  kiln_setup
-  # RUN steps mount FUSE as root of a user namespace (this file must not
-  # depend on build.bats having run first).
-  [ "$(id -u)" -ne 0 ] || chmod 0666 /dev/fuse
-  registry_start
-  fixtures_push busybox
-  export REGISTRY BUSYBOX_IMAGE
-}
+setup_file() { build_file_setup; }
 teardown_file() { registry_stop_all; }
 setup() { kiln_setup; }
 teardown() { kiln_teardown; }

@@ -40,6 +40,8 @@
 #       set, XDG_RUNTIME_DIR and TMPDIR pointing at a dir the user owns, and the
 #       environment (KILN, KILN_SRC, REGISTRY*, PATH, ...) preserved.
 #   fuse_dev_open_for_all  chmod 0666 /dev/fuse as distributions ship it.
+#   build_file_setup       setup_file of a file that builds with RUN steps: kiln_setup,
+#       /dev/fuse 0666 (as root), a registry with the busybox fixture.
 #
 # Per-test plumbing:
 #   kiln_setup      sets KILN (default: $KILN_SRC/kiln), KILN_SRC, TEST_TMP (a fresh
@@ -100,6 +102,18 @@ kiln_setup() {
   TEST_TMP=$(mktemp -d "$(_kiln_scope_dir)/t.XXXXXX")
   export TEST_TMP KILN KILN_SRC
   [ -x "$KILN" ] || _kiln_die "kiln binary '$KILN' not found (run make first or set KILN)"
+}
+
+# build_file_setup: the setup_file of a file whose tests build with RUN
+# steps: kiln_setup, /dev/fuse usable by a user namespace's root (as root:
+# a file must not depend on another having done it), a registry with the
+# busybox fixture; exports REGISTRY and BUSYBOX_IMAGE.
+build_file_setup() {
+  kiln_setup
+  [ "$(id -u)" -ne 0 ] || chmod 0666 /dev/fuse
+  registry_start
+  fixtures_push busybox
+  export REGISTRY BUSYBOX_IMAGE
 }
 
 # shared_dir: SHARED = a new directory plain test users can reach (TEST_TMP's
