@@ -78,6 +78,15 @@ host_id (const sandbox_idmap *map, unsigned long u, bool gid)
   return (gid ? map->sub_gid : map->sub_uid) + u - 1;
 }
 
+/* A plain user in single ID mode has only root mapped: what kiln makes
+ * for the step cannot belong to other ids. */
+static int
+owner_unmapped (const char *what, kiln_error **err)
+{
+  return kiln_error_make (err, ENOTSUP, "%s: uid/gid other than 0 need subordinate ID ranges (full ID mapping) or "
+                          "kiln running as root; single ID mode maps only root", what);
+}
+
 /* Give a file kiln made for the step (a new cache directory, a secret) to
  * container uid:gid. As root kiln chowns it to the mapped host ids. A plain
  * user cannot (the ids are subordinate ones), so in full mode *defer is set:
@@ -96,8 +105,7 @@ give_to_step (const run_mounts_env *env, int fd, unsigned long uid, unsigned lon
       if (uid == 0 && gid == 0)
         return 0;
       if (map->mode == SANDBOX_USERNS_SINGLE || !defer)
-        return kiln_error_make (err, ENOTSUP, "%s: uid/gid other than 0 need subordinate ID ranges (full ID "
-                                "mapping) or kiln running as root; single ID mode maps only root", what);
+        return owner_unmapped (what, err);
       *defer = true;
       return 0;
     }
@@ -330,8 +338,7 @@ mount_secret (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, ki
   if ((uid || gid) && !env->idmap->as_root && env->idmap->mode == SANDBOX_USERNS_SINGLE)
     {
       explicit_bzero (data, len);
-      return kiln_error_make (err, ENOTSUP, "secret mount: uid/gid other than 0 need subordinate ID ranges (full "
-                              "ID mapping) or kiln running as root; single ID mode maps only root");
+      return owner_unmapped ("secret mount", err);
     }
   char *t = target ? abs_target (env, target) : xasprintf ("/run/secrets/%s", id);
   sandbox_mount *sm = add_mount (m, keep (m, t), false);
