@@ -622,6 +622,41 @@ overlay_mount_fd (const char *mountpoint, uid_t owner_uid, gid_t owner_gid, int 
   return 0;
 }
 
+/* libfuse 3.14's session loop ends by pthread_cancel()ing its workers, and
+ * a worker is cancellable while it reads the device; when that read fails
+ * (ECONNABORTED as a stage's namespace goes away), it calls perror() there.
+ * glibc's perror takes stderr's lock with no cancellation clean-up: a
+ * worker cancelled inside its write(2) dies holding the lock, and kiln's
+ * next progress line waits for it for ever (CI run 5 of session 6: one
+ * thread left, in a futex). This definition, found before libc's by the
+ * dynamic linker for libfuse's calls too, writes the same line with one
+ * write(2), no lock and cancellation off. */
+void
+perror (const char *s)
+{
+  int e = errno, old;
+  pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, &old);
+  char msg[512], eb[128];
+  const char *es = strerror_r (e, eb, sizeof eb);
+  int n = snprintf (msg, sizeof msg, "%s%s%s\n", s && *s ? s : "", s && *s ? ": " : "", es);
+  if (n > (int) sizeof msg - 1)
+    {
+      n = (int) sizeof msg - 1;
+      msg[n - 1] = '\n';
+    }
+  ssize_t off = 0;
+  while (off < n)
+    {
+      ssize_t w = write (STDERR_FILENO, msg + off, (size_t) (n - off));
+      if (w > 0)
+        off += w;
+      else if (w == 0 || errno != EINTR)
+        break;
+    }
+  pthread_setcancelstate (old, NULL);
+  errno = e;
+}
+
 static void *
 loop_thread (void *ud)
 {
