@@ -25,6 +25,7 @@ export KILN=$A KILN_POLICY_DIR=${KILN_POLICY_DIR:-$SRC/policies}
 source "$SRC/tests/integration/helpers.bash"
 CACHE=$KILN_TEST_CACHE/bench
 registry_start --root "$CACHE/registry" >&2
+fuse_dev_open_for_all; tun_dev_open_for_all
 for img in fat:1 huge:1 debian:bookworm; do
   skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/library/$img" >/dev/null 2>&1 \
     || { echo "ab-workloads: no $img in the bench registry (run bench/workloads.sh once)" >&2; exit 1; }

@@ -16,7 +16,7 @@ export KILN_POLICY_DIR=${KILN_POLICY_DIR:-$src/policies}
 # shellcheck source=../tests/integration/helpers.bash
 source "$src/tests/integration/helpers.bash"
 trap kiln_shell_cleanup EXIT
-chmod 0666 /dev/fuse
+chmod 0666 /dev/fuse; [ ! -e /dev/net/tun ] || chmod 0666 /dev/net/tun
 registry_start
 fixtures_push busybox 2>/dev/null || { echo "stress-cancel: fixture push failed" >&2; exit 1; }
 export REGISTRY BUSYBOX_IMAGE

@@ -331,7 +331,7 @@ case "$as" in root) whos=(root) ;; user) whos=(user) ;; both) whos=(root user) ;
 buildah_user_driver=""
 if [ "$as" != root ]; then
   test_user_create "$BUSER" --subuid
-  fuse_dev_open_for_all
+  fuse_dev_open_for_all; tun_dev_open_for_all
   chmod o+x "$work"
   buser_storage_reset
   buildah_user_driver=$(run_as "$BUSER" buildah info --format '{{.store.GraphDriverName}}' 2>/dev/null || echo '?')

@@ -8,11 +8,13 @@ PKGS=(
   build-essential make pkg-config git clang llvm libclang-rt-14-dev
   libseccomp-dev libcap-dev libarchive-dev libcurl4-openssl-dev libyajl-dev
   libfuse3-dev fuse3 libssl-dev zlib1g-dev libzstd-dev libisal-dev
+  # run time: pasta, the user-mode network stack of a RUN step's private network
+  passt
   # unit and integration tests
   libcmocka-dev bats jq openssl apache2-utils curl python3 procps psmisc
   docker-registry skopeo umoci busybox-static debootstrap
   uidmap buildah fuse-overlayfs crun bubblewrap
-  attr libcap2-bin tar gzip pigz zstd xz-utils bzip2 file
+  attr libcap2-bin tar gzip pigz zstd xz-utils bzip2 file gdb
 )
 
 missing=()

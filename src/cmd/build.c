@@ -154,7 +154,11 @@ static const cli_option build_options[] = {
     "plain", OPT_PROGRESS },
   { "quiet", 'q', CLI_BOOL, NULL, "print only the image digest", OPT_QUIET },
   { "userns", 0, CLI_VALUE, "auto|full|single", "user namespace mode for RUN (default auto)", OPT_USERNS },
-  { "network", 0, CLI_VALUE, "host|none", "network for RUN steps (default host; RUN --network overrides)",
+  { "network", 0, CLI_VALUE, "private|host|none", "network for RUN steps (RUN --network overrides). private "
+    "(default): a network namespace of the step's own with outbound TCP/UDP through pasta (Debian's passt), DNS "
+    "forwarded to the host's resolver, no inbound ports, the host's loopback services and abstract unix sockets "
+    "out of reach; host: the host's network namespace, with everything listening on the host's loopback and its "
+    "abstract unix sockets; none: loopback only",
     OPT_NETWORK },
   { "seccomp-policy", 0, CLI_VALUE, "FILE|unconfined", "seccomp profile for RUN (Docker JSON; default "
     "policies/default.json)", OPT_SECCOMP },
@@ -383,8 +387,12 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
     return -1;
   if (o->userns && sandbox_parse_userns (o->userns, &eo->userns, err) < 0)
     return -1;
+  eo->network = SANDBOX_NET_PRIVATE;
   if (o->network && sandbox_parse_network (o->network, &eo->network, err) < 0)
     return -1;
+  if (eo->network == SANDBOX_NET_HOST)
+    log_info ("--network host: RUN steps share the host's network namespace: they reach every service on "
+              "the host's loopback and its abstract unix sockets");
   *pm = PROGRESS_AUTO;
   if (o->progress && progress_parse_mode (o->progress, pm, err) < 0)
     return -1;

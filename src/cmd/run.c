@@ -86,7 +86,8 @@ static const cli_option run_options[] = {
   { "workdir", 'w', CLI_VALUE, "DIR",
     "absolute working directory inside the root (default: the image's WorkingDir, else /)", OPT_WORKDIR },
   { "userns", 0, CLI_VALUE, "MODE", "ID mapping: auto (default), full or single", OPT_USERNS },
-  { "network", 0, CLI_VALUE, "MODE", "host/default (share the host network) or none (loopback only)",
+  { "network", 0, CLI_VALUE, "MODE", "private/default (a network namespace of its own, outbound through pasta; the "
+    "host's loopback out of reach), host (share the host's network) or none (loopback only)",
     OPT_NETWORK },
   { "seccomp-policy", 0, CLI_VALUE, "FILE",
     "seccomp profile in Docker's JSON format (default: policies/default.json); 'unconfined' disables "
@@ -773,7 +774,8 @@ static const char run_usage_head[] =
   "       kiln run [FLAGS] --oci-layout DIR[:TAG] [COMMAND [ARG...]]\n"
   "       kiln run [FLAGS] --rootfs DIR [--overlay] COMMAND [ARG...]\n\n"
   "Run a command inside kiln's step sandbox, as a RUN step of a build runs: user, mount,\n"
-  "pid, ipc, uts and cgroup namespaces (network too with --network=none), seccomp,\n"
+  "pid, ipc, uts, cgroup and network namespaces (the network private through pasta unless\n"
+  "--network host or none), seccomp,\n"
   "reduced capabilities, ID mapping chosen as for builds (--userns).\n\n"
   "IMAGE is looked up in this order: an image kiln built into the store (the -t, or\n"
   "--oci-layout argument given to kiln build, or 'latest'), an image pulled into the store\n"
@@ -816,6 +818,7 @@ cmd_run_main (int argc, char **argv, kiln_error **err)
 {
   run_opts o;
   memset (&o, 0, sizeof o);
+  o.network = SANDBOX_NET_PRIVATE;
   o.reg.retries = -1;
   cli_common_init (&o.common);
   int end = flags_end (argc, argv);

@@ -37,12 +37,14 @@ sandbox_parse_userns (const char *s, sandbox_userns_mode *out, kiln_error **err)
 int
 sandbox_parse_network (const char *s, sandbox_net_mode *out, kiln_error **err)
 {
-  if (strcmp (s, "host") == 0 || strcmp (s, "default") == 0)
+  if (strcmp (s, "private") == 0 || strcmp (s, "default") == 0)
+    *out = SANDBOX_NET_PRIVATE;
+  else if (strcmp (s, "host") == 0)
     *out = SANDBOX_NET_HOST;
   else if (strcmp (s, "none") == 0)
     *out = SANDBOX_NET_NONE;
   else
-    return kiln_error_make (err, 0, "invalid network mode '%s' (expected host, default or none)", s);
+    return kiln_error_make (err, 0, "invalid network mode '%s' (expected private, default, host or none)", s);
   return 0;
 }
 
@@ -204,7 +206,21 @@ child_ctx_init (child_ctx *c, const sandbox_config *cfg)
   for (size_t i = 0; i < cfg->n_mounts; i++)
     c->mount_trees[i] = -1;
   const char *hn = cfg->hostname ? cfg->hostname : "kiln";
-  c->resolv = cfg->network == SANDBOX_NET_NONE ? xstrdup ("") : read_host_resolv ();
+  switch (cfg->network)
+    {
+    case SANDBOX_NET_NONE:
+      c->resolv = xstrdup ("");
+      break;
+    case SANDBOX_NET_HOST:
+      c->resolv = read_host_resolv ();
+      break;
+    case SANDBOX_NET_PRIVATE:
+      {
+        autofree char *host = read_host_resolv ();
+        c->resolv = sandbox_net_resolv (host);
+        break;
+      }
+    }
   c->hosts = xasprintf ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hn);
   c->hostname_file = xasprintf ("%s\n", hn);
 }
@@ -313,14 +329,18 @@ fail:
 }
 
 /* kiln's side of the helper's set-up: the ID map (a session step joins
- * the session's user namespace instead), the FUSE root (*init_pidfd is
+ * the session's user namespace instead), the private network (pasta), the
+ * FUSE root (*init_pidfd is
  * set then), and the error pipe until EOF (the step's process exec'd) or
  * a set-up error. */
 static int
-setup_handshake (const sandbox_config *cfg, pid_t pid, const step_pipes *p, int *init_pidfd, kiln_error **err)
+setup_handshake (const sandbox_config *cfg, pid_t pid, const step_pipes *p, int *init_pidfd, sandbox_net *net,
+                 kiln_error **err)
 {
   if (!cfg->session && sandbox_map_ids (pid, p->sp[0], p->ep[0], cfg->idmap, cfg->cancel_fd, err) < 0)
     return -1;
+  if (cfg->network == SANDBOX_NET_PRIVATE && sandbox_net_attach (cfg, p->sp[0], p->ep[0], net, err) < 0)
+    return kiln_error_wrap (err, "setting up the sandbox");
   if (has_fuse_root (cfg) && serve_rootfs_fuse (cfg, p->sp[0], p->ep[0], init_pidfd, err) < 0)
     return kiln_error_wrap (err, "setting up the sandbox");
   if (wait_setup (cfg, &p->ep[0], 1, err) < 0 || sandbox_read_setup_error (p->ep[0], err) < 0)
@@ -339,6 +359,7 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   step_pipes p = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
   int init_pidfd = -1;
   pid_t pid = -1;
+  sandbox_net net = { -1, -1 };
 
   if (sandbox_cancelled (cfg->cancel_fd))
     {
@@ -350,7 +371,7 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   pid = start_helper (&c, &p, err);
   if (pid < 0)
     goto out;
-  if (setup_handshake (cfg, pid, &p, &init_pidfd, err) < 0)
+  if (setup_handshake (cfg, pid, &p, &init_pidfd, &net, err) < 0)
     goto kill;
   int main_status = 0;
   bool got = false, stop = false;
@@ -392,6 +413,7 @@ kill:
     }
 out:
   end_init (&init_pidfd);
+  sandbox_net_detach (&net);
   close_pipes (&p);
   child_ctx_release (&c);
   return ret;

@@ -47,7 +47,12 @@ typedef enum
 {
   SANDBOX_NET_HOST = 0,   /* share the host network namespace */
   SANDBOX_NET_NONE,       /* new network namespace, loopback up */
+  SANDBOX_NET_PRIVATE,    /* new network namespace, outbound through pasta (sandbox_net.c) */
 } sandbox_net_mode;
+
+/* The DNS server a step with a private network sees in /etc/resolv.conf:
+ * pasta forwards it to the host's first nameserver (podman's choice). */
+#define SANDBOX_NET_DNS "169.254.1.1"
 
 /* The PATH a step gets when its environment has none (Docker's). */
 #define SANDBOX_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -55,7 +60,8 @@ typedef enum
  * BuildKit gives every Linux image and step a PATH). */
 void sandbox_env_ensure_path (char ***env);
 
-/* Parse "auto|full|single" and "host|default|none". */
+/* Parse "auto|full|single" and "private|default|host|none" ("default" is
+ * private). */
 int sandbox_parse_userns (const char *s, sandbox_userns_mode *out, kiln_error **err);
 int sandbox_parse_network (const char *s, sandbox_net_mode *out, kiln_error **err);
 

@@ -224,7 +224,7 @@ setup_sys (child_ctx *c, int root)
 {
   char b[64];
   autoclose int t = open_in_root (c, root, "sys", O_DIRECTORY);
-  if (c->cfg->network == SANDBOX_NET_NONE
+  if (c->cfg->network != SANDBOX_NET_HOST
       && mount ("sysfs", fdpath (b, sizeof b, t), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)
            == 0)
     return;
@@ -724,7 +724,7 @@ init_main (child_ctx *c)
   setup_sys (c, root);
   setup_dev (c, root);
   setup_mounts (c, root);
-  if (cfg->network == SANDBOX_NET_NONE)
+  if (cfg->network != SANDBOX_NET_HOST)
     loopback_up (c);
   const char *hn = cfg->hostname ? cfg->hostname : "kiln";
   if (sethostname (hn, strlen (hn)) < 0)
@@ -834,10 +834,12 @@ sandbox_helper_main (child_ctx *c, pid_t kiln_pid)
         sandbox_child_die (c, errno, "enter the stage's root filesystem");
     }
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
-  if (cfg->network == SANDBOX_NET_NONE)
+  if (cfg->network != SANDBOX_NET_HOST)
     flags |= CLONE_NEWNET;
   if (unshare (flags) < 0 && (errno != EINVAL || unshare (flags & ~CLONE_NEWCGROUP) < 0))
     sandbox_child_die (c, errno, "create namespaces");
+  if (cfg->network == SANDBOX_NET_PRIVATE)
+    sandbox_net_handoff (c);
   pid_t init = fork ();
   if (init < 0)
     sandbox_child_die (c, errno, "fork the step's init");

@@ -25,7 +25,9 @@
  * kiln answers 'g' once the ID map is written; 'F' carries init's /dev/fuse
  * fd (or 'R' for a session step: init is ready), kiln answers 'A' once it
  * serves it; 'L' carries the seccomp listener of the step's process; a
- * session's holder sends 'N' with fds of its namespaces and mount root. A
+ * session's holder sends 'N' with fds of its namespaces and mount root; a
+ * helper with a private network sends 'n' with its user and network
+ * namespaces after unshare, kiln answers 'w' once pasta serves them. A
  * set-up error travels as "ERRNO:message" on the error pipe, and the child
  * exits SETUP_FAILED.
  */
@@ -129,6 +131,24 @@ int sandbox_map_ids (pid_t pid, int sock, int errfd, const sandbox_idmap *m, int
 int sandbox_check_single_fuse (const sandbox_idmap *m, kiln_error **err);
 
 /* ---- sandbox_child.c (no return; errors go to the error pipe) ---- */
+
+/* A step's private network (sandbox_net.c): pasta, kiln's child. */
+typedef struct sandbox_net
+{
+  pid_t pid;   /* pasta, or -1 */
+  int pidfd;
+} sandbox_net;
+
+/* kiln's side: receive the helper's 'n' (its user and network namespace),
+ * start pasta on them, wait until it configured the interface, answer
+ * 'w'. On failure net may hold a pasta to detach. */
+int sandbox_net_attach (const sandbox_config *cfg, int sock, int errfd, sandbox_net *net, kiln_error **err);
+/* Stop and reap pasta (no-op without one). */
+void sandbox_net_detach (sandbox_net *net);
+/* The helper's side, after unshare(CLONE_NEWNET): send 'n', wait for 'w'. */
+void sandbox_net_handoff (child_ctx *c);
+/* /etc/resolv.conf of a private network from the host's. */
+char *sandbox_net_resolv (const char *host_resolv);
 
 /* Report "ERRNO:message" on c->err_fd and exit SETUP_FAILED. */
 void __attribute__ ((noreturn, format (printf, 3, 4))) sandbox_child_die (child_ctx *c, int errnum,

@@ -40,6 +40,9 @@
 #       set, XDG_RUNTIME_DIR and TMPDIR pointing at a dir the user owns, and the
 #       environment (KILN, KILN_SRC, REGISTRY*, PATH, ...) preserved.
 #   fuse_dev_open_for_all  chmod 0666 /dev/fuse as distributions ship it.
+#   debian_reachable       true when the Debian archive answers over HTTP.
+#   tun_dev_open_for_all   chmod 0666 /dev/net/tun as distributions ship it (as root;
+#       kiln_setup does it: pasta, a RUN step's private network, needs it).
 #   build_file_setup       setup_file of a file that builds with RUN steps: kiln_setup,
 #       /dev/fuse 0666 (as root), a registry with the busybox fixture.
 #
@@ -102,6 +105,20 @@ kiln_setup() {
   TEST_TMP=$(mktemp -d "$(_kiln_scope_dir)/t.XXXXXX")
   export TEST_TMP KILN KILN_SRC
   [ -x "$KILN" ] || _kiln_die "kiln binary '$KILN' not found (run make first or set KILN)"
+  tun_dev_open_for_all
+}
+
+# debian_reachable: the Debian archive answers (tests that need it skip
+# without it).
+debian_reachable() {
+  curl -s -o /dev/null --max-time 5 http://deb.debian.org/debian/dists/bookworm/Release
+}
+
+# tun_dev_open_for_all: pasta (a RUN step's private network) opens
+# /dev/net/tun as root of the step's user namespace, not as host root;
+# distributions ship the node 0666, this machine 0600.
+tun_dev_open_for_all() {
+  [ "$(id -u)" -ne 0 ] || [ ! -e /dev/net/tun ] || chmod 0666 /dev/net/tun
 }
 
 # build_file_setup: the setup_file of a file whose tests build with RUN

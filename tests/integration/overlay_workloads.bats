@@ -35,10 +35,6 @@ layer_blob() {
   echo "$1/blobs/sha256/$(jq -r ".layers[$2].digest" "$1/blobs/sha256/$m" | cut -d: -f2)"
 }
 
-debian_reachable() {
-  curl -s -o /dev/null --max-time 5 http://deb.debian.org/debian/dists/bookworm/Release
-}
-
 @test "overlay workloads: apt-get install -y build-essential on the Debian fixture" {
   debian_reachable || skip "no network to deb.debian.org (apt-get needs the Debian archive)"
   mkdir -p "$TEST_TMP/ctx"
