@@ -106,7 +106,7 @@ run_session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid
     goto fail;
   sandbox_session_config sc = { .idmap = &b->idmap, .rootfs_fuse = overlay_serve_cb, .rootfs_fuse_ctx = rs->rc.ovl,
                                 .dirfd = tmpfd, .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1,
-                                .cancel_signal = b->o.signal_flag };
+                                .cancel_signal = b->o.signal_flag, .network = b->o.network };
   if (sandbox_session_new (&sc, &rs->sess, err) < 0)
     goto fail;
   rs->n_layers = st->n_layers;

@@ -339,7 +339,8 @@ setup_handshake (const sandbox_config *cfg, pid_t pid, const step_pipes *p, int 
 {
   if (!cfg->session && sandbox_map_ids (pid, p->sp[0], p->ep[0], cfg->idmap, cfg->cancel_fd, err) < 0)
     return -1;
-  if (cfg->network == SANDBOX_NET_PRIVATE && sandbox_net_attach (cfg, p->sp[0], p->ep[0], net, err) < 0)
+  if (cfg->network == SANDBOX_NET_PRIVATE && !sandbox_net_from_session (cfg)
+      && sandbox_net_attach (cfg, p->sp[0], p->ep[0], net, err) < 0)
     return kiln_error_wrap (err, "setting up the sandbox");
   if (has_fuse_root (cfg) && serve_rootfs_fuse (cfg, p->sp[0], p->ep[0], init_pidfd, err) < 0)
     return kiln_error_wrap (err, "setting up the sandbox");

@@ -217,6 +217,11 @@ typedef struct sandbox_session_config
    * zero-initialised configs) and fails naming the signal, if any. */
   int cancel_fd;
   const volatile sig_atomic_t *cancel_signal;
+  /* SANDBOX_NET_PRIVATE: the session gets one network namespace, wired
+   * out by pasta for the session's lifetime, which its steps with a
+   * private network join (the set-up is paid once per session, not per
+   * step). Other modes: none. */
+  sandbox_net_mode network;
 } sandbox_session_config;
 
 int sandbox_session_new (const sandbox_session_config *cfg, sandbox_session **out, kiln_error **err);

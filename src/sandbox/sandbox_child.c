@@ -804,7 +804,8 @@ sandbox_helper_main (child_ctx *c, pid_t kiln_pid)
   {
     const sandbox_session *ss = cfg->session;
     int keep[] = { c->sync_fd, c->err_fd, c->status_fd, c->out_w, c->errs_w, c->rootfs_fd,
-                   ss ? ss->userns_fd : -1, ss ? ss->mntns_fd : -1, ss ? ss->root_fd : -1 };
+                   ss ? ss->userns_fd : -1, ss ? ss->mntns_fd : -1, ss ? ss->root_fd : -1,
+                   ss ? ss->netns_fd : -1 };
     sandbox_close_other_fds (keep, (int) ARRAY_SIZE (keep));
   }
   c->root_tree = -1;
@@ -834,11 +835,14 @@ sandbox_helper_main (child_ctx *c, pid_t kiln_pid)
         sandbox_child_die (c, errno, "enter the stage's root filesystem");
     }
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
-  if (cfg->network != SANDBOX_NET_HOST)
+  bool join_net = sandbox_net_from_session (cfg);
+  if (cfg->network != SANDBOX_NET_HOST && !join_net)
     flags |= CLONE_NEWNET;
+  if (join_net && setns (cfg->session->netns_fd, CLONE_NEWNET) < 0)
+    sandbox_child_die (c, errno, "join the stage's network namespace");
   if (unshare (flags) < 0 && (errno != EINVAL || unshare (flags & ~CLONE_NEWCGROUP) < 0))
     sandbox_child_die (c, errno, "create namespaces");
-  if (cfg->network == SANDBOX_NET_PRIVATE)
+  if (cfg->network == SANDBOX_NET_PRIVATE && !join_net)
     sandbox_net_handoff (c);
   pid_t init = fork ();
   if (init < 0)

@@ -27,7 +27,8 @@
  * serves it; 'L' carries the seccomp listener of the step's process; a
  * session's holder sends 'N' with fds of its namespaces and mount root; a
  * helper with a private network sends 'n' with its user and network
- * namespaces after unshare, kiln answers 'w' once pasta serves them. A
+ * namespaces after unshare, kiln answers 'w' once pasta serves them (a
+ * session's holder sends its network namespace as a fourth fd of 'N'). A
  * set-up error travels as "ERRNO:message" on the error pipe, and the child
  * exits SETUP_FAILED.
  */
@@ -46,11 +47,20 @@
 /* Exit status of a sandbox helper that reported a setup error. */
 #define SETUP_FAILED 125
 
+/* A step's private network (sandbox_net.c): pasta, kiln's child. */
+typedef struct sandbox_net
+{
+  pid_t pid;   /* pasta, or -1 */
+  int pidfd;
+} sandbox_net;
+
 struct sandbox_session
 {
   int userns_fd;   /* the holder's user namespace */
   int mntns_fd;    /* its mount namespace, holding the FUSE mount */
   int root_fd;     /* the mount's root (opened in that namespace) */
+  int netns_fd;    /* its network namespace (private network), or -1 */
+  sandbox_net net; /* pasta serving netns_fd */
 };
 
 /* What a child needs: filled in by kiln before the fork, used only in the
@@ -132,17 +142,16 @@ int sandbox_check_single_fuse (const sandbox_idmap *m, kiln_error **err);
 
 /* ---- sandbox_child.c (no return; errors go to the error pipe) ---- */
 
-/* A step's private network (sandbox_net.c): pasta, kiln's child. */
-typedef struct sandbox_net
-{
-  pid_t pid;   /* pasta, or -1 */
-  int pidfd;
-} sandbox_net;
-
 /* kiln's side: receive the helper's 'n' (its user and network namespace),
  * start pasta on them, wait until it configured the interface, answer
  * 'w'. On failure net may hold a pasta to detach. */
 int sandbox_net_attach (const sandbox_config *cfg, int sock, int errfd, sandbox_net *net, kiln_error **err);
+/* Start pasta on a network namespace, inside the user namespace that owns
+ * it, and wait until it configured the interface. */
+int sandbox_net_start (int userns, int netns, int cancel_fd, sandbox_net *net, kiln_error **err);
+/* Whether a step joins its session's network namespace instead of making
+ * its own. */
+bool sandbox_net_from_session (const sandbox_config *cfg);
 /* Stop and reap pasta (no-op without one). */
 void sandbox_net_detach (sandbox_net *net);
 /* The helper's side, after unshare(CLONE_NEWNET): send 'n', wait for 'w'. */

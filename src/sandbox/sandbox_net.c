@@ -4,7 +4,8 @@
  * connections into ordinary sockets of an unprivileged process.
  *
  * The helper makes the network namespace and sends it (with its user
- * namespace) as 'n'; kiln starts pasta inside that user namespace as its
+ * namespace) as 'n' (or, for a stage session's steps, the session's holder
+ * made one for all of them); kiln starts pasta inside that user namespace as its
  * root (so pasta holds no privilege outside the step's namespaces), waits
  * until pasta has configured the interface, and answers 'w'. pasta runs in
  * the foreground as kiln's child and is stopped when the step ends.
@@ -149,9 +150,11 @@ wait_ready (sandbox_net *net, int ready_r, int log_fd, int cancel_fd, kiln_error
                           WIFEXITED (st) ? WEXITSTATUS (st) : WTERMSIG (st), msg);
 }
 
-static int
-start_pasta (sandbox_net *net, int userns, int netns, int cancel_fd, kiln_error **err)
+int
+sandbox_net_start (int userns, int netns, int cancel_fd, sandbox_net *net, kiln_error **err)
 {
+  net->pid = -1;
+  net->pidfd = -1;
   int rp[2];
   if (pipe2 (rp, O_CLOEXEC) < 0)
     return kiln_error_make (err, errno, "create pipe");
@@ -203,12 +206,18 @@ sandbox_net_attach (const sandbox_config *cfg, int sock, int errfd, sandbox_net 
         return -1;
       return kiln_error_make (err, n < 0 ? e : EPROTO, "the sandbox helper did not hand over its network namespace");
     }
-  if (start_pasta (net, userns, netns, cfg->cancel_fd, err) < 0)
+  if (sandbox_net_start (userns, netns, cfg->cancel_fd, net, err) < 0)
     return kiln_error_wrap (err, "private network");
   char go = 'w';
   if (write (sock, &go, 1) != 1)
     return kiln_error_make (err, errno, "signal the sandbox helper");
   return 0;
+}
+
+bool
+sandbox_net_from_session (const sandbox_config *cfg)
+{
+  return cfg->network == SANDBOX_NET_PRIVATE && cfg->session && cfg->session->netns_fd >= 0;
 }
 
 void

@@ -72,20 +72,23 @@ holder_main (child_ctx *c, pid_t kiln_pid, void *arg)
   if (fchdir (dirfd) < 0)
     sandbox_child_die (c, errno, "enter the stage's mount directory");
   sandbox_enter_userns (c, NULL, kiln_pid);
-  if (unshare (CLONE_NEWNS) < 0)
-    sandbox_child_die (c, errno, "create a mount namespace");
+  bool net = cfg->network == SANDBOX_NET_PRIVATE;
+  if (unshare (CLONE_NEWNS | (net ? CLONE_NEWNET : 0)) < 0)
+    sandbox_child_die (c, errno, net ? "create mount and network namespaces" : "create a mount namespace");
   if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     sandbox_child_die (c, errno, "make mounts private");
   sandbox_mount_fuse (c, "mnt", single, false);
-  int fds[3];
+  int fds[4];
+  int n = net ? 4 : 3;
   fds[0] = open ("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
   fds[1] = open ("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
   fds[2] = open ("mnt", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  for (int i = 0; i < 3; i++)
+  fds[3] = net ? open ("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) : -1;
+  static const char *const what[] = { "user namespace", "mount namespace", "root filesystem", "network namespace" };
+  for (int i = 0; i < n; i++)
     if (fds[i] < 0)
-      sandbox_child_die (c, errno, "open the stage's %s",
-                         i == 0 ? "user namespace" : i == 1 ? "mount namespace" : "root filesystem");
-  if (sandbox_send_fds (c->sync_fd, 'N', fds, 3) < 0)
+      sandbox_child_die (c, errno, "open the stage's %s", what[i]);
+  if (sandbox_send_fds (c->sync_fd, 'N', fds, n) < 0)
     sandbox_child_die (c, errno, "send the stage's namespaces to kiln");
   _exit (0);
 }
@@ -121,7 +124,8 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
   if (sandbox_map_ids (pid, sock, errfd, cfg->idmap, cfg->cancel_fd, err) < 0)
     return -1;
   char tag = 0;
-  int fds[3] = { -1, -1, -1 };
+  int fds[4] = { -1, -1, -1, -1 };
+  int want = cfg->network == SANDBOX_NET_PRIVATE ? 4 : 3;
   int n = sandbox_wait_fds (&sock, 1, cfg->cancel_fd, HANDSHAKE_TIMEOUT_S) < 0
             ? -1 : sandbox_recv_msg (sock, &tag, fds, 1, NULL);
   if (n != 1 || tag != 'F')
@@ -132,12 +136,15 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
   if (write (sock, &ack, 1) != 1)
     return kiln_error_make (err, errno, "signal the stage's mount holder");
   n = sandbox_wait_fds (&sock, 1, cfg->cancel_fd, HANDSHAKE_TIMEOUT_S) < 0
-        ? -1 : sandbox_recv_msg (sock, &tag, fds, 3, NULL);
-  if (n != 3 || tag != 'N')
+        ? -1 : sandbox_recv_msg (sock, &tag, fds, 4, NULL);
+  if (n != want || tag != 'N')
     return holder_failed (n, fds, errno, errfd, "namespaces", " (is the FUSE mount answering?)", err);
   s->userns_fd = fds[0];
   s->mntns_fd = fds[1];
   s->root_fd = fds[2];
+  s->netns_fd = fds[3];
+  if (s->netns_fd >= 0 && sandbox_net_start (s->userns_fd, s->netns_fd, cfg->cancel_fd, &s->net, err) < 0)
+    return kiln_error_wrap (err, "private network");
   return 0;
 }
 
@@ -149,7 +156,8 @@ sandbox_session_new (const sandbox_session_config *cfg, sandbox_session **out, k
   if ((mkdirat (cfg->dirfd, "mnt", 0755) < 0 && errno != EEXIST) || fchmod (cfg->dirfd, 0711) < 0)
     return kiln_error_make (err, errno, "create the stage's mount point");
   sandbox_session *s = xzalloc (sizeof *s);
-  s->userns_fd = s->mntns_fd = s->root_fd = -1;
+  s->userns_fd = s->mntns_fd = s->root_fd = s->netns_fd = -1;
+  s->net.pid = s->net.pidfd = -1;
   child_ctx c;
   memset (&c, 0, sizeof c);
   int sp[2] = { -1, -1 }, ep[2] = { -1, -1 };
@@ -197,8 +205,11 @@ sandbox_session_free (sandbox_session *s)
 {
   if (!s)
     return;
-  /* The root fd first: it pins the mount; then the namespaces. */
+  /* pasta first (it serves the network namespace); the root fd next: it
+   * pins the mount; then the namespaces. */
+  sandbox_net_detach (&s->net);
   sandbox_close_fd (&s->root_fd);
+  sandbox_close_fd (&s->netns_fd);
   sandbox_close_fd (&s->mntns_fd);
   sandbox_close_fd (&s->userns_fd);
   free (s);

@@ -65,6 +65,28 @@ time.sleep(120)' &
   ! pgrep -x pasta
 }
 
+@test "network: the RUN steps of a stage share one private namespace and one pasta (set up once); a stage after it gets another" {
+  mkdir -p "$TEST_TMP/ctx"
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'EOF'
+ARG BASE
+FROM $BASE AS one
+RUN echo "netns-a=$(readlink /proc/self/ns/net)"
+RUN echo "netns-b=$(readlink /proc/self/ns/net)"
+FROM $BASE AS two
+COPY --from=one /etc/passwd /h
+RUN echo "netns-c=$(readlink /proc/self/ns/net)"
+EOF
+  run kb "$TEST_TMP/ctx" --jobs 1
+  echo "$output"
+  [ "$status" -eq 0 ]
+  a=$(grep -o 'netns-a=net:\[[0-9]*\]' <<< "$output" | cut -d= -f2)
+  b=$(grep -o 'netns-b=net:\[[0-9]*\]' <<< "$output" | cut -d= -f2)
+  c=$(grep -o 'netns-c=net:\[[0-9]*\]' <<< "$output" | cut -d= -f2)
+  [ -n "$a" ] && [ "$a" = "$b" ] && [ "$c" != "$a" ]
+  [ "$a" != "$(readlink /proc/self/ns/net)" ]
+  ! pgrep -x pasta
+}
+
 @test "network: --network host shares the host's namespace (and says what that exposes); RUN --network=host overrides the default" {
   probe_ctx "$TEST_TMP/ctx"
   abstract_listener
