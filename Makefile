@@ -71,7 +71,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBKILN) $(UNIT_HELPERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $< $(UNIT_HELPERS) $(LIBKILN) $(LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
-unit-bins: $(UNIT_BINS) $(KILN_BIN)
+# Test tools that need kiln's library (tests/tools/*.c).
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
+$(BUILD)/tools/%: tests/tools/%.c $(LIBKILN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBKILN) $(LIBS)
+
+unit-bins: $(UNIT_BINS) $(KILN_BIN) $(TOOL_BINS)
 
 test-unit: unit-bins
 	tests/run-tests.sh --build $(BUILD) --unit

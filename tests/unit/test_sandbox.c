@@ -37,8 +37,13 @@ test_parse_modes (void **state)
   assert_int_equal (sandbox_parse_network ("none", &n, &err), 0);
   assert_int_equal (n, SANDBOX_NET_NONE);
   assert_int_equal (sandbox_parse_network ("default", &n, &err), 0);
+  assert_int_equal (n, SANDBOX_NET_PRIVATE);
+  assert_int_equal (sandbox_parse_network ("private", &n, &err), 0);
+  assert_int_equal (n, SANDBOX_NET_PRIVATE);
+  assert_int_equal (sandbox_parse_network ("host", &n, &err), 0);
   assert_int_equal (n, SANDBOX_NET_HOST);
   assert_true (sandbox_parse_network ("bridge", &n, &err) < 0);
+  assert_non_null (strstr (err->msg, "expected private, default, host or none"));
   kiln_error_clear (&err);
 }
 
