@@ -137,6 +137,9 @@ ensure_sandbox_locked (build_exec *b, kiln_error **err)
 {
   if (!b->idmap_ready)
     {
+      sandbox_probe_req pr = { .fuse = true, .network = b->o.network };
+      if (sandbox_probe (&pr, err) < 0)
+        return -1;
       if (sandbox_idmap_resolve (b->o.userns, 0, &b->idmap, err) < 0)
         return -1;
       b->idmap_ready = true;

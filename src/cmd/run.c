@@ -393,6 +393,10 @@ static int
 run_sandbox_init (const run_opts *o, run_sandbox *sb, kiln_error **err)
 {
   sb->filter = NULL;
+  /* An image, or --rootfs with --overlay, runs on kiln's FUSE overlay. */
+  sandbox_probe_req pr = { .fuse = !o->rootfs || o->overlay, .network = o->network };
+  if (sandbox_probe (&pr, err) < 0)
+    return -1;
   if (sandbox_idmap_resolve (o->userns, 0, &sb->map, err) < 0)
     return -1;
   autofree char *desc = sandbox_idmap_describe (&sb->map);

@@ -65,6 +65,20 @@ void sandbox_env_ensure_path (char ***env);
 int sandbox_parse_userns (const char *s, sandbox_userns_mode *out, kiln_error **err);
 int sandbox_parse_network (const char *s, sandbox_net_mode *out, kiln_error **err);
 
+/* What the coming steps need from the environment. */
+typedef struct sandbox_probe_req
+{
+  bool fuse;                 /* a FUSE root (every RUN of a build) */
+  sandbox_net_mode network;  /* PRIVATE also needs /dev/net/tun and pasta */
+} sandbox_probe_req;
+
+/* Check once, before the first step, that user namespaces work and the
+ * devices and programs req needs are there; the error says what is
+ * missing, what usually takes it away (a container runtime's default
+ * seccomp profile, its device list) and how to allow it. A fork and an
+ * unshare: about a millisecond. */
+int sandbox_probe (const sandbox_probe_req *req, kiln_error **err);
+
 /* A resolved ID mapping for one step. */
 typedef struct sandbox_idmap
 {

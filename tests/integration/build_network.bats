@@ -139,7 +139,7 @@ EOF
   echo "$output"
   [ "$status" -ne 0 ]
   [[ $output == *"Dockerfile:4"* ]]
-  [[ $output == *"private network: pasta failed (exit status 127): run 'pasta': No such file or directory (install Debian's passt package, or use --network host or none)"* ]]
+  [[ $output == *"RUN steps with a private network (the default) need pasta, which is not on PATH: install Debian's passt package, or pass --network host or none"* ]]
   # and the same build with --network none works without it
   run env PATH=/nonexistent-kiln-path "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" \
     --build-arg "BASE=$BUSYBOX_IMAGE" --no-push --progress plain --network none "$TEST_TMP/ctx"

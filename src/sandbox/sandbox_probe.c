@@ -1,0 +1,113 @@
+/* sandbox_probe.c - before the first RUN step: does this environment give
+ * kiln what a step needs (a user namespace, /dev/fuse, and for a private
+ * network /dev/net/tun and pasta)? A "no" becomes an error that says what
+ * is missing, where that usually comes from (a container runtime's
+ * default seccomp profile and device list) and how to allow it, instead of
+ * a bare "Operation not permitted" from deep inside a step's set-up. */
+#include "sandbox/sandbox_internal.h"
+#include "util/alloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* errno of unshare(CLONE_NEWUSER) in a child (0: it works). */
+static int
+probe_userns (void)
+{
+  pid_t pid = sandbox_fork_child ();
+  if (pid < 0)
+    return errno;
+  if (pid == 0)
+    _exit (unshare (CLONE_NEWUSER) < 0 ? (errno & 0xff) : 0);
+  int st;
+  while (waitpid (pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return errno;
+  return WIFEXITED (st) ? WEXITSTATUS (st) : EIO;
+}
+
+static int
+userns_error (int e, kiln_error **err)
+{
+  if (e == ENOSPC)
+    return kiln_error_make (err, 0, "RUN steps need a user namespace and this system allows none "
+                            "(unshare(CLONE_NEWUSER): %s): raise the sysctl user.max_user_namespaces",
+                            strerror (e));
+  /* errno 0: the message names it where it belongs. */
+  return kiln_error_make (err, 0,
+                          "RUN steps need a user namespace and this environment denies it "
+                          "(unshare(CLONE_NEWUSER): %s). In a container this is the runtime's default seccomp "
+                          "profile (Docker, containerd and CRI-O allow unshare only with CAP_SYS_ADMIN): run it "
+                          "with kiln's Localhost profile policies/kiln-localhost.json and /dev/fuse (or seccomp "
+                          "unconfined); on a host, check the sysctl kernel.unprivileged_userns_clone and AppArmor's "
+                          "unprivileged user namespace restriction",
+                          strerror (e));
+}
+
+/* Whether the step's namespace root, which is not kiln's uid when kiln
+ * runs as root, may open the node: "others" must have rw then. */
+static int
+check_device (const char *path, const char *what, const char *add_hint, kiln_error **err)
+{
+  struct stat st;
+  if (stat (path, &st) < 0)
+    {
+      if (errno == ENOENT)
+        return kiln_error_make (err, ENOENT, "%s need '%s', which this environment does not have%s", what, path,
+                                add_hint);
+      return kiln_error_make (err, errno, "stat '%s'", path);
+    }
+  if (!S_ISCHR (st.st_mode))
+    return kiln_error_make (err, ENODEV, "%s need '%s', which is not a character device here", what, path);
+  bool root = geteuid () == 0;
+  if ((root && (st.st_mode & 0006) != 0006) || (!root && access (path, R_OK | W_OK) < 0))
+    return kiln_error_make (err, EACCES,
+                            "%s need '%s' usable by %s (mode %04o here; distributions ship it 0666: "
+                            "chmod 0666 %s)",
+                            what, path, root ? "the step's namespace root (not host root)" : "kiln's user",
+                            (unsigned) (st.st_mode & 07777), path);
+  return 0;
+}
+
+/* Whether an executable named name is on PATH. */
+static bool
+on_path (const char *name)
+{
+  const char *path = getenv ("PATH");
+  autofree char *copy = xstrdup (path ? path : "/usr/local/bin:/usr/bin:/bin");
+  for (char *save = NULL, *d = strtok_r (copy, ":", &save); d; d = strtok_r (NULL, ":", &save))
+    {
+      autofree char *p = xasprintf ("%s/%s", *d ? d : ".", name);
+      if (access (p, X_OK) == 0)
+        return true;
+    }
+  return false;
+}
+
+int
+sandbox_probe (const sandbox_probe_req *req, kiln_error **err)
+{
+  int e = probe_userns ();
+  if (e)
+    return userns_error (e, err);
+  if (req->fuse
+      && check_device ("/dev/fuse", "RUN steps", " (a container without the FUSE device: add it, e.g. "
+                       "--device /dev/fuse in Docker or a FUSE device plugin in Kubernetes)", err) < 0)
+    return -1;
+  if (req->network != SANDBOX_NET_PRIVATE)
+    return 0;
+  if (check_device ("/dev/net/tun", "RUN steps with a private network (the default)",
+                    " (add it, e.g. --device /dev/net/tun, or pass --network host to share kiln's network "
+                    "namespace, in a container the container's, or --network none)", err) < 0)
+    return -1;
+  if (!on_path ("pasta"))
+    return kiln_error_make (err, ENOENT, "RUN steps with a private network (the default) need pasta, which is "
+                            "not on PATH: install Debian's passt package, or pass --network host or none");
+  return 0;
+}
