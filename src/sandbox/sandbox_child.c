@@ -413,6 +413,7 @@ worker_main (child_ctx *c)
   sigemptyset (&none);
   sigprocmask (SIG_SETMASK, &none, NULL);
   close_range (3, ~0U, CLOSE_RANGE_CLOEXEC);
+  sandbox_limits_child_rlimits (c);
   if (cfg->seccomp)
     {
       int r = seccomp_filter_load (cfg->seccomp);
@@ -838,9 +839,13 @@ sandbox_helper_main (child_ctx *c, pid_t kiln_pid)
   {
     const sandbox_session *ss = cfg->session;
     int keep[] = { c->sync_fd, c->err_fd, c->status_fd, c->out_w, c->errs_w, c->rootfs_fd,
-                   ss ? ss->userns_fd : -1, ss ? ss->mntns_fd : -1, ss ? ss->root_fd : -1 };
+                   ss ? ss->userns_fd : -1, ss ? ss->mntns_fd : -1, ss ? ss->root_fd : -1,
+                   c->cgroup_procs[0], c->cgroup_procs[1] };
     sandbox_close_other_fds (keep, (int) ARRAY_SIZE (keep));
   }
+  /* Before init exists, so that every process of the step starts in the
+   * step's cgroups, and with kiln's credentials still. */
+  sandbox_limits_child_enter (c);
   c->root_tree = -1;
   if (geteuid () == 0 && !cfg->rootfs_fuse && !cfg->session)
     {
