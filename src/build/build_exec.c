@@ -81,6 +81,7 @@ build_exec_free (build_exec *b)
     close (b->ctxfd);
   dockerignore_free (b->ign);
   seccomp_filter_free (b->filter);
+  sandbox_limiter_free (b->limiter);
   free (b);
 }
 

@@ -76,6 +76,7 @@ struct build_exec
   bool idmap_ready;
   seccomp_filter *filter;
   bool filter_ready;
+  sandbox_limiter *limiter;  /* how RUN steps' limits are enforced; NULL until the first RUN */
   plan *p;
   stage_state *stages;
   build_result *res;

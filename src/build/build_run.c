@@ -13,6 +13,7 @@
 #include "util/strbuf.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -122,7 +123,8 @@ fail:
 
 static int ensure_sandbox_locked (build_exec *b, kiln_error **err);
 
-/* The ID mapping and the compiled seccomp filter, made once per build. */
+/* The ID mapping, the limits' mechanism and the compiled seccomp filter,
+ * made once per build. */
 static int
 ensure_sandbox (build_exec *b, kiln_error **err)
 {
@@ -145,6 +147,14 @@ ensure_sandbox_locked (build_exec *b, kiln_error **err)
       b->idmap_ready = true;
       autofree char *d = sandbox_idmap_describe (&b->idmap);
       log_info ("user namespace: %s", d);
+    }
+  if (!b->limiter)
+    {
+      /* Chosen and logged once: which mechanism applies depends on the
+       * machine (docs/architecture.md, "Resource limits"). */
+      b->limiter = sandbox_limiter_new (&b->o.limits);
+      autofree char *d = sandbox_limiter_describe (b->limiter);
+      log_info ("resource limits: %s", d);
     }
   if (!b->filter_ready)
     {
@@ -296,6 +306,21 @@ run_masks (const run_mounts *mounts, char ***mask_store)
 
 /* ---- running and committing ---- */
 
+/* A step killed (or failed after an OOM kill) at one of its limits: say
+ * which, with the flag that sets it. */
+static int
+limit_error (build_exec *b, stage_state *st, const sandbox_result *res, kiln_error **err)
+{
+  char mb[UNITS_BUF_SIZE];
+  autofree char *tail = progress_tail_id (b->o.progress, st->step_id);
+  const char *more = *tail ? "; last output:\n" : "";
+  if (res->limit == SANDBOX_LIMIT_MEMORY)
+    return kiln_error_make (err, 0, "RUN step killed: out of memory (--memory %s)%s%s",
+                            sandbox_format_memory (b->o.limits.memory, mb), more, tail);
+  return kiln_error_make (err, 0, "RUN step killed: it reached its process limit (--pids-limit %" PRIu64 ")%s%s",
+                          b->o.limits.pids, more, tail);
+}
+
 /* Run the step in the sandbox sc describes; a command that did not exit 0
  * is an error with the end of its output. */
 static int
@@ -317,6 +342,8 @@ run_in_sandbox (build_exec *b, stage_state *st, const plan_step *s, sandbox_conf
   if (sandbox_run (sc, &res, err) < 0)
     return -1;
   add_time (b, &b->res->t_run, now_s () - t0);
+  if (res.limit != SANDBOX_LIMIT_NONE)
+    return limit_error (b, st, &res, err);
   if (!res.exited || res.status != 0)
     {
       autofree char *what = sandbox_result_describe (&res);
@@ -425,6 +452,7 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
     .output = run_output, .output_ctx = &rs->rc, .record_chown = overlay_record_chown_cb, .record_chown_ctx = rs->rc.ovl,
     .session = rs->sess, .mounts = mounts.v, .n_mounts = mounts.n,
     .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
+    .limiter = b->limiter,
   };
   int ret = run_in_sandbox (b, st, s, &sc, insecure, err);
   if (ret == 0)

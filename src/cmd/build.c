@@ -68,6 +68,7 @@ typedef struct build_cmd_opts
   char **ignore_paths;
   int jobs;                   /* 0: the number of online cores */
   bool allow_insecure;        /* --allow security.insecure */
+  sandbox_limits limits;      /* --memory, --pids-limit (defaults: sandbox_limits_default) */
   bool cache_run_layers, cache_copy_layers;
 } build_cmd_opts;
 
@@ -108,6 +109,8 @@ enum
   OPT_IGNORE_PATH,
   OPT_JOBS,
   OPT_ALLOW,
+  OPT_MEMORY,
+  OPT_PIDS_LIMIT,
   OPT_CACHE,
   OPT_CACHE_REPO,
   OPT_CACHE_TTL,
@@ -172,6 +175,12 @@ static const cli_option build_options[] = {
     OPT_ALLOW },
   { "jobs", 'j', CLI_VALUE, "N", "build up to N independent stages at once (default: the number of cores)",
     OPT_JOBS },
+  { "memory", 'm', CLI_VALUE, "SIZE|none", "memory limit of each RUN step, all its processes together (e.g. 512m, "
+    "2g; default: 3/4 of the machine's memory); a step that runs out is killed (\"out of memory\"). Enforced with "
+    "a cgroup where kiln may make one (root, a delegated systemd subtree), else per-process rlimits and kiln's own "
+    "accounting; the build's log says which", OPT_MEMORY },
+  { "pids-limit", 0, CLI_VALUE, "N|none", "task (process and thread) limit of each RUN step (default 4096); a step "
+    "that reaches it is killed, which stops fork bombs", OPT_PIDS_LIMIT },
   { "no-cache", 0, CLI_BOOL, NULL, "do not use or record the build cache (every step is built)", OPT_NO_CACHE },
   { "cache", 0, CLI_BOOL, NULL, "(kaniko) use the build cache: on by default in the store (--root); "
     "--cache=false is --no-cache", OPT_CACHE },
@@ -305,6 +314,14 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       return 0;
     case OPT_JOBS:
       return parse_int ("jobs", value, 1, 256, &o->jobs, err);
+    case OPT_MEMORY:
+      if (sandbox_parse_memory (value, &o->limits.memory, err) < 0)
+        return kiln_error_wrap (err, "--memory");
+      return 0;
+    case OPT_PIDS_LIMIT:
+      if (sandbox_parse_pids (value, &o->limits.pids, err) < 0)
+        return kiln_error_wrap (err, "--pids-limit");
+      return 0;
     case OPT_IGNORE_PATH:
       if (value[0] != '/' || strstr (value, "/../") || strcmp (value, "/") == 0)
         return kiln_error_make (err, EINVAL, "--ignore-path '%s': expected an absolute path below /", value);
@@ -416,6 +433,7 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
   eo->seccomp_policy = o->seccomp;
   eo->single_snapshot = o->single_snapshot;
   eo->allow_insecure = o->allow_insecure;
+  eo->limits = o->limits;
   if (o->jobs > 0)
     eo->jobs = o->jobs;
   else
@@ -717,6 +735,7 @@ cmd_build_main (int argc, char **argv, kiln_error **err)
   build_cmd_opts o = { .skip_unused_stages = true, .reg = { .retries = -1 }, .cache = true, .cache_run_layers = true,
                        .cache_copy_layers = true };
   cli_common_init (&o.common);
+  sandbox_limits_default (&o.limits);
   autostrv char **pos = NULL;
   int rc = KILN_EXIT_FAILURE;
   int r = cmd_parse_args ("build", argc, argv, build_options, N_BUILD_OPTIONS, &o.common, build_handle, &o,

@@ -107,7 +107,8 @@ prepare_caps (child_ctx *c, kiln_error **err)
  * have the caller serve it, then let init go on. A setup error reported on
  * errfd before that ends the wait. */
 static int
-serve_rootfs_fuse (const sandbox_config *cfg, int sock, int errfd, int *init_pidfd, kiln_error **err)
+serve_rootfs_fuse (const sandbox_config *cfg, int sock, int errfd, int *init_pidfd, pid_t *init_pid,
+                   kiln_error **err)
 {
   int fds[2] = { sock, errfd };
   int w = wait_setup (cfg, fds, 2, err);
@@ -143,6 +144,7 @@ serve_rootfs_fuse (const sandbox_config *cfg, int sock, int errfd, int *init_pid
   *init_pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
   if (*init_pidfd < 0)
     return kiln_error_make (err, errno, "pidfd_open of the step's init (pid %d)", (int) pid);
+  *init_pid = pid;
   if (want_fd && cfg->rootfs_fuse (cfg->rootfs_fuse_ctx, steal_fd (&fd), err) < 0)
     return kiln_error_wrap (err, "serving the FUSE root filesystem");
   char ack = 'A';
@@ -202,6 +204,7 @@ child_ctx_init (child_ctx *c, const sandbox_config *cfg)
   memset (c, 0, sizeof *c);
   c->cfg = cfg;
   c->rootfs_fd = -1;
+  c->cgroup_procs[0] = c->cgroup_procs[1] = -1;
   c->mount_trees = xcalloc (cfg->n_mounts + 1, sizeof *c->mount_trees);
   for (size_t i = 0; i < cfg->n_mounts; i++)
     c->mount_trees[i] = -1;
@@ -330,11 +333,11 @@ fail:
 
 /* kiln's side of the helper's set-up: the ID map (a session step joins
  * the session's user namespace instead), the private network (pasta), the
- * FUSE root (*init_pidfd is
- * set then), and the error pipe until EOF (the step's process exec'd) or
- * a set-up error. */
+ * FUSE root (*init_pidfd and sl->init_pid are set then), and the error
+ * pipe until EOF (the step's process exec'd) or a set-up error. */
 static int
 setup_handshake (const sandbox_config *cfg, pid_t pid, const step_pipes *p, int *init_pidfd, sandbox_net *net,
+                 step_limits *sl,
                  kiln_error **err)
 {
   if (!cfg->session && sandbox_map_ids (pid, p->sp[0], p->ep[0], cfg->idmap, cfg->cancel_fd, err) < 0)
@@ -342,10 +345,20 @@ setup_handshake (const sandbox_config *cfg, pid_t pid, const step_pipes *p, int 
   if (cfg->network == SANDBOX_NET_PRIVATE && !sandbox_net_from_session (cfg)
       && sandbox_net_attach (cfg, p->sp[0], p->ep[0], net, err) < 0)
     return kiln_error_wrap (err, "setting up the sandbox");
-  if (has_fuse_root (cfg) && serve_rootfs_fuse (cfg, p->sp[0], p->ep[0], init_pidfd, err) < 0)
+  if (has_fuse_root (cfg) && serve_rootfs_fuse (cfg, p->sp[0], p->ep[0], init_pidfd, &sl->init_pid, err) < 0)
     return kiln_error_wrap (err, "setting up the sandbox");
   if (wait_setup (cfg, &p->ep[0], 1, err) < 0 || sandbox_read_setup_error (p->ep[0], err) < 0)
     return kiln_error_wrap (err, "setting up the sandbox");
+  return 0;
+}
+
+/* The result of a step killed for reaching a limit. */
+static int
+limit_result (sandbox_result *res, sandbox_limit_hit hit)
+{
+  res->exited = false;
+  res->status = SIGKILL;
+  res->limit = hit;
   return 0;
 }
 
@@ -361,7 +374,16 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   int init_pidfd = -1;
   pid_t pid = -1;
   sandbox_net net = { -1, -1 };
+  step_limits sl;
+  memset (res, 0, sizeof *res);
 
+  if (sandbox_limits_step_begin (cfg->limiter, &sl, err) < 0)
+    {
+      kiln_error_wrap (err, "setting up the step's resource limits");
+      goto out;
+    }
+  c.cgroup_procs[0] = sl.procs_fd[0];
+  c.cgroup_procs[1] = sl.procs_fd[1];
   if (sandbox_cancelled (cfg->cancel_fd))
     {
       stopped (cfg, err);
@@ -372,11 +394,11 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
   pid = start_helper (&c, &p, err);
   if (pid < 0)
     goto out;
-  if (setup_handshake (cfg, pid, &p, &init_pidfd, &net, err) < 0)
+  if (setup_handshake (cfg, pid, &p, &init_pidfd, &net, &sl, err) < 0)
     goto kill;
   int main_status = 0;
   bool got = false, stop = false;
-  if (sandbox_supervise (cfg, p.op[0], p.xp[0], p.stp[0], p.sp[0], &main_status, &got, &stop) < 0)
+  if (sandbox_supervise (cfg, p.op[0], p.xp[0], p.stp[0], p.sp[0], &sl, &main_status, &got, &stop) < 0)
     {
       kiln_error_make (err, errno, "allocate seccomp notification buffers");
       goto kill;
@@ -386,21 +408,33 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
     {
       sandbox_kill_and_reap (pid);
       pid = -1;
-      stopped (cfg, err);
+      if (sl.hit)
+        ret = limit_result (res, sl.hit);
+      else
+        stopped (cfg, err);
       goto out;
     }
   int hst;
   while (waitpid (pid, &hst, 0) < 0 && errno == EINTR)
     ;
   pid = -1;
-  if (!got)
+  /* An OOM kill the last poll missed (the helper, and so init, is gone):
+   * cgroup v2 kills the whole step, init too; v1 one process, and the step
+   * then usually fails. */
+  sandbox_limits_poll (&sl, true);
+  if (!got && sl.hit)
+    ret = limit_result (res, sl.hit);
+  else if (!got)
+    kiln_error_make (err, 0, "the step's init died without reporting a status");
+  else
     {
-      kiln_error_make (err, 0, "the step's init died without reporting a status");
-      goto out;
+      res->exited = WIFEXITED (main_status);
+      res->status = res->exited ? WEXITSTATUS (main_status) : WTERMSIG (main_status);
+      /* Also after a success: a step whose process was OOM-killed or
+       * whose fork failed at the limit has a result not to trust. */
+      res->limit = sl.hit;
+      ret = 0;
     }
-  res->exited = WIFEXITED (main_status);
-  res->status = res->exited ? WEXITSTATUS (main_status) : WTERMSIG (main_status);
-  ret = 0;
   goto out;
 kill:
   sandbox_kill_and_reap (pid);
@@ -415,6 +449,7 @@ kill:
 out:
   end_init (&init_pidfd);
   sandbox_net_detach (&net);
+  sandbox_limits_step_end (&sl);
   close_pipes (&p);
   child_ctx_release (&c);
   return ret;
@@ -423,6 +458,10 @@ out:
 char *
 sandbox_result_describe (const sandbox_result *res)
 {
+  if (res->limit == SANDBOX_LIMIT_MEMORY)
+    return xstrdup ("killed: out of memory");
+  if (res->limit == SANDBOX_LIMIT_PIDS)
+    return xstrdup ("killed: process limit reached");
   if (res->exited)
     return xasprintf ("exited with status %d", res->status);
   return xasprintf ("killed by signal %d (%s)", res->status, strsignal (res->status));

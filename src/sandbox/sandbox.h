@@ -32,9 +32,11 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "sandbox/seccomp_profile.h"
 #include "util/error.h"
+#include "util/units.h"
 
 typedef enum
 {
@@ -244,6 +246,64 @@ int sandbox_session_new (const sandbox_session_config *cfg, sandbox_session **ou
 int sandbox_session_sync (sandbox_session *s, kiln_error **err);
 void sandbox_session_free (sandbox_session *s);
 
+/* Resource limits of one step (all its processes together), enforced by
+ * the mechanism sandbox_limiter_new picks once (per build):
+ *  - cgroup v2, when an ancestor of kiln's cgroup is writable by kiln and
+ *    gives its children the controllers (as root; a delegated systemd
+ *    subtree): each step gets its own cgroup below it with memory.max,
+ *    memory.swap.max 0, memory.oom.group 1 and pids.max;
+ *  - cgroup v1 (as root), per controller: a cgroup below kiln's own with
+ *    memory.limit_in_bytes (and memsw) or pids.max;
+ *  - else rlimits of the step's process (RLIMIT_DATA = memory per process,
+ *    RLIMIT_NPROC = tasks, counted per user namespace and uid since Linux
+ *    5.14, per real uid before) plus kiln's accounting: every 250 ms kiln
+ *    walks the step's process tree from its init and sums tasks and
+ *    anonymous memory (Pss_Anon).
+ * A step that reaches its task limit, or whose memory runs out (an OOM
+ * kill in its cgroup, or kiln's sum over the limit), is killed at once and
+ * sandbox_result.limit says which: a fork bomb would otherwise spin at the
+ * limit for ever, and a build whose forks fail is not one to trust. The
+ * cgroups are removed when the step ends (also when it fails or is
+ * cancelled); ones a SIGKILLed kiln left are removed by the next step. */
+typedef struct sandbox_limits
+{
+  uint64_t memory;   /* bytes; 0: no limit */
+  uint64_t pids;     /* tasks (processes and threads); 0: no limit */
+} sandbox_limits;
+
+/* Defaults: 4096 tasks stop a fork bomb long before the kernel's pid space
+ * (32768 by default) or the machine's memory runs out, and no build step
+ * needs more; 3/4 of the machine's memory leaves the rest to kiln and the
+ * host. */
+#define SANDBOX_DEFAULT_PIDS 4096u
+#define SANDBOX_MIN_MEMORY ((uint64_t) 4 << 20)
+uint64_t sandbox_default_memory (void);
+void sandbox_limits_default (sandbox_limits *l);
+/* "--memory": a size with docker's binary units (512m, 1.5g; at least 4m),
+ * or none / 0 / -1 for no limit. "--pids-limit": 1 to 4194304, or none /
+ * 0 / -1. */
+int sandbox_parse_memory (const char *s, uint64_t *out, kiln_error **err);
+int sandbox_parse_pids (const char *s, uint64_t *out, kiln_error **err);
+/* Bytes in the largest unit that divides them ("512m", "1g", "1000"), or
+ * "none" for 0. Returns buf. */
+const char *sandbox_format_memory (uint64_t bytes, char buf[UNITS_BUF_SIZE]);
+
+typedef struct sandbox_limiter sandbox_limiter;
+/* Choose the mechanism for l (see sandbox_limits); never fails: without a
+ * usable cgroup it is rlimits and accounting. */
+sandbox_limiter *sandbox_limiter_new (const sandbox_limits *l);
+/* "memory 512m, 4096 tasks per step, enforced by cgroup v2 memory+pids
+ * (below '/sys/fs/cgroup/...')"; caller frees. For the build's log. */
+char *sandbox_limiter_describe (const sandbox_limiter *lim);
+void sandbox_limiter_free (sandbox_limiter *lim);
+
+typedef enum
+{
+  SANDBOX_LIMIT_NONE = 0,
+  SANDBOX_LIMIT_MEMORY,   /* out of memory */
+  SANDBOX_LIMIT_PIDS,     /* task limit reached */
+} sandbox_limit_hit;
+
 typedef struct sandbox_config
 {
   const char *rootfs;        /* directory to use as / (bind-mounted); unused with rootfs_fuse */
@@ -310,12 +370,17 @@ typedef struct sandbox_config
   bool all_caps;
   const sandbox_mount *mounts;
   size_t n_mounts;
+  /* The step's resource limits (NULL: none). */
+  const sandbox_limiter *limiter;
 } sandbox_config;
 
 typedef struct sandbox_result
 {
   bool exited;       /* else killed by signal */
   int status;        /* exit status or signal number */
+  /* The step was killed because it reached a limit (then exited is false
+   * and status SIGKILL), or failed after an OOM kill in its cgroup. */
+  sandbox_limit_hit limit;
 } sandbox_result;
 
 /* Run the step to completion. Returns 0 when the step ran (whatever its exit

@@ -413,6 +413,7 @@ worker_main (child_ctx *c)
   sigemptyset (&none);
   sigprocmask (SIG_SETMASK, &none, NULL);
   close_range (3, ~0U, CLOSE_RANGE_CLOEXEC);
+  sandbox_limits_child_rlimits (c);
   if (cfg->seccomp)
     {
       int r = seccomp_filter_load (cfg->seccomp);
@@ -711,10 +712,42 @@ scrub_identity (child_ctx *c)
   prctl (PR_SET_NAME, name);
 }
 
+/* Init is the one kiln process in the step's pid namespace, so the step
+ * can name it (pid 1). Nothing of it may be reachable from there, also by a
+ * RUN --security=insecure step (every capability in its user namespace, no
+ * seccomp):
+ *  - Non-dumpable: init never exec'd, so its mm belongs to kiln's user
+ *    namespace, and /proc/1/{environ,mem,maps,fd,...}, ptrace,
+ *    process_vm_readv and pidfd_getfd then need CAP_SYS_PTRACE there, which
+ *    no step has. Without it, in subuid and single ID mode (where init runs
+ *    as kiln's own host uid and stays dumpable, unlike root mode's uid
+ *    change) a step could read kiln's heap (its environment, credentials)
+ *    and open init's fds. Set only now: newuidmap refuses a non-dumpable
+ *    target and the helper's ID map is written before init exists.
+ *  - No fd that leads out of the step's root (init_close_fds): the
+ *    session's mount root, opened in another mount namespace, leads to the
+ *    host's store with "..". */
+static void
+init_lock_down (void)
+{
+  prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* Before the step's process exists: keep only the channels init and the
+ * step's process use (all O_CLOEXEC, so the step's program gets none). */
+static void
+init_close_fds (child_ctx *c)
+{
+  int keep[] = { c->sync_fd, c->err_fd, c->status_fd, c->out_w, c->errs_w };
+  sandbox_close_other_fds (keep, (int) ARRAY_SIZE (keep));
+  c->rootfs_fd = c->root_tree = -1;
+}
+
 static void __attribute__ ((noreturn))
 init_main (child_ctx *c)
 {
   const sandbox_config *cfg = c->cfg;
+  init_lock_down ();
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     sandbox_child_die (c, errno, "make mounts private");
@@ -733,6 +766,8 @@ init_main (child_ctx *c)
     sandbox_child_die (c, errno, "pivot_root into '%s'", what);
   if (umount2 (".", MNT_DETACH) < 0 || chdir ("/") < 0)
     sandbox_child_die (c, errno, "detach the old root");
+  init_close_fds (c);
+  root = -1; /* closed with the rest */
 
   scrub_identity (c);
   pid_t w = fork ();
@@ -805,9 +840,12 @@ sandbox_helper_main (child_ctx *c, pid_t kiln_pid)
     const sandbox_session *ss = cfg->session;
     int keep[] = { c->sync_fd, c->err_fd, c->status_fd, c->out_w, c->errs_w, c->rootfs_fd,
                    ss ? ss->userns_fd : -1, ss ? ss->mntns_fd : -1, ss ? ss->root_fd : -1,
-                   ss ? ss->netns_fd : -1 };
+                   ss ? ss->netns_fd : -1, c->cgroup_procs[0], c->cgroup_procs[1] };
     sandbox_close_other_fds (keep, (int) ARRAY_SIZE (keep));
   }
+  /* Before init exists, so that every process of the step starts in the
+   * step's cgroups, and with kiln's credentials still. */
+  sandbox_limits_child_enter (c);
   c->root_tree = -1;
   if (geteuid () == 0 && !cfg->rootfs_fuse && !cfg->session)
     {

@@ -1,6 +1,6 @@
 /* sandbox_internal.h - what the files of the sandbox module share. PRIVATE
  * to src/sandbox/sandbox*.c (sandbox.c, sandbox_idmap.c, sandbox_child.c,
- * sandbox_supervise.c, sandbox_session.c, sandbox_ipc.c): nothing else may
+ * sandbox_supervise.c, sandbox_session.c, sandbox_ipc.c, sandbox_limits.c): nothing else may
  * include it; the module's API is sandbox.h.
  *
  * Where things are:
@@ -19,6 +19,8 @@
  *                        user-namespace rm fallback.
  *   sandbox_ipc.c        messages over the sync socket, waiting with
  *                        cancellation, forking, the process-wide fork lock.
+ *   sandbox_limits.c     memory and task limits: cgroups, rlimits, kiln's
+ *                        accounting, the flags' syntax.
  *
  * The conversation between kiln and a step's helper (sync socket, one byte
  * per message, fds by SCM_RIGHTS): 'u' the helper made its user namespace,
@@ -79,6 +81,7 @@ typedef struct child_ctx
   cap_value_t keep_bound[64];
   int n_keep_bound;
   char *resolv, *hosts, *hostname_file;
+  int cgroup_procs[2];   /* cgroup.procs of the step's cgroups, or -1 */
 } child_ctx;
 
 /* ---- sandbox_ipc.c ---- */
@@ -181,6 +184,42 @@ void sandbox_mount_fuse (child_ctx *c, const char *target, bool single, bool rea
  * namespaces; its child is the step's pid 1. */
 void __attribute__ ((noreturn)) sandbox_helper_main (child_ctx *c, pid_t kiln_pid);
 
+/* ---- sandbox_limits.c ---- */
+
+#define SANDBOX_MAX_CGROUPS 2
+#define SANDBOX_LIMITS_POLL_MS 250
+#define SANDBOX_LIMITS_BUSY_POLL_MS 20
+
+/* One step's share of a sandbox_limiter: its cgroups and what was hit. */
+typedef struct step_limits
+{
+  const sandbox_limiter *lim;   /* NULL: no limits */
+  int n;                        /* cgroups made */
+  char *name[SANDBOX_MAX_CGROUPS];
+  int dirfd[SANDBOX_MAX_CGROUPS];
+  int procs_fd[SANDBOX_MAX_CGROUPS];  /* handed to the helper (child_ctx.cgroup_procs) */
+  pid_t init_pid;               /* for kiln's accounting; 0 until known */
+  struct timespec last_poll;
+  bool busy;                    /* many tasks: kiln's accounting samples faster */
+  sandbox_limit_hit hit;
+} step_limits;
+
+/* Make the step's cgroups (none without a limiter or with rlimits only)
+ * with their limits; on failure nothing is left. */
+int sandbox_limits_step_begin (const sandbox_limiter *lim, step_limits *sl, kiln_error **err);
+/* Remove them (the step's processes must be gone). Idempotent. */
+void sandbox_limits_step_end (step_limits *sl);
+/* Does the supervisor need to call sandbox_limits_poll, and how often
+ * (ms)? 0: no. */
+int sandbox_limits_polling (const step_limits *sl);
+/* Check the cgroups' OOM and task-limit events, or kiln's accounting, at
+ * most every SANDBOX_LIMITS_POLL_MS unless force; the first hit sticks. */
+sandbox_limit_hit sandbox_limits_poll (step_limits *sl, bool force);
+/* The helper, first thing: move itself into the step's cgroups. */
+void sandbox_limits_child_enter (child_ctx *c);
+/* The step's process, before exec: the rlimits of the rlimit mechanism. */
+void sandbox_limits_child_rlimits (child_ctx *c);
+
 /* ---- sandbox_supervise.c ---- */
 
 /* kiln's side while the step runs: pass the lines read from out_r and
@@ -191,8 +230,10 @@ void __attribute__ ((noreturn)) sandbox_helper_main (child_ctx *c, pid_t kiln_pi
  * arrived whole). Returns 0 when both streams and the status pipe are done
  * (or poll fails), or with *stop set as soon as cfg->cancel_fd becomes
  * readable; -1 (errno) only when the notification buffers cannot be
- * allocated, before anything is read or closed. */
-int sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sync_r,
+ * allocated, before anything is read or closed. While sl needs it
+ * (sandbox_limits_polling), it is polled; a limit hit sets *stop too (and
+ * sl->hit). */
+int sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sync_r, step_limits *sl,
                        int *main_status, bool *got_status, bool *stop);
 
 #endif

@@ -224,8 +224,8 @@ respond:
 }
 
 int
-sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sync_r, int *main_status,
-                   bool *got_status, bool *stop)
+sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sync_r, step_limits *sl,
+                   int *main_status, bool *got_status, bool *stop)
 {
   int listener = -1;
   struct seccomp_notif *req = NULL;
@@ -244,12 +244,13 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
       struct pollfd pf[6] = { { o[0].fd, POLLIN, 0 }, { o[1].fd, POLLIN, 0 }, { status_r, POLLIN, 0 },
                               { cfg->cancel_fd > 0 ? cfg->cancel_fd : -1, POLLIN, 0 },
                               { sync_r, POLLIN, 0 },   { listener, POLLIN, 0 } };
-      int r = poll (pf, 6, -1);
+      int limits = sandbox_limits_polling (sl);
+      int r = poll (pf, 6, limits ? limits : -1);
       if (r < 0 && errno == EINTR)
         continue;
       if (r < 0)
         break;
-      if (pf[3].revents & POLLIN)
+      if ((pf[3].revents & POLLIN) || (limits && sandbox_limits_poll (sl, false) != SANDBOX_LIMIT_NONE))
         {
           *stop = true;
           break;

@@ -4,7 +4,8 @@
 # /proc/1/environ must not show kiln's command line (build-arg values the
 # Dockerfile never declared, the store path) or kiln's environment — as
 # root, with subuid ranges, in single ID mode, and with
-# RUN --security=insecure (every capability in the step's namespace).
+# RUN --security=insecure (every capability in the step's namespace), and
+# nothing of pid 1 (its fds, memory, environment) is reachable (item 5).
 
 load helpers
 
@@ -67,8 +68,53 @@ check_no_leak() { # STORE
       --allow security.insecure --build-arg "BASE=$BUSYBOX_IMAGE" --build-arg "UNDECLARED=$CANARY_ARG" --no-push \
       --no-cache "$SHARED/ctx-$u"
     check_no_leak "$SHARED/store-$u"
-    # here the step may read pid 1's environment (same user): it is empty
-    [[ $output != *"/proc/1/environ: Permission denied"* ]]
+    # pid 1 is not dumpable: its environment is closed in every mode
+    [[ $output == *"can't open /proc/1/environ: Permission denied"* ]]
+  done
+}
+
+# probe_context DIR: a Dockerfile whose RUN --security=insecure step runs
+# pid1probe (tests/integration/sandbox/pid1probe.c) against the step's pid 1.
+probe_context() {
+  mkdir -p "$1"
+  gcc -static -O1 -o "$1/pid1probe" "$KILN_SRC/tests/integration/sandbox/pid1probe.c"
+  printf 'ARG BASE\nFROM $BASE\nCOPY pid1probe /pid1probe\nRUN --security=insecure /pid1probe %s\n' "$CANARY_ENV" \
+    > "$1/Dockerfile"
+  chmod -R a+rX "$1"
+}
+
+# check_pid1_closed: the last `run` built, and the step reached nothing of pid 1.
+check_pid1_closed() {
+  echo "$output"
+  [ "$status" -eq 0 ]
+  local a got
+  for a in environ maps mem fd_list fd_open ptrace_attach ptrace_seize vm_readv pidfd_getfd; do
+    got=$(sed -nE "s/^#[0-9]+ [0-9.]+ $a=//p" <<< "$output")
+    [ -n "$got" ] || { echo "no result for $a" >&2; return 1; }
+    case "$got" in EACCES | EPERM) ;; *) echo "pid 1: $a gave '$got'" >&2; return 1 ;; esac
+  done
+  ! grep -E '^#[0-9]+ [0-9.]+ (fd_listed|fd_escape)=' <<< "$output"
+  grep -qE '^#[0-9]+ [0-9.]+ environ_marker=absent$' <<< "$output"
+}
+
+@test "leaks: RUN --security=insecure reaches nothing through pid 1 (environ, fds, mem, ptrace) as root, with subuid ranges and in single ID mode" {
+  require_root
+  probe_context "$TEST_TMP/ctx"
+  KILN_LEAK_TEST=$CANARY_ENV run "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --no-cache \
+    --allow security.insecure --build-arg "BASE=$BUSYBOX_IMAGE" --no-push "$TEST_TMP/ctx"
+  check_pid1_closed
+  test_user_create kiln-leak-sub --subuid
+  test_user_create kiln-leak-single
+  shared_dir
+  local u
+  for u in kiln-leak-sub kiln-leak-single; do
+    probe_context "$SHARED/ctx-$u"
+    mkdir -p "$SHARED/store-$u"
+    chown "$u" "$SHARED/store-$u"
+    KILN_LEAK_TEST=$CANARY_ENV run run_as "$u" "$KILN" build --root "$SHARED/store-$u" --insecure-registry "$REGISTRY" \
+      --allow security.insecure --build-arg "BASE=$BUSYBOX_IMAGE" --no-push --no-cache "$SHARED/ctx-$u"
+    [[ $output == *"user namespace: "$( [ $u = kiln-leak-sub ] && echo full || echo single )* ]]
+    check_pid1_closed
   done
 }
 

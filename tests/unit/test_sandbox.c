@@ -51,13 +51,21 @@ static void
 test_describe (void **state)
 {
   (void) state;
-  sandbox_result r = { true, 2 };
+  sandbox_result r = { true, 2, SANDBOX_LIMIT_NONE };
   char *s = sandbox_result_describe (&r);
   assert_string_equal (s, "exited with status 2");
   free (s);
-  r = (sandbox_result) { false, 9 };
+  r = (sandbox_result) { false, 9, SANDBOX_LIMIT_NONE };
   s = sandbox_result_describe (&r);
   assert_non_null (strstr (s, "killed by signal 9"));
+  free (s);
+  r = (sandbox_result) { false, 9, SANDBOX_LIMIT_MEMORY };
+  s = sandbox_result_describe (&r);
+  assert_string_equal (s, "killed: out of memory");
+  free (s);
+  r = (sandbox_result) { false, 9, SANDBOX_LIMIT_PIDS };
+  s = sandbox_result_describe (&r);
+  assert_string_equal (s, "killed: process limit reached");
   free (s);
   sandbox_idmap m = { .mode = SANDBOX_USERNS_SINGLE, .host_uid = 1000, .host_gid = 1000 };
   s = sandbox_idmap_describe (&m);
