@@ -132,3 +132,6 @@ clean:
 	rm -rf build build-asan build-fuzz kiln .git-commit-stamp
 
 -include $(LIB_OBJS:.o=.d) $(CMD_OBJS:.o=.d)
+
+# The default seccomp profile is assembled into the binary (.incbin).
+$(BUILD)/src/sandbox/seccomp_builtin.o: policies/default.json

@@ -936,14 +936,24 @@ seccomp_profile_load_filter (const char *path, seccomp_profile_mode mode, seccom
 {
   *out = NULL;
   autofree char *found = NULL;
+  seccomp_profile *p = NULL;
   if (path == NULL)
     {
-      if (seccomp_profile_default_path (&found, err) < 0)
-        return -1;
-      path = found;
+      autoerror kiln_error *nf = NULL;
+      if (seccomp_profile_default_path (&found, &nf) < 0)
+        {
+          /* A binary without its policies/: the copy built into it. */
+          path = "(built-in policies/default.json)";
+          log_debug ("no policies/default.json found (%s): using the built-in copy", nf->msg);
+          if (seccomp_profile_parse (seccomp_builtin_default,
+                                     (size_t) (seccomp_builtin_default_end - seccomp_builtin_default), path, &p,
+                                     err) < 0)
+            return -1;
+        }
+      else
+        path = found;
     }
-  seccomp_profile *p = NULL;
-  if (seccomp_profile_load_file (path, &p, err) < 0)
+  if (!p && seccomp_profile_load_file (path, &p, err) < 0)
     return -1;
   seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, mode };
   int r = seccomp_profile_compile (p, &env, out, err);

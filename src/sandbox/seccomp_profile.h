@@ -120,6 +120,9 @@ void seccomp_filter_free (seccomp_filter *f);
  * only makes system calls, so it may run in a freshly forked child. */
 int seccomp_filter_load (const seccomp_filter *f);
 
+/* policies/default.json as built into the binary (seccomp_builtin.c). */
+extern const char seccomp_builtin_default[], seccomp_builtin_default_end[];
+
 /* Locate policies/default.json: $KILN_POLICY_DIR, then policies/ next to
  * the kiln binary (a source tree), then PREFIX/share/kiln/policies for
  * /usr/local and /usr. Caller frees *out. */

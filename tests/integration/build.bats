@@ -524,3 +524,17 @@ PY
   [ "$status" -eq 1 ]
   [[ $output == *"gzip takes 1 to 9"* ]]
 }
+
+@test "build: a kiln binary copied without its policies/ directory confines RUN steps with its built-in default profile" {
+  mkdir -p "$TEST_TMP/bin" "$TEST_TMP/ctx"
+  cp "$KILN" "$TEST_TMP/bin/kiln"
+  printf 'ARG BASE\nFROM $BASE\nRUN grep "^Seccomp:" /proc/self/status\n' > "$TEST_TMP/ctx/Dockerfile"
+  run env -u KILN_POLICY_DIR "$TEST_TMP/bin/kiln" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" \
+    --build-arg "BASE=$BUSYBOX_IMAGE" --no-push --progress plain --verbosity debug "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"using the built-in copy"* ]] || [ -e /usr/share/kiln/policies/default.json ] \
+    || [ -e /usr/local/share/kiln/policies/default.json ]
+  [[ $output == *"Seccomp:"*"2"* ]]
+  [[ $output == *"compiled to "*" BPF instructions"* ]]
+}
