@@ -407,14 +407,21 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
   eo->network = SANDBOX_NET_PRIVATE;
   if (o->network && sandbox_parse_network (o->network, &eo->network, err) < 0)
     return -1;
-  if (eo->network == SANDBOX_NET_HOST)
-    log_info ("--network host: RUN steps share the host's network namespace: they reach every service on "
-              "the host's loopback and its abstract unix sockets");
   *pm = PROGRESS_AUTO;
   if (o->progress && progress_parse_mode (o->progress, pm, err) < 0)
     return -1;
   if (o->quiet)
     *pm = PROGRESS_QUIET;
+  /* One JSON object per line on stderr: log lines too, unless asked
+   * otherwise. */
+  if (*pm == PROGRESS_JSON && !o->common.log_format_set)
+    {
+      o->common.log_format = LOG_FORMAT_JSON;
+      cli_common_apply (&o->common);
+    }
+  if (eo->network == SANDBOX_NET_HOST)
+    log_info ("--network host: RUN steps share the host's network namespace: they reach every service on "
+              "the host's loopback and its abstract unix sockets");
   if (o->reproducible)
     {
       eo->reproducible = true;

@@ -53,6 +53,7 @@ typedef struct cli_common
 {
   int verbosity;      /* log_level */
   int log_format;     /* log_format */
+  bool log_format_set; /* --log-format given */
   bool log_timestamp;
   char *root;         /* --root, or NULL for KILN_ROOT / the default */
 } cli_common;

@@ -124,7 +124,7 @@ widest() {
   printf '%s\n' "$output" | jq -e -s 'map(.event) | index("step") != null and index("done") != null and .[-1] == "summary"'
 }
 
-@test "progress: json stays valid JSON whatever bytes a step prints; plain keeps the bytes" {
+@test "progress: json stays valid JSON whatever bytes a step prints, log lines included; plain keeps the bytes" {
   registry_start
   fixtures_push busybox
   # invalid UTF-8 (0xff 0xfe, a lone continuation byte, a truncated euro sign), then valid UTF-8
@@ -134,10 +134,9 @@ widest() {
     '$TEST_TMP/ctx' 2>&1 >/dev/null"
   echo "$output"
   [ "$status" -eq 0 ]
-  # every event line parses, one by one (kiln's log lines, e.g. "pulling layer", are not
-  # events yet: issue 18)
-  local events
-  events=$(grep -a '^{' <<< "$output")
+  # every line parses, one by one: events, and kiln's log lines (e.g. "pulling layer"), which
+  # --progress=json makes JSON objects too
+  local events=$output
   # strictly: UTF-8 first (jq would quietly replace invalid bytes), then JSON
   python3 -c 'import sys, json
 for l in sys.stdin.buffer.read().decode("utf-8").splitlines():
@@ -145,6 +144,12 @@ for l in sys.stdin.buffer.read().decode("utf-8").splitlines():
   [ "$(jq -r 'select(.event == "output" and (.line | startswith("bad"))) | .line' <<< "$events")" = \
     "bad $(printf '\357\277\275\357\277\275 \357\277\275 \357\277\275\357\277\275') end" ]
   [[ $output == *"ok é"* ]]
+  [ "$(jq -r 'select(.level == "info" and (.msg | startswith("user namespace: "))) | .level' <<< "$events")" = info ]
+  # --log-format text asked for explicitly keeps text log lines
+  run bash -c "$(kbuild_args) --insecure-registry '$REGISTRY' --build-arg 'BASE=$BUSYBOX_IMAGE' --progress=json \
+    --log-format text '$TEST_TMP/ctx' 2>&1 >/dev/null"
+  [ "$status" -eq 0 ]
+  grep -q '^pulling layer 1/1 ' <<< "$output"
   # plain mode: the exact bytes
   rm -rf "$TEST_TMP/out"
   "$KILN" build --root "$TEST_TMP/store" --no-push --no-cache --oci-layout "$TEST_TMP/out:t" --insecure-registry "$REGISTRY" \
