@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # bench/ab-workloads.sh - two kiln binaries, A and B (e.g. before and after a
-# refactoring), on the workloads w1-w4 in one run: for each workload a cold
+# refactoring), on the workloads w1-w6 in one run: for each workload a cold
 # build (empty store; base pulled) and then RUNS warm builds (base in the
 # store, --no-cache, the output layout removed), alternating A B A B so that
 # load drift hits both. Prints a Markdown table of medians and B/A ratios.
 #
 #   bench/ab-workloads.sh KILN_A KILN_B [RUNS] [WORKLOAD...]
-#       (as root; RUNS default 3; workloads default w1 w2 w3 w4)
+#       (as root; RUNS default 3; workloads default w1 w2 w3 w4; w5 needs the
+#       Debian archive, w6 is long)
 #
 # The bases come from the persistent bench registry of bench/workloads.sh
 # ($KILN_TEST_CACHE/bench/registry: fat:1, huge:1, debian:bookworm; run
@@ -36,6 +37,7 @@ trap 'rm -rf --one-file-system "$W"; kiln_shell_cleanup' EXIT
 wl_dir() {
   case "$1" in
     w1) echo w1-small-steps ;; w2) echo w2-small-steps-huge ;; w3) echo w3-big-write ;; w4) echo w4-big-context ;;
+    w5) echo w5-cached-rebuild ;; w6) echo w6-metadata-heavy ;;
     *) echo "ab-workloads: unknown workload '$1'" >&2; exit 2 ;;
   esac
 }
