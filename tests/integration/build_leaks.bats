@@ -55,15 +55,10 @@ check_no_leak() { # STORE
 }
 
 @test "leaks: the same as a plain user, with subuid ranges and in single ID mode" {
-  require_root
-  test_user_create kiln-leak-sub --subuid
-  test_user_create kiln-leak-single
-  shared_dir
+  plain_users kiln-leak
   local u
-  for u in kiln-leak-sub kiln-leak-single; do
+  for u in "${PLAIN_USERS[@]}"; do
     leak_dockerfile "$SHARED/ctx-$u" --security=insecure
-    mkdir -p "$SHARED/store-$u"
-    chown "$u" "$SHARED/store-$u"
     KILN_LEAK_TEST=$CANARY_ENV run run_as "$u" "$KILN" build --root "$SHARED/store-$u" --insecure-registry "$REGISTRY" \
       --allow security.insecure --build-arg "BASE=$BUSYBOX_IMAGE" --build-arg "UNDECLARED=$CANARY_ARG" --no-push \
       --no-cache "$SHARED/ctx-$u"
@@ -103,14 +98,10 @@ check_pid1_closed() {
   KILN_LEAK_TEST=$CANARY_ENV run "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --no-cache \
     --allow security.insecure --build-arg "BASE=$BUSYBOX_IMAGE" --no-push "$TEST_TMP/ctx"
   check_pid1_closed
-  test_user_create kiln-leak-sub --subuid
-  test_user_create kiln-leak-single
-  shared_dir
+  plain_users kiln-leak
   local u
-  for u in kiln-leak-sub kiln-leak-single; do
+  for u in "${PLAIN_USERS[@]}"; do
     probe_context "$SHARED/ctx-$u"
-    mkdir -p "$SHARED/store-$u"
-    chown "$u" "$SHARED/store-$u"
     KILN_LEAK_TEST=$CANARY_ENV run run_as "$u" "$KILN" build --root "$SHARED/store-$u" --insecure-registry "$REGISTRY" \
       --allow security.insecure --build-arg "BASE=$BUSYBOX_IMAGE" --no-push --no-cache "$SHARED/ctx-$u"
     [[ $output == *"user namespace: "$( [ $u = kiln-leak-sub ] && echo full || echo single )* ]]

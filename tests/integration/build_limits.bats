@@ -134,14 +134,9 @@ check_gone() {
 }
 
 @test "limits: plain users with and without subuid ranges: rlimits and kiln's accounting contain a fork bomb and stop a memory fill" {
-  require_root
-  test_user_create kiln-lim-sub --subuid
-  test_user_create kiln-lim-single
-  shared_dir
+  plain_users kiln-lim
   local u
-  for u in kiln-lim-sub kiln-lim-single; do
-    mkdir -p "$SHARED/store-$u"
-    chown "$u" "$SHARED/store-$u"
+  for u in "${PLAIN_USERS[@]}"; do
     # RLIMIT_NPROC contains the bomb; kiln kills the step when its count
     # of the step's tasks sees 7/8 of the limit, but a busybox bomb whose
     # forks fail often dies out first: then the step ends by itself

@@ -154,16 +154,11 @@ EOF
 }
 
 @test "network: private as a plain user too, with subuid ranges and in single ID mode (pasta runs as the step's namespace root)" {
-  require_root
-  test_user_create kiln-net-sub --subuid
-  test_user_create kiln-net-single
-  shared_dir
+  plain_users kiln-net
   abstract_listener
   local u
-  for u in kiln-net-sub kiln-net-single; do
+  for u in "${PLAIN_USERS[@]}"; do
     probe_ctx "$SHARED/ctx-$u"
-    mkdir -p "$SHARED/store-$u"
-    chown "$u" "$SHARED/store-$u"
     run run_as "$u" "$KILN" build --root "$SHARED/store-$u" --insecure-registry "$REGISTRY" \
       --build-arg "BASE=$BUSYBOX_IMAGE" --build-arg "REG=$REGISTRY" --no-push --no-cache --progress plain \
       "$SHARED/ctx-$u"

@@ -40,6 +40,8 @@
 #       set, XDG_RUNTIME_DIR and TMPDIR pointing at a dir the user owns, and the
 #       environment (KILN, KILN_SRC, REGISTRY*, PATH, ...) preserved.
 #   fuse_dev_open_for_all  chmod 0666 /dev/fuse as distributions ship it.
+#   plain_users PREFIX     users PREFIX-sub (subuid ranges) and PREFIX-single, with
+#       SHARED/store-USER each; PLAIN_USERS lists them.
 #   debian_reachable       true when the Debian archive answers over HTTP.
 #   tun_dev_open_for_all   chmod 0666 /dev/net/tun as distributions ship it (as root;
 #       kiln_setup does it: pasta, a RUN step's private network, needs it).
@@ -106,6 +108,22 @@ kiln_setup() {
   export TEST_TMP KILN KILN_SRC
   [ -x "$KILN" ] || _kiln_die "kiln binary '$KILN' not found (run make first or set KILN)"
   tun_dev_open_for_all
+}
+
+# plain_users PREFIX: the two plain users a test runs kiln as (root only):
+# PREFIX-sub with /etc/subuid ranges and PREFIX-single without, a SHARED
+# dir, and SHARED/store-USER owned by each. Sets PLAIN_USERS to both names.
+plain_users() {
+  require_root
+  test_user_create "$1-sub" --subuid
+  test_user_create "$1-single"
+  shared_dir
+  PLAIN_USERS=("$1-sub" "$1-single")
+  local u
+  for u in "${PLAIN_USERS[@]}"; do
+    mkdir -p "$SHARED/store-$u"
+    chown "$u" "$SHARED/store-$u"
+  done
 }
 
 # debian_reachable: the Debian archive answers (tests that need it skip
