@@ -170,7 +170,6 @@ overlay_model_inode_destroy (overlay_model *m, inode *n)
   free (n->symlink);
   free (n->lpath);
   free (n->llayers);
-  free (n->emit_path);
   /* a live directory is empty when freed; at teardown every inode is
    * destroyed from the table, so only the dentries are ours to free */
   for (size_t b = 0; b < n->nbuckets; b++)

@@ -3,8 +3,10 @@
  * a new upper generation; see overlay_model_internal.h.
  */
 #include "overlay/overlay_model_internal.h"
+#include "store/layer_index.h"
 #include "util/alloc.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,7 @@ typedef struct emit_ctx
   overlay_model *m;
   pending *v;
   size_t n, cap;
+  char *too_long;  /* the start of the first path over LAYER_INDEX_PATH_MAX */
 } emit_ctx;
 
 static void
@@ -46,9 +49,26 @@ settle (inode *n)
   overlay_model_strset_clear (&n->deleted);
 }
 
+/* path/name, or NULL when that is longer than a layer can hold (the store's
+ * LAYER_INDEX_PATH_MAX, Linux's PATH_MAX): the first such path is kept for
+ * the commit's error. Checked here, before the string is made, so a tree
+ * nested deeper than that costs one short string per level, not a full path
+ * per level (a 1,500-level tree of 255-byte names: 290 MB). */
+static char *
+child_path (emit_ctx *c, const char *path, size_t plen, const char *name, size_t *len)
+{
+  size_t nl = strlen (name);
+  *len = plen + (plen ? 1 : 0) + nl;
+  if (*len <= LAYER_INDEX_PATH_MAX)
+    return overlay_model_join (path, name);
+  if (!c->too_long)
+    c->too_long = xasprintf ("%.96s", plen ? path : name);
+  return NULL;
+}
+
 /* A name that is new in this step: ship it and everything below it. */
 static void
-emit_full (emit_ctx *c, dentry *d, const char *path)
+emit_full (emit_ctx *c, dentry *d, const char *path, size_t plen)
 {
   if (d->mask == MASK_SKIP)
     return;
@@ -58,33 +78,37 @@ emit_full (emit_ctx *c, dentry *d, const char *path)
   if (S_ISDIR (n->mode))
     {
       overlay_model_load_dir (c->m, n);
-      for (size_t b = 0; b < n->nbuckets; b++)
+      for (size_t b = 0; b < n->nbuckets && !c->too_long; b++)
         for (dentry *k = n->buckets[b]; k; k = k->hnext)
           {
-            autofree char *p = overlay_model_join (path, k->name);
-            emit_full (c, k, p);
+            size_t len;
+            autofree char *p = child_path (c, path, plen, k->name, &len);
+            if (p)
+              emit_full (c, k, p, len);
           }
     }
   settle (n);
 }
 
 static void
-emit_dirty (emit_ctx *c, inode *dir, const char *path)
+emit_dirty (emit_ctx *c, inode *dir, const char *path, size_t plen)
 {
-  for (size_t s = 0; s < dir->dirty.cap; s++)
+  for (size_t s = 0; s < dir->dirty.cap && !c->too_long; s++)
     {
       const char *name = dir->dirty.slot[s];
       if (!name)
         continue;
-      autofree char *p = overlay_model_join (path, name);
       dentry *d = overlay_model_dir_find (dir, name);
       bool deleted = overlay_model_strset_has (&dir->deleted, name);
-      if (d && d->mask == MASK_SKIP)
+      if ((d && d->mask == MASK_SKIP) || (!d && !deleted))
+        continue; /* masked, or made and removed again within the step */
+      size_t len;
+      autofree char *p = child_path (c, path, plen, name, &len);
+      if (!p)
         continue;
       if (!d)
         {
-          if (deleted)
-            emit (c, OVERLAY_CHANGE_WHITEOUT, p, NULL);
+          emit (c, OVERLAY_CHANGE_WHITEOUT, p, NULL);
           continue;
         }
       if (deleted || !d->base)
@@ -92,7 +116,7 @@ emit_dirty (emit_ctx *c, inode *dir, const char *path)
           /* a replaced directory must hide what the lowers had below it */
           if (deleted && S_ISDIR (d->inode->mode))
             emit (c, OVERLAY_CHANGE_OPAQUE, p, d->inode);
-          emit_full (c, d, p);
+          emit_full (c, d, p, len);
           continue;
         }
       if (d->inode->changed)
@@ -100,7 +124,7 @@ emit_dirty (emit_ctx *c, inode *dir, const char *path)
       if (S_ISDIR (d->inode->mode))
         {
           size_t before = c->n;
-          emit_dirty (c, d->inode, p);
+          emit_dirty (c, d->inode, p, len);
           /* As Docker and buildah do, a layer carries every directory above
            * a change with its current metadata (a tar applier would
            * otherwise invent one, e.g. 0755 root over a 1777 /tmp). The root
@@ -184,7 +208,19 @@ overlay_model_commit (overlay_model *m, overlay_changes **out, kiln_error **err)
   {
     emit_ctx c = { .m = m };
     m->commits++;
-    emit_dirty (&c, m->root, "");
+    emit_dirty (&c, m->root, "", 0);
+    if (c.too_long)
+      {
+        ret = kiln_error_make (err, ENAMETOOLONG,
+                               "the step made a path longer than %d bytes, more than a layer can hold "
+                               "(Linux's PATH_MAX): '%s...'",
+                               LAYER_INDEX_PATH_MAX, c.too_long);
+        for (size_t i = 0; i < c.n; i++)
+          free (c.v[i].path);
+        free (c.v);
+        free (c.too_long);
+        break;
+      }
     if (m->root->changed)
       {
         emit (&c, OVERLAY_CHANGE_ADD, "", m->root);
@@ -219,9 +255,9 @@ overlay_model_commit (overlay_model *m, overlay_changes **out, kiln_error **err)
                 ch->mode = p->inode->mode;
                 continue;
               }
+            /* compared only within this commit: borrowing is safe */
             p->inode->emit_commit = m->commits;
-            free (p->inode->emit_path);
-            p->inode->emit_path = xstrdup (p->path);
+            p->inode->emit_path = p->path;
           }
         if (p->kind == OVERLAY_CHANGE_ADD)
           fill_change (m, ch, p->inode);

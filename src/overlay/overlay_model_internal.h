@@ -96,9 +96,10 @@ struct inode
   size_t nx;
   dentry *aliases;
   bool changed;
-  /* commit bookkeeping */
+  /* commit bookkeeping: emit_path is the path of the first change of this
+   * inode in commit emit_commit, borrowed from that commit's change list */
   uint64_t emit_commit;
-  char *emit_path;
+  const char *emit_path;
   /* directories */
   bool loaded;
   dentry **buckets;
