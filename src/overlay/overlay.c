@@ -25,10 +25,12 @@
 
 typedef struct dir_handle dir_handle;
 
+/* A handle holds a reference to the directory's shared listing
+ * (overlay_model_opendir): a thousand opendirs of one directory cost one
+ * listing, not a thousand copies. */
 struct dir_handle
 {
-  overlay_dirent *v;
-  size_t n;
+  overlay_listing *l;
   struct dir_handle *prev, *next;
 };
 
@@ -65,7 +67,7 @@ dirh_free (overlay *o, dir_handle *h)
   if (h->next)
     h->next->prev = h->prev;
   pthread_mutex_unlock (&o->hlock);
-  overlay_model_dirents_free (h->v, h->n);
+  overlay_model_closedir (o->m, h->l);
   free (h);
 }
 
@@ -403,14 +405,33 @@ op_lseek (fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_fil
     fuse_reply_lseek (req, r);
 }
 
+/* A memory budget refused the request: say so in the build log (the step
+ * only sees an errno). Called by a libfuse worker, which libfuse may cancel
+ * when the session ends: no cancellation inside the logger's locks (see
+ * perror below). */
+static void
+log_budget_notices (fuse_req_t req)
+{
+  for (char *msg; (msg = overlay_model_take_notice (M (req)));)
+    {
+      int old;
+      pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, &old);
+      log_warn ("%s", msg);
+      pthread_setcancelstate (old, NULL);
+      free (msg);
+    }
+}
+
 static void
 op_opendir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   dir_handle *h = xzalloc (sizeof *h);
-  int ret = overlay_model_readdir (M (req), ino, &h->v, &h->n);
+  int ret = overlay_model_opendir (M (req), ino, &h->l);
   if (ret < 0)
     {
       free (h);
+      if (ret == -ENOMEM)
+        log_budget_notices (req);
       fuse_reply_err (req, -ret);
       return;
     }
@@ -422,18 +443,20 @@ op_opendir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     dirh_free (o, h);
 }
 
-/* Offsets are positions in the snapshot taken at opendir: stable for the
- * handle's life whatever happens to the directory meanwhile. */
+/* Offsets are positions in the listing taken at opendir: stable for the
+ * handle's life whatever happens to the directory meanwhile. The listing is
+ * immutable, so it is read without the model lock. */
 static void
 do_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
   dir_handle *h = (dir_handle *) (uintptr_t) fi->fh;
+  const overlay_dirent *v = h->l->v;
   autofree char *buf = xmalloc (size);
   size_t used = 0;
-  for (size_t i = off < 0 ? 0 : off; i < h->n + 2; i++)
+  for (size_t i = off < 0 ? 0 : off; i < h->l->n + 2; i++)
     {
-      const char *name = i == 0 ? "." : i == 1 ? ".." : h->v[i - 2].name;
-      struct stat st = { .st_ino = i < 2 ? ino : h->v[i - 2].ino, .st_mode = i < 2 ? S_IFDIR : h->v[i - 2].type };
+      const char *name = i == 0 ? "." : i == 1 ? ".." : v[i - 2].name;
+      struct stat st = { .st_ino = i < 2 ? ino : v[i - 2].ino, .st_mode = i < 2 ? S_IFDIR : v[i - 2].type };
       size_t n;
       if (!plus)
         n = fuse_add_direntry (req, buf + used, size - used, name, &st, i + 1);
@@ -504,7 +527,10 @@ op_statfs (fuse_req_t req, fuse_ino_t ino)
 static void
 op_setxattr (fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags)
 {
-  fuse_reply_err (req, -overlay_model_setxattr (M (req), ino, name, value, size, flags));
+  int ret = overlay_model_setxattr (M (req), ino, name, value, size, flags);
+  if (ret == -ENOSPC)
+    log_budget_notices (req);
+  fuse_reply_err (req, -ret);
 }
 
 /* getxattr/listxattr protocol: size 0 asks for the length only; ret is the

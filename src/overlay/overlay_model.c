@@ -161,12 +161,9 @@ overlay_model_inode_destroy (overlay_model *m, inode *n)
       overlay_model_data_name (n, nm, sizeof nm);
       unlinkat (m->upper_fds[m->gen], nm, 0);
     }
-  for (size_t i = 0; i < n->nx; i++)
-    {
-      free (n->x[i].name);
-      free (n->x[i].val);
-    }
-  free (n->x);
+  overlay_model_xattrs_free (m, n);
+  if (n->listing)
+    n->listing->dir = NULL; /* its holders keep it; nothing caches it now */
   free (n->symlink);
   free (n->lpath);
   free (n->llayers);
@@ -208,6 +205,18 @@ nlink_of (const inode *n)
 }
 
 /* ---- directory hash ---- */
+/* The directory's entries change: handles that hold its listing keep their
+ * snapshot, the next opendir makes a new one. */
+static void
+listing_stale (inode *dir)
+{
+  if (dir->listing)
+    {
+      dir->listing->dir = NULL;
+      dir->listing = NULL;
+    }
+}
+
 dentry *
 overlay_model_dir_find (inode *dir, const char *name)
 {
@@ -238,6 +247,7 @@ overlay_model_dir_add (inode *dir, const char *name, inode *child, bool base)
       dir->buckets = t;
       dir->nbuckets = nb;
     }
+  listing_stale (dir);
   dentry *d = xzalloc (sizeof *d);
   d->name = xstrdup (name);
   d->parent = dir;
@@ -258,6 +268,7 @@ overlay_model_dir_add (inode *dir, const char *name, inode *child, bool base)
 inode *
 overlay_model_dir_del (inode *dir, dentry *d)
 {
+  listing_stale (dir);
   for (dentry **p = &dir->buckets[hash_fnv1a_str (d->name) & (dir->nbuckets - 1)]; *p; p = &(*p)->hnext)
     if (*p == d)
       {
@@ -453,15 +464,25 @@ overlay_model_load_dir (overlay_model *m, inode *dir)
   apply_masks (m, dir);
 }
 
+typedef struct xload_ctx
+{
+  overlay_model *m;
+  inode *n;
+} xload_ctx;
+
+/* Lower xattrs are counted but never refused: the store's index already
+ * bounds them per layer, and refusing would hide part of the image. */
 static void
 load_xattrs_cb (void *ud, const char *name, const void *value, size_t len)
 {
-  inode *n = ud;
+  xload_ctx *c = ud;
+  inode *n = c->n;
   n->x = xreallocarray (n->x, n->nx + 1, sizeof *n->x);
   n->x[n->nx].name = xstrdup (name);
   n->x[n->nx].val = xmemdup (value, len ? len : 1);
   n->x[n->nx].len = len;
   n->nx++;
+  c->m->xattr_bytes += OVERLAY_XATTR_COST (strlen (name), len);
 }
 
 void
@@ -470,8 +491,52 @@ overlay_model_load_xattrs (overlay_model *m, inode *n)
   if (n->xloaded)
     return;
   n->xloaded = true;
+  xload_ctx c = { m, n };
   if (n->lpath && n->nll)
-    overlay_lower_xattrs (m->lower, n->llayers[0], n->lpath, load_xattrs_cb, n);
+    overlay_lower_xattrs (m->lower, n->llayers[0], n->lpath, load_xattrs_cb, &c);
+}
+
+void
+overlay_model_xattrs_free (overlay_model *m, inode *n)
+{
+  for (size_t i = 0; i < n->nx; i++)
+    {
+      m->xattr_bytes -= OVERLAY_XATTR_COST (strlen (n->x[i].name), n->x[i].len);
+      free (n->x[i].name);
+      free (n->x[i].val);
+    }
+  free (n->x);
+  n->x = NULL;
+  n->nx = 0;
+}
+
+/* ---- budget notices ---- */
+void
+overlay_model_notice (overlay_model *m, unsigned what)
+{
+  m->notice |= what & ~m->noticed;
+}
+
+char *
+overlay_model_take_notice (overlay_model *m)
+{
+  char *msg = NULL;
+  LOCKED (m)
+  {
+    unsigned what = m->notice & -m->notice; /* one at a time */
+    m->noticed |= what;
+    m->notice &= ~what;
+    if (what & NOTICE_XATTR)
+      msg = xasprintf ("overlay: setxattr failed with ENOSPC: the step's extended attributes would take more "
+                       "than %zu MiB of kiln's memory, or a file would carry more than %d of them",
+                       OVERLAY_XATTR_BUDGET >> 20, OVERLAY_XATTRS_PER_INODE);
+    else if (what & NOTICE_LISTING)
+      msg = xasprintf ("overlay: opendir failed with ENOMEM: the step's open directory listings would take "
+                       "more than %zu MiB of kiln's memory (a handle opened after its directory changed "
+                       "holds a snapshot of its own)",
+                       OVERLAY_LISTING_BUDGET >> 20);
+  }
+  return msg;
 }
 
 /* ---- attributes ---- */
@@ -635,8 +700,33 @@ cmp_dirent (const void *a, const void *b)
   return strcmp (((const overlay_dirent *) a)->name, ((const overlay_dirent *) b)->name);
 }
 
+/* One allocation: the header, the entries, then their names. */
+static overlay_listing *
+listing_new (inode *dir)
+{
+  size_t names = 0;
+  for (size_t b = 0; b < dir->nbuckets; b++)
+    for (dentry *d = dir->buckets[b]; d; d = d->hnext)
+      names += strlen (d->name) + 1;
+  size_t bytes = sizeof (overlay_listing) + dir->nentries * sizeof (overlay_dirent) + names;
+  overlay_listing *l = xmalloc (bytes);
+  overlay_dirent *v = (overlay_dirent *) (l + 1);
+  char *p = (char *) (v + dir->nentries);
+  size_t k = 0;
+  for (size_t b = 0; b < dir->nbuckets; b++)
+    for (dentry *d = dir->buckets[b]; d; d = d->hnext)
+      {
+        v[k] = (overlay_dirent) { .name = p, .ino = d->inode->ino, .type = d->inode->mode & S_IFMT };
+        p = stpcpy (p, d->name) + 1;
+        k++;
+      }
+  qsort (v, k, sizeof *v, cmp_dirent);
+  *l = (overlay_listing) { .n = k, .v = v, .refs = 1, .bytes = bytes, .dir = dir };
+  return l;
+}
+
 int
-overlay_model_readdir (overlay_model *m, uint64_t ino, overlay_dirent **out, size_t *n)
+overlay_model_opendir (overlay_model *m, uint64_t ino, overlay_listing **out)
 {
   int ret = 0;
   LOCKED (m)
@@ -644,29 +734,41 @@ overlay_model_readdir (overlay_model *m, uint64_t ino, overlay_dirent **out, siz
     inode *dir;
     if ((ret = overlay_model_get_dir (m, ino, &dir)) < 0)
       break;
-    overlay_dirent *v = xcalloc (dir->nentries + 1, sizeof *v);
-    size_t k = 0;
-    for (size_t b = 0; b < dir->nbuckets; b++)
-      for (dentry *d = dir->buckets[b]; d; d = d->hnext)
-        {
-          v[k].name = xstrdup (d->name);
-          v[k].ino = d->inode->ino;
-          v[k].type = d->inode->mode & S_IFMT;
-          k++;
-        }
-    qsort (v, k, sizeof *v, cmp_dirent);
-    *out = v;
-    *n = k;
+    if (dir->listing)
+      {
+        dir->listing->refs++;
+        *out = dir->listing;
+        break;
+      }
+    overlay_listing *l = listing_new (dir);
+    if (m->listings && m->listing_bytes + l->bytes > OVERLAY_LISTING_BUDGET)
+      {
+        free (l);
+        overlay_model_notice (m, NOTICE_LISTING);
+        ret = -ENOMEM;
+        break;
+      }
+    dir->listing = l;
+    m->listing_bytes += dir->listing->bytes;
+    m->listings++;
+    *out = dir->listing;
   }
   return ret;
 }
 
 void
-overlay_model_dirents_free (overlay_dirent *d, size_t n)
+overlay_model_closedir (overlay_model *m, overlay_listing *l)
 {
-  for (size_t i = 0; i < n; i++)
-    free (d[i].name);
-  free (d);
+  LOCKED (m)
+  {
+    if (--l->refs)
+      break;
+    if (l->dir)
+      ((inode *) l->dir)->listing = NULL;
+    m->listing_bytes -= l->bytes;
+    m->listings--;
+    free (l);
+  }
 }
 
 int

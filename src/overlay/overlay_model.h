@@ -35,10 +35,25 @@ enum
 
 typedef struct overlay_dirent
 {
-  char *name;
+  const char *name;
   uint64_t ino;
   mode_t type;
 } overlay_dirent;
+
+/* A directory's entries, sorted by name, as they were when it was opened.
+ * Immutable: n and v may be read without the model lock while a reference
+ * is held. One listing is shared by every handle opened on the directory
+ * until the directory changes; the next opendir then makes a new one, and
+ * the old one lives on for the handles that hold it. */
+typedef struct overlay_listing
+{
+  size_t n;
+  const overlay_dirent *v;
+  /* the model's bookkeeping, under its lock */
+  unsigned refs;
+  size_t bytes;
+  void *dir;  /* the directory it is cached on; NULL once stale */
+} overlay_listing;
 
 int overlay_model_new (const overlay_config *cfg, overlay_model **out, kiln_error **err);
 void overlay_model_free (overlay_model *m);
@@ -63,8 +78,11 @@ int overlay_model_readlink (overlay_model *m, uint64_t ino, char **target);
  * for lower data (safe for keep_cache). Pair with overlay_model_release. */
 int overlay_model_open (overlay_model *m, uint64_t ino, int flags, bool *immutable);
 void overlay_model_release (overlay_model *m, uint64_t ino);
-int overlay_model_readdir (overlay_model *m, uint64_t ino, overlay_dirent **out, size_t *n);
-void overlay_model_dirents_free (overlay_dirent *d, size_t n);
+/* A reference to directory ino's listing; -ENOMEM when the listing budget
+ * is spent (overlay_model_take_notice says why). Pair with
+ * overlay_model_closedir. */
+int overlay_model_opendir (overlay_model *m, uint64_t ino, overlay_listing **out);
+void overlay_model_closedir (overlay_model *m, overlay_listing *l);
 int overlay_model_getxattr (overlay_model *m, uint64_t ino, const char *name, void *buf, size_t size);
 int overlay_model_listxattr (overlay_model *m, uint64_t ino, char *buf, size_t size);
 int overlay_model_setxattr (overlay_model *m, uint64_t ino, const char *name, const void *value,
@@ -73,6 +91,11 @@ int overlay_model_removexattr (overlay_model *m, uint64_t ino, const char *name)
 int overlay_model_statfs (overlay_model *m, struct statvfs *st);
 int overlay_model_chown (overlay_model *m, uint64_t ino, uid_t uid, gid_t gid);
 int overlay_model_commit (overlay_model *m, overlay_changes **out, kiln_error **err);
+
+/* After a request failed because a memory budget was spent (setxattr:
+ * ENOSPC, opendir: ENOMEM): the message for the build log, once per budget
+ * between two commits; NULL when there is nothing new to say. Free it. */
+char *overlay_model_take_notice (overlay_model *m);
 
 /* A kernel dentry to drop after the view changed outside any request. */
 typedef struct overlay_model_inval

@@ -208,6 +208,7 @@ overlay_model_commit (overlay_model *m, overlay_changes **out, kiln_error **err)
   {
     emit_ctx c = { .m = m };
     m->commits++;
+    m->noticed = 0;
     emit_dirty (&c, m->root, "", 0);
     if (c.too_long)
       {

@@ -102,6 +102,7 @@ struct inode
   const char *emit_path;
   /* directories */
   bool loaded;
+  overlay_listing *listing;  /* shared by open handles; NULL when none or stale */
   dentry **buckets;
   size_t nbuckets, nentries;
   unsigned nsubdirs;
@@ -127,7 +128,48 @@ struct overlay_model
   uint64_t next_ino;
   uint64_t commits;
   inode *root;
+  /* Memory a step makes kiln hold, against the budgets below. */
+  size_t xattr_bytes;        /* every xattr in the node table (OVERLAY_XATTR_COST) */
+  size_t listing_bytes;      /* live listings, shared or stale */
+  size_t listings;
+  unsigned notice;           /* NOTICE_* to log (overlay_model_take_notice) */
+  unsigned noticed;          /* NOTICE_* logged since the last commit */
 };
+
+/* ---- memory bounds ----
+ * What a step can make kiln hold beyond what it pays for itself (see
+ * docs/design/overlay.md, "Memory bounds"). The node table grows with what
+ * the step creates (a name, an inode); these cover the structures that could
+ * multiply it.
+ *
+ * xattrs: names + values of every xattr in one mount's node table, counted
+ * with their bookkeeping. Real images carry a few dozen bytes per file
+ * (security.capability, the odd user.* tag): 16 MiB is a few hundred
+ * thousand of those. At commit the change list copies the xattrs it ships and
+ * the layer writer and the index hold them once more, so a full budget costs
+ * about four times this at the peak. setxattr beyond it fails with ENOSPC. */
+#define OVERLAY_XATTR_BUDGET ((size_t) 16 << 20)
+#define OVERLAY_XATTR_COST(name_len, value_len) ((name_len) + 1 + (value_len) + sizeof (xattr_ent))
+/* Per file: what the store's layer index accepts for one entry
+ * (XATTR_COUNT_MAX in src/store/layer_index_internal.h); more could not be
+ * committed. */
+#define OVERLAY_XATTRS_PER_INODE 4096
+/* Listings: bytes of directory listings held by open directory handles. One
+ * listing per directory is shared by all its handles, so this only fills when
+ * a step changes a directory between opendirs and keeps the handles open
+ * (each sees its own snapshot). A listing costs about 24 bytes + the name per
+ * entry: 64 MiB is a few hundred snapshots of a 10,000-entry directory. The
+ * first listing is always granted (it is no bigger than the directory the
+ * node table holds anyway); opendir beyond the budget fails with ENOMEM. */
+#define OVERLAY_LISTING_BUDGET ((size_t) 64 << 20)
+
+enum
+{
+  NOTICE_XATTR = 1 << 0,
+  NOTICE_LISTING = 1 << 1,
+};
+/* A budget refused a request: record it for overlay_model_take_notice. */
+void overlay_model_notice (overlay_model *m, unsigned what);
 
 /* ---- the model lock ---- */
 static inline pthread_mutex_t *
@@ -190,6 +232,9 @@ int overlay_model_copy_up (overlay_model *m, inode *n);
 
 /* overlay_model.c: start upper generation 0, or the next one after a commit. */
 int overlay_model_new_upper (overlay_model *m, kiln_error **err);
+
+/* Frees n's xattrs and takes them off the budget. */
+void overlay_model_xattrs_free (overlay_model *m, inode *n);
 
 /* overlay_model_step.c: mask paths as the model keeps them. */
 char **overlay_model_masks_copy (const char *const *paths);

@@ -627,6 +627,18 @@ overlay_model_setxattr (overlay_model *m, uint64_t ino, const char *name, const 
       ret = -ENODATA;
     if (ret < 0)
       break;
+    /* Every xattr lives in kiln's memory until the mount goes away, and a
+     * commit copies it again: a step gets ENOSPC, as from a full disk,
+     * before it can make that unbounded. Shrinking is always allowed. */
+    size_t old = x ? OVERLAY_XATTR_COST (strlen (name), x->len) : 0;
+    size_t new = OVERLAY_XATTR_COST (strlen (name), size);
+    if ((!x && i->nx >= OVERLAY_XATTRS_PER_INODE)
+        || (new > old && m->xattr_bytes - old + new > OVERLAY_XATTR_BUDGET))
+      {
+        overlay_model_notice (m, NOTICE_XATTR);
+        ret = -ENOSPC;
+        break;
+      }
     if (!x)
       {
         i->x = xreallocarray (i->x, i->nx + 1, sizeof *i->x);
@@ -637,6 +649,7 @@ overlay_model_setxattr (overlay_model *m, uint64_t ino, const char *name, const 
       free (x->val);
     x->val = xmemdup (value, size ? size : 1);
     x->len = size;
+    m->xattr_bytes = m->xattr_bytes - old + new;
     overlay_model_mark_changed (m, i);
   }
   return ret;
@@ -658,6 +671,7 @@ overlay_model_removexattr (overlay_model *m, uint64_t ino, const char *name)
         ret = -ENODATA;
         break;
       }
+    m->xattr_bytes -= OVERLAY_XATTR_COST (strlen (x->name), x->len);
     free (x->name);
     free (x->val);
     *x = i->x[--i->nx];

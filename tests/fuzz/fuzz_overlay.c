@@ -375,6 +375,7 @@ check_scratch (int sfd)
 
 #define MAX_INOS 32
 #define MAX_FDS 8
+#define MAX_LISTINGS 4
 
 typedef struct state
 {
@@ -387,7 +388,36 @@ typedef struct state
     uint64_t ino;
   } fds[MAX_FDS];
   unsigned nfd;
+  /* open directory listings, with a checksum taken when opened: they must
+   * not change while held, whatever the requests in between do */
+  struct
+  {
+    overlay_listing *l;
+    uint64_t ino, sum;
+  } lists[MAX_LISTINGS];
+  unsigned nlist;
 } state;
+
+static uint64_t
+listing_sum (const overlay_listing *l)
+{
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < l->n; i++)
+    {
+      for (const char *p = l->v[i].name; *p; p++)
+        h = (h ^ (unsigned char) *p) * 1099511628211ULL;
+      h = (h ^ l->v[i].ino ^ ((uint64_t) l->v[i].type << 40)) * 1099511628211ULL;
+    }
+  return h;
+}
+
+static void
+close_listing (state *s, unsigned k)
+{
+  CHECK (listing_sum (s->lists[k].l) == s->lists[k].sum);
+  overlay_model_closedir (s->m, s->lists[k].l);
+  s->lists[k] = s->lists[--s->nlist];
+}
 
 static void
 remember (state *s, uint64_t ino)
@@ -565,20 +595,28 @@ step (state *s, input *in)
           s->fds[k] = s->fds[--s->nfd];
         }
       break;
-    case 13: /* readdir */
+    case 13: /* opendir, held for a while (closedir when full, or at the end) */
       {
-        overlay_dirent *d = NULL;
-        size_t n = 0;
+        overlay_listing *l = NULL;
         uint64_t ino = pick_ino (s, in);
-        if (overlay_model_readdir (s->m, ino, &d, &n) == 0)
+        if (overlay_model_opendir (s->m, ino, &l) == 0)
           {
-            for (size_t i = 0; i < n; i++)
+            const overlay_dirent *d = l->v;
+            for (size_t i = 0; i < l->n; i++)
               {
                 CHECK (d[i].name && *d[i].name && !strchr (d[i].name, '/'));
                 CHECK (strcmp (d[i].name, ".") && strcmp (d[i].name, ".."));
                 CHECK (strncmp (d[i].name, ".wh.", 4) != 0);
+                CHECK (i == 0 || strcmp (d[i - 1].name, d[i].name) < 0);
               }
-            overlay_model_dirents_free (d, n);
+            /* a directory that did not change since shares its listing */
+            for (unsigned k = 0; k < s->nlist; k++)
+              CHECK (s->lists[k].ino != ino || !s->lists[k].l->dir || s->lists[k].l == l);
+            if (s->nlist == MAX_LISTINGS)
+              close_listing (s, take (in) % s->nlist);
+            s->lists[s->nlist].l = l;
+            s->lists[s->nlist].ino = ino;
+            s->lists[s->nlist++].sum = listing_sum (l);
           }
         break;
       }
@@ -708,6 +746,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
   for (unsigned k = 0; k < 300 && in.left; k++)
     step (&s, &in);
+  while (s.nlist)
+    close_listing (&s, 0);
   while (s.nfd)
     {
       s.nfd--;

@@ -300,9 +300,10 @@ test_model_view (void **state)
   assert_int_equal (overlay_model_getxattr (m, ping, "user.test", xv, sizeof xv), 5);
   assert_memory_equal (xv, "hello", 5);
   /* readdir of the merged root: whiteout and its name hidden, mask present */
-  overlay_dirent *de = NULL;
-  size_t nd = 0;
-  assert_int_equal (overlay_model_readdir (m, OVERLAY_ROOT_INO, &de, &nd), 0);
+  overlay_listing *l = NULL;
+  assert_int_equal (overlay_model_opendir (m, OVERLAY_ROOT_INO, &l), 0);
+  const overlay_dirent *de = l->v;
+  size_t nd = l->n;
   const char *want[] = { "bin", "deep", "etc", "opq", "proc", "shared", "usr" };
   size_t seen = 0;
   for (size_t i = 0; i < nd; i++)
@@ -313,7 +314,7 @@ test_model_view (void **state)
         seen += !strcmp (de[i].name, want[k]);
     }
   assert_int_equal (seen, 7);
-  overlay_model_dirents_free (de, nd);
+  overlay_model_closedir (m, l);
   overlay_model_free (m);
 }
 
@@ -388,21 +389,20 @@ test_load_time_200k (void **state)
   assert_true (ms < limit);
   assert_int_equal (st.st_uid, 7);
   assert_int_equal (st.st_mode, S_IFREG | 0644);
-  overlay_dirent *de = NULL;
-  size_t nd = 0;
+  overlay_listing *ls = NULL;
   uint64_t dir = lookup (m, "d00500", &st);
-  assert_int_equal (overlay_model_readdir (m, dir, &de, &nd), 0);
+  assert_int_equal (overlay_model_opendir (m, dir, &ls), 0);
   size_t real = 0;
-  for (size_t i = 0; i < nd; i++)
-    real += strcmp (de[i].name, ".") && strcmp (de[i].name, "..");
+  for (size_t i = 0; i < ls->n; i++)
+    real += strcmp (ls->v[i].name, ".") && strcmp (ls->v[i].name, "..");
   assert_int_equal (real, 200);
-  overlay_model_dirents_free (de, nd);
-  assert_int_equal (overlay_model_readdir (m, OVERLAY_ROOT_INO, &de, &nd), 0);
+  overlay_model_closedir (m, ls);
+  assert_int_equal (overlay_model_opendir (m, OVERLAY_ROOT_INO, &ls), 0);
   real = 0;
-  for (size_t i = 0; i < nd; i++)
-    real += strcmp (de[i].name, ".") && strcmp (de[i].name, "..");
+  for (size_t i = 0; i < ls->n; i++)
+    real += strcmp (ls->v[i].name, ".") && strcmp (ls->v[i].name, "..");
   assert_int_equal (real, 1000);
-  overlay_model_dirents_free (de, nd);
+  overlay_model_closedir (m, ls);
   overlay_model_free (m);
 }
 
