@@ -5,9 +5,11 @@
 # the largest of kiln and every process it waited for (the step's init,
 # helper and processes), from getrusage(RUSAGE_CHILDREN) of a Python parent.
 # Before the bounds (kiln of a9ed401): 1,500 nested 255-byte directories
-# peaked at 581 MB, 3,000 x 64 KiB xattrs on one file at 1,008 MB, 1,000
-# opendirs of an 8,000-entry directory at 590 MB. A trivial build peaks at
-# about 19 MB; the bound is 150 MB. The bounds: docs/design/overlay.md,
+# peaked at 568 MB, 3,000 x 64 KiB xattrs on one file at 972 MB, 1,000
+# opendirs of an 8,000-entry directory at 572 MB (and 608 MB changing it in
+# between). A trivial build peaks at
+# about 18 MB (30 MB with the default private network: pasta is then the
+# largest process); the bound is 150 MB. The bounds: docs/design/overlay.md,
 # "Memory bounds".
 
 load helpers
