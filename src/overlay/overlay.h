@@ -140,6 +140,7 @@ typedef struct overlay_change
   char *link_target;             /* HARDLINK: earlier path in this list */
   int data_dirfd;                /* regular files: data is openat(data_dirfd, data_path) */
   char *data_path;               /* (borrowed dirfd, valid until overlay_free) */
+  bool data_private;             /* data in a frozen upper or a store layer (layer_change) */
   overlay_xattr *xattrs;
   size_t n_xattrs;
 } overlay_change;
