@@ -138,7 +138,7 @@ snapshot_one (int dfd, const char *name, const layer_change *c, kiln_error **err
     return kiln_error_wrap (err, "data of '%s'", c->path);
   autoclose int out = openat (dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (out < 0)
-    return kiln_error_make (err, errno, "create '%s'", name);
+    return kiln_error_make (err, errno, "create the snapshot of '%s'", c->data_path);
   if (ioctl (out, FICLONE, in) < 0 && fs_copy_fd (in, out, UINT64_MAX, NULL, err) < 0)
     return kiln_error_wrap (err, "copying '%s'", c->data_path);
   struct stat a, s;
@@ -146,7 +146,7 @@ snapshot_one (int dfd, const char *name, const layer_change *c, kiln_error **err
     return kiln_error_make (err, errno, "stat '%s'", c->data_path);
   if (!S_ISREG (a.st_mode) || (uint64_t) a.st_size != c->meta.size || s.st_size != a.st_size
       || a.st_mtim.tv_sec != c->meta.mtime_sec || a.st_mtim.tv_nsec != (long) c->meta.mtime_nsec)
-    return kiln_error_make (err, EAGAIN, "'%s' changed during the build, after the step read it; build again",
+    return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
                             c->data_path);
   return 0;
 }
