@@ -94,7 +94,8 @@ main (int argc, char **argv)
       close (fd);
       ch[n++] = (layer_change) { .path = xasprintf ("%s/file%06zu", dirs[d], i), .kind = LAYER_CHANGE_ADD,
                                  .meta = { .type = LAYER_INDEX_REG, .mode = 0644, .mtime_sec = 1 },
-                                 .data_dirfd = datafd, .data_path = dpath };
+                                 /* a RUN step's frozen upper: linked, not copied */
+                                 .data_dirfd = datafd, .data_path = dpath, .data_private = true };
     }
   for (size_t r = 1; r <= runs; r++)
     {

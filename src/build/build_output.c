@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <linux/fs.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,18 +54,17 @@ push_one (store *s, const build_result *res, const build_output_opts *o, const c
   return 0;
 }
 
-/* Put one store blob into the layout. The store verified it and made it
- * durable when it was stored, and never changes a blob file, so on the same
- * filesystem the layout gets a hard link to it (no copy, no fsync of the
- * data: a warm build's output step was mostly copying and fsyncing the base
- * layers). Otherwise it is copied in the kernel (copy_file_range) into a
- * temp file renamed into place, not hashed again. A tool that rewrote a
- * layout blob in place would change the store's copy too; the registry
- * rejects such a blob at push (digest mismatch), so it cannot go out
- * silently. */
+/* Put one store blob into the layout. The store verified it when it was
+ * stored, so it is not hashed again: it is copied into a temp file renamed
+ * into place, as a reflink where the filesystem shares blocks (FICLONE),
+ * else in the kernel (copy_file_range). Never a hard link into a layout the
+ * user owns: a tool that rewrote a layout blob in place would rewrite the
+ * store's blob too, and every later output, push and cache entry made from
+ * it. link is for kiln's own temporary layouts (--tar-path), which nothing
+ * else writes: there a hard link saves the copy and its fsync. */
 static int
 layout_put_blob (store *s, ocilayout *l, const char *dir, const char *media_type, const char *digest, int64_t size,
-                 kiln_error **err)
+                 bool link, kiln_error **err)
 {
   (void) l;
   (void) media_type;
@@ -72,13 +73,15 @@ layout_put_blob (store *s, ocilayout *l, const char *dir, const char *media_type
   if (bfd < 0)
     return kiln_error_make (err, errno, "open '%s'", blobs);
   const char *hex = digest + 7;
-  struct stat sb;
-  if (fstatat (bfd, hex, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (sb.st_mode) && sb.st_size == size)
-    return 0;
   autofree char *rel = xasprintf ("blobs/sha256/%s", hex);
-  struct stat st;
-  if (fstatat (s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (st.st_mode) && st.st_size == size
-      && linkat (s->rootfd, rel, bfd, hex, 0) == 0)
+  struct stat sb, st;
+  bool in_store = fstatat (s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (st.st_mode);
+  /* Already there; but a hard link to the store's blob that an older kiln
+   * left in a user's layout is replaced by a copy. */
+  if (fstatat (bfd, hex, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (sb.st_mode) && sb.st_size == size
+      && (link || !in_store || sb.st_dev != st.st_dev || sb.st_ino != st.st_ino))
+    return 0;
+  if (link && in_store && st.st_size == size && linkat (s->rootfd, rel, bfd, hex, 0) == 0)
     {
       if (fsync (bfd) < 0 && errno != EINVAL)
         return kiln_error_make (err, errno, "fsync '%s'", blobs);
@@ -91,7 +94,14 @@ layout_put_blob (store *s, ocilayout *l, const char *dir, const char *media_type
   if (fs_atomic_open (bfd, hex, 0644, &a, err) < 0)
     return -1;
   uint64_t copied = 0;
-  if (fs_copy_fd (fd, a.fd, UINT64_MAX, &copied, err) < 0 || (int64_t) copied != size)
+  if (ioctl (a.fd, FICLONE, fd) == 0)
+    {
+      struct stat cs;
+      copied = fstat (a.fd, &cs) == 0 ? (uint64_t) cs.st_size : 0;
+    }
+  else if (fs_copy_fd (fd, a.fd, UINT64_MAX, &copied, err) < 0)
+    copied = UINT64_MAX;
+  if ((int64_t) copied != size)
     {
       fs_atomic_abort (&a);
       if (*err == NULL)
@@ -161,8 +171,10 @@ mkdir_parents (const char *path, kiln_error **err)
   return 0;
 }
 
+/* The image res as tag in the OCI layout dir; link: dir is kiln's own
+ * (layout_put_blob). */
 static int
-write_layout (store *s, const build_result *res, const char *dir, const char *tag, kiln_error **err)
+write_layout (store *s, const build_result *res, const char *dir, const char *tag, bool link, kiln_error **err)
 {
   autoocilayout ocilayout *l = NULL;
   if (mkdir_parents (dir, err) < 0)
@@ -170,7 +182,8 @@ write_layout (store *s, const build_result *res, const char *dir, const char *ta
   if (ocilayout_open (dir, &l, err) < 0)
     return -1;
   for (size_t i = 0; i < res->n_layers; i++)
-    if (layout_put_blob (s, l, dir, res->layers[i].media_type, res->layers[i].digest, res->layers[i].size, err) < 0)
+    if (layout_put_blob (s, l, dir, res->layers[i].media_type, res->layers[i].digest, res->layers[i].size, link,
+                         err) < 0)
       return kiln_error_wrap (err, "OCI layout '%s'", dir);
   int64_t csize = 0;
   /* Config and manifest are small: through the verifying consumer. */
@@ -192,7 +205,7 @@ write_tar (store *s, const build_result *res, const build_output_opts *o, kiln_e
   if (store_mktemp (s, "tar-", &tmpname, &tmpfd, err) < 0)
     return -1;
   autofree char *dir = xasprintf ("%s/tmp/%s/layout", s->root, tmpname);
-  int r = write_layout (s, res, dir, "kiln", err);
+  int r = write_layout (s, res, dir, "kiln", true, err);
   autofree char *repo_tag = NULL;
   if (r == 0 && o->destinations && o->destinations[0])
     {
@@ -241,7 +254,7 @@ build_output_write (store *s, const build_result *res, const build_output_opts *
     {
       autofree char *dir = NULL, *tag = NULL;
       ocilayout_split_arg (o->oci_layout, &dir, &tag);
-      if (write_layout (s, res, dir, tag, err) < 0)
+      if (write_layout (s, res, dir, tag, false, err) < 0)
         return -1;
       progress_note (o->progress, "wrote OCI layout %s", o->oci_layout);
     }

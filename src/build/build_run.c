@@ -354,12 +354,32 @@ run_in_sandbox (build_exec *b, stage_state *st, const plan_step *s, sandbox_conf
   return 0;
 }
 
+/* Write the step's cached data back before the commit. A write-back the
+ * overlay refused (a file handle that outlived its step, written through
+ * from another stage's process: overlay_commit) is reported to the next
+ * syncfs of the mount as EBADF, like any write-back error. It is not this
+ * step's error (the writer got it too): sync again, which reports only the
+ * errors since. */
+static int
+sync_root (run_session *rs, kiln_error **err)
+{
+  for (int tries = 1;; tries++)
+    {
+      if (sandbox_session_sync (rs->sess, err) == 0)
+        return 0;
+      if (tries == 3 || (*err)->status != EBADF || overlay_refused_writes (rs->rc.ovl) == 0)
+        return -1;
+      log_warn ("RUN: writes through a file handle of an earlier step (passed to another process) were refused");
+      kiln_error_clear (err);
+    }
+}
+
 /* The overlay's write log of the step becomes its layer, under key. */
 static int
 run_commit (build_exec *b, stage_state *st, const plan_step *s, run_session *rs, const char *key, kiln_error **err)
 {
   double t0 = now_s ();
-  if (sandbox_session_sync (rs->sess, err) < 0)
+  if (sync_root (rs, err) < 0)
     return -1;
   overlay_changes *changes = NULL;
   if (overlay_commit (rs->rc.ovl, &changes, err) < 0)

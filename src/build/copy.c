@@ -160,8 +160,9 @@ struct source
 {
   int (*stat) (source *s, const char *path, src_stat *st);
   int (*list) (source *s, const char *path, char ***names);
-  /* Where the bytes of a regular file are (dirfd borrowed, path owned). */
-  int (*data) (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath);
+  /* Where the bytes of a regular file are (dirfd borrowed, path owned);
+   * *owned: kiln's own immutable file (layer_change.data_private). */
+  int (*data) (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath, bool *owned);
   void (*xattrs) (source *s, const char *path, const src_stat *st, struct copy_owned *o);
   int ctxfd;
   const dockerignore *ign;
@@ -265,12 +266,14 @@ ctx_list (source *s, const char *path, char ***names)
   return 0;
 }
 
+/* The user's own file, which they may edit after the build. */
 static int
-ctx_data (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath)
+ctx_data (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath, bool *owned)
 {
   (void) st;
   *dirfd = s->ctxfd;
   *relpath = xstrdup (path);
+  *owned = false;
   return 0;
 }
 
@@ -362,12 +365,13 @@ lay_list (source *s, const char *path, char ***names)
 }
 
 static int
-lay_data (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath)
+lay_data (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath, bool *owned)
 {
   *dirfd = overlay_lower_dirfd (s->lower, st->layer);
   if (*dirfd < 0)
     return -EIO;
   *relpath = xstrdup (path);
+  *owned = overlay_lower_is_store (s->lower, st->layer);
   return 0;
 }
 
@@ -638,7 +642,7 @@ copy_entry (copy_run *c, const char *sp, const char *dp, const src_stat *st, kil
           c->hls[c->n_hls++] = (struct hl) { st->dev, st->ino, xstrdup (dp) };
         }
       int dfd;
-      if (c->src->data (c->src, sp, st, &dfd, &o->data_path) < 0)
+      if (c->src->data (c->src, sp, st, &dfd, &o->data_path, &ch->data_private) < 0)
         return kiln_error_make (err, EIO, "%s: no data for '%s'", c->req->what, sp);
       ch->data_dirfd = dfd;
       ch->data_path = o->data_path;
@@ -912,6 +916,7 @@ copy_add_file (overlay_lower *dest_view, const copy_request *req, int data_dirfd
   o->data_path = xstrdup (data_path);
   ch->data_dirfd = data_dirfd;
   ch->data_path = o->data_path;
+  ch->data_private = true;
   return 0;
 }
 

@@ -69,7 +69,9 @@ int copy_from_layers (overlay_lower *src, overlay_lower *dest_view, const copy_r
                       kiln_error **err);
 
 /* Add a regular file at dest whose data is data_path below data_dirfd
- * (heredoc COPY, WORKDIR-like helpers), with its parents. */
+ * (heredoc COPY, ADD of a URL), with its parents. The data file must be
+ * kiln's own (a store temp file nothing writes after this): the store
+ * layer may hard-link it (layer_change.data_private). */
 int copy_add_file (overlay_lower *dest_view, const copy_request *req, int data_dirfd, const char *data_path,
                    mode_t mode, int64_t mtime, copy_changes *out, kiln_error **err);
 

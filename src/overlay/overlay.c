@@ -1,10 +1,12 @@
 /* overlay.c - FUSE low-level glue: requests -> overlay_model, mounting and
  * the multithreaded session loop. Data requests (read/write/fsync/
  * fallocate/copy_file_range/lseek) work on the file handle's fd only and
- * never take the model lock.
+ * never take the model lock; those that write hold the commit lock shared
+ * (see "Revocation" below).
  */
 #include "overlay/overlay.h"
 #include "overlay/overlay_model.h"
+#include "overlay/overlay_worker.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -23,17 +25,42 @@
 /* Only the overlay changes the tree, so the kernel may cache for long. */
 #define OVL_TIMEOUT 86400.0
 
-typedef struct dir_handle dir_handle;
+/* Open handles are listed (under hlock): overlay_stop frees those whose
+ * RELEASE or RELEASEDIR never came (the mount went away first). */
+typedef struct hnode
+{
+  struct hnode *prev, *next;
+} hnode;
 
-/* A handle holds a reference to the directory's shared listing
+/* A directory handle holds a reference to the directory's shared listing
  * (overlay_model_opendir): a thousand opendirs of one directory cost one
  * listing, not a thousand copies. */
-struct dir_handle
+typedef struct dir_handle
 {
+  hnode node;
   overlay_listing *l;
-  struct dir_handle *prev, *next;
-};
+} dir_handle;
 
+/* An open regular file (fi->fh). epoch: commits made when it was opened; a
+ * writable handle's data file is in the upper generation current then
+ * (open copies up), which the next commit freezes. */
+typedef struct ovl_file
+{
+  hnode node;
+  int fd;
+  fuse_ino_t ino;
+  uint64_t epoch;
+} ovl_file;
+
+/* Revocation (docs/design/overlay.md, "Revocation"). A committed upper is
+ * the data of a published layer, yet a handle can outlive its step (an fd
+ * passed to another stage's process). Every request that writes through a
+ * handle holds commit_lock shared and goes ahead only if no commit came
+ * since the handle was opened; overlay_commit holds it exclusively: it
+ * waits for the writes in flight and revokes every older handle (reads
+ * still work). Writer-preferring: writes cannot hold a commit off. Inodes
+ * of refused writes are "stale": the kernel keeps the refused page cached;
+ * overlay_begin_step drops it. */
 struct overlay
 {
   overlay_model *m;
@@ -42,38 +69,114 @@ struct overlay
   bool running;
   char *mountpoint;   /* set when overlay_mount made the mount */
   pthread_mutex_t hlock;
-  dir_handle *dirs;
+  hnode *dirs, *files;
+  pthread_rwlock_t commit_lock;
+  uint64_t epoch;     /* commits made (commit_lock) */
+  pthread_mutex_t stale_lock;
+  uint64_t *stale;    /* open-addressing set of inode numbers, 0 = empty */
+  size_t stale_cap, stale_n;
+  uint64_t refused;   /* writes refused so far (atomic) */
 };
 
 static void
-dirh_link (overlay *o, dir_handle *h)
+hlist_add (overlay *o, hnode **head, hnode *h)
 {
   pthread_mutex_lock (&o->hlock);
-  h->next = o->dirs;
-  if (o->dirs)
-    o->dirs->prev = h;
-  o->dirs = h;
+  h->prev = NULL;
+  h->next = *head;
+  if (*head)
+    (*head)->prev = h;
+  *head = h;
+  pthread_mutex_unlock (&o->hlock);
+}
+
+static void
+hlist_del (overlay *o, hnode **head, hnode *h)
+{
+  pthread_mutex_lock (&o->hlock);
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    *head = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
   pthread_mutex_unlock (&o->hlock);
 }
 
 static void
 dirh_free (overlay *o, dir_handle *h)
 {
-  pthread_mutex_lock (&o->hlock);
-  if (h->prev)
-    h->prev->next = h->next;
-  else
-    o->dirs = h->next;
-  if (h->next)
-    h->next->prev = h->prev;
-  pthread_mutex_unlock (&o->hlock);
+  hlist_del (o, &o->dirs, &h->node);
   overlay_model_closedir (o->m, h->l);
   free (h);
 }
 
-/* Open directory handles are tracked so those whose RELEASEDIR never came
- * (the mount went away first) are freed by overlay_stop. */
+/* Close and forget h; the model's open count is the caller's. */
+static void
+fileh_free (overlay *o, ovl_file *h)
+{
+  hlist_del (o, &o->files, &h->node);
+  close (h->fd);
+  free (h);
+}
 
+#define FH(fi) ((ovl_file *) (uintptr_t) (fi)->fh)
+
+/* Put ino into the open-addressing set v of cap slots (0: empty); true if
+ * it was not there. */
+static bool
+ino_set_put (uint64_t *v, size_t cap, uint64_t ino)
+{
+  size_t j = ino % cap;
+  while (v[j] && v[j] != ino)
+    j = (j + 1) % cap;
+  bool added = !v[j];
+  v[j] = ino;
+  return added;
+}
+
+/* Remember ino for overlay_begin_step, once (a writer may retry). */
+static void
+stale_add (overlay *o, fuse_ino_t ino)
+{
+  __atomic_add_fetch (&o->refused, 1, __ATOMIC_RELAXED);
+  pthread_mutex_lock (&o->stale_lock);
+  if (2 * (o->stale_n + 1) > o->stale_cap)
+    {
+      size_t cap = o->stale_cap ? 2 * o->stale_cap : 16;
+      uint64_t *v = xcalloc (cap, sizeof *v);
+      for (size_t i = 0; i < o->stale_cap; i++)
+        if (o->stale[i])
+          ino_set_put (v, cap, o->stale[i]);
+      free (o->stale);
+      o->stale = v;
+      o->stale_cap = cap;
+    }
+  o->stale_n += ino_set_put (o->stale, o->stale_cap, ino);
+  pthread_mutex_unlock (&o->stale_lock);
+}
+
+/* Whether a write through h may go ahead. If so the commit lock is held
+ * shared until write_end, so the commit that would freeze h's data waits
+ * for it. If a commit already did (the handle outlived its step), the write
+ * is refused, the lock not held, and the caller answers EBADF: the handle
+ * is no longer open for writing. */
+static bool
+write_begin (overlay *o, fuse_ino_t ino, const ovl_file *h)
+{
+  pthread_rwlock_rdlock (&o->commit_lock);
+  if (h->epoch == o->epoch)
+    return true;
+  pthread_rwlock_unlock (&o->commit_lock);
+  stale_add (o, ino);
+  return false;
+}
+
+static void
+write_end (overlay *o)
+{
+  pthread_rwlock_unlock (&o->commit_lock);
+}
 
 static overlay_model *
 M (fuse_req_t req)
@@ -155,9 +258,18 @@ op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void
 op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
-  (void) fi;
+  /* With a handle: ftruncate, or the kernel flushing the times a write
+   * through it set; a revoked handle may not change the file at all. */
+  overlay *o = fuse_req_userdata (req);
+  if (fi && !write_begin (o, ino, FH (fi)))
+    {
+      fuse_reply_err (req, EBADF);
+      return;
+    }
   struct stat st;
-  int ret = overlay_model_setattr (M (req), ino, attr, to_set, &st);
+  int ret = overlay_model_setattr (o->m, ino, attr, to_set, &st);
+  if (fi)
+    write_end (o);
   if (ret < 0)
     fuse_reply_err (req, -ret);
   else
@@ -239,11 +351,20 @@ op_link (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newna
 static int
 do_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+  overlay *o = fuse_req_userdata (req);
   bool immutable = false;
-  int fd = overlay_model_open (M (req), ino, fi->flags, &immutable);
+  /* the commit lock shared: no commit comes between the model's open (and
+   * copy-up) and reading the epoch its data file belongs to */
+  pthread_rwlock_rdlock (&o->commit_lock);
+  int fd = overlay_model_open (o->m, ino, fi->flags, &immutable);
+  uint64_t epoch = o->epoch;
+  pthread_rwlock_unlock (&o->commit_lock);
   if (fd < 0)
     return fd;
-  fi->fh = fd;
+  ovl_file *h = xzalloc (sizeof *h);
+  *h = (ovl_file) { .fd = fd, .ino = ino, .epoch = epoch };
+  hlist_add (o, &o->files, &h->node);
+  fi->fh = (uintptr_t) h;
   fi->keep_cache = immutable;
   return 0;
 }
@@ -281,53 +402,22 @@ op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, str
                                 .entry_timeout = OVL_TIMEOUT };
   if (fuse_reply_create (req, &e, fi) < 0)
     {
-      close (fi->fh);
+      fileh_free (fuse_req_userdata (req), FH (fi));
       overlay_model_release (M (req), st.st_ino);
     }
 }
 
 /* Each session thread's read buffer, kept for the thread's life (a READ is
  * up to max_pages; allocating that per request would map and unmap it). */
-typedef struct read_buf
-{
-  size_t cap;
-  char data[];
-} read_buf;
-
-static pthread_key_t read_buf_key;
-static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
-
-static void
-read_buf_key_init (void)
-{
-  if (pthread_key_create (&read_buf_key, free) != 0)
-    abort ();
-}
-
-static char *
-read_buffer (size_t size)
-{
-  pthread_once (&read_buf_once, read_buf_key_init);
-  read_buf *b = pthread_getspecific (read_buf_key);
-  if (b == NULL || b->cap < size)
-    {
-      free (b);
-      b = xmalloc (sizeof *b + size);
-      b->cap = size;
-      pthread_setspecific (read_buf_key, b);
-    }
-  return b->data;
-}
-
 static void
 op_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
   (void) ino;
-  char *buf = read_buffer (size);
+  char *buf = overlay_worker_read_buffer (size);
   size_t got = 0;
   while (got < size)
     {
-      ssize_t n = pread ((int) fi->fh, buf + got, size - got, off + (off_t) got);
+      ssize_t n = pread (FH (fi)->fd, buf + got, size - got, off + (off_t) got);
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)
@@ -345,12 +435,23 @@ op_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_fil
 static void
 op_write_buf (fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off, struct fuse_file_info *fi)
 {
-  (void) ino;
-  struct fuse_bufvec out = FUSE_BUFVEC_INIT (fuse_buf_size (in));
+  overlay *o = fuse_req_userdata (req);
+  size_t size = fuse_buf_size (in);
+  if (!write_begin (o, ino, FH (fi)))
+    {
+      /* consume it all the same: spliced data waits in the thread's pipe */
+      struct fuse_bufvec sink = FUSE_BUFVEC_INIT (size);
+      sink.buf[0].mem = overlay_worker_read_buffer (size);
+      fuse_buf_copy (&sink, in, 0);
+      fuse_reply_err (req, EBADF);
+      return;
+    }
+  struct fuse_bufvec out = FUSE_BUFVEC_INIT (size);
   out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-  out.buf[0].fd = fi->fh;
+  out.buf[0].fd = FH (fi)->fd;
   out.buf[0].pos = off;
   ssize_t n = fuse_buf_copy (&out, in, 0);
+  write_end (o);
   if (n < 0)
     fuse_reply_err (req, -n);
   else
@@ -360,7 +461,7 @@ op_write_buf (fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
 static void
 op_release (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-  close (fi->fh);
+  fileh_free (fuse_req_userdata (req), FH (fi));
   overlay_model_release (M (req), ino);
   fuse_reply_err (req, 0);
 }
@@ -369,15 +470,23 @@ static void
 op_fsync (fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
   (void) ino;
-  int r = datasync ? fdatasync (fi->fh) : fsync (fi->fh);
+  int fd = FH (fi)->fd;
+  int r = datasync ? fdatasync (fd) : fsync (fd);
   fuse_reply_err (req, r < 0 ? errno : 0);
 }
 
 static void
 op_fallocate (fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
-  (void) ino;
-  fuse_reply_err (req, fallocate (fi->fh, mode, off, len) < 0 ? errno : 0);
+  overlay *o = fuse_req_userdata (req);
+  if (!write_begin (o, ino, FH (fi)))
+    {
+      fuse_reply_err (req, EBADF);
+      return;
+    }
+  int r = fallocate (FH (fi)->fd, mode, off, len) < 0 ? errno : 0;
+  write_end (o);
+  fuse_reply_err (req, r);
 }
 
 static void
@@ -385,11 +494,18 @@ op_copy_file_range (fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse
                     fuse_ino_t ino_out, off_t off_out, struct fuse_file_info *fi_out, size_t len, int flags)
 {
   (void) ino_in;
-  (void) ino_out;
+  overlay *o = fuse_req_userdata (req);
+  if (!write_begin (o, ino_out, FH (fi_out)))
+    {
+      fuse_reply_err (req, EBADF);
+      return;
+    }
   loff_t a = off_in, b = off_out;
-  ssize_t n = copy_file_range (fi_in->fh, &a, fi_out->fh, &b, len, flags);
+  ssize_t n = copy_file_range (FH (fi_in)->fd, &a, FH (fi_out)->fd, &b, len, flags);
+  int e = errno;
+  write_end (o);
   if (n < 0)
-    fuse_reply_err (req, errno);
+    fuse_reply_err (req, e);
   else
     fuse_reply_write (req, n);
 }
@@ -398,7 +514,7 @@ static void
 op_lseek (fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
   (void) ino;
-  off_t r = lseek (fi->fh, off, whence);
+  off_t r = lseek (FH (fi)->fd, off, whence);
   if (r < 0)
     fuse_reply_err (req, errno);
   else
@@ -438,7 +554,7 @@ op_opendir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   fi->fh = (uintptr_t) h;
   fi->cache_readdir = 0;
   overlay *o = fuse_req_userdata (req);
-  dirh_link (o, h);
+  hlist_add (o, &o->dirs, &h->node);
   if (fuse_reply_open (req, fi) < 0)
     dirh_free (o, h);
 }
@@ -619,12 +735,18 @@ int
 overlay_new (const overlay_config *cfg, overlay **out, kiln_error **err)
 {
   overlay *o = xzalloc (sizeof *o);
-  pthread_mutex_init (&o->hlock, NULL);
   if (overlay_model_new (cfg, &o->m, err) < 0)
     {
       free (o);
       return kiln_error_wrap (err, "creating overlay");
     }
+  pthread_mutex_init (&o->hlock, NULL);
+  pthread_mutex_init (&o->stale_lock, NULL);
+  pthread_rwlockattr_t ra;
+  pthread_rwlockattr_init (&ra);
+  pthread_rwlockattr_setkind_np (&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init (&o->commit_lock, &ra);
+  pthread_rwlockattr_destroy (&ra);
   *out = o;
   return 0;
 }
@@ -646,41 +768,6 @@ overlay_mount_fd (const char *mountpoint, uid_t owner_uid, gid_t owner_gid, int 
     }
   *fd_out = fd;
   return 0;
-}
-
-/* libfuse 3.14's session loop ends by pthread_cancel()ing its workers, and
- * a worker is cancellable while it reads the device; when that read fails
- * (ECONNABORTED as a stage's namespace goes away), it calls perror() there.
- * glibc's perror takes stderr's lock with no cancellation clean-up: a
- * worker cancelled inside its write(2) dies holding the lock, and kiln's
- * next progress line waits for it for ever (CI run 5 of session 6: one
- * thread left, in a futex). This definition, found before libc's by the
- * dynamic linker for libfuse's calls too, writes the same line with one
- * write(2), no lock and cancellation off. */
-void
-perror (const char *s)
-{
-  int e = errno, old;
-  pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, &old);
-  char msg[512], eb[128];
-  const char *es = strerror_r (e, eb, sizeof eb);
-  int n = snprintf (msg, sizeof msg, "%s%s%s\n", s && *s ? s : "", s && *s ? ": " : "", es);
-  if (n > (int) sizeof msg - 1)
-    {
-      n = (int) sizeof msg - 1;
-      msg[n - 1] = '\n';
-    }
-  ssize_t off = 0;
-  while (off < n)
-    {
-      ssize_t w = write (STDERR_FILENO, msg + off, (size_t) (n - off));
-      if (w > 0)
-        off += w;
-      else if (w == 0 || errno != EINTR)
-        break;
-    }
-  pthread_setcancelstate (old, NULL);
-  errno = e;
 }
 
 static void *
@@ -768,7 +855,13 @@ overlay_stop (overlay *ovl)
   fuse_session_destroy (ovl->se);
   ovl->se = NULL;
   while (ovl->dirs)
-    dirh_free (ovl, ovl->dirs);
+    dirh_free (ovl, (dir_handle *) ovl->dirs);
+  while (ovl->files)
+    {
+      fuse_ino_t ino = ((ovl_file *) ovl->files)->ino;
+      fileh_free (ovl, (ovl_file *) ovl->files);
+      overlay_model_release (ovl->m, ino);
+    }
 }
 
 void
@@ -779,6 +872,9 @@ overlay_free (overlay *ovl)
   overlay_stop (ovl);
   overlay_model_free (ovl->m);
   pthread_mutex_destroy (&ovl->hlock);
+  pthread_mutex_destroy (&ovl->stale_lock);
+  pthread_rwlock_destroy (&ovl->commit_lock);
+  free (ovl->stale);
   free (ovl);
 }
 
@@ -831,13 +927,34 @@ overlay_begin_step (overlay *ovl, uid_t create_uid, gid_t create_gid, const char
       fuse_lowlevel_notify_inval_inode (ovl->se, inv[i].parent, 0, 0);
     }
   overlay_model_invals_free (inv, n);
+  /* Pages a revoked handle wrote into the kernel's cache stayed there when
+   * their write-back was refused: the step reads what its layers hold. */
+  pthread_mutex_lock (&ovl->stale_lock);
+  autofree uint64_t *stale = steal_pointer (&ovl->stale);
+  size_t cap = ovl->stale_cap;
+  ovl->stale_cap = ovl->stale_n = 0;
+  pthread_mutex_unlock (&ovl->stale_lock);
+  for (size_t i = 0; ovl->se && i < cap; i++)
+    if (stale[i])
+      fuse_lowlevel_notify_inval_inode (ovl->se, stale[i], 0, 0);
   return 0;
+}
+
+uint64_t
+overlay_refused_writes (overlay *ovl)
+{
+  return __atomic_load_n (&ovl->refused, __ATOMIC_RELAXED);
 }
 
 int
 overlay_commit (overlay *ovl, overlay_changes **out, kiln_error **err)
 {
-  if (overlay_model_commit (ovl->m, out, err) < 0)
+  /* waits for the writes in flight; then every older handle only reads */
+  pthread_rwlock_wrlock (&ovl->commit_lock);
+  int r = overlay_model_commit (ovl->m, out, err);
+  ovl->epoch++;
+  pthread_rwlock_unlock (&ovl->commit_lock);
+  if (r < 0)
     return kiln_error_wrap (err, "committing overlay");
   return 0;
 }

@@ -140,6 +140,7 @@ typedef struct overlay_change
   char *link_target;             /* HARDLINK: earlier path in this list */
   int data_dirfd;                /* regular files: data is openat(data_dirfd, data_path) */
   char *data_path;               /* (borrowed dirfd, valid until overlay_free) */
+  bool data_private;             /* data in a frozen upper or a store layer (layer_change) */
   overlay_xattr *xattrs;
   size_t n_xattrs;
 } overlay_change;
@@ -158,9 +159,22 @@ typedef struct overlay_changes
 /* End the current step: build its change list and freeze the upper (its data
  * files become read-only lower data referenced by the list and by the node
  * table; nothing is copied), then start a fresh upper on the same mount.
- * Call with no process of the step running. */
+ * Call with no process of the step running.
+ *
+ * Every file handle opened before the commit is revoked for writing: a
+ * WRITE, FALLOCATE, COPY_FILE_RANGE into it or an ftruncate through it
+ * fails with EBADF (reads still work), so a handle that outlived its step
+ * (an fd passed to another stage's process) can never change frozen data,
+ * which the store links into the published layer. The commit waits for
+ * writes already in flight. */
 int overlay_commit (overlay *ovl, overlay_changes **out, kiln_error **err);
 void overlay_changes_free (overlay_changes *c);
+
+/* How many writes through revoked handles were refused so far. The kernel
+ * reports a refused write-back (EBADF) to the next syncfs of the mount too,
+ * so a caller that syncs before overlay_commit can tell that error from
+ * its own step's. */
+uint64_t overlay_refused_writes (overlay *ovl);
 
 /* The change list in the layer writer's form, for layer_writer_write().
  * *out is one allocation (free it with free()) holding *n entries: ADD ->

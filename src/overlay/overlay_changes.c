@@ -251,6 +251,7 @@ fill_meta (const overlay_change *ch, layer_index_type type, layer_index_xattr *x
     {
       lc->data_dirfd = ch->data_dirfd;
       lc->data_path = ch->data_path;
+      lc->data_private = ch->data_private;
     }
 }
 

@@ -117,6 +117,12 @@ overlay_lower_dirfd (const overlay_lower *l, unsigned layer)
   return layer < l->n ? l->v[layer].fd : -1;
 }
 
+bool
+overlay_lower_is_store (const overlay_lower *l, unsigned layer)
+{
+  return layer < l->n && l->v[layer].idx != NULL;
+}
+
 /* Open path beneath the layer root; no symlink is ever followed, so an entry
  * of the tree cannot redirect us elsewhere on the host. */
 static int

@@ -96,5 +96,8 @@ int overlay_lower_root_attr (overlay_lower *l, overlay_lower_attr *a);
 
 /* Directory fd of a layer's tree (for data sources in change lists). */
 int overlay_lower_dirfd (const overlay_lower *l, unsigned layer);
+/* Is the layer a store layer (its tree immutable, kiln's own), not a plain
+ * directory? */
+bool overlay_lower_is_store (const overlay_lower *l, unsigned layer);
 
 #endif

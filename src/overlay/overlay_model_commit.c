@@ -180,11 +180,15 @@ fill_change (overlay_model *m, overlay_change *ch, inode *n)
         {
           ch->data_dirfd = m->scratch_fd;
           ch->data_path = xasprintf ("upper-%u/%llu", n->upper_gen, (unsigned long long) n->ino);
+          /* frozen by this commit; overlay_commit revokes every handle
+           * that could still write it */
+          ch->data_private = true;
         }
       else if (n->lpath)
         {
           ch->data_dirfd = overlay_lower_dirfd (m->lower, n->llayers[0]);
           ch->data_path = xstrdup (n->lpath);
+          ch->data_private = overlay_lower_is_store (m->lower, n->llayers[0]);
         }
     }
   overlay_model_load_xattrs (m, n);

@@ -11,8 +11,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <isa-l/igzip_lib.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -835,8 +837,13 @@ fc_parent (dir_cache *parents, const char *path, const char **name, kiln_error *
   return dir_cache_get (parents, dir, err);
 }
 
-/* Put the data of c at name below pfd: a hardlink to the data file when
- * possible (same filesystem, allowed), else a copy. */
+/* Put the data of c at name below pfd. Data kiln owns and nothing can
+ * write any more (c->data_private: a frozen overlay upper, whose handles
+ * overlay_commit revoked; a store tree; a kiln temp file) is hard-linked
+ * when the filesystem allows: no copy of a RUN step's output. Anything
+ * else, a build context file above all, is copied, so the store never
+ * shares an inode with a file its user may edit later: a reflink where the
+ * filesystem shares blocks (FICLONE), else copy_file_range or read/write. */
 static int
 fc_data (int pfd, const char *name, const layer_change *c, const char *path, uint64_t *size, kiln_error **err)
 {
@@ -852,17 +859,24 @@ fc_data (int pfd, const char *name, const layer_change *c, const char *path, uin
   if (!S_ISREG (st.st_mode))
     return kiln_error_make (err, EINVAL, "data of '%s' is not a regular file", path);
   *size = (uint64_t) st.st_size;
-  char proc[64];
-  snprintf (proc, sizeof proc, "/proc/self/fd/%d", in);
-  if (linkat (AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW) == 0)
-    return 0;
-  if (errno == EEXIST)
-    return kiln_error_make (err, errno, "create '%s'", path);
+  if (c->data_private)
+    {
+      char proc[64];
+      snprintf (proc, sizeof proc, "/proc/self/fd/%d", in);
+      if (linkat (AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+      if (errno == EEXIST)
+        return kiln_error_make (err, errno, "create '%s'", path);
+    }
   autoclose int out = openat (pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (out < 0)
     return kiln_error_make (err, errno, "create '%s'", path);
-  if (fs_copy_fd (in, out, UINT64_MAX, NULL, err) < 0)
+  if (ioctl (out, FICLONE, in) < 0 && fs_copy_fd (in, out, UINT64_MAX, NULL, err) < 0)
     return kiln_error_wrap (err, "copying '%s'", path);
+  /* the index records the size of what was stored */
+  if (fstat (out, &st) < 0)
+    return kiln_error_make (err, errno, "stat '%s'", path);
+  *size = (uint64_t) st.st_size;
   return 0;
 }
 

@@ -938,7 +938,10 @@ layer_writer_changes_from_index (const layer_index *idx, int tree_fd, layer_chan
               c->meta.link_target = out->strings[strv_len (out->strings) - 1];
             }
           if (e->type == LAYER_INDEX_REG)
-            c->data_path = paths[i];
+            {
+              c->data_path = paths[i];
+              c->data_private = true; /* a store layer's tree */
+            }
           if (e->hardlink_group && gfirst[e->hardlink_group] != i + 1)
             c->hardlink_target = paths[gfirst[e->hardlink_group] - 1];
           c->meta.xattrs = &out->xattrs[xi];

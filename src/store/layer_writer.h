@@ -48,6 +48,12 @@ typedef struct layer_change
   const char *hardlink_target;  /* ADD: non-NULL = hardlink to that path (also in this list) */
   int data_dirfd;               /* regular files: data at data_path below data_dirfd */
   const char *data_path;        /*   (opened RESOLVE_BENEATH, no symlinks); size from the file */
+  /* The data file is kiln's own and nothing can write it any more (a
+   * store layer's tree, a frozen overlay upper, a kiln temp file), so the
+   * store layer may hard-link it. Otherwise (a build context file, which
+   * its user may edit later) extract_from_changes copies it: the store
+   * never shares an inode with a file a user can write. */
+  bool data_private;
 } layer_change;
 
 /* gzip: levels 1..3 ISA-L, 0 and 4..9 zlib. */
@@ -105,7 +111,7 @@ int layer_writer_write (const layer_change *changes, size_t n, const layer_write
  * re-push, round-trip checks): every index entry except implicit
  * directories and an unlisted root; whiteouts and opaque markers as such;
  * hardlink groups as one file plus links to it (the member that sorts
- * first); data from tree_fd. All strings are owned by *out (free with
+ * first); data from tree_fd, a store layer's tree (data_private). All strings are owned by *out (free with
  * layer_writer_changes_free). */
 typedef struct layer_changes
 {

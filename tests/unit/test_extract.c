@@ -902,6 +902,63 @@ test_from_changes (void **state)
   test_rmtree (dpath);
 }
 
+/* The store never shares an inode with a file a user can write: data that
+ * is not kiln's own (data_private false, e.g. a build context file) is
+ * copied, and editing the source in place afterwards leaves the store's
+ * file as it was; kiln's own data (a frozen upper, a store tree) is
+ * hard-linked. */
+static void
+test_from_changes_private (void **state)
+{
+  (void) state;
+  autofree char *root = xasprintf ("%s/store-fcp", g_dir);
+  autostore store *s = NULL;
+  autoerror kiln_error *err = NULL;
+  assert_ok (store_open (root, 0, &s, &err), err);
+  autoclose int datafd = -1;
+  autofree char *data = NULL;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "fcpdata-", &data, &datafd, &err), err);
+  test_write_file (datafd, "user", "user data");
+  test_write_file (datafd, "own", "own data");
+  layer_change ch[] = {
+    { .path = "user", .kind = LAYER_CHANGE_ADD, .meta = { .type = LAYER_INDEX_REG, .mode = 0644 },
+      .data_dirfd = datafd, .data_path = "user" },
+    { .path = "own", .kind = LAYER_CHANGE_ADD, .meta = { .type = LAYER_INDEX_REG, .mode = 0644 },
+      .data_dirfd = datafd, .data_path = "own", .data_private = true },
+  };
+  char diff[DIGEST_STRING_SIZE], blob[DIGEST_STRING_SIZE];
+  digest_buffer ("fcp-diff", 8, diff);
+  digest_buffer ("fcp-blob", 8, blob);
+  assert_ok (extract_from_changes (s, ch, 2, NULL, diff, blob, &err), err);
+  int tfd = -1;
+  layer_index *idx = NULL;
+  assert_ok (store_open_layer (s, diff, &tfd, &idx, &err), err);
+  struct stat src, dst;
+  assert_int_equal (fstatat (datafd, "user", &src, 0), 0);
+  assert_int_equal (fstatat (tfd, "user", &dst, AT_SYMLINK_NOFOLLOW), 0);
+  assert_true (src.st_ino != dst.st_ino);
+  assert_int_equal (layer_index_entry (idx, layer_index_lookup (idx, "user"))->size, 9);
+  assert_int_equal (fstatat (datafd, "own", &src, 0), 0);
+  assert_int_equal (fstatat (tfd, "own", &dst, AT_SYMLINK_NOFOLLOW), 0);
+  assert_int_equal (src.st_ino, dst.st_ino);
+  /* the user edits the source in place, same size */
+  int fd = openat (datafd, "user", O_WRONLY | O_CLOEXEC);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, "EVIL", 4, 0), 4);
+  close (fd);
+  autofree char *got = NULL;
+  size_t len = 0;
+  assert_ok (fs_read_file_at (tfd, "user", 4096, &got, &len, &err), err);
+  assert_int_equal (len, 9);
+  assert_memory_equal (got, "user data", 9);
+  layer_index_close (idx);
+  close (tfd);
+  close (datafd);
+  datafd = -1;
+  autofree char *dpath = xasprintf ("%s/%s", g_dir, data);
+  test_rmtree (dpath);
+}
+
 int
 main (void)
 {
@@ -921,6 +978,7 @@ main (void)
     cmocka_unit_test (test_rewrite_roundtrip),
     cmocka_unit_test (test_root_vs_plain_user),
     cmocka_unit_test (test_from_changes),
+    cmocka_unit_test (test_from_changes_private),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }

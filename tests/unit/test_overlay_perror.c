@@ -6,7 +6,7 @@
  * glibc's perror locks stderr with no cancellation clean-up, so a worker
  * cancelled in its write(2) kept the lock and the build's next line of
  * output waited for ever (a single-threaded kiln in a futex, CI run 5).
- * overlay.c defines perror; these tests cancel a thread inside it while
+ * overlay_worker.c defines perror; these tests cancel a thread inside it while
  * its write blocks, then require that stderr still works. Against glibc's
  * perror the second test fails (the write after the cancel times out).
  */
@@ -39,7 +39,7 @@ test_perror_is_kilns (void **state)
   assert_non_null (global);
   assert_ptr_equal (global, perror);
   assert_ptr_not_equal (global, next);
-  overlay_free (NULL); /* links overlay.o, which holds the definition */
+  overlay_free (NULL); /* links overlay.o, and with it overlay_worker.o, which holds the definition */
 }
 
 static void *

@@ -1,0 +1,78 @@
+/* overlay_worker.c - what libfuse's worker threads need besides the
+ * request handlers: a per-thread READ buffer, and a perror with which a
+ * worker cancelled by libfuse cannot leave stderr locked. */
+#include "overlay/overlay_worker.h"
+#include "util/alloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct read_buf
+{
+  size_t cap;
+  char data[];
+} read_buf;
+
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+static void
+read_buf_key_init (void)
+{
+  if (pthread_key_create (&read_buf_key, free) != 0)
+    abort ();
+}
+
+char *
+overlay_worker_read_buffer (size_t size)
+{
+  pthread_once (&read_buf_once, read_buf_key_init);
+  read_buf *b = pthread_getspecific (read_buf_key);
+  if (b == NULL || b->cap < size)
+    {
+      free (b);
+      b = xmalloc (sizeof *b + size);
+      b->cap = size;
+      pthread_setspecific (read_buf_key, b);
+    }
+  return b->data;
+}
+
+/* libfuse 3.14's session loop ends by pthread_cancel()ing its workers, and
+ * a worker is cancellable while it reads the device; when that read fails
+ * (ECONNABORTED as a stage's namespace goes away), it calls perror() there.
+ * glibc's perror takes stderr's lock with no cancellation clean-up: a
+ * worker cancelled inside its write(2) dies holding the lock, and kiln's
+ * next progress line waits for it for ever (CI run 5 of session 6: one
+ * thread left, in a futex). This definition, found before libc's by the
+ * dynamic linker for libfuse's calls too, writes the same line with one
+ * write(2), no lock and cancellation off. */
+void
+perror (const char *s)
+{
+  int e = errno, old;
+  pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, &old);
+  char msg[512], eb[128];
+  const char *es = strerror_r (e, eb, sizeof eb);
+  int n = snprintf (msg, sizeof msg, "%s%s%s\n", s && *s ? s : "", s && *s ? ": " : "", es);
+  if (n > (int) sizeof msg - 1)
+    {
+      n = (int) sizeof msg - 1;
+      msg[n - 1] = '\n';
+    }
+  ssize_t off = 0;
+  while (off < n)
+    {
+      ssize_t w = write (STDERR_FILENO, msg + off, (size_t) (n - off));
+      if (w > 0)
+        off += w;
+      else if (w == 0 || errno != EINTR)
+        break;
+    }
+  pthread_setcancelstate (old, NULL);
+  errno = e;
+}
