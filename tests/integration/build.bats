@@ -266,9 +266,9 @@ DF
     cat "$TEST_TMP/out"
     [ "$rc" -eq "$want" ]
     grep -q "interrupted by signal" "$TEST_TMP/out"
-    ! grep -q "echo never" "$TEST_TMP/out"
-    ! pgrep -f "sleep 6[01]"
-    ! grep -q "$TEST_TMP" /proc/self/mountinfo
+    ! grep -q "echo never" "$TEST_TMP/out" || false
+    ! pgrep -f "sleep 6[01]" || false
+    ! grep -q "$TEST_TMP" /proc/self/mountinfo || false
     [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
   done
 }
@@ -341,7 +341,7 @@ check_mounts_image() { # ROOTFS
   [[ $output != *s3cr3t-value* ]]
   unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
   check_mounts_image "$TEST_TMP/b/rootfs"
-  ! grep -rq s3cr3t-value "$TEST_TMP/out/blobs" "$TEST_TMP/store/layers"
+  ! grep -rq s3cr3t-value "$TEST_TMP/out/blobs" "$TEST_TMP/store/layers" || false
   # The cache mount persists across builds (--no-cache: the step must run again).
   run kbuild "$SHARED/ctx" --no-push --no-cache --secret "id=tok,src=$SHARED/ctx/secret.txt" \
     --oci-layout "$TEST_TMP/out2:t"

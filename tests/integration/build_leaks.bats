@@ -38,8 +38,8 @@ check_no_leak() { # STORE
   [[ $output != *"$CANARY_ENV"* ]]
   # the build-arg's value appears in kiln's own log only (the step title does
   # not name it); the step's lines must not
-  ! grep -E '^#[0-9]+ [0-9.]+ .*'"$CANARY_ARG" <<< "$output"
-  ! grep -E '^#[0-9]+ [0-9.]+ .*'"$1" <<< "$output"
+  ! grep -E '^#[0-9]+ [0-9.]+ .*'"$CANARY_ARG" <<< "$output" || false
+  ! grep -E '^#[0-9]+ [0-9.]+ .*'"$1" <<< "$output" || false
 }
 
 @test "leaks: pid 1 of a RUN step shows neither kiln's argv nor its environment (root, default and --security=insecure)" {
@@ -88,7 +88,7 @@ check_pid1_closed() {
     [ -n "$got" ] || { echo "no result for $a" >&2; return 1; }
     case "$got" in EACCES | EPERM) ;; *) echo "pid 1: $a gave '$got'" >&2; return 1 ;; esac
   done
-  ! grep -E '^#[0-9]+ [0-9.]+ (fd_listed|fd_escape)=' <<< "$output"
+  ! grep -E '^#[0-9]+ [0-9.]+ (fd_listed|fd_escape)=' <<< "$output" || false
   grep -qE '^#[0-9]+ [0-9.]+ environ_marker=absent$' <<< "$output"
 }
 
@@ -124,9 +124,9 @@ check_pid1_closed() {
   # the step read it (mode and owner as asked), and the store holds no copy
   grep -qE '^#[0-9]+ [0-9.]+ 1$' "$TEST_TMP/out"
   grep -qE '^#[0-9]+ [0-9.]+ -r--r----- +[0-9]+ 0 +0 ' "$TEST_TMP/out"
-  ! grep -rqs "$secret" "$TEST_TMP/store"
+  ! grep -rqs "$secret" "$TEST_TMP/store" || false
   kill -KILL "$pid"
   wait "$pid" || true
   for _ in $(seq 1 50); do pgrep -f "sleep 30" > /dev/null || break; sleep 0.1; done
-  ! grep -rqs "$secret" "$TEST_TMP/store"
+  ! grep -rqs "$secret" "$TEST_TMP/store" || false
 }

@@ -88,14 +88,16 @@ check_session_image() { # LAYOUT ROOTFS LOG
   [ "$status" -eq 0 ]
   umoci unpack --image "$TEST_TMP/o:t" "$TEST_TMP/u" >/dev/null
   check_session_image "$TEST_TMP/o" "$TEST_TMP/u/rootfs" "$output"
-  # The layout's layer blobs are hard links to the store's (same filesystem).
+  # The layout's layer blobs are copies of the store's, never links (issue 16 item 2: the layout
+  # must not be a way to modify the store), with the same bytes.
   local m l
   m=$(jq -r '.manifests[0].digest' "$TEST_TMP/o/index.json")
   l=$(jq -r '.layers[1].digest' "$TEST_TMP/o/blobs/sha256/${m#sha256:}")
-  [ "$(stat -c %i "$TEST_TMP/o/blobs/sha256/${l#sha256:}")" = "$(stat -c %i "$TEST_TMP/store/blobs/sha256/${l#sha256:}")" ]
+  [ "$(stat -c %i "$TEST_TMP/o/blobs/sha256/${l#sha256:}")" != "$(stat -c %i "$TEST_TMP/store/blobs/sha256/${l#sha256:}")" ]
+  cmp "$TEST_TMP/o/blobs/sha256/${l#sha256:}" "$TEST_TMP/store/blobs/sha256/${l#sha256:}"
   # nothing left behind: no temp dir, no mount
   [ -z "$(ls -A "$TEST_TMP/store/tmp" 2>/dev/null)" ]
-  ! grep -q fuse.kiln /proc/self/mountinfo
+  ! grep -q fuse.kiln /proc/self/mountinfo || false
 }
 
 @test "session: the same as a plain user with subuid ranges and without (single ID mode)" {
@@ -132,7 +134,7 @@ EOF
   umoci unpack --image "$TEST_TMP/o:t" "$TEST_TMP/u" >/dev/null
   local r="$TEST_TMP/u/rootfs"
   [ "$(tr '\n' ' ' < "$r/seen1")" = ". .. cache " ]
-  ! grep -qx newdir "$r/seen2"
+  ! grep -qx newdir "$r/seen2" || false
   grep -qx tmp2 "$r/seen3"
   [ ! -e "$r/tmp2" ]
   [ "$(cat "$r/seen5")" = real ]
@@ -141,7 +143,7 @@ EOF
   [ "$(cat "$r/seen7")" = r ]         # placeholder gone once unmasked
   [ "$(ls -A "$r/newdir")" = r ]
   for n in 2 3 4 5 6 7; do
-    ! layer_members "$TEST_TMP/o" "$n" | grep -E '^(newdir/cache|tmp2)'
+    ! layer_members "$TEST_TMP/o" "$n" | grep -E '^(newdir/cache|tmp2)' || false
   done
   [ "$(layer_members "$TEST_TMP/o" 2 | tr '\n' ' ')" = "seen1 " ]
   [ "$(layer_members "$TEST_TMP/o" 5 | tr '\n' ' ')" = "newdir newdir/r " ]

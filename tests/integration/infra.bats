@@ -28,11 +28,11 @@ teardown() { kiln_teardown; }
   [ "$a" != "$REGISTRY" ]
   kill -0 "$apid"
   registry_stop "$apid"
-  ! kill -0 "$apid" 2>/dev/null
-  ! pgrep -f "$adir/config.yml"
+  ! kill -0 "$apid" 2>/dev/null || false
+  ! pgrep -f "$adir/config.yml" || false
   curl -s -f -o /dev/null "$REGISTRY_URL/v2/"
   registry_stop
-  ! pgrep -f "$REGISTRY_DIR/config.yml"
+  ! pgrep -f "$REGISTRY_DIR/config.yml" || false
 }
 
 @test "registry: TLS with htpasswd: CA + credentials 200, without 401, no CA fails" {
@@ -154,12 +154,12 @@ _run_leak_file() {
   layer=$(jq -r '.layers[0].digest' "$TEST_TMP/bb/blobs/sha256/${digest#sha256:}")
   tar -tvzf "$TEST_TMP/bb/blobs/sha256/${layer#sha256:}" > "$TEST_TMP/list"
   # Relative member names, owned by root, the modes the spec asks for.
-  ! grep -qE ' /' <(awk '{print $6}' "$TEST_TMP/list")
+  ! grep -qE ' /' <(awk '{print $6}' "$TEST_TMP/list") || false
   grep -qE '^-rwxr-xr-x 0/0 .* bin/busybox$' "$TEST_TMP/list"
   grep -qE '^lrwxrwxrwx 0/0 .* bin/ls -> /bin/busybox$' "$TEST_TMP/list"
   grep -qE '^drwxrwxrwt 0/0 .* tmp/$' "$TEST_TMP/list"
   grep -qE '^drwx------ 0/0 .* root/$' "$TEST_TMP/list"
-  ! grep -qvE ' 0/0 ' "$TEST_TMP/list"
+  ! grep -qvE ' 0/0 ' "$TEST_TMP/list" || false
   tar -xzf "$TEST_TMP/bb/blobs/sha256/${layer#sha256:}" -C "$TEST_TMP" etc/passwd etc/group
   [ "$(cat "$TEST_TMP/etc/passwd")" = 'root:x:0:0:root:/root:/bin/sh' ]
   [ "$(cat "$TEST_TMP/etc/group")" = 'root:x:0:' ]
@@ -174,7 +174,7 @@ _run_leak_file() {
   [ -f "$TEST_TMP/deb/rootfs/var/lib/dpkg/status" ]
   # minbase: apt present, no .debs left over from the build cache.
   [ -x "$TEST_TMP/deb/rootfs/usr/bin/apt-get" ]
-  ! ls "$TEST_TMP"/deb/rootfs/var/cache/apt/archives/*.deb 2>/dev/null
+  ! ls "$TEST_TMP"/deb/rootfs/var/cache/apt/archives/*.deb 2>/dev/null || false
   local n
   n=$(find "$TEST_TMP/deb/rootfs" | wc -l)
   [ "$n" -gt 5000 ] && [ "$n" -lt 9000 ]
@@ -203,8 +203,8 @@ _run_leak_file() {
   require_root
   test_user_create kiln-t-plain
   [ "$TEST_USER" = kiln-t-plain ]
-  ! grep -q '^kiln-t-plain:' /etc/subuid
-  ! grep -q '^kiln-t-plain:' /etc/subgid
+  ! grep -q '^kiln-t-plain:' /etc/subuid || false
+  ! grep -q '^kiln-t-plain:' /etc/subgid || false
   run run_as kiln-t-plain id -u
   [ "$output" = "$TEST_UID" ]
   [ "$TEST_UID" -ne 0 ]
@@ -228,7 +228,7 @@ _run_leak_file() {
   [ "$a" = "$b" ]
   # Distinct from every other range.
   local start=${a#*:}; start=${start%%:*}
-  ! awk -F: -v n=kiln-t-sub -v s="$start" '$1 != n && s < $2 + $3 && $2 < s + 65536' /etc/subuid | grep -q .
+  ! awk -F: -v n=kiln-t-sub -v s="$start" '$1 != n && s < $2 + $3 && $2 < s + 65536' /etc/subuid | grep -q . || false
   # And a user namespace with the full range works through newuidmap.
   if command -v unshare >/dev/null && command -v newuidmap >/dev/null; then
     run run_as kiln-t-sub unshare --user --map-auto cat /proc/self/uid_map
@@ -237,7 +237,7 @@ _run_leak_file() {
   fi
   # Asked again without --subuid: ranges removed.
   test_user_create kiln-t-sub
-  ! grep -q '^kiln-t-sub:' /etc/subuid
+  ! grep -q '^kiln-t-sub:' /etc/subuid || false
 }
 
 @test "users: fuse_dev_open_for_all makes /dev/fuse 0666" {
@@ -252,7 +252,7 @@ _run_leak_file() {
   run kiln_teardown
   [ "$status" -ne 0 ]
   [[ $output == *"mounts left behind under $TEST_TMP"* ]]
-  ! grep -q " $TEST_TMP/m " /proc/self/mountinfo
+  ! grep -q " $TEST_TMP/m " /proc/self/mountinfo || false
   run kiln_teardown
   [ "$status" -eq 0 ]
 }

@@ -161,7 +161,7 @@ check_escape_output() {
   [[ $output == *"127.0.1.1	stepbox"* ]]
   [[ $output == *"keys=0"* ]]
   # the mask files left nothing behind in /dev
-  ! printf '%s\n' "$output" | grep -q '^\.kiln'
+  ! printf '%s\n' "$output" | grep -q '^\.kiln' || false
 }
 
 @test "--network=none gives a namespace with only loopback, up" {
@@ -195,7 +195,7 @@ check_escape_output() {
   run "$KILN" run --rootfs "$ROOTFS" --rootfs-readonly -- sh -c 'sleep 987654 & echo started'
   [ "$status" -eq 0 ]
   sleep 0.2
-  ! (pgrep -x sleep -a | grep -q 987654)
+  ! (pgrep -x sleep -a | grep -q 987654) || false
 }
 
 @test "seccomp: unconfined is logged, a bad profile names file and location" {
@@ -242,7 +242,7 @@ check_escape_output() {
   done
   [ "$(grep -c -e "$ROOTFS" -e "$TEST_TMP" -e fuse.kiln /proc/self/mountinfo || true)" -eq "$mounts_before" ]
   [ -z "$(ls -A "$TEST_TMP/tmpdir")" ]
-  ! pgrep -f "$ROOTFS"
+  ! pgrep -f "$ROOTFS" || false
 }
 
 @test "SIGKILL of kiln mid-step leaves no process; SIGTERM kills the step and reports it" {
@@ -254,7 +254,7 @@ check_escape_output() {
   kill -KILL "$pid"
   wait "$pid" || true
   for i in $(seq 50); do pgrep -x sleep -a | grep -q 876543 || break; sleep 0.1; done
-  ! (pgrep -x sleep -a | grep -q 876543)
+  ! (pgrep -x sleep -a | grep -q 876543) || false
   "$KILN" run --rootfs "$ROOTFS" --rootfs-readonly -- sleep 876544 > "$TEST_TMP/term.log" 2>&1 3>&- &
   pid=$!
   for i in $(seq 50); do pgrep -x sleep -a | grep -q 876544 && break; sleep 0.1; done
@@ -263,7 +263,7 @@ check_escape_output() {
   wait "$pid" || st=$?
   [ "$st" -eq 143 ]
   grep -q "interrupted by signal 15" "$TEST_TMP/term.log"
-  ! (pgrep -x sleep -a | grep -q 876544)
+  ! (pgrep -x sleep -a | grep -q 876544) || false
   # a rerun works
   "$KILN" run --rootfs "$ROOTFS" --rootfs-readonly -- true
 }
