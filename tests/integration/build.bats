@@ -267,7 +267,7 @@ DF
     [ "$rc" -eq "$want" ]
     grep -q "interrupted by signal" "$TEST_TMP/out"
     ! grep -q "echo never" "$TEST_TMP/out" || false
-    ! pgrep -f "sleep 6[01]" || false
+    processes_gone -f "sleep 6[01]"
     ! grep -q "$TEST_TMP" /proc/self/mountinfo || false
     [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
   done

@@ -365,7 +365,7 @@ EOF2
   [[ $output == *"Dockerfile:5"*"[bad 2/2] RUN sleep 1; exit 7"*"exited with status 7"* ]]
   # The slow stage's step is not waited for to its end.
   [ "$SECONDS" -lt 25 ]
-  ! pgrep -f "sleep 30" || false
+  processes_gone -fx "sleep 30"
   [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
 
   sed -i 's/exit 7/echo bad-started; sleep 30/' "$TEST_TMP/ctx/Dockerfile"
@@ -383,7 +383,7 @@ EOF2
   wait $pid || rc=$?
   cat "$TEST_TMP/out"
   [ "$rc" -eq 143 ]
-  ! pgrep -f "sleep 30" || false
+  processes_gone -fx "sleep 30"
   ! grep -q "$TEST_TMP" /proc/self/mountinfo || false
   [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
 }

@@ -64,9 +64,9 @@ DF
 # check_gone: nothing of the step is left: no cgroup, no process.
 check_gone() {
   [ -z "$(kiln_cgroups)" ]
-  ! pgrep -f 'b\(\)\{ b\|b& \}' > /dev/null || false
-  ! pgrep -f 'head -c 12000000' > /dev/null || false
-  ! pgrep -fx 'sleep 600' > /dev/null || false
+  processes_gone -f 'b\(\)\{ b\|b& \}'
+  processes_gone -f 'head -c 12000000'
+  processes_gone -fx 'sleep 600'
 }
 
 @test "limits: the log names the mechanism once; a build under the defaults works and leaves no cgroup" {

@@ -62,7 +62,7 @@ time.sleep(120)' &
   [[ $output == *"registry=unreachable"* ]]
   [[ $output == *"abstract=0"* ]]
   # pasta is gone with the step.
-  ! pgrep -x pasta || false
+  processes_gone -x pasta
 }
 
 @test "network: the RUN steps of a stage share one private namespace and one pasta (set up once); a stage after it gets another" {
@@ -84,7 +84,7 @@ EOF
   c=$(grep -o 'netns-c=net:\[[0-9]*\]' <<< "$output" | cut -d= -f2)
   [ -n "$a" ] && [ "$a" = "$b" ] && [ "$c" != "$a" ]
   [ "$a" != "$(readlink /proc/self/ns/net)" ]
-  ! pgrep -x pasta || false
+  processes_gone -x pasta
 }
 
 @test "network: --network host shares the host's namespace (and says what that exposes); RUN --network=host overrides the default" {

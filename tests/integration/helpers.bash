@@ -42,6 +42,7 @@
 #   fuse_dev_open_for_all  chmod 0666 /dev/fuse as distributions ship it.
 #   plain_users PREFIX     users PREFIX-sub (subuid ranges) and PREFIX-single, with
 #       SHARED/store-USER each; PLAIN_USERS lists them.
+#   processes_gone ARGS    no process matches `pgrep ARGS` within 2 s.
 #   debian_reachable       true when the Debian archive answers over HTTP.
 #   tun_dev_open_for_all   chmod 0666 /dev/net/tun as distributions ship it (as root;
 #       kiln_setup does it: pasta, a RUN step's private network, needs it).
@@ -124,6 +125,20 @@ plain_users() {
     mkdir -p "$SHARED/store-$u"
     chown "$u" "$SHARED/store-$u"
   done
+}
+
+# processes_gone PGREP_ARGS...: no process matches within 2 s (a pid
+# namespace's processes die with its init, but the kernel reaps them after
+# the SIGKILL, not at once); prints the survivors and fails otherwise.
+processes_gone() {
+  local _
+  for _ in $(seq 20); do
+    pgrep "$@" > /dev/null || return 0
+    sleep 0.1
+  done
+  echo "still running:" >&2
+  pgrep -a "$@" >&2
+  return 1
 }
 
 # debian_reachable: the Debian archive answers (tests that need it skip
