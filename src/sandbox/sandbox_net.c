@@ -19,6 +19,7 @@
  */
 #include "sandbox/sandbox_internal.h"
 #include "util/alloc.h"
+#include "util/log.h"
 #include "util/strbuf.h"
 
 #include <errno.h>
@@ -150,8 +151,8 @@ wait_ready (sandbox_net *net, int ready_r, int log_fd, int cancel_fd, kiln_error
                           WIFEXITED (st) ? WEXITSTATUS (st) : WTERMSIG (st), msg);
 }
 
-int
-sandbox_net_start (int userns, int netns, int cancel_fd, sandbox_net *net, kiln_error **err)
+static int
+start_once (int userns, int netns, int cancel_fd, sandbox_net *net, kiln_error **err)
 {
   net->pid = -1;
   net->pidfd = -1;
@@ -212,6 +213,28 @@ sandbox_net_attach (const sandbox_config *cfg, int sock, int errfd, sandbox_net 
   if (write (sock, &go, 1) != 1)
     return kiln_error_make (err, errno, "signal the sandbox helper");
   return 0;
+}
+
+int
+sandbox_net_start (int userns, int netns, int cancel_fd, sandbox_net *net, kiln_error **err)
+{
+  for (int attempt = 1;; attempt++)
+    {
+      autoerror kiln_error *e = NULL;
+      if (start_once (userns, netns, cancel_fd, net, &e) == 0)
+        return 0;
+      /* pasta exited by itself (net->pid is -1 then): its start failed.
+       * Once in some hundred starts under heavy load it has died at once
+       * with "Couldn't install signal handlers" (bench run, session 7), so
+       * a second start is worth it; a timeout or a cancellation is final. */
+      sandbox_close_fd (&net->pidfd);
+      if (attempt >= 2 || net->pid >= 0 || sandbox_cancelled (cancel_fd))
+        {
+          *err = steal_pointer (&e);
+          return -1;
+        }
+      log_warn ("private network: %s; starting pasta again", e->msg);
+    }
 }
 
 bool

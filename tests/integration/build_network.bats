@@ -169,3 +169,36 @@ EOF
     [[ $output == *"abstract=0"* ]]
   done
 }
+
+@test "network: a pasta that fails to start is started once more, with a warning; twice is an error" {
+  shared_dir
+  mkdir -p "$SHARED/bin" "$SHARED/state"
+  chmod 1777 "$SHARED/state"
+  # fails its first N starts, then is the real pasta (it runs as the step's
+  # namespace root, so everything it touches is world-accessible)
+  cat > "$SHARED/bin/pasta" <<EOF
+#!/bin/sh
+n=\$(ls "$SHARED/state" | wc -l)
+if [ "\$n" -lt "\$(cat "$SHARED/fails")" ]; then
+  touch "$SHARED/state/\$\$"
+  echo "Couldn't install signal handlers" >&2
+  exit 1
+fi
+exec $(command -v pasta) "\$@"
+EOF
+  chmod 0755 "$SHARED/bin/pasta"
+  chmod -R a+rX "$SHARED"
+  probe_ctx "$TEST_TMP/ctx"
+  echo 1 > "$SHARED/fails"
+  PATH="$SHARED/bin:$PATH" run kb "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"private network: pasta failed (exit status 1): Couldn't install signal handlers; starting pasta again"* ]]
+  [[ $output == *"registry=unreachable"* ]]
+  rm -f "$SHARED/state/"*
+  echo 2 > "$SHARED/fails"
+  PATH="$SHARED/bin:$PATH" run kb "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [[ $output == *"private network: pasta failed (exit status 1): Couldn't install signal handlers"* ]]
+}
