@@ -782,47 +782,9 @@ static int
 group_setup (void **state)
 {
   (void) state;
-  if (geteuid () != 0)
-    {
-      rootless = true;
-      uid_t uid = getuid ();
-      gid_t gid = getgid ();
-      if (unshare (CLONE_NEWUSER | CLONE_NEWNS) < 0)
-        {
-          skip_reason = "cannot create a user namespace";
-          return 0;
-        }
-      char map[64];
-      int fd = open ("/proc/self/setgroups", O_WRONLY);
-      if (fd >= 0)
-        {
-          (void) !write (fd, "deny", 4);
-          close (fd);
-        }
-      snprintf (map, sizeof map, "0 %u 1", uid);
-      fd = open ("/proc/self/uid_map", O_WRONLY);
-      if (fd < 0 || write (fd, map, strlen (map)) < 0)
-        return 0;
-      close (fd);
-      snprintf (map, sizeof map, "0 %u 1", gid);
-      fd = open ("/proc/self/gid_map", O_WRONLY);
-      if (fd < 0 || write (fd, map, strlen (map)) < 0)
-        return 0;
-      close (fd);
-    }
-  else if (unshare (CLONE_NEWNS) < 0)
-    {
-      skip_reason = "cannot create a mount namespace";
-      return 0;
-    }
-  if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-    return 0;
-  if (access ("/dev/fuse", R_OK | W_OK) < 0)
-    {
-      skip_reason = "/dev/fuse is not accessible (chmod 0666 /dev/fuse)";
-      return 0;
-    }
-  can_mount = true;
+  rootless = geteuid () != 0;
+  skip_reason = test_fuse_namespace ();
+  can_mount = skip_reason == NULL;
   return 0;
 }
 

@@ -710,19 +710,8 @@ group_setup (void **state)
       skip_reason = "mount test needs root (as in CI)";
       return 0;
     }
-  if (unshare (CLONE_NEWNS) < 0)
-    {
-      skip_reason = "cannot create a mount namespace";
-      return 0;
-    }
-  if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-    return 0;
-  if (access ("/dev/fuse", R_OK | W_OK) < 0)
-    {
-      skip_reason = "/dev/fuse is missing or not accessible";
-      return 0;
-    }
-  can_mount = true;
+  skip_reason = test_fuse_namespace ();
+  can_mount = skip_reason == NULL;
   return 0;
 }
 

@@ -10,8 +10,11 @@
 #include "util/fsutil.h"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 char *
@@ -57,4 +60,42 @@ bool
 test_err_contains (const kiln_error *err, const char *needle)
 {
   return err && err->msg && strstr (err->msg, needle) != NULL;
+}
+
+static bool
+write_proc (const char *path, const char *text)
+{
+  int fd = open (path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  bool ok = write (fd, text, strlen (text)) == (ssize_t) strlen (text);
+  close (fd);
+  return ok;
+}
+
+const char *
+test_fuse_namespace (void)
+{
+  if (geteuid () != 0)
+    {
+      uid_t uid = getuid ();
+      gid_t gid = getgid ();
+      if (unshare (CLONE_NEWUSER | CLONE_NEWNS) < 0)
+        return "cannot create a user namespace";
+      char map[64];
+      write_proc ("/proc/self/setgroups", "deny");
+      snprintf (map, sizeof map, "0 %u 1", (unsigned) uid);
+      if (!write_proc ("/proc/self/uid_map", map))
+        return "cannot write the user namespace's uid_map";
+      snprintf (map, sizeof map, "0 %u 1", (unsigned) gid);
+      if (!write_proc ("/proc/self/gid_map", map))
+        return "cannot write the user namespace's gid_map";
+    }
+  else if (unshare (CLONE_NEWNS) < 0)
+    return "cannot create a mount namespace";
+  if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    return "cannot make mounts private";
+  if (access ("/dev/fuse", R_OK | W_OK) < 0)
+    return "/dev/fuse is not accessible (chmod 0666 /dev/fuse)";
+  return NULL;
 }

@@ -29,6 +29,11 @@ void test_write_file (int dirfd, const char *path, const char *content);
       skip ();                                                                      \
     }                                                                               \
   while (0)
+/* Enter a private mount namespace in which this process may mount FUSE:
+ * as root a new mount namespace, otherwise a user namespace that maps
+ * only the caller (to 0) with its own mount namespace; mounts private.
+ * Returns NULL on success, else why not (the caller's tests skip). */
+const char *test_fuse_namespace (void);
 /* True if err's message contains needle. */
 bool test_err_contains (const kiln_error *err, const char *needle);
 
