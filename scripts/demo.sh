@@ -13,6 +13,19 @@ export KILN="$PWD/kiln"
 source tests/integration/helpers.bash
 trap 'registry_stop_all' EXIT
 
+# RUN steps open /dev/fuse (the overlay) and /dev/net/tun (pasta, the
+# private network) as root of the step's user namespace, not as host root:
+# distributions ship both 0666; where they are 0600 (some cloud images),
+# a root demo makes them so, as the tests do.
+if [ "$(id -u)" -eq 0 ]; then
+  for dev in /dev/fuse /dev/net/tun; do
+    if [ -c "$dev" ] && [ "$(stat -c %a "$dev")" != 666 ]; then
+      echo "demo: chmod 0666 $dev (as distributions ship it)"
+      chmod 0666 "$dev"
+    fi
+  done
+fi
+
 echo "demo: starting a throwaway registry"
 registry_start
 echo "demo: registry at $REGISTRY"

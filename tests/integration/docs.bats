@@ -36,3 +36,13 @@ teardown() { kiln_teardown; }
   KILN_CHECK_ROOT=$TEST_TMP run "$KILN_SRC/scripts/check-doc-functions.sh"
   [ "$status" -eq 0 ]
 }
+
+@test "docs: the README's main job, make demo (scripts/demo.sh), builds examples/hello, pushes it and runs its CMD" {
+  cd "$KILN_SRC"
+  run scripts/demo.sh
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"demo: pushed 127.0.0.1:"*"/demo/hello@sha256:"* ]]
+  [[ $output == *"hello from kiln"* ]]
+  [[ $output == *"running as app in /home/app"* ]]
+}
