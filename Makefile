@@ -126,7 +126,7 @@ deps:
 install: $(KILN_BIN)
 	install -D -m 0755 $(KILN_BIN) $(DESTDIR)$(PREFIX)/bin/kiln
 	install -d $(DESTDIR)$(PREFIX)/share/kiln/policies
-	$(if $(wildcard policies/*.json),install -m 0644 $(wildcard policies/*.json) $(DESTDIR)$(PREFIX)/share/kiln/policies/)
+	install -m 0644 $(wildcard policies/*.json) policies/kiln-apparmor $(DESTDIR)$(PREFIX)/share/kiln/policies/
 
 clean:
 	rm -rf build build-asan build-fuzz kiln .git-commit-stamp

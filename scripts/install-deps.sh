@@ -15,6 +15,8 @@ PKGS=(
   docker-registry skopeo umoci busybox-static debootstrap
   uidmap buildah fuse-overlayfs crun bubblewrap
   attr libcap2-bin tar gzip pigz zstd xz-utils bzip2 file gdb
+  # apparmor_parser checks policies/kiln-apparmor (parsed only: no kernel load)
+  apparmor
 )
 
 missing=()

@@ -86,3 +86,15 @@ cbuild() {
   [ "$status" -eq 0 ]
   [[ $output == *"step-ran uid=0"* ]]
 }
+
+@test "container env: the AppArmor profile for hardened nodes parses (apparmor_parser, no kernel load); a broken copy does not" {
+  command -v apparmor_parser >/dev/null || skip "apparmor_parser missing (scripts/install-deps.sh installs apparmor)"
+  run apparmor_parser -Q -K "$KILN_SRC/policies/kiln-apparmor"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  sed 's/^  pivot_root,$/  pivot_root mount,/' "$KILN_SRC/policies/kiln-apparmor" > "$SHARED/broken"
+  ! cmp -s "$SHARED/broken" "$KILN_SRC/policies/kiln-apparmor" || false
+  run apparmor_parser -Q -K "$SHARED/broken"
+  [ "$status" -ne 0 ]
+  [[ $output == *"parser error"* ]]
+}
