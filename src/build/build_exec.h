@@ -45,6 +45,8 @@ typedef struct build_exec_opts
   int64_t epoch;                /* SOURCE_DATE_EPOCH or 0 */
   sandbox_userns_mode userns;
   sandbox_net_mode network;     /* default for RUN (RUN --network overrides) */
+  bool network_set;             /* --network given (else private, or host under ptrace isolation) */
+  sandbox_isolation isolation;  /* --isolation (AUTO: chosen before the first RUN) */
   const char *seccomp_policy;   /* NULL: the default profile; "unconfined" */
   char **labels;                /* --label K=V, applied to the target */
   char **secrets;               /* --secret id=ID,src=PATH|env=VAR */

@@ -63,6 +63,7 @@ typedef struct stage_state
   bool ckey_open;
   const char *cached;
   run_session *rs;            /* the mount consecutive RUN steps share */
+  struct ptrace_session *ps;  /* --isolation=ptrace: the stage's root directory */
 } stage_state;
 
 struct build_exec
@@ -74,6 +75,7 @@ struct build_exec
   dockerignore *ign;
   sandbox_idmap idmap;
   bool idmap_ready;
+  sandbox_isolation isolation; /* USERNS or PTRACE once idmap_ready */
   seccomp_filter *filter;
   bool filter_ready;
   sandbox_limiter *limiter;  /* how RUN steps' limits are enforced; NULL until the first RUN */
@@ -182,8 +184,38 @@ int build_key_record (build_exec *b, stage_state *st, const char *key, bool run,
 
 int build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
 
-/* Unmount the stage's shared RUN mount, if it has one. */
+/* Unmount the stage's shared RUN mount (or remove its ptrace tree), if it
+ * has one. */
 void build_run_session_end (build_exec *b, stage_state *st);
+
+/* ---- build_run_ptrace.c: RUN under --isolation=ptrace ---- */
+
+/* One RUN step, everything build_run_step resolved for it. */
+typedef struct build_run_args
+{
+  overlay_lower *lower;            /* the stage's layers: taken */
+  uid_t uid;
+  gid_t gid;
+  const gid_t *groups;
+  size_t n_groups;
+  char *const *argv;
+  char *const *env;
+  const char *cwd;
+  const sandbox_mount *mounts;     /* RUN --mount */
+  size_t n_mounts;
+  const char *const *masks;        /* mount points, never in a layer */
+  sandbox_net_mode net;
+  bool insecure;
+  sandbox_result *res;             /* out */
+} build_run_args;
+
+/* Run the step on the stage's tree (made from a->lower when the stage has
+ * none or its layers changed); 0 once it ran, whatever its status. */
+int build_run_ptrace (build_exec *b, stage_state *st, const build_run_args *a, kiln_error **err);
+/* The step's write log becomes its layer, under key. */
+int build_run_ptrace_commit (build_exec *b, stage_state *st, const char *created_by, const char *key,
+                             kiln_error **err);
+void build_run_ptrace_end (build_exec *b, stage_state *st);
 
 /* ---- build_copy.c: COPY and ADD ---- */
 

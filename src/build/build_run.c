@@ -54,6 +54,7 @@ struct run_session
 void
 build_run_session_end (build_exec *b, stage_state *st)
 {
+  build_run_ptrace_end (b, st);
   run_session *rs = st->rs;
   if (!rs)
     return;
@@ -123,6 +124,23 @@ fail:
 
 static int ensure_sandbox_locked (build_exec *b, kiln_error **err);
 
+/* Under ptrace isolation there is no network namespace: the default
+ * private network becomes the host's (the container's), said in the log;
+ * asking for a private one is an error. */
+static int
+ptrace_network (build_exec *b, kiln_error **err)
+{
+  if (b->o.network != SANDBOX_NET_PRIVATE)
+    return 0;
+  if (b->o.network_set)
+    return kiln_error_make (err, 0, "--network private needs a network namespace, which --isolation=ptrace "
+                            "cannot make: pass --network host (the container's network) or none");
+  b->o.network = SANDBOX_NET_HOST;
+  log_info ("--isolation=ptrace: RUN steps share the container's network (no network namespace here; "
+            "--network none cuts them off)");
+  return 0;
+}
+
 /* The ID mapping, the limits' mechanism and the compiled seccomp filter,
  * made once per build. */
 static int
@@ -140,13 +158,26 @@ ensure_sandbox_locked (build_exec *b, kiln_error **err)
   if (!b->idmap_ready)
     {
       sandbox_probe_req pr = { .fuse = true, .network = b->o.network };
-      if (sandbox_probe (&pr, err) < 0)
+      if (sandbox_choose_isolation (&pr, b->o.isolation, &b->isolation, err) < 0)
         return -1;
-      if (sandbox_idmap_resolve (b->o.userns, 0, &b->idmap, err) < 0)
-        return -1;
-      b->idmap_ready = true;
-      autofree char *d = sandbox_idmap_describe (&b->idmap);
-      log_info ("user namespace: %s", d);
+      if (b->isolation == SANDBOX_ISOLATION_PTRACE)
+        {
+          if (ptrace_network (b, err) < 0)
+            return -1;
+          /* The step runs as kiln's own ids; its container ids are
+           * kiln's records, as in single mode. */
+          b->idmap = (sandbox_idmap){ .mode = SANDBOX_USERNS_SINGLE, .host_uid = geteuid (),
+                                      .host_gid = getegid () };
+          b->idmap_ready = true;
+        }
+      else
+        {
+          if (sandbox_idmap_resolve (b->o.userns, 0, &b->idmap, err) < 0)
+            return -1;
+          b->idmap_ready = true;
+          autofree char *d = sandbox_idmap_describe (&b->idmap);
+          log_info ("user namespace: %s", d);
+        }
     }
   if (!b->limiter)
     {
@@ -165,8 +196,10 @@ ensure_sandbox_locked (build_exec *b, kiln_error **err)
           return 0;
         }
       if (seccomp_profile_load_filter (b->o.seccomp_policy,
-                                       b->idmap.mode == SANDBOX_USERNS_SINGLE ? SECCOMP_PROFILE_FAKE_IDS
-                                                                               : SECCOMP_PROFILE_PLAIN,
+                                       b->idmap.mode == SANDBOX_USERNS_SINGLE
+                                           && b->isolation != SANDBOX_ISOLATION_PTRACE
+                                         ? SECCOMP_PROFILE_FAKE_IDS
+                                         : SECCOMP_PROFILE_PLAIN,
                                        &b->filter, err) < 0)
         return -1;
     }
@@ -321,6 +354,22 @@ limit_error (build_exec *b, stage_state *st, const sandbox_result *res, kiln_err
                           b->o.limits.pids, more, tail);
 }
 
+/* The step ran: its exit status (or the limit that killed it) decides. */
+static int
+step_result (build_exec *b, stage_state *st, const plan_step *s, const sandbox_result *res, kiln_error **err)
+{
+  if (res->limit != SANDBOX_LIMIT_NONE)
+    return limit_error (b, st, res, err);
+  if (!res->exited || res->status != 0)
+    {
+      autofree char *what = sandbox_result_describe (res);
+      autofree char *tail = progress_tail_id (b->o.progress, st->step_id);
+      autofree char *cmd = join_argv (s->argv);
+      return kiln_error_make (err, 0, "command '%s' %s%s%s", cmd, what, *tail ? "; last output:\n" : "", tail);
+    }
+  return 0;
+}
+
 /* Run the step in the sandbox sc describes; a command that did not exit 0
  * is an error with the end of its output. */
 static int
@@ -342,16 +391,7 @@ run_in_sandbox (build_exec *b, stage_state *st, const plan_step *s, sandbox_conf
   if (sandbox_run (sc, &res, err) < 0)
     return -1;
   add_time (b, &b->res->t_run, now_s () - t0);
-  if (res.limit != SANDBOX_LIMIT_NONE)
-    return limit_error (b, st, &res, err);
-  if (!res.exited || res.status != 0)
-    {
-      autofree char *what = sandbox_result_describe (&res);
-      autofree char *tail = progress_tail_id (b->o.progress, st->step_id);
-      autofree char *cmd = join_argv (s->argv);
-      return kiln_error_make (err, 0, "command '%s' %s%s%s", cmd, what, *tail ? "; last output:\n" : "", tail);
-    }
-  return 0;
+  return step_result (b, st, s, &res, err);
 }
 
 /* Write the step's cached data back before the commit. A write-back the
@@ -457,6 +497,28 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
   autostrv char **mask_store = NULL;
   autofree const char **masks = run_masks (&mounts, &mask_store);
 
+  autofree char *cwd = build_meta_clean_abs (st->spec.working_dir && *st->spec.working_dir ? st->spec.working_dir
+                                                                                           : "/");
+  if (b->isolation == SANDBOX_ISOLATION_PTRACE)
+    {
+      sandbox_result res;
+      build_run_args ra = { .lower = lower, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
+                            .argv = s->argv, .env = env, .cwd = cwd, .mounts = mounts.v, .n_mounts = mounts.n,
+                            .masks = masks, .net = net, .insecure = insecure, .res = &res };
+      int ret = build_run_ptrace (b, st, &ra, err);
+      if (ret == 0)
+        ret = step_result (b, st, s, &res, err);
+      if (ret == 0)
+        {
+          autofree char *joined = join_argv (s->argv);
+          autofree char *created_by = xasprintf ("RUN %s # kiln", joined);
+          ret = build_run_ptrace_commit (b, st, created_by, key, err);
+        }
+      if (ret < 0 || b->o.ignore_paths)
+        build_run_ptrace_end (b, st);
+      run_mounts_release (&mounts);
+      return ret;
+    }
   run_session *rs = run_session_get (b, st, lower, uid, gid, masks, err);
   if (!rs)
     {
@@ -464,8 +526,6 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
       return -1;
     }
   rs->rc.step_id = st->step_id;
-  autofree char *cwd = build_meta_clean_abs (st->spec.working_dir && *st->spec.working_dir ? st->spec.working_dir
-                                                                                           : "/");
   sandbox_config sc = {
     .argv = s->argv, .env = env, .cwd = cwd, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
     .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,

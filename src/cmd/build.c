@@ -56,6 +56,7 @@ typedef struct build_cmd_opts
   bool quiet;
   char *userns;
   char *network;
+  char *isolation;
   char *seccomp;
   registry_options reg;       /* pushes and pulls */
   bool insecure_pull;
@@ -96,6 +97,7 @@ enum
   OPT_QUIET,
   OPT_USERNS,
   OPT_NETWORK,
+  OPT_ISOLATION,
   OPT_SECCOMP,
   OPT_INSECURE_PULL,
   OPT_PUSH_RETRY_B,
@@ -156,6 +158,12 @@ static const cli_option build_options[] = {
     "BuildKit's line log, json one event per line; auto (default) is tty on a terminal with TERM not dumb, else "
     "plain", OPT_PROGRESS },
   { "quiet", 'q', CLI_BOOL, NULL, "print only the image digest", OPT_QUIET },
+  { "isolation", 0, CLI_VALUE, "auto|userns|ptrace", "how RUN steps are isolated. userns: user, mount, pid, ipc, "
+    "uts and network namespaces on kiln's FUSE overlay; ptrace: where a container's runtime denies namespaces, "
+    "mounts or /dev/fuse (Docker's and containerd's default seccomp profile, Restricted pods), the step's system "
+    "calls are intercepted (its paths translated into the stage's root, its ids faked, its writes recorded) and "
+    "Landlock confines it to that root; it shares the container's network and pids. auto (default): userns "
+    "where it works, else ptrace, saying why in the log", OPT_ISOLATION },
   { "userns", 0, CLI_VALUE, "auto|full|single", "user namespace mode for RUN (default auto)", OPT_USERNS },
   { "network", 0, CLI_VALUE, "private|host|none", "network for RUN steps (RUN --network overrides). private "
     "(default): a network namespace of the step's own with outbound TCP/UDP through pasta (Debian's passt), DNS "
@@ -243,6 +251,7 @@ static const cmd_string_flag build_strings[] = {
   CMD_STRING_FLAG (OPT_PROGRESS, build_cmd_opts, progress),
   CMD_STRING_FLAG (OPT_USERNS, build_cmd_opts, userns),
   CMD_STRING_FLAG (OPT_NETWORK, build_cmd_opts, network),
+  CMD_STRING_FLAG (OPT_ISOLATION, build_cmd_opts, isolation),
   CMD_STRING_FLAG (OPT_SECCOMP, build_cmd_opts, seccomp),
   CMD_STRING_FLAG (OPT_CACHE_REPO, build_cmd_opts, cache_repo),
 };
@@ -406,6 +415,9 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
     return -1;
   eo->network = SANDBOX_NET_PRIVATE;
   if (o->network && sandbox_parse_network (o->network, &eo->network, err) < 0)
+    return -1;
+  eo->network_set = o->network != NULL;
+  if (o->isolation && sandbox_parse_isolation (o->isolation, &eo->isolation, err) < 0)
     return -1;
   *pm = PROGRESS_AUTO;
   if (o->progress && progress_parse_mode (o->progress, pm, err) < 0)

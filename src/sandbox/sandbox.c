@@ -59,6 +59,27 @@ read_host_resolv (void)
   return strbuf_detach (&sb, NULL);
 }
 
+void
+sandbox_etc_files (sandbox_net_mode net, const char *hostname, char **resolv, char **hosts)
+{
+  switch (net)
+    {
+    case SANDBOX_NET_NONE:
+      *resolv = xstrdup ("");
+      break;
+    case SANDBOX_NET_HOST:
+      *resolv = read_host_resolv ();
+      break;
+    case SANDBOX_NET_PRIVATE:
+      {
+        autofree char *host = read_host_resolv ();
+        *resolv = sandbox_net_resolv (host);
+        break;
+      }
+    }
+  *hosts = xasprintf ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hostname);
+}
+
 /* The caller cancelled the step (sandbox_cancel_error). */
 static int
 stopped (const sandbox_config *cfg, kiln_error **err)
@@ -209,22 +230,7 @@ child_ctx_init (child_ctx *c, const sandbox_config *cfg)
   for (size_t i = 0; i < cfg->n_mounts; i++)
     c->mount_trees[i] = -1;
   const char *hn = cfg->hostname ? cfg->hostname : "kiln";
-  switch (cfg->network)
-    {
-    case SANDBOX_NET_NONE:
-      c->resolv = xstrdup ("");
-      break;
-    case SANDBOX_NET_HOST:
-      c->resolv = read_host_resolv ();
-      break;
-    case SANDBOX_NET_PRIVATE:
-      {
-        autofree char *host = read_host_resolv ();
-        c->resolv = sandbox_net_resolv (host);
-        break;
-      }
-    }
-  c->hosts = xasprintf ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hn);
+  sandbox_etc_files (cfg->network, hn, &c->resolv, &c->hosts);
   c->hostname_file = xasprintf ("%s\n", hn);
 }
 

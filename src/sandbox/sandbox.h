@@ -52,6 +52,18 @@ typedef enum
   SANDBOX_NET_PRIVATE,    /* new network namespace, outbound through pasta (sandbox_net.c) */
 } sandbox_net_mode;
 
+/* How RUN steps are isolated (--isolation). */
+typedef enum
+{
+  SANDBOX_ISOLATION_AUTO = 0,  /* userns where it works, else ptrace */
+  SANDBOX_ISOLATION_USERNS,    /* user namespaces + the FUSE overlay (sandbox_run) */
+  SANDBOX_ISOLATION_PTRACE,    /* syscall interception + Landlock (tracer.h) */
+} sandbox_isolation;
+
+/* "auto|userns|ptrace". */
+int sandbox_parse_isolation (const char *s, sandbox_isolation *out, kiln_error **err);
+const char *sandbox_isolation_name (sandbox_isolation i);
+
 /* The DNS server a step with a private network sees in /etc/resolv.conf:
  * pasta forwards it to the host's first nameserver (podman's choice). */
 #define SANDBOX_NET_DNS "169.254.1.1"
@@ -67,6 +79,10 @@ void sandbox_env_ensure_path (char ***env);
 int sandbox_parse_userns (const char *s, sandbox_userns_mode *out, kiln_error **err);
 int sandbox_parse_network (const char *s, sandbox_net_mode *out, kiln_error **err);
 
+/* The step's /etc/resolv.conf (the host's for HOST, pasta's DNS for
+ * PRIVATE, empty for NONE) and /etc/hosts naming hostname; caller frees. */
+void sandbox_etc_files (sandbox_net_mode net, const char *hostname, char **resolv, char **hosts);
+
 /* What the coming steps need from the environment. */
 typedef struct sandbox_probe_req
 {
@@ -80,6 +96,16 @@ typedef struct sandbox_probe_req
  * seccomp profile, its device list) and how to allow it. A fork and an
  * unshare: about a millisecond. */
 int sandbox_probe (const sandbox_probe_req *req, kiln_error **err);
+
+/* Resolve want (AUTO: probe) into USERNS or PTRACE for the coming steps.
+ * USERNS runs sandbox_probe (req); PTRACE runs tracer_probe. AUTO picks
+ * USERNS when user namespaces (and, with req->fuse, /dev/fuse) work, else
+ * PTRACE when that works, logging which and why; the network checks of
+ * sandbox_probe apply only to USERNS (the caller decides what a private
+ * network becomes under PTRACE). The error of an impossible choice says
+ * what the environment lacks and how to allow it. */
+int sandbox_choose_isolation (const sandbox_probe_req *req, sandbox_isolation want, sandbox_isolation *out,
+                              kiln_error **err);
 
 /* A resolved ID mapping for one step. */
 typedef struct sandbox_idmap

@@ -5,7 +5,9 @@
  * default seccomp profile and device list) and how to allow it, instead of
  * a bare "Operation not permitted" from deep inside a step's set-up. */
 #include "sandbox/sandbox_internal.h"
+#include "sandbox/tracer.h"
 #include "util/alloc.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,5 +111,105 @@ sandbox_probe (const sandbox_probe_req *req, kiln_error **err)
   if (!on_path ("pasta"))
     return kiln_error_make (err, ENOENT, "RUN steps with a private network (the default) need pasta, which is "
                             "not on PATH: install Debian's passt package, or pass --network host or none");
+  return 0;
+}
+
+int
+sandbox_parse_isolation (const char *s, sandbox_isolation *out, kiln_error **err)
+{
+  if (strcmp (s, "auto") == 0)
+    *out = SANDBOX_ISOLATION_AUTO;
+  else if (strcmp (s, "userns") == 0)
+    *out = SANDBOX_ISOLATION_USERNS;
+  else if (strcmp (s, "ptrace") == 0)
+    *out = SANDBOX_ISOLATION_PTRACE;
+  else
+    return kiln_error_make (err, 0, "invalid isolation '%s' (expected auto, userns or ptrace)", s);
+  return 0;
+}
+
+const char *
+sandbox_isolation_name (sandbox_isolation i)
+{
+  switch (i)
+    {
+    case SANDBOX_ISOLATION_AUTO:
+      return "auto";
+    case SANDBOX_ISOLATION_USERNS:
+      return "userns";
+    case SANDBOX_ISOLATION_PTRACE:
+      return "ptrace";
+    }
+  return "?";
+}
+
+static int
+ptrace_probe (int *abi, kiln_error **err)
+{
+  if (tracer_probe (abi, err) < 0)
+    return kiln_error_wrap (err, "--isolation=ptrace is not available here");
+  return 0;
+}
+
+static void
+log_ptrace_choice (const char *why, int abi)
+{
+  log_info ("%s: using --isolation=ptrace (system calls intercepted with ptrace and seccomp, the step confined "
+            "by Landlock ABI %d%s)",
+            why, abi, abi >= 6 ? "" : ", signals checked by kiln");
+}
+
+int
+sandbox_choose_isolation (const sandbox_probe_req *req, sandbox_isolation want, sandbox_isolation *out,
+                          kiln_error **err)
+{
+  int abi = 0;
+  switch (want)
+    {
+    case SANDBOX_ISOLATION_USERNS:
+      *out = want;
+      return sandbox_probe (req, err);
+    case SANDBOX_ISOLATION_PTRACE:
+      *out = want;
+      if (ptrace_probe (&abi, err) < 0)
+        return -1;
+      log_info ("--isolation=ptrace: system calls intercepted with ptrace and seccomp, the step confined by "
+                "Landlock ABI %d", abi);
+      return 0;
+    case SANDBOX_ISOLATION_AUTO:
+      break;
+    }
+  autofree char *why = NULL;
+  int e = probe_userns ();
+  if (e)
+    why = xasprintf ("user namespaces denied (unshare(CLONE_NEWUSER): %s%s)", strerror (e),
+                     e == EPERM ? ", the container's seccomp profile?" : "");
+  else if (req->fuse)
+    {
+      autoerror kiln_error *ferr = NULL;
+      if (check_device ("/dev/fuse", "RUN steps", "", &ferr) < 0)
+        why = kiln_error_string (ferr);
+    }
+  if (!why)
+    {
+      *out = SANDBOX_ISOLATION_USERNS;
+      return sandbox_probe (req, err);
+    }
+  autoerror kiln_error *perr = NULL;
+  if (tracer_probe (&abi, &perr) < 0)
+    {
+      autofree char *pmsg = kiln_error_string (perr);
+      /* The userns mode's own error says how to allow it; add why the
+       * fallback is out too. */
+      if (e)
+        userns_error (e, err);
+      else
+        sandbox_probe (req, err);
+      autofree char *umsg = kiln_error_string (*err);
+      kiln_error_clear (err);
+      return kiln_error_make (err, 0, "%s; and --isolation=ptrace is not available either: %s", umsg, pmsg);
+    }
+  *out = SANDBOX_ISOLATION_PTRACE;
+  log_ptrace_choice (why, abi);
   return 0;
 }

@@ -1,0 +1,339 @@
+/* build_run_ptrace.c - RUN steps under --isolation=ptrace: the stage's
+ * layers as a real directory (overlay_dir) that the step works on through
+ * kiln's tracer (sandbox/tracer.h), which reports every change; the write
+ * log becomes the step's layer as the FUSE overlay's does.
+ *
+ * Consecutive RUN steps of a stage share the directory (as they share the
+ * FUSE mount in the userns mode): the commit freezes the step's files and
+ * the next step starts on the same tree. A COPY, a cached step or a
+ * failure ends it, and the next RUN makes the stage's tree afresh. */
+#include "build/build_internal.h"
+#include "overlay/overlay_dir.h"
+#include "sandbox/tracer.h"
+#include "util/alloc.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct ptrace_session
+{
+  overlay_dir *od;
+  char *tmpname;       /* store temp dir: the root, frozen data, kiln's files */
+  char *tmppath;       /* its host path */
+  int tmpfd;
+  size_t n_layers;     /* the stage's layer count the tree shows */
+  unsigned steps;
+  build_exec *b;
+  int step_id;
+};
+
+void
+build_run_ptrace_end (build_exec *b, stage_state *st)
+{
+  struct ptrace_session *ps = st->ps;
+  if (!ps)
+    return;
+  st->ps = NULL;
+  overlay_dir_free (ps->od);
+  if (ps->tmpfd >= 0)
+    close (ps->tmpfd);
+  if (ps->tmpname)
+    store_rmtemp (b->o.store, ps->tmpname);
+  free (ps->tmpname);
+  free (ps->tmppath);
+  free (ps);
+}
+
+/* ---- tracer_fs_ops on the stage's overlay_dir ---- */
+
+static int
+op_before_write (void *ctx, int dirfd, const char *name, const char *path)
+{
+  return overlay_dir_before_write (ctx, dirfd, name, path);
+}
+
+static void
+op_changed (void *ctx, const tracer_change *c)
+{
+  overlay_dir_change oc = { .kind = (overlay_dir_change_kind) c->kind, .path = c->path, .path2 = c->path2,
+                            .flags = c->flags, .uid = c->uid, .gid = c->gid };
+  overlay_dir_changed (ctx, &oc);
+}
+
+static int
+op_set_owner (void *ctx, int fd, const char *path, uid_t uid, gid_t gid)
+{
+  return overlay_dir_set_owner (ctx, fd, path, uid, gid);
+}
+
+static int
+op_set_mode (void *ctx, int fd, const char *path, mode_t mode)
+{
+  return overlay_dir_set_mode (ctx, fd, path, mode);
+}
+
+static int
+op_set_times (void *ctx, int fd, const char *path, const struct timespec ts[2])
+{
+  return overlay_dir_set_times (ctx, fd, path, ts);
+}
+
+static int
+op_mknod (void *ctx, int dirfd, const char *name, const char *path, mode_t mode, dev_t rdev, uid_t uid, gid_t gid)
+{
+  return overlay_dir_mknod (ctx, dirfd, name, path, mode, rdev, uid, gid);
+}
+
+static void
+op_present (void *ctx, const struct stat *real, struct stat *shown)
+{
+  overlay_dir_present (ctx, real, shown);
+}
+
+static const tracer_fs_ops dir_ops = {
+  .before_write = op_before_write, .changed = op_changed, .set_owner = op_set_owner, .set_mode = op_set_mode,
+  .set_times = op_set_times, .mknod = op_mknod, .present = op_present,
+};
+
+/* The tracer's change kinds are the overlay_dir's, one for one. */
+_Static_assert ((int) TRACER_CHANGE_WRITE == (int) OVERLAY_DIR_CHANGE_WRITE
+                && (int) TRACER_CHANGE_CREATE == (int) OVERLAY_DIR_CHANGE_CREATE
+                && (int) TRACER_CHANGE_LINK == (int) OVERLAY_DIR_CHANGE_LINK
+                && (int) TRACER_CHANGE_REMOVE == (int) OVERLAY_DIR_CHANGE_REMOVE
+                && (int) TRACER_CHANGE_RENAME == (int) OVERLAY_DIR_CHANGE_RENAME
+                && (int) TRACER_CHANGE_META == (int) OVERLAY_DIR_CHANGE_META,
+                "tracer_change_kind and overlay_dir_change_kind differ");
+
+/* ---- the stage's tree ---- */
+
+static struct ptrace_session *
+session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gid_t gid,
+             const char *const *masks, kiln_error **err)
+{
+  if (st->ps && st->ps->n_layers != st->n_layers)
+    build_run_ptrace_end (b, st);
+  if (st->ps)
+    {
+      overlay_lower_free (lower);
+      if (overlay_dir_begin_step (st->ps->od, uid, gid, masks, err) < 0)
+        {
+          build_run_ptrace_end (b, st);
+          return NULL;
+        }
+      log_debug ("RUN on the stage's tree of %zu layers, step %u on it", st->ps->n_layers, ++st->ps->steps);
+      return st->ps;
+    }
+  struct ptrace_session *ps = xzalloc (sizeof *ps);
+  ps->tmpfd = -1;
+  ps->b = b;
+  if (store_mktemp (b->o.store, "run-", &ps->tmpname, &ps->tmpfd, err) < 0)
+    {
+      overlay_lower_free (lower);
+      free (ps);
+      return NULL;
+    }
+  st->ps = ps;
+  char buf[PATH_MAX];
+  autofree char *link = xasprintf ("/proc/self/fd/%d", ps->tmpfd);
+  ssize_t n = readlink (link, buf, sizeof buf - 1);
+  if (n <= 0 || buf[0] != '/')
+    {
+      overlay_lower_free (lower);
+      kiln_error_make (err, errno, "read the path of the store's temporary directory '%s'", ps->tmpname);
+      build_run_ptrace_end (b, st);
+      return NULL;
+    }
+  ps->tmppath = xstrndup (buf, (size_t) n);
+  double t0 = now_s ();
+  overlay_dir_config oc = { .lower = lower, .scratch_dirfd = ps->tmpfd, .mask_paths = masks,
+                            .create_uid = uid, .create_gid = gid };
+  if (overlay_dir_new (&oc, &ps->od, err) < 0)
+    {
+      build_run_ptrace_end (b, st);
+      return NULL;
+    }
+  ps->n_layers = st->n_layers;
+  ps->steps = 1;
+  log_debug ("RUN on a new tree of the stage's %zu layers (%.0f ms)", ps->n_layers, (now_s () - t0) * 1000);
+  return ps;
+}
+
+/* ---- the step's binds ---- */
+
+typedef struct bind_list
+{
+  tracer_bind *v;
+  size_t n;
+  char **strings;
+} bind_list;
+
+static void
+bind_add (bind_list *l, const char *guest, const char *host, bool writable)
+{
+  l->v = xreallocarray (l->v, l->n + 1, sizeof *l->v);
+  char *g = xstrdup (guest), *h = xstrdup (host);
+  strv_push (&l->strings, g);
+  strv_push (&l->strings, h);
+  l->v[l->n++] = (tracer_bind){ .guest = l->strings[strv_len (l->strings) - 2],
+                                .host = l->strings[strv_len (l->strings) - 1], .writable = writable };
+  free (g);
+  free (h);
+}
+
+static void
+bind_list_free (bind_list *l)
+{
+  free (l->v);
+  strv_free (l->strings);
+}
+
+/* A file of kiln's for the step (in the session's temp dir). */
+static int
+write_file (struct ptrace_session *ps, const char *name, const void *data, size_t len, mode_t mode, char **path,
+            kiln_error **err)
+{
+  autoclose int fd = openat (ps->tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "create '%s/%s'", ps->tmppath, name);
+  if (fchmod (fd, mode) < 0)
+    return kiln_error_make (err, errno, "chmod '%s/%s'", ps->tmppath, name);
+  if (fs_write_all (fd, data, len, err) < 0)
+    return kiln_error_wrap (err, "write '%s/%s'", ps->tmppath, name);
+  *path = xasprintf ("%s/%s", ps->tmppath, name);
+  return 0;
+}
+
+static int
+mount_binds (struct ptrace_session *ps, const sandbox_mount *m, size_t n, bind_list *l, kiln_error **err)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      autofree char *host = NULL;
+      autofree char *name = xasprintf ("m%zu", i);
+      switch (m[i].type)
+        {
+        case SANDBOX_MOUNT_BIND:
+          bind_add (l, m[i].target, m[i].source, !m[i].readonly);
+          continue;
+        case SANDBOX_MOUNT_TMPFS:
+          /* A directory of the session's, emptied with it: not memory
+           * but disk, and no size limit (said in docs/design/ptrace.md). */
+          (void) unlinkat (ps->tmpfd, name, AT_REMOVEDIR);
+          if (mkdirat (ps->tmpfd, name, m[i].tmpfs_mode ? m[i].tmpfs_mode : 01777) < 0)
+            return kiln_error_make (err, errno, "RUN --mount=type=tmpfs,target=%s: create '%s/%s'", m[i].target,
+                                    ps->tmppath, name);
+          host = xasprintf ("%s/%s", ps->tmppath, name);
+          bind_add (l, m[i].target, host, !m[i].readonly);
+          continue;
+        case SANDBOX_MOUNT_FILE:
+          if (write_file (ps, name, m[i].data, m[i].data_len, m[i].file_mode ? m[i].file_mode : 0400, &host,
+                          err) < 0)
+            return kiln_error_wrap (err, "RUN --mount at '%s'", m[i].target);
+          bind_add (l, m[i].target, host, false);
+          continue;
+        }
+    }
+  return 0;
+}
+
+static int
+step_binds (struct ptrace_session *ps, sandbox_net_mode net, const sandbox_mount *m, size_t n, bind_list *l,
+            kiln_error **err)
+{
+  static const char *const devs[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+                                      "/dev/tty" };
+  bind_add (l, "/proc", "/proc", false);
+  bind_add (l, "/sys", "/sys", false);
+  for (size_t i = 0; i < ARRAY_SIZE (devs); i++)
+    if (access (devs[i], F_OK) == 0)
+      bind_add (l, devs[i], devs[i], true);
+  bind_add (l, "/dev/fd", "/proc/self/fd", true);
+  bind_add (l, "/dev/stdin", "/proc/self/fd/0", true);
+  bind_add (l, "/dev/stdout", "/proc/self/fd/1", true);
+  bind_add (l, "/dev/stderr", "/proc/self/fd/2", true);
+  (void) mkdirat (ps->tmpfd, "shm", 01777);
+  autofree char *shm = xasprintf ("%s/shm", ps->tmppath);
+  bind_add (l, "/dev/shm", shm, true);
+  autofree char *resolv = NULL, *hosts = NULL;
+  sandbox_etc_files (net, "kiln", &resolv, &hosts);
+  autofree char *p_resolv = NULL, *p_hosts = NULL, *p_name = NULL;
+  if (write_file (ps, "resolv.conf", resolv, strlen (resolv), 0644, &p_resolv, err) < 0
+      || write_file (ps, "hosts", hosts, strlen (hosts), 0644, &p_hosts, err) < 0
+      || write_file (ps, "hostname", "kiln\n", 5, 0644, &p_name, err) < 0)
+    return -1;
+  bind_add (l, "/etc/resolv.conf", p_resolv, false);
+  bind_add (l, "/etc/hosts", p_hosts, false);
+  bind_add (l, "/etc/hostname", p_name, false);
+  return mount_binds (ps, m, n, l, err);
+}
+
+/* ---- one step ---- */
+
+static void
+ptrace_output (void *ctx, sandbox_stream stream, const char *line, size_t len)
+{
+  struct ptrace_session *ps = ctx;
+  progress_step_output_id (ps->b->o.progress, ps->step_id, stream == SANDBOX_STDERR ? 2 : 1, line, len);
+}
+
+int
+build_run_ptrace (build_exec *b, stage_state *st, const build_run_args *a, kiln_error **err)
+{
+  if (a->insecure)
+    return kiln_error_make (err, EPERM, "RUN --security=insecure is not available under --isolation=ptrace "
+                            "(there is no namespace to grant capabilities in)");
+  struct ptrace_session *ps = session_get (b, st, a->lower, a->uid, a->gid, a->masks, err);
+  if (!ps)
+    return -1;
+  ps->step_id = st->step_id;
+  bind_list binds = { 0 };
+  int ret = step_binds (ps, a->net, a->mounts, a->n_mounts, &binds, err);
+  if (ret == 0)
+    {
+      tracer_config tc = {
+        .argv = a->argv, .env = a->env, .cwd = a->cwd, .uid = a->uid, .gid = a->gid, .groups = a->groups,
+        .n_groups = a->n_groups, .root = overlay_dir_root_path (ps->od), .binds = binds.v, .n_binds = binds.n,
+        .ops = &dir_ops, .ops_ctx = ps->od, .seccomp = b->filter, .network = a->net, .output = ptrace_output,
+        .output_ctx = ps, .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
+      };
+      double t0 = now_s ();
+      ret = tracer_run (&tc, a->res, err);
+      add_time (b, &b->res->t_run, now_s () - t0);
+    }
+  bind_list_free (&binds);
+  if (ret < 0)
+    build_run_ptrace_end (b, st);
+  return ret;
+}
+
+int
+build_run_ptrace_commit (build_exec *b, stage_state *st, const char *created_by, const char *key, kiln_error **err)
+{
+  struct ptrace_session *ps = st->ps;
+  double t0 = now_s ();
+  overlay_changes *changes = NULL;
+  if (overlay_dir_commit (ps->od, &changes, err) < 0)
+    return -1;
+  layer_change *lch = NULL;
+  size_t n_lch = 0;
+  if (overlay_changes_to_layer (changes, &lch, &n_lch, err) < 0)
+    {
+      overlay_changes_free (changes);
+      return -1;
+    }
+  add_time (b, &b->res->t_snapshot, now_s () - t0);
+  int ret = build_exec_commit_layer (b, st, lch, n_lch, created_by, key, true, err);
+  free (lch);
+  overlay_changes_free (changes);
+  if (ret == 0 && !b->o.ignore_paths)
+    ps->n_layers = st->n_layers;
+  return ret;
+}
