@@ -1,0 +1,150 @@
+#!/usr/bin/env bats
+# kiln build under --isolation=ptrace (issue 15): RUN steps where the
+# container's runtime denies user namespaces, mounts and /dev/fuse, in the
+# two environments tests/tools/container-env reproduces: "docker" (root
+# with Docker's default capabilities and seccomp allow-list) and
+# "restricted" (uid 1000, no capabilities, no_new_privs). The layers must
+# be what the userns+FUSE mode makes of the same Dockerfile
+# (layer_listing.py: names, types, modes, owners, sizes, link targets,
+# data), and a step must not reach the builder.
+
+load helpers
+
+setup_file() { build_file_setup; }
+teardown_file() { registry_stop_all; }
+setup() {
+  kiln_setup
+  require_root
+  CENV=$(dirname "$KILN")/tools/container-env
+  [ -x "$CENV" ] || CENV=$KILN_SRC/build/tools/container-env
+  export KILN_POLICY_DIR=${KILN_POLICY_DIR:-$KILN_SRC/policies}
+  shared_dir
+  mkdir -p "$SHARED/ctx" "$SHARED/out" "$SHARED/store-docker" "$SHARED/store-restricted" "$SHARED/home"
+  chown 1000:1000 "$SHARED/store-restricted" "$SHARED/out" "$SHARED/home"
+}
+teardown() { shared_dir_cleanup; kiln_teardown; }
+
+# pbuild ENV OUT [KILN FLAGS...]: kiln build of $SHARED/ctx in ENV (docker,
+# restricted, or host: kiln as root outside any launcher) into the OCI
+# layout $SHARED/out/OUT.
+pbuild() {
+  local env=$1 out=$2
+  shift 2
+  local store=$SHARED/store-$env
+  local -a pre=("$CENV" "$env" --)
+  if [ "$env" = host ]; then
+    pre=()
+    store=$TEST_TMP/store-host
+  fi
+  run "${pre[@]}" env HOME="$SHARED/home" "$KILN" build --root "$store" --insecure-registry "$REGISTRY" \
+    --no-push --no-cache --progress plain --oci-layout "$SHARED/out/$out" "$@" "$SHARED/ctx"
+  echo "$output"
+}
+
+write_dockerfile() {
+  cat > "$SHARED/ctx/Dockerfile" <<EOF
+FROM $BUSYBOX_IMAGE
+RUN echo hello > /hello && mkdir -p /a/b/c && echo x > /a/b/c/f && ln -s /hello /a/link \\
+ && ln /hello /a/hard && rm /bin/arch && rm -r /home && mv /etc/group /etc/group.moved \\
+ && chmod 4755 /a/b/c/f && chown 123:45 /a/b/c/f && chown -h 7:8 /a/link && mkfifo /a/fifo \\
+ && echo "run1 uid=\$(id -u) gid=\$(id -g) owner=\$(stat -c %u:%g /a/b/c/f) mode=\$(stat -c %a /a/b/c/f)"
+RUN rm -r /a/b && mkdir /a/b && echo y > /a/b/new && echo appended >> /hello && touch /etc/passwd
+USER 1000:1000
+WORKDIR /work
+RUN echo mine > mine && mkdir sub && echo "run3 uid=\$(id -u) pwd=\$(pwd) owner=\$(stat -c %u:%g mine)"
+EOF
+}
+
+@test "ptrace: auto picks ptrace under Docker's default profile and says why; the layers equal the userns mode's" {
+  write_dockerfile
+  pbuild host ref --isolation userns
+  [ "$status" -eq 0 ]
+  python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/ref" 1 > "$SHARED/ref.txt"
+  grep -q ' a/b/c/f file 4755 123:45 ' "$SHARED/ref.txt"
+  for env in docker restricted; do
+    pbuild "$env" "$env"
+    [ "$status" -eq 0 ]
+    [[ $output == *"user namespaces denied (unshare(CLONE_NEWUSER): Operation not permitted, the container's seccomp profile?): using --isolation=ptrace"* ]]
+    [[ $output == *"run1 uid=0 gid=0 owner=123:45 mode=4755"* ]]
+    [[ $output == *"run3 uid=1000 pwd=/work owner=1000:1000"* ]]
+    python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/$env" 1 > "$SHARED/$env.txt"
+    diff -u "$SHARED/ref.txt" "$SHARED/$env.txt"
+  done
+}
+
+@test "ptrace: explicit --isolation ptrace works outside a container too; --isolation userns in a container is the userns error" {
+  printf 'FROM %s\nRUN echo ran > /ran && cat /ran\n' "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
+  pbuild host p --isolation ptrace
+  [ "$status" -eq 0 ]
+  [[ $output == *"#2 "*"ran"* ]]
+  pbuild docker u --isolation userns
+  [ "$status" -ne 0 ]
+  [[ $output == *"RUN steps need a user namespace and this environment denies it"* ]]
+  pbuild docker n --network private
+  [ "$status" -ne 0 ]
+  [[ $output == *"--network private needs a network namespace, which --isolation=ptrace cannot make"* ]]
+}
+
+@test "ptrace: a failing step reports its command, exit status and last lines" {
+  printf 'FROM %s\nRUN echo first-line && echo last-line >&2 && exit 7\n' "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
+  for env in docker restricted; do
+    pbuild "$env" f
+    [ "$status" -ne 0 ]
+    [[ $output == *"Dockerfile:2"* ]]
+    [[ $output == *"exit"*"7"* ]]
+    [[ $output == *"last-line"* ]]
+  done
+}
+
+@test "ptrace: a step cannot read the builder's credentials, environment or store, nor signal it, and leaves no process behind" {
+  mkdir -p "$SHARED/home/.docker"
+  echo '{"auths":{"example.com":{"auth":"c2VjcmV0LWNyZWRlbnRpYWw="}}}' > "$SHARED/home/.docker/config.json"
+  chown -R 1000:1000 "$SHARED/home"
+  cat > "$SHARED/ctx/Dockerfile" <<EOF
+FROM $BUSYBOX_IMAGE
+RUN for p in /proc/[0-9]*; do \\
+      cat \$p/environ 2>/dev/null | tr '\\0' '\\n' | grep -q KILN_TEST_SECRET && echo "LEAK environ \$p"; \\
+      grep -qs c2VjcmV0 \$p/cwd/home/.docker/config.json && echo "LEAK cwd \$p"; \\
+      grep -qs c2VjcmV0 \$p/root$SHARED/home/.docker/config.json && echo "LEAK root \$p"; \\
+      case "\$(cat \$p/cmdline 2>/dev/null | tr '\\0' ' ')" in *"kiln build"*) kill -0 \${p#/proc/} 2>/dev/null && echo "LEAK signal \$p";; esac; \\
+    done; \\
+    grep -qs c2VjcmV0 $SHARED/home/.docker/config.json && echo "LEAK path"; \\
+    cd / && grep -qs c2VjcmV0 ../../../..$SHARED/home/.docker/config.json && echo "LEAK dotdot"; \\
+    ln -s / /hostroot && grep -qs c2VjcmV0 /hostroot$SHARED/home/.docker/config.json && echo "LEAK symlink"; \\
+    ls $SHARED/store-docker $SHARED/store-restricted >/dev/null 2>&1 && echo "LEAK store"; \\
+    touch $SHARED/planted 2>/dev/null; \\
+    sleep 1000 & \\
+    echo probe-done
+EOF
+  for env in docker restricted; do
+    KILN_TEST_SECRET=hush pbuild "$env" s
+    [ "$status" -eq 0 ]
+    [[ $output == *"probe-done"* ]]
+    [[ $output != *LEAK* ]]
+    [ ! -e "$SHARED/planted" ]
+    processes_gone -f "sleep 1000"
+  done
+}
+
+@test "ptrace: multi-stage COPY --from, RUN --mount=type=cache and type=secret, heredocs" {
+  echo s3cr3t > "$SHARED/secret"
+  chmod 0644 "$SHARED/secret"
+  cat > "$SHARED/ctx/Dockerfile" <<EOF
+FROM $BUSYBOX_IMAGE AS build
+RUN --mount=type=cache,target=/cache echo c >> /cache/count && wc -l < /cache/count > /count
+RUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null && echo secret-seen
+RUN <<SH
+echo from-heredoc > /heredoc
+SH
+FROM $BUSYBOX_IMAGE
+COPY --from=build /heredoc /count /out/
+RUN cat /out/heredoc /out/count
+EOF
+  for env in docker restricted; do
+    pbuild "$env" m --secret id=tok,src="$SHARED/secret"
+    [ "$status" -eq 0 ]
+    [[ $output == *"secret-seen"* ]]
+    [[ $output == *"from-heredoc"* ]]
+    ! grep -rqs s3cr3t "$SHARED/out/m/blobs" || false
+  done
+}
