@@ -111,6 +111,8 @@ od_meta_free_xattrs (od_meta *e)
   free (e->x);
   e->x = NULL;
   e->nx = 0;
+  strv_free (e->names);
+  e->names = NULL;
 }
 
 od_meta *
@@ -248,8 +250,11 @@ od_lstat (overlay_dir *od, const char *path, struct stat *st, int64_t *btime)
 }
 
 bool
-od_masked (const overlay_dir *od, const char *path)
+od_masked (overlay_dir *od, const char *path, const struct stat *st)
 {
+  od_meta *e = st ? od_meta_get (od, st, 0) : NULL;
+  if (e && (e->flags & OD_MASKED))
+    return true;
   size_t pl = strlen (path);
   for (char **m = od->masks; m && *m; m++)
     {
@@ -618,10 +623,20 @@ ensure_masks (overlay_dir *od)
           autofree char *path = xstrndup (mk, (size_t) (p - mk) + nl);
           struct stat st;
           if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0
-              && mask_make (od, dfd, name, path, !last || od->mask_isdir[i]) < 0)
+              && (mask_make (od, dfd, name, path, !last || od->mask_isdir[i]) < 0
+                  || fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0))
             break;
           if (last)
-            break;
+            {
+              od_meta *m = od_meta_get (od, &st, 0);
+              if (!m)
+                {
+                  m = od_meta_put (od, &st, 0);
+                  m->uid = m->gid = 0;
+                }
+              m->flags |= OD_MASKED;
+              break;
+            }
           int sub = openat (dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
           close (dfd);
           dfd = sub;
@@ -634,9 +649,11 @@ ensure_masks (overlay_dir *od)
 static void
 prune_masks (overlay_dir *od, char **old)
 {
+  for (size_t i = 0; i < od->tab_cap; i++)
+    od->tab[i].flags &= ~(uint32_t) OD_MASKED;
   for (char **p = old; p && *p; p++)
     {
-      if (od_masked (od, *p))
+      if (od_masked (od, *p, NULL))
         continue;
       struct stat st;
       int64_t bt;

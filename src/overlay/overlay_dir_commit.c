@@ -93,7 +93,7 @@ child_path (commit_ctx *c, const char *path, const char *name)
 static void
 emit_full (commit_ctx *c, int dirfd, const char *name, const char *path, const struct stat *st)
 {
-  if (od_masked (c->od, path))
+  if (od_masked (c->od, path, st))
     return;
   emit (c, OVERLAY_CHANGE_ADD, path, st);
   if (!S_ISDIR (st->st_mode))
@@ -150,7 +150,7 @@ emit_dirty (commit_ctx *c, int dirfd, const char *dir, size_t i)
       bool exists = fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
       bool deleted = od_set_has (&od->deleted, p);
       bool descend = false;
-      if (od_masked (od, p))
+      if (od_masked (od, p, exists ? &st : NULL))
         ;
       else if (!exists)
         {
@@ -381,6 +381,10 @@ build_list (commit_ctx *c, overlay_changes **out, kiln_error **err)
           if (first)
             {
               od_meta *e = od_meta_get (c->od, &p->st, 0);
+              if (e && !e->names)
+                strv_push (&e->names, first);
+              if (e)
+                strv_push (&e->names, p->path);
               ch->kind = OVERLAY_CHANGE_HARDLINK;
               ch->link_target = xstrdup (first);
               ch->mode = e ? e->mode : p->st.st_mode;

@@ -24,6 +24,10 @@ enum
   OD_JUST_MADE = 1 << 2,
   /* a placeholder made for a mask path, not (yet) shipped by a layer */
   OD_MASK_MADE = 1 << 3,
+  /* a mask path's inode: skipped by commits wherever it moved (the FUSE
+   * model keeps the mark on the name's entry, which moves with its
+   * directory) */
+  OD_MASKED = 1 << 4,
 };
 
 /* One inode of the root. ino == 0 marks a free slot. */
@@ -41,6 +45,10 @@ typedef struct od_meta
   uint32_t changed;       /* step (od->gen) in which it changed, 0: never */
   uint32_t nx;
   overlay_xattr *x;
+  /* A frozen inode a commit shipped under several names: those names, so a
+   * copy-up moves all of them to the copy (they are one file, as in the
+   * FUSE model). NULL-terminated, NULL for most. */
+  char **names;
 } od_meta;
 
 /* Set of owned strings (open addressing, linear probing). */
@@ -86,6 +94,7 @@ void od_set_clear (od_set *s);
 od_meta *od_meta_get (overlay_dir *od, const struct stat *st, int64_t btime);
 /* Entry for st's inode, created (zeroed, key set) or reset when stale. */
 od_meta *od_meta_put (overlay_dir *od, const struct stat *st, int64_t btime);
+/* Frees the entry's xattrs and names. */
 void od_meta_free_xattrs (od_meta *e);
 /* Birth time of dirfd/name in ns (0 unknown), AT_SYMLINK_NOFOLLOW. */
 int64_t od_btime (int dirfd, const char *name);
@@ -97,8 +106,9 @@ int64_t od_btime (int dirfd, const char *name);
 int od_open_parent (overlay_dir *od, const char *path, const char **name);
 /* lstat of path in the root (same resolution rules). */
 int od_lstat (overlay_dir *od, const char *path, struct stat *st, int64_t *btime);
-/* Is path a mask path (or below a directory one)? */
-bool od_masked (const overlay_dir *od, const char *path);
+/* Is path (whose status is st, may be NULL) a mask path, below a directory
+ * one, or a mask path's inode? */
+bool od_masked (overlay_dir *od, const char *path, const struct stat *st);
 char *od_join (const char *a, const char *b);
 /* Read-only mode of a shared inode: 0444, or 0555 when mode has an x bit. */
 mode_t od_ro_mode (mode_t mode);

@@ -138,6 +138,33 @@ same_inode (overlay_dir *od, const char *a, const char *b)
          && x.st_ino == y.st_ino;
 }
 
+static int copy_up (overlay_dir *od, int dirfd, const char *name);
+
+/* A new name of a lower inode: the two names must share metadata changes
+ * from now on (the FUSE model gives them one inode), while the lower's own
+ * other names (store hard links) must not. Copy the old name up and point
+ * the new name at the copy. */
+static void
+link_lower (overlay_dir *od, const char *path, const char *path2)
+{
+  struct stat st;
+  int64_t bt;
+  if (od_lstat (od, path2, &st, &bt) < 0 || !S_ISREG (st.st_mode))
+    return;
+  od_meta *e = od_meta_get (od, &st, bt);
+  if (!e || !(e->flags & OD_LOWER))
+    return;
+  const char *n1, *n2;
+  autoclose int d1 = od_open_parent (od, path, &n1);
+  autoclose int d2 = od_open_parent (od, path2, &n2);
+  if (d1 < 0 || d2 < 0 || copy_up (od, d2, n2) < 0)
+    return;
+  char tmp[64];
+  snprintf (tmp, sizeof tmp, ".kiln-link.%d", (int) getpid ());
+  if (linkat (d2, n2, d1, tmp, 0) == 0 && renameat (d1, tmp, d1, n1) < 0)
+    unlinkat (d1, tmp, 0);
+}
+
 void
 overlay_dir_changed (overlay_dir *od, const overlay_dir_change *c)
 {
@@ -158,6 +185,7 @@ overlay_dir_changed (overlay_dir *od, const overlay_dir_change *c)
     case OVERLAY_DIR_LINK:
       /* a hardlink exists only within a layer: ship every name (FUSE: the
        * inode is marked changed) */
+      link_lower (od, c->path, c->path2);
       touch (od, c->path, c->uid, c->gid);
       mark_dirty (od, c->path);
       mark_dirty (od, c->path2);
@@ -166,6 +194,8 @@ overlay_dir_changed (overlay_dir *od, const overlay_dir_change *c)
       log_removed (od, c->path);
       break;
     case OVERLAY_DIR_RENAME:
+      if (!strcmp (c->path, c->path2))
+        break;
       if (!(c->flags & RENAME_EXCHANGE) && same_inode (od, c->path, c->path2))
         break; /* two names of one inode: rename(2) did nothing */
       log_removed (od, c->path);
@@ -199,6 +229,30 @@ copy_meta (od_meta *dst, const od_meta *src)
     dst->x[k] = (overlay_xattr) { .name = xstrdup (src->x[k].name),
                                   .value = xmemdup (src->x[k].value, src->x[k].len ? src->x[k].len : 1),
                                   .len = src->x[k].len };
+}
+
+/* The other names of a copied-up frozen inode follow it to the copy at
+ * dirfd/name (each checked to still be the old inode). */
+static void
+relink_names (overlay_dir *od, int dirfd, const char *name, const struct stat *old, char **names)
+{
+  for (char **n = names; *n; n++)
+    {
+      const char *nm;
+      struct stat x;
+      autoclose int pd = od_open_parent (od, *n, &nm);
+      if (pd < 0 || fstatat (pd, nm, &x, AT_SYMLINK_NOFOLLOW) < 0 || x.st_ino != old->st_ino
+          || x.st_dev != old->st_dev)
+        continue;
+      char tmp[64];
+      snprintf (tmp, sizeof tmp, ".kiln-relink.%d", (int) getpid ());
+      if (linkat (dirfd, name, pd, tmp, 0) < 0)
+        continue;
+      if (renameat (pd, tmp, pd, nm) < 0)
+        unlinkat (pd, tmp, 0);
+      else
+        mark_dirty (od, *n);
+    }
 }
 
 /* One attempt: copy the data of the lower inode *st at dirfd/name into a
@@ -257,6 +311,13 @@ copy_up_once (overlay_dir *od, int dirfd, const char *name, const struct stat *s
   od_meta_free_xattrs (ne);
   e = od_meta_get (od, st, bt); /* the put may have moved the table */
   copy_meta (ne, e ? e : &saved);
+  ne->names = NULL;
+  if (e && e->names)
+    {
+      ne->names = e->names;
+      e->names = NULL;
+      relink_names (od, dirfd, name, st, ne->names);
+    }
   return 0;
 }
 
