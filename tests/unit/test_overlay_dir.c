@@ -254,6 +254,25 @@ resolve_last (overlay_dir *od, const char *path)
   return p;
 }
 
+/* path with the symlinks above its last component resolved, as the tracer
+ * reports paths (NULL when that leaves the root). */
+static char *
+resolve_parent (overlay_dir *od, const char *path)
+{
+  const char *s = strrchr (path, '/');
+  if (!s)
+    return xstrdup (path);
+  autofree char *dir = xasprintf ("%s/%.*s", overlay_dir_root_path (od), (int) (s - path), path);
+  autofree char *real = realpath (dir, NULL);
+  const char *root = overlay_dir_root_path (od);
+  size_t rl = strlen (root);
+  if (!real)
+    return xstrdup (path);
+  if (strncmp (real, root, rl) || (real[rl] && real[rl] != '/'))
+    return NULL;
+  return real[rl] ? xasprintf ("%s/%s", real + rl + 1, s + 1) : xstrdup (s + 1);
+}
+
 /* What the tracer does for the step's call: the call on the root, with
  * before_write / set_* / mknod and the change report around it. */
 static int
@@ -262,9 +281,15 @@ do_traced (overlay_dir *od, const op *o)
   const char *root = overlay_dir_root_path (od);
   const char *name;
   int r = 0;
-  autofree char *target = strchr ("WTC", o->code) ? resolve_last (od, o->p1) : xstrdup (o->p1);
+  autofree char *p1 = resolve_parent (od, o->p1);
+  autofree char *p2 = o->p2 && strchr ("NXL", o->code) ? resolve_parent (od, o->p2) : NULL;
+  if (!p1 || (o->p2 && strchr ("NXL", o->code) && !p2))
+    return do_plain (root, o); /* leaves the root: not in the scripts */
+  autofree char *target = strchr ("WTC", o->code) ? resolve_last (od, p1) : xstrdup (p1);
   op ro = *o;
   ro.p1 = target;
+  if (p2)
+    ro.p2 = p2;
   o = &ro;
   autoclose int dfd = parent_of (od, o->p1, &name);
   if (dfd < 0)
