@@ -104,12 +104,12 @@ static const tracer_fs_ops dir_ops = {
 };
 
 /* The tracer's change kinds are the overlay_dir's, one for one. */
-_Static_assert ((int) TRACER_CHANGE_WRITE == (int) OVERLAY_DIR_CHANGE_WRITE
-                && (int) TRACER_CHANGE_CREATE == (int) OVERLAY_DIR_CHANGE_CREATE
-                && (int) TRACER_CHANGE_LINK == (int) OVERLAY_DIR_CHANGE_LINK
-                && (int) TRACER_CHANGE_REMOVE == (int) OVERLAY_DIR_CHANGE_REMOVE
-                && (int) TRACER_CHANGE_RENAME == (int) OVERLAY_DIR_CHANGE_RENAME
-                && (int) TRACER_CHANGE_META == (int) OVERLAY_DIR_CHANGE_META,
+_Static_assert ((int) TRACER_CHANGE_WRITE == (int) OVERLAY_DIR_WRITE
+                && (int) TRACER_CHANGE_CREATE == (int) OVERLAY_DIR_CREATE
+                && (int) TRACER_CHANGE_LINK == (int) OVERLAY_DIR_LINK
+                && (int) TRACER_CHANGE_REMOVE == (int) OVERLAY_DIR_REMOVE
+                && (int) TRACER_CHANGE_RENAME == (int) OVERLAY_DIR_RENAME
+                && (int) TRACER_CHANGE_META == (int) OVERLAY_DIR_META,
                 "tracer_change_kind and overlay_dir_change_kind differ");
 
 /* ---- the stage's tree ---- */
@@ -123,8 +123,10 @@ session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gi
   if (st->ps)
     {
       overlay_lower_free (lower);
-      if (overlay_dir_begin_step (st->ps->od, uid, gid, masks, err) < 0)
+      int r = overlay_dir_begin_step (st->ps->od, uid, gid, masks);
+      if (r < 0)
         {
+          kiln_error_make (err, -r, "preparing the stage's tree for the next step");
           build_run_ptrace_end (b, st);
           return NULL;
         }
