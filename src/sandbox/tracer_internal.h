@@ -188,7 +188,6 @@ typedef struct tracee
   pid_t tid;
   pid_t tgid;
   tracer_creds *creds;     /* shared by the threads of a process */
-  int pidfd;               /* of tgid, for pidfd_getfd; -1 until needed */
   bool attached;           /* its initial stop was seen */
   bool known;              /* its creator's event was seen (creds set) */
   bool parked;             /* stopped at its initial stop, waiting to be known */

@@ -72,7 +72,6 @@ add (tracer *t, pid_t tid)
   tracee *te = xzalloc (sizeof *te);
   te->tid = tid;
   te->tgid = tid;
-  te->pidfd = -1;
   insert (t, te);
   t->n++;
   return te;
@@ -82,8 +81,6 @@ static void
 tracee_free (tracee *te)
 {
   tracer_creds_unref (te->creds);
-  if (te->pidfd >= 0)
-    close (te->pidfd);
   free (te->change_path);
   free (te->change_path2);
   free (te);
