@@ -282,7 +282,7 @@ drop_privileges (const tracer_child *c)
    * gets no capabilities from execve. The bounding set is what makes it
    * certain: emptied, execve cannot grant anything. */
   if (prctl (PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP
-                                  | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED) < 0
+                                  | SECBIT_NO_SETUID_FIXUP_LOCKED) < 0
       && errno != EPERM)
     child_die (c, errno, "set securebits");
   for (cap_value_t v = 0; v <= CAP_LAST_CAP; v++)
