@@ -528,6 +528,11 @@ use_ptrace (const run_opts *o)
 static int
 execute_ptrace (const run_opts *o, const run_plan *p, kiln_error **err)
 {
+  int abi = 0;
+  if (tracer_probe (&abi, err) < 0)
+    return kiln_error_wrap (err, "--isolation ptrace does not work here");
+  log_debug ("ptrace isolation: Landlock ABI %d%s", abi,
+             abi < 6 ? " (signals checked by the tracer: no Landlock scoping)" : "");
   seccomp_filter *filter = NULL;
   if (load_filter (o, SECCOMP_PROFILE_PLAIN, &filter, err) < 0)
     return -1;

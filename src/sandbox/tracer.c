@@ -331,14 +331,6 @@ tracer_run (const tracer_config *cfg, sandbox_result *res, kiln_error **err)
 
 /* ---- probe ---- */
 
-static long
-now_us (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
-}
-
 /* The probe child: no_new_privs, a filter that traces getpid, stop for
  * the tracer, call getpid: it returns 4242 when the tracer could answer. */
 static void __attribute__ ((noreturn))
@@ -404,7 +396,6 @@ probe_trace (pid_t pid, kiln_error **err)
 int
 tracer_probe (int *abi_out, kiln_error **err)
 {
-  long t0 = now_us ();
   int abi = tracer_landlock_abi ();
   if (abi_out)
     *abi_out = abi < 0 ? 0 : abi;
@@ -424,6 +415,5 @@ tracer_probe (int *abi_out, kiln_error **err)
       while (waitpid (pid, NULL, __WALL) < 0 && errno == EINTR)
         ;
     }
-  (void) t0;
   return r;
 }
