@@ -7,6 +7,7 @@
 #include "registry/manifest.h"
 #include "registry/ocilayout.h"
 #include "registry/reference.h"
+#include "cmd/run_ptrace.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp_profile.h"
 #include "store/fetch.h"
@@ -46,7 +47,15 @@ enum
   OPT_PULL,
   OPT_PLATFORM,
   OPT_MIRROR,
+  OPT_ISOLATION,
 };
+
+typedef enum
+{
+  ISOLATION_AUTO = 0,
+  ISOLATION_USERNS,
+  ISOLATION_PTRACE,
+} isolation_mode;
 
 typedef enum
 {
@@ -86,6 +95,13 @@ static const cli_option run_options[] = {
   { "workdir", 'w', CLI_VALUE, "DIR",
     "absolute working directory inside the root (default: the image's WorkingDir, else /)", OPT_WORKDIR },
   { "userns", 0, CLI_VALUE, "MODE", "ID mapping: auto (default), full or single", OPT_USERNS },
+  { "isolation", 0, CLI_VALUE, "MODE",
+    "how the step is isolated: userns (namespaces, FUSE), ptrace (where user namespaces, mounts and "
+    "/dev/fuse are denied, as in a default Docker container or a Restricted pod: kiln traces the "
+    "step's file-system and id calls, Landlock confines it to the root; with --rootfs only, not "
+    "--overlay; --network private becomes host; the host name is the host's) or auto (default: "
+    "userns when user namespaces work, else ptrace, saying why)",
+    OPT_ISOLATION },
   { "network", 0, CLI_VALUE, "MODE", "private/default (a network namespace of its own, outbound through pasta; the "
     "host's loopback out of reach), host (share the host's network) or none (loopback only)",
     OPT_NETWORK },
@@ -113,6 +129,7 @@ typedef struct run_opts
   char *rootfs;
   bool rootfs_ro;
   sandbox_userns_mode userns;
+  isolation_mode isolation;
   sandbox_net_mode network;
   char *seccomp;
   char *user;
@@ -188,6 +205,16 @@ run_handle (void *ctx, int id, const char *value, kiln_error **err)
       return sandbox_parse_userns (value, &o->userns, err);
     case OPT_NETWORK:
       return sandbox_parse_network (value, &o->network, err);
+    case OPT_ISOLATION:
+      if (strcmp (value, "auto") == 0)
+        o->isolation = ISOLATION_AUTO;
+      else if (strcmp (value, "userns") == 0)
+        o->isolation = ISOLATION_USERNS;
+      else if (strcmp (value, "ptrace") == 0)
+        o->isolation = ISOLATION_PTRACE;
+      else
+        return kiln_error_make (err, 0, "--isolation '%s': expected auto, userns or ptrace", value);
+      return 0;
     case OPT_USER:
       if (*value == '\0')
         return kiln_error_make (err, 0, "--user: empty value");
@@ -480,12 +507,93 @@ parse_numeric_user (const char *value, uid_t *uid, gid_t *gid, kiln_error **err)
 }
 
 
+/* --isolation: whether this run goes under the tracer. auto: when user
+ * namespaces (or what the run needs with them) are denied, saying why. */
+static bool
+use_ptrace (const run_opts *o)
+{
+  if (o->isolation != ISOLATION_AUTO)
+    return o->isolation == ISOLATION_PTRACE;
+  if (!o->rootfs || o->overlay)
+    return false;
+  sandbox_probe_req pr = { .fuse = false, .network = o->network };
+  autoerror kiln_error *e = NULL;
+  if (sandbox_probe (&pr, &e) == 0)
+    return false;
+  autofree char *why = kiln_error_string (e);
+  log_info ("%s: using --isolation=ptrace", why);
+  return true;
+}
+
+static int
+execute_ptrace (const run_opts *o, const run_plan *p, kiln_error **err)
+{
+  int abi = 0;
+  if (tracer_probe (&abi, err) < 0)
+    return kiln_error_wrap (err, "--isolation ptrace does not work here");
+  log_debug ("ptrace isolation: Landlock ABI %d%s", abi,
+             abi < 6 ? " (signals checked by the tracer: no Landlock scoping)" : "");
+  seccomp_filter *filter = NULL;
+  if (load_filter (o, SECCOMP_PROFILE_PLAIN, &filter, err) < 0)
+    return -1;
+  sandbox_net_mode net = o->network;
+  if (net == SANDBOX_NET_PRIVATE)
+    {
+      log_info ("ptrace isolation has no network namespace of its own: the step shares the host's network "
+                "(--network host; --network none forbids it)");
+      net = SANDBOX_NET_HOST;
+    }
+  run_ptrace_args a = {
+    .rootfs = o->rootfs, .argv = p->argv, .env = p->env, .cwd = p->cwd, .uid = p->uid, .gid = p->gid,
+    .hostname = o->hostname, .network = net, .seccomp = filter, .output = print_line,
+    .cancel_fd = o->cancel.rfd, .cancel_signal = o->signal_flag,
+  };
+  sandbox_result res;
+  int r = run_ptrace (&a, &res, err);
+  seccomp_filter_free (filter);
+  if (r < 0)
+    return o->signal_flag && *o->signal_flag ? 128 + *o->signal_flag : -1;
+  autofree char *what = sandbox_result_describe (&res);
+  if (res.exited && res.status == 0)
+    return 0;
+  kiln_error_make (err, 0, "command '%s' %s", p->argv[0], what);
+  return res.exited ? res.status : 128 + res.status;
+}
+
+static int
+do_run_rootfs_ptrace (run_opts *o, char **cmd, int rootfd, kiln_error **err)
+{
+  if (o->overlay)
+    return kiln_error_make (err, ENOTSUP, "--isolation ptrace with --overlay: not yet (a plain --rootfs "
+                                          "directory only)");
+  if (o->rootfs_ro)
+    return kiln_error_make (err, ENOTSUP, "--isolation ptrace with --rootfs-readonly: not yet");
+  run_plan p = { 0 };
+  if (o->user && parse_numeric_user (o->user, &p.uid, &p.gid, err) < 0)
+    return -1;
+  p.argv = strv_dup (cmd);
+  p.env = strv_dup (o->env);
+  sandbox_env_ensure_path (&p.env);
+  p.cwd = o->workdir ? xstrdup (o->workdir) : NULL;
+  autostrv char **created = NULL;
+  int r;
+  if (sandbox_prepare_mountpoints (rootfd, &created, err) < 0)
+    r = kiln_error_wrap (err, "preparing '%s'", o->rootfs);
+  else
+    r = execute_ptrace (o, &p, err);
+  sandbox_remove_mountpoints (rootfd, created);
+  run_plan_clear (&p);
+  return r;
+}
+
 static int
 do_run_rootfs (run_opts *o, char **cmd, kiln_error **err)
 {
   autoclose int rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     return kiln_error_make (err, errno, "open root filesystem '%s'", o->rootfs);
+  if (use_ptrace (o))
+    return do_run_rootfs_ptrace (o, cmd, rootfd, err);
   run_plan p = { 0 };
   if (o->user && parse_numeric_user (o->user, &p.uid, &p.gid, err) < 0)
     return -1;
@@ -812,6 +920,8 @@ check_combination (const run_opts *o, char **pos, kiln_error **err)
                                     "not --rootfs");
   if (o->rootfs && (pos == NULL || pos[0] == NULL))
     return kiln_error_make (err, 0, "no command given");
+  if (!o->rootfs && o->isolation == ISOLATION_PTRACE)
+    return kiln_error_make (err, 0, "--isolation ptrace: images are not supported yet (only --rootfs DIR)");
   if (!o->rootfs && !o->layout && (pos == NULL || pos[0] == NULL))
     return kiln_error_make (err, 0, "no IMAGE given (or --oci-layout DIR[:TAG], or --rootfs DIR)");
   return 0;
