@@ -300,7 +300,9 @@ run_prepare_mounts (build_exec *b, stage_state *st, const plan_step *s, char ***
   /* Single ID mode has one id: apt's switch to its _apt user cannot
    * happen, and apt fails ("Could not switch group"). Tell apt to stay root
    * for this step through a config file on the step's own /dev. */
-  bool apt_conf = b->idmap.mode == SANDBOX_USERNS_SINGLE;
+  /* (Under ptrace isolation apt's setuid to _apt is faked like any other:
+   * it keeps its own sandbox user.) */
+  bool apt_conf = b->idmap.mode == SANDBOX_USERNS_SINGLE && b->isolation != SANDBOX_ISOLATION_PTRACE;
   for (char **e = *env; apt_conf && e && *e; e++)
     apt_conf = strncmp (*e, "APT_CONFIG=", 11) != 0;
   if (apt_conf)
@@ -462,14 +464,16 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
     if (r != 0)
       return r < 0 ? -1 : 0;
   }
+  if (ensure_sandbox (b, err) < 0)
+    return -1;
+  /* After ensure_sandbox: ptrace isolation turns the default network into
+   * the host's. */
   sandbox_net_mode net = b->o.network;
   const char *nf = plan_step_flag (s, "network");
   if (nf && strcmp (nf, "none") == 0)
     net = SANDBOX_NET_NONE;
   else if (nf && strcmp (nf, "host") == 0)
     net = SANDBOX_NET_HOST;
-  if (ensure_sandbox (b, err) < 0)
-    return -1;
   if (check_emulation (st, err) < 0)
     return -1;
 

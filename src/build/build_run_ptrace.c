@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "util/strbuf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,11 +30,31 @@ struct ptrace_session
   char *tmpname;       /* store temp dir: the root, frozen data, kiln's files */
   char *tmppath;       /* its host path */
   int tmpfd;
+  char *shm;           /* a private directory in /dev/shm for RUN --mount files (secrets) */
   size_t n_layers;     /* the stage's layer count the tree shows */
   unsigned steps;
   build_exec *b;
   int step_id;
 };
+
+/* Remove the files of the session's /dev/shm directory (and it, if
+ * rmdir): secrets live there only while their step runs. */
+static void
+shm_clear (const char *dir, bool rmdir_too)
+{
+  autoclose int fd = open (dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0)
+    {
+      DIR *d = fdopendir (dup (fd));
+      for (struct dirent *e; d && (e = readdir (d));)
+        if (strcmp (e->d_name, ".") != 0 && strcmp (e->d_name, "..") != 0)
+          (void) unlinkat (fd, e->d_name, 0);
+      if (d)
+        closedir (d);
+    }
+  if (rmdir_too)
+    (void) rmdir (dir);
+}
 
 void
 build_run_ptrace_end (build_exec *b, stage_state *st)
@@ -49,6 +70,9 @@ build_run_ptrace_end (build_exec *b, stage_state *st)
     store_rmtemp (b->o.store, ps->tmpname);
   free (ps->tmpname);
   free (ps->tmppath);
+  if (ps->shm)
+    shm_clear (ps->shm, true);
+  free (ps->shm);
   free (ps);
 }
 
@@ -114,6 +138,23 @@ _Static_assert ((int) TRACER_CHANGE_WRITE == (int) OVERLAY_DIR_WRITE
 
 /* ---- the stage's tree ---- */
 
+/* The usual /dev links into /proc (their targets resolve in the step's
+ * view, where /proc is the host's): in the root's /dev, a mask path, so
+ * never in a layer. */
+static int
+dev_links (struct ptrace_session *ps, kiln_error **err)
+{
+  static const char *const links[][2] = { { "fd", "/proc/self/fd" }, { "stdin", "/proc/self/fd/0" },
+                                          { "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" } };
+  autoclose int dev = openat (overlay_dir_root_fd (ps->od), "dev", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dev < 0)
+    return kiln_error_make (err, errno, "open '%s/dev'", overlay_dir_root_path (ps->od));
+  for (size_t i = 0; i < ARRAY_SIZE (links); i++)
+    if (symlinkat (links[i][1], dev, links[i][0]) < 0 && errno != EEXIST)
+      return kiln_error_make (err, errno, "create '%s/dev/%s'", overlay_dir_root_path (ps->od), links[i][0]);
+  return 0;
+}
+
 static struct ptrace_session *
 session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gid_t gid,
              const char *const *masks, kiln_error **err)
@@ -162,6 +203,11 @@ session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gi
       build_run_ptrace_end (b, st);
       return NULL;
     }
+  if (dev_links (ps, err) < 0)
+    {
+      build_run_ptrace_end (b, st);
+      return NULL;
+    }
   ps->n_layers = st->n_layers;
   ps->steps = 1;
   log_debug ("RUN on a new tree of the stage's %zu layers (%.0f ms)", ps->n_layers, (now_s () - t0) * 1000);
@@ -202,7 +248,8 @@ static int
 write_file (struct ptrace_session *ps, const char *name, const void *data, size_t len, mode_t mode, char **path,
             kiln_error **err)
 {
-  autoclose int fd = openat (ps->tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+  (void) unlinkat (ps->tmpfd, name, 0);
+  autoclose int fd = openat (ps->tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0)
     return kiln_error_make (err, errno, "create '%s/%s'", ps->tmppath, name);
   if (fchmod (fd, mode) < 0)
@@ -210,6 +257,34 @@ write_file (struct ptrace_session *ps, const char *name, const void *data, size_
   if (fs_write_all (fd, data, len, err) < 0)
     return kiln_error_wrap (err, "write '%s/%s'", ps->tmppath, name);
   *path = xasprintf ("%s/%s", ps->tmppath, name);
+  return 0;
+}
+
+/* A FILE mount (a secret, a heredoc script) in memory: a file in the
+ * session's private directory on /dev/shm (a tmpfs in every container
+ * runtime's default set-up), never on disk; removed after the step. */
+static int
+shm_file (struct ptrace_session *ps, const char *name, const sandbox_mount *m, char **path, kiln_error **err)
+{
+  if (!ps->shm)
+    {
+      char tmpl[] = "/dev/shm/kiln-XXXXXX";
+      if (!mkdtemp (tmpl))
+        return kiln_error_make (err, errno, "files of RUN --mount (secrets) under --isolation=ptrace live in "
+                                "memory, in a private directory on /dev/shm, which cannot be made here");
+      ps->shm = xstrdup (tmpl);
+    }
+  autofree char *p = xasprintf ("%s/%s", ps->shm, name);
+  (void) unlink (p);
+  mode_t mode = m->file_mode ? m->file_mode : 0400;
+  autoclose int fd = open (p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "create '%s'", p);
+  if (fchmod (fd, mode) < 0)
+    return kiln_error_make (err, errno, "chmod '%s'", p);
+  if (fs_write_all (fd, m->data, m->data_len, err) < 0)
+    return kiln_error_wrap (err, "write '%s'", p);
+  *path = steal_pointer (&p);
   return 0;
 }
 
@@ -236,8 +311,7 @@ mount_binds (struct ptrace_session *ps, const sandbox_mount *m, size_t n, bind_l
           bind_add (l, m[i].target, host, !m[i].readonly);
           continue;
         case SANDBOX_MOUNT_FILE:
-          if (write_file (ps, name, m[i].data, m[i].data_len, m[i].file_mode ? m[i].file_mode : 0400, &host,
-                          err) < 0)
+          if (shm_file (ps, name, &m[i], &host, err) < 0)
             return kiln_error_wrap (err, "RUN --mount at '%s'", m[i].target);
           bind_add (l, m[i].target, host, false);
           continue;
@@ -257,10 +331,6 @@ step_binds (struct ptrace_session *ps, sandbox_net_mode net, const sandbox_mount
   for (size_t i = 0; i < ARRAY_SIZE (devs); i++)
     if (access (devs[i], F_OK) == 0)
       bind_add (l, devs[i], devs[i], true);
-  bind_add (l, "/dev/fd", "/proc/self/fd", true);
-  bind_add (l, "/dev/stdin", "/proc/self/fd/0", true);
-  bind_add (l, "/dev/stdout", "/proc/self/fd/1", true);
-  bind_add (l, "/dev/stderr", "/proc/self/fd/2", true);
   (void) mkdirat (ps->tmpfd, "shm", 01777);
   autofree char *shm = xasprintf ("%s/shm", ps->tmppath);
   bind_add (l, "/dev/shm", shm, true);
@@ -311,6 +381,8 @@ build_run_ptrace (build_exec *b, stage_state *st, const build_run_args *a, kiln_
       add_time (b, &b->res->t_run, now_s () - t0);
     }
   bind_list_free (&binds);
+  if (ps->shm)
+    shm_clear (ps->shm, false);
   if (ret < 0)
     build_run_ptrace_end (b, st);
   return ret;

@@ -46,7 +46,7 @@ write_dockerfile() {
 FROM $BUSYBOX_IMAGE
 RUN echo hello > /hello && mkdir -p /a/b/c && echo x > /a/b/c/f && ln -s /hello /a/link \\
  && ln /hello /a/hard && rm /bin/arch && rm -r /home && mv /etc/group /etc/group.moved \\
- && chmod 4755 /a/b/c/f && chown 123:45 /a/b/c/f && chown -h 7:8 /a/link && mkfifo /a/fifo \\
+ && chown 123:45 /a/b/c/f && chmod 4755 /a/b/c/f && chown -h 7:8 /a/link && mkfifo /a/fifo \\
  && echo "run1 uid=\$(id -u) gid=\$(id -g) owner=\$(stat -c %u:%g /a/b/c/f) mode=\$(stat -c %a /a/b/c/f)"
 RUN rm -r /a/b && mkdir /a/b && echo y > /a/b/new && echo appended >> /hello && touch /etc/passwd
 USER 1000:1000
@@ -60,7 +60,7 @@ EOF
   pbuild host ref --isolation userns
   [ "$status" -eq 0 ]
   python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/ref" 1 > "$SHARED/ref.txt"
-  grep -q ' a/b/c/f file 4755 123:45 ' "$SHARED/ref.txt"
+  grep -q " a/b/c/f file 4755 123:45 " "$SHARED/ref.txt"
   for env in docker restricted; do
     pbuild "$env" "$env"
     [ "$status" -eq 0 ]
@@ -73,10 +73,10 @@ EOF
 }
 
 @test "ptrace: explicit --isolation ptrace works outside a container too; --isolation userns in a container is the userns error" {
-  printf 'FROM %s\nRUN echo ran > /ran && cat /ran\n' "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
+  printf 'FROM %s\nRUN echo ran-$((6*7)) > /ran && cat /ran\n' "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
   pbuild host p --isolation ptrace
   [ "$status" -eq 0 ]
-  [[ $output == *"#2 "*"ran"* ]]
+  [[ $output == *"#2 "*" ran-42"* ]]
   pbuild docker u --isolation userns
   [ "$status" -ne 0 ]
   [[ $output == *"RUN steps need a user namespace and this environment denies it"* ]]
@@ -88,7 +88,7 @@ EOF
 @test "ptrace: a failing step reports its command, exit status and last lines" {
   printf 'FROM %s\nRUN echo first-line && echo last-line >&2 && exit 7\n' "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
   for env in docker restricted; do
-    pbuild "$env" f
+    pbuild "$env" "f-$env"
     [ "$status" -ne 0 ]
     [[ $output == *"Dockerfile:2"* ]]
     [[ $output == *"exit"*"7"* ]]
@@ -103,23 +103,25 @@ EOF
   cat > "$SHARED/ctx/Dockerfile" <<EOF
 FROM $BUSYBOX_IMAGE
 RUN for p in /proc/[0-9]*; do \\
-      cat \$p/environ 2>/dev/null | tr '\\0' '\\n' | grep -q KILN_TEST_SECRET && echo "LEAK environ \$p"; \\
-      grep -qs c2VjcmV0 \$p/cwd/home/.docker/config.json && echo "LEAK cwd \$p"; \\
-      grep -qs c2VjcmV0 \$p/root$SHARED/home/.docker/config.json && echo "LEAK root \$p"; \\
-      case "\$(cat \$p/cmdline 2>/dev/null | tr '\\0' ' ')" in *"kiln build"*) kill -0 \${p#/proc/} 2>/dev/null && echo "LEAK signal \$p";; esac; \\
+      cat \$p/environ 2>/dev/null | tr '\\0' '\\n' | grep -q KILN_TEST_SECRET && echo "LE""AK environ \$p"; \\
+      grep -qs c2VjcmV0 \$p/cwd/home/.docker/config.json && echo "LE""AK cwd \$p"; \\
+      grep -qs c2VjcmV0 \$p/root$SHARED/home/.docker/config.json && echo "LE""AK root \$p"; \\
+      case "\$(cat \$p/cmdline 2>/dev/null | tr '\\0' ' ')" in *"--insecure-regis""try"*) echo found-kiln; kill -0 \${p#/proc/} 2>/dev/null && echo "LE""AK signal \$p \$(cat \$p/cmdline | tr "\\0" " ")";; esac; \\
     done; \\
-    grep -qs c2VjcmV0 $SHARED/home/.docker/config.json && echo "LEAK path"; \\
-    cd / && grep -qs c2VjcmV0 ../../../..$SHARED/home/.docker/config.json && echo "LEAK dotdot"; \\
-    ln -s / /hostroot && grep -qs c2VjcmV0 /hostroot$SHARED/home/.docker/config.json && echo "LEAK symlink"; \\
-    ls $SHARED/store-docker $SHARED/store-restricted >/dev/null 2>&1 && echo "LEAK store"; \\
+    grep -qs c2VjcmV0 $SHARED/home/.docker/config.json && echo "LE""AK path"; \\
+    cd / && grep -qs c2VjcmV0 ../../../..$SHARED/home/.docker/config.json && echo "LE""AK dotdot"; \\
+    ln -s / /hostroot && grep -qs c2VjcmV0 /hostroot$SHARED/home/.docker/config.json && echo "LE""AK symlink"; \\
+    ls $SHARED/store-docker $SHARED/store-restricted >/dev/null 2>&1 && echo "LE""AK store"; \\
     touch $SHARED/planted 2>/dev/null; \\
     sleep 1000 & \\
-    echo probe-done
+    tr '\0' '\n' < /proc/self/environ | grep -q ^HOME= && echo "self-environ-$((40+2))"; \
+    echo "probe-$((6*7))"
 EOF
   for env in docker restricted; do
-    KILN_TEST_SECRET=hush pbuild "$env" s
+    KILN_TEST_SECRET=hush pbuild "$env" "s-$env"
     [ "$status" -eq 0 ]
-    [[ $output == *"probe-done"* ]]
+    # The probe ran to its end and could read what is its own.
+    [[ $output == *"probe-42"* ]] && [[ $output == *"self-environ-42"* ]] && [[ $output == *"found-kiln"* ]]
     [[ $output != *LEAK* ]]
     [ ! -e "$SHARED/planted" ]
     processes_gone -f "sleep 1000"
@@ -132,19 +134,20 @@ EOF
   cat > "$SHARED/ctx/Dockerfile" <<EOF
 FROM $BUSYBOX_IMAGE AS build
 RUN --mount=type=cache,target=/cache echo c >> /cache/count && wc -l < /cache/count > /count
-RUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null && echo secret-seen
+RUN --mount=type=secret,id=tok grep -q s3cr3t /run/secrets/tok && echo secret-seen-$((6*7))
 RUN <<SH
-echo from-heredoc > /heredoc
+echo from-heredoc-$((6*7)) > /heredoc
 SH
 FROM $BUSYBOX_IMAGE
 COPY --from=build /heredoc /count /out/
 RUN cat /out/heredoc /out/count
 EOF
   for env in docker restricted; do
-    pbuild "$env" m --secret id=tok,src="$SHARED/secret"
+    pbuild "$env" "m-$env" --secret id=tok,src="$SHARED/secret"
     [ "$status" -eq 0 ]
-    [[ $output == *"secret-seen"* ]]
-    [[ $output == *"from-heredoc"* ]]
-    ! grep -rqs s3cr3t "$SHARED/out/m/blobs" || false
+    [[ $output == *"secret-seen-42"* ]]
+    [[ $output == *"from-heredoc-42"* ]]
+    [[ $output == *" 1"* ]]
+    ! grep -rqs s3cr3t "$SHARED/out/m-$env/blobs" || false
   done
 }
