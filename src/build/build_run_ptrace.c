@@ -324,8 +324,10 @@ static int
 step_binds (struct ptrace_session *ps, sandbox_net_mode net, const sandbox_mount *m, size_t n, bind_list *l,
             kiln_error **err)
 {
-  static const char *const devs[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
-                                      "/dev/tty" };
+  /* The container's devices a step uses (ptmx and pts: apt runs dpkg on
+   * a pseudo-terminal). */
+  static const char *const devs[] = { "/dev/null", "/dev/zero",  "/dev/full", "/dev/random",
+                                      "/dev/urandom", "/dev/tty", "/dev/ptmx", "/dev/pts" };
   bind_add (l, "/proc", "/proc", false);
   bind_add (l, "/sys", "/sys", false);
   for (size_t i = 0; i < ARRAY_SIZE (devs); i++)
