@@ -1,7 +1,8 @@
 /* sandbox_internal.h - what the files of the sandbox module share. PRIVATE
  * to src/sandbox/sandbox*.c (sandbox.c, sandbox_idmap.c, sandbox_child.c,
- * sandbox_supervise.c, sandbox_session.c, sandbox_ipc.c, sandbox_limits.c): nothing else may
- * include it; the module's API is sandbox.h.
+ * sandbox_supervise.c, sandbox_session.c, sandbox_ipc.c, sandbox_limits.c) and to ptrace
+ * isolation's tracer*.c (the fork lock and helpers of sandbox_ipc.c): nothing else may
+ * include it; the module's API is sandbox.h (and tracer.h).
  *
  * Where things are:
  *   sandbox.c            sandbox_run: one step from pipes and fork through

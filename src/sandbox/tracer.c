@@ -331,10 +331,12 @@ tracer_run (const tracer_config *cfg, sandbox_result *res, kiln_error **err)
 
 /* ---- probe ---- */
 
-/* The probe child: no_new_privs, a filter that traces getpid, stop for
- * the tracer, call getpid: it returns 4242 when the tracer could answer. */
+/* The probe child: no_new_privs, a filter that traces getpid, wait for
+ * the tracer's go-ahead (it has seized us then: a go-ahead by pipe, not a
+ * SIGSTOP, which raced with PTRACE_SEIZE), call getpid: it returns 4242
+ * when the tracer could answer. */
 static void __attribute__ ((noreturn))
-probe_child (void)
+probe_child (int go)
 {
   struct sock_filter f[] = {
     BPF_STMT (BPF_LD | BPF_W | BPF_ABS, (uint32_t) offsetof (struct seccomp_data, nr)),
@@ -348,17 +350,23 @@ probe_child (void)
     _exit (10);
   if (syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
     _exit (11);
-  raise (SIGSTOP);
+  char b = 0;
+  while (read (go, &b, 1) < 0 && errno == EINTR)
+    ;
+  if (b != 'g')
+    _exit (13);
   _exit (syscall (SYS_getpid) == 4242 ? 0 : 12);
 }
 
 static int
-probe_trace (pid_t pid, kiln_error **err)
+probe_trace (pid_t pid, int go, kiln_error **err)
 {
   int st;
   if (ptrace (PTRACE_SEIZE, pid, NULL, (void *) (long) (PTRACE_O_TRACESECCOMP | PTRACE_O_EXITKILL)) < 0)
     return kiln_error_make (err, errno, "ptrace denied (%s): PTRACE_SEIZE of a child failed (a seccomp "
                                         "profile or an LSM forbids ptrace?)", strerrorname_np (errno));
+  if (write (go, "g", 1) != 1)
+    return kiln_error_make (err, errno, "start the probe child");
   for (;;)
     {
       if (waitpid (pid, &st, __WALL) < 0)
@@ -380,7 +388,7 @@ probe_trace (pid_t pid, kiln_error **err)
           ptrace (PTRACE_CONT, pid, NULL, NULL);
         }
       else
-        ptrace (PTRACE_CONT, pid, NULL, (void *) (long) (WSTOPSIG (st) == SIGSTOP ? 0 : WSTOPSIG (st)));
+        ptrace (PTRACE_CONT, pid, NULL, (void *) (long) ((st >> 16) ? 0 : WSTOPSIG (st)));
     }
   if (WIFEXITED (st) && WEXITSTATUS (st) == 0)
     return 0;
@@ -403,12 +411,27 @@ tracer_probe (int *abi_out, kiln_error **err)
     return kiln_error_make (err, -abi, "landlock unavailable (%s): landlock_create_ruleset failed (kernel "
                                        "without Landlock, or 'lsm=' lacks it, or seccomp denies it)",
                             strerrorname_np (-abi));
+  int go[2];
+  pthread_mutex_lock (&sandbox_fork_lock);
+  if (pipe2 (go, O_CLOEXEC) < 0)
+    {
+      int e = errno;
+      pthread_mutex_unlock (&sandbox_fork_lock);
+      return kiln_error_make (err, e, "create a pipe");
+    }
   pid_t pid = sandbox_fork_child ();
-  if (pid < 0)
-    return kiln_error_make (err, errno, "fork the probe child");
   if (pid == 0)
-    probe_child ();
-  int r = probe_trace (pid, err);
+    probe_child (go[0]);
+  int e = errno;
+  close (go[0]);
+  pthread_mutex_unlock (&sandbox_fork_lock);
+  if (pid < 0)
+    {
+      close (go[1]);
+      return kiln_error_make (err, e, "fork the probe child");
+    }
+  int r = probe_trace (pid, go[1], err);
+  close (go[1]);
   if (r < 0)
     {
       kill (pid, SIGKILL);

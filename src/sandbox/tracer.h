@@ -29,7 +29,11 @@
  * and chmod never reaches the kernel from the step: the kernel refuses to
  * open them for writing even if the tracer were bypassed.
  *
- * Implementation: src/sandbox/tracer*.c.
+ * Implementation: src/sandbox/tracer*.c (tracer_internal.h says which file
+ * does what); design, guarantees, gaps and figures: docs/design/ptrace.md.
+ * fd arguments of the ops are O_PATH fds the tracer opened itself (for fd
+ * forms through /proc/PID/fd/N: Docker's default seccomp profile denies
+ * pidfd_getfd without CAP_SYS_PTRACE).
  */
 #ifndef KILN_SANDBOX_TRACER_H
 #define KILN_SANDBOX_TRACER_H

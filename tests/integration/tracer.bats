@@ -47,9 +47,11 @@ teardown() { kiln_teardown; }
 # on $TR_DIR/ROOT-ENV inside container-env ENV, with a secret in kiln's
 # environment.
 prun() {
+  echo "prun $*" >&2
   local env=$1 root=$TR_DIR/$2-$1
   shift 2
   run "$CENV" "$env" -- env KILN_TEST_SECRET=hunter2 "$KILN" run --isolation ptrace --network host --rootfs "$root" "$@"
+  printf "%s\n" "$output" >&2
 }
 
 @test "tracer: id is the fake root, -u sets the fake ids" {
