@@ -417,6 +417,21 @@ sys_meta (tracer_call *c, meta_op op, int dirfd, unsigned long path_addr, int fl
   return done (c, r);
 }
 
+/* The tracee's umask (kernel >= 4.7 reports it in status), which the
+ * kernel would apply to a node it made: the ops make it instead. */
+static mode_t
+tracee_umask (pid_t tid)
+{
+  char p[64], line[128];
+  snprintf (p, sizeof p, "/proc/%d/status", (int) tid);
+  autofclose FILE *f = fopen (p, "re");
+  unsigned m;
+  while (f && fgets (line, sizeof line, f))
+    if (sscanf (line, "Umask: %o", &m) == 1)
+      return (mode_t) (m & 0777);
+  return 022;
+}
+
 tracer_action
 tracer_mknod (tracer_call *c, int dirfd, int path_arg)
 {
@@ -447,6 +462,7 @@ tracer_mknod (tracer_call *c, int dirfd, int path_arg)
   int r = tracer_resolve_at (c, dirfd, arg (c, path_arg), 0, false, &p);
   if (r == 0 && (p.fd >= 0 || p.bind))
     r = -EEXIST;
+  mode = (mode & S_IFMT) | (mode & 07777 & ~tracee_umask (c->te->tid));
   if (r == 0)
     r = cfg->ops->mknod (cfg->ops_ctx, p.dirfd, p.name, rel (p.guest), mode, dev,
                          c->te->creds->fsuid, c->te->creds->fsgid);

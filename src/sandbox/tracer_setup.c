@@ -195,14 +195,15 @@ bind_access (const tracer_bind *b, bool dir, uint64_t handled)
   uint64_t a;
   if (strcmp (b->guest, "/proc") == 0)
     a = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
-  else if (!dir && strncmp (b->guest, "/dev/", 5) == 0)
-    a = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE
-        | LANDLOCK_ACCESS_FS_IOCTL_DEV;
   else
     {
       a = LANDLOCK_ACCESS_FS_READ_FILE | (dir ? LANDLOCK_ACCESS_FS_READ_DIR : 0);
       if (b->writable)
         a |= LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE | (dir ? LL_WRITE_DIR : 0);
+      /* Devices (also a directory of them: /dev/pts) are read and
+       * written, and take their ioctls (a terminal's: TIOCSCTTY). */
+      if (strncmp (b->guest, "/dev/", 5) == 0)
+        a |= LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV;
     }
   if (!dir)
     a &= LL_FILE;
