@@ -188,7 +188,10 @@ sandbox_choose_isolation (const sandbox_probe_req *req, sandbox_isolation want, 
     {
       autoerror kiln_error *ferr = NULL;
       if (check_device ("/dev/fuse", "RUN steps", "", &ferr) < 0)
-        why = kiln_error_string (ferr);
+        {
+          autofree char *m = kiln_error_string (ferr);
+          why = xasprintf ("no usable /dev/fuse (%s)", m);
+        }
     }
   if (!why)
     {

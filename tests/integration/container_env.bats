@@ -52,9 +52,9 @@ cbuild() {
   [[ $output != *unshare-ok* ]]
 }
 
-@test "container env: under the runtime's default profile a RUN step is a clear error naming the Localhost profile; a build without RUN works" {
+@test "container env: under the runtime's default profile --isolation userns is a clear error naming the Localhost profile (auto uses ptrace: build_ptrace.bats); a build without RUN works" {
   for env in docker restricted; do
-    cbuild "$env" --
+    cbuild "$env" -- --isolation userns
     [ "$status" -ne 0 ]
     [[ $output == *"Dockerfile:2"* ]]
     [[ $output == *"RUN steps need a user namespace and this environment denies it (unshare(CLONE_NEWUSER): Operation not permitted)"* ]]
@@ -76,9 +76,14 @@ cbuild() {
 }
 
 @test "container env: a missing /dev/fuse or /dev/net/tun is named with the way to add it; --network host does without tun" {
-  cbuild restricted --profile "$KILN_SRC/policies/kiln-localhost.json" --dev-tun --
+  cbuild restricted --profile "$KILN_SRC/policies/kiln-localhost.json" --dev-tun -- --isolation userns
   [ "$status" -ne 0 ]
   [[ $output == *"RUN steps need '/dev/fuse', which this environment does not have (a container without the FUSE device: add it"* ]]
+  # auto: without /dev/fuse, ptrace isolation, saying why.
+  cbuild restricted --profile "$KILN_SRC/policies/kiln-localhost.json" --dev-tun --
+  [ "$status" -eq 0 ]
+  [[ $output == *"no usable /dev/fuse"*"using --isolation=ptrace"* ]]
+  [[ $output == *"step-ran uid=0"* ]]
   cbuild restricted --profile "$KILN_SRC/policies/kiln-localhost.json" --dev-fuse --
   [ "$status" -ne 0 ]
   [[ $output == *"need '/dev/net/tun', which this environment does not have (add it, e.g. --device /dev/net/tun, or pass --network host"* ]]
