@@ -52,13 +52,6 @@ enum
 
 typedef enum
 {
-  ISOLATION_AUTO = 0,
-  ISOLATION_USERNS,
-  ISOLATION_PTRACE,
-} isolation_mode;
-
-typedef enum
-{
   PULL_MISSING = 0,
   PULL_ALWAYS,
   PULL_NEVER,
@@ -129,7 +122,7 @@ typedef struct run_opts
   char *rootfs;
   bool rootfs_ro;
   sandbox_userns_mode userns;
-  isolation_mode isolation;
+  sandbox_isolation isolation;
   sandbox_net_mode network;
   char *seccomp;
   char *user;
@@ -206,15 +199,7 @@ run_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_NETWORK:
       return sandbox_parse_network (value, &o->network, err);
     case OPT_ISOLATION:
-      if (strcmp (value, "auto") == 0)
-        o->isolation = ISOLATION_AUTO;
-      else if (strcmp (value, "userns") == 0)
-        o->isolation = ISOLATION_USERNS;
-      else if (strcmp (value, "ptrace") == 0)
-        o->isolation = ISOLATION_PTRACE;
-      else
-        return kiln_error_make (err, 0, "--isolation '%s': expected auto, userns or ptrace", value);
-      return 0;
+      return sandbox_parse_isolation (value, &o->isolation, err);
     case OPT_USER:
       if (*value == '\0')
         return kiln_error_make (err, 0, "--user: empty value");
@@ -508,31 +493,26 @@ parse_numeric_user (const char *value, uid_t *uid, gid_t *gid, kiln_error **err)
 
 
 /* --isolation: whether this run goes under the tracer. auto: when user
- * namespaces (or what the run needs with them) are denied, saying why. */
-static bool
-use_ptrace (const run_opts *o)
+ * namespaces are denied, saying why (sandbox_choose_isolation); an image
+ * (or --overlay) needs the userns mode, whose path probes for itself. */
+static int
+use_ptrace (const run_opts *o, bool *out, kiln_error **err)
 {
-  if (o->isolation != ISOLATION_AUTO)
-    return o->isolation == ISOLATION_PTRACE;
-  if (!o->rootfs || o->overlay)
-    return false;
+  *out = false;
+  if (o->isolation == SANDBOX_ISOLATION_USERNS
+      || (o->isolation == SANDBOX_ISOLATION_AUTO && (!o->rootfs || o->overlay)))
+    return 0;
   sandbox_probe_req pr = { .fuse = false, .network = o->network };
-  autoerror kiln_error *e = NULL;
-  if (sandbox_probe (&pr, &e) == 0)
-    return false;
-  autofree char *why = kiln_error_string (e);
-  log_info ("%s: using --isolation=ptrace", why);
-  return true;
+  sandbox_isolation got;
+  if (sandbox_choose_isolation (&pr, o->isolation, &got, err) < 0)
+    return -1;
+  *out = got == SANDBOX_ISOLATION_PTRACE;
+  return 0;
 }
 
 static int
 execute_ptrace (const run_opts *o, const run_plan *p, kiln_error **err)
 {
-  int abi = 0;
-  if (tracer_probe (&abi, err) < 0)
-    return kiln_error_wrap (err, "--isolation ptrace does not work here");
-  log_debug ("ptrace isolation: Landlock ABI %d%s", abi,
-             abi < 6 ? " (signals checked by the tracer: no Landlock scoping)" : "");
   seccomp_filter *filter = NULL;
   if (load_filter (o, SECCOMP_PROFILE_PLAIN, &filter, err) < 0)
     return -1;
@@ -592,7 +572,10 @@ do_run_rootfs (run_opts *o, char **cmd, kiln_error **err)
   autoclose int rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     return kiln_error_make (err, errno, "open root filesystem '%s'", o->rootfs);
-  if (use_ptrace (o))
+  bool ptrace;
+  if (use_ptrace (o, &ptrace, err) < 0)
+    return -1;
+  if (ptrace)
     return do_run_rootfs_ptrace (o, cmd, rootfd, err);
   run_plan p = { 0 };
   if (o->user && parse_numeric_user (o->user, &p.uid, &p.gid, err) < 0)
@@ -920,7 +903,7 @@ check_combination (const run_opts *o, char **pos, kiln_error **err)
                                     "not --rootfs");
   if (o->rootfs && (pos == NULL || pos[0] == NULL))
     return kiln_error_make (err, 0, "no command given");
-  if (!o->rootfs && o->isolation == ISOLATION_PTRACE)
+  if (!o->rootfs && o->isolation == SANDBOX_ISOLATION_PTRACE)
     return kiln_error_make (err, 0, "--isolation ptrace: images are not supported yet (only --rootfs DIR)");
   if (!o->rootfs && !o->layout && (pos == NULL || pos[0] == NULL))
     return kiln_error_make (err, 0, "no IMAGE given (or --oci-layout DIR[:TAG], or --rootfs DIR)");

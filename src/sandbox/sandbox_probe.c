@@ -173,7 +173,7 @@ sandbox_choose_isolation (const sandbox_probe_req *req, sandbox_isolation want, 
       *out = want;
       if (ptrace_probe (&abi, err) < 0)
         return -1;
-      log_info ("--isolation=ptrace: system calls intercepted with ptrace and seccomp, the step confined by "
+      log_debug ("--isolation=ptrace: system calls intercepted with ptrace and seccomp, the step confined by "
                 "Landlock ABI %d", abi);
       return 0;
     case SANDBOX_ISOLATION_AUTO:

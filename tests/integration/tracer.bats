@@ -170,7 +170,7 @@ prun() {
   "$CENV" restricted -- "$KILN" run --isolation ptrace --rootfs "$TR_DIR/bb-restricted" -- sh -c 'sleep 1019 & sleep 1020' \
     > "$TEST_TMP/out" 2>&1 &
   local pid=$!
-  for _ in $(seq 50); do pgrep -f 'sleep 1020' >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 50); do pgrep -f '^sleep 1020$' >/dev/null && break; sleep 0.1; done
   pkill -TERM -f "^$KILN run --isolation ptrace --rootfs $TR_DIR/bb-restricted"
   local rc=0
   wait "$pid" || rc=$?
