@@ -376,7 +376,7 @@ build_run_ptrace (build_exec *b, stage_state *st, const build_run_args *a, kiln_
         .argv = a->argv, .env = a->env, .cwd = a->cwd, .uid = a->uid, .gid = a->gid, .groups = a->groups,
         .n_groups = a->n_groups, .root = overlay_dir_root_path (ps->od), .binds = binds.v, .n_binds = binds.n,
         .ops = &dir_ops, .ops_ctx = ps->od, .seccomp = b->filter, .network = a->net, .output = ptrace_output,
-        .output_ctx = ps, .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
+        .output_ctx = ps, .limiter = b->limiter, .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
       };
       double t0 = now_s ();
       ret = tracer_run (&tc, a->res, err);

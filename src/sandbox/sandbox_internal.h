@@ -125,6 +125,8 @@ int sandbox_cancel_error (const volatile sig_atomic_t *signo, int *interrupted, 
  * Returns the index; -1 with errno ECANCELED when cancel_fd fired first,
  * ETIMEDOUT after timeout_s (<= 0: never), or poll's errno. */
 int sandbox_wait_fds (const int *fds, int n, int cancel_fd, int timeout_s);
+/* The same with a timeout in milliseconds (<= 0: never). */
+int sandbox_wait_fds_ms (const int *fds, int n, int cancel_fd, int timeout_ms);
 /* Fork with SIGINT/SIGTERM blocked across the fork, so that kiln's handler
  * never runs in the child (its notify fd is closed there and the number
  * may be reused). The child takes both back to SIG_DFL but keeps them
@@ -220,6 +222,9 @@ sandbox_limit_hit sandbox_limits_poll (step_limits *sl, bool force);
 void sandbox_limits_child_enter (child_ctx *c);
 /* The step's process, before exec: the rlimits of the rlimit mechanism. */
 void sandbox_limits_child_rlimits (child_ctx *c);
+/* The same for any process (the tracer's step): 0, or -errno with *what
+ * naming the call that failed. */
+int sandbox_limits_set_rlimits (const sandbox_limiter *lim, const char **what);
 
 /* ---- sandbox_supervise.c ---- */
 

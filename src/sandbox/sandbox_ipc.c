@@ -169,17 +169,29 @@ sandbox_cancelled (int cancel_fd)
 int
 sandbox_wait_fds (const int *fds, int n, int cancel_fd, int timeout_s)
 {
+  return sandbox_wait_fds_ms (fds, n, cancel_fd, timeout_s > 0 ? timeout_s * 1000 : 0);
+}
+
+int
+sandbox_wait_fds_ms (const int *fds, int n, int cancel_fd, int timeout_ms)
+{
   struct pollfd pf[5];
   for (int i = 0; i < n; i++)
     pf[i] = (struct pollfd) { fds[i], POLLIN, 0 };
   pf[n] = (struct pollfd) { cancel_fd > 0 ? cancel_fd : -1, POLLIN, 0 };
   struct timespec now, end;
   clock_gettime (CLOCK_MONOTONIC, &end);
-  end.tv_sec += timeout_s;
+  end.tv_sec += timeout_ms / 1000;
+  end.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+  if (end.tv_nsec >= 1000000000L)
+    {
+      end.tv_sec++;
+      end.tv_nsec -= 1000000000L;
+    }
   for (;;)
     {
       int ms = -1;
-      if (timeout_s > 0)
+      if (timeout_ms > 0)
         {
           clock_gettime (CLOCK_MONOTONIC, &now);
           long long left = (end.tv_sec - now.tv_sec) * 1000LL + (end.tv_nsec - now.tv_nsec) / 1000000;

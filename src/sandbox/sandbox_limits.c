@@ -511,35 +511,45 @@ sandbox_limits_child_enter (child_ctx *c)
       }
 }
 
-void
-sandbox_limits_child_rlimits (child_ctx *c)
+int
+sandbox_limits_set_rlimits (const sandbox_limiter *lim, const char **what)
 {
-  const sandbox_limiter *lim = c->cfg->limiter;
   if (!lim)
-    return;
+    return 0;
   struct
   {
     unsigned ctl;
     int res;
     uint64_t v;
     const char *name;
-  } r[] = { { CTL_MEMORY, RLIMIT_DATA, lim->l.memory, "RLIMIT_DATA" },
-            { CTL_PIDS, RLIMIT_NPROC, lim->l.pids, "RLIMIT_NPROC" } };
+  } r[] = { { CTL_MEMORY, RLIMIT_DATA, lim->l.memory, "setrlimit RLIMIT_DATA" },
+            { CTL_PIDS, RLIMIT_NPROC, lim->l.pids, "setrlimit RLIMIT_NPROC" } };
   for (size_t i = 0; i < ARRAY_SIZE (r); i++)
     {
       if (!(lim->rlimit_ctl & r[i].ctl))
         continue;
+      *what = r[i].name;
       struct rlimit cur;
       if (getrlimit (r[i].res, &cur) < 0)
-        sandbox_child_die (c, errno, "getrlimit %s", r[i].name);
+        return -errno;
       /* Only ever lower: an unprivileged process cannot raise its hard limit. */
       rlim_t v = (rlim_t) r[i].v;
       if (cur.rlim_max != RLIM_INFINITY && cur.rlim_max < v)
         v = cur.rlim_max;
       struct rlimit nl = { v, v };
       if (setrlimit (r[i].res, &nl) < 0)
-        sandbox_child_die (c, errno, "setrlimit %s %" PRIu64, r[i].name, (uint64_t) v);
+        return -errno;
     }
+  return 0;
+}
+
+void
+sandbox_limits_child_rlimits (child_ctx *c)
+{
+  const char *what = "";
+  int r = sandbox_limits_set_rlimits (c->cfg->limiter, &what);
+  if (r < 0)
+    sandbox_child_die (c, -r, "%s", what);
 }
 
 /* ---- kiln's accounting (where rlimits enforce) ---- */

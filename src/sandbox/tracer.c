@@ -46,6 +46,7 @@ typedef struct run_state
   int main_status;
   int rc;                   /* of the thread: 0, or -errno */
   const char *what;         /* what failed in the thread */
+  step_limits sl;           /* the step's cgroups or rlimits, and kiln's accounting */
 } run_state;
 
 static void
@@ -202,14 +203,24 @@ supervise (run_state *rs, const tracer_config *cfg, bool *cancelled)
   outbuf o[2] = { { rs->out_r, SANDBOX_STDOUT, STRBUF_INIT }, { rs->err_r, SANDBOX_STDERR, STRBUF_INIT } };
   rs->out_r = rs->err_r = -1;
   bool done = false;
+  rs->sl.init_pid = rs->pid;
   while (!done || o[0].fd >= 0 || o[1].fd >= 0)
     {
       int fds[3] = { o[0].fd, o[1].fd, done ? -1 : rs->done_r };
-      int i = sandbox_wait_fds (fds, 3, *cancelled ? -1 : cfg->cancel_fd, 0);
+      int i = sandbox_wait_fds_ms (fds, 3, *cancelled ? -1 : cfg->cancel_fd,
+                                   done || rs->sl.hit ? 0 : sandbox_limits_polling (&rs->sl));
       if (i < 0 && errno == ECANCELED)
         {
           *cancelled = true;
           kill (rs->pid, SIGKILL);
+          continue;
+        }
+      if (i < 0 && errno == ETIMEDOUT)
+        {
+          /* A limit reached: the first process dies, the tracer kills
+           * the rest when it sees that. */
+          if (sandbox_limits_poll (&rs->sl, false) != SANDBOX_LIMIT_NONE)
+            kill (rs->pid, SIGKILL);
           continue;
         }
       if (i < 0)
@@ -269,6 +280,7 @@ prepare (run_state *rs, const tracer_config *cfg, kiln_error **err)
 static void
 run_state_clear (run_state *rs)
 {
+  sandbox_limits_step_end (&rs->sl);
   tracer_clear (&rs->t);
   tracer_fs_clear (&rs->t.fs);
   free ((char *) rs->child.host_cwd);
@@ -295,7 +307,15 @@ tracer_run (const tracer_config *cfg, sandbox_result *res, kiln_error **err)
   rs->t.kiln_uid = geteuid ();
   rs->t.kiln_gid = getegid ();
   rs->child.cfg = cfg;
-  int r = prepare (rs, cfg, err);
+  for (int i = 0; i < SANDBOX_MAX_CGROUPS; i++)
+    rs->child.cgroup_procs[i] = -1;
+  int r = sandbox_limits_step_begin (cfg->limiter, &rs->sl, err);
+  if (r == 0)
+    {
+      for (int i = 0; i < SANDBOX_MAX_CGROUPS; i++)
+        rs->child.cgroup_procs[i] = rs->sl.procs_fd[i];
+      r = prepare (rs, cfg, err);
+    }
   pthread_t th;
   if (r == 0 && (r = pthread_create (&th, NULL, tracer_thread, rs)) != 0)
     r = kiln_error_make (err, r, "create the tracer thread");
@@ -321,8 +341,16 @@ tracer_run (const tracer_config *cfg, sandbox_result *res, kiln_error **err)
     r = -1;
   else
     {
+      /* An OOM kill the last poll missed. */
+      sandbox_limits_poll (&rs->sl, true);
       res->exited = WIFEXITED (rs->main_status);
       res->status = res->exited ? WEXITSTATUS (rs->main_status) : WTERMSIG (rs->main_status);
+      res->limit = rs->sl.hit;
+      if (rs->sl.hit)
+        {
+          res->exited = false;
+          res->status = SIGKILL;
+        }
     }
   run_state_clear (rs);
   free (rs);

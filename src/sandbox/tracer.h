@@ -136,6 +136,10 @@ typedef struct tracer_config
   sandbox_net_mode network;
   sandbox_output_fn output;
   void *output_ctx;
+  /* Memory and task limits, as sandbox_config.limiter (NULL: none): the
+   * step's first process enters the step's cgroups before it execs, or
+   * takes the rlimits, and kiln's accounting polls. */
+  const sandbox_limiter *limiter;
   int cancel_fd;            /* as sandbox_config */
   const volatile sig_atomic_t *cancel_signal;
 } tracer_config;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include "sandbox/sandbox_internal.h"
 #include "sandbox/tracer.h"
 #include "util/error.h"
 
@@ -291,6 +292,7 @@ typedef struct tracer_child
   int go_fd;                 /* read end: the tracer's go-ahead */
   int err_fd;                /* write end of the set-up error pipe */
   int out_fd, err_out_fd;    /* stdout, stderr write ends */
+  int cgroup_procs[SANDBOX_MAX_CGROUPS]; /* the step's cgroups' cgroup.procs, or -1 */
 } tracer_child;
 
 /* The tracer's own filter for the native architecture (libseccomp),

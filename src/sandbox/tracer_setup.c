@@ -311,6 +311,14 @@ tracer_child_main (const tracer_child *c)
     child_die (c, errno, "set the parent-death signal");
   if (setpgid (0, 0) < 0)
     child_die (c, errno, "setpgid");
+  /* Limits first: every process of the step is born inside them. */
+  for (int i = 0; i < SANDBOX_MAX_CGROUPS; i++)
+    if (c->cgroup_procs[i] >= 0 && write (c->cgroup_procs[i], "0", 1) != 1)
+      child_die (c, errno, "move the step into its cgroup");
+  const char *what = "";
+  int lr = sandbox_limits_set_rlimits (c->cfg->limiter, &what);
+  if (lr < 0)
+    child_die (c, -lr, "%s", what);
   int null = open ("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null < 0 || dup2 (null, 0) < 0 || dup2 (c->out_fd, 1) < 0 || dup2 (c->err_out_fd, 2) < 0)
     child_die (c, errno, "set up stdio");

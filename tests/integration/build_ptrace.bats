@@ -151,3 +151,24 @@ EOF
     ! grep -rqs s3cr3t "$SHARED/out/m-$env/blobs" || false
   done
 }
+
+@test "ptrace: --pids-limit and --memory hold under ptrace isolation (cgroups as root, rlimits and kiln's accounting as uid 1000)" {
+  printf 'FROM %s\nRUN for i in $(seq 40); do sleep 30 & done; wait\n' "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
+  for env in docker restricted; do
+    pbuild "$env" "p-$env" --pids-limit 20
+    [ "$status" -ne 0 ]
+    # As uid 1000 without a user namespace RLIMIT_NPROC counts every
+    # process of the uid: the fork fails before kiln's accounting sees 20.
+    [[ $output == *"RUN step killed: it reached its process limit (--pids-limit 20)"* ]] \
+      || { [ "$env" = restricted ] && [[ $output == *"can't fork: Resource temporarily unavailable"* ]]; }
+    processes_gone -f "^sleep 30$"
+  done
+  printf 'FROM %s\nRUN for i in 1 2 3 4 5 6 7 8; do sh -c '"'"'x=$(yes | head -c 12000000); echo ${#x}; sleep 600'"'"' & done; sleep 600\n' \
+    "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
+  for env in docker restricted; do
+    pbuild "$env" "m-$env" --memory 64m
+    [ "$status" -ne 0 ]
+    [[ $output == *"RUN step killed: out of memory (--memory 64m)"* ]]
+    processes_gone -f "^sleep 600$"
+  done
+}
