@@ -169,6 +169,11 @@ fail (tracer_call *c, int r)
 static tracer_action
 sys_open (tracer_call *c, int dirfd, int path_arg, int flags)
 {
+  /* O_TMPFILE: EOPNOTSUPP, as on kiln's FUSE overlay (libfuse 3.14), so
+   * that a step behaves, and its layer comes out, the same in both
+   * isolations; callers fall back to a named temporary file (apt does). */
+  if ((flags & O_TMPFILE) == O_TMPFILE)
+    return fail (c, -EOPNOTSUPP);
   bool creat = (flags & O_CREAT) != 0;
   bool follow = !(flags & O_NOFOLLOW) && !(creat && (flags & O_EXCL));
   tracer_path p;

@@ -172,3 +172,54 @@ EOF
     processes_gone -f "^sleep 600$"
   done
 }
+
+@test "ptrace: SIGTERM to kiln during a RUN step kills the step and leaves no process and no temporary files" {
+  printf 'FROM %s\nRUN echo step-running; sleep 612\n' "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
+  for env in docker restricted; do
+    "$CENV" "$env" -- env HOME="$SHARED/home" "$KILN" build --root "$SHARED/store-$env" --insecure-registry "$REGISTRY" \
+      --no-push --no-cache --progress plain "$SHARED/ctx" > "$SHARED/out-$env" 2>&1 &
+    local pid=$!
+    for _ in $(seq 150); do grep -q ' step-running$' "$SHARED/out-$env" && break; sleep 0.1; done
+    grep -q ' step-running$' "$SHARED/out-$env"
+    pgrep -f '^sleep 612$' > /dev/null
+    pkill -TERM -f "^$KILN build --root $SHARED/store-$env"
+    local st=0
+    wait "$pid" || st=$?
+    cat "$SHARED/out-$env"
+    [ "$st" -eq 143 ]
+    grep -q 'signal 15' "$SHARED/out-$env"
+    processes_gone -f '^sleep 612$'
+    [ -z "$(ls -A "$SHARED/store-$env/tmp")" ]
+    [ -z "$(ls /dev/shm | grep '^kiln-' || true)" ]
+  done
+}
+
+@test "ptrace: a w5-like Debian build (apt-get, useradd, chown, COPY --chown, USER, WORKDIR) gives the userns mode's names, modes and owners" {
+  debian_reachable || skip "deb.debian.org unreachable"
+  fixtures_push debian
+  echo data > "$SHARED/ctx/f.txt"
+  cat > "$SHARED/ctx/Dockerfile" <<EOF2
+FROM $DEBIAN_IMAGE
+RUN apt-get update && apt-get install -y --no-install-recommends hello && rm -rf /var/lib/apt/lists/*
+RUN useradd -m -u 1001 app && mkdir -p /srv/data && chown -R app:app /srv/data && chmod 2770 /srv/data
+COPY --chown=app:app f.txt /srv/data/
+USER app
+WORKDIR /home/app
+RUN echo made > mine && install -m 0750 -d d/x && hello > hi.txt && id && stat -c '%U:%G %a' /srv/data
+EOF2
+  chmod -R a+rX "$SHARED/ctx"
+  pbuild host ref --isolation userns
+  [ "$status" -eq 0 ]
+  python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/ref" 1 | cut -d' ' -f1-5 > "$SHARED/ref.txt"
+  grep -q ' srv/data dir 2770 1001:1001$' "$SHARED/ref.txt"
+  grep -q ' home/app/d/x dir 0750 1001:1001$' "$SHARED/ref.txt"
+  grep -q ' usr/bin/hello file 0755 0:0$' "$SHARED/ref.txt"
+  for env in docker restricted; do
+    pbuild "$env" "w5-$env"
+    [ "$status" -eq 0 ]
+    [[ $output == *"uid=1001(app) gid=1001(app) groups=1001(app)"* ]]
+    [[ $output == *"app:app 2770"* ]]
+    python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/w5-$env" 1 | cut -d' ' -f1-5 > "$SHARED/$env.txt"
+    diff -u "$SHARED/ref.txt" "$SHARED/$env.txt"
+  done
+}
