@@ -3,8 +3,8 @@
  * (issue 15). Root only (it sets the environment up, then gives up what
  * a container does not have).
  *
- *   container-env docker     [--profile FILE] [--dev-fuse] [--dev-tun] -- CMD [ARG...]
- *   container-env restricted [--profile FILE] [--dev-fuse] [--dev-tun] -- CMD [ARG...]
+ *   container-env docker     [--profile FILE] [--dev-fuse] [--dev-tun] [--ca PEM] -- CMD [ARG...]
+ *   container-env restricted [--profile FILE] [--dev-fuse] [--dev-tun] [--ca PEM] -- CMD [ARG...]
  *
  * docker: root with Docker's default capability set (CHOWN, DAC_OVERRIDE,
  * FSETID, FOWNER, MKNOD, NET_RAW, SETGID, SETUID, SETFCAP, SETPCAP,
@@ -22,7 +22,10 @@
  * environment's capability set, as runc evaluates "includes.caps":
  * default policies/default.json, Docker's default allow-list (kiln's copy
  * also denies io_uring, which moby's default does too since Docker 25, and
- * AF_ALG sockets); --profile gives a Localhost profile instead.
+ * AF_ALG sockets); --profile gives a Localhost profile instead. --ca
+ * binds PEM over the system's CA bundle (/etc/ssl/certs/ca-certificates.crt)
+ * in the private mount namespace: an image whose trust store knows the
+ * registry's CA (the test registry's, for the CI examples).
  */
 #include "sandbox/seccomp_profile.h"
 #include "util/alloc.h"
@@ -109,6 +112,15 @@ container_dev (bool fuse, bool tun)
       die ("symlink '%s'", links[i][1]);
 }
 
+/* The image's trust store: pem instead of the system's CA bundle. */
+static void
+trust_ca (const char *pem)
+{
+  const char *bundle = "/etc/ssl/certs/ca-certificates.crt";
+  if (mount (pem, bundle, NULL, MS_BIND, NULL) < 0)
+    die ("bind '%s' over '%s'", pem, bundle);
+}
+
 static seccomp_filter *
 compile_profile (const char *path, const char *const *caps)
 {
@@ -175,13 +187,14 @@ main (int argc, char **argv)
 {
   if (argc < 3)
     {
-      fprintf (stderr, "usage: container-env docker|restricted [--profile FILE] [--dev-fuse] [--dev-tun] -- CMD...\n");
+      fprintf (stderr, "usage: container-env docker|restricted [--profile FILE] [--dev-fuse] [--dev-tun] [--ca PEM] -- "
+               "CMD...\n");
       return 125;
     }
   bool restricted = strcmp (argv[1], "restricted") == 0;
   if (!restricted && strcmp (argv[1], "docker") != 0)
     die ("unknown environment '%s' (docker or restricted)", argv[1]);
-  const char *profile = NULL;
+  const char *profile = NULL, *ca = NULL;
   bool fuse = false, tun = false;
   int i = 2;
   for (; i < argc && strcmp (argv[i], "--") != 0; i++)
@@ -191,6 +204,8 @@ main (int argc, char **argv)
       fuse = true;
     else if (strcmp (argv[i], "--dev-tun") == 0)
       tun = true;
+    else if (strcmp (argv[i], "--ca") == 0 && i + 1 < argc)
+      ca = argv[++i];
     else
       die ("unknown option '%s'", argv[i]);
   if (i + 1 >= argc)
@@ -208,6 +223,8 @@ main (int argc, char **argv)
     }
   seccomp_filter *filter = compile_profile (profile, restricted ? no_caps : docker_caps);
   container_dev (fuse, tun);
+  if (ca)
+    trust_ca (ca);
   if (restricted)
     {
       /* The bounding set first (that needs CAP_SETPCAP), then the uid
