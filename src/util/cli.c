@@ -203,8 +203,8 @@ cli_print_options (FILE *out, const cli_option *opts, size_t n_opts)
 
 const cli_option cli_common_options[] = {
   { "verbosity", 'v', CLI_VALUE, "LEVEL", "log level: error, warn, info (default), debug, trace", CLI_COMMON_VERBOSITY },
-  { "log-format", 0, CLI_VALUE, "FORMAT", "log line format: text (default; json with kiln build --progress=json) "
-    "or json", CLI_COMMON_LOG_FORMAT },
+  { "log-format", 0, CLI_VALUE, "FORMAT", "log line format: text (default; json with kiln build --progress=json), "
+    "color (text with coloured levels) or json", CLI_COMMON_LOG_FORMAT },
   { "log-timestamp", 0, CLI_BOOL, NULL, "prefix log lines with UTC timestamps", CLI_COMMON_LOG_TIMESTAMP },
   { "root", 0, CLI_VALUE, "DIR", "store directory (default $KILN_ROOT, else ${XDG_DATA_HOME:-~/.local/share}/kiln)", CLI_COMMON_ROOT },
 };

@@ -24,12 +24,13 @@ typedef enum
 {
   LOG_FORMAT_TEXT = 0,
   LOG_FORMAT_JSON,
+  LOG_FORMAT_COLOR, /* text with the level in ANSI colours (kaniko's default, logrus' ForceColors) */
 } log_format;
 
 /* Accepts error, warn, info, debug, trace, and kaniko's panic and fatal
  * (both meaning error). */
 int log_parse_level (const char *s, log_level *out, kiln_error **err);
-/* Accepts text, json, and kaniko's color (text). */
+/* Accepts text, json and color; anything else is an error. */
 int log_parse_format (const char *s, log_format *out, kiln_error **err);
 const char *log_level_name (log_level l);
 

@@ -1,0 +1,205 @@
+#!/usr/bin/env bats
+# kaniko drop-in (issue 18): every executor flag of kaniko v1.24.0 accepted
+# with kaniko's meaning (kaniko-executor-flags.txt, extracted from kaniko's
+# root.go), docs/compatibility.md's table generated from kiln's flag table,
+# kaniko's short forms, and the push access check before the build.
+
+load helpers
+
+setup() { kiln_setup; }
+teardown() { kiln_teardown; }
+
+# A value kiln accepts for kaniko flag $1 of type $2.
+sample_value() {
+  case "$1" in
+    --verbosity) echo debug ;;
+    --log-format) echo color ;;
+    --dockerfile) echo Dockerfile ;;
+    --context) echo "dir://$TEST_TMP/ctx" ;;
+    --context-sub-path) echo . ;;
+    --destination) echo registry.example/app:1 ;;
+    --snapshot-mode|--snapshotMode) echo redo ;;
+    --custom-platform|--customPlatform) echo linux/amd64 ;;
+    --build-arg) echo A=1 ;;
+    --cache-repo) echo registry.example/cache ;;
+    --compression) echo zstd ;;
+    --compression-level) echo 3 ;;
+    --cache-ttl) echo 6h ;;
+    --insecure-registry|--skip-tls-verify-registry|--registry-mirror) echo registry.example ;;
+    --registry-certificate) echo registry.example=/ca.pem ;;
+    --registry-client-cert) echo registry.example=/c.pem,/k.pem ;;
+    --registry-map) echo "index.docker.io=mirror.example;quay.io=mirror.example" ;;
+    --label) echo k=v ;;
+    --git) echo branch=main ;;
+    --ignore-path) echo /ignored ;;
+    --bucket) echo my-bucket ;;
+    --target) echo base ;;
+    *)
+      case "$2" in
+        int) echo 2 ;;
+        *) echo "$TEST_TMP/out-${1#--}" ;;
+      esac ;;
+  esac
+}
+
+kaniko_flags() { grep -v '^#' "$KILN_SRC/tests/integration/kaniko-executor-flags.txt"; }
+
+@test "kaniko: every executor flag of v1.24.0 (kaniko-executor-flags.txt) and its short form is accepted by kiln build --dry-run" {
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'FROM scratch AS base\nCOPY a /a\n' > "$TEST_TMP/ctx/Dockerfile"
+  echo a > "$TEST_TMP/ctx/a"
+  [ "$(kaniko_flags | wc -l)" -ge 60 ]
+  local flag short type dflt args
+  while IFS=$'\t' read -r flag short type dflt; do
+    if [ "$type" = bool ]; then
+      args=("$flag" "$flag=false")
+    else
+      args=("$flag" "$(sample_value "$flag" "$type")")
+    fi
+    run "$KILN" build --dry-run -c "$TEST_TMP/ctx" "${args[@]}"
+    [[ $output != *"unknown flag"* ]] || { echo "$flag: $output"; false; }
+    if [ "$flag" = --bucket ]; then
+      # The one flag kiln cannot honour: a clear error naming what to do.
+      [ "$status" -eq 2 ] && [[ $output == *"--bucket 'my-bucket': kiln cannot fetch a build context from a bucket"* ]]
+      continue
+    fi
+    [ "$status" -eq 0 ] || { echo "$flag: status $status: $output"; false; }
+    if [ "$short" != - ] && [ "$type" != bool ]; then
+      run "$KILN" build --dry-run -c "$TEST_TMP/ctx" "$short" "$(sample_value "$flag" "$type")"
+      [ "$status" -eq 0 ] || { echo "$short ($flag): status $status: $output"; false; }
+    fi
+  done < <(kaniko_flags)
+  # A flag kiln has nothing to do for says so in one line, never silently.
+  run "$KILN" build --dry-run -c "$TEST_TMP/ctx" --force --compressed-caching=false --kaniko-dir /kaniko --use-new-run
+  [ "$status" -eq 0 ]
+  [[ $output == *"--force has no effect: "* ]]
+  [[ $output == *"--compressed-caching has no effect: "* ]]
+  [[ $output == *"--kaniko-dir has no effect: kiln keeps its state in its store"* ]]
+  [[ $output == *"--use-new-run has no effect: "* ]]
+  # Values kaniko refuses are refused.
+  run "$KILN" build --dry-run -c "$TEST_TMP/ctx" --snapshot-mode fast
+  [ "$status" -eq 2 ] && [[ $output == *"--snapshot-mode 'fast': expected full, redo or time"* ]]
+  run "$KILN" build --dry-run -c "$TEST_TMP/ctx" --registry-client-cert registry.example=/c.pem
+  [ "$status" -eq 2 ] && [[ $output == *"expected REGISTRY=CERT,KEY"* ]]
+  run "$KILN" build --dry-run -c "$TEST_TMP/ctx" --context-sub-path ../up
+  [ "$status" -eq 2 ] && [[ $output == *"expected a relative path inside the context"* ]]
+  # An unknown flag still is one.
+  run "$KILN" build --dry-run -c "$TEST_TMP/ctx" --no-such-kaniko-flag
+  [ "$status" -eq 2 ] && [[ $output == *"unknown flag '--no-such-kaniko-flag'"* ]]
+}
+
+@test "kaniko: docs/compatibility.md's table is kiln build --help-kaniko-table, and it lists exactly kaniko's flags" {
+  run "$KILN_SRC/scripts/kaniko-table.sh" --check
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  run "$KILN" build --help-kaniko-table
+  [ "$status" -eq 0 ]
+  local table=$output flag short rest n=0
+  while IFS=$'\t' read -r flag short rest; do
+    n=$((n + 1))
+    if [ "$short" = - ]; then
+      grep -qF "| \`$flag\` |" <<< "$table" || { echo "no row for $flag"; false; }
+    else
+      grep -qF "| \`$flag\`, \`$short\` |" <<< "$table" || { echo "no row for $flag, $short"; false; }
+    fi
+  done < <(kaniko_flags)
+  [ "$(grep -c '^| `--' <<< "$table")" -eq "$n" ]
+  # -d is kaniko's --destination, kiln's -t.
+  grep -qF '| `--destination`, `-d` | `-t`, `--tag` |' <<< "$table"
+  # A stale document is reported.
+  sed 's/^| `--force` | same | .*/| `--force` | same | something else |/' "$KILN_SRC/docs/compatibility.md" > "$TEST_TMP/c.md"
+  KILN_COMPAT_DOC="$TEST_TMP/c.md" run "$KILN_SRC/scripts/kaniko-table.sh" --check
+  [ "$status" -eq 1 ]
+  [[ $output == *"disagrees with kiln build's flag table"* ]]
+}
+
+@test "kaniko: -c dir:// -f -d from another directory, --context-sub-path, the digest files" {
+  build_file_setup
+  export KILN_ROOT="$TEST_TMP/store" # a fresh store: the RUN step runs, no cache hit
+  mkdir -p "$TEST_TMP/repo/app" "$TEST_TMP/elsewhere"
+  printf 'ARG BASE\nFROM $BASE\nCOPY a.txt /a.txt\nRUN cat /a.txt\n' > "$TEST_TMP/repo/app/Dockerfile"
+  echo kaniko-ctx > "$TEST_TMP/repo/app/a.txt"
+  cd "$TEST_TMP/elsewhere"
+  # kaniko's GitHub Actions style: short forms, a relative Dockerfile found in the context.
+  run "$KILN" build -c "dir://$TEST_TMP/repo" --context-sub-path app -f Dockerfile \
+    -d "$REGISTRY/kaniko/app:1" -d "$REGISTRY/kaniko/app:2" --insecure-registry "$REGISTRY" \
+    --build-arg "BASE=$BUSYBOX_IMAGE" --cache=true --snapshot-mode=redo --use-new-run --cleanup \
+    --compressed-caching=false --image-name-tag-with-digest-file "$TEST_TMP/ntd" \
+    --image-name-with-digest-file "$TEST_TMP/nd" --digest-file "$TEST_TMP/d" --progress plain
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ $output == *kaniko-ctx* ]]
+  local d
+  d=$(cat "$TEST_TMP/d")
+  [[ $d == sha256:* ]]
+  [ "$(cat "$TEST_TMP/ntd")" = "$(printf '%s\n' "$REGISTRY/kaniko/app:1@$d" "$REGISTRY/kaniko/app:2@$d")" ]
+  [ "$(cat "$TEST_TMP/nd")" = "$(printf '%s\n' "$REGISTRY/kaniko/app@$d" "$REGISTRY/kaniko/app@$d")" ]
+  [ "$(skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/kaniko/app:2" | sha256sum | cut -d' ' -f1)" = "${d#sha256:}" ]
+  # A sub-path that is not there names it.
+  run "$KILN" build -c "dir://$TEST_TMP/repo" --context-sub-path nope --no-push
+  [ "$status" -eq 1 ] && [[ $output == *"--context-sub-path 'nope'"* ]]
+}
+
+@test "kaniko: push access is checked before anything is pulled or run: wrong password, good password, TLS" {
+  kiln_setup
+  [ "$(id -u)" -ne 0 ] || chmod 0666 /dev/fuse
+  registry_start --tls --htpasswd pusher:right
+  fixtures_push busybox
+  export KILN_ROOT="$TEST_TMP/store" # a fresh store: the RUN step runs, no cache hit
+  mkdir -p "$TEST_TMP/ctx" "$TEST_TMP/bad" "$TEST_TMP/good"
+  printf 'FROM %s\nRUN echo kiln-step-ran-$((6*7))\n' "$BUSYBOX_IMAGE" > "$TEST_TMP/ctx/Dockerfile"
+  printf '{"auths":{"%s":{"auth":"%s"}}}' "$REGISTRY" "$(printf pusher:wrong | base64)" > "$TEST_TMP/bad/config.json"
+  printf '{"auths":{"%s":{"auth":"%s"}}}' "$REGISTRY" "$(printf pusher:right | base64)" > "$TEST_TMP/good/config.json"
+  local pulls_before
+  pulls_before=$(grep -c 'GET /v2/library/busybox/manifests' "$REGISTRY_LOG" || true)
+  run env DOCKER_CONFIG="$TEST_TMP/bad" REGISTRY_AUTH_FILE= XDG_RUNTIME_DIR="$TEST_TMP/none" \
+    "$KILN" build -c "$TEST_TMP/ctx" -d "$REGISTRY/team/app:1" --registry-certificate "$REGISTRY=$REGISTRY_CA" \
+    --progress plain --retries 0
+  [ "$status" -eq 1 ]
+  [[ $output == *"no push access to '$REGISTRY/team/app'"* ]] || { echo "$output"; false; }
+  [[ $output == *"registry '$REGISTRY', repository 'team/app'"*"authentication failed"* ]]
+  [[ $output != *kiln-step-ran-42* ]]
+  [ "$(grep -c 'GET /v2/library/busybox/manifests' "$REGISTRY_LOG" || true)" -eq "$pulls_before" ]
+  # Without the CA: the TLS failure is what the check reports.
+  run env DOCKER_CONFIG="$TEST_TMP/good" XDG_RUNTIME_DIR="$TEST_TMP/none" \
+    "$KILN" build -c "$TEST_TMP/ctx" -d "$REGISTRY/team/app:1" --progress plain --retries 0
+  [ "$status" -eq 1 ]
+  [[ $output == *"no push access to '$REGISTRY/team/app'"*"certificate"* ]] || { echo "$output"; false; }
+  [[ $output != *kiln-step-ran-42* ]]
+  # --skip-push-permission-check: no check, so the build starts (and its pull fails on the same credentials).
+  run env DOCKER_CONFIG="$TEST_TMP/bad" REGISTRY_AUTH_FILE= XDG_RUNTIME_DIR="$TEST_TMP/none" \
+    "$KILN" build -c "$TEST_TMP/ctx" -d "$REGISTRY/team/app:1" --registry-certificate "$REGISTRY=$REGISTRY_CA" \
+    --progress plain --retries 0 --skip-push-permission-check
+  [ "$status" -eq 1 ]
+  [[ $output != *"no push access"* ]]
+  [[ $output == *"library/busybox"* ]] || { echo "$output"; false; }
+  # The right password: checked, built, pushed; the check's upload was cancelled.
+  run env DOCKER_CONFIG="$TEST_TMP/good" XDG_RUNTIME_DIR="$TEST_TMP/none" \
+    "$KILN" build -c "$TEST_TMP/ctx" -d "$REGISTRY/team/app:1" --registry-certificate "$REGISTRY=$REGISTRY_CA" \
+    --progress plain
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ $output == *kiln-step-ran-42* ]]
+  grep -qE '"DELETE /v2/team/app/blobs/uploads/[^ ]+ HTTP/[0-9.]+" 204' "$REGISTRY_LOG"
+}
+
+@test "kaniko: an unreachable destination or cache repository fails before the build; --no-push and --no-push-cache skip them" {
+  build_file_setup
+  export KILN_ROOT="$TEST_TMP/store" # a fresh store: the RUN step runs, no cache hit
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'FROM %s\nRUN echo kiln-step-ran-$((6*7))\n' "$BUSYBOX_IMAGE" > "$TEST_TMP/ctx/Dockerfile"
+  run "$KILN" build -c "$TEST_TMP/ctx" -d 127.0.0.1:1/team/app:1 --insecure-registry "$REGISTRY" \
+    --insecure-registry 127.0.0.1:1 --retries 0 --progress plain
+  [ "$status" -eq 1 ]
+  [[ $output == *"no push access to '127.0.0.1:1/team/app'"* ]] || { echo "$output"; false; }
+  [[ $output == *"registry '127.0.0.1:1'"*"onnect"* ]]
+  [[ $output != *kiln-step-ran-42* ]]
+  # The cache repository too, unless nothing is pushed to it.
+  run "$KILN" build -c "$TEST_TMP/ctx" --no-push --cache-repo 127.0.0.1:1/cache --insecure-registry "$REGISTRY" \
+    --insecure-registry 127.0.0.1:1 --retries 0 --progress plain
+  [ "$status" -eq 1 ]
+  [[ $output == *"no push access to '127.0.0.1:1/cache'"* ]] || { echo "$output"; false; }
+  [[ $output != *kiln-step-ran-42* ]]
+  run "$KILN" build -c "$TEST_TMP/ctx" --no-push --cache-repo 127.0.0.1:1/cache --no-push-cache \
+    --insecure-registry "$REGISTRY" --insecure-registry 127.0.0.1:1 --retries 0 --progress plain
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ $output != *"no push access"* ]]
+  [[ $output == *kiln-step-ran-42* ]]
+}
