@@ -455,7 +455,15 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
   if (o->progress && progress_parse_mode (o->progress, pm, err) < 0)
     return -1;
   if (o->quiet)
-    *pm = PROGRESS_QUIET;
+    {
+      *pm = PROGRESS_QUIET;
+      /* Nothing but the digest: info lines (pulls, pushes) too are quiet. */
+      if (!o->common.verbosity_set && o->common.verbosity > LOG_LEVEL_WARN)
+        {
+          o->common.verbosity = LOG_LEVEL_WARN;
+          cli_common_apply (&o->common);
+        }
+    }
   /* One JSON object per line on stderr: log lines too, unless asked
    * otherwise. */
   if (*pm == PROGRESS_JSON && !o->common.log_format_set)
@@ -611,6 +619,12 @@ build_load (build_cmd_opts *o, const char *ctx_dir, const char *df_path, build_e
       autoref registry_ref *ref = NULL;
       if (registry_ref_parse (*d, &ref, err) < 0)
         return kiln_error_wrap (err, "--tag '%s'", *d);
+      if (strcmp (ref->domain, REGISTRY_DOCKER_HUB) == 0 && strncmp (*d, "docker.io/", 10) != 0
+          && strncmp (*d, "index.docker.io/", 16) != 0 && !o->dry_run)
+        {
+          autofree char *full = registry_ref_string (ref);
+          log_info ("'%s' names no registry: it means %s (Docker Hub, Docker's default)", *d, full);
+        }
     }
   if (exec_opts_from (o, eo, pm, err) < 0)
     return -1;
@@ -672,7 +686,14 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
                        strsignal ((int) *build_signal));
       return -1;
     }
-  if (build_output_write (s, res, &oo, err) < 0)
+  /* The outputs are a step of their own: push lines belong to no
+   * Dockerfile step. */
+  bool any = (!o->no_push && o->destinations) || o->oci_layout || o->tar_path;
+  int out_id = any ? progress_step_begin (prog, "output", 1, 1, "exporting the image") : 0;
+  int r = build_output_write (s, res, &oo, err);
+  if (any)
+    progress_step_end_id (prog, out_id, r < 0 ? "ERROR" : "DONE");
+  if (r < 0)
     return -1;
   double t_push = progress_elapsed (prog) - t0;
   const char *names[] = { "pull", "run", "snapshot", "pack", "copy", "push" };

@@ -214,6 +214,7 @@ void
 cli_common_init (cli_common *c)
 {
   c->verbosity = LOG_LEVEL_INFO;
+  c->verbosity_set = false;
   c->log_format = LOG_FORMAT_TEXT;
   c->log_format_set = false;
   c->log_timestamp = false;
@@ -238,6 +239,7 @@ cli_common_handle (cli_common *c, int id, const char *value, kiln_error **err)
         if (log_parse_level (value, &l, err) < 0)
           return -1;
         c->verbosity = l;
+        c->verbosity_set = true;
         return 1;
       }
     case CLI_COMMON_LOG_FORMAT:

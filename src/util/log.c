@@ -85,6 +85,12 @@ log_setup (log_level level, log_format format, bool timestamps, FILE *out)
 }
 
 bool
+log_is_json (void)
+{
+  return log_cfg.format == LOG_FORMAT_JSON;
+}
+
+bool
 log_enabled (log_level level)
 {
   return level <= log_cfg.level;

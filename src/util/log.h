@@ -37,6 +37,9 @@ const char *log_level_name (log_level l);
 /* out may be NULL for stderr. */
 void log_setup (log_level level, log_format format, bool timestamps, FILE *out);
 bool log_enabled (log_level level);
+/* Whether log lines are JSON objects (then main prints its error as one:
+ * {"event":"error","level":"error","msg":...}). */
+bool log_is_json (void);
 void log_msg (log_level level, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 #define log_error(...) log_msg (LOG_LEVEL_ERROR, __VA_ARGS__)

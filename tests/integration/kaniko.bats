@@ -203,3 +203,74 @@ kaniko_flags() { grep -v '^#' "$KILN_SRC/tests/integration/kaniko-executor-flags
   [[ $output != *"no push access"* ]]
   [[ $output == *kiln-step-ran-42* ]]
 }
+
+# --- papercuts found on the way (issue 18 item 9) ---
+
+@test "papercuts: -q prints nothing but the digest; step titles without line continuations; pushes are a step of their own" {
+  build_file_setup
+  export KILN_ROOT="$TEST_TMP/store"
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'FROM %s\nRUN echo one \\\n    && echo two\nCOPY f /f\n' "$BUSYBOX_IMAGE" > "$TEST_TMP/ctx/Dockerfile"
+  echo f > "$TEST_TMP/ctx/f"
+  "$KILN" build --insecure-registry "$REGISTRY" -t "$REGISTRY/pc/app:1" -q "$TEST_TMP/ctx" \
+    > "$TEST_TMP/q.out" 2> "$TEST_TMP/q.err"
+  [ ! -s "$TEST_TMP/q.err" ] || { cat "$TEST_TMP/q.err"; false; }
+  grep -qxE 'sha256:[0-9a-f]{64}' "$TEST_TMP/q.out"
+  [ "$(wc -l < "$TEST_TMP/q.out")" -eq 1 ]
+  # plain progress: the title is the instruction on one line, no backslash
+  run "$KILN" build --insecure-registry "$REGISTRY" -t "$REGISTRY/pc/app:2" --progress plain "$TEST_TMP/ctx"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  grep -qxF '#2 [stage-0 2/3] RUN echo one && echo two' <<< "$output" || { echo "$output"; false; }
+  [[ $output != *'\ &&'* ]]
+  # the push lines carry the id of the output step, not of COPY (#3)
+  grep -qxF '#4 [output 1/1] exporting the image' <<< "$output"
+  grep -qxF "#4 pushing $REGISTRY/pc/app:2" <<< "$output"
+  grep -qE "^#4 pushed $REGISTRY/pc/app:2@sha256:" <<< "$output"
+  ! grep -qE '^#3 push' <<< "$output"
+  grep -qE '^#4 DONE [0-9.]+s$' <<< "$output"
+}
+
+@test "papercuts: --log-format takes text, color and json only; --progress=json ends a failed build with a JSON error event" {
+  build_file_setup
+  export KILN_ROOT="$TEST_TMP/store"
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'FROM scratch\n' > "$TEST_TMP/ctx/Dockerfile"
+  run "$KILN" build --dry-run --log-format=logfmt "$TEST_TMP/ctx"
+  [ "$status" -eq 2 ]
+  [[ $output == *"invalid log format 'logfmt' (expected text, color or json)"* ]]
+  run "$KILN" build --dry-run --log-format=color --force "$TEST_TMP/ctx"
+  [ "$status" -eq 0 ]
+  [[ $output == *$'\e[36minfo\e[0m: --force has no effect'* ]]
+  # a failing RUN step under --progress=json: every line JSON, the last one the error
+  printf 'FROM %s\nRUN echo about-to-fail; exit 3\n' "$BUSYBOX_IMAGE" > "$TEST_TMP/ctx/Dockerfile"
+  run bash -c "'$KILN' build --no-push --insecure-registry '$REGISTRY' --progress=json '$TEST_TMP/ctx' 2>&1 >/dev/null"
+  [ "$status" -ne 0 ]
+  jq -e . <<< "$output" > /dev/null || { echo "$output"; false; }
+  [ "$(tail -n1 <<< "$output" | jq -r .event)" = error ]
+  tail -n1 <<< "$output" | jq -e '.level == "error" and (.msg | contains("RUN echo about-to-fail")) and .exit == '"$status"
+}
+
+@test "papercuts: a plain-HTTP registry without --insecure-registry gets a hint naming the flag; NAME:TAG without a host is docker.io, logged" {
+  build_file_setup
+  export KILN_ROOT="$TEST_TMP/store"
+  run "$KILN" pull --retries 0 "$BUSYBOX_IMAGE" --oci-layout "$TEST_TMP/l"
+  [ "$status" -eq 1 ]
+  [[ $output == *"plain HTTP, not TLS"*"give --insecure-registry $REGISTRY"* ]] || { echo "$output"; false; }
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'FROM scratch\nCOPY f /f\n' > "$TEST_TMP/ctx/Dockerfile"
+  echo f > "$TEST_TMP/ctx/f"
+  run "$KILN" build -t "$REGISTRY/pc/app:1" --retries 0 "$TEST_TMP/ctx"
+  [ "$status" -eq 1 ]
+  [[ $output == *"give --insecure-registry $REGISTRY"* ]]
+  printf 'FROM %s\nCOPY f /f\n' "$BUSYBOX_IMAGE" > "$TEST_TMP/ctx/Dockerfile"
+  run "$KILN" build -t myapp:1.0 --no-push --insecure-registry "$REGISTRY" "$TEST_TMP/ctx"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ $output == *"'myapp:1.0' names no registry: it means docker.io/library/myapp:1.0 (Docker Hub, Docker's default)"* ]]
+  run "$KILN" build -t docker.io/library/myapp:1.0 --no-push --insecure-registry "$REGISTRY" "$TEST_TMP/ctx"
+  [[ $output != *"names no registry"* ]]
+  # kiln run NAME:TAG (the README's table) runs what was built under that name
+  grep -qF '`kiln run NAME:TAG' "$KILN_SRC/README.md"
+  run "$KILN" run myapp:1.0 cat /f
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [ "${lines[-1]}" = f ]
+}
