@@ -324,6 +324,7 @@ cmd_kaniko_check_push (const registry_options *reg, char *const *destinations, b
   autostrv char **checked = NULL;
   for (char **t = targets; t && *t; t++)
     {
+      bool is_cache = cache_repo && !no_push_cache && t[1] == NULL;
       autoref registry_ref *ref = NULL;
       if (registry_ref_parse (*t, &ref, err) < 0)
         return kiln_error_wrap (err, "'%s'", *t);
@@ -333,8 +334,19 @@ cmd_kaniko_check_push (const registry_options *reg, char *const *destinations, b
       strv_push (&checked, name);
       autoclient registry_client *c = NULL;
       if (registry_client_new (reg, ref->domain, &c, err) < 0 || registry_check_push (c, ref->path, err) < 0)
-        return kiln_error_wrap (err, "no push access to '%s' (checked before the build as kaniko does; "
-                                "--skip-push-permission-check skips the check)", name);
+        {
+          /* A cache registry that is down costs a warning (the build goes
+           * on without it); wrong credentials or names are errors. */
+          if (is_cache && *err && (*err)->kind == KILN_ERROR_UNREACHABLE)
+            {
+              autofree char *msg = kiln_error_string (*err);
+              log_warn ("--cache-repo '%s': %s", cache_repo, msg);
+              kiln_error_clear (err);
+              continue;
+            }
+          return kiln_error_wrap (err, "no push access to '%s' (checked before the build as kaniko does; "
+                                  "--skip-push-permission-check skips the check)", name);
+        }
       log_debug ("push access to %s: ok", name);
     }
   return 0;

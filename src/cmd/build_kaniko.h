@@ -78,7 +78,9 @@ int cmd_kaniko_print_table (FILE *out, const cli_option *opts, size_t n_opts, ki
 
 /* kaniko's push permission check before the build: every destination
  * (unless no_push) and the cache repository (unless no_push_cache), each
- * repository once, with registry_check_push. */
+ * repository once, with registry_check_push. A cache repository whose
+ * registry cannot be reached is a warning (the build cache goes on
+ * without it, as before); everything else is an error. */
 int cmd_kaniko_check_push (const registry_options *reg, char *const *destinations, bool no_push,
                            const char *cache_repo, bool no_push_cache, kiln_error **err);
 

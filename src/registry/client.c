@@ -587,8 +587,13 @@ do_request (registry_client *c, const request *q, http_resp *r, kiln_error **err
       if (attempt >= c->retries)
         {
           if (code != CURLE_OK)
-            return kiln_error_make (err, 0, "registry '%s', repository '%s': %s: %s (after %d attempts)", c->domain,
-                                    q->repo, q->what, errbuf[0] ? errbuf : curl_easy_strerror (code), attempt + 1);
+            {
+              kiln_error_make (err, 0, "registry '%s', repository '%s': %s: %s (after %d attempts)", c->domain,
+                               q->repo, q->what, errbuf[0] ? errbuf : curl_easy_strerror (code), attempt + 1);
+              if (err && *err && code != CURLE_SSL_CONNECT_ERROR && code != CURLE_PEER_FAILED_VERIFICATION)
+                (*err)->kind = KILN_ERROR_UNREACHABLE;
+              return -1;
+            }
           return 0;
         }
       log_warn ("registry %s, repository %s: %s: %s; retrying (%d/%d)", c->domain, q->repo, q->what,
