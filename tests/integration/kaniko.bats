@@ -282,3 +282,49 @@ kaniko_flags() { grep -v '^#' "$KILN_SRC/tests/integration/kaniko-executor-flags
   [ "$status" -eq 0 ] || { echo "$output"; false; }
   [ "${lines[-1]}" = f ]
 }
+
+@test "kaniko: --registry-map, --skip-default-registry-fallback, --skip-tls-verify-registry, --ignore-var-run, --no-push-cache do what kaniko's do" {
+  kiln_setup
+  [ "$(id -u)" -ne 0 ] || chmod 0666 /dev/fuse
+  registry_start --tls
+  fixtures_push busybox
+  export KILN_ROOT="$TEST_TMP/store"
+  mkdir -p "$TEST_TMP/ctx"
+  # A base named after a registry that does not exist, mapped to the test registry (TLS, not verified).
+  printf 'FROM nowhere.invalid/library/busybox:latest\nRUN mkdir -p /var/run/kept /other && echo x > /var/run/kept/f && echo y > /other/f\n' \
+    > "$TEST_TMP/ctx/Dockerfile"
+  run "$KILN" build -c "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/plain:t" \
+    --registry-map "nowhere.invalid=$REGISTRY" --skip-tls-verify-registry "$REGISTRY" --progress plain
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ $output == *"pulling nowhere.invalid/library/busybox:latest from mirror $REGISTRY"* ]]
+  # without --skip-tls-verify-registry the mirror fails TLS and the fallback (nowhere.invalid) fails too;
+  # with --skip-default-registry-fallback there is no fallback at all
+  run "$KILN" build -c "$TEST_TMP/ctx" --no-push --no-cache --registry-map "nowhere.invalid=$REGISTRY" \
+    --skip-default-registry-fallback --retries 0 --root "$TEST_TMP/store2"
+  [ "$status" -eq 1 ]
+  [[ $output == *"mirror $REGISTRY failed"* ]]
+  [[ $output == *"every mirror failed and --skip-default-registry-fallback forbids pulling from 'nowhere.invalid'"* ]]
+  # --ignore-var-run: /var/run stays out of the layer, the rest is kept; not given, /var/run is kept (Docker)
+  run "$KILN" build -c "$TEST_TMP/ctx" --no-push --no-cache --oci-layout "$TEST_TMP/ivr:t" --ignore-var-run \
+    --registry-map "nowhere.invalid=$REGISTRY" --skip-tls-verify-registry "$REGISTRY"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  local top
+  top=$(jq -r '.manifests[0].digest' "$TEST_TMP/ivr/index.json" | cut -d: -f2)
+  top=$(jq -r '.layers[-1].digest' "$TEST_TMP/ivr/blobs/sha256/$top" | cut -d: -f2)
+  tar -tzf "$TEST_TMP/ivr/blobs/sha256/$top" > "$TEST_TMP/ivr.txt"
+  grep -q '^other/f$' "$TEST_TMP/ivr.txt"
+  ! grep -q 'var/run' "$TEST_TMP/ivr.txt" || { cat "$TEST_TMP/ivr.txt"; false; }
+  top=$(jq -r '.manifests[0].digest' "$TEST_TMP/plain/index.json" | cut -d: -f2)
+  top=$(jq -r '.layers[-1].digest' "$TEST_TMP/plain/blobs/sha256/$top" | cut -d: -f2)
+  tar -tzf "$TEST_TMP/plain/blobs/sha256/$top" | grep -q 'var/run/kept/f'
+  # --no-push-cache: the cache repository is read, nothing is pushed to it
+  run "$KILN" build -c "$TEST_TMP/ctx" --no-push --cache-repo "$REGISTRY/cache/app" --no-push-cache \
+    --registry-map "nowhere.invalid=$REGISTRY" --skip-tls-verify-registry "$REGISTRY" --root "$TEST_TMP/store3"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ $output != *"build cache entr"*"to $REGISTRY/cache/app"* ]]
+  ! grep -q 'PUT /v2/cache/app/manifests' "$REGISTRY_LOG" || false
+  run "$KILN" build -c "$TEST_TMP/ctx" --no-push --cache-repo "$REGISTRY/cache/app" \
+    --registry-map "nowhere.invalid=$REGISTRY" --skip-tls-verify-registry "$REGISTRY" --root "$TEST_TMP/store4"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  grep -q 'PUT /v2/cache/app/manifests' "$REGISTRY_LOG"
+}
