@@ -17,6 +17,24 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2
 OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
 SANFLAGS  ?=
+# A missing library stops the build here, naming its Debian package, instead
+# of a compiler error about a header far down the line.
+PKG_DEB_libseccomp := libseccomp-dev
+PKG_DEB_libcap     := libcap-dev
+PKG_DEB_libarchive := libarchive-dev
+PKG_DEB_libcurl    := libcurl4-openssl-dev
+PKG_DEB_yajl       := libyajl-dev
+PKG_DEB_fuse3      := libfuse3-dev
+PKG_DEB_libcrypto  := libssl-dev
+PKG_DEB_zlib       := zlib1g-dev
+PKG_DEB_libzstd    := libzstd-dev
+PKG_DEB_libisal    := libisal-dev
+ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
+PKG_MISSING := $(shell for p in $(PKGS); do $(PKG_CONFIG) --exists $$p 2>/dev/null || echo $$p; done)
+ifneq ($(PKG_MISSING),)
+$(error pkg-config cannot find: $(PKG_MISSING). Install the Debian packages $(foreach p,$(PKG_MISSING),$(PKG_DEB_$(p))) (scripts/install-deps.sh, or make deps, installs everything kiln needs))
+endif
+endif
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS))
 ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -pthread -Isrc $(PKG_CFLAGS)

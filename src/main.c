@@ -4,6 +4,8 @@
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/error.h"
+#include "util/log.h"
+#include "util/strbuf.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -33,7 +35,17 @@ main (int argc, char **argv)
   if (rc != KILN_EXIT_OK || err)
     {
       autofree char *msg = kiln_error_string (err);
-      fprintf (stderr, "kiln: error: %s\n", msg);
+      if (log_is_json ())
+        {
+          /* --progress=json / --log-format=json: the error is an event too. */
+          autostrbuf strbuf line = STRBUF_INIT;
+          strbuf_adds (&line, "{\"event\":\"error\",\"level\":\"error\",\"msg\":\"");
+          strbuf_add_json_escaped (&line, msg, strlen (msg));
+          strbuf_addf (&line, "\",\"exit\":%d}\n", rc == KILN_EXIT_OK ? KILN_EXIT_FAILURE : rc);
+          fputs (line.buf, stderr);
+        }
+      else
+        fprintf (stderr, "kiln: error: %s\n", msg);
       kiln_error_free (err);
       if (rc == KILN_EXIT_OK)
         rc = KILN_EXIT_FAILURE;

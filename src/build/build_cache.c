@@ -399,7 +399,7 @@ build_cache_record (build_cache *c, const char *key, const char *os, const char 
 int
 build_cache_flush (build_cache *c)
 {
-  if (!c || !c->repo || c->n_pending == 0 || ensure_client (c) < 0)
+  if (!c || !c->repo || c->n_pending == 0 || c->o.no_push || ensure_client (c) < 0)
     return 0;
   int pushed = 0;
   for (size_t i = 0; i < c->n_pending; i++)

@@ -40,6 +40,7 @@ typedef struct build_cache_opts
   bool cache_run;            /* RUN layers (kaniko --cache-run-layers, default true) */
   bool cache_copy;           /* COPY/ADD/WORKDIR layers (--cache-copy-layers, default true) */
   const char *repo;          /* --cache-repo registry/repository, or NULL */
+  bool no_push;              /* look entries up in repo but push none (kaniko's --no-push-cache) */
   const registry_options *reg;
   int64_t ttl;               /* seconds; entries older are misses; 0: no limit */
   image_format format;

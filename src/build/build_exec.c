@@ -399,7 +399,7 @@ run_onbuild (build_exec *b, const plan_stage *ps, stage_state *st, const char *l
   const plan_stage *ts = &tp->stages[0];
   for (size_t i = 0; i < ts->n_steps && r == 0; i++)
     {
-      autofree char *text = build_meta_one_line (ts->steps[i].instr->original);
+      autofree char *text = build_meta_title (ts->steps[i].instr->original, df->escape);
       autofree char *shown = xasprintf ("ONBUILD %s", text);
       st->step_id = progress_step_begin (b->o.progress, label, i + 1, ts->n_steps, shown);
       r = run_step (b, st, &ts->steps[i], err);
@@ -432,7 +432,7 @@ build_stage_steps (build_exec *b, int idx, kiln_error **err)
   for (size_t i = 0; i < ps->n_steps; i++)
     {
       const plan_step *s = &ps->steps[i];
-      autofree char *text = build_meta_one_line (s->instr->original);
+      autofree char *text = build_meta_title (s->instr->original, b->p->df->escape);
       if (b->o.signal_flag && *b->o.signal_flag)
         return kiln_error_make (err, EINTR, "interrupted by signal %d (%s) before %s", (int) *b->o.signal_flag,
                                 strsignal ((int) *b->o.signal_flag), text);

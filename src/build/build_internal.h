@@ -235,6 +235,9 @@ void build_meta_env_set (char ***env, const char *key, const char *value);
 /* An instruction's text on one line, runs of white space made one space
  * (history and progress). */
 char *build_meta_one_line (const char *s);
+/* The same without the line continuations (escape, '\\' or '`', at the end
+ * of a line): a step's title in the progress output and errors. */
+char *build_meta_title (const char *s, char escape);
 
 /* path against WORKDIR (absolute paths as they are). */
 char *build_meta_resolve_dir (const char *workdir, const char *path);

@@ -45,10 +45,33 @@ strv_add_unique (char ***v, const char *s)
 char *
 build_meta_one_line (const char *s)
 {
+  return build_meta_title (s, '\0');
+}
+
+/* escape followed by blanks up to the end of its line: a continuation. */
+static bool
+continuation_at (const char *s, char escape)
+{
+  if (escape == '\0' || *s != escape)
+    return false;
+  s++;
+  while (*s == ' ' || *s == '\t' || *s == '\r')
+    s++;
+  return *s == '\n' || *s == '\0';
+}
+
+char *
+build_meta_title (const char *s, char escape)
+{
   autostrbuf strbuf sb = STRBUF_INIT;
   bool space = false;
   for (; *s; s++)
     {
+      if (continuation_at (s, escape))
+        {
+          space = sb.len > 0;
+          continue;
+        }
       if (*s == '\n' || *s == '\r' || *s == '\t' || *s == ' ')
         {
           space = sb.len > 0;

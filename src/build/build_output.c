@@ -21,6 +21,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The registries' answers kaniko's --push-ignore-immutable-tag-errors
+ * knows (Artifact Registry, ECR). */
+static bool
+immutable_tag_error (const kiln_error *e)
+{
+  static const char *const known[] = {
+    "The repository has enabled tag immutability",
+    "cannot be overwritten because the repository is immutable",
+  };
+  autofree char *msg = kiln_error_string (e);
+  for (size_t i = 0; i < ARRAY_SIZE (known); i++)
+    if (strstr (msg, known[i]))
+      return true;
+  return false;
+}
+
 static int
 push_one (store *s, const build_result *res, const build_output_opts *o, const char *dest, kiln_error **err)
 {
@@ -41,6 +57,13 @@ push_one (store *s, const build_result *res, const build_output_opts *o, const c
       if (registry_push_image (c, ref->path, tags, res->manifest, res->manifest_len, res->manifest_media_type,
                                store_push_source (), s, NULL, digest, err) >= 0)
         break;
+      if (o->ignore_immutable_tags && immutable_tag_error (*err))
+        {
+          log_info ("pushing %s: the tag is immutable and already set; ignored (--push-ignore-immutable-tag-errors)",
+                    full);
+          kiln_error_clear (err);
+          return 0;
+        }
       if (attempt >= o->push_retry)
         return kiln_error_wrap (err, "pushing '%s'", full);
       autofree char *msg = kiln_error_string (*err);
@@ -228,8 +251,10 @@ write_tar (store *s, const build_result *res, const build_output_opts *o, kiln_e
   return r < 0 ? kiln_error_wrap (err, "--tar-path '%s'", o->tar_path) : 0;
 }
 
+/* NAME@DIGEST (or NAME:TAG@DIGEST with_tag) for every destination. */
 static int
-write_name_digests (const build_result *res, const build_output_opts *o, kiln_error **err)
+write_name_digests (const build_result *res, const build_output_opts *o, const char *path, bool with_tag,
+                    kiln_error **err)
 {
   autostrbuf strbuf sb = STRBUF_INIT;
   for (char **d = o->destinations; d && *d; d++)
@@ -238,9 +263,12 @@ write_name_digests (const build_result *res, const build_output_opts *o, kiln_er
       if (registry_ref_parse (*d, &ref, err) < 0)
         return -1;
       autofree char *name = registry_ref_name (ref);
-      strbuf_addf (&sb, "%s@%s\n", name, res->manifest_digest);
+      if (with_tag && ref->tag)
+        strbuf_addf (&sb, "%s:%s@%s\n", name, ref->tag, res->manifest_digest);
+      else
+        strbuf_addf (&sb, "%s@%s\n", name, res->manifest_digest);
     }
-  return registry_write_user_file (o->name_digest_file, sb.buf ? sb.buf : "", sb.len, err);
+  return registry_write_user_file (path, sb.buf ? sb.buf : "", sb.len, err);
 }
 
 int
@@ -266,7 +294,9 @@ build_output_write (store *s, const build_result *res, const build_output_opts *
     }
   if (o->digest_file && registry_write_digest_file (o->digest_file, res->manifest_digest, err) < 0)
     return -1;
-  if (o->name_digest_file && write_name_digests (res, o, err) < 0)
+  if (o->name_digest_file && write_name_digests (res, o, o->name_digest_file, false, err) < 0)
     return kiln_error_wrap (err, "--image-name-with-digest-file");
+  if (o->name_tag_digest_file && write_name_digests (res, o, o->name_tag_digest_file, true, err) < 0)
+    return kiln_error_wrap (err, "--image-name-tag-with-digest-file");
   return 0;
 }

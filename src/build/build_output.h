@@ -22,6 +22,8 @@ typedef struct build_output_opts
   const char *tar_path;      /* docker archive path or NULL */
   const char *digest_file;
   const char *name_digest_file;
+  const char *name_tag_digest_file; /* NAME:TAG@DIGEST lines (kaniko's --image-name-tag-with-digest-file) */
+  bool ignore_immutable_tags; /* a push refused because the tag is immutable is not an error (kaniko) */
   progress *progress;
 } build_output_opts;
 

@@ -2,6 +2,7 @@
  * executor spellings), then plan -> build_exec -> build_output. */
 #include "cmd/cmd.h"
 #include "cmd/cmd_common.h"
+#include "cmd/build_kaniko.h"
 #include "build/build_cache.h"
 #include "build/build_exec.h"
 #include "build/build_output.h"
@@ -71,6 +72,7 @@ typedef struct build_cmd_opts
   bool allow_insecure;        /* --allow security.insecure */
   sandbox_limits limits;      /* --memory, --pids-limit (defaults: sandbox_limits_default) */
   bool cache_run_layers, cache_copy_layers;
+  cmd_kaniko_opts kaniko;     /* kaniko's flags without a field above (build_kaniko.h) */
 } build_cmd_opts;
 
 enum
@@ -118,7 +120,6 @@ enum
   OPT_CACHE_TTL,
   OPT_CACHE_RUN_LAYERS,
   OPT_CACHE_COPY_LAYERS,
-  OPT_CACHE_DIR,
 };
 
 static const cli_option build_options[] = {
@@ -126,7 +127,7 @@ static const cli_option build_options[] = {
     "parse the Dockerfile, resolve arguments and stages, print the build plan as JSON and exit "
     "(reads no context, contacts no registry)", OPT_DRY_RUN },
   { "file", 'f', CLI_VALUE, "PATH", "Dockerfile to use (default: CONTEXT/Dockerfile)", OPT_FILE },
-  { "dockerfile", 'd', CLI_VALUE, "PATH", NULL, OPT_FILE },
+  { "dockerfile", 0, CLI_VALUE, "PATH", NULL, OPT_FILE },
   { "context", 'c', CLI_VALUE, "DIR", "build context: a directory (PATH, dir://PATH), a tar archive "
     "(tar://PATH; gzip/bzip2/xz/zstd) or - for a tar on stdin (the Dockerfile is then read from it)", OPT_CONTEXT },
   { "build-arg", 0, CLI_VALUE, "KEY[=VALUE]", "set a build-time variable (repeatable); without =VALUE the value "
@@ -137,7 +138,7 @@ static const cli_option build_options[] = {
   { "skip-unused-stages", 0, CLI_BOOL, NULL, "build only the stages the target needs (default true; "
     "false builds every stage up to the target)", OPT_SKIP_UNUSED },
   { "tag", 't', CLI_VALUE, "IMAGE", "push the result to IMAGE (registry/repository:tag; repeatable)", OPT_TAG },
-  { "destination", 0, CLI_VALUE, "IMAGE", NULL, OPT_TAG },
+  { "destination", 'd', CLI_VALUE, "IMAGE", NULL, OPT_TAG },
   { "no-push", 0, CLI_BOOL, NULL, "build (and write --oci-layout/--tar-path) but push nothing", OPT_NO_PUSH },
   { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]", "also write the image into an OCI layout directory", OPT_OCI_LAYOUT },
   { "oci-layout-path", 0, CLI_VALUE, "DIR[:TAG]", NULL, OPT_OCI_LAYOUT },
@@ -199,8 +200,8 @@ static const cli_option build_options[] = {
   { "cache-run-layers", 0, CLI_BOOL, NULL, "cache RUN layers (default true)", OPT_CACHE_RUN_LAYERS },
   { "cache-copy-layers", 0, CLI_BOOL, NULL, "cache COPY/ADD/WORKDIR layers, keyed by the sources' content "
     "(default true)", OPT_CACHE_COPY_LAYERS },
-  { "cache-dir", 0, CLI_VALUE, "DIR", "(kaniko) not supported: base images live in kiln's store; use --root DIR",
-    OPT_CACHE_DIR },
+  { "cache-dir", 0, CLI_VALUE, "DIR", "(kaniko) accepted, no effect: base images live in kiln's store; to keep "
+    "them put the store on the cache volume (--root DIR)", CMD_KANIKO_NOTE_CACHE_DIR },
   { "single-snapshot", 0, CLI_BOOL, NULL, "(kaniko) one layer for everything the target stage adds to its base "
     "(steps still run and cache one by one)", OPT_SINGLE_SNAPSHOT },
   { "ignore-path", 0, CLI_VALUE, "PATH", "(kaniko) leave PATH and everything below it out of every layer kiln "
@@ -211,6 +212,47 @@ static const cli_option build_options[] = {
     OPT_NOOP_USE_NEW_RUN },
   { "cleanup", 0, CLI_BOOL, NULL, "(kaniko) accepted and unused: kiln never modifies the host filesystem",
     OPT_NOOP_CLEANUP },
+  /* kaniko's other executor flags (build_kaniko.h) */
+  { "context-sub-path", 0, CLI_VALUE, "PATH", "(kaniko) use the directory PATH inside the context as the context",
+    CMD_KANIKO_CONTEXT_SUB_PATH },
+  { "bucket", 'b', CLI_VALUE, "BUCKET", "(kaniko) an error: kiln cannot fetch a context from a bucket; download it "
+    "and give --context tar://FILE", CMD_KANIKO_BUCKET },
+  { "skip-tls-verify-pull", 0, CLI_BOOL, NULL, "do not verify the TLS certificates of the registries images are "
+    "pulled from", CMD_KANIKO_SKIP_TLS_VERIFY_PULL },
+  { "image-download-retry", 0, CLI_VALUE, "N", "retry a failed request of a base image download N times (default: "
+    "--retries)", CMD_KANIKO_IMAGE_DOWNLOAD_RETRY },
+  { "image-name-tag-with-digest-file", 0, CLI_VALUE, "FILE", "write NAME:TAG@DIGEST for every destination to FILE",
+    CMD_KANIKO_NAME_TAG_DIGEST_FILE },
+  { "push-ignore-immutable-tag-errors", 0, CLI_BOOL, NULL, "a push refused because the tag is immutable (Artifact "
+    "Registry, ECR) is not an error", CMD_KANIKO_PUSH_IGNORE_IMMUTABLE },
+  { "skip-push-permission-check", 0, CLI_BOOL, NULL, "do not check push access to every destination and the cache "
+    "repository before the build (checked by default, as kaniko does)", CMD_KANIKO_SKIP_PUSH_CHECK },
+  { "no-push-cache", 0, CLI_BOOL, NULL, "look build cache entries up in --cache-repo but push none",
+    CMD_KANIKO_NO_PUSH_CACHE },
+  { "registry-map", 0, CLI_VALUE, "REGISTRY=MIRROR[;...]", "pull images of REGISTRY from MIRROR first, then from "
+    "REGISTRY (repeatable)", CMD_KANIKO_REGISTRY_MAP },
+  { "skip-default-registry-fallback", 0, CLI_BOOL, NULL, "an image a mirror serves (--registry-mirror, "
+    "--registry-map) is never pulled from its own registry", CMD_KANIKO_SKIP_DEFAULT_FALLBACK },
+  { "ignore-var-run", 0, CLI_BOOL, NULL, "(kaniko) =true leaves /var/run out of every layer kiln makes (as "
+    "--ignore-path /var/run); RUN steps' /run is a mount, never in a layer", CMD_KANIKO_IGNORE_VAR_RUN },
+  { "force", 0, CLI_BOOL, NULL, "(kaniko) accepted, no effect: kiln runs inside a container or outside it alike",
+    CMD_KANIKO_NOTE_FORCE },
+  { "kaniko-dir", 0, CLI_VALUE, "DIR", "(kaniko) accepted, no effect: kiln's state is in its store (--root)",
+    CMD_KANIKO_NOTE_KANIKO_DIR },
+  { "image-fs-extract-retry", 0, CLI_VALUE, "N", "(kaniko) accepted, no effect: kiln extracts layers from verified "
+    "blobs in its store", CMD_KANIKO_NOTE_EXTRACT_RETRY },
+  { "compressed-caching", 0, CLI_BOOL, NULL, "(kaniko) accepted, no effect: cache entries are the build's own "
+    "layers, compressed once", CMD_KANIKO_NOTE_COMPRESSED_CACHING },
+  { "git", 0, CLI_VALUE, "branch=B,...", "(kaniko) accepted, no effect: kiln has no git contexts",
+    CMD_KANIKO_NOTE_GIT },
+  { "force-build-metadata", 0, CLI_BOOL, NULL, "(kaniko) accepted, no effect: metadata-only instructions change the "
+    "config, add no layer (as Docker)", CMD_KANIKO_NOTE_FORCE_METADATA },
+  { "azure-container-registry-config", 0, CLI_VALUE, "FILE", NULL, CMD_KANIKO_NOTE_AZURE },
+  { "snapshotMode", 0, CLI_VALUE, "MODE", NULL, OPT_NOOP_SNAPSHOT_MODE },
+  { "customPlatform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", NULL, OPT_PLATFORM },
+  { "tarPath", 0, CLI_VALUE, "FILE", NULL, OPT_TAR_PATH },
+  { "whitelist-var-run", 0, CLI_BOOL, NULL, NULL, CMD_KANIKO_IGNORE_VAR_RUN },
+  { "help-kaniko-table", 0, CLI_BOOL, NULL, NULL, CMD_KANIKO_HELP_TABLE },
   { NULL, 0, CLI_BOOL, NULL, NULL, 0 },
 };
 /* The sentinel above keeps the array non-empty; it is not part of the table. */
@@ -358,10 +400,9 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       return cli_parse_bool ("cache-run-layers", value, &o->cache_run_layers, err);
     case OPT_CACHE_COPY_LAYERS:
       return cli_parse_bool ("cache-copy-layers", value, &o->cache_copy_layers, err);
-    case OPT_CACHE_DIR:
-      return kiln_error_make (err, ENOTSUP, "--cache-dir '%s' is not supported: kiln keeps base images and the build "
-                              "cache in its store; put the store on the cache volume with --root DIR", value);
     case OPT_NOOP_SNAPSHOT_MODE:
+      if (strcmp (value, "full") != 0 && strcmp (value, "redo") != 0 && strcmp (value, "time") != 0)
+        return kiln_error_make (err, EINVAL, "--snapshot-mode '%s': expected full, redo or time", value);
       strv_push (&o->noop_notes, "--snapshot-mode has no effect: kiln never scans the filesystem; each layer comes "
                                  "from the overlay's write log");
       return 0;
@@ -373,6 +414,9 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
                                  "filesystem");
       return 0;
     default:
+      r = cmd_kaniko_handle (&o->kaniko, &o->reg, &o->mirrors, &o->noop_notes, id, value, err);
+      if (r != 0)
+        return r < 0 ? r : 0;
       return kiln_error_make (err, 0, "internal: unhandled build option id %d", id);
     }
 }
@@ -423,7 +467,15 @@ exec_opts_from (build_cmd_opts *o, build_exec_opts *eo, progress_mode *pm, kiln_
   if (o->progress && progress_parse_mode (o->progress, pm, err) < 0)
     return -1;
   if (o->quiet)
-    *pm = PROGRESS_QUIET;
+    {
+      *pm = PROGRESS_QUIET;
+      /* Nothing but the digest: info lines (pulls, pushes) too are quiet. */
+      if (!o->common.verbosity_set && o->common.verbosity > LOG_LEVEL_WARN)
+        {
+          o->common.verbosity = LOG_LEVEL_WARN;
+          cli_common_apply (&o->common);
+        }
+    }
   /* One JSON object per line on stderr: log lines too, unless asked
    * otherwise. */
   if (*pm == PROGRESS_JSON && !o->common.log_format_set)
@@ -549,6 +601,19 @@ build_run (build_cmd_opts *o, kiln_error **err)
         }
       ctx_dir = ctx_buf;
     }
+  autofree char *sub_dir = NULL;
+  if (o->kaniko.context_sub_path)
+    {
+      sub_dir = xasprintf ("%s/%s", ctx_dir, o->kaniko.context_sub_path);
+      if (access (sub_dir, F_OK) < 0)
+        {
+          kiln_error_make (err, errno, "--context-sub-path '%s': '%s'", o->kaniko.context_sub_path, sub_dir);
+          if (ctx_tmp)
+            store_rmtemp (s, ctx_tmp);
+          return -1;
+        }
+      ctx_dir = sub_dir;
+    }
   int rc = build_run_in (o, ctx_dir, &s, err);
   if (ctx_tmp)
     store_rmtemp (s, ctx_tmp);
@@ -566,6 +631,12 @@ build_load (build_cmd_opts *o, const char *ctx_dir, const char *df_path, build_e
       autoref registry_ref *ref = NULL;
       if (registry_ref_parse (*d, &ref, err) < 0)
         return kiln_error_wrap (err, "--tag '%s'", *d);
+      if (strcmp (ref->domain, REGISTRY_DOCKER_HUB) == 0 && strncmp (*d, "docker.io/", 10) != 0
+          && strncmp (*d, "index.docker.io/", 16) != 0 && !o->dry_run)
+        {
+          autofree char *full = registry_ref_string (ref);
+          log_info ("'%s' names no registry: it means %s (Docker Hub, Docker's default)", *d, full);
+        }
     }
   if (exec_opts_from (o, eo, pm, err) < 0)
     return -1;
@@ -612,6 +683,7 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
     .destinations = o->destinations, .no_push = o->no_push, .reg = &o->reg, .push_retry = o->push_retry,
     .oci_layout = o->oci_layout, .tar_path = o->tar_path, .digest_file = o->digest_file,
     .name_digest_file = o->name_digest_file, .progress = prog,
+    .name_tag_digest_file = o->kaniko.name_tag_digest_file, .ignore_immutable_tags = o->kaniko.push_ignore_immutable,
   };
   /* Keep the result: prune removes what no ref reaches. */
   {
@@ -626,7 +698,14 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
                        strsignal ((int) *build_signal));
       return -1;
     }
-  if (build_output_write (s, res, &oo, err) < 0)
+  /* The outputs are a step of their own: push lines belong to no
+   * Dockerfile step. */
+  bool any = (!o->no_push && o->destinations) || o->oci_layout || o->tar_path;
+  int out_id = any ? progress_step_begin (prog, "output", 1, 1, "exporting the image") : 0;
+  int r = build_output_write (s, res, &oo, err);
+  if (any)
+    progress_step_end_id (prog, out_id, r < 0 ? "ERROR" : "DONE");
+  if (r < 0)
     return -1;
   double t_push = progress_elapsed (prog) - t0;
   const char *names[] = { "pull", "run", "snapshot", "pack", "copy", "push" };
@@ -656,6 +735,10 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
   registry_options pull_reg = o->reg;
   if (o->insecure_pull)
     pull_reg.insecure = true;
+  if (o->kaniko.skip_tls_verify_pull)
+    pull_reg.skip_tls_verify = true;
+  if (o->kaniko.image_download_retry >= 0)
+    pull_reg.retries = o->kaniko.image_download_retry;
   progress *prog = progress_new (pm, stderr);
   /* Log lines become notes of the tty frame instead of breaking it. */
   bool log_to_frame = progress_get_mode (prog) == PROGRESS_TTY;
@@ -678,9 +761,18 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
   build_cache_opts co = {
     .store = s, .enabled = o->cache, .cache_run = o->cache_run_layers, .cache_copy = o->cache_copy_layers,
     .repo = o->cache_repo, .reg = &o->reg, .ttl = o->cache_ttl, .format = eo->format, .progress = prog,
+    .no_push = o->kaniko.no_push_cache,
   };
   if (!o->cache && o->cache_repo)
     log_warn ("--cache-repo '%s' is not used: the build cache is off", o->cache_repo);
+  /* Before anything is pulled or run, as kaniko (CheckPushPermissions). */
+  if (!o->kaniko.skip_push_check
+      && cmd_kaniko_check_push (&o->reg, o->destinations, o->no_push, o->cache ? o->cache_repo : NULL,
+                                o->kaniko.no_push_cache, err) < 0)
+    {
+      dockerfile_free (df);
+      goto out;
+    }
   if (o->cache && build_cache_new (&co, &cache, err) < 0)
     {
       dockerfile_free (df);
@@ -724,10 +816,10 @@ out:
 static int
 build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **err)
 {
-  /* A tar context (kept in the store) also names the Dockerfile inside it. */
-  autofree char *df_path = o->file ? (ctx_dir != o->context && o->context ? xasprintf ("%s/%s", ctx_dir, o->file)
-                                                                          : xstrdup (o->file))
-                                   : xasprintf ("%s/Dockerfile", ctx_dir);
+  /* A tar context (kept in the store) also names the Dockerfile inside it;
+   * else a relative one is looked up here, then in the context (kaniko). */
+  bool unpacked = o->context && (strcmp (o->context, "-") == 0 || strncmp (o->context, "tar://", 6) == 0);
+  autofree char *df_path = cmd_kaniko_dockerfile_path (o->file, ctx_dir, unpacked);
   build_exec_opts eo = { 0 };
   progress_mode pm;
   dockerfile *df = NULL;
@@ -752,7 +844,7 @@ int
 cmd_build_main (int argc, char **argv, kiln_error **err)
 {
   build_cmd_opts o = { .skip_unused_stages = true, .reg = { .retries = -1 }, .cache = true, .cache_run_layers = true,
-                       .cache_copy_layers = true };
+                       .cache_copy_layers = true, .kaniko = CMD_KANIKO_OPTS_INIT };
   cli_common_init (&o.common);
   sandbox_limits_default (&o.limits);
   autostrv char **pos = NULL;
@@ -764,6 +856,15 @@ cmd_build_main (int argc, char **argv, kiln_error **err)
       rc = r < 0 ? KILN_EXIT_USAGE : KILN_EXIT_OK;
       goto out;
     }
+  if (o.kaniko.print_table)
+    {
+      autofree cli_option *all = cli_options_concat (build_options, N_BUILD_OPTIONS, cli_common_options,
+                                                     cli_common_options_count);
+      rc = cmd_kaniko_print_table (stdout, all, N_BUILD_OPTIONS + cli_common_options_count, err) < 0
+             ? KILN_EXIT_FAILURE : KILN_EXIT_OK;
+      goto out;
+    }
+  cmd_kaniko_finish (&o.kaniko, &o.ignore_paths);
   if (pos && pos[0] && pos[1])
     {
       kiln_error_make (err, 0, "kiln build: expected at most one CONTEXT argument, got '%s' and '%s'", pos[0], pos[1]);
@@ -804,5 +905,6 @@ out:
   strv_free (o.mirrors);
   strv_free (o.ignore_paths);
   strv_free (o.noop_notes);
+  cmd_kaniko_free (&o.kaniko);
   return rc;
 }

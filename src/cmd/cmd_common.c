@@ -27,6 +27,20 @@ cmd_transport_handle (registry_options *reg, int id, const char *value, kiln_err
         return kiln_error_make (err, 0, "--registry-certificate: expected REGISTRY=CA.pem, got '%s'", value);
       strv_push (&reg->registry_certs, value);
       return 1;
+    case CMD_OPT_SKIP_TLS_VERIFY_REGISTRY:
+      if (!registry_domain_valid (value))
+        return kiln_error_make (err, 0, "--skip-tls-verify-registry: invalid registry '%s'", value);
+      strv_push (&reg->skip_tls_verify_registries, value);
+      return 1;
+    case CMD_OPT_REGISTRY_CLIENT_CERT:
+      {
+        const char *eq = strchr (value, '=');
+        const char *comma = eq ? strchr (eq, ',') : NULL;
+        if (!eq || eq == value || !comma || comma == eq + 1 || comma[1] == '\0')
+          return kiln_error_make (err, 0, "--registry-client-cert: expected REGISTRY=CERT,KEY, got '%s'", value);
+        strv_push (&reg->registry_client_certs, value);
+        return 1;
+      }
     case CMD_OPT_RETRIES:
       {
         char *end;
@@ -72,6 +86,8 @@ cmd_flags_free (const cmd_flags *f, void *opts)
   cli_common_free ((cli_common *) (base + f->common_offset));
   strv_free (reg->insecure_registries);
   strv_free (reg->registry_certs);
+  strv_free (reg->skip_tls_verify_registries);
+  strv_free (reg->registry_client_certs);
   for (size_t i = 0; i < f->n_strings; i++)
     free (*(char **) (base + f->strings[i].offset));
 }

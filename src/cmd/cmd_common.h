@@ -20,6 +20,8 @@ enum
   CMD_OPT_SKIP_TLS_VERIFY,
   CMD_OPT_REGISTRY_CERT,
   CMD_OPT_RETRIES,
+  CMD_OPT_SKIP_TLS_VERIFY_REGISTRY,
+  CMD_OPT_REGISTRY_CLIENT_CERT,
 };
 #define CMD_TRANSPORT_OPTIONS                                                                                   \
   { "insecure-registry", 0, CLI_VALUE, "REGISTRY", "use plain HTTP for REGISTRY (repeatable)",                  \
@@ -28,6 +30,10 @@ enum
   { "skip-tls-verify", 0, CLI_BOOL, NULL, "do not verify registry TLS certificates", CMD_OPT_SKIP_TLS_VERIFY }, \
   { "registry-certificate", 0, CLI_VALUE, "REGISTRY=CA.pem", "trust CA.pem for REGISTRY (repeatable)",          \
     CMD_OPT_REGISTRY_CERT },                                                                                    \
+  { "skip-tls-verify-registry", 0, CLI_VALUE, "REGISTRY", "do not verify the TLS certificate of REGISTRY "        \
+    "(repeatable)", CMD_OPT_SKIP_TLS_VERIFY_REGISTRY },                                                         \
+  { "registry-client-cert", 0, CLI_VALUE, "REGISTRY=CERT,KEY", "mutual TLS: present CERT (PEM) with KEY to "     \
+    "REGISTRY (repeatable)", CMD_OPT_REGISTRY_CLIENT_CERT },                                                    \
   { "retries", 0, CLI_VALUE, "N", "retries of a failed request (default 4)", CMD_OPT_RETRIES },
 
 /* A flag whose value the command keeps as it is: its id, and where the

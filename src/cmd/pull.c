@@ -294,7 +294,7 @@ cmd_pull_main (int argc, char **argv, kiln_error **err)
     }
   o.reg.cancel = sigcancel_install (-1);
   /* In-place per-blob progress on a terminal; plain log lines otherwise. */
-  if (o.common.log_format == LOG_FORMAT_TEXT && log_enabled (LOG_LEVEL_INFO))
+  if (o.common.log_format != LOG_FORMAT_JSON && log_enabled (LOG_LEVEL_INFO))
     o.reg.progress = blobprogress_new (stderr);
   r = run_pull (&o, pos[0], err);
   blobprogress_free (o.reg.progress);

@@ -46,6 +46,8 @@ registry_client_free (registry_client *c)
   free (c->domain);
   free (c->base);
   free (c->ca_file);
+  free (c->client_cert);
+  free (c->client_key);
   xfree_secret (c->auth_header);
   free (c->auth_scope);
   registry_credential_clear (&c->cred);
@@ -77,6 +79,31 @@ registry_client_base_url (const registry_client *c)
   return c->base;
 }
 
+/* --registry-client-cert DOMAIN=CERT,KEY for c's domain: both readable. */
+static int
+client_cert_from (registry_client *c, const registry_options *opts, kiln_error **err)
+{
+  size_t dl = strlen (c->domain);
+  for (char **r = opts->registry_client_certs; r && *r; r++)
+    if (strncmp (*r, c->domain, dl) == 0 && (*r)[dl] == '=')
+      {
+        const char *v = *r + dl + 1;
+        const char *comma = strchr (v, ',');
+        if (!comma || comma == v || comma[1] == '\0')
+          return kiln_error_make (err, EINVAL, "client certificate for '%s': expected CERT,KEY, got '%s'", c->domain,
+                                  v);
+        free (c->client_cert);
+        free (c->client_key);
+        c->client_cert = xstrndup (v, (size_t) (comma - v));
+        c->client_key = xstrdup (comma + 1);
+        const char *files[] = { c->client_cert, c->client_key };
+        for (size_t i = 0; i < 2; i++)
+          if (access (files[i], R_OK) < 0)
+            return kiln_error_make (err, errno, "client certificate for '%s': cannot read '%s'", c->domain, files[i]);
+      }
+  return 0;
+}
+
 int
 registry_client_new (const registry_options *opts, const char *domain, registry_client **out, kiln_error **err)
 {
@@ -89,6 +116,9 @@ registry_client_new (const registry_options *opts, const char *domain, registry_
       plain = true;
   c->base = xasprintf ("%s://%s", plain ? "http" : "https", registry_domain_api_host (domain));
   c->tls_verify = !opts->skip_tls_verify;
+  for (char **r = opts->skip_tls_verify_registries; r && *r; r++)
+    if (strcmp (*r, domain) == 0)
+      c->tls_verify = false;
   size_t dl = strlen (domain);
   for (char **r = opts->registry_certs; r && *r; r++)
     if (strncmp (*r, domain, dl) == 0 && (*r)[dl] == '=')
@@ -102,6 +132,11 @@ registry_client_new (const registry_options *opts, const char *domain, registry_
             return kiln_error_make (err, e, "registry certificate for '%s': cannot read '%s'", domain, *r + dl + 1);
           }
       }
+  if (client_cert_from (c, opts, err) < 0)
+    {
+      registry_client_free (c);
+      return -1;
+    }
   c->retries = opts->retries < 0 ? 4 : opts->retries;
   c->connect_timeout_s = opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 30;
   c->stall_timeout_s = opts->stall_timeout_s > 0 ? opts->stall_timeout_s : 60;
@@ -127,6 +162,8 @@ registry_client_clone (const registry_client *c)
   n->base = xstrdup (c->base);
   n->tls_verify = c->tls_verify;
   n->ca_file = c->ca_file ? xstrdup (c->ca_file) : NULL;
+  n->client_cert = c->client_cert ? xstrdup (c->client_cert) : NULL;
+  n->client_key = c->client_key ? xstrdup (c->client_key) : NULL;
   n->retries = c->retries;
   n->connect_timeout_s = c->connect_timeout_s;
   n->stall_timeout_s = c->stall_timeout_s;
@@ -407,6 +444,11 @@ registry_client_perform_once (registry_client *c, const request *q, const char *
   curl_easy_setopt (h, CURLOPT_SSL_VERIFYHOST, c->tls_verify ? 2L : 0L);
   if (c->ca_file)
     curl_easy_setopt (h, CURLOPT_CAINFO, c->ca_file);
+  if (c->client_cert)
+    {
+      curl_easy_setopt (h, CURLOPT_SSLCERT, c->client_cert);
+      curl_easy_setopt (h, CURLOPT_SSLKEY, c->client_key);
+    }
   read_state rs = { q->upload_fd, q->upload_offset, q->upload_size };
   c->upload_offset = q->upload_offset;
   if (strcmp (q->method, "HEAD") == 0)
@@ -533,14 +575,25 @@ do_request (registry_client *c, const request *q, http_resp *r, kiln_error **err
        * skipping what we already have. */
       if (code == CURLE_OK && r->sink && r->status == 200 && from)
         log_debug ("registry %s: server ignored Range, skipping %llu bytes", c->domain, (unsigned long long) from);
+      /* TLS spoken to a plain-HTTP server: no retry helps, the flag does. */
+      if (code == CURLE_SSL_CONNECT_ERROR && strncmp (c->base, "https:", 6) == 0
+          && strstr (errbuf, "wrong version number"))
+        return kiln_error_make (err, 0, "registry '%s', repository '%s': %s: %s (the registry answers in plain "
+                                "HTTP, not TLS: if that is intended, give --insecure-registry %s)", c->domain, q->repo,
+                                q->what, errbuf, c->domain);
       bool retry = code != CURLE_OK || r->status == 408 || r->status == 429 || r->status >= 500;
       if (!retry)
         return 0;
       if (attempt >= c->retries)
         {
           if (code != CURLE_OK)
-            return kiln_error_make (err, 0, "registry '%s', repository '%s': %s: %s (after %d attempts)", c->domain,
-                                    q->repo, q->what, errbuf[0] ? errbuf : curl_easy_strerror (code), attempt + 1);
+            {
+              kiln_error_make (err, 0, "registry '%s', repository '%s': %s: %s (after %d attempts)", c->domain,
+                               q->repo, q->what, errbuf[0] ? errbuf : curl_easy_strerror (code), attempt + 1);
+              if (err && *err && code != CURLE_SSL_CONNECT_ERROR && code != CURLE_PEER_FAILED_VERIFICATION)
+                (*err)->kind = KILN_ERROR_UNREACHABLE;
+              return -1;
+            }
           return 0;
         }
       log_warn ("registry %s, repository %s: %s: %s; retrying (%d/%d)", c->domain, q->repo, q->what,
@@ -841,6 +894,37 @@ registry_push_blob (registry_client *c, const char *repo, const char *digest, in
   if (how)
     *how = "uploaded";
   return 0;
+}
+
+int
+registry_check_push (registry_client *c, const char *repo, kiln_error **err)
+{
+  autofree char *url = xasprintf ("%s/v2/%s/blobs/uploads/", c->base, repo);
+  autofree char *scope = xasprintf ("repository:%s:pull,push", repo);
+  request q = push_request ("POST", url, "push access check (POST blob upload)", repo, scope);
+  http_resp r = { 0 };
+  r.body_max = ERROR_BODY_MAX;
+  r.limit = -1;
+  int ret = do_request (c, &q, &r, err);
+  if (ret == 0 && r.status != 202)
+    ret = status_error (c, &q, &r, err);
+  autofree char *loc = ret == 0 && r.location ? (r.location[0] == '/' ? xasprintf ("%s%s", c->base, r.location)
+                                                                      : xstrdup (r.location))
+                                              : NULL;
+  registry_client_resp_release (&r);
+  if (loc)
+    {
+      /* Cancel the upload session; whether the registry agrees does not
+       * matter (it expires them anyway). */
+      request d = push_request ("DELETE", loc, "cancel the push access check's upload", repo, scope);
+      http_resp dr = { 0 };
+      dr.body_max = ERROR_BODY_MAX;
+      dr.limit = -1;
+      autoerror kiln_error *ignored = NULL;
+      do_request (c, &d, &dr, &ignored);
+      registry_client_resp_release (&dr);
+    }
+  return ret;
 }
 
 int

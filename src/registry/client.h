@@ -34,7 +34,11 @@ typedef struct registry_options
   char **insecure_registries; /* plain HTTP for these domains */
   bool insecure;              /* plain HTTP for every registry */
   bool skip_tls_verify;       /* HTTPS without certificate verification */
+  char **skip_tls_verify_registries; /* ... for these domains only */
   char **registry_certs;      /* "DOMAIN=CA.pem" entries */
+  char **registry_client_certs; /* "DOMAIN=CERT.pem,KEY.pem" entries: mutual TLS */
+  bool mirrors_only;          /* a reference mirrors serve is not pulled from its own registry
+                               * (kaniko's --skip-default-registry-fallback; store_fetch_image_mirrored) */
   int retries;                /* attempts after the first; <0 = default (4) */
   long connect_timeout_s;     /* 0 = default (30) */
   long stall_timeout_s;       /* abort a transfer stalled this long; 0 = default (60) */
@@ -89,6 +93,14 @@ int registry_push_blob (registry_client *c, const char *repo, const char *digest
  * answer must name the same digest if it gives one. */
 int registry_put_manifest (registry_client *c, const char *repo, const char *tag_or_digest, const char *data,
                            size_t len, const char *media_type, kiln_error **err);
+
+/* Whether a push to repo would be allowed, checked before a build as
+ * kaniko does (go-containerregistry's CheckPushPermission): with a token of
+ * push scope a blob upload is started (POST) and at once cancelled
+ * (DELETE). The error names the registry, the repository and the answer
+ * (authentication failed, access denied, not found) or the transport
+ * failure (unreachable, TLS). */
+int registry_check_push (registry_client *c, const char *repo, kiln_error **err);
 
 /* The progress display from the options (NULL if none). */
 struct blobprogress *registry_client_progress (const registry_client *c);

@@ -37,6 +37,8 @@ struct registry_client
   char *base; /* "https://host:port" */
   bool tls_verify;
   char *ca_file;
+  char *client_cert; /* mutual TLS: PEM certificate and key, or NULL */
+  char *client_key;
   int retries;
   long connect_timeout_s;
   long stall_timeout_s;

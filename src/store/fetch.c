@@ -851,38 +851,69 @@ store_push_source (void)
   return &store_source;
 }
 
+static bool
+is_docker_hub (const char *domain)
+{
+  return strcmp (domain, REGISTRY_DOCKER_HUB) == 0 || strcmp (domain, "index.docker.io") == 0
+         || strcmp (domain, REGISTRY_DOCKER_HUB_API) == 0;
+}
+
+/* The host mirror entry m serves domain from, or NULL: "HOST" mirrors
+ * docker.io, "SRC=HOST" (kaniko's --registry-map) mirrors SRC. */
+static char *
+mirror_for (const char *m, const char *domain)
+{
+  const char *eq = strchr (m, '=');
+  if (!eq)
+    return is_docker_hub (domain) ? xstrdup (m) : NULL;
+  autofree char *src = xstrndup (m, (size_t) (eq - m));
+  if (strcmp (src, domain) == 0 || (is_docker_hub (src) && is_docker_hub (domain)))
+    return xstrdup (eq + 1);
+  return NULL;
+}
+
 int
 store_fetch_image_mirrored (store *s, const registry_options *reg, char *const *mirrors, const registry_ref *ref,
                             const char *os, const char *arch, const char *variant, store_fetch_result *out,
                             kiln_error **err)
 {
-  if (strcmp (ref->domain, REGISTRY_DOCKER_HUB) == 0)
-    for (char *const *m = mirrors; m && *m; m++)
-      {
-        autoref registry_ref *mref = registry_ref_dup (ref);
-        free (mref->domain);
-        mref->domain = xstrdup (*m);
-        autoclient registry_client *mc = NULL;
-        kiln_error *merr = NULL;
-        autofree char *full = registry_ref_string (ref);
-        log_info ("pulling %s from mirror %s", full, *m);
-        if (registry_client_new (reg, *m, &mc, &merr) >= 0
-            && store_fetch_image (s, mc, mref, os, arch, variant, out, &merr) >= 0)
-          {
-            autofree char *name = store_fetch_ref_name (ref, os, arch, variant);
-            if (store_set_ref (s, name, out->manifest_digest, err) < 0)
-              {
-                store_fetch_result_clear (out);
-                return kiln_error_wrap (err, "recording '%s'", name);
-              }
-            free (out->ref_name);
-            out->ref_name = steal_pointer (&name);
-            return 0;
-          }
-        autofree char *msg = kiln_error_string (merr);
-        log_warn ("mirror %s failed (%s); trying the next source", *m, msg);
-        kiln_error_free (merr);
-      }
+  bool mirrored = false;
+  for (char *const *m = mirrors; m && *m; m++)
+    {
+      autofree char *host = mirror_for (*m, ref->domain);
+      if (!host)
+        continue;
+      mirrored = true;
+      autoref registry_ref *mref = registry_ref_dup (ref);
+      free (mref->domain);
+      mref->domain = xstrdup (host);
+      autoclient registry_client *mc = NULL;
+      kiln_error *merr = NULL;
+      autofree char *full = registry_ref_string (ref);
+      log_info ("pulling %s from mirror %s", full, host);
+      if (registry_client_new (reg, host, &mc, &merr) >= 0
+          && store_fetch_image (s, mc, mref, os, arch, variant, out, &merr) >= 0)
+        {
+          autofree char *name = store_fetch_ref_name (ref, os, arch, variant);
+          if (store_set_ref (s, name, out->manifest_digest, err) < 0)
+            {
+              store_fetch_result_clear (out);
+              return kiln_error_wrap (err, "recording '%s'", name);
+            }
+          free (out->ref_name);
+          out->ref_name = steal_pointer (&name);
+          return 0;
+        }
+      autofree char *msg = kiln_error_string (merr);
+      log_warn ("mirror %s failed (%s); trying the next source", host, msg);
+      kiln_error_free (merr);
+    }
+  if (mirrored && reg->mirrors_only)
+    {
+      autofree char *full = registry_ref_string (ref);
+      return kiln_error_make (err, 0, "pulling '%s': every mirror failed and --skip-default-registry-fallback "
+                              "forbids pulling from '%s' itself", full, ref->domain);
+    }
   autoclient registry_client *c = NULL;
   if (registry_client_new (reg, ref->domain, &c, err) < 0)
     return -1;

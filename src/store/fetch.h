@@ -96,8 +96,9 @@ int store_fetch_image (store *s, registry_client *c, const registry_ref *ref, co
 
 /* store_fetch_image with registry mirrors (kaniko's --registry-mirror): a
  * docker.io reference is tried on each mirror in turn (a failure is logged
- * as a warning), then on docker.io itself; other registries are fetched
- * directly. A mirror pull is also recorded under the docker.io name, so an
+ * as a warning), then on docker.io itself (not with reg->mirrors_only);
+ * other registries are fetched directly, except those a "SRC=HOST" entry
+ * of mirrors (kaniko's --registry-map) names, which go to HOST first. A mirror pull is also recorded under the docker.io name, so an
  * offline lookup of the original reference finds it. Clients are made from
  * reg for each host. */
 int store_fetch_image_mirrored (store *s, const registry_options *reg, char *const *mirrors, const registry_ref *ref,

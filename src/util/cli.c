@@ -203,8 +203,8 @@ cli_print_options (FILE *out, const cli_option *opts, size_t n_opts)
 
 const cli_option cli_common_options[] = {
   { "verbosity", 'v', CLI_VALUE, "LEVEL", "log level: error, warn, info (default), debug, trace", CLI_COMMON_VERBOSITY },
-  { "log-format", 0, CLI_VALUE, "FORMAT", "log line format: text (default; json with kiln build --progress=json) "
-    "or json", CLI_COMMON_LOG_FORMAT },
+  { "log-format", 0, CLI_VALUE, "FORMAT", "log line format: text (default; json with kiln build --progress=json), "
+    "color (text with coloured levels) or json", CLI_COMMON_LOG_FORMAT },
   { "log-timestamp", 0, CLI_BOOL, NULL, "prefix log lines with UTC timestamps", CLI_COMMON_LOG_TIMESTAMP },
   { "root", 0, CLI_VALUE, "DIR", "store directory (default $KILN_ROOT, else ${XDG_DATA_HOME:-~/.local/share}/kiln)", CLI_COMMON_ROOT },
 };
@@ -214,6 +214,7 @@ void
 cli_common_init (cli_common *c)
 {
   c->verbosity = LOG_LEVEL_INFO;
+  c->verbosity_set = false;
   c->log_format = LOG_FORMAT_TEXT;
   c->log_format_set = false;
   c->log_timestamp = false;
@@ -238,6 +239,7 @@ cli_common_handle (cli_common *c, int id, const char *value, kiln_error **err)
         if (log_parse_level (value, &l, err) < 0)
           return -1;
         c->verbosity = l;
+        c->verbosity_set = true;
         return 1;
       }
     case CLI_COMMON_LOG_FORMAT:

@@ -52,6 +52,7 @@ void cli_print_options (FILE *out, const cli_option *opts, size_t n_opts);
 typedef struct cli_common
 {
   int verbosity;      /* log_level */
+  bool verbosity_set; /* -v/--verbosity given */
   int log_format;     /* log_format */
   bool log_format_set; /* --log-format given */
   bool log_timestamp;

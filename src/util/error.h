@@ -23,6 +23,9 @@ typedef struct kiln_error
 /* kiln_error.kind: the thing asked for does not exist (e.g. HTTP 404 for a
  * manifest): a build-cache lookup treats it as a miss, not a failure. */
 #define KILN_ERROR_NOT_FOUND 1
+/* ... the server could not be reached (connection, DNS, timeout after the
+ * retries): nothing was said about the thing itself. */
+#define KILN_ERROR_UNREACHABLE 2
 
 /* Set *err (which must be NULL or hold an error that is discarded) and return
  * a negative value: -status, or -1 when status is 0. */

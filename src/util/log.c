@@ -64,12 +64,14 @@ log_parse_level (const char *s, log_level *out, kiln_error **err)
 int
 log_parse_format (const char *s, log_format *out, kiln_error **err)
 {
-  if (strcmp (s, "text") == 0 || strcmp (s, "color") == 0)
+  if (strcmp (s, "text") == 0)
     *out = LOG_FORMAT_TEXT;
+  else if (strcmp (s, "color") == 0)
+    *out = LOG_FORMAT_COLOR;
   else if (strcmp (s, "json") == 0)
     *out = LOG_FORMAT_JSON;
   else
-    return kiln_error_make (err, 0, "invalid log format '%s' (expected text or json)", s);
+    return kiln_error_make (err, 0, "invalid log format '%s' (expected text, color or json)", s);
   return 0;
 }
 
@@ -80,6 +82,12 @@ log_setup (log_level level, log_format format, bool timestamps, FILE *out)
   log_cfg.format = format;
   log_cfg.timestamps = timestamps;
   log_cfg.out = out;
+}
+
+bool
+log_is_json (void)
+{
+  return log_cfg.format == LOG_FORMAT_JSON;
 }
 
 bool
@@ -122,9 +130,17 @@ log_msg (log_level level, const char *fmt, ...)
       strbuf_adds (&line, "\"}\n");
       break;
     case LOG_FORMAT_TEXT:
+    case LOG_FORMAT_COLOR:
       if (log_cfg.timestamps)
         strbuf_addf (&line, "%s ", when);
-      if (level != LOG_LEVEL_INFO)
+      if (log_cfg.format == LOG_FORMAT_COLOR)
+        {
+          /* logrus' colours: red, yellow, blue, grey */
+          static const int colour[] = { [LOG_LEVEL_ERROR] = 31, [LOG_LEVEL_WARN] = 33, [LOG_LEVEL_INFO] = 36,
+                                        [LOG_LEVEL_DEBUG] = 37, [LOG_LEVEL_TRACE] = 37 };
+          strbuf_addf (&line, "\033[%dm%s\033[0m: ", colour[level], log_level_name (level));
+        }
+      else if (level != LOG_LEVEL_INFO)
         strbuf_addf (&line, "%s: ", log_level_name (level));
       strbuf_adds (&line, msg);
       strbuf_addch (&line, '\n');

@@ -24,18 +24,22 @@ typedef enum
 {
   LOG_FORMAT_TEXT = 0,
   LOG_FORMAT_JSON,
+  LOG_FORMAT_COLOR, /* text with the level in ANSI colours (kaniko's default, logrus' ForceColors) */
 } log_format;
 
 /* Accepts error, warn, info, debug, trace, and kaniko's panic and fatal
  * (both meaning error). */
 int log_parse_level (const char *s, log_level *out, kiln_error **err);
-/* Accepts text, json, and kaniko's color (text). */
+/* Accepts text, json and color; anything else is an error. */
 int log_parse_format (const char *s, log_format *out, kiln_error **err);
 const char *log_level_name (log_level l);
 
 /* out may be NULL for stderr. */
 void log_setup (log_level level, log_format format, bool timestamps, FILE *out);
 bool log_enabled (log_level level);
+/* Whether log lines are JSON objects (then main prints its error as one:
+ * {"event":"error","level":"error","msg":...}). */
+bool log_is_json (void);
 void log_msg (log_level level, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 #define log_error(...) log_msg (LOG_LEVEL_ERROR, __VA_ARGS__)

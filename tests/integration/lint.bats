@@ -61,3 +61,19 @@ C
   [[ $output == *'src/extra/x.c: folder extra is not in the layer order'* ]]
   [ "$(printf '%s\n' "$output" | wc -l)" -eq 3 ]
 }
+
+@test "lint: a library pkg-config cannot find stops make at once, naming its Debian package" {
+  # A pkg-config that knows every library but ISA-L.
+  cat > "$TEST_TMP/pkg-config" <<'SH'
+#!/bin/sh
+for a in "$@"; do [ "$a" = libisal ] && exit 1; done
+exec pkg-config "$@"
+SH
+  chmod +x "$TEST_TMP/pkg-config"
+  run make -C "$KILN_SRC" -n PKG_CONFIG="$TEST_TMP/pkg-config" BUILD="$TEST_TMP/build"
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [[ $output == *"pkg-config cannot find: libisal. Install the Debian packages libisal-dev"* ]]
+  run make -C "$KILN_SRC" -n BUILD="$TEST_TMP/build"
+  [ "$status" -eq 0 ]
+}

@@ -49,7 +49,9 @@ widest() {
   # Redrawn in place: back to column 0, up over the previous frame, lines erased.
   [[ $output =~ $'\r\e['[0-9]+A ]]
   [[ $output == *$'\e[K'* ]]
-  [[ $output == *"[+] Building "*"(3/3) FINISHED"* ]]
+  # three steps and the output (writing the OCI layout) as a fourth
+  [[ $output == *"[+] Building "*"(4/4) FINISHED"* ]]
+  [[ $output == *" => [output 1/1] exporting the image"* ]]
   [[ $output == *" => [stage-0 1/3] FROM scratch"*s* ]]
   [[ $output == *" => [stage-0 2/3] COPY hello.txt /hello.txt"* ]]
   [[ $output == *" => [stage-0 3/3] COPY hello.txt /again.txt"* ]]

@@ -122,6 +122,20 @@ test_json_lines (void **state)
   json_free (v);
 }
 
+/* --log-format=color (kaniko's default): the text layout with the level
+ * in colour, every level named. */
+static void
+test_color (void **state)
+{
+  (void) state;
+  cap c;
+  cap_start (&c, LOG_LEVEL_INFO, LOG_FORMAT_COLOR, false);
+  log_warn ("w");
+  log_info ("i");
+  autofree char *out = cap_end (&c);
+  assert_string_equal (out, "\033[33mwarn\033[0m: w\n\033[36minfo\033[0m: i\n");
+}
+
 static void
 test_parse_names (void **state)
 {
@@ -138,8 +152,11 @@ test_parse_names (void **state)
   assert_int_equal (log_parse_format ("json", &f, &err), 0);
   assert_int_equal (f, LOG_FORMAT_JSON);
   assert_int_equal (log_parse_format ("color", &f, &err), 0);
-  assert_int_equal (f, LOG_FORMAT_TEXT);
+  assert_int_equal (f, LOG_FORMAT_COLOR);
   assert_true (log_parse_format ("xml", &f, &err) < 0);
+  assert_non_null (strstr (err->msg, "'xml'"));
+  kiln_error_clear (&err);
+  assert_true (log_parse_format ("Text", &f, &err) < 0);
   assert_string_equal (log_level_name (LOG_LEVEL_WARN), "warn");
 }
 
@@ -151,6 +168,7 @@ main (void)
     cmocka_unit_test (test_levels_all_and_error_only),
     cmocka_unit_test (test_timestamps),
     cmocka_unit_test (test_json_lines),
+    cmocka_unit_test (test_color),
     cmocka_unit_test (test_parse_names),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
