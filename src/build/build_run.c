@@ -367,7 +367,11 @@ step_result (build_exec *b, stage_state *st, const plan_step *s, const sandbox_r
       autofree char *what = sandbox_result_describe (res);
       autofree char *tail = progress_tail_id (b->o.progress, st->step_id);
       autofree char *cmd = join_argv (s->argv);
-      return kiln_error_make (err, 0, "command '%s' %s%s%s", cmd, what, *tail ? "; last output:\n" : "", tail);
+      int r = kiln_error_make (err, 0, "command '%s' %s%s%s", cmd, what, *tail ? "; last output:\n" : "", tail);
+      /* kiln exits with the step's status (kaniko does), 128+N for a signal
+       * as a shell reports it. */
+      (*err)->exit_code = res->exited ? res->status : 128 + res->status;
+      return r;
     }
   return 0;
 }

@@ -261,9 +261,13 @@ static const cli_option build_options[] = {
 static const char build_usage_head[] =
   "Usage: kiln build [FLAGS] [CONTEXT]\n\n"
   "Build an image from a Dockerfile without a daemon and without root: RUN steps run in\n"
-  "user namespaces with seccomp on kiln's FUSE overlay; layers come from the overlay's\n"
-  "write log. The result is pushed to every -t/--destination and/or written with\n"
+  "user namespaces with seccomp on kiln's FUSE overlay, or, in a container that denies those,\n"
+  "under ptrace isolation (--isolation); layers come from the write log of what each step\n"
+  "changed. The result is pushed to every -t/--destination and/or written with\n"
   "--oci-layout / --tar-path. Images and layers are kept in the store (--root).\n\n"
+  "Exit status: 0 when the image was built (and pushed); the command's own status when a RUN\n"
+  "step failed (kaniko's behaviour; 128+N when it was killed by signal N); 130/143 when kiln got\n"
+  "SIGINT/SIGTERM; 2 for usage errors; 1 for every other failure.\n\n"
   "Examples:\n"
   "  kiln build -t registry.example.com/app:1.0 .\n"
   "  kiln build --no-push --oci-layout out:latest -f docker/Dockerfile .\n\nFlags:\n";
@@ -890,8 +894,11 @@ cmd_build_main (int argc, char **argv, kiln_error **err)
   if (build_run (&o, err) < 0)
     {
       kiln_error_wrap (err, "kiln build");
-      /* 130 / 143 as a shell reports a command killed by SIGINT / SIGTERM. */
+      /* 130 / 143 as a shell reports a command killed by SIGINT / SIGTERM;
+       * a failed RUN step's own status (kaniko's behaviour). */
       rc = sigcancel_exit_code (KILN_EXIT_FAILURE);
+      if (rc == KILN_EXIT_FAILURE && *err && (*err)->exit_code > 0 && (*err)->exit_code < 256)
+        rc = (*err)->exit_code;
     }
   else
     rc = KILN_EXIT_OK;

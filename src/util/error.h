@@ -18,6 +18,9 @@ typedef struct kiln_error
   int status;  /* errno value, or 0 if the failure is not a system error */
   char *msg;   /* context chain, outermost first */
   int kind;    /* KILN_ERROR_*: what callers may branch on (0: nothing special) */
+  /* The exit status the failure asks the process for (0: the command's
+   * own): a failed RUN step's status, as kaniko exits with it. */
+  int exit_code;
 } kiln_error;
 
 /* kiln_error.kind: the thing asked for does not exist (e.g. HTTP 404 for a

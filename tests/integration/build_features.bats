@@ -361,7 +361,7 @@ EOF2
   SECONDS=0
   run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --jobs 2
   echo "$output"
-  [ "$status" -eq 1 ]
+  [ "$status" -eq 7 ]
   [[ $output == *"Dockerfile:5"*"[bad 2/2] RUN sleep 1; exit 7"*"exited with status 7"* ]]
   # The slow stage's step is not waited for to its end.
   [ "$SECONDS" -lt 25 ]

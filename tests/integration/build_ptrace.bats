@@ -89,7 +89,7 @@ EOF
   printf 'FROM %s\nRUN echo first-line && echo last-line >&2 && exit 7\n' "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
   for env in docker restricted; do
     pbuild "$env" "f-$env"
-    [ "$status" -ne 0 ]
+    [ "$status" -eq 7 ]
     [[ $output == *"Dockerfile:2"* ]]
     [[ $output == *"exit"*"7"* ]]
     [[ $output == *"last-line"* ]]

@@ -168,7 +168,7 @@ for l in sys.stdin.buffer.read().decode("utf-8").splitlines():
   in_pty 120 40 TERM=xterm NO_COLOR=1 -- $(kbuild_args) --insecure-registry "$REGISTRY" \
     --build-arg "BASE=$BUSYBOX_IMAGE" --progress=tty "$TEST_TMP/ctx"
   printf '%s\n' "$output" | cat -v
-  [ "$status" -eq 1 ]
+  [ "$status" -eq 4 ]
   # While the first RUN sleeps, the frame shows its last 6 lines.
   [[ $output == *" => => # line-3"*" => => # line-8"* ]]
   local final=${output##*FAILED}
