@@ -17,6 +17,8 @@ PKGS=(
   attr libcap2-bin tar gzip pigz zstd xz-utils bzip2 file gdb
   # apparmor_parser checks policies/kiln-apparmor (parsed only: no kernel load)
   apparmor
+  # lint.bats compiles the tracer's architecture code for aarch64 (syntax only)
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 )
 
 missing=()

@@ -77,3 +77,17 @@ SH
   run make -C "$KILN_SRC" -n BUILD="$TEST_TMP/build"
   [ "$status" -eq 0 ]
 }
+
+@test "lint: ptrace isolation's architecture code compiles for aarch64 (cross compiler, syntax only)" {
+  command -v aarch64-linux-gnu-gcc >/dev/null || skip "aarch64-linux-gnu-gcc missing (scripts/install-deps.sh installs gcc-aarch64-linux-gnu)"
+  local f
+  for f in "$KILN_SRC"/src/sandbox/tracer*.c; do
+    aarch64-linux-gnu-gcc -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes \
+      -fsyntax-only -I"$KILN_SRC/src" -idirafter /usr/include "$f"
+  done
+  # and the check sees an architecture mistake: x86_64's user_regs_struct fields do not exist there
+  printf '#include <sys/user.h>\nunsigned long long f (struct user_regs_struct *r);\nunsigned long long f (struct user_regs_struct *r) { return r->orig_rax; }\n' \
+    > "$TEST_TMP/x86only.c"
+  run aarch64-linux-gnu-gcc -std=gnu11 -fsyntax-only "$TEST_TMP/x86only.c"
+  [ "$status" -ne 0 ]
+}
