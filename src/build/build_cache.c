@@ -25,6 +25,7 @@ typedef struct pending
   char hex[DIGEST_SHA256_HEX_LEN + 1];
   char *manifest;
   size_t manifest_len;
+  bool if_missing;             /* a local hit: pushed only if the repository lacks the tag */
 } pending;
 
 struct build_cache
@@ -336,9 +337,39 @@ lookup_remote (build_cache *c, const char *key, const char *os, const char *arch
   return r;
 }
 
+static bool
+remote_wanted (const build_cache *c, bool run)
+{
+  return c->repo && (run || c->o.cache_copy_remote);
+}
+
+static void
+queue (build_cache *c, const char *key, char **man, size_t len, bool if_missing)
+{
+  c->pending = xreallocarray (c->pending, c->n_pending + 1, sizeof *c->pending);
+  pending *p = &c->pending[c->n_pending++];
+  snprintf (p->hex, sizeof p->hex, "%s", digest_hex (key));
+  p->manifest = steal_pointer (man);
+  p->manifest_len = len;
+  p->if_missing = if_missing;
+}
+
+/* A local hit goes to the registry cache too, when it lacks it. */
+static void
+queue_local_hit (build_cache *c, const char *key)
+{
+  autofree char *name = ref_name (key);
+  char md[DIGEST_STRING_SIZE];
+  autoerror kiln_error *e = NULL;
+  autofree char *data = NULL;
+  size_t len;
+  if (store_get_ref (c->o.store, name, md, &e) > 0 && store_get_blob (c->o.store, md, CACHE_BLOB_MAX, &data, &len, &e) == 0)
+    queue (c, key, &data, len, true);
+}
+
 int
-build_cache_lookup (build_cache *c, const char *key, const char *os, const char *arch, build_cache_entry *out,
-                    const char **where, kiln_error **err)
+build_cache_lookup (build_cache *c, const char *key, bool run, const char *os, const char *arch,
+                    build_cache_entry *out, const char **where, kiln_error **err)
 {
   if (!c || !c->o.enabled)
     return 0;
@@ -346,8 +377,12 @@ build_cache_lookup (build_cache *c, const char *key, const char *os, const char 
   if (r != 0)
     {
       *where = "local";
+      if (r > 0 && remote_wanted (c, run) && !c->o.no_push)
+        queue_local_hit (c, key);
       return r;
     }
+  if (!remote_wanted (c, run))
+    return 0;
   r = lookup_remote (c, key, os, arch, out, err);
   if (r > 0)
     *where = "registry";
@@ -355,7 +390,7 @@ build_cache_lookup (build_cache *c, const char *key, const char *os, const char 
 }
 
 int
-build_cache_record (build_cache *c, const char *key, const char *os, const char *arch,
+build_cache_record (build_cache *c, const char *key, bool run, const char *os, const char *arch,
                     const build_cache_entry *e, const char *created_by, kiln_error **err)
 {
   if (!c || !c->o.enabled)
@@ -385,15 +420,22 @@ build_cache_record (build_cache *c, const char *key, const char *os, const char 
   if (store_put_blob (c->o.store, man_digest, man, man_len, err) < 0
       || store_set_ref (c->o.store, name, man_digest, err) < 0)
     return kiln_error_wrap (err, "build cache entry");
-  if (c->repo)
-    {
-      c->pending = xreallocarray (c->pending, c->n_pending + 1, sizeof *c->pending);
-      pending *p = &c->pending[c->n_pending++];
-      snprintf (p->hex, sizeof p->hex, "%s", digest_hex (key));
-      p->manifest = steal_pointer (&man);
-      p->manifest_len = man_len;
-    }
+  if (remote_wanted (c, run))
+    queue (c, key, &man, man_len, false);
   return 0;
+}
+
+/* Whether the repository has tag (anything but a clean "unknown" counts
+ * as yes: a local hit is pushed only when the registry said it lacks it). */
+static bool
+repo_has (build_cache *c, const char *tag)
+{
+  autofree char *data = NULL, *type = NULL, *digest = NULL;
+  size_t len = 0;
+  autoerror kiln_error *e = NULL;
+  if (registry_get_manifest (c->client, c->repo->path, tag, &data, &len, &type, &digest, &e) == 0)
+    return true;
+  return !e || e->kind != KILN_ERROR_NOT_FOUND;
 }
 
 int
@@ -408,6 +450,8 @@ build_cache_flush (build_cache *c)
       char *tags[] = { p->hex, NULL };
       char digest[DIGEST_STRING_SIZE];
       autoerror kiln_error *e = NULL;
+      if (p->if_missing && repo_has (c, p->hex))
+        continue;
       if (registry_push_image (c->client, c->repo->path, tags, p->manifest, p->manifest_len,
                                image_manifest_media_type (c->o.format), store_push_source (), c->o.store, NULL, digest,
                                &e) < 0)

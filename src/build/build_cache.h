@@ -38,7 +38,11 @@ typedef struct build_cache_opts
   store *store;
   bool enabled;              /* false: --no-cache (nothing looked up or recorded) */
   bool cache_run;            /* RUN layers (kaniko --cache-run-layers, default true) */
-  bool cache_copy;           /* COPY/ADD/WORKDIR layers (--cache-copy-layers, default true) */
+  bool cache_copy;           /* COPY/ADD/WORKDIR layers in the store (default true) */
+  /* COPY/ADD/WORKDIR layers also through repo (kaniko's --cache-copy-layers,
+   * default false as kaniko's: such a layer is rebuilt from the context
+   * at about the cost of pulling it). */
+  bool cache_copy_remote;
   const char *repo;          /* --cache-repo registry/repository, or NULL */
   bool no_push;              /* look entries up in repo but push none (kaniko's --no-push-cache) */
   const registry_options *reg;
@@ -93,16 +97,21 @@ void build_cache_key_abort (build_cache_key *k);
  * its blob present; *where is "local" or "registry"), 0 on a miss,
  * negative on an error that is not a miss (a registry that fails for
  * another reason than "unknown tag" is logged as a warning and counts as
- * a miss: a cache must never fail a build). os/arch: the stage's. */
-int build_cache_lookup (build_cache *c, const char *key, const char *os, const char *arch, build_cache_entry *out,
-                        const char **where, kiln_error **err);
+ * a miss: a cache must never fail a build). os/arch: the stage's; run:
+ * a RUN step's (else COPY/ADD/WORKDIR: cache_copy_remote decides whether
+ * the registry is asked). A local hit is also queued for --cache-repo,
+ * pushed there by build_cache_flush if the repository lacks it (so a warm
+ * runner fills the cache a fresh one reads). */
+int build_cache_lookup (build_cache *c, const char *key, bool run, const char *os, const char *arch,
+                        build_cache_entry *out, const char **where, kiln_error **err);
 /* Record what the step keyed key produced (created_by: its history line);
- * queued for --cache-repo. */
-int build_cache_record (build_cache *c, const char *key, const char *os, const char *arch,
+ * queued for --cache-repo (COPY/ADD/WORKDIR only with cache_copy_remote). */
+int build_cache_record (build_cache *c, const char *key, bool run, const char *os, const char *arch,
                         const build_cache_entry *e, const char *created_by, kiln_error **err);
-/* Push the entries recorded in this build to --cache-repo (no-op without
- * one). Failures are warnings: the image itself is what the user asked
- * for. Returns the number pushed. */
+/* Push the entries queued in this build to --cache-repo (no-op without
+ * one): recorded ones, and local hits the repository lacks. Failures are
+ * warnings: the image itself is what the user asked for. Returns the
+ * number pushed. */
 int build_cache_flush (build_cache *c);
 
 #endif

@@ -218,7 +218,7 @@ build_key_lookup (build_exec *b, stage_state *st, const char *key, bool run, con
     return 0;
   build_cache_entry e;
   const char *where = NULL;
-  int r = build_cache_lookup (b->o.cache, key, st->spec.os, st->spec.architecture, &e, &where, err);
+  int r = build_cache_lookup (b->o.cache, key, run, st->spec.os, st->spec.architecture, &e, &where, err);
   if (r <= 0)
     return r;
   build_exec_apply_entry (b, st, &e, created_by);
@@ -236,5 +236,5 @@ build_key_record (build_exec *b, stage_state *st, const char *key, bool run, con
   chain_result (st, key, e);
   if (!cache_wanted (b, run))
     return 0;
-  return build_cache_record (b->o.cache, key, st->spec.os, st->spec.architecture, e, created_by, err);
+  return build_cache_record (b->o.cache, key, run, st->spec.os, st->spec.architecture, e, created_by, err);
 }

@@ -72,6 +72,8 @@ typedef struct build_cmd_opts
   bool allow_insecure;        /* --allow security.insecure */
   sandbox_limits limits;      /* --memory, --pids-limit (defaults: sandbox_limits_default) */
   bool cache_run_layers, cache_copy_layers;
+  bool cache_given;           /* --cache=true: kaniko's registry cache, <destination>/cache by default */
+  bool cache_copy_given;      /* --cache-copy-layers given: COPY layers through --cache-repo too */
   cmd_kaniko_opts kaniko;     /* kaniko's flags without a field above (build_kaniko.h) */
 } build_cmd_opts;
 
@@ -191,15 +193,18 @@ static const cli_option build_options[] = {
   { "pids-limit", 0, CLI_VALUE, "N|none", "task (process and thread) limit of each RUN step (default 4096); a step "
     "that reaches it is killed, which stops fork bombs", OPT_PIDS_LIMIT },
   { "no-cache", 0, CLI_BOOL, NULL, "do not use or record the build cache (every step is built)", OPT_NO_CACHE },
-  { "cache", 0, CLI_BOOL, NULL, "(kaniko) use the build cache: on by default in the store (--root); "
+  { "cache", 0, CLI_BOOL, NULL, "(kaniko) the build cache is on by default in the store (--root); --cache=true "
+    "also shares it through --cache-repo, by default <first destination's repository>/cache (kaniko's); "
     "--cache=false is --no-cache", OPT_CACHE },
   { "cache-repo", 0, CLI_VALUE, "REGISTRY/REPO", "also share the build cache through this repository: a local miss "
-    "is looked up there, new entries are pushed as REPO:<cache key> after the build", OPT_CACHE_REPO },
-  { "cache-ttl", 0, CLI_VALUE, "DURATION", "cache entries older than this are rebuilt (e.g. 336h; default: no "
-    "limit)", OPT_CACHE_TTL },
+    "is looked up there; new entries, and local hits the repository lacks, are pushed as REPO:<cache key> after "
+    "the build", OPT_CACHE_REPO },
+  { "cache-ttl", 0, CLI_VALUE, "DURATION", "cache entries older than this are rebuilt (default 336h, two weeks, "
+    "as kaniko; 0: no limit)", OPT_CACHE_TTL },
   { "cache-run-layers", 0, CLI_BOOL, NULL, "cache RUN layers (default true)", OPT_CACHE_RUN_LAYERS },
-  { "cache-copy-layers", 0, CLI_BOOL, NULL, "cache COPY/ADD/WORKDIR layers, keyed by the sources' content "
-    "(default true)", OPT_CACHE_COPY_LAYERS },
+  { "cache-copy-layers", 0, CLI_BOOL, NULL, "(kaniko) also share COPY/ADD/WORKDIR layers through --cache-repo "
+    "(default false, as kaniko: they are rebuilt from the context); the store caches them unless this is "
+    "false", OPT_CACHE_COPY_LAYERS },
   { "cache-dir", 0, CLI_VALUE, "DIR", "(kaniko) accepted, no effect: base images live in kiln's store; to keep "
     "them put the store on the cache volume (--root DIR)", CMD_KANIKO_NOTE_CACHE_DIR },
   { "single-snapshot", 0, CLI_BOOL, NULL, "(kaniko) one layer for everything the target stage adds to its base "
@@ -271,6 +276,25 @@ static const char build_usage_head[] =
   "Examples:\n"
   "  kiln build -t registry.example.com/app:1.0 .\n"
   "  kiln build --no-push --oci-layout out:latest -f docker/Dockerfile .\n\nFlags:\n";
+
+/* kaniko's --cache-ttl default: two weeks. */
+#define BUILD_CACHE_TTL_DEFAULT ((int64_t) 336 * 3600)
+
+/* --cache=true without --cache-repo: <first destination's repository>/cache,
+ * as kaniko infers it, so that ephemeral runners share a cache at all. */
+static int
+default_cache_repo (build_cmd_opts *o, kiln_error **err)
+{
+  if (!o->cache || !o->cache_given || o->cache_repo || o->no_push || !o->destinations || !o->destinations[0])
+    return 0;
+  registry_ref *r = NULL;
+  if (registry_ref_parse (o->destinations[0], &r, err) < 0)
+    return kiln_error_wrap (err, "destination '%s'", o->destinations[0]);
+  o->cache_repo = xasprintf ("%s/%s/cache", r->domain, r->path);
+  registry_ref_free (r);
+  log_info ("--cache=true without --cache-repo: the registry cache is '%s' (kaniko's default)", o->cache_repo);
+  return 0;
+}
 
 static int
 parse_int (const char *flag, const char *v, int lo, int hi, int *out, kiln_error **err)
@@ -391,7 +415,10 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
         return 0;
       }
     case OPT_CACHE:
-      return cli_parse_bool ("cache", value, &o->cache, err);
+      if (cli_parse_bool ("cache", value, &o->cache, err) < 0)
+        return -1;
+      o->cache_given = o->cache;
+      return 0;
     case OPT_CACHE_TTL:
       {
         int64_t ns;
@@ -403,6 +430,7 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
     case OPT_CACHE_RUN_LAYERS:
       return cli_parse_bool ("cache-run-layers", value, &o->cache_run_layers, err);
     case OPT_CACHE_COPY_LAYERS:
+      o->cache_copy_given = true;
       return cli_parse_bool ("cache-copy-layers", value, &o->cache_copy_layers, err);
     case OPT_NOOP_SNAPSHOT_MODE:
       if (strcmp (value, "full") != 0 && strcmp (value, "redo") != 0 && strcmp (value, "time") != 0)
@@ -764,11 +792,18 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
   build_cache *cache = NULL;
   build_cache_opts co = {
     .store = s, .enabled = o->cache, .cache_run = o->cache_run_layers, .cache_copy = o->cache_copy_layers,
+    .cache_copy_remote = o->cache_copy_given && o->cache_copy_layers,
     .repo = o->cache_repo, .reg = &o->reg, .ttl = o->cache_ttl, .format = eo->format, .progress = prog,
     .no_push = o->kaniko.no_push_cache,
   };
   if (!o->cache && o->cache_repo)
     log_warn ("--cache-repo '%s' is not used: the build cache is off", o->cache_repo);
+  if (default_cache_repo (o, err) < 0)
+    {
+      dockerfile_free (df);
+      goto out;
+    }
+  co.repo = o->cache_repo;
   /* Before anything is pulled or run, as kaniko (CheckPushPermissions). */
   if (!o->kaniko.skip_push_check
       && cmd_kaniko_check_push (&o->reg, o->destinations, o->no_push, o->cache ? o->cache_repo : NULL,
@@ -848,7 +883,8 @@ int
 cmd_build_main (int argc, char **argv, kiln_error **err)
 {
   build_cmd_opts o = { .skip_unused_stages = true, .reg = { .retries = -1 }, .cache = true, .cache_run_layers = true,
-                       .cache_copy_layers = true, .kaniko = CMD_KANIKO_OPTS_INIT };
+                       .cache_copy_layers = true, .cache_ttl = BUILD_CACHE_TTL_DEFAULT,
+                       .kaniko = CMD_KANIKO_OPTS_INIT };
   cli_common_init (&o.common);
   sandbox_limits_default (&o.limits);
   autostrv char **pos = NULL;

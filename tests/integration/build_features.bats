@@ -160,17 +160,19 @@ EOF
     --oci-layout "$TEST_TMP/o1:t"
   echo "$output"
   [ "$status" -eq 0 ]
-  [[ $output == *"pushed 5 build cache entries to $REGISTRY/cache/app"* ]]
+  # The three RUN layers: COPY/ADD/WORKDIR ones only with --cache-copy-layers (kaniko's default).
+  [[ $output == *"pushed 3 build cache entries to $REGISTRY/cache/app"* ]]
   # Entries are tagged by key in the repository.
   run skopeo list-tags --tls-verify=false "docker://$REGISTRY/cache/app"
   [ "$status" -eq 0 ]
-  [ "$(echo "$output" | jq '.Tags | length')" -eq 5 ]
-  # A fresh store (another CI job) gets every layer step from the registry.
+  [ "$(echo "$output" | jq '.Tags | length')" -eq 3 ]
+  # A fresh store (another CI job) gets every RUN step from the registry
+  # (the COPY is rebuilt from the context, with the same layer).
   run kb "$TEST_TMP/s2" "$TEST_TMP/ctx" --cache-repo "$REGISTRY/cache/app" --secret "id=tok,src=$TEST_TMP/secret" \
     --oci-layout "$TEST_TMP/o2:t"
   echo "$output"
   [ "$status" -eq 0 ]
-  [ "$(grep -c ' CACHED' <<< "$output")" -eq 5 ]
+  [ "$(grep -c ' CACHED' <<< "$output")" -eq 3 ]
   [ "$(diff_ids "$(config_of "$TEST_TMP/o1:t")")" = "$(diff_ids "$(config_of "$TEST_TMP/o2:t")")" ]
   # Another secret value does not change the key (as BuildKit), and the
   # value is nowhere in the stores or the registry's entries.
@@ -189,6 +191,34 @@ EOF
   run kb "$TEST_TMP/s3" "$TEST_TMP/ctx" --cache-repo "$REGISTRY/cache/app:v1"
   [ "$status" -ne 0 ]
   [[ $output == *"without tag"* ]]
+}
+
+@test "build cache: kaniko's semantics: --cache=true caches in <destination>/cache; a warm runner publishes its local hits; a fresh runner then hits every step" {
+  make_ctx "$TEST_TMP/ctx"
+  # A warm runner: its store has every step, the registry cache nothing yet.
+  run kb "$TEST_TMP/warm" "$TEST_TMP/ctx"
+  [ "$status" -eq 0 ]
+  run "$KILN" build --root "$TEST_TMP/warm" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
+    --cache=true --cache-copy-layers=true -d "$REGISTRY/team/app:1" "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"--cache=true without --cache-repo: the registry cache is '$REGISTRY/team/app/cache' (kaniko's default)"* ]]
+  [ "$(grep -c ' CACHED' <<< "$output")" -eq 4 ]
+  [[ $output == *"pushed 4 build cache entries to $REGISTRY/team/app/cache"* ]]
+  # Published once: the next warm build finds them there and pushes none.
+  run "$KILN" build --root "$TEST_TMP/warm" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
+    --cache=true --cache-copy-layers=true -d "$REGISTRY/team/app:1" "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output != *"build cache entr"*"pushed"* ]] && [[ $output != *"pushed "*" build cache entr"* ]]
+  # A fresh runner (empty store) hits every step from the registry cache.
+  run "$KILN" build --root "$TEST_TMP/fresh" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
+    --cache=true --cache-copy-layers=true -d "$REGISTRY/team/app:2" "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$(grep -c ' CACHED' <<< "$output")" -eq 4 ]
+  [ "$(skopeo inspect --tls-verify=false "docker://$REGISTRY/team/app:1" | jq -c .Layers)" = \
+    "$(skopeo inspect --tls-verify=false "docker://$REGISTRY/team/app:2" | jq -c .Layers)" ]
 }
 
 @test "build: --single-snapshot (kaniko) squashes the target stage into one layer equal to the layered result" {

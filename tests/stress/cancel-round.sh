@@ -53,9 +53,9 @@ bad() { echo "round $round (moment $moment): $*" >> "$log"; echo "round $round (
 case $moment in
   0|3) [ "$rc" = 143 ] || bad "exit status $rc, expected 143" ;;
   1) [ "$rc" = 130 ] || bad "exit status $rc, expected 130" ;;
-  2) [ "$rc" = 1 ] || bad "exit status $rc, expected 1"
+  2) [ "$rc" = 7 ] || bad "exit status $rc, expected 7 (the failed step's)"
      grep -q '\[c 3/3\] RUN echo c-started.*exited with status 7' "$log" || bad "the failing step is not named" ;;
-  4) [ "$rc" = 1 ] || [ "$rc" = 143 ] || bad "exit status $rc, expected 1 or 143" ;;
+  4) [ "$rc" = 7 ] || [ "$rc" = 143 ] || bad "exit status $rc, expected 7 or 143" ;;
 esac
 # A stage torn down while the kernel hands a request to libfuse can make
 # that read fail with ECONNABORTED (the request is aborted with the
