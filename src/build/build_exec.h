@@ -27,6 +27,7 @@
 #include "store/image.h"
 #include "store/layer_writer.h"
 #include "store/store.h"
+#include "store/fetch.h"
 #include "util/digest.h"
 #include "util/error.h"
 #include "util/sigcancel.h"
@@ -38,6 +39,11 @@ typedef struct build_exec_opts
   const char *dockerfile_path;  /* for .dockerignore beside the Dockerfile */
   const registry_options *reg;
   char **mirrors;               /* --registry-mirror hosts for docker.io */
+  /* --pull: ALWAYS (default) resolves every base image's tag again and
+   * falls back to the store's last resolution, with a warning, when the
+   * registry cannot be reached; MISSING uses the store's copy when there
+   * is one; NEVER only the store. */
+  store_pull_policy pull;
   char **build_args;            /* --build-arg, for ONBUILD triggers */
   layer_writer_opts layer;      /* compression, level, threads, mtime clamp */
   image_format format;

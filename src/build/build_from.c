@@ -8,6 +8,7 @@
 #include "util/alloc.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,6 +17,53 @@
 
 static int fetch_image_locked (build_exec *b, const char *image, const char *platform,
                                const store_fetch_result **out, kiln_error **err);
+
+/* The store's copy of ref: 1 found (*r filled), 0 not, negative error. */
+static int
+from_store (build_exec *b, const char *image, const registry_ref *ref, const char *os, const char *arch,
+            const char *variant, store_fetch_result *r, kiln_error **err)
+{
+  int k = store_image_lookup (b->o.store, ref, os, arch, variant, r, err);
+  if (k < 0)
+    return kiln_error_wrap (err, "base image '%s' in the store", image);
+  return k;
+}
+
+/* Fetch ref as --pull says; an unreachable registry under ALWAYS falls back
+ * to the store's last resolution of the tag, naming the digest used. */
+static int
+fetch_by_policy (build_exec *b, const char *image, const registry_ref *ref, const char *os, const char *arch,
+                 const char *variant, store_fetch_result *r, kiln_error **err)
+{
+  int k;
+  switch (b->o.pull)
+    {
+    case STORE_PULL_NEVER:
+      k = from_store (b, image, ref, os, arch, variant, r, err);
+      if (k != 0)
+        return k < 0 ? -1 : 0;
+      return kiln_error_make (err, ENOENT, "base image '%s' is not in the store and --pull=never forbids pulling "
+                              "it (kiln pull --store puts it there)", image);
+    case STORE_PULL_MISSING:
+      if ((k = from_store (b, image, ref, os, arch, variant, r, err)) != 0)
+        return k < 0 ? -1 : 0;
+      break;
+    case STORE_PULL_ALWAYS:
+      break;
+    }
+  if (store_fetch_image_mirrored (b->o.store, b->o.reg, b->o.mirrors, ref, os, arch, variant, r, err) == 0)
+    return 0;
+  if (b->o.pull != STORE_PULL_ALWAYS || (*err)->kind != KILN_ERROR_UNREACHABLE)
+    return kiln_error_wrap (err, "pulling '%s'", image);
+  autofree char *why = kiln_error_string (*err);
+  autoerror kiln_error *serr = NULL;
+  if ((k = from_store (b, image, ref, os, arch, variant, r, &serr)) <= 0)
+    return kiln_error_wrap (err, "pulling '%s' (and the store has no earlier copy of it)", image);
+  kiln_error_clear (err);
+  log_warn ("pulling '%s' failed (%s): using the store's last resolution of it, manifest %s", image, why,
+            r->manifest_digest);
+  return 0;
+}
 
 /* Memoised per (image, platform). Under the lock for the whole fetch, so
  * two stages needing the same base pull it once. */
@@ -49,8 +97,8 @@ fetch_image_locked (build_exec *b, const char *image, const char *platform, cons
   double t0 = now_s ();
   store_fetch_result r;
   memset (&r, 0, sizeof r);
-  if (store_fetch_image_mirrored (b->o.store, b->o.reg, b->o.mirrors, ref, os, arch, variant, &r, err) < 0)
-    return kiln_error_wrap (err, "pulling '%s'", image);
+  if (fetch_by_policy (b, image, ref, os, arch, variant, &r, err) < 0)
+    return -1;
   b->t_pull += now_s () - t0;
   fetched *f = xzalloc (sizeof *f);
   f->key = steal_pointer (&key);

@@ -61,6 +61,7 @@ typedef struct build_cmd_opts
   char *seccomp;
   registry_options reg;       /* pushes and pulls */
   bool insecure_pull;
+  store_pull_policy pull;
   int push_retry;
   char **noop_notes;          /* kaniko flags kiln does not need */
   bool cache;                 /* build cache on (--no-cache / --cache=false turn it off) */
@@ -111,6 +112,7 @@ enum
   OPT_NOOP_CLEANUP,
   OPT_SECRET,
   OPT_MIRROR_B,
+  OPT_PULL_POLICY,
   OPT_NO_CACHE,
   OPT_IGNORE_PATH,
   OPT_JOBS,
@@ -180,6 +182,9 @@ static const cli_option build_options[] = {
   { "registry-mirror", 0, CLI_VALUE, "HOST", "pull docker.io images from this mirror first, then docker.io "
     "(repeatable; http://HOST for plain HTTP)", OPT_MIRROR_B },
   { "insecure-pull", 0, CLI_BOOL, NULL, "use plain HTTP for every registry images are pulled from", OPT_INSECURE_PULL },
+  { "pull", 0, CLI_VALUE, "always|missing|never", "base images: always (default, as BuildKit) resolves each tag "
+    "again, and uses the store's last resolution, with a warning naming its digest, when the registry cannot be "
+    "reached; missing uses the store's copy when there is one; never only the store", OPT_PULL_POLICY },
   { "push-retry", 0, CLI_VALUE, "N", "retry a failed push N times (default 0)", OPT_PUSH_RETRY_B },
   { "allow", 0, CLI_VALUE, "security.insecure", "grant an entitlement (BuildKit's): security.insecure lets RUN "
     "--security=insecure steps keep every capability and run without seccomp, still inside their user namespace",
@@ -381,6 +386,8 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       return cli_parse_bool ("quiet", value, &o->quiet, err);
     case OPT_INSECURE_PULL:
       return cli_parse_bool ("insecure-pull", value, &o->insecure_pull, err);
+    case OPT_PULL_POLICY:
+      return store_parse_pull_policy (value, &o->pull, err);
     case OPT_PUSH_RETRY_B:
       return parse_int ("push-retry", value, 0, 100, &o->push_retry, err);
     case OPT_SINGLE_SNAPSHOT:
@@ -782,6 +789,7 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
   eo->dockerfile_path = df_path;
   eo->reg = &pull_reg;
   eo->mirrors = o->mirrors;
+  eo->pull = o->pull;
   eo->build_args = o->build_args;
   eo->progress = prog;
   eo->signal_flag = build_signal;

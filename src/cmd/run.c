@@ -50,13 +50,6 @@ enum
   OPT_ISOLATION,
 };
 
-typedef enum
-{
-  PULL_MISSING = 0,
-  PULL_ALWAYS,
-  PULL_NEVER,
-} pull_policy;
-
 static const cli_option run_options[] = {
   { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]",
     "run the image tagged TAG (or the only image) of this OCI image layout instead of IMAGE; its layers "
@@ -134,7 +127,7 @@ typedef struct run_opts
   char *layout;
   char *entrypoint;
   bool entrypoint_set;
-  pull_policy pull;
+  store_pull_policy pull;
   char *platform;
   char **mirrors;
   registry_options reg;
@@ -180,15 +173,7 @@ run_handle (void *ctx, int id, const char *value, kiln_error **err)
       o->entrypoint_set = true;
       return 0;
     case OPT_PULL:
-      if (strcmp (value, "missing") == 0)
-        o->pull = PULL_MISSING;
-      else if (strcmp (value, "always") == 0)
-        o->pull = PULL_ALWAYS;
-      else if (strcmp (value, "never") == 0)
-        o->pull = PULL_NEVER;
-      else
-        return kiln_error_make (err, 0, "--pull '%s': expected missing, always or never", value);
-      return 0;
+      return store_parse_pull_policy (value, &o->pull, err);
     case OPT_MIRROR:
       return cmd_mirror_handle (&o->reg, &o->mirrors, value, err);
     case OPT_ROOTFS_RO:
@@ -667,7 +652,7 @@ resolve_image (const run_opts *o, store *s, const char *image, store_fetch_resul
   autoref registry_ref *ref = NULL;
   autoerror kiln_error *perr = NULL;
   bool valid = registry_ref_parse (image, &ref, &perr) >= 0;
-  if (o->pull != PULL_ALWAYS)
+  if (o->pull != STORE_PULL_ALWAYS)
     {
       int k = find_built (s, image, valid ? ref : NULL, fr, err);
       if (k != 0)
@@ -680,7 +665,7 @@ resolve_image (const run_opts *o, store *s, const char *image, store_fetch_resul
                               "reference (%s)", image, s->root, why);
     }
   autofree char *full = registry_ref_string (ref);
-  if (o->pull != PULL_ALWAYS)
+  if (o->pull != STORE_PULL_ALWAYS)
     {
       int k = store_image_lookup (s, ref, os, arch, variant, fr, err);
       if (k < 0)
@@ -691,7 +676,7 @@ resolve_image (const run_opts *o, store *s, const char *image, store_fetch_resul
           return 0;
         }
     }
-  if (o->pull == PULL_NEVER)
+  if (o->pull == STORE_PULL_NEVER)
     return kiln_error_make (err, ENOENT, "image '%s' is not in store '%s' (--pull=never)", image, s->root);
   log_info ("pulling %s into store '%s'", full, s->root);
   if (store_fetch_image_mirrored (s, &o->reg, o->mirrors, ref, os, arch, variant, fr, err) < 0)
@@ -898,7 +883,7 @@ check_combination (const run_opts *o, char **pos, kiln_error **err)
     return kiln_error_make (err, 0, "--%s needs --rootfs", o->overlay ? "overlay" : "rootfs-readonly");
   if (o->rootfs && o->show_changes && !o->overlay)
     return kiln_error_make (err, 0, "--show-changes needs --overlay (or an image)");
-  if (o->rootfs && (o->entrypoint_set || o->pull != PULL_MISSING || o->platform || o->mirrors))
+  if (o->rootfs && (o->entrypoint_set || o->pull != STORE_PULL_MISSING || o->platform || o->mirrors))
     return kiln_error_make (err, 0, "--entrypoint, --pull, --platform and --registry-mirror need an image, "
                                     "not --rootfs");
   if (o->rootfs && (pos == NULL || pos[0] == NULL))
@@ -916,6 +901,7 @@ cmd_run_main (int argc, char **argv, kiln_error **err)
   run_opts o;
   memset (&o, 0, sizeof o);
   o.network = SANDBOX_NET_PRIVATE;
+  o.pull = STORE_PULL_MISSING;
   o.reg.retries = -1;
   cli_common_init (&o.common);
   int end = flags_end (argc, argv);

@@ -919,3 +919,17 @@ store_fetch_image_mirrored (store *s, const registry_options *reg, char *const *
     return -1;
   return store_fetch_image (s, c, ref, os, arch, variant, out, err);
 }
+
+int
+store_parse_pull_policy (const char *s, store_pull_policy *out, kiln_error **err)
+{
+  if (strcmp (s, "always") == 0 || strcmp (s, "true") == 0)
+    *out = STORE_PULL_ALWAYS;
+  else if (strcmp (s, "missing") == 0)
+    *out = STORE_PULL_MISSING;
+  else if (strcmp (s, "never") == 0)
+    *out = STORE_PULL_NEVER;
+  else
+    return kiln_error_make (err, 0, "--pull '%s': expected always, missing or never", s);
+  return 0;
+}

@@ -117,6 +117,18 @@ char *store_fetch_ref_name (const registry_ref *ref, const char *os, const char 
 int store_image_lookup (store *s, const registry_ref *ref, const char *os, const char *arch, const char *variant,
                         store_fetch_result *out, kiln_error **err);
 
+/* When an image is fetched from its registry rather than taken from the
+ * store (kiln build --pull, kiln run --pull). */
+typedef enum store_pull_policy
+{
+  STORE_PULL_ALWAYS = 0,   /* resolve the tag again (unchanged layers are not downloaded) */
+  STORE_PULL_MISSING,      /* the store's copy if there is one */
+  STORE_PULL_NEVER,        /* the store only */
+} store_pull_policy;
+
+/* "always|missing|never". */
+int store_parse_pull_policy (const char *s, store_pull_policy *out, kiln_error **err);
+
 /* Blob source for registry_push_image over the store (ctx is the store *):
  * open_blob opens blobs/sha256/HEX and reports its size. */
 const registry_push_source *store_push_source (void);

@@ -328,3 +328,37 @@ kaniko_flags() { grep -v '^#' "$KILN_SRC/tests/integration/kaniko-executor-flags
   [ "$status" -eq 0 ] || { echo "$output"; false; }
   grep -q 'PUT /v2/cache/app/manifests' "$REGISTRY_LOG"
 }
+
+@test "pull policy: an unreachable registry falls back to the store's last resolution of the tag, naming its digest; --pull=missing and never use the store" {
+  build_file_setup
+  registry_start
+  fixtures_push busybox
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'FROM %s\nRUN echo built-$((6*7))\n' "$BUSYBOX_IMAGE" > "$TEST_TMP/ctx/Dockerfile"
+  kb() { "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --no-push --no-cache \
+    --image-download-retry 0 --progress plain "$@" "$TEST_TMP/ctx"; }
+  # --pull=never with nothing in the store: a clear error, nothing pulled
+  run kb --pull=never
+  [ "$status" -ne 0 ]
+  [[ $output == *"is not in the store and --pull=never forbids pulling it"* ]]
+  run kb
+  [ "$status" -eq 0 ]
+  local digest
+  digest=$(skopeo inspect --raw --tls-verify=false "docker://$BUSYBOX_IMAGE" | sha256sum | cut -d' ' -f1)
+  registry_stop
+  # the registry is gone: the default (always) warns and builds from the store
+  run kb
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"pulling '$BUSYBOX_IMAGE' failed ("*"): using the store's last resolution of it, manifest sha256:$digest"* ]]
+  [[ $output == *"built-42"* ]]
+  # missing and never use the store without asking the registry
+  for p in missing never; do
+    run kb --pull=$p
+    [ "$status" -eq 0 ]
+    [[ $output != *"failed"* ]]
+  done
+  run kb --pull=sometimes
+  [ "$status" -eq 2 ]
+  [[ $output == *"--pull 'sometimes': expected always, missing or never"* ]]
+}
