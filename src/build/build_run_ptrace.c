@@ -216,50 +216,6 @@ session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gi
 
 /* ---- the step's binds ---- */
 
-typedef struct bind_list
-{
-  tracer_bind *v;
-  size_t n;
-  char **strings;
-} bind_list;
-
-static void
-bind_add (bind_list *l, const char *guest, const char *host, bool writable)
-{
-  l->v = xreallocarray (l->v, l->n + 1, sizeof *l->v);
-  char *g = xstrdup (guest), *h = xstrdup (host);
-  strv_push (&l->strings, g);
-  strv_push (&l->strings, h);
-  l->v[l->n++] = (tracer_bind){ .guest = l->strings[strv_len (l->strings) - 2],
-                                .host = l->strings[strv_len (l->strings) - 1], .writable = writable };
-  free (g);
-  free (h);
-}
-
-static void
-bind_list_free (bind_list *l)
-{
-  free (l->v);
-  strv_free (l->strings);
-}
-
-/* A file of kiln's for the step (in the session's temp dir). */
-static int
-write_file (struct ptrace_session *ps, const char *name, const void *data, size_t len, mode_t mode, char **path,
-            kiln_error **err)
-{
-  (void) unlinkat (ps->tmpfd, name, 0);
-  autoclose int fd = openat (ps->tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (fd < 0)
-    return kiln_error_make (err, errno, "create '%s/%s'", ps->tmppath, name);
-  if (fchmod (fd, mode) < 0)
-    return kiln_error_make (err, errno, "chmod '%s/%s'", ps->tmppath, name);
-  if (fs_write_all (fd, data, len, err) < 0)
-    return kiln_error_wrap (err, "write '%s/%s'", ps->tmppath, name);
-  *path = xasprintf ("%s/%s", ps->tmppath, name);
-  return 0;
-}
-
 /* A FILE mount (a secret, a heredoc script) in memory: a file in the
  * session's private directory on /dev/shm (a tmpfs in every container
  * runtime's default set-up), never on disk; removed after the step. */
@@ -289,7 +245,7 @@ shm_file (struct ptrace_session *ps, const char *name, const sandbox_mount *m, c
 }
 
 static int
-mount_binds (struct ptrace_session *ps, const sandbox_mount *m, size_t n, bind_list *l, kiln_error **err)
+mount_binds (struct ptrace_session *ps, const sandbox_mount *m, size_t n, tracer_binds *l, kiln_error **err)
 {
   for (size_t i = 0; i < n; i++)
     {
@@ -298,7 +254,7 @@ mount_binds (struct ptrace_session *ps, const sandbox_mount *m, size_t n, bind_l
       switch (m[i].type)
         {
         case SANDBOX_MOUNT_BIND:
-          bind_add (l, m[i].target, m[i].source, !m[i].readonly);
+          tracer_binds_add (l, m[i].target, m[i].source, !m[i].readonly);
           continue;
         case SANDBOX_MOUNT_TMPFS:
           /* A directory of the session's, emptied with it: not memory
@@ -308,12 +264,12 @@ mount_binds (struct ptrace_session *ps, const sandbox_mount *m, size_t n, bind_l
             return kiln_error_make (err, errno, "RUN --mount=type=tmpfs,target=%s: create '%s/%s'", m[i].target,
                                     ps->tmppath, name);
           host = xasprintf ("%s/%s", ps->tmppath, name);
-          bind_add (l, m[i].target, host, !m[i].readonly);
+          tracer_binds_add (l, m[i].target, host, !m[i].readonly);
           continue;
         case SANDBOX_MOUNT_FILE:
           if (shm_file (ps, name, &m[i], &host, err) < 0)
             return kiln_error_wrap (err, "RUN --mount at '%s'", m[i].target);
-          bind_add (l, m[i].target, host, false);
+          tracer_binds_add (l, m[i].target, host, false);
           continue;
         }
     }
@@ -321,31 +277,14 @@ mount_binds (struct ptrace_session *ps, const sandbox_mount *m, size_t n, bind_l
 }
 
 static int
-step_binds (struct ptrace_session *ps, sandbox_net_mode net, const sandbox_mount *m, size_t n, bind_list *l,
+step_binds (struct ptrace_session *ps, sandbox_net_mode net, const sandbox_mount *m, size_t n, tracer_binds *l,
             kiln_error **err)
 {
-  /* The container's devices a step uses (ptmx and pts: apt runs dpkg on
-   * a pseudo-terminal). */
-  static const char *const devs[] = { "/dev/null", "/dev/zero",  "/dev/full", "/dev/random",
-                                      "/dev/urandom", "/dev/tty", "/dev/ptmx", "/dev/pts" };
-  bind_add (l, "/proc", "/proc", false);
-  bind_add (l, "/sys", "/sys", false);
-  for (size_t i = 0; i < ARRAY_SIZE (devs); i++)
-    if (access (devs[i], F_OK) == 0)
-      bind_add (l, devs[i], devs[i], true);
+  if (tracer_binds_standard (l, ps->tmpfd, ps->tmppath, net, NULL, err) < 0)
+    return -1;
   (void) mkdirat (ps->tmpfd, "shm", 01777);
   autofree char *shm = xasprintf ("%s/shm", ps->tmppath);
-  bind_add (l, "/dev/shm", shm, true);
-  autofree char *resolv = NULL, *hosts = NULL;
-  sandbox_etc_files (net, "kiln", &resolv, &hosts);
-  autofree char *p_resolv = NULL, *p_hosts = NULL, *p_name = NULL;
-  if (write_file (ps, "resolv.conf", resolv, strlen (resolv), 0644, &p_resolv, err) < 0
-      || write_file (ps, "hosts", hosts, strlen (hosts), 0644, &p_hosts, err) < 0
-      || write_file (ps, "hostname", "kiln\n", 5, 0644, &p_name, err) < 0)
-    return -1;
-  bind_add (l, "/etc/resolv.conf", p_resolv, false);
-  bind_add (l, "/etc/hosts", p_hosts, false);
-  bind_add (l, "/etc/hostname", p_name, false);
+  tracer_binds_add (l, "/dev/shm", shm, true);
   return mount_binds (ps, m, n, l, err);
 }
 
@@ -368,7 +307,7 @@ build_run_ptrace (build_exec *b, stage_state *st, const build_run_args *a, kiln_
   if (!ps)
     return -1;
   ps->step_id = st->step_id;
-  bind_list binds = { 0 };
+  tracer_binds binds = { 0 };
   int ret = step_binds (ps, a->net, a->mounts, a->n_mounts, &binds, err);
   if (ret == 0)
     {
@@ -382,7 +321,7 @@ build_run_ptrace (build_exec *b, stage_state *st, const build_run_args *a, kiln_
       ret = tracer_run (&tc, a->res, err);
       add_time (b, &b->res->t_run, now_s () - t0);
     }
-  bind_list_free (&binds);
+  tracer_binds_free (&binds);
   if (ps->shm)
     shm_clear (ps->shm, false);
   if (ret < 0)

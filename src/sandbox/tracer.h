@@ -144,6 +144,25 @@ typedef struct tracer_config
   const volatile sig_atomic_t *cancel_signal;
 } tracer_config;
 
+/* A growing list of binds and the strings it owns. */
+typedef struct tracer_binds
+{
+  tracer_bind *v;
+  size_t n;
+  char **strings;
+} tracer_binds;
+
+void tracer_binds_add (tracer_binds *b, const char *guest, const char *host, bool writable);
+void tracer_binds_free (tracer_binds *b);
+/* The binds every step gets, as the userns isolation mounts them: /proc
+ * and /sys read-only; the container's null, zero, full, random, urandom,
+ * tty, ptmx and pts (read, write, ioctls); /etc/resolv.conf, /etc/hosts
+ * (sandbox_etc_files for net and hostname, NULL: "kiln") and /etc/hostname,
+ * written into dirfd, a private directory of the caller's at host path dir
+ * (replaced if there). */
+int tracer_binds_standard (tracer_binds *b, int dirfd, const char *dir, sandbox_net_mode net, const char *hostname,
+                           kiln_error **err);
+
 /* Run one step to completion; every process of it is gone on return. */
 int tracer_run (const tracer_config *cfg, sandbox_result *res, kiln_error **err);
 
