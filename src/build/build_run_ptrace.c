@@ -8,6 +8,7 @@
  * the next step starts on the same tree. A COPY, a cached step or a
  * failure ends it, and the next RUN makes the stage's tree afresh. */
 #include "build/build_internal.h"
+#include "build/build_ptrace.h"
 #include "overlay/overlay_dir.h"
 #include "sandbox/tracer.h"
 #include "util/alloc.h"
@@ -122,10 +123,16 @@ op_present (void *ctx, const struct stat *real, struct stat *shown)
   overlay_dir_present (ctx, real, shown);
 }
 
-static const tracer_fs_ops dir_ops = {
+static const tracer_fs_ops dir_ops_table = {
   .before_write = op_before_write, .changed = op_changed, .set_owner = op_set_owner, .set_mode = op_set_mode,
   .set_times = op_set_times, .mknod = op_mknod, .present = op_present,
 };
+
+const tracer_fs_ops *
+build_ptrace_ops (void)
+{
+  return &dir_ops_table;
+}
 
 /* The tracer's change kinds are the overlay_dir's, one for one. */
 _Static_assert ((int) TRACER_CHANGE_WRITE == (int) OVERLAY_DIR_WRITE
@@ -141,17 +148,17 @@ _Static_assert ((int) TRACER_CHANGE_WRITE == (int) OVERLAY_DIR_WRITE
 /* The usual /dev links into /proc (their targets resolve in the step's
  * view, where /proc is the host's): in the root's /dev, a mask path, so
  * never in a layer. */
-static int
-dev_links (struct ptrace_session *ps, kiln_error **err)
+int
+build_ptrace_dev_links (overlay_dir *od, kiln_error **err)
 {
   static const char *const links[][2] = { { "fd", "/proc/self/fd" }, { "stdin", "/proc/self/fd/0" },
                                           { "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" } };
-  autoclose int dev = openat (overlay_dir_root_fd (ps->od), "dev", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  autoclose int dev = openat (overlay_dir_root_fd (od), "dev", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dev < 0)
-    return kiln_error_make (err, errno, "open '%s/dev'", overlay_dir_root_path (ps->od));
+    return kiln_error_make (err, errno, "open '%s/dev'", overlay_dir_root_path (od));
   for (size_t i = 0; i < ARRAY_SIZE (links); i++)
     if (symlinkat (links[i][1], dev, links[i][0]) < 0 && errno != EEXIST)
-      return kiln_error_make (err, errno, "create '%s/dev/%s'", overlay_dir_root_path (ps->od), links[i][0]);
+      return kiln_error_make (err, errno, "create '%s/dev/%s'", overlay_dir_root_path (od), links[i][0]);
   return 0;
 }
 
@@ -203,7 +210,7 @@ session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gi
       build_run_ptrace_end (b, st);
       return NULL;
     }
-  if (dev_links (ps, err) < 0)
+  if (build_ptrace_dev_links (ps->od, err) < 0)
     {
       build_run_ptrace_end (b, st);
       return NULL;
@@ -314,7 +321,7 @@ build_run_ptrace (build_exec *b, stage_state *st, const build_run_args *a, kiln_
       tracer_config tc = {
         .argv = a->argv, .env = a->env, .cwd = a->cwd, .uid = a->uid, .gid = a->gid, .groups = a->groups,
         .n_groups = a->n_groups, .root = overlay_dir_root_path (ps->od), .binds = binds.v, .n_binds = binds.n,
-        .ops = &dir_ops, .ops_ctx = ps->od, .seccomp = b->filter, .network = a->net, .output = ptrace_output,
+        .ops = &dir_ops_table, .ops_ctx = ps->od, .seccomp = b->filter, .network = a->net, .output = ptrace_output,
         .output_ctx = ps, .limiter = b->limiter, .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
       };
       double t0 = now_s ();

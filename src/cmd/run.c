@@ -2,6 +2,7 @@
  * step sandbox. */
 #include "cmd/cmd.h"
 #include "cmd/cmd_common.h"
+#include "build/build_ptrace.h"
 #include "build/rootfs.h"
 #include "overlay/overlay.h"
 #include "registry/manifest.h"
@@ -335,18 +336,26 @@ scratch_remove (scratch *s)
  * overlay deals in container ids: single mode presents everything as the
  * step's root and records uid:gid (the step's user) as the true owner of
  * what the step creates. */
-static int
-overlay_open (overlay_lower *lower, const sandbox_idmap *map, int scratch_fd, uid_t uid, gid_t gid, overlay **out,
-              kiln_error **err)
+/* The sandbox's mount points as overlay mask paths ("proc/"). */
+static char **
+mount_masks (void)
 {
   const sandbox_mountpoint *mp;
   size_t n = sandbox_mountpoints (&mp);
-  autostrv char **mask = NULL;
+  char **mask = NULL;
   for (size_t i = 0; i < n; i++)
     {
       autofree char *p = xasprintf ("%s%s", mp[i].path, mp[i].is_dir ? "/" : "");
       strv_push (&mask, p);
     }
+  return mask;
+}
+
+static int
+overlay_open (overlay_lower *lower, const sandbox_idmap *map, int scratch_fd, uid_t uid, gid_t gid, overlay **out,
+              kiln_error **err)
+{
+  autostrv char **mask = mount_masks ();
   overlay_config cfg = {
     .lower = lower, .scratch_dirfd = scratch_fd,
     .id_mode = map->mode == SANDBOX_USERNS_SINGLE ? OVERLAY_IDS_SINGLE : OVERLAY_IDS_FULL,
@@ -384,16 +393,25 @@ typedef struct run_sandbox
 {
   sandbox_idmap map;
   seccomp_filter *filter;
+  bool ptrace;               /* ptrace isolation on overlay_dir (an image where namespaces are denied) */
 } run_sandbox;
 
 static int
 run_sandbox_init (const run_opts *o, run_sandbox *sb, kiln_error **err)
 {
   sb->filter = NULL;
-  /* An image, or --rootfs with --overlay, runs on kiln's FUSE overlay. */
+  sb->ptrace = false;
+  /* An image, or --rootfs with --overlay, runs on kiln's FUSE overlay, or
+   * where namespaces or FUSE are denied on overlay_dir under ptrace. */
   sandbox_probe_req pr = { .fuse = !o->rootfs || o->overlay, .network = o->network };
-  if (sandbox_probe (&pr, err) < 0)
+  sandbox_isolation iso;
+  if (sandbox_choose_isolation (&pr, o->isolation, &iso, err) < 0)
     return -1;
+  if (iso == SANDBOX_ISOLATION_PTRACE)
+    {
+      sb->ptrace = true;
+      return 0;
+    }
   if (sandbox_idmap_resolve (o->userns, 0, &sb->map, err) < 0)
     return -1;
   autofree char *desc = sandbox_idmap_describe (&sb->map);
@@ -407,10 +425,42 @@ run_sandbox_init (const run_opts *o, run_sandbox *sb, kiln_error **err)
  * else on an overlay of lower (taken) with its upper in scratch_fd.
  * Returns 0 when the command exited 0, its exit status (or 128 + signal)
  * when it failed or kiln was interrupted, negative when kiln failed. */
+static int execute_ptrace (const run_opts *o, const run_plan *p, const char *root, overlay_dir *od,
+                           kiln_error **err);
+
+/* An image under ptrace isolation: overlay_dir over lower (taken), the
+ * tracer on it; --show-changes from its write log. */
+static int
+execute_overlay_dir (const run_opts *o, const run_plan *p, overlay_lower *lower, int scratch_fd, kiln_error **err)
+{
+  autostrv char **mask = mount_masks ();
+  overlay_dir_config oc = { .lower = lower, .scratch_dirfd = scratch_fd, .mask_paths = (const char *const *) mask,
+                            .create_uid = p->uid, .create_gid = p->gid };
+  overlay_dir *od = NULL;
+  if (overlay_dir_new (&oc, &od, err) < 0)
+    return -1;
+  int r = build_ptrace_dev_links (od, err);
+  if (r == 0)
+    r = execute_ptrace (o, p, overlay_dir_root_path (od), od, err);
+  if (r == 0 && o->show_changes)
+    {
+      overlay_changes *changes = NULL;
+      if (overlay_dir_commit (od, &changes, err) < 0)
+        r = -1;
+      else
+        print_changes (changes);
+      overlay_changes_free (changes);
+    }
+  overlay_dir_free (od);
+  return r;
+}
+
 static int
 execute (const run_opts *o, const run_plan *p, const run_sandbox *sb, overlay_lower *lower, int scratch_fd,
          kiln_error **err)
 {
+  if (sb->ptrace && lower)
+    return execute_overlay_dir (o, p, lower, scratch_fd, err);
   overlay *ovl = NULL;
   if (lower && overlay_open (lower, &sb->map, scratch_fd, p->uid, p->gid, &ovl, err) < 0)
     return -1;
@@ -495,8 +545,10 @@ use_ptrace (const run_opts *o, bool *out, kiln_error **err)
   return 0;
 }
 
+/* Under the tracer on root: a plain directory (od NULL), or overlay_dir
+ * od's root with its ops. */
 static int
-execute_ptrace (const run_opts *o, const run_plan *p, kiln_error **err)
+execute_ptrace (const run_opts *o, const run_plan *p, const char *root, overlay_dir *od, kiln_error **err)
 {
   seccomp_filter *filter = NULL;
   if (load_filter (o, SECCOMP_PROFILE_PLAIN, &filter, err) < 0)
@@ -509,7 +561,7 @@ execute_ptrace (const run_opts *o, const run_plan *p, kiln_error **err)
       net = SANDBOX_NET_HOST;
     }
   run_ptrace_args a = {
-    .rootfs = o->rootfs, .argv = p->argv, .env = p->env, .cwd = p->cwd, .uid = p->uid, .gid = p->gid,
+    .rootfs = root, .ops = od ? build_ptrace_ops () : NULL, .ops_ctx = od, .argv = p->argv, .env = p->env, .cwd = p->cwd, .uid = p->uid, .gid = p->gid,
     .hostname = o->hostname, .network = net, .seccomp = filter, .output = print_line,
     .cancel_fd = o->cancel.rfd, .cancel_signal = o->signal_flag,
   };
@@ -528,9 +580,6 @@ execute_ptrace (const run_opts *o, const run_plan *p, kiln_error **err)
 static int
 do_run_rootfs_ptrace (run_opts *o, char **cmd, int rootfd, kiln_error **err)
 {
-  if (o->overlay)
-    return kiln_error_make (err, ENOTSUP, "--isolation ptrace with --overlay: not yet (a plain --rootfs "
-                                          "directory only)");
   if (o->rootfs_ro)
     return kiln_error_make (err, ENOTSUP, "--isolation ptrace with --rootfs-readonly: not yet");
   run_plan p = { 0 };
@@ -545,7 +594,7 @@ do_run_rootfs_ptrace (run_opts *o, char **cmd, int rootfd, kiln_error **err)
   if (sandbox_prepare_mountpoints (rootfd, &created, err) < 0)
     r = kiln_error_wrap (err, "preparing '%s'", o->rootfs);
   else
-    r = execute_ptrace (o, &p, err);
+    r = execute_ptrace (o, &p, o->rootfs, NULL, err);
   sandbox_remove_mountpoints (rootfd, created);
   run_plan_clear (&p);
   return r;
@@ -560,7 +609,8 @@ do_run_rootfs (run_opts *o, char **cmd, kiln_error **err)
   bool ptrace;
   if (use_ptrace (o, &ptrace, err) < 0)
     return -1;
-  if (ptrace)
+  /* (With --overlay the step runs on overlay_dir: execute.) */
+  if (ptrace && !o->overlay)
     return do_run_rootfs_ptrace (o, cmd, rootfd, err);
   run_plan p = { 0 };
   if (o->user && parse_numeric_user (o->user, &p.uid, &p.gid, err) < 0)
@@ -888,8 +938,6 @@ check_combination (const run_opts *o, char **pos, kiln_error **err)
                                     "not --rootfs");
   if (o->rootfs && (pos == NULL || pos[0] == NULL))
     return kiln_error_make (err, 0, "no command given");
-  if (!o->rootfs && o->isolation == SANDBOX_ISOLATION_PTRACE)
-    return kiln_error_make (err, 0, "--isolation ptrace: images are not supported yet (only --rootfs DIR)");
   if (!o->rootfs && !o->layout && (pos == NULL || pos[0] == NULL))
     return kiln_error_make (err, 0, "no IMAGE given (or --oci-layout DIR[:TAG], or --rootfs DIR)");
   return 0;

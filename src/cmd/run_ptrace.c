@@ -29,6 +29,7 @@ run_ptrace (const run_ptrace_args *a, sandbox_result *res, kiln_error **err)
     {
       tracer_config cfg = {
         .argv = a->argv, .env = a->env, .cwd = a->cwd, .uid = a->uid, .gid = a->gid, .root = a->rootfs,
+        .ops = a->ops, .ops_ctx = a->ops_ctx,
         .binds = binds.v, .n_binds = binds.n, .seccomp = a->seccomp, .network = a->network, .output = a->output,
         .cancel_fd = a->cancel_fd, .cancel_signal = a->cancel_signal,
       };

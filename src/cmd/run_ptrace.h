@@ -9,6 +9,8 @@
 typedef struct run_ptrace_args
 {
   const char *rootfs;
+  const tracer_fs_ops *ops;     /* NULL: a plain directory */
+  void *ops_ctx;
   char *const *argv;
   char *const *env;
   const char *cwd;

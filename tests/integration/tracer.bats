@@ -258,3 +258,28 @@ prun() {
   [ "$status" -ne 0 ]
   [[ $output == *"not supported yet"* ]]
 }
+
+@test "tracer: kiln run of an image and of --rootfs --overlay under ptrace isolation: the image's files, its config, the step's changes" {
+  registry_start
+  fixtures_push busybox
+  for e in docker restricted; do
+    local store=$TR_DIR/store-$e home=$TR_DIR/home-$e
+    mkdir -p "$store" "$home"
+    [ "$e" = docker ] || chown 1000:1000 "$store" "$home"
+    run "$CENV" "$e" -- env HOME="$home" "$KILN" run --root "$store" --insecure-registry "$REGISTRY" \
+      "$BUSYBOX_IMAGE" sh -c 'id -u; cat /etc/passwd | head -1; echo made > /tmp/new; cat /tmp/new'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ $output == *"using --isolation=ptrace"* ]]
+    [[ $output == *"root:x:0:0"* ]]
+    [[ $output == *"made"* ]]
+    # --rootfs DIR --overlay: DIR is never written, the changes are listed
+    run "$CENV" "$e" -- "$KILN" run --isolation ptrace --network host --rootfs "$TR_DIR/bb-$e" --overlay \
+      --show-changes -- sh -c 'echo x > /etc/os-release; mkdir /newdir'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ $output == *"etc/os-release"* ]] && [[ $output == *"newdir"* ]]
+    grep -q 'kiln busybox root' "$TR_DIR/bb-$e/etc/os-release"
+    [ ! -e "$TR_DIR/bb-$e/newdir" ]
+  done
+}
