@@ -255,7 +255,11 @@ prun() {
   [[ $output == *"user namespace"*"using --isolation=ptrace"* ]]
   [[ $output == *0* ]]
   # an image that is not there: the error names it (images run under ptrace too)
-  run "$CENV" restricted -- "$KILN" run --isolation ptrace --oci-layout /nonexistent -- true
+  mkdir -p "$TR_DIR/store-missing"
+  chown 1000:1000 "$TR_DIR/store-missing"
+  run "$CENV" restricted -- "$KILN" run --root "$TR_DIR/store-missing" --isolation ptrace --oci-layout /nonexistent \
+    -- true
+  echo "$output"
   [ "$status" -ne 0 ]
   [[ $output == *"/nonexistent"* ]]
 }
