@@ -44,6 +44,7 @@
 #include <sys/types.h>
 #include "sandbox/sandbox.h"
 #include "util/error.h"
+#include "util/strbuf.h"
 
 /* How long kiln waits for a helper's set-up messages (namespaces, mounts). */
 #define HANDSHAKE_TIMEOUT_S 60
@@ -227,6 +228,21 @@ void sandbox_limits_child_rlimits (child_ctx *c);
 int sandbox_limits_set_rlimits (const sandbox_limiter *lim, const char **what);
 
 /* ---- sandbox_supervise.c ---- */
+
+/* One of a step's output streams, cut into lines for a sandbox_output_fn
+ * (lines over 64 KiB in pieces). */
+typedef struct sandbox_outbuf
+{
+  int fd;                  /* read end, -1 once at EOF */
+  sandbox_stream stream;
+  strbuf line;
+} sandbox_outbuf;
+
+/* Read what is there (one read) and pass the complete lines on; at EOF or
+ * an error the rest too, and fd is closed. */
+void sandbox_outbuf_read (sandbox_outbuf *o, sandbox_output_fn fn, void *ctx);
+/* Pass on what is left (flush) and release the buffer and fd. */
+void sandbox_outbuf_finish (sandbox_outbuf *o, sandbox_output_fn fn, void *ctx);
 
 /* kiln's side while the step runs: pass the lines read from out_r and
  * err_r (stdout, stderr; closed here) to cfg->output, answer the seccomp

@@ -20,32 +20,50 @@
 
 #define LINE_MAX_CHUNK 65536
 
-typedef struct outbuf
-{
-  int fd;
-  sandbox_stream stream;
-  strbuf line;
-} outbuf;
-
 static void
-emit_lines (const sandbox_config *cfg, outbuf *o, bool flush)
+emit_lines (sandbox_outbuf *o, sandbox_output_fn fn, void *ctx, bool flush)
 {
   size_t start = 0;
   for (size_t i = 0; i < o->line.len; i++)
     if (o->line.buf[i] == '\n' || i - start >= LINE_MAX_CHUNK)
       {
-        if (cfg->output)
-          cfg->output (cfg->output_ctx, o->stream, o->line.buf + start, i - start);
+        if (fn)
+          fn (ctx, o->stream, o->line.buf + start, i - start);
         start = o->line.buf[i] == '\n' ? i + 1 : i;
       }
   if (flush && start < o->line.len)
     {
-      if (cfg->output)
-        cfg->output (cfg->output_ctx, o->stream, o->line.buf + start, o->line.len - start);
+      if (fn)
+        fn (ctx, o->stream, o->line.buf + start, o->line.len - start);
       start = o->line.len;
     }
   memmove (o->line.buf, o->line.buf + start, o->line.len - start);
   strbuf_setlen (&o->line, o->line.len - start);
+}
+
+void
+sandbox_outbuf_read (sandbox_outbuf *o, sandbox_output_fn fn, void *ctx)
+{
+  strbuf_grow (&o->line, 65536);
+  ssize_t n = read (o->fd, o->line.buf + o->line.len, 65536);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN))
+    return;
+  if (n <= 0)
+    {
+      emit_lines (o, fn, ctx, true);
+      sandbox_close_fd (&o->fd);
+      return;
+    }
+  strbuf_setlen (&o->line, o->line.len + (size_t) n);
+  emit_lines (o, fn, ctx, false);
+}
+
+void
+sandbox_outbuf_finish (sandbox_outbuf *o, sandbox_output_fn fn, void *ctx)
+{
+  emit_lines (o, fn, ctx, true);
+  strbuf_release (&o->line);
+  sandbox_close_fd (&o->fd);
 }
 
 /* Read a NUL-terminated string at addr in pid's memory. */
@@ -234,7 +252,7 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
     return -1;
   if (!(cfg->seccomp && cfg->seccomp->needs_listener))
     sync_r = -1;
-  outbuf o[2] = { { out_r, SANDBOX_STDOUT, STRBUF_INIT }, { err_r, SANDBOX_STDERR, STRBUF_INIT } };
+  sandbox_outbuf o[2] = { { out_r, SANDBOX_STDOUT, STRBUF_INIT }, { err_r, SANDBOX_STDERR, STRBUF_INIT } };
   *got_status = false;
   *stop = false;
   while (o[0].fd >= 0 || o[1].fd >= 0 || status_r >= 0)
@@ -267,22 +285,7 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
         sandbox_close_fd (&listener);
       for (int i = 0; i < 2; i++)
         if (pf[i].revents & (POLLIN | POLLHUP | POLLERR))
-          {
-            strbuf_grow (&o[i].line, 65536);
-            ssize_t n = read (o[i].fd, o[i].line.buf + o[i].line.len, 65536);
-            if (n < 0 && errno == EINTR)
-              continue;
-            if (n <= 0)
-              {
-                emit_lines (cfg, &o[i], true);
-                sandbox_close_fd (&o[i].fd);
-              }
-            else
-              {
-                strbuf_setlen (&o[i].line, o[i].line.len + (size_t) n);
-                emit_lines (cfg, &o[i], false);
-              }
-          }
+          sandbox_outbuf_read (&o[i], cfg->output, cfg->output_ctx);
       if (pf[2].revents & (POLLIN | POLLHUP | POLLERR))
         {
           ssize_t n = read (status_r, main_status, sizeof *main_status);
@@ -293,11 +296,7 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
         }
     }
   for (int i = 0; i < 2; i++)
-    {
-      emit_lines (cfg, &o[i], true);
-      strbuf_release (&o[i].line);
-      sandbox_close_fd (&o[i].fd);
-    }
+    sandbox_outbuf_finish (&o[i], cfg->output, cfg->output_ctx);
   sandbox_close_fd (&listener);
   if (req)
     seccomp_notify_free (req, resp);

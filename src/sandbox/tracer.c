@@ -29,7 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LINE_MAX_CHUNK 65536
 
 #define SEIZE_OPTIONS (PTRACE_O_TRACESECCOMP | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE \
                        | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD)
@@ -150,57 +149,12 @@ tracer_thread (void *arg)
 
 /* ---- output ---- */
 
-typedef struct outbuf
-{
-  int fd;
-  sandbox_stream stream;
-  strbuf line;
-} outbuf;
-
-static void
-emit (const tracer_config *cfg, outbuf *o, bool flush)
-{
-  size_t start = 0;
-  for (size_t i = 0; i < o->line.len; i++)
-    if (o->line.buf[i] == '\n' || i - start >= LINE_MAX_CHUNK)
-      {
-        if (cfg->output)
-          cfg->output (cfg->output_ctx, o->stream, o->line.buf + start, i - start);
-        start = o->line.buf[i] == '\n' ? i + 1 : i;
-      }
-  if (flush && start < o->line.len)
-    {
-      if (cfg->output)
-        cfg->output (cfg->output_ctx, o->stream, o->line.buf + start, o->line.len - start);
-      start = o->line.len;
-    }
-  memmove (o->line.buf, o->line.buf + start, o->line.len - start);
-  strbuf_setlen (&o->line, o->line.len - start);
-}
-
-static void
-read_output (const tracer_config *cfg, outbuf *o)
-{
-  strbuf_grow (&o->line, 65536);
-  ssize_t n = read (o->fd, o->line.buf + o->line.len, 65536);
-  if (n < 0 && (errno == EINTR || errno == EAGAIN))
-    return;
-  if (n <= 0)
-    {
-      emit (cfg, o, true);
-      sandbox_close_fd (&o->fd);
-      return;
-    }
-  strbuf_setlen (&o->line, o->line.len + (size_t) n);
-  emit (cfg, o, false);
-}
-
 /* Until the tracer is done and the output drained; *cancelled when
  * cancel_fd fired (the step is then killed). */
 static void
 supervise (run_state *rs, const tracer_config *cfg, bool *cancelled)
 {
-  outbuf o[2] = { { rs->out_r, SANDBOX_STDOUT, STRBUF_INIT }, { rs->err_r, SANDBOX_STDERR, STRBUF_INIT } };
+  sandbox_outbuf o[2] = { { rs->out_r, SANDBOX_STDOUT, STRBUF_INIT }, { rs->err_r, SANDBOX_STDERR, STRBUF_INIT } };
   rs->out_r = rs->err_r = -1;
   bool done = false;
   rs->sl.init_pid = rs->pid;
@@ -228,13 +182,10 @@ supervise (run_state *rs, const tracer_config *cfg, bool *cancelled)
       if (i == 2)
         done = true;
       else
-        read_output (cfg, &o[i]);
+        sandbox_outbuf_read (&o[i], cfg->output, cfg->output_ctx);
     }
   for (int i = 0; i < 2; i++)
-    {
-      sandbox_close_fd (&o[i].fd);
-      strbuf_release (&o[i].line);
-    }
+    sandbox_outbuf_finish (&o[i], cfg->output, cfg->output_ctx);
 }
 
 /* ---- preparation ---- */
