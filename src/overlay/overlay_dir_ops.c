@@ -166,6 +166,33 @@ link_lower (overlay_dir *od, const char *path, const char *path2)
     unlinkat (d1, tmp, 0);
 }
 
+/* The kernel's killpriv (security_inode_killpriv): a write, truncate or
+ * chown of a file removes its security.capability, on the FUSE overlay as
+ * on any filesystem. Here at the report of an open for writing (the tracer
+ * does not see write(2) itself). */
+static void
+drop_caps (overlay_dir *od, od_meta *e)
+{
+  for (uint32_t k = 0; e && k < e->nx; k++)
+    if (!strcmp (e->x[k].name, "security.capability"))
+      {
+        od_xattr_account (od, OD_XATTR_COST (e->x[k].name, e->x[k].len), 0);
+        free (e->x[k].name);
+        free (e->x[k].value);
+        e->x[k] = e->x[--e->nx];
+        return;
+      }
+}
+
+static void
+drop_caps_at (overlay_dir *od, const char *path)
+{
+  struct stat st;
+  int64_t bt;
+  if (od_lstat (od, path, &st, &bt) == 0 && S_ISREG (st.st_mode))
+    drop_caps (od, od_meta_get (od, &st, bt));
+}
+
 void
 overlay_dir_changed (overlay_dir *od, const overlay_dir_change *c)
 {
@@ -177,6 +204,7 @@ overlay_dir_changed (overlay_dir *od, const overlay_dir_change *c)
       free (od->bw_path);
       od->bw_path = NULL;
       on_created (od, c->path, c->uid, c->gid, created_by_open);
+      drop_caps_at (od, c->path);
       mark_dirty (od, c->path);
       break;
     case OVERLAY_DIR_CREATE:
@@ -450,6 +478,8 @@ overlay_dir_set_owner (overlay_dir *od, int fd, const char *path, uid_t uid, gid
       if (e->mode & S_IXGRP)
         e->mode &= ~(mode_t) S_ISGID;
     }
+  if (!S_ISDIR (e->mode))
+    drop_caps (od, e);
   mark_dirty (od, path);
   return 0;
 }
@@ -653,6 +683,8 @@ overlay_dir_remove_xattr (overlay_dir *od, int fd, const char *path, const char 
   int r = meta_of_fd (od, fd, &st, &e);
   if (r < 0)
     return r;
+  if (!strncmp (name, "user.", 5) && !S_ISREG (e ? e->mode : st.st_mode) && !S_ISDIR (e ? e->mode : st.st_mode))
+    return -EPERM;   /* the kernel's xattr_permission */
   if (xattr_name_ok (name) < 0 || !xattr_find (e, name))
     return -ENODATA;
   autoclose int target = -1;
