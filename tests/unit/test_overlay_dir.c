@@ -725,6 +725,99 @@ test_two_steps_frozen (void **state)
   stop_all (f);
 }
 
+/* The xattr ops alone: the syscalls' answers (size query, ERANGE,
+ * ENODATA, flags, limits), copy-up of a lower file, the budget. */
+static int
+xfd (overlay_dir *od, const char *path)
+{
+  return openat (overlay_dir_root_fd (od), path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static void
+test_xattr_ops (void **state)
+{
+  fx *f = *state;
+  start_od (f, NULL);
+  char buf[64], name[300];
+  autoclose int low = xfd (f->od, "a/sub/f2");
+  char lowv[8];
+  autofree char *lowp = xasprintf ("%s/l0/a/sub/f2", f->tmp), *l1p = xasprintf ("%s/l1/a/f1", f->tmp);
+  bool lower_has = getxattr (lowp, "user.low", NULL, 0) == 1;   /* the filesystem takes user.* */
+  if (lower_has)
+    {
+      assert_int_equal (overlay_dir_get_xattr (f->od, low, "a/sub/f2", "user.low", NULL, 0), 1);
+      assert_int_equal (overlay_dir_get_xattr (f->od, low, "a/sub/f2", "user.low", lowv, sizeof lowv), 1);
+      assert_memory_equal (lowv, "L", 1);
+    }
+  struct stat before, after;
+  assert_int_equal (fstatat (overlay_dir_root_fd (f->od), "a/f1", &before, AT_SYMLINK_NOFOLLOW), 0);
+  autoclose int fd = xfd (f->od, "a/f1");
+  assert_int_equal (overlay_dir_list_xattr (f->od, fd, "a/f1", NULL, 0), 0);
+  assert_int_equal (overlay_dir_get_xattr (f->od, fd, "a/f1", "user.a", buf, sizeof buf), -ENODATA);
+  assert_int_equal (overlay_dir_set_xattr (f->od, fd, "a/f1", "user.a", "abc", 3, XATTR_REPLACE), -ENODATA);
+  assert_int_equal (overlay_dir_set_xattr (f->od, fd, "a/f1", "user.a", "abc", 3, XATTR_CREATE), 0);
+  /* the lower inode was copied up: the name holds a new one, the lower file has no xattr */
+  assert_int_equal (fstatat (overlay_dir_root_fd (f->od), "a/f1", &after, AT_SYMLINK_NOFOLLOW), 0);
+  assert_true (after.st_ino != before.st_ino);
+  char lv[8];
+  assert_true (getxattr (l1p, "user.a", lv, sizeof lv) < 0);
+  close (fd);
+  fd = xfd (f->od, "a/f1");
+  assert_int_equal (overlay_dir_set_xattr (f->od, fd, "a/f1", "user.a", "x", 1, XATTR_CREATE), -EEXIST);
+  assert_int_equal (overlay_dir_set_xattr (f->od, fd, "a/f1", "security.capability", "\1\0\0\2", 4, 0), 0);
+  assert_int_equal (overlay_dir_get_xattr (f->od, fd, "a/f1", "user.a", NULL, 0), 3);
+  assert_int_equal (overlay_dir_get_xattr (f->od, fd, "a/f1", "user.a", buf, 2), -ERANGE);
+  assert_int_equal (overlay_dir_get_xattr (f->od, fd, "a/f1", "user.a", buf, 3), 3);
+  assert_memory_equal (buf, "abc", 3);
+  assert_int_equal (overlay_dir_list_xattr (f->od, fd, "a/f1", NULL, 0), 27);
+  assert_int_equal (overlay_dir_list_xattr (f->od, fd, "a/f1", buf, 26), -ERANGE);
+  assert_int_equal (overlay_dir_list_xattr (f->od, fd, "a/f1", buf, sizeof buf), 27);
+  assert_memory_equal (buf, "user.a\0security.capability\0", 27);
+  /* the kernel's limits and the FUSE model's namespaces */
+  memset (name, 'n', sizeof name);
+  memcpy (name, "user.", 5);
+  name[256] = '\0';
+  assert_int_equal (overlay_dir_set_xattr (f->od, fd, "a/f1", name, "v", 1, 0), -ERANGE);
+  autofree char *big = xzalloc (65537);
+  assert_int_equal (overlay_dir_set_xattr (f->od, fd, "a/f1", "user.big", big, 65537, 0), -E2BIG);
+  assert_int_equal (overlay_dir_set_xattr (f->od, fd, "a/f1", "user.max", big, 65536, 0), 0);
+  assert_int_equal (overlay_dir_set_xattr (f->od, fd, "a/f1", "trusted.t", "v", 1, 0), -EOPNOTSUPP);
+  assert_int_equal (overlay_dir_get_xattr (f->od, fd, "a/f1", "trusted.t", buf, sizeof buf), -ENODATA);
+  assert_int_equal (overlay_dir_remove_xattr (f->od, fd, "a/f1", "user.max"), 0);
+  assert_int_equal (overlay_dir_remove_xattr (f->od, fd, "a/f1", "user.max"), -ENODATA);
+  /* user.* only on regular files and directories */
+  autoclose int lnk = xfd (f->od, "link");
+  assert_int_equal (overlay_dir_set_xattr (f->od, lnk, "link", "user.x", "v", 1, 0), -EPERM);
+  assert_int_equal (overlay_dir_remove_xattr (f->od, lnk, "link", "user.x"), -EPERM);
+  /* budgets: 4096 per file, 16 MiB in all, then ENOSPC; shrinking always works */
+  autoclose int dir = xfd (f->od, "empty");
+  for (int i = 0; i < 4096; i++)
+    {
+      snprintf (name, sizeof name, "user.n%d", i);
+      assert_int_equal (overlay_dir_set_xattr (f->od, dir, "empty", name, "", 0, 0), 0);
+    }
+  assert_int_equal (overlay_dir_set_xattr (f->od, dir, "empty", "user.more", "", 0, 0), -ENOSPC);
+  autoclose int d = xfd (f->od, "d");
+  int r = 0, n = 0;
+  for (; n < 300 && r == 0; n++)
+    {
+      snprintf (name, sizeof name, "user.b%d", n);
+      r = overlay_dir_set_xattr (f->od, d, "d", name, big, 65536, 0);
+    }
+  assert_int_equal (r, -ENOSPC);
+  assert_true (n > 200 && n < 260);
+  assert_int_equal (overlay_dir_set_xattr (f->od, d, "d", "user.b0", "small", 5, 0), 0);
+  /* the layer carries them */
+  overlay_changes *cs = od_commit (f);
+  const overlay_change *c = find (cs, OVERLAY_CHANGE_ADD, "a/f1");
+  assert_non_null (c);
+  assert_int_equal (c->n_xattrs, 2);
+  assert_string_equal (c->xattrs[0].name, "user.a");
+  assert_string_equal (c->xattrs[1].name, "security.capability");
+  overlay_changes_free (cs);
+  stop_all (f);
+}
+
 /* ---- store lowers: hard links, read-only shared inodes ---- */
 static void
 write_tar (const char *path)
@@ -882,6 +975,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_copy_up_and_meta, setup, teardown),
     cmocka_unit_test_setup_teardown (test_two_steps_frozen, setup, teardown),
     cmocka_unit_test_setup_teardown (test_store_lower_linked, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_xattr_ops, setup, teardown),
     cmocka_unit_test_setup_teardown (test_compare_scripts, setup, teardown),
     cmocka_unit_test_setup_teardown (test_compare_random, setup, teardown),
     cmocka_unit_test_setup_teardown (test_compare_random_xattr, setup, teardown),
