@@ -123,9 +123,34 @@ op_present (void *ctx, const struct stat *real, struct stat *shown)
   overlay_dir_present (ctx, real, shown);
 }
 
+static int
+op_get_xattr (void *ctx, int fd, const char *path, const char *name, void *value, size_t size)
+{
+  return overlay_dir_get_xattr (ctx, fd, path, name, value, size);
+}
+
+static int
+op_list_xattr (void *ctx, int fd, const char *path, char *list, size_t size)
+{
+  return overlay_dir_list_xattr (ctx, fd, path, list, size);
+}
+
+static int
+op_set_xattr (void *ctx, int fd, const char *path, const char *name, const void *value, size_t size, int flags)
+{
+  return overlay_dir_set_xattr (ctx, fd, path, name, value, size, flags);
+}
+
+static int
+op_remove_xattr (void *ctx, int fd, const char *path, const char *name)
+{
+  return overlay_dir_remove_xattr (ctx, fd, path, name);
+}
+
 static const tracer_fs_ops dir_ops_table = {
   .before_write = op_before_write, .changed = op_changed, .set_owner = op_set_owner, .set_mode = op_set_mode,
-  .set_times = op_set_times, .mknod = op_mknod, .present = op_present,
+  .set_times = op_set_times, .mknod = op_mknod, .get_xattr = op_get_xattr, .list_xattr = op_list_xattr,
+  .set_xattr = op_set_xattr, .remove_xattr = op_remove_xattr, .present = op_present,
 };
 
 const tracer_fs_ops *

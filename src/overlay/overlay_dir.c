@@ -101,10 +101,11 @@ od_meta_get (overlay_dir *od, const struct stat *st, int64_t btime)
 }
 
 void
-od_meta_free_xattrs (od_meta *e)
+od_meta_free_xattrs (overlay_dir *od, od_meta *e)
 {
   for (uint32_t k = 0; k < e->nx; k++)
     {
+      od_xattr_account (od, OD_XATTR_COST (e->x[k].name, e->x[k].len), 0);
       free (e->x[k].name);
       free (e->x[k].value);
     }
@@ -134,7 +135,7 @@ od_meta_put (overlay_dir *od, const struct stat *st, int64_t btime)
     od->tab_n++;
   else if (!meta_stale (e, st, btime))
     return e;
-  od_meta_free_xattrs (e);
+  od_meta_free_xattrs (od, e);
   *e = (od_meta) { .dev = st->st_dev, .ino = st->st_ino, .btime = btime, .mode = st->st_mode,
                    .atime = st->st_atim, .mtime = st->st_mtim };
   return e;
@@ -382,13 +383,21 @@ typedef struct mat_ctx
   size_t linked, copied;
 } mat_ctx;
 
+typedef struct xattr_ctx
+{
+  overlay_dir *od;
+  od_meta *e;
+} xattr_ctx;
+
 static void
 xattr_cb (void *ud, const char *name, const void *value, size_t len)
 {
-  od_meta *e = ud;
+  xattr_ctx *c = ud;
+  od_meta *e = c->e;
   e->x = xreallocarray (e->x, e->nx + 1, sizeof *e->x);
   e->x[e->nx++] = (overlay_xattr) { .name = xstrdup (name), .value = xmemdup (value, len ? len : 1),
                                     .len = len };
+  od_xattr_account (c->od, 0, OD_XATTR_COST (name, len));
 }
 
 /* Register the inode just made at dfd/name with the lower's attributes. */
@@ -411,7 +420,10 @@ mat_register (mat_ctx *c, int dfd, const char *name, const char *path, const mat
   if (flags & OD_LOWER)
     m->mtime = m->atime = e->attr.mtime;
   if (!m->nx)
-    overlay_lower_xattrs (od->lower, e->layer, path, xattr_cb, m);
+    {
+      xattr_ctx xc = { od, m };
+      overlay_lower_xattrs (od->lower, e->layer, path, xattr_cb, &xc);
+    }
   od_set_add (&od->base, path);
   return 0;
 }
@@ -759,7 +771,7 @@ overlay_dir_free (overlay_dir *od)
     close (od->root_fd);
   for (size_t i = 0; i < od->tab_cap; i++)
     if (od->tab[i].ino)
-      od_meta_free_xattrs (&od->tab[i]);
+      od_meta_free_xattrs (od, &od->tab[i]);
   free (od->tab);
   od_set_clear (&od->base);
   od_set_clear (&od->dirty);

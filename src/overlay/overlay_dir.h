@@ -117,6 +117,24 @@ int overlay_dir_set_times (overlay_dir *od, int fd, const char *path, const stru
  * placeholder file: never a real node) at dirfd/name, owned by uid:gid. */
 int overlay_dir_mknod (overlay_dir *od, int dirfd, const char *name, const char *path, mode_t mode,
                        dev_t rdev, uid_t uid, gid_t gid);
+/* Extended attributes, kept in the table (from the lowers' indexes, set by
+ * the steps) and never on the real files: the layer carries them
+ * (overlay_change.xattrs) as the FUSE overlay's do, with its rules: names
+ * user.* (regular files and directories only) and security.capability,
+ * others EOPNOTSUPP (ENODATA when read); names over 255 bytes ERANGE,
+ * values over 64 KiB E2BIG; 16 MiB of xattrs in the table, 4096 per file:
+ * then ENOSPC. fd is the file's O_PATH fd (not followed where the call
+ * does not follow), path its guest path (marked dirty by the changes).
+ * get/list: size 0 asks for the length; the length, -ERANGE when buf is
+ * too small, -ENODATA for a missing name (list: names NUL-terminated, in
+ * the FUSE model's order). set: flags XATTR_CREATE (-EEXIST) / XATTR_REPLACE
+ * (-ENODATA). set/remove copy a lower inode up first, as set_mode does;
+ * the tracer reports them as META changes. */
+int overlay_dir_get_xattr (overlay_dir *od, int fd, const char *path, const char *name, void *buf, size_t size);
+int overlay_dir_list_xattr (overlay_dir *od, int fd, const char *path, char *buf, size_t size);
+int overlay_dir_set_xattr (overlay_dir *od, int fd, const char *path, const char *name, const void *value,
+                           size_t size, int flags);
+int overlay_dir_remove_xattr (overlay_dir *od, int fd, const char *path, const char *name);
 /* What stat() shows for the root's inode whose real status is *real:
  * owner, mode (incl. the type of placeholders), rdev from the table; times
  * from the table for lower inodes, else the real ones. Unknown inodes show

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 #include "overlay/overlay_dir.h"
 
@@ -79,7 +80,26 @@ struct overlay_dir
   char *bw_path;
   bool bw_absent;
   uint64_t frozen_seq;
+  size_t xattr_bytes;     /* every xattr in the table (OD_XATTR_COST) */
 };
+
+/* xattrs live in the table, never on the real files. What the step can
+ * make kiln hold is bounded as in the FUSE model (OVERLAY_XATTR_BUDGET,
+ * OVERLAY_XATTRS_PER_INODE in overlay_model_internal.h): names + values of
+ * every xattr in the table (the lowers' included), with their bookkeeping;
+ * setxattr beyond 16 MiB, or a file's 4097th xattr, fails ENOSPC. Names
+ * and values are limited like the kernel's (XATTR_NAME_MAX, XATTR_SIZE_MAX). */
+#define OD_XATTR_BUDGET ((size_t) 16 << 20)
+#define OD_XATTRS_PER_INODE 4096
+#define OD_XATTR_NAME_MAX 255
+#define OD_XATTR_SIZE_MAX 65536
+#define OD_XATTR_COST(name, len) (strlen (name) + 1 + (len) + sizeof (overlay_xattr))
+
+static inline void
+od_xattr_account (overlay_dir *od, size_t minus, size_t plus)
+{
+  od->xattr_bytes = (od->xattr_bytes > minus ? od->xattr_bytes - minus : 0) + plus;
+}
 
 /* ---- sets (overlay_dir.c) ---- */
 bool od_set_has (const od_set *s, const char *k);
@@ -94,8 +114,8 @@ void od_set_clear (od_set *s);
 od_meta *od_meta_get (overlay_dir *od, const struct stat *st, int64_t btime);
 /* Entry for st's inode, created (zeroed, key set) or reset when stale. */
 od_meta *od_meta_put (overlay_dir *od, const struct stat *st, int64_t btime);
-/* Frees the entry's xattrs and names. */
-void od_meta_free_xattrs (od_meta *e);
+/* Frees the entry's xattrs (taking them off od->xattr_bytes) and names. */
+void od_meta_free_xattrs (overlay_dir *od, od_meta *e);
 /* Birth time of dirfd/name in ns (0 unknown), AT_SYMLINK_NOFOLLOW. */
 int64_t od_btime (int dirfd, const char *name);
 

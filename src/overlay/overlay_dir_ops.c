@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #ifndef RENAME_EXCHANGE
@@ -69,7 +70,7 @@ meta_new (overlay_dir *od, const char *path, const struct stat *st, int64_t bt, 
       pgid = p->gid;
     }
   od_meta *e = od_meta_put (od, st, bt);
-  od_meta_free_xattrs (e);
+  od_meta_free_xattrs (od, e);
   *e = (od_meta) { .dev = st->st_dev, .ino = st->st_ino, .btime = bt, .mode = st->st_mode, .uid = uid,
                    .gid = sgid ? pgid : gid, .atime = st->st_atim, .mtime = st->st_mtim,
                    .changed = od->gen };
@@ -165,6 +166,33 @@ link_lower (overlay_dir *od, const char *path, const char *path2)
     unlinkat (d1, tmp, 0);
 }
 
+/* The kernel's killpriv (security_inode_killpriv): a write, truncate or
+ * chown of a file removes its security.capability, on the FUSE overlay as
+ * on any filesystem. Here at the report of an open for writing (the tracer
+ * does not see write(2) itself). */
+static void
+drop_caps (overlay_dir *od, od_meta *e)
+{
+  for (uint32_t k = 0; e && k < e->nx; k++)
+    if (!strcmp (e->x[k].name, "security.capability"))
+      {
+        od_xattr_account (od, OD_XATTR_COST (e->x[k].name, e->x[k].len), 0);
+        free (e->x[k].name);
+        free (e->x[k].value);
+        e->x[k] = e->x[--e->nx];
+        return;
+      }
+}
+
+static void
+drop_caps_at (overlay_dir *od, const char *path)
+{
+  struct stat st;
+  int64_t bt;
+  if (od_lstat (od, path, &st, &bt) == 0 && S_ISREG (st.st_mode))
+    drop_caps (od, od_meta_get (od, &st, bt));
+}
+
 void
 overlay_dir_changed (overlay_dir *od, const overlay_dir_change *c)
 {
@@ -176,6 +204,7 @@ overlay_dir_changed (overlay_dir *od, const overlay_dir_change *c)
       free (od->bw_path);
       od->bw_path = NULL;
       on_created (od, c->path, c->uid, c->gid, created_by_open);
+      drop_caps_at (od, c->path);
       mark_dirty (od, c->path);
       break;
     case OVERLAY_DIR_CREATE:
@@ -215,7 +244,7 @@ overlay_dir_changed (overlay_dir *od, const overlay_dir_change *c)
 
 /* ---- copy-up ---- */
 static void
-copy_meta (od_meta *dst, const od_meta *src)
+copy_meta (overlay_dir *od, od_meta *dst, const od_meta *src)
 {
   uint64_t dev = dst->dev, ino = dst->ino;
   int64_t bt = dst->btime;
@@ -229,6 +258,8 @@ copy_meta (od_meta *dst, const od_meta *src)
     dst->x[k] = (overlay_xattr) { .name = xstrdup (src->x[k].name),
                                   .value = xmemdup (src->x[k].value, src->x[k].len ? src->x[k].len : 1),
                                   .len = src->x[k].len };
+  for (uint32_t k = 0; k < src->nx; k++)
+    od_xattr_account (od, 0, OD_XATTR_COST (src->x[k].name, src->x[k].len));
 }
 
 /* The other names of a copied-up frozen inode follow it to the copy at
@@ -308,9 +339,9 @@ copy_up_once (overlay_dir *od, int dirfd, const char *name, const struct stat *s
     }
   unlinkat (dirfd, tmp, 0);
   od_meta *ne = od_meta_put (od, &nst, od_btime (dst, ""));
-  od_meta_free_xattrs (ne);
+  od_meta_free_xattrs (od, ne);
   e = od_meta_get (od, st, bt); /* the put may have moved the table */
-  copy_meta (ne, e ? e : &saved);
+  copy_meta (od, ne, e ? e : &saved);
   ne->names = NULL;
   if (e && e->names)
     {
@@ -447,6 +478,8 @@ overlay_dir_set_owner (overlay_dir *od, int fd, const char *path, uid_t uid, gid
       if (e->mode & S_IXGRP)
         e->mode &= ~(mode_t) S_ISGID;
     }
+  if (!S_ISDIR (e->mode))
+    drop_caps (od, e);
   mark_dirty (od, path);
   return 0;
 }
@@ -512,6 +545,158 @@ overlay_dir_mknod (overlay_dir *od, int dirfd, const char *name, const char *pat
   e->mode = (t ? t : S_IFREG) | (mode & 07777);
   e->rdev = (t == S_IFCHR || t == S_IFBLK) ? rdev : 0;
   e->flags = OD_JUST_MADE | ((t == S_IFCHR || t == S_IFBLK || t == S_IFSOCK) ? OD_PLACEHOLDER : 0);
+  mark_dirty (od, path);
+  return 0;
+}
+
+/* ---- xattrs: the table's, never the real files' ---- */
+
+/* The FUSE model's names (overlay_model_ops.c): user.* and
+ * security.capability are kept, others are not supported. */
+static int
+xattr_name_ok (const char *name)
+{
+  if (strlen (name) > OD_XATTR_NAME_MAX)
+    return -ERANGE;
+  if (!strncmp (name, "user.", 5) && name[5])
+    return 0;
+  if (!strcmp (name, "security.capability"))
+    return 0;
+  return -EOPNOTSUPP;
+}
+
+static overlay_xattr *
+xattr_find (od_meta *e, const char *name)
+{
+  for (uint32_t k = 0; e && k < e->nx; k++)
+    if (!strcmp (e->x[k].name, name))
+      return &e->x[k];
+  return NULL;
+}
+
+/* The entry of the inode open at fd (O_PATH, maybe a symlink) in *e, NULL
+ * when the table does not know it (no xattrs); *st gets its real status. */
+static int
+meta_of_fd (overlay_dir *od, int fd, struct stat *st, od_meta **e)
+{
+  *e = NULL;
+  if (fstatat (fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+    return -errno;
+  *e = od_meta_get (od, st, od_btime (fd, ""));
+  return 0;
+}
+
+int
+overlay_dir_get_xattr (overlay_dir *od, int fd, const char *path, const char *name, void *buf, size_t size)
+{
+  (void) path;
+  struct stat st;
+  od_meta *e;
+  int r = meta_of_fd (od, fd, &st, &e);
+  if (r < 0)
+    return r;
+  overlay_xattr *x = xattr_name_ok (name) < 0 ? NULL : xattr_find (e, name);
+  if (!x)
+    return -ENODATA;
+  if (size && size < x->len)
+    return -ERANGE;
+  if (size)
+    memcpy (buf, x->value, x->len);
+  return (int) x->len;
+}
+
+int
+overlay_dir_list_xattr (overlay_dir *od, int fd, const char *path, char *buf, size_t size)
+{
+  (void) path;
+  struct stat st;
+  od_meta *e;
+  int r = meta_of_fd (od, fd, &st, &e);
+  if (r < 0)
+    return r;
+  size_t need = 0;
+  for (uint32_t k = 0; e && k < e->nx; k++)
+    need += strlen (e->x[k].name) + 1;
+  if (size && size < need)
+    return -ERANGE;
+  char *p = buf;
+  for (uint32_t k = 0; size && e && k < e->nx; k++)
+    p = stpcpy (p, e->x[k].name) + 1;
+  return need > INT_MAX ? -E2BIG : (int) need;
+}
+
+int
+overlay_dir_set_xattr (overlay_dir *od, int fd, const char *path, const char *name, const void *value,
+                       size_t size, int flags)
+{
+  int r = xattr_name_ok (name);
+  if (r < 0)
+    return r;
+  if (size > OD_XATTR_SIZE_MAX)
+    return -E2BIG;
+  struct stat st;
+  od_meta *e;
+  if ((r = meta_of_fd (od, fd, &st, &e)) < 0)
+    return r;
+  mode_t mode = e ? e->mode : st.st_mode;
+  if (!strncmp (name, "user.", 5) && !S_ISREG (mode) && !S_ISDIR (mode))
+    return -EPERM;
+  overlay_xattr *x = xattr_find (e, name);
+  if (x && (flags & XATTR_CREATE))
+    return -EEXIST;
+  if (!x && (flags & XATTR_REPLACE))
+    return -ENODATA;
+  /* a step gets ENOSPC, as from a full disk, before it can make kiln hold
+   * an unbounded amount; shrinking is always allowed */
+  size_t old = x ? OD_XATTR_COST (name, x->len) : 0, new = OD_XATTR_COST (name, size);
+  size_t after = (od->xattr_bytes > old ? od->xattr_bytes - old : 0) + new;
+  if ((!x && e && e->nx >= OD_XATTRS_PER_INODE) || (new > old && after > OD_XATTR_BUDGET))
+    return -ENOSPC;
+  /* a lower inode is copied up first: its store twin keeps its xattrs */
+  autoclose int target = -1;
+  if ((r = writable_meta (od, fd, path, &e, &target)) < 0)
+    return r;
+  x = xattr_find (e, name);
+  if (!x)
+    {
+      e->x = xreallocarray (e->x, e->nx + 1, sizeof *e->x);
+      x = &e->x[e->nx++];
+      *x = (overlay_xattr) { .name = xstrdup (name) };
+    }
+  else
+    {
+      od_xattr_account (od, OD_XATTR_COST (name, x->len), 0);
+      free (x->value);
+    }
+  x->value = xmemdup (value, size ? size : 1);
+  x->len = size;
+  od_xattr_account (od, 0, new);
+  mark_dirty (od, path);
+  return 0;
+}
+
+int
+overlay_dir_remove_xattr (overlay_dir *od, int fd, const char *path, const char *name)
+{
+  struct stat st;
+  od_meta *e;
+  int r = meta_of_fd (od, fd, &st, &e);
+  if (r < 0)
+    return r;
+  if (!strncmp (name, "user.", 5) && !S_ISREG (e ? e->mode : st.st_mode) && !S_ISDIR (e ? e->mode : st.st_mode))
+    return -EPERM;   /* the kernel's xattr_permission */
+  if (xattr_name_ok (name) < 0 || !xattr_find (e, name))
+    return -ENODATA;
+  autoclose int target = -1;
+  if ((r = writable_meta (od, fd, path, &e, &target)) < 0)
+    return r;
+  overlay_xattr *x = xattr_find (e, name);
+  if (!x)
+    return -ENODATA;
+  od_xattr_account (od, OD_XATTR_COST (x->name, x->len), 0);
+  free (x->name);
+  free (x->value);
+  *x = e->x[--e->nx];   /* the FUSE model's order: the last one moves here */
   mark_dirty (od, path);
   return 0;
 }

@@ -97,6 +97,24 @@ typedef struct tracer_fs_ops
    * uid:gid; devices are never real nodes under this isolation. */
   int (*mknod) (void *ctx, int dirfd, const char *name, const char *path, mode_t mode, dev_t rdev, uid_t uid,
                 gid_t gid);
+  /* Extended attributes, emulated (the real files never get any: security.*
+   * and trusted.* need capabilities the step lacks, and a store file must
+   * not change). fd is the O_PATH fd of the file (the last symlink followed
+   * for getxattr/setxattr/..., not for the l- forms); name is checked by the
+   * tracer (1..255 bytes), value is at most 64 KiB, and the caller's
+   * permission was checked as the kernel would (user.*: regular files and
+   * directories, mode bits for the fake fsuid; security.*: the fake root).
+   * Return as the syscalls do: get/list the length (size 0: the length
+   * only), -ERANGE when size is too small, -ENODATA for a missing name;
+   * set: 0, -EEXIST (flags XATTR_CREATE) or -ENODATA (XATTR_REPLACE),
+   * -EOPNOTSUPP for a namespace not kept, -ENOSPC; remove: 0 or -ENODATA.
+   * After a successful set/remove the tracer reports a META change.
+   * NULL: reads pass through to the real file, writes fail ENOTSUP. */
+  int (*get_xattr) (void *ctx, int fd, const char *path, const char *name, void *value, size_t size);
+  int (*list_xattr) (void *ctx, int fd, const char *path, char *list, size_t size);
+  int (*set_xattr) (void *ctx, int fd, const char *path, const char *name, const void *value, size_t size,
+                    int flags);
+  int (*remove_xattr) (void *ctx, int fd, const char *path, const char *name);
   /* Fill in what stat() shows for the file whose real status is *real
    * (owner, mode, rdev, times), e.g. from the layer metadata. Files outside
    * the root (binds) are shown as they are. */

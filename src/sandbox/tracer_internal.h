@@ -12,6 +12,7 @@
  *   tracer_path.c    guest paths -> host paths (and back).
  *   tracer_sys.c     the trapped file-system calls.
  *   tracer_exec.c    execve/execveat: ELF interpreters and #! scripts.
+ *   tracer_xattr.c   the xattr calls, emulated through the ops.
  *   tracer_ids.c     fake credentials and the kill family.
  */
 #ifndef KILN_SANDBOX_TRACER_INTERNAL_H
@@ -61,7 +62,7 @@ typedef enum tsc
   TSC_CHOWN, TSC_FCHOWN, TSC_LCHOWN, TSC_FCHOWNAT,
   TSC_UTIME, TSC_UTIMES, TSC_FUTIMESAT, TSC_UTIMENSAT,
   TSC_EXECVE, TSC_EXECVEAT, TSC_STATFS, TSC_INOTIFY_ADD_WATCH,
-  TSC_GETXATTR, TSC_LGETXATTR, TSC_LISTXATTR, TSC_LLISTXATTR,
+  TSC_GETXATTR, TSC_LGETXATTR, TSC_FGETXATTR, TSC_LISTXATTR, TSC_LLISTXATTR, TSC_FLISTXATTR,
   TSC_SETXATTR, TSC_LSETXATTR, TSC_FSETXATTR, TSC_REMOVEXATTR, TSC_LREMOVEXATTR, TSC_FREMOVEXATTR,
   TSC_BIND, TSC_CONNECT,
   /* traced: ids */
@@ -264,6 +265,11 @@ tracer_action tracer_mknod (tracer_call *c, int dirfd, int path_arg);
 int tracer_set_path_arg (tracer_call *c, int arg, const char *host);
 tracer_action tracer_want_change (tracer_call *c, tracer_change_kind kind, const tracer_path *p,
                                   const tracer_path *p2, unsigned flags);
+
+/* ---- tracer_xattr.c ---- */
+
+/* getxattr, listxattr, setxattr, removexattr and their l- and f- forms. */
+tracer_action tracer_xattr (tracer_call *c);
 
 /* ---- tracer_exec.c ---- */
 

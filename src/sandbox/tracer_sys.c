@@ -488,13 +488,11 @@ tracer_sys (tracer_call *c)
     case TSC_STATFS: return sys_pass (c, AT_FDCWD, 0, TR_FOLLOW, true);
     case TSC_INOTIFY_ADD_WATCH:
       return sys_pass (c, AT_FDCWD, 1, (arg (c, 2) & IN_DONT_FOLLOW) ? 0 : TR_FOLLOW, true);
-    case TSC_GETXATTR: case TSC_LISTXATTR: return sys_pass (c, AT_FDCWD, 0, TR_FOLLOW, true);
-    case TSC_LGETXATTR: case TSC_LLISTXATTR: return sys_pass (c, AT_FDCWD, 0, 0, true);
-    /* Writing extended attributes is not supported yet (they would have
-     * to reach the layer metadata through the ops): refused. */
+    case TSC_GETXATTR: case TSC_LGETXATTR: case TSC_FGETXATTR:
+    case TSC_LISTXATTR: case TSC_LLISTXATTR: case TSC_FLISTXATTR:
     case TSC_SETXATTR: case TSC_LSETXATTR: case TSC_FSETXATTR:
     case TSC_REMOVEXATTR: case TSC_LREMOVEXATTR: case TSC_FREMOVEXATTR:
-      return fail (c, -ENOTSUP);
+      return tracer_xattr (c);
     case TSC_BIND: case TSC_CONNECT: return sys_sockaddr (c);
     default: return tracer_meta (c);
     }

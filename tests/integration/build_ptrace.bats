@@ -223,3 +223,86 @@ EOF2
     diff -u "$SHARED/ref.txt" "$SHARED/$env.txt"
   done
 }
+
+# xattr_context: the static xattr helper (tests/integration/sandbox/xattr.c:
+# busybox has no setfattr/setcap, and nothing here needs the network) in
+# the context.
+xattr_context() {
+  gcc -static -O1 -o "$SHARED/ctx/xattr" "$KILN_SRC/tests/integration/sandbox/xattr.c"
+  chmod -R a+rX "$SHARED/ctx"
+}
+
+# xattr_lines: what the steps printed through `x` (lines "XA ...").
+xattr_lines() { grep -o 'XA .*' <<< "$1" || true; }
+
+@test "ptrace: setcap, user.* set/get/remove and the kernel's errors as in the userns mode; the layers carry the same xattrs" {
+  xattr_context
+  cat > "$SHARED/ctx/Dockerfile" <<EOF
+FROM $BUSYBOX_IMAGE
+COPY xattr /usr/bin/xattr
+RUN x() { xattr "\$@" 2>&1 | sed 's/^/XA /'; } \\
+ && echo hi > /f && x set /f user.a one && x set /f user.b two && x rm /f user.a && x fset /f user.c three \\
+ && mkdir /d && x set /d user.dir v && cp /bin/busybox /ping && x setcap /ping && x getcap /ping \\
+ && ln -s f /lnk && x lset /lnk user.x y && x set /etc/passwd user.lower yes && mkfifo /fifo && x set /fifo user.p q \\
+ && x get /f user.b && x fget /f user.c && x get /f user.a && x list /f && x list /lnk && x probe /d
+RUN x() { xattr "\$@" 2>&1 | sed 's/^/XA /'; } \\
+ && x list /f && x get /etc/passwd user.lower && x getcap /ping && x set /f user.c again replace \\
+ && x set /f user.new n replace && x set /f user.c dup create && x rm /d user.dir && x list /d && x get /f user.c
+USER 1000:1000
+RUN x() { xattr "\$@" 2>&1 | sed 's/^/XA /'; } \\
+ && x set /f user.u no && x setcap /f && x rm /f user.b && x get /f user.b && x getcap /ping && x get /ping trusted.t
+EOF
+  pbuild host ref --isolation userns
+  [ "$status" -eq 0 ]
+  xattr_lines "$output" > "$SHARED/ref-out.txt"
+  grep -qx 'XA 0100000200200000000000000000000000000000' "$SHARED/ref-out.txt"
+  grep -qx 'XA xattr: lset: EPERM' "$SHARED/ref-out.txt"
+  grep -qx 'XA xattr: set: EACCES' "$SHARED/ref-out.txt"
+  python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/ref" 1 > "$SHARED/ref.txt"
+  cat "$SHARED/ref.txt"
+  grep -q '^1 ping file .* security.capability=0100000200200000000000000000000000000000$' "$SHARED/ref.txt"
+  grep -q '^1 f file .* user.b=74776f,user.c=7468726565$' "$SHARED/ref.txt"
+  for env in docker restricted; do
+    pbuild "$env" "x-$env"
+    [ "$status" -eq 0 ]
+    xattr_lines "$output" > "$SHARED/$env-out.txt"
+    diff -u "$SHARED/ref-out.txt" "$SHARED/$env-out.txt"
+    python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/x-$env" 1 > "$SHARED/$env.txt"
+    diff -u "$SHARED/ref.txt" "$SHARED/$env.txt"
+  done
+}
+
+@test "ptrace: a base layer's xattrs are visible and kept when the file is copied up" {
+  xattr_context
+  cat > "$SHARED/ctx/Dockerfile" <<EOF
+FROM $BUSYBOX_IMAGE
+COPY xattr /usr/bin/xattr
+RUN echo hi > /f && xattr set /f user.a one && cp /bin/busybox /ping && xattr setcap /ping \\
+ && mkdir /d && xattr set /d user.dir v
+EOF
+  run "$KILN" build --root "$TEST_TMP/store-host" --insecure-registry "$REGISTRY" --isolation userns \
+    --no-cache --progress plain -t "$REGISTRY/xattr/base:1" "$SHARED/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  cat > "$SHARED/ctx/Dockerfile" <<EOF
+FROM $REGISTRY/xattr/base:1
+RUN x() { xattr "\$@" 2>&1 | sed 's/^/XA /'; } \\
+ && x get /f user.a && x getcap /ping && x list /d && x set /f user.b two && x rm /d user.dir && x list /f
+EOF
+  pbuild host ref --isolation userns
+  [ "$status" -eq 0 ]
+  xattr_lines "$output" > "$SHARED/ref-out.txt"
+  grep -qx 'XA one' "$SHARED/ref-out.txt"
+  grep -qx 'XA user.dir' "$SHARED/ref-out.txt"
+  python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/ref" 3 > "$SHARED/ref.txt"
+  cat "$SHARED/ref.txt"
+  grep -q '^0 f file .* user.a=6f6e65,user.b=74776f$' "$SHARED/ref.txt"
+  for env in docker restricted; do
+    pbuild "$env" "b-$env"
+    [ "$status" -eq 0 ]
+    xattr_lines "$output" > "$SHARED/$env-out.txt"
+    diff -u "$SHARED/ref-out.txt" "$SHARED/$env-out.txt"
+    python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/b-$env" 3 > "$SHARED/$env.txt"
+    diff -u "$SHARED/ref.txt" "$SHARED/$env.txt"
+  done
+}

@@ -3,9 +3,10 @@
 single image in the OCI layout LAYOUT (manifest order; the first SKIP layers
 left out), for comparing what two builders put in their layers:
 
-    LAYER PATH TYPE MODE UID:GID SIZE LINK SHA256-OF-DATA
+    LAYER PATH TYPE MODE UID:GID SIZE LINK SHA256-OF-DATA [XATTRS]
 
-Times are left out (they differ between any two builds). Reads the blobs with
+XATTRS (only for members that have some): the SCHILY.xattr.* PAX records as
+NAME=HEX-VALUE, sorted by name, comma-separated. Times are left out (they differ between any two builds). Reads the blobs with
 Python's tarfile, independently of kiln.
 """
 import gzip
@@ -22,6 +23,15 @@ TYPES = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.DIRTYPE: "di
 def blob(layout, digest):
     algo, hexd = digest.split(":", 1)
     return os.path.join(layout, "blobs", algo, hexd)
+
+
+def xattrs(member):
+    found = []
+    for key, value in member.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+            found.append("%s=%s" % (key[len("SCHILY.xattr."):], raw.hex()))
+    return " " + ",".join(sorted(found)) if found else ""
 
 
 def main():
@@ -46,9 +56,9 @@ def main():
                 if m.isreg():
                     data = hashlib.sha256(t.extractfile(m).read()).hexdigest()[:16]
                 name = m.name[2:] if m.name.startswith("./") else m.name
-                rows.append("%d %s %s %04o %d:%d %d %s %s" % (n - skip, name.rstrip("/"), TYPES.get(m.type, m.type),
-                                                            m.mode, m.uid, m.gid, m.size if m.isreg() else 0,
-                                                            m.linkname or "-", data or "-"))
+                rows.append("%d %s %s %04o %d:%d %d %s %s%s" % (n - skip, name.rstrip("/"), TYPES.get(m.type, m.type),
+                                                              m.mode, m.uid, m.gid, m.size if m.isreg() else 0,
+                                                              m.linkname or "-", data or "-", xattrs(m)))
             for r in sorted(rows):
                 print(r)
 
