@@ -32,6 +32,29 @@ build_result_clear (build_result *r)
   memset (r, 0, sizeof *r);
 }
 
+/* A store inside the context (KILN_ROOT=$CI_PROJECT_DIR/.kiln-store) would
+ * be copied by COPY . and change every build's key: leave it out, and say
+ * so. */
+static int
+exclude_store (const build_exec_opts *opts, dockerignore *ign, kiln_error **err)
+{
+  autofree char *ctx = realpath (opts->context_dir, NULL);
+  autofree char *root = opts->store ? realpath (opts->store->root, NULL) : NULL;
+  if (!ctx || !root)
+    return 0;
+  size_t n = strlen (ctx);
+  if (strncmp (root, ctx, n) != 0 || (root[n] != '/' && root[n] != '\0'))
+    return 0;
+  if (root[n] == '\0')
+    return kiln_error_make (err, EINVAL, "the store '%s' is the build context itself: put --root (KILN_ROOT) "
+                            "elsewhere", root);
+  log_warn ("the store '%s' lies inside the build context '%s': it is left out of the context (put --root, "
+            "KILN_ROOT, outside it)", root, ctx);
+  if (dockerignore_exclude_dir (ign, root + n + 1, err) < 0)
+    return kiln_error_wrap (err, "leaving the store out of the context");
+  return 0;
+}
+
 int
 build_exec_new (const build_exec_opts *opts, build_exec **out, kiln_error **err)
 {
@@ -52,6 +75,11 @@ build_exec_new (const build_exec_opts *opts, build_exec **out, kiln_error **err)
         {
           build_exec_free (b);
           return kiln_error_wrap (err, "loading .dockerignore");
+        }
+      if (exclude_store (opts, b->ign, err) < 0)
+        {
+          build_exec_free (b);
+          return -1;
         }
     }
   *out = b;

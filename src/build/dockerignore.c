@@ -3,6 +3,7 @@
 #include "build/dockerignore.h"
 #include "build/context.h"
 #include "util/alloc.h"
+#include "util/strbuf.h"
 #include "util/fsutil.h"
 
 #include <errno.h>
@@ -496,4 +497,17 @@ const char *
 dockerignore_pattern_text (const dockerignore *d, size_t i)
 {
   return i < d->n_patterns ? d->patterns[i].text : NULL;
+}
+
+int
+dockerignore_exclude_dir (dockerignore *d, const char *dir, kiln_error **err)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  for (const char *p = dir; *p; p++)
+    {
+      if (strchr ("*?[]\\", *p))
+        strbuf_addch (&sb, '\\');
+      strbuf_addch (&sb, *p);
+    }
+  return add_pattern (d, sb.buf, err);
 }

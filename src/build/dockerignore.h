@@ -34,6 +34,11 @@ int dockerignore_load (const char *context_dir, const char *dockerfile_path, doc
 
 void dockerignore_free (dockerignore *d);
 
+/* Exclude directory dir (relative to the context, clean) and everything
+ * below it whatever the file's patterns say: appended last, and the last
+ * matching pattern decides. Glob characters in dir are escaped. */
+int dockerignore_exclude_dir (dockerignore *d, const char *dir, kiln_error **err);
+
 /* Is PATH (relative to the context, '/'-separated, clean) excluded? */
 bool dockerignore_excluded (const dockerignore *d, const char *path);
 

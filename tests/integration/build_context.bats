@@ -113,3 +113,23 @@ refused() {
   [[ $output == *"Dockerfile:1"* ]]
   [[ $output != *"$CANARY"* ]]
 }
+
+@test "context: a store (--root) inside the context is left out of it, with a warning; a second build is all cached" {
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'FROM %s\nCOPY . /ctx/\nRUN test ! -e /ctx/.kiln-store && ls /ctx | sort | tr "\\n" " "\n' "$BUSYBOX_IMAGE" \
+    > "$TEST_TMP/ctx/Dockerfile"
+  echo a > "$TEST_TMP/ctx/a.txt"
+  for round in 1 2; do
+    run "$KILN" build --root "$TEST_TMP/ctx/.kiln-store" --insecure-registry "$REGISTRY" --no-push --progress plain \
+      "$TEST_TMP/ctx"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ $output == *"the store '$TEST_TMP/ctx/.kiln-store' lies inside the build context '$TEST_TMP/ctx': it is left out of the context"* ]]
+  done
+  # the second build's COPY and RUN hit: the store's own changes are not part of the context
+  [ "$(grep -c ' CACHED' <<< "$output")" -eq 2 ]
+  # the store as the context itself is an error
+  run "$KILN" build --root "$TEST_TMP/ctx" --insecure-registry "$REGISTRY" --no-push "$TEST_TMP/ctx"
+  [ "$status" -ne 0 ]
+  [[ $output == *"is the build context itself"* ]]
+}
