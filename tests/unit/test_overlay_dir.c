@@ -52,43 +52,29 @@ typedef struct fx
 } fx;
 
 static void
-put (int dfd, const char *path, const char *content, mode_t mode)
-{
-  autoerror kiln_error *err = NULL;
-  const char *slash = strrchr (path, '/');
-  if (slash)
-    {
-      autofree char *dir = xstrndup (path, (size_t) (slash - path));
-      assert_ok (fs_mkdir_p_at (dfd, dir, 0755, &err), err);
-    }
-  test_write_file (dfd, path, content);
-  assert_int_equal (fchmodat (dfd, path, mode, 0), 0);
-}
-
-static void
 make_lowers (int tmpfd)
 {
   assert_int_equal (mkdirat (tmpfd, "l0", 0755), 0);
   assert_int_equal (mkdirat (tmpfd, "l1", 0755), 0);
   int l0 = openat (tmpfd, "l0", O_RDONLY | O_DIRECTORY);
   int l1 = openat (tmpfd, "l1", O_RDONLY | O_DIRECTORY);
-  put (l0, "etc/passwd", "root:x:0:0::/root:/bin/sh\n", 0644);
-  put (l0, "usr/bin/tool", "#!/bin/sh\necho tool\n", 0755);
-  put (l0, "a/f1", "one", 0644);
-  put (l0, "a/sub/f2", "two", 0600);
+  test_put_file (l0, "etc/passwd", "root:x:0:0::/root:/bin/sh\n", 0644);
+  test_put_file (l0, "usr/bin/tool", "#!/bin/sh\necho tool\n", 0755);
+  test_put_file (l0, "a/f1", "one", 0644);
+  test_put_file (l0, "a/sub/f2", "two", 0600);
   /* a lower file with an xattr, where the filesystem takes user.* */
   char low[64];
   snprintf (low, sizeof low, "/proc/self/fd/%d/a/sub/f2", l0);
   (void) setxattr (low, "user.low", "L", 1, 0);
-  put (l0, "gone", "bye", 0644);
-  put (l0, "op/old", "old", 0644);
-  put (l0, "d/x", "x", 0644);
+  test_put_file (l0, "gone", "bye", 0644);
+  test_put_file (l0, "op/old", "old", 0644);
+  test_put_file (l0, "d/x", "x", 0644);
   assert_int_equal (mkdirat (l0, "empty", 0755), 0);
   assert_int_equal (symlinkat ("/etc/passwd", l0, "link"), 0);
-  put (l1, "a/f1", "one-v2", 0644);
-  put (l1, ".wh.gone", "", 0644);
-  put (l1, "op/.wh..wh..opq", "", 0644);
-  put (l1, "op/new", "new", 0644);
+  test_put_file (l1, "a/f1", "one-v2", 0644);
+  test_put_file (l1, ".wh.gone", "", 0644);
+  test_put_file (l1, "op/.wh..wh..opq", "", 0644);
+  test_put_file (l1, "op/new", "new", 0644);
   close (l0);
   close (l1);
 }

@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,22 @@ test_write_file (int dirfd, const char *path, const char *content)
   size_t len = strlen (content);
   assert_int_equal (write (fd, content, len), (ssize_t) len);
   close (fd);
+}
+
+void
+test_put_file (int dirfd, const char *path, const char *content, unsigned mode)
+{
+  kiln_error *err = NULL;
+  const char *slash = strrchr (path, '/');
+  if (slash)
+    {
+      char *dir = xstrndup (path, (size_t) (slash - path));
+      int r = fs_mkdir_p_at (dirfd, dir, 0755, &err);
+      free (dir);
+      assert_ok (r, err);
+    }
+  test_write_file (dirfd, path, content);
+  assert_int_equal (fchmodat (dirfd, path, (mode_t) mode, 0), 0);
 }
 
 bool

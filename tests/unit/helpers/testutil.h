@@ -13,6 +13,8 @@ char *test_mkdtemp (int *fd);
 void test_rmtree (const char *path);
 /* Write a small file relative to dirfd (creating it). */
 void test_write_file (int dirfd, const char *path, const char *content);
+/* The same with missing parent directories (0755) and then mode. */
+void test_put_file (int dirfd, const char *path, const char *content, unsigned mode);
 /* Fail the test with the message of *err if ret < 0. */
 #define assert_ok(ret, err)                                                          \
   do                                                                                 \
