@@ -373,6 +373,7 @@ queue (build_cache *c, const char *key, char **man, size_t len, bool if_missing)
   c->pending = xreallocarray (c->pending, c->n_pending + 1, sizeof *c->pending);
   pending *p = &c->pending[c->n_pending++];
   snprintf (p->hex, sizeof p->hex, "%s", digest_hex (key));
+  p->step_tag[0] = '\0';
   p->manifest = steal_pointer (man);
   p->manifest_len = len;
   p->if_missing = if_missing;
