@@ -65,7 +65,7 @@ struct progress
   size_t n_items;
   size_t *step_item; /* step id -> index in items */
   int next_id, last_id;
-  size_t cache_misses;
+  size_t cache_hits, cache_misses;
 
   /* tty */
   int width, height; /* 0: ask the terminal at every frame */
@@ -404,6 +404,7 @@ end_locked (progress *p, item *it, const char *status)
   free (it->status);
   it->status = xstrdup (status);
   it->state = parse_status (status);
+  p->cache_hits += it->state == STEP_CACHED;
   double d = it->end - it->start;
   autostrbuf strbuf sb = STRBUF_INIT;
   switch (line_mode (p))
@@ -475,27 +476,16 @@ progress_step_cache_miss_id (progress *p, int id, const char *text, const char *
       emit (p, &sb);
       break;
     case PROGRESS_TTY:
-      {
-        char *t = xasprintf ("%s: cache miss: %s", it->text, text);
-        free (it->text);
-        it->text = t;
-        tty_changed (p);
-      }
+      strbuf_addf (&sb, "%s: cache miss: %s", it->text, text);
+      free (it->text);
+      it->text = strbuf_detach (&sb, NULL);
+      tty_changed (p);
       break;
     case PROGRESS_QUIET:
     case PROGRESS_AUTO:
       break;
     }
   pthread_mutex_unlock (&p->mu);
-}
-
-static size_t
-cache_hits (const progress *p)
-{
-  size_t n = 0;
-  for (size_t i = 0; i < p->n_items; i++)
-    n += p->items[i]->kind == ITEM_STEP && p->items[i]->state == STEP_CACHED;
-  return n;
 }
 
 static void
@@ -988,7 +978,7 @@ progress_summary (progress *p, const char *digest, unsigned long long size, size
   pthread_mutex_lock (&p->mu);
   autostrbuf strbuf sb = STRBUF_INIT;
   double total = now_locked (p);
-  size_t hits = cache_hits (p);
+  size_t hits = p->cache_hits;
   switch (p->mode)
     {
     case PROGRESS_PLAIN:

@@ -365,6 +365,24 @@ test_tail (void **state)
 /* ---- tty ---- */
 
 static void
+test_tty_cache_miss (void **state)
+{
+  (void) state;
+  cap c;
+  cap_open (&c);
+  progress *p = tty_new (&c, 80, 24, false);
+  int a = progress_step_begin (p, "s", 2, 2, "COPY . /src");
+  progress_step_cache_miss_id (p, a, "src/a.c changed", NULL);
+  progress_step_end_id (p, a, "DONE");
+  fake_now += 0.5;
+  progress_render (p);
+  autofree char *f = cap_since (&c);
+  assert_non_null (strstr (f, " => [s 2/2] COPY . /src: cache miss: src/a.c changed"));
+  progress_free (p);
+  cap_close (&c);
+}
+
+static void
 test_tty_frames (void **state)
 {
   (void) state;
@@ -872,6 +890,7 @@ main (void)
     cmocka_unit_test (test_quiet),
     cmocka_unit_test (test_tail),
     cmocka_unit_test (test_tty_frames),
+    cmocka_unit_test (test_tty_cache_miss),
     cmocka_unit_test (test_tty_error_keeps_tail),
     cmocka_unit_test (test_tty_interrupted),
     cmocka_unit_test (test_tty_width_and_untrusted_text),
