@@ -261,8 +261,8 @@ cache_components_to_json (const cache_components *c, char **out, size_t *len, ki
 
 /* An array of [string, string(, string)] arrays; width 2 or 3. */
 static int
-read_tuples (const json_value *root, const char *key, size_t width, size_t max, void (*add) (void *, const char *const *),
-             void *ctx, kiln_error **err)
+read_tuples (const json_value *root, const char *key, size_t width, size_t max,
+             void (*add) (void *, const char *const *), void *ctx, kiln_error **err)
 {
   json_value *arr = json_get (root, key);
   if (!arr)
@@ -275,7 +275,8 @@ read_tuples (const json_value *root, const char *key, size_t width, size_t max, 
       json_value *t = json_array_get (arr, i);
       const char *s[3] = { NULL, NULL, NULL };
       if (!json_is_array (t) || json_array_size (t) != width)
-        return kiln_error_make (err, EINVAL, "build cache components: '%s' entry %zu is not a %zu-tuple", key, i, width);
+        return kiln_error_make (err, EINVAL, "build cache components: '%s' entry %zu is not a %zu-tuple", key, i,
+                                width);
       for (size_t k = 0; k < width; k++)
         if (!(s[k] = json_string (json_array_get (t, k))))
           return kiln_error_make (err, EINVAL, "build cache components: '%s' entry %zu is not all strings", key, i);

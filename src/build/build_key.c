@@ -140,7 +140,8 @@ components_begin (build_exec *b, stage_state *st, const plan_step *s)
   for (char **a = st->spec.shell; a && *a; a++)
     strbuf_addf (&sh, "%s%s", a == st->spec.shell ? "" : " ", *a);
   cache_components_note (st->comp, "shell", sh.buf ? sh.buf : "");
-  autofree char *plat = xasprintf ("%s/%s", st->spec.os ? st->spec.os : "", st->spec.architecture ? st->spec.architecture : "");
+  autofree char *plat = xasprintf ("%s/%s", st->spec.os ? st->spec.os : "",
+                                   st->spec.architecture ? st->spec.architecture : "");
   cache_components_note (st->comp, "platform", plat);
   const char *from = plan_step_flag (s, "from");
   if (from)

@@ -299,7 +299,8 @@ test_json (void **state)
           int64_t hits = -1, misses = -1;
           assert_string_equal (json_get_string (v, "digest"), "sha256:abc");
           assert_non_null (json_get (v, "run_seconds"));
-          assert_ok (json_get_int64 (v, "cache_hits", &hits, &err) < 0 || json_get_int64 (v, "cache_misses", &misses, &err) < 0 ? -1 : 0, err);
+          assert_ok (json_get_int64 (v, "cache_hits", &hits, &err) < 0
+                         || json_get_int64 (v, "cache_misses", &misses, &err) < 0 ? -1 : 0, err);
           assert_int_equal (hits, 1);
           assert_int_equal (misses, 1);
         }
