@@ -510,11 +510,15 @@ EOF2
 
 @test "build cache: a miss says why (file, build-arg, instruction, parent, no earlier build); json carries the reason; the summary counts" {
   make_explain_ctx "$TEST_TMP/ctx"
-  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --build-arg VERSION=1.2 --progress=plain
+  # A proxy build-arg (it may hold credentials) is in no key, so in no recorded component.
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --build-arg VERSION=1.2 --progress=plain \
+    --build-arg HTTP_PROXY=http://u:proxy-s3cret@127.0.0.1:9
   echo "$output"
   [ "$status" -eq 0 ]
   [ "$(grep -c 'cache miss: no earlier build of this step' <<< "$output")" -eq 4 ]
   [[ $output == *"cache: 0 hits, 4 misses"* ]]
+  grep -rlq 'dev.kiln.cache.components' "$TEST_TMP/store/blobs"
+  ! grep -rq proxy-s3cret "$TEST_TMP/store/blobs" "$TEST_TMP/store/refs" || false
   # One file changed: the COPY names it, the RUN after it names the COPY;
   # the RUNs before it hit.
   echo changed > "$TEST_TMP/ctx/src/file3.txt"
