@@ -20,9 +20,12 @@
 
 #define CACHE_BLOB_MAX (4 << 20)
 
+#define STEP_RING 4           /* recent entries kept per step position */
+
 typedef struct pending
 {
   char hex[DIGEST_SHA256_HEX_LEN + 1];
+  char step_tag[DIGEST_SHA256_HEX_LEN + 8]; /* "step-<position>" or "" */
   char *manifest;
   size_t manifest_len;
   bool if_missing;             /* a local hit: pushed only if the repository lacks the tag */
@@ -90,6 +93,8 @@ void
 build_cache_key_begin (build_cache_key *k, const char *prev)
 {
   k->d = digest_new ();
+  k->rec = NULL;
+  k->name_dirfd = -1;
   build_cache_key_add (k, "prev", prev);
 }
 
@@ -103,6 +108,8 @@ build_cache_key_add (build_cache_key *k, const char *field, const char *value)
   digest_update (k->d, len, (size_t) l);
   if (n)
     digest_update (k->d, value, n);
+  if (k->rec)
+    cache_components_add (k->rec, field, value);
 }
 
 static void
@@ -143,6 +150,19 @@ add_file_data (build_cache_key *k, const layer_change *c, kiln_error **err)
   return 0;
 }
 
+/* A change as users know it: its context path, else its layer path. */
+static void
+record_file_name (build_cache_key *k, const layer_change *c)
+{
+  if (k->name_dirfd >= 0 && c->data_dirfd == k->name_dirfd && c->data_path && c->kind == LAYER_CHANGE_ADD)
+    {
+      cache_components_file_begin (k->rec, c->data_path);
+      return;
+    }
+  autofree char *name = xasprintf ("/%s", c->path);
+  cache_components_file_begin (k->rec, name);
+}
+
 int
 build_cache_key_add_changes (build_cache_key *k, const layer_change *ch, size_t n, kiln_error **err)
 {
@@ -155,6 +175,8 @@ build_cache_key_add_changes (build_cache_key *k, const layer_change *ch, size_t 
     {
       const layer_change *c = v[i];
       const layer_index_meta *m = &c->meta;
+      if (k->rec)
+        record_file_name (k, c);
       build_cache_key_add (k, "path", c->path);
       switch (c->kind)
         {
@@ -182,6 +204,8 @@ build_cache_key_add_changes (build_cache_key *k, const layer_change *ch, size_t 
       if (m->type == LAYER_INDEX_REG && !c->hardlink_target && add_file_data (k, c, err) < 0)
         return -1;
     }
+  if (k->rec)
+    cache_components_file_end (k->rec);
   return 0;
 }
 
@@ -349,6 +373,7 @@ queue (build_cache *c, const char *key, char **man, size_t len, bool if_missing)
   c->pending = xreallocarray (c->pending, c->n_pending + 1, sizeof *c->pending);
   pending *p = &c->pending[c->n_pending++];
   snprintf (p->hex, sizeof p->hex, "%s", digest_hex (key));
+  p->step_tag[0] = '\0';
   p->manifest = steal_pointer (man);
   p->manifest_len = len;
   p->if_missing = if_missing;
@@ -389,9 +414,72 @@ build_cache_lookup (build_cache *c, const char *key, bool run, const char *os, c
   return r;
 }
 
+/* The entry becomes the newest of its position: slots 0..STEP_RING-1 of
+ * refs/cache-steps/<position>/, newest first (a race between builds loses
+ * an explanation, never an entry). */
+static void
+remember_step (build_cache *c, const char *position, const char *man_digest)
+{
+  autoerror kiln_error *e = NULL;
+  char cur[DIGEST_STRING_SIZE];
+  autofree char *first = xasprintf ("cache-steps/%s/0", position);
+  if (store_get_ref (c->o.store, first, cur, &e) > 0 && strcmp (cur, man_digest) == 0)
+    return;
+  for (int i = STEP_RING - 1; i > 0; i--)
+    {
+      autofree char *from = xasprintf ("cache-steps/%s/%d", position, i - 1);
+      autofree char *to = xasprintf ("cache-steps/%s/%d", position, i);
+      if (store_get_ref (c->o.store, from, cur, &e) > 0)
+        store_set_ref (c->o.store, to, cur, &e);
+      kiln_error_free (e);
+      e = NULL;
+    }
+  if (store_set_ref (c->o.store, first, man_digest, &e) < 0)
+    log_debug ("recording the build cache step %s failed", position);
+}
+
+/* The components label of an entry's config (NULL if none or unusable). */
+static cache_components *
+components_of_config (const char *cfg, size_t len)
+{
+  image_spec spec;
+  image_spec_init (&spec);
+  autoerror kiln_error *e = NULL;
+  cache_components *comp = NULL;
+  size_t ll = strlen (CACHE_COMPONENTS_LABEL);
+  if (image_spec_from_config (&spec, cfg, len, &e) == 0)
+    for (char **l = spec.labels; l && *l; l++)
+      if (strncmp (*l, CACHE_COMPONENTS_LABEL, ll) == 0 && (*l)[ll] == '=')
+        {
+          if (cache_components_parse (*l + ll + 1, strlen (*l + ll + 1), &comp, &e) < 0)
+            {
+              autofree char *msg = kiln_error_string (e);
+              log_debug ("build cache entry: %s", msg);
+            }
+          break;
+        }
+  image_spec_free (&spec);
+  return comp;
+}
+
+static cache_components *
+components_of_manifest (build_cache *c, const char *data, size_t len)
+{
+  automanifest manifest *m = NULL;
+  autoerror kiln_error *e = NULL;
+  autofree char *cfg = NULL;
+  size_t cfg_len;
+  if (manifest_parse (data, len, NULL, &m, &e) < 0
+      || (m->kind != MANIFEST_KIND_OCI_MANIFEST && m->kind != MANIFEST_KIND_DOCKER_MANIFEST)
+      || store_get_blob (c->o.store, m->config.digest, CACHE_BLOB_MAX, &cfg, &cfg_len, &e) < 0)
+    return NULL;
+  return components_of_config (cfg, cfg_len);
+}
+
 int
 build_cache_record (build_cache *c, const char *key, bool run, const char *os, const char *arch,
-                    const build_cache_entry *e, const char *created_by, kiln_error **err)
+                    const build_cache_entry *e, const char *created_by, const build_cache_step *step,
+                    kiln_error **err)
 {
   if (!c || !c->o.enabled)
     return 0;
@@ -402,6 +490,14 @@ build_cache_record (build_cache *c, const char *key, bool run, const char *os, c
   spec.created = (int64_t) time (NULL);
   if (!e->empty)
     strv_push (&spec.diff_ids, e->diff_id);
+  autofree char *comp_json = NULL;
+  size_t comp_len;
+  autoerror kiln_error *ce = NULL;
+  if (step && step->comp && cache_components_to_json (step->comp, &comp_json, &comp_len, &ce) == 0)
+    {
+      autofree char *label = xasprintf ("%s=%s", CACHE_COMPONENTS_LABEL, comp_json);
+      strv_push (&spec.labels, label);
+    }
   image_spec_add_history (&spec, spec.created, created_by, "kiln build cache", e->empty);
   autofree char *cfg = NULL, *man = NULL;
   size_t cfg_len, man_len;
@@ -420,9 +516,87 @@ build_cache_record (build_cache *c, const char *key, bool run, const char *os, c
   if (store_put_blob (c->o.store, man_digest, man, man_len, err) < 0
       || store_set_ref (c->o.store, name, man_digest, err) < 0)
     return kiln_error_wrap (err, "build cache entry");
+  if (step && step->position)
+    remember_step (c, step->position, man_digest);
   if (remote_wanted (c, run))
-    queue (c, key, &man, man_len, false);
+    {
+      queue (c, key, &man, man_len, false);
+      if (step && step->position)
+        snprintf (c->pending[c->n_pending - 1].step_tag, sizeof c->pending->step_tag, "step-%s", step->position);
+    }
   return 0;
+}
+
+static int
+sink_strbuf (void *ctx, const void *data, size_t len, kiln_error **err)
+{
+  strbuf *sb = ctx;
+  if (sb->len + len > CACHE_BLOB_MAX)
+    return kiln_error_make (err, EFBIG, "build cache entry config larger than %d bytes", CACHE_BLOB_MAX);
+  strbuf_add (sb, data, len);
+  return 0;
+}
+
+/* The newest entry of the position in --cache-repo: its manifest and
+ * config only (no layer). */
+static cache_components *
+remote_components (build_cache *c, const char *position)
+{
+  if (!c->repo || ensure_client (c) < 0)
+    return NULL;
+  autofree char *tag = xasprintf ("step-%s", position);
+  autofree char *data = NULL, *type = NULL, *digest = NULL;
+  size_t len = 0;
+  autoerror kiln_error *e = NULL;
+  automanifest manifest *m = NULL;
+  autostrbuf strbuf cfg = STRBUF_INIT;
+  if (registry_get_manifest (c->client, c->repo->path, tag, &data, &len, &type, &digest, &e) < 0
+      || manifest_parse (data, len, type, &m, &e) < 0
+      || (m->kind != MANIFEST_KIND_OCI_MANIFEST && m->kind != MANIFEST_KIND_DOCKER_MANIFEST)
+      || m->config.size > CACHE_BLOB_MAX
+      || registry_get_blob (c->client, c->repo->path, m->config.digest, m->config.size, sink_strbuf, &cfg, &e) < 0)
+    {
+      if (e && e->kind != KILN_ERROR_NOT_FOUND)
+        {
+          autofree char *msg = kiln_error_string (e);
+          log_debug ("build cache: the last entry of step %s in '%s': %s", position, c->o.repo, msg);
+        }
+      return NULL;
+    }
+  return components_of_config (cfg.buf, cfg.len);
+}
+
+void
+build_cache_explain (build_cache *c, const build_cache_step *step, bool run, char **text, char **json)
+{
+  autocomponents cache_components *best = NULL;
+  unsigned best_d = 0;
+  for (int i = 0; c && step->position && i < STEP_RING; i++)
+    {
+      autofree char *name = xasprintf ("cache-steps/%s/%d", step->position, i);
+      autofree char *data = NULL;
+      char md[DIGEST_STRING_SIZE];
+      size_t len;
+      autoerror kiln_error *e = NULL;
+      if (store_get_ref (c->o.store, name, md, &e) <= 0
+          || store_get_blob (c->o.store, md, CACHE_BLOB_MAX, &data, &len, &e) < 0)
+        continue;
+      cache_components *comp = components_of_manifest (c, data, len);
+      if (!comp)
+        continue;
+      unsigned d = cache_components_distance (comp, step->comp);
+      if (!best || d < best_d)
+        {
+          cache_components_free (best);
+          best = comp;
+          best_d = d;
+        }
+      else
+        cache_components_free (comp);
+    }
+  if (!best && c && step->position && remote_wanted (c, run))
+    best = remote_components (c, step->position);
+  cache_explain (best, step->comp, text, json);
 }
 
 /* Whether the repository has tag (anything but a clean "unknown" counts
@@ -447,7 +621,7 @@ build_cache_flush (build_cache *c)
   for (size_t i = 0; i < c->n_pending; i++)
     {
       pending *p = &c->pending[i];
-      char *tags[] = { p->hex, NULL };
+      char *tags[] = { p->hex, p->step_tag[0] ? p->step_tag : NULL, NULL };
       char digest[DIGEST_STRING_SIZE];
       autoerror kiln_error *e = NULL;
       if (p->if_missing && repo_has (c, p->hex))

@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "build/build_cache_explain.h"
 #include "build/progress.h"
 #include "registry/client.h"
 #include "store/image.h"
@@ -75,6 +76,13 @@ bool build_cache_wants (const build_cache *c, bool run);
 typedef struct build_cache_key
 {
   digest_ctx *d;
+  /* If set, what is folded in is also recorded there (the caller sets
+   * it after build_cache_key_begin and owns it). */
+  cache_components *rec;
+  /* Change lists: a file whose data lies below this directory (the
+   * context) is recorded by its path there, others by their layer path
+   * ("/app/a.txt"); -1: none. */
+  int name_dirfd;
 } build_cache_key;
 
 /* Start a key from prev (a key or any seed text). */
@@ -104,10 +112,31 @@ void build_cache_key_abort (build_cache_key *k);
  * runner fills the cache a fresh one reads). */
 int build_cache_lookup (build_cache *c, const char *key, bool run, const char *os, const char *arch,
                         build_cache_entry *out, const char **where, kiln_error **err);
+/* The step a key belongs to, for explaining misses: its position (hex of
+ * the Dockerfile, stage, step number and kind: the same step across
+ * builds) and its key's components (may be NULL). */
+typedef struct build_cache_step
+{
+  const char *position;
+  const cache_components *comp;
+} build_cache_step;
+
 /* Record what the step keyed key produced (created_by: its history line);
- * queued for --cache-repo (COPY/ADD/WORKDIR only with cache_copy_remote). */
+ * queued for --cache-repo (COPY/ADD/WORKDIR only with cache_copy_remote).
+ * With step: its components go into the entry's config (label
+ * CACHE_COMPONENTS_LABEL) and the entry becomes the newest of its position
+ * (refs/cache-steps/<position>/0..3 locally; tag step-<position> in
+ * --cache-repo). */
 int build_cache_record (build_cache *c, const char *key, bool run, const char *os, const char *arch,
-                        const build_cache_entry *e, const char *created_by, kiln_error **err);
+                        const build_cache_entry *e, const char *created_by, const build_cache_step *step,
+                        kiln_error **err);
+
+/* After a miss: why. The closest of the recent entries recorded at the
+ * step's position (locally; else, when the registry cache is used for the
+ * step, the newest in --cache-repo: one manifest and one config fetched)
+ * is compared with now (cache_explain). Never fails: without an earlier
+ * entry the reason is "no earlier build of this step". */
+void build_cache_explain (build_cache *c, const build_cache_step *step, bool run, char **text, char **json);
 /* Push the entries queued in this build to --cache-repo (no-op without
  * one): recorded ones, and local hits the repository lacks. Failures are
  * warnings: the image itself is what the user asked for. Returns the

@@ -90,6 +90,7 @@ static void
 stage_state_clear (stage_state *s)
 {
   image_spec_free (&s->spec);
+  build_key_stage_free (s);
   for (size_t i = 0; i < s->n_layers; i++)
     free (s->layers[i].media_type);
   free (s->layers);
@@ -355,7 +356,7 @@ run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
   st->cached = NULL;
   build_key_step_begin (b, st, s);
   int r = run_step_kind (b, st, s, err);
-  build_key_step_end (st, r == 0);
+  build_key_step_end (st, s, r == 0);
   return r;
 }
 
@@ -430,6 +431,7 @@ run_onbuild (build_exec *b, const plan_stage *ps, stage_state *st, const char *l
       autofree char *text = build_meta_title (ts->steps[i].instr->original, df->escape);
       autofree char *shown = xasprintf ("ONBUILD %s", text);
       st->step_id = progress_step_begin (b->o.progress, label, i + 1, ts->n_steps, shown);
+      snprintf (st->step_label, sizeof st->step_label, "onbuild %zu", i + 1);
       r = run_step (b, st, &ts->steps[i], err);
       progress_step_end_id (b->o.progress, st->step_id, r < 0 ? "ERROR" : st->cached ? "CACHED" : "DONE");
       if (r < 0)
@@ -467,6 +469,7 @@ build_stage_steps (build_exec *b, int idx, kiln_error **err)
       if (b->failed)
         return kiln_error_make (err, ECANCELED, "stopped before %s: another stage failed", text);
       st->step_id = progress_step_begin (b->o.progress, label, i + 2, total, text);
+      snprintf (st->step_label, sizeof st->step_label, "%zu", i + 2);
       if (run_step (b, st, s, err) < 0)
         {
           progress_step_end_id (b->o.progress, st->step_id, "ERROR");

@@ -42,6 +42,15 @@ typedef struct fetched
   store_fetch_result res;    /* address stable: stages keep pointers */
 } fetched;
 
+/* A step of a stage so far, for explaining cache misses (build_key.c). */
+typedef struct build_ancestor
+{
+  char label[32];             /* "1" (FROM), "3", "onbuild 1" */
+  char kind[16];              /* "FROM", "RUN", ... */
+  char key[DIGEST_STRING_SIZE]; /* the stage's key after it */
+  bool ran;                   /* looked up in the cache and missed */
+} build_ancestor;
+
 /* A stage's mount shared by its consecutive RUN steps (build_run.c). */
 typedef struct run_session run_session;
 
@@ -62,6 +71,15 @@ typedef struct stage_state
   build_cache_key ckey;
   bool ckey_open;
   const char *cached;
+  /* Why a miss missed: the step's label (set by the stage loop before
+   * run_step), its position, its key's components, whether it missed,
+   * and the stage's steps so far. */
+  char step_label[32];
+  char position[DIGEST_SHA256_HEX_LEN + 1];
+  cache_components *comp;
+  bool missed;
+  build_ancestor *anc;
+  size_t n_anc;
   run_session *rs;            /* the mount consecutive RUN steps share */
   struct ptrace_session *ps;  /* --isolation=ptrace: the stage's root directory */
 } stage_state;
@@ -154,12 +172,17 @@ int build_from_find_stage (build_exec *b, const char *from);
  * "from-image", "scratch" and the base's key, digest or platform). */
 void build_key_stage (build_exec *b, stage_state *st, const char *what, const char *base);
 
-/* Begin the step's key: the stage's key and the expanded step. */
+/* Begin the step's key: the stage's key and the expanded step (and its
+ * components, st->step_label naming it). */
 void build_key_step_begin (build_exec *b, stage_state *st, const plan_step *s);
 
 /* End the step's key after the step: ok, a key still open (metadata steps:
- * the step text is the key) becomes the stage's key; else it is dropped. */
-void build_key_step_end (stage_state *st, bool ok);
+ * the step text is the key) becomes the stage's key; else it is dropped.
+ * The step joins the stage's ancestry. */
+void build_key_step_end (stage_state *st, const plan_step *s, bool ok);
+
+/* Free what build_key keeps in st. */
+void build_key_stage_free (stage_state *st);
 
 /* A RUN step's final key into key (left "" when the cache is off): what
  * its bind mounts show is added to the open key. */

@@ -18,9 +18,36 @@
 #include "build/build_internal.h"
 #include "build/copy.h"
 #include "util/alloc.h"
+#include "util/strbuf.h"
 
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* ---- the stage's ancestry (for explaining misses) ---- */
+
+static void
+ancestry_add (stage_state *st, const char *label, const char *kind, bool ran)
+{
+  st->anc = xreallocarray (st->anc, st->n_anc + 1, sizeof *st->anc);
+  build_ancestor *a = &st->anc[st->n_anc++];
+  snprintf (a->label, sizeof a->label, "%s", label);
+  snprintf (a->kind, sizeof a->kind, "%s", kind);
+  snprintf (a->key, sizeof a->key, "%s", st->key);
+  a->ran = ran;
+}
+
+void
+build_key_stage_free (stage_state *st)
+{
+  free (st->anc);
+  st->anc = NULL;
+  st->n_anc = 0;
+  cache_components_free (st->comp);
+  st->comp = NULL;
+}
 
 /* ---- the stage's key ---- */
 
@@ -45,6 +72,8 @@ build_key_stage (build_exec *b, stage_state *st, const char *what, const char *b
     build_cache_key_add (&k, "ignore-path", *p);
   build_cache_key_add (&k, what, base);
   build_cache_key_end (&k, st->key);
+  st->n_anc = 0;
+  ancestry_add (st, "1", "FROM", false);
 }
 
 /* The stage's key after a step: the step's key and what it produced, so
@@ -74,6 +103,56 @@ is_proxy_arg (const char *kv)
   return false;
 }
 
+/* The same step across builds: the Dockerfile's and context's names, the
+ * stage, the step's number and kind, the platform (not the text: an
+ * edited instruction is still "this step"). */
+static void
+step_position (build_exec *b, stage_state *st, const plan_step *s)
+{
+  int idx = (int) (st - b->stages);
+  const plan_stage *ps = idx >= 0 && (size_t) idx < b->p->n_stages ? &b->p->stages[idx] : NULL;
+  char ctx[PATH_MAX] = "";
+  if (b->o.context_dir && !realpath (b->o.context_dir, ctx))
+    snprintf (ctx, sizeof ctx, "%s", b->o.context_dir);
+  autofree char *dfp = xstrdup (b->p->df->path ? b->p->df->path : "Dockerfile");
+  autofree char *pos = xasprintf ("kiln step position v1\n%s\n%s\n%s\n%d\n%s\n%s\n%s/%s", basename (ctx),
+                                  basename (dfp), ps && ps->name ? ps->name : "", idx, st->step_label,
+                                  dockerfile_kind_name (s->kind), st->spec.os ? st->spec.os : "",
+                                  st->spec.architecture ? st->spec.architecture : "");
+  char d[DIGEST_STRING_SIZE];
+  digest_buffer (pos, strlen (pos), d);
+  snprintf (st->position, sizeof st->position, "%s", digest_hex (d));
+}
+
+/* What a step's entry records besides its key's fields. */
+static void
+components_begin (build_exec *b, stage_state *st, const plan_step *s)
+{
+  cache_components_free (st->comp);
+  st->comp = cache_components_new ();
+  st->missed = false;
+  cache_components_set_parent (st->comp, st->key);
+  autofree char *text = build_meta_one_line (s->instr->original);
+  cache_components_note (st->comp, "instruction", text);
+  cache_components_note (st->comp, "user", st->spec.user ? st->spec.user : "");
+  cache_components_note (st->comp, "workdir", st->spec.working_dir ? st->spec.working_dir : "");
+  autostrbuf strbuf sh = STRBUF_INIT;
+  for (char **a = st->spec.shell; a && *a; a++)
+    strbuf_addf (&sh, "%s%s", a == st->spec.shell ? "" : " ", *a);
+  cache_components_note (st->comp, "shell", sh.buf ? sh.buf : "");
+  autofree char *plat = xasprintf ("%s/%s", st->spec.os ? st->spec.os : "",
+                                   st->spec.architecture ? st->spec.architecture : "");
+  cache_components_note (st->comp, "platform", plat);
+  const char *from = plan_step_flag (s, "from");
+  if (from)
+    cache_components_note (st->comp, "from-name", from);
+  for (size_t i = 0; i < st->n_anc; i++)
+    cache_components_ancestor (st->comp, st->anc[i].label, st->anc[i].kind, st->anc[i].key, st->anc[i].ran);
+  step_position (b, st, s);
+  st->ckey.rec = st->comp;
+  st->ckey.name_dirfd = b->ctxfd;
+}
+
 void
 build_key_step_begin (build_exec *b, stage_state *st, const plan_step *s)
 {
@@ -82,6 +161,7 @@ build_key_step_begin (build_exec *b, stage_state *st, const plan_step *s)
     return;
   build_cache_key *k = &st->ckey;
   build_cache_key_begin (k, st->key);
+  components_begin (b, st, s);
   build_cache_key_add (k, "kind", dockerfile_kind_name (s->kind));
   build_cache_key_add (k, "json", s->json ? "1" : "0");
   for (char **a = s->args; a && *a; a++)
@@ -124,13 +204,18 @@ key_finish (stage_state *st, char out[DIGEST_STRING_SIZE])
 }
 
 void
-build_key_step_end (stage_state *st, bool ok)
+build_key_step_end (stage_state *st, const plan_step *s, bool ok)
 {
   if (st->ckey_open && ok)
     key_finish (st, st->key); /* metadata steps: the step text is the key */
   else if (st->ckey_open)
     build_cache_key_abort (&st->ckey);
   st->ckey_open = false;
+  st->ckey.rec = NULL;
+  cache_components_free (st->comp);
+  st->comp = NULL;
+  if (ok && st->n_anc)
+    ancestry_add (st, st->step_label, dockerfile_kind_name (s->kind), st->missed);
 }
 
 /* What RUN's bind mounts show is part of its key: the key of a stage, the
@@ -219,6 +304,14 @@ build_key_lookup (build_exec *b, stage_state *st, const char *key, bool run, con
   build_cache_entry e;
   const char *where = NULL;
   int r = build_cache_lookup (b->o.cache, key, run, st->spec.os, st->spec.architecture, &e, &where, err);
+  if (r == 0 && st->comp)
+    {
+      build_cache_step step = { st->position, st->comp };
+      autofree char *text = NULL, *json = NULL;
+      build_cache_explain (b->o.cache, &step, run, &text, &json);
+      progress_step_cache_miss_id (b->o.progress, st->step_id, text, json);
+      st->missed = true;
+    }
   if (r <= 0)
     return r;
   build_exec_apply_entry (b, st, &e, created_by);
@@ -236,5 +329,7 @@ build_key_record (build_exec *b, stage_state *st, const char *key, bool run, con
   chain_result (st, key, e);
   if (!cache_wanted (b, run))
     return 0;
-  return build_cache_record (b->o.cache, key, run, st->spec.os, st->spec.architecture, e, created_by, err);
+  build_cache_step step = { st->position, st->comp };
+  return build_cache_record (b->o.cache, key, run, st->spec.os, st->spec.architecture, e, created_by,
+                             st->comp ? &step : NULL, err);
 }

@@ -65,6 +65,7 @@ struct progress
   size_t n_items;
   size_t *step_item; /* step id -> index in items */
   int next_id, last_id;
+  size_t cache_hits, cache_misses;
 
   /* tty */
   int width, height; /* 0: ask the terminal at every frame */
@@ -403,6 +404,7 @@ end_locked (progress *p, item *it, const char *status)
   free (it->status);
   it->status = xstrdup (status);
   it->state = parse_status (status);
+  p->cache_hits += it->state == STEP_CACHED;
   double d = it->end - it->start;
   autostrbuf strbuf sb = STRBUF_INIT;
   switch (line_mode (p))
@@ -446,6 +448,43 @@ progress_step_end (progress *p, const char *status)
   item *it = current_step (p);
   if (it)
     end_locked (p, it, status);
+  pthread_mutex_unlock (&p->mu);
+}
+
+void
+progress_step_cache_miss_id (progress *p, int id, const char *text, const char *json)
+{
+  pthread_mutex_lock (&p->mu);
+  p->cache_misses++;
+  item *it = step_by_id (p, id);
+  autostrbuf strbuf sb = STRBUF_INIT;
+  switch (it ? line_mode (p) : PROGRESS_QUIET)
+    {
+    case PROGRESS_PLAIN:
+      strbuf_addf (&sb, "#%d cache miss: %s", id, text);
+      emit (p, &sb);
+      break;
+    case PROGRESS_JSON:
+      strbuf_addf (&sb, "{\"event\":\"cache\",\"id\":%d,\"result\":\"miss\"", id);
+      if (json && json[0] == '{' && json[1] != '}')
+        strbuf_addf (&sb, ",%s", json + 1);
+      else
+        {
+          json_str (&sb, "text", text, strlen (text));
+          strbuf_addch (&sb, '}');
+        }
+      emit (p, &sb);
+      break;
+    case PROGRESS_TTY:
+      strbuf_addf (&sb, "%s: cache miss: %s", it->text, text);
+      free (it->text);
+      it->text = strbuf_detach (&sb, NULL);
+      tty_changed (p);
+      break;
+    case PROGRESS_QUIET:
+    case PROGRESS_AUTO:
+      break;
+    }
   pthread_mutex_unlock (&p->mu);
 }
 
@@ -939,6 +978,7 @@ progress_summary (progress *p, const char *digest, unsigned long long size, size
   pthread_mutex_lock (&p->mu);
   autostrbuf strbuf sb = STRBUF_INIT;
   double total = now_locked (p);
+  size_t hits = p->cache_hits;
   switch (p->mode)
     {
     case PROGRESS_PLAIN:
@@ -950,6 +990,9 @@ progress_summary (progress *p, const char *digest, unsigned long long size, size
       for (size_t i = 0; i < n_phases; i++)
         strbuf_addf (&sb, "%s%s %.2fs", i ? ", " : "", phase_names[i], phase_secs[i]);
       strbuf_addch (&sb, ')');
+      if (hits + p->cache_misses)
+        strbuf_addf (&sb, "; cache: %zu hit%s, %zu miss%s", hits, hits == 1 ? "" : "s", p->cache_misses,
+                     p->cache_misses == 1 ? "" : "es");
       emit (p, &sb);
       break;
     case PROGRESS_JSON:
@@ -957,7 +1000,7 @@ progress_summary (progress *p, const char *digest, unsigned long long size, size
                    digest, size, layers, total);
       for (size_t i = 0; i < n_phases; i++)
         strbuf_addf (&sb, ",\"%s_seconds\":%.3f", phase_names[i], phase_secs[i]);
-      strbuf_addch (&sb, '}');
+      strbuf_addf (&sb, ",\"cache_hits\":%zu,\"cache_misses\":%zu}", hits, p->cache_misses);
       emit (p, &sb);
       break;
     case PROGRESS_QUIET:

@@ -105,6 +105,13 @@ void progress_step_output (progress *p, int stream, const char *line, size_t len
 void progress_step_end_id (progress *p, int id, const char *status);
 void progress_step_end (progress *p, const char *status);
 
+/* The step missed the build cache, and why (text: one line; json: an
+ * object, see cache_explain, or NULL). plain: "#N cache miss: TEXT"; tty:
+ * ": cache miss: TEXT" after the step's text; json: {"event":"cache",
+ * "id":N,"result":"miss", then json's members}. Counted for the summary
+ * (hits are the steps that end CACHED). */
+void progress_step_cache_miss_id (progress *p, int id, const char *text, const char *json);
+
 /* A line outside step output (pull progress, pushes). plain prefixes the
  * step id (0 before the first step), tty shows it as its own line. */
 void progress_note_id (progress *p, int id, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
@@ -127,8 +134,9 @@ FILE *progress_log_stream (progress *p);
 /* Seconds since progress_new. */
 double progress_elapsed (const progress *p);
 
-/* Final summary: plain prints one "#N built DIGEST: ..." line, json one
- * "summary" event; tty finishes the display and prints the same text as
+/* Final summary: plain prints one "#N built DIGEST: ..." line (ending
+ * "; cache: H hits, M misses" when steps were looked up), json one
+ * "summary" event (with "cache_hits" and "cache_misses"); tty finishes the display and prints the same text as
  * plain without the "#N " prefix below it. */
 void progress_summary (progress *p, const char *digest, unsigned long long size, size_t layers,
                        const double *phase_secs, const char *const *phase_names, size_t n_phases);

@@ -18,6 +18,9 @@
 int cmd_build_main (int argc, char **argv, kiln_error **err);
 /* `kiln pull REF --oci-layout DIR[:TAG]` / `--store` (pull.c). */
 int cmd_pull_main (int argc, char **argv, kiln_error **err);
+/* `kiln warm IMAGE...` (warm.c): pull images into the store ahead of
+ * builds (kaniko's warmer). */
+int cmd_warm_main (int argc, char **argv, kiln_error **err);
 /* `kiln push --oci-layout DIR[:TAG] REF...` (push.c). */
 int cmd_push_main (int argc, char **argv, kiln_error **err);
 /* `kiln prune` (prune.c): remove store content no kept image or cache

@@ -8,6 +8,7 @@
 const cmd_entry cmd_table[] = {
   { "build", cmd_build_main, "build an image from a Dockerfile" },
   { "pull", cmd_pull_main, "pull an image from a registry into an OCI layout" },
+  { "warm", cmd_warm_main, "pull images into the store ahead of builds (kaniko's warmer)" },
   { "push", cmd_push_main, "push an image from an OCI layout to registries" },
   { "prune", cmd_prune_main, "remove unreferenced layers and blobs from the store" },
   { "run", cmd_run_main, "run a command in an image (or a directory) inside the step sandbox" },

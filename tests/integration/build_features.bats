@@ -162,10 +162,12 @@ EOF
   [ "$status" -eq 0 ]
   # The three RUN layers: COPY/ADD/WORKDIR ones only with --cache-copy-layers (kaniko's default).
   [[ $output == *"pushed 3 build cache entries to $REGISTRY/cache/app"* ]]
-  # Entries are tagged by key in the repository.
+  # Entries are tagged by key in the repository, and the newest entry of
+  # each step also by its position (step-<hex>, for explaining misses).
   run skopeo list-tags --tls-verify=false "docker://$REGISTRY/cache/app"
   [ "$status" -eq 0 ]
-  [ "$(echo "$output" | jq '.Tags | length')" -eq 3 ]
+  [ "$(echo "$output" | jq '[.Tags[] | select(startswith("step-") | not)] | length')" -eq 3 ]
+  [ "$(echo "$output" | jq '[.Tags[] | select(startswith("step-"))] | length')" -eq 3 ]
   # A fresh store (another CI job) gets every RUN step from the registry
   # (the COPY is rebuilt from the context, with the same layer).
   run kb "$TEST_TMP/s2" "$TEST_TMP/ctx" --cache-repo "$REGISTRY/cache/app" --secret "id=tok,src=$TEST_TMP/secret" \
@@ -488,4 +490,95 @@ EOF2
   [ "$def" = 00000000a80425fb ]
   grep -qx 'Seccomp:[[:space:]]*0' "$TEST_TMP/u/rootfs/status"
   grep -qx 'Seccomp:[[:space:]]*2' "$TEST_TMP/u/rootfs/status-default"
+}
+
+# A context for explained misses: a COPY of several files, a RUN that sees
+# a build-arg, a RUN after both.
+make_explain_ctx() {
+  mkdir -p "$1/src"
+  cat > "$1/Dockerfile" <<'EOF2'
+ARG BASE
+FROM $BASE
+RUN echo base > /base
+ARG VERSION=1.0
+RUN echo "$VERSION" > /version
+COPY src/ /srv/src/
+RUN cat /srv/src/* > /all
+EOF2
+  for i in 1 2 3 4 5; do echo "file $i" > "$1/src/file$i.txt"; done
+}
+
+@test "build cache: a miss says why (file, build-arg, instruction, parent, no earlier build); json carries the reason; the summary counts" {
+  make_explain_ctx "$TEST_TMP/ctx"
+  # A proxy build-arg (it may hold credentials) is in no key, so in no recorded component.
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --build-arg VERSION=1.2 --progress=plain \
+    --build-arg HTTP_PROXY=http://u:proxy-s3cret@127.0.0.1:9
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$(grep -c 'cache miss: no earlier build of this step' <<< "$output")" -eq 4 ]
+  [[ $output == *"cache: 0 hits, 4 misses"* ]]
+  grep -rlq 'dev.kiln.cache.components' "$TEST_TMP/store/blobs"
+  ! grep -rq proxy-s3cret "$TEST_TMP/store/blobs" "$TEST_TMP/store/refs" || false
+  # One file changed: the COPY names it, the RUN after it names the COPY;
+  # the RUNs before it hit.
+  echo changed > "$TEST_TMP/ctx/src/file3.txt"
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --build-arg VERSION=1.2 --progress=plain
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"cache miss: src/file3.txt changed"* ]]
+  [[ $output != *"more file"* ]]
+  [[ $output == *"cache miss: parent changed (step 5 re-ran)"* ]]
+  [[ $output == *"cache: 2 hits, 2 misses"* ]]
+  # Three files: the first and a count.
+  for i in 1 2 4; do echo "v2 $i" > "$TEST_TMP/ctx/src/file$i.txt"; done
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --build-arg VERSION=1.2 --progress=plain
+  echo "$output"
+  [[ $output == *"cache miss: src/file1.txt changed (and 2 more files)"* ]]
+  # A build-arg: named with both values where a RUN sees it; the COPY after
+  # the ARG names that step.
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --build-arg VERSION=1.3 --progress=plain
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'RUN echo "$VERSION" > /version'*"cache miss: build-arg VERSION changed (1.2 -> 1.3)"* ]]
+  [[ $output == *"COPY src/ /srv/src/"*"cache miss: parent changed (step 3 ARG changed)"* ]]
+  [[ $output == *"cache: 1 hit, 3 misses"* ]]
+  # json: a structured reason.
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --build-arg VERSION=1.4 --progress=json
+  echo "$output"
+  [ "$status" -eq 0 ]
+  local ev
+  ev=$(grep '"event":"cache"' <<< "$output" | head -1)
+  [ "$(jq -r .reason <<< "$ev")" = build_arg_changed ]
+  [ "$(jq -r '.reasons[0].name + " " + .reasons[0].old + " " + .reasons[0].new' <<< "$ev")" = "VERSION 1.3 1.4" ]
+  [ "$(grep '"event":"summary"' <<< "$output" | jq '[.cache_hits, .cache_misses] | @csv' -r)" = "1,3" ]
+  echo new > "$TEST_TMP/ctx/src/file6.txt"
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --build-arg VERSION=1.4 --progress=json
+  echo "$output"
+  ev=$(grep '"event":"cache"' <<< "$output" | head -1)
+  [ "$(jq -r .reason <<< "$ev")" = files_changed ]
+  [ "$(jq -c '.reasons[0].files' <<< "$ev")" = '[{"path":"src/file6.txt","change":"added"}]' ]
+  # An edited instruction.
+  sed -i 's|RUN cat /srv/src/\* > /all|RUN cat /srv/src/* > /everything|' "$TEST_TMP/ctx/Dockerfile"
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --build-arg VERSION=1.4 --progress=plain
+  echo "$output"
+  [[ $output == *"cache miss: instruction changed (was: RUN cat /srv/src/* > /all)"* ]]
+  [[ $output == *"cache: 3 hits, 1 miss"* ]]
+  # A new step: no earlier build.
+  echo 'RUN echo more > /more' >> "$TEST_TMP/ctx/Dockerfile"
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --build-arg VERSION=1.4 --progress=plain
+  echo "$output"
+  [[ $output == *"[stage-0 7/7] RUN echo more"*"cache miss: no earlier build of this step"* ]]
+}
+
+@test "build cache: a fresh store with --cache-repo explains a miss from the registry entry's components" {
+  make_explain_ctx "$TEST_TMP/ctx"
+  run kb "$TEST_TMP/s1" "$TEST_TMP/ctx" --cache-repo "$REGISTRY/cache/explain" --cache-copy-layers --build-arg VERSION=1.2
+  echo "$output"
+  [ "$status" -eq 0 ]
+  run kb "$TEST_TMP/s2" "$TEST_TMP/ctx" --cache-repo "$REGISTRY/cache/explain" --cache-copy-layers --build-arg VERSION=2.0 \
+    --progress=plain
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"cache miss: build-arg VERSION changed (1.2 -> 2.0)"* ]]
+  [[ $output == *"cache: 1 hit, 3 misses"* ]]
 }

@@ -52,6 +52,19 @@ teardown() { kiln_teardown; }
   [[ $output == *"unknown command 'frobnicate'"* ]]
 }
 
+@test "every command of the README's command table is one kiln has, with a working --help" {
+  local cmds c
+  cmds=$(grep -oE '^\| `kiln [a-z]+' "$KILN_SRC/README.md" | awk '{ print $3 }' | sort -u)
+  [ -n "$cmds" ]
+  grep -q '^warm$' <<< "$cmds"
+  run "$KILN" help
+  for c in $cmds; do
+    grep -qE "^  $c " <<< "$output" || { echo "README command '$c' is not in kiln help"; false; }
+    case $c in version | help) continue ;; esac
+    "$KILN" "$c" --help > /dev/null || { echo "kiln $c --help failed"; false; }
+  done
+}
+
 @test "kiln build --help and -h print the flag table" {
   run "$KILN" build --help
   [ "$status" -eq 0 ]

@@ -362,3 +362,46 @@ kaniko_flags() { grep -v '^#' "$KILN_SRC/tests/integration/kaniko-executor-flags
   [ "$status" -eq 2 ]
   [[ $output == *"--pull 'sometimes': expected always, missing or never"* ]]
 }
+
+@test "kiln warm (kaniko's warmer): two images into an empty store; a build with --pull=missing uses them without the registry; a missing image fails naming it" {
+  build_file_setup
+  registry_start
+  fixtures_push busybox
+  # A second image: busybox and a file.
+  mkdir -p "$TEST_TMP/base2" "$TEST_TMP/ctx"
+  printf 'FROM %s\nRUN echo from-base2 > /mark\n' "$BUSYBOX_IMAGE" > "$TEST_TMP/base2/Dockerfile"
+  run "$KILN" build --root "$TEST_TMP/builder" --insecure-registry "$REGISTRY" -t "$REGISTRY/app/base2:1" \
+    "$TEST_TMP/base2"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  run "$KILN" warm --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" "$BUSYBOX_IMAGE" -i "$REGISTRY/app/base2:1"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"$BUSYBOX_IMAGE linux/"*" sha256:"* ]]
+  [[ $output == *"$REGISTRY/app/base2:1 linux/"*" sha256:"* ]]
+  printf 'FROM %s\nCOPY --from=%s /mark /mark\nRUN cat /mark\n' "$BUSYBOX_IMAGE" "$REGISTRY/app/base2:1" \
+    > "$TEST_TMP/ctx/Dockerfile"
+  registry_stop
+  run "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --no-push --pull=missing \
+    --image-download-retry 0 --progress plain "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"from-base2"* ]]
+  [[ $output != *"failed"* ]] && [[ $output != *"warn"* ]]
+  # Without the warm store the same build needs the registry, which is gone.
+  run "$KILN" build --root "$TEST_TMP/cold" --insecure-registry "$REGISTRY" --no-push --pull=missing \
+    --image-download-retry 0 --retries 0 --progress plain "$TEST_TMP/ctx"
+  [ "$status" -ne 0 ]
+  # A missing image fails, naming it; the others are still pulled.
+  registry_start
+  fixtures_push busybox
+  run "$KILN" warm --root "$TEST_TMP/store2" --insecure-registry "$REGISTRY" --retries 0 \
+    "$REGISTRY/library/nothere:1" "$BUSYBOX_IMAGE"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ $output == *"kiln warm: 1 of 2 images failed: '$REGISTRY/library/nothere:1'"* ]]
+  [[ $output == *"$BUSYBOX_IMAGE linux/"*" sha256:"* ]]
+  run "$KILN" warm --root "$TEST_TMP/store2"
+  [ "$status" -eq 2 ]
+  run "$KILN" warm --root "$TEST_TMP/store2" --platform linux "$BUSYBOX_IMAGE"
+  [ "$status" -eq 2 ]
+}

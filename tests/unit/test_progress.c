@@ -212,6 +212,8 @@ run_script (progress *p)
   progress_step_end (p, "DONE");
   int b = progress_step_begin (p, "build", 2, 3, "RUN make");
   assert_int_equal (b, a + 1);
+  progress_step_cache_miss_id (p, b, "src/a.c changed",
+                               "{\"reason\":\"files_changed\",\"text\":\"src/a.c changed\",\"reasons\":[]}");
   progress_step_output (p, 1, "cc -o app main.c", 16);
   progress_step_output_id (p, b, 2, "warning: \"x\"", 12);
   progress_step_end_id (p, b, "DONE");
@@ -238,13 +240,15 @@ test_plain (void **state)
                        "#1 \\[build 1/3\\] FROM busybox\n"
                        "#1 DONE [0-9]+\\.[0-9]s\n"
                        "#2 \\[build 2/3\\] RUN make\n"
+                       "#2 cache miss: src/a.c changed\n"
                        "#2 [0-9]+\\.[0-9]{3} cc -o app main.c\n"
                        "#2 [0-9]+\\.[0-9]{3} warning: \"x\"\n"
                        "#2 DONE [0-9.]+s\n"
                        "#3 \\[3/3\\] COPY \\. /\n"
                        "#3 CACHED\n"
                        "#3 pushing localhost/app\n"
-                       "#4 built sha256:abc: 2 layers, 2\\.5 MB compressed, [0-9.]+s total \\(pull 0\\.50s, run 1\\.25s\\)\n$");
+                       "#4 built sha256:abc: 2 layers, 2\\.5 MB compressed, [0-9.]+s total \\(pull 0\\.50s, run 1\\.25s\\); "
+                       "cache: 1 hit, 1 miss\n$");
   assert_null (strchr (out, '\033'));
   cap_close (&c);
 }
@@ -259,7 +263,8 @@ test_json (void **state)
   run_script (p);
   progress_free (p);
   autofree char *out = cap_since (&c);
-  const char *want[] = { "note", "step", "done", "step", "output", "output", "done", "step", "done", "note", "summary" };
+  const char *want[] = { "note", "step", "done", "step", "cache", "output", "output", "done", "step", "done", "note",
+                         "summary" };
   size_t n = 0;
   for (char *line = out, *nl; (nl = strchr (line, '\n')); line = nl + 1, n++)
     {
@@ -273,17 +278,31 @@ test_json (void **state)
           assert_string_equal (json_get_string (v, "stage"), "build");
           assert_string_equal (json_get_string (v, "text"), "RUN make");
         }
-      if (n == 5)
+      if (n == 4)
+        {
+          int64_t id = 0;
+          assert_ok (json_get_int64 (v, "id", &id, &err) < 0 ? -1 : 0, err);
+          assert_int_equal (id, 2);
+          assert_string_equal (json_get_string (v, "result"), "miss");
+          assert_string_equal (json_get_string (v, "reason"), "files_changed");
+          assert_string_equal (json_get_string (v, "text"), "src/a.c changed");
+        }
+      if (n == 6)
         {
           assert_string_equal (json_get_string (v, "stream"), "stderr");
           assert_string_equal (json_get_string (v, "line"), "warning: \"x\"");
         }
-      if (n == 8)
+      if (n == 9)
         assert_string_equal (json_get_string (v, "status"), "CACHED");
-      if (n == 10)
+      if (n == 11)
         {
+          int64_t hits = -1, misses = -1;
           assert_string_equal (json_get_string (v, "digest"), "sha256:abc");
           assert_non_null (json_get (v, "run_seconds"));
+          assert_ok (json_get_int64 (v, "cache_hits", &hits, &err) < 0
+                         || json_get_int64 (v, "cache_misses", &misses, &err) < 0 ? -1 : 0, err);
+          assert_int_equal (hits, 1);
+          assert_int_equal (misses, 1);
         }
       json_free (v);
     }
@@ -345,6 +364,24 @@ test_tail (void **state)
 }
 
 /* ---- tty ---- */
+
+static void
+test_tty_cache_miss (void **state)
+{
+  (void) state;
+  cap c;
+  cap_open (&c);
+  progress *p = tty_new (&c, 80, 24, false);
+  int a = progress_step_begin (p, "s", 2, 2, "COPY . /src");
+  progress_step_cache_miss_id (p, a, "src/a.c changed", NULL);
+  progress_step_end_id (p, a, "DONE");
+  fake_now += 0.5;
+  progress_render (p);
+  autofree char *f = cap_since (&c);
+  assert_non_null (strstr (f, " => [s 2/2] COPY . /src: cache miss: src/a.c changed"));
+  progress_free (p);
+  cap_close (&c);
+}
 
 static void
 test_tty_frames (void **state)
@@ -854,6 +891,7 @@ main (void)
     cmocka_unit_test (test_quiet),
     cmocka_unit_test (test_tail),
     cmocka_unit_test (test_tty_frames),
+    cmocka_unit_test (test_tty_cache_miss),
     cmocka_unit_test (test_tty_error_keeps_tail),
     cmocka_unit_test (test_tty_interrupted),
     cmocka_unit_test (test_tty_width_and_untrusted_text),
