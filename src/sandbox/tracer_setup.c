@@ -72,6 +72,14 @@ is_signal_call (tsc t)
   return t >= TSC_KILL && t <= TSC_RT_TGSIGQUEUEINFO;
 }
 
+/* A comparison of the first argument, every field set (libseccomp's
+ * SCMP_A0 leaves datum_b to the compiler, which clang warns about). */
+static struct scmp_arg_cmp
+arg0 (enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+{
+  return (struct scmp_arg_cmp){ .arg = 0, .op = op, .datum_a = a, .datum_b = b };
+}
+
 static int
 add_rules (scmp_filter_ctx ctx, const tracer_config *cfg, int abi, kiln_error **err)
 {
@@ -92,7 +100,7 @@ add_rules (scmp_filter_ctx ctx, const tracer_config *cfg, int abi, kiln_error **
   if (cfg->network == SANDBOX_NET_NONE)
     {
       r = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EAFNOSUPPORT), (int) tracer_sysno (TSC_SOCKET), 1,
-                            SCMP_A0 (SCMP_CMP_NE, AF_UNIX));
+                            arg0 (SCMP_CMP_NE, AF_UNIX, 0));
       if (r < 0)
         return kiln_error_make (err, -r, "seccomp rule for socket");
     }
@@ -105,7 +113,7 @@ add_rules (scmp_filter_ctx ctx, const tracer_config *cfg, int abi, kiln_error **
   for (size_t i = 0; i < ARRAY_SIZE (ns); i++)
     {
       r = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EPERM), SCMP_SYS (clone), 1,
-                            SCMP_A0 (SCMP_CMP_MASKED_EQ, ns[i], ns[i]));
+                            arg0 (SCMP_CMP_MASKED_EQ, ns[i], ns[i]));
       if (r < 0)
         return kiln_error_make (err, -r, "seccomp rule for clone");
     }
