@@ -487,7 +487,8 @@ tracer_sys (tracer_call *c)
     case TSC_GETXATTR: case TSC_LISTXATTR: return sys_pass (c, AT_FDCWD, 0, TR_FOLLOW, true);
     case TSC_LGETXATTR: case TSC_LLISTXATTR: return sys_pass (c, AT_FDCWD, 0, 0, true);
     /* Writing extended attributes is not supported yet (they would have
-     * to reach the layer metadata through the ops): refused. */
+     * to reach the layer metadata through the ops): refused, already by the
+     * filter (tracer_setup.c), so these are never reached there. */
     case TSC_SETXATTR: case TSC_LSETXATTR: case TSC_FSETXATTR:
     case TSC_REMOVEXATTR: case TSC_LREMOVEXATTR: case TSC_FREMOVEXATTR:
       return fail (c, -ENOTSUP);
