@@ -5,7 +5,9 @@
 # empty RUN (a Dockerfile of 20 `RUN true` against one without RUN steps on
 # debian:bookworm: (t20 - t0) / 20), medians of RUNS builds, the three
 # builders interleaved (ptrace, userns, buildah, ptrace, ...) so that load
-# drift hits all of them. Optionally the ptrace rows again inside
+# drift hits all of them; also (t20 - t1) / 19 (20 against 1 `RUN true`),
+# which leaves out the first RUN's cost (under ptrace: making the stage's
+# tree, docs/design/overlay-dir.md). Optionally the ptrace rows again inside
 # build/tools/container-env "docker" (root, Docker's capabilities and
 # seccomp allow-list) and "restricted" (uid 1000, no capabilities,
 # no_new_privs; its store, output and HOME owned by uid 1000): the real
@@ -75,9 +77,9 @@ prepare() {
   rm -rf "$ctx"; mkdir -p "$ctx"
   case "$name" in
     e0) printf 'FROM %s/library/debian:bookworm\nLABEL bench=empty\n' "$REGISTRY" > "$W/Dockerfile.$name" ;;
-    e20)
+    e1|e20)
       { printf 'FROM %s/library/debian:bookworm\n' "$REGISTRY"
-        for _ in $(seq 20); do echo 'RUN true'; done
+        for _ in $(seq "${name#e}"); do echo 'RUN true'; done
         echo 'LABEL bench=empty'; } > "$W/Dockerfile.$name" ;;
     *)
       local src="$workloads_dir/$(wl_dir "$name")"
@@ -135,7 +137,7 @@ done
 declare -A T   # T[name,mode] = "t1 t2 ..."
 names=()
 for r in "${ROWS[@]}"; do
-  if [ "$r" = empty ]; then names+=(e0 e20); else names+=("$r"); fi
+  if [ "$r" = empty ]; then names+=(e0 e1 e20); else names+=("$r"); fi
 done
 for name in "${names[@]}"; do
   ctx=$(prepare "$name")
@@ -171,6 +173,11 @@ for r in "${ROWS[@]}"; do
       args+=("$(awk -v a="$(med e0 "$m")" -v b="$(med e20 "$m")" 'BEGIN { printf "%.4f", (b - a) / 20 }')")
     done
     fmt_row "empty RUN, per step ((t20 - t0) / 20)" "${args[@]}"
+    args=()
+    for m in "${MODES[@]}"; do
+      args+=("$(awk -v a="$(med e1 "$m")" -v b="$(med e20 "$m")" 'BEGIN { printf "%.4f", (b - a) / 19 }')")
+    done
+    fmt_row "empty RUN after the first ((t20 - t1) / 19)" "${args[@]}"
     args=(); for m in "${MODES[@]}"; do args+=("$(med e0 "$m")"); done
     fmt_row "no RUN (t0)" "${args[@]}"
   else
