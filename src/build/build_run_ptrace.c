@@ -57,13 +57,11 @@ shm_clear (const char *dir, bool rmdir_too)
     (void) rmdir (dir);
 }
 
-void
-build_run_ptrace_end (build_exec *b, stage_state *st)
+static void
+session_free (build_exec *b, struct ptrace_session *ps)
 {
-  struct ptrace_session *ps = st->ps;
   if (!ps)
     return;
-  st->ps = NULL;
   overlay_dir_free (ps->od);
   if (ps->tmpfd >= 0)
     close (ps->tmpfd);
@@ -75,6 +73,14 @@ build_run_ptrace_end (build_exec *b, stage_state *st)
     shm_clear (ps->shm, true);
   free (ps->shm);
   free (ps);
+}
+
+void
+build_run_ptrace_end (build_exec *b, stage_state *st)
+{
+  struct ptrace_session *ps = st->ps;
+  st->ps = NULL;
+  session_free (b, ps);
 }
 
 /* ---- tracer_fs_ops on the stage's overlay_dir ---- */
@@ -188,11 +194,9 @@ build_ptrace_dev_links (overlay_dir *od, kiln_error **err)
 }
 
 static struct ptrace_session *
-session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gid_t gid,
-             const char *const *masks, kiln_error **err)
+session_make (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gid_t gid,
+              const char *const *masks, kiln_error **err)
 {
-  if (st->ps && st->ps->n_layers != st->n_layers)
-    build_run_ptrace_end (b, st);
   if (st->ps)
     {
       overlay_lower_free (lower);
@@ -243,6 +247,26 @@ session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gi
   ps->n_layers = st->n_layers;
   ps->steps = 1;
   log_debug ("RUN on a new tree of the stage's %zu layers (%.0f ms)", ps->n_layers, (now_s () - t0) * 1000);
+  return ps;
+}
+
+static struct ptrace_session *
+session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gid_t gid,
+             const char *const *masks, kiln_error **err)
+{
+  /* A tree of fewer layers (a COPY came between) is removed only after the
+   * new one is made: ext4 without a journal skips inodes freed in the last
+   * dirty_expire_interval (30 s) when it allocates, one inode-table lookup
+   * each, so a tree made right after thousands of removals took seconds
+   * instead of tenths (bench/RESULTS.md, "ptrace isolation"). */
+  struct ptrace_session *old = NULL;
+  if (st->ps && st->ps->n_layers != st->n_layers)
+    {
+      old = st->ps;
+      st->ps = NULL;
+    }
+  struct ptrace_session *ps = session_make (b, st, lower, uid, gid, masks, err);
+  session_free (b, old);
   return ps;
 }
 

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,31 @@ tracer_sysno (tsc t)
 #else
 #error "ptrace isolation supports x86_64 and aarch64"
 #endif
+}
+
+/* Native number -> traced call: the seccomp stop's call without a
+ * PTRACE_GETEVENTMSG (the filter's data is the same tsc). */
+#define NR_MAX 512
+static unsigned char nr_tsc[NR_MAX];
+static pthread_once_t nr_once = PTHREAD_ONCE_INIT;
+
+static void
+nr_init (void)
+{
+  _Static_assert (TSC_N_TRACED < 256, "tsc fits a byte");
+  for (int t = TSC_NONE + 1; t < TSC_N_TRACED; t++)
+    {
+      long nr = tracer_sysno ((tsc) t);
+      if (nr >= 0 && nr < NR_MAX)
+        nr_tsc[nr] = (unsigned char) t;
+    }
+}
+
+tsc
+tracer_tsc_of (long nr)
+{
+  pthread_once (&nr_once, nr_init);
+  return nr >= 0 && nr < NR_MAX ? (tsc) nr_tsc[nr] : TSC_NONE;
 }
 
 const char *

@@ -89,6 +89,8 @@ typedef enum tsc
 /* The native syscall number of t, or -1 where this architecture lacks it. */
 long tracer_sysno (tsc t);
 const char *tracer_sysname (tsc t);
+/* The traced call (< TSC_N_TRACED) with native number nr, or TSC_NONE. */
+tsc tracer_tsc_of (long nr);
 
 /* A tracee's registers at a stop. */
 typedef struct tracer_regs
@@ -141,6 +143,8 @@ typedef struct tracer_fs
   const tracer_bind *binds;
   size_t n_binds;
   bool *bind_dir;       /* per bind: a directory (else a file) */
+  struct stat *bind_st; /* per bind: its host object's status at start */
+  bool dir_bind_on_root_dev; /* a directory bind on the root's file system */
 } tracer_fs;
 
 int tracer_fs_init (tracer_fs *fs, const char *root, const tracer_bind *binds, size_t n_binds, kiln_error **err);
@@ -150,6 +154,8 @@ void tracer_fs_clear (tracer_fs *fs);
 #define TR_FOLLOW 1      /* follow a symlink there */
 #define TR_DIR 2         /* it must be a directory (trailing slash) */
 #define TR_NOSYMLINKS 4  /* any symlink: ELOOP */
+#define TR_EXISTING 8    /* the caller fails ENOENT when the object is missing: the
+                          * resolution may fail ENOENT itself (no parent lookup) */
 
 /* A resolved guest path. */
 typedef struct tracer_path
@@ -157,7 +163,7 @@ typedef struct tracer_path
   const tracer_bind *bind;  /* it is in this bind (then host is all there is) */
   char *guest;              /* canonical guest path, absolute ("/etc/passwd") */
   char *host;               /* what the kernel gets */
-  int dirfd;                /* O_PATH fd of the parent directory in the root, or -1 */
+  int dirfd;                /* O_PATH fd of the parent directory in the root, or -1 (see tracer_path_dirfd) */
   char *name;               /* last component ("" for the root itself) */
   int fd;                   /* O_PATH fd of the object (not followed unless TR_FOLLOW), -1: does not exist */
 } tracer_path;
@@ -167,6 +173,15 @@ void tracer_path_clear (tracer_path *p);
  * semantics. 0, or -errno (ENOENT for a missing directory on the way, or a
  * missing last component when its parent exists: then 0 with fd -1). */
 int tracer_resolve (const tracer_fs *fs, const char *base, const char *path, int flags, tracer_path *out);
+/* The O_PATH fd of p's parent directory in the root (opened on demand: the
+ * one-openat2 fast path of tracer_resolve does not open it when the object
+ * exists), or -1 (a bind, the root itself, or it cannot be opened). */
+int tracer_path_dirfd (const tracer_fs *fs, tracer_path *p);
+/* Whether the object whose status is *st, reached through the magic link
+ * link (/proc/TID/fd/N), is the root's: on its file system and not a bind.
+ * The link is read only when a directory bind shares the root's file
+ * system. */
+bool tracer_fs_in_root (const tracer_fs *fs, const struct stat *st, const char *link);
 /* A host path (from /proc/PID/cwd, /proc/PID/fd/N) as a guest path; NULL
  * when it is outside the root and the binds. */
 char *tracer_host_to_guest (const tracer_fs *fs, const char *host);
@@ -217,6 +232,9 @@ typedef struct tracer
   /* ld.so files known to take --argv0 (glibc >= 2.33), by dev/ino */
   struct ldso_rec { dev_t dev; ino_t ino; bool argv0; } *ldsos;
   size_t n_ldsos;
+  /* KILN_TRACER_STATS set: stops and time in the tracer per call, printed
+   * to stderr when the step ends (for profiling; NULL otherwise) */
+  struct tracer_stat { unsigned long n, exits; double secs; } *stats;
 } tracer;
 
 tracee *tracer_find (tracer *t, pid_t tid);

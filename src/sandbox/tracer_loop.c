@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PTRACE_EVENT_STOP
@@ -119,6 +120,8 @@ tracer_clear (tracer *t)
   t->cap = t->n = 0;
   free (t->owners);
   free (t->ldsos);
+  free (t->stats);
+  t->stats = NULL;
 }
 
 static void
@@ -160,15 +163,19 @@ tgid_of (pid_t tid)
 static void
 on_seccomp (tracer *t, tracee *te)
 {
-  unsigned long data = 0;
-  ptrace (PTRACE_GETEVENTMSG, te->tid, NULL, &data);
-  tracer_call c = { .t = t, .te = te, .sc = (tsc) data };
+  /* The call comes from the syscall number: one ptrace request less than
+   * PTRACE_GETEVENTMSG (the filter's data is the same). */
+  tracer_call c = { .t = t, .te = te };
   tracer_action a = TR_CONTINUE;
+  struct timespec t0 = { 0, 0 };
+  if (t->stats)
+    clock_gettime (CLOCK_MONOTONIC, &t0);
   if (t->killing || tracer_regs_get (te->tid, &c.regs) < 0)
     {
       resume (te->tid, 0);
       return;
     }
+  c.sc = tracer_tsc_of (c.regs.nr);
   tracer_scratch_init (&c.scratch, te->tid, &c.regs);
   if (c.sc >= TSC_GETUID && c.sc <= TSC_SETGROUPS)
     a = tracer_ids (&c);
@@ -189,6 +196,33 @@ on_seccomp (tracer *t, tracee *te)
     }
   else
     resume (te->tid, 0);
+  if (t->stats)
+    {
+      struct timespec t1;
+      clock_gettime (CLOCK_MONOTONIC, &t1);
+      struct tracer_stat *s = &t->stats[c.sc < TSC_N_TRACED ? c.sc : TSC_NONE];
+      s->n++;
+      s->exits += a == TR_EXIT_STOP;
+      s->secs += (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    }
+}
+
+static void
+stats_print (const tracer *t)
+{
+  unsigned long n = 0;
+  double secs = 0;
+  for (int i = 0; i < TSC_N_TRACED; i++)
+    {
+      n += t->stats[i].n;
+      secs += t->stats[i].secs;
+    }
+  fprintf (stderr, "kiln tracer: %lu stops, %.3f s in the tracer\n", n, secs);
+  for (int i = 0; i < TSC_N_TRACED; i++)
+    if (t->stats[i].n)
+      fprintf (stderr, "kiln tracer: %-18s %8lu stops %6lu exit stops %8.3f s %6.1f us/stop\n",
+               tracer_sysname ((tsc) i), t->stats[i].n, t->stats[i].exits, t->stats[i].secs,
+               t->stats[i].secs * 1e6 / (double) t->stats[i].n);
 }
 
 static void
@@ -293,6 +327,9 @@ tracer_loop (tracer *t, pid_t main_pid, int *main_status)
   m->known = m->attached = true;
   t->main_pid = main_pid;
   bool main_done = false;
+  const char *st = getenv ("KILN_TRACER_STATS");
+  if (st && *st && !t->stats)
+    t->stats = xcalloc (TSC_N_TRACED, sizeof *t->stats);
   for (;;)
     {
       int status;
@@ -301,7 +338,10 @@ tracer_loop (tracer *t, pid_t main_pid, int *main_status)
         {
           if (errno == EINTR)
             continue;
-          return main_done ? 0 : -errno;
+          int e = errno;
+          if (t->stats)
+            stats_print (t);
+          return main_done ? 0 : -e;
         }
       if (WIFEXITED (status) || WIFSIGNALED (status))
         {

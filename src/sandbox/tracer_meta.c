@@ -137,21 +137,41 @@ tracee_fd (tracer_call *c, int fd, target *tg)
   char link[64], host[PATH_MAX];
   snprintf (link, sizeof link, "/proc/self/fd/%d", mine);
   ssize_t n = readlink (link, host, sizeof host - 1);
-  if (n > 0 && host[0] == '/')
+  struct stat st;
+  if (n > 0 && host[0] == '/' && fstat (mine, &st) == 0)
     {
       host[n] = '\0';
       tg->guest = tracer_host_to_guest (&c->t->fs, host);
       /* in a bind? Then it is not the root's. */
-      tracer_path bp;
-      if (tg->guest && tracer_resolve (&c->t->fs, "/", tg->guest, 0, &bp) == 0)
-        {
-          tg->in_root = bp.bind == NULL;
-          tracer_path_clear (&bp);
-        }
+      tg->in_root = tg->guest && tracer_fs_in_root (&c->t->fs, &st, link);
     }
   if (!tg->guest)
     tg->guest = xstrdup ("");
   return 0;
+}
+
+/* The status of the tracee's fd (AT_FDCWD: its cwd) through the magic
+ * link, and whether the object is the root's: one stat, no open. */
+static int
+tracee_fd_stat (tracer_call *c, int fd, struct stat *st, bool *in_root)
+{
+  char proc[64];
+  if (fd == AT_FDCWD)
+    snprintf (proc, sizeof proc, "/proc/%d/cwd", (int) c->te->tid);
+  else
+    snprintf (proc, sizeof proc, "/proc/%d/fd/%d", (int) c->te->tid, fd);
+  if (stat (proc, st) < 0)
+    return -errno;
+  *in_root = tracer_fs_in_root (&c->t->fs, st, proc);
+  return 0;
+}
+
+/* Whether the call's path argument is "" (the fd form of AT_EMPTY_PATH). */
+static bool
+empty_path (tracer_call *c, unsigned long path_addr)
+{
+  char first = 1;
+  return path_addr != 0 && tracer_mem_read (c->te->tid, path_addr, &first, 1) == 0 && first == '\0';
 }
 
 /* A path form: dirfd/path with flags; AT_EMPTY_PATH (empty_ok) and a
@@ -169,7 +189,7 @@ resolve_target (tracer_call *c, int dirfd, unsigned long path_addr, int flags, b
     }
   memset (tg, 0, sizeof *tg);
   tg->owned_fd = -1;
-  int r = tracer_resolve_at (c, dirfd, path_addr, flags, false, &tg->p);
+  int r = tracer_resolve_at (c, dirfd, path_addr, flags | TR_EXISTING, false, &tg->p);
   if (r < 0)
     return r;
   tg->fd = tg->p.fd;
@@ -195,8 +215,23 @@ put_stat (tracer_call *c, int fd, bool in_root, unsigned long buf)
 }
 
 static tracer_action
+stat_fd (tracer_call *c, int fd, unsigned long buf)
+{
+  struct stat st, shown;
+  bool in_root = false;
+  if (tracee_fd_stat (c, fd, &st, &in_root) < 0)
+    return TR_CONTINUE;   /* the kernel says why (EBADF) */
+  show (c->t, &st, in_root, &shown);
+  if (tracer_mem_write (c->te->tid, buf, &shown, sizeof shown) < 0)
+    return done (c, -EFAULT);
+  return done (c, 0);
+}
+
+static tracer_action
 sys_stat (tracer_call *c, int dirfd, int path_arg, int flags, bool empty_ok, int buf_arg)
 {
+  if (empty_ok && empty_path (c, arg (c, path_arg)))
+    return stat_fd (c, dirfd, arg (c, buf_arg));
   target tg;
   int r = resolve_target (c, dirfd, arg (c, path_arg), flags, empty_ok, &tg);
   tracer_action a;
@@ -206,8 +241,6 @@ sys_stat (tracer_call *c, int dirfd, int path_arg, int flags, bool empty_ok, int
       r = tracer_set_path_arg (c, path_arg, tg.p.host);
       a = r < 0 ? done (c, r) : TR_CONTINUE;
     }
-  else if (r == -ENOTDIR && tg.owned_fd < 0 && empty_ok)
-    a = TR_CONTINUE;   /* a pipe or socket: the kernel's */
   else if (r < 0)
     a = done (c, r);
   else
@@ -219,15 +252,9 @@ sys_stat (tracer_call *c, int dirfd, int path_arg, int flags, bool empty_ok, int
 static tracer_action
 sys_fstat (tracer_call *c)
 {
-  char path[64];
-  snprintf (path, sizeof path, "/proc/%d/fd/%d", (int) c->te->tid, iarg (c, 0));
-  struct stat st, shown;
-  if (stat (path, &st) < 0)
-    return TR_CONTINUE;   /* the kernel says why (EBADF) */
-  show (c->t, &st, st.st_dev == c->t->fs.root_dev, &shown);
-  if (tracer_mem_write (c->te->tid, arg (c, 1), &shown, sizeof shown) < 0)
-    return done (c, -EFAULT);
-  return done (c, 0);
+  if (iarg (c, 0) < 0)
+    return TR_CONTINUE;   /* EBADF, the kernel's */
+  return stat_fd (c, iarg (c, 0), arg (c, 1));
 }
 
 static tracer_action
@@ -243,8 +270,6 @@ sys_statx (tracer_call *c)
       r = tracer_set_path_arg (c, 1, tg.p.host);
       a = r < 0 ? done (c, r) : TR_CONTINUE;
     }
-  else if (r == -ENOTDIR && (flags & AT_EMPTY_PATH))
-    a = TR_CONTINUE;
   else if (r < 0)
     a = done (c, r);
   else
@@ -464,7 +489,7 @@ tracer_mknod (tracer_call *c, int dirfd, int path_arg)
     r = -EEXIST;
   mode = (mode & S_IFMT) | (mode & 07777 & ~tracee_umask (c->te->tid));
   if (r == 0)
-    r = cfg->ops->mknod (cfg->ops_ctx, p.dirfd, p.name, rel (p.guest), mode, dev,
+    r = cfg->ops->mknod (cfg->ops_ctx, tracer_path_dirfd (&c->t->fs, &p), p.name, rel (p.guest), mode, dev,
                          c->te->creds->fsuid, c->te->creds->fsgid);
   if (r == 0 && cfg->ops->changed)
     {

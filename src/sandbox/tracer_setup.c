@@ -93,6 +93,11 @@ add_rules (scmp_filter_ctx ctx, const tracer_config *cfg, int abi, kiln_error **
       if (is_signal_call (t) && abi >= 6)
         continue;
       uint32_t act = t < TSC_N_TRACED ? SCMP_ACT_TRACE (t) : refusal (t);
+      /* Without ops that keep them (a plain --rootfs), writing extended
+       * attributes is refused whatever the path (tracer_xattr.c): in the
+       * filter, without a stop (cp -a tries it for every file). */
+      if (t >= TSC_SETXATTR && t <= TSC_FREMOVEXATTR && !(cfg->ops && cfg->ops->set_xattr))
+        act = SCMP_ACT_ERRNO (ENOTSUP);
       r = seccomp_rule_add (ctx, act, (int) nr, 0);
       if (r < 0)
         return kiln_error_make (err, -r, "seccomp rule for %s", tracer_sysname (t));

@@ -177,7 +177,8 @@ sys_open (tracer_call *c, int dirfd, int path_arg, int flags)
   bool creat = (flags & O_CREAT) != 0;
   bool follow = !(flags & O_NOFOLLOW) && !(creat && (flags & O_EXCL));
   tracer_path p;
-  int r = tracer_resolve_at (c, dirfd, arg (c, path_arg), follow ? TR_FOLLOW : 0, false, &p);
+  int r = tracer_resolve_at (c, dirfd, arg (c, path_arg), (follow ? TR_FOLLOW : 0) | (creat ? 0 : TR_EXISTING), false,
+                             &p);
   if (r < 0)
     return fail (c, r);
   tracer_action a = TR_CONTINUE;
@@ -188,7 +189,7 @@ sys_open (tracer_call *c, int dirfd, int path_arg, int flags)
     {
       struct stat st;
       if (fstat (p.fd, &st) == 0 && S_ISREG (st.st_mode))
-        r = c->t->cfg->ops->before_write (c->t->cfg->ops_ctx, p.dirfd, p.name, rel (p.guest));
+        r = c->t->cfg->ops->before_write (c->t->cfg->ops_ctx, tracer_path_dirfd (&c->t->fs, &p), p.name, rel (p.guest));
     }
   if (r == 0)
     r = tracer_set_path_arg (c, path_arg, p.host);
@@ -222,7 +223,7 @@ static tracer_action
 sys_pass (tracer_call *c, int dirfd, int path_arg, int flags, bool must_exist)
 {
   tracer_path p;
-  int r = tracer_resolve_at (c, dirfd, arg (c, path_arg), flags, false, &p);
+  int r = tracer_resolve_at (c, dirfd, arg (c, path_arg), flags | (must_exist ? TR_EXISTING : 0), false, &p);
   if (r == 0 && must_exist && !p.bind && p.fd < 0)
     r = -ENOENT;
   if (r == 0)
@@ -241,7 +242,7 @@ sys_truncate (tracer_call *c)
   if (r == 0 && !p.bind && p.fd < 0)
     r = -ENOENT;
   if (r == 0 && !p.bind && c->t->cfg->ops && c->t->cfg->ops->before_write)
-    r = c->t->cfg->ops->before_write (c->t->cfg->ops_ctx, p.dirfd, p.name, rel (p.guest));
+    r = c->t->cfg->ops->before_write (c->t->cfg->ops_ctx, tracer_path_dirfd (&c->t->fs, &p), p.name, rel (p.guest));
   if (r == 0)
     r = tracer_set_path_arg (c, 0, p.host);
   tracer_action a = r < 0 ? fail (c, r) : tracer_want_change (c, TRACER_CHANGE_WRITE, &p, NULL, 0);
@@ -430,7 +431,7 @@ static tracer_action
 sys_readlink (tracer_call *c, int dirfd, int path_arg)
 {
   tracer_path p;
-  int r = tracer_resolve_at (c, dirfd, arg (c, path_arg), 0, false, &p);
+  int r = tracer_resolve_at (c, dirfd, arg (c, path_arg), TR_EXISTING, false, &p);
   if (r == 0 && !p.bind && p.fd < 0)
     r = -ENOENT;
   tracer_action a = TR_CONTINUE;

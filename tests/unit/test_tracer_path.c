@@ -197,6 +197,55 @@ test_host_to_guest (void **state)
   assert_null (tracer_host_to_guest (&f->fs, "/etc/shadow"));
 }
 
+/* The one-openat2 fast path (no symlink, ".", ".." or bind on the way)
+ * and its fall-backs give what the walk gives. */
+static void
+test_fast_path (void **state)
+{
+  fx *f = *state;
+  tracer_path p;
+  /* an existing object: no parent fd until asked for */
+  assert_int_equal (tracer_resolve (&f->fs, "/", "//usr//bin/env", 0, &p), 0);
+  assert_string_equal (p.guest, "/usr/bin/env");
+  assert_string_equal (p.name, "env");
+  assert_true (p.fd >= 0);
+  int d = tracer_path_dirfd (&f->fs, &p);
+  assert_true (d >= 0);
+  struct stat a, b;
+  autofree char *bin = xasprintf ("%s/usr/bin", f->fs.root);
+  assert_int_equal (fstat (d, &a), 0);
+  assert_int_equal (stat (bin, &b), 0);
+  assert_true (a.st_ino == b.st_ino);
+  tracer_path_clear (&p);
+  /* a missing last name: parent and name; TR_EXISTING: ENOENT at once */
+  assert_int_equal (tracer_resolve (&f->fs, "/usr", "bin/newfile", 0, &p), 0);
+  assert_int_equal (p.fd, -1);
+  assert_true (p.dirfd >= 0);
+  assert_string_equal (p.guest, "/usr/bin/newfile");
+  tracer_path_clear (&p);
+  check (f, "/", "/usr/bin/newfile", TR_EXISTING, NULL, ENOENT, false);
+  check (f, "/", "/usr/nope/newfile", 0, NULL, ENOENT, false);
+  /* a final symlink not followed is the link; followed takes the walk */
+  check (f, "/", "/usr/up", 0, "/usr/up", 0, true);
+  check (f, "/", "/usr/up", TR_FOLLOW, "/etc", 0, true);
+  /* after a symlink the rest goes the fast way again */
+  check (f, "/", "/bin/env", 0, "/usr/bin/env", 0, true);
+  check (f, "/", "/bin/nope", TR_EXISTING, NULL, ENOENT, false);
+  check (f, "/", "/abs/newfile", TR_EXISTING, NULL, ENOENT, false);
+  /* TR_DIR: a file is ENOTDIR */
+  check (f, "/", "/etc/passwd", TR_DIR | TR_FOLLOW, NULL, ENOTDIR, false);
+  /* binds are never the fast path's */
+  assert_int_equal (tracer_resolve (&f->fs, "/", "/etc/hosts", TR_FOLLOW, &p), 0);
+  assert_non_null (p.bind);
+  tracer_path_clear (&p);
+  /* the root's own file vs a bind (file bind: by inode) */
+  autofree char *pw = xasprintf ("%s/etc/passwd", f->fs.root);
+  assert_int_equal (stat (pw, &a), 0);
+  assert_true (tracer_fs_in_root (&f->fs, &a, pw));
+  assert_int_equal (stat (f->hostsfile, &b), 0);
+  assert_false (tracer_fs_in_root (&f->fs, &b, f->hostsfile));
+}
+
 static void
 test_normalize (void **state)
 {
@@ -235,6 +284,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_dots_and_relative, setup, teardown),
     cmocka_unit_test_setup_teardown (test_binds, setup, teardown),
     cmocka_unit_test_setup_teardown (test_host_to_guest, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_fast_path, setup, teardown),
     cmocka_unit_test (test_normalize),
     cmocka_unit_test (test_probe),
   };
