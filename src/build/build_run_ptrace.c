@@ -300,11 +300,44 @@ shm_file (struct ptrace_session *ps, const char *name, const sandbox_mount *m, c
   return 0;
 }
 
+/* A target kiln makes (m->create: below its own mounts, e.g.
+ * /dev/pipes/NAME) must exist in the root for the tracer to reach its
+ * bind: a placeholder under the root's /dev, a mask path (never in a
+ * layer). */
+static int
+make_target (struct ptrace_session *ps, const sandbox_mount *m, kiln_error **err)
+{
+  int root = overlay_dir_root_fd (ps->od);
+  const char *rel = m->target + strspn (m->target, "/");
+  const char *slash = strrchr (rel, '/');
+  autofree char *parent = slash ? xstrndup (rel, (size_t) (slash - rel)) : xstrdup (".");
+  const char *name = slash ? slash + 1 : rel;
+  if (strncmp (rel, "dev/", 4) != 0 || !*name)
+    return kiln_error_make (err, EINVAL, "RUN --mount target '%s': kiln makes targets only below /dev", m->target);
+  if (fs_mkdir_p_at (root, parent, 0755, err) < 0)
+    return kiln_error_wrap (err, "RUN --mount target '%s'", m->target);
+  autoclose int pfd = openat (root, parent, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (pfd < 0)
+    return kiln_error_make (err, errno, "RUN --mount target '%s'", m->target);
+  if (m->target_is_dir)
+    {
+      if (mkdirat (pfd, name, 0755) < 0 && errno != EEXIST)
+        return kiln_error_make (err, errno, "RUN --mount target '%s'", m->target);
+      return 0;
+    }
+  autoclose int fd = openat (pfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "RUN --mount target '%s'", m->target);
+  return 0;
+}
+
 static int
 mount_binds (struct ptrace_session *ps, const sandbox_mount *m, size_t n, tracer_binds *l, kiln_error **err)
 {
   for (size_t i = 0; i < n; i++)
     {
+      if (m[i].create && make_target (ps, &m[i], err) < 0)
+        return -1;
       autofree char *host = NULL;
       autofree char *name = xasprintf ("m%zu", i);
       switch (m[i].type)

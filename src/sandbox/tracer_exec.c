@@ -364,8 +364,19 @@ tracer_exec (tracer_call *c)
                              (flags & AT_EMPTY_PATH) != 0, &p);
   args a = { NULL, 0 };
   autofree char *host = NULL;
-  if (r == 0 && p.bind)
-    host = xstrdup (p.host);   /* /proc/self/exe and the like: the kernel's */
+  /* A file kiln binds into the step (a RUN heredoc's script at
+   * /dev/pipes/NAME) is a program like any other: its #! line names a
+   * guest interpreter. Only /proc's (/proc/self/exe and the like) are the
+   * kernel's. */
+  bool kernels = r == 0 && p.bind && strncmp (p.guest, "/proc/", 6) == 0;
+  if (r == 0 && p.bind && !kernels && p.fd < 0)
+    {
+      p.fd = open (p.host, O_PATH | O_CLOEXEC);
+      if (p.fd < 0)
+        r = -errno;
+    }
+  if (r == 0 && kernels)
+    host = xstrdup (p.host);
   else if (r == 0 && (r = read_argv (c->te->tid, argv_addr, &a)) == 0)
     {
       char first = 0;
@@ -374,7 +385,7 @@ tracer_exec (tracer_call *c)
       r = plan (c, &p, path_addr, first ? NULL : p.guest, &a, &host);
     }
   int e = 0;
-  if (r == 0 && !p.bind)
+  if (r == 0 && !kernels)
     {
       unsigned long av = put_argv (c, &a, &e);
       if (!av)

@@ -21,6 +21,10 @@
 #                   buildah and the checks still run as root
 #   --list          print the case names and exit
 #
+# E2E_KILN_WRAP (words, e.g. "tests/tools/container-env docker --") runs
+# `kiln build` under a launcher: the corpus in a default container's
+# environment, where kiln picks ptrace isolation (build_ptrace.bats).
+#
 # Base images reach both builders as registry references on a loopback
 # registry: --build-arg BASE=H:P/library/busybox:latest and
 # --build-arg DEBIAN=H:P/library/debian:bookworm (the Dockerfiles use
@@ -261,10 +265,12 @@ build_buildah() {
 build_kiln() {
   local name=$1 cdir=$2 ctx=$3 log=$4 out=$5 args
   mapfile -t args < <(case_args "$cdir" "$ctx")
-  local as=()
+  local as=() wrap=()
   [ -z "$kiln_user" ] || as=(run_as "$kiln_user")
+  # shellcheck disable=SC2206
+  [ -z "${E2E_KILN_WRAP:-}" ] || wrap=($E2E_KILN_WRAP)
   rm -rf --one-file-system "$out"
-  with_deadline "${E2E_KILN_TIMEOUT:-300}" "${as[@]}" "$KILN" build --root "$store" -f "$cdir/Dockerfile" \
+  with_deadline "${E2E_KILN_TIMEOUT:-300}" "${as[@]}" "${wrap[@]}" "$KILN" build --root "$store" -f "$cdir/Dockerfile" \
     --build-arg BASE="$BASE_REF" --build-arg DEBIAN="$DEBIAN_REF" \
     --insecure-registry "$REGISTRY" --oci-layout "$out:img" --no-push \
     "${args[@]}" "$ctx" > "$log" 2>&1 < /dev/null

@@ -309,3 +309,20 @@ EOF
     diff -u "$SHARED/ref.txt" "$SHARED/$env.txt"
   done
 }
+
+@test "ptrace: the e2e corpus's RUN cases, built in Docker's default environment (ptrace isolation), equal buildah's images" {
+  command -v buildah >/dev/null || skip "buildah is not installed"
+  fixtures_push all
+  # every case with a RUN step (the others do not depend on the isolation)
+  local cases=(01-run-shell 02-run-exec 03-run-heredoc 09-user-name 10-user-uid 11-user-group 12-workdir 13-shell
+               34-symlinks 35-hardlinks 36-whiteout 37-opaque 38-chown-nonroot 39-special-modes 40-xattrs-setcap
+               41-mount-cache 42-mount-tmpfs 43-mount-bind 44-mount-secret 46-multistage-parallel 50-debian-users
+               52-workdir-user 56-run-user-env)
+  E2E_KILN_WRAP="$CENV docker --" run "$KILN_SRC/tests/e2e/run.sh" --registry "$REGISTRY" \
+    --store "$SHARED/store-e2e" --work "$SHARED/e2e" "${cases[@]}"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$(grep -c '^ok ' <<< "$output")" -eq ${#cases[@]} ]
+  # it was ptrace isolation
+  grep -l "using --isolation=ptrace" "$SHARED"/e2e/logs/*.kiln.log | grep -q .
+}
