@@ -344,6 +344,8 @@ mount_binds (struct ptrace_session *ps, const sandbox_mount *m, size_t n, tracer
         {
         case SANDBOX_MOUNT_BIND:
           tracer_binds_add (l, m[i].target, m[i].source, !m[i].readonly);
+          if (m[i].set_owner)
+            tracer_binds_own (l, m[i].owner_uid, m[i].owner_gid);
           continue;
         case SANDBOX_MOUNT_TMPFS:
           /* A directory of the session's, emptied with it: not memory
@@ -359,6 +361,8 @@ mount_binds (struct ptrace_session *ps, const sandbox_mount *m, size_t n, tracer
           if (shm_file (ps, name, &m[i], &host, err) < 0)
             return kiln_error_wrap (err, "RUN --mount at '%s'", m[i].target);
           tracer_binds_add (l, m[i].target, host, false);
+          if (m[i].owner_uid || m[i].owner_gid)
+            tracer_binds_own (l, m[i].owner_uid, m[i].owner_gid);
           continue;
         }
     }

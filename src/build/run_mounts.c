@@ -99,6 +99,12 @@ give_to_step (const run_mounts_env *env, int fd, unsigned long uid, unsigned lon
   const sandbox_idmap *map = env->idmap;
   if (defer)
     *defer = false;
+  if (env->owners_presented)
+    {
+      if (defer)
+        *defer = uid != 0 || gid != 0;
+      return 0;
+    }
   if (!map->as_root)
     {
       /* A plain user owns container 0's files already. */
@@ -335,7 +341,7 @@ mount_secret (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, ki
       || (opt (pm, "gid") && parse_ulong ("secret mount", "gid", opt (pm, "gid"), 10, 65535, &gid, err) < 0))
     return -1;
   /* Only root is mapped in single mode: other owners cannot be given. */
-  if ((uid || gid) && !env->idmap->as_root && env->idmap->mode == SANDBOX_USERNS_SINGLE)
+  if ((uid || gid) && !env->owners_presented && !env->idmap->as_root && env->idmap->mode == SANDBOX_USERNS_SINGLE)
     {
       explicit_bzero (data, len);
       return owner_unmapped ("secret mount", err);

@@ -44,6 +44,10 @@ typedef struct run_mounts_env
   /* bind from=STAGE|IMAGE: the merged layers of that stage or image. */
   int (*open_from) (void *ctx, const char *from, overlay_lower **out, kiln_error **err);
   void *open_from_ctx;
+  /* ptrace isolation: kiln shows the step any owner it records (the
+   * tracer), so uid/gid of a mount are kept as set_owner whatever the ID
+   * mapping. */
+  bool owners_presented;
 } run_mounts_env;
 
 typedef struct run_mounts

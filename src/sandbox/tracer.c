@@ -207,6 +207,9 @@ prepare (run_state *rs, const tracer_config *cfg, kiln_error **err)
   rs->t.landlock_abi = abi;
   if (tracer_fs_init (&rs->t.fs, cfg->root, cfg->binds, cfg->n_binds, err) < 0)
     return -1;
+  for (size_t i = 0; i < cfg->n_binds; i++)
+    if (cfg->binds[i].owned)
+      tracer_owner_seed (&rs->t, cfg->binds[i].host, cfg->binds[i].uid, cfg->binds[i].gid);
   const char *cwd = cfg->cwd && cfg->cwd[0] ? cfg->cwd : "/";
   tracer_path p;
   int r = tracer_resolve (&rs->t.fs, "/", cwd, TR_FOLLOW | TR_DIR, &p);

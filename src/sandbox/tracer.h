@@ -130,6 +130,11 @@ typedef struct tracer_bind
   const char *guest;        /* absolute, normalised: "/proc", "/etc/hosts" */
   const char *host;         /* absolute host path */
   bool writable;
+  /* Shown owned by uid:gid (the bind's root only; a RUN --mount's uid=,
+   * gid=), else as its real owner, kiln's own ids shown as 0. */
+  bool owned;
+  uid_t uid;
+  gid_t gid;
 } tracer_bind;
 
 typedef struct tracer_config
@@ -171,6 +176,8 @@ typedef struct tracer_binds
 } tracer_binds;
 
 void tracer_binds_add (tracer_binds *b, const char *guest, const char *host, bool writable);
+/* Set the shown owner of the bind added last. */
+void tracer_binds_own (tracer_binds *b, uid_t uid, gid_t gid);
 void tracer_binds_free (tracer_binds *b);
 /* The binds every step gets, as the userns isolation mounts them: /proc
  * and /sys read-only; the container's null, zero, full, random, urandom,

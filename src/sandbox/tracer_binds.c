@@ -23,6 +23,15 @@ tracer_binds_add (tracer_binds *b, const char *guest, const char *host, bool wri
 }
 
 void
+tracer_binds_own (tracer_binds *b, uid_t uid, gid_t gid)
+{
+  tracer_bind *last = &b->v[b->n - 1];
+  last->owned = true;
+  last->uid = uid;
+  last->gid = gid;
+}
+
+void
 tracer_binds_free (tracer_binds *b)
 {
   free (b->v);

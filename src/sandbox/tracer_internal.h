@@ -260,6 +260,11 @@ typedef struct tracer_call
   tracer_scratch scratch;
 } tracer_call;
 
+/* ---- tracer_meta.c ---- */
+
+/* Show the file at host (a bind's root) as owned by uid:gid. */
+void tracer_owner_seed (tracer *t, const char *host, uid_t uid, gid_t gid);
+
 /* ---- tracer_sys.c ---- */
 
 /* Handle a file-system call at its seccomp stop. */

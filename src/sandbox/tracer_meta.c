@@ -76,6 +76,14 @@ owner_set (tracer *t, const struct stat *st, uid_t uid, gid_t gid)
     o->gid = gid;
 }
 
+void
+tracer_owner_seed (tracer *t, const char *host, uid_t uid, gid_t gid)
+{
+  struct stat st;
+  if (stat (host, &st) == 0)
+    owner_set (t, &st, uid, gid);
+}
+
 /* What the step sees of a file whose real status is *real. */
 static void
 show (tracer *t, const struct stat *real, bool in_root, struct stat *shown)
