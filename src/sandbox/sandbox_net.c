@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How long pasta may take to configure the namespace (it takes ~50 ms). */
@@ -225,15 +226,19 @@ sandbox_net_start (int userns, int netns, int cancel_fd, sandbox_net *net, kiln_
         return 0;
       /* pasta exited by itself (net->pid is -1 then): its start failed.
        * Once in some hundred starts under heavy load it has died at once
-       * with "Couldn't install signal handlers" (bench run, session 7), so
-       * a second start is worth it; a timeout or a cancellation is final. */
+       * with "Couldn't install signal handlers" (bench run, session 7),
+       * and twice in a row once (session 8), so it gets three starts, a
+       * short pause before each retry; a timeout or a cancellation is
+       * final. */
       sandbox_close_fd (&net->pidfd);
-      if (attempt >= 2 || net->pid >= 0 || sandbox_cancelled (cancel_fd))
+      if (attempt >= 3 || net->pid >= 0 || sandbox_cancelled (cancel_fd))
         {
           *err = steal_pointer (&e);
           return -1;
         }
       log_warn ("private network: %s; starting pasta again", e->msg);
+      struct timespec pause = { 0, 50 * 1000 * 1000L * attempt };
+      nanosleep (&pause, NULL);
     }
 }
 

@@ -170,7 +170,7 @@ EOF
   done
 }
 
-@test "network: a pasta that fails to start is started once more, with a warning; twice is an error" {
+@test "network: a pasta that fails to start is started again (three starts in all), with a warning; three failures are an error" {
   shared_dir
   mkdir -p "$SHARED/bin" "$SHARED/state"
   chmod 1777 "$SHARED/state"
@@ -197,6 +197,12 @@ EOF
   [[ $output == *"registry=unreachable"* ]]
   rm -f "$SHARED/state/"*
   echo 2 > "$SHARED/fails"
+  PATH="$SHARED/bin:$PATH" run kb "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$(grep -c 'starting pasta again' <<< "$output")" -eq 2 ]
+  rm -f "$SHARED/state/"*
+  echo 3 > "$SHARED/fails"
   PATH="$SHARED/bin:$PATH" run kb "$TEST_TMP/ctx"
   echo "$output"
   [ "$status" -ne 0 ]
