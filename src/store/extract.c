@@ -1,5 +1,6 @@
 /* extract.c - streaming, single-pass, safe layer extraction (see extract.h). */
 #include "store/extract.h"
+#include "store/links.h"
 #include "store/layer_index.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
@@ -837,15 +838,62 @@ fc_parent (dir_cache *parents, const char *path, const char **name, kiln_error *
   return dir_cache_get (parents, dir, err);
 }
 
+/* Is st still the user's file as the step saw it (c->src_*) and packed it
+ * (size, mtime: the layer writer read it since)? */
+static bool
+fc_same_source (const layer_change *c, const struct stat *st)
+{
+  return (uint64_t) st->st_ino == c->src_ino && st->st_ctim.tv_sec == c->src_ctime_sec
+         && (uint32_t) st->st_ctim.tv_nsec == c->src_ctime_nsec && (uint64_t) st->st_size == c->meta.size
+         && st->st_mtim.tv_sec == c->meta.mtime_sec && (uint32_t) st->st_mtim.tv_nsec == c->meta.mtime_nsec;
+}
+
+static int
+fc_link (int in, int pfd, const char *name)
+{
+  char proc[64];
+  snprintf (proc, sizeof proc, "/proc/self/fd/%d", in);
+  return linkat (AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW);
+}
+
+/* A user's file (c->src_ino set): hard-linked while it is the inode the
+ * step read, unchanged, and recorded in links; 1 when it cannot be linked
+ * (the caller copies). */
+static int
+fc_link_user (int in, const struct stat *pre, int pfd, const char *name, const layer_change *c, const char *path,
+              store_links *links, kiln_error **err)
+{
+  if (!fc_same_source (c, pre))
+    return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
+                            c->data_path);
+  if (fc_link (in, pfd, name) < 0)
+    {
+      if (errno == EEXIST)
+        return kiln_error_make (err, errno, "create '%s'", path);
+      return 1; /* EXDEV, EMLINK, EPERM (protected_hardlinks): copy */
+    }
+  struct stat post;
+  if (fstat (in, &post) < 0)
+    return kiln_error_make (err, errno, "stat data of '%s'", path);
+  if (post.st_ino != pre->st_ino || post.st_size != pre->st_size
+      || post.st_mtim.tv_sec != pre->st_mtim.tv_sec || post.st_mtim.tv_nsec != pre->st_mtim.tv_nsec)
+    return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
+                            c->data_path);
+  store_links_add (links, path, &post);
+  return 0;
+}
+
 /* Put the data of c at name below pfd. Data kiln owns and nothing can
  * write any more (c->data_private: a frozen overlay upper, whose handles
  * overlay_commit revoked; a store tree; a kiln temp file) is hard-linked
- * when the filesystem allows: no copy of a RUN step's output. Anything
- * else, a build context file above all, is copied, so the store never
- * shares an inode with a file its user may edit later: a reflink where the
- * filesystem shares blocks (FICLONE), else copy_file_range or read/write. */
+ * when the filesystem allows: no copy of a RUN step's output. A build
+ * context file is hard-linked too when the step knew its identity
+ * (c->src_ino), and recorded in links: the store verifies it whenever it
+ * opens the layer (store/links.h). Anything else is copied: a reflink where
+ * the filesystem shares blocks (FICLONE), else copy_file_range. */
 static int
-fc_data (int pfd, const char *name, const layer_change *c, const char *path, uint64_t *size, kiln_error **err)
+fc_data (int pfd, const char *name, const layer_change *c, const char *path, uint64_t *size, store_links *links,
+         kiln_error **err)
 {
   if (!c->data_path)
     return kiln_error_make (err, EINVAL, "'%s': regular file without data source", path);
@@ -861,27 +909,58 @@ fc_data (int pfd, const char *name, const layer_change *c, const char *path, uin
   *size = (uint64_t) st.st_size;
   if (c->data_private)
     {
-      char proc[64];
-      snprintf (proc, sizeof proc, "/proc/self/fd/%d", in);
-      if (linkat (AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW) == 0)
+      if (fc_link (in, pfd, name) == 0)
         return 0;
       if (errno == EEXIST)
         return kiln_error_make (err, errno, "create '%s'", path);
+    }
+  else if (c->src_ino && links)
+    {
+      int r = fc_link_user (in, &st, pfd, name, c, path, links, err);
+      if (r <= 0)
+        return r;
     }
   autoclose int out = openat (pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (out < 0)
     return kiln_error_make (err, errno, "create '%s'", path);
   if (ioctl (out, FICLONE, in) < 0 && fs_copy_fd (in, out, UINT64_MAX, NULL, err) < 0)
     return kiln_error_wrap (err, "copying '%s'", path);
-  /* the index records the size of what was stored */
-  if (fstat (out, &st) < 0)
+  /* the index records the size of what was stored; a user's file must
+   * still be what the step read and the layer writer packed */
+  struct stat after, got;
+  if (fstat (in, &after) < 0 || fstat (out, &got) < 0)
     return kiln_error_make (err, errno, "stat '%s'", path);
-  *size = (uint64_t) st.st_size;
+  if (!c->data_private
+      && (after.st_ctim.tv_sec != st.st_ctim.tv_sec || after.st_ctim.tv_nsec != st.st_ctim.tv_nsec
+          || got.st_size != st.st_size || (uint64_t) got.st_size != c->meta.size
+          || after.st_mtim.tv_sec != c->meta.mtime_sec || (uint32_t) after.st_mtim.tv_nsec != c->meta.mtime_nsec))
+    return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
+                            c->data_path);
+  *size = (uint64_t) got.st_size;
   return 0;
 }
 
+/* An in-tree hard link to a recorded file moved its ctime: renew the
+ * record (links are few; the record is found from the end). */
+static void
+fc_relink (store_links *links, const char *target, int pfd, const char *name)
+{
+  for (size_t i = links ? links->n : 0; i-- > 0;)
+    if (strcmp (links->v[i].path, target) == 0)
+      {
+        struct stat st;
+        if (fstatat (pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t) st.st_ino == links->v[i].ino)
+          {
+            links->v[i].ctime_sec = st.st_ctim.tv_sec;
+            links->v[i].ctime_nsec = (uint32_t) st.st_ctim.tv_nsec;
+          }
+        return;
+      }
+}
+
 static int
-fc_add (layer_index_builder *b, dir_cache *parents, const fc_item *it, const layer_writer_opts *o, kiln_error **err)
+fc_add (layer_index_builder *b, dir_cache *parents, const fc_item *it, const layer_writer_opts *o, store_links *links,
+        kiln_error **err)
 {
   const layer_change *c = it->c;
   const char *name;
@@ -917,6 +996,7 @@ fc_add (layer_index_builder *b, dir_cache *parents, const fc_item *it, const lay
         return -1;
       if (linkat (tfd, tname, pfd, name, 0) < 0)
         return kiln_error_make (err, errno, "link '%s' to '%s'", it->path, target);
+      fc_relink (links, target, pfd, name);
       return 0;
     }
   layer_index_meta m = c->meta;
@@ -934,11 +1014,19 @@ fc_add (layer_index_builder *b, dir_cache *parents, const fc_item *it, const lay
       if (pfd < 0)
         return -1;
     }
-  if (m.type == LAYER_INDEX_REG && fc_data (pfd, name, c, it->path, &m.size, err) < 0)
+  if (m.type == LAYER_INDEX_REG && fc_data (pfd, name, c, it->path, &m.size, links, err) < 0)
     return -1;
   if (m.type == LAYER_INDEX_DIR && *it->path && fs_mkdir_p_at (parents->treefd, it->path, 0700, err) < 0)
     return -1;
   return layer_index_builder_add (b, it->path, &m, NULL, err);
+}
+
+static int
+fc_write_links (int layer_dirfd, const store_links *links, kiln_error **err)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  store_links_format (links, &sb);
+  return fs_write_file_atomic_at (layer_dirfd, STORE_LINKS_FILE, sb.buf, sb.len, 0600, err);
 }
 
 static int
@@ -971,8 +1059,9 @@ fc_build (int layer_dirfd, const layer_change *ch, size_t n, const layer_writer_
     qsort (items, ni, sizeof *items, fc_cmp);
   autoindexbuilder layer_index_builder *b = layer_index_builder_new ();
   dir_cache parents = { .treefd = treefd, .fd = -1 };
+  store_links links = { 0 };
   for (size_t i = 0; i < ni && ret == 0; i++)
-    if (fc_add (b, &parents, &items[i], o, err) < 0)
+    if (fc_add (b, &parents, &items[i], o, &links, err) < 0)
       ret = kiln_error_wrap (err, "'%s'", items[i].path);
   dir_cache_drop (&parents);
   for (size_t i = 0; i < ni; i++)
@@ -980,6 +1069,11 @@ fc_build (int layer_dirfd, const layer_change *ch, size_t n, const layer_writer_
   free (items);
   if (ret == 0 && layer_index_builder_write_at (b, layer_dirfd, "index", err) < 0)
     ret = -1;
+  /* build context files linked: their record is published with the layer */
+  if (ret == 0 && links.n
+      && (store_links_settle (treefd, &links, err) < 0 || fc_write_links (layer_dirfd, &links, err) < 0))
+    ret = -1;
+  store_links_free (&links);
   return ret;
 }
 

@@ -1,0 +1,458 @@
+/* links.c - records of store files hard-linked to user-writable names, and
+ * their verification on reuse (see links.h). */
+#include "store/links.h"
+#include "store/extract.h"
+#include "util/alloc.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINKS_MAGIC "kiln-links 1\n"
+
+/* ---- records ------------------------------------------------------------ */
+
+void
+store_links_add (store_links *l, const char *path, const struct stat *st)
+{
+  if (l->n == l->cap)
+    {
+      l->cap = l->cap ? l->cap * 2 : 16;
+      l->v = xreallocarray (l->v, l->cap, sizeof *l->v);
+    }
+  l->v[l->n++] = (store_link) {
+    .path = xstrdup (path),
+    .ino = (uint64_t) st->st_ino,
+    .size = (uint64_t) st->st_size,
+    .ctime_sec = st->st_ctim.tv_sec,
+    .ctime_nsec = (uint32_t) st->st_ctim.tv_nsec,
+    .mtime_sec = st->st_mtim.tv_sec,
+    .mtime_nsec = (uint32_t) st->st_mtim.tv_nsec,
+  };
+}
+
+void
+store_links_free (store_links *l)
+{
+  for (size_t i = 0; i < l->n; i++)
+    free (l->v[i].path);
+  free (l->v);
+  memset (l, 0, sizeof *l);
+}
+
+bool
+store_link_same (const store_link *r, const struct stat *st)
+{
+  return S_ISREG (st->st_mode) && r->ino == (uint64_t) st->st_ino && r->size == (uint64_t) st->st_size
+         && r->ctime_sec == st->st_ctim.tv_sec && r->ctime_nsec == (uint32_t) st->st_ctim.tv_nsec
+         && r->mtime_sec == st->st_mtim.tv_sec && r->mtime_nsec == (uint32_t) st->st_mtim.tv_nsec;
+}
+
+void
+store_links_format (const store_links *l, strbuf *out)
+{
+  strbuf_adds (out, LINKS_MAGIC);
+  for (size_t i = 0; i < l->n; i++)
+    {
+      const store_link *r = &l->v[i];
+      strbuf_addf (out, "%" PRIu64 " %" PRIu64 " %" PRId64 ".%09" PRIu32 " %" PRId64 ".%09" PRIu32 " %zu ", r->ino,
+                   r->size, r->ctime_sec, r->ctime_nsec, r->mtime_sec, r->mtime_nsec, strlen (r->path));
+      strbuf_adds (out, r->path);
+      strbuf_addch (out, '\n');
+    }
+}
+
+/* ---- parser: kiln's own file, but checked like input -------------------- */
+
+typedef struct cursor
+{
+  const char *p, *end;
+} cursor;
+
+/* Decimal digits up to the separator sep; at most 20 digits, no sign. */
+static bool
+take_u64 (cursor *c, char sep, uint64_t *out)
+{
+  uint64_t v = 0;
+  size_t nd = 0;
+  while (c->p < c->end && *c->p >= '0' && *c->p <= '9')
+    {
+      unsigned d = (unsigned) (*c->p - '0');
+      if (v > (UINT64_MAX - d) / 10)
+        return false;
+      v = v * 10 + d;
+      c->p++;
+      nd++;
+    }
+  if (nd == 0 || nd > 20 || c->p >= c->end || *c->p != sep)
+    return false;
+  c->p++;
+  *out = v;
+  return true;
+}
+
+/* SEC.NSEC: an optional '-', seconds, '.', exactly 9 digits. */
+static bool
+take_time (cursor *c, int64_t *sec, uint32_t *nsec)
+{
+  bool neg = c->p < c->end && *c->p == '-';
+  if (neg)
+    c->p++;
+  uint64_t s;
+  if (!take_u64 (c, '.', &s) || s > (uint64_t) INT64_MAX)
+    return false;
+  if (c->end - c->p < 10)
+    return false;
+  uint32_t ns = 0;
+  for (int i = 0; i < 9; i++, c->p++)
+    {
+      if (*c->p < '0' || *c->p > '9')
+        return false;
+      ns = ns * 10 + (uint32_t) (*c->p - '0');
+    }
+  if (*c->p++ != ' ')
+    return false;
+  *sec = neg ? -(int64_t) s : (int64_t) s;
+  *nsec = ns;
+  return true;
+}
+
+static bool
+take_record (cursor *c, store_link *r)
+{
+  uint64_t plen;
+  if (!take_u64 (c, ' ', &r->ino) || !take_u64 (c, ' ', &r->size) || !take_time (c, &r->ctime_sec, &r->ctime_nsec)
+      || !take_time (c, &r->mtime_sec, &r->mtime_nsec) || !take_u64 (c, ' ', &plen))
+    return false;
+  if (plen == 0 || plen > STORE_LINKS_MAX_PATH || (uint64_t) (c->end - c->p) < plen + 1 || c->p[plen] != '\n'
+      || memchr (c->p, '\0', plen) != NULL)
+    return false;
+  r->path = xstrndup (c->p, (size_t) plen);
+  c->p += plen + 1;
+  return true;
+}
+
+int
+store_links_parse (const char *data, size_t len, store_links *out, kiln_error **err)
+{
+  memset (out, 0, sizeof *out);
+  size_t ml = strlen (LINKS_MAGIC);
+  if (len < ml || memcmp (data, LINKS_MAGIC, ml) != 0)
+    return kiln_error_make (err, EINVAL, "not a kiln links file");
+  cursor c = { data + ml, data + len };
+  while (c.p < c.end)
+    {
+      store_link r = { 0 };
+      if (!take_record (&c, &r))
+        {
+          size_t at = (size_t) (c.p - data), rec = out->n + 1;
+          store_links_free (out);
+          return kiln_error_make (err, EINVAL, "invalid links record %zu (near byte %zu)", rec, at);
+        }
+      if (out->n == out->cap)
+        {
+          out->cap = out->cap ? out->cap * 2 : 16;
+          out->v = xreallocarray (out->v, out->cap, sizeof *out->v);
+        }
+      out->v[out->n++] = r;
+    }
+  return 0;
+}
+
+/* 1 and *out when dirfd/name exists, 0 when it does not. */
+static int
+links_read_at (int dirfd, const char *name, const char *what, store_links *out, kiln_error **err)
+{
+  autoclose int fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    {
+      if (errno == ENOENT)
+        return 0;
+      return kiln_error_make (err, errno, "open '%s'", what);
+    }
+  autofree char *buf = NULL;
+  size_t len;
+  if (fs_read_fd (fd, STORE_LINKS_MAX_FILE, &buf, &len, err) < 0
+      || store_links_parse (buf, len, out, err) < 0)
+    return kiln_error_wrap (err, "'%s'", what);
+  return 1;
+}
+
+static int
+links_write_at (int dirfd, const char *name, const store_links *l, kiln_error **err)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  store_links_format (l, &sb);
+  return fs_write_file_atomic_at (dirfd, name, sb.buf, sb.len, 0600, err);
+}
+
+/* ---- settling: ctime in the past, no writable mapping left dirty -------- */
+
+static void
+wait_clock_past (int64_t sec, uint32_t nsec)
+{
+  for (;;)
+    {
+      struct timespec now;
+      clock_gettime (CLOCK_REALTIME_COARSE, &now);
+      if (now.tv_sec > sec || (now.tv_sec == sec && (uint32_t) now.tv_nsec > nsec))
+        return;
+      struct timespec d = { 0, 1000000 };
+      nanosleep (&d, NULL);
+    }
+}
+
+static void
+wait_past_all (const store_links *l)
+{
+  int64_t s = INT64_MIN;
+  uint32_t ns = 0;
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i].ctime_sec > s || (l->v[i].ctime_sec == s && l->v[i].ctime_nsec > ns))
+      {
+        s = l->v[i].ctime_sec;
+        ns = l->v[i].ctime_nsec;
+      }
+  if (l->n)
+    wait_clock_past (s, ns);
+}
+
+/* Open name below dfd, write its dirty pages back (which write-protects
+ * every shared mapping of them), stat it. */
+static int
+settle_one (int dfd, const char *name, struct stat *st)
+{
+  autoclose int fd = fs_open_in_root (dfd, name, O_RDONLY | O_NOFOLLOW, 0,
+                                      FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, NULL);
+  if (fd < 0)
+    return -1;
+  int r;
+  do
+    r = sync_file_range (fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+  while (r < 0 && errno == EINTR);
+  return fstat (fd, st);
+}
+
+int
+store_links_settle (int treefd, const store_links *l, kiln_error **err)
+{
+  wait_past_all (l);
+  for (size_t i = 0; i < l->n; i++)
+    {
+      struct stat st;
+      if (settle_one (treefd, l->v[i].path, &st) < 0 || !store_link_same (&l->v[i], &st))
+        return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
+                                l->v[i].path);
+    }
+  return 0;
+}
+
+/* ---- layers: verify, re-extract ----------------------------------------- */
+
+/* Index of the first record whose file is not the recorded inode, or -1. */
+static ssize_t
+first_changed (int treefd, const store_links *l)
+{
+  for (size_t i = 0; i < l->n; i++)
+    {
+      struct stat st;
+      if (fstatat (treefd, l->v[i].path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !store_link_same (&l->v[i], &st))
+        return (ssize_t) i;
+    }
+  return -1;
+}
+
+/* The blob digest the layer at dfd came from (its "blob" file). */
+static int
+layer_blob (int dfd, const char *diff_id, char out[DIGEST_STRING_SIZE], kiln_error **err)
+{
+  autofree char *buf = NULL;
+  size_t len;
+  autoclose int fd = openat (dfd, "blob", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || fs_read_fd (fd, 128, &buf, &len, err) < 0)
+    return fd < 0 ? kiln_error_make (err, errno, "layer %s: its blob record", diff_id) : -1;
+  buf[strcspn (buf, "\n ")] = '\0';
+  if (digest_validate (buf, err) < 0)
+    return kiln_error_wrap (err, "layer %s: its blob record", diff_id);
+  memcpy (out, buf, DIGEST_STRING_SIZE);
+  return 0;
+}
+
+/* Extract blob into a new temp dir and swap it with layers/sha256/HEX;
+ * the old directory goes to tmp/ (removed when the store is next idle:
+ * another kiln may still read its files). Caller holds the layer lock. */
+static int
+reextract (store *s, const char *diff_id, const char *blob, kiln_error **err)
+{
+  autofree char *tmp = NULL;
+  autoclose int tfd = -1;
+  if (store_mktemp (s, "relayer", &tmp, &tfd, err) < 0)
+    return -1;
+  autoclose int bfd = store_open_blob (s, blob, err);
+  extract_opts o = { .max_entries = s->max_layer_entries };
+  extract_result res;
+  int r = bfd < 0 ? -1 : extract_layer (tfd, extract_read_fd, &bfd, &o, &res, err);
+  if (r == 0 && (strcmp (res.diff_id, diff_id) != 0 || strcmp (res.blob_digest, blob) != 0))
+    r = kiln_error_make (err, EINVAL, "blob %s does not make layer %s", blob, diff_id);
+  if (r == 0)
+    r = fs_write_file_atomic_at (tfd, "blob", blob, strlen (blob), 0644, err);
+  if (r == 0 && syncfs (tfd) < 0)
+    r = kiln_error_make (err, errno, "syncfs '%s/tmp/%s'", s->root, tmp);
+  autofree char *from = xasprintf ("tmp/%s", tmp);
+  autofree char *to = xasprintf ("layers/sha256/%s", digest_hex (diff_id));
+  if (r == 0 && renameat2 (s->rootfd, from, s->rootfd, to, RENAME_EXCHANGE) < 0)
+    r = kiln_error_make (err, errno, "replace '%s/%s'", s->root, to);
+  if (r < 0)
+    {
+      store_rmtemp (s, tmp);
+      return kiln_error_wrap (err, "extracting layer %s again from blob %s", diff_id, blob);
+    }
+  log_debug ("store: the old tree of layer %s is '%s/%s' until the store is idle", diff_id, s->root, from);
+  return 0;
+}
+
+int
+store_links_check_layer (store *s, const char *diff_id, int *dfd, kiln_error **err)
+{
+  store_links l = { 0 };
+  int r = links_read_at (*dfd, STORE_LINKS_FILE, diff_id, &l, err);
+  if (r <= 0)
+    return r < 0 ? kiln_error_wrap (err, "layer %s", diff_id) : 0;
+  autoclose int treefd = openat (*dfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  ssize_t bad = treefd < 0 ? 0 : first_changed (treefd, &l);
+  if (bad < 0)
+    {
+      store_links_free (&l);
+      return 0;
+    }
+  log_warn ("store: layer %s: '%s', hard-linked from a build context, changed after the layer was stored; "
+            "extracting the layer again from its blob", diff_id, l.n ? l.v[bad].path : "tree");
+  store_links_free (&l);
+  char blob[DIGEST_STRING_SIZE];
+  if (layer_blob (*dfd, diff_id, blob, err) < 0)
+    return -1;
+  autoclose int lock = store_lock_layer (s, blob, err);
+  if (lock < 0)
+    return kiln_error_wrap (err, "locking layer %s", blob);
+  /* Another kiln may have replaced it meanwhile (the new tree has no
+   * links file). */
+  autofree char *rel = xasprintf ("layers/sha256/%s", digest_hex (diff_id));
+  autoclose int cur = openat (s->rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (cur < 0)
+    return kiln_error_make (err, errno, "open layer %s", diff_id);
+  if (faccessat (cur, STORE_LINKS_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0 && reextract (s, diff_id, blob, err) < 0)
+    return -1;
+  int nfd = openat (s->rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (nfd < 0)
+    return kiln_error_make (err, errno, "open layer %s", diff_id);
+  close (*dfd);
+  *dfd = nfd;
+  return 0;
+}
+
+/* ---- blobs linked out into layouts -------------------------------------- */
+
+static char *
+record_rel (const char *digest)
+{
+  return xasprintf ("bloblinks/sha256/%s", digest_hex (digest));
+}
+
+static int
+record_blob (store *s, const char *digest, const struct stat *st, kiln_error **err)
+{
+  store_links l = { 0 };
+  store_links_add (&l, digest_hex (digest), st);
+  autofree char *rel = record_rel (digest);
+  int r = links_write_at (s->rootfd, rel, &l, err);
+  store_links_free (&l);
+  return r;
+}
+
+int
+store_blob_link_out (store *s, const char *digest, int dirfd, const char *name, store_links *linked,
+                     kiln_error **err)
+{
+  if (digest_validate (digest, err) < 0)
+    return -1;
+  autofree char *rel = xasprintf ("blobs/sha256/%s", digest_hex (digest));
+  if (linkat (s->rootfd, rel, dirfd, name, 0) < 0)
+    {
+      if (errno == EXDEV || errno == EMLINK || errno == EPERM || errno == EACCES)
+        return 1;
+      return kiln_error_make (err, errno, "link blob %s to '%s'", digest, name);
+    }
+  struct stat st;
+  if (fstatat (s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return kiln_error_make (err, errno, "stat blob %s", digest);
+  if (record_blob (s, digest, &st, err) < 0)
+    return kiln_error_wrap (err, "recording the link of blob %s", digest);
+  store_links_add (linked, digest_hex (digest), &st);
+  return 0;
+}
+
+int
+store_blob_links_settle (store *s, const store_links *linked, kiln_error **err)
+{
+  wait_past_all (linked);
+  for (size_t i = 0; i < linked->n; i++)
+    {
+      autofree char *rel = xasprintf ("blobs/sha256/%s", linked->v[i].path);
+      struct stat st;
+      if (fstatat (s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !store_link_same (&linked->v[i], &st))
+        return kiln_error_make (err, EAGAIN, "store blob sha256:%s changed while kiln linked it into the layout; "
+                                "build again", linked->v[i].path);
+    }
+  return 0;
+}
+
+/* The record no longer matches: hash the blob again. */
+static int
+blob_recheck (store *s, const char *digest, int fd, const char *rel, kiln_error **err)
+{
+  char got[DIGEST_STRING_SIZE];
+  if (lseek (fd, 0, SEEK_SET) < 0 || digest_fd (fd, got, NULL, err) < 0 || lseek (fd, 0, SEEK_SET) < 0)
+    return kiln_error_wrap (err, "hashing blob %s", digest);
+  if (strcmp (got, digest) == 0)
+    {
+      /* a chmod, a link or an unlink of a layout's name: renew the record
+       * (its ctime in the past first, see store_links_settle) */
+      struct stat st;
+      if (fstat (fd, &st) < 0)
+        return kiln_error_make (err, errno, "stat blob %s", digest);
+      wait_clock_past (st.st_ctim.tv_sec, (uint32_t) st.st_ctim.tv_nsec);
+      struct stat again;
+      if (fstat (fd, &again) == 0 && memcmp (&again.st_ctim, &st.st_ctim, sizeof st.st_ctim) == 0)
+        return record_blob (s, digest, &st, err);
+      return kiln_error_make (err, EAGAIN, "store blob %s is being modified (hard-linked into an --oci-layout?)",
+                              digest);
+    }
+  autofree char *brel = xasprintf ("blobs/sha256/%s", digest_hex (digest));
+  if (unlinkat (s->rootfd, brel, 0) < 0 && errno != ENOENT)
+    return kiln_error_make (err, errno, "remove modified blob %s", digest);
+  unlinkat (s->rootfd, rel, 0);
+  return kiln_error_make (err, ENOENT, "store blob %s was modified after it was written (hard-linked into an "
+                          "--oci-layout?): removed; pull or build the image again", digest);
+}
+
+int
+store_blob_check_links (store *s, const char *digest, int fd, kiln_error **err)
+{
+  autofree char *rel = record_rel (digest);
+  store_links l = { 0 };
+  int r = links_read_at (s->rootfd, rel, rel, &l, err);
+  if (r <= 0)
+    return r;
+  struct stat st;
+  bool same = l.n == 1 && fstat (fd, &st) == 0 && store_link_same (&l.v[0], &st);
+  store_links_free (&l);
+  return same ? 0 : blob_recheck (s, digest, fd, rel, err);
+}

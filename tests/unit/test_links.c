@@ -1,0 +1,201 @@
+/* test_links.c - the store's records of hard-linked files (store/links.h):
+ * the side-file format, settling, and blobs linked out into a layout. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "helpers/testutil.h"
+#include "store/links.h"
+#include "store/store.h"
+#include "util/alloc.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *g_dir;
+static int g_dirfd = -1;
+
+static int
+setup (void **state)
+{
+  (void) state;
+  g_dir = test_mkdtemp (&g_dirfd);
+  return 0;
+}
+
+static int
+teardown (void **state)
+{
+  (void) state;
+  close (g_dirfd);
+  test_rmtree (g_dir);
+  free (g_dir);
+  return 0;
+}
+
+static void
+test_roundtrip (void **state)
+{
+  (void) state;
+  store_links l = { 0 };
+  struct stat st = { .st_mode = S_IFREG | 0644, .st_ino = 123456789012ULL, .st_size = 42 };
+  st.st_ctim = (struct timespec) { 1700000000, 5 };
+  st.st_mtim = (struct timespec) { -12, 999999999 };
+  store_links_add (&l, "a/b c", &st);
+  st.st_ino = 1;
+  store_links_add (&l, "new\nline", &st);
+  autostrbuf strbuf sb = STRBUF_INIT;
+  store_links_format (&l, &sb);
+  store_links p = { 0 };
+  autoerror kiln_error *err = NULL;
+  assert_ok (store_links_parse (sb.buf, sb.len, &p, &err), err);
+  assert_int_equal (p.n, 2);
+  assert_string_equal (p.v[0].path, "a/b c");
+  assert_string_equal (p.v[1].path, "new\nline");
+  assert_int_equal (p.v[0].ino, 123456789012ULL);
+  assert_int_equal (p.v[0].ctime_nsec, 5);
+  assert_int_equal (p.v[0].mtime_sec, -12);
+  assert_int_equal (p.v[0].mtime_nsec, 999999999);
+  assert_true (store_link_same (&p.v[1], &st));
+  st.st_ctim.tv_nsec++;
+  assert_false (store_link_same (&p.v[1], &st));
+  store_links_free (&p);
+  store_links_free (&l);
+  /* empty list */
+  assert_ok (store_links_parse ("kiln-links 1\n", 13, &p, &err), err);
+  assert_int_equal (p.n, 0);
+}
+
+static void
+test_rejects (void **state)
+{
+  (void) state;
+  static const char *const bad[] = {
+    "",
+    "kiln-links 2\n",
+    "kiln-links 1\n1 2 3.000000000 4.000000000 1 a",            /* no newline */
+    "kiln-links 1\n1 2 3.000000000 4.000000000 0 \n",           /* empty path */
+    "kiln-links 1\n1 2 3.000000000 4.000000000 9 a\n",          /* path past the end */
+    "kiln-links 1\n1 2 3.00000000 4.000000000 1 a\n",           /* 8-digit nsec */
+    "kiln-links 1\n1 2 3.000000000 4.0000000000 1 a\n",         /* 10-digit nsec */
+    "kiln-links 1\n-1 2 3.000000000 4.000000000 1 a\n",         /* negative inode */
+    "kiln-links 1\n18446744073709551616 2 3.000000000 4.000000000 1 a\n", /* overflow */
+    "kiln-links 1\n1 2 9223372036854775808.000000000 4.000000000 1 a\n",  /* past int64 */
+    "kiln-links 1\n1  2 3.000000000 4.000000000 1 a\n",         /* two spaces */
+    "kiln-links 1\n1 2 3.000000000 4.000000000 4097 a\n",       /* path too long */
+    "kiln-links 1\n1 2 3.000000000 4.000000000 1 ab\n",         /* length mismatch */
+    "kiln-links 1\n1 2 3 4 1 a\n",                              /* no fractions */
+  };
+  for (size_t i = 0; i < ARRAY_SIZE (bad); i++)
+    {
+      store_links p = { 0 };
+      autoerror kiln_error *err = NULL;
+      if (store_links_parse (bad[i], strlen (bad[i]), &p, &err) == 0)
+        fail_msg ("accepted bad input %zu", i);
+      assert_non_null (err);
+      assert_int_equal (p.n, 0);
+    }
+  /* a NUL inside the path */
+  const char nul[] = "kiln-links 1\n1 2 3.000000000 4.000000000 3 a\0b\n";
+  store_links p = { 0 };
+  autoerror kiln_error *err = NULL;
+  assert_true (store_links_parse (nul, sizeof nul - 1, &p, &err) < 0);
+}
+
+/* Settling a tree: a file still as recorded passes; one written after the
+ * record fails with "changed during the build". */
+static void
+test_settle (void **state)
+{
+  (void) state;
+  autoclose int dfd = -1;
+  autofree char *name = NULL;
+  autoerror kiln_error *err = NULL;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "settle-", &name, &dfd, &err), err);
+  test_write_file (dfd, "f", "content");
+  struct stat st;
+  assert_int_equal (fstatat (dfd, "f", &st, AT_SYMLINK_NOFOLLOW), 0);
+  store_links l = { 0 };
+  store_links_add (&l, "f", &st);
+  assert_ok (store_links_settle (dfd, &l, &err), err);
+  /* same size, mtime put back: only ctime shows it */
+  int fd = openat (dfd, "f", O_WRONLY | O_CLOEXEC);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, "EVIL", 4, 0), 4);
+  struct timespec ts[2] = { st.st_atim, st.st_mtim };
+  assert_int_equal (futimens (fd, ts), 0);
+  close (fd);
+  assert_true (store_links_settle (dfd, &l, &err) < 0);
+  assert_true (test_err_contains (err, "changed during the build"));
+  store_links_free (&l);
+}
+
+static void
+put_blob (store *s, const char *data, char digest[DIGEST_STRING_SIZE])
+{
+  autoerror kiln_error *err = NULL;
+  digest_buffer (data, strlen (data), digest);
+  assert_ok (store_put_blob (s, digest, data, strlen (data), &err), err);
+}
+
+/* A blob linked out: a chmod of the layout's name keeps it (hashed again,
+ * record renewed); a write removes it from the store. */
+static void
+test_blob_link_out (void **state)
+{
+  (void) state;
+  autofree char *root = xasprintf ("%s/store", g_dir);
+  autostore store *s = NULL;
+  autoerror kiln_error *err = NULL;
+  assert_ok (store_open (root, 0, &s, &err), err);
+  autoclose int lfd = -1;
+  autofree char *lname = NULL;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "layout-", &lname, &lfd, &err), err);
+  char d[DIGEST_STRING_SIZE];
+  put_blob (s, "the blob's bytes", d);
+  store_links linked = { 0 };
+  assert_int_equal (store_blob_link_out (s, d, lfd, "b", &linked, &err), 0);
+  assert_ok (store_blob_links_settle (s, &linked, &err), err);
+  store_links_free (&linked);
+  assert_true (store_has_blob (s, d));
+  assert_int_equal (fchmodat (lfd, "b", 0600, 0), 0);
+  int fd = store_open_blob (s, d, &err);
+  assert_ok (fd, err);
+  close (fd);
+  /* in place, same size */
+  fd = openat (lfd, "b", O_WRONLY | O_CLOEXEC);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, "EVIL", 4, 0), 4);
+  close (fd);
+  assert_true (store_open_blob (s, d, &err) < 0);
+  assert_true (test_err_contains (err, "was modified after it was written"));
+  assert_int_equal (err->status, ENOENT);
+  assert_false (store_has_blob (s, d));
+  /* a blob never linked out has no record and opens as before */
+  char d2[DIGEST_STRING_SIZE];
+  put_blob (s, "another blob", d2);
+  kiln_error_clear (&err);
+  fd = store_open_blob (s, d2, &err);
+  assert_ok (fd, err);
+  close (fd);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_roundtrip),
+    cmocka_unit_test (test_rejects),
+    cmocka_unit_test (test_settle),
+    cmocka_unit_test (test_blob_link_out),
+  };
+  return cmocka_run_group_tests (tests, setup, teardown);
+}
