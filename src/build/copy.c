@@ -659,11 +659,12 @@ copy_entry (copy_run *c, const char *sp, const char *dp, const src_stat *st, kil
       ch->data_dirfd = dfd;
       ch->data_path = o->data_path;
       ch->meta.size = st->size;
-      if (!ch->data_private && st->ctime_settled)
+      if (!ch->data_private)
         {
           ch->src_ino = (uint64_t) st->ino;
           ch->src_ctime_sec = st->ctime_sec;
           ch->src_ctime_nsec = st->ctime_nsec;
+          ch->src_settled = st->ctime_settled;
         }
     }
   c->src->xattrs (c->src, sp, st, o);

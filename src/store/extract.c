@@ -856,16 +856,13 @@ fc_link (int in, int pfd, const char *name)
   return linkat (AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW);
 }
 
-/* A user's file (c->src_ino set): hard-linked while it is the inode the
- * step read, unchanged, and recorded in links; 1 when it cannot be linked
- * (the caller copies). */
+/* A user's file, still the inode the step read (fc_same_source):
+ * hard-linked and recorded in links; 1 when it cannot be linked (the
+ * caller copies). */
 static int
 fc_link_user (int in, const struct stat *pre, int pfd, const char *name, const layer_change *c, const char *path,
               store_links *links, kiln_error **err)
 {
-  if (!fc_same_source (c, pre))
-    return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
-                            c->data_path);
   if (fc_link (in, pfd, name) < 0)
     {
       if (errno == EEXIST)
@@ -914,7 +911,10 @@ fc_data (int pfd, const char *name, const layer_change *c, const char *path, uin
       if (errno == EEXIST)
         return kiln_error_make (err, errno, "create '%s'", path);
     }
-  else if (c->src_ino && links)
+  else if (c->src_ino && !fc_same_source (c, &st))
+    return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
+                            c->data_path);
+  else if (c->src_ino && c->src_settled && links)
     {
       int r = fc_link_user (in, &st, pfd, name, c, path, links, err);
       if (r <= 0)
@@ -932,8 +932,7 @@ fc_data (int pfd, const char *name, const layer_change *c, const char *path, uin
     return kiln_error_make (err, errno, "stat '%s'", path);
   if (!c->data_private
       && (after.st_ctim.tv_sec != st.st_ctim.tv_sec || after.st_ctim.tv_nsec != st.st_ctim.tv_nsec
-          || got.st_size != st.st_size || (uint64_t) got.st_size != c->meta.size
-          || after.st_mtim.tv_sec != c->meta.mtime_sec || (uint32_t) after.st_mtim.tv_nsec != c->meta.mtime_nsec))
+          || got.st_size != st.st_size || (c->src_ino && !fc_same_source (c, &after))))
     return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
                             c->data_path);
   *size = (uint64_t) got.st_size;

@@ -56,13 +56,16 @@ typedef struct layer_change
    * layer, else copies it. */
   bool data_private;
   /* A user's file (!data_private) as the step saw it: its inode and ctime
-   * (src_ino 0: unknown, or changed in the clock tick the step read it).
-   * extract_from_changes hard-links such a file into the store only while
-   * it is still that inode, and records it for verification on reuse
-   * (store/links.h); otherwise it copies it. */
+   * (src_ino 0: unknown); src_settled: that ctime was older than the clock
+   * tick of the step's stat (a change in the same tick would not move it).
+   * extract_from_changes hard-links a settled file into the store only
+   * while it is still that inode, and records it for verification on reuse
+   * (store/links.h); otherwise it copies it, checking it is still that
+   * inode. */
   uint64_t src_ino;
   int64_t src_ctime_sec;
   uint32_t src_ctime_nsec;
+  bool src_settled;
 } layer_change;
 
 /* gzip: levels 1..3 ISA-L, 0 and 4..9 zlib. */

@@ -31,6 +31,7 @@ store_links_add (store_links *l, const char *path, const struct stat *st)
   l->v[l->n++] = (store_link) {
     .path = xstrdup (path),
     .ino = (uint64_t) st->st_ino,
+    .nlink = (uint64_t) st->st_nlink,
     .size = (uint64_t) st->st_size,
     .ctime_sec = st->st_ctim.tv_sec,
     .ctime_nsec = (uint32_t) st->st_ctim.tv_nsec,
@@ -63,8 +64,9 @@ store_links_format (const store_links *l, strbuf *out)
   for (size_t i = 0; i < l->n; i++)
     {
       const store_link *r = &l->v[i];
-      strbuf_addf (out, "%" PRIu64 " %" PRIu64 " %" PRId64 ".%09" PRIu32 " %" PRId64 ".%09" PRIu32 " %zu ", r->ino,
-                   r->size, r->ctime_sec, r->ctime_nsec, r->mtime_sec, r->mtime_nsec, strlen (r->path));
+      strbuf_addf (out, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64 ".%09" PRIu32 " %" PRId64 ".%09" PRIu32 " %zu ",
+                   r->ino, r->nlink, r->size, r->ctime_sec, r->ctime_nsec, r->mtime_sec, r->mtime_nsec,
+                   strlen (r->path));
       strbuf_adds (out, r->path);
       strbuf_addch (out, '\n');
     }
@@ -129,7 +131,7 @@ static bool
 take_record (cursor *c, store_link *r)
 {
   uint64_t plen;
-  if (!take_u64 (c, ' ', &r->ino) || !take_u64 (c, ' ', &r->size) || !take_time (c, &r->ctime_sec, &r->ctime_nsec)
+  if (!take_u64 (c, ' ', &r->ino) || !take_u64 (c, ' ', &r->nlink) || !take_u64 (c, ' ', &r->size) || !take_time (c, &r->ctime_sec, &r->ctime_nsec)
       || !take_time (c, &r->mtime_sec, &r->mtime_nsec) || !take_u64 (c, ' ', &plen))
     return false;
   if (plen == 0 || plen > STORE_LINKS_MAX_PATH || (uint64_t) (c->end - c->p) < plen + 1 || c->p[plen] != '\n'
@@ -259,12 +261,16 @@ store_links_settle (int treefd, const store_links *l, kiln_error **err)
 
 /* Index of the first record whose file is not the recorded inode, or -1. */
 static ssize_t
-first_changed (int treefd, const store_links *l)
+first_changed (int treefd, const store_links *l, struct stat *st)
 {
   for (size_t i = 0; i < l->n; i++)
     {
-      struct stat st;
-      if (fstatat (treefd, l->v[i].path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !store_link_same (&l->v[i], &st))
+      if (fstatat (treefd, l->v[i].path, st, AT_SYMLINK_NOFOLLOW) < 0)
+        {
+          memset (st, 0, sizeof *st);
+          return (ssize_t) i;
+        }
+      if (!store_link_same (&l->v[i], st))
         return (ssize_t) i;
     }
   return -1;
@@ -327,14 +333,29 @@ store_links_check_layer (store *s, const char *diff_id, int *dfd, kiln_error **e
   if (r <= 0)
     return r < 0 ? kiln_error_wrap (err, "layer %s", diff_id) : 0;
   autoclose int treefd = openat (*dfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  ssize_t bad = treefd < 0 ? 0 : first_changed (treefd, &l);
+  struct timespec t0, t1;
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  struct stat now = { 0 };
+  ssize_t bad = treefd < 0 ? 0 : first_changed (treefd, &l, &now);
+  clock_gettime (CLOCK_MONOTONIC, &t1);
+  log_debug ("store: layer %s: %zu linked files checked in %.1f ms", diff_id, l.n,
+             (double) (t1.tv_sec - t0.tv_sec) * 1e3 + (double) (t1.tv_nsec - t0.tv_nsec) / 1e6);
   if (bad < 0)
     {
       store_links_free (&l);
       return 0;
     }
-  log_warn ("store: layer %s: '%s', hard-linked from a build context, changed after the layer was stored; "
-            "extracting the layer again from its blob", diff_id, l.n ? l.v[bad].path : "tree");
+  const char *p = l.n ? l.v[bad].path : "tree";
+  /* Linked or unlinked elsewhere (another layer linked the same context
+   * file, the user removed it): ctime moved with the link count. Whatever
+   * else changed, the tree is no longer trusted. */
+  if (l.n && now.st_nlink && now.st_nlink != l.v[bad].nlink && now.st_size == (off_t) l.v[bad].size
+      && now.st_mtim.tv_sec == l.v[bad].mtime_sec)
+    log_info ("store: layer %s: '%s', hard-linked from a build context, was linked or unlinked elsewhere since "
+              "the layer was stored; extracting the layer again from its blob", diff_id, p);
+  else
+    log_warn ("store: layer %s: '%s', hard-linked from a build context, changed after the layer was stored; "
+              "extracting the layer again from its blob", diff_id, p);
   store_links_free (&l);
   char blob[DIGEST_STRING_SIZE];
   if (layer_blob (*dfd, diff_id, blob, err) < 0)

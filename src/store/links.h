@@ -29,7 +29,7 @@
  * validated when read):
  *   kiln-links 1\n
  *   then per linked file one line:
- *   INO SIZE CTIME_SEC.CTIME_NSEC MTIME_SEC.MTIME_NSEC PATHLEN PATH\n
+ *   INO NLINK SIZE CTIME_SEC.CTIME_NSEC MTIME_SEC.MTIME_NSEC PATHLEN PATH\n
  *   numbers in decimal (times may be negative), nanoseconds as 9 digits,
  *   PATH exactly PATHLEN (1..4096) bytes, no NUL; a blob's record has one
  *   line whose PATH is the blob's hex digest.
@@ -53,7 +53,7 @@
 typedef struct store_link
 {
   char *path;          /* in the layer's tree ("a/b"), or a blob's hex */
-  uint64_t ino, size;
+  uint64_t ino, nlink, size;  /* nlink: for messages only (ctime moves with it) */
   int64_t ctime_sec, mtime_sec;
   uint32_t ctime_nsec, mtime_nsec;
 } store_link;
@@ -78,7 +78,7 @@ int store_links_parse (const char *data, size_t len, store_links *out, kiln_erro
  * tick would not move it), write back the files' dirty pages (so that a
  * shared writable mapping faults, and moves ctime, on its next write),
  * and stat each again: anything but the recorded inode is an error
- * (EAGAIN: the file changed during the build). */
+ * ("changed during the build", not a system error). */
 int store_links_settle (int treefd, const store_links *l, kiln_error **err);
 
 /* Verify layer dir dfd (of diff_id) before its tree is used: nothing to do

@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include "helpers/testutil.h"
+#include "store/extract.h"
+#include "store/layer_writer.h"
 #include "store/links.h"
 #include "store/store.h"
 #include "util/alloc.h"
@@ -81,18 +83,18 @@ test_rejects (void **state)
   static const char *const bad[] = {
     "",
     "kiln-links 2\n",
-    "kiln-links 1\n1 2 3.000000000 4.000000000 1 a",            /* no newline */
-    "kiln-links 1\n1 2 3.000000000 4.000000000 0 \n",           /* empty path */
-    "kiln-links 1\n1 2 3.000000000 4.000000000 9 a\n",          /* path past the end */
-    "kiln-links 1\n1 2 3.00000000 4.000000000 1 a\n",           /* 8-digit nsec */
-    "kiln-links 1\n1 2 3.000000000 4.0000000000 1 a\n",         /* 10-digit nsec */
-    "kiln-links 1\n-1 2 3.000000000 4.000000000 1 a\n",         /* negative inode */
-    "kiln-links 1\n18446744073709551616 2 3.000000000 4.000000000 1 a\n", /* overflow */
-    "kiln-links 1\n1 2 9223372036854775808.000000000 4.000000000 1 a\n",  /* past int64 */
-    "kiln-links 1\n1  2 3.000000000 4.000000000 1 a\n",         /* two spaces */
-    "kiln-links 1\n1 2 3.000000000 4.000000000 4097 a\n",       /* path too long */
-    "kiln-links 1\n1 2 3.000000000 4.000000000 1 ab\n",         /* length mismatch */
-    "kiln-links 1\n1 2 3 4 1 a\n",                              /* no fractions */
+    "kiln-links 1\n1 1 2 3.000000000 4.000000000 1 a",            /* no newline */
+    "kiln-links 1\n1 1 2 3.000000000 4.000000000 0 \n",           /* empty path */
+    "kiln-links 1\n1 1 2 3.000000000 4.000000000 9 a\n",          /* path past the end */
+    "kiln-links 1\n1 1 2 3.00000000 4.000000000 1 a\n",           /* 8-digit nsec */
+    "kiln-links 1\n1 1 2 3.000000000 4.0000000000 1 a\n",         /* 10-digit nsec */
+    "kiln-links 1\n-1 1 2 3.000000000 4.000000000 1 a\n",         /* negative inode */
+    "kiln-links 1\n18446744073709551616 1 2 3.000000000 4.000000000 1 a\n", /* overflow */
+    "kiln-links 1\n1 1 2 9223372036854775808.000000000 4.000000000 1 a\n",  /* past int64 */
+    "kiln-links 1\n1 1  2 3.000000000 4.000000000 1 a\n",         /* two spaces */
+    "kiln-links 1\n1 1 2 3.000000000 4.000000000 4097 a\n",       /* path too long */
+    "kiln-links 1\n1 1 2 3.000000000 4.000000000 1 ab\n",         /* length mismatch */
+    "kiln-links 1\n1 1 2 3 4 1 a\n",                              /* no fractions */
   };
   for (size_t i = 0; i < ARRAY_SIZE (bad); i++)
     {
@@ -104,7 +106,7 @@ test_rejects (void **state)
       assert_int_equal (p.n, 0);
     }
   /* a NUL inside the path */
-  const char nul[] = "kiln-links 1\n1 2 3.000000000 4.000000000 3 a\0b\n";
+  const char nul[] = "kiln-links 1\n1 1 2 3.000000000 4.000000000 3 a\0b\n";
   store_links p = { 0 };
   autoerror kiln_error *err = NULL;
   assert_true (store_links_parse (nul, sizeof nul - 1, &p, &err) < 0);
@@ -188,6 +190,72 @@ test_blob_link_out (void **state)
   close (fd);
 }
 
+/* A layer whose tree links a user's file: published with a links file;
+ * an in-place edit (same size, mtime put back) makes store_open_layer
+ * extract the layer again from its blob, which holds what was packed. */
+static void
+test_layer_relink (void **state)
+{
+  (void) state;
+  autofree char *root = xasprintf ("%s/store-layer", g_dir);
+  autostore store *s = NULL;
+  autoerror kiln_error *err = NULL;
+  assert_ok (store_open (root, 0, &s, &err), err);
+  autoclose int cfd = -1;
+  autofree char *cname = NULL;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "ctx-", &cname, &cfd, &err), err);
+  test_write_file (cfd, "app.sh", "echo original\n");
+  struct timespec old[2] = { { 1600000000, 0 }, { 1600000000, 123 } };
+  assert_int_equal (utimensat (cfd, "app.sh", old, 0), 0);
+  struct stat st;
+  usleep (20000); /* the ctime settles (copy.c: ctime_settled) */
+  assert_int_equal (fstatat (cfd, "app.sh", &st, 0), 0);
+  layer_change ch = { .path = "app.sh", .kind = LAYER_CHANGE_ADD,
+                      .meta = { .type = LAYER_INDEX_REG, .mode = 0755, .size = (uint64_t) st.st_size,
+                                .mtime_sec = st.st_mtim.tv_sec, .mtime_nsec = (uint32_t) st.st_mtim.tv_nsec },
+                      .data_dirfd = cfd, .data_path = "app.sh", .src_ino = st.st_ino,
+                      .src_ctime_sec = st.st_ctim.tv_sec, .src_ctime_nsec = (uint32_t) st.st_ctim.tv_nsec,
+                      .src_settled = true };
+  int bfd = -1;
+  autofree char *btmp = NULL;
+  assert_ok (store_blob_tmpfile (s, &bfd, &btmp, &err), err);
+  layer_writer_opts wo = { .compression = LAYER_COMPRESS_GZIP, .level = -1 };
+  layer_writer_result wr;
+  assert_ok (layer_writer_write (&ch, 1, &wo, bfd, &wr, &err), err);
+  close (bfd);
+  assert_ok (store_blob_adopt (s, btmp, wr.blob_digest, &err), err);
+  assert_ok (extract_from_changes (s, &ch, 1, &wo, wr.diff_id, wr.blob_digest, &err), err);
+  autofree char *lrel = xasprintf ("layers/sha256/%s/links", digest_hex (wr.diff_id));
+  autofree char *frel = xasprintf ("layers/sha256/%s/tree/app.sh", digest_hex (wr.diff_id));
+  struct stat ts;
+  assert_int_equal (fstatat (s->rootfd, lrel, &ts, 0), 0);
+  assert_int_equal (fstatat (s->rootfd, frel, &ts, 0), 0);
+  assert_int_equal (ts.st_ino, st.st_ino); /* linked, not copied */
+  /* untouched: opens as it is */
+  int tfd = -1;
+  assert_ok (store_open_layer (s, wr.diff_id, &tfd, NULL, &err), err);
+  close (tfd);
+  assert_int_equal (fstatat (s->rootfd, lrel, &ts, 0), 0);
+  /* the user edits it in place and puts the mtime back */
+  int fd = openat (cfd, "app.sh", O_WRONLY | O_CLOEXEC);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, "echo EVILEVIL", 13, 0), 13);
+  struct timespec keep[2] = { st.st_atim, st.st_mtim };
+  assert_int_equal (futimens (fd, keep), 0);
+  close (fd);
+  assert_ok (store_open_layer (s, wr.diff_id, &tfd, NULL, &err), err);
+  autofree char *got = NULL;
+  size_t len = 0;
+  assert_ok (fs_read_file_at (tfd, "app.sh", 4096, &got, &len, &err), err);
+  close (tfd);
+  assert_int_equal (len, 14);
+  assert_memory_equal (got, "echo original\n", 14);
+  /* the new tree is the store's own: no links file, another inode */
+  assert_true (fstatat (s->rootfd, lrel, &ts, 0) < 0 && errno == ENOENT);
+  assert_int_equal (fstatat (s->rootfd, frel, &ts, 0), 0);
+  assert_true (ts.st_ino != st.st_ino);
+}
+
 int
 main (void)
 {
@@ -196,6 +264,7 @@ main (void)
     cmocka_unit_test (test_rejects),
     cmocka_unit_test (test_settle),
     cmocka_unit_test (test_blob_link_out),
+    cmocka_unit_test (test_layer_relink),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }
