@@ -243,10 +243,21 @@ settle_one (int dfd, const char *name, struct stat *st)
   return fstat (fd, st);
 }
 
+static double
+ms_since (const struct timespec *t0)
+{
+  struct timespec t1;
+  clock_gettime (CLOCK_MONOTONIC, &t1);
+  return (double) (t1.tv_sec - t0->tv_sec) * 1e3 + (double) (t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 int
 store_links_settle (int treefd, const store_links *l, kiln_error **err)
 {
+  struct timespec t0;
+  clock_gettime (CLOCK_MONOTONIC, &t0);
   wait_past_all (l);
+  double waited = ms_since (&t0);
   for (size_t i = 0; i < l->n; i++)
     {
       struct stat st;
@@ -254,6 +265,8 @@ store_links_settle (int treefd, const store_links *l, kiln_error **err)
         return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
                                 l->v[i].path);
     }
+  log_debug ("store: %zu linked context files settled in %.1f ms (%.1f ms waiting for the clock)", l->n,
+             ms_since (&t0), waited);
   return 0;
 }
 
@@ -333,19 +346,23 @@ store_links_check_layer (store *s, const char *diff_id, int *dfd, kiln_error **e
   if (r <= 0)
     return r < 0 ? kiln_error_wrap (err, "layer %s", diff_id) : 0;
   autoclose int treefd = openat (*dfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  struct timespec t0, t1;
+  struct timespec t0;
   clock_gettime (CLOCK_MONOTONIC, &t0);
   struct stat now = { 0 };
   ssize_t bad = treefd < 0 ? 0 : first_changed (treefd, &l, &now);
-  clock_gettime (CLOCK_MONOTONIC, &t1);
-  log_debug ("store: layer %s: %zu linked files checked in %.1f ms", diff_id, l.n,
-             (double) (t1.tv_sec - t0.tv_sec) * 1e3 + (double) (t1.tv_nsec - t0.tv_nsec) / 1e6);
+  log_debug ("store: layer %s: %zu linked files checked in %.1f ms", diff_id, l.n, ms_since (&t0));
   if (bad < 0)
     {
       store_links_free (&l);
       return 0;
     }
   const char *p = l.n ? l.v[bad].path : "tree";
+  if (l.n)
+    log_debug ("store: '%s' recorded ino %" PRIu64 " nlink %" PRIu64 " size %" PRIu64 " ctime %" PRId64 ".%09" PRIu32
+               ", now ino %llu nlink %llu size %lld ctime %lld.%09ld", p, l.v[bad].ino, l.v[bad].nlink, l.v[bad].size,
+               l.v[bad].ctime_sec, l.v[bad].ctime_nsec, (unsigned long long) now.st_ino,
+               (unsigned long long) now.st_nlink, (long long) now.st_size, (long long) now.st_ctim.tv_sec,
+               now.st_ctim.tv_nsec);
   /* Linked or unlinked elsewhere (another layer linked the same context
    * file, the user removed it): ctime moved with the link count. Whatever
    * else changed, the tree is no longer trusted. */
