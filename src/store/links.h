@@ -23,7 +23,9 @@
  *     store_open_blob; on a mismatch the blob is hashed again: still its
  *     digest (a chmod, a link, an unlink), the record is renewed; else the
  *     blob is removed from the store and the open fails as for a missing
- *     blob, saying so.
+ *     blob, saying so. Not hashed: a blob whose link count alone moved
+ *     (a layout deleted) while size and mtime stayed and only its owner,
+ *     kiln's own user, may write it (blob_relinked in links.c).
  *
  * On-disk format (the layer's `links` file and a blob's record; text,
  * validated when read):
