@@ -196,6 +196,22 @@ links_write_at (int dirfd, const char *name, const store_links *l, kiln_error **
   return fs_write_file_atomic_at (dirfd, name, sb.buf, sb.len, 0600, err);
 }
 
+/* A blob whose link count alone moved (its layout was deleted, or copied
+ * with cp -l), with size and mtime as recorded, and which nobody but its
+ * owner, kiln's own user, may write: a write through any name moves
+ * mtime, which only the owner or root can set back, and they can write
+ * the store's own name anyway: the link gave nobody a new way into the
+ * store. Accepted without hashing it again (a layout of a 328 MB image
+ * would cost as much as copying it). Not used for a layer's tree: a build
+ * context file is there to be edited, and its edits must always show. */
+static bool
+link_relinked (const store_link *r, const struct stat *st)
+{
+  return S_ISREG (st->st_mode) && r->ino == (uint64_t) st->st_ino && r->size == (uint64_t) st->st_size
+         && r->mtime_sec == st->st_mtim.tv_sec && r->mtime_nsec == (uint32_t) st->st_mtim.tv_nsec
+         && r->nlink != (uint64_t) st->st_nlink && st->st_uid == geteuid () && !(st->st_mode & 022);
+}
+
 /* ---- settling: ctime in the past, no writable mapping left dirty -------- */
 
 static void
@@ -481,21 +497,6 @@ blob_recheck (store *s, const char *digest, int fd, const char *rel, kiln_error 
                           "--oci-layout?): removed; pull or build the image again", digest);
 }
 
-/* Only the link count moved (a layout's name was linked or removed: the
- * common case, every time a layout is deleted), size and mtime are as
- * recorded, and nobody but the blob's owner, kiln's own user, may write
- * it. A write through any name moves mtime, which only the owner or root
- * can set back, and they can write the store's own name anyway: the link
- * gave nobody a new way into the store. Not hashed again (a layout of a
- * 328 MB image would cost as much as copying it). */
-static bool
-blob_relinked (const store_link *r, const struct stat *st)
-{
-  return S_ISREG (st->st_mode) && r->ino == (uint64_t) st->st_ino && r->size == (uint64_t) st->st_size
-         && r->mtime_sec == st->st_mtim.tv_sec && r->mtime_nsec == (uint32_t) st->st_mtim.tv_nsec
-         && r->nlink != (uint64_t) st->st_nlink && st->st_uid == geteuid () && !(st->st_mode & 022);
-}
-
 int
 store_blob_check_links (store *s, const char *digest, int fd, kiln_error **err)
 {
@@ -505,7 +506,7 @@ store_blob_check_links (store *s, const char *digest, int fd, kiln_error **err)
   if (r <= 0)
     return r;
   struct stat st;
-  bool ok = l.n == 1 && fstat (fd, &st) == 0 && (store_link_same (&l.v[0], &st) || blob_relinked (&l.v[0], &st));
+  bool ok = l.n == 1 && fstat (fd, &st) == 0 && (store_link_same (&l.v[0], &st) || link_relinked (&l.v[0], &st));
   store_links_free (&l);
   return ok ? 0 : blob_recheck (s, digest, fd, rel, err);
 }

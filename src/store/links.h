@@ -23,9 +23,12 @@
  *     store_open_blob; on a mismatch the blob is hashed again: still its
  *     digest (a chmod, a link, an unlink), the record is renewed; else the
  *     blob is removed from the store and the open fails as for a missing
- *     blob, saying so. Not hashed: a blob whose link count alone moved
- *     (a layout deleted) while size and mtime stayed and only its owner,
- *     kiln's own user, may write it (blob_relinked in links.c).
+ *     blob, saying so.
+ * A blob whose link count alone moved (a layout deleted) while size and
+ * mtime stayed, and which only its owner, kiln's own user, may write, is
+ * accepted without hashing (link_relinked in links.c: whoever could write
+ * it could write the store directly). A layer's tree gets no such
+ * exception: a build context file is there to be edited.
  *
  * On-disk format (the layer's `links` file and a blob's record; text,
  * validated when read):
