@@ -214,10 +214,14 @@ link_relinked (const store_link *r, const struct stat *st)
 
 /* ---- settling: ctime in the past, no writable mapping left dirty -------- */
 
+/* Wait until the coarse clock (what the kernel stamps ctime with) is past
+ * sec.nsec: at most a tick for a ctime kiln just caused. A ctime further
+ * ahead (the clock was set back) is not waited for beyond 100 ms: the
+ * record is then only as good as the clock (docs/design/store.md). */
 static void
 wait_clock_past (int64_t sec, uint32_t nsec)
 {
-  for (;;)
+  for (int i = 0; i < 100; i++)
     {
       struct timespec now;
       clock_gettime (CLOCK_REALTIME_COARSE, &now);
@@ -226,6 +230,7 @@ wait_clock_past (int64_t sec, uint32_t nsec)
       struct timespec d = { 0, 1000000 };
       nanosleep (&d, NULL);
     }
+  log_debug ("store: the clock is behind a linked file's ctime %" PRId64 ".%09" PRIu32, sec, nsec);
 }
 
 static void
@@ -246,17 +251,19 @@ wait_past_all (const store_links *l)
 /* Open name below dfd, write its dirty pages back (which write-protects
  * every shared mapping of them), stat it. */
 static int
-settle_one (int dfd, const char *name, struct stat *st)
+settle_one (int dfd, const char *name, struct stat *st, kiln_error **err)
 {
   autoclose int fd = fs_open_in_root (dfd, name, O_RDONLY | O_NOFOLLOW, 0,
-                                      FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, NULL);
+                                      FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, err);
   if (fd < 0)
-    return -1;
+    return kiln_error_wrap (err, "settling '%s'", name);
   int r;
   do
     r = sync_file_range (fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
   while (r < 0 && errno == EINTR);
-  return fstat (fd, st);
+  if (r < 0 || fstat (fd, st) < 0)
+    return kiln_error_make (err, errno, "settling '%s'", name);
+  return 0;
 }
 
 static double
@@ -277,7 +284,9 @@ store_links_settle (int treefd, const store_links *l, kiln_error **err)
   for (size_t i = 0; i < l->n; i++)
     {
       struct stat st;
-      if (settle_one (treefd, l->v[i].path, &st) < 0 || !store_link_same (&l->v[i], &st))
+      if (settle_one (treefd, l->v[i].path, &st, err) < 0)
+        return -1;
+      if (!store_link_same (&l->v[i], &st))
         return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
                                 l->v[i].path);
     }
@@ -350,6 +359,9 @@ reextract (store *s, const char *diff_id, const char *blob, kiln_error **err)
       store_rmtemp (s, tmp);
       return kiln_error_wrap (err, "extracting layer %s again from blob %s", diff_id, blob);
     }
+  autoclose int lfd = openat (s->rootfd, "layers/sha256", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (lfd >= 0)
+    fsync (lfd);
   log_debug ("store: the old tree of layer %s is '%s/%s' until the store is idle", diff_id, s->root, from);
   return 0;
 }
