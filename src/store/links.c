@@ -188,14 +188,6 @@ links_read_at (int dirfd, const char *name, const char *what, store_links *out, 
   return 1;
 }
 
-static int
-links_write_at (int dirfd, const char *name, const store_links *l, kiln_error **err)
-{
-  autostrbuf strbuf sb = STRBUF_INIT;
-  store_links_format (l, &sb);
-  return fs_write_file_atomic_at (dirfd, name, sb.buf, sb.len, 0600, err);
-}
-
 /* A blob whose link count alone moved (its layout was deleted, or copied
  * with cp -l), with size and mtime as recorded, and which nobody but its
  * owner, kiln's own user, may write: a write through any name moves
@@ -432,15 +424,31 @@ record_rel (const char *digest)
   return xasprintf ("bloblinks/sha256/%s", digest_hex (digest));
 }
 
+/* Written by rename, not fsynced (two fsyncs per blob cost a warm w1 more
+ * than the rest of its layout): a record lost in a crash leaves a blob with
+ * more than one link and no record, which store_blob_check_links hashes
+ * again before it trusts it; a damaged one is hashed again too. */
 static int
 record_blob (store *s, const char *digest, const struct stat *st, kiln_error **err)
 {
   store_links l = { 0 };
   store_links_add (&l, digest_hex (digest), st);
-  autofree char *rel = record_rel (digest);
-  int r = links_write_at (s->rootfd, rel, &l, err);
+  autostrbuf strbuf sb = STRBUF_INIT;
+  store_links_format (&l, &sb);
   store_links_free (&l);
-  return r;
+  autofree char *rel = record_rel (digest);
+  autofree char *tmp = xasprintf ("bloblinks/sha256/.%s.%ld", digest_hex (digest), (long) getpid ());
+  autoclose int fd = openat (s->rootfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return kiln_error_make (err, errno, "create '%s/%s'", s->root, tmp);
+  if (fs_write_all (fd, sb.buf, sb.len, err) < 0 || renameat (s->rootfd, tmp, s->rootfd, rel) < 0)
+    {
+      int e = errno;
+      unlinkat (s->rootfd, tmp, 0);
+      return *err ? kiln_error_wrap (err, "'%s/%s'", s->root, tmp)
+                  : kiln_error_make (err, e, "rename '%s/%s'", s->root, tmp);
+    }
+  return 0;
 }
 
 int
@@ -512,13 +520,18 @@ blob_recheck (store *s, const char *digest, int fd, const char *rel, kiln_error 
 int
 store_blob_check_links (store *s, const char *digest, int fd, kiln_error **err)
 {
+  struct stat st;
+  if (fstat (fd, &st) < 0)
+    return kiln_error_make (err, errno, "stat blob %s", digest);
   autofree char *rel = record_rel (digest);
   store_links l = { 0 };
-  int r = links_read_at (s->rootfd, rel, rel, &l, err);
-  if (r <= 0)
-    return r;
-  struct stat st;
-  bool ok = l.n == 1 && fstat (fd, &st) == 0 && (store_link_same (&l.v[0], &st) || link_relinked (&l.v[0], &st));
+  autoerror kiln_error *rerr = NULL;
+  int r = links_read_at (s->rootfd, rel, rel, &l, &rerr);
+  /* No record: the blob's own name only, else a link whose record a crash
+   * lost (or an older kiln's): hash it. A damaged record: hash it. */
+  if (r == 0 && st.st_nlink <= 1)
+    return 0;
+  bool ok = r > 0 && l.n == 1 && (store_link_same (&l.v[0], &st) || link_relinked (&l.v[0], &st));
   store_links_free (&l);
   return ok ? 0 : blob_recheck (s, digest, fd, rel, err);
 }

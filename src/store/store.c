@@ -394,13 +394,13 @@ blob_rel (const char *digest)
   return xasprintf ("blobs/sha256/%s", digest_hex (digest));
 }
 
-/* A blob linked into a layout is checked against its record (store/links.h):
- * false when it was modified and removed, with a warning. */
+/* A blob linked into a layout (a record, or more than one link) is checked
+ * (store/links.h): false when it was modified and removed, with a warning. */
 static bool
-blob_still_good (store *s, const char *digest)
+blob_still_good (store *s, const char *digest, const struct stat *st)
 {
   autofree char *rec = xasprintf ("bloblinks/sha256/%s", digest_hex (digest));
-  if (faccessat (s->rootfd, rec, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+  if (st->st_nlink <= 1 && faccessat (s->rootfd, rec, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
     return true;
   autoerror kiln_error *err = NULL;
   autoclose int fd = store_open_blob (s, digest, &err);
@@ -420,7 +420,7 @@ store_has_blob (store *s, const char *digest)
   struct stat st;
   if (fstatat (s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode))
     return false;
-  return blob_still_good (s, digest);
+  return blob_still_good (s, digest, &st);
 }
 
 int
@@ -921,7 +921,7 @@ store_blob_size (store *s, const char *digest, int64_t *size, kiln_error **err)
     }
   if (!S_ISREG (st.st_mode))
     return kiln_error_make (err, EINVAL, "blob %s in '%s' is not a regular file", digest, s->root);
-  if (!blob_still_good (s, digest))
+  if (!blob_still_good (s, digest, &st))
     return 0;
   *size = st.st_size;
   return 1;

@@ -270,6 +270,41 @@ test_layer_relink (void **state)
   assert_true (ts.st_ino != st.st_ino);
 }
 
+/* A blob with a second name and no record (a crash lost the record, or an
+ * older kiln linked it) is hashed before it is trusted; so is one whose
+ * record is damaged. */
+static void
+test_blob_unrecorded (void **state)
+{
+  (void) state;
+  autofree char *root = xasprintf ("%s/store-unrec", g_dir);
+  autostore store *s = NULL;
+  autoerror kiln_error *err = NULL;
+  assert_ok (store_open (root, 0, &s, &err), err);
+  char d[DIGEST_STRING_SIZE];
+  put_blob (s, "linked by an older kiln", d);
+  autofree char *brel = xasprintf ("blobs/sha256/%s", digest_hex (d));
+  autofree char *rec = xasprintf ("bloblinks/sha256/%s", digest_hex (d));
+  assert_int_equal (linkat (s->rootfd, brel, g_dirfd, "old-layout-blob", 0), 0);
+  int fd = store_open_blob (s, d, &err);
+  assert_ok (fd, err);
+  close (fd);
+  struct stat st;
+  assert_int_equal (fstatat (s->rootfd, rec, &st, 0), 0); /* hashed, recorded */
+  /* a damaged record */
+  assert_int_equal (fs_write_file_atomic_at (s->rootfd, rec, "garbage", 7, 0600, &err), 0);
+  assert_true (store_has_blob (s, d));
+  /* the second name writes it, and the record is gone */
+  assert_int_equal (unlinkat (s->rootfd, rec, 0), 0);
+  fd = openat (g_dirfd, "old-layout-blob", O_WRONLY | O_CLOEXEC);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, "EVIL", 4, 0), 4);
+  close (fd);
+  assert_false (store_has_blob (s, d));
+  assert_true (fstatat (s->rootfd, brel, &st, 0) < 0 && errno == ENOENT);
+  unlinkat (g_dirfd, "old-layout-blob", 0);
+}
+
 int
 main (void)
 {
@@ -279,6 +314,7 @@ main (void)
     cmocka_unit_test (test_settle),
     cmocka_unit_test (test_blob_link_out),
     cmocka_unit_test (test_layer_relink),
+    cmocka_unit_test (test_blob_unrecorded),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }
