@@ -290,6 +290,27 @@ fc_build (int layer_dirfd, const layer_change *ch, size_t n, const layer_writer_
   return ret;
 }
 
+/* The layer exists already, so nothing is linked or copied; but the
+ * user's files the layer writer just packed must still be what the step
+ * read (a file edited between the step's read and the pack would give a
+ * cache entry whose key does not describe its blob): one fstatat each. */
+static int
+fc_check_sources (const layer_change *ch, size_t n, kiln_error **err)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      const layer_change *c = &ch[i];
+      if (c->kind != LAYER_CHANGE_ADD || c->meta.type != LAYER_INDEX_REG || c->hardlink_target || !c->data_path
+          || c->data_private || !c->src_ino)
+        continue;
+      struct stat st;
+      if (fstatat (c->data_dirfd, c->data_path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !fc_same_source (c, &st))
+        return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
+                                c->data_path);
+    }
+  return 0;
+}
+
 int
 extract_from_changes (store *s, const layer_change *ch, size_t n, const layer_writer_opts *opts,
                       const char *diff_id, const char *blob_digest, kiln_error **err)
@@ -298,7 +319,7 @@ extract_from_changes (store *s, const layer_change *ch, size_t n, const layer_wr
   if (lock < 0)
     return kiln_error_wrap (err, "locking layer %s", blob_digest);
   if (store_has_layer (s, diff_id))
-    return 0;
+    return fc_check_sources (ch, n, err) < 0 ? kiln_error_wrap (err, "storing layer %s", diff_id) : 0;
   autofree char *tmp = NULL;
   autoclose int dfd = -1;
   if (store_mktemp (s, "layer", &tmp, &dfd, err) < 0)

@@ -257,6 +257,11 @@ test_layer_relink (void **state)
   assert_int_equal (futimens (fd, keep), 0);
   close (fd);
   assert_int_equal (linkat (cfd, "app.sh", cfd, "other", 0), 0);
+  /* the same layer made again from the old change list: it exists, but
+   * its source no longer is what the step read */
+  assert_true (extract_from_changes (s, &ch, 1, &wo, wr.diff_id, wr.blob_digest, &err) < 0);
+  assert_true (test_err_contains (err, "changed during the build"));
+  kiln_error_clear (&err);
   assert_ok (store_open_layer (s, wr.diff_id, &tfd, NULL, &err), err);
   autofree char *got = NULL;
   size_t len = 0;
