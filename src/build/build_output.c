@@ -64,11 +64,9 @@ push_one (store *s, const build_result *res, const build_output_opts *o, const c
  * whenever it hands it out, and a changed blob is hashed again and removed
  * if its content is no longer its digest (store/links.h). Elsewhere, or
  * where a link is refused, the blob is copied into a temp file renamed into
- * place (FICLONE, else copy_file_range). linked collects what was linked
- * (store_blob_links_settle). */
+ * place (FICLONE, else copy_file_range). */
 static int
-layout_put_blob (store *s, const char *dir, const char *digest, int64_t size, store_links *linked,
-                 kiln_error **err)
+layout_put_blob (store *s, const char *dir, const char *digest, int64_t size, kiln_error **err)
 {
   autofree char *blobs = xasprintf ("%s/blobs/sha256", dir);
   autoclose int bfd = open (blobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -95,7 +93,7 @@ layout_put_blob (store *s, const char *dir, const char *digest, int64_t size, st
     return -1;
   if (in_store && st.st_size == size)
     {
-      int r = store_blob_link_out (s, digest, bfd, hex, linked, err);
+      int r = store_blob_link_out (s, digest, bfd, hex, err);
       if (r < 0)
         return -1;
       if (r == 0)
@@ -186,20 +184,6 @@ mkdir_parents (const char *path, kiln_error **err)
   return 0;
 }
 
-/* The layer blobs of res into the layout dir (layout_put_blob). */
-static int
-layout_put_layers (store *s, const build_result *res, const char *dir, kiln_error **err)
-{
-  store_links linked = { 0 };
-  int r = 0;
-  for (size_t i = 0; i < res->n_layers && r == 0; i++)
-    r = layout_put_blob (s, dir, res->layers[i].digest, res->layers[i].size, &linked, err);
-  if (r == 0)
-    r = store_blob_links_settle (s, &linked, err);
-  store_links_free (&linked);
-  return r;
-}
-
 /* The image res as tag in the OCI layout dir. */
 static int
 write_layout (store *s, const build_result *res, const char *dir, const char *tag, kiln_error **err)
@@ -209,8 +193,9 @@ write_layout (store *s, const build_result *res, const char *dir, const char *ta
     return kiln_error_wrap (err, "OCI layout '%s'", dir);
   if (ocilayout_open (dir, &l, err) < 0)
     return -1;
-  if (layout_put_layers (s, res, dir, err) < 0)
-    return kiln_error_wrap (err, "OCI layout '%s'", dir);
+  for (size_t i = 0; i < res->n_layers; i++)
+    if (layout_put_blob (s, dir, res->layers[i].digest, res->layers[i].size, err) < 0)
+      return kiln_error_wrap (err, "OCI layout '%s'", dir);
   int64_t csize = 0;
   /* Config and manifest are small: through the verifying consumer. */
   if (store_blob_size (s, res->config_digest, &csize, err) <= 0

@@ -83,6 +83,12 @@ fc_link_user (int in, const struct stat *pre, int pfd, const char *name, const l
         return kiln_error_make (err, errno, "create '%s'", path);
       return 1; /* EXDEV, EMLINK, EPERM (protected_hardlinks): copy */
     }
+  /* written back first: a shared writable mapping of it then faults, and
+   * moves ctime, on its next store (links.h) */
+  int r;
+  do
+    r = sync_file_range (in, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+  while (r < 0 && errno == EINTR);
   struct stat post;
   if (fstat (in, &post) < 0)
     return kiln_error_make (err, errno, "stat data of '%s'", path);
@@ -283,8 +289,7 @@ fc_build (int layer_dirfd, const layer_change *ch, size_t n, const layer_writer_
   if (ret == 0 && layer_index_builder_write_at (b, layer_dirfd, "index", err) < 0)
     ret = -1;
   /* build context files linked: their record is published with the layer */
-  if (ret == 0 && links.n
-      && (store_links_settle (treefd, &links, err) < 0 || fc_write_links (layer_dirfd, &links, err) < 0))
+  if (ret == 0 && links.n && fc_write_links (layer_dirfd, &links, err) < 0)
     ret = -1;
   store_links_free (&links);
   return ret;

@@ -204,87 +204,12 @@ link_relinked (const store_link *r, const struct stat *st)
          && r->nlink != (uint64_t) st->st_nlink && st->st_uid == geteuid () && !(st->st_mode & 022);
 }
 
-/* ---- settling: ctime in the past, no writable mapping left dirty -------- */
-
-/* Wait until the coarse clock (what the kernel stamps ctime with) is past
- * sec.nsec: at most a tick for a ctime kiln just caused. A ctime further
- * ahead (the clock was set back) is not waited for beyond 100 ms: the
- * record is then only as good as the clock (docs/design/store.md). */
-static void
-wait_clock_past (int64_t sec, uint32_t nsec)
-{
-  for (int i = 0; i < 100; i++)
-    {
-      struct timespec now;
-      clock_gettime (CLOCK_REALTIME_COARSE, &now);
-      if (now.tv_sec > sec || (now.tv_sec == sec && (uint32_t) now.tv_nsec > nsec))
-        return;
-      struct timespec d = { 0, 1000000 };
-      nanosleep (&d, NULL);
-    }
-  log_debug ("store: the clock is behind a linked file's ctime %" PRId64 ".%09" PRIu32, sec, nsec);
-}
-
-static void
-wait_past_all (const store_links *l)
-{
-  int64_t s = INT64_MIN;
-  uint32_t ns = 0;
-  for (size_t i = 0; i < l->n; i++)
-    if (l->v[i].ctime_sec > s || (l->v[i].ctime_sec == s && l->v[i].ctime_nsec > ns))
-      {
-        s = l->v[i].ctime_sec;
-        ns = l->v[i].ctime_nsec;
-      }
-  if (l->n)
-    wait_clock_past (s, ns);
-}
-
-/* Open name below dfd, write its dirty pages back (which write-protects
- * every shared mapping of them), stat it. */
-static int
-settle_one (int dfd, const char *name, struct stat *st, kiln_error **err)
-{
-  autoclose int fd = fs_open_in_root (dfd, name, O_RDONLY | O_NOFOLLOW, 0,
-                                      FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, err);
-  if (fd < 0)
-    return kiln_error_wrap (err, "settling '%s'", name);
-  int r;
-  do
-    r = sync_file_range (fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-  while (r < 0 && errno == EINTR);
-  if (r < 0 || fstat (fd, st) < 0)
-    return kiln_error_make (err, errno, "settling '%s'", name);
-  return 0;
-}
-
 static double
 ms_since (const struct timespec *t0)
 {
   struct timespec t1;
   clock_gettime (CLOCK_MONOTONIC, &t1);
   return (double) (t1.tv_sec - t0->tv_sec) * 1e3 + (double) (t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
-int
-store_links_settle (int treefd, const store_links *l, kiln_error **err)
-{
-  struct timespec t0;
-  clock_gettime (CLOCK_MONOTONIC, &t0);
-  wait_past_all (l);
-  double waited = ms_since (&t0);
-  for (size_t i = 0; i < l->n; i++)
-    {
-      struct stat st;
-      if (settle_one (treefd, l->v[i].path, &st, err) < 0)
-        return -1;
-      if (!store_link_same (&l->v[i], &st))
-        return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
-                                l->v[i].path);
-    }
-  log_debug ("store: %zu linked context files settled in %.1f ms (%.1f ms waiting for the clock)", l->n,
-             ms_since (&t0), waited);
-  return 0;
 }
 
 /* ---- layers: verify, re-extract ----------------------------------------- */
@@ -452,8 +377,7 @@ record_blob (store *s, const char *digest, const struct stat *st, kiln_error **e
 }
 
 int
-store_blob_link_out (store *s, const char *digest, int dirfd, const char *name, store_links *linked,
-                     kiln_error **err)
+store_blob_link_out (store *s, const char *digest, int dirfd, const char *name, kiln_error **err)
 {
   if (digest_validate (digest, err) < 0)
     return -1;
@@ -469,22 +393,6 @@ store_blob_link_out (store *s, const char *digest, int dirfd, const char *name, 
     return kiln_error_make (err, errno, "stat blob %s", digest);
   if (record_blob (s, digest, &st, err) < 0)
     return kiln_error_wrap (err, "recording the link of blob %s", digest);
-  store_links_add (linked, digest_hex (digest), &st);
-  return 0;
-}
-
-int
-store_blob_links_settle (store *s, const store_links *linked, kiln_error **err)
-{
-  wait_past_all (linked);
-  for (size_t i = 0; i < linked->n; i++)
-    {
-      autofree char *rel = xasprintf ("blobs/sha256/%s", linked->v[i].path);
-      struct stat st;
-      if (fstatat (s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !store_link_same (&linked->v[i], &st))
-        return kiln_error_make (err, EAGAIN, "store blob sha256:%s changed while kiln linked it into the layout; "
-                                "build again", linked->v[i].path);
-    }
   return 0;
 }
 
@@ -493,20 +401,18 @@ static int
 blob_recheck (store *s, const char *digest, int fd, const char *rel, kiln_error **err)
 {
   char got[DIGEST_STRING_SIZE];
-  if (lseek (fd, 0, SEEK_SET) < 0 || digest_fd (fd, got, NULL, err) < 0 || lseek (fd, 0, SEEK_SET) < 0)
-    return kiln_error_wrap (err, "hashing blob %s", digest);
+  struct stat before, after;
+  if (fstat (fd, &before) < 0 || lseek (fd, 0, SEEK_SET) < 0 || digest_fd (fd, got, NULL, err) < 0
+      || lseek (fd, 0, SEEK_SET) < 0 || fstat (fd, &after) < 0)
+    return *err ? kiln_error_wrap (err, "hashing blob %s", digest)
+                : kiln_error_make (err, errno, "hashing blob %s", digest);
   if (strcmp (got, digest) == 0)
     {
-      /* a chmod, a link or an unlink of a layout's name: renew the record
-       * (its ctime in the past first, see store_links_settle) */
-      struct stat st;
-      if (fstat (fd, &st) < 0)
-        return kiln_error_make (err, errno, "stat blob %s", digest);
-      wait_clock_past (st.st_ctim.tv_sec, (uint32_t) st.st_ctim.tv_nsec);
-      struct stat again;
-      if (fstat (fd, &again) == 0 && memcmp (&again.st_ctim, &st.st_ctim, sizeof st.st_ctim) == 0)
-        return record_blob (s, digest, &st, err);
-      return kiln_error_make (err, EAGAIN, "store blob %s is being modified (hard-linked into an --oci-layout?)",
+      /* a chmod, or a link without a record: record what was hashed,
+       * unless it changed meanwhile */
+      if (before.st_ctim.tv_sec == after.st_ctim.tv_sec && before.st_ctim.tv_nsec == after.st_ctim.tv_nsec)
+        return record_blob (s, digest, &after, err);
+      return kiln_error_make (err, 0, "store blob %s is being modified (hard-linked into an --oci-layout?)",
                               digest);
     }
   autofree char *brel = xasprintf ("blobs/sha256/%s", digest_hex (digest));

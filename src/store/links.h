@@ -9,10 +9,13 @@
  * The user can write either name. So the store records, when it makes such
  * a link, each inode's identity: st_ino, st_size, st_ctime and st_mtime
  * (seconds and nanoseconds). No user can set ctime, and every write,
- * truncate, chmod, chown, link or unlink of the inode moves it; kiln makes
- * sure it is in the past when it records it (store_links_settle), so any
- * later change shows. Whenever the store hands such a file out it stats it
- * and compares:
+ * truncate, chmod, chown, link or unlink of the inode moves it. kiln stats
+ * the file right after it made the link (on kernels with multigrain
+ * timestamps, 6.13+, that query makes the next change visible even within
+ * the same clock tick), having first written back its dirty pages (a
+ * shared writable mapping then faults, and moves ctime, on its next
+ * store). Whenever the store hands such a file out it stats it and
+ * compares:
  *   - a layer with a `links` file (next to its index, published with it)
  *     is checked by store_open_layer, the one door to a layer's tree
  *     (overlay lowers, COPY --from sources, squash, re-packing); on a
@@ -78,30 +81,16 @@ void store_links_format (const store_links *l, strbuf *out);
 /* Parse the format above; anything else is an error (EINVAL). */
 int store_links_parse (const char *data, size_t len, store_links *out, kiln_error **err);
 
-/* At the end of a commit that linked files into treefd: wait until the
- * coarse clock is past every recorded ctime (a change in the same clock
- * tick would not move it), write back the files' dirty pages (so that a
- * shared writable mapping faults, and moves ctime, on its next write),
- * and stat each again: anything but the recorded inode is an error
- * ("changed during the build", not a system error). */
-int store_links_settle (int treefd, const store_links *l, kiln_error **err);
-
 /* Verify layer dir dfd (of diff_id) before its tree is used: nothing to do
  * without a links file; on a mismatch re-extract the tree from the layer's
  * blob (under the layer's lock) and swap it in. *dfd may be replaced by
  * the new layer directory. */
 int store_links_check_layer (store *s, const char *diff_id, int *dfd, kiln_error **err);
 
-/* Hard-link store blob digest to name below dirfd and record it (in the
- * store, and in *linked for store_blob_links_settle). Returns 0 when
- * linked, 1 when the filesystem does not allow a link (EXDEV, EMLINK,
+/* Hard-link store blob digest to name below dirfd and record it. Returns 0
+ * when linked, 1 when the filesystem does not allow a link (EXDEV, EMLINK,
  * EPERM, EACCES: the caller copies), negative on error. */
-int store_blob_link_out (store *s, const char *digest, int dirfd, const char *name, store_links *linked,
-                         kiln_error **err);
-/* After the last store_blob_link_out of a layout: wait until the clock is
- * past the links' ctimes (once), and check each blob is still as recorded
- * (EAGAIN if not). */
-int store_blob_links_settle (store *s, const store_links *linked, kiln_error **err);
+int store_blob_link_out (store *s, const char *digest, int dirfd, const char *name, kiln_error **err);
 /* Called by store_open_blob on the blob it opened: without a record, 0;
  * a record that still matches, 0; else see above (ENOENT when removed). */
 int store_blob_check_links (store *s, const char *digest, int fd, kiln_error **err);

@@ -112,34 +112,6 @@ test_rejects (void **state)
   assert_true (store_links_parse (nul, sizeof nul - 1, &p, &err) < 0);
 }
 
-/* Settling a tree: a file still as recorded passes; one written after the
- * record fails with "changed during the build". */
-static void
-test_settle (void **state)
-{
-  (void) state;
-  autoclose int dfd = -1;
-  autofree char *name = NULL;
-  autoerror kiln_error *err = NULL;
-  assert_ok (fs_mkdtemp_at (g_dirfd, "settle-", &name, &dfd, &err), err);
-  test_write_file (dfd, "f", "content");
-  struct stat st;
-  assert_int_equal (fstatat (dfd, "f", &st, AT_SYMLINK_NOFOLLOW), 0);
-  store_links l = { 0 };
-  store_links_add (&l, "f", &st);
-  assert_ok (store_links_settle (dfd, &l, &err), err);
-  /* same size, mtime put back: only ctime shows it */
-  int fd = openat (dfd, "f", O_WRONLY | O_CLOEXEC);
-  assert_true (fd >= 0);
-  assert_int_equal (pwrite (fd, "EVIL", 4, 0), 4);
-  struct timespec ts[2] = { st.st_atim, st.st_mtim };
-  assert_int_equal (futimens (fd, ts), 0);
-  close (fd);
-  assert_true (store_links_settle (dfd, &l, &err) < 0);
-  assert_true (test_err_contains (err, "changed during the build"));
-  store_links_free (&l);
-}
-
 static void
 put_blob (store *s, const char *data, char digest[DIGEST_STRING_SIZE])
 {
@@ -163,10 +135,7 @@ test_blob_link_out (void **state)
   assert_ok (fs_mkdtemp_at (g_dirfd, "layout-", &lname, &lfd, &err), err);
   char d[DIGEST_STRING_SIZE];
   put_blob (s, "the blob's bytes", d);
-  store_links linked = { 0 };
-  assert_int_equal (store_blob_link_out (s, d, lfd, "b", &linked, &err), 0);
-  assert_ok (store_blob_links_settle (s, &linked, &err), err);
-  store_links_free (&linked);
+  assert_int_equal (store_blob_link_out (s, d, lfd, "b", &err), 0);
   assert_true (store_has_blob (s, d));
   assert_int_equal (fchmodat (lfd, "b", 0600, 0), 0);
   int fd = store_open_blob (s, d, &err);
@@ -316,7 +285,6 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_roundtrip),
     cmocka_unit_test (test_rejects),
-    cmocka_unit_test (test_settle),
     cmocka_unit_test (test_blob_link_out),
     cmocka_unit_test (test_layer_relink),
     cmocka_unit_test (test_blob_unrecorded),
