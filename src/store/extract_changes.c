@@ -57,9 +57,13 @@ fc_parent (dir_cache *parents, const char *path, const char **name, kiln_error *
 static bool
 fc_same_source (const layer_change *c, const struct stat *st)
 {
-  return (uint64_t) st->st_ino == c->src_ino && st->st_ctim.tv_sec == c->src_ctime_sec
-         && (uint32_t) st->st_ctim.tv_nsec == c->src_ctime_nsec && (uint64_t) st->st_size == c->meta.size
-         && st->st_mtim.tv_sec == c->meta.mtime_sec && (uint32_t) st->st_mtim.tv_nsec == c->meta.mtime_nsec;
+  if ((uint64_t) st->st_ino != c->src_ino || (uint64_t) st->st_size != c->meta.size
+      || st->st_mtim.tv_sec != c->meta.mtime_sec || (uint32_t) st->st_mtim.tv_nsec != c->meta.mtime_nsec)
+    return false;
+  if (st->st_ctim.tv_sec == c->src_ctime_sec && (uint32_t) st->st_ctim.tv_nsec == c->src_ctime_nsec)
+    return true;
+  /* only kiln's own links of it since (another layer of this build) */
+  return store_links_own_moved (st, c->src_ctime_sec, c->src_ctime_nsec);
 }
 
 static int
@@ -96,6 +100,7 @@ fc_link_user (int in, const struct stat *pre, int pfd, const char *name, const l
       || post.st_mtim.tv_sec != pre->st_mtim.tv_sec || post.st_mtim.tv_nsec != pre->st_mtim.tv_nsec)
     return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
                             c->data_path);
+  store_links_note_own (pre, &post);
   store_links_add (links, path, &post);
   return 0;
 }

@@ -5,12 +5,14 @@
 #include "util/alloc.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -204,6 +206,87 @@ link_relinked (const store_link *r, const struct stat *st)
          && r->nlink != (uint64_t) st->st_nlink && st->st_uid == geteuid () && !(st->st_mode & 022);
 }
 
+/* ---- ctime moves kiln made itself -------------------------------------- */
+
+/* Linking a file moves its ctime. When kiln links one context file into
+ * several layers (a file two parallel stages COPY, `COPY package.json`
+ * then `COPY . .`), the second COPY's step read the file before the first
+ * link, and the first layer's record predates the second link: both would
+ * look changed. So this process remembers, per inode, the chain of ctimes
+ * its own links produced, each link made from the ctime the chain ended
+ * in (nothing else changed the file in between): two ctimes of one chain
+ * are the same content. Another process's links are not known: its
+ * changes count as changes (a false "changed during the build", or one
+ * re-extraction). */
+typedef struct own_chain
+{
+  uint64_t dev, ino;
+  struct timespec *ct;
+  size_t n;
+  struct own_chain *next;
+} own_chain;
+
+#define OWN_BUCKETS 4096
+static own_chain *own_tab[OWN_BUCKETS];
+static pthread_mutex_t own_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static own_chain **
+own_slot (uint64_t dev, uint64_t ino)
+{
+  uint64_t h = hash_fnv1a (HASH_FNV1A_OFFSET, &dev, sizeof dev);
+  h = hash_fnv1a (h, &ino, sizeof ino);
+  own_chain **p = &own_tab[h % OWN_BUCKETS];
+  while (*p && ((*p)->dev != dev || (*p)->ino != ino))
+    p = &(*p)->next;
+  return p;
+}
+
+static bool
+ts_eq (const struct timespec *a, const struct timespec *b)
+{
+  return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+void
+store_links_note_own (const struct stat *before, const struct stat *after)
+{
+  pthread_mutex_lock (&own_lock);
+  own_chain **p = own_slot ((uint64_t) before->st_dev, (uint64_t) before->st_ino);
+  own_chain *c = *p;
+  if (c == NULL)
+    {
+      c = *p = xzalloc (sizeof *c);
+      c->dev = (uint64_t) before->st_dev;
+      c->ino = (uint64_t) before->st_ino;
+    }
+  if (c->n == 0 || !ts_eq (&c->ct[c->n - 1], &before->st_ctim))
+    {
+      /* a new chain: whatever came before is not known to be ours */
+      c->ct = xreallocarray (c->ct, 2, sizeof *c->ct);
+      c->ct[0] = before->st_ctim;
+      c->n = 1;
+    }
+  else
+    c->ct = xreallocarray (c->ct, c->n + 1, sizeof *c->ct);
+  c->ct[c->n++] = after->st_ctim;
+  pthread_mutex_unlock (&own_lock);
+}
+
+bool
+store_links_own_moved (const struct stat *now, int64_t from_sec, uint32_t from_nsec)
+{
+  struct timespec from = { from_sec, (long) from_nsec };
+  bool ok = false;
+  pthread_mutex_lock (&own_lock);
+  own_chain *c = *own_slot ((uint64_t) now->st_dev, (uint64_t) now->st_ino);
+  for (size_t i = 0; c && i < c->n && !ok; i++)
+    if (ts_eq (&c->ct[i], &from))
+      for (size_t j = i; j < c->n && !ok; j++)
+        ok = ts_eq (&c->ct[j], &now->st_ctim);
+  pthread_mutex_unlock (&own_lock);
+  return ok;
+}
+
 static double
 ms_since (const struct timespec *t0)
 {
@@ -213,6 +296,15 @@ ms_since (const struct timespec *t0)
 }
 
 /* ---- layers: verify, re-extract ----------------------------------------- */
+
+/* Only kiln's own links of it since the record (store_links_note_own). */
+static bool
+own_relink (const store_link *r, const struct stat *st)
+{
+  return S_ISREG (st->st_mode) && r->ino == (uint64_t) st->st_ino && r->size == (uint64_t) st->st_size
+         && r->mtime_sec == st->st_mtim.tv_sec && r->mtime_nsec == (uint32_t) st->st_mtim.tv_nsec
+         && store_links_own_moved (st, r->ctime_sec, r->ctime_nsec);
+}
 
 /* Index of the first record whose file is not the recorded inode, or -1. */
 static ssize_t
@@ -225,7 +317,7 @@ first_changed (int treefd, const store_links *l, struct stat *st)
           memset (st, 0, sizeof *st);
           return (ssize_t) i;
         }
-      if (!store_link_same (&l->v[i], st))
+      if (!store_link_same (&l->v[i], st) && !own_relink (&l->v[i], st))
         return (ssize_t) i;
     }
   return -1;

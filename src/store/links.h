@@ -81,6 +81,13 @@ void store_links_format (const store_links *l, strbuf *out);
 /* Parse the format above; anything else is an error (EINVAL). */
 int store_links_parse (const char *data, size_t len, store_links *out, kiln_error **err);
 
+/* kiln linked a file (before/after: its stat around the link): remember
+ * the ctime move as its own (links.c, "ctime moves kiln made itself"). */
+void store_links_note_own (const struct stat *before, const struct stat *after);
+/* Did only this process's links move the file's ctime from from_sec.nsec
+ * to now's? */
+bool store_links_own_moved (const struct stat *now, int64_t from_sec, uint32_t from_nsec);
+
 /* Verify layer dir dfd (of diff_id) before its tree is used: nothing to do
  * without a links file; on a mismatch re-extract the tree from the layer's
  * blob (under the layer's lock) and swap it in. *dfd may be replaced by

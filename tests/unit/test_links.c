@@ -244,6 +244,67 @@ test_layer_relink (void **state)
   assert_true (ts.st_ino != st.st_ino);
 }
 
+/* Layer of one user file (settled, as copy.c reports it) at path. */
+static void
+make_user_layer (store *s, int cfd, const char *name, const char *path, const struct stat *st, char diff[DIGEST_STRING_SIZE])
+{
+  autoerror kiln_error *err = NULL;
+  layer_change ch = { .path = path, .kind = LAYER_CHANGE_ADD,
+                      .meta = { .type = LAYER_INDEX_REG, .mode = 0644, .size = (uint64_t) st->st_size,
+                                .mtime_sec = st->st_mtim.tv_sec, .mtime_nsec = (uint32_t) st->st_mtim.tv_nsec },
+                      .data_dirfd = cfd, .data_path = name, .src_ino = st->st_ino,
+                      .src_ctime_sec = st->st_ctim.tv_sec, .src_ctime_nsec = (uint32_t) st->st_ctim.tv_nsec,
+                      .src_settled = true };
+  int bfd = -1;
+  autofree char *btmp = NULL;
+  assert_ok (store_blob_tmpfile (s, &bfd, &btmp, &err), err);
+  layer_writer_opts wo = { .compression = LAYER_COMPRESS_GZIP, .level = -1 };
+  layer_writer_result wr;
+  assert_ok (layer_writer_write (&ch, 1, &wo, bfd, &wr, &err), err);
+  close (bfd);
+  assert_ok (store_blob_adopt (s, btmp, wr.blob_digest, &err), err);
+  assert_ok (extract_from_changes (s, &ch, 1, &wo, wr.diff_id, wr.blob_digest, &err), err);
+  memcpy (diff, wr.diff_id, DIGEST_STRING_SIZE);
+}
+
+/* One context file in two layers of one build (`COPY package.json ./`,
+ * then `COPY . .`, both read before either was linked): the second link
+ * moves ctime, which this process knows is its own doing, so neither the
+ * second commit nor an open of the first layer sees a change. */
+static void
+test_own_relinks (void **state)
+{
+  (void) state;
+  autofree char *root = xasprintf ("%s/store-own", g_dir);
+  autostore store *s = NULL;
+  autoerror kiln_error *err = NULL;
+  assert_ok (store_open (root, 0, &s, &err), err);
+  autoclose int cfd = -1;
+  autofree char *cname = NULL;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "ctx-own-", &cname, &cfd, &err), err);
+  test_write_file (cfd, "package.json", "{}\n");
+  usleep (20000);
+  struct stat st;
+  assert_int_equal (fstatat (cfd, "package.json", &st, 0), 0);
+  char d1[DIGEST_STRING_SIZE], d2[DIGEST_STRING_SIZE];
+  make_user_layer (s, cfd, "package.json", "app/package.json", &st, d1);
+  make_user_layer (s, cfd, "package.json", "srv/package.json", &st, d2); /* read before the first link */
+  int tfd = -1;
+  assert_ok (store_open_layer (s, d1, &tfd, NULL, &err), err);
+  close (tfd);
+  autofree char *l1 = xasprintf ("layers/sha256/%s/links", digest_hex (d1));
+  struct stat ls;
+  assert_int_equal (fstatat (s->rootfd, l1, &ls, 0), 0); /* not extracted again */
+  /* a write after both is a change */
+  int fd = openat (cfd, "package.json", O_WRONLY | O_CLOEXEC);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, "[]", 2, 0), 2);
+  close (fd);
+  assert_ok (store_open_layer (s, d1, &tfd, NULL, &err), err);
+  close (tfd);
+  assert_true (fstatat (s->rootfd, l1, &ls, 0) < 0 && errno == ENOENT);
+}
+
 /* A blob with a second name and no record (a crash lost the record, or an
  * older kiln linked it) is hashed before it is trusted; so is one whose
  * record is damaged. */
@@ -288,6 +349,7 @@ main (void)
     cmocka_unit_test (test_blob_link_out),
     cmocka_unit_test (test_layer_relink),
     cmocka_unit_test (test_blob_unrecorded),
+    cmocka_unit_test (test_own_relinks),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }
