@@ -146,109 +146,22 @@ build_exec_apply_entry (build_exec *b, stage_state *st, const build_cache_entry 
   image_spec_add_history (&st->spec, created_time (b), created_by, NULL, false);
 }
 
-/* ---- data a user can write ---- */
-
-static bool
-needs_snapshot (const layer_change *c)
-{
-  return c->kind == LAYER_CHANGE_ADD && c->meta.type == LAYER_INDEX_REG && !c->hardlink_target && c->data_path
-         && !c->data_private;
-}
-
-/* Copy c's data to name below dfd (a reflink where the filesystem shares
- * blocks, else copy_file_range), and check that the source is still what
- * the COPY read: copy.c takes meta.size and the mtime from the file's
- * stat, and the step's cache key hashed its bytes then. */
-static int
-snapshot_one (int dfd, const char *name, const layer_change *c, kiln_error **err)
-{
-  autoclose int in = fs_open_in_root (c->data_dirfd, c->data_path, O_RDONLY | O_NOFOLLOW, 0,
-                                      FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, err);
-  if (in < 0)
-    return kiln_error_wrap (err, "data of '%s'", c->path);
-  autoclose int out = openat (dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (out < 0)
-    return kiln_error_make (err, errno, "create the snapshot of '%s'", c->data_path);
-  if (ioctl (out, FICLONE, in) < 0 && fs_copy_fd (in, out, UINT64_MAX, NULL, err) < 0)
-    return kiln_error_wrap (err, "copying '%s'", c->data_path);
-  struct stat a, s;
-  if (fstat (in, &a) < 0 || fstat (out, &s) < 0)
-    return kiln_error_make (err, errno, "stat '%s'", c->data_path);
-  if (!S_ISREG (a.st_mode) || (uint64_t) a.st_size != c->meta.size || s.st_size != a.st_size
-      || a.st_mtim.tv_sec != c->meta.mtime_sec || a.st_mtim.tv_nsec != (long) c->meta.mtime_nsec)
-    return kiln_error_make (err, 0, "'%s' changed during the build, after the step read it; build again",
-                            c->data_path);
-  return 0;
-}
-
-/* A build context file that COPY or ADD puts in a layer is its user's: it
- * may be edited while the layer is made or at any time after. So its
- * bytes are first copied into a snapshot of kiln's own, which the layer
- * writer packs and the store layer links (data_private): the blob and the
- * store's file are the same bytes, and no later edit reaches the store.
- * On return *out is ch with those entries pointing into the snapshot (NULL
- * when none needed it), *tmpname its store temp dir and *dfd its fd. */
-static int
-snapshot_user_data (build_exec *b, const layer_change *ch, size_t n, layer_change **out, char **tmpname, int *dfd,
-                    kiln_error **err)
-{
-  *out = NULL;
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    k += needs_snapshot (&ch[i]);
-  if (k == 0)
-    return 0;
-  if (store_mktemp (b->o.store, "snap-", tmpname, dfd, err) < 0)
-    return -1;
-  /* one block: the changes, then the snapshot file names */
-  enum { NAME_MAX_LEN = 24 };
-  layer_change *v = xcalloc (1, n * sizeof *v + k * NAME_MAX_LEN);
-  char *names = (char *) (v + n);
-  memcpy (v, ch, n * sizeof *v);
-  for (size_t i = 0, j = 0; i < n; i++)
-    {
-      if (!needs_snapshot (&v[i]))
-        continue;
-      char *name = names + NAME_MAX_LEN * j++;
-      snprintf (name, NAME_MAX_LEN, "%zu", i);
-      if (snapshot_one (*dfd, name, &v[i], err) < 0)
-        {
-          kiln_error_wrap (err, "'%s'", v[i].path);
-          free (v);
-          return -1;
-        }
-      v[i].data_dirfd = *dfd;
-      v[i].data_path = name;
-      v[i].data_private = true;
-    }
-  *out = v;
-  return 0;
-}
-
-static int pack_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, build_cache_entry *e,
-                       kiln_error **err);
-
-static int
-write_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, build_cache_entry *e,
-             kiln_error **err)
-{
-  autofree layer_change *own = NULL;
-  autofree char *snap = NULL;
-  autoclose int snapfd = -1;
-  /* (its time counts as the COPY step's "copy": run_step_kind) */
-  int r = snapshot_user_data (b, ch, n, &own, &snap, &snapfd, err);
-  if (r == 0)
-    r = pack_layer (b, st, own ? own : ch, n, e, err);
-  if (snap)
-    store_rmtemp (b->o.store, snap);
-  return r;
-}
+/* ---- data a user can write ----
+ *
+ * A build context file that COPY or ADD puts in a layer is its user's: it
+ * may be edited while the layer is made or at any time after. The layer
+ * writer packs it from the context, and extract_from_changes hard-links
+ * it into the store layer only while it is still the inode (and ctime)
+ * the step read, recording each such link; the store verifies them
+ * whenever it opens the layer and extracts the layer again from its blob
+ * when one changed (store/links.h). A file changed during the build is an
+ * error. */
 
 /* Write the layer of ch into a blob, then the store layer from the same
  * change list. */
 static int
-pack_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, build_cache_entry *e,
-            kiln_error **err)
+write_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, build_cache_entry *e,
+             kiln_error **err)
 {
   double t0 = now_s ();
   int fd = -1;
@@ -269,7 +182,7 @@ pack_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, bu
   add_time (b, &b->res->t_pack, dt);
   st->pack_secs += dt;
   /* The store layer comes from the same change list (data hardlinked from
-   * the overlay's frozen upper, the source trees or the snapshot), not from
+   * the overlay's frozen upper, the source trees or the build context), not from
    * reading the blob back: no second decompression and write of the
    * layer's data. */
   if (extract_from_changes (b->o.store, ch, n, &b->o.layer, wr.diff_id, wr.blob_digest, err) < 0)

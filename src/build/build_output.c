@@ -6,6 +6,7 @@
 #include "registry/mediatype.h"
 #include "registry/push.h"
 #include "registry/reference.h"
+#include "store/links.h"
 #include "store/fetch.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
@@ -78,41 +79,53 @@ push_one (store *s, const build_result *res, const build_output_opts *o, const c
 }
 
 /* Put one store blob into the layout. The store verified it when it was
- * stored, so it is not hashed again: it is copied into a temp file renamed
- * into place, as a reflink where the filesystem shares blocks (FICLONE),
- * else in the kernel (copy_file_range). Never a hard link into a layout the
- * user owns: a tool that rewrote a layout blob in place would rewrite the
- * store's blob too, and every later output, push and cache entry made from
- * it. link is for kiln's own temporary layouts (--tar-path), which nothing
- * else writes: there a hard link saves the copy and its fsync. */
+ * stored, so it is not hashed again. On the store's filesystem the layout
+ * gets a hard link (no copy, no fsync of the data: a warm build's output
+ * step was mostly copying the base layers), recorded by the store
+ * (store_blob_link_out): a tool that rewrites the layout's blob in place
+ * rewrites the store's, so the store checks the blob against the record
+ * whenever it hands it out, and a changed blob is hashed again and removed
+ * if its content is no longer its digest (store/links.h). Elsewhere, or
+ * where a link is refused, the blob is copied into a temp file renamed into
+ * place (FICLONE, else copy_file_range). */
 static int
-layout_put_blob (store *s, ocilayout *l, const char *dir, const char *media_type, const char *digest, int64_t size,
-                 bool link, kiln_error **err)
+layout_put_blob (store *s, const char *dir, const char *digest, int64_t size, kiln_error **err)
 {
-  (void) l;
-  (void) media_type;
   autofree char *blobs = xasprintf ("%s/blobs/sha256", dir);
   autoclose int bfd = open (blobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (bfd < 0)
     return kiln_error_make (err, errno, "open '%s'", blobs);
   const char *hex = digest + 7;
   autofree char *rel = xasprintf ("blobs/sha256/%s", hex);
+  autofree char *rec = xasprintf ("bloblinks/sha256/%s", hex);
   struct stat sb, st;
   bool in_store = fstatat (s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (st.st_mode);
-  /* Already there; but a hard link to the store's blob that an older kiln
-   * left in a user's layout is replaced by a copy. */
-  if (fstatat (bfd, hex, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (sb.st_mode) && sb.st_size == size
-      && (link || !in_store || sb.st_dev != st.st_dev || sb.st_ino != st.st_ino))
-    return 0;
-  if (link && in_store && st.st_size == size && linkat (s->rootfd, rel, bfd, hex, 0) == 0)
+  /* Already there; but a hard link to the store's blob without a record
+   * (an older kiln's) is replaced. */
+  if (fstatat (bfd, hex, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (sb.st_mode) && sb.st_size == size)
     {
-      if (fsync (bfd) < 0 && errno != EINVAL)
-        return kiln_error_make (err, errno, "fsync '%s'", blobs);
-      return 0;
+      if (!in_store || sb.st_dev != st.st_dev || sb.st_ino != st.st_ino
+          || faccessat (s->rootfd, rec, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        return 0;
+      if (unlinkat (bfd, hex, 0) < 0)
+        return kiln_error_make (err, errno, "remove '%s/%s'", blobs, hex);
     }
+  /* store_open_blob checks the store's blob against its record first */
   autoclose int fd = store_open_blob (s, digest, err);
   if (fd < 0)
     return -1;
+  if (in_store && st.st_size == size)
+    {
+      int r = store_blob_link_out (s, digest, bfd, hex, err);
+      if (r < 0)
+        return -1;
+      if (r == 0)
+        {
+          if (fsync (bfd) < 0 && errno != EINVAL)
+            return kiln_error_make (err, errno, "fsync '%s'", blobs);
+          return 0;
+        }
+    }
   fs_atomic_file a = FS_ATOMIC_FILE_INIT;
   if (fs_atomic_open (bfd, hex, 0644, &a, err) < 0)
     return -1;
@@ -194,10 +207,9 @@ mkdir_parents (const char *path, kiln_error **err)
   return 0;
 }
 
-/* The image res as tag in the OCI layout dir; link: dir is kiln's own
- * (layout_put_blob). */
+/* The image res as tag in the OCI layout dir. */
 static int
-write_layout (store *s, const build_result *res, const char *dir, const char *tag, bool link, kiln_error **err)
+write_layout (store *s, const build_result *res, const char *dir, const char *tag, kiln_error **err)
 {
   autoocilayout ocilayout *l = NULL;
   if (mkdir_parents (dir, err) < 0)
@@ -205,8 +217,7 @@ write_layout (store *s, const build_result *res, const char *dir, const char *ta
   if (ocilayout_open (dir, &l, err) < 0)
     return -1;
   for (size_t i = 0; i < res->n_layers; i++)
-    if (layout_put_blob (s, l, dir, res->layers[i].media_type, res->layers[i].digest, res->layers[i].size, link,
-                         err) < 0)
+    if (layout_put_blob (s, dir, res->layers[i].digest, res->layers[i].size, err) < 0)
       return kiln_error_wrap (err, "OCI layout '%s'", dir);
   int64_t csize = 0;
   /* Config and manifest are small: through the verifying consumer. */
@@ -228,7 +239,7 @@ write_tar (store *s, const build_result *res, const build_output_opts *o, kiln_e
   if (store_mktemp (s, "tar-", &tmpname, &tmpfd, err) < 0)
     return -1;
   autofree char *dir = xasprintf ("%s/tmp/%s/layout", s->root, tmpname);
-  int r = write_layout (s, res, dir, "kiln", true, err);
+  int r = write_layout (s, res, dir, "kiln", err);
   autofree char *repo_tag = NULL;
   if (r == 0 && o->destinations && o->destinations[0])
     {
@@ -282,7 +293,7 @@ build_output_write (store *s, const build_result *res, const build_output_opts *
     {
       autofree char *dir = NULL, *tag = NULL;
       ocilayout_split_arg (o->oci_layout, &dir, &tag);
-      if (write_layout (s, res, dir, tag, false, err) < 0)
+      if (write_layout (s, res, dir, tag, err) < 0)
         return -1;
       progress_note (o->progress, "wrote OCI layout %s", o->oci_layout);
     }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 struct copy_owned
@@ -153,6 +154,11 @@ typedef struct src_stat
   ino_t ino;
   nlink_t nlink;
   unsigned layer;
+  /* context: ctime, and whether it is safely in the past (a change in the
+   * clock tick of the stat would not move it): layer_change.src_ino */
+  int64_t ctime_sec;
+  uint32_t ctime_nsec;
+  bool ctime_settled;
 } src_stat;
 
 typedef struct source source;
@@ -202,6 +208,8 @@ ctx_stat (source *s, const char *path, src_stat *st)
 {
   memset (st, 0, sizeof *st);
   struct stat sb;
+  struct timespec before;
+  clock_gettime (CLOCK_REALTIME_COARSE, &before);
   if (*path == '\0')
     {
       if (fstat (s->ctxfd, &sb) < 0)
@@ -233,6 +241,10 @@ ctx_stat (source *s, const char *path, src_stat *st)
   st->dev = sb.st_dev;
   st->ino = sb.st_ino;
   st->nlink = sb.st_nlink;
+  st->ctime_sec = sb.st_ctim.tv_sec;
+  st->ctime_nsec = (uint32_t) sb.st_ctim.tv_nsec;
+  st->ctime_settled = sb.st_ctim.tv_sec < before.tv_sec
+                      || (sb.st_ctim.tv_sec == before.tv_sec && sb.st_ctim.tv_nsec < before.tv_nsec);
   return 0;
 }
 
@@ -647,6 +659,13 @@ copy_entry (copy_run *c, const char *sp, const char *dp, const src_stat *st, kil
       ch->data_dirfd = dfd;
       ch->data_path = o->data_path;
       ch->meta.size = st->size;
+      if (!ch->data_private)
+        {
+          ch->src_ino = (uint64_t) st->ino;
+          ch->src_ctime_sec = st->ctime_sec;
+          ch->src_ctime_nsec = st->ctime_nsec;
+          ch->src_settled = st->ctime_settled;
+        }
     }
   c->src->xattrs (c->src, sp, st, o);
   ch->meta.xattrs = o->xattrs;

@@ -1,5 +1,6 @@
 /* extract.c - streaming, single-pass, safe layer extraction (see extract.h). */
 #include "store/extract.h"
+#include "store/extract_internal.h"
 #include "store/layer_index.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
@@ -266,18 +267,8 @@ archive_read_cb (struct archive *a, void *ctx, const void **buf)
 
 /* ---- tree side ---------------------------------------------------------- */
 
-/* The last parent directory opened below a tree: members of a tar and
- * entries of a sorted change list cluster by directory, so most lookups
- * reuse it instead of walking the path again. */
-typedef struct dir_cache
-{
-  int treefd;
-  char *dir;    /* normalised; NULL: nothing cached */
-  int fd;
-} dir_cache;
-
-static void
-dir_cache_drop (dir_cache *c)
+void
+extract_dir_cache_drop (dir_cache *c)
 {
   if (c->fd >= 0 && c->fd != c->treefd)
     close (c->fd);
@@ -286,17 +277,14 @@ dir_cache_drop (dir_cache *c)
   c->dir = NULL;
 }
 
-/* Directory fd for dir (a normalised path, "" = tree root), created if
- * missing, never through a symlink. Owned by the cache: valid until the next
- * call or dir_cache_drop. */
-static int
-dir_cache_get (dir_cache *c, const char *dir, kiln_error **err)
+int
+extract_dir_cache_get (dir_cache *c, const char *dir, kiln_error **err)
 {
   if (*dir == '\0')
     return c->treefd;
   if (c->dir && strcmp (c->dir, dir) == 0)
     return c->fd;
-  dir_cache_drop (c);
+  extract_dir_cache_drop (c);
   /* An existing directory in one openat2 (the kernel walks the path; the
    * tree holds no symlinks, and NO_SYMLINKS makes sure): the per-component
    * walk of fs_mkdir_p_open_at costs a syscall per level, which members
@@ -361,7 +349,7 @@ tree_remove (extractor *x, int pfd, const char *name, int old_type, kiln_error *
       int keep = dup (pfd);
       if (keep < 0)
         return kiln_error_make (err, errno, "dup");
-      dir_cache_drop (&x->parents);
+      extract_dir_cache_drop (&x->parents);
       int r = fs_rm_rf_at (keep, name, err);
       close (keep);
       if (r < 0)
@@ -490,7 +478,7 @@ do_whiteout (extractor *x, const char *dir, const char *name, kiln_error **err)
     {
       if (layer_index_builder_set_opaque (x->b, dir, err) < 0)
         return -1;
-      return dir_cache_get (&x->parents, dir, err) < 0 ? -1 : 0;
+      return extract_dir_cache_get (&x->parents, dir, err) < 0 ? -1 : 0;
     }
   if (strncmp (name, ".wh..wh.", 8) == 0)
     {
@@ -506,7 +494,7 @@ do_whiteout (extractor *x, const char *dir, const char *name, kiln_error **err)
   if (layer_index_builder_add (x->b, target, &m, NULL, err) < 0)
     return -1;
   /* The parent directory exists in this layer's tree too. */
-  return dir_cache_get (&x->parents, dir, err) < 0 ? -1 : 0;
+  return extract_dir_cache_get (&x->parents, dir, err) < 0 ? -1 : 0;
 }
 
 static int
@@ -544,7 +532,7 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
       int old = 0;
       if (layer_index_builder_add_hardlink (x->b, npath, ntarget, &old, err) < 0)
         return -1;
-      int pfd = dir_cache_get (&x->parents, dir, err);
+      int pfd = extract_dir_cache_get (&x->parents, dir, err);
       if (pfd < 0 || tree_remove (x, pfd, name, old, err) < 0)
         return -1;
       if (ttype != LAYER_INDEX_REG)
@@ -557,7 +545,7 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
                                 : dup (x->treefd);
       if (tfd < 0)
         return -1;
-      pfd = dir_cache_get (&x->parents, dir, err);
+      pfd = extract_dir_cache_get (&x->parents, dir, err);
       if (pfd < 0)
         return -1;
       if (linkat (tfd, tname, pfd, name, 0) < 0)
@@ -609,13 +597,13 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
     return -1;
   if (*npath == '\0')
     return 0; /* the root: metadata only */
-  int pfd = dir_cache_get (&x->parents, dir, err);
+  int pfd = extract_dir_cache_get (&x->parents, dir, err);
   if (pfd < 0)
     return -1;
   if (!(m.type == LAYER_INDEX_DIR && old == LAYER_INDEX_DIR))
     if (tree_remove (x, pfd, name, old, err) < 0)
       return -1;
-  pfd = dir_cache_get (&x->parents, dir, err);
+  pfd = extract_dir_cache_get (&x->parents, dir, err);
   if (pfd < 0)
     return -1;
   if (m.type == LAYER_INDEX_DIR)
@@ -731,11 +719,11 @@ extract_layer (int layer_dirfd, extract_read_fn read_fn, void *ctx, const extrac
   digest_final (src.blob, res->blob_digest);
   digest_final (src.diff, res->diff_id);
   res->entries = layer_index_builder_count (x.b);
-  dir_cache_drop (&x.parents);
+  extract_dir_cache_drop (&x.parents);
   if (layer_index_builder_write_at (x.b, layer_dirfd, "index", err) < 0)
     ret = -1;
 out:
-  dir_cache_drop (&x.parents);
+  extract_dir_cache_drop (&x.parents);
   layer_index_builder_free (x.b);
   source_free (&src);
   return ret;
@@ -800,206 +788,6 @@ extract_to_store (store *s, const char *blob_digest, const char *diff_id, extrac
     {
       store_rmtemp (s, tmp);
       return -1;
-    }
-  return 0;
-}
-
-/* ---- a layer from a change list ---- */
-
-typedef struct fc_item
-{
-  const layer_change *c;
-  char *path;   /* normalised */
-} fc_item;
-
-/* Parents before children ('/' sorts first), a directory before its
- * opaque marker: the layer writer's order, so the index sees what an
- * extraction of its tar would. */
-static int
-fc_cmp (const void *pa, const void *pb)
-{
-  const fc_item *x = pa, *y = pb;
-  int r = layer_writer_path_cmp (x->path, y->path);
-  return r ? r : (int) x->c->kind - (int) y->c->kind;
-}
-
-/* The directory of path (normalised) in the tree, created as needed; name
- * points at path's last component. Owned by the cache (entries come sorted,
- * parents before children, so files of one directory reuse its fd). */
-static int
-fc_parent (dir_cache *parents, const char *path, const char **name, kiln_error **err)
-{
-  const char *slash = strrchr (path, '/');
-  *name = slash ? slash + 1 : path;
-  if (!slash)
-    return parents->treefd;
-  autofree char *dir = xstrndup (path, (size_t) (slash - path));
-  return dir_cache_get (parents, dir, err);
-}
-
-/* Put the data of c at name below pfd. Data kiln owns and nothing can
- * write any more (c->data_private: a frozen overlay upper, whose handles
- * overlay_commit revoked; a store tree; a kiln temp file) is hard-linked
- * when the filesystem allows: no copy of a RUN step's output. Anything
- * else, a build context file above all, is copied, so the store never
- * shares an inode with a file its user may edit later: a reflink where the
- * filesystem shares blocks (FICLONE), else copy_file_range or read/write. */
-static int
-fc_data (int pfd, const char *name, const layer_change *c, const char *path, uint64_t *size, kiln_error **err)
-{
-  if (!c->data_path)
-    return kiln_error_make (err, EINVAL, "'%s': regular file without data source", path);
-  autoclose int in = fs_open_in_root (c->data_dirfd, c->data_path, O_RDONLY | O_NOFOLLOW, 0,
-                                      FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, err);
-  if (in < 0)
-    return kiln_error_wrap (err, "data of '%s'", path);
-  struct stat st;
-  if (fstat (in, &st) < 0)
-    return kiln_error_make (err, errno, "stat data of '%s'", path);
-  if (!S_ISREG (st.st_mode))
-    return kiln_error_make (err, EINVAL, "data of '%s' is not a regular file", path);
-  *size = (uint64_t) st.st_size;
-  if (c->data_private)
-    {
-      char proc[64];
-      snprintf (proc, sizeof proc, "/proc/self/fd/%d", in);
-      if (linkat (AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW) == 0)
-        return 0;
-      if (errno == EEXIST)
-        return kiln_error_make (err, errno, "create '%s'", path);
-    }
-  autoclose int out = openat (pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (out < 0)
-    return kiln_error_make (err, errno, "create '%s'", path);
-  if (ioctl (out, FICLONE, in) < 0 && fs_copy_fd (in, out, UINT64_MAX, NULL, err) < 0)
-    return kiln_error_wrap (err, "copying '%s'", path);
-  /* the index records the size of what was stored */
-  if (fstat (out, &st) < 0)
-    return kiln_error_make (err, errno, "stat '%s'", path);
-  *size = (uint64_t) st.st_size;
-  return 0;
-}
-
-static int
-fc_add (layer_index_builder *b, dir_cache *parents, const fc_item *it, const layer_writer_opts *o, kiln_error **err)
-{
-  const layer_change *c = it->c;
-  const char *name;
-  switch (c->kind)
-    {
-    case LAYER_CHANGE_OPAQUE:
-      return layer_index_builder_set_opaque (b, it->path, err);
-    case LAYER_CHANGE_WHITEOUT:
-      {
-        layer_index_meta m = { .type = LAYER_INDEX_WHITEOUT };
-        return layer_index_builder_add (b, it->path, &m, NULL, err);
-      }
-    case LAYER_CHANGE_ADD:
-      break;
-    }
-  if (c->hardlink_target)
-    {
-      autofree char *target = NULL;
-      if (layer_index_normalize_path (c->hardlink_target, &target, err) < 0
-          || layer_index_builder_add_hardlink (b, it->path, target, NULL, err) < 0)
-        return -1;
-      /* The target's directory outside the cache, which keeps serving the
-       * link's own directory (links cluster there, targets anywhere). */
-      const char *tslash = strrchr (target, '/');
-      const char *tname = tslash ? tslash + 1 : target;
-      autofree char *tdir = tslash ? xstrndup (target, (size_t) (tslash - target)) : NULL;
-      autoclose int tfd = tdir ? fs_mkdir_p_open_at (parents->treefd, tdir, 0700, err)
-                               : fcntl (parents->treefd, F_DUPFD_CLOEXEC, 0);
-      if (tfd < 0)
-        return tdir ? -1 : kiln_error_make (err, errno, "dup");
-      int pfd = fc_parent (parents, it->path, &name, err);
-      if (pfd < 0)
-        return -1;
-      if (linkat (tfd, tname, pfd, name, 0) < 0)
-        return kiln_error_make (err, errno, "link '%s' to '%s'", it->path, target);
-      return 0;
-    }
-  layer_index_meta m = c->meta;
-  m.mtime_nsec = 0; /* the tar carries whole seconds (layer_writer.c) */
-  if (o && o->clamp_mtime && m.mtime_sec >= o->clamp_epoch)
-    m.mtime_sec = o->clamp_epoch;
-  if (m.type == LAYER_INDEX_SYMLINK)
-    m.size = m.link_target ? strlen (m.link_target) : 0;
-  if (m.type != LAYER_INDEX_REG && m.type != LAYER_INDEX_SYMLINK)
-    m.size = 0;
-  int pfd = -1;
-  if (*it->path && m.type != LAYER_INDEX_DIR)
-    {
-      pfd = fc_parent (parents, it->path, &name, err);
-      if (pfd < 0)
-        return -1;
-    }
-  if (m.type == LAYER_INDEX_REG && fc_data (pfd, name, c, it->path, &m.size, err) < 0)
-    return -1;
-  if (m.type == LAYER_INDEX_DIR && *it->path && fs_mkdir_p_at (parents->treefd, it->path, 0700, err) < 0)
-    return -1;
-  return layer_index_builder_add (b, it->path, &m, NULL, err);
-}
-
-static int
-fc_build (int layer_dirfd, const layer_change *ch, size_t n, const layer_writer_opts *o, kiln_error **err)
-{
-  if (mkdirat (layer_dirfd, "tree", 0700) < 0)
-    return kiln_error_make (err, errno, "mkdir 'tree'");
-  autoclose int treefd = openat (layer_dirfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (treefd < 0)
-    return kiln_error_make (err, errno, "open 'tree'");
-  fc_item *items = xcalloc (n + 1, sizeof *items);
-  size_t ni = 0;
-  int ret = 0;
-  for (size_t i = 0; i < n && ret == 0; i++)
-    {
-      char *np;
-      if (layer_index_normalize_path (ch[i].path, &np, err) < 0)
-        {
-          ret = -1;
-          break;
-        }
-      if (*np == '\0' && ch[i].kind == LAYER_CHANGE_ADD && !(o && o->add_root))
-        {
-          free (np);
-          continue;
-        }
-      items[ni++] = (fc_item) { &ch[i], np };
-    }
-  if (ret == 0)
-    qsort (items, ni, sizeof *items, fc_cmp);
-  autoindexbuilder layer_index_builder *b = layer_index_builder_new ();
-  dir_cache parents = { .treefd = treefd, .fd = -1 };
-  for (size_t i = 0; i < ni && ret == 0; i++)
-    if (fc_add (b, &parents, &items[i], o, err) < 0)
-      ret = kiln_error_wrap (err, "'%s'", items[i].path);
-  dir_cache_drop (&parents);
-  for (size_t i = 0; i < ni; i++)
-    free (items[i].path);
-  free (items);
-  if (ret == 0 && layer_index_builder_write_at (b, layer_dirfd, "index", err) < 0)
-    ret = -1;
-  return ret;
-}
-
-int
-extract_from_changes (store *s, const layer_change *ch, size_t n, const layer_writer_opts *opts,
-                      const char *diff_id, const char *blob_digest, kiln_error **err)
-{
-  autoclose int lock = store_lock_layer (s, blob_digest, err);
-  if (lock < 0)
-    return kiln_error_wrap (err, "locking layer %s", blob_digest);
-  if (store_has_layer (s, diff_id))
-    return 0;
-  autofree char *tmp = NULL;
-  autoclose int dfd = -1;
-  if (store_mktemp (s, "layer", &tmp, &dfd, err) < 0)
-    return -1;
-  if (fc_build (dfd, ch, n, opts, err) < 0 || store_publish_layer (s, tmp, diff_id, blob_digest, err) < 0)
-    {
-      store_rmtemp (s, tmp);
-      return kiln_error_wrap (err, "storing layer %s", diff_id);
     }
   return 0;
 }

@@ -51,9 +51,21 @@ typedef struct layer_change
   /* The data file is kiln's own and nothing can write it any more (a
    * store layer's tree, a frozen overlay upper, a kiln temp file), so the
    * store layer may hard-link it. Otherwise (a build context file, which
-   * its user may edit later) extract_from_changes copies it: the store
-   * never shares an inode with a file a user can write. */
+   * its user may edit later) extract_from_changes links it only with the
+   * identity below, recorded and verified whenever the store opens the
+   * layer, else copies it. */
   bool data_private;
+  /* A user's file (!data_private) as the step saw it: its inode and ctime
+   * (src_ino 0: unknown); src_settled: that ctime was older than the clock
+   * tick of the step's stat (a change in the same tick would not move it).
+   * extract_from_changes hard-links a settled file into the store only
+   * while it is still that inode, and records it for verification on reuse
+   * (store/links.h); otherwise it copies it, checking it is still that
+   * inode. */
+  uint64_t src_ino;
+  int64_t src_ctime_sec;
+  uint32_t src_ctime_nsec;
+  bool src_settled;
 } layer_change;
 
 /* gzip: levels 1..3 ISA-L, 0 and 4..9 zlib. */

@@ -1,6 +1,7 @@
 /* store.c - store layout, locks, temp dirs, atomic publication. */
 #include "store/store.h"
 #include "store/extract.h"
+#include "store/links.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -18,6 +19,7 @@
 
 static const char *const store_dirs[] = {
   "blobs", "blobs/sha256", "layers", "layers/sha256", "diffids", "diffids/sha256", "locks", "tmp",
+  "bloblinks", "bloblinks/sha256",
 };
 
 int
@@ -363,6 +365,10 @@ store_open_layer (store *s, const char *diff_id, int *tree_fd, layer_index **idx
   autoclose int dfd = openat (s->rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dfd < 0)
     return kiln_error_make (err, errno, "open layer %s ('%s/%s')", diff_id, s->root, rel);
+  /* A tree that links build context files is verified before any use
+   * (store/links.h). */
+  if (tree_fd && store_links_check_layer (s, diff_id, &dfd, err) < 0)
+    return -1;
   layer_index *ix = NULL;
   if (idx && layer_index_open_at (dfd, "index", &ix, err) < 0)
     return kiln_error_wrap (err, "layer %s", diff_id);
@@ -388,6 +394,22 @@ blob_rel (const char *digest)
   return xasprintf ("blobs/sha256/%s", digest_hex (digest));
 }
 
+/* A blob linked into a layout (a record, or more than one link) is checked
+ * (store/links.h): false when it was modified and removed, with a warning. */
+static bool
+blob_still_good (store *s, const char *digest, const struct stat *st)
+{
+  autofree char *rec = xasprintf ("bloblinks/sha256/%s", digest_hex (digest));
+  if (st->st_nlink <= 1 && faccessat (s->rootfd, rec, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+    return true;
+  autoerror kiln_error *err = NULL;
+  autoclose int fd = store_open_blob (s, digest, &err);
+  if (fd >= 0)
+    return true;
+  log_warn ("%s", err->msg);
+  return false;
+}
+
 bool
 store_has_blob (store *s, const char *digest)
 {
@@ -396,7 +418,9 @@ store_has_blob (store *s, const char *digest)
     return false;
   autofree char *rel = blob_rel (digest);
   struct stat st;
-  return fstatat (s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (st.st_mode);
+  if (fstatat (s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode))
+    return false;
+  return blob_still_good (s, digest, &st);
 }
 
 int
@@ -421,6 +445,13 @@ store_open_blob (store *s, const char *digest, kiln_error **err)
   int fd = openat (s->rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return kiln_error_make (err, errno, "open blob %s", digest);
+  /* A blob linked into an --oci-layout is checked before it is handed
+   * out (store/links.h). */
+  if (store_blob_check_links (s, digest, fd, err) < 0)
+    {
+      close (fd);
+      return -1;
+    }
   return fd;
 }
 
@@ -661,7 +692,8 @@ store_prune (store *s, bool all, bool dry_run, store_prune_stats *st, kiln_error
         }
     }
   if (prune_dir (s, "blobs/sha256", keep_blobs, dry_run, &st->blobs, &st->bytes, err) < 0
-      || prune_dir (s, "layers/sha256", keep_layers, dry_run, &st->layers, &st->bytes, err) < 0)
+      || prune_dir (s, "layers/sha256", keep_layers, dry_run, &st->layers, &st->bytes, err) < 0
+      || prune_dir (s, "bloblinks/sha256", keep_blobs, dry_run, &st->other, &st->bytes, err) < 0)
     return -1;
   /* diffID records: keep those whose layer stays. */
   autostrv char **recs = NULL;
@@ -889,6 +921,8 @@ store_blob_size (store *s, const char *digest, int64_t *size, kiln_error **err)
     }
   if (!S_ISREG (st.st_mode))
     return kiln_error_make (err, EINVAL, "blob %s in '%s' is not a regular file", digest, s->root);
+  if (!blob_still_good (s, digest, &st))
+    return 0;
   *size = st.st_size;
   return 1;
 }

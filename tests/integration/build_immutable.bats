@@ -93,9 +93,12 @@ EOF
   [ "$(image_file "$TEST_TMP/o2:t" victim "$TEST_TMP/u2")" = original-content ]
 }
 
-@test "immutable: editing a COPY source in place after the build does not change the cached layer" {
+@test "immutable: editing a COPY source in place after the build does not change what later builds run" {
   mkdir -p "$TEST_TMP/ctx1"
   printf 'echo original\n' > "$TEST_TMP/ctx1/app.sh"
+  # (settled: a file changed within the clock tick of the build is copied)
+  touch -d '2024-01-02 03:04:05.123456789' "$TEST_TMP/ctx1/app.sh"
+  sleep 0.05
   printf 'ARG BASE\nFROM $BASE\nCOPY app.sh /app.sh\n' > "$TEST_TMP/ctx1/Dockerfile"
   # the same sources elsewhere (a second checkout), with the same mtime
   cp -a "$TEST_TMP/ctx1" "$TEST_TMP/ctx2"
@@ -103,27 +106,67 @@ EOF
   run kb "$TEST_TMP/store" "$TEST_TMP/ctx1"
   echo "$output"
   [ "$status" -eq 0 ]
-  local sum
+  local sum f
   sum=$(sha256sum < "$TEST_TMP/ctx2/app.sh")
-  # same size, in place: the context file's inode keeps its data blocks
-  printf 'echo EVILEVIL' | dd of="$TEST_TMP/ctx1/app.sh" conv=notrunc bs=1 seek=0 status=none
-  [ "$(cat "$TEST_TMP/ctx1/app.sh")" = "echo EVILEVIL" ]
+  # the layer's tree links the context file (no copy), and records it
   run store_files "$TEST_TMP/store" app.sh
   [ -n "$output" ]
-  local f
   for f in $output; do
-    [ "$(sha256sum < "$f")" = "$sum" ]
+    [ "$(stat -c %i "$f")" = "$(stat -c %i "$TEST_TMP/ctx1/app.sh")" ]
+    [ -f "$(dirname "$(dirname "$f")")/links" ]
   done
-  # the original sources hit the cache, and a step runs on what they hold
+  # same size, in place (the inode keeps its blocks), and the mtime put back
+  local mt
+  mt=$(stat -c %y "$TEST_TMP/ctx1/app.sh")
+  printf 'echo EVILEVIL' | dd of="$TEST_TMP/ctx1/app.sh" conv=notrunc bs=1 seek=0 status=none
+  touch -d "$mt" "$TEST_TMP/ctx1/app.sh"
+  [ "$(cat "$TEST_TMP/ctx1/app.sh")" = "echo EVILEVIL" ]
+  [ "$(stat -c %y "$TEST_TMP/ctx1/app.sh")" = "$mt" ]
+  # the original sources hit the cache, and the step runs on what they hold:
+  # the store noticed the changed inode and extracted the layer again
   run kb "$TEST_TMP/store" "$TEST_TMP/ctx2"
   echo "$output"
   [ "$status" -eq 0 ]
   grep -E '^#[0-9]+ CACHED' <<< "$output"
   [[ $output == *"runs: echo original"* ]]
   [[ $output != *EVIL* ]]
+  [[ $output == *"'app.sh', hard-linked from a build context, changed after the layer was stored"* ]]
+  # the store's tree is its own again, with what was committed
+  run store_files "$TEST_TMP/store" app.sh
+  [ -n "$output" ]
+  for f in $output; do
+    [ "$(sha256sum < "$f")" = "$sum" ]
+    [ ! -e "$(dirname "$(dirname "$f")")/links" ]
+  done
 }
 
-@test "immutable: editing a blob of an --oci-layout output in place does not change the store" {
+@test "immutable: a COPY source edited while its layer is made is an error, or the store keeps what was packed" {
+  mkdir -p "$TEST_TMP/ctx"
+  head -c 4000000 /dev/urandom > "$TEST_TMP/ctx/big"
+  touch -d '2024-01-02 03:04:05' "$TEST_TMP/ctx/big"
+  printf 'ARG BASE\nFROM $BASE\nCOPY big /big\nRUN sha256sum /big\n' > "$TEST_TMP/ctx/Dockerfile"
+  # an editor rewriting the file in place, with its mtime put back, while
+  # kiln builds (until the build is over)
+  ( while [ ! -e "$TEST_TMP/stop" ]; do
+      printf 'EVIL' | dd of="$TEST_TMP/ctx/big" conv=notrunc bs=1 seek=100 status=none
+      touch -d '2024-01-02 03:04:05' "$TEST_TMP/ctx/big"
+    done ) &
+  local pid=$!
+  run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --oci-layout "$TEST_TMP/o:t"
+  touch "$TEST_TMP/stop"
+  wait "$pid"
+  echo "$output"
+  if [ "$status" -ne 0 ]; then
+    [[ $output == *"changed during the build"* ]]
+    return 0
+  fi
+  # the image's /big, the store's and what the RUN step hashed are one
+  local want
+  want=$(image_file "$TEST_TMP/o:t" big "$TEST_TMP/u" | sha256sum | cut -d' ' -f1)
+  [[ $output == *"$want  /big"* ]]
+}
+
+@test "immutable: editing a blob of an --oci-layout output in place does not corrupt later builds" {
   mkdir -p "$TEST_TMP/ctx"
   printf 'ARG BASE\nFROM $BASE\nRUN echo made-by-run > /made\n' > "$TEST_TMP/ctx/Dockerfile"
   run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --oci-layout "$TEST_TMP/o1:t"
@@ -134,19 +177,23 @@ EOF
   local d hex
   for d in $output; do
     hex=${d#sha256:}
+    # a hard link of the store's blob, recorded by the store
+    [ "$(stat -c %i "$TEST_TMP/o1/blobs/sha256/$hex")" = "$(stat -c %i "$TEST_TMP/store/blobs/sha256/$hex")" ]
+    [ -f "$TEST_TMP/store/bloblinks/sha256/$hex" ]
     printf 'XXXXXXXX' | dd of="$TEST_TMP/o1/blobs/sha256/$hex" conv=notrunc bs=1 seek=0 status=none
     [ "$(sha256sum < "$TEST_TMP/o1/blobs/sha256/$hex" | cut -d' ' -f1)" != "$hex" ]
-    # the store's blob still is what its name says
-    [ -f "$TEST_TMP/store/blobs/sha256/$hex" ]
-    [ "$(sha256sum < "$TEST_TMP/store/blobs/sha256/$hex" | cut -d' ' -f1)" = "$hex" ]
   done
-  # and the next layout written from the store is intact
+  # the next build notices, drops the modified blobs, and makes or fetches
+  # them again: its layout is intact
   run kb "$TEST_TMP/store" "$TEST_TMP/ctx" --oci-layout "$TEST_TMP/o2:t"
+  echo "$output"
   [ "$status" -eq 0 ]
+  [[ $output == *"was modified after it was written (hard-linked into an --oci-layout?): removed"* ]]
   run layout_layers "$TEST_TMP/o2:t"
   for d in $output; do
     hex=${d#sha256:}
     [ "$(sha256sum < "$TEST_TMP/o2/blobs/sha256/$hex" | cut -d' ' -f1)" = "$hex" ]
+    [ "$(sha256sum < "$TEST_TMP/store/blobs/sha256/$hex" | cut -d' ' -f1)" = "$hex" ]
   done
   [ "$(image_file "$TEST_TMP/o2:t" made "$TEST_TMP/u2")" = made-by-run ]
 }

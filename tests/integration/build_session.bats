@@ -88,12 +88,14 @@ check_session_image() { # LAYOUT ROOTFS LOG
   [ "$status" -eq 0 ]
   umoci unpack --image "$TEST_TMP/o:t" "$TEST_TMP/u" >/dev/null
   check_session_image "$TEST_TMP/o" "$TEST_TMP/u/rootfs" "$output"
-  # The layout's layer blobs are copies of the store's, never links (issue 16 item 2: the layout
-  # must not be a way to modify the store), with the same bytes.
+  # The layout's layer blobs are the store's, hard-linked, and each link is recorded so the store
+  # checks the blob before handing it out again (issue 16 item 2: the layout must not be a way to
+  # modify the store; build_immutable.bats edits one).
   local m l
   m=$(jq -r '.manifests[0].digest' "$TEST_TMP/o/index.json")
   l=$(jq -r '.layers[1].digest' "$TEST_TMP/o/blobs/sha256/${m#sha256:}")
-  [ "$(stat -c %i "$TEST_TMP/o/blobs/sha256/${l#sha256:}")" != "$(stat -c %i "$TEST_TMP/store/blobs/sha256/${l#sha256:}")" ]
+  [ "$(stat -c %i "$TEST_TMP/o/blobs/sha256/${l#sha256:}")" = "$(stat -c %i "$TEST_TMP/store/blobs/sha256/${l#sha256:}")" ]
+  [ -f "$TEST_TMP/store/bloblinks/sha256/${l#sha256:}" ]
   cmp "$TEST_TMP/o/blobs/sha256/${l#sha256:}" "$TEST_TMP/store/blobs/sha256/${l#sha256:}"
   # nothing left behind: no temp dir, no mount
   [ -z "$(ls -A "$TEST_TMP/store/tmp" 2>/dev/null)" ]
