@@ -72,8 +72,8 @@ setup (void **state)
   f->hostsfile = xasprintf ("%s/hosts", f->tmp);
   int fd = open (f->hostsfile, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   close (fd);
-  f->binds[0] = (tracer_bind){ "/proc", "/proc", false };
-  f->binds[1] = (tracer_bind){ "/etc/hosts", f->hostsfile, false };
+  f->binds[0] = (tracer_bind){ .guest = "/proc", .host = "/proc" };
+  f->binds[1] = (tracer_bind){ .guest = "/etc/hosts", .host = f->hostsfile };
   kiln_error *err = NULL;
   assert_int_equal (tracer_fs_init (&f->fs, f->root, f->binds, 2, &err), 0);
   *state = f;
