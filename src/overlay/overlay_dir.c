@@ -450,7 +450,14 @@ mat_file (mat_ctx *c, int dfd, const char *name, const char *path, const mat_ent
   bool linked = false;
   /* Plain-directory layers are somebody's files (tests, a context): never
    * share or chmod their inodes. */
-  if (overlay_lower_is_store (od->lower, e->layer))
+  /* A store file with another link may be a user's: a COPY source the
+   * store links and verifies on reuse (src/store/links.c), whose mode and
+   * ctime must not change. Only files that are the store's alone are
+   * shared (and made read-only). */
+  struct stat lst;
+  if (overlay_lower_is_store (od->lower, e->layer)
+      && fstatat (overlay_lower_dirfd (od->lower, e->layer), path, &lst, AT_SYMLINK_NOFOLLOW) == 0
+      && lst.st_nlink == 1)
     {
       if (linkat (overlay_lower_dirfd (od->lower, e->layer), path, dfd, name, 0) == 0)
         linked = true;

@@ -326,3 +326,24 @@ EOF
   # it was ptrace isolation
   grep -l "using --isolation=ptrace" "$SHARED"/e2e/logs/*.kiln.log | grep -q .
 }
+
+@test "ptrace: a COPY source the store links is never changed by a later ptrace step's tree (mode, ctime), and the next build's layer keeps its mode" {
+  printf '#!/bin/sh\necho tool-ran\n' > "$SHARED/ctx/tool"
+  chmod 0755 "$SHARED/ctx/tool"
+  echo data > "$SHARED/ctx/data.txt"
+  chmod 0644 "$SHARED/ctx/data.txt"
+  chmod -R a+rX "$SHARED/ctx"
+  printf 'FROM %s\nCOPY tool data.txt /opt/\nRUN /opt/tool && cat /opt/data.txt && echo more >> /opt/data.txt\n' \
+    "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
+  local before
+  before=$(stat -c '%a %Z' "$SHARED/ctx/tool" "$SHARED/ctx/data.txt")
+  for env in docker restricted; do
+    pbuild "$env" "c-$env"
+    [ "$status" -eq 0 ]
+    [[ $output == *"tool-ran"* ]]
+    [ "$(stat -c '%a %Z' "$SHARED/ctx/tool" "$SHARED/ctx/data.txt")" = "$before" ]
+    python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/c-$env" 1 > "$SHARED/c-$env.txt"
+    grep -q ' opt/tool file 0755 0:0 ' "$SHARED/c-$env.txt"
+    grep -q ' opt/data.txt file 0644 0:0 5 ' "$SHARED/c-$env.txt"
+  done
+}

@@ -222,21 +222,26 @@ sigterm_mid_step() {
   sigterm_mid_step "$TEST_USER_TMP" run_as kiln-t-plain
 }
 
-@test "overlay: /dev/fuse unusable by the step's root is a clear error" {
+@test "overlay: /dev/fuse unusable by the step's root is a clear error under --isolation userns (auto uses ptrace then)" {
   require_root
   # the FUSE device, as this machine ships it (0600 root): kiln's probe
   # says so before any step starts
   mknod "$TEST_TMP/fakefuse" c 10 229
   chmod 0600 "$TEST_TMP/fakefuse"
-  run unshare -m sh -c "mount --bind '$TEST_TMP/fakefuse' /dev/fuse && exec '$KILN' run --rootfs '$ROOTFS' --overlay -- true"
+  run unshare -m sh -c "mount --bind '$TEST_TMP/fakefuse' /dev/fuse && exec '$KILN' run --isolation userns --rootfs '$ROOTFS' --overlay -- true"
   echo "$output"
   [ "$status" -eq 1 ]
   [[ $output == *"RUN steps need '/dev/fuse' usable by the step's namespace root (not host root) (mode 0600 here; distributions ship it 0666: chmod 0666 /dev/fuse)"* ]]
   # a plain file there is not the device
   : > "$TEST_TMP/notfuse"
-  run unshare -m sh -c "mount --bind '$TEST_TMP/notfuse' /dev/fuse && exec '$KILN' run --rootfs '$ROOTFS' --overlay -- true"
+  run unshare -m sh -c "mount --bind '$TEST_TMP/notfuse' /dev/fuse && exec '$KILN' run --isolation userns --rootfs '$ROOTFS' --overlay -- true"
   [ "$status" -eq 1 ]
   [[ $output == *"RUN steps need '/dev/fuse', which is not a character device here"* ]]
+  # auto: the same machine runs the step under ptrace isolation, saying why
+  run unshare -m sh -c "mount --bind '$TEST_TMP/fakefuse' /dev/fuse && exec '$KILN' run --rootfs '$ROOTFS' --overlay -- true"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"no usable /dev/fuse"*"using --isolation=ptrace"* ]]
 }
 
 @test "overlay: single mode as root is refused with a reason; --show-changes needs --overlay" {
