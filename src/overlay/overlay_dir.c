@@ -450,14 +450,16 @@ mat_file (mat_ctx *c, int dfd, const char *name, const char *path, const mat_ent
   bool linked = false;
   /* Plain-directory layers are somebody's files (tests, a context): never
    * share or chmod their inodes. */
-  /* A store file with another link may be a user's: a COPY source the
-   * store links and verifies on reuse (src/store/links.c), whose mode and
-   * ctime must not change. Only files that are the store's alone are
-   * shared (and made read-only). */
+  /* A store file with more links than its layer's hardlink group may be a
+   * user's: a COPY source the store links and verifies on reuse
+   * (src/store/links.c), whose mode and ctime must not change. Only files
+   * that are the store's alone are shared (and made read-only); a group
+   * already linked into this root (an earlier name of it) is ours. */
   struct stat lst;
+  unsigned group = e->attr.nlink ? e->attr.nlink : 1;
   if (overlay_lower_is_store (od->lower, e->layer)
       && fstatat (overlay_lower_dirfd (od->lower, e->layer), path, &lst, AT_SYMLINK_NOFOLLOW) == 0
-      && lst.st_nlink == 1)
+      && (lst.st_nlink <= group || od_meta_get (od, &lst, 0)))
     {
       if (linkat (overlay_lower_dirfd (od->lower, e->layer), path, dfd, name, 0) == 0)
         linked = true;
