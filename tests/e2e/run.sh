@@ -217,8 +217,10 @@ buildah_g() {
 # (DIR:img) and BUILDAH_CACHED.
 build_buildah() {
   local name=$1 cdir=$2 ctx=$3 log=$4 key dir tmp args
+  # The UTC day too: useradd writes it into /etc/shadow (50-debian-users),
+  # so a reference from another day is not the same image.
   key=$(printf '%s\n' "$RECIPE" "$BUILDAH_VERSION" "$BASE_KEY" "$(tree_hash "$cdir")" \
-    "$(ctx_hash "$ctx")" | sha256sum | cut -c1-32)
+    "$(ctx_hash "$ctx")" "$(date -u +%F)" | sha256sum | cut -c1-32)
   dir="$CACHE/images/$name-$key"
   REF="$dir:img"
   if [ -f "$dir/index.json" ]; then
