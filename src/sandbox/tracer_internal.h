@@ -262,6 +262,25 @@ typedef struct tracer_call
 
 /* ---- tracer_meta.c ---- */
 
+/* The object of a call: a resolved path or one of the tracee's fds, as an
+ * O_PATH fd of ours. */
+typedef struct tracer_target
+{
+  tracer_path p;     /* path forms */
+  int fd;            /* the object (borrowed from p, or owned when dup'd) */
+  int owned_fd;
+  bool in_root;      /* else the kernel's (a bind, a pipe, a socket) */
+  char *guest;       /* for messages and changes */
+} tracer_target;
+
+/* dirfd/path with flags (TR_*); with empty_ok, an empty path (AT_EMPTY_PATH)
+ * or path_addr 0 acts on the tracee's fd dirfd (through /proc/TID/fd/N:
+ * Docker's default profile denies pidfd_getfd). ENOENT for a missing
+ * object. tg is set up (clear it with tracer_target_clear) even on failure. */
+int tracer_target_resolve (tracer_call *c, int dirfd, unsigned long path_addr, int flags, bool empty_ok,
+                           tracer_target *tg);
+void tracer_target_clear (tracer_target *tg);
+
 /* Show the file at host (a bind's root) as owned by uid:gid. */
 void tracer_owner_seed (tracer *t, const char *host, uid_t uid, gid_t gid);
 

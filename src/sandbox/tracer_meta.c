@@ -110,17 +110,9 @@ show (tracer *t, const struct stat *real, bool in_root, struct stat *shown)
 
 /* ---- the object of a call: a resolved path or one of the tracee's fds ---- */
 
-typedef struct target
-{
-  tracer_path p;     /* path forms */
-  int fd;            /* the object (borrowed from p, or owned when dup'd) */
-  int owned_fd;
-  bool in_root;
-  char *guest;       /* for messages and changes */
-} target;
 
-static void
-target_clear (target *tg)
+void
+tracer_target_clear (tracer_target *tg)
 {
   tracer_path_clear (&tg->p);
   if (tg->owned_fd >= 0)
@@ -132,7 +124,7 @@ target_clear (target *tg)
  * pidfd_getfd: Docker's default profile allows pidfd_getfd only with
  * CAP_SYS_PTRACE, and one open is cheaper than pidfd_open + getfd. */
 static int
-tracee_fd (tracer_call *c, int fd, target *tg)
+tracee_fd (tracer_call *c, int fd, tracer_target *tg)
 {
   memset (tg, 0, sizeof *tg);
   tg->p.dirfd = tg->p.fd = tg->owned_fd = -1;
@@ -184,8 +176,9 @@ empty_path (tracer_call *c, unsigned long path_addr)
 
 /* A path form: dirfd/path with flags; AT_EMPTY_PATH (empty_ok) and a
  * dirfd-only form (path_addr 0) act on the fd. */
-static int
-resolve_target (tracer_call *c, int dirfd, unsigned long path_addr, int flags, bool empty_ok, target *tg)
+int
+tracer_target_resolve (tracer_call *c, int dirfd, unsigned long path_addr, int flags, bool empty_ok,
+                       tracer_target *tg)
 {
   if (path_addr == 0 && empty_ok)
     return tracee_fd (c, dirfd, tg);
@@ -240,8 +233,8 @@ sys_stat (tracer_call *c, int dirfd, int path_arg, int flags, bool empty_ok, int
 {
   if (empty_ok && empty_path (c, arg (c, path_arg)))
     return stat_fd (c, dirfd, arg (c, buf_arg));
-  target tg;
-  int r = resolve_target (c, dirfd, arg (c, path_arg), flags, empty_ok, &tg);
+  tracer_target tg;
+  int r = tracer_target_resolve (c, dirfd, arg (c, path_arg), flags, empty_ok, &tg);
   tracer_action a;
   if (r == 0 && tg.p.bind)
     {
@@ -253,7 +246,7 @@ sys_stat (tracer_call *c, int dirfd, int path_arg, int flags, bool empty_ok, int
     a = done (c, r);
   else
     a = put_stat (c, tg.fd, tg.in_root, arg (c, buf_arg));
-  target_clear (&tg);
+  tracer_target_clear (&tg);
   return a;
 }
 
@@ -269,8 +262,8 @@ static tracer_action
 sys_statx (tracer_call *c)
 {
   int dirfd = iarg (c, 0), flags = iarg (c, 2);
-  target tg;
-  int r = resolve_target (c, dirfd, arg (c, 1), (flags & AT_SYMLINK_NOFOLLOW) ? 0 : TR_FOLLOW,
+  tracer_target tg;
+  int r = tracer_target_resolve (c, dirfd, arg (c, 1), (flags & AT_SYMLINK_NOFOLLOW) ? 0 : TR_FOLLOW,
                           (flags & AT_EMPTY_PATH) != 0, &tg);
   tracer_action a;
   if (r == 0 && tg.p.bind)
@@ -302,7 +295,7 @@ sys_statx (tracer_call *c)
           a = tracer_mem_write (c->te->tid, arg (c, 4), &stx, sizeof stx) < 0 ? done (c, -EFAULT) : done (c, 0);
         }
     }
-  target_clear (&tg);
+  tracer_target_clear (&tg);
   return a;
 }
 
@@ -318,7 +311,7 @@ check_owner (tracer *t, int fd, struct stat *st)
 }
 
 static void
-meta_changed (tracer_call *c, target *tg)
+meta_changed (tracer_call *c, tracer_target *tg)
 {
   const tracer_config *cfg = c->t->cfg;
   if (!cfg->ops || !cfg->ops->changed || !tg->in_root)
@@ -329,7 +322,7 @@ meta_changed (tracer_call *c, target *tg)
 }
 
 static int
-do_chmod (tracer_call *c, target *tg, mode_t mode)
+do_chmod (tracer_call *c, tracer_target *tg, mode_t mode)
 {
   const tracer_config *cfg = c->t->cfg;
   if (!tg->in_root)
@@ -351,7 +344,7 @@ do_chmod (tracer_call *c, target *tg, mode_t mode)
 }
 
 static int
-do_chown (tracer_call *c, target *tg, uid_t uid, gid_t gid)
+do_chown (tracer_call *c, tracer_target *tg, uid_t uid, gid_t gid)
 {
   const tracer_config *cfg = c->t->cfg;
   if (c->te->creds->euid != 0)
@@ -367,7 +360,7 @@ do_chown (tracer_call *c, target *tg, uid_t uid, gid_t gid)
 }
 
 static int
-do_times (tracer_call *c, target *tg, struct timespec ts[2])
+do_times (tracer_call *c, tracer_target *tg, struct timespec ts[2])
 {
   const tracer_config *cfg = c->t->cfg;
   if (!tg->in_root)
@@ -431,8 +424,8 @@ typedef enum { M_CHMOD, M_CHOWN, M_TIMES } meta_op;
 static tracer_action
 sys_meta (tracer_call *c, meta_op op, int dirfd, unsigned long path_addr, int flags, bool empty_ok, int a0)
 {
-  target tg;
-  int r = resolve_target (c, dirfd, path_addr, flags, empty_ok, &tg);
+  tracer_target tg;
+  int r = tracer_target_resolve (c, dirfd, path_addr, flags, empty_ok, &tg);
   if (r == 0 && op == M_CHMOD)
     r = do_chmod (c, &tg, (mode_t) arg (c, a0));
   else if (r == 0 && op == M_CHOWN)
@@ -446,7 +439,7 @@ sys_meta (tracer_call *c, meta_op op, int dirfd, unsigned long path_addr, int fl
     }
   if (r == 0)
     meta_changed (c, &tg);
-  target_clear (&tg);
+  tracer_target_clear (&tg);
   return done (c, r);
 }
 

@@ -44,30 +44,12 @@ typedef struct xcall
   int flags;           /* SET */
 } xcall;
 
-/* The object of the call as an O_PATH fd of ours. */
-typedef struct xtarget
-{
-  tracer_path p;       /* path forms */
-  int fd;              /* borrowed from p, or owned_fd */
-  int owned_fd;
-  bool in_root;        /* else the kernel's (a bind, a pipe, a socket) */
-  char *guest;         /* canonical guest path */
-} xtarget;
 
 static void
 xcall_clear (xcall *x)
 {
   free (x->name);
   free (x->value);
-}
-
-static void
-xtarget_clear (xtarget *t)
-{
-  tracer_path_clear (&t->p);
-  if (t->owned_fd >= 0)
-    close (t->owned_fd);
-  free (t->guest);
 }
 
 static tracer_action
@@ -136,49 +118,14 @@ read_args (tracer_call *c, xcall *x)
   return 0;
 }
 
-/* The tracee's fd as an O_PATH fd of ours (through /proc/TID/fd/N: Docker's
- * default profile denies pidfd_getfd), and whether it is a file of the
- * root (not a bind, a pipe, a socket). */
+/* The object: the fd of the f- forms, else the path (followed but for
+ * the l- forms). */
 static int
-target_fd (tracer_call *c, int fd, xtarget *t)
-{
-  char proc[64];
-  snprintf (proc, sizeof proc, "/proc/%d/fd/%d", (int) c->te->tid, fd);
-  t->fd = t->owned_fd = open (proc, O_PATH | O_CLOEXEC);
-  if (t->fd < 0)
-    return errno == ENOENT ? -EBADF : -errno;
-  char link[64], host[PATH_MAX];
-  snprintf (link, sizeof link, "/proc/self/fd/%d", t->fd);
-  ssize_t n = readlink (link, host, sizeof host - 1);
-  if (n <= 0 || host[0] != '/')
-    return 0;
-  host[n] = '\0';
-  t->guest = tracer_host_to_guest (&c->t->fs, host);
-  tracer_path bp;
-  if (t->guest && tracer_resolve (&c->t->fs, "/", t->guest, 0, &bp) == 0)
-    {
-      t->in_root = bp.bind == NULL;
-      tracer_path_clear (&bp);
-    }
-  else if (t->guest)
-    t->in_root = true;   /* removed meanwhile, but a file of the root */
-  return 0;
-}
-
-static int
-resolve (tracer_call *c, const xcall *x, xtarget *t)
+resolve (tracer_call *c, const xcall *x, tracer_target *t)
 {
   if (x->fd_form)
-    return target_fd (c, (int) tracer_arg (&c->regs, 0), t);
-  int r = tracer_resolve_at (c, AT_FDCWD, tracer_arg (&c->regs, 0), x->follow ? TR_FOLLOW : 0, false, &t->p);
-  if (r < 0)
-    return r;
-  if (!t->p.bind && t->p.fd < 0)
-    return -ENOENT;
-  t->fd = t->p.fd;
-  t->in_root = t->p.bind == NULL;
-  t->guest = xstrdup (t->p.guest);
-  return 0;
+    return tracer_target_resolve (c, (int) tracer_arg (&c->regs, 0), 0, 0, true, t);
+  return tracer_target_resolve (c, AT_FDCWD, tracer_arg (&c->regs, 0), x->follow ? TR_FOLLOW : 0, false, t);
 }
 
 /* ---- the kernel's checks, for the fake credentials ---- */
@@ -263,7 +210,7 @@ cap_value_ok (const xcall *x)
 /* No ops for this call, or not a file of the root: the kernel's. Reads
  * run on the translated path (or the fd); writes are refused. */
 static tracer_action
-not_emulated (tracer_call *c, const xcall *x, xtarget *t, bool have_ops)
+not_emulated (tracer_call *c, const xcall *x, tracer_target *t, bool have_ops)
 {
   bool write = x->op == X_SET || x->op == X_REMOVE;
   if (write)
@@ -275,7 +222,7 @@ not_emulated (tracer_call *c, const xcall *x, xtarget *t, bool have_ops)
 }
 
 static long
-emulate (tracer_call *c, xcall *x, xtarget *t)
+emulate (tracer_call *c, xcall *x, tracer_target *t)
 {
   const tracer_config *cfg = c->t->cfg;
   const tracer_fs_ops *ops = cfg->ops;
@@ -331,7 +278,7 @@ tracer_xattr (tracer_call *c)
     return done (c, -ENOTSUP);
   if (!have && x.fd_form)
     return TR_CONTINUE;
-  xtarget t;
+  tracer_target t;
   memset (&t, 0, sizeof t);
   t.p.dirfd = t.p.fd = t.fd = t.owned_fd = -1;
   int r = have ? read_args (c, &x) : 0;
@@ -344,7 +291,7 @@ tracer_xattr (tracer_call *c)
     a = not_emulated (c, &x, &t, have);
   else
     a = done (c, emulate (c, &x, &t));
-  xtarget_clear (&t);
+  tracer_target_clear (&t);
   xcall_clear (&x);
   return a;
 }
