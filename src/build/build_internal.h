@@ -30,6 +30,7 @@
 #include "build/build_exec.h"
 #include "build/dockerignore.h"
 #include "build/plan.h"
+#include "overlay/overlay.h"
 #include "overlay/overlay_lower.h"
 #include "sandbox/seccomp_profile.h"
 #include "store/fetch.h"
@@ -210,6 +211,11 @@ int build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_err
 /* Unmount the stage's shared RUN mount (or remove its ptrace tree), if it
  * has one. */
 void build_run_session_end (build_exec *b, stage_state *st);
+
+/* A step's change list (taken) becomes its layer under key; the time since
+ * t0 counts as snapshot time. Both isolations' commits end here. */
+int build_run_commit_changes (build_exec *b, stage_state *st, overlay_changes *changes, double t0,
+                              const char *created_by, const char *key, kiln_error **err);
 
 /* ---- build_run_ptrace.c: RUN under --isolation=ptrace ---- */
 

@@ -421,16 +421,10 @@ sync_root (run_session *rs, kiln_error **err)
     }
 }
 
-/* The overlay's write log of the step becomes its layer, under key. */
-static int
-run_commit (build_exec *b, stage_state *st, const plan_step *s, run_session *rs, const char *key, kiln_error **err)
+int
+build_run_commit_changes (build_exec *b, stage_state *st, overlay_changes *changes, double t0,
+                          const char *created_by, const char *key, kiln_error **err)
 {
-  double t0 = now_s ();
-  if (sync_root (rs, err) < 0)
-    return -1;
-  overlay_changes *changes = NULL;
-  if (overlay_commit (rs->rc.ovl, &changes, err) < 0)
-    return -1;
   layer_change *lch = NULL;
   size_t n_lch = 0;
   if (overlay_changes_to_layer (changes, &lch, &n_lch, err) < 0)
@@ -439,11 +433,24 @@ run_commit (build_exec *b, stage_state *st, const plan_step *s, run_session *rs,
       return -1;
     }
   add_time (b, &b->res->t_snapshot, now_s () - t0);
-  autofree char *joined = join_argv (s->argv);
-  autofree char *created_by = xasprintf ("RUN %s # kiln", joined);
   int ret = build_exec_commit_layer (b, st, lch, n_lch, created_by, key, true, err);
   free (lch);
   overlay_changes_free (changes);
+  return ret;
+}
+
+/* The overlay's write log of the step becomes its layer, under key. */
+static int
+run_commit (build_exec *b, stage_state *st, const char *created_by, run_session *rs, const char *key,
+            kiln_error **err)
+{
+  double t0 = now_s ();
+  if (sync_root (rs, err) < 0)
+    return -1;
+  overlay_changes *changes = NULL;
+  if (overlay_commit (rs->rc.ovl, &changes, err) < 0)
+    return -1;
+  int ret = build_run_commit_changes (b, st, changes, t0, created_by, key, err);
   /* --ignore-path leaves changes out of the layer, which the view still
    * shows: the next step gets a fresh mount of the stage's layers. */
   if (ret == 0 && !b->o.ignore_paths)
@@ -462,13 +469,11 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
   char key[DIGEST_STRING_SIZE] = "";
   if (build_key_run (b, st, s, key, err) < 0)
     return -1;
-  {
-    autofree char *j = join_argv (s->argv);
-    autofree char *cb = xasprintf ("RUN %s # kiln", j);
-    int r = build_key_lookup (b, st, key, true, cb, err);
-    if (r != 0)
-      return r < 0 ? -1 : 0;
-  }
+  autofree char *joined = join_argv (s->argv);
+  autofree char *created_by = xasprintf ("RUN %s # kiln", joined);
+  int hit = build_key_lookup (b, st, key, true, created_by, err);
+  if (hit != 0)
+    return hit < 0 ? -1 : 0;
   if (ensure_sandbox (b, err) < 0)
     return -1;
   /* After ensure_sandbox: ptrace isolation turns the default network into
@@ -518,11 +523,7 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
       if (ret == 0)
         ret = step_result (b, st, s, &res, err);
       if (ret == 0)
-        {
-          autofree char *joined = join_argv (s->argv);
-          autofree char *created_by = xasprintf ("RUN %s # kiln", joined);
-          ret = build_run_ptrace_commit (b, st, created_by, key, err);
-        }
+        ret = build_run_ptrace_commit (b, st, created_by, key, err);
       if (ret < 0 || b->o.ignore_paths)
         build_run_ptrace_end (b, st);
       run_mounts_release (&mounts);
@@ -545,7 +546,7 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
   };
   int ret = run_in_sandbox (b, st, s, &sc, insecure, err);
   if (ret == 0)
-    ret = run_commit (b, st, s, rs, key, err);
+    ret = run_commit (b, st, created_by, rs, key, err);
   if (ret < 0 || b->o.ignore_paths)
     build_run_session_end (b, st);
   run_mounts_release (&mounts);

@@ -430,17 +430,7 @@ build_run_ptrace_commit (build_exec *b, stage_state *st, const char *created_by,
   overlay_changes *changes = NULL;
   if (overlay_dir_commit (ps->od, &changes, err) < 0)
     return -1;
-  layer_change *lch = NULL;
-  size_t n_lch = 0;
-  if (overlay_changes_to_layer (changes, &lch, &n_lch, err) < 0)
-    {
-      overlay_changes_free (changes);
-      return -1;
-    }
-  add_time (b, &b->res->t_snapshot, now_s () - t0);
-  int ret = build_exec_commit_layer (b, st, lch, n_lch, created_by, key, true, err);
-  free (lch);
-  overlay_changes_free (changes);
+  int ret = build_run_commit_changes (b, st, changes, t0, created_by, key, err);
   if (ret == 0 && !b->o.ignore_paths)
     ps->n_layers = st->n_layers;
   return ret;
