@@ -425,6 +425,18 @@ run_sandbox_init (const run_opts *o, run_sandbox *sb, kiln_error **err)
  * else on an overlay of lower (taken) with its upper in scratch_fd.
  * Returns 0 when the command exited 0, its exit status (or 128 + signal)
  * when it failed or kiln was interrupted, negative when kiln failed. */
+/* What kiln run returns for the command's result: 0, or its exit status
+ * (128 + N for signal N) with an error main() prints once. */
+static int
+command_status (const run_plan *p, const sandbox_result *res, kiln_error **err)
+{
+  if (res->exited && res->status == 0)
+    return 0;
+  autofree char *what = sandbox_result_describe (res);
+  kiln_error_make (err, 0, "command '%s' %s", p->argv[0], what);
+  return res->exited ? res->status : 128 + res->status;
+}
+
 static int execute_ptrace (const run_opts *o, const run_plan *p, const char *root, overlay_dir *od,
                            kiln_error **err);
 
@@ -500,12 +512,7 @@ execute (const run_opts *o, const run_plan *p, const run_sandbox *sb, overlay_lo
     }
   if (r < 0)
     return sig ? 128 + sig : -1;
-  autofree char *what = sandbox_result_describe (&res);
-  if (res.exited && res.status == 0)
-    return 0;
-  /* main() prints this once and exits with the command's status. */
-  kiln_error_make (err, 0, "command '%s' %s", p->argv[0], what);
-  return res.exited ? res.status : 128 + res.status;
+  return command_status (p, &res, err);
 }
 
 /* ---- --rootfs DIR ---- */
@@ -570,11 +577,7 @@ execute_ptrace (const run_opts *o, const run_plan *p, const char *root, overlay_
   seccomp_filter_free (filter);
   if (r < 0)
     return o->signal_flag && *o->signal_flag ? 128 + *o->signal_flag : -1;
-  autofree char *what = sandbox_result_describe (&res);
-  if (res.exited && res.status == 0)
-    return 0;
-  kiln_error_make (err, 0, "command '%s' %s", p->argv[0], what);
-  return res.exited ? res.status : 128 + res.status;
+  return command_status (p, &res, err);
 }
 
 static int
