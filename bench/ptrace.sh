@@ -19,6 +19,12 @@
 #   KILN_BEFORE=path/to/kiln   also its ptrace rows, interleaved with the
 #                              others (before/after a change, same load)
 #   PTRACE_ENVS="docker restricted"   also those environments (default none)
+#   PTRACE_WORKDIR=DIR         where the stores, buildah's storage and the
+#                              outputs live (default /var/tmp): e.g. a
+#                              journaled ext4 mounted from a loop file, to
+#                              measure away from this machine's root file
+#                              system (ext4 without a journal, slow to make
+#                              inodes after removals)
 #
 # Not a timed test. The bases come from the persistent bench registry
 # ($KILN_TEST_CACHE/bench/registry: fat:1, debian:bookworm; made by
@@ -51,7 +57,7 @@ have_image() { skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/libra
 for img in fat:1 debian:bookworm; do
   have_image "$img" || "$SRC/bench/make-workload-bases.sh" --push "$REGISTRY" all >&2
 done
-W=$(mktemp -d /var/tmp/kiln-ptrace.XXXXXX)
+W=$(mktemp -d "${PTRACE_WORKDIR:-/var/tmp}/kiln-ptrace.XXXXXX")
 chmod 0755 "$W"
 BR=(buildah --root "$W/buildah/root" --runroot "$W/buildah/runroot" --storage-driver=overlay)
 cleanup() {

@@ -33,6 +33,8 @@ struct ptrace_session
   int tmpfd;
   char *shm;           /* a private directory in /dev/shm for RUN --mount files (secrets) */
   size_t n_layers;     /* the stage's layer count the tree shows */
+  char **diff_ids;     /* and those layers */
+  bool exact;          /* the tree shows those layers and nothing else */
   unsigned steps;
   build_exec *b;
   int step_id;
@@ -69,6 +71,7 @@ session_free (build_exec *b, struct ptrace_session *ps)
     store_rmtemp (b->o.store, ps->tmpname);
   free (ps->tmpname);
   free (ps->tmppath);
+  strv_free (ps->diff_ids);
   if (ps->shm)
     shm_clear (ps->shm, true);
   free (ps->shm);
@@ -193,6 +196,34 @@ build_ptrace_dev_links (overlay_dir *od, kiln_error **err)
   return 0;
 }
 
+/* The tree now shows the stage's layers. */
+static void
+session_shows (struct ptrace_session *ps, const stage_state *st)
+{
+  strv_free (ps->diff_ids);
+  ps->diff_ids = xcalloc (st->n_layers + 1, sizeof *ps->diff_ids);
+  for (size_t i = 0; i < st->n_layers; i++)
+    ps->diff_ids[i] = xstrdup (st->layers[i].diff_id);
+  ps->n_layers = st->n_layers;
+  ps->exact = true;
+}
+
+/* Layers added on top of what the tree shows (a COPY, a cached step) are
+ * applied to it instead of making a new tree: a base's directories and
+ * symlinks are new inodes each time, which this machine's ext4 without a
+ * journal makes slowly after removals (bench/RESULTS.md, "ptrace
+ * isolation"). */
+static bool
+session_can_apply (const struct ptrace_session *ps, const stage_state *st)
+{
+  if (!ps->exact || ps->n_layers >= st->n_layers)
+    return false;
+  for (size_t i = 0; i < ps->n_layers; i++)
+    if (strcmp (ps->diff_ids[i], st->layers[i].diff_id))
+      return false;
+  return true;
+}
+
 static struct ptrace_session *
 session_make (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gid_t gid,
               const char *const *masks, kiln_error **err)
@@ -244,7 +275,7 @@ session_make (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, g
       build_run_ptrace_end (b, st);
       return NULL;
     }
-  ps->n_layers = st->n_layers;
+  session_shows (ps, st);
   ps->steps = 1;
   log_debug ("RUN on a new tree of the stage's %zu layers (%.0f ms)", ps->n_layers, (now_s () - t0) * 1000);
   return ps;
@@ -260,7 +291,23 @@ session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gi
    * each, so a tree made right after thousands of removals took seconds
    * instead of tenths (bench/RESULTS.md, "ptrace isolation"). */
   struct ptrace_session *old = NULL;
-  if (st->ps && st->ps->n_layers != st->n_layers)
+  if (st->ps && session_can_apply (st->ps, st))
+    {
+      double t0 = now_s ();
+      size_t from = st->ps->n_layers;
+      int r = overlay_dir_apply (st->ps->od, lower, (unsigned) from, err);
+      lower = NULL;
+      if (r < 0)
+        {
+          build_run_ptrace_end (b, st);
+          kiln_error_wrap (err, "adding the stage's new layers to its tree");
+          return NULL;
+        }
+      session_shows (st->ps, st);
+      log_debug ("the stage's tree: layers %zu to %zu added (%.0f ms)", from + 1, st->n_layers,
+                 (now_s () - t0) * 1000);
+    }
+  else if (st->ps && st->ps->n_layers != st->n_layers)
     {
       old = st->ps;
       st->ps = NULL;
@@ -431,7 +478,10 @@ build_run_ptrace_commit (build_exec *b, stage_state *st, const char *created_by,
   if (overlay_dir_commit (ps->od, &changes, err) < 0)
     return -1;
   int ret = build_run_commit_changes (b, st, changes, t0, created_by, key, err);
+  /* with --ignore-path the tree keeps changes its layer lacks */
   if (ret == 0 && !b->o.ignore_paths)
-    ps->n_layers = st->n_layers;
+    session_shows (ps, st);
+  else
+    ps->exact = false;
   return ret;
 }

@@ -23,6 +23,7 @@
  *   overlay_dir_new (&cfg, &od, &err);                 once per stage
  *   tracer_run (... root = overlay_dir_root_path (od), ops -> overlay_dir_*)
  *   overlay_dir_commit (od, &changes, &err);          the step's changes
+ *   overlay_dir_apply (od, lower, from, &err);         a COPY's layer added
  *   overlay_dir_begin_step (od, uid, gid, masks);      next step, same root
  *   overlay_dir_free (od);
  *
@@ -158,6 +159,17 @@ int overlay_dir_commit (overlay_dir *od, overlay_changes **out, kiln_error **err
  * it is still empty and no layer shipped it). */
 int overlay_dir_begin_step (overlay_dir *od, uid_t create_uid, gid_t create_gid,
                             const char *const *mask_paths);
+
+/* Between steps (after overlay_dir_commit or overlay_dir_new), when the
+ * tree shows exactly layers [0, from) of lower (the layers it was made or
+ * last applied with, in the same order, plus nothing but committed steps
+ * whose layers those are): apply layers [from, count) on top, as a COPY or
+ * a cached step adds them. Names a new layer whites out or replaces are
+ * removed, opaque directories emptied, its entries made as overlay_dir_new
+ * makes them, so the tree is what overlay_dir_new would make of lower, for
+ * the cost of the new layers' entries. Takes lower, even on failure (the
+ * tree is then unusable: free it). */
+int overlay_dir_apply (overlay_dir *od, overlay_lower *lower, unsigned from, kiln_error **err);
 
 /* Bytes of the metadata table per entry and entries held (for reports). */
 size_t overlay_dir_table_entry_size (void);

@@ -309,21 +309,6 @@ first_of (first_name *t, size_t cap, const struct stat *st, const char *path)
 }
 
 /* ---- the next step's starting state ---- */
-static bool
-gone_below (const od_set *gone_self, const od_set *gone_under, const char *path)
-{
-  if (od_set_has (gone_self, path))
-    return true;
-  autofree char *p = xstrdup (path);
-  for (char *s; (s = strrchr (p, '/'));)
-    {
-      *s = '\0';
-      if (od_set_has (gone_under, p) || od_set_has (gone_self, p))
-        return true;
-    }
-  return *path && (od_set_has (gone_under, "") || od_set_has (gone_self, ""));
-}
-
 static void
 update_base (overlay_dir *od, const overlay_changes *res)
 {
@@ -338,15 +323,7 @@ update_base (overlay_dir *od, const overlay_changes *res)
     if (res->v[i].kind == OVERLAY_CHANGE_ADD && S_ISDIR (res->v[i].mode)
         && od_set_has (&od->deleted, res->v[i].path))
       od_set_add (&gunder, res->v[i].path);
-  if (gself.n || gunder.n)
-    {
-      od_set nb = { 0 };
-      for (size_t k = 0; k < od->base.cap; k++)
-        if (od->base.slot[k] && !gone_below (&gself, &gunder, od->base.slot[k]))
-          od_set_add (&nb, od->base.slot[k]);
-      od_set_clear (&od->base);
-      od->base = nb;
-    }
+  od_base_drop_gone (od, &gself, &gunder);
   for (size_t i = 0; i < res->n; i++)
     if (res->v[i].kind == OVERLAY_CHANGE_ADD || res->v[i].kind == OVERLAY_CHANGE_HARDLINK)
       od_set_add (&od->base, res->v[i].path);

@@ -1,8 +1,9 @@
 /* overlay_dir_internal.h - what the overlay_dir*.c files share. PRIVATE to
  * src/overlay/overlay_dir*.c; the API is overlay_dir.h.
  *
- *   overlay_dir.c         the metadata table, path sets, materialization of
- *                         the lowers, mask paths, new/free, present.
+ *   overlay_dir.c         the metadata table, path sets, paths in the root,
+ *                         mask paths, new/free, present.
+ *   overlay_dir_mat.c     the lowers made a tree; further layers applied.
  *   overlay_dir_ops.c     copy-up and the tracer's ops (the write log).
  *   overlay_dir_commit.c  the write log turned into a change list; freezing.
  */
@@ -106,6 +107,12 @@ bool od_set_has (const od_set *s, const char *k);
 /* Adds a copy of k; true if it was not there. */
 bool od_set_add (od_set *s, const char *k);
 void od_set_clear (od_set *s);
+/* Is path, or a directory above it, in gone_self (the name itself went), or
+ * a directory above it in gone_under (what was below it went)? "" is the
+ * root. */
+bool od_gone_below (const od_set *gone_self, const od_set *gone_under, const char *path);
+/* Drop from od->base every name od_gone_below says went. */
+void od_base_drop_gone (overlay_dir *od, const od_set *gone_self, const od_set *gone_under);
 
 /* ---- table (overlay_dir.c) ---- */
 /* The entry of st's inode, NULL if none or if it belongs to a freed inode
@@ -118,6 +125,13 @@ od_meta *od_meta_put (overlay_dir *od, const struct stat *st, int64_t btime);
 void od_meta_free_xattrs (overlay_dir *od, od_meta *e);
 /* Birth time of dirfd/name in ns (0 unknown), AT_SYMLINK_NOFOLLOW. */
 int64_t od_btime (int dirfd, const char *name);
+/* statx of dirfd/name ("" for dirfd itself) into struct stat's fields kiln
+ * uses, and the birth time (may be NULL). AT_SYMLINK_NOFOLLOW. -errno. */
+int od_statx (int dirfd, const char *name, struct stat *st, int64_t *btime);
+
+/* ---- materialization (overlay_dir_mat.c) ---- */
+/* Make od->lower's merged layers under the (empty) root. */
+int od_materialize (overlay_dir *od, kiln_error **err);
 
 /* ---- paths (overlay_dir.c) ---- */
 /* O_PATH|O_NOFOLLOW fd of path's parent directory in the root (no symlink
