@@ -306,11 +306,12 @@ own_relink (const store_link *r, const struct stat *st)
          && store_links_own_moved (st, r->ctime_sec, r->ctime_nsec);
 }
 
-/* Index of the first record whose file is not the recorded inode, or -1. */
+/* Index of the first record in [from, to) whose file is not the recorded
+ * inode, or -1. */
 static ssize_t
-first_changed (int treefd, const store_links *l, struct stat *st)
+changed_in (int treefd, const store_links *l, size_t from, size_t to, struct stat *st)
 {
-  for (size_t i = 0; i < l->n; i++)
+  for (size_t i = from; i < to; i++)
     {
       if (fstatat (treefd, l->v[i].path, st, AT_SYMLINK_NOFOLLOW) < 0)
         {
@@ -320,6 +321,64 @@ first_changed (int treefd, const store_links *l, struct stat *st)
       if (!store_link_same (&l->v[i], st) && !own_relink (&l->v[i], st))
         return (ssize_t) i;
     }
+  return -1;
+}
+
+/* One fstatat per record: 20,000 context files took 32-48 ms on one core
+ * (bench/RESULTS.md, "Issue 16 item 2"), on the path of the next RUN step.
+ * Long lists are split over up to four threads. */
+#define LINKS_CHECK_THREADS 4
+#define LINKS_CHECK_SLICE 2048
+
+typedef struct check_slice
+{
+  int treefd;
+  const store_links *l;
+  size_t from, to;
+  ssize_t bad;
+  struct stat st;
+} check_slice;
+
+static void *
+check_slice_run (void *arg)
+{
+  check_slice *c = arg;
+  c->bad = changed_in (c->treefd, c->l, c->from, c->to, &c->st);
+  return NULL;
+}
+
+/* Index of the first record whose file is not the recorded inode, or -1. */
+static ssize_t
+first_changed (int treefd, const store_links *l, struct stat *st)
+{
+  long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+  size_t nt = l->n / LINKS_CHECK_SLICE;
+  if (cpus > 0 && nt > (size_t) cpus)
+    nt = (size_t) cpus;
+  if (nt > LINKS_CHECK_THREADS)
+    nt = LINKS_CHECK_THREADS;
+  if (nt < 2)
+    return changed_in (treefd, l, 0, l->n, st);
+  check_slice sl[LINKS_CHECK_THREADS];
+  pthread_t th[LINKS_CHECK_THREADS];
+  bool started[LINKS_CHECK_THREADS] = { false };
+  for (size_t k = 0; k < nt; k++)
+    {
+      sl[k] = (check_slice) { .treefd = treefd, .l = l, .from = l->n * k / nt, .to = l->n * (k + 1) / nt };
+      started[k] = k > 0 && pthread_create (&th[k], NULL, check_slice_run, &sl[k]) == 0;
+    }
+  for (size_t k = 0; k < nt; k++)
+    if (!started[k])
+      check_slice_run (&sl[k]);
+  for (size_t k = 0; k < nt; k++)
+    if (started[k])
+      pthread_join (th[k], NULL);
+  for (size_t k = 0; k < nt; k++)
+    if (sl[k].bad >= 0)
+      {
+        *st = sl[k].st;
+        return sl[k].bad;
+      }
   return -1;
 }
 

@@ -244,6 +244,75 @@ test_layer_relink (void **state)
   assert_true (ts.st_ino != st.st_ino);
 }
 
+/* A layer of many context files: the check is split over threads
+ * (links.c, first_changed); an edit in the last slice is still found. */
+static void
+test_layer_many (void **state)
+{
+  (void) state;
+  enum { N = 5000 };
+  autofree char *root = xasprintf ("%s/store-many", g_dir);
+  autostore store *s = NULL;
+  autoerror kiln_error *err = NULL;
+  assert_ok (store_open (root, 0, &s, &err), err);
+  autoclose int cfd = -1;
+  autofree char *cname = NULL;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "ctx-many-", &cname, &cfd, &err), err);
+  layer_change *ch = xcalloc (N, sizeof *ch);
+  char **names = xcalloc (N, sizeof *names);
+  struct timespec old[2] = { { 1600000000, 0 }, { 1600000000, 0 } };
+  for (int i = 0; i < N; i++)
+    {
+      names[i] = xasprintf ("f%05d", i);
+      test_write_file (cfd, names[i], "original");
+      assert_int_equal (utimensat (cfd, names[i], old, 0), 0);
+    }
+  usleep (20000); /* the ctimes settle (copy.c: ctime_settled) */
+  for (int i = 0; i < N; i++)
+    {
+      struct stat st;
+      assert_int_equal (fstatat (cfd, names[i], &st, 0), 0);
+      ch[i] = (layer_change) { .path = names[i], .kind = LAYER_CHANGE_ADD,
+                               .meta = { .type = LAYER_INDEX_REG, .mode = 0644, .size = (uint64_t) st.st_size,
+                                         .mtime_sec = st.st_mtim.tv_sec, .mtime_nsec = (uint32_t) st.st_mtim.tv_nsec },
+                               .data_dirfd = cfd, .data_path = names[i], .src_ino = st.st_ino,
+                               .src_ctime_sec = st.st_ctim.tv_sec, .src_ctime_nsec = (uint32_t) st.st_ctim.tv_nsec,
+                               .src_settled = true };
+    }
+  int bfd = -1;
+  autofree char *btmp = NULL;
+  assert_ok (store_blob_tmpfile (s, &bfd, &btmp, &err), err);
+  layer_writer_opts wo = { .compression = LAYER_COMPRESS_GZIP, .level = -1 };
+  layer_writer_result wr;
+  assert_ok (layer_writer_write (ch, N, &wo, bfd, &wr, &err), err);
+  close (bfd);
+  assert_ok (store_blob_adopt (s, btmp, wr.blob_digest, &err), err);
+  assert_ok (extract_from_changes (s, ch, N, &wo, wr.diff_id, wr.blob_digest, &err), err);
+  autofree char *lrel = xasprintf ("layers/sha256/%s/links", digest_hex (wr.diff_id));
+  struct stat ls;
+  int tfd = -1;
+  assert_ok (store_open_layer (s, wr.diff_id, &tfd, NULL, &err), err);
+  close (tfd);
+  assert_int_equal (fstatat (s->rootfd, lrel, &ls, 0), 0); /* nothing changed: kept */
+  int fd = openat (cfd, names[N - 1], O_WRONLY | O_CLOEXEC);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, "EVILEVI", 7, 0), 7);
+  assert_int_equal (futimens (fd, old), 0);
+  close (fd);
+  assert_ok (store_open_layer (s, wr.diff_id, &tfd, NULL, &err), err);
+  autofree char *got = NULL;
+  size_t len = 0;
+  assert_ok (fs_read_file_at (tfd, names[N - 1], 4096, &got, &len, &err), err);
+  close (tfd);
+  assert_int_equal (len, 8);
+  assert_memory_equal (got, "original", 8);
+  assert_true (fstatat (s->rootfd, lrel, &ls, 0) < 0 && errno == ENOENT); /* extracted again */
+  for (int i = 0; i < N; i++)
+    free (names[i]);
+  free (names);
+  free (ch);
+}
+
 /* Layer of one user file (settled, as copy.c reports it) at path. */
 static void
 make_user_layer (store *s, int cfd, const char *name, const char *path, const struct stat *st, char diff[DIGEST_STRING_SIZE])
@@ -348,6 +417,7 @@ main (void)
     cmocka_unit_test (test_rejects),
     cmocka_unit_test (test_blob_link_out),
     cmocka_unit_test (test_layer_relink),
+    cmocka_unit_test (test_layer_many),
     cmocka_unit_test (test_blob_unrecorded),
     cmocka_unit_test (test_own_relinks),
   };
