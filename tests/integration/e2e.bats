@@ -125,4 +125,5 @@ _e2e() {
 @test "e2e 58-add-archive-sources" { _e2e 58-add-archive-sources; }
 @test "e2e 59-copy-wildcard-matches" { _e2e 59-copy-wildcard-matches; }
 @test "e2e 60-copy-chmod-dirs" { _e2e 60-copy-chmod-dirs; }
+@test "e2e 61-volume-dirs" { _e2e 61-volume-dirs; }
 @test "e2e 63-copy-path-rules" { _e2e 63-copy-path-rules; }
