@@ -336,6 +336,20 @@ DF
   [[ $output == *"source 'nodir/*': its directory is not in the build context"* ]]
 }
 
+@test "build: USER root names uid 0 in a stage without /etc/passwd; other names stay an error" {
+  mkdir -p "$TEST_TMP/ctx"
+  echo f > "$TEST_TMP/ctx/f"
+  printf 'FROM scratch\nUSER root:root\nWORKDIR /w\nCOPY f .\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  printf 'FROM scratch\nUSER app\nWORKDIR /w\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ $output == *"user 'app': the image has no /etc/passwd"* ]]
+}
+
 mounts_case() { # DIR
   mkdir -p "$1"
   echo "s3cr3t-value" > "$1/secret.txt"

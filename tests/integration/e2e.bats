@@ -126,4 +126,5 @@ _e2e() {
 @test "e2e 59-copy-wildcard-matches" { _e2e 59-copy-wildcard-matches; }
 @test "e2e 60-copy-chmod-dirs" { _e2e 60-copy-chmod-dirs; }
 @test "e2e 61-volume-dirs" { _e2e 61-volume-dirs; }
+@test "e2e 62-user-root-scratch" { _e2e 62-user-root-scratch; }
 @test "e2e 63-copy-path-rules" { _e2e 63-copy-path-rules; }
