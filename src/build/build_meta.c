@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- metadata helpers ---- */
 
@@ -152,9 +153,12 @@ build_meta_clean_abs (const char *p)
 
 /* Make the missing directories dirs (absolute, clean) in one layer, owned
  * by the current USER (BuildKit's WORKDIR; kiln's VOLUME too), with the
- * history line created_by. */
+ * history line created_by. Symlinks in a path resolve inside the image
+ * (/var/run/x makes /run/x); skip_files: a path that is there and is not a
+ * directory is left alone (VOLUME), else an error (WORKDIR). */
 static int
-mkdirs_as_user (build_exec *b, stage_state *st, char **dirs, const char *created_by, kiln_error **err)
+mkdirs_as_user (build_exec *b, stage_state *st, char **dirs, bool skip_files, const char *created_by,
+                kiln_error **err)
 {
   overlay_lower *view = NULL;
   if (build_from_stage_lower (b, st, &view, err) < 0)
@@ -167,7 +171,25 @@ mkdirs_as_user (build_exec *b, stage_state *st, char **dirs, const char *created
       && rootfs_resolve_user (view, st->spec.user, &uid, &gid, NULL, NULL, NULL, err) < 0)
     r = kiln_error_wrap (err, "USER");
   for (char **d = dirs; r >= 0 && d && *d; d++)
-    r = copy_mkdir (view, *d, uid, gid, created_time (b), &ch, err);
+    {
+      autofree char *resolved = NULL;
+      int rr = rootfs_resolve_in_root (view, *d, &resolved);
+      if (rr < 0)
+        {
+          r = kiln_error_make (err, -rr, "resolving '%s' in the image", *d);
+          break;
+        }
+      autofree char *abs = xasprintf ("/%s", resolved);
+      rootfs_entry e;
+      if (skip_files && *resolved && rootfs_stat (view, resolved, &e) == 0)
+        {
+          bool dir = S_ISDIR (e.attr.mode);
+          rootfs_entry_clear (&e);
+          if (!dir)
+            continue;
+        }
+      r = copy_mkdir (view, abs, uid, gid, created_time (b), &ch, err);
+    }
   overlay_lower_free (view);
   if (r >= 0)
     r = build_exec_commit_layer (b, st, ch.v, ch.n, created_by, NULL, false, err);
@@ -184,7 +206,7 @@ build_meta_workdir (build_exec *b, stage_state *st, const plan_step *s, kiln_err
   st->spec.working_dir = xstrdup (clean);
   autofree char *created_by = xasprintf ("WORKDIR %s", clean);
   char *dirs[] = { clean, NULL };
-  return mkdirs_as_user (b, st, dirs, created_by, err);
+  return mkdirs_as_user (b, st, dirs, false, created_by, err);
 }
 
 /* VOLUME records its paths and makes the missing directories, so a later
@@ -202,7 +224,7 @@ build_meta_volume (build_exec *b, stage_state *st, const plan_step *s, kiln_erro
       strv_push (&dirs, clean);
     }
   autofree char *created_by = build_meta_one_line (s->instr->original);
-  if (mkdirs_as_user (b, st, dirs, created_by, err) < 0)
+  if (mkdirs_as_user (b, st, dirs, true, created_by, err) < 0)
     return kiln_error_wrap (err, "VOLUME");
   return 0;
 }

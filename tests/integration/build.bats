@@ -350,6 +350,24 @@ DF
   [[ $output == *"user 'app': the image has no /etc/passwd"* ]]
 }
 
+@test "build: VOLUME and WORKDIR make their directories through symlinks in the image; VOLUME leaves a file alone" {
+  mkdir -p "$TEST_TMP/ctx/top"
+  ln -s /tmp "$TEST_TMP/ctx/top/lnk"
+  printf 'ARG BASE\nFROM $BASE\nCOPY top/ /\nWORKDIR /lnk/wd\nVOLUME /lnk/vol /etc/passwd\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  local r="$TEST_TMP/b/rootfs"
+  [ "$(readlink "$r/lnk")" = /tmp ]
+  [ -d "$r/tmp/wd" ] && [ ! -L "$r/tmp/wd" ]
+  [ -d "$r/tmp/vol" ]
+  [ -f "$r/etc/passwd" ]
+  skopeo inspect --config "oci:$TEST_TMP/out:t" > "$TEST_TMP/config.json"
+  [ "$(jq -r '.config.Volumes | keys | join(",")' "$TEST_TMP/config.json")" = "/etc/passwd,/lnk/vol" ]
+  [ "$(jq -r .config.WorkingDir "$TEST_TMP/config.json")" = /lnk/wd ]
+}
+
 mounts_case() { # DIR
   mkdir -p "$1"
   echo "s3cr3t-value" > "$1/secret.txt"
