@@ -233,36 +233,14 @@ add_archive (build_exec *b, int fd, const char *src, bool raw, overlay_lower *de
   areq.dest_is_dir = true;
   areq.keep_owner = true;
   areq.excludes = NULL;
+  /* BuildKit unpacks an archive with the modes it holds: --chmod is not
+   * applied to its contents. */
+  areq.chmod = false;
   r = copy_from_layers (lower, dest_view, &areq, ch, err);
   /* The change list reads file data through the layer's tree fd: the
    * caller frees the lower after writing the layer. */
   *lower_out = lower;
   return r < 0 ? kiln_error_wrap (err, "ADD '%s'", src) : 0;
-}
-
-/* ADD only extracts archives named directly; one matched by a wildcard
- * would be copied as it is, which kiln refuses rather than guess. */
-static int
-add_check_wildcard_archives (build_exec *b, const copy_changes *ch, const char *dest, kiln_error **err)
-{
-  const char *d = dest;
-  while (*d == '/')
-    d++;
-  size_t dl = strlen (d);
-  for (size_t i = 0; i < ch->n; i++)
-    {
-      const layer_change *c = &ch->v[i];
-      const char *slash = strrchr (c->path, '/');
-      size_t pl = slash ? (size_t) (slash - c->path) : 0;
-      if (c->meta.type != LAYER_INDEX_REG || c->data_dirfd != b->ctxfd || pl != dl || strncmp (c->path, d, dl) != 0)
-        continue;
-      autoclose int fd = open_context_file (b, c->data_path);
-      if (fd >= 0 && archive_kind_fd (fd) != ARCHIVE_NONE)
-        return kiln_error_make (err, ENOTSUP, "ADD: '%s' was matched by a wildcard and is an archive; kiln extracts "
-                                "only archives named directly (name it, or use COPY to copy it as it is)",
-                                c->data_path);
-    }
-  return 0;
 }
 
 /* ---- the step ---- */
@@ -394,7 +372,28 @@ copy_job_request (copy_job *j, stage_state *st, kiln_error **err)
   return 0;
 }
 
-/* ADD's URLs and local archives go in one by one. Heredoc sources become
+/* ADD from the context: a source file (named, or matched by a wildcard)
+ * that is an archive is extracted into the destination instead of copied
+ * (copy_request.take_file). */
+static int
+add_take_archive (void *ud, const char *src, kiln_error **err)
+{
+  copy_job *j = ud;
+  autoclose int afd = open_context_file (j->b, src);
+  archive_kind k = afd >= 0 ? archive_kind_fd (afd) : ARCHIVE_NONE;
+  if (k == ARCHIVE_NONE)
+    return 0;
+  j->archives = xreallocarray (j->archives, j->n_archives + 1, sizeof *j->archives);
+  j->archives[j->n_archives] = NULL;
+  copy_request areq = j->req;
+  areq.take_file = NULL;
+  int r = add_archive (j->b, afd, src, k == ARCHIVE_RAW, j->dest_view, &areq, &j->ch, &j->archives[j->n_archives],
+                       err);
+  j->n_archives++;
+  return r < 0 ? -1 : 1;
+}
+
+/* ADD's URLs go in one by one. Heredoc sources become
  * files in a temp dir; the rest go together (gathered in j->srcs). */
 static int
 copy_job_sources (copy_job *j, kiln_error **err)
@@ -412,23 +411,6 @@ copy_job_sources (copy_job *j, kiln_error **err)
                        j->checksum, &j->ch, err) < 0)
             return -1;
           continue;
-        }
-      if (j->add && s->from_stage < 0 && !s->from_image && b->ctxfd >= 0 && strncmp (s->args[i], "<<", 2) != 0
-          && !strpbrk (s->args[i], "*?["))
-        {
-          autoclose int afd = open_context_file (b, s->args[i]);
-          archive_kind k = afd >= 0 ? archive_kind_fd (afd) : ARCHIVE_NONE;
-          if (k != ARCHIVE_NONE)
-            {
-              j->archives = xreallocarray (j->archives, j->n_archives + 1, sizeof *j->archives);
-              j->archives[j->n_archives] = NULL;
-              int ar = add_archive (b, afd, s->args[i], k == ARCHIVE_RAW, j->dest_view, &j->req, &j->ch,
-                                    &j->archives[j->n_archives], err);
-              j->n_archives++;
-              if (ar < 0)
-                return -1;
-              continue;
-            }
         }
       if (strncmp (s->args[i], "<<", 2) != 0 || hd >= s->n_heredocs)
         {
@@ -472,11 +454,12 @@ copy_job_gathered (copy_job *j, kiln_error **err)
     }
   if (b->ctxfd < 0)
     return kiln_error_make (err, EINVAL, "%s from the build context, but the build has no context", j->what);
-  if (copy_from_context (b->ctxfd, b->ign, j->dest_view, &j->req, &j->ch, err) < 0)
-    return -1;
-  if (j->add && add_check_wildcard_archives (b, &j->ch, j->cdest, err) < 0)
-    return -1;
-  return 0;
+  if (j->add)
+    {
+      j->req.take_file = add_take_archive;
+      j->req.take_ud = j;
+    }
+  return copy_from_context (b->ctxfd, b->ign, j->dest_view, &j->req, &j->ch, err) < 0 ? -1 : 0;
 }
 
 int

@@ -293,10 +293,11 @@ run_step_kind (build_exec *b, stage_state *st, const plan_step *s, kiln_error **
       }
     case DF_WORKDIR:
       return build_meta_workdir (b, st, s, err);
+    case DF_VOLUME:
+      return build_meta_volume (b, st, s, err);
     case DF_ENV:
     case DF_LABEL:
     case DF_EXPOSE:
-    case DF_VOLUME:
     case DF_CMD:
     case DF_ENTRYPOINT:
     case DF_USER:

@@ -252,11 +252,14 @@ int build_copy_step (build_exec *b, stage_state *st, const plan_step *s, kiln_er
 
 /* ---- build_meta.c: metadata steps and shared helpers ---- */
 
-/* ENV, LABEL, EXPOSE, VOLUME, CMD, ENTRYPOINT, USER, SHELL, STOPSIGNAL,
+/* ENV, LABEL, EXPOSE, CMD, ENTRYPOINT, USER, SHELL, STOPSIGNAL,
  * HEALTHCHECK, ONBUILD, MAINTAINER, ARG: the image config and history. */
 int build_meta_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
 
+/* WORKDIR and VOLUME: the config, and a layer with the missing directories
+ * (owned by the current USER). */
 int build_meta_workdir (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
+int build_meta_volume (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
 
 /* Set KEY=VALUE in a "K=V" list (ENV, LABEL), replacing KEY's entry. */
 void build_meta_env_set (char ***env, const char *key, const char *value);

@@ -1,6 +1,7 @@
 /* build_meta.c - the steps that change the image config: ENV, LABEL,
  * EXPOSE, VOLUME, CMD, ENTRYPOINT, USER, SHELL, STOPSIGNAL, HEALTHCHECK,
- * ONBUILD, MAINTAINER, ARG and WORKDIR (which also makes its directory),
+ * ONBUILD, MAINTAINER, ARG, and WORKDIR and VOLUME (which also make their
+ * directories),
  * and the text and path helpers the other steps share (see
  * build_internal.h). */
 #include "build/build_internal.h"
@@ -15,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- metadata helpers ---- */
 
@@ -147,7 +149,53 @@ build_meta_clean_abs (const char *p)
   return xasprintf ("/%s", rel);
 }
 
-/* ---- WORKDIR ---- */
+/* ---- WORKDIR and VOLUME ---- */
+
+/* Make the missing directories dirs (absolute, clean) in one layer, owned
+ * by the current USER (BuildKit's WORKDIR; kiln's VOLUME too), with the
+ * history line created_by. Symlinks in a path resolve inside the image
+ * (/var/run/x makes /run/x); skip_files: a path that is there and is not a
+ * directory is left alone (VOLUME), else an error (WORKDIR). */
+static int
+mkdirs_as_user (build_exec *b, stage_state *st, char **dirs, bool skip_files, const char *created_by,
+                kiln_error **err)
+{
+  overlay_lower *view = NULL;
+  if (build_from_stage_lower (b, st, &view, err) < 0)
+    return -1;
+  copy_changes ch = { 0 };
+  uid_t uid = 0;
+  gid_t gid = 0;
+  int r = 0;
+  if (st->spec.user && *st->spec.user
+      && rootfs_resolve_user (view, st->spec.user, &uid, &gid, NULL, NULL, NULL, err) < 0)
+    r = kiln_error_wrap (err, "USER");
+  for (char **d = dirs; r >= 0 && d && *d; d++)
+    {
+      autofree char *resolved = NULL;
+      int rr = rootfs_resolve_in_root (view, *d, &resolved);
+      if (rr < 0)
+        {
+          r = kiln_error_make (err, -rr, "resolving '%s' in the image", *d);
+          break;
+        }
+      autofree char *abs = xasprintf ("/%s", resolved);
+      rootfs_entry e;
+      if (skip_files && *resolved && rootfs_stat (view, resolved, &e) == 0)
+        {
+          bool dir = S_ISDIR (e.attr.mode);
+          rootfs_entry_clear (&e);
+          if (!dir)
+            continue;
+        }
+      r = copy_mkdir (view, abs, uid, gid, created_time (b), &ch, err);
+    }
+  overlay_lower_free (view);
+  if (r >= 0)
+    r = build_exec_commit_layer (b, st, ch.v, ch.n, created_by, NULL, false, err);
+  copy_changes_free (&ch);
+  return r;
+}
 
 int
 build_meta_workdir (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
@@ -156,26 +204,29 @@ build_meta_workdir (build_exec *b, stage_state *st, const plan_step *s, kiln_err
   autofree char *clean = build_meta_clean_abs (dir);
   free (st->spec.working_dir);
   st->spec.working_dir = xstrdup (clean);
-  overlay_lower *view = NULL;
-  if (build_from_stage_lower (b, st, &view, err) < 0)
-    return -1;
-  copy_changes ch = { 0 };
-  /* BuildKit creates a missing WORKDIR owned by the current USER. */
-  uid_t uid = 0;
-  gid_t gid = 0;
-  if (st->spec.user && *st->spec.user
-      && rootfs_resolve_user (view, st->spec.user, &uid, &gid, NULL, NULL, NULL, err) < 0)
-    {
-      overlay_lower_free (view);
-      return kiln_error_wrap (err, "USER");
-    }
-  int r = copy_mkdir (view, clean, uid, gid, created_time (b), &ch, err);
-  overlay_lower_free (view);
   autofree char *created_by = xasprintf ("WORKDIR %s", clean);
-  if (r >= 0)
-    r = build_exec_commit_layer (b, st, ch.v, ch.n, created_by, NULL, false, err);
-  copy_changes_free (&ch);
-  return r;
+  char *dirs[] = { clean, NULL };
+  return mkdirs_as_user (b, st, dirs, false, created_by, err);
+}
+
+/* VOLUME records its paths and makes the missing directories, so a later
+ * step can write there (Docker's classic builder and buildah create them;
+ * what is written below them stays in the image, as in BuildKit). */
+int
+build_meta_volume (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
+{
+  autostrv char **dirs = NULL;
+  for (char **a = s->args; a && *a; a++)
+    {
+      strv_add_unique (&st->spec.volumes, *a);
+      autofree char *dir = build_meta_resolve_dir (st->spec.working_dir, *a);
+      autofree char *clean = build_meta_clean_abs (dir);
+      strv_push (&dirs, clean);
+    }
+  autofree char *created_by = build_meta_one_line (s->instr->original);
+  if (mkdirs_as_user (b, st, dirs, true, created_by, err) < 0)
+    return kiln_error_wrap (err, "VOLUME");
+  return 0;
 }
 
 /* ---- the other metadata steps ---- */
@@ -214,10 +265,6 @@ build_meta_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error 
     case DF_EXPOSE:
       for (char **a = s->args; a && *a; a++)
         strv_add_unique (&sp->exposed_ports, *a);
-      break;
-    case DF_VOLUME:
-      for (char **a = s->args; a && *a; a++)
-        strv_add_unique (&sp->volumes, *a);
       break;
     case DF_CMD:
       strv_free (sp->cmd);
@@ -267,6 +314,7 @@ build_meta_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error 
     case DF_COPY:
     case DF_RUN:
     case DF_WORKDIR:
+    case DF_VOLUME:
     case DF_FROM:
     case DF_KIND_COUNT:
       return kiln_error_make (err, EINVAL, "internal: %s is not a metadata instruction", dockerfile_kind_name (s->kind));

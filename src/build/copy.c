@@ -534,6 +534,34 @@ expand_glob (copy_run *c, const char *dir, const char *pat, char ***out)
   return 0;
 }
 
+/* Is the directory a wildcard lists missing (the literal components
+ * before its first wildcard; excluded counts as missing)? */
+static bool
+glob_dir_missing (copy_run *c, const char *pat)
+{
+  autofree char *dir = xstrdup ("");
+  for (const char *p = pat;;)
+    {
+      const char *slash = strchr (p, '/');
+      if (!slash)
+        break;
+      autofree char *comp = xstrndup (p, slash - p);
+      if (has_glob (comp))
+        break;
+      char *n = join (dir, comp);
+      free (dir);
+      dir = n;
+      p = slash + 1;
+    }
+  if (*dir == '\0')
+    return false;
+  src_stat st;
+  if (c->src->stat (c->src, dir, &st) < 0)
+    return true;
+  free (st.symlink);
+  return !S_ISDIR (st.mode) || (excluded (c, dir) && can_skip_dir (c, dir));
+}
+
 /* A directory already in the image goes into the layer with its own
  * metadata (a layer must carry its parents; their modes must not change). */
 static void
@@ -783,7 +811,6 @@ run_copy (copy_run *c, kiln_error **err)
         return kiln_error_wrap (err, "%s --exclude", req->what);
     }
   size_t n_src = 0;
-  bool wildcard = false;
   autostrv char **matches = NULL;
   for (char **s = req->srcs; s && *s; s++, n_src++)
     {
@@ -792,14 +819,16 @@ run_copy (copy_run *c, kiln_error **err)
         return kiln_error_wrap (err, "%s", req->what);
       if (has_glob (clean))
         {
-          wildcard = true;
           size_t before = strv_len (matches);
           int r = expand_glob (c, "", clean, &matches);
           if (r < 0)
             return kiln_error_make (err, -r, "%s: expanding '%s'", req->what, *s);
-          if (strv_len (matches) == before)
-            return kiln_error_make (err, ENOENT, "%s: no source files were specified: '%s' matches nothing%s",
-                                    req->what, *s, c->src->ign ? " (or only files excluded by .dockerignore)" : "");
+          /* BuildKit copies nothing for a wildcard that matches nothing
+           * (AllowEmptyWildcard), as long as the directory it lists is there. */
+          if (strv_len (matches) == before && glob_dir_missing (c, clean))
+            return kiln_error_make (err, ENOENT, "%s: source '%s': its directory is not in the %s%s", req->what, *s,
+                                    c->src->ign ? "build context" : "stage or image",
+                                    c->src->ign ? " (or it is excluded by .dockerignore)" : "");
           continue;
         }
       src_stat st;
@@ -810,7 +839,9 @@ run_copy (copy_run *c, kiln_error **err)
                                 c->src->ign ? " in the build context (or excluded by .dockerignore)" : "");
       strv_push (&matches, clean);
     }
-  bool dest_dir = req->dest_is_dir || n_src > 1 || wildcard || *dest == '\0';
+  /* A wildcard that matches one file copies it as a file (Docker: only
+   * several sources make the destination a directory). */
+  bool dest_dir = req->dest_is_dir || n_src > 1 || strv_len (matches) > 1 || *dest == '\0';
   if (!dest_dir && matches && matches[0])
     {
       rootfs_entry e;
@@ -828,6 +859,17 @@ run_copy (copy_run *c, kiln_error **err)
       if (r < 0)
         return kiln_error_make (err, -r, "%s: source '%s'", req->what, *m);
       c->base = target;
+      if (req->take_file && S_ISREG (st.mode))
+        {
+          r = req->take_file (req->take_ud, target, err);
+          if (r != 0)
+            {
+              free (st.symlink);
+              if (r < 0)
+                return -1;
+              continue;
+            }
+        }
       autofree char *dp = NULL;
       if (req->parents)
         dp = join (dest, *m);

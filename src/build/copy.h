@@ -10,8 +10,10 @@
  * ones, so a copied directory overrides the parent entry made for it).
  *
  * Semantics follow Docker/BuildKit: a directory source copies its contents;
- * several sources, a wildcard or a trailing '/' make the destination a
- * directory; owners become --chown or 0:0 (also for --from, as Docker);
+ * several sources (given or matched by wildcards) or a trailing '/' make the
+ * destination a directory (one file matched by a wildcard is copied as a
+ * file); a wildcard that matches nothing copies nothing when the directory
+ * it lists exists; owners become --chown or 0:0 (also for --from, as Docker);
  * --chmod applies to every copied entry; modes, mtimes, symlinks, hardlinks
  * (within one COPY) and xattrs (user.*, security.capability) are kept; new
  * parent directories are 0755 and owned by the --chown user. Wildcards use
@@ -58,6 +60,12 @@ typedef struct copy_request
   const char *what;       /* "COPY" / "ADD" for messages */
   int64_t now;            /* mtime of directories the copy creates */
   bool keep_owner;        /* owners from the source (ADD of an archive), unless chown */
+  /* ADD: offered each source (after wildcards and symlinks) that is a
+   * regular file; 1: it took the file (an archive it extracted), 0: copy
+   * it, negative: failure. Files inside a copied directory are never
+   * offered (Docker extracts only archives named or matched directly). */
+  int (*take_file) (void *ud, const char *src, kiln_error **err);
+  void *take_ud;
 } copy_request;
 
 /* Copy from the build context directory ctx_dirfd. */

@@ -418,15 +418,22 @@ rootfs_resolve_user (overlay_lower *l, const char *spec, uid_t *uid_out, gid_t *
     }
   else
     {
-      if (!passwd)
+      pwline = passwd ? find_line (passwd, user, 0) : NULL;
+      /* BuildKit: "root" is uid 0 without a passwd entry (a stage FROM
+       * scratch has no /etc/passwd). */
+      if (!pwline && strcmp (user, "root") == 0)
+        uid = 0;
+      else if (!passwd)
         return kiln_error_make (err, ENOENT, "user '%s': the image has no /etc/passwd", user);
-      pwline = find_line (passwd, user, 0);
-      if (!pwline)
+      else if (!pwline)
         return kiln_error_make (err, ENOENT, "user '%s' not found in the image's /etc/passwd", user);
-      autofree char *u = field (pwline, 2);
-      if (!u || !parse_id (u, &id))
-        return kiln_error_make (err, EINVAL, "user '%s': bad uid in /etc/passwd", user);
-      uid = id;
+      else
+        {
+          autofree char *u = field (pwline, 2);
+          if (!u || !parse_id (u, &id))
+            return kiln_error_make (err, EINVAL, "user '%s': bad uid in /etc/passwd", user);
+          uid = id;
+        }
     }
   if (pwline)
     {
@@ -443,15 +450,20 @@ rootfs_resolve_user (overlay_lower *l, const char *spec, uid_t *uid_out, gid_t *
         gid = id;
       else
         {
-          if (!groupdb)
+          autofree char *gl = groupdb ? find_line (groupdb, group, 0) : NULL;
+          if (!gl && strcmp (group, "root") == 0)
+            gid = 0; /* as "root" for the user */
+          else if (!groupdb)
             return kiln_error_make (err, ENOENT, "group '%s': the image has no /etc/group", group);
-          autofree char *gl = find_line (groupdb, group, 0);
-          if (!gl)
+          else if (!gl)
             return kiln_error_make (err, ENOENT, "group '%s' not found in the image's /etc/group", group);
-          autofree char *g = field (gl, 2);
-          if (!g || !parse_id (g, &id))
-            return kiln_error_make (err, EINVAL, "group '%s': bad gid in /etc/group", group);
-          gid = id;
+          else
+            {
+              autofree char *g = field (gl, 2);
+              if (!g || !parse_id (g, &id))
+                return kiln_error_make (err, EINVAL, "group '%s': bad gid in /etc/group", group);
+              gid = id;
+            }
         }
     }
   if (groups_out && uname && groupdb && !group)

@@ -298,11 +298,74 @@ DF
   [ "$(stat -c %u:%g "$r/c/d/f")" = 1:2 ]
   # A compressed file that holds no tar is copied as it is, as Docker does.
   [ "$(gzip -dc "$r/p/plain.gz")" = "not a tar" ]
-  # An archive matched by a wildcard is refused rather than guessed.
-  printf 'ARG BASE\nFROM $BASE\nADD *.tgz /w/\n' > "$TEST_TMP/ctx/Dockerfile"
+  # An archive matched by a wildcard is extracted too (Docker); one inside
+  # a copied directory is copied as it is; --chmod leaves the archive's modes.
+  mkdir "$TEST_TMP/ctx/sub"
+  cp "$TEST_TMP/ctx/a.tgz" "$TEST_TMP/ctx/sub/"
+  printf 'ARG BASE\nFROM $BASE\nADD --chmod=700 *.tgz /w/\nADD sub /s/\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out2:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  unpack "$TEST_TMP/out2:t" "$TEST_TMP/b2"
+  [ "$(cat "$TEST_TMP/b2/rootfs/w/d/f")" = data ]
+  [ "$(stat -c %a "$TEST_TMP/b2/rootfs/w/d/f")" = "$(stat -c %a "$TEST_TMP/src/d/f")" ]
+  cmp "$TEST_TMP/b2/rootfs/s/a.tgz" "$TEST_TMP/ctx/a.tgz"
+}
+
+@test "build: COPY wildcards: one match makes a file, an empty wildcard copies nothing unless its directory is missing" {
+  mkdir -p "$TEST_TMP/ctx/sel" "$TEST_TMP/ctx/empty"
+  echo s1 > "$TEST_TMP/ctx/sel/s1.txt"
+  echo s2 > "$TEST_TMP/ctx/sel/s2.txt"
+  echo x > "$TEST_TMP/ctx/x"
+  # <Dockerfile>.dockerignore is read instead of .dockerignore: one file left.
+  printf 'sel/s1.txt\n' > "$TEST_TMP/ctx/.dockerignore"
+  printf 'sel/s2.txt\n' > "$TEST_TMP/ctx/Dockerfile.dockerignore"
+  printf 'ARG BASE\nFROM $BASE\nCOPY sel/*.txt /sel.txt\nCOPY x none-* empty/* /multi/\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  [ -f "$TEST_TMP/b/rootfs/sel.txt" ]
+  [ "$(cat "$TEST_TMP/b/rootfs/sel.txt")" = s1 ]
+  [ "$(ls "$TEST_TMP/b/rootfs/multi")" = x ]
+  # BuildKit fails when the directory a wildcard lists is not there.
+  printf 'ARG BASE\nFROM $BASE\nCOPY x nodir/* /multi/\n' > "$TEST_TMP/ctx/Dockerfile"
   run kbuild "$TEST_TMP/ctx" --no-push
+  echo "$output"
   [ "$status" -eq 1 ]
-  [[ $output == *"matched by a wildcard and is an archive"* ]]
+  [[ $output == *"source 'nodir/*': its directory is not in the build context"* ]]
+}
+
+@test "build: USER root names uid 0 in a stage without /etc/passwd; other names stay an error" {
+  mkdir -p "$TEST_TMP/ctx"
+  echo f > "$TEST_TMP/ctx/f"
+  printf 'FROM scratch\nUSER root:root\nWORKDIR /w\nCOPY f .\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  printf 'FROM scratch\nUSER app\nWORKDIR /w\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ $output == *"user 'app': the image has no /etc/passwd"* ]]
+}
+
+@test "build: VOLUME and WORKDIR make their directories through symlinks in the image; VOLUME leaves a file alone" {
+  mkdir -p "$TEST_TMP/ctx/top"
+  ln -s /tmp "$TEST_TMP/ctx/top/lnk"
+  printf 'ARG BASE\nFROM $BASE\nCOPY top/ /\nWORKDIR /lnk/wd\nVOLUME /lnk/vol /etc/passwd\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
+  local r="$TEST_TMP/b/rootfs"
+  [ "$(readlink "$r/lnk")" = /tmp ]
+  [ -d "$r/tmp/wd" ] && [ ! -L "$r/tmp/wd" ]
+  [ -d "$r/tmp/vol" ]
+  [ -f "$r/etc/passwd" ]
+  skopeo inspect --config "oci:$TEST_TMP/out:t" > "$TEST_TMP/config.json"
+  [ "$(jq -r '.config.Volumes | keys | join(",")' "$TEST_TMP/config.json")" = "/etc/passwd,/lnk/vol" ]
+  [ "$(jq -r .config.WorkingDir "$TEST_TMP/config.json")" = /lnk/wd ]
 }
 
 mounts_case() { # DIR

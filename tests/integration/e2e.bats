@@ -122,3 +122,9 @@ _e2e() {
 @test "e2e 55-heredoc-copy" { _e2e 55-heredoc-copy; }
 @test "e2e 56-run-user-env" { _e2e 56-run-user-env; }
 @test "e2e 57-healthcheck-none" { _e2e 57-healthcheck-none; }
+@test "e2e 58-add-archive-sources" { _e2e 58-add-archive-sources; }
+@test "e2e 59-copy-wildcard-matches" { _e2e 59-copy-wildcard-matches; }
+@test "e2e 60-copy-chmod-dirs" { _e2e 60-copy-chmod-dirs; }
+@test "e2e 61-volume-dirs" { _e2e 61-volume-dirs; }
+@test "e2e 62-user-root-scratch" { _e2e 62-user-root-scratch; }
+@test "e2e 63-copy-path-rules" { _e2e 63-copy-path-rules; }
