@@ -35,13 +35,21 @@ clone() {
   (cd "$KILN_SRC" && git diff -z --name-only --diff-filter=D HEAD) | (cd "$1" && xargs -0 -r rm -f --)
 }
 
-# cache_store: STORE = today's store in the test cache (older days removed).
+# cache_store: STORE = today's store in the test cache (older days removed;
+# today's too once it passes 4 GiB: each run with changed sources adds its
+# make layer, ~100 MB).
 cache_store() {
   local base=$KILN_TEST_CACHE/containerfile day
   day=$(date -u +%F)
   mkdir -p "$base"
-  find "$base" -mindepth 1 -maxdepth 1 -type d ! -name "$day" -exec rm -rf --one-file-system {} +
   STORE=$base/$day
+  (
+    flock 9
+    find "$base" -mindepth 1 -maxdepth 1 -type d ! -name "$day" -exec rm -rf --one-file-system {} +
+    if [ -d "$STORE" ] && [ "$(du -sm "$STORE" | cut -f1)" -gt 4096 ]; then
+      rm -rf --one-file-system "$STORE"
+    fi
+  ) 9> "$KILN_TEST_CACHE/containerfile.lock"
 }
 
 @test "containerfile: the dockerignore keeps .git, build outputs and a store out of the context" {
