@@ -14,8 +14,10 @@
 # REGISTRY/library/debian:bookworm. Everything is cached under DIR (default
 # ${KILN_TEST_CACHE:-/var/cache/kiln-test}) keyed by a version stamp: the
 # debootstrap .debs, the rootfs tarball and the finished layouts, so a rerun only
-# pushes. A lock (flock) keeps concurrent runs from building twice. Needs root to
-# build (debootstrap, file ownership); reading a filled cache does not.
+# pushes. A lock (flock) keeps concurrent runs from building twice. The debian
+# image needs root to build (debootstrap); busybox does not (as a plain user
+# umoci's rootless mode records the files as root's); reading a filled cache
+# needs neither.
 set -euo pipefail
 
 # Bump when the recipe changes: old cache entries are then ignored.
@@ -72,6 +74,10 @@ fi
 for t in umoci skopeo; do command -v $t >/dev/null || die "'$t' is not installed"; done
 mkdir -p "$cache/oci" "$cache/rootfs" "$cache/debs" "$cache/tmp" || die "cannot create cache '$cache'"
 
+# As a plain user umoci unpacks and repacks with the user's files mapped to 0:0.
+ROOTLESS=""
+[ "$(id -u)" -eq 0 ] || ROOTLESS=--rootless
+
 work=""
 cleanup() { [ -n "$work" ] && rm -rf --one-file-system "$work"; return 0; }
 trap cleanup EXIT
@@ -91,7 +97,7 @@ new_bundle() {
   tag=$(image_tag "$1")
   umoci init --layout "$work/layout"
   umoci new --image "$work/layout:$tag"
-  umoci unpack --image "$work/layout:$tag" "$work/bundle" >/dev/null
+  umoci unpack $ROOTLESS --image "$work/layout:$tag" "$work/bundle" >/dev/null
 }
 
 # make_layout NAME CMD: one layer from $work/bundle/rootfs (umoci repack gives
@@ -106,6 +112,8 @@ make_layout() {
   umoci config --image "$tmp:$tag" --created "$CREATED" \
     --no-history --os linux --architecture amd64 --config.cmd "$cmd" --config.env "$PATH_ENV"
   umoci gc --layout "$tmp"
+  # umoci writes 0600 files: a cache filled by root is read by plain users too.
+  chmod -R a+rX "$tmp"
   rm -rf --one-file-system "$final"
   mv "$tmp" "$final"
 }
@@ -128,7 +136,7 @@ build_busybox() {
   chmod 0644 "$r/etc/passwd" "$r/etc/group"
   chmod 1777 "$r/tmp"
   chmod 0700 "$r/root"
-  chown -R 0:0 "$r"
+  [ -n "$ROOTLESS" ] || chown -R 0:0 "$r"
   chmod 0755 "$r"
   make_layout busybox /bin/sh
 }
@@ -163,9 +171,12 @@ ensure() {
   local name=$1 d
   d=$(layout_dir "$name")
   if [ "$rebuild" = 0 ] && [ -f "$d/index.json" ]; then
+    # Layouts made before make_layout's chmod.
+    if [ "$(id -u)" -eq 0 ] && [ -n "$(find "$d" ! -perm -o+r -print -quit)" ]; then chmod -R a+rX "$d"; fi
     return 0
   fi
-  [ "$(id -u)" -eq 0 ] || die "building the $name fixture needs root (or a filled cache in '$cache')"
+  [ "$(id -u)" -eq 0 ] || [ "$name" = busybox ] ||
+    die "building the $name fixture needs root (debootstrap; or a filled cache in '$cache')"
   (
     flock 9
     # Someone else may have built it while we waited for the lock.

@@ -174,7 +174,7 @@ write_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, b
   if (r < 0)
     {
       store_blob_discard (b->o.store, tmp);
-      return kiln_error_wrap (err, "writing the layer");
+      return kiln_error_wrap (err, "writing the layer to '%s/tmp/%s'", b->o.store->root, tmp);
     }
   if (store_blob_adopt (b->o.store, tmp, wr.blob_digest, err) < 0)
     return -1;

@@ -770,7 +770,7 @@ extract_to_store (store *s, const char *blob_digest, const char *diff_id, extrac
   if (extract_layer (dfd, read_fn, ctx, &o, res, err) < 0)
     {
       store_rmtemp (s, tmp);
-      return kiln_error_wrap (err, "extracting layer %s", key);
+      return kiln_error_wrap (err, "extracting layer %s into store '%s'", key, s->root);
     }
   if (blob_digest && strcmp (blob_digest, res->blob_digest) != 0)
     {
