@@ -17,7 +17,8 @@
  * The file list of a layer is its metadata index in the store (built from
  * the same change list as the layer's tar, or from the tar itself for a
  * pulled layer), so it lists exactly the tar's members: every entry but the
- * directories the tar never listed (LAYER_INDEX_F_IMPLICIT). A whiteout is
+ * directories the tar never listed (LAYER_INDEX_F_IMPLICIT, unless opaque:
+ * then the tar has its ".wh..wh..opq"). A whiteout is
  * "deleted"; a path the layers below do not have is "added"; a regular
  * file with the same bytes below, a directory over a directory and a
  * symlink with the same target are "metadata"; anything else "modified".
@@ -81,7 +82,8 @@ write_files (json_writer *w, const attest_layers *l, size_t li, kiln_error **err
   for (uint32_t id = 1; id < layer_index_count (idx); id++)
     {
       const layer_index_disk_entry *e = layer_index_entry (idx, id);
-      if (e->type == LAYER_INDEX_DIR && (e->flags & LAYER_INDEX_F_IMPLICIT))
+      /* an implicit directory is no tar member, unless its opaque marker is */
+      if (e->type == LAYER_INDEX_DIR && (e->flags & LAYER_INDEX_F_IMPLICIT) && !(e->flags & LAYER_INDEX_F_OPAQUE))
         continue;
       strbuf_reset (&sb);
       layer_index_path (idx, id, &sb);

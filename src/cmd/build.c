@@ -359,11 +359,11 @@ parse_attest (build_cmd_opts *o, const char *value, kiln_error **err)
       else if (strcmp (f, "disabled=true") == 0)
         on = false;
       else if (strcmp (f, "disabled=false") != 0 && strcmp (f, "mode=min") != 0 && strcmp (f, "mode=max") != 0)
-        return kiln_error_make (err, EINVAL, "--attest '%s': '%s' is not supported (type=sbom, type=provenance, "
+        return kiln_error_make (err, 0, "--attest '%s': '%s' is not supported (type=sbom, type=provenance, "
                                 "mode=min|max, disabled=true|false)", value, f);
     }
   if (!which)
-    return kiln_error_make (err, EINVAL, "--attest '%s': expected type=sbom or type=provenance", value);
+    return kiln_error_make (err, 0, "--attest '%s': expected type=sbom or type=provenance", value);
   *which = on;
   return 0;
 }
