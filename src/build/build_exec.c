@@ -33,6 +33,7 @@ build_result_clear (build_result *r)
     }
   free (r->layers);
   strv_free (r->fetched);
+  strv_free (r->add_urls);
   memset (r, 0, sizeof *r);
 }
 
@@ -116,6 +117,7 @@ build_exec_free (build_exec *b)
       free (b->fetched[i]);
     }
   free (b->fetched);
+  strv_free (b->add_urls);
   pthread_mutex_destroy (&b->lock);
   if (b->ctxfd >= 0)
     close (b->ctxfd);
@@ -521,6 +523,8 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
       strv_push (&res->fetched, b->fetched[i]->key);
       strv_push (&res->fetched, b->fetched[i]->res.manifest_digest);
     }
+  for (char **u = b->add_urls; u && *u; u++)
+    strv_push (&res->add_urls, *u);
   pthread_mutex_unlock (&b->lock);
   return 0;
 }

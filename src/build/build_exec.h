@@ -98,6 +98,9 @@ typedef struct build_result
   /* Every image the build fetched (FROM, COPY --from, RUN --mount from):
    * "REF@PLATFORM" and its manifest digest, pairs (provenance). */
   char **fetched;
+  /* ADD URLs of the build: the URL and the sha256 digest of what it gave,
+   * pairs (provenance). */
+  char **add_urls;
   /* seconds per phase */
   double t_pull, t_run, t_snapshot, t_pack, t_copy;
 } build_result;

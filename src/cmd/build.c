@@ -818,7 +818,7 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
         .started = o->reproducible ? 0 : o->started, .finished = (int64_t) time (NULL),
         .kiln_version = version, .kiln_commit = commit, .dockerfile_path = o->df_path,
         .dockerfile_digest = df_digest, .target = o->target, .platform = o->platform,
-        .build_args = o->build_args, .context = o->context,
+        .build_args = o->build_args, .context = o->context, .add_urls = res->add_urls,
       };
       int id = progress_step_begin (prog, "attest", 1, 1, "making the SBOM and provenance");
       int r = attest_make (s, res, &ao, &att, err);

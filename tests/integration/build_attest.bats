@@ -168,9 +168,9 @@ DF
   [ ! -e "$TEST_TMP/out/provenance.json" ]
 }
 
-@test "attest: --attest takes BuildKit's type=sbom|provenance and refuses what it does not know" {
+@test "attest: --attest takes BuildKit's type=sbom|provenance and refuses what it does not know; ADD URLs are materials" {
   mkdir -p "$TEST_TMP/ctx"
-  echo "FROM $BUSYBOX_IMAGE" >"$TEST_TMP/ctx/Dockerfile"
+  printf 'FROM %s\nADD http://%s/v2/ /v2.json\n' "$BUSYBOX_IMAGE" "$REGISTRY" >"$TEST_TMP/ctx/Dockerfile"
   run kb --no-push --attest type=spdx --oci-layout "$TEST_TMP/o:v1" "$TEST_TMP/ctx"
   [ "$status" -eq 2 ]
   [[ $output == *"--attest 'type=spdx': 'type=spdx' is not supported (type=sbom, type=provenance"* ]]
@@ -184,4 +184,7 @@ DF
   [ "$status" -eq 0 ] || { echo "$output"; false; }
   [ -s "$TEST_TMP/o/provenance.json" ] && [ ! -e "$TEST_TMP/o/sbom.spdx.json" ]
   python3 "$CHECK" layers "$TEST_TMP/o/provenance.json" "$TEST_TMP/o" v1
+  python3 "$CHECK" changes "$TEST_TMP/o/provenance.json" 1 /v2.json=added
+  [ "$(jq -r --arg u "http://$REGISTRY/v2/" '.predicate.buildDefinition.resolvedDependencies[] | select(.uri == $u) | .digest.sha256' "$TEST_TMP/o/provenance.json")" = \
+    "$(curl -sf "http://$REGISTRY/v2/" | sha256sum | cut -d' ' -f1)" ]
 }
