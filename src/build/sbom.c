@@ -199,8 +199,11 @@ cmp_pkg (const void *a, const void *b)
 static void
 free_pkg (sbom_pkg *p)
 {
-  sbom_pkgs one = { p, 1 };
-  sbom_pkgs_clear (&one);
+  free (p->name);
+  free (p->version);
+  free (p->arch);
+  free (p->license);
+  free (p->path);
 }
 
 /* Sorted, without repeats of (kind, name, version): the lowest layer's
@@ -217,8 +220,7 @@ dedupe (sbom_pkgs *all)
       sbom_pkg *prev = &all->v[k - 1], *p = &all->v[i];
       if (p->kind == prev->kind && strcmp (p->name, prev->name) == 0 && strcmp (p->version, prev->version) == 0)
         {
-          sbom_pkg tmp = *p;
-          free_pkg (&tmp);
+          free_pkg (p);
           continue;
         }
       all->v[k++] = *p;

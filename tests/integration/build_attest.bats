@@ -151,6 +151,9 @@ JS
   printf 'Name: gone\nVersion: 1.0\n' >"$TEST_TMP/ctx/root/usr/lib/python3/dist-packages/gone-1.0.dist-info/METADATA"
   echo '{"name":"left-pad","version":"1.3.0","license":"WTFPL"}' >"$TEST_TMP/ctx/root/srv/node_modules/left-pad/package.json"
   echo '{"name":"@scope/pkg","version":"0.2.0"}' >"$TEST_TMP/ctx/root/srv/node_modules/@scope/pkg/package.json"
+  # the lockfile lists left-pad too: one package in the SBOM
+  echo '{"lockfileVersion":3,"packages":{"":{"name":"srv"},"node_modules/left-pad":{"version":"1.3.0"},"node_modules/@scope/pkg":{"version":"0.2.0"}}}' \
+    >"$TEST_TMP/ctx/root/srv/package-lock.json"
   cat >"$TEST_TMP/ctx/Dockerfile" <<DF
 FROM $BUSYBOX_IMAGE
 COPY root/ /
@@ -163,6 +166,8 @@ DF
     "pkg:apk/alpine/busybox@1.36.1-r15?arch=x86_64" pkg:pypi/typing-extensions@4.7.1 pkg:npm/left-pad@1.3.0 \
     pkg:npm/%40scope/pkg@0.2.0
   ! jq -e '.packages[] | select(.name == "gone")' "$TEST_TMP/out/sbom.spdx.json"
+  [ "$(jq '[.packages[] | select(.name == "left-pad")] | length' "$TEST_TMP/out/sbom.spdx.json")" -eq 1 ]
+  [ "$(jq '[.packages[] | select(.name == "@scope/pkg")] | length' "$TEST_TMP/out/sbom.spdx.json")" -eq 1 ]
   [ "$(jq -r '.packages[] | select(.name == "musl") | .licenseDeclared' "$TEST_TMP/out/sbom.spdx.json")" = MIT ]
   # no provenance asked: none written
   [ ! -e "$TEST_TMP/out/provenance.json" ]
