@@ -22,7 +22,9 @@
  * "deleted"; a path the layers below do not have is "added"; a regular
  * file with the same bytes below, a directory over a directory and a
  * symlink with the same target are "metadata"; anything else "modified".
- * A directory that hides the lower layers' contents carries "opaque": true.
+ * A directory that hides the lower layers' contents carries "opaque": true
+ * (and is "modified" when the layers below had it: its listing was
+ * replaced).
  */
 #include "build/attest.h"
 #include "build/attest_internal.h"
@@ -48,6 +50,8 @@ change_kind (const attest_layers *l, size_t li, uint32_t id, const char *path, k
   switch (e->type)
     {
     case LAYER_INDEX_DIR:
+      /* an opaque directory replaced the lower one's contents */
+      return e->flags & LAYER_INDEX_F_OPAQUE ? "modified" : "metadata";
     case LAYER_INDEX_FIFO:
     case LAYER_INDEX_SOCK:
       return "metadata";

@@ -193,3 +193,32 @@ DF
   [ "$(jq -r --arg u "http://$REGISTRY/v2/" '.predicate.buildDefinition.resolvedDependencies[] | select(.uri == $u) | .digest.sha256' "$TEST_TMP/o/provenance.json")" = \
     "$(curl -sf "http://$REGISTRY/v2/" | sha256sum | cut -d' ' -f1)" ]
 }
+
+@test "attest: provenance of a stage built FROM a stage (steps named by stage), of symlinks, hardlinks and an opaque directory, and of --single-snapshot" {
+  mkdir -p "$TEST_TMP/ctx"
+  cat >"$TEST_TMP/ctx/Dockerfile" <<DF
+FROM $BUSYBOX_IMAGE AS base
+RUN mkdir /a && echo 1 > /a/f && echo x > /a/keep
+FROM base
+RUN rm -rf /a && mkdir /a && echo 2 > /a/g && ln -s g /a/l && ln /a/g /a/h && echo 1 > /etc/motd-kiln
+RUN echo 3 > /a/g && chmod 600 /a/l
+DF
+  run kb --no-push --provenance --oci-layout "$TEST_TMP/o:v1" "$TEST_TMP/ctx"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  local p=$TEST_TMP/o/provenance.json n
+  python3 "$CHECK" provenance "$p"
+  python3 "$CHECK" layers "$p" "$TEST_TMP/o" v1
+  n=$(jq '.predicate.runDetails.byproducts | length' "$p")
+  [[ $(jq -r ".predicate.runDetails.byproducts[$((n - 3))].annotations.step" "$p") == "stage 0 (base) step 2: RUN "* ]]
+  [[ $(jq -r ".predicate.runDetails.byproducts[$((n - 2))].annotations.step" "$p") == "stage 1 step 2: RUN "* ]]
+  [[ $(jq -r ".predicate.runDetails.byproducts[$((n - 1))].annotations.step" "$p") == "stage 1 step 3: RUN "* ]]
+  python3 "$CHECK" changes "$p" $((n - 2)) /a=modified /a/g=added /a/l=added /a/h=added /etc/motd-kiln=added
+  [ "$(jq -r ".predicate.runDetails.byproducts[$((n - 2))].annotations.files[] | select(.path == \"/a\") | .opaque" "$p")" = true ]
+  python3 "$CHECK" changes "$p" $((n - 1)) /a=metadata /a/g=modified /a/h=modified
+
+  run kb --no-push --provenance --single-snapshot --oci-layout "$TEST_TMP/s:v1" "$TEST_TMP/ctx"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  python3 "$CHECK" layers "$TEST_TMP/s/provenance.json" "$TEST_TMP/s" v1
+  [ "$(jq -r '.predicate.runDetails.byproducts[-1].annotations.step' "$TEST_TMP/s/provenance.json")" = \
+    "--single-snapshot of the target stage's steps" ]
+}
