@@ -3,6 +3,7 @@
 #include "build/attest_internal.h"
 #include "registry/mediatype.h"
 #include "registry/digest_file.h"
+#include "store/image.h"
 #include "util/alloc.h"
 #include "util/json.h"
 
@@ -79,6 +80,25 @@ artifact_manifest (store *s, const build_result *res, attest_doc *d, int64_t cre
   return store_put_blob (s, d->manifest_digest, d->manifest, d->manifest_len, err);
 }
 
+/* "OS/ARCH[/VARIANT]" from the image's config (NULL if unreadable). */
+static char *
+image_platform (store *s, const build_result *res)
+{
+  autofree char *cfg = NULL;
+  size_t len = 0;
+  autoerror kiln_error *e = NULL;
+  if (store_get_blob (s, res->config_digest, JSON_DEFAULT_MAX_SIZE, &cfg, &len, &e) < 0)
+    return NULL;
+  image_spec spec;
+  image_spec_init (&spec);
+  char *r = NULL;
+  if (image_spec_from_config (&spec, cfg, len, &e) == 0 && spec.os && spec.architecture)
+    r = spec.variant ? xasprintf ("%s/%s/%s", spec.os, spec.architecture, spec.variant)
+                     : xasprintf ("%s/%s", spec.os, spec.architecture);
+  image_spec_free (&spec);
+  return r;
+}
+
 int
 attest_make (store *s, const build_result *res, const attest_opts *o, attest_set *out, kiln_error **err)
 {
@@ -89,6 +109,14 @@ attest_make (store *s, const build_result *res, const attest_opts *o, attest_set
   if (attest_layers_open (s, res, &l, err) < 0)
     return kiln_error_wrap (err, "attestations");
   attest_meta m = { o->name ? o->name : "image", o->created, o->kiln_version, o->kiln_commit };
+  /* without --platform, the provenance names the image's own */
+  attest_opts po = *o;
+  autofree char *platform = NULL;
+  if (!po.platform)
+    {
+      platform = image_platform (s, res);
+      po.platform = platform;
+    }
   int r = 0;
   if (o->sbom)
     {
@@ -105,7 +133,7 @@ attest_make (store *s, const build_result *res, const attest_opts *o, attest_set
       attest_doc *d = &out->docs[out->n++];
       d->media_type = ATTEST_INTOTO_MEDIA_TYPE;
       d->file_name = "provenance.json";
-      r = provenance_json (&l, res, &m, o, &d->data, &d->len, err);
+      r = provenance_json (&l, res, &m, &po, &d->data, &d->len, err);
       if (r == 0 && o->provenance_file)
         r = registry_write_user_file (o->provenance_file, d->data, d->len, err) < 0
               ? kiln_error_wrap (err, "--provenance-file '%s'", o->provenance_file) : 0;

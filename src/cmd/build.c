@@ -820,6 +820,9 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
         .dockerfile_digest = df_digest, .target = o->target, .platform = o->platform,
         .build_args = o->build_args, .context = o->context, .add_urls = res->add_urls,
       };
+      if (!o->sbom_file && !o->provenance_file && !o->oci_layout && (o->no_push || !o->destinations))
+        log_warn ("--sbom/--provenance: the documents go nowhere: nothing is pushed, and there is no --oci-layout, "
+                  "--sbom-file or --provenance-file (a --tar-path archive cannot carry them)");
       int id = progress_step_begin (prog, "attest", 1, 1, "making the SBOM and provenance");
       int r = attest_make (s, res, &ao, &att, err);
       progress_step_end_id (prog, id, r < 0 ? "ERROR" : "DONE");

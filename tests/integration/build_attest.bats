@@ -78,6 +78,9 @@ JS
     /opt/x/a=added /etc/debian_version=metadata /etc=metadata /var/lib/dpkg/status=modified
   python3 "$CHECK" changes "$TEST_TMP/prov.json" 2 /app=added /app/package-lock.json=added
   [ "$(jq -r '.subject[0].digest.sha256' "$TEST_TMP/prov.json")" = "${digest#sha256:}" ]
+  # no --platform: the image's own
+  [ "$(jq -r .predicate.buildDefinition.externalParameters.platform "$TEST_TMP/prov.json")" = \
+    "linux/$(dpkg --print-architecture)" ]
   [[ $(jq -r '.predicate.runDetails.byproducts[1].annotations.step' "$TEST_TMP/prov.json") == "stage 0 step 2: RUN "* ]]
   [ "$(jq -r '.predicate.buildDefinition.externalParameters.dockerfileDigest' "$TEST_TMP/prov.json")" = \
     "sha256:$(sha256sum "$TEST_TMP/ctx/Dockerfile" | cut -d' ' -f1)" ]
@@ -190,6 +193,10 @@ DF
   [ -s "$TEST_TMP/o/provenance.json" ] && [ ! -e "$TEST_TMP/o/sbom.spdx.json" ]
   python3 "$CHECK" layers "$TEST_TMP/o/provenance.json" "$TEST_TMP/o" v1
   python3 "$CHECK" changes "$TEST_TMP/o/provenance.json" 1 /v2.json=added
+  # documents with nowhere to go are made, and the log says so
+  run kb --no-push --sbom "$TEST_TMP/ctx"
+  [ "$status" -eq 0 ]
+  [[ $output == *"--sbom/--provenance: the documents go nowhere"* ]]
   [ "$(jq -r --arg u "http://$REGISTRY/v2/" '.predicate.buildDefinition.resolvedDependencies[] | select(.uri == $u) | .digest.sha256' "$TEST_TMP/o/provenance.json")" = \
     "$(curl -sf "http://$REGISTRY/v2/" | sha256sum | cut -d' ' -f1)" ]
 }
