@@ -42,6 +42,9 @@ int attest_layers_find (const attest_layers *l, size_t top, const char *path, ui
 int attest_layers_read (const attest_layers *l, size_t i, const char *path, size_t max, char **buf, size_t *len,
                         kiln_error **err);
 
+/* Open the regular file path of layer i for reading. */
+int attest_layers_open_file (const attest_layers *l, size_t i, const char *path, kiln_error **err);
+
 /* Whether the regular files a (layer la) and b (layer lb) have the same
  * bytes; 1 same, 0 different, negative on a read error. */
 int attest_layers_same_data (const attest_layers *l, size_t la, size_t lb, const char *path, kiln_error **err);

@@ -107,6 +107,13 @@ open_data (const attest_layers *l, size_t i, const char *path, kiln_error **err)
 }
 
 int
+attest_layers_open_file (const attest_layers *l, size_t i, const char *path, kiln_error **err)
+{
+  int fd = open_data (l, i, path, err);
+  return fd < 0 ? kiln_error_wrap (err, "opening '/%s' of layer %zu", path, i) : fd;
+}
+
+int
 attest_layers_read (const attest_layers *l, size_t i, const char *path, size_t max, char **buf, size_t *len,
                     kiln_error **err)
 {

@@ -7,6 +7,7 @@
  *   ** /package-lock.json,         npm lockfiles (the root project left out)
  *   ** /node_modules/.package-lock.json
  *   ** /node_modules/[@S/]N/package.json  installed npm packages
+ *   executable ELF files with .go.buildinfo  Go binaries (stdlib, modules)
  *
  * A package's layer is the one that introduced it: for dpkg and apk the
  * lowest layer from which every layer's copy of the database up to the top
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Largest database file read (a big dpkg status is a few MiB). */
 #define SBOM_MAX_FILE (64u << 20)
@@ -228,6 +230,47 @@ dedupe (sbom_pkgs *all)
   all->n = k;
 }
 
+/* Go binaries: every executable regular file of the merged view whose
+ * ELF section headers name ".go.buildinfo" (a few small reads per
+ * executable; the rest of the file is never read). */
+static void
+collect_go (const attest_layers *l, sbom_pkgs *all)
+{
+  autostrbuf strbuf sb = STRBUF_INIT;
+  for (size_t i = 0; i < l->n; i++)
+    for (uint32_t id = 1; id < layer_index_count (l->idx[i]); id++)
+      {
+        const layer_index_disk_entry *e = layer_index_entry (l->idx[i], id);
+        if (e->type != LAYER_INDEX_REG || !(e->mode & 0111) || e->size < 64)
+          continue;
+        strbuf_reset (&sb);
+        layer_index_path (l->idx[i], id, &sb);
+        uint32_t top;
+        if (attest_layers_find (l, l->n - 1, sb.buf, &top) != (int) i || top != id)
+          continue; /* replaced or deleted above */
+        autoerror kiln_error *err = NULL;
+        autoclose int fd = attest_layers_open_file (l, i, sb.buf, &err);
+        autofree char *data = NULL;
+        size_t len = 0;
+        autofree char *abs = xasprintf ("/%s", sb.buf);
+        sbom_pkgs got = { 0 };
+        int r = fd < 0 ? -1 : sbom_elf_go_buildinfo (fd, e->size, &data, &len, &err);
+        if (r > 0)
+          r = sbom_parse_go_buildinfo (data, len, abs, &got, &err);
+        if (r < 0)
+          {
+            autofree char *msg = kiln_error_string (err);
+            log_warn ("sbom: Go build info of '%s': %s", abs, msg);
+          }
+        for (size_t k = 0; k < got.n; k++)
+          got.v[k].layer = (int) i;
+        all->v = xreallocarray (all->v, all->n + got.n + 1, sizeof *all->v);
+        memcpy (all->v + all->n, got.v, got.n * sizeof *got.v);
+        all->n += got.n;
+        free (got.v);
+      }
+}
+
 /* All packages of the image. A database that cannot be read or parsed is
  * skipped with a warning (a broken file in an image does not fail the
  * build). */
@@ -263,6 +306,7 @@ collect (const attest_layers *l, sbom_pkgs *all)
       all->n += got.n;
       free (got.v);
     }
+  collect_go (l, all);
   dedupe (all);
 }
 
@@ -319,7 +363,7 @@ attest_time (int64_t t, char buf[32])
   strftime (buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static const char *const kind_ids[] = { "", "deb", "apk", "pypi", "npm" };
+static const char *const kind_ids[] = { "", "deb", "apk", "pypi", "npm", "golang" };
 
 static void
 write_package (json_writer *w, const sbom_pkg *p, size_t i, const build_result *res, const char *distro)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 void
 sbom_pkgs_clear (sbom_pkgs *p)
@@ -317,6 +318,203 @@ sbom_parse_package_json (const char *data, size_t len, const char *path, sbom_pk
   return npm_add (out, name, strlen (name), root, path, err);
 }
 
+/* ---- Go build info ---- */
+
+#define GO_MAGIC "\xff Go buildinf:"
+#define GO_MAGIC_LEN 14
+#define GO_SECTION_MAX (1u << 20)
+#define ELF_MAX_SECTIONS 65535u
+
+static int
+pread_exact (int fd, void *buf, size_t len, uint64_t off, kiln_error **err)
+{
+  size_t got = 0;
+  while (got < len)
+    {
+      ssize_t n = pread (fd, (char *) buf + got, len - got, (off_t) (off + got));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return kiln_error_make (err, errno, "read");
+      if (n == 0)
+        return 0;
+      got += (size_t) n;
+    }
+  return 1;
+}
+
+static uint64_t
+le (const unsigned char *p, size_t n)
+{
+  uint64_t v = 0;
+  for (size_t i = n; i-- > 0;)
+    v = v << 8 | p[i];
+  return v;
+}
+
+int
+sbom_elf_go_buildinfo (int fd, uint64_t size, char **data, size_t *len, kiln_error **err)
+{
+  unsigned char eh[64];
+  int r = size >= 52 ? pread_exact (fd, eh, size >= 64 ? 64 : 52, 0, err) : 0;
+  if (r <= 0)
+    return r;
+  /* ELF, little-endian (EI_DATA 1), 32 or 64 bits */
+  if (memcmp (eh, "\x7f" "ELF", 4) != 0 || eh[5] != 1 || (eh[4] != 1 && eh[4] != 2) || (eh[4] == 2 && size < 64))
+    return 0;
+  bool is64 = eh[4] == 2;
+  uint64_t shoff = is64 ? le (eh + 40, 8) : le (eh + 32, 4);
+  uint64_t shentsize = le (eh + (is64 ? 58 : 46), 2), shnum = le (eh + (is64 ? 60 : 48), 2);
+  uint64_t shstrndx = le (eh + (is64 ? 62 : 50), 2);
+  if (shnum == 0 || shnum > ELF_MAX_SECTIONS || shstrndx >= shnum || shentsize < (is64 ? 64u : 40u)
+      || shoff > size || shnum * shentsize > size - shoff)
+    return 0;
+  /* a section header: name, offset, size */
+  unsigned char sh[64];
+#define SH_AT(i) pread_exact (fd, sh, is64 ? 64 : 40, shoff + (uint64_t) (i) * shentsize, err)
+#define SH_NAME le (sh, 4)
+#define SH_OFF (is64 ? le (sh + 24, 8) : le (sh + 16, 4))
+#define SH_SIZE (is64 ? le (sh + 32, 8) : le (sh + 20, 4))
+  if ((r = SH_AT (shstrndx)) <= 0)
+    return r;
+  uint64_t stroff = SH_OFF, strsize = SH_SIZE;
+  if (stroff > size || strsize > size - stroff)
+    return 0;
+  static const char want[] = ".go.buildinfo";
+  for (uint64_t i = 0; i < shnum; i++)
+    {
+      if ((r = SH_AT (i)) <= 0)
+        return r;
+      uint64_t name = SH_NAME, off = SH_OFF, ssize = SH_SIZE;
+      char nm[sizeof want];
+      if (name >= strsize || strsize - name < sizeof want)
+        continue;
+      if ((r = pread_exact (fd, nm, sizeof want, stroff + name, err)) < 0)
+        return r;
+      if (r == 0 || memcmp (nm, want, sizeof want) != 0)
+        continue;
+      if (off > size || ssize > size - off || ssize < 32)
+        return 0;
+      size_t n = ssize > GO_SECTION_MAX ? GO_SECTION_MAX : (size_t) ssize;
+      char *buf = xmalloc (n);
+      if ((r = pread_exact (fd, buf, n, off, err)) <= 0)
+        {
+          free (buf);
+          return r;
+        }
+      *data = buf;
+      *len = n;
+      return 1;
+    }
+#undef SH_AT
+#undef SH_NAME
+#undef SH_OFF
+#undef SH_SIZE
+  return 0;
+}
+
+/* A uvarint-length string at *pos; false when it does not fit. */
+static bool
+go_string (const char *data, size_t len, size_t *pos, const char **s, size_t *slen)
+{
+  uint64_t n = 0;
+  for (int shift = 0;; shift += 7)
+    {
+      if (*pos >= len || shift > 63)
+        return false;
+      unsigned char c = (unsigned char) data[(*pos)++];
+      n |= (uint64_t) (c & 0x7f) << shift;
+      if (c < 0x80)
+        break;
+    }
+  if (n > len - *pos)
+    return false;
+  *s = data + *pos;
+  *slen = (size_t) n;
+  *pos += (size_t) n;
+  return true;
+}
+
+static int
+go_add (sbom_pkgs *out, const char *name, size_t nlen, const char *ver, size_t vlen, const char *path,
+        kiln_error **err)
+{
+  autofree char *n = clean_value (name, nlen);
+  autofree char *v = clean_value (ver, vlen);
+  if (v && strcmp (v, "(devel)") == 0)
+    return 0;
+  return add_pkg (out, SBOM_GOLANG, &n, &v, NULL, NULL, path, err);
+}
+
+int
+sbom_parse_go_buildinfo (const char *data, size_t len, const char *path, sbom_pkgs *out, kiln_error **err)
+{
+  if (len < 32 || memcmp (data, GO_MAGIC, GO_MAGIC_LEN) != 0)
+    return kiln_error_make (err, EINVAL, "'%s': no Go build info header", path);
+  if (!(data[15] & 2))
+    return 0; /* before Go 1.18: pointers into the data segment */
+  size_t pos = 32, vlen, mlen;
+  const char *ver, *mod;
+  if (!go_string (data, len, &pos, &ver, &vlen) || !go_string (data, len, &pos, &mod, &mlen))
+    return kiln_error_make (err, EINVAL, "'%s': Go build info strings out of bounds", path);
+  /* "go1.21.0" (a toolchain may add " X:..." experiments) */
+  if (vlen > 2 && memcmp (ver, "go", 2) == 0)
+    {
+      const char *sp = memchr (ver + 2, ' ', vlen - 2);
+      if (go_add (out, "stdlib", 6, ver + 2, sp ? (size_t) (sp - ver - 2) : vlen - 2, path, err) < 0)
+        return -1;
+    }
+  if (mlen >= 33 && mod[mlen - 17] == '\n')
+    {
+      mod += 16;
+      mlen -= 32;
+    }
+  for (size_t p = 0; p < mlen;)
+    {
+      const char *line = mod + p;
+      const char *nl = memchr (line, '\n', mlen - p);
+      size_t ll = nl ? (size_t) (nl - line) : mlen - p;
+      p += ll + (nl ? 1 : 0);
+      /* KIND \t PATH \t VERSION [\t SUM] */
+      const char *t1 = memchr (line, '\t', ll);
+      if (!t1)
+        continue;
+      size_t klen = (size_t) (t1 - line);
+      const char *mp = t1 + 1;
+      const char *t2 = memchr (mp, '\t', ll - (size_t) (mp - line));
+      if (!t2)
+        continue;
+      const char *mv = t2 + 1;
+      const char *t3 = memchr (mv, '\t', ll - (size_t) (mv - line));
+      size_t mvlen = t3 ? (size_t) (t3 - mv) : ll - (size_t) (mv - line);
+      bool is_mod = klen == 3 && memcmp (line, "mod", 3) == 0;
+      bool is_dep = klen == 3 && memcmp (line, "dep", 3) == 0;
+      bool is_repl = klen == 2 && memcmp (line, "=>", 2) == 0;
+      if (is_repl && out->n > 0 && out->v[out->n - 1].kind == SBOM_GOLANG && strcmp (out->v[out->n - 1].path, path) == 0)
+        {
+          /* the module before is replaced: its version is the replacement's */
+          sbom_pkg *last = &out->v[out->n - 1];
+          free (last->name);
+          free (last->version);
+          last->name = clean_value (mp, (size_t) (t2 - mp));
+          last->version = clean_value (mv, mvlen);
+          if (!last->name || !last->version || strcmp (last->version, "(devel)") == 0)
+            {
+              free (last->name);
+              free (last->version);
+              free (last->arch);
+              free (last->license);
+              free (last->path);
+              out->n--;
+            }
+          continue;
+        }
+      if ((is_mod || is_dep) && go_add (out, mp, (size_t) (t2 - mp), mv, mvlen, path, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
 /* ---- purl ---- */
 
 /* Percent-encode everything but the purl spec's unreserved characters
@@ -368,6 +566,11 @@ sbom_purl (const sbom_pkg *p, const char *distro)
         purl_enc (&sb, n, NULL);
         break;
       }
+    case SBOM_GOLANG:
+      /* pkg:golang/github.com/a/b@v1.2.3: the path's "/" stay */
+      strbuf_adds (&sb, "pkg:golang/");
+      purl_enc (&sb, p->name, "/");
+      break;
     case SBOM_NPM:
       strbuf_adds (&sb, "pkg:npm/");
       {

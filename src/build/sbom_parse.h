@@ -8,11 +8,20 @@
  * printable ASCII in a name, version, architecture or license into '?' (the
  * SPDX document is JSON, which must be valid UTF-8). Each parser has a
  * libFuzzer target (tests/fuzz/fuzz_sbom_*.c).
+ *
+ * Go binaries: the ELF section ".go.buildinfo" (Go >= 1.18 writes the
+ * version and module information inline: a 32-byte header starting
+ * "\xff Go buildinf:", flags & 2, then two uvarint-length strings: the Go
+ * version and the module info framed by 16 bytes at each end, whose lines
+ * are "mod PATH VERSION SUM", "dep PATH VERSION SUM", "=> PATH VERSION SUM"
+ * (replaces the dep before), tab-separated). Older layouts (pointers into
+ * the data segment) and binaries without section headers are skipped.
  */
 #ifndef KILN_BUILD_SBOM_PARSE_H
 #define KILN_BUILD_SBOM_PARSE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "util/error.h"
 
 #define SBOM_MAX_PACKAGES 100000
@@ -25,6 +34,7 @@ typedef enum
   SBOM_APK,
   SBOM_PYPI,
   SBOM_NPM,
+  SBOM_GOLANG,
 } sbom_kind;
 
 typedef struct sbom_pkg
@@ -60,6 +70,16 @@ int sbom_parse_dist_info (const char *data, size_t len, const char *path, sbom_p
 int sbom_parse_package_lock (const char *data, size_t len, const char *path, sbom_pkgs *out, kiln_error **err);
 /* node_modules/NAME/package.json: one package. */
 int sbom_parse_package_json (const char *data, size_t len, const char *path, sbom_pkgs *out, kiln_error **err);
+
+/* The ".go.buildinfo" section of the ELF file fd (size bytes): 1 with the
+ * section's first bytes (at most 1 MiB) in *data, 0 if fd is no
+ * little-endian ELF file or has no such section, negative on a read
+ * error. */
+int sbom_elf_go_buildinfo (int fd, uint64_t size, char **data, size_t *len, kiln_error **err);
+/* Its packages: the Go standard library (pkg:golang/stdlib@1.21.0), the
+ * main module unless its version is "(devel)", and every dependency
+ * (replacements applied). */
+int sbom_parse_go_buildinfo (const char *data, size_t len, const char *path, sbom_pkgs *out, kiln_error **err);
 
 /* The package URL (purl spec) of p; distro is the os-release ID for deb and
  * apk ("debian", "alpine"). Caller frees. */

@@ -162,7 +162,7 @@ static const cli_option build_options[] = {
   { "oci-layout-path", 0, CLI_VALUE, "DIR[:TAG]", NULL, OPT_OCI_LAYOUT },
   { "tar-path", 0, CLI_VALUE, "FILE", "also write the image as a `docker load` archive", OPT_TAR_PATH },
   { "sbom", 0, CLI_BOOL, NULL, "(BuildKit) attach an SPDX 2.3 JSON SBOM of the image: packages of dpkg, apk, "
-    "Python (*.dist-info) and npm (package-lock.json, node_modules), each with its purl and the layer that "
+    "Python (*.dist-info), npm (package-lock.json, node_modules) and Go binaries' build info, each with its purl and the layer that "
     "introduced it; read from the layers, nothing is run. Attached as an OCI 1.1 artifact whose subject is the "
     "image (pushed with the referrers tag sha256-HEX; in --oci-layout an index.json entry and DIR/sbom.spdx.json); "
     "the image's digest does not change", OPT_SBOM },

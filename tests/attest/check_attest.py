@@ -11,6 +11,7 @@
   layers PROV LAYOUT TAG          every layer's file list in PROV equals the
                                   members of that layer's tar in the OCI layout
   changes PROV N PATH=KIND...     layer N lists PATH with change KIND
+  gover BINARY                    the Go version a Go binary records
 """
 import gzip
 import json
@@ -81,6 +82,25 @@ def cmd_purls(sbom, *want):
     missing = [w for w in want if w not in have]
     if missing:
         fail("purls missing: %s (have %s)" % (missing, sorted(h for h in have if not h.startswith("pkg:deb"))))
+
+
+def cmd_gover(binary):
+    """Print the Go version a Go >= 1.18 binary records (debug/buildinfo's
+    layout: "\xff Go buildinf:", flags & 2, uvarint-length strings)."""
+    data = open(binary, "rb").read()
+    i = data.find(b"\xff Go buildinf:")
+    if i < 0 or not data[i + 15] & 2:
+        fail("%s: no inline Go build info" % binary)
+    p = i + 32
+    n = shift = 0
+    while True:
+        c = data[p]
+        p += 1
+        n |= (c & 0x7F) << shift
+        shift += 7
+        if c < 0x80:
+            break
+    print(data[p:p + n].decode().split(" ")[0][2:])
 
 
 def cmd_provenance(prov):
@@ -192,7 +212,7 @@ def cmd_changes(prov, n, *pairs):
 
 
 def main():
-    cmds = {"spdx": cmd_spdx, "debs": cmd_debs, "purls": cmd_purls, "provenance": cmd_provenance,
+    cmds = {"gover": cmd_gover, "spdx": cmd_spdx, "debs": cmd_debs, "purls": cmd_purls, "provenance": cmd_provenance,
             "layers": cmd_layers, "changes": cmd_changes}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         fail(__doc__)

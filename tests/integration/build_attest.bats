@@ -141,12 +141,16 @@ JS
   [ "$(jq -r .creationInfo.created "$TEST_TMP/sbom2")" = 1970-01-01T00:00:00Z ]
 }
 
-@test "attest: apk, Python dist-info and node_modules packages with purls; a deleted one is left out" {
+@test "attest: apk, Python dist-info, node_modules and Go binary packages with purls; a deleted one is left out" {
   mkdir -p "$TEST_TMP/ctx/root/lib/apk/db" "$TEST_TMP/ctx/root/etc" \
     "$TEST_TMP/ctx/root/usr/lib/python3/dist-packages/Typing_Extensions-4.7.1.dist-info" \
     "$TEST_TMP/ctx/root/usr/lib/python3/dist-packages/gone-1.0.dist-info" \
     "$TEST_TMP/ctx/root/srv/node_modules/left-pad" "$TEST_TMP/ctx/root/srv/node_modules/@scope/pkg"
   printf 'ID=alpine\nVERSION_ID=3.19.0\n' >"$TEST_TMP/ctx/root/etc/os-release"
+  # a Go binary (Debian's umoci: GOPATH build, so only the standard library)
+  mkdir -p "$TEST_TMP/ctx/root/usr/local/bin"
+  cp /usr/bin/umoci "$TEST_TMP/ctx/root/usr/local/bin/"
+  local gover; gover=$(python3 "$CHECK" gover /usr/bin/umoci)
   printf 'C:Q1x=\nP:musl\nV:1.2.4-r2\nA:x86_64\nL:MIT\n\nP:busybox\nV:1.36.1-r15\nA:x86_64\nL:GPL-2.0-only\n' \
     >"$TEST_TMP/ctx/root/lib/apk/db/installed"
   printf 'Metadata-Version: 2.1\nName: Typing_Extensions\nVersion: 4.7.1\nLicense: PSF\n\nbody\n' \
@@ -167,7 +171,8 @@ DF
   python3 "$CHECK" spdx "$TEST_TMP/out/sbom.spdx.json"
   python3 "$CHECK" purls "$TEST_TMP/out/sbom.spdx.json" "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64" \
     "pkg:apk/alpine/busybox@1.36.1-r15?arch=x86_64" pkg:pypi/typing-extensions@4.7.1 pkg:npm/left-pad@1.3.0 \
-    pkg:npm/%40scope/pkg@0.2.0
+    pkg:npm/%40scope/pkg@0.2.0 "pkg:golang/stdlib@$gover"
+  [[ $(jq -r '.packages[] | select(.name == "stdlib") | .sourceInfo' "$TEST_TMP/out/sbom.spdx.json") == "layer 1 "*": /usr/local/bin/umoci" ]]
   ! jq -e '.packages[] | select(.name == "gone")' "$TEST_TMP/out/sbom.spdx.json"
   [ "$(jq '[.packages[] | select(.name == "left-pad")] | length' "$TEST_TMP/out/sbom.spdx.json")" -eq 1 ]
   [ "$(jq '[.packages[] | select(.name == "@scope/pkg")] | length' "$TEST_TMP/out/sbom.spdx.json")" -eq 1 ]

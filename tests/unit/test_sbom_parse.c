@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char DPKG[] =
   "Package: adduser\n"
@@ -137,6 +138,113 @@ test_package_lock (void **state)
   sbom_pkgs_clear (&p);
 }
 
+/* A .go.buildinfo section as Go >= 1.18 writes it: header, then the
+ * version and the framed module info as uvarint-length strings. */
+static size_t
+go_section (char *buf, const char *version, const char *modinfo)
+{
+  memset (buf, 0, 32);
+  memcpy (buf, "\xff Go buildinf:", 14);
+  buf[14] = 8;
+  buf[15] = 2;
+  size_t pos = 32, vl = strlen (version), ml = strlen (modinfo) + 32;
+  buf[pos++] = (char) vl;
+  memcpy (buf + pos, version, vl);
+  pos += vl;
+  buf[pos++] = (char) (0x80 | (ml & 0x7f));
+  buf[pos++] = (char) (ml >> 7);
+  memset (buf + pos, 'S', 16);
+  memcpy (buf + pos + 16, modinfo, ml - 32);
+  memset (buf + pos + ml - 16, 'E', 16);
+  buf[pos + ml - 17] = '\n';
+  return pos + ml;
+}
+
+static void
+test_go_buildinfo (void **state)
+{
+  (void) state;
+  char sec[1024];
+  const char mi[] = "path\texample.com/app\nmod\texample.com/app\t(devel)\t\n"
+                    "dep\tgithub.com/a/b\tv1.2.3\th1:x=\n"
+                    "dep\tgolang.org/x/sys\tv0.1.0\th1:y=\n=>\tgolang.org/x/sys\tv0.2.0\th1:z=\n"
+                    "dep\texample.com/local\tv0.0.0\n=>\t../local\t\t\n"
+                    "build\tGOOS=linux";
+  size_t n = go_section (sec, "go1.21.5 X:boringcrypto", mi);
+  sbom_pkgs p = { 0 };
+  kiln_error *err = NULL;
+  assert_int_equal (sbom_parse_go_buildinfo (sec, n, "/bin/app", &p, &err), 0);
+  assert_int_equal (p.n, 3);
+  autofree char *p0 = sbom_purl (&p.v[0], NULL);
+  assert_string_equal (p0, "pkg:golang/stdlib@1.21.5");
+  autofree char *p1 = sbom_purl (&p.v[1], NULL);
+  assert_string_equal (p1, "pkg:golang/github.com/a/b@v1.2.3");
+  assert_string_equal (p.v[2].name, "golang.org/x/sys");
+  assert_string_equal (p.v[2].version, "v0.2.0");
+  sbom_pkgs_clear (&p);
+  /* strings running past the section */
+  sec[33] = 100;
+  assert_true (sbom_parse_go_buildinfo (sec, 40, "/bin/app", &p, &err) < 0);
+  kiln_error_clear (&err);
+  assert_int_equal (p.n, 0);
+}
+
+/* A minimal little-endian ELF64 file: header, the section, the section
+ * name table, three section headers (null, .go.buildinfo, .shstrtab). */
+static void
+test_elf_section (void **state)
+{
+  (void) state;
+  char file[4096] = { 0 };
+  unsigned char *h = (unsigned char *) file;
+  memcpy (h, "\x7f" "ELF", 4);
+  h[4] = 2, h[5] = 1, h[6] = 1;
+  char sec[512];
+  size_t slen = go_section (sec, "go1.22.0", "mod\tm\tv1.0.0\t\n");
+  memcpy (file + 64, sec, slen);
+  const char names[] = "\0.go.buildinfo\0.shstrtab\0";
+  size_t str_off = 64 + slen;
+  memcpy (file + str_off, names, sizeof names);
+  size_t shoff = (str_off + sizeof names + 7) & ~(size_t) 7;
+  uint64_t v;
+#define PUT(off, val, n) (v = (uint64_t) (val), memcpy (file + (off), &v, (n)))
+  PUT (40, shoff, 8);
+  PUT (58, 64, 2);
+  PUT (60, 3, 2);
+  PUT (62, 2, 2);
+  PUT (shoff + 64 + 0, 1, 4);
+  PUT (shoff + 64 + 24, 64, 8);
+  PUT (shoff + 64 + 32, slen, 8);
+  PUT (shoff + 128 + 0, 15, 4);
+  PUT (shoff + 128 + 24, str_off, 8);
+  PUT (shoff + 128 + 32, sizeof names, 8);
+#undef PUT
+  size_t flen = shoff + 3 * 64;
+  char tmpl[] = "/tmp/kiln-elf-XXXXXX";
+  int fd = mkstemp (tmpl);
+  assert_true (fd >= 0);
+  unlink (tmpl);
+  assert_int_equal (write (fd, file, flen), (ssize_t) flen);
+  char *data = NULL;
+  size_t len = 0;
+  kiln_error *err = NULL;
+  assert_int_equal (sbom_elf_go_buildinfo (fd, flen, &data, &len, &err), 1);
+  assert_int_equal (len, slen);
+  sbom_pkgs p = { 0 };
+  assert_int_equal (sbom_parse_go_buildinfo (data, len, "/m", &p, &err), 0);
+  assert_int_equal (p.n, 2);
+  assert_string_equal (p.v[0].version, "1.22.0");
+  assert_string_equal (p.v[1].name, "m");
+  sbom_pkgs_clear (&p);
+  free (data);
+  /* a section header table beyond the file: no section, no error */
+  assert_int_equal (sbom_elf_go_buildinfo (fd, flen - 64, &data, &len, &err), 0);
+  /* not ELF */
+  assert_int_equal (pwrite (fd, "\x7f" "ELG", 4, 0), 4);
+  assert_int_equal (sbom_elf_go_buildinfo (fd, flen, &data, &len, &err), 0);
+  close (fd);
+}
+
 int
 main (void)
 {
@@ -146,6 +254,8 @@ main (void)
     cmocka_unit_test (test_apk),
     cmocka_unit_test (test_dist_info),
     cmocka_unit_test (test_package_lock),
+    cmocka_unit_test (test_go_buildinfo),
+    cmocka_unit_test (test_elf_section),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
