@@ -258,7 +258,8 @@ write_layout_attest (store *s, const attest_set *a, const char *dir, kiln_error 
       if (layout_put_blob_verified (s, l, ATTEST_EMPTY_MEDIA_TYPE, empty, 2, err) < 0
           || layout_put_blob_verified (s, l, d->media_type, d->digest, (int64_t) d->len, err) < 0
           || layout_put_blob_verified (s, l, MEDIA_OCI_MANIFEST, d->manifest_digest, (int64_t) d->manifest_len, err) < 0
-          || ocilayout_set_ref (l, NULL, MEDIA_OCI_MANIFEST, d->manifest_digest, (int64_t) d->manifest_len, err) < 0
+          || ocilayout_add_artifact (l, MEDIA_OCI_MANIFEST, d->manifest_digest, (int64_t) d->manifest_len,
+                                     d->media_type, err) < 0
           || fs_write_file_atomic_at (dfd, d->file_name, d->data, d->len, 0644, err) < 0)
         return kiln_error_wrap (err, "OCI layout '%s': %s attestation", dir, d->media_type);
     }

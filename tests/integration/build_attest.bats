@@ -198,6 +198,15 @@ DF
   [ -s "$TEST_TMP/o/provenance.json" ] && [ ! -e "$TEST_TMP/o/sbom.spdx.json" ]
   python3 "$CHECK" layers "$TEST_TMP/o/provenance.json" "$TEST_TMP/o" v1
   python3 "$CHECK" changes "$TEST_TMP/o/provenance.json" 1 /v2.json=added
+  # an untagged layout: the artifacts' index.json entries carry artifactType,
+  # and the image is still the layout's only image
+  run kb --no-push --provenance --sbom --oci-layout "$TEST_TMP/untagged" "$TEST_TMP/ctx"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [ "$(jq -r '[.manifests[] | .artifactType // "image"] | sort | join(",")' "$TEST_TMP/untagged/index.json")" = \
+    "application/spdx+json,application/vnd.in-toto+json,image" ]
+  run "$KILN" run --root "$STORE" --oci-layout "$TEST_TMP/untagged" cat /v2.json
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  [[ $output == *"{}"* ]]
   # documents with nowhere to go are made, and the log says so
   run kb --no-push --sbom "$TEST_TMP/ctx"
   [ "$status" -eq 0 ]
