@@ -155,9 +155,17 @@ dpkg_line (para *p, const char *key, size_t klen, const char *val, size_t vlen)
 static int
 dpkg_end (para *p, const char *path, sbom_pkgs *out, kiln_error **err)
 {
-  /* "install ok installed": the third word is the state */
+  /* "install ok installed": the third word is the state. Packages whose
+   * files are on disk count (installed, unpacked, half-installed,
+   * half-configured, triggers-*); config-files (removed, not purged) and
+   * not-installed do not. */
+  static const char *const on_disk[] = { "installed", "unpacked", "half-installed", "half-configured",
+                                         "triggers-awaited", "triggers-pending" };
   const char *st = p->status ? strrchr (p->status, ' ') : NULL;
-  if (!st || strcmp (st + 1, "installed") != 0)
+  bool found = false;
+  for (size_t i = 0; st && i < sizeof on_disk / sizeof on_disk[0]; i++)
+    found = found || strcmp (st + 1, on_disk[i]) == 0;
+  if (!found)
     return 0;
   return add_pkg (out, SBOM_DEB, &p->name, &p->version, &p->arch, NULL, path, err);
 }

@@ -59,7 +59,9 @@ void sbom_pkgs_clear (sbom_pkgs *p);
 /* Each appends the packages found in data[0..len) to out (path is recorded
  * in each). Malformed input is an error (EINVAL) naming what is wrong; the
  * packages parsed before it stay in out. */
-/* dpkg status (RFC 822 paragraphs): packages whose Status is "installed". */
+/* dpkg status (RFC 822 paragraphs): packages whose files are on disk (state
+ * installed, unpacked, half-installed, half-configured, triggers-*; not
+ * config-files or not-installed). */
 int sbom_parse_dpkg_status (const char *data, size_t len, const char *path, sbom_pkgs *out, kiln_error **err);
 /* apk's lib/apk/db/installed: "K:value" lines, blank-line separated. */
 int sbom_parse_apk_installed (const char *data, size_t len, const char *path, sbom_pkgs *out, kiln_error **err);

@@ -37,6 +37,8 @@ RUN mkdir -p /opt/x && echo hi > /opt/x/a && rm -f /etc/issue.net && echo change
  && chmod 600 /etc/debian_version && rm -rf /usr/share/doc/adduser && mkdir /usr/share/doc/adduser \
  && touch /usr/share/doc/adduser/new \
  && printf '\nPackage: kiln-fake\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0-1\nDescription: x\n' \
+    >> /var/lib/dpkg/status \
+ && printf '\nPackage: kiln-removed\nStatus: deinstall ok config-files\nArchitecture: all\nVersion: 2.0\nDescription: x\n' \
     >> /var/lib/dpkg/status
 COPY app /app
 DF
@@ -59,9 +61,14 @@ JS
 
   # SBOM
   python3 "$CHECK" spdx "$TEST_TMP/sbom.json"
-  "$KILN" run --root "$STORE" --oci-layout "$out:v1" dpkg-query -W >"$TEST_TMP/dpkg" 2>"$TEST_TMP/run.err" \
-    || { cat "$TEST_TMP/run.err"; false; }
+  # dpkg-query -W also lists removed packages whose config files remain
+  # (config-files): their software is gone, the SBOM leaves them out
+  "$KILN" run --root "$STORE" --oci-layout "$out:v1" dpkg-query -W -f '${db:Status-Status} ${Package}\t${Version}\n' \
+    >"$TEST_TMP/dpkg-all" 2>"$TEST_TMP/run.err" || { cat "$TEST_TMP/run.err"; false; }
+  grep -q '^config-files kiln-removed	2.0$' "$TEST_TMP/dpkg-all"
+  awk '$1 != "config-files" && $1 != "not-installed"' "$TEST_TMP/dpkg-all" | cut -d' ' -f2- >"$TEST_TMP/dpkg"
   grep -q '^kiln-fake	1.0-1$' "$TEST_TMP/dpkg"
+  ! jq -e '.packages[] | select(.name == "kiln-removed")' "$TEST_TMP/sbom.json"
   python3 "$CHECK" debs "$TEST_TMP/sbom.json" "$TEST_TMP/dpkg"
   python3 "$CHECK" purls "$TEST_TMP/sbom.json" pkg:npm/left-pad@1.3.0 pkg:npm/%40types/node@20.1.0 \
     "pkg:deb/debian/kiln-fake@1.0-1?arch=all"

@@ -27,6 +27,10 @@ static const char DPKG[] =
   "Status: deinstall ok config-files\n"
   "Version: 1.0\n"
   "\n"
+  "Package: half\n"
+  "Status: install reinstreq half-installed\n"
+  "Version: 2\n"
+  "\n"
   "Package: libc6\n"
   "Status: install ok installed\n"
   "Architecture: amd64\n"
@@ -39,12 +43,13 @@ test_dpkg (void **state)
   sbom_pkgs p = { 0 };
   kiln_error *err = NULL;
   assert_int_equal (sbom_parse_dpkg_status (DPKG, strlen (DPKG), "/var/lib/dpkg/status", &p, &err), 0);
-  assert_int_equal (p.n, 2);
+  assert_int_equal (p.n, 3);
   assert_string_equal (p.v[0].name, "adduser");
   assert_string_equal (p.v[0].version, "3.134");
   assert_string_equal (p.v[0].arch, "all");
-  assert_string_equal (p.v[1].name, "libc6");
-  autofree char *purl = sbom_purl (&p.v[1], "debian");
+  assert_string_equal (p.v[1].name, "half");
+  assert_string_equal (p.v[2].name, "libc6");
+  autofree char *purl = sbom_purl (&p.v[2], "debian");
   assert_string_equal (purl, "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64");
   sbom_pkgs_clear (&p);
   /* a line without ':' is an error; what came before stays */
