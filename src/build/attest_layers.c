@@ -132,13 +132,15 @@ attest_layers_same_data (const attest_layers *l, size_t la, size_t lb, const cha
   autoclose int b = open_data (l, lb, path, err);
   if (b < 0)
     return kiln_error_wrap (err, "comparing '/%s'", path);
-  static __thread char ba[1 << 16], bb[1 << 16];
+  enum { CHUNK = 1 << 16 };
+  autofree char *ba = xmalloc (CHUNK);
+  autofree char *bb = xmalloc (CHUNK);
   for (;;)
     {
-      ssize_t na = fs_read_all (a, ba, sizeof ba, err);
+      ssize_t na = fs_read_all (a, ba, CHUNK, err);
       if (na < 0)
         return kiln_error_wrap (err, "comparing '/%s'", path);
-      ssize_t nb = fs_read_all (b, bb, sizeof bb, err);
+      ssize_t nb = fs_read_all (b, bb, CHUNK, err);
       if (nb < 0)
         return kiln_error_wrap (err, "comparing '/%s'", path);
       if (na != nb || memcmp (ba, bb, (size_t) na) != 0)
