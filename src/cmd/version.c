@@ -30,6 +30,13 @@
 #define KILN_LIBCAP_VERSION "unknown"
 #endif
 
+void
+cmd_version_strings (const char **version, const char **commit)
+{
+  *version = KILN_VERSION;
+  *commit = KILN_GIT_COMMIT;
+}
+
 int
 cmd_version_main (int argc, char **argv, kiln_error **err)
 {
