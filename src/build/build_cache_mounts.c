@@ -63,6 +63,14 @@ build_cache_mounts_free (build_cache_mounts *cm)
   free (cm);
 }
 
+double
+build_cm_now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
 int
 build_cm_client (build_cache_mounts *cm)
 {
@@ -353,7 +361,7 @@ fetch_entry (build_cache_mounts *cm, const remote_entry *re, const char *tmpname
  * another build of this store imported the same entry meanwhile. */
 static int
 swap_in (build_cache_mounts *cm, const char *id, const char *hash, const remote_entry *re, const char *tmpname,
-         kiln_error **err)
+         double t0, kiln_error **err)
 {
   autoclose int lfd = build_cm_lock (cm->o.store, hash, LOCK_EX, id, err);
   if (lfd < 0)
@@ -377,8 +385,8 @@ swap_in (build_cache_mounts *cm, const char *id, const char *hash, const remote_
   if (r == 0)
     r = build_cm_record_write (cm->o.store, hash, re->layer_digest, t.stamp, err);
   if (r == 0)
-    progress_note (cm->o.progress, "cache mount '%s': imported %s:mount-%.12s (%s, %zu entries, %" PRIu64 " bytes)",
-                   id, cm->o.repo, hash, re->layer_digest, t.n, t.bytes);
+    progress_note (cm->o.progress, "cache mount '%s': imported %s:mount-%.12s (%s, %zu entries, %" PRIu64 " bytes) "
+                   "in %.2f s", id, cm->o.repo, hash, re->layer_digest, t.n, t.bytes, build_cm_now () - t0);
   build_cm_tree_free (&t);
   return r;
 }
@@ -388,6 +396,7 @@ import_id (build_cache_mounts *cm, const char *id, const char *hash)
 {
   if (build_cm_client (cm) < 0)
     return;
+  double t0 = build_cm_now ();
   autofree char *tag = xasprintf ("mount-%s", hash);
   remote_entry re = { 0 };
   if (resolve_entry (cm, id, tag, &re) <= 0)
@@ -411,7 +420,7 @@ import_id (build_cache_mounts *cm, const char *id, const char *hash)
   autofree char *tmpname = NULL;
   autoclose int tfd = -1;
   if (store_mktemp (cm->o.store, "cmimp-", &tmpname, &tfd, &e) < 0
-      || fetch_entry (cm, &re, tmpname, tfd, &e) < 0 || swap_in (cm, id, hash, &re, tmpname, &e) < 0)
+      || fetch_entry (cm, &re, tmpname, tfd, &e) < 0 || swap_in (cm, id, hash, &re, tmpname, t0, &e) < 0)
     {
       autofree char *msg = kiln_error_string (e);
       log_warn ("cache mount '%s': importing %s:%s failed (%s); the local directory is used", id, cm->o.repo, tag,

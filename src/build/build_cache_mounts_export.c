@@ -257,6 +257,7 @@ static int
 export_one (build_cache_mounts *cm, const build_cm_id *c, kiln_error **err)
 {
   store *s = cm->o.store;
+  double t0 = build_cm_now ();
   autoclose int lfd = build_cm_lock (s, c->hash, LOCK_SH, c->id, err);
   if (lfd < 0)
     return -1;
@@ -303,8 +304,8 @@ export_one (build_cache_mounts *cm, const build_cm_id *c, kiln_error **err)
   if (r == 1 && build_cm_record_write (s, c->hash, res.blob_digest, t.stamp, err) < 0)
     r = -1;
   if (r == 1)
-    progress_note (cm->o.progress, "cache mount '%s': exported to %s:%s (%s, %zu entries, %" PRIu64 " bytes)", c->id,
-                   cm->o.repo, tag, res.blob_digest, t.n, t.bytes);
+    progress_note (cm->o.progress, "cache mount '%s': exported to %s:%s (%s, %zu entries, %" PRIu64 " bytes) in %.2f s",
+                   c->id, cm->o.repo, tag, res.blob_digest, t.n, t.bytes, build_cm_now () - t0);
   build_cm_tree_free (&t);
   return r;
 }

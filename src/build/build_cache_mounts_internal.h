@@ -60,6 +60,8 @@ typedef struct build_cm_tree
 int build_cm_tree_scan (int dirfd, build_cm_tree *t, kiln_error **err);
 void build_cm_tree_free (build_cm_tree *t);
 
+/* Seconds on the monotonic clock. */
+double build_cm_now (void);
 int build_cm_client (build_cache_mounts *cm);
 int build_cm_record_read (store *s, const char *hash, char digest[DIGEST_STRING_SIZE], char stamp[DIGEST_STRING_SIZE]);
 int build_cm_record_write (store *s, const char *hash, const char *digest, const char *stamp, kiln_error **err);
