@@ -8,8 +8,11 @@ load helpers
 
 setup_file() { build_file_setup; }
 teardown_file() { registry_stop_all; }
-setup() { kiln_setup; }
-teardown() { kiln_teardown; }
+setup() { kiln_setup; SHARED=""; }
+teardown() {
+  shared_dir_cleanup
+  kiln_teardown
+}
 
 # kb STORE CONTEXT [FLAGS...]
 kb() {
@@ -104,6 +107,20 @@ EOF
   [ "$status" -eq 0 ]
   [[ $output == *"cache mount 'apt': up to date with $repo"* ]]
   [[ $output != *"exported to"* ]]
+  # A secret cannot be mounted inside a cache directory (so an export
+  # cannot carry it): the sandbox refuses the nested target.
+  mkdir -p "$TEST_TMP/ctx2"
+  cat > "$TEST_TMP/ctx2/Dockerfile" <<'EOF'
+ARG BASE
+FROM $BASE
+RUN --mount=type=cache,id=apt,target=/var/cache/apt --mount=type=secret,id=tok,target=/var/cache/apt/tok cp /var/cache/apt/tok /var/cache/apt/copy
+EOF
+  run kb "$TEST_TMP/s3" "$TEST_TMP/ctx2" --cache-mounts-repo "$repo" --secret "id=tok,src=$TEST_TMP/secret"
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [[ $output == *"mount target '/var/cache/apt/tok'"* ]]
+  entry_tar cm/one "$(tag_of apt)" "$TEST_TMP/e2.tgz"
+  ! zcat "$TEST_TMP/e2.tgz" | grep -q s3cr3t-mount-value || false
 }
 
 @test "cache mounts: a step that is a cache hit neither imports nor exports" {
@@ -268,4 +285,27 @@ EOF
   [ "$status" -eq 0 ]
   [[ $output == *"more than --cache-mounts-max-size (4096); not exported"* ]]
   [[ $output != *"exported to"* ]]
+}
+
+@test "cache mounts: as plain users (subordinate ranges and single ID mode) an export is imported by the other" {
+  plain_users kiln-cm
+  mkdir -p "$SHARED/ctx"
+  cache_ctx "$SHARED/ctx"
+  chmod -R a+rX "$SHARED/ctx"
+  local repo="$REGISTRY/cm/users" first=${PLAIN_USERS[0]} second=${PLAIN_USERS[1]}
+  run run_as "$first" "$KILN" build --root "$SHARED/store-$first" --insecure-registry "$REGISTRY" \
+    --build-arg "BASE=$BUSYBOX_IMAGE" --no-push --cache-mounts-repo "$repo" \
+    --build-arg CMD='echo from-first > /var/cache/apt/f; mkdir /var/cache/apt/d; chmod 700 /var/cache/apt/d' "$SHARED/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"cache mount 'apt': exported to $repo"* ]]
+  run run_as "$second" "$KILN" build --root "$SHARED/store-$second" --insecure-registry "$REGISTRY" \
+    --build-arg "BASE=$BUSYBOX_IMAGE" --no-push --cache-mounts-repo "$repo" \
+    --build-arg CMD='cat /var/cache/apt/f; stat -c "d=%a %u" /var/cache/apt/d; echo from-second >> /var/cache/apt/f' "$SHARED/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"imported $repo"* ]]
+  [[ $output == *" from-first"* ]]
+  [[ $output == *"d=700 0"* ]]
+  [[ $output == *"cache mount 'apt': exported to $repo"* ]]
 }
