@@ -876,9 +876,10 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
         }
       goto out;
     }
-  build_cache_flush (cache);
-  /* Cache mounts are packed and pushed while the image is. */
+  /* Cache mounts are packed and pushed while the build cache and the
+   * image are. */
   build_cache_mounts_start (mounts);
+  build_cache_flush (cache);
   if (build_publish (o, s, prog, &res, build_signal, err) < 0)
     goto out;
   build_cache_mounts_finish (mounts);
