@@ -330,7 +330,7 @@ fetch_entry (build_cache_mounts *cm, const remote_entry *re, const char *tmpname
   autoclose int lfd = openat (tfd, "layer", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (lfd < 0)
     return kiln_error_make (err, errno, "open 'tmp/%s/layer'", tmpname);
-  extract_opts xo = { .max_entries = cm->o.store->max_layer_entries };
+  extract_opts xo = { .max_entries = cm->o.store->max_layer_entries, .max_data_bytes = cm->o.max_size };
   extract_result res;
   if (extract_layer (lfd, extract_read_fd, &bfd, &xo, &res, err) < 0)
     return kiln_error_wrap (err, "extracting %s", re->layer_digest);

@@ -10,8 +10,8 @@
  * Import: before the first step of the build that mounts the id (lazily:
  * a build whose cache mount steps are all cache hits asks nothing), the
  * tag is resolved; an entry older than --cache-ttl, larger than the size
- * limit (compressed), with another id or of another shape is ignored with
- * a warning. When STORE/cache/<hash>.remote already names the entry's
+ * limit (its blob; its file data while it is extracted), with another id
+ * or of another shape is ignored with a warning. When STORE/cache/<hash>.remote already names the entry's
  * layer digest, nothing is downloaded. Else the blob is downloaded
  * (digest verified), extracted by the store's safe extractor (extract.h:
  * "..", absolute names, members below symlinks are refused) into a temp

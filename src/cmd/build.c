@@ -216,7 +216,7 @@ static const cli_option build_options[] = {
     "the id (an entry older than --cache-ttl is ignored), exported after the build (while the image is pushed) "
     "when a step changed it; independent of --no-cache", OPT_CACHE_MOUNTS_REPO },
   { "cache-mounts-max-size", 0, CLI_VALUE, "SIZE", "a cache mount with more file data than this is not exported, "
-    "and an entry with a larger blob is not imported (default 1g)", OPT_CACHE_MOUNTS_MAX },
+    "and an entry with a larger blob or more file data is not imported (default 1g)", OPT_CACHE_MOUNTS_MAX },
   { "cache-run-layers", 0, CLI_BOOL, NULL, "cache RUN layers (default true)", OPT_CACHE_RUN_LAYERS },
   { "cache-copy-layers", 0, CLI_BOOL, NULL, "(kaniko) also share COPY/ADD/WORKDIR layers through --cache-repo "
     "(default false, as kaniko: they are rebuilt from the context); the store caches them unless this is "

@@ -278,6 +278,17 @@ EOF
   [ "$status" -eq 0 ]
   [[ $output == *"ignored: its config names another cache id"* ]]
   [[ $output == *absent* ]]
+  # An entry whose small blob inflates past --cache-mounts-max-size is
+  # refused by the member headers, before the data is written.
+  head -c 10000000 /dev/zero > "$TEST_TMP/zeros"
+  tar -cf "$TEST_TMP/zeros.tar" -C "$TEST_TMP" zeros
+  push_entry "$repo" "$(tag_of apt)" apt "$TEST_TMP/zeros.tar"
+  run kb "$TEST_TMP/s5" "$TEST_TMP/ctx" --cache-mounts-repo "$REGISTRY/$repo" --cache-mounts-max-size 1m \
+    --build-arg CMD='ls /var/cache/apt | wc -l'
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"importing $REGISTRY/$repo:$(tag_of apt) failed"*"more than 1048576 bytes of file data"* ]]
+  [ -z "$(find "$TEST_TMP/s5" -name zeros)" ]
   # A cache larger than --cache-mounts-max-size is not exported.
   run kb "$TEST_TMP/s4" "$TEST_TMP/ctx" --cache-mounts-repo "$REGISTRY/cm/big" --cache-mounts-max-size 4k \
     --build-arg CMD='head -c 10000 /dev/zero > /var/cache/apt/big'
