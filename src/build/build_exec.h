@@ -58,6 +58,7 @@ typedef struct build_exec_opts
   char **secrets;               /* --secret id=ID,src=PATH|env=VAR */
   progress *progress;
   struct build_cache *cache;    /* NULL: no build cache (--no-cache) */
+  struct build_cache_mounts *cache_mounts; /* --cache-mounts-repo, or NULL */
   char **ignore_paths;          /* kaniko --ignore-path: left out of every layer */
   bool single_snapshot;         /* kaniko --single-snapshot: one layer for the target stage's steps */
   bool allow_insecure;          /* --allow security.insecure: RUN --security=insecure is granted */

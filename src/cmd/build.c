@@ -5,6 +5,7 @@
 #include "cmd/build_kaniko.h"
 #include "build/attest.h"
 #include "build/build_cache.h"
+#include "build/build_cache_mounts.h"
 #include "build/build_exec.h"
 #include "build/build_output.h"
 #include "build/dockerfile.h"
@@ -70,6 +71,8 @@ typedef struct build_cmd_opts
   char **noop_notes;          /* kaniko flags kiln does not need */
   bool cache;                 /* build cache on (--no-cache / --cache=false turn it off) */
   char *cache_repo;
+  char *cache_mounts_repo;    /* RUN --mount=type=cache directories through this repository */
+  uint64_t cache_mounts_max;  /* bytes; 0: the default */
   int64_t cache_ttl;          /* seconds, 0 = no limit */
   bool single_snapshot;
   char **ignore_paths;
@@ -130,6 +133,8 @@ enum
   OPT_PIDS_LIMIT,
   OPT_CACHE,
   OPT_CACHE_REPO,
+  OPT_CACHE_MOUNTS_REPO,
+  OPT_CACHE_MOUNTS_MAX,
   OPT_CACHE_TTL,
   OPT_CACHE_RUN_LAYERS,
   OPT_CACHE_COPY_LAYERS,
@@ -235,6 +240,12 @@ static const cli_option build_options[] = {
     "the build", OPT_CACHE_REPO },
   { "cache-ttl", 0, CLI_VALUE, "DURATION", "cache entries older than this are rebuilt (default 336h, two weeks, "
     "as kaniko; 0: no limit)", OPT_CACHE_TTL },
+  { "cache-mounts-repo", 0, CLI_VALUE, "REGISTRY/REPO", "share RUN --mount=type=cache directories through this "
+    "repository, one tag per cache id (mount-<sha256 of the id>): imported before the first step that mounts "
+    "the id (an entry older than --cache-ttl is ignored), exported after the build (while the image is pushed) "
+    "when a step changed it; independent of --no-cache", OPT_CACHE_MOUNTS_REPO },
+  { "cache-mounts-max-size", 0, CLI_VALUE, "SIZE", "a cache mount with more file data than this is not exported, "
+    "and an entry with a larger blob or more file data is not imported (default 1g)", OPT_CACHE_MOUNTS_MAX },
   { "cache-run-layers", 0, CLI_BOOL, NULL, "cache RUN layers (default true)", OPT_CACHE_RUN_LAYERS },
   { "cache-copy-layers", 0, CLI_BOOL, NULL, "(kaniko) also share COPY/ADD/WORKDIR layers through --cache-repo "
     "(default false, as kaniko: they are rebuilt from the context); the store caches them unless this is "
@@ -384,6 +395,7 @@ static const cmd_string_flag build_strings[] = {
   CMD_STRING_FLAG (OPT_ISOLATION, build_cmd_opts, isolation),
   CMD_STRING_FLAG (OPT_SECCOMP, build_cmd_opts, seccomp),
   CMD_STRING_FLAG (OPT_CACHE_REPO, build_cmd_opts, cache_repo),
+  CMD_STRING_FLAG (OPT_CACHE_MOUNTS_REPO, build_cmd_opts, cache_mounts_repo),
 };
 static const cmd_flags build_flags = CMD_FLAGS (build_cmd_opts, build_strings);
 
@@ -494,6 +506,12 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       if (cli_parse_bool ("cache", value, &o->cache, err) < 0)
         return -1;
       o->cache_given = o->cache;
+      return 0;
+    case OPT_CACHE_MOUNTS_MAX:
+      if (units_parse_size (value, &o->cache_mounts_max, err) < 0)
+        return kiln_error_wrap (err, "--cache-mounts-max-size");
+      if (o->cache_mounts_max == 0)
+        return kiln_error_make (err, EINVAL, "--cache-mounts-max-size: expected a size above 0");
       return 0;
     case OPT_CACHE_TTL:
       {
@@ -907,6 +925,7 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
   plan *p = NULL;
   build_result res = { 0 };
   build_cache *cache = NULL;
+  build_cache_mounts *mounts = NULL;
   build_cache_opts co = {
     .store = s, .enabled = o->cache, .cache_run = o->cache_run_layers, .cache_copy = o->cache_copy_layers,
     .cache_copy_remote = o->cache_copy_given && o->cache_copy_layers,
@@ -935,6 +954,16 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
       goto out;
     }
   eo->cache = cache;
+  build_cache_mounts_opts cmo = {
+    .store = s, .repo = o->cache_mounts_repo, .reg = &o->reg, .ttl = o->cache_ttl, .max_size = o->cache_mounts_max,
+    .compression = eo->layer.compression, .level = eo->layer.level, .progress = prog,
+  };
+  if (o->cache_mounts_repo && build_cache_mounts_new (&cmo, &mounts, err) < 0)
+    {
+      dockerfile_free (df);
+      goto out;
+    }
+  eo->cache_mounts = mounts;
   if (build_exec_new (eo, &b, err) < 0)
     {
       dockerfile_free (df);
@@ -950,17 +979,25 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
     {
       /* Steps that succeeded are worth sharing: the rerun starts there. */
       if (!*build_signal)
-        build_cache_flush (cache);
+        {
+          build_cache_flush (cache);
+          build_cache_mounts_finish (mounts);
+        }
       goto out;
     }
+  /* Cache mounts are packed and pushed while the build cache and the
+   * image are. */
+  build_cache_mounts_start (mounts);
   build_cache_flush (cache);
   if (build_publish (o, s, prog, &res, build_signal, err) < 0)
     goto out;
+  build_cache_mounts_finish (mounts);
   ret = 0;
 out:
   build_result_clear (&res);
   plan_free (p);
   build_exec_free (b);
+  build_cache_mounts_free (mounts);
   build_cache_free (cache);
   if (log_to_frame) /* progress_free closes the log stream */
     log_setup ((log_level) o->common.verbosity, (log_format) o->common.log_format, o->common.log_timestamp, NULL);
