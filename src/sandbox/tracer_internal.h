@@ -169,6 +169,14 @@ typedef struct tracer_path
 } tracer_path;
 
 void tracer_path_clear (tracer_path *p);
+/* p is a bind's own guest path (its mount point), not a path below it. */
+bool tracer_path_bind_root (const tracer_path *p);
+/* The bind holding the canonical guest path, or NULL. */
+const tracer_bind *tracer_fs_bind_of (const tracer_fs *fs, const char *guest);
+/* An O_PATH fd of p (p->bind set), opened beneath the bind's host
+ * directory (a symlink the step made there never leads out of it), or
+ * -errno. */
+int tracer_path_bind_open (const tracer_fs *fs, const tracer_path *p, bool follow);
 /* Resolve path (relative: from base, a canonical guest directory) in guest
  * semantics. 0, or -errno (ENOENT for a missing directory on the way, or a
  * missing last component when its parent exists: then 0 with fd -1). */

@@ -174,6 +174,16 @@ empty_path (tracer_call *c, unsigned long path_addr)
   return path_addr != 0 && tracer_mem_read (c->te->tid, path_addr, &first, 1) == 0 && first == '\0';
 }
 
+/* A bind whose status the kernel gives in the tracee's context: /proc
+ * (/proc/self is the tracee) and read-only binds. A writable bind (a cache
+ * mount, a tmpfs) is stat'ed here so that the owners its files were given
+ * (remembered for the run) show, as fstat of its fds does. */
+static bool
+bind_kernel_stat (const tracer_bind *b)
+{
+  return !b->writable || strcmp (b->guest, "/proc") == 0 || strncmp (b->guest, "/proc/", 6) == 0;
+}
+
 /* A path form: dirfd/path with flags; AT_EMPTY_PATH (empty_ok) and a
  * dirfd-only form (path_addr 0) act on the fd. */
 int
@@ -196,7 +206,16 @@ tracer_target_resolve (tracer_call *c, int dirfd, unsigned long path_addr, int f
   tg->fd = tg->p.fd;
   tg->in_root = tg->p.bind == NULL;
   tg->guest = xstrdup (tg->p.guest);
-  if (!tg->p.bind && tg->fd < 0)
+  if (tg->p.bind && bind_kernel_stat (tg->p.bind))
+    return 0;   /* fd -1: the kernel's, through the host path */
+  if (tg->p.bind)
+    {
+      int fd = tracer_path_bind_open (&c->t->fs, &tg->p, (flags & TR_FOLLOW) != 0);
+      if (fd < 0)
+        return fd;
+      tg->fd = tg->owned_fd = fd;
+    }
+  if (tg->fd < 0)
     return -ENOENT;
   return 0;
 }
@@ -236,9 +255,9 @@ sys_stat (tracer_call *c, int dirfd, int path_arg, int flags, bool empty_ok, int
   tracer_target tg;
   int r = tracer_target_resolve (c, dirfd, arg (c, path_arg), flags, empty_ok, &tg);
   tracer_action a;
-  if (r == 0 && tg.p.bind)
+  if (r == 0 && tg.p.bind && bind_kernel_stat (tg.p.bind))
     {
-      /* a bind is the kernel's, in the tracee's context (/proc/self) */
+      /* the kernel's, in the tracee's context (/proc/self) */
       r = tracer_set_path_arg (c, path_arg, tg.p.host);
       a = r < 0 ? done (c, r) : TR_CONTINUE;
     }
@@ -266,7 +285,7 @@ sys_statx (tracer_call *c)
   int r = tracer_target_resolve (c, dirfd, arg (c, 1), (flags & AT_SYMLINK_NOFOLLOW) ? 0 : TR_FOLLOW,
                           (flags & AT_EMPTY_PATH) != 0, &tg);
   tracer_action a;
-  if (r == 0 && tg.p.bind)
+  if (r == 0 && tg.p.bind && bind_kernel_stat (tg.p.bind))
     {
       r = tracer_set_path_arg (c, 1, tg.p.host);
       a = r < 0 ? done (c, r) : TR_CONTINUE;
@@ -321,12 +340,42 @@ meta_changed (tracer_call *c, tracer_target *tg)
   cfg->ops->changed (cfg->ops_ctx, &ch);
 }
 
+/* A target outside the root that a step may change for real: in a
+ * writable bind (a cache mount, a tmpfs), 0; read-only, -EROFS; not a
+ * bind's (a pipe, a socket), -EPERM. */
+static int
+bind_writable (tracer_call *c, const tracer_target *tg)
+{
+  const tracer_bind *b = tg->p.bind ? tg->p.bind : tracer_fs_bind_of (&c->t->fs, tg->guest);
+  if (!b || tg->fd < 0)
+    return -EPERM;
+  return b->writable ? 0 : -EROFS;
+}
+
+/* chmod of a file in a writable bind: the kernel's, on the real file,
+ * never with setuid/setgid (it outlives the step, owned by kiln's uid). */
+static int
+bind_chmod (tracer_call *c, tracer_target *tg, mode_t mode)
+{
+  int r = bind_writable (c, tg);
+  if (r < 0)
+    return r;
+  struct stat st;
+  if (fstat (tg->fd, &st) < 0)
+    return -errno;
+  if (S_ISLNK (st.st_mode))
+    return -EOPNOTSUPP;
+  char path[64];
+  snprintf (path, sizeof path, "/proc/self/fd/%d", tg->fd);
+  return chmod (path, mode & ~(mode_t) (S_ISUID | S_ISGID)) < 0 ? -errno : 0;
+}
+
 static int
 do_chmod (tracer_call *c, tracer_target *tg, mode_t mode)
 {
   const tracer_config *cfg = c->t->cfg;
   if (!tg->in_root)
-    return -EPERM;
+    return bind_chmod (c, tg, mode & 07777);
   mode &= 07777;
   if (cfg->ops && cfg->ops->set_mode)
     return cfg->ops->set_mode (cfg->ops_ctx, tg->fd, rel (tg->guest), mode);
@@ -351,6 +400,8 @@ do_chown (tracer_call *c, tracer_target *tg, uid_t uid, gid_t gid)
     return -EPERM;   /* only the fake root gives files away */
   if (tg->in_root && cfg->ops && cfg->ops->set_owner)
     return cfg->ops->set_owner (cfg->ops_ctx, tg->fd, rel (tg->guest), uid, gid);
+  if (tg->fd < 0)
+    return -EPERM;   /* /proc and read-only binds */
   /* ops NULL or outside the root: remembered for this run only */
   struct stat st;
   if (fstat (tg->fd, &st) < 0)
@@ -363,8 +414,9 @@ static int
 do_times (tracer_call *c, tracer_target *tg, struct timespec ts[2])
 {
   const tracer_config *cfg = c->t->cfg;
-  if (!tg->in_root)
-    return -EPERM;
+  int r = tg->in_root ? 0 : bind_writable (c, tg);
+  if (r < 0)
+    return r;
   struct stat st;
   if (fstat (tg->fd, &st) < 0)
     return -errno;
@@ -375,9 +427,9 @@ do_times (tracer_call *c, tracer_target *tg, struct timespec ts[2])
       ts[i] = now;
     else if (ts[i].tv_nsec == UTIME_OMIT)
       ts[i] = i == 0 ? st.st_atim : st.st_mtim;
-  if (cfg->ops && cfg->ops->set_times)
+  if (tg->in_root && cfg->ops && cfg->ops->set_times)
     return cfg->ops->set_times (cfg->ops_ctx, tg->fd, rel (tg->guest), ts);
-  int r = check_owner (c->t, tg->fd, &st);
+  r = tg->in_root ? check_owner (c->t, tg->fd, &st) : 0;
   if (r < 0)
     return r;
   char path[64];
@@ -474,7 +526,7 @@ tracer_mknod (tracer_call *c, int dirfd, int path_arg)
       /* a fifo, socket or regular file: the kernel makes it */
       tracer_path p;
       int r = tracer_resolve_at (c, dirfd, arg (c, path_arg), 0, false, &p);
-      if (r == 0 && (p.fd >= 0 || p.bind))
+      if (r == 0 && (p.fd >= 0 || tracer_path_bind_root (&p)))
         r = -EEXIST;
       if (r == 0)
         r = tracer_set_path_arg (c, path_arg, p.host);
@@ -486,8 +538,10 @@ tracer_mknod (tracer_call *c, int dirfd, int path_arg)
     return done (c, -EPERM);   /* devices are never real nodes here */
   tracer_path p;
   int r = tracer_resolve_at (c, dirfd, arg (c, path_arg), 0, false, &p);
-  if (r == 0 && (p.fd >= 0 || p.bind))
+  if (r == 0 && (p.fd >= 0 || tracer_path_bind_root (&p)))
     r = -EEXIST;
+  else if (r == 0 && p.bind)
+    r = -EPERM;   /* a device in a bind would be a real node */
   mode = (mode & S_IFMT) | (mode & 07777 & ~tracee_umask (c->te->tid));
   if (r == 0)
     r = cfg->ops->mknod (cfg->ops_ctx, tracer_path_dirfd (&c->t->fs, &p), p.name, rel (p.guest), mode, dev,

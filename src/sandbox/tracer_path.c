@@ -98,6 +98,48 @@ tracer_fs_in_root (const tracer_fs *fs, const struct stat *st, const char *link)
   return strncmp (host, fs->root, fs->root_len) == 0 && (host[fs->root_len] == '\0' || host[fs->root_len] == '/');
 }
 
+bool
+tracer_path_bind_root (const tracer_path *p)
+{
+  return p->bind && p->guest && strcmp (p->guest, p->bind->guest) == 0;
+}
+
+const tracer_bind *
+tracer_fs_bind_of (const tracer_fs *fs, const char *guest)
+{
+  for (size_t i = 0; guest && i < fs->n_binds; i++)
+    {
+      const tracer_bind *b = &fs->binds[i];
+      size_t n = strlen (b->guest);
+      if (strncmp (guest, b->guest, n) == 0 && (guest[n] == '\0' || (fs->bind_dir[i] && guest[n] == '/')))
+        return b;
+    }
+  return NULL;
+}
+
+int
+tracer_path_bind_open (const tracer_fs *fs, const tracer_path *p, bool follow)
+{
+  size_t i = (size_t) (p->bind - fs->binds);
+  int flags = O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW);
+  if (!fs->bind_dir[i] || tracer_path_bind_root (p))
+    {
+      int fd = open (p->bind->host, flags);
+      return fd < 0 ? -errno : fd;
+    }
+  autoclose int top = open (p->bind->host, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (top < 0)
+    return -errno;
+  /* what the step put in the bind never leads kiln out of it */
+  struct open_how how = { .flags = (uint64_t) flags, .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+  const char *rest = p->guest + strlen (p->bind->guest) + 1;
+  long fd;
+  do
+    fd = syscall (SYS_openat2, top, rest, &how, sizeof how);
+  while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+  return fd < 0 ? -errno : (int) fd;
+}
+
 void
 tracer_path_clear (tracer_path *p)
 {

@@ -256,7 +256,8 @@ sys_create (tracer_call *c, int dirfd, int path_arg)
 {
   tracer_path p;
   int r = tracer_resolve_at (c, dirfd, arg (c, path_arg), 0, false, &p);
-  if (r == 0 && (p.fd >= 0 || (p.bind && c->sc != TSC_BIND)))
+  /* below a directory bind (a cache mount) the kernel decides */
+  if (r == 0 && (p.fd >= 0 || (tracer_path_bind_root (&p) && c->sc != TSC_BIND)))
     r = -EEXIST;
   if (r == 0)
     r = tracer_set_path_arg (c, path_arg, p.host);
@@ -270,9 +271,9 @@ sys_remove (tracer_call *c, int dirfd, int path_arg)
 {
   tracer_path p;
   int r = tracer_resolve_at (c, dirfd, arg (c, path_arg), 0, false, &p);
-  if (r == 0 && p.bind)
+  if (r == 0 && tracer_path_bind_root (&p))
     r = -EBUSY;
-  else if (r == 0 && p.fd < 0)
+  else if (r == 0 && !p.bind && p.fd < 0)
     r = -ENOENT;
   if (r == 0)
     r = tracer_set_path_arg (c, path_arg, p.host);
@@ -290,11 +291,15 @@ sys_two (tracer_call *c, int d1, int a1, int f1, int d2, int a2, unsigned flags,
   if (r < 0)
     return fail (c, r);
   r = tracer_resolve_at (c, d2, arg (c, a2), 0, false, &q);
-  if (r == 0 && (p.bind || q.bind))
+  /* within one directory bind the kernel decides; across a mount point
+   * it would say EXDEV; a mount point itself cannot move */
+  if (r == 0 && (tracer_path_bind_root (&p) || tracer_path_bind_root (&q)))
     r = link ? -EXDEV : -EBUSY;
-  else if (r == 0 && p.fd < 0)
+  else if (r == 0 && p.bind != q.bind)
+    r = -EXDEV;
+  else if (r == 0 && !p.bind && p.fd < 0)
     r = -ENOENT;
-  else if (r == 0 && link && q.fd >= 0)
+  else if (r == 0 && link && !q.bind && q.fd >= 0)
     r = -EEXIST;
   if (r == 0)
     r = tracer_set_path_arg (c, a1, p.host);
