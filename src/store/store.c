@@ -134,6 +134,18 @@ store_open (const char *root_opt, int flags, store **out, kiln_error **err)
         return kiln_error_wrap (err, "store '%s'", root);
     }
   store *s = xzalloc (sizeof *s);
+  /* Absolute from here on: paths below the root are handed to other
+   * processes and to ptrace isolation's binds, which need absolute ones. */
+  if (root[0] != '/')
+    {
+      autofree char *cwd = getcwd (NULL, 0);
+      if (cwd)
+        {
+          char *abs = xasprintf ("%s/%s", cwd, root);
+          free (root);
+          root = abs;
+        }
+    }
   s->root = steal_pointer (&root);
   s->rootfd = steal_fd (&rootfd);
   s->lockfd = steal_fd (&lockfd);

@@ -176,6 +176,18 @@ EOF2
   diff -u "$SHARED/cm-userns.txt" "$SHARED/cm-ptrace.txt"
 }
 
+@test "ptrace: a relative --root works (a cache mount's directory is bound by its absolute path)" {
+  printf 'FROM %s\nRUN --mount=type=cache,target=/c echo cached > /c/x && cat /c/x\n' "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
+  cd "$SHARED"
+  run "$CENV" docker -- env HOME="$SHARED/home" "$KILN" build --root rel-store --insecure-registry "$REGISTRY" \
+    --no-push --no-cache --progress plain ctx
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"using --isolation=ptrace"* ]]
+  grep -q '^#2 [0-9.]* cached$' <<< "$output"
+  [ -d "$SHARED/rel-store/cache" ]
+}
+
 @test "ptrace: --pids-limit and --memory hold under ptrace isolation (cgroups as root, rlimits and kiln's accounting as uid 1000)" {
   printf 'FROM %s\nRUN for i in $(seq 40); do sleep 30 & done; wait\n' "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
   for env in docker restricted; do
