@@ -34,6 +34,7 @@ run_mounts_release (run_mounts *m)
   for (size_t i = 0; i < m->n_fds; i++)
     close (m->fds[i]);
   free (m->fds);
+  strv_free (m->locked);
   for (char **t = m->tmpnames; t && *t; t++)
     store_rmtemp (m->store, *t);
   strv_free (m->tmpnames);
@@ -171,6 +172,22 @@ abs_target (const run_mounts_env *env, const char *t)
   return xasprintf ("%s%s%s", wd, wd[strlen (wd) - 1] == '/' ? "" : "/", t);
 }
 
+/* The bind of a cache directory (store-relative dir_rel) at target. */
+static int
+cache_bind (const run_mounts_env *env, run_mounts *m, const char *target, const char *dir_rel, const plan_mount *pm,
+            bool defer_owner, uid_t uid, gid_t gid)
+{
+  autofree char *t = abs_target (env, target);
+  sandbox_mount *sm = add_mount (m, keep (m, steal_pointer (&t)), true);
+  sm->type = SANDBOX_MOUNT_BIND;
+  sm->source = keep (m, xasprintf ("%s/%s", env->store->root, dir_rel));
+  sm->set_owner = defer_owner;
+  sm->owner_uid = uid;
+  sm->owner_gid = gid;
+  sm->readonly = opt_true (pm, "readonly");
+  return 0;
+}
+
 static int
 mount_cache (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kiln_error **err)
 {
@@ -198,6 +215,12 @@ mount_cache (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kil
   autofree char *lockname = xasprintf ("cache/%s.lock", h);
   const char *dir_rel = rel;
   autofree char *tmpname = NULL;
+  /* The same id twice in one step: one directory under the lock already
+   * held (a second flock from this process on another open of the lock
+   * file would wait for ever on the first). */
+  for (char **l = m->locked; l && *l; l++)
+    if (strcmp (*l, h) == 0)
+      return cache_bind (env, m, target, rel, pm, false, 0, 0);
   /* Before the step's own lock: the import takes the exclusive one. */
   build_cache_mounts_use (env->cache_mounts, id, h, !opt_true (pm, "readonly"), env->idmap, env->owners_presented);
   int lfd = openat (env->store->rootfd, lockname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -230,6 +253,7 @@ mount_cache (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kil
     {
       m->fds = xreallocarray (m->fds, m->n_fds + 1, sizeof *m->fds);
       m->fds[m->n_fds++] = lfd;
+      strv_push (&m->locked, h);
     }
   struct stat sb;
   bool defer_owner = false;
@@ -245,15 +269,7 @@ mount_cache (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kil
     }
   else if (!S_ISDIR (sb.st_mode))
     return kiln_error_make (err, ENOTDIR, "cache mount '%s': '%s' is not a directory", id, dir_rel);
-  autofree char *t = abs_target (env, target);
-  sandbox_mount *sm = add_mount (m, keep (m, steal_pointer (&t)), true);
-  sm->type = SANDBOX_MOUNT_BIND;
-  sm->source = keep (m, xasprintf ("%s/%s", env->store->root, dir_rel));
-  sm->set_owner = defer_owner;
-  sm->owner_uid = (uid_t) uid;
-  sm->owner_gid = (gid_t) gid;
-  sm->readonly = opt_true (pm, "readonly");
-  return 0;
+  return cache_bind (env, m, target, dir_rel, pm, defer_owner, (uid_t) uid, (gid_t) gid);
 }
 
 /* "id=ID,src=PATH" / "id=ID,env=VAR" */

@@ -64,6 +64,7 @@ typedef struct run_mounts
   char **strings;              /* owned sources and targets */
   int *fds;                    /* held locks */
   size_t n_fds;
+  char **locked;               /* cache ids (hashed) whose lock the step holds */
   char **tmpnames;             /* store tmp/ entries to remove */
   char **data;                 /* contents of FILE mounts (secrets: wiped on release) */
   size_t *data_len;

@@ -433,6 +433,17 @@ check_mounts_image() { # ROOTFS
   done
 }
 
+@test "build: one cache id mounted twice in one RUN (sharing=locked) is one directory, without waiting on its own lock" {
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'FROM %s\nRUN --mount=type=cache,id=c,target=/c1,sharing=locked --mount=type=cache,id=c,target=/c2,sharing=locked echo both > /c1/f && cat /c2/f\n' \
+    "$BUSYBOX_IMAGE" > "$TEST_TMP/ctx/Dockerfile"
+  run timeout 60 "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --no-push --progress plain \
+    "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  grep -q '^#2 [0-9.]* both$' <<< "$output"
+}
+
 @test "build: --registry-mirror serves docker.io bases (kaniko flag); a dead mirror falls through with a warning" {
   mkdir -p "$TEST_TMP/ctx"
   printf 'FROM busybox\nRUN echo via-mirror > /m\n' > "$TEST_TMP/ctx/Dockerfile"
