@@ -96,6 +96,18 @@ open_mem (pid_t pid, int flags)
   return fd < 0 ? -errno : fd;
 }
 
+/* openat2, again when a rename or mount in the step raced the resolution
+ * (EAGAIN from RESOLVE_BENEATH / RESOLVE_IN_ROOT). */
+static int
+openat2_retry (int dirfd, const char *path, struct open_how *how)
+{
+  int fd, tries = 0;
+  do
+    fd = (int) syscall (SYS_openat2, dirfd, path, how, sizeof *how);
+  while (fd < 0 && (errno == EINTR || errno == EAGAIN) && ++tries < 16);
+  return fd;
+}
+
 /* O_PATH fd of the base directory of a relative path (dirfd, or the cwd). */
 static int
 open_base (pid_t pid, int dirfd, char *p, size_t size)
@@ -127,7 +139,7 @@ resolve_chown_target (pid_t pid, int dirfd, const char *path, bool nofollow, boo
       if (bfd < 0)
         return bfd;
       struct open_how how = { .flags = oflags, .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS };
-      int fd = (int) syscall (SYS_openat2, bfd, path, &how, sizeof how);
+      int fd = openat2_retry (bfd, path, &how);
       if (fd >= 0 || (errno != ELOOP && errno != EXDEV))
         return fd < 0 ? -errno : fd;
     }
@@ -153,7 +165,7 @@ resolve_chown_target (pid_t pid, int dirfd, const char *path, bool nofollow, boo
       base[n] = '\0';
       autoclose int bfd = open (p, O_PATH | O_CLOEXEC);
       struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-      autoclose int chk = (int) syscall (SYS_openat2, root, base, &how, sizeof how);
+      autoclose int chk = openat2_retry (root, base, &how);
       struct stat a, b;
       if (bfd < 0 || chk < 0 || fstat (bfd, &a) < 0 || fstat (chk, &b) < 0 || a.st_dev != b.st_dev
           || a.st_ino != b.st_ino)
@@ -161,7 +173,7 @@ resolve_chown_target (pid_t pid, int dirfd, const char *path, bool nofollow, boo
       full = xasprintf ("%s/%s", base, path);
     }
   struct open_how how = { .flags = oflags, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-  int fd = (int) syscall (SYS_openat2, root, full, &how, sizeof how);
+  int fd = openat2_retry (root, full, &how);
   return fd < 0 ? -errno : fd;
 }
 
