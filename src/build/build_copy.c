@@ -236,6 +236,7 @@ add_archive (build_exec *b, int fd, const char *src, bool raw, overlay_lower *de
   areq.srcs = root;
   areq.dest_is_dir = true;
   areq.keep_owner = true;
+  areq.keep_owner_top = true;
   areq.excludes = NULL;
   /* BuildKit unpacks an archive with the modes it holds: --chmod is not
    * applied to its contents. */
@@ -454,6 +455,9 @@ copy_job_gathered (copy_job *j, kiln_error **err)
         }
       else if (build_from_image_lower (b, s->from_image, &j->src_lower, err) < 0)
         return -1;
+      /* Docker/BuildKit: without --chown a stage's or image's files keep
+       * their numeric owners (the context's become 0:0). */
+      j->req.keep_owner = true;
       return copy_from_layers (j->src_lower, j->dest_view, &j->req, &j->ch, err) < 0 ? -1 : 0;
     }
   if (b->ctxfd < 0)

@@ -540,6 +540,7 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
     .argv = s->argv, .env = env, .cwd = cwd, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
     .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
     .output = run_output, .output_ctx = &rs->rc, .record_chown = overlay_record_chown_cb, .record_chown_ctx = rs->rc.ovl,
+    .owner = overlay_owner_cb, .owner_ctx = rs->rc.ovl,
     .session = rs->sess, .mounts = mounts.v, .n_mounts = mounts.n,
     .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
     .limiter = b->limiter,

@@ -654,8 +654,12 @@ copy_entry (copy_run *c, const char *sp, const char *dp, const src_stat *st, kil
   ch->meta.mode = c->req->chmod ? c->req->mode : (st->mode & 07777);
   if (S_ISLNK (st->mode))
     ch->meta.mode = 0777;
-  ch->meta.uid = c->req->chown ? c->req->uid : c->req->keep_owner ? st->uid : 0;
-  ch->meta.gid = c->req->chown ? c->req->gid : c->req->keep_owner ? st->gid : 0;
+  /* A directory named as a source is the destination directory, which
+   * BuildKit creates owned by --chown or root; its contents keep theirs. */
+  bool keep = c->req->keep_owner
+              && (c->req->keep_owner_top || !S_ISDIR (st->mode) || !c->base || strcmp (sp, c->base) != 0);
+  ch->meta.uid = c->req->chown ? c->req->uid : keep ? st->uid : 0;
+  ch->meta.gid = c->req->chown ? c->req->gid : keep ? st->gid : 0;
   ch->meta.mtime_sec = st->mtime_sec;
   ch->meta.mtime_nsec = st->mtime_nsec;
   ch->meta.rdev_major = major (st->rdev);

@@ -13,7 +13,8 @@
  * several sources (given or matched by wildcards) or a trailing '/' make the
  * destination a directory (one file matched by a wildcard is copied as a
  * file); a wildcard that matches nothing copies nothing when the directory
- * it lists exists; owners become --chown or 0:0 (also for --from, as Docker);
+ * it lists exists; owners become --chown, else 0:0 for the context and the
+ * source's numeric owners for --from (keep_owner, as Docker/BuildKit);
  * --chmod applies to every copied entry; modes, mtimes, symlinks, hardlinks
  * (within one COPY) and xattrs (user.*, security.capability) are kept; new
  * parent directories are 0755 and owned by the --chown user. Wildcards use
@@ -59,7 +60,8 @@ typedef struct copy_request
   bool parents;           /* --parents: keep the source path below the destination */
   const char *what;       /* "COPY" / "ADD" for messages */
   int64_t now;            /* mtime of directories the copy creates */
-  bool keep_owner;        /* owners from the source (ADD of an archive), unless chown */
+  bool keep_owner;        /* owners from the source (--from, ADD of an archive), unless chown */
+  bool keep_owner_top;    /* with keep_owner, also for a directory named as source (an archive's root) */
   /* ADD: offered each source (after wildcards and symlinks) that is a
    * regular file; 1: it took the file (an archive it extracted), 0: copy
    * it, negative: failure. Files inside a copied directory are never

@@ -489,6 +489,8 @@ execute (const run_opts *o, const run_plan *p, const run_sandbox *sb, overlay_lo
       cfg.rootfs_fuse_ctx = ovl;
       cfg.record_chown = overlay_record_chown_cb;
       cfg.record_chown_ctx = ovl;
+      cfg.owner = overlay_owner_cb;
+      cfg.owner_ctx = ovl;
     }
   int sig = 0;
   cfg.interrupted = &sig;

@@ -913,6 +913,12 @@ overlay_record_chown_cb (void *ovl, int target_fd, const char *path, uid_t uid, 
 }
 
 int
+overlay_owner_cb (void *ovl, uint64_t ino, uid_t *uid, gid_t *gid)
+{
+  return overlay_model_owner (((overlay *) ovl)->m, ino, uid, gid);
+}
+
+int
 overlay_begin_step (overlay *ovl, uid_t create_uid, gid_t create_gid, const char *const *mask_paths)
 {
   overlay_model_inval *inv;

@@ -99,6 +99,10 @@ int overlay_record_chown (overlay *ovl, uint64_t ino, uid_t uid, gid_t gid, kiln
  * at debug level with path. */
 int overlay_serve_cb (void *ovl, int fuse_fd, kiln_error **err);
 int overlay_record_chown_cb (void *ovl, int target_fd, const char *path, uid_t uid, gid_t gid);
+/* sandbox_owner_fn: the true owner of the node with st_ino ino, which
+ * single mode presents to the kernel as 0:0; -ENOENT when the overlay has
+ * no such node. */
+int overlay_owner_cb (void *ovl, uint64_t ino, uid_t *uid, gid_t *gid);
 
 /* Prepare the next step on the same mount (after overlay_commit, with no
  * process of the previous step left): the owner recorded for files it

@@ -90,6 +90,8 @@ int overlay_model_setxattr (overlay_model *m, uint64_t ino, const char *name, co
 int overlay_model_removexattr (overlay_model *m, uint64_t ino, const char *name);
 int overlay_model_statfs (overlay_model *m, struct statvfs *st);
 int overlay_model_chown (overlay_model *m, uint64_t ino, uid_t uid, gid_t gid);
+/* The owner ino has in the layer being made (single mode presents 0:0). */
+int overlay_model_owner (overlay_model *m, uint64_t ino, uid_t *uid, gid_t *gid);
 int overlay_model_commit (overlay_model *m, overlay_changes **out, kiln_error **err);
 
 /* After a request failed because a memory budget was spent (setxattr:

@@ -200,6 +200,21 @@ overlay_model_chown (overlay_model *m, uint64_t ino, uid_t uid, gid_t gid)
 }
 
 int
+overlay_model_owner (overlay_model *m, uint64_t ino, uid_t *uid, gid_t *gid)
+{
+  int ret = 0;
+  LOCKED (m)
+  {
+    inode *i;
+    if ((ret = overlay_model_get_ino (m, ino, &i)) < 0)
+      break;
+    *uid = i->uid;
+    *gid = i->gid;
+  }
+  return ret;
+}
+
+int
 overlay_model_mknod (overlay_model *m, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
                      const char *symlink, uid_t uid, gid_t gid, struct stat *st)
 {

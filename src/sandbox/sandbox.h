@@ -177,6 +177,14 @@ typedef void (*sandbox_output_fn) (void *ctx, sandbox_stream stream, const char 
  * left to the kernel (SECCOMP_USER_NOTIF_FLAG_CONTINUE). */
 typedef int (*sandbox_record_chown_fn) (void *ctx, int target_fd, const char *path, uid_t uid, gid_t gid);
 
+/* Single ID mode, with a FUSE root: the owner recorded for the file with
+ * st_ino ino on the FUSE root filesystem, which the kernel can only show as
+ * the one mapped id. The supervisor answers the step's stat-family calls
+ * with it, so tools that copy an owner they read (useradd rewriting
+ * /etc/shadow, cp -a, tar) see the true one. Return 0 with the owner
+ * filled in, or -errno (the call is then left to the kernel). */
+typedef int (*sandbox_owner_fn) (void *ctx, uint64_t ino, uid_t *uid, gid_t *gid);
+
 /* A FUSE root filesystem: called in kiln with the /dev/fuse fd of the mount
  * the step's init made (see rootfs_fuse below). Takes ownership of fuse_fd,
  * also on failure; returns 0 once the fd is being served (the step's setup
@@ -374,6 +382,10 @@ typedef struct sandbox_config
    * filter, which single mode should use). */
   sandbox_record_chown_fn record_chown;
   void *record_chown_ctx;
+  /* Optional (single mode with rootfs_fuse): true owners for stat-family
+   * calls; without it they show the mapped id. */
+  sandbox_owner_fn owner;
+  void *owner_ctx;
   /* If non-NULL, set to SIGINT/SIGTERM when such a signal stopped the step
    * (sandbox_run then fails with status EINTR). */
   int *interrupted;

@@ -1,6 +1,7 @@
 /* sandbox_supervise.c - kiln's side while a step runs: its output as lines
  * and, in single ID mode, the chown-family calls its seccomp filter hands
- * to kiln (resolved inside the step's root, answered by record_chown). */
+ * to kiln (resolved inside the step's root, answered by record_chown) and
+ * the stat-family calls (answered with the owners the overlay recorded). */
 #include "sandbox/sandbox_internal.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define LINE_MAX_CHUNK 65536
@@ -66,21 +68,16 @@ sandbox_outbuf_finish (sandbox_outbuf *o, sandbox_output_fn fn, void *ctx)
   sandbox_close_fd (&o->fd);
 }
 
-/* Read a NUL-terminated string at addr in pid's memory. */
+/* Read a NUL-terminated string at addr from memfd (/proc/PID/mem). */
 static int
-read_target_string (pid_t pid, uint64_t addr, char *buf, size_t size)
+read_target_string (int memfd, uint64_t addr, char *buf, size_t size)
 {
-  char p[64];
-  snprintf (p, sizeof p, "/proc/%d/mem", (int) pid);
-  autoclose int fd = open (p, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -errno;
-  ssize_t n = pread (fd, buf, size - 1, (off_t) addr);
+  ssize_t n = pread (memfd, buf, size - 1, (off_t) addr);
   if (n < 0)
     {
       /* The string may end near a page boundary: retry byte-wise. */
       n = 0;
-      while ((size_t) n < size - 1 && pread (fd, buf + n, 1, (off_t) (addr + (uint64_t) n)) == 1
+      while ((size_t) n < size - 1 && pread (memfd, buf + n, 1, (off_t) (addr + (uint64_t) n)) == 1
              && buf[n] != '\0')
         n++;
     }
@@ -90,19 +87,62 @@ read_target_string (pid_t pid, uint64_t addr, char *buf, size_t size)
   return (size_t) n == size - 1 ? -ENAMETOOLONG : -EFAULT;
 }
 
-/* O_PATH fd of what a chown-family call names, resolved in the step's root. */
+static int
+open_mem (pid_t pid, int flags)
+{
+  char p[64];
+  snprintf (p, sizeof p, "/proc/%d/mem", (int) pid);
+  int fd = open (p, flags | O_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+/* openat2, again when a rename or mount in the step raced the resolution
+ * (EAGAIN from RESOLVE_BENEATH / RESOLVE_IN_ROOT). */
+static int
+openat2_retry (int dirfd, const char *path, struct open_how *how)
+{
+  int fd, tries = 0;
+  do
+    fd = (int) syscall (SYS_openat2, dirfd, path, how, sizeof *how);
+  while (fd < 0 && (errno == EINTR || errno == EAGAIN) && ++tries < 16);
+  return fd;
+}
+
+/* O_PATH fd of the base directory of a relative path (dirfd, or the cwd). */
+static int
+open_base (pid_t pid, int dirfd, char *p, size_t size)
+{
+  if (dirfd == AT_FDCWD)
+    snprintf (p, size, "/proc/%d/cwd", (int) pid);
+  else
+    snprintf (p, size, "/proc/%d/fd/%d", (int) pid, dirfd);
+  int fd = open (p, O_PATH | O_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+/* O_PATH fd of what a chown- or stat-family call names, resolved in the
+ * step's root. */
 static int
 resolve_chown_target (pid_t pid, int dirfd, const char *path, bool nofollow, bool empty_path)
 {
   char p[PATH_MAX + 64];
   if (empty_path && path[0] == '\0')
-    {
-      snprintf (p, sizeof p, "/proc/%d/fd/%d", (int) pid, dirfd);
-      int fd = open (p, O_PATH | O_CLOEXEC);
-      return fd < 0 ? -errno : fd;
-    }
+    return open_base (pid, dirfd, p, sizeof p);
   if (path[0] == '\0')
     return -ENOENT;
+  int oflags = O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0);
+  if (path[0] != '/')
+    {
+      /* Fast path: a relative path without symlinks and without ".." above
+       * its base resolves from the base directory exactly as in the step. */
+      autoclose int bfd = open_base (pid, dirfd, p, sizeof p);
+      if (bfd < 0)
+        return bfd;
+      struct open_how how = { .flags = oflags, .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS };
+      int fd = openat2_retry (bfd, path, &how);
+      if (fd >= 0 || (errno != ELOOP && errno != EXDEV))
+        return fd < 0 ? -errno : fd;
+    }
   snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
   autoclose int root = open (p, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0)
@@ -125,17 +165,32 @@ resolve_chown_target (pid_t pid, int dirfd, const char *path, bool nofollow, boo
       base[n] = '\0';
       autoclose int bfd = open (p, O_PATH | O_CLOEXEC);
       struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-      autoclose int chk = (int) syscall (SYS_openat2, root, base, &how, sizeof how);
+      autoclose int chk = openat2_retry (root, base, &how);
       struct stat a, b;
       if (bfd < 0 || chk < 0 || fstat (bfd, &a) < 0 || fstat (chk, &b) < 0 || a.st_dev != b.st_dev
           || a.st_ino != b.st_ino)
         return -EACCES;
       full = xasprintf ("%s/%s", base, path);
     }
-  struct open_how how = { .flags = O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0),
-                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-  int fd = (int) syscall (SYS_openat2, root, full, &how, sizeof how);
+  struct open_how how = { .flags = oflags, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  int fd = openat2_retry (root, full, &how);
   return fd < 0 ? -errno : fd;
+}
+
+/* Is the step's fd an O_PATH one? fchown(2) refuses those (EBADF). */
+static bool
+fd_is_opath (pid_t pid, int fd)
+{
+  char p[64];
+  snprintf (p, sizeof p, "/proc/%d/fdinfo/%d", (int) pid, fd);
+  autoclose int f = open (p, O_RDONLY | O_CLOEXEC);
+  char buf[256];
+  ssize_t n = f < 0 ? -1 : read (f, buf, sizeof buf - 1);
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  const char *flags = strstr (buf, "flags:");
+  return flags && (strtoul (flags + 6, NULL, 8) & O_PATH);
 }
 
 /* Is fd on the same filesystem as pid's root? */
@@ -146,6 +201,140 @@ on_step_root (pid_t pid, int fd)
   snprintf (p, sizeof p, "/proc/%d/root", (int) pid);
   struct stat a, b;
   return stat (p, &a) == 0 && fstat (fd, &b) == 0 && a.st_dev == b.st_dev;
+}
+
+/* The stat-family call of a notification: what it names and where its
+ * result goes. */
+typedef struct stat_call
+{
+  int dirfd;
+  uint64_t path_addr; /* 0: none (fstat, or statx/newfstatat with NULL and AT_EMPTY_PATH) */
+  uint64_t buf_addr;
+  unsigned flags;     /* AT_* */
+  unsigned mask;      /* statx */
+  bool statx;
+} stat_call;
+
+static bool
+parse_stat_call (const char *name, const __u64 *a, stat_call *c)
+{
+  *c = (stat_call) { .dirfd = AT_FDCWD };
+  if (strcmp (name, "stat") == 0 || strcmp (name, "lstat") == 0)
+    {
+      c->path_addr = a[0];
+      c->buf_addr = a[1];
+      c->flags = name[0] == 'l' ? AT_SYMLINK_NOFOLLOW : 0;
+    }
+  else if (strcmp (name, "fstat") == 0)
+    {
+      c->dirfd = (int) a[0];
+      c->buf_addr = a[1];
+      c->flags = AT_EMPTY_PATH;
+    }
+  else if (strcmp (name, "newfstatat") == 0)
+    {
+      c->dirfd = (int) a[0];
+      c->path_addr = a[1];
+      c->buf_addr = a[2];
+      c->flags = (unsigned) a[3];
+    }
+  else if (strcmp (name, "statx") == 0)
+    {
+      c->dirfd = (int) a[0];
+      c->path_addr = a[1];
+      c->flags = (unsigned) a[2];
+      c->mask = (unsigned) a[3];
+      c->buf_addr = a[4];
+      c->statx = true;
+    }
+  else
+    return false;
+  unsigned known = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | (c->statx ? AT_STATX_SYNC_TYPE : 0);
+  /* Anything unusual (unknown flags, NULL path without AT_EMPTY_PATH) is
+   * the kernel's to judge. */
+  return !(c->flags & ~known) && (c->path_addr || (c->flags & AT_EMPTY_PATH));
+}
+
+/* A stat-family call in single mode: for a file on the FUSE root, do the
+ * call on the target resolved in the step's root, put the owner the
+ * overlay recorded in place of the one mapped id the kernel shows, and
+ * write the result into the step's buffer. 1: answered (resp set); 0: left
+ * to the kernel (not the native ABI, not on the root, resolution failed:
+ * the kernel then reports the true error); -1: the notification is gone. */
+static int
+answer_stat (const sandbox_config *cfg, int listener, const struct seccomp_notif *req, const char *name,
+             struct seccomp_notif_resp *resp)
+{
+  stat_call c;
+  /* struct stat is the kernel's only on 64-bit ABIs; x32 calls carry bit 30. */
+  if (!cfg->owner || sizeof (long) != 8 || req->data.arch != seccomp_arch_native () || req->data.nr >= 0x40000000
+      || !parse_stat_call (name, req->data.args, &c))
+    return 0;
+  /* Opened before the id is checked: the fd stays on that process's memory
+   * even if the pid is reused afterwards. */
+  autoclose int mem = open_mem (req->pid, O_RDWR);
+  char path[PATH_MAX];
+  path[0] = '\0';
+  if (mem < 0 || (c.path_addr && read_target_string (mem, c.path_addr, path, sizeof path) < 0))
+    return 0;
+  if (seccomp_notify_id_valid (listener, req->id) < 0)
+    return -1;
+  autoclose int fd = resolve_chown_target (req->pid, c.dirfd, path, c.flags & AT_SYMLINK_NOFOLLOW,
+                                           c.flags & AT_EMPTY_PATH);
+  if (fd < 0)
+    return 0;
+  union
+  {
+    struct stat st;
+    struct statx stx;
+  } u;
+  size_t len;
+  dev_t dev;
+  uint64_t ino;
+  if (c.statx)
+    {
+      if (statx (fd, "", AT_EMPTY_PATH | (c.flags & AT_STATX_SYNC_TYPE), c.mask | STATX_INO, &u.stx) < 0
+          || !(u.stx.stx_mask & STATX_INO))
+        return 0;
+      dev = makedev (u.stx.stx_dev_major, u.stx.stx_dev_minor);
+      ino = u.stx.stx_ino;
+      len = sizeof u.stx;
+    }
+  else
+    {
+      if (fstatat (fd, "", &u.st, AT_EMPTY_PATH) < 0)
+        return 0;
+      dev = u.st.st_dev;
+      ino = u.st.st_ino;
+      len = sizeof u.st;
+    }
+  char p[64];
+  snprintf (p, sizeof p, "/proc/%d/root", (int) req->pid);
+  struct stat root;
+  uid_t uid;
+  gid_t gid;
+  if (stat (p, &root) < 0 || root.st_dev != dev || cfg->owner (cfg->owner_ctx, ino, &uid, &gid) < 0)
+    return 0;
+  if (c.statx)
+    {
+      if (u.stx.stx_mask & STATX_UID)
+        u.stx.stx_uid = uid;
+      if (u.stx.stx_mask & STATX_GID)
+        u.stx.stx_gid = gid;
+    }
+  else
+    {
+      u.st.st_uid = uid;
+      u.st.st_gid = gid;
+    }
+  /* No second id check: mem stays on the memory of the process that made
+   * the call; if it died meanwhile, the write fails. */
+  ssize_t n;
+  do
+    n = pwrite (mem, &u, len, (off_t) c.buf_addr);
+  while (n < 0 && errno == EINTR);
+  resp->error = n == (ssize_t) len ? 0 : -EFAULT;
+  return 1;
 }
 
 static void
@@ -161,6 +350,16 @@ handle_notification (const sandbox_config *cfg, int listener, struct seccomp_not
   resp->error = 0;
   resp->flags = 0;
   autofree char *name = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
+  if (name && strstr (name, "stat"))
+    {
+      int r = answer_stat (cfg, listener, req, name, resp);
+      if (r < 0)
+        return;
+      if (r == 0)
+        resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+      seccomp_notify_respond (listener, resp);
+      return;
+    }
   const __u64 *a = req->data.args;
   int dirfd = AT_FDCWD;
   uint64_t path_addr = 0;
@@ -181,6 +380,11 @@ handle_notification (const sandbox_config *cfg, int listener, struct seccomp_not
       uid = (uid_t) a[1];
       gid = (gid_t) a[2];
       by_fd = empty = true;
+      if (dirfd < 0 || fd_is_opath (req->pid, dirfd))
+        {
+          resp->error = -EBADF;
+          goto respond;
+        }
     }
   else if (name && strcmp (name, "fchownat") == 0)
     {
@@ -205,7 +409,8 @@ handle_notification (const sandbox_config *cfg, int listener, struct seccomp_not
   path[0] = '\0';
   if (!by_fd)
     {
-      int r = read_target_string (req->pid, path_addr, path, sizeof path);
+      autoclose int mem = open_mem (req->pid, O_RDONLY);
+      int r = mem < 0 ? mem : read_target_string (mem, path_addr, path, sizeof path);
       if (r < 0)
         {
           resp->error = r == -ENAMETOOLONG ? r : -EFAULT;
@@ -226,7 +431,7 @@ handle_notification (const sandbox_config *cfg, int listener, struct seccomp_not
       close (fd);
       return;
     }
-  if (cfg->rootfs_fuse && !on_step_root (req->pid, fd))
+  if ((cfg->rootfs_fuse || cfg->session) && !on_step_root (req->pid, fd))
     {
       /* Not on the overlay (e.g. /dev/shm): the kernel decides. */
       close (fd);

@@ -679,6 +679,9 @@ seccomp_profile_free (seccomp_profile *p)
 
 static const char *const fake_chown_calls[] = { "chown", "fchown", "lchown", "fchownat", "chown32",
                                                  "fchown32", "lchown32", NULL };
+/* Answered by the supervisor with the owners kiln recorded (the kernel can
+ * show only the one mapped id); the native 64-bit ABI's calls. */
+static const char *const fake_stat_calls[] = { "stat", "lstat", "fstat", "newfstatat", "statx", NULL };
 static const char *const fake_id_calls[] = { "setuid", "setgid", "setgroups", "setreuid", "setregid",
                                               "setresuid", "setresgid", "setfsuid", "setfsgid",
                                               "setuid32", "setgid32", "setgroups32", "setreuid32",
@@ -835,7 +838,7 @@ seccomp_profile_compile (const seccomp_profile *p, const seccomp_profile_env *en
         continue;
       for (char **n = r->names; *n; n++)
         {
-          if (fake && (strv_has (fake_chown_calls, *n) || strv_has (fake_id_calls, *n)))
+          if (fake && (strv_has (fake_chown_calls, *n) || strv_has (fake_stat_calls, *n) || strv_has (fake_id_calls, *n)))
             continue;
           int nr = seccomp_syscall_resolve_name (*n);
           if (nr == __NR_SCMP_ERROR)
@@ -847,6 +850,12 @@ seccomp_profile_compile (const seccomp_profile *p, const seccomp_profile_env *en
   if (fake)
     {
       for (const char *const *n = fake_chown_calls; *n; n++)
+        {
+          int nr = seccomp_syscall_resolve_name (*n);
+          if (nr != __NR_SCMP_ERROR && (rc = seccomp_rule_add (ctx, SCMP_ACT_NOTIFY, nr, 0)) < 0)
+            return kiln_error_make (err, -rc, "seccomp: add notify rule for '%s'", *n);
+        }
+      for (const char *const *n = fake_stat_calls; *n; n++)
         {
           int nr = seccomp_syscall_resolve_name (*n);
           if (nr != __NR_SCMP_ERROR && (rc = seccomp_rule_add (ctx, SCMP_ACT_NOTIFY, nr, 0)) < 0)

@@ -374,7 +374,8 @@ EOF
   local cases=(01-run-shell 02-run-exec 03-run-heredoc 09-user-name 10-user-uid 11-user-group 12-workdir 13-shell
                34-symlinks 35-hardlinks 36-whiteout 37-opaque 38-chown-nonroot 39-special-modes 40-xattrs-setcap
                41-mount-cache 42-mount-tmpfs 43-mount-bind 44-mount-secret 46-multistage-parallel 50-debian-users
-               52-workdir-user 56-run-user-env 61-volume-dirs 62-user-root-scratch)
+               52-workdir-user 56-run-user-env 61-volume-dirs 62-user-root-scratch 70-copy-from-owners
+               71-tool-owners)
   E2E_KILN_WRAP="$CENV docker --" run "$KILN_SRC/tests/e2e/run.sh" --registry "$REGISTRY" \
     --store "$SHARED/store-e2e" --work "$SHARED/e2e" "${cases[@]}"
   echo "$output"

@@ -128,3 +128,5 @@ _e2e() {
 @test "e2e 61-volume-dirs" { _e2e 61-volume-dirs; }
 @test "e2e 62-user-root-scratch" { _e2e 62-user-root-scratch; }
 @test "e2e 63-copy-path-rules" { _e2e 63-copy-path-rules; }
+@test "e2e 70-copy-from-owners" { _e2e 70-copy-from-owners; }
+@test "e2e 71-tool-owners" { _e2e 71-tool-owners; }

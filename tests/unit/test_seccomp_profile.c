@@ -8,6 +8,7 @@
 #include "util/alloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <sched.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -290,6 +292,48 @@ test_fake_ids_mode (void **state)
   seccomp_filter_free (f);
 }
 
+/* Single mode's stat-family calls go to the supervisor: with the listener
+ * closed the kernel fails them with ENOSYS (the answer of a notify filter
+ * nobody listens to); other calls are unaffected. */
+static void
+test_fake_ids_stat_notified (void **state)
+{
+  (void) state;
+  seccomp_filter *f = compile (NULL, SECCOMP_PROFILE_FAKE_IDS, 0, 0);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        _exit (100);
+      int listener = seccomp_filter_load (f);
+      if (listener < 0)
+        _exit (101);
+      close (listener);
+      struct stat st;
+      struct statx sx;
+      if (syscall (SYS_newfstatat, AT_FDCWD, "/", &st, 0) != -1 || errno != ENOSYS)
+        _exit (1);
+      if (syscall (SYS_fstat, 0, &st) != -1 || errno != ENOSYS)
+        _exit (2);
+      if (syscall (SYS_statx, AT_FDCWD, "/", 0, STATX_UID, &sx) != -1 || errno != ENOSYS)
+        _exit (3);
+#ifdef SYS_stat
+      if (syscall (SYS_stat, "/", &st) != -1 || errno != ENOSYS || syscall (SYS_lstat, "/", &st) != -1
+          || errno != ENOSYS)
+        _exit (4);
+#endif
+      if (syscall (SYS_getpid) <= 0)
+        _exit (5);
+      _exit (0);
+    }
+  int st;
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  assert_true (WIFEXITED (st));
+  assert_int_equal (WEXITSTATUS (st), 0);
+  seccomp_filter_free (f);
+}
+
 static void
 test_load_missing_file (void **state)
 {
@@ -309,7 +353,7 @@ main (void)
     cmocka_unit_test (test_default_profile_parses), cmocka_unit_test (test_rejects_bad_input),
     cmocka_unit_test (test_default_filter_denies),  cmocka_unit_test (test_errno_ret_and_args),
     cmocka_unit_test (test_includes_excludes),      cmocka_unit_test (test_fake_ids_mode),
-    cmocka_unit_test (test_load_missing_file),
+    cmocka_unit_test (test_fake_ids_stat_notified), cmocka_unit_test (test_load_missing_file),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

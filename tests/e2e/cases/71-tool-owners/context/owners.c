@@ -1,0 +1,145 @@
+/* owners.c - the ways tools set and read file owners, for kiln's e2e case
+ * 71-tool-owners (built static by its prepare script). Each command prints
+ * one line so the image records what the step saw.
+ *
+ *   owners copyown REF NEW        fstat REF, write NEW.tmp, fchown it to REF's
+ *                                 owner, rename it to NEW (shadow's commonio,
+ *                                 as useradd rewrites /etc/shadow)
+ *   owners emptypath FILE U G     fchownat(fd, "", U, G, AT_EMPTY_PATH)
+ *   owners opath FILE U G         the same on an O_PATH fd, then fchown() on it
+ *                                 (the kernel refuses that one: EBADF)
+ *   owners fsids U G FILE         setfsgid/setfsuid, then create FILE
+ *   owners stat FILE...           the owner through stat, lstat, fstat,
+ *                                 fstatat (relative to a directory fd), statx
+ *   owners loop FILE N            N stat() calls; prints the time per call
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int
+fail (const char *what)
+{
+  printf ("%s: %s\n", what, strerror (errno));
+  return 1;
+}
+
+static int
+copyown (const char *ref, const char *dst)
+{
+  struct stat st;
+  char tmp[4096];
+  int rfd = open (ref, O_RDONLY | O_CLOEXEC);
+  if (rfd < 0 || fstat (rfd, &st) < 0)
+    return fail ("fstat ref");
+  snprintf (tmp, sizeof tmp, "%s.tmp", dst);
+  int fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return fail ("create tmp");
+  if (fchown (fd, st.st_uid, st.st_gid) < 0)
+    return fail ("fchown tmp");
+  if (fchmod (fd, st.st_mode & 07777) < 0 || write (fd, "copied\n", 7) != 7 || close (fd) < 0)
+    return fail ("write tmp");
+  if (rename (tmp, dst) < 0)
+    return fail ("rename");
+  printf ("copyown %s: %u:%u\n", dst, (unsigned) st.st_uid, (unsigned) st.st_gid);
+  return 0;
+}
+
+static int
+chown_fd (const char *file, int oflags, uid_t u, gid_t g)
+{
+  int fd = open (file, oflags | O_CLOEXEC);
+  if (fd < 0)
+    return fail ("open");
+  int r = fchownat (fd, "", u, g, AT_EMPTY_PATH);
+  printf ("fchownat AT_EMPTY_PATH%s %s: %s\n", oflags & O_PATH ? " (O_PATH)" : "", file,
+          r < 0 ? strerror (errno) : "ok");
+  if (oflags & O_PATH)
+    {
+      r = fchown (fd, 0, 0);
+      printf ("fchown (O_PATH) %s: %s\n", file, r < 0 ? strerror (errno) : "ok");
+    }
+  return 0;
+}
+
+static void
+show (const char *file)
+{
+  struct stat a, b, c, d;
+  struct statx x;
+  char buf[4096];
+  snprintf (buf, sizeof buf, "%s", file);
+  int dfd = open (dirname (buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  snprintf (buf, sizeof buf, "%s", file);
+  const char *base = basename (buf);
+  int fd = open (file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  printf ("%s:", file);
+  if (stat (file, &a) == 0)
+    printf (" stat %u:%u", (unsigned) a.st_uid, (unsigned) a.st_gid);
+  if (lstat (file, &b) == 0)
+    printf (" lstat %u:%u", (unsigned) b.st_uid, (unsigned) b.st_gid);
+  if (fd >= 0 && fstat (fd, &c) == 0)
+    printf (" fstat %u:%u", (unsigned) c.st_uid, (unsigned) c.st_gid);
+  if (dfd >= 0 && fstatat (dfd, base, &d, AT_SYMLINK_NOFOLLOW) == 0)
+    printf (" fstatat %u:%u", (unsigned) d.st_uid, (unsigned) d.st_gid);
+  if (statx (AT_FDCWD, file, AT_SYMLINK_NOFOLLOW, STATX_UID | STATX_GID, &x) == 0)
+    printf (" statx %u:%u", (unsigned) x.stx_uid, (unsigned) x.stx_gid);
+  printf ("\n");
+  if (fd >= 0)
+    close (fd);
+  if (dfd >= 0)
+    close (dfd);
+}
+
+int
+main (int argc, char **argv)
+{
+  setvbuf (stdout, NULL, _IOLBF, 0);
+  if (argc == 4 && strcmp (argv[1], "copyown") == 0)
+    return copyown (argv[2], argv[3]);
+  if (argc == 5 && strcmp (argv[1], "emptypath") == 0)
+    return chown_fd (argv[2], O_RDONLY, atoi (argv[3]), atoi (argv[4]));
+  if (argc == 5 && strcmp (argv[1], "opath") == 0)
+    return chown_fd (argv[2], O_PATH, atoi (argv[3]), atoi (argv[4]));
+  if (argc == 5 && strcmp (argv[1], "fsids") == 0)
+    {
+      setfsgid (atoi (argv[3]));
+      setfsuid (atoi (argv[2]));
+      int fd = open (argv[4], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd < 0)
+        return fail ("create");
+      close (fd);
+      return 0;
+    }
+  if (argc >= 3 && strcmp (argv[1], "stat") == 0)
+    {
+      for (int i = 2; i < argc; i++)
+        show (argv[i]);
+      return 0;
+    }
+  if (argc == 4 && strcmp (argv[1], "loop") == 0)
+    {
+      struct timespec t0, t1;
+      struct stat st;
+      long n = atol (argv[3]);
+      clock_gettime (CLOCK_MONOTONIC, &t0);
+      for (long i = 0; i < n; i++)
+        if (stat (argv[2], &st) < 0)
+          return fail ("stat");
+      clock_gettime (CLOCK_MONOTONIC, &t1);
+      double ns = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
+      fprintf (stderr, "stat: %.1f us per call\n", ns / n / 1000);
+      return 0;
+    }
+  fprintf (stderr, "usage: see owners.c\n");
+  return 2;
+}

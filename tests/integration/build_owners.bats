@@ -1,0 +1,156 @@
+#!/usr/bin/env bats
+# File owners across stages and tools in the three ID modes (root, a plain
+# user with /etc/subuid ranges, one without: single mode): what a RUN step
+# sees with stat() and what the layers carry, read with Python's tarfile
+# (tests/integration/layer_listing.py). The e2e cases 70-copy-from-owners
+# and 71-tool-owners compare the same things with buildah's images.
+
+load helpers
+
+setup_file() {
+  require_root
+  kiln_setup
+  registry_start
+  fixtures_push all
+  export REGISTRY BUSYBOX_IMAGE DEBIAN_IMAGE
+}
+teardown_file() { registry_stop_all; }
+setup() {
+  kiln_setup
+  fuse_dev_open_for_all
+  shared_dir
+  mkdir -p "$SHARED/ctx"
+}
+teardown() {
+  shared_dir_cleanup
+  kiln_teardown
+}
+
+# obuild MODE OUT: build $SHARED/ctx as root (MODE root), as a plain user
+# with subuid ranges (sub) or without (single) into the OCI layout
+# $SHARED/out/OUT; checks the ID mode kiln logged.
+obuild() {
+  local mode=$1 out=$SHARED/out/$2 store=$SHARED/store-$1 as=()
+  mkdir -p "$store" "$SHARED/out"
+  chmod 0755 "$SHARED/out"
+  case "$mode" in
+    root) ;;
+    sub) test_user_create kiln-own-sub --subuid; as=(run_as kiln-own-sub) ;;
+    single) test_user_create kiln-own-single; as=(run_as kiln-own-single) ;;
+  esac
+  if [ "$mode" != root ]; then
+    chown "$TEST_USER" "$store" "$SHARED/out"
+  fi
+  chmod -R a+rX "$SHARED/ctx"
+  run "${as[@]}" "$KILN" build --root "$store" --insecure-registry "$REGISTRY" \
+    --build-arg "BASE=$BUSYBOX_IMAGE" --build-arg "DEBIAN=$DEBIAN_IMAGE" --no-push --oci-layout "$out:t" \
+    "$SHARED/ctx"
+  echo "$output" | tail -20
+  [ "$status" -eq 0 ]
+  case "$mode" in
+    root) [[ $output == *"user namespace: full ("*"as root"* ]] ;;
+    sub) [[ $output == *"user namespace: full ("*"subuid"* ]] ;;
+    single) [[ $output == *"user namespace: single"* ]] ;;
+  esac
+}
+
+# layer_owners OUT SKIP: PATH TYPE MODE UID:GID of every layer member after
+# the first SKIP layers.
+layer_owners() {
+  python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/$1" "$2" | awk '{ print $2, $3, $4, $5 }'
+}
+
+# image_file OUT PATH: a file of the image, from umoci's unpacked rootfs.
+image_file() {
+  [ -d "$SHARED/unpacked/$1" ] || umoci unpack --image "$SHARED/out/$1:t" "$SHARED/unpacked/$1" > /dev/null
+  cat "$SHARED/unpacked/$1/rootfs/$2"
+}
+
+@test "owners: COPY --from keeps the owners chown gave in the source stage; the next RUN sees them (root, subuid, single)" {
+  cat > "$SHARED/ctx/Dockerfile" <<'EOF'
+ARG BASE
+FROM $BASE AS a
+RUN mkdir -p /d/sub && touch /a /b /d/sub/f && ln -s /a /d/l && \
+    chown 123:123 /a && chown 321:321 /b && chown -R 7:8 /d && chown -h 9:10 /d/l
+FROM $BASE
+COPY --from=a /a /b /dst/
+COPY --from=a /d /dstd/
+COPY --from=a --chown=5:6 /a /chowned
+RUN stat -c '%n %u:%g' /dst/a /dst/b /dstd /dstd/sub /dstd/sub/f /chowned > /seen && \
+    stat -c '%n %u:%g' /dstd/l >> /seen
+EOF
+  local m
+  for m in root sub single; do
+    obuild $m $m
+    image_file $m seen > "$SHARED/$m.seen"
+    cat "$SHARED/$m.seen"
+    grep -qx '/dst/a 123:123' "$SHARED/$m.seen"
+    grep -qx '/dst/b 321:321' "$SHARED/$m.seen"
+    # the destination directory is made as BuildKit makes it: root's
+    grep -qx '/dstd 0:0' "$SHARED/$m.seen"
+    grep -qx '/dstd/sub 7:8' "$SHARED/$m.seen"
+    grep -qx '/dstd/sub/f 7:8' "$SHARED/$m.seen"
+    grep -qx '/dstd/l 9:10' "$SHARED/$m.seen"
+    grep -qx '/chowned 5:6' "$SHARED/$m.seen"
+    # the COPY layers (after the base's and before the RUN's)
+    layer_owners $m 1 | grep -v '^seen ' > "$SHARED/$m.layers"
+    grep -qx 'dst/a file 0644 123:123' "$SHARED/$m.layers"
+    grep -qx 'dst/b file 0644 321:321' "$SHARED/$m.layers"
+    grep -qx 'dstd/sub dir 0755 7:8' "$SHARED/$m.layers"
+    grep -qx 'dstd/l symlink 0777 9:10' "$SHARED/$m.layers"
+    grep -qx 'chowned file 0644 5:6' "$SHARED/$m.layers"
+  done
+  diff "$SHARED/root.layers" "$SHARED/sub.layers"
+  diff "$SHARED/root.layers" "$SHARED/single.layers"
+}
+
+@test "owners: tools that set owners (useradd, fchown+rename, AT_EMPTY_PATH, O_PATH, install, chgrp, lchown, cp -a, tar) give the same layers and stat() in every ID mode" {
+  command -v cc > /dev/null || skip "no C compiler for the test program"
+  cc -static -O2 -o "$SHARED/ctx/owners" "$KILN_SRC/tests/e2e/cases/71-tool-owners/context/owners.c"
+  cp "$KILN_SRC/tests/e2e/cases/71-tool-owners/Dockerfile" "$SHARED/ctx/Dockerfile"
+  cat >> "$SHARED/ctx/Dockerfile" <<'EOF'
+RUN owners fsids 61 62 /tmp/fsids && stat -c '%u:%g' /tmp/fsids > /fsids.seen
+EOF
+  local m
+  for m in root sub single; do
+    obuild $m $m
+    for f in t/out t/seen1 t/seen2 ls-t tar-t fsids.seen; do
+      image_file $m $f | sed "s|^|$f: |"
+    done > "$SHARED/$m.seen"
+    layer_owners $m 1 | grep -v '^var/log/\|^var/cache/' > "$SHARED/$m.layers"
+  done
+  cat "$SHARED/single.seen"
+  grep -qx 't/seen2: /etc/shadow: stat 0:42 lstat 0:42 fstat 0:42 fstatat 0:42 statx 0:42' "$SHARED/root.seen"
+  grep -qx 't/seen1: /t/copied: stat 42:43 lstat 42:43 fstat 42:43 fstatat 42:43 statx 42:43' "$SHARED/root.seen"
+  grep -qx 't/out: fchown (O_PATH) op: Bad file descriptor' "$SHARED/root.seen"
+  grep -qx 'fsids.seen: 61:62' "$SHARED/root.seen"
+  grep -qx 'tmp/fsids file 0644 61:62' "$SHARED/root.layers"
+  grep -qx 'etc/shadow file 0640 0:42' "$SHARED/root.layers"
+  diff "$SHARED/root.seen" "$SHARED/sub.seen"
+  diff "$SHARED/root.layers" "$SHARED/sub.layers"
+  # Single mode's one remaining difference (docs/compatibility.md): setfsuid
+  # and setfsgid succeed without effect, so the file is the step's root's.
+  diff <(grep -v fsids "$SHARED/root.seen") <(grep -v fsids "$SHARED/single.seen")
+  grep -qx 'fsids.seen: 0:0' "$SHARED/single.seen"
+  diff <(grep -v '^tmp/fsids ' "$SHARED/root.layers") <(grep -v '^tmp/fsids ' "$SHARED/single.layers")
+  grep -qx 'tmp/fsids file 0644 0:0' "$SHARED/single.layers"
+}
+
+@test "owners: single mode leaves a chown outside the overlay (tmpfs, /dev/shm) to the kernel and records nothing" {
+  cat > "$SHARED/ctx/Dockerfile" <<'EOF'
+ARG BASE
+FROM $BASE
+RUN --mount=type=tmpfs,target=/scratch touch /scratch/f /dev/shm/g && chown 0:0 /scratch/f /dev/shm/g && \
+    { chown 77:77 /dev/shm/g 2> /shm.err || true; } && stat -c %u:%g /dev/shm/g > /shm.seen && \
+    stat -c %u:%g /proc/self/status > /other.seen && touch /made
+EOF
+  obuild single single
+  layer_owners single 1 > "$SHARED/single.layers"
+  cat "$SHARED/single.layers"
+  ! grep -q ' 77:77$' "$SHARED/single.layers"
+  # The kernel's answers: the one mapped id works, an unmapped one does not.
+  grep -q 'Invalid argument' <(image_file single shm.err)
+  [ "$(image_file single shm.seen)" = 0:0 ]
+  [ "$(image_file single other.seen)" = 0:0 ]
+  grep -qx 'made file 0644 0:0' "$SHARED/single.layers"
+}
