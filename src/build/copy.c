@@ -1,5 +1,5 @@
 /* copy.c - COPY/ADD change lists from the context or from layers (copy.h). */
-#include "build/copy.h"
+#include "build/copy_internal.h"
 #include "build/rootfs.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
@@ -19,17 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct copy_owned
-{
-  char *path;
-  char *symlink;
-  char *hardlink;
-  char *data_path;
-  char **xattr_names;
-  void **xattr_values;
-  layer_index_xattr *xattrs;
-  size_t n_xattrs;
-};
 
 static void
 owned_clear (struct copy_owned *o)
@@ -136,274 +125,6 @@ copy_parse_chmod (const char *s, mode_t *out, kiln_error **err)
     return kiln_error_make (err, EINVAL, "--chmod '%s': only octal modes (e.g. 755) are supported", s);
   *out = v;
   return 0;
-}
-
-/* ---- sources ---- */
-
-typedef struct src_stat
-{
-  mode_t mode;
-  uid_t uid;
-  gid_t gid;
-  uint64_t size;
-  int64_t mtime_sec;
-  uint32_t mtime_nsec;
-  dev_t rdev;
-  char *symlink;
-  dev_t dev;          /* hardlink identity (context only) */
-  ino_t ino;
-  nlink_t nlink;
-  unsigned layer;
-  /* context: ctime, and whether it is safely in the past (a change in the
-   * clock tick of the stat would not move it): layer_change.src_ino */
-  int64_t ctime_sec;
-  uint32_t ctime_nsec;
-  bool ctime_settled;
-} src_stat;
-
-typedef struct source source;
-struct source
-{
-  int (*stat) (source *s, const char *path, src_stat *st);
-  int (*list) (source *s, const char *path, char ***names);
-  /* Where the bytes of a regular file are (dirfd borrowed, path owned);
-   * *owned: kiln's own immutable file (layer_change.data_private). */
-  int (*data) (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath, bool *owned);
-  void (*xattrs) (source *s, const char *path, const src_stat *st, struct copy_owned *o);
-  int ctxfd;
-  const dockerignore *ign;
-  overlay_lower *lower;
-};
-
-static int
-names_cmp (const void *a, const void *b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-static int
-ctx_parent (source *s, const char *path, const char **base)
-{
-  autofree char *dir = NULL;
-  const char *slash = strrchr (path, '/');
-  if (slash)
-    {
-      dir = xstrndup (path, slash - path);
-      *base = slash + 1;
-    }
-  else
-    {
-      dir = xstrdup ("");
-      *base = path;
-    }
-  autoerror kiln_error *e = NULL;
-  int fd = fs_open_in_root (s->ctxfd, dir, O_PATH | O_DIRECTORY, 0, FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, &e);
-  if (fd < 0)
-    return e && e->status ? -e->status : -ENOENT;
-  return fd;
-}
-
-static int
-ctx_stat (source *s, const char *path, src_stat *st)
-{
-  memset (st, 0, sizeof *st);
-  struct stat sb;
-  struct timespec before;
-  clock_gettime (CLOCK_REALTIME_COARSE, &before);
-  if (*path == '\0')
-    {
-      if (fstat (s->ctxfd, &sb) < 0)
-        return -errno;
-    }
-  else
-    {
-      const char *base;
-      autoclose int pfd = ctx_parent (s, path, &base);
-      if (pfd < 0)
-        return pfd;
-      if (fstatat (pfd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-        return -errno;
-      if (S_ISLNK (sb.st_mode))
-        {
-          char buf[PATH_MAX];
-          ssize_t n = readlinkat (pfd, base, buf, sizeof buf - 1);
-          if (n < 0)
-            return -errno;
-          buf[n] = '\0';
-          st->symlink = xstrdup (buf);
-        }
-    }
-  st->mode = sb.st_mode;
-  st->size = sb.st_size;
-  st->mtime_sec = sb.st_mtim.tv_sec;
-  st->mtime_nsec = sb.st_mtim.tv_nsec;
-  st->rdev = sb.st_rdev;
-  st->dev = sb.st_dev;
-  st->ino = sb.st_ino;
-  st->nlink = sb.st_nlink;
-  st->ctime_sec = sb.st_ctim.tv_sec;
-  st->ctime_nsec = (uint32_t) sb.st_ctim.tv_nsec;
-  st->ctime_settled = sb.st_ctim.tv_sec < before.tv_sec
-                      || (sb.st_ctim.tv_sec == before.tv_sec && sb.st_ctim.tv_nsec < before.tv_nsec);
-  return 0;
-}
-
-static int
-ctx_list (source *s, const char *path, char ***names)
-{
-  *names = NULL;
-  autoerror kiln_error *e = NULL;
-  int fd = fs_open_in_root (s->ctxfd, path, O_RDONLY | O_DIRECTORY, 0, FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, &e);
-  if (fd < 0)
-    return e && e->status ? -e->status : -ENOENT;
-  DIR *d = fdopendir (fd);
-  if (!d)
-    {
-      int r = -errno;
-      close (fd);
-      return r;
-    }
-  size_t n = 0;
-  struct dirent *de;
-  while ((de = readdir (d)))
-    {
-      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
-        continue;
-      strv_push (names, de->d_name);
-      n++;
-    }
-  closedir (d);
-  if (n > 1)
-    qsort (*names, n, sizeof **names, names_cmp);
-  return 0;
-}
-
-/* The user's own file, which they may edit after the build. */
-static int
-ctx_data (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath, bool *owned)
-{
-  (void) st;
-  *dirfd = s->ctxfd;
-  *relpath = xstrdup (path);
-  *owned = false;
-  return 0;
-}
-
-static void
-add_xattr (struct copy_owned *o, const char *name, const void *val, size_t len)
-{
-  o->xattr_names = xreallocarray (o->xattr_names, o->n_xattrs + 1, sizeof *o->xattr_names);
-  o->xattr_values = xreallocarray (o->xattr_values, o->n_xattrs + 1, sizeof *o->xattr_values);
-  o->xattr_names[o->n_xattrs] = xstrdup (name);
-  o->xattr_values[o->n_xattrs] = xmemdup (val, len ? len : 1);
-  o->xattrs = xreallocarray (o->xattrs, o->n_xattrs + 1, sizeof *o->xattrs);
-  o->xattrs[o->n_xattrs] = (layer_index_xattr) { o->xattr_names[o->n_xattrs], o->xattr_values[o->n_xattrs], len };
-  o->n_xattrs++;
-}
-
-static void
-ctx_xattrs (source *s, const char *path, const src_stat *st, struct copy_owned *o)
-{
-  if (!S_ISREG (st->mode) && !S_ISDIR (st->mode))
-    return;
-  autoerror kiln_error *e = NULL;
-  autoclose int fd = fs_open_in_root (s->ctxfd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0,
-                                      FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, &e);
-  if (fd < 0)
-    return;
-  char names[4096];
-  ssize_t n = flistxattr (fd, names, sizeof names);
-  for (ssize_t i = 0; i < n; i += strlen (names + i) + 1)
-    {
-      const char *name = names + i;
-      if (strncmp (name, "user.", 5) != 0 && strcmp (name, "security.capability") != 0)
-        continue;
-      char val[4096];
-      ssize_t vl = fgetxattr (fd, name, val, sizeof val);
-      if (vl >= 0)
-        add_xattr (o, name, val, vl);
-    }
-}
-
-static int
-lay_stat (source *s, const char *path, src_stat *st)
-{
-  memset (st, 0, sizeof *st);
-  rootfs_entry e;
-  int r = rootfs_stat (s->lower, path, &e);
-  if (r < 0)
-    return r;
-  st->mode = e.attr.mode;
-  st->uid = e.attr.uid;
-  st->gid = e.attr.gid;
-  st->size = e.attr.size;
-  st->mtime_sec = e.attr.mtime.tv_sec;
-  st->mtime_nsec = e.attr.mtime.tv_nsec;
-  st->rdev = e.attr.rdev;
-  st->symlink = steal_pointer (&e.attr.symlink);
-  st->layer = e.layer;
-  st->nlink = 1;
-  if (S_ISREG (e.attr.mode) && e.attr.nlink > 1)
-    {
-      /* Names of one hardlink group share one inode in the store tree. */
-      int fd = overlay_lower_open (s->lower, e.layer, path);
-      struct stat sb;
-      if (fd >= 0 && fstat (fd, &sb) == 0)
-        {
-          st->dev = sb.st_dev;
-          st->ino = sb.st_ino;
-          st->nlink = e.attr.nlink;
-        }
-      if (fd >= 0)
-        close (fd);
-    }
-  rootfs_entry_clear (&e);
-  return 0;
-}
-
-static int
-lay_list (source *s, const char *path, char ***names)
-{
-  *names = NULL;
-  rootfs_entry *v = NULL;
-  size_t n = 0;
-  int r = rootfs_list (s->lower, path, &v, &n);
-  if (r < 0)
-    return r;
-  for (size_t i = 0; i < n; i++)
-    strv_push (names, v[i].name);
-  rootfs_entries_free (v, n);
-  return 0;
-}
-
-static int
-lay_data (source *s, const char *path, const src_stat *st, int *dirfd, char **relpath, bool *owned)
-{
-  *dirfd = overlay_lower_dirfd (s->lower, st->layer);
-  if (*dirfd < 0)
-    return -EIO;
-  *relpath = xstrdup (path);
-  *owned = overlay_lower_is_store (s->lower, st->layer);
-  return 0;
-}
-
-typedef struct lay_xattr_ctx
-{
-  struct copy_owned *o;
-} lay_xattr_ctx;
-
-static void
-lay_xattr_cb (void *ud, const char *name, const void *value, size_t len)
-{
-  lay_xattr_ctx *c = ud;
-  add_xattr (c->o, name, value, len);
-}
-
-static void
-lay_xattrs (source *s, const char *path, const src_stat *st, struct copy_owned *o)
-{
-  lay_xattr_ctx c = { o };
-  overlay_lower_xattrs (s->lower, st->layer, path, lay_xattr_cb, &c);
 }
 
 /* ---- the copy itself ---- */
@@ -796,13 +517,12 @@ follow_source (copy_run *c, const char *path, char **target, src_stat *st)
   return 0;
 }
 
+/* The sources of the request, wildcards expanded and checked (clean
+ * relative paths into *matches); *n_src counts the request's sources. */
 static int
-run_copy (copy_run *c, kiln_error **err)
+collect_matches (copy_run *c, char ***matches, size_t *n_src, kiln_error **err)
 {
   const copy_request *req = c->req;
-  autofree char *dest = NULL;
-  if (clean_rel (req->dest, &dest, err) < 0)
-    return -1;
   if (req->excludes && !c->excl)
     {
       autostrbuf strbuf pats = STRBUF_INIT;
@@ -814,22 +534,21 @@ run_copy (copy_run *c, kiln_error **err)
       if (dockerignore_parse (pats.buf, pats.len, &c->excl, err) < 0)
         return kiln_error_wrap (err, "%s --exclude", req->what);
     }
-  size_t n_src = 0;
-  autostrv char **matches = NULL;
-  for (char **s = req->srcs; s && *s; s++, n_src++)
+  *n_src = 0;
+  for (char **s = req->srcs; s && *s; s++, (*n_src)++)
     {
       autofree char *clean = NULL;
       if (clean_rel (*s, &clean, err) < 0)
         return kiln_error_wrap (err, "%s", req->what);
       if (has_glob (clean))
         {
-          size_t before = strv_len (matches);
-          int r = expand_glob (c, "", clean, &matches);
+          size_t before = strv_len (*matches);
+          int r = expand_glob (c, "", clean, matches);
           if (r < 0)
             return kiln_error_make (err, -r, "%s: expanding '%s'", req->what, *s);
           /* BuildKit copies nothing for a wildcard that matches nothing
            * (AllowEmptyWildcard), as long as the directory it lists is there. */
-          if (strv_len (matches) == before && glob_dir_missing (c, clean))
+          if (strv_len (*matches) == before && glob_dir_missing (c, clean))
             return kiln_error_make (err, ENOENT, "%s: source '%s': its directory is not in the %s%s", req->what, *s,
                                     c->src->ign ? "build context" : "stage or image",
                                     c->src->ign ? " (or it is excluded by .dockerignore)" : "");
@@ -841,8 +560,95 @@ run_copy (copy_run *c, kiln_error **err)
       if (r < 0 || (*clean && excluded (c, clean)))
         return kiln_error_make (err, r < 0 ? -r : ENOENT, "%s: source '%s' not found%s", req->what, *s,
                                 c->src->ign ? " in the build context (or excluded by .dockerignore)" : "");
-      strv_push (&matches, clean);
+      strv_push (matches, clean);
     }
+  return 0;
+}
+
+/* A directory's contents copied into the root (the root itself is not in
+ * a layer). */
+static int
+copy_into_root (copy_run *c, const char *target, kiln_error **err)
+{
+  autostrv char **names = NULL;
+  int r = c->src->list (c->src, target, &names);
+  for (char **n = names; r == 0 && n && *n; n++)
+    {
+      autofree char *csp = join (target, *n);
+      if (excluded (c, csp))
+        continue;
+      src_stat cst;
+      if (c->src->stat (c->src, csp, &cst) < 0)
+        continue;
+      r = copy_tree (c, csp, *n, &cst, err) < 0 ? -1 : 0;
+      free (cst.symlink);
+    }
+  return r < 0 ? -1 : 0;
+}
+
+/* One matched source m to its destination under dest (c->base is the
+ * followed source while it runs). */
+static int
+copy_match_at (copy_run *c, const char *m, const char *dest, bool dest_dir, kiln_error **err)
+{
+  const copy_request *req = c->req;
+  src_stat st;
+  autofree char *target = NULL;
+  int r = follow_source (c, m, &target, &st);
+  if (r < 0)
+    return kiln_error_make (err, -r, "%s: source '%s'", req->what, m);
+  c->base = target;
+  if (req->take_file && S_ISREG (st.mode))
+    {
+      r = req->take_file (req->take_ud, target, err);
+      if (r != 0)
+        {
+          free (st.symlink);
+          return r < 0 ? -1 : 0;
+        }
+    }
+  autofree char *dp = NULL;
+  if (req->parents)
+    dp = join (dest, m);
+  else if (S_ISDIR (st.mode))
+    dp = xstrdup (dest);
+  else if (dest_dir)
+    dp = join (dest, base_name (m));
+  else
+    dp = xstrdup (dest);
+  if (*dp && (r = add_parents (c, dp)) < 0)
+    {
+      free (st.symlink);
+      return kiln_error_make (err, -r, "%s: destination '/%s': a parent is not a directory%s", req->what, dp,
+                              r == -ELOOP ? " (symlinked parents are not followed yet)" : "");
+    }
+  if (S_ISDIR (st.mode) && *dp == '\0')
+    r = copy_into_root (c, target, err);
+  else
+    r = copy_tree (c, target, dp, &st, err);
+  free (st.symlink);
+  return r < 0 ? -1 : 0;
+}
+
+static int
+copy_match (copy_run *c, const char *m, const char *dest, bool dest_dir, kiln_error **err)
+{
+  int r = copy_match_at (c, m, dest, dest_dir, err);
+  c->base = NULL; /* it pointed into copy_match_at's copy of the path */
+  return r;
+}
+
+static int
+run_copy (copy_run *c, kiln_error **err)
+{
+  const copy_request *req = c->req;
+  autofree char *dest = NULL;
+  if (clean_rel (req->dest, &dest, err) < 0)
+    return -1;
+  size_t n_src = 0;
+  autostrv char **matches = NULL;
+  if (collect_matches (c, &matches, &n_src, err) < 0)
+    return -1;
   /* A wildcard that matches one file copies it as a file (Docker: only
    * several sources make the destination a directory). */
   bool dest_dir = req->dest_is_dir || n_src > 1 || strv_len (matches) > 1 || *dest == '\0';
@@ -856,69 +662,8 @@ run_copy (copy_run *c, kiln_error **err)
         }
     }
   for (char **m = matches; m && *m; m++)
-    {
-      src_stat st;
-      autofree char *target = NULL;
-      int r = follow_source (c, *m, &target, &st);
-      if (r < 0)
-        return kiln_error_make (err, -r, "%s: source '%s'", req->what, *m);
-      c->base = target;
-      if (req->take_file && S_ISREG (st.mode))
-        {
-          r = req->take_file (req->take_ud, target, err);
-          if (r != 0)
-            {
-              free (st.symlink);
-              if (r < 0)
-                return -1;
-              continue;
-            }
-        }
-      autofree char *dp = NULL;
-      if (req->parents)
-        dp = join (dest, *m);
-      else if (S_ISDIR (st.mode))
-        dp = xstrdup (dest);
-      else if (dest_dir)
-        dp = join (dest, base_name (*m));
-      else
-        dp = xstrdup (dest);
-      if (*dp)
-        {
-          r = add_parents (c, dp);
-          if (r < 0)
-            {
-              free (st.symlink);
-              return kiln_error_make (err, -r, "%s: destination '/%s': a parent is not a directory%s", req->what, dp,
-                                      r == -ELOOP ? " (symlinked parents are not followed yet)" : "");
-            }
-        }
-      if (S_ISDIR (st.mode) && *dp == '\0')
-        {
-          /* Contents into the root: the root itself is not in a layer. */
-          autostrv char **names = NULL;
-          r = c->src->list (c->src, target, &names);
-          for (char **n = names; r == 0 && n && *n; n++)
-            {
-              autofree char *csp = join (target, *n);
-              if (excluded (c, csp))
-                continue;
-              src_stat cst;
-              if (c->src->stat (c->src, csp, &cst) < 0)
-                continue;
-              r = copy_tree (c, csp, *n, &cst, err) < 0 ? -1 : 0;
-              free (cst.symlink);
-            }
-          free (st.symlink);
-          if (r < 0)
-            return -1;
-          continue;
-        }
-      r = copy_tree (c, target, dp, &st, err);
-      free (st.symlink);
-      if (r < 0)
-        return -1;
-    }
+    if (copy_match (c, *m, dest, dest_dir, err) < 0)
+      return -1;
   return 0;
 }
 
@@ -935,7 +680,8 @@ int
 copy_from_context (int ctx_dirfd, const dockerignore *ign, overlay_lower *dest_view, const copy_request *req,
                    copy_changes *out, kiln_error **err)
 {
-  source s = { ctx_stat, ctx_list, ctx_data, ctx_xattrs, ctx_dirfd, ign, NULL };
+  source s;
+  copy_source_context (&s, ctx_dirfd, ign);
   copy_run c = { .src = &s, .dest_view = dest_view, .req = req, .out = out };
   int r = run_copy (&c, err);
   run_free (&c);
@@ -946,7 +692,8 @@ int
 copy_from_layers (overlay_lower *src, overlay_lower *dest_view, const copy_request *req, copy_changes *out,
                   kiln_error **err)
 {
-  source s = { lay_stat, lay_list, lay_data, lay_xattrs, -1, NULL, src };
+  source s;
+  copy_source_layers (&s, src);
   copy_run c = { .src = &s, .dest_view = dest_view, .req = req, .out = out };
   int r = run_copy (&c, err);
   run_free (&c);
@@ -960,7 +707,8 @@ copy_add_file (overlay_lower *dest_view, const copy_request *req, int data_dirfd
   autofree char *dest = NULL;
   if (clean_rel (req->dest, &dest, err) < 0)
     return -1;
-  source s = { ctx_stat, ctx_list, ctx_data, ctx_xattrs, data_dirfd, NULL, NULL };
+  source s;
+  copy_source_context (&s, data_dirfd, NULL);
   copy_run c = { .src = &s, .dest_view = dest_view, .req = req, .out = out };
   int r = add_parents (&c, dest);
   run_free (&c);
@@ -1005,7 +753,8 @@ copy_mkdir (overlay_lower *dest_view, const char *path, uid_t uid, gid_t gid, in
       return kiln_error_make (err, ENOTDIR, "'/%s' exists and is not a directory", rel);
     }
   copy_request req = { .chown = true, .uid = uid, .gid = gid, .what = "WORKDIR", .now = now };
-  source s = { ctx_stat, ctx_list, ctx_data, ctx_xattrs, -1, NULL, NULL };
+  source s;
+  copy_source_context (&s, -1, NULL);
   copy_run c = { .src = &s, .dest_view = dest_view, .req = &req, .out = out };
   autofree char *child = xasprintf ("%s/x", rel);
   r = add_parents (&c, child);
