@@ -26,9 +26,16 @@ void
 build_result_clear (build_result *r)
 {
   free (r->manifest);
-  for (size_t i = 0; i < r->n_layers; i++)
+  /* an index's n_layers counts its images' layers; it has no array */
+  for (size_t i = 0; r->layers && i < r->n_layers; i++)
     free (r->layers[i].media_type);
   free (r->layers);
+  free (r->os);
+  free (r->architecture);
+  free (r->variant);
+  for (size_t i = 0; i < r->n_images; i++)
+    build_result_clear (&r->images[i]);
+  free (r->images);
   memset (r, 0, sizeof *r);
 }
 
@@ -499,6 +506,9 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
       res->layers[i].media_type = xstrdup (ds[i].media_type);
     }
   res->n_layers = st->n_layers;
+  res->os = xstrdup (st->spec.os ? st->spec.os : "linux");
+  res->architecture = xstrdup (st->spec.architecture ? st->spec.architecture : "unknown");
+  res->variant = st->spec.variant ? xstrdup (st->spec.variant) : NULL;
   return 0;
 }
 
@@ -581,6 +591,8 @@ build_wave (build_exec *b, int wn, kiln_error **err)
 int
 build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err)
 {
+  if (build_exec_check_emulation (p, err) < 0)
+    return -1;
   b->p = p;
   b->res = res;
   b->stages = xcalloc (p->n_stages, sizeof *b->stages);

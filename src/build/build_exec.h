@@ -93,6 +93,11 @@ typedef struct build_result
   uint64_t size;                /* config + layers, compressed */
   /* seconds per phase */
   double t_pull, t_run, t_snapshot, t_pack, t_copy;
+  char *os, *architecture, *variant; /* the image config's platform (variant may be NULL) */
+  /* A multi-platform build (build_output_index): one image per platform,
+   * and manifest* above are then the index's. */
+  struct build_result *images;
+  size_t n_images;
 } build_result;
 
 void build_result_clear (build_result *r);
@@ -104,6 +109,11 @@ void build_exec_free (build_exec *b);
 
 /* plan_options.image_env callback (ctx = build_exec): fetches the image. */
 int build_exec_image_env (void *ctx, const char *image, const char *platform, char ***env, kiln_error **err);
+
+/* Up front: every needed stage with RUN steps for another architecture
+ * has a binfmt_misc handler to run them (sandbox_binfmt_check). Also the
+ * first thing build_exec_run does. */
+int build_exec_check_emulation (const plan *p, kiln_error **err);
 
 /* Build the plan's target stage. */
 int build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err);

@@ -207,27 +207,32 @@ ensure_sandbox_locked (build_exec *b, kiln_error **err)
 }
 
 /* A RUN for another architecture needs binfmt_misc emulation (e.g. Debian's
- * qemu-user-static registers /proc/sys/fs/binfmt_misc/qemu-aarch64). */
+ * qemu-user-static registers /proc/sys/fs/binfmt_misc/qemu-aarch64). The
+ * stage's real architecture is its base image's. */
 static int
 check_emulation (const stage_state *st, kiln_error **err)
 {
-  const char *os, *arch, *variant;
-  platform_host (&os, &arch, &variant);
-  const char *want = st->spec.architecture;
-  if (!want || strcmp (want, arch) == 0)
-    return 0;
-  static const char *const names[][2] = { { "amd64", "x86_64" }, { "arm64", "aarch64" }, { "arm", "arm" },
-                                          { "386", "i386" }, { "ppc64le", "ppc64le" }, { "s390x", "s390x" },
-                                          { "riscv64", "riscv64" }, { "mips64le", "mips64el" } };
-  const char *q = want;
-  for (size_t i = 0; i < ARRAY_SIZE (names); i++)
-    if (strcmp (names[i][0], want) == 0)
-      q = names[i][1];
-  autofree char *path = xasprintf ("/proc/sys/fs/binfmt_misc/qemu-%s", q);
-  if (access (path, F_OK) == 0)
-    return 0;
-  return kiln_error_make (err, ENOEXEC, "RUN for linux/%s on a linux/%s host needs binfmt_misc emulation (no '%s'; "
-                          "install qemu-user-static) — or build for --platform linux/%s", want, arch, path, arch);
+  return st->spec.architecture ? sandbox_binfmt_check (st->spec.architecture, err) : 0;
+}
+
+int
+build_exec_check_emulation (const plan *p, kiln_error **err)
+{
+  for (size_t i = 0; i < p->n_stages; i++)
+    {
+      const plan_stage *ps = &p->stages[i];
+      bool runs = false;
+      for (size_t k = 0; k < ps->n_steps && !runs; k++)
+        runs = ps->steps[k].kind == DF_RUN;
+      if (!ps->needed || !runs)
+        continue;
+      autofree char *os = NULL, *arch = NULL, *variant = NULL;
+      if (platform_parse (ps->platform, &os, &arch, &variant, err) < 0)
+        return -1;
+      if (sandbox_binfmt_check (arch, err) < 0)
+        return ps->name ? kiln_error_wrap (err, "stage '%s'", ps->name) : kiln_error_wrap (err, "stage %zu", i);
+    }
+  return 0;
 }
 
 /* ---- the step's environment and mounts ---- */
