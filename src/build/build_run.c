@@ -279,14 +279,21 @@ run_env (const stage_state *st, const plan_step *s, const char *home)
 }
 
 /* RUN bind mounts from=X: a built stage (by name or index), else an image
- * reference. */
+ * reference (for the running stage's platform). */
+typedef struct from_ctx
+{
+  build_exec *b;
+  const stage_state *st;
+} from_ctx;
+
 static int
 open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
 {
-  build_exec *b = ctx;
+  from_ctx *fc = ctx;
+  build_exec *b = fc->b;
   int i = build_from_find_stage (b, from);
   if (i < 0)
-    return build_from_image_lower (b, from, out, err);
+    return build_from_image_lower (b, fc->st, from, out, err);
   if (!b->stages[i].built)
     return kiln_error_make (err, EINVAL, "stage '%s' is not built before this step", from);
   return build_from_stage_lower (b, &b->stages[i], out, err);
@@ -299,7 +306,8 @@ static int
 run_prepare_mounts (build_exec *b, stage_state *st, const plan_step *s, char ***env, run_mounts *mounts,
                     kiln_error **err)
 {
-  run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir, open_from, b,
+  from_ctx fc = { b, st };
+  run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir, open_from, &fc,
                           b->isolation == SANDBOX_ISOLATION_PTRACE };
   if (run_mounts_prepare (&menv, s, mounts, err) < 0)
     return -1;

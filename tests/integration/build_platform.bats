@@ -194,3 +194,15 @@ EOF
   run skopeo inspect --raw "oci:$TEST_TMP/o:t"
   [ "$(jq -r '[.manifests[].platform.architecture] | join(",")' <<<"$output")" = amd64,arm64 ]
 }
+
+@test "COPY --from=IMAGE reads the image of each platform (no emulation needed: no RUN)" {
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'ARG BASE\nFROM scratch\nARG BASE\nCOPY --from=$BASE /bin/busybox /bb\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kb --platform linux/amd64,linux/arm64 --oci-layout "$TEST_TMP/o:t" "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  file_in "$TEST_TMP/o:t" bb arm64 > "$TEST_TMP/bb-arm64"
+  file_in "$TEST_TMP/o:t" bb amd64 > "$TEST_TMP/bb-amd64"
+  file "$TEST_TMP/bb-arm64" | grep -q 'ARM aarch64'
+  file "$TEST_TMP/bb-amd64" | grep -q 'x86-64'
+}
