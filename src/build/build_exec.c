@@ -591,7 +591,7 @@ build_wave (build_exec *b, int wn, kiln_error **err)
 int
 build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err)
 {
-  if (build_exec_check_emulation (p, err) < 0)
+  if (build_exec_check_emulation (b, p, err) < 0)
     return -1;
   b->p = p;
   b->res = res;

@@ -111,9 +111,11 @@ void build_exec_free (build_exec *b);
 int build_exec_image_env (void *ctx, const char *image, const char *platform, char ***env, kiln_error **err);
 
 /* Up front: every needed stage with RUN steps for another architecture
- * has a binfmt_misc handler to run them (sandbox_binfmt_check). Also the
- * first thing build_exec_run does. */
-int build_exec_check_emulation (const plan *p, kiln_error **err);
+ * has a binfmt_misc handler to run them (sandbox_binfmt_check), and
+ * --isolation=ptrace was not asked for (it runs native programs only; an
+ * automatic choice of ptrace is checked before each RUN). Also the first
+ * thing build_exec_run does. */
+int build_exec_check_emulation (build_exec *b, const plan *p, kiln_error **err);
 
 /* Build the plan's target stage. */
 int build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err);

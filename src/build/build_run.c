@@ -209,14 +209,34 @@ ensure_sandbox_locked (build_exec *b, kiln_error **err)
 /* A RUN for another architecture needs binfmt_misc emulation (e.g. Debian's
  * qemu-user-static registers /proc/sys/fs/binfmt_misc/qemu-aarch64). The
  * stage's real architecture is its base image's. */
+/* Under ptrace isolation the tracer handles the system calls of native
+ * programs only (its seccomp filter and syscall tables are the host's; a
+ * foreign ELF would be qemu's guest, whose calls qemu makes on its behalf):
+ * tracer_exec refuses foreign ELF files, so say so before the step. */
 static int
-check_emulation (const stage_state *st, kiln_error **err)
+check_foreign (const char *arch, sandbox_isolation iso, kiln_error **err)
 {
-  return st->spec.architecture ? sandbox_binfmt_check (st->spec.architecture, err) : 0;
+  const char *os, *host, *variant;
+  platform_host (&os, &host, &variant);
+  if (iso != SANDBOX_ISOLATION_PTRACE || strcmp (arch, host) == 0)
+    return 0;
+  return kiln_error_make (err, ENOEXEC, "RUN steps for linux/%s cannot run under --isolation=ptrace on this linux/%s "
+                          "host: the tracer runs programs of its own architecture only (binfmt_misc emulation needs "
+                          "--isolation=userns)", arch, host);
+}
+
+static int
+check_emulation (build_exec *b, const stage_state *st, kiln_error **err)
+{
+  if (!st->spec.architecture)
+    return 0;
+  if (check_foreign (st->spec.architecture, b->isolation, err) < 0)
+    return -1;
+  return sandbox_binfmt_check (st->spec.architecture, err);
 }
 
 int
-build_exec_check_emulation (const plan *p, kiln_error **err)
+build_exec_check_emulation (build_exec *b, const plan *p, kiln_error **err)
 {
   for (size_t i = 0; i < p->n_stages; i++)
     {
@@ -229,7 +249,7 @@ build_exec_check_emulation (const plan *p, kiln_error **err)
       autofree char *os = NULL, *arch = NULL, *variant = NULL;
       if (platform_parse (ps->platform, &os, &arch, &variant, err) < 0)
         return -1;
-      if (sandbox_binfmt_check (arch, err) < 0)
+      if (check_foreign (arch, b->o.isolation, err) < 0 || sandbox_binfmt_check (arch, err) < 0)
         return ps->name ? kiln_error_wrap (err, "stage '%s'", ps->name) : kiln_error_wrap (err, "stage %zu", i);
     }
   return 0;
@@ -497,7 +517,7 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
     net = SANDBOX_NET_NONE;
   else if (nf && strcmp (nf, "host") == 0)
     net = SANDBOX_NET_HOST;
-  if (check_emulation (st, err) < 0)
+  if (check_emulation (b, st, err) < 0)
     return -1;
 
   overlay_lower *lower = NULL;

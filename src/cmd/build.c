@@ -785,7 +785,7 @@ build_platforms (build_cmd_opts *o, store *s, build_exec *b, dockerfile *df, con
         goto out;
       for (size_t k = 0; i == 0 && plans[i]->warnings && plans[i]->warnings[k]; k++)
         log_warn ("%s", plans[i]->warnings[k]);
-      if (build_exec_check_emulation (plans[i], err) < 0)
+      if (build_exec_check_emulation (b, plans[i], err) < 0)
         goto out;
     }
   for (i = 0; i < n; i++)

@@ -206,3 +206,35 @@ EOF
   file "$TEST_TMP/bb-arm64" | grep -q 'ARM aarch64'
   file "$TEST_TMP/bb-amd64" | grep -q 'x86-64'
 }
+
+@test "arm64 RUN steps in every ID mode: root, a plain user with subuid ranges, a plain user in single ID mode" {
+  need_arm64
+  plain_users kiln-plat
+  local u
+  for u in root "${PLAIN_USERS[@]}"; do
+    mkdir -p "$SHARED/ctx-$u"
+    printf 'ARG BASE\nFROM $BASE\nRUN uname -m > /arch && id -u > /uid && touch /f && chown 1:1 /f && stat -c %%u /f > /owner\n' \
+      > "$SHARED/ctx-$u/Dockerfile"
+    local pre=()
+    [ "$u" = root ] || { pre=(run_as "$u"); chmod -R a+rX "$SHARED/ctx-$u"; }
+    run "${pre[@]}" "$KILN" build --root "$SHARED/store-$u" --insecure-registry "$REGISTRY" \
+      --build-arg "BASE=$BUSYBOX_MULTI_IMAGE" --platform linux/arm64,linux/amd64 --oci-layout "$SHARED/store-$u/out:t" \
+      "$SHARED/ctx-$u"
+    echo "$u: $output"
+    [ "$status" -eq 0 ]
+    [ "$(file_in "$SHARED/store-$u/out:t" arch arm64)" = aarch64 ]
+    [ "$(file_in "$SHARED/store-$u/out:t" uid arm64)" = 0 ]
+    # owners as the native step records them in this ID mode (single: one ID)
+    [ "$(file_in "$SHARED/store-$u/out:t" owner arm64)" = "$(file_in "$SHARED/store-$u/out:t" owner amd64)" ]
+  done
+}
+
+@test "--isolation=ptrace with a foreign platform: a clear error before anything runs" {
+  mkdir -p "$TEST_TMP/ctx"
+  printf 'FROM scratch\nCOPY Dockerfile /\nRUN echo hi\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kb --platform linux/arm64 --isolation ptrace --network host --oci-layout "$TEST_TMP/o:t" "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ $output == *"RUN steps for linux/arm64 cannot run under --isolation=ptrace"*"--isolation=userns"* ]]
+  [[ $output != *"COPY Dockerfile"* ]]
+}
