@@ -138,7 +138,7 @@ static const cli_option build_options[] = {
   { "build-arg", 0, CLI_VALUE, "KEY[=VALUE]", "set a build-time variable (repeatable); without =VALUE the value "
     "comes from the environment", OPT_BUILD_ARG },
   { "target", 0, CLI_VALUE, "STAGE", "build this stage (default: the last one)", OPT_TARGET },
-  { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", "target platform (default: this machine)", OPT_PLATFORM },
+  { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT][,...]", "target platform(s) (default: this machine); several make one image index", OPT_PLATFORM },
   { "custom-platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", NULL, OPT_PLATFORM },
   { "skip-unused-stages", 0, CLI_BOOL, NULL, "build only the stages the target needs (default true; "
     "false builds every stage up to the target)", OPT_SKIP_UNUSED },

@@ -78,9 +78,7 @@ file_in() {
   run kb --platform linux/amd64,linux/arm64 -t "$REGISTRY/kiln/multi:v1" --digest-file "$TEST_TMP/digest" "$TEST_TMP/ctx"
   echo "$output"
   [ "$status" -eq 0 ]
-  run skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/kiln/multi:v1"
-  [ "$status" -eq 0 ]
-  echo "$output" > "$TEST_TMP/index.json"
+  skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/kiln/multi:v1" > "$TEST_TMP/index.json"
   jq . "$TEST_TMP/index.json"
   [ "$(jq -r .mediaType "$TEST_TMP/index.json")" = application/vnd.oci.image.index.v1+json ]
   [ "$(jq -r '[.manifests[].platform | .os + "/" + .architecture] | join(",")' "$TEST_TMP/index.json")" = linux/amd64,linux/arm64 ]
