@@ -367,7 +367,8 @@ build_stage_steps (build_exec *b, int idx, kiln_error **err)
 {
   const plan_stage *ps = &b->p->stages[idx];
   stage_state *st = &b->stages[idx];
-  autofree char *label = ps->name ? xstrdup (ps->name) : xasprintf ("stage-%d", idx);
+  autofree char *name = ps->name ? xstrdup (ps->name) : xasprintf ("stage-%d", idx);
+  autofree char *label = b->o.platform_labels ? xasprintf ("%s %s", ps->platform, name) : xstrdup (name);
   size_t total = ps->n_steps + 1;
   autofree char *from = xasprintf ("FROM %s%s%s", ps->base, ps->name ? " AS " : "", ps->name ? ps->name : "");
   st->step_id = progress_step_begin (b->o.progress, label, 1, total, from);

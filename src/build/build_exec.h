@@ -62,6 +62,7 @@ typedef struct build_exec_opts
   bool single_snapshot;         /* kaniko --single-snapshot: one layer for the target stage's steps */
   bool allow_insecure;          /* --allow security.insecure: RUN --security=insecure is granted */
   int jobs;                     /* independent stages built at once (<= 1: one after another) */
+  bool platform_labels;         /* several platforms: progress and errors name a stage "linux/arm64 NAME" */
   sandbox_limits limits;        /* --memory, --pids-limit: per RUN step (zero: none) */
   /* The build's cancellation (NULL: none): readable once SIGINT/SIGTERM
    * arrived; every RUN step and stage mount set-up polls its read end

@@ -880,6 +880,7 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
       goto out;
     }
   eo->cache = cache;
+  eo->platform_labels = strv_len (o->platforms) > 1;
   if (build_exec_new (eo, &b, err) < 0)
     {
       dockerfile_free (df);

@@ -125,8 +125,13 @@ EOF
   run kb --platform linux/amd64,linux/arm64 --oci-layout "$TEST_TMP/out:m" "$TEST_TMP/ctx"
   echo "$output"
   [ "$status" -eq 0 ]
-  # the build stage ran once (the second platform's is CACHED), on the build platform
-  [ "$(grep -c 'CACHED' <<<"$output")" -ge 1 ]
+  # the build stage ran once (the second platform's is CACHED), on the build platform;
+  # progress names each stage's platform as BuildKit does
+  grep -m1 -A1 '\[linux/amd64 build 2/2\] RUN' <<<"$output" | grep -q 'cache miss'
+  grep -A1 '\[linux/amd64 build 2/2\] RUN' <<<"$output" | tail -n1 | grep -q CACHED
+  [ "$(grep -c '\[linux/amd64 build 2/2\] RUN' <<<"$output")" -eq 2 ]
+  [ "$(grep -A1 '\[linux/amd64 build 2/2\] RUN' <<<"$output" | grep -c CACHED)" -eq 1 ]
+  [[ $output == *"[linux/arm64 stage-1 4/4] RUN"* ]]
   [ "$(file_in "$TEST_TMP/out:m" built-on arm64)" = x86_64 ]
   [ "$(file_in "$TEST_TMP/out:m" token arm64)" = "$(file_in "$TEST_TMP/out:m" token amd64)" ]
   [ "$(file_in "$TEST_TMP/out:m" target arm64)" = arm64 ]
