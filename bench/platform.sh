@@ -81,6 +81,7 @@ kb() { # kb PLATFORMS NONCE
 kb linux/amd64,linux/arm64 warm # pulls both bases into the store
 
 now() { date +%s.%N; }
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A T
 for r in $(seq "$RUNS"); do
   for p in linux/arm64 linux/amd64 linux/amd64,linux/arm64; do
@@ -89,14 +90,15 @@ for r in $(seq "$RUNS"); do
     T[$p]+="$(echo "$(now) - $t0" | bc) "
   done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+runs() { for v in $1; do printf '%.1f ' "$v"; done; }
 a=$(median <<< "${T[linux/amd64]}") b=$(median <<< "${T[linux/arm64]}") c=$(median <<< "${T[linux/amd64,linux/arm64]}")
-echo "kiln $("$KILN" version 2>/dev/null | head -n1), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs"
+echo "$("$KILN" version 2>/dev/null | head -n1), $(nproc) cores, load $load0 at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end, $(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs"
 echo
 echo "| build (apt-get update + install curl, --no-cache) | median s | runs (s) |"
 echo "| --- | --- | --- |"
-echo "| linux/amd64 (native) | $a | ${T[linux/amd64]} |"
-echo "| linux/arm64 (qemu-aarch64 via binfmt_misc) | $b | ${T[linux/arm64]} |"
-echo "| linux/amd64,linux/arm64 (one index) | $c | ${T[linux/amd64,linux/arm64]} |"
+echo "| linux/amd64 (native) | $a | $(runs "${T[linux/amd64]}")|"
+echo "| linux/arm64 (qemu-aarch64 via binfmt_misc) | $b | $(runs "${T[linux/arm64]}")|"
+echo "| linux/amd64,linux/arm64 (one index) | $c | $(runs "${T[linux/amd64,linux/arm64]}")|"
 echo
 echo "arm64/amd64: $(echo "scale=2; $b / $a" | bc)x; two platforms / (amd64 + arm64): $(echo "scale=2; $c / ($a + $b)" | bc)"
