@@ -9,6 +9,16 @@ cd "$(dirname "$0")/.."
 
 make -j"$(nproc)" kiln >/dev/null
 export KILN="$PWD/kiln"
+# The fixture cache: the system's (filled by make test as root) when it has
+# the busybox image or can be written, else the user's own.
+: "${KILN_TEST_CACHE:=/var/cache/kiln-test}"
+layout=$(scripts/make-base-images.sh --cache "$KILN_TEST_CACHE" --print-layout busybox 2>/dev/null) || layout=""
+if ! { [ -n "$layout" ] && [ -r "$layout/index.json" ]; } &&
+  ! { mkdir -p "$KILN_TEST_CACHE" 2>/dev/null && [ -w "$KILN_TEST_CACHE" ]; }; then
+  KILN_TEST_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/kiln-test
+  echo "demo: fixture cache in $KILN_TEST_CACHE (the system's cannot be written)"
+fi
+export KILN_TEST_CACHE
 # shellcheck source=../tests/integration/helpers.bash
 source tests/integration/helpers.bash
 trap 'registry_stop_all' EXIT
@@ -47,6 +57,8 @@ echo "demo: pushed $REGISTRY/demo/hello@$digest"
 work=$(mktemp -d)
 trap 'registry_stop_all; rm -rf "$work"' EXIT
 skopeo copy --quiet --src-tls-verify=false "docker://$REGISTRY/demo/hello@$digest" "oci:$work/oci:hello"
-umoci unpack --image "$work/oci:hello" "$work/bundle" >/dev/null
+rootless=()
+[ "$(id -u)" -eq 0 ] || rootless=(--rootless)
+umoci unpack "${rootless[@]}" --image "$work/oci:hello" "$work/bundle" >/dev/null
 echo "demo: running the image's CMD (as its USER app, in its WORKDIR):"
 "$KILN" run --verbosity warn --rootfs "$work/bundle/rootfs" --user 1000:1000 --workdir /home/app /usr/local/bin/greeting

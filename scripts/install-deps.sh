@@ -12,6 +12,8 @@ PKGS=(
   passt
   # unit and integration tests
   libcmocka-dev bats jq openssl apache2-utils curl python3 procps psmisc
+  # build_attest.bats validates SBOMs against the SPDX 2.3 JSON schema
+  python3-jsonschema
   docker-registry skopeo umoci busybox-static debootstrap
   uidmap buildah fuse-overlayfs crun bubblewrap
   attr libcap2-bin tar gzip pigz zstd xz-utils bzip2 file gdb

@@ -20,8 +20,10 @@
 # REGISTRY/library/debian:bookworm. Everything is cached under DIR (default
 # ${KILN_TEST_CACHE:-/var/cache/kiln-test}) keyed by a version stamp: the
 # debootstrap .debs, the rootfs tarball and the finished layouts, so a rerun only
-# pushes. A lock (flock) keeps concurrent runs from building twice. Needs root to
-# build (debootstrap, file ownership); reading a filled cache does not.
+# pushes. A lock (flock) keeps concurrent runs from building twice. The debian
+# image needs root to build (debootstrap); busybox does not (as a plain user
+# umoci's rootless mode records the files as root's); reading a filled cache
+# needs neither.
 set -euo pipefail
 
 # Bump when the recipe changes: old cache entries are then ignored.
@@ -93,6 +95,10 @@ fi
 for t in umoci skopeo; do command -v $t >/dev/null || die "'$t' is not installed"; done
 mkdir -p "$cache/oci" "$cache/rootfs" "$cache/debs" "$cache/tmp" || die "cannot create cache '$cache'"
 
+# As a plain user umoci unpacks and repacks with the user's files mapped to 0:0.
+ROOTLESS=""
+[ "$(id -u)" -eq 0 ] || ROOTLESS=--rootless
+
 work=""
 cleanup() { [ -n "$work" ] && rm -rf --one-file-system "$work"; return 0; }
 trap cleanup EXIT
@@ -112,7 +118,7 @@ new_bundle() {
   tag=$(image_tag "$1")
   umoci init --layout "$work/layout"
   umoci new --image "$work/layout:$tag"
-  umoci unpack --image "$work/layout:$tag" "$work/bundle" >/dev/null
+  umoci unpack $ROOTLESS --image "$work/layout:$tag" "$work/bundle" >/dev/null
 }
 
 # make_layout NAME CMD [ARCH]: one layer from $work/bundle/rootfs
@@ -128,6 +134,8 @@ make_layout() {
   umoci config --image "$tmp:$tag" --created "$CREATED" \
     --no-history --os linux --architecture "$arch" --config.cmd "$cmd" --config.env "$PATH_ENV"
   umoci gc --layout "$tmp"
+  # umoci writes 0600 files: a cache filled by root is read by plain users too.
+  chmod -R a+rX "$tmp"
   rm -rf --one-file-system "$final"
   mv "$tmp" "$final"
 }
@@ -181,6 +189,7 @@ build_busybox-multi() {
   jq -n --arg d "sha256:$digest" --argjson s "$size" \
     '{schemaVersion: 2, manifests: [{mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s,
       annotations: {"org.opencontainers.image.ref.name": "latest"}}]}' > "$t/index.json"
+  chmod -R a+rX "$t"
   rm -rf --one-file-system "$(layout_dir busybox-multi)"
   mv "$t" "$(layout_dir busybox-multi)"
 }
@@ -201,7 +210,7 @@ busybox_rootfs() {
   chmod 0644 "$r/etc/passwd" "$r/etc/group"
   chmod 1777 "$r/tmp"
   chmod 0700 "$r/root"
-  chown -R 0:0 "$r"
+  [ -n "$ROOTLESS" ] || chown -R 0:0 "$r"
   chmod 0755 "$r"
 }
 
@@ -235,9 +244,12 @@ ensure() {
   local name=$1 d
   d=$(layout_dir "$name")
   if [ "$rebuild" = 0 ] && [ -f "$d/index.json" ]; then
+    # Layouts made before make_layout's chmod.
+    if [ "$(id -u)" -eq 0 ] && [ -n "$(find "$d" ! -perm -o+r -print -quit)" ]; then chmod -R a+rX "$d"; fi
     return 0
   fi
-  [ "$(id -u)" -eq 0 ] || die "building the $name fixture needs root (or a filled cache in '$cache')"
+  [ "$(id -u)" -eq 0 ] || [ "$name" = busybox ] ||
+    die "building the $name fixture needs root (debootstrap, dpkg-deb; or a filled cache in '$cache')"
   # Its parts first, each under the lock on its own.
   if [ "$name" = busybox-multi ]; then
     ensure busybox

@@ -54,6 +54,10 @@ add_url (build_exec *b, const char *url, int idx, int tmpfd, overlay_lower *dest
     return -1;
   if (checksum && strcmp (checksum, ur.digest) != 0)
     return kiln_error_make (err, EINVAL, "ADD '%s': checksum mismatch: expected %s, got %s", url, checksum, ur.digest);
+  pthread_mutex_lock (&b->lock);
+  strv_push (&b->add_urls, url);
+  strv_push (&b->add_urls, ur.digest);
+  pthread_mutex_unlock (&b->lock);
   copy_request ureq = *req;
   autofree char *base = url_fetch_basename (url);
   if (into_dir && !base)

@@ -28,8 +28,13 @@ build_result_clear (build_result *r)
   free (r->manifest);
   /* an index's n_layers counts its images' layers; it has no array */
   for (size_t i = 0; r->layers && i < r->n_layers; i++)
-    free (r->layers[i].media_type);
+    {
+      free (r->layers[i].media_type);
+      free (r->layers[i].origin);
+    }
   free (r->layers);
+  strv_free (r->fetched);
+  strv_free (r->add_urls);
   free (r->os);
   free (r->architecture);
   free (r->variant);
@@ -99,7 +104,10 @@ stage_state_clear (stage_state *s)
   image_spec_free (&s->spec);
   build_key_stage_free (s);
   for (size_t i = 0; i < s->n_layers; i++)
-    free (s->layers[i].media_type);
+    {
+      free (s->layers[i].media_type);
+      free (s->layers[i].origin);
+    }
   free (s->layers);
   memset (s, 0, sizeof *s);
 }
@@ -116,6 +124,7 @@ build_exec_free (build_exec *b)
       free (b->fetched[i]);
     }
   free (b->fetched);
+  strv_free (b->add_urls);
   pthread_mutex_destroy (&b->lock);
   if (b->ctxfd >= 0)
     close (b->ctxfd);
@@ -149,6 +158,10 @@ build_exec_apply_entry (build_exec *b, stage_state *st, const build_cache_entry 
       return;
     }
   build_exec_add_layer (st, e->diff_id, e->digest, mediatype_layer_for_format (e->media_type, b->o.format == IMAGE_FORMAT_DOCKER), e->size);
+  size_t si = (size_t) (st - b->stages);
+  const char *sname = b->p && si < b->p->n_stages ? b->p->stages[si].name : NULL;
+  st->layers[st->n_layers - 1].origin = xasprintf ("stage %zu%s%s%s step %s: %s", si, sname ? " (" : "",
+                                                   sname ? sname : "", sname ? ")" : "", st->step_label, created_by);
   strv_push (&st->spec.diff_ids, e->diff_id);
   image_spec_add_history (&st->spec, created_time (b), created_by, NULL, false);
 }
@@ -181,7 +194,7 @@ write_layer (build_exec *b, stage_state *st, const layer_change *ch, size_t n, b
   if (r < 0)
     {
       store_blob_discard (b->o.store, tmp);
-      return kiln_error_wrap (err, "writing the layer");
+      return kiln_error_wrap (err, "writing the layer to '%s/tmp/%s'", b->o.store->root, tmp);
     }
   if (store_blob_adopt (b->o.store, tmp, wr.blob_digest, err) < 0)
     return -1;
@@ -445,9 +458,13 @@ single_snapshot (build_exec *b, stage_state *st, kiln_error **err)
     }
   add_time (b, &b->res->t_snapshot, now_s () - t0 - (st->pack_secs - p0));
   for (size_t i = nb; i < st->n_layers; i++)
-    free (st->layers[i].media_type);
+    {
+      free (st->layers[i].media_type);
+      free (st->layers[i].origin);
+    }
   st->n_layers = nb;
   build_exec_add_layer (st, e.diff_id, e.digest, e.media_type, e.size);
+  st->layers[st->n_layers - 1].origin = xstrdup ("--single-snapshot of the target stage's steps");
   /* diff_ids: the base's, then the one layer. */
   size_t nd = strv_len (st->spec.diff_ids);
   for (size_t i = nd - na; i < nd; i++)
@@ -505,11 +522,21 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
     {
       res->layers[i] = st->layers[i];
       res->layers[i].media_type = xstrdup (ds[i].media_type);
+      res->layers[i].origin = st->layers[i].origin ? xstrdup (st->layers[i].origin) : NULL;
     }
   res->n_layers = st->n_layers;
   res->os = xstrdup (st->spec.os ? st->spec.os : "linux");
   res->architecture = xstrdup (st->spec.architecture ? st->spec.architecture : "unknown");
   res->variant = st->spec.variant ? xstrdup (st->spec.variant) : NULL;
+  pthread_mutex_lock (&b->lock);
+  for (size_t i = 0; i < b->n_fetched; i++)
+    {
+      strv_push (&res->fetched, b->fetched[i]->key);
+      strv_push (&res->fetched, b->fetched[i]->res.manifest_digest);
+    }
+  for (char **u = b->add_urls; u && *u; u++)
+    strv_push (&res->add_urls, *u);
+  pthread_mutex_unlock (&b->lock);
   return 0;
 }
 

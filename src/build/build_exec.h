@@ -58,6 +58,7 @@ typedef struct build_exec_opts
   char **secrets;               /* --secret id=ID,src=PATH|env=VAR */
   progress *progress;
   struct build_cache *cache;    /* NULL: no build cache (--no-cache) */
+  struct build_cache_mounts *cache_mounts; /* --cache-mounts-repo, or NULL */
   char **ignore_paths;          /* kaniko --ignore-path: left out of every layer */
   bool single_snapshot;         /* kaniko --single-snapshot: one layer for the target stage's steps */
   bool allow_insecure;          /* --allow security.insecure: RUN --security=insecure is granted */
@@ -80,6 +81,10 @@ typedef struct build_layer
   char digest[DIGEST_STRING_SIZE];
   char *media_type;
   int64_t size;
+  /* The step that made the layer: "stage 1 (name) step 3: RUN ..." for a
+   * step of this build (built or from the cache), NULL for a layer that
+   * came with a base image (provenance, build/provenance.h). */
+  char *origin;
 } build_layer;
 
 typedef struct build_result
@@ -92,6 +97,12 @@ typedef struct build_result
   build_layer *layers;
   size_t n_layers;
   uint64_t size;                /* config + layers, compressed */
+  /* Every image the build fetched (FROM, COPY --from, RUN --mount from):
+   * "REF@PLATFORM" and its manifest digest, pairs (provenance). */
+  char **fetched;
+  /* ADD URLs of the build: the URL and the sha256 digest of what it gave,
+   * pairs (provenance). */
+  char **add_urls;
   /* seconds per phase */
   double t_pull, t_run, t_snapshot, t_pack, t_copy;
   char *os, *architecture, *variant; /* the image config's platform (variant may be NULL) */

@@ -199,8 +199,12 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
       if (image_config_json (&base->spec, &cfg, &len, err) < 0 || image_spec_from_config (&st->spec, cfg, len, err) < 0)
         return kiln_error_wrap (err, "FROM stage '%s'", ps->base);
       for (size_t i = 0; i < base->n_layers; i++)
-        build_exec_add_layer (st, base->layers[i].diff_id, base->layers[i].digest, base->layers[i].media_type,
-                              base->layers[i].size);
+        {
+          build_exec_add_layer (st, base->layers[i].diff_id, base->layers[i].digest, base->layers[i].media_type,
+                                base->layers[i].size);
+          if (base->layers[i].origin)
+            st->layers[st->n_layers - 1].origin = xstrdup (base->layers[i].origin);
+        }
       build_key_stage (b, st, "from-stage", base->key);
       return 0;
     }

@@ -106,6 +106,7 @@ struct build_exec
    * the phase times; failed stops the other stages between steps. */
   pthread_mutex_t lock;
   volatile bool failed;
+  char **add_urls;           /* ADD URLs fetched: URL, sha256 digest, pairs (provenance; under lock) */
 };
 
 static inline void

@@ -75,6 +75,13 @@ push_one (store *s, const build_result *res, const build_output_opts *o, const c
     return kiln_error_make (err, EIO, "pushing '%s': registry reports digest %s, expected %s", full, digest,
                             res->manifest_digest);
   progress_note (o->progress, "pushed %s@%s", full, digest);
+  if (o->attest && o->attest->n > 0)
+    {
+      if (attest_push (c, ref->path, s, res, o->attest, err) < 0)
+        return kiln_error_wrap (err, "pushing '%s'", full);
+      autofree char *tag = attest_referrers_tag (res->manifest_digest);
+      progress_note (o->progress, "pushed %zu attestation(s) of %s (referrers tag %s)", o->attest->n, full, tag);
+    }
   return 0;
 }
 
@@ -280,6 +287,34 @@ build_output_index (store *s, image_format format, build_result *images, size_t 
   return 0;
 }
 
+/* The attestations of a: artifact manifests and their blobs as untagged
+ * index.json entries (their subject is the image), and each document as
+ * DIR/FILE_NAME. */
+static int
+write_layout_attest (store *s, const attest_set *a, const char *dir, kiln_error **err)
+{
+  autoocilayout ocilayout *l = NULL;
+  if (ocilayout_open (dir, &l, err) < 0)
+    return -1;
+  char empty[DIGEST_STRING_SIZE];
+  digest_buffer ("{}", 2, empty);
+  autoclose int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return kiln_error_make (err, errno, "open '%s'", dir);
+  for (size_t i = 0; i < a->n; i++)
+    {
+      const attest_doc *d = &a->docs[i];
+      if (layout_put_blob_verified (s, l, ATTEST_EMPTY_MEDIA_TYPE, empty, 2, err) < 0
+          || layout_put_blob_verified (s, l, d->media_type, d->digest, (int64_t) d->len, err) < 0
+          || layout_put_blob_verified (s, l, MEDIA_OCI_MANIFEST, d->manifest_digest, (int64_t) d->manifest_len, err) < 0
+          || ocilayout_add_artifact (l, MEDIA_OCI_MANIFEST, d->manifest_digest, (int64_t) d->manifest_len,
+                                     d->media_type, err) < 0
+          || fs_write_file_atomic_at (dfd, d->file_name, d->data, d->len, 0644, err) < 0)
+        return kiln_error_wrap (err, "OCI layout '%s': %s attestation", dir, d->media_type);
+    }
+  return 0;
+}
+
 static int
 write_tar (store *s, const build_result *res, const build_output_opts *o, kiln_error **err)
 {
@@ -346,6 +381,8 @@ build_output_write (store *s, const build_result *res, const build_output_opts *
       autofree char *dir = NULL, *tag = NULL;
       ocilayout_split_arg (o->oci_layout, &dir, &tag);
       if (write_layout (s, res, dir, tag, err) < 0)
+        return -1;
+      if (o->attest && o->attest->n > 0 && write_layout_attest (s, o->attest, dir, err) < 0)
         return -1;
       progress_note (o->progress, "wrote OCI layout %s", o->oci_layout);
     }

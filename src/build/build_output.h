@@ -6,6 +6,7 @@
 #ifndef KILN_BUILD_BUILD_OUTPUT_H
 #define KILN_BUILD_BUILD_OUTPUT_H
 
+#include "build/attest.h"
 #include "build/build_exec.h"
 #include "build/progress.h"
 #include "registry/client.h"
@@ -25,6 +26,9 @@ typedef struct build_output_opts
   const char *name_tag_digest_file; /* NAME:TAG@DIGEST lines (kaniko's --image-name-tag-with-digest-file) */
   bool ignore_immutable_tags; /* a push refused because the tag is immutable is not an error (kaniko) */
   progress *progress;
+  /* --sbom/--provenance: attached to every registry destination and the
+   * OCI layout (NULL or empty: none; build/attest.h) */
+  const attest_set *attest;
 } build_output_opts;
 
 /* A multi-platform result in *out: the OCI image index (Docker manifest

@@ -206,13 +206,15 @@ resolve_arg (builder *b, scope *s, const char *key, const char *def_expanded, bo
   out->value = v ? xstrdup (v) : NULL;
 }
 
-/* Re-issue an expansion error as "FILE:LINE: KEYWORD: why" plus the line. */
+/* Re-issue an expansion error as "FILE:LINE: KEYWORD: why" plus the line;
+ * the cause's errno becomes text ("...: No space left on device"), since
+ * the new error has none. */
 int
 plan_step_error (builder *b, const dockerfile_instr *in, kiln_error **err)
 {
   if (err == NULL || *err == NULL)
     return dockerfile_error (b->p->df, in->line, err, "%s: failed", in->keyword);
-  autofree char *msg = xstrdup ((*err)->msg ? (*err)->msg : "");
+  autofree char *msg = (*err)->msg ? kiln_error_string (*err) : xstrdup ("");
   kiln_error_clear (err);
   return dockerfile_error (b->p->df, in->line, err, "%s: %s", in->keyword, msg);
 }

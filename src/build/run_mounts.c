@@ -1,5 +1,6 @@
 /* run_mounts.c - RUN --mount (see run_mounts.h). */
 #include "build/run_mounts.h"
+#include "build/build_cache_mounts.h"
 #include "build/rootfs.h"
 #include "util/alloc.h"
 #include "util/digest.h"
@@ -197,38 +198,38 @@ mount_cache (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kil
   autofree char *lockname = xasprintf ("cache/%s.lock", h);
   const char *dir_rel = rel;
   autofree char *tmpname = NULL;
-  if (strcmp (sharing, "shared") != 0)
+  /* Before the step's own lock: the import takes the exclusive one. */
+  build_cache_mounts_use (env->cache_mounts, id, h, !opt_true (pm, "readonly"), env->idmap, env->owners_presented);
+  int lfd = openat (env->store->rootfd, lockname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lfd < 0)
+    return kiln_error_make (err, errno, "cache mount '%s': lock", id);
+  int how = strcmp (sharing, "private") == 0 ? LOCK_EX | LOCK_NB : strcmp (sharing, "locked") == 0 ? LOCK_EX
+                                                                                                   : LOCK_SH;
+  int r;
+  while ((r = flock (lfd, how)) < 0 && errno == EINTR)
+    ;
+  if (r < 0 && errno == EWOULDBLOCK)
     {
-      int lfd = openat (env->store->rootfd, lockname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-      if (lfd < 0)
-        return kiln_error_make (err, errno, "cache mount '%s': lock", id);
-      int how = strcmp (sharing, "private") == 0 ? LOCK_EX | LOCK_NB : LOCK_EX;
-      int r;
-      while ((r = flock (lfd, how)) < 0 && errno == EINTR)
-        ;
-      if (r < 0 && errno == EWOULDBLOCK)
-        {
-          /* private and busy: this step gets a fresh, throwaway directory. */
-          close (lfd);
-          autoclose int tfd = -1;
-          if (store_mktemp (env->store, "cache-", &tmpname, &tfd, err) < 0)
-            return -1;
-          strv_push (&m->tmpnames, tmpname);
-          free (rel);
-          rel = xasprintf ("tmp/%s/dir", tmpname);
-          dir_rel = rel;
-        }
-      else if (r < 0)
-        {
-          int e = errno;
-          close (lfd);
-          return kiln_error_make (err, e, "cache mount '%s': lock", id);
-        }
-      else
-        {
-          m->fds = xreallocarray (m->fds, m->n_fds + 1, sizeof *m->fds);
-          m->fds[m->n_fds++] = lfd;
-        }
+      /* private and busy: this step gets a fresh, throwaway directory. */
+      close (lfd);
+      autoclose int tfd = -1;
+      if (store_mktemp (env->store, "cache-", &tmpname, &tfd, err) < 0)
+        return -1;
+      strv_push (&m->tmpnames, tmpname);
+      free (rel);
+      rel = xasprintf ("tmp/%s/dir", tmpname);
+      dir_rel = rel;
+    }
+  else if (r < 0)
+    {
+      int e = errno;
+      close (lfd);
+      return kiln_error_make (err, e, "cache mount '%s': lock", id);
+    }
+  else
+    {
+      m->fds = xreallocarray (m->fds, m->n_fds + 1, sizeof *m->fds);
+      m->fds[m->n_fds++] = lfd;
     }
   struct stat sb;
   bool defer_owner = false;

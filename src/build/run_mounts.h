@@ -2,10 +2,13 @@
  * mounts backed by the store.
  *
  *   type=cache   a directory in the store (STORE/cache/<sha256 of id>), kept
- *                across builds and never in a layer; sharing=shared (no
- *                lock), locked (exclusive lock for the step), private (a
- *                fresh temporary directory when another step holds it);
- *                uid/gid/mode apply when the directory is created.
+ *                across builds and never in a layer; sharing=shared (a
+ *                shared lock for the step: an import cannot swap the
+ *                directory under it), locked (exclusive lock for the
+ *                step), private (a fresh temporary directory when another
+ *                step holds it); uid/gid/mode apply when the directory is
+ *                created. With --cache-mounts-repo the registry's entry
+ *                is imported first (build_cache_mounts.h).
  *   type=tmpfs   a tmpfs (size=).
  *   type=secret  the secret's bytes (--secret id=ID,src=PATH|env=VAR) in a
  *                private temporary file, bind-mounted read-only at
@@ -48,6 +51,9 @@ typedef struct run_mounts_env
    * tracer), so uid/gid of a mount are kept as set_owner whatever the ID
    * mapping. */
   bool owners_presented;
+  /* --cache-mounts-repo: a cache id's registry entry is imported before
+   * the first step that mounts it (NULL: none). */
+  struct build_cache_mounts *cache_mounts;
 } run_mounts_env;
 
 typedef struct run_mounts

@@ -3,7 +3,9 @@
 #include "cmd/cmd.h"
 #include "cmd/cmd_common.h"
 #include "cmd/build_kaniko.h"
+#include "build/attest.h"
 #include "build/build_cache.h"
+#include "build/build_cache_mounts.h"
 #include "build/build_exec.h"
 #include "build/build_output.h"
 #include "build/dockerfile.h"
@@ -18,6 +20,8 @@
 #include "util/cli.h"
 #include "util/log.h"
 #include "util/sigcancel.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
 #include "util/units.h"
 
 #include <archive.h>
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct build_cmd_opts
@@ -67,6 +72,8 @@ typedef struct build_cmd_opts
   char **noop_notes;          /* kaniko flags kiln does not need */
   bool cache;                 /* build cache on (--no-cache / --cache=false turn it off) */
   char *cache_repo;
+  char *cache_mounts_repo;    /* RUN --mount=type=cache directories through this repository */
+  uint64_t cache_mounts_max;  /* bytes; 0: the default */
   int64_t cache_ttl;          /* seconds, 0 = no limit */
   bool single_snapshot;
   char **ignore_paths;
@@ -77,6 +84,11 @@ typedef struct build_cmd_opts
   bool cache_given;           /* --cache=true: kaniko's registry cache, <destination>/cache by default */
   bool cache_copy_given;      /* --cache-copy-layers given: COPY layers through --cache-repo too */
   cmd_kaniko_opts kaniko;     /* kaniko's flags without a field above (build_kaniko.h) */
+  bool sbom, provenance;      /* --sbom, --provenance, --attest (build/attest.h) */
+  char *sbom_file, *provenance_file;
+  const char *df_path;        /* the Dockerfile read (provenance) */
+  int64_t epoch;              /* the documents' time under --reproducible */
+  int64_t started;            /* the build's start (provenance) */
 } build_cmd_opts;
 
 enum
@@ -122,9 +134,16 @@ enum
   OPT_PIDS_LIMIT,
   OPT_CACHE,
   OPT_CACHE_REPO,
+  OPT_CACHE_MOUNTS_REPO,
+  OPT_CACHE_MOUNTS_MAX,
   OPT_CACHE_TTL,
   OPT_CACHE_RUN_LAYERS,
   OPT_CACHE_COPY_LAYERS,
+  OPT_SBOM,
+  OPT_PROVENANCE,
+  OPT_ATTEST,
+  OPT_SBOM_FILE,
+  OPT_PROVENANCE_FILE,
 };
 
 static const cli_option build_options[] = {
@@ -148,6 +167,21 @@ static const cli_option build_options[] = {
   { "oci-layout", 0, CLI_VALUE, "DIR[:TAG]", "also write the image into an OCI layout directory", OPT_OCI_LAYOUT },
   { "oci-layout-path", 0, CLI_VALUE, "DIR[:TAG]", NULL, OPT_OCI_LAYOUT },
   { "tar-path", 0, CLI_VALUE, "FILE", "also write the image as a `docker load` archive", OPT_TAR_PATH },
+  { "sbom", 0, CLI_BOOL, NULL, "(BuildKit) attach an SPDX 2.3 JSON SBOM of the image: packages of dpkg, apk, "
+    "Python (*.dist-info), npm (package-lock.json, node_modules) and Go binaries' build info, each with its purl and the layer that "
+    "introduced it; read from the layers, nothing is run. Attached as an OCI 1.1 artifact whose subject is the "
+    "image (pushed with the referrers tag sha256-HEX; in --oci-layout an index.json entry and DIR/sbom.spdx.json); "
+    "the image's digest does not change", OPT_SBOM },
+  { "provenance", 0, CLI_BOOL, NULL, "(BuildKit) attach a SLSA v1 provenance statement (in-toto): builder, "
+    "Dockerfile digest, target, platform, build args, base image digests, and for every layer the step that made "
+    "it and its exact file list with each path's change (added, modified, deleted, metadata); attached as --sbom "
+    "(DIR/provenance.json in --oci-layout)", OPT_PROVENANCE },
+  { "attest", 0, CLI_VALUE, "type=sbom|provenance[,...]", "(BuildKit) the long form of --sbom and --provenance "
+    "(repeatable; provenance takes mode=min|max, both give the full statement; other options are an error)",
+    OPT_ATTEST },
+  { "sbom-file", 0, CLI_VALUE, "FILE", "also write the SBOM to FILE (implies --sbom)", OPT_SBOM_FILE },
+  { "provenance-file", 0, CLI_VALUE, "FILE", "also write the provenance statement to FILE (implies --provenance)",
+    OPT_PROVENANCE_FILE },
   { "digest-file", 0, CLI_VALUE, "FILE", "write the image manifest digest to FILE", OPT_DIGEST_FILE_B },
   { "image-name-with-digest-file", 0, CLI_VALUE, "FILE", "write NAME@DIGEST for every destination to FILE",
     OPT_NAME_DIGEST_FILE },
@@ -207,6 +241,12 @@ static const cli_option build_options[] = {
     "the build", OPT_CACHE_REPO },
   { "cache-ttl", 0, CLI_VALUE, "DURATION", "cache entries older than this are rebuilt (default 336h, two weeks, "
     "as kaniko; 0: no limit)", OPT_CACHE_TTL },
+  { "cache-mounts-repo", 0, CLI_VALUE, "REGISTRY/REPO", "share RUN --mount=type=cache directories through this "
+    "repository, one tag per cache id (mount-<sha256 of the id>): imported before the first step that mounts "
+    "the id (an entry older than --cache-ttl is ignored), exported after the build (while the image is pushed) "
+    "when a step changed it; independent of --no-cache", OPT_CACHE_MOUNTS_REPO },
+  { "cache-mounts-max-size", 0, CLI_VALUE, "SIZE", "a cache mount with more file data than this is not exported, "
+    "and an entry with a larger blob or more file data is not imported (default 1g)", OPT_CACHE_MOUNTS_MAX },
   { "cache-run-layers", 0, CLI_BOOL, NULL, "cache RUN layers (default true)", OPT_CACHE_RUN_LAYERS },
   { "cache-copy-layers", 0, CLI_BOOL, NULL, "(kaniko) also share COPY/ADD/WORKDIR layers through --cache-repo "
     "(default false, as kaniko: they are rebuilt from the context); the store caches them unless this is "
@@ -314,6 +354,32 @@ parse_int (const char *flag, const char *v, int lo, int hi, int *out, kiln_error
   return 0;
 }
 
+/* --attest type=sbom | type=provenance[,mode=min|max] (BuildKit's). */
+static int
+parse_attest (build_cmd_opts *o, const char *value, kiln_error **err)
+{
+  autofree char *copy = xstrdup (value);
+  bool *which = NULL;
+  bool on = true;
+  char *save = NULL;
+  for (char *f = strtok_r (copy, ",", &save); f; f = strtok_r (NULL, ",", &save))
+    {
+      if (strcmp (f, "type=sbom") == 0)
+        which = &o->sbom;
+      else if (strcmp (f, "type=provenance") == 0)
+        which = &o->provenance;
+      else if (strcmp (f, "disabled=true") == 0)
+        on = false;
+      else if (strcmp (f, "disabled=false") != 0 && strcmp (f, "mode=min") != 0 && strcmp (f, "mode=max") != 0)
+        return kiln_error_make (err, 0, "--attest '%s': '%s' is not supported (type=sbom, type=provenance, "
+                                "mode=min|max, disabled=true|false)", value, f);
+    }
+  if (!which)
+    return kiln_error_make (err, 0, "--attest '%s': expected type=sbom or type=provenance", value);
+  *which = on;
+  return 0;
+}
+
 static const cmd_string_flag build_strings[] = {
   CMD_STRING_FLAG (OPT_FILE, build_cmd_opts, file),
   CMD_STRING_FLAG (OPT_TARGET, build_cmd_opts, target),
@@ -330,6 +396,7 @@ static const cmd_string_flag build_strings[] = {
   CMD_STRING_FLAG (OPT_ISOLATION, build_cmd_opts, isolation),
   CMD_STRING_FLAG (OPT_SECCOMP, build_cmd_opts, seccomp),
   CMD_STRING_FLAG (OPT_CACHE_REPO, build_cmd_opts, cache_repo),
+  CMD_STRING_FLAG (OPT_CACHE_MOUNTS_REPO, build_cmd_opts, cache_mounts_repo),
 };
 static const cmd_flags build_flags = CMD_FLAGS (build_cmd_opts, build_strings);
 
@@ -364,6 +431,20 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       return cli_parse_bool ("no-push", value, &o->no_push, err);
     case OPT_REPRODUCIBLE:
       return cli_parse_bool ("reproducible", value, &o->reproducible, err);
+    case OPT_SBOM:
+      return cli_parse_bool ("sbom", value, &o->sbom, err);
+    case OPT_PROVENANCE:
+      return cli_parse_bool ("provenance", value, &o->provenance, err);
+    case OPT_ATTEST:
+      return parse_attest (o, value, err);
+    case OPT_SBOM_FILE:
+      o->sbom = true;
+      cmd_set_string (&o->sbom_file, value);
+      return 0;
+    case OPT_PROVENANCE_FILE:
+      o->provenance = true;
+      cmd_set_string (&o->provenance_file, value);
+      return 0;
     case OPT_COMPRESSION_LEVEL:
       {
         /* the widest range of any compression; exec_opts_from checks the chosen one */
@@ -426,6 +507,12 @@ build_handle (void *ctx, int id, const char *value, kiln_error **err)
       if (cli_parse_bool ("cache", value, &o->cache, err) < 0)
         return -1;
       o->cache_given = o->cache;
+      return 0;
+    case OPT_CACHE_MOUNTS_MAX:
+      if (units_parse_size (value, &o->cache_mounts_max, err) < 0)
+        return kiln_error_wrap (err, "--cache-mounts-max-size");
+      if (o->cache_mounts_max == 0)
+        return kiln_error_make (err, EINVAL, "--cache-mounts-max-size: expected a size above 0");
       return 0;
     case OPT_CACHE_TTL:
       {
@@ -725,6 +812,43 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
     .name_digest_file = o->name_digest_file, .progress = prog,
     .name_tag_digest_file = o->kaniko.name_tag_digest_file, .ignore_immutable_tags = o->kaniko.push_ignore_immutable,
   };
+  /* --sbom, --provenance: documents from the image's layers, attached to
+   * every output; the image's manifest is not touched. */
+  autoattestset attest_set att = { 0 };
+  if (o->sbom || o->provenance)
+    {
+      autofree char *df_digest = NULL;
+      autofree char *df_data = NULL;
+      size_t df_len = 0;
+      if (o->df_path && fs_read_file_at (AT_FDCWD, o->df_path, 16u << 20, &df_data, &df_len, err) < 0)
+        return kiln_error_wrap (err, "provenance: Dockerfile");
+      if (df_data)
+        {
+          df_digest = xmalloc (DIGEST_STRING_SIZE);
+          digest_buffer (df_data, df_len, df_digest);
+        }
+      const char *version, *commit;
+      cmd_version_strings (&version, &commit);
+      attest_opts ao = {
+        .sbom = o->sbom, .provenance = o->provenance, .sbom_file = o->sbom_file,
+        .provenance_file = o->provenance_file,
+        .name = o->destinations && o->destinations[0] ? o->destinations[0] : o->oci_layout,
+        .created = o->reproducible ? o->epoch : (int64_t) time (NULL),
+        .started = o->reproducible ? 0 : o->started, .finished = (int64_t) time (NULL),
+        .kiln_version = version, .kiln_commit = commit, .dockerfile_path = o->df_path,
+        .dockerfile_digest = df_digest, .target = o->target, .platform = o->platform,
+        .build_args = o->build_args, .context = o->context, .add_urls = res->add_urls,
+      };
+      if (!o->sbom_file && !o->provenance_file && !o->oci_layout && (o->no_push || !o->destinations))
+        log_warn ("--sbom/--provenance: the documents go nowhere: nothing is pushed, and there is no --oci-layout, "
+                  "--sbom-file or --provenance-file (a --tar-path archive cannot carry them)");
+      int id = progress_step_begin (prog, "attest", 1, 1, "making the SBOM and provenance");
+      int r = attest_make (s, res, &ao, &att, err);
+      progress_step_end_id (prog, id, r < 0 ? "ERROR" : "DONE");
+      if (r < 0)
+        return -1;
+      oo.attest = &att;
+    }
   /* Keep the result: prune removes what no ref reaches. */
   {
     autofree char *refname = xasprintf ("build/%s", o->destinations && o->destinations[0] ? o->destinations[0]
@@ -842,6 +966,9 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
   eo->store = s;
   eo->context_dir = ctx_dir;
   eo->dockerfile_path = df_path;
+  o->df_path = df_path;
+  o->epoch = eo->epoch;
+  o->started = (int64_t) time (NULL);
   eo->reg = &pull_reg;
   eo->mirrors = o->mirrors;
   eo->pull = o->pull;
@@ -852,6 +979,7 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
   int ret = -1;
   build_result res = { 0 };
   build_cache *cache = NULL;
+  build_cache_mounts *mounts = NULL;
   build_cache_opts co = {
     .store = s, .enabled = o->cache, .cache_run = o->cache_run_layers, .cache_copy = o->cache_copy_layers,
     .cache_copy_remote = o->cache_copy_given && o->cache_copy_layers,
@@ -880,6 +1008,16 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
       goto out;
     }
   eo->cache = cache;
+  build_cache_mounts_opts cmo = {
+    .store = s, .repo = o->cache_mounts_repo, .reg = &o->reg, .ttl = o->cache_ttl, .max_size = o->cache_mounts_max,
+    .compression = eo->layer.compression, .level = eo->layer.level, .progress = prog,
+  };
+  if (o->cache_mounts_repo && build_cache_mounts_new (&cmo, &mounts, err) < 0)
+    {
+      dockerfile_free (df);
+      goto out;
+    }
+  eo->cache_mounts = mounts;
   eo->platform_labels = strv_len (o->platforms) > 1;
   if (build_exec_new (eo, &b, err) < 0)
     {
@@ -890,16 +1028,24 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
     {
       /* Steps that succeeded are worth sharing: the rerun starts there. */
       if (!*build_signal)
-        build_cache_flush (cache);
+        {
+          build_cache_flush (cache);
+          build_cache_mounts_finish (mounts);
+        }
       goto out;
     }
+  /* Cache mounts are packed and pushed while the build cache and the
+   * image are. */
+  build_cache_mounts_start (mounts);
   build_cache_flush (cache);
   if (build_publish (o, s, prog, &res, build_signal, err) < 0)
     goto out;
+  build_cache_mounts_finish (mounts);
   ret = 0;
 out:
   build_result_clear (&res);
   build_exec_free (b);
+  build_cache_mounts_free (mounts);
   build_cache_free (cache);
   if (log_to_frame) /* progress_free closes the log stream */
     log_setup ((log_level) o->common.verbosity, (log_format) o->common.log_format, o->common.log_timestamp, NULL);
@@ -922,6 +1068,9 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
     return -1;
   if (strv_len (o->platforms) > 1 && o->dry_run)
     return kiln_error_make (err, EINVAL, "--dry-run plans one platform: give one --platform, not '%s'", o->platform);
+  if (strv_len (o->platforms) > 1 && (o->sbom || o->provenance))
+    return kiln_error_make (err, ENOTSUP, "--sbom/--provenance with several platforms are not supported yet (the "
+                            "documents describe one image): build each --platform on its own to attest it");
   if (strv_len (o->platforms) > 1 && o->tar_path)
     return kiln_error_make (err, EINVAL, "--tar-path '%s': a docker archive holds one image, not an index of "
                             "several platforms: use --oci-layout DIR (or build one --platform)", o->tar_path);
@@ -1004,6 +1153,8 @@ cmd_build_main (int argc, char **argv, kiln_error **err)
 out:
   cmd_flags_free (&build_flags, &o);
   free (o.context);
+  free (o.sbom_file);
+  free (o.provenance_file);
   strv_free (o.build_args);
   strv_free (o.platforms);
   strv_free (o.destinations);

@@ -31,6 +31,8 @@ int cmd_prune_main (int argc, char **argv, kiln_error **err);
 int cmd_run_main (int argc, char **argv, kiln_error **err);
 /* `kiln version` (version.c): kiln's and the linked libraries' versions. */
 int cmd_version_main (int argc, char **argv, kiln_error **err);
+/* kiln's version and git commit as `kiln version` prints them (provenance). */
+void cmd_version_strings (const char **version, const char **commit);
 /* `kiln help [COMMAND]` (help.c): the usage below, or COMMAND --help. */
 int cmd_help_main (int argc, char **argv, kiln_error **err);
 

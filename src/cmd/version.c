@@ -1,6 +1,9 @@
 /* version.c - `kiln version`: kiln's version and git commit (defined by the
- * Makefile for this file) and the versions of the linked libraries. */
+ * Makefile for this file), the versions of the linked libraries and the
+ * default seccomp profile RUN steps get. */
 #include "cmd/cmd.h"
+#include "sandbox/seccomp_profile.h"
+#include "util/alloc.h"
 #include "util/cli.h"
 
 #include <archive.h>
@@ -27,12 +30,21 @@
 #define KILN_LIBCAP_VERSION "unknown"
 #endif
 
+void
+cmd_version_strings (const char **version, const char **commit)
+{
+  *version = KILN_VERSION;
+  *commit = KILN_GIT_COMMIT;
+}
+
 int
 cmd_version_main (int argc, char **argv, kiln_error **err)
 {
   if (argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0))
     {
-      printf ("Usage: kiln version\n\nPrint kiln's version, git commit and the versions of the linked libraries.\n");
+      printf ("Usage: kiln version\n\nPrint kiln's version, git commit, the versions of the linked libraries and "
+              "the default seccomp profile (the file found, as kiln build and kiln run look for it, or the copy "
+              "built into kiln).\n");
       return KILN_EXIT_OK;
     }
   if (argc > 1)
@@ -54,5 +66,12 @@ cmd_version_main (int argc, char **argv, kiln_error **err)
   printf ("openssl: %s\n", OpenSSL_version (OPENSSL_VERSION));
   printf ("zlib: %s\n", zlibVersion ());
   printf ("zstd: %s\n", ZSTD_versionString ());
+  /* The same search seccomp_profile_load_filter makes without --seccomp-policy. */
+  autofree char *policy = NULL;
+  autoerror kiln_error *perr = NULL;
+  if (seccomp_profile_default_path (&policy, &perr) == 0)
+    printf ("seccomp profile: %s\n", policy);
+  else
+    printf ("seccomp profile: built-in (policies/default.json of this build; none found on disk)\n");
   return KILN_EXIT_OK;
 }

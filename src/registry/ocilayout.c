@@ -220,9 +220,26 @@ index_begin (void)
   return w;
 }
 
+static int write_entry (ocilayout *l, const char *tag, const char *media_type, const char *digest, int64_t size,
+                        const char *artifact_type, kiln_error **err);
+
 int
 ocilayout_set_ref (ocilayout *l, const char *tag, const char *media_type, const char *digest, int64_t size,
                    kiln_error **err)
+{
+  return write_entry (l, tag, media_type, digest, size, NULL, err);
+}
+
+int
+ocilayout_add_artifact (ocilayout *l, const char *media_type, const char *digest, int64_t size,
+                        const char *artifact_type, kiln_error **err)
+{
+  return write_entry (l, NULL, media_type, digest, size, artifact_type, err);
+}
+
+static int
+write_entry (ocilayout *l, const char *tag, const char *media_type, const char *digest, int64_t size,
+             const char *artifact_type, kiln_error **err)
 {
   autofree char *old = NULL;
   size_t old_len = 0;
@@ -253,6 +270,8 @@ ocilayout_set_ref (ocilayout *l, const char *tag, const char *media_type, const 
   json_writer_kv_string (w, "mediaType", media_type);
   json_writer_kv_string (w, "digest", digest);
   json_writer_kv_int (w, "size", size);
+  if (artifact_type)
+    json_writer_kv_string (w, "artifactType", artifact_type);
   if (tag)
     {
       json_writer_key (w, "annotations");
@@ -283,6 +302,17 @@ read_index (ocilayout *l, json_value **idx, kiln_error **err)
   return 0;
 }
 
+/* Entries that are images: without "artifactType" (attestations that
+ * name an image as their subject are not images of the layout). */
+static size_t
+count_images (const json_value *ms)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < json_array_size (ms); i++)
+    n += json_get_string (json_array_get (ms, i), "artifactType") == NULL;
+  return n;
+}
+
 int
 ocilayout_resolve (ocilayout *l, const char *tag, char **media_type, char **digest, int64_t *size, kiln_error **err)
 {
@@ -291,12 +321,12 @@ ocilayout_resolve (ocilayout *l, const char *tag, char **media_type, char **dige
     return -1;
   json_value *ms = json_get_array (idx, "manifests");
   json_value *found = NULL;
-  size_t n = json_array_size (ms);
-  for (size_t i = 0; i < n; i++)
+  size_t n = count_images (ms);
+  for (size_t i = 0; i < json_array_size (ms); i++)
     {
       json_value *e = json_array_get (ms, i);
       const char *name = json_get_string (json_get_object (e, "annotations"), REF_NAME);
-      if (tag ? (name && strcmp (name, tag) == 0) : n == 1)
+      if (tag ? (name && strcmp (name, tag) == 0) : (n == 1 && !json_get_string (e, "artifactType")))
         found = e;
     }
   if (!found)
@@ -363,14 +393,14 @@ ocilayout_load_image (ocilayout *l, const char *tag, char **data, size_t *len, c
   if (read_index (l, &idx, err) < 0)
     return -1;
   json_value *ms = json_get_array (idx, "manifests");
-  size_t n = json_array_size (ms);
-  autofree json_value **found = xcalloc (n + 1, sizeof *found);
+  size_t n = count_images (ms);
+  autofree json_value **found = xcalloc (json_array_size (ms) + 1, sizeof *found);
   size_t nf = 0;
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < json_array_size (ms); i++)
     {
       json_value *e = json_array_get (ms, i);
       const char *name = json_get_string (json_get_object (e, "annotations"), REF_NAME);
-      if (tag ? (name && strcmp (name, tag) == 0) : n == 1)
+      if (tag ? (name && strcmp (name, tag) == 0) : (n == 1 && !json_get_string (e, "artifactType")))
         found[nf++] = e;
     }
   if (nf == 0)

@@ -33,6 +33,13 @@ extern const registry_pull_consumer ocilayout_consumer;
 int ocilayout_set_ref (ocilayout *l, const char *tag, const char *media_type, const char *digest, int64_t size,
                        kiln_error **err);
 
+/* Add (or replace, by digest) an untagged index.json entry for an artifact
+ * manifest (an SBOM or provenance whose subject is an image of the
+ * layout): the descriptor carries "artifactType", and lookups without a
+ * tag (the only image) do not count such entries. */
+int ocilayout_add_artifact (ocilayout *l, const char *media_type, const char *digest, int64_t size,
+                            const char *artifact_type, kiln_error **err);
+
 /* Find the manifest for tag (NULL: the only entry). Caller frees the
  * strings. */
 int ocilayout_resolve (ocilayout *l, const char *tag, char **media_type, char **digest, int64_t *size,

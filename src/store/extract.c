@@ -315,6 +315,8 @@ typedef struct extractor
   uint64_t max_entries;
   uint64_t meta_bytes;  /* names, link targets, xattrs seen so far */
   uint64_t max_meta_bytes;
+  uint64_t data_bytes;  /* regular file data so far (header sizes) */
+  uint64_t max_data_bytes; /* 0: no limit */
   source *src;
   bool short_end;       /* the stream ended right after a member's data */
 } extractor;
@@ -614,6 +616,10 @@ do_member (extractor *x, struct archive *a, struct archive_entry *e, kiln_error 
     }
   if (m.type != LAYER_INDEX_REG)
     return 0;
+  x->data_bytes += m.size;
+  if (x->max_data_bytes && x->data_bytes > x->max_data_bytes)
+    return kiln_error_make (err, EFBIG, "layer has more than %llu bytes of file data (at '%s')",
+                            (unsigned long long) x->max_data_bytes, npath);
   autoclose int fd = openat (pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return kiln_error_make (err, errno, "create '%s'", npath);
@@ -685,7 +691,8 @@ extract_layer (int layer_dirfd, extract_read_fn read_fn, void *ctx, const extrac
   extractor x = { .treefd = treefd, .parents = { .treefd = treefd, .fd = -1 }, .src = &src,
                   .max_entries = opts && opts->max_entries ? opts->max_entries : EXTRACT_DEFAULT_MAX_ENTRIES,
                   .max_meta_bytes = opts && opts->max_meta_bytes ? opts->max_meta_bytes
-                                                                 : EXTRACT_DEFAULT_MAX_META_BYTES };
+                                                                 : EXTRACT_DEFAULT_MAX_META_BYTES,
+                  .max_data_bytes = opts ? opts->max_data_bytes : 0 };
   x.b = layer_index_builder_new ();
   int ret = 0;
   if (source_init (&src) < 0)
@@ -770,7 +777,7 @@ extract_to_store (store *s, const char *blob_digest, const char *diff_id, extrac
   if (extract_layer (dfd, read_fn, ctx, &o, res, err) < 0)
     {
       store_rmtemp (s, tmp);
-      return kiln_error_wrap (err, "extracting layer %s", key);
+      return kiln_error_wrap (err, "extracting layer %s into store '%s'", key, s->root);
     }
   if (blob_digest && strcmp (blob_digest, res->blob_digest) != 0)
     {

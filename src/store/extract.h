@@ -71,6 +71,9 @@ typedef struct extract_opts
 {
   uint64_t max_entries;     /* members (headers) per layer; 0: EXTRACT_DEFAULT_MAX_ENTRIES */
   uint64_t max_meta_bytes;  /* 0: EXTRACT_DEFAULT_MAX_META_BYTES */
+  /* Regular file data, summed over the members' header sizes before any
+   * is written (a small blob can inflate to anything); 0: no limit. */
+  uint64_t max_data_bytes;
 } extract_opts;
 
 typedef struct extract_result

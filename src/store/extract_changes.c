@@ -337,7 +337,7 @@ extract_from_changes (store *s, const layer_change *ch, size_t n, const layer_wr
   if (fc_build (dfd, ch, n, opts, err) < 0 || store_publish_layer (s, tmp, diff_id, blob_digest, err) < 0)
     {
       store_rmtemp (s, tmp);
-      return kiln_error_wrap (err, "storing layer %s", diff_id);
+      return kiln_error_wrap (err, "storing layer %s in store '%s'", diff_id, s->root);
     }
   return 0;
 }

@@ -500,7 +500,7 @@ fetch_blob_data (void *blob, const void *data, size_t len, kiln_error **err)
             *err = e;
           else
             kiln_error_make (err, 0, "extraction failed");
-          return kiln_error_wrap (err, "extracting layer %s", b->digest);
+          return kiln_error_wrap (err, "extracting layer %s into store '%s'", b->digest, b->f->s->root);
         }
     }
   return 0;
@@ -519,7 +519,7 @@ fetch_blob_end (void *blob, bool ok, kiln_error **err)
       if (ok && b->th_ret < 0)
         {
           *err = steal_pointer (&b->th_err);
-          ret = kiln_error_wrap (err, "extracting layer %s", b->digest);
+          ret = kiln_error_wrap (err, "extracting layer %s into store '%s'", b->digest, f->s->root);
         }
     }
   if (ok && ret == 0 && b->deferred)
@@ -530,7 +530,7 @@ fetch_blob_end (void *blob, bool ok, kiln_error **err)
       autoclose int rfd = store_blob_reopen (b->w, err);
       if (rfd < 0
           || extract_layer_checked (f, b->digest, extract_read_fd, &rfd, b->diff_id, &b->existed, NULL, err) < 0)
-        ret = kiln_error_wrap (err, "extracting layer %s", b->digest);
+        ret = kiln_error_wrap (err, "extracting layer %s into store '%s'", b->digest, f->s->root);
     }
   if (!ok || ret < 0)
     {

@@ -849,7 +849,10 @@ layer_writer_write (const layer_change *changes, size_t n, const layer_writer_op
   for (int i = 0; i < nworkers + 2; i++)
     pthread_join (workers[i], NULL);
   free (workers);
-  if (ret == 0 && p.failed)
+  /* A failure of the pipeline itself (the blob's write: ENOSPC, EIO) is the
+   * cause; the tar writer only saw "layer pipeline failed". ECANCELED is the
+   * tar writer's own failure, already in err. */
+  if (p.failed && p.err_status != ECANCELED)
     ret = kiln_error_make (err, p.err_status, "%s", p.err_msg);
   if (ret == 0)
     {

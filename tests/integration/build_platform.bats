@@ -180,13 +180,17 @@ EOF
   [ ! -e "$TEST_TMP/o" ]
 }
 
-@test "--tar-path with several platforms is a clear error; a duplicate platform too; one platform still works" {
+@test "--tar-path or --sbom with several platforms is a clear error; a duplicate platform too; scratch images need no emulation" {
   mkdir -p "$TEST_TMP/ctx"
   printf 'FROM scratch\nCOPY Dockerfile /\n' > "$TEST_TMP/ctx/Dockerfile"
   run kb --platform linux/amd64,linux/arm64 --tar-path "$TEST_TMP/x.tar" "$TEST_TMP/ctx"
   echo "$output"
   [ "$status" -ne 0 ]
   [[ $output == *"--tar-path"*"docker archive holds one image"*"--oci-layout"* ]]
+  run kb --platform linux/amd64,linux/arm64 --sbom --oci-layout "$TEST_TMP/s:t" "$TEST_TMP/ctx"
+  [ "$status" -ne 0 ]
+  [[ $output == *"--sbom/--provenance with several platforms are not supported yet"* ]]
+  [ ! -e "$TEST_TMP/s" ]
   run kb --platform linux/amd64,linux/x86_64 --no-push "$TEST_TMP/ctx"
   [ "$status" -ne 0 ]
   [[ $output == *"'linux/amd64' is listed twice"* ]]

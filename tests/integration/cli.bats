@@ -29,6 +29,21 @@ teardown() { kiln_teardown; }
   [[ ${lines[0]} == "kiln "* ]]
 }
 
+@test "kiln version: names the default seccomp profile RUN steps get: KILN_POLICY_DIR, policies/ next to the binary, or the built-in copy" {
+  KILN_POLICY_DIR=/some/dir run "$KILN" version
+  [ "$status" -eq 0 ]
+  [[ $output == *$'\nseccomp profile: /some/dir/default.json'* ]]
+  mkdir -p "$TEST_TMP/a/policies" "$TEST_TMP/b"
+  cp "$KILN" "$TEST_TMP/a/kiln"
+  cp "$KILN" "$TEST_TMP/b/kiln"
+  cp "$KILN_SRC/policies/default.json" "$TEST_TMP/a/policies/"
+  env -u KILN_POLICY_DIR "$TEST_TMP/a/kiln" version | grep -qx "seccomp profile: $TEST_TMP/a/policies/default.json"
+  if [ ! -e /usr/local/share/kiln/policies/default.json ] && [ ! -e /usr/share/kiln/policies/default.json ]; then
+    env -u KILN_POLICY_DIR "$TEST_TMP/b/kiln" version |
+      grep -qx "seccomp profile: built-in (policies/default.json of this build; none found on disk)"
+  fi
+}
+
 @test "kiln version: extra argument is a usage error" {
   run "$KILN" version extra
   [ "$status" -eq 2 ]

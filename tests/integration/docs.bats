@@ -6,7 +6,7 @@
 load helpers
 
 setup() { kiln_setup; }
-teardown() { kiln_teardown; }
+teardown() { shared_dir_cleanup; kiln_teardown; }
 
 @test "docs: every path named in docs/architecture.md and docs/design/ exists" {
   run "$KILN_SRC/scripts/check-doc-paths.sh"
@@ -44,5 +44,71 @@ teardown() { kiln_teardown; }
   [ "$status" -eq 0 ]
   [[ $output == *"demo: pushed 127.0.0.1:"*"/demo/hello@sha256:"* ]]
   [[ $output == *"hello from kiln"* ]]
+  [[ $output == *"running as app in /home/app"* ]]
+}
+
+# demo_as USER CACHE: make demo as USER from USER's own copy of the checkout
+# with KILN_TEST_CACHE=CACHE (empty and root's: a fresh machine; or the
+# system's, filled by root).
+demo_as() {
+  local u=$1 cache=$2 home tmp
+  home=$(getent passwd "$u" | cut -d: -f6)
+  tmp=$(_test_user_tmp "$u")
+  # The objects are already built (the demo's make then only relinks); no
+  # .git (another user's).
+  rm -rf "$SHARED/$u"
+  mkdir "$SHARED/$u"
+  tar -C "$KILN_SRC" --exclude=./.git --exclude="./build-*" -cf - . | tar -C "$SHARED/$u" -xf -
+  chown -R "$u:" "$SHARED/$u"
+  rm -rf "$home/.cache/kiln-test"
+  local pre=()
+  # DEMO_FUSE_0600=1: /dev/fuse as some cloud images ship it (0600), in a
+  # mount namespace of the demo's own.
+  if [ "${DEMO_FUSE_0600:-0}" = 1 ]; then
+    rm -f "$TEST_TMP/fuse"
+    mknod -m 0600 "$TEST_TMP/fuse" c 10 229
+    pre=(unshare -m --propagation private sh -c 'mount --bind "$0" /dev/fuse && exec "$@"' "$TEST_TMP/fuse")
+  fi
+  mkdir -p "$tmp/run"
+  chown "$u:" "$tmp/run"
+  chmod 0700 "$tmp/run"
+  run "${pre[@]}" setpriv --reuid "$u" --regid "$(id -g "$u")" --init-groups --inh-caps=-all -- env -i PATH="$PATH" HOME="$home" USER="$u" LOGNAME="$u" TMPDIR="$tmp" \
+    XDG_RUNTIME_DIR="$tmp/run" KILN_TEST_CACHE="$cache" make -C "$SHARED/$u" demo
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"demo: pushed 127.0.0.1:"*"/demo/hello@sha256:"* ]]
+  [[ $output == *"hello from kiln"* ]]
+  [ -z "$(find "$SHARED/$u" ! -user "$u")" ]
+  if [ "$cache" = "$SHARED/syscache" ]; then
+    # The busybox fixture was built as the user, in the user's cache.
+    [[ $output == *"demo: fixture cache in $home/.cache/kiln-test (the system's cannot be written)"* ]]
+    [ -f "$(echo "$home/.cache/kiln-test/oci/"busybox-*/index.json)" ]
+    [ -z "$(ls -A "$SHARED/syscache")" ]
+    [ -z "$(find "$home/.cache/kiln-test" ! -user "$u")" ]
+  else
+    [[ $output != *"demo: fixture cache in"* ]]
+    [ ! -e "$home/.cache/kiln-test" ]
+  fi
+}
+
+@test "docs: make demo as a plain user, with and without subuid ranges, with and without a fixture cache" {
+  shared_dir
+  mkdir "$SHARED/syscache"
+  test_user_create kiln-demo-sub --subuid
+  demo_as kiln-demo-sub "$SHARED/syscache"
+  [[ $output == *"running as app in /home/app"* ]]
+  # Without ranges (single ID mode) USER app runs as uid 0, with a warning
+  # (docs/compatibility.md).
+  test_user_create kiln-demo-single
+  demo_as kiln-demo-single "$SHARED/syscache"
+  [[ $output == *"warn: single ID mode maps only root: the step runs as uid 0 instead of 1000:1000"* ]]
+  [[ $output == *"running as root in /home/app"* ]]
+  # The system's cache, filled by root (make test): read by the user.
+  "$KILN_SRC/scripts/make-base-images.sh" busybox > /dev/null
+  demo_as kiln-demo-sub "$KILN_TEST_CACHE"
+  [[ $output == *"running as app in /home/app"* ]]
+  # Where /dev/fuse is 0600, RUN steps run under ptrace isolation.
+  DEMO_FUSE_0600=1 demo_as kiln-demo-sub "$KILN_TEST_CACHE"
+  [[ $output == *"no usable /dev/fuse"*"using --isolation=ptrace"* ]]
   [[ $output == *"running as app in /home/app"* ]]
 }

@@ -305,6 +305,10 @@ registry_start() {
   # follows. A clean environment: distribution reads REGISTRY_* variables as
   # config overrides, and ours (REGISTRY_LOG, ...) mean something else.
   # Extra fds are closed: a registry holding bats' fd 3 would hang bats.
+  # The log exists before the loop below reads it (under set -e and
+  # pipefail, as in scripts/demo.sh, a sed that cannot open it would end
+  # the script).
+  : > "$dir/registry.log"
   (
     for fd in /proc/$BASHPID/fd/*; do
       fd=${fd##*/}
@@ -377,6 +381,13 @@ registry_stop() {
       sleep 0.05
     done
   done
+  # Our child that has not exec'd docker-registry yet (a script that fails
+  # right after registry_start) is not "alive" above, and wait would block
+  # until the registry it becomes exits: kill it too (an unreaped child's
+  # pid is not recycled).
+  if [ "$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)" = "$BASHPID" ]; then
+    kill -KILL "$pid" 2>/dev/null
+  fi
   # Reap it when it is our child (no zombie left); harmless otherwise.
   wait "$pid" 2>/dev/null || true
   [ "$pid" = "${REGISTRY_PID:-}" ] && unset REGISTRY_PID

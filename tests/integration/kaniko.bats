@@ -138,6 +138,43 @@ kaniko_flags() { grep -v '^#' "$KILN_SRC/tests/integration/kaniko-executor-flags
   [ "$status" -eq 1 ] && [[ $output == *"--context-sub-path 'nope'"* ]]
 }
 
+@test "kaniko: its README's invocation in long forms (absolute --dockerfile, --destination x2) with --cache=true --cache-repo --single-snapshot --reproducible; a fresh runner gives the same image from the cache" {
+  build_file_setup
+  mkdir -p "$TEST_TMP/workspace" "$TEST_TMP/elsewhere"
+  printf 'ARG BASE\nFROM $BASE\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt && echo ran-$RANDOM\n' > "$TEST_TMP/workspace/Dockerfile"
+  echo readme-ctx > "$TEST_TMP/workspace/a.txt"
+  cd "$TEST_TMP/elsewhere"
+  local store
+  for store in warm fresh; do
+    KILN_ROOT="$TEST_TMP/$store" run "$KILN" build --dockerfile "$TEST_TMP/workspace/Dockerfile" \
+      --context "dir://$TEST_TMP/workspace/" --destination "$REGISTRY/readme/app:1" \
+      --destination "$REGISTRY/readme/app:latest" --cache=true --cache-repo "$REGISTRY/readme/cache" \
+      --single-snapshot --reproducible --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
+      --digest-file "$TEST_TMP/digest-$store" --progress plain
+    echo "$output"
+    [ "$status" -eq 0 ]
+  done
+  # The fresh runner (empty store) took the RUN step from the cache repository.
+  [[ $output == *"RUN cat /a.txt > /b.txt"*"CACHED"* ]]
+  [[ ! $output =~ ran-[0-9] ]]
+  local d
+  d=$(cat "$TEST_TMP/digest-warm")
+  [ "$(cat "$TEST_TMP/digest-fresh")" = "$d" ]
+  local tag
+  for tag in 1 latest; do
+    [ "$(skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/readme/app:$tag" | sha256sum | cut -d' ' -f1)" = "${d#sha256:}" ]
+  done
+  # --single-snapshot: the base's layer and one more; --reproducible:
+  # created at the epoch.
+  skopeo inspect --config --tls-verify=false "docker://$REGISTRY/readme/app:1" > "$TEST_TMP/config.json"
+  jq -e '(.rootfs.diff_ids | length) == 2 and .created == "1970-01-01T00:00:00Z"' "$TEST_TMP/config.json"
+  skopeo list-tags --tls-verify=false "docker://$REGISTRY/readme/cache" | jq -e '.Tags | length >= 1'
+  skopeo copy --quiet --src-tls-verify=false "docker://$REGISTRY/readme/app:1" "oci:$TEST_TMP/oci:t"
+  umoci unpack --rootless --image "$TEST_TMP/oci:t" "$TEST_TMP/b" > /dev/null
+  [ "$(cat "$TEST_TMP/b/rootfs/b.txt")" = readme-ctx ]
+  [ -x "$TEST_TMP/b/rootfs/bin/busybox" ]
+}
+
 @test "kaniko: push access is checked before anything is pulled or run: wrong password, good password, TLS" {
   kiln_setup
   [ "$(id -u)" -ne 0 ] || chmod 0666 /dev/fuse

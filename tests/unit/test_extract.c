@@ -463,6 +463,34 @@ test_xattr_bomb (void **state)
   assert_true (test_err_contains (err, "layer member 'x/04'"));
 }
 
+/* The data budget: a 20 MiB sparse file is a few blocks of tar, and is
+ * refused by its header size before anything is written. */
+static void
+test_data_limit (void **state)
+{
+  (void) state;
+  extract_result res;
+  autoerror kiln_error *err = NULL;
+  autofree char *path = xasprintf ("%s/sparse-pax.tar", g_corpus);
+  autoclose int in = open (path, O_RDONLY | O_CLOEXEC);
+  assert_true (in >= 0);
+  autofree char *d1 = NULL;
+  autoclose int l1 = -1;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "layer-", &d1, &l1, &err), err);
+  extract_opts o = { .max_data_bytes = 10 << 20 };
+  assert_true (extract_layer (l1, extract_read_fd, &in, &o, &res, &err) < 0);
+  assert_true (test_err_contains (err, "more than 10485760 bytes of file data (at 'sparse')"));
+  struct stat sb;
+  assert_true (fstatat (l1, "tree/sparse", &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+  kiln_error_clear (&err);
+  assert_int_equal (lseek (in, 0, SEEK_SET), 0);
+  autofree char *d2 = NULL;
+  autoclose int l2 = -1;
+  assert_ok (fs_mkdtemp_at (g_dirfd, "layer-", &d2, &l2, &err), err);
+  o.max_data_bytes = 30 << 20;
+  assert_ok (extract_layer (l2, extract_read_fd, &in, &o, &res, &err), err);
+}
+
 /* ---- store ------------------------------------------------------------- */
 
 typedef struct slow_src
@@ -971,6 +999,7 @@ main (void)
     cmocka_unit_test (test_unpadded_end),
     cmocka_unit_test (test_bomb),
     cmocka_unit_test (test_xattr_bomb),
+    cmocka_unit_test (test_data_limit),
     cmocka_unit_test (test_store_once),
     cmocka_unit_test (test_store_concurrent),
     cmocka_unit_test (test_store_kill9),

@@ -173,6 +173,22 @@ test_blob_link_out (void **state)
 /* A layer whose tree links a user's file: published with a links file;
  * an in-place edit (same size, mtime put back) makes store_open_layer
  * extract the layer again from its blob, which holds what was packed. */
+/* The layer of changes ch (n of them), written, adopted and extracted
+ * into s as a build commits one. */
+static void
+commit_changes (store *s, const layer_change *ch, size_t n, layer_writer_result *wr)
+{
+  autoerror kiln_error *err = NULL;
+  int bfd = -1;
+  autofree char *btmp = NULL;
+  assert_ok (store_blob_tmpfile (s, &bfd, &btmp, &err), err);
+  layer_writer_opts wo = { .compression = LAYER_COMPRESS_GZIP, .level = -1 };
+  assert_ok (layer_writer_write (ch, n, &wo, bfd, wr, &err), err);
+  close (bfd);
+  assert_ok (store_blob_adopt (s, btmp, wr->blob_digest, &err), err);
+  assert_ok (extract_from_changes (s, ch, n, &wo, wr->diff_id, wr->blob_digest, &err), err);
+}
+
 static void
 test_layer_relink (void **state)
 {
@@ -196,15 +212,9 @@ test_layer_relink (void **state)
                       .data_dirfd = cfd, .data_path = "app.sh", .src_ino = st.st_ino,
                       .src_ctime_sec = st.st_ctim.tv_sec, .src_ctime_nsec = (uint32_t) st.st_ctim.tv_nsec,
                       .src_settled = true };
-  int bfd = -1;
-  autofree char *btmp = NULL;
-  assert_ok (store_blob_tmpfile (s, &bfd, &btmp, &err), err);
   layer_writer_opts wo = { .compression = LAYER_COMPRESS_GZIP, .level = -1 };
   layer_writer_result wr;
-  assert_ok (layer_writer_write (&ch, 1, &wo, bfd, &wr, &err), err);
-  close (bfd);
-  assert_ok (store_blob_adopt (s, btmp, wr.blob_digest, &err), err);
-  assert_ok (extract_from_changes (s, &ch, 1, &wo, wr.diff_id, wr.blob_digest, &err), err);
+  commit_changes (s, &ch, 1, &wr);
   autofree char *lrel = xasprintf ("layers/sha256/%s/links", digest_hex (wr.diff_id));
   autofree char *frel = xasprintf ("layers/sha256/%s/tree/app.sh", digest_hex (wr.diff_id));
   struct stat ts;
@@ -279,15 +289,8 @@ test_layer_many (void **state)
                                .src_ctime_sec = st.st_ctim.tv_sec, .src_ctime_nsec = (uint32_t) st.st_ctim.tv_nsec,
                                .src_settled = true };
     }
-  int bfd = -1;
-  autofree char *btmp = NULL;
-  assert_ok (store_blob_tmpfile (s, &bfd, &btmp, &err), err);
-  layer_writer_opts wo = { .compression = LAYER_COMPRESS_GZIP, .level = -1 };
   layer_writer_result wr;
-  assert_ok (layer_writer_write (ch, N, &wo, bfd, &wr, &err), err);
-  close (bfd);
-  assert_ok (store_blob_adopt (s, btmp, wr.blob_digest, &err), err);
-  assert_ok (extract_from_changes (s, ch, N, &wo, wr.diff_id, wr.blob_digest, &err), err);
+  commit_changes (s, ch, N, &wr);
   autofree char *lrel = xasprintf ("layers/sha256/%s/links", digest_hex (wr.diff_id));
   struct stat ls;
   int tfd = -1;
@@ -317,22 +320,14 @@ test_layer_many (void **state)
 static void
 make_user_layer (store *s, int cfd, const char *name, const char *path, const struct stat *st, char diff[DIGEST_STRING_SIZE])
 {
-  autoerror kiln_error *err = NULL;
   layer_change ch = { .path = path, .kind = LAYER_CHANGE_ADD,
                       .meta = { .type = LAYER_INDEX_REG, .mode = 0644, .size = (uint64_t) st->st_size,
                                 .mtime_sec = st->st_mtim.tv_sec, .mtime_nsec = (uint32_t) st->st_mtim.tv_nsec },
                       .data_dirfd = cfd, .data_path = name, .src_ino = st->st_ino,
                       .src_ctime_sec = st->st_ctim.tv_sec, .src_ctime_nsec = (uint32_t) st->st_ctim.tv_nsec,
                       .src_settled = true };
-  int bfd = -1;
-  autofree char *btmp = NULL;
-  assert_ok (store_blob_tmpfile (s, &bfd, &btmp, &err), err);
-  layer_writer_opts wo = { .compression = LAYER_COMPRESS_GZIP, .level = -1 };
   layer_writer_result wr;
-  assert_ok (layer_writer_write (&ch, 1, &wo, bfd, &wr, &err), err);
-  close (bfd);
-  assert_ok (store_blob_adopt (s, btmp, wr.blob_digest, &err), err);
-  assert_ok (extract_from_changes (s, &ch, 1, &wo, wr.diff_id, wr.blob_digest, &err), err);
+  commit_changes (s, &ch, 1, &wr);
   memcpy (diff, wr.diff_id, DIGEST_STRING_SIZE);
 }
 

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -24,6 +25,8 @@ image_env (void *ctx, const char *image, const char *platform, char ***env, kiln
   strv_push (env, "PATH=/img/bin");
   if (strcmp (image, "fail") == 0)
     return kiln_error_make (err, 0, "no such image");
+  if (strcmp (image, "full") == 0)
+    return kiln_error_make (err, ENOSPC, "write member data");
   return 0;
 }
 
@@ -216,6 +219,8 @@ test_known_base_env (void **state)
   assert_string_equal (p->stages[1].steps[0].args[0], "x");
   plan_free (p);
   err_has ("FROM fail\n", NULL, NULL, "no such image");
+  /* The cause's errno is kept: the re-issued error is FILE:LINE: text. */
+  err_has ("FROM full\n", NULL, NULL, "FROM: reading the configuration of 'full': write member data: No space left on device");
 }
 
 /* Multi-stage: FROM stage, COPY --from by name and index and image,
