@@ -21,13 +21,47 @@ PKGS=(
   apparmor
   # lint.bats compiles the tracer's architecture code for aarch64 (syntax only)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  # multi-platform builds: RUN steps of foreign architectures through
+  # binfmt_misc (handlers registered with the F flag)
+  qemu-user-static binfmt-support
 )
+
+# The arm64 busybox fixture (scripts/make-base-images.sh busybox-arm64) is made
+# from Debian's busybox-static:arm64 .deb, downloaded into the test cache with
+# a private apt state (the host's dpkg architectures are left alone).
+arm64_busybox_deb() {
+  local cache=${KILN_TEST_CACHE:-/var/cache/kiln-test} d o
+  ls "$cache"/debs/busybox-static_*_arm64.deb >/dev/null 2>&1 && return 0
+  [ "$(id -u)" -eq 0 ] || { echo "install-deps: the busybox-static arm64 .deb needs root to download" >&2; return 1; }
+  mkdir -p "$cache/debs"
+  d=$(mktemp -d)
+  mkdir -p "$d/lists/partial" "$d/cache/archives/partial"
+  o=(-o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o "Dir::State::Lists=$d/lists"
+     -o "Dir::Cache=$d/cache" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+  echo "install-deps: downloading busybox-static:arm64 into $cache/debs"
+  if (cd "$d" && apt-get "${o[@]}" -qq update && apt-get "${o[@]}" -qq download busybox-static) >/dev/null; then
+    mv "$d"/busybox-static_*_arm64.deb "$cache/debs/"
+  fi
+  rm -rf "$d"
+  ls "$cache"/debs/busybox-static_*_arm64.deb >/dev/null 2>&1
+}
+
+# binfmt_misc must be mounted for the handlers to be seen and registered.
+binfmt_ready() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  binfmt_ready
+  arm64_busybox_deb
+  exit 0
+fi
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then
@@ -38,3 +72,5 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+binfmt_ready
+arm64_busybox_deb

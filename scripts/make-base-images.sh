@@ -2,11 +2,17 @@
 # make-base-images.sh - build kiln's fixture base images WITHOUT kiln.
 #
 #   scripts/make-base-images.sh [--cache DIR] [--push REGISTRY] [--dest-cert-dir DIR]
-#                               [--dest-creds USER:PASS] [--rebuild] [busybox|debian|all]
-#   scripts/make-base-images.sh [--cache DIR] --print-layout busybox|debian
+#                               [--dest-creds USER:PASS] [--rebuild]
+#                               [busybox|busybox-arm64|busybox-multi|debian|all]
+#   scripts/make-base-images.sh [--cache DIR] --print-layout NAME
 #
 # busybox: busybox-static's /bin/busybox plus applet symlinks, /etc/passwd and
 #          /etc/group with root only, /tmp, /root, /home; one layer; Cmd ["/bin/sh"].
+# busybox-arm64: the same from Debian's busybox-static:arm64 .deb (downloaded
+#          into DIR/debs by scripts/install-deps.sh; the applet list is the
+#          host busybox's, the same Debian version), architecture arm64.
+# busybox-multi: an OCI image index of busybox (linux/amd64) and busybox-arm64
+#          (linux/arm64/v8), written with jq; pushed with skopeo copy --all.
 # debian:  debootstrap --variant=minbase bookworm; one layer; Cmd ["bash"].
 #
 # Both are OCI layouts made with umoci (init/new/insert/config, fixed mtimes and
@@ -43,7 +49,7 @@ while [ $# -gt 0 ]; do
     --rebuild) rebuild=1; shift ;;
     --print-layout) print_layout=$2; shift 2 ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    busybox|debian|all) what=$1; shift ;;
+    busybox|busybox-arm64|busybox-multi|debian|all) what=$1; shift ;;
     *) echo "make-base-images: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -55,14 +61,29 @@ busybox_stamp() {
 }
 debian_stamp() { echo "r$RECIPE-$SUITE-minbase"; }
 
+# The cached arm64 .deb (scripts/install-deps.sh downloads it).
+busybox_arm64_deb() {
+  local f
+  f=$(ls "$cache"/debs/busybox-static_*_arm64.deb 2>/dev/null | sort | tail -n1)
+  [ -n "$f" ] || die "no busybox-static arm64 .deb in '$cache/debs' (run scripts/install-deps.sh)"
+  echo "$f"
+}
+busybox_arm64_stamp() {
+  local f
+  f=$(basename "$(busybox_arm64_deb)" .deb)
+  echo "r$RECIPE-${f//[^A-Za-z0-9.+-]/_}"
+}
+
 layout_dir() {
   case "$1" in
     busybox) echo "$cache/oci/busybox-$(busybox_stamp)" ;;
+    busybox-arm64) echo "$cache/oci/busybox-arm64-$(busybox_arm64_stamp)" ;;
+    busybox-multi) echo "$cache/oci/busybox-multi-$(busybox_stamp)-$(busybox_arm64_stamp)" ;;
     debian) echo "$cache/oci/debian-$(debian_stamp)" ;;
     *) die "unknown image '$1'" ;;
   esac
 }
-image_tag() { case "$1" in busybox) echo latest ;; debian) echo bookworm ;; esac; }
+image_tag() { case "$1" in busybox|busybox-arm64|busybox-multi) echo latest ;; debian) echo bookworm ;; esac; }
 
 if [ -n "$print_layout" ]; then
   d=$(layout_dir "$print_layout")
@@ -100,17 +121,18 @@ new_bundle() {
   umoci unpack $ROOTLESS --image "$work/layout:$tag" "$work/bundle" >/dev/null
 }
 
-# make_layout NAME CMD: one layer from $work/bundle/rootfs (umoci repack gives
-# relative member names, unlike insert), config set, moved into place atomically.
+# make_layout NAME CMD [ARCH]: one layer from $work/bundle/rootfs
+# (umoci repack gives relative member names, unlike insert), config set, moved
+# into place atomically.
 make_layout() {
-  local name=$1 cmd=$2 tag final tmp="$work/layout"
+  local name=$1 cmd=$2 arch=${3:-amd64} tag final tmp="$work/layout"
   tag=$(image_tag "$name")
   final=$(layout_dir "$name")
   fix_mtimes "$work/bundle/rootfs"
   umoci repack --image "$tmp:$tag" --history.created "$CREATED" \
     --history.created_by "kiln make-base-images.sh $name" "$work/bundle"
   umoci config --image "$tmp:$tag" --created "$CREATED" \
-    --no-history --os linux --architecture amd64 --config.cmd "$cmd" --config.env "$PATH_ENV"
+    --no-history --os linux --architecture "$arch" --config.cmd "$cmd" --config.env "$PATH_ENV"
   umoci gc --layout "$tmp"
   # umoci writes 0600 files: a cache filled by root is read by plain users too.
   chmod -R a+rX "$tmp"
@@ -118,15 +140,67 @@ make_layout() {
   mv "$tmp" "$final"
 }
 
-build_busybox() {
-  local r="$work/bundle/rootfs" bb app
-  new_bundle busybox
+host_busybox() {
+  local bb
   bb=$(command -v busybox) || true
   [ -x /bin/busybox ] && bb=/bin/busybox
   file -L "$bb" 2>/dev/null | grep -q 'statically linked' || die "busybox-static is not installed ('$bb' is not static)"
+  echo "$bb"
+}
+
+build_busybox() {
+  local bb
+  bb=$(host_busybox)
+  new_bundle busybox
+  busybox_rootfs "$bb" "$bb"
+  make_layout busybox /bin/sh
+}
+
+build_busybox-arm64() {
+  local deb x="$work/deb"
+  deb=$(busybox_arm64_deb)
+  dpkg-deb -x "$deb" "$x"
+  file "$x/bin/busybox" | grep -q 'ARM aarch64' || die "'$deb' holds no aarch64 /bin/busybox"
+  new_bundle busybox-arm64
+  busybox_rootfs "$x/bin/busybox" "$(host_busybox)"
+  make_layout busybox-arm64 /bin/sh arm64
+}
+
+# One layout holding both images' blobs and an index of their manifests.
+build_busybox-multi() {
+  local a m t="$work/multi" d idx digest size
+  mkdir -p "$t/blobs/sha256"
+  cp "$(layout_dir busybox)/oci-layout" "$t/"
+  local entries=()
+  for a in busybox busybox-arm64; do
+    d=$(layout_dir "$a")
+    cp -n "$d"/blobs/sha256/* "$t/blobs/sha256/"
+    m=$(jq -c '.manifests[0] | del(.annotations)' "$d/index.json")
+    case "$a" in
+      busybox) entries+=("$(jq -c '. + {platform: {architecture: "amd64", os: "linux"}}' <<<"$m")") ;;
+      *) entries+=("$(jq -c '. + {platform: {architecture: "arm64", os: "linux", variant: "v8"}}' <<<"$m")") ;;
+    esac
+  done
+  idx=$(printf '%s\n' "${entries[@]}" | jq -cs '{schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: .}')
+  printf '%s' "$idx" > "$t/idx.json"
+  digest=$(sha256sum "$t/idx.json" | cut -d' ' -f1)
+  size=$(stat -c %s "$t/idx.json")
+  mv "$t/idx.json" "$t/blobs/sha256/$digest"
+  jq -n --arg d "sha256:$digest" --argjson s "$size" \
+    '{schemaVersion: 2, manifests: [{mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s,
+      annotations: {"org.opencontainers.image.ref.name": "latest"}}]}' > "$t/index.json"
+  chmod -R a+rX "$t"
+  rm -rf --one-file-system "$(layout_dir busybox-multi)"
+  mv "$t" "$(layout_dir busybox-multi)"
+}
+
+# busybox_rootfs BUSYBOX LISTER: $work/bundle/rootfs with BUSYBOX as
+# /bin/busybox and the applet links LISTER --list-full names.
+busybox_rootfs() {
+  local r="$work/bundle/rootfs" bb=$1 lister=$2 app
   mkdir -p "$r/bin" "$r/sbin" "$r/usr/bin" "$r/usr/sbin" "$r/etc" "$r/tmp" "$r/root" "$r/home"
   install -m 0755 "$bb" "$r/bin/busybox"
-  for app in $("$r/bin/busybox" --list-full); do
+  for app in $("$lister" --list-full); do
     [ "$app" = bin/busybox ] && continue
     mkdir -p "$r/$(dirname "$app")"
     ln -sfn /bin/busybox "$r/$app"
@@ -138,7 +212,6 @@ build_busybox() {
   chmod 0700 "$r/root"
   [ -n "$ROOTLESS" ] || chown -R 0:0 "$r"
   chmod 0755 "$r"
-  make_layout busybox /bin/sh
 }
 
 build_debian() {
@@ -176,7 +249,12 @@ ensure() {
     return 0
   fi
   [ "$(id -u)" -eq 0 ] || [ "$name" = busybox ] ||
-    die "building the $name fixture needs root (debootstrap; or a filled cache in '$cache')"
+    die "building the $name fixture needs root (debootstrap, dpkg-deb; or a filled cache in '$cache')"
+  # Its parts first, each under the lock on its own.
+  if [ "$name" = busybox-multi ]; then
+    ensure busybox
+    ensure busybox-arm64
+  fi
   (
     flock 9
     # Someone else may have built it while we waited for the lock.
@@ -213,7 +291,7 @@ if [ -n "$push" ]; then
   [ -n "$creds" ] && credargs=(--dest-creds "$creds")
   for n in "${names[@]}"; do
     ref="docker://$push/library/$n:$(image_tag "$n")"
-    skopeo copy -q "${tlsargs[@]}" "${credargs[@]}" \
+    skopeo copy -q --all "${tlsargs[@]}" "${credargs[@]}" \
       "oci:$(layout_dir "$n"):$(image_tag "$n")" "$ref" >&2 || die "pushing $n to $ref failed"
     echo "$n: pushed ${ref#docker://}"
   done

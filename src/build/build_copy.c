@@ -255,6 +255,7 @@ add_archive (build_exec *b, int fd, const char *src, bool raw, overlay_lower *de
 typedef struct copy_job
 {
   build_exec *b;
+  const stage_state *st;       /* the stage copied into */
   const plan_step *s;
   bool add;
   const char *what;            /* "COPY" or "ADD" */
@@ -453,7 +454,7 @@ copy_job_gathered (copy_job *j, kiln_error **err)
           if (build_from_stage_lower (b, &b->stages[s->from_stage], &j->src_lower, err) < 0)
             return -1;
         }
-      else if (build_from_image_lower (b, s->from_image, &j->src_lower, err) < 0)
+      else if (build_from_image_lower (b, j->st, s->from_image, &j->src_lower, err) < 0)
         return -1;
       /* Docker/BuildKit: without --chown a stage's or image's files keep
        * their numeric owners (the context's become 0:0). */
@@ -473,7 +474,7 @@ copy_job_gathered (copy_job *j, kiln_error **err)
 int
 build_copy_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
-  copy_job j = { .b = b, .s = s, .add = s->kind == DF_ADD, .tmpfd = -1 };
+  copy_job j = { .b = b, .st = st, .s = s, .add = s->kind == DF_ADD, .tmpfd = -1 };
   j.what = j.add ? "ADD" : "COPY";
   j.n_args = strv_len (s->args);
   j.checksum = plan_step_flag (s, "checksum");

@@ -26,7 +26,8 @@ void
 build_result_clear (build_result *r)
 {
   free (r->manifest);
-  for (size_t i = 0; i < r->n_layers; i++)
+  /* an index's n_layers counts its images' layers; it has no array */
+  for (size_t i = 0; r->layers && i < r->n_layers; i++)
     {
       free (r->layers[i].media_type);
       free (r->layers[i].origin);
@@ -34,6 +35,12 @@ build_result_clear (build_result *r)
   free (r->layers);
   strv_free (r->fetched);
   strv_free (r->add_urls);
+  free (r->os);
+  free (r->architecture);
+  free (r->variant);
+  for (size_t i = 0; i < r->n_images; i++)
+    build_result_clear (&r->images[i]);
+  free (r->images);
   memset (r, 0, sizeof *r);
 }
 
@@ -373,7 +380,8 @@ build_stage_steps (build_exec *b, int idx, kiln_error **err)
 {
   const plan_stage *ps = &b->p->stages[idx];
   stage_state *st = &b->stages[idx];
-  autofree char *label = ps->name ? xstrdup (ps->name) : xasprintf ("stage-%d", idx);
+  autofree char *name = ps->name ? xstrdup (ps->name) : xasprintf ("stage-%d", idx);
+  autofree char *label = b->o.platform_labels ? xasprintf ("%s %s", ps->platform, name) : xstrdup (name);
   size_t total = ps->n_steps + 1;
   autofree char *from = xasprintf ("FROM %s%s%s", ps->base, ps->name ? " AS " : "", ps->name ? ps->name : "");
   st->step_id = progress_step_begin (b->o.progress, label, 1, total, from);
@@ -517,6 +525,9 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
       res->layers[i].origin = st->layers[i].origin ? xstrdup (st->layers[i].origin) : NULL;
     }
   res->n_layers = st->n_layers;
+  res->os = xstrdup (st->spec.os ? st->spec.os : "linux");
+  res->architecture = xstrdup (st->spec.architecture ? st->spec.architecture : "unknown");
+  res->variant = st->spec.variant ? xstrdup (st->spec.variant) : NULL;
   pthread_mutex_lock (&b->lock);
   for (size_t i = 0; i < b->n_fetched; i++)
     {
@@ -608,6 +619,8 @@ build_wave (build_exec *b, int wn, kiln_error **err)
 int
 build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err)
 {
+  if (build_exec_check_emulation (b, p, err) < 0)
+    return -1;
   b->p = p;
   b->res = res;
   b->stages = xcalloc (p->n_stages, sizeof *b->stages);

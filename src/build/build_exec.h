@@ -63,6 +63,7 @@ typedef struct build_exec_opts
   bool single_snapshot;         /* kaniko --single-snapshot: one layer for the target stage's steps */
   bool allow_insecure;          /* --allow security.insecure: RUN --security=insecure is granted */
   int jobs;                     /* independent stages built at once (<= 1: one after another) */
+  bool platform_labels;         /* several platforms: progress and errors name a stage "linux/arm64 NAME" */
   sandbox_limits limits;        /* --memory, --pids-limit: per RUN step (zero: none) */
   /* The build's cancellation (NULL: none): readable once SIGINT/SIGTERM
    * arrived; every RUN step and stage mount set-up polls its read end
@@ -104,6 +105,11 @@ typedef struct build_result
   char **add_urls;
   /* seconds per phase */
   double t_pull, t_run, t_snapshot, t_pack, t_copy;
+  char *os, *architecture, *variant; /* the image config's platform (variant may be NULL) */
+  /* A multi-platform build (build_output_index): one image per platform,
+   * and manifest* above are then the index's. */
+  struct build_result *images;
+  size_t n_images;
 } build_result;
 
 void build_result_clear (build_result *r);
@@ -115,6 +121,13 @@ void build_exec_free (build_exec *b);
 
 /* plan_options.image_env callback (ctx = build_exec): fetches the image. */
 int build_exec_image_env (void *ctx, const char *image, const char *platform, char ***env, kiln_error **err);
+
+/* Up front: every needed stage with RUN steps for another architecture
+ * has a binfmt_misc handler to run them (sandbox_binfmt_check), and
+ * --isolation=ptrace was not asked for (it runs native programs only; an
+ * automatic choice of ptrace is checked before each RUN). Also the first
+ * thing build_exec_run does. */
+int build_exec_check_emulation (build_exec *b, const plan *p, kiln_error **err);
 
 /* Build the plan's target stage. */
 int build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err);

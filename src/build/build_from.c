@@ -140,11 +140,19 @@ build_from_stage_lower (build_exec *b, const stage_state *st, overlay_lower **ou
   return overlay_lower_open_store (b->o.store, ids, st->n_layers, out, err);
 }
 
+const char *
+build_from_stage_platform (const build_exec *b, const stage_state *st)
+{
+  ptrdiff_t i = st - b->stages;
+  return i >= 0 && (size_t) i < b->p->n_stages ? b->p->stages[i].platform : NULL;
+}
+
 int
-build_from_image_lower (build_exec *b, const char *image, overlay_lower **out, kiln_error **err)
+build_from_image_lower (build_exec *b, const stage_state *st, const char *image, overlay_lower **out,
+                        kiln_error **err)
 {
   const store_fetch_result *fr;
-  if (build_from_fetch_image (b, image, NULL, &fr, err) < 0)
+  if (build_from_fetch_image (b, image, build_from_stage_platform (b, st), &fr, err) < 0)
     return -1;
   autofree char **ids = xcalloc (fr->n_layers + 1, sizeof *ids);
   for (size_t i = 0; i < fr->n_layers; i++)

@@ -162,8 +162,12 @@ int build_from_fetch_image (build_exec *b, const char *image, const char *platfo
 int build_from_stage_lower (build_exec *b, const stage_state *st, overlay_lower **out, kiln_error **err);
 
 /* The merged layers of an image (fetched into the store if needed): COPY
- * --from=IMAGE and RUN --mount=type=bind,from=IMAGE. */
-int build_from_image_lower (build_exec *b, const char *image, overlay_lower **out, kiln_error **err);
+ * --from=IMAGE and RUN --mount=type=bind,from=IMAGE, for the platform of
+ * the stage st (build_from_stage_platform: that of the stage's key, so a
+ * multi-platform build reads each platform's image). */
+int build_from_image_lower (build_exec *b, const stage_state *st, const char *image, overlay_lower **out,
+                            kiln_error **err);
+const char *build_from_stage_platform (const build_exec *b, const stage_state *st);
 
 /* The stage "from=" names (by name or index), or -1 (then it is an image). */
 int build_from_find_stage (build_exec *b, const char *from);

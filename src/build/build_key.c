@@ -241,7 +241,7 @@ key_add_mounts (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
               continue;
             }
           const store_fetch_result *fr;
-          if (build_from_fetch_image (b, from, NULL, &fr, err) < 0)
+          if (build_from_fetch_image (b, from, build_from_stage_platform (b, st), &fr, err) < 0)
             return -1;
           build_cache_key_add (&st->ckey, "mount-image", fr->manifest_digest);
           continue;

@@ -214,7 +214,25 @@ mkdir_parents (const char *path, kiln_error **err)
   return 0;
 }
 
-/* The image res as tag in the OCI layout dir. */
+/* One image's blobs (layers, config, manifest) into the layout. */
+static int
+layout_put_image (store *s, ocilayout *l, const build_result *res, const char *dir, kiln_error **err)
+{
+  for (size_t i = 0; i < res->n_layers; i++)
+    if (layout_put_blob (s, dir, res->layers[i].digest, res->layers[i].size, err) < 0)
+      return -1;
+  int64_t csize = 0;
+  /* Config and manifest are small: through the verifying consumer. */
+  if (store_blob_size (s, res->config_digest, &csize, err) <= 0
+      || layout_put_blob_verified (s, l, MEDIA_OCI_CONFIG, res->config_digest, csize, err) < 0
+      || layout_put_blob_verified (s, l, res->manifest_media_type, res->manifest_digest, (int64_t) res->manifest_len,
+                                   err) < 0)
+    return -1;
+  return 0;
+}
+
+/* The image res (or every image of the index res, then the index) as tag
+ * in the OCI layout dir. */
 static int
 write_layout (store *s, const build_result *res, const char *dir, const char *tag, kiln_error **err)
 {
@@ -223,18 +241,49 @@ write_layout (store *s, const build_result *res, const char *dir, const char *ta
     return kiln_error_wrap (err, "OCI layout '%s'", dir);
   if (ocilayout_open (dir, &l, err) < 0)
     return -1;
-  for (size_t i = 0; i < res->n_layers; i++)
-    if (layout_put_blob (s, dir, res->layers[i].digest, res->layers[i].size, err) < 0)
-      return kiln_error_wrap (err, "OCI layout '%s'", dir);
-  int64_t csize = 0;
-  /* Config and manifest are small: through the verifying consumer. */
-  if (store_blob_size (s, res->config_digest, &csize, err) <= 0
-      || layout_put_blob_verified (s, l, MEDIA_OCI_CONFIG, res->config_digest, csize, err) < 0
-      || layout_put_blob_verified (s, l, res->manifest_media_type, res->manifest_digest, (int64_t) res->manifest_len,
+  if (res->n_images == 0 && layout_put_image (s, l, res, dir, err) < 0)
+    return kiln_error_wrap (err, "OCI layout '%s'", dir);
+  for (size_t i = 0; i < res->n_images; i++)
+    if (layout_put_image (s, l, &res->images[i], dir, err) < 0)
+      return kiln_error_wrap (err, "OCI layout '%s': image for %s/%s", dir, res->images[i].os,
+                              res->images[i].architecture);
+  if (res->n_images
+      && layout_put_blob_verified (s, l, res->manifest_media_type, res->manifest_digest, (int64_t) res->manifest_len,
                                    err) < 0)
     return kiln_error_wrap (err, "OCI layout '%s'", dir);
   if (ocilayout_set_ref (l, tag, res->manifest_media_type, res->manifest_digest, (int64_t) res->manifest_len, err) < 0)
     return kiln_error_wrap (err, "OCI layout '%s'", dir);
+  return 0;
+}
+
+int
+build_output_index (store *s, image_format format, build_result *images, size_t n, build_result *out,
+                    kiln_error **err)
+{
+  memset (out, 0, sizeof *out);
+  out->images = images;
+  out->n_images = n;
+  autofree image_index_entry *e = xcalloc (n + 1, sizeof *e);
+  for (size_t i = 0; i < n; i++)
+    {
+      const build_result *r = &images[i];
+      e[i] = (image_index_entry) { r->manifest_media_type, r->manifest_digest, (int64_t) r->manifest_len, r->os,
+                                   r->architecture, r->variant };
+      out->size += r->size + r->manifest_len;
+      out->n_layers += r->n_layers;
+      if (r->t_pull > out->t_pull) /* the executor's total so far */
+        out->t_pull = r->t_pull;
+      out->t_run += r->t_run;
+      out->t_snapshot += r->t_snapshot;
+      out->t_pack += r->t_pack;
+      out->t_copy += r->t_copy;
+    }
+  if (image_index_json (format, e, n, &out->manifest, &out->manifest_len, err) < 0)
+    return kiln_error_wrap (err, "image index");
+  digest_buffer (out->manifest, out->manifest_len, out->manifest_digest);
+  out->manifest_media_type = image_index_media_type (format);
+  if (store_put_blob (s, out->manifest_digest, out->manifest, out->manifest_len, err) < 0)
+    return kiln_error_wrap (err, "image index");
   return 0;
 }
 
@@ -320,6 +369,9 @@ write_name_digests (const build_result *res, const build_output_opts *o, const c
 int
 build_output_write (store *s, const build_result *res, const build_output_opts *o, kiln_error **err)
 {
+  if (o->tar_path && res->n_images)
+    return kiln_error_make (err, EINVAL, "--tar-path '%s': a docker archive holds one image, not an index of %zu "
+                            "platforms: use --oci-layout DIR (or build one --platform)", o->tar_path, res->n_images);
   if (!o->no_push)
     for (char **d = o->destinations; d && *d; d++)
       if (push_one (s, res, o, *d, err) < 0)

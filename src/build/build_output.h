@@ -31,6 +31,16 @@ typedef struct build_output_opts
   const attest_set *attest;
 } build_output_opts;
 
+/* A multi-platform result in *out: the OCI image index (Docker manifest
+ * list with format DOCKER) of images[0..n), written to the store; *out
+ * takes images (build_result_clear frees them), also on failure. */
+int build_output_index (store *s, image_format format, build_result *images, size_t n, build_result *out,
+                        kiln_error **err);
+
+/* Push and export res (an image, or an index with its images: pushed
+ * whole, written whole to the OCI layout; a docker archive cannot hold an
+ * index, so --tar-path is then an error, checked before anything else is
+ * written). */
 int build_output_write (store *s, const build_result *res, const build_output_opts *o, kiln_error **err);
 
 #endif

@@ -207,27 +207,52 @@ ensure_sandbox_locked (build_exec *b, kiln_error **err)
 }
 
 /* A RUN for another architecture needs binfmt_misc emulation (e.g. Debian's
- * qemu-user-static registers /proc/sys/fs/binfmt_misc/qemu-aarch64). */
+ * qemu-user-static registers /proc/sys/fs/binfmt_misc/qemu-aarch64). The
+ * stage's real architecture is its base image's. */
+/* Under ptrace isolation the tracer handles the system calls of native
+ * programs only (its seccomp filter and syscall tables are the host's; a
+ * foreign ELF would be qemu's guest, whose calls qemu makes on its behalf):
+ * tracer_exec refuses foreign ELF files, so say so before the step. */
 static int
-check_emulation (const stage_state *st, kiln_error **err)
+check_foreign (const char *arch, sandbox_isolation iso, kiln_error **err)
 {
-  const char *os, *arch, *variant;
-  platform_host (&os, &arch, &variant);
-  const char *want = st->spec.architecture;
-  if (!want || strcmp (want, arch) == 0)
+  const char *os, *host, *variant;
+  platform_host (&os, &host, &variant);
+  if (iso != SANDBOX_ISOLATION_PTRACE || strcmp (arch, host) == 0)
     return 0;
-  static const char *const names[][2] = { { "amd64", "x86_64" }, { "arm64", "aarch64" }, { "arm", "arm" },
-                                          { "386", "i386" }, { "ppc64le", "ppc64le" }, { "s390x", "s390x" },
-                                          { "riscv64", "riscv64" }, { "mips64le", "mips64el" } };
-  const char *q = want;
-  for (size_t i = 0; i < ARRAY_SIZE (names); i++)
-    if (strcmp (names[i][0], want) == 0)
-      q = names[i][1];
-  autofree char *path = xasprintf ("/proc/sys/fs/binfmt_misc/qemu-%s", q);
-  if (access (path, F_OK) == 0)
+  return kiln_error_make (err, ENOEXEC, "RUN steps for linux/%s cannot run under --isolation=ptrace on this linux/%s "
+                          "host: the tracer runs programs of its own architecture only (binfmt_misc emulation needs "
+                          "--isolation=userns)", arch, host);
+}
+
+static int
+check_emulation (build_exec *b, const stage_state *st, kiln_error **err)
+{
+  if (!st->spec.architecture)
     return 0;
-  return kiln_error_make (err, ENOEXEC, "RUN for linux/%s on a linux/%s host needs binfmt_misc emulation (no '%s'; "
-                          "install qemu-user-static) — or build for --platform linux/%s", want, arch, path, arch);
+  if (check_foreign (st->spec.architecture, b->isolation, err) < 0)
+    return -1;
+  return sandbox_binfmt_check (st->spec.architecture, err);
+}
+
+int
+build_exec_check_emulation (build_exec *b, const plan *p, kiln_error **err)
+{
+  for (size_t i = 0; i < p->n_stages; i++)
+    {
+      const plan_stage *ps = &p->stages[i];
+      bool runs = false;
+      for (size_t k = 0; k < ps->n_steps && !runs; k++)
+        runs = ps->steps[k].kind == DF_RUN;
+      if (!ps->needed || !runs)
+        continue;
+      autofree char *os = NULL, *arch = NULL, *variant = NULL;
+      if (platform_parse (ps->platform, &os, &arch, &variant, err) < 0)
+        return -1;
+      if (check_foreign (arch, b->o.isolation, err) < 0 || sandbox_binfmt_check (arch, err) < 0)
+        return ps->name ? kiln_error_wrap (err, "stage '%s'", ps->name) : kiln_error_wrap (err, "stage %zu", i);
+    }
+  return 0;
 }
 
 /* ---- the step's environment and mounts ---- */
@@ -274,14 +299,21 @@ run_env (const stage_state *st, const plan_step *s, const char *home)
 }
 
 /* RUN bind mounts from=X: a built stage (by name or index), else an image
- * reference. */
+ * reference (for the running stage's platform). */
+typedef struct from_ctx
+{
+  build_exec *b;
+  const stage_state *st;
+} from_ctx;
+
 static int
 open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
 {
-  build_exec *b = ctx;
+  from_ctx *fc = ctx;
+  build_exec *b = fc->b;
   int i = build_from_find_stage (b, from);
   if (i < 0)
-    return build_from_image_lower (b, from, out, err);
+    return build_from_image_lower (b, fc->st, from, out, err);
   if (!b->stages[i].built)
     return kiln_error_make (err, EINVAL, "stage '%s' is not built before this step", from);
   return build_from_stage_lower (b, &b->stages[i], out, err);
@@ -294,7 +326,8 @@ static int
 run_prepare_mounts (build_exec *b, stage_state *st, const plan_step *s, char ***env, run_mounts *mounts,
                     kiln_error **err)
 {
-  run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir, open_from, b,
+  from_ctx fc = { b, st };
+  run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir, open_from, &fc,
                           b->isolation == SANDBOX_ISOLATION_PTRACE, b->o.cache_mounts };
   if (run_mounts_prepare (&menv, s, mounts, err) < 0)
     return -1;
@@ -484,7 +517,7 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
     net = SANDBOX_NET_NONE;
   else if (nf && strcmp (nf, "host") == 0)
     net = SANDBOX_NET_HOST;
-  if (check_emulation (st, err) < 0)
+  if (check_emulation (b, st, err) < 0)
     return -1;
 
   overlay_lower *lower = NULL;

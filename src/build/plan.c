@@ -81,6 +81,30 @@ normalize_platform (const char *in, char **out, kiln_error **err)
   return 0;
 }
 
+int
+plan_platform_list (const char *arg, char ***out, kiln_error **err)
+{
+  autostrv char **list = NULL;
+  const char *p = arg;
+  for (;;)
+    {
+      size_t n = strcspn (p, ",");
+      autofree char *one = xstrndup (p, n);
+      autofree char *norm = NULL;
+      if (normalize_platform (one, &norm, err) < 0)
+        return kiln_error_wrap (err, "--platform '%s'", arg);
+      for (char **q = list; q && *q; q++)
+        if (strcmp (*q, norm) == 0)
+          return kiln_error_make (err, 0, "--platform '%s': platform '%s' is listed twice", arg, norm);
+      strv_push (&list, norm);
+      if (!p[n])
+        break;
+      p += n + 1;
+    }
+  *out = steal_pointer (&list);
+  return 0;
+}
+
 static void
 platform_args (expand_vars *v, const char *prefix, const char *platform)
 {
@@ -737,7 +761,8 @@ plan_build (dockerfile *df, const plan_options *o, plan **out, kiln_error **err)
     {
       if (strchr (o->platform, ','))
         {
-          kiln_error_make (err, 0, "--platform '%s': multi-platform builds are not supported yet", o->platform);
+          /* the caller builds each platform of a list on its own (plan_platform_list) */
+          kiln_error_make (err, 0, "--platform '%s': plan one platform at a time", o->platform);
           goto out;
         }
       if (normalize_platform (o->platform, &p->target_platform, err) < 0)

@@ -139,6 +139,11 @@ typedef struct plan
 int plan_build (dockerfile *df, const plan_options *opts, plan **out, kiln_error **err);
 void plan_free (plan *p);
 
+/* --platform's comma-separated list, each normalised ("linux/aarch64" ->
+ * "linux/arm64"), into a NULL-terminated *out (strv_free); a platform
+ * listed twice is an error. */
+int plan_platform_list (const char *arg, char ***out, kiln_error **err);
+
 /* "linux/amd64" etc. for this machine. */
 char *plan_host_platform (void);
 

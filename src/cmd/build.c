@@ -44,6 +44,7 @@ typedef struct build_cmd_opts
   char **build_args;
   char *target;
   char *platform;
+  char **platforms;             /* --platform's list, normalised (NULL: the host's) */
   bool skip_unused_stages;
   char **destinations;
   bool no_push;
@@ -156,7 +157,7 @@ static const cli_option build_options[] = {
   { "build-arg", 0, CLI_VALUE, "KEY[=VALUE]", "set a build-time variable (repeatable); without =VALUE the value "
     "comes from the environment", OPT_BUILD_ARG },
   { "target", 0, CLI_VALUE, "STAGE", "build this stage (default: the last one)", OPT_TARGET },
-  { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", "target platform (default: this machine)", OPT_PLATFORM },
+  { "platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT][,...]", "target platform(s) (default: this machine); several make one image index", OPT_PLATFORM },
   { "custom-platform", 0, CLI_VALUE, "OS/ARCH[/VARIANT]", NULL, OPT_PLATFORM },
   { "skip-unused-stages", 0, CLI_BOOL, NULL, "build only the stages the target needs (default true; "
     "false builds every stage up to the target)", OPT_SKIP_UNUSED },
@@ -879,6 +880,60 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
   return 0;
 }
 
+/* The build for every platform of --platform (takes df). Several: every
+ * platform is planned first (base images resolved per platform) and checked
+ * for emulation (build_exec_check_emulation), so a missing binfmt_misc
+ * handler fails before anything runs; then the platforms are built one after
+ * another in the same executor and store: a stage that is the same for all
+ * of them (FROM --platform=$BUILDPLATFORM, not using TARGET*) is built by the
+ * first and a cache hit for the others, and each platform's independent
+ * stages still run on --jobs threads. The images become one index
+ * (build_output_index). */
+static int
+build_platforms (build_cmd_opts *o, store *s, build_exec *b, dockerfile *df, const char *df_path, const char *ctx_dir,
+                 image_format format, plan_options *po, build_result *res, kiln_error **err)
+{
+  po->image_env = build_exec_image_env;
+  po->image_env_ctx = b;
+  size_t n = strv_len (o->platforms) ? strv_len (o->platforms) : 1;
+  plan **plans = xcalloc (n, sizeof *plans);
+  build_result *images = xcalloc (n, sizeof *images);
+  int ret = -1;
+  size_t i;
+  for (i = 0; i < n; i++)
+    {
+      if (i > 0 && dockerfile_parse_file (df_path, ctx_dir, &df, err) < 0)
+        goto out;
+      po->platform = o->platforms ? o->platforms[i] : NULL;
+      if (plan_build (df, po, &plans[i], err) < 0)
+        goto out;
+      for (size_t k = 0; i == 0 && plans[i]->warnings && plans[i]->warnings[k]; k++)
+        log_warn ("%s", plans[i]->warnings[k]);
+      if (build_exec_check_emulation (b, plans[i], err) < 0)
+        goto out;
+    }
+  for (i = 0; i < n; i++)
+    {
+      if (n > 1)
+        log_info ("building for %s (platform %zu of %zu)", o->platforms[i], i + 1, n);
+      if (build_exec_run (b, plans[i], n > 1 ? &images[i] : res, err) < 0)
+        goto out;
+    }
+  ret = n > 1 ? build_output_index (s, format, steal_pointer (&images), n, res, err) : 0;
+out:
+  if (ret < 0 && n > 1 && i < n)
+    kiln_error_wrap (err, "platform %s", o->platforms[i]);
+  for (size_t k = 0; k < n; k++)
+    {
+      plan_free (plans[k]);
+      if (images)
+        build_result_clear (&images[k]);
+    }
+  free (plans);
+  free (images);
+  return ret;
+}
+
 /* The build proper in the open store s: set up cancellation, progress,
  * cache and executor, plan (plan_build takes df), run, publish; then
  * tear everything down in reverse. */
@@ -922,7 +977,6 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
   eo->signal_flag = build_signal;
   build_exec *b = NULL;
   int ret = -1;
-  plan *p = NULL;
   build_result res = { 0 };
   build_cache *cache = NULL;
   build_cache_mounts *mounts = NULL;
@@ -964,18 +1018,13 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
       goto out;
     }
   eo->cache_mounts = mounts;
+  eo->platform_labels = strv_len (o->platforms) > 1;
   if (build_exec_new (eo, &b, err) < 0)
     {
       dockerfile_free (df);
       goto out;
     }
-  po->image_env = build_exec_image_env;
-  po->image_env_ctx = b;
-  if (plan_build (df, po, &p, err) < 0)
-    goto out;
-  for (size_t i = 0; p->warnings && p->warnings[i]; i++)
-    log_warn ("%s", p->warnings[i]);
-  if (build_exec_run (b, p, &res, err) < 0)
+  if (build_platforms (o, s, b, df, df_path, ctx_dir, eo->format, po, &res, err) < 0)
     {
       /* Steps that succeeded are worth sharing: the rerun starts there. */
       if (!*build_signal)
@@ -995,7 +1044,6 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
   ret = 0;
 out:
   build_result_clear (&res);
-  plan_free (p);
   build_exec_free (b);
   build_cache_mounts_free (mounts);
   build_cache_free (cache);
@@ -1016,10 +1064,20 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
   build_exec_opts eo = { 0 };
   progress_mode pm;
   dockerfile *df = NULL;
+  if (o->platform && *o->platform && plan_platform_list (o->platform, &o->platforms, err) < 0)
+    return -1;
+  if (strv_len (o->platforms) > 1 && o->dry_run)
+    return kiln_error_make (err, EINVAL, "--dry-run plans one platform: give one --platform, not '%s'", o->platform);
+  if (strv_len (o->platforms) > 1 && (o->sbom || o->provenance))
+    return kiln_error_make (err, ENOTSUP, "--sbom/--provenance with several platforms are not supported yet (the "
+                            "documents describe one image): build each --platform on its own to attest it");
+  if (strv_len (o->platforms) > 1 && o->tar_path)
+    return kiln_error_make (err, EINVAL, "--tar-path '%s': a docker archive holds one image, not an index of "
+                            "several platforms: use --oci-layout DIR (or build one --platform)", o->tar_path);
   if (build_load (o, ctx_dir, df_path, &eo, &pm, &df, err) < 0)
     return -1;
   plan_options po = {
-    .build_args = o->build_args, .target = o->target, .platform = o->platform,
+    .build_args = o->build_args, .target = o->target, .platform = o->platforms ? o->platforms[0] : NULL,
     .skip_unused_stages = o->skip_unused_stages,
   };
   if (o->dry_run)
@@ -1098,6 +1156,7 @@ out:
   free (o.sbom_file);
   free (o.provenance_file);
   strv_free (o.build_args);
+  strv_free (o.platforms);
   strv_free (o.destinations);
   strv_free (o.labels);
   strv_free (o.secrets);

@@ -431,6 +431,16 @@ int sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **er
  * newuidmap): how a plain user removes what a step gave to subordinate ids.
  * Fails with the original permission problem when no full mapping exists or
  * kiln runs as root (matches store.remove_fallback). */
+/* Whether programs for linux/ARCH (OCI name) can run on this host: its own
+ * architecture, or a binfmt_misc handler in /proc/sys/fs/binfmt_misc that is
+ * enabled, matches ARCH's ELF header and has the F flag (the interpreter is
+ * opened at registration, so it works inside the step's root and user
+ * namespace). The error says what is missing and how to install and
+ * register a handler (qemu-user-static, binfmt-support). _dir: the handlers
+ * below DIR instead (tests). */
+int sandbox_binfmt_check (const char *arch, kiln_error **err);
+int sandbox_binfmt_check_dir (const char *dir, const char *arch, kiln_error **err);
+
 int sandbox_rm_at_fallback (int dirfd, const char *name, kiln_error **err);
 
 /* "exited with status 2" / "killed by signal 9 (Killed)"; caller frees. */

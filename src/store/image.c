@@ -278,6 +278,43 @@ image_manifest_json (image_format f, const char *config_digest, int64_t config_s
   return json_writer_finish (w, out, len, err);
 }
 
+const char *
+image_index_media_type (image_format f)
+{
+  return f == IMAGE_FORMAT_DOCKER ? MEDIA_DOCKER_LIST : MEDIA_OCI_INDEX;
+}
+
+int
+image_index_json (image_format f, const image_index_entry *entries, size_t n, char **out, size_t *len,
+                  kiln_error **err)
+{
+  autojsonwriter json_writer *w = json_writer_new ();
+  json_writer_begin_object (w);
+  json_writer_kv_int (w, "schemaVersion", 2);
+  json_writer_kv_string (w, "mediaType", image_index_media_type (f));
+  json_writer_key (w, "manifests");
+  json_writer_begin_array (w);
+  for (size_t i = 0; i < n; i++)
+    {
+      const image_index_entry *e = &entries[i];
+      json_writer_begin_object (w);
+      json_writer_kv_string (w, "mediaType", e->media_type);
+      json_writer_kv_string (w, "digest", e->digest);
+      json_writer_kv_int (w, "size", e->size);
+      json_writer_key (w, "platform");
+      json_writer_begin_object (w);
+      json_writer_kv_string (w, "architecture", e->architecture);
+      json_writer_kv_string (w, "os", e->os);
+      if (e->variant && *e->variant)
+        json_writer_kv_string (w, "variant", e->variant);
+      json_writer_end_object (w);
+      json_writer_end_object (w);
+    }
+  json_writer_end_array (w);
+  json_writer_end_object (w);
+  return json_writer_finish (w, out, len, err);
+}
+
 static int
 get_strv (const json_value *obj, const char *key, char ***out, kiln_error **err)
 {

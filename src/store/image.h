@@ -87,4 +87,20 @@ int image_manifest_json (image_format format, const char *config_digest, int64_t
 const char *image_manifest_media_type (image_format format);
 const char *image_config_media_type (image_format format);
 
+/* One image of an index: its manifest and the platform it runs on. */
+typedef struct image_index_entry
+{
+  const char *media_type;     /* the manifest's */
+  const char *digest;
+  int64_t size;
+  const char *os, *architecture;
+  const char *variant;        /* NULL: none */
+} image_index_entry;
+
+/* Index blob for format: an OCI image index or a Docker manifest list of
+ * the entries, in their order. */
+int image_index_json (image_format format, const image_index_entry *entries, size_t n, char **out, size_t *len,
+                      kiln_error **err);
+const char *image_index_media_type (image_format format);
+
 #endif

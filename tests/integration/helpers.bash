@@ -27,7 +27,9 @@
 # Fixture images (built without kiln by scripts/make-base-images.sh, cached):
 #   fixtures_push [busybox|debian|all]  push into the current registry; exports
 #       BUSYBOX_IMAGE=$REGISTRY/library/busybox:latest,
-#       DEBIAN_IMAGE=$REGISTRY/library/debian:bookworm.
+#       DEBIAN_IMAGE=$REGISTRY/library/debian:bookworm,
+#       BUSYBOX_MULTI_IMAGE=$REGISTRY/library/busybox-multi:latest (an index of
+#       linux/amd64 and linux/arm64: fixtures_push busybox-multi).
 #   fixtures_layout NAME   print the cached OCI layout dir (image ref is DIR:TAG).
 #
 # Users (root only; they skip the test otherwise):
@@ -428,6 +430,7 @@ fixtures_push() {
     "${creds[@]}" "$what" >&2 || return 1
   export BUSYBOX_IMAGE="$REGISTRY/library/busybox:latest"
   export DEBIAN_IMAGE="$REGISTRY/library/debian:bookworm"
+  export BUSYBOX_MULTI_IMAGE="$REGISTRY/library/busybox-multi:latest"
 }
 
 fixtures_layout() {

@@ -190,6 +190,25 @@ _run_leak_file() {
   [ "$before" = "$after" ]
 }
 
+@test "fixtures: busybox-multi is an index of busybox (amd64) and busybox-arm64, whose busybox is Debian's aarch64 one" {
+  ls "$KILN_TEST_CACHE"/debs/busybox-static_*_arm64.deb >/dev/null 2>&1 || [ "$(id -u)" -eq 0 ] \
+    || skip "no busybox-static arm64 .deb in the cache (scripts/install-deps.sh as root)"
+  "$KILN_SRC/scripts/make-base-images.sh" busybox-multi
+  local l
+  l=$(fixtures_layout busybox-multi)
+  run skopeo inspect --raw "oci:$l:latest"
+  [ "$status" -eq 0 ]
+  [ "$(jq -r '[.manifests[].platform | .architecture + "/" + (.variant // "")] | join(",")' <<<"$output")" = amd64/,arm64/v8 ]
+  skopeo copy -q --override-arch arm64 "oci:$l:latest" "oci:$TEST_TMP/arm:t"
+  umoci raw unpack --rootless --image "$TEST_TMP/arm:t" "$TEST_TMP/root" >/dev/null
+  file -L "$TEST_TMP/root/bin/busybox" | grep -q 'ARM aarch64'
+  [ -L "$TEST_TMP/root/bin/sh" ]
+  local m c
+  m=$(jq -r '.manifests[1].digest' <<<"$output")
+  c=$(jq -r .config.digest "$l/blobs/sha256/${m#sha256:}")
+  [ "$(jq -r .architecture "$l/blobs/sha256/${c#sha256:}")" = arm64 ]
+}
+
 @test "fixtures: push into a TLS + htpasswd registry" {
   registry_start --tls --htpasswd pusher:pw
   fixtures_push busybox
