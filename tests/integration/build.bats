@@ -192,17 +192,15 @@ COPY --chown=7:8 --chmod=640 src/ /app/src/
 COPY src/*.txt /globbed/
 COPY secret* /maybe/
 DF
-  run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out:t"
-  echo "$output"
-  # secret/ is excluded by .dockerignore: the only match of secret* is gone.
-  [ "$status" -eq 1 ]
-  [[ $output == *"secret*"* ]]
-  sed -i '$d' "$TEST_TMP/ctx/Dockerfile"
+  # secret/ is excluded by .dockerignore: the only match of secret* is
+  # gone, and a wildcard that matches nothing copies nothing (BuildKit).
   run kbuild "$TEST_TMP/ctx" --no-push --oci-layout "$TEST_TMP/out:t"
   echo "$output"
   [ "$status" -eq 0 ]
   unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
   local r="$TEST_TMP/b/rootfs"
+  [ ! -e "$r/maybe/key" ] && [ ! -e "$r/maybe/secret" ]
+  ! grep -rqx s "$r/maybe" 2>/dev/null || false
   [ "$(cat "$r/app/result")" = built ]
   [ "$(stat -c '%u:%g %a' "$r/app/result")" = "0:0 600" ]
   [ "$(stat -c '%u:%g %a' "$r/app/src/sub/b.txt")" = "7:8 640" ]
