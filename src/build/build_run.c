@@ -328,7 +328,8 @@ run_prepare_mounts (build_exec *b, stage_state *st, const plan_step *s, char ***
 {
   from_ctx fc = { b, st };
   run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir, open_from, &fc,
-                          b->isolation == SANDBOX_ISOLATION_PTRACE, b->o.cache_mounts };
+                          b->isolation == SANDBOX_ISOLATION_PTRACE, b->o.cache_mounts,
+                          b->o.cancel ? b->o.cancel->rfd : -1 };
   if (run_mounts_prepare (&menv, s, mounts, err) < 0)
     return -1;
   /* Single ID mode has one id: apt's switch to its _apt user cannot

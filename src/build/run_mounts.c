@@ -5,6 +5,7 @@
 #include "util/alloc.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
+#include "util/log.h"
 #include "util/strbuf.h"
 #include "util/units.h"
 
@@ -12,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +174,33 @@ abs_target (const run_mounts_env *env, const char *t)
   return xasprintf ("%s%s%s", wd, wd[strlen (wd) - 1] == '/' ? "" : "/", t);
 }
 
+/* flock with how; a lock another step or build holds is waited for in
+ * steps of 100 ms so that a cancelled build stops waiting (flock itself
+ * restarts after kiln's signal handlers). -1 with errno (EWOULDBLOCK for
+ * LOCK_NB, ECANCELED). */
+static int
+cache_lock (int lfd, int how, int cancel_fd, const char *id)
+{
+  for (bool said = false;;)
+    {
+      if (flock (lfd, how | LOCK_NB) == 0)
+        return 0;
+      if (errno == EINTR)
+        continue;
+      if (errno != EWOULDBLOCK || (how & LOCK_NB))
+        return -1;
+      if (!said)
+        log_info ("cache mount '%s' is locked by another step or build: waiting", id);
+      said = true;
+      struct pollfd p = { .fd = cancel_fd, .events = POLLIN };
+      if (poll (&p, cancel_fd >= 0 ? 1 : 0, 100) > 0)
+        {
+          errno = ECANCELED;
+          return -1;
+        }
+    }
+}
+
 /* The bind of a cache directory (store-relative dir_rel) at target. */
 static int
 cache_bind (const run_mounts_env *env, run_mounts *m, const char *target, const char *dir_rel, const plan_mount *pm,
@@ -228,9 +257,7 @@ mount_cache (const run_mounts_env *env, const plan_mount *pm, run_mounts *m, kil
     return kiln_error_make (err, errno, "cache mount '%s': lock", id);
   int how = strcmp (sharing, "private") == 0 ? LOCK_EX | LOCK_NB : strcmp (sharing, "locked") == 0 ? LOCK_EX
                                                                                                    : LOCK_SH;
-  int r;
-  while ((r = flock (lfd, how)) < 0 && errno == EINTR)
-    ;
+  int r = cache_lock (lfd, how, env->cancel_fd, id);
   if (r < 0 && errno == EWOULDBLOCK)
     {
       /* private and busy: this step gets a fresh, throwaway directory. */

@@ -54,6 +54,9 @@ typedef struct run_mounts_env
   /* --cache-mounts-repo: a cache id's registry entry is imported before
    * the first step that mounts it (NULL: none). */
   struct build_cache_mounts *cache_mounts;
+  /* readable when the build is cancelled (SIGINT/SIGTERM, a failed stage):
+   * ends a wait for a cache mount's lock; -1: none */
+  int cancel_fd;
 } run_mounts_env;
 
 typedef struct run_mounts

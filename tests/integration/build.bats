@@ -442,6 +442,36 @@ check_mounts_image() { # ROOTFS
   grep -q '^#2 [0-9.]* both$' <<< "$output"
 }
 
+@test "build: a build waiting for a cache mount another build holds (sharing=locked) says so and stops on SIGTERM" {
+  mkdir -p "$TEST_TMP/ctx1" "$TEST_TMP/ctx2"
+  printf 'ARG BASE\nFROM $BASE\nRUN --mount=type=cache,id=held,target=/c,sharing=locked echo holding; sleep 30\n' \
+    > "$TEST_TMP/ctx1/Dockerfile"
+  printf 'ARG BASE\nFROM $BASE\nRUN --mount=type=cache,id=held,target=/c,sharing=locked echo got-it\n' \
+    > "$TEST_TMP/ctx2/Dockerfile"
+  # kiln itself in the background ($! of a shell function would be a subshell)
+  "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
+    --no-push --progress plain "$TEST_TMP/ctx1" > "$TEST_TMP/out1" 2>&1 &
+  local holder=$!
+  for _ in $(seq 1 100); do grep -qE '^#[0-9]+ [0-9.]+ holding$' "$TEST_TMP/out1" && break; sleep 0.1; done
+  grep -qE '^#[0-9]+ [0-9.]+ holding$' "$TEST_TMP/out1"
+  "$KILN" build --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
+    --no-push --progress plain "$TEST_TMP/ctx2" > "$TEST_TMP/out2" 2>&1 &
+  local waiter=$!
+  for _ in $(seq 1 100); do grep -q "cache mount 'held' is locked" "$TEST_TMP/out2" && break; sleep 0.1; done
+  local t0=$SECONDS rc=0
+  kill -TERM $waiter
+  wait $waiter || rc=$?
+  cat "$TEST_TMP/out2"
+  grep -q "cache mount 'held' is locked by another step or build: waiting" "$TEST_TMP/out2"
+  [ "$rc" -eq 143 ]
+  [ $((SECONDS - t0)) -lt 10 ]
+  ! grep -qE '^#[0-9]+ [0-9.]+ got-it$' "$TEST_TMP/out2" || false
+  kill -TERM $holder
+  wait $holder || true
+  processes_gone -f "sleep 30"
+  processes_gone -f "$TEST_TMP/ctx"
+}
+
 @test "build: --registry-mirror serves docker.io bases (kaniko flag); a dead mirror falls through with a warning" {
   mkdir -p "$TEST_TMP/ctx"
   printf 'FROM busybox\nRUN echo via-mirror > /m\n' > "$TEST_TMP/ctx/Dockerfile"
