@@ -113,6 +113,9 @@ int sandbox_read_setup_error (int fd, kiln_error **err);
 /* True once the caller's cancellation fd is readable (cancel_fd <= 0:
  * none). It is never read: every thread's step sees the same state. */
 bool sandbox_cancelled (int cancel_fd);
+/* Is fd of process pid an O_PATH one (its /proc fdinfo flags)? fchown(2)
+ * and fchmod(2) refuse those with EBADF; kiln's emulations do too. */
+bool sandbox_fd_is_opath (pid_t pid, int fd);
 
 /* The error of something the caller cancelled: EINTR "interrupted by signal
  * N (Name)" + suffix when its handler recorded a signal in *signo (then also

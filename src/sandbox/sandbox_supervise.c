@@ -177,9 +177,8 @@ resolve_chown_target (pid_t pid, int dirfd, const char *path, bool nofollow, boo
   return fd < 0 ? -errno : fd;
 }
 
-/* Is the step's fd an O_PATH one? fchown(2) refuses those (EBADF). */
-static bool
-fd_is_opath (pid_t pid, int fd)
+bool
+sandbox_fd_is_opath (pid_t pid, int fd)
 {
   char p[64];
   snprintf (p, sizeof p, "/proc/%d/fdinfo/%d", (int) pid, fd);
@@ -380,7 +379,7 @@ handle_notification (const sandbox_config *cfg, int listener, struct seccomp_not
       uid = (uid_t) a[1];
       gid = (gid_t) a[2];
       by_fd = empty = true;
-      if (dirfd < 0 || fd_is_opath (req->pid, dirfd))
+      if (dirfd < 0 || sandbox_fd_is_opath (req->pid, dirfd))
         {
           resp->error = -EBADF;
           goto respond;

@@ -473,27 +473,12 @@ read_times (tracer_call *c, int buf_arg, struct timespec ts[2])
 
 typedef enum { M_CHMOD, M_CHOWN, M_TIMES } meta_op;
 
-/* fchown(2) and fchmod(2) refuse an O_PATH fd (EBADF); the *at forms with
- * AT_EMPTY_PATH take one. */
-static bool
-tracee_fd_is_opath (tracer_call *c, int fd)
-{
-  char proc[64];
-  snprintf (proc, sizeof proc, "/proc/%d/fdinfo/%d", (int) c->te->tid, fd);
-  autoclose int f = open (proc, O_RDONLY | O_CLOEXEC);
-  char buf[256];
-  ssize_t n = f < 0 ? -1 : read (f, buf, sizeof buf - 1);
-  if (n <= 0)
-    return false;
-  buf[n] = '\0';
-  const char *flags = strstr (buf, "flags:");
-  return flags && (strtoul (flags + 6, NULL, 8) & O_PATH);
-}
-
 static tracer_action
 sys_meta (tracer_call *c, meta_op op, int dirfd, unsigned long path_addr, int flags, bool empty_ok, int a0)
 {
-  if ((c->sc == TSC_FCHOWN || c->sc == TSC_FCHMOD) && tracee_fd_is_opath (c, dirfd))
+  /* fchown(2) and fchmod(2) refuse an O_PATH fd (EBADF); the *at forms
+   * with AT_EMPTY_PATH take one */
+  if ((c->sc == TSC_FCHOWN || c->sc == TSC_FCHMOD) && sandbox_fd_is_opath (c->te->tid, dirfd))
     return done (c, -EBADF);
   tracer_target tg;
   int r = tracer_target_resolve (c, dirfd, path_addr, flags, empty_ok, &tg);
