@@ -472,6 +472,22 @@ check_mounts_image() { # ROOTFS
   processes_gone -f "$TEST_TMP/ctx"
 }
 
+@test "build: symlinks a step replaces read back new at once and in the next step (the kernel caches targets: CACHE_SYMLINKS)" {
+  mkdir -p "$TEST_TMP/ctx"
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'DF'
+ARG BASE
+FROM $BASE
+RUN ln -s a /l && readlink /l && rm /l && ln -s b /l && readlink /l && ln -sfn c /l && readlink /l \
+ && mv /l /m && readlink /m && ln -s d /l && readlink /l && cat /l 2>&1 | head -c0
+RUN echo "next: $(readlink /l) $(readlink /m)" && ln -sfn e /l && readlink /l && rm /m && ln -s /l /m && readlink /m
+DF
+  run kbuild "$TEST_TMP/ctx" --no-push --progress plain
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$(grep -oE '^#2 [0-9.]+ .*' <<< "$output" | cut -d' ' -f3- | tr '\n' ' ')" = "a b c c d " ]
+  [ "$(grep -oE '^#3 [0-9.]+ .*' <<< "$output" | cut -d' ' -f3- | tr '\n' ' ')" = "next: d c e /l " ]
+}
+
 @test "build: --registry-mirror serves docker.io bases (kaniko flag); a dead mirror falls through with a warning" {
   mkdir -p "$TEST_TMP/ctx"
   printf 'FROM busybox\nRUN echo via-mirror > /m\n' > "$TEST_TMP/ctx/Dockerfile"
