@@ -53,10 +53,14 @@ DF
 # stop them).
 fill_ctx() {
   mkdir -p "$1"
+  # Each shell keeps its 12 MB while it sleeps: with `sleep 600` last, sh
+  # execs it and the string is gone, so only the short peak while it is
+  # built exceeded the limit, and kiln's accounting (sampled) missed it
+  # now and then (the step then slept to the test's timeout).
   cat > "$1/Dockerfile" <<'DF'
 ARG BASE
 FROM $BASE
-RUN for i in 1 2 3 4 5 6 7 8; do sh -c 'x=$(yes | head -c 12000000); echo ${#x}; sleep 600' & done; sleep 600
+RUN for i in 1 2 3 4 5 6 7 8; do sh -c 'x=$(yes | head -c 12000000); echo ${#x}; sleep 600; echo ${#x}' & done; sleep 600
 DF
   chmod -R a+rX "$1"
 }
