@@ -42,6 +42,35 @@ test_perror_is_kilns (void **state)
   overlay_free (NULL); /* links overlay.o, and with it overlay_worker.o, which holds the definition */
 }
 
+/* The end of a stage's mount (a device read failing with ECONNABORTED)
+ * prints nothing; other failures print libfuse's line. */
+static void
+test_end_of_mount_is_quiet (void **state)
+{
+  (void) state;
+  int p[2];
+  assert_int_equal (pipe2 (p, O_CLOEXEC | O_NONBLOCK), 0);
+  int saved = dup (STDERR_FILENO);
+  assert_true (saved >= 0);
+  assert_true (dup2 (p[1], STDERR_FILENO) >= 0);
+  errno = ECONNABORTED;
+  perror ("fuse: reading device");
+  errno = EIO;
+  perror ("fuse: reading device");
+  errno = ECONNABORTED;
+  perror ("fuse: writing device");
+  dup2 (saved, STDERR_FILENO);
+  close (saved);
+  close (p[1]);
+  char buf[512] = "";
+  ssize_t n = read (p[0], buf, sizeof buf - 1);
+  close (p[0]);
+  assert_true (n > 0);
+  buf[n] = '\0';
+  assert_string_equal (buf, "fuse: reading device: Input/output error\n"
+                            "fuse: writing device: Software caused connection abort\n");
+}
+
 static void *
 worker_print (void *arg)
 {
@@ -135,6 +164,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_perror_is_kilns),
+    cmocka_unit_test (test_end_of_mount_is_quiet),
     cmocka_unit_test (test_cancel_inside_perror),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
