@@ -34,13 +34,8 @@ done
 W=$(mktemp -d /var/tmp/kiln-abw.XXXXXX)
 trap 'rm -rf --one-file-system "$W"; kiln_shell_cleanup' EXIT
 
-wl_dir() {
-  case "$1" in
-    w1) echo w1-small-steps ;; w2) echo w2-small-steps-huge ;; w3) echo w3-big-write ;; w4) echo w4-big-context ;;
-    w5) echo w5-cached-rebuild ;; w6) echo w6-metadata-heavy ;;
-    *) echo "ab-workloads: unknown workload '$1'" >&2; exit 2 ;;
-  esac
-}
+# shellcheck source=bench/workload-lib.sh
+source "$SRC/bench/workload-lib.sh"
 # build BIN STORE WL CTX -> seconds (exits on failure)
 build() {
   local t0 t1
@@ -58,12 +53,8 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 echo "| workload | row | A (s) | B (s) | B/A |"
 echo "| --- | --- | --- | --- | --- |"
 for w in "${WL[@]}"; do
-  src="$workloads_dir/$(wl_dir "$w")"
-  if [ "$w" = w4 ]; then
-    ctx=$("$SRC/bench/w4-context.sh" "$CACHE")
-  else
-    ctx="$W/ctx-$w"; rm -rf "$ctx"; mkdir -p "$ctx"; cp -a "$src/." "$ctx/"; rm -f "$ctx/Dockerfile"
-  fi
+  src="$workloads_dir/$(bench_wl_dir "$w")"
+  ctx=$(bench_wl_context "$w" "$src" "$W" "$CACHE")
   sed "s#REGISTRY#$REGISTRY#g" "$src/Dockerfile" > "$W/Dockerfile.$w"
   rm -rf --one-file-system "$W/sa" "$W/sb"
   ca=$(build "$A" "$W/sa" "$w" "$ctx")

@@ -31,13 +31,8 @@ fuse_dev_open_for_all; tun_dev_open_for_all
 W=$(mktemp -d /var/tmp/kiln-fuseops.XXXXXX)
 trap 'rm -rf --one-file-system "$W"; kiln_shell_cleanup' EXIT
 
-wl_dir() {
-  case "$1" in
-    w1) echo w1-small-steps ;; w2) echo w2-small-steps-huge ;; w3) echo w3-big-write ;; w4) echo w4-big-context ;;
-    w5) echo w5-cached-rebuild ;; w6) echo w6-metadata-heavy ;;
-    *) echo "bench/fuse-ops.sh: unknown workload '$1'" >&2; exit 2 ;;
-  esac
-}
+# shellcheck source=bench/workload-lib.sh
+source "$SRC/bench/workload-lib.sh"
 build() {
   rm -rf --one-file-system "$W/out"
   "$@" "$KILN" build --progress plain --root "$W/store" --insecure-registry "$REGISTRY" --no-push --no-cache \
@@ -46,12 +41,8 @@ build() {
 }
 
 for w in "${WL[@]}"; do
-  src="$workloads_dir/$(wl_dir "$w")"
-  if [ "$w" = w4 ]; then
-    ctx=$("$SRC/bench/w4-context.sh" "$CACHE")
-  else
-    ctx="$W/ctx-$w"; rm -rf "$ctx"; mkdir -p "$ctx"; cp -a "$src/." "$ctx/"; rm -f "$ctx/Dockerfile"
-  fi
+  src="$workloads_dir/$(bench_wl_dir "$w")"
+  ctx=$(bench_wl_context "$w" "$src" "$W" "$CACHE")
   sed "s#REGISTRY#$REGISTRY#g" "$src/Dockerfile" > "$W/Dockerfile"
   rm -rf --one-file-system "$W/store"
   build                                        # cold: the base into the store
