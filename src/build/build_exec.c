@@ -130,6 +130,7 @@ build_exec_free (build_exec *b)
     close (b->ctxfd);
   dockerignore_free (b->ign);
   seccomp_filter_free (b->filter);
+  seccomp_filter_free (b->filter_lazy_net);
   sandbox_limiter_free (b->limiter);
   free (b);
 }

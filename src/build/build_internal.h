@@ -96,6 +96,7 @@ struct build_exec
   bool idmap_ready;
   sandbox_isolation isolation; /* USERNS or PTRACE once idmap_ready */
   seccomp_filter *filter;
+  seccomp_filter *filter_lazy_net; /* private network: filter with lazy_net, or NULL */
   bool filter_ready;
   sandbox_limiter *limiter;  /* how RUN steps' limits are enforced; NULL until the first RUN */
   plan *p;

@@ -195,12 +195,15 @@ ensure_sandbox_locked (build_exec *b, kiln_error **err)
           log_warn ("seccomp disabled (--seccomp-policy=unconfined): RUN steps may use every system call");
           return 0;
         }
-      if (seccomp_profile_load_filter (b->o.seccomp_policy,
-                                       b->idmap.mode == SANDBOX_USERNS_SINGLE
-                                           && b->isolation != SANDBOX_ISOLATION_PTRACE
-                                         ? SECCOMP_PROFILE_FAKE_IDS
-                                         : SECCOMP_PROFILE_PLAIN,
-                                       &b->filter, err) < 0)
+      /* With a private network, a second filter for the steps of a stage
+       * whose network is not started yet (sandbox_session_net_started). */
+      bool lazy = b->o.network == SANDBOX_NET_PRIVATE && b->isolation != SANDBOX_ISOLATION_PTRACE;
+      if (seccomp_profile_load_filters (b->o.seccomp_policy,
+                                        b->idmap.mode == SANDBOX_USERNS_SINGLE
+                                            && b->isolation != SANDBOX_ISOLATION_PTRACE
+                                          ? SECCOMP_PROFILE_FAKE_IDS
+                                          : SECCOMP_PROFILE_PLAIN,
+                                        &b->filter, lazy ? &b->filter_lazy_net : NULL, err) < 0)
         return -1;
     }
   return 0;
@@ -570,9 +573,15 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
       return -1;
     }
   rs->rc.step_id = st->step_id;
+  /* Until the stage's network is up, the filter whose first network socket
+   * starts it. */
+  seccomp_filter *filter = net == SANDBOX_NET_PRIVATE && b->filter_lazy_net
+                               && !sandbox_session_net_started (rs->sess)
+                             ? b->filter_lazy_net
+                             : b->filter;
   sandbox_config sc = {
     .argv = s->argv, .env = env, .cwd = cwd, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
-    .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = b->filter,
+    .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = filter,
     .output = run_output, .output_ctx = &rs->rc, .record_chown = overlay_record_chown_cb, .record_chown_ctx = rs->rc.ovl,
     .owner = overlay_owner_cb, .owner_ctx = rs->rc.ovl,
     .session = rs->sess, .mounts = mounts.v, .n_mounts = mounts.n,

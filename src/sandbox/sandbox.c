@@ -348,6 +348,11 @@ setup_handshake (const sandbox_config *cfg, pid_t pid, const step_pipes *p, int 
 {
   if (!cfg->session && sandbox_map_ids (pid, p->sp[0], p->ep[0], cfg->idmap, cfg->cancel_fd, err) < 0)
     return -1;
+  /* A step whose filter cannot tell kiln when it first opens a network
+   * socket gets the session's network up front. */
+  if (sandbox_net_from_session (cfg) && !(cfg->seccomp && cfg->seccomp->lazy_net)
+      && sandbox_net_session_ensure (cfg->session, cfg->cancel_fd, err) < 0)
+    return kiln_error_wrap (err, "private network");
   if (cfg->network == SANDBOX_NET_PRIVATE && !sandbox_net_from_session (cfg)
       && sandbox_net_attach (cfg, p->sp[0], p->ep[0], net, err) < 0)
     return kiln_error_wrap (err, "setting up the sandbox");
@@ -404,7 +409,8 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
     goto kill;
   int main_status = 0;
   bool got = false, stop = false;
-  if (sandbox_supervise (cfg, p.op[0], p.xp[0], p.stp[0], p.sp[0], &sl, &main_status, &got, &stop) < 0)
+  kiln_error *net_err = NULL;
+  if (sandbox_supervise (cfg, p.op[0], p.xp[0], p.stp[0], p.sp[0], &sl, &main_status, &got, &stop, &net_err) < 0)
     {
       kiln_error_make (err, errno, "allocate seccomp notification buffers");
       goto kill;
@@ -416,8 +422,14 @@ sandbox_run (const sandbox_config *cfg, sandbox_result *res, kiln_error **err)
       pid = -1;
       if (sl.hit)
         ret = limit_result (res, sl.hit);
+      else if (net_err && !sandbox_cancelled (cfg->cancel_fd))
+        {
+          *err = steal_pointer (&net_err);
+          kiln_error_wrap (err, "private network");
+        }
       else
         stopped (cfg, err);
+      kiln_error_free (net_err);
       goto out;
     }
   int hst;

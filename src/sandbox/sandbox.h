@@ -267,14 +267,21 @@ typedef struct sandbox_session_config
    * zero-initialised configs) and fails naming the signal, if any. */
   int cancel_fd;
   const volatile sig_atomic_t *cancel_signal;
-  /* SANDBOX_NET_PRIVATE: the session gets one network namespace, wired
-   * out by pasta for the session's lifetime, which its steps with a
-   * private network join (the set-up is paid once per session, not per
-   * step). Other modes: none. */
+  /* SANDBOX_NET_PRIVATE: the session gets one network namespace, which
+   * its steps with a private network join, wired out by pasta from the
+   * first step that needs it to the session's end (the set-up is paid once
+   * per session, and not at all by a stage whose steps open no network
+   * socket: see sandbox_session_net_started). Other modes: none. */
   sandbox_net_mode network;
 } sandbox_session_config;
 
 int sandbox_session_new (const sandbox_session_config *cfg, sandbox_session **out, kiln_error **err);
+/* Whether the session's private network is wired out already (true also
+ * for a session without one). Until it is, a step on it should run with a
+ * seccomp filter compiled with lazy_net (seccomp_profile.h): its first
+ * network socket starts pasta. A step with another filter, or none,
+ * starts it before it runs. */
+bool sandbox_session_net_started (const sandbox_session *s);
 /* syncfs() on the mount: data a step left in the kernel's page cache (e.g.
  * written through a shared mapping) reaches the filesystem before commit. */
 int sandbox_session_sync (sandbox_session *s, kiln_error **err);

@@ -162,6 +162,17 @@ int sandbox_net_start (int userns, int netns, int cancel_fd, sandbox_net *net, k
 /* Whether a step joins its session's network namespace instead of making
  * its own. */
 bool sandbox_net_from_session (const sandbox_config *cfg);
+/* Start the session's pasta unless it runs (or the session has no private
+ * network). */
+int sandbox_net_session_ensure (sandbox_session *s, int cancel_fd, kiln_error **err);
+/* Answer a socket() notification of a lazy_net filter: a network socket
+ * of a step on its session's private network starts pasta first. Responds
+ * in every case; -1 when pasta could not start (the call fails with
+ * ENETDOWN and the step is to be stopped with *err). */
+struct seccomp_notif;
+struct seccomp_notif_resp;
+int sandbox_net_answer_socket (const sandbox_config *cfg, int listener, const struct seccomp_notif *req,
+                               struct seccomp_notif_resp *resp, kiln_error **err);
 /* Stop and reap pasta (no-op without one). */
 void sandbox_net_detach (sandbox_net *net);
 /* The helper's side, after unshare(CLONE_NEWNET): send 'n', wait for 'w'. */
@@ -257,8 +268,9 @@ void sandbox_outbuf_finish (sandbox_outbuf *o, sandbox_output_fn fn, void *ctx);
  * readable; -1 (errno) only when the notification buffers cannot be
  * allocated, before anything is read or closed. While sl needs it
  * (sandbox_limits_polling), it is polled; a limit hit sets *stop too (and
- * sl->hit). */
+ * sl->hit), so does a private network that could not start when the step
+ * asked for it (*stop_err says why). */
 int sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sync_r, step_limits *sl,
-                       int *main_status, bool *got_status, bool *stop);
+                       int *main_status, bool *got_status, bool *stop, kiln_error **stop_err);
 
 #endif

@@ -16,6 +16,15 @@
  * not get: the host's loopback services (--no-map-gw), the host's abstract
  * unix sockets (they belong to a network namespace), inbound ports (no
  * forwarding: -t/-u/-T/-U none).
+ *
+ * Started on demand: a stage session's namespace gets its pasta when a step
+ * first opens a network socket, not when the session starts (pasta's
+ * start, ~60-120 ms, was most of a short stage's time). Until then the
+ * session's steps run with a filter that hands every socket() the profile
+ * allows, but AF_UNIX ones, to the supervisor (seccomp_profile_env.lazy_net);
+ * sandbox_net_answer_socket starts pasta, waits until it configured the
+ * interface and lets the call run. Steps without that filter (no seccomp
+ * filter, a profile that allows by default) start it before they run.
  */
 #include "sandbox/sandbox_internal.h"
 #include "util/alloc.h"
@@ -27,12 +36,14 @@
 #include <grp.h>
 #include <poll.h>
 #include <sched.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -240,6 +251,34 @@ sandbox_net_start (int userns, int netns, int cancel_fd, sandbox_net *net, kiln_
       struct timespec pause = { 0, 50 * 1000 * 1000L * attempt };
       nanosleep (&pause, NULL);
     }
+}
+
+int
+sandbox_net_session_ensure (sandbox_session *s, int cancel_fd, kiln_error **err)
+{
+  if (s->netns_fd < 0 || s->net.pid > 0)
+    return 0;
+  log_debug ("private network: starting pasta for the stage's network namespace");
+  return sandbox_net_start (s->userns_fd, s->netns_fd, cancel_fd, &s->net, err);
+}
+
+int
+sandbox_net_answer_socket (const sandbox_config *cfg, int listener, const struct seccomp_notif *req,
+                           struct seccomp_notif_resp *resp, kiln_error **err)
+{
+  int ret = 0;
+  resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  /* The domain is a value, not a pointer: letting the call continue is
+   * safe (no argument the step could change after we looked). */
+  if ((int) req->data.args[0] != AF_UNIX && sandbox_net_from_session (cfg)
+      && sandbox_net_session_ensure (cfg->session, cfg->cancel_fd, err) < 0)
+    {
+      resp->flags = 0;
+      resp->error = -ENETDOWN;
+      ret = -1;
+    }
+  seccomp_notify_respond (listener, resp);
+  return ret;
 }
 
 bool

@@ -142,9 +142,8 @@ session_setup (const sandbox_session_config *cfg, pid_t pid, int sock, int errfd
   s->userns_fd = fds[0];
   s->mntns_fd = fds[1];
   s->root_fd = fds[2];
+  /* pasta starts when a step needs it (sandbox_net.c, "Started on demand"). */
   s->netns_fd = fds[3];
-  if (s->netns_fd >= 0 && sandbox_net_start (s->userns_fd, s->netns_fd, cfg->cancel_fd, &s->net, err) < 0)
-    return kiln_error_wrap (err, "private network");
   return 0;
 }
 
@@ -190,6 +189,12 @@ out:
     }
   sandbox_session_free (s);
   return ret;
+}
+
+bool
+sandbox_session_net_started (const sandbox_session *s)
+{
+  return s->netns_fd < 0 || s->net.pid > 0;
 }
 
 int

@@ -1,7 +1,8 @@
 /* sandbox_supervise.c - kiln's side while a step runs: its output as lines
  * and, in single ID mode, the chown-family calls its seccomp filter hands
  * to kiln (resolved inside the step's root, answered by record_chown) and
- * the stat-family calls (answered with the owners the overlay recorded). */
+ * the stat-family calls (answered with the owners the overlay recorded);
+ * socket() while a stage's private network is not started (sandbox_net.c). */
 #include "sandbox/sandbox_internal.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
@@ -338,7 +339,7 @@ answer_stat (const sandbox_config *cfg, int listener, const struct seccomp_notif
 
 static void
 handle_notification (const sandbox_config *cfg, int listener, struct seccomp_notif *req,
-                     struct seccomp_notif_resp *resp)
+                     struct seccomp_notif_resp *resp, kiln_error **stop_err)
 {
   /* The kernel refuses a receive buffer that is not zeroed. */
   memset (req, 0, sizeof *req);
@@ -349,6 +350,11 @@ handle_notification (const sandbox_config *cfg, int listener, struct seccomp_not
   resp->error = 0;
   resp->flags = 0;
   autofree char *name = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
+  if (name && strcmp (name, "socket") == 0)
+    {
+      sandbox_net_answer_socket (cfg, listener, req, resp, stop_err);
+      return;
+    }
   if (name && strstr (name, "stat"))
     {
       int r = answer_stat (cfg, listener, req, name, resp);
@@ -447,7 +453,7 @@ respond:
 
 int
 sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r, int sync_r, step_limits *sl,
-                   int *main_status, bool *got_status, bool *stop)
+                   int *main_status, bool *got_status, bool *stop, kiln_error **stop_err)
 {
   int listener = -1;
   struct seccomp_notif *req = NULL;
@@ -484,7 +490,14 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
           sync_r = -1; /* one listener per step */
         }
       if (pf[5].revents & POLLIN)
-        handle_notification (cfg, listener, req, resp);
+        {
+          handle_notification (cfg, listener, req, resp, stop_err);
+          if (*stop_err)
+            {
+              *stop = true;
+              break;
+            }
+        }
       else if (pf[5].revents & (POLLHUP | POLLERR))
         sandbox_close_fd (&listener);
       for (int i = 0; i < 2; i++)

@@ -16,6 +16,7 @@
 #include <sys/capability.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -766,6 +767,61 @@ add_rule (scmp_filter_ctx ctx, uint32_t def, const seccomp_profile_rule *r, cons
   return 0;
 }
 
+/* What the profile's socket rules were, for a lazy_net filter. */
+typedef struct lazy_socket
+{
+  bool unix_allowed; /* an allowing rule matches every socket(AF_UNIX, ...) */
+  bool other_action; /* a rule for socket with another action (e.g. ERRNO) */
+} lazy_socket;
+
+/* Does an allowing rule match socket(AF_UNIX, any, any)? Its conditions
+ * must all be on the domain (alternatives, as add_rule adds them). */
+static bool
+rule_allows_unix (const seccomp_profile_rule *r)
+{
+  if (r->n_args == 0)
+    return true;
+  bool any = false;
+  for (size_t i = 0; i < r->n_args; i++)
+    {
+      const seccomp_profile_arg *a = &r->args[i];
+      if (a->index != 0)
+        return false;
+      uint64_t v = AF_UNIX;
+      switch ((enum scmp_compare) a->op)
+        {
+        case SCMP_CMP_NE: any |= v != a->value; break;
+        case SCMP_CMP_LT: any |= v < a->value; break;
+        case SCMP_CMP_LE: any |= v <= a->value; break;
+        case SCMP_CMP_EQ: any |= v == a->value; break;
+        case SCMP_CMP_GE: any |= v >= a->value; break;
+        case SCMP_CMP_GT: any |= v > a->value; break;
+        case SCMP_CMP_MASKED_EQ: any |= (v & a->value) == a->value_two; break;
+        case _SCMP_CMP_MIN:
+        case _SCMP_CMP_MAX:
+          break;
+        }
+    }
+  return any;
+}
+
+/* A lazy_net filter's socket rule: what the profile allows goes to the
+ * listener instead (the supervisor lets it run once the network is up). */
+static int
+add_socket_rule (scmp_filter_ctx ctx, uint32_t def, const seccomp_profile_rule *r, int nr, lazy_socket *ls,
+                 kiln_error **err)
+{
+  if (r->action != SCMP_ACT_ALLOW)
+    {
+      ls->other_action |= r->action != def;
+      return add_rule (ctx, def, r, "socket", nr, err);
+    }
+  ls->unix_allowed |= rule_allows_unix (r);
+  seccomp_profile_rule notify = *r;
+  notify.action = SCMP_ACT_NOTIFY;
+  return add_rule (ctx, def, &notify, "socket", nr, err);
+}
+
 static int
 export_bpf (scmp_filter_ctx ctx, seccomp_filter *f, kiln_error **err)
 {
@@ -831,6 +887,10 @@ seccomp_profile_compile (const seccomp_profile *p, const seccomp_profile_env *en
 
   const char *arch = native_go_arch (native);
   bool fake = env.mode == SECCOMP_PROFILE_FAKE_IDS;
+  /* A profile that allows by default has no socket rule to turn into a
+   * notification: its steps start the network up front. */
+  bool lazy = env.lazy_net && p->default_action != SCMP_ACT_ALLOW;
+  lazy_socket ls = { false, false };
   for (size_t i = 0; i < p->n_rules; i++)
     {
       const seccomp_profile_rule *r = &p->rules[i];
@@ -843,10 +903,16 @@ seccomp_profile_compile (const seccomp_profile *p, const seccomp_profile_env *en
           int nr = seccomp_syscall_resolve_name (*n);
           if (nr == __NR_SCMP_ERROR)
             continue; /* not a call of any architecture in this filter */
-          if (add_rule (ctx, p->default_action, r, *n, nr, err) < 0)
+          rc = lazy && strcmp (*n, "socket") == 0 ? add_socket_rule (ctx, p->default_action, r, nr, &ls, err)
+                                                     : add_rule (ctx, p->default_action, r, *n, nr, err);
+          if (rc < 0)
             return kiln_error_wrap (err, "compiling syscalls[%zu]", i);
         }
     }
+  if (lazy && ls.unix_allowed && !ls.other_action
+      && (rc = seccomp_rule_add (ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name ("socket"), 1,
+                                 SCMP_A0 (SCMP_CMP_EQ, AF_UNIX))) < 0)
+    return kiln_error_make (err, -rc, "seccomp: add rule for AF_UNIX sockets");
   if (fake)
     {
       for (const char *const *n = fake_chown_calls; *n; n++)
@@ -869,7 +935,8 @@ seccomp_profile_compile (const seccomp_profile *p, const seccomp_profile_env *en
         }
     }
   seccomp_filter *f = xzalloc (sizeof *f);
-  f->needs_listener = fake;
+  f->needs_listener = fake || lazy;
+  f->lazy_net = lazy;
   if (export_bpf (ctx, f, err) < 0)
     {
       seccomp_filter_free (f);
@@ -939,36 +1006,60 @@ seccomp_profile_default_path (char **out, kiln_error **err)
                                        "--seccomp-policy FILE)");
 }
 
+/* Read the profile at path (NULL: the default one, else the built-in copy). */
+static int
+load_profile (const char **path, char **found, seccomp_profile **out, kiln_error **err)
+{
+  *out = NULL;
+  if (*path == NULL)
+    {
+      autoerror kiln_error *nf = NULL;
+      if (seccomp_profile_default_path (found, &nf) < 0)
+        {
+          /* A binary without its policies/: the copy built into it. */
+          *path = "(built-in policies/default.json)";
+          log_debug ("no policies/default.json found (%s): using the built-in copy", nf->msg);
+          return seccomp_profile_parse (seccomp_builtin_default,
+                                        (size_t) (seccomp_builtin_default_end - seccomp_builtin_default), *path,
+                                        out, err);
+        }
+      *path = *found;
+    }
+  return seccomp_profile_load_file (*path, out, err);
+}
+
+int
+seccomp_profile_load_filters (const char *path, seccomp_profile_mode mode, seccomp_filter **out,
+                              seccomp_filter **out_lazy_net, kiln_error **err)
+{
+  *out = NULL;
+  if (out_lazy_net)
+    *out_lazy_net = NULL;
+  autofree char *found = NULL;
+  seccomp_profile *p = NULL;
+  if (load_profile (&path, &found, &p, err) < 0)
+    return -1;
+  seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, mode, false };
+  int r = seccomp_profile_compile (p, &env, out, err);
+  if (r == 0 && out_lazy_net)
+    {
+      env.lazy_net = true;
+      r = seccomp_profile_compile (p, &env, out_lazy_net, err);
+    }
+  seccomp_profile_free (p);
+  if (r < 0)
+    {
+      seccomp_filter_free (*out);
+      *out = NULL;
+      return kiln_error_wrap (err, "compiling seccomp profile '%s'", path);
+    }
+  log_debug ("seccomp profile '%s' compiled to %zu BPF instructions", path, (*out)->n_insns);
+  return 0;
+}
+
 int
 seccomp_profile_load_filter (const char *path, seccomp_profile_mode mode, seccomp_filter **out,
                              kiln_error **err)
 {
-  *out = NULL;
-  autofree char *found = NULL;
-  seccomp_profile *p = NULL;
-  if (path == NULL)
-    {
-      autoerror kiln_error *nf = NULL;
-      if (seccomp_profile_default_path (&found, &nf) < 0)
-        {
-          /* A binary without its policies/: the copy built into it. */
-          path = "(built-in policies/default.json)";
-          log_debug ("no policies/default.json found (%s): using the built-in copy", nf->msg);
-          if (seccomp_profile_parse (seccomp_builtin_default,
-                                     (size_t) (seccomp_builtin_default_end - seccomp_builtin_default), path, &p,
-                                     err) < 0)
-            return -1;
-        }
-      else
-        path = found;
-    }
-  if (!p && seccomp_profile_load_file (path, &p, err) < 0)
-    return -1;
-  seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, mode };
-  int r = seccomp_profile_compile (p, &env, out, err);
-  seccomp_profile_free (p);
-  if (r < 0)
-    return kiln_error_wrap (err, "compiling seccomp profile '%s'", path);
-  log_debug ("seccomp profile '%s' compiled to %zu BPF instructions", path, (*out)->n_insns);
-  return 0;
+  return seccomp_profile_load_filters (path, mode, out, NULL, err);
 }

@@ -101,6 +101,11 @@ typedef struct seccomp_profile_env
   /* Kernel version for minKernel; 0.0 means "read uname()". */
   unsigned kernel_major, kernel_minor;
   seccomp_profile_mode mode;
+  /* Also hand socket() calls the profile allows to the listener (except
+   * AF_UNIX ones the profile allows unconditionally, which run at once):
+   * a stage's private network is started by the first step that opens a
+   * network socket (sandbox_net.c, "Started on demand"). */
+  bool lazy_net;
 } seccomp_profile_env;
 
 /* A compiled filter: classic BPF instructions, ready for seccomp(2). */
@@ -108,7 +113,8 @@ typedef struct seccomp_filter
 {
   struct sock_filter *insns;
   size_t n_insns;
-  bool needs_listener;   /* SECCOMP_PROFILE_FAKE_IDS: load with NEW_LISTENER */
+  bool needs_listener;   /* SECCOMP_PROFILE_FAKE_IDS or lazy_net: load with NEW_LISTENER */
+  bool lazy_net;         /* compiled with seccomp_profile_env.lazy_net */
 } seccomp_filter;
 
 int seccomp_profile_compile (const seccomp_profile *p, const seccomp_profile_env *env, seccomp_filter **out,
@@ -134,6 +140,11 @@ int seccomp_profile_default_path (char **out, kiln_error **err);
  * "unconfined" is the caller's to handle (it loads nothing). */
 int seccomp_profile_load_filter (const char *path, seccomp_profile_mode mode, seccomp_filter **out,
                                  kiln_error **err);
+
+/* The same, compiled twice from one reading of the file: *out as above and
+ * *out_lazy_net with seccomp_profile_env.lazy_net set. */
+int seccomp_profile_load_filters (const char *path, seccomp_profile_mode mode, seccomp_filter **out,
+                                  seccomp_filter **out_lazy_net, kiln_error **err);
 
 /* Docker's default capability set for root in a container. */
 extern const char *const seccomp_profile_docker_default_caps[];

@@ -34,7 +34,7 @@ FROM $BASE
 ARG REG
 RUN echo "ifaces=$(ls /sys/class/net | tr '\n' ' ')"; \
     echo "resolv=$(grep nameserver /etc/resolv.conf | tr '\n' ' ')"; \
-    if wget -q -T 5 -O /dev/null "http://$REG/v2/"; then echo "registry=reached"; else echo "registry=unreachable"; fi; \
+    if timeout 5 wget -q -O /dev/null "http://$REG/v2/"; then echo "registry=reached"; else echo "registry=unreachable"; fi; \
     echo "abstract=$(grep -c kiln-net-probe /proc/net/unix)"
 EOF
 }
@@ -59,8 +59,8 @@ time.sleep(120)' &
   [ "$status" -eq 0 ]
   [[ $output == *"ifaces="*"eth0"* || $output == *"ifaces="*"lo "* ]]
   [[ $output == *"resolv=nameserver 169.254.1.1 "* ]]
-  [[ $output == *"registry=unreachable"* ]]
-  [[ $output == *"abstract=0"* ]]
+  [[ $output == *" registry=unreachable"* ]]
+  [[ $output == *" abstract=0"* ]]
   # pasta is gone with the step.
   processes_gone -x pasta
 }
@@ -87,6 +87,35 @@ EOF
   processes_gone -x pasta
 }
 
+@test "network: pasta starts with a stage's first network socket: steps that open none start no pasta, later steps share it" {
+  mkdir -p "$TEST_TMP/ctx"
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'EOF'
+ARG BASE
+FROM $BASE
+RUN echo "before=$(ls /sys/class/net | tr '\n' ' ')"
+RUN echo "first=$(ls /sys/class/net | tr '\n' ' ')"; ip addr | grep -c 'inet .*global' | sed 's/^/global=/'; \
+    echo "after=$(ls /sys/class/net | tr '\n' ' ')"
+RUN echo "later=$(ls /sys/class/net | tr '\n' ' ')"
+EOF
+  run kb "$TEST_TMP/ctx" -v debug
+  echo "$output"
+  [ "$status" -eq 0 ]
+  # one start, in the second step (the first opened no network socket)
+  [ "$(grep -c 'starting pasta for the stage' <<< "$output")" -eq 1 ]
+  [[ $output == *"before=lo "* ]]
+  [[ $output == *"first=lo "* ]]
+  [[ $output == *"global=1"* ]]
+  [[ $output =~ after=[a-z0-9]+\ lo ]]
+  [[ $output =~ later=[a-z0-9]+\ lo ]]
+  sed -n '/before=/,/starting pasta/p' <<< "$output" | grep -q 'first=lo'
+  processes_gone -x pasta
+  # a stage of steps without network sockets starts none
+  printf 'ARG BASE\nFROM $BASE\nRUN echo a > /a\nRUN cat /a\n' > "$TEST_TMP/ctx/Dockerfile"
+  run kb "$TEST_TMP/ctx" -v debug
+  [ "$status" -eq 0 ]
+  [[ $output != *"starting pasta"* ]]
+}
+
 @test "network: --network host shares the host's namespace (and says what that exposes); RUN --network=host overrides the default" {
   probe_ctx "$TEST_TMP/ctx"
   abstract_listener
@@ -94,17 +123,17 @@ EOF
   echo "$output"
   [ "$status" -eq 0 ]
   [[ $output == *"--network host: RUN steps share the host's network namespace"* ]]
-  [[ $output == *"registry=reached"* ]]
-  [[ $output == *"abstract=1"* ]]
+  [[ $output == *" registry=reached"* ]]
+  [[ $output == *" abstract=1"* ]]
   sed -i 's/^RUN echo/RUN --network=host echo/' "$TEST_TMP/ctx/Dockerfile"
   run kb "$TEST_TMP/ctx"
   [ "$status" -eq 0 ]
-  [[ $output == *"registry=reached"* ]]
+  [[ $output == *" registry=reached"* ]]
   # RUN --network=default is the build's default: private.
   sed -i 's/^RUN --network=host echo/RUN --network=default echo/' "$TEST_TMP/ctx/Dockerfile"
   run kb "$TEST_TMP/ctx"
   [ "$status" -eq 0 ]
-  [[ $output == *"registry=unreachable"* ]]
+  [[ $output == *" registry=unreachable"* ]]
 }
 
 @test "network: --network none leaves only loopback and no resolver" {
@@ -115,7 +144,7 @@ EOF
   [[ $output == *"ifaces=lo "* ]]
   [[ $output == *"resolv= "* || $output == *"resolv="$'\n'* || $output == *"resolv=
 "* ]]
-  [[ $output == *"registry=unreachable"* ]]
+  [[ $output == *" registry=unreachable"* ]]
 }
 
 @test "network: a private step reaches the outside (the Debian archive by name)" {
@@ -165,8 +194,8 @@ EOF
     echo "$u: $output"
     [ "$status" -eq 0 ]
     [[ $output == *"resolv=nameserver 169.254.1.1 "* ]]
-    [[ $output == *"registry=unreachable"* ]]
-    [[ $output == *"abstract=0"* ]]
+    [[ $output == *" registry=unreachable"* ]]
+    [[ $output == *" abstract=0"* ]]
   done
 }
 
@@ -194,7 +223,7 @@ EOF
   echo "$output"
   [ "$status" -eq 0 ]
   [[ $output == *"private network: pasta failed (exit status 1): Couldn't install signal handlers; starting pasta again"* ]]
-  [[ $output == *"registry=unreachable"* ]]
+  [[ $output == *" registry=unreachable"* ]]
   rm -f "$SHARED/state/"*
   echo 2 > "$SHARED/fails"
   PATH="$SHARED/bin:$PATH" run kb "$TEST_TMP/ctx"

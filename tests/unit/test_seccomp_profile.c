@@ -58,7 +58,7 @@ test_default_profile_parses (void **state)
   assert_int_equal (seccomp_profile_load_file ("policies/default.json", &p, &err), 0);
   assert_int_equal (p->default_action, SCMP_ACT_ERRNO (EPERM));
   assert_true (p->n_rules > 20);
-  seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, SECCOMP_PROFILE_PLAIN };
+  seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, SECCOMP_PROFILE_PLAIN, false };
   seccomp_filter *f = NULL;
   assert_int_equal (seccomp_profile_compile (p, &env, &f, &err), 0);
   assert_true (f->n_insns > 50);
@@ -141,7 +141,7 @@ compile (const char *json, seccomp_profile_mode mode, unsigned kmaj, unsigned km
     p = parse_ok (json);
   else
     assert_int_equal (seccomp_profile_load_file ("policies/default.json", &p, &err), 0);
-  seccomp_profile_env env = { seccomp_profile_docker_default_caps, kmaj, kmin, mode };
+  seccomp_profile_env env = { seccomp_profile_docker_default_caps, kmaj, kmin, mode, false };
   seccomp_filter *f = NULL;
   if (seccomp_profile_compile (p, &env, &f, &err) < 0)
     fail_msg ("compile: %s", err->msg);
@@ -334,6 +334,100 @@ test_fake_ids_stat_notified (void **state)
   seccomp_filter_free (f);
 }
 
+static seccomp_filter *
+compile_lazy (const char *json, seccomp_profile_mode mode)
+{
+  seccomp_profile *p = NULL;
+  kiln_error *err = NULL;
+  if (json)
+    p = parse_ok (json);
+  else
+    assert_int_equal (seccomp_profile_load_file ("policies/default.json", &p, &err), 0);
+  seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, mode, true };
+  seccomp_filter *f = NULL;
+  if (seccomp_profile_compile (p, &env, &f, &err) < 0)
+    fail_msg ("compile: %s", err->msg);
+  seccomp_profile_free (p);
+  return f;
+}
+
+/* In a child with f loaded and its listener closed (a notified call then
+ * fails with ENOSYS): 0 when socket(domain) fails with want_errno (0: works). */
+static int
+socket_result (const seccomp_filter *f, int domain, int want_errno)
+{
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        _exit (100);
+      int listener = seccomp_filter_load (f);
+      if (listener < 0)
+        _exit (101);
+      if (listener > 0)
+        close (listener);
+      errno = 0;
+      int fd = socket (domain, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (want_errno == 0)
+        _exit (fd >= 0 ? 0 : 1);
+      _exit (fd < 0 && errno == want_errno ? 0 : 2);
+    }
+  int st;
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  assert_true (WIFEXITED (st));
+  return WEXITSTATUS (st);
+}
+
+/* lazy_net: the network sockets the profile allows go to the listener, the
+ * AF_UNIX ones run, the ones it denies stay denied; in both ID modes. */
+static void
+test_lazy_net_socket_notified (void **state)
+{
+  (void) state;
+  seccomp_profile_mode modes[] = { SECCOMP_PROFILE_PLAIN, SECCOMP_PROFILE_FAKE_IDS };
+  for (size_t i = 0; i < 2; i++)
+    {
+      seccomp_filter *f = compile_lazy (NULL, modes[i]);
+      assert_true (f->lazy_net && f->needs_listener);
+      assert_int_equal (socket_result (f, AF_INET, ENOSYS), 0);
+      assert_int_equal (socket_result (f, AF_INET6, ENOSYS), 0);
+      assert_int_equal (socket_result (f, AF_NETLINK, ENOSYS), 0);
+      assert_int_equal (socket_result (f, AF_UNIX, 0), 0);
+      assert_int_equal (socket_result (f, AF_VSOCK, EPERM), 0); /* Docker's profile denies it */
+      seccomp_filter_free (f);
+    }
+  /* Without lazy_net, network sockets run. */
+  seccomp_filter *plain = compile (NULL, SECCOMP_PROFILE_PLAIN, 0, 0);
+  assert_false (plain->lazy_net);
+  assert_int_equal (socket_result (plain, AF_INET, 0), 0);
+  seccomp_filter_free (plain);
+}
+
+/* A profile that allows by default cannot be made lazy (its steps start
+ * the network up front); one whose socket rule leaves AF_UNIX out hands
+ * AF_UNIX to the listener too rather than allow what it did not. */
+static void
+test_lazy_net_profiles (void **state)
+{
+  (void) state;
+  seccomp_filter *f = compile_lazy ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[]}",
+                                    SECCOMP_PROFILE_PLAIN);
+  assert_false (f->lazy_net);
+  assert_false (f->needs_listener);
+  seccomp_filter_free (f);
+  f = compile_lazy ("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":["
+                    "{\"names\":[\"socket\"],\"action\":\"SCMP_ACT_ALLOW\",\"args\":"
+                    "[{\"index\":0,\"value\":2,\"op\":\"SCMP_CMP_GE\"}]},"
+                    "{\"names\":[\"prctl\",\"seccomp\",\"close\",\"exit_group\",\"exit\"],"
+                    "\"action\":\"SCMP_ACT_ALLOW\"}]}",
+                    SECCOMP_PROFILE_PLAIN);
+  assert_true (f->lazy_net);
+  assert_int_equal (socket_result (f, AF_INET, ENOSYS), 0);
+  assert_int_equal (socket_result (f, AF_UNIX, EPERM), 0);
+  seccomp_filter_free (f);
+}
+
 static void
 test_load_missing_file (void **state)
 {
@@ -354,6 +448,7 @@ main (void)
     cmocka_unit_test (test_default_filter_denies),  cmocka_unit_test (test_errno_ret_and_args),
     cmocka_unit_test (test_includes_excludes),      cmocka_unit_test (test_fake_ids_mode),
     cmocka_unit_test (test_fake_ids_stat_notified), cmocka_unit_test (test_load_missing_file),
+    cmocka_unit_test (test_lazy_net_socket_notified), cmocka_unit_test (test_lazy_net_profiles),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
