@@ -199,14 +199,17 @@ DF
   [ "$status" -eq 0 ]
   unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
   local r="$TEST_TMP/b/rootfs"
-  [ ! -e "$r/maybe/key" ] && [ ! -e "$r/maybe/secret" ]
+  [ ! -e "$r/maybe/key" ]
+  [ ! -e "$r/maybe/secret" ]
   ! grep -rqx s "$r/maybe" 2>/dev/null || false
   [ "$(cat "$r/app/result")" = built ]
   [ "$(stat -c '%u:%g %a' "$r/app/result")" = "0:0 600" ]
   [ "$(stat -c '%u:%g %a' "$r/app/src/sub/b.txt")" = "7:8 640" ]
   [ "$(stat -c '%u:%g' "$r/app/src")" = "7:8" ]
   [ "$(stat -c %i "$r/app/src/a.txt")" = "$(stat -c %i "$r/app/src/a-hard.txt")" ]
-  [ -f "$r/globbed/a.txt" ] && [ -f "$r/globbed/a-hard.txt" ] && [ ! -e "$r/globbed/c.log" ]
+  [ -f "$r/globbed/a.txt" ]
+  [ -f "$r/globbed/a-hard.txt" ]
+  [ ! -e "$r/globbed/c.log" ]
   [ ! -e "$r/globbed/sub" ]
 }
 
@@ -358,7 +361,8 @@ DF
   unpack "$TEST_TMP/out:t" "$TEST_TMP/b"
   local r="$TEST_TMP/b/rootfs"
   [ "$(readlink "$r/lnk")" = /tmp ]
-  [ -d "$r/tmp/wd" ] && [ ! -L "$r/tmp/wd" ]
+  [ -d "$r/tmp/wd" ]
+  [ ! -L "$r/tmp/wd" ]
   [ -d "$r/tmp/vol" ]
   [ -f "$r/etc/passwd" ]
   skopeo inspect --config "oci:$TEST_TMP/out:t" > "$TEST_TMP/config.json"
@@ -390,7 +394,10 @@ check_mounts_image() { # ROOTFS
   [ "$(cat "$r/secret-len")" -eq 13 ]
   [ "$(cat "$r/from-bind")" = ctx-file ]
   # Mount targets and secrets never reach a layer.
-  [ ! -e "$r/cache" ] && [ ! -e "$r/scratch" ] && [ ! -e "$r/run/secrets" ] && [ ! -e "$r/mnt/in" ]
+  [ ! -e "$r/cache" ]
+  [ ! -e "$r/scratch" ]
+  [ ! -e "$r/run/secrets" ]
+  [ ! -e "$r/mnt/in" ]
 }
 
 @test "build: RUN --mount cache, tmpfs, secret and context bind, as root and as a plain user" {

@@ -211,7 +211,8 @@ EOF
   [ "$status" -eq 0 ]
   [[ $output == *"cache mount 'apt': importing $REGISTRY/$repo:$(tag_of apt) failed"* ]]
   [ -z "$(find "$TEST_TMP" /tmp -maxdepth 6 -name 'pwned-dotdot*' 2>/dev/null)" ]
-  [ ! -e /pwned-dotdot ] && [ ! -e /pwned-dotdot2 ]
+  [ ! -e /pwned-dotdot ]
+  [ ! -e /pwned-dotdot2 ]
   # An absolute symlink, then a member through it.
   mkdir -p "$TEST_TMP/victim"
   python3 - "$TEST_TMP/link.tar" "$TEST_TMP/victim" <<'EOF'

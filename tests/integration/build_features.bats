@@ -212,7 +212,8 @@ EOF
     --cache=true --cache-copy-layers=true -d "$REGISTRY/team/app:1" "$TEST_TMP/ctx"
   echo "$output"
   [ "$status" -eq 0 ]
-  [[ $output != *"build cache entr"*"pushed"* ]] && [[ $output != *"pushed "*" build cache entr"* ]]
+  [[ $output != *"build cache entr"*"pushed"* ]]
+  [[ $output != *"pushed "*" build cache entr"* ]]
   # A fresh runner (empty store) hits every step from the registry cache.
   run "$KILN" build --root "$TEST_TMP/fresh" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_IMAGE" \
     --cache=true --cache-copy-layers=true -d "$REGISTRY/team/app:2" "$TEST_TMP/ctx"

@@ -106,7 +106,7 @@ RUN for p in /proc/[0-9]*; do \\
       cat \$p/environ 2>/dev/null | tr '\\0' '\\n' | grep -q KILN_TEST_SECRET && echo "LE""AK environ \$p"; \\
       grep -qs c2VjcmV0 \$p/cwd/home/.docker/config.json && echo "LE""AK cwd \$p"; \\
       grep -qs c2VjcmV0 \$p/root$SHARED/home/.docker/config.json && echo "LE""AK root \$p"; \\
-      case "\$(cat \$p/cmdline 2>/dev/null | tr '\\0' ' ')" in *"--insecure-regis""try"*) echo found-kiln; kill -0 \${p#/proc/} 2>/dev/null && echo "LE""AK signal \$p \$(cat \$p/cmdline | tr "\\0" " ")";; esac; \\
+      case "\$(cat \$p/cmdline 2>/dev/null | tr '\\0' ' ')" in *"--insecure-regis""try"*) echo found-"kil"n; kill -0 \${p#/proc/} 2>/dev/null && echo "LE""AK signal \$p \$(cat \$p/cmdline | tr "\\0" " ")";; esac; \\
     done; \\
     grep -qs c2VjcmV0 $SHARED/home/.docker/config.json && echo "LE""AK path"; \\
     cd / && grep -qs c2VjcmV0 ../../../..$SHARED/home/.docker/config.json && echo "LE""AK dotdot"; \\
@@ -121,7 +121,9 @@ EOF
     KILN_TEST_SECRET=hush pbuild "$env" "s-$env"
     [ "$status" -eq 0 ]
     # The probe ran to its end and could read what is its own.
-    [[ $output == *"probe-42"* ]] && [[ $output == *"self-environ-42"* ]] && [[ $output == *"found-kiln"* ]]
+    [[ $output == *"probe-42"* ]]
+    [[ $output == *"self-environ-42"* ]]
+    [[ $output == *"found-kiln"* ]]
     [[ $output != *LEAK* ]]
     [ ! -e "$SHARED/planted" ]
     processes_gone -f "sleep 1000"
@@ -385,7 +387,7 @@ EOF
   grep -l "using --isolation=ptrace" "$SHARED"/e2e/logs/*.kiln.log | grep -q .
 }
 
-@test "ptrace: a COPY source the store links is never changed by a later ptrace step's tree (mode, ctime), and the next build's layer keeps its mode" {
+@test "ptrace: a COPY source the store links is never changed by a later ptrace step's tree (mode, mtime, content), and the next build's layer keeps its mode" {
   printf '#!/bin/sh\necho tool-ran\n' > "$SHARED/ctx/tool"
   chmod 0755 "$SHARED/ctx/tool"
   echo data > "$SHARED/ctx/data.txt"
@@ -393,13 +395,15 @@ EOF
   chmod -R a+rX "$SHARED/ctx"
   printf 'FROM %s\nCOPY tool data.txt /opt/\nRUN /opt/tool && cat /opt/data.txt && echo more >> /opt/data.txt\n' \
     "$BUSYBOX_IMAGE" > "$SHARED/ctx/Dockerfile"
+  # Not the ctime: the store's hard link to the file (issue 16 item 2)
+  # changes it, in the same second or not depending on the machine's load.
   local before
-  before=$(stat -c '%a %Z' "$SHARED/ctx/tool" "$SHARED/ctx/data.txt")
+  before=$(stat -c '%a %Y %s' "$SHARED/ctx/tool" "$SHARED/ctx/data.txt"; cat "$SHARED/ctx/tool" "$SHARED/ctx/data.txt")
   for env in docker restricted; do
     pbuild "$env" "c-$env"
     [ "$status" -eq 0 ]
     [[ $output == *"tool-ran"* ]]
-    [ "$(stat -c '%a %Z' "$SHARED/ctx/tool" "$SHARED/ctx/data.txt")" = "$before" ]
+    [ "$(stat -c '%a %Y %s' "$SHARED/ctx/tool" "$SHARED/ctx/data.txt"; cat "$SHARED/ctx/tool" "$SHARED/ctx/data.txt")" = "$before" ]
     python3 "$KILN_SRC/tests/integration/layer_listing.py" "$SHARED/out/c-$env" 1 > "$SHARED/c-$env.txt"
     grep -q ' opt/tool file 0755 0:0 ' "$SHARED/c-$env.txt"
     grep -q ' opt/data.txt file 0644 0:0 5 ' "$SHARED/c-$env.txt"

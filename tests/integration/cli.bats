@@ -141,7 +141,8 @@ teardown() { kiln_teardown; }
   # Valid values in both forms pass flag parsing (exit is not the usage code).
   run "$KILN" build --log-format=json --verbosity debug "$TEST_TMP"
   [ "$status" -ne 2 ]
-  [[ $output != *"unknown flag"* ]] && [[ $output != *"invalid"* ]]
+  [[ $output != *"unknown flag"* ]]
+  [[ $output != *"invalid"* ]]
 }
 
 @test "a value flag at the end without its value is a usage error" {

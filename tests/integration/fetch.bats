@@ -176,7 +176,8 @@ no_leftovers() {
   wait "$b" || rb=$?
   KILN_PIDS=
   cat "$TEST_TMP/a.out" "$TEST_TMP/b.out"
-  [ "$ra" -eq 0 ] && [ "$rb" -eq 0 ]
+  [ "$ra" -eq 0 ]
+  [ "$rb" -eq 0 ]
   [ "$(tail -1 "$TEST_TMP/a.out")" = "$(tail -1 "$TEST_TMP/b.out")" ]
   nl=$(layer_digests "$DEBIAN_IMAGE" | wc -l)
   # Each layer extracted once: exactly one "downloaded in" line per layer

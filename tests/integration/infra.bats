@@ -38,7 +38,8 @@ teardown() { kiln_teardown; }
 @test "registry: TLS with htpasswd: CA + credentials 200, without 401, no CA fails" {
   registry_start --tls --htpasswd alice:s3cret
   [ "$REGISTRY_URL" = "https://$REGISTRY" ]
-  [ -f "$REGISTRY_CA" ] && [ -f "$REGISTRY_CERT_DIR/ca.crt" ]
+  [ -f "$REGISTRY_CA" ]
+  [ -f "$REGISTRY_CERT_DIR/ca.crt" ]
   # The server cert is for 127.0.0.1 and localhost, signed by our CA.
   openssl verify -CAfile "$REGISTRY_CA" "$REGISTRY_CERT"
   openssl x509 -in "$REGISTRY_CERT" -noout -ext subjectAltName | grep -q 'IP Address:127.0.0.1'
@@ -177,7 +178,8 @@ _run_leak_file() {
   ! ls "$TEST_TMP"/deb/rootfs/var/cache/apt/archives/*.deb 2>/dev/null || false
   local n
   n=$(find "$TEST_TMP/deb/rootfs" | wc -l)
-  [ "$n" -gt 5000 ] && [ "$n" -lt 9000 ]
+  [ "$n" -gt 5000 ]
+  [ "$n" -lt 9000 ]
 }
 
 @test "fixtures: cached rerun takes seconds and gives the same digests" {

@@ -60,7 +60,8 @@ kaniko_flags() { grep -v '^#' "$KILN_SRC/tests/integration/kaniko-executor-flags
     [[ $output != *"unknown flag"* ]] || { echo "$flag: $output"; false; }
     if [ "$flag" = --bucket ]; then
       # The one flag kiln cannot honour: a clear error naming what to do.
-      [ "$status" -eq 2 ] && [[ $output == *"--bucket 'my-bucket': kiln cannot fetch a build context from a bucket"* ]]
+      [ "$status" -eq 2 ]
+      [[ $output == *"--bucket 'my-bucket': kiln cannot fetch a build context from a bucket"* ]]
       continue
     fi
     [ "$status" -eq 0 ] || { echo "$flag: status $status: $output"; false; }
@@ -78,14 +79,18 @@ kaniko_flags() { grep -v '^#' "$KILN_SRC/tests/integration/kaniko-executor-flags
   [[ $output == *"--use-new-run has no effect: "* ]]
   # Values kaniko refuses are refused.
   run "$KILN" build --dry-run -c "$TEST_TMP/ctx" --snapshot-mode fast
-  [ "$status" -eq 2 ] && [[ $output == *"--snapshot-mode 'fast': expected full, redo or time"* ]]
+  [ "$status" -eq 2 ]
+  [[ $output == *"--snapshot-mode 'fast': expected full, redo or time"* ]]
   run "$KILN" build --dry-run -c "$TEST_TMP/ctx" --registry-client-cert registry.example=/c.pem
-  [ "$status" -eq 2 ] && [[ $output == *"expected REGISTRY=CERT,KEY"* ]]
+  [ "$status" -eq 2 ]
+  [[ $output == *"expected REGISTRY=CERT,KEY"* ]]
   run "$KILN" build --dry-run -c "$TEST_TMP/ctx" --context-sub-path ../up
-  [ "$status" -eq 2 ] && [[ $output == *"expected a relative path inside the context"* ]]
+  [ "$status" -eq 2 ]
+  [[ $output == *"expected a relative path inside the context"* ]]
   # An unknown flag still is one.
   run "$KILN" build --dry-run -c "$TEST_TMP/ctx" --no-such-kaniko-flag
-  [ "$status" -eq 2 ] && [[ $output == *"unknown flag '--no-such-kaniko-flag'"* ]]
+  [ "$status" -eq 2 ]
+  [[ $output == *"unknown flag '--no-such-kaniko-flag'"* ]]
 }
 
 @test "kaniko: docs/compatibility.md's table is kiln build --help-kaniko-table, and it lists exactly kaniko's flags" {
@@ -135,7 +140,8 @@ kaniko_flags() { grep -v '^#' "$KILN_SRC/tests/integration/kaniko-executor-flags
   [ "$(skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/kaniko/app:2" | sha256sum | cut -d' ' -f1)" = "${d#sha256:}" ]
   # A sub-path that is not there names it.
   run "$KILN" build -c "dir://$TEST_TMP/repo" --context-sub-path nope --no-push
-  [ "$status" -eq 1 ] && [[ $output == *"--context-sub-path 'nope'"* ]]
+  [ "$status" -eq 1 ]
+  [[ $output == *"--context-sub-path 'nope'"* ]]
 }
 
 @test "kaniko: its README's invocation in long forms (absolute --dockerfile, --destination x2) with --cache=true --cache-repo --single-snapshot --reproducible; a fresh runner gives the same image from the cache" {
@@ -423,7 +429,8 @@ kaniko_flags() { grep -v '^#' "$KILN_SRC/tests/integration/kaniko-executor-flags
   echo "$output"
   [ "$status" -eq 0 ]
   [[ $output == *"from-base2"* ]]
-  [[ $output != *"failed"* ]] && [[ $output != *"warn"* ]]
+  [[ $output != *"failed"* ]]
+  [[ $output != *"warn"* ]]
   # Without the warm store the same build needs the registry, which is gone.
   run "$KILN" build --root "$TEST_TMP/cold" --insecure-registry "$REGISTRY" --no-push --pull=missing \
     --image-download-retry 0 --retries 0 --progress plain "$TEST_TMP/ctx"

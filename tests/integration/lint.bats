@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # Source checks that the compiler does not make: a goto over the
 # initialisation of a cleanup variable (scripts/check-cleanup-jumps.sh), an
-# include against the order of the source folders (scripts/check-layers.sh).
+# include against the order of the source folders (scripts/check-layers.sh),
+# a test assertion that cannot fail (scripts/check-test-asserts.sh).
 
 load helpers
 
@@ -90,4 +91,31 @@ SH
     > "$TEST_TMP/x86only.c"
   run aarch64-linux-gnu-gcc -std=gnu11 -fsyntax-only "$TEST_TMP/x86only.c"
   [ "$status" -ne 0 ]
+}
+
+@test "lint: no test assertion that cannot fail (checks joined by &&, strings the test's RUN lines contain)" {
+  run "$KILN_SRC/scripts/check-test-asserts.sh"
+  echo "$output"
+  [ "$status" -eq 0 ]
+}
+
+@test "lint: the assertion check finds planted vacuous assertions" {
+  # (bats rewrites lines that start with @test, also in a here-document)
+  echo '@''test "planted" {' > "$TEST_TMP/bad.bats"
+  cat >> "$TEST_TMP/bad.bats" <<'B'
+  cat > Dockerfile <<'EOF'
+RUN echo "probe=ok"; \
+    echo "other=1"
+EOF
+  [ "$status" -eq 0 ] && [[ $output == *x* ]]
+  [[ $output == *"other=1"* ]]
+  [[ $output == *"probe=$((1+1))"* ]]
+}
+B
+  KILN_CHECK_FILES="$TEST_TMP/bad.bats" run "$KILN_SRC/scripts/check-test-asserts.sh"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ $output == *"bad.bats:6: checks joined by && (only the last one counts)"* ]]
+  [[ $output == *"bad.bats:7: asserted string 'other=1' is in the test's own RUN lines"* ]]
+  [ "$(wc -l <<< "$output")" -eq 2 ]
 }

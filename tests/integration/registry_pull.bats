@@ -50,7 +50,8 @@ registry_digest() {
   # Both outputs at once.
   run "$KILN" pull --insecure-registry "$REGISTRY" "$BUSYBOX_IMAGE" --tar-path "$TEST_TMP/b.tar" --oci-layout "$TEST_TMP/l:t"
   [ "$status" -eq 0 ] || { echo "$output"; false; }
-  [ -s "$TEST_TMP/b.tar" ] && [ -s "$TEST_TMP/l/index.json" ]
+  [ -s "$TEST_TMP/b.tar" ]
+  [ -s "$TEST_TMP/l/index.json" ]
 }
 
 @test "pull by digest, and a wrong digest is refused" {

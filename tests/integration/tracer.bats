@@ -58,7 +58,8 @@ prun() {
   for e in docker restricted; do
     prun $e bb -- sh -c 'id -u; id -g'
     [ "$status" -eq 0 ]
-    [ "${lines[0]}" = 0 ] && [ "${lines[1]}" = 0 ]
+    [ "${lines[0]}" = 0 ]
+    [ "${lines[1]}" = 0 ]
     prun $e deb -u 1000:1000 -- id
     [ "$status" -eq 0 ]
     [[ $output == *"uid=1000 gid=1000"* ]]
@@ -146,10 +147,15 @@ prun() {
       touch f && stat -c %u:%g f && chown 123:45 f && stat -c %u:%g f && chown :7 f && stat -c %u:%g f
       chmod 0640 f && stat -c %a f && touch -d @1000000000 f && stat -c %Y f'
     [ "$status" -eq 0 ]
-    [ "${lines[0]}" = g ] && [ "${lines[1]}" = l ] && [ "${lines[2]}" = g ]
+    [ "${lines[0]}" = g ]
+    [ "${lines[1]}" = l ]
+    [ "${lines[2]}" = g ]
     [[ ${lines[3]} == *"No such file"* ]]
-    [ "${lines[4]}" = 0:0 ] && [ "${lines[5]}" = 123:45 ] && [ "${lines[6]}" = 123:7 ]
-    [ "${lines[7]}" = 640 ] && [ "${lines[8]}" = 1000000000 ]
+    [ "${lines[4]}" = 0:0 ]
+    [ "${lines[5]}" = 123:45 ]
+    [ "${lines[6]}" = 123:7 ]
+    [ "${lines[7]}" = 640 ]
+    [ "${lines[8]}" = 1000000000 ]
   done
 }
 
@@ -283,7 +289,8 @@ prun() {
       --show-changes -- sh -c 'echo x > /etc/os-release; mkdir /newdir'
     echo "$output"
     [ "$status" -eq 0 ]
-    [[ $output == *"etc/os-release"* ]] && [[ $output == *"newdir"* ]]
+    [[ $output == *"etc/os-release"* ]]
+    [[ $output == *"newdir"* ]]
     grep -q 'kiln busybox root' "$TR_DIR/bb-$e/etc/os-release"
     [ ! -e "$TR_DIR/bb-$e/newdir" ]
   done
