@@ -158,7 +158,11 @@ int build_from_stage (build_exec *b, const plan_stage *ps, stage_state *st, kiln
 int build_from_fetch_image (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
                             kiln_error **err);
 
-/* The merged layers of stage st so far. */
+/* Fetch what layers[0..n) lack in the store (lazy layers' files, see
+ * build_lazy.h), counted as pull time. */
+int build_from_fetch_lazy (build_exec *b, const build_layer *layers, size_t n, kiln_error **err);
+
+/* The merged layers of stage st so far (its lazy layers fetched first). */
 int build_from_stage_lower (build_exec *b, const stage_state *st, overlay_lower **out, kiln_error **err);
 
 /* The merged layers of an image (fetched into the store if needed): COPY
@@ -199,6 +203,17 @@ int build_key_run (build_exec *b, stage_state *st, const plan_step *s, char key[
  * finish it into key. */
 int build_key_changes (stage_state *st, const layer_change *ch, size_t n, char key[DIGEST_STRING_SIZE],
                        kiln_error **err);
+
+/* With --cache-repo (build_cache_lazy), COPY, ADD, WORKDIR and VOLUME
+ * are keyed without the files of the layers below, so a hit fetches
+ * none: the stage's key already names those layers (it chains their
+ * diffIDs), and what the step adds is its text (--chown names, not the
+ * ids they resolve to) and its sources' content, taken as a copy onto an
+ * empty view (ch). build_key_lazy: the open key takes this path;
+ * build_key_lazy_finish: finish it into key. */
+bool build_key_lazy (build_exec *b, stage_state *st);
+int build_key_lazy_finish (stage_state *st, const layer_change *ch, size_t n, char key[DIGEST_STRING_SIZE],
+                           kiln_error **err);
 
 /* Look the finished key up; on a hit apply the entry. 1 hit, 0 miss. */
 int build_key_lookup (build_exec *b, stage_state *st, const char *key, bool run, const char *created_by,
