@@ -71,9 +71,8 @@ int build_cache_new (const build_cache_opts *o, build_cache **out, kiln_error **
 void build_cache_free (build_cache *c);
 /* Keys are computed (the cache is on; c may be NULL = off). */
 bool build_cache_enabled (const build_cache *c);
-/* The cache is on with --cache-repo: layers are lazy (build_lazy.h), and
- * steps that need the files below them (COPY, ADD, WORKDIR, VOLUME) are
- * keyed without them (build_key.c). */
+/* The cache is on with --cache-repo: base images' layers are lazy
+ * (build_lazy.h); the registry's entries always are. */
 bool build_cache_lazy (const build_cache *c);
 /* Results of RUN (run) or COPY/ADD/WORKDIR steps are looked up/recorded. */
 bool build_cache_wants (const build_cache *c, bool run);

@@ -530,7 +530,7 @@ build_copy_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error 
   autofree char *text = build_meta_one_line (s->instr->original);
   autofree char *created_by = xasprintf ("%s # kiln", text);
   char key[DIGEST_STRING_SIZE] = "";
-  if (build_key_lazy (b, st) && !has_url (s, j.n_args))
+  if (build_key_lazy (st) && !has_url (s, j.n_args))
     {
       int hit = copy_lazy_lookup (b, st, s, created_by, key, err);
       if (hit != 0)

@@ -204,14 +204,16 @@ int build_key_run (build_exec *b, stage_state *st, const plan_step *s, char key[
 int build_key_changes (stage_state *st, const layer_change *ch, size_t n, char key[DIGEST_STRING_SIZE],
                        kiln_error **err);
 
-/* With --cache-repo (build_cache_lazy), COPY, ADD, WORKDIR and VOLUME
- * are keyed without the files of the layers below, so a hit fetches
- * none: the stage's key already names those layers (it chains their
- * diffIDs), and what the step adds is its text (--chown names, not the
- * ids they resolve to) and its sources' content, taken as a copy onto an
- * empty view (ch). build_key_lazy: the open key takes this path;
- * build_key_lazy_finish: finish it into key. */
-bool build_key_lazy (build_exec *b, stage_state *st);
+/* COPY, ADD (without URLs), WORKDIR and VOLUME are keyed without the
+ * files of the layers below, so a hit needs none of them (lazy layers,
+ * build_lazy.h): the stage's key already names those layers (it chains
+ * their diffIDs), and what the step adds is its text (--chown names, not
+ * the ids they resolve to) and its sources' content, taken as a copy onto
+ * an empty view (ch: a walk and stat of the context; the files are hashed
+ * once, here). build_key_lazy: the open key takes this path (the cache is
+ * on; whether such steps are looked up or only chained is
+ * build_cache_wants'); build_key_lazy_finish: finish it into key. */
+bool build_key_lazy (stage_state *st);
 int build_key_lazy_finish (stage_state *st, const layer_change *ch, size_t n, char key[DIGEST_STRING_SIZE],
                            kiln_error **err);
 

@@ -248,11 +248,10 @@ key_add_mounts (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
         }
       if (b->ctxfd < 0)
         continue; /* run_mounts refuses it */
-      /* with lazy layers, onto an empty view: the stage's files are not
+      /* onto an empty view: the stage's files (lazy layers) are not
        * fetched for a key (build_key_lazy) */
       overlay_lower *view = NULL;
-      if (build_cache_lazy (b->o.cache) ? overlay_lower_open_store (b->o.store, NULL, 0, &view, err) < 0
-                                        : build_from_stage_lower (b, st, &view, err) < 0)
+      if (overlay_lower_open_store (b->o.store, NULL, 0, &view, err) < 0)
         return -1;
       char *srcs[] = { (char *) (src && *src ? src : "."), NULL };
       copy_request req = { .srcs = srcs, .dest = "/.kiln-cache-key", .dest_is_dir = true, .what = "RUN --mount" };
@@ -293,9 +292,9 @@ build_key_changes (stage_state *st, const layer_change *ch, size_t n, char key[D
 /* ---- steps keyed without the layers below (lazy layers) ---- */
 
 bool
-build_key_lazy (build_exec *b, stage_state *st)
+build_key_lazy (stage_state *st)
 {
-  return st->ckey_open && build_cache_lazy (b->o.cache) && build_cache_wants (b->o.cache, false);
+  return st->ckey_open;
 }
 
 int

@@ -162,7 +162,7 @@ mkdirs_as_user (build_exec *b, stage_state *st, char **dirs, bool skip_files, co
 {
   /* lazy layers: the step's text and the stage's key say it all */
   char key[DIGEST_STRING_SIZE] = "";
-  if (build_key_lazy (b, st))
+  if (build_key_lazy (st))
     {
       int hit = build_key_lazy_finish (st, NULL, 0, key, err);
       if (hit == 0)
