@@ -371,7 +371,7 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
   double t_push = progress_elapsed (prog) - t0;
   uint64_t n_dl, dl_bytes;
   store_fetch_downloaded (&n_dl, &dl_bytes);
-  progress_note (prog, "layers downloaded: %llu (%.1f MB)", (unsigned long long) n_dl, dl_bytes / 1e6);
+  progress_note (prog, "layer blobs pulled: %llu (%.1f MB)", (unsigned long long) n_dl, dl_bytes / 1e6);
   const char *names[] = { "pull", "run", "snapshot", "pack", "copy", "push" };
   double secs[] = { res->t_pull, res->t_run, res->t_snapshot, res->t_pack, res->t_copy, t_push };
   progress_summary (prog, res->manifest_digest, (unsigned long long) res->size, res->n_layers, secs, names, 6);

@@ -76,7 +76,7 @@ count_blob_gets() {
   [ "$status" -eq 0 ]
   # every step that can be cached hits, and none ran
   [ "$(grep -c ' CACHED' <<< "$output")" -eq 4 ]
-  [[ $output == *"layers downloaded: 0 (0.0 MB)"* ]]
+  [[ $output == *"layer blobs pulled: 0 (0.0 MB)"* ]]
   [ "$(log_since "$mark" | count_blob_gets "${layers[@]}")" -eq 0 ]
   # the same image, its blobs already in the repository
   d2=$(skopeo inspect --tls-verify=false "docker://$REGISTRY/lazy1/app:2" | jq -r .Digest)
@@ -174,7 +174,7 @@ count_blob_gets() {
     -t "$second/lazy5/app:1"
   echo "$output"
   [ "$status" -eq 0 ]
-  [[ $output == *"layers downloaded: ${#layers[@]} "* ]]
+  [[ $output == *"layer blobs pulled: ${#layers[@]} "* ]]
   # skopeo checks every blob's digest as it copies
   run skopeo copy --src-tls-verify=false "docker://$second/lazy5/app:1" "oci:$TEST_TMP/copy:t"
   [ "$status" -eq 0 ]
