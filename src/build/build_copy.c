@@ -274,6 +274,7 @@ typedef struct copy_job
   int tmpfd;
   copy_changes ch;
   bool key_only;               /* onto an empty view, for the key (build_key_lazy) */
+  char from_manifest[DIGEST_STRING_SIZE]; /* key_only, --from=IMAGE: its manifest digest */
 } copy_job;
 
 static void
@@ -456,7 +457,7 @@ copy_job_gathered (copy_job *j, kiln_error **err)
       const store_fetch_result *fr;
       if (build_from_fetch_image (b, s->from_image, build_from_stage_platform (b, j->st), &fr, err) < 0)
         return -1;
-      build_cache_key_add (&((stage_state *) j->st)->ckey, "from-image-manifest", fr->manifest_digest);
+      snprintf (j->from_manifest, sizeof j->from_manifest, "%s", fr->manifest_digest);
       return 0;
     }
   if (j->key_only && s->from_stage >= 0)
@@ -499,6 +500,8 @@ copy_lazy_lookup (build_exec *b, stage_state *st, const plan_step *s, const char
   int r = overlay_lower_open_store (b->o.store, NULL, 0, &j.dest_view, err);
   if (r == 0 && (copy_job_request (&j, st, err) < 0 || copy_job_sources (&j, err) < 0 || copy_job_gathered (&j, err) < 0))
     r = -1;
+  if (r == 0 && j.from_manifest[0])
+    build_cache_key_add (&st->ckey, "from-image-manifest", j.from_manifest);
   if (r == 0)
     r = build_key_lazy_finish (st, j.ch.v, j.ch.n, key, err);
   copy_job_release (&j);
