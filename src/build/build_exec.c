@@ -309,10 +309,12 @@ run_step_kind (build_exec *b, stage_state *st, const plan_step *s, kiln_error **
     case DF_COPY:
     case DF_ADD:
       {
-        /* "copy" is reading the sources; packing counts as "pack". */
-        double t0 = now_s (), p0 = st->pack_secs;
+        /* "copy" is reading the sources; packing counts as "pack", fetching
+         * lazy layers as "pull". */
+        double t0 = now_s (), p0 = st->pack_secs, l0 = build_from_lazy_secs ();
         int r = build_copy_step (b, st, s, err);
-        add_time (b, &b->res->t_copy, now_s () - t0 - (st->pack_secs - p0));
+        add_time (b, &b->res->t_copy,
+                  now_s () - t0 - (st->pack_secs - p0) - (build_from_lazy_secs () - l0));
         return r;
       }
     case DF_WORKDIR:

@@ -161,6 +161,9 @@ int build_from_fetch_image (build_exec *b, const char *image, const char *platfo
 /* Fetch what layers[0..n) lack in the store (lazy layers' files, see
  * build_lazy.h), counted as pull time. */
 int build_from_fetch_lazy (build_exec *b, const build_layer *layers, size_t n, kiln_error **err);
+/* Seconds the calling thread spent in build_from_fetch_lazy so far (a
+ * step's phase time leaves them out: they count as pull). */
+double build_from_lazy_secs (void);
 
 /* The merged layers of stage st so far (its lazy layers fetched first). */
 int build_from_stage_lower (build_exec *b, const stage_state *st, overlay_lower **out, kiln_error **err);
