@@ -180,3 +180,25 @@ count_blob_gets() {
   [ "$status" -eq 0 ]
   [ "$(layers_of "$second/lazy5/app:1")" = "$(printf '%s\n' "${layers[@]}")" ]
 }
+
+@test "lazy layers: an OCI layout, --sbom and --single-snapshot of a fully cached build fetch the layers they read" {
+  make_ctx "$TEST_TMP/ctx"
+  run kb "$TEST_TMP/s1" "$TEST_TMP/ctx" --cache-repo "$REGISTRY/lazy6/cache" --no-push
+  [ "$status" -eq 0 ]
+  run kb "$TEST_TMP/s2" "$TEST_TMP/ctx" --cache-repo "$REGISTRY/lazy6/cache" --oci-layout "$TEST_TMP/o2:t" --sbom
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$(grep -c ' CACHED' <<< "$output")" -eq 4 ]
+  # the base's layer and the three cached steps' (WORKDIR made no layer)
+  [[ $output == *"layer blobs pulled: 4 "* ]]
+  [ -s "$TEST_TMP/o2/sbom.spdx.json" ]
+  umoci unpack --image "$TEST_TMP/o2:t" "$TEST_TMP/u2" >/dev/null
+  [ "$(cat "$TEST_TMP/u2/rootfs/srv/listing.txt")" = "$(printf 'a.txt\nb.txt')" ]
+  run kb "$TEST_TMP/s3" "$TEST_TMP/ctx" --cache-repo "$REGISTRY/lazy6/cache" --single-snapshot \
+    --oci-layout "$TEST_TMP/o3:t"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  umoci unpack --image "$TEST_TMP/o3:t" "$TEST_TMP/u3" >/dev/null
+  [ "$(cat "$TEST_TMP/u3/rootfs/srv/listing.txt")" = "$(printf 'a.txt\nb.txt')" ]
+  [ "$(stat -c %u "$TEST_TMP/u3/rootfs/srv/src/a.txt")" = 1234 ]
+}
