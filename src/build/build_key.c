@@ -301,7 +301,11 @@ int
 build_key_lazy_finish (stage_state *st, const layer_change *ch, size_t n, char key[DIGEST_STRING_SIZE],
                        kiln_error **err)
 {
+  /* keyed, not recorded: no explanation names it */
+  cache_components *rec = st->ckey.rec;
+  st->ckey.rec = NULL;
   build_cache_key_add (&st->ckey, "keyed", "without-lower");
+  st->ckey.rec = rec;
   return build_key_changes (st, ch, n, key, err);
 }
 
