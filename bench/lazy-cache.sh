@@ -137,7 +137,6 @@ done
 rm -rf --one-file-system "$work/s"
 
 med() { tr ' ' '\n' <<< "$1" | sed '/^$/d' | median; }
-k0=$(med "${T[kiln,rebuild]}") k1=$(med "${T[kiln,rebuild-1]}")
 echo "| w5 from an empty store, pushed | kiln (s) | layer blob GETs | buildah --cache-from, fresh storage (s) | buildah --layers, warm storage (s) | kiln / buildah --cache-from |${KILN_OLD:+ kiln before (s) | its layer blob GETs |}"
 echo "| --- | --- | --- | --- | --- | --- |${KILN_OLD:+ --- | --- |}"
 for row in rebuild rebuild-1; do
