@@ -202,3 +202,26 @@ count_blob_gets() {
   [ "$(cat "$TEST_TMP/u3/rootfs/srv/listing.txt")" = "$(printf 'a.txt\nb.txt')" ]
   [ "$(stat -c %u "$TEST_TMP/u3/rootfs/srv/src/a.txt")" = 1234 ]
 }
+
+@test "lazy layers: COPY --from a cached stage, in a cached build, reads nothing of that stage" {
+  mkdir -p "$TEST_TMP/ctx"
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'EOF2'
+ARG BASE
+FROM $BASE AS builder
+RUN mkdir /out && head -c 16 /dev/urandom | od -An -tx1 > /out/token
+FROM $BASE
+COPY --from=builder /out/ /app/
+RUN cat /app/token > /seen
+EOF2
+  run kb "$TEST_TMP/s1" "$TEST_TMP/ctx" --cache-repo "$REGISTRY/lazy7/cache" -t "$REGISTRY/lazy7/app:1"
+  [ "$status" -eq 0 ]
+  mapfile -t layers < <(layers_of "$REGISTRY/lazy7/app:1")
+  mark=$(log_lines)
+  run kb "$TEST_TMP/s2" "$TEST_TMP/ctx" --cache-repo "$REGISTRY/lazy7/cache" -t "$REGISTRY/lazy7/app:2"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$(grep -c ' CACHED' <<< "$output")" -eq 3 ]
+  [[ $output == *"layer blobs pulled: 0 (0.0 MB)"* ]]
+  [ "$(log_since "$mark" | count_blob_gets "${layers[@]}")" -eq 0 ]
+  [ "$(layers_of "$REGISTRY/lazy7/app:2")" = "$(layers_of "$REGISTRY/lazy7/app:1")" ]
+}
