@@ -82,6 +82,12 @@ build_cache_enabled (const build_cache *c)
 }
 
 bool
+build_cache_lazy (const build_cache *c)
+{
+  return c && c->o.enabled && c->repo;
+}
+
+bool
 build_cache_wants (const build_cache *c, bool run)
 {
   return c && c->o.enabled && (run ? c->o.cache_run : c->o.cache_copy);
@@ -232,9 +238,10 @@ ref_name (const char *key)
   return xasprintf ("cache/%s", digest_hex (key));
 }
 
-/* An entry image -> *out, if complete in the store and not expired. */
+/* An entry image -> *out, if complete in the store (lazy: its layer may
+ * be missing) and not expired. */
 static int
-load_entry (build_cache *c, const char *manifest_data, size_t manifest_len, build_cache_entry *out,
+load_entry (build_cache *c, const char *manifest_data, size_t manifest_len, bool lazy, build_cache_entry *out,
             kiln_error **err)
 {
   automanifest manifest *m = NULL;
@@ -271,7 +278,8 @@ load_entry (build_cache *c, const char *manifest_data, size_t manifest_len, buil
     return -1;
   if (expired)
     return 0;
-  if (!out->empty && (!store_has_layer (c->o.store, out->diff_id) || !store_has_blob (c->o.store, out->digest)))
+  if (!lazy && !out->empty
+      && (!store_has_layer (c->o.store, out->diff_id) || !store_has_blob (c->o.store, out->digest)))
     return 0;
   return 1;
 }
@@ -288,7 +296,7 @@ lookup_local (build_cache *c, const char *key, build_cache_entry *out, kiln_erro
   size_t len;
   autoerror kiln_error *e = NULL;
   if (store_get_blob (c->o.store, md, CACHE_BLOB_MAX, &data, &len, &e) < 0
-      || (r = load_entry (c, data, len, out, &e)) < 0)
+      || (r = load_entry (c, data, len, false, out, &e)) < 0)
     {
       /* A damaged or half-pruned entry is a miss, not a failed build. */
       autofree char *msg = kiln_error_string (e);
@@ -316,6 +324,24 @@ ensure_client (build_cache *c)
   return 0;
 }
 
+/* A hit whose layer the store lacks must still be fetchable: one HEAD, not
+ * a download. A blob gone from the registry (deleted, garbage-collected)
+ * makes the entry a miss, with a warning. */
+static bool
+entry_blob_there (build_cache *c, const char *hex, const build_cache_entry *e)
+{
+  if (e->empty || (store_has_layer (c->o.store, e->diff_id) && store_has_blob (c->o.store, e->digest)))
+    return true;
+  autoerror kiln_error *he = NULL;
+  int r = registry_blob_readable (c->client, c->repo->path, e->digest, &he);
+  if (r > 0)
+    return true;
+  autofree char *msg = r < 0 ? kiln_error_string (he) : xstrdup ("HTTP 404");
+  log_warn ("build cache entry %s:%s: its layer blob %s is not in registry '%s', repository '%s' (%s); "
+            "rebuilding the step", c->o.repo, hex, e->digest, c->repo->domain, c->repo->path, msg);
+  return false;
+}
+
 static int
 lookup_remote (build_cache *c, const char *key, const char *os, const char *arch, build_cache_entry *out,
                kiln_error **err)
@@ -329,7 +355,9 @@ lookup_remote (build_cache *c, const char *key, const char *os, const char *arch
   ref.digest = NULL;
   store_fetch_result fr = { 0 };
   autoerror kiln_error *e = NULL;
-  if (store_fetch_image (c->o.store, c->client, &ref, os, arch, NULL, &fr, &e) < 0)
+  /* The entry's manifest and config; its layer is fetched only if a later
+   * step or an output needs it (build_lazy.h). */
+  if (store_fetch_image_lazy (c->o.store, c->client, &ref, os, arch, NULL, &fr, &e) < 0)
     {
       if (e->kind != KILN_ERROR_NOT_FOUND)
         {
@@ -344,9 +372,13 @@ lookup_remote (build_cache *c, const char *key, const char *os, const char *arch
         }
       return 0;
     }
-  int r = load_entry (c, fr.manifest, fr.manifest_len, out, &e);
+  int r = load_entry (c, fr.manifest, fr.manifest_len, true, out, &e);
+  if (r > 0 && !entry_blob_there (c, hex, out))
+    r = 0;
   if (r > 0)
     {
+      autofree char *repo_name = registry_ref_name (c->repo);
+      snprintf (out->source, sizeof out->source, "%s@%s", repo_name, fr.manifest_digest);
       autofree char *name = ref_name (key);
       r = store_set_ref (c->o.store, name, fr.manifest_digest, err);
       r = r < 0 ? -1 : 1;

@@ -40,9 +40,9 @@ typedef struct build_cache_opts
   bool enabled;              /* false: --no-cache (nothing looked up or recorded) */
   bool cache_run;            /* RUN layers (kaniko --cache-run-layers, default true) */
   bool cache_copy;           /* COPY/ADD/WORKDIR layers in the store (default true) */
-  /* COPY/ADD/WORKDIR layers also through repo (kaniko's --cache-copy-layers,
-   * default false as kaniko's: such a layer is rebuilt from the context
-   * at about the cost of pulling it). */
+  /* COPY/ADD/WORKDIR layers also through repo (kaniko's --cache-copy-layers;
+   * default true, unlike kaniko: with lazy layers, rebuilding one from the
+   * context would fetch every layer below it). */
   bool cache_copy_remote;
   const char *repo;          /* --cache-repo registry/repository, or NULL */
   bool no_push;              /* look entries up in repo but push none (kaniko's --no-push-cache) */
@@ -60,6 +60,9 @@ typedef struct build_cache_entry
   char digest[DIGEST_STRING_SIZE];      /* compressed blob */
   char media_type[128];
   int64_t size;
+  /* A --cache-repo hit: "DOMAIN/PATH@sha256:MANIFEST" of the entry, whose
+   * layer is not fetched until needed (build_layer.source); "" otherwise. */
+  char source[640];
 } build_cache_entry;
 
 typedef struct build_cache build_cache;
@@ -68,6 +71,9 @@ int build_cache_new (const build_cache_opts *o, build_cache **out, kiln_error **
 void build_cache_free (build_cache *c);
 /* Keys are computed (the cache is on; c may be NULL = off). */
 bool build_cache_enabled (const build_cache *c);
+/* The cache is on with --cache-repo: base images' layers are lazy
+ * (build_lazy.h); the registry's entries always are. */
+bool build_cache_lazy (const build_cache *c);
 /* Results of RUN (run) or COPY/ADD/WORKDIR steps are looked up/recorded. */
 bool build_cache_wants (const build_cache *c, bool run);
 

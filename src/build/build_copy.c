@@ -273,6 +273,8 @@ typedef struct copy_job
   char *tmpname;               /* store temp dir of downloads and heredocs */
   int tmpfd;
   copy_changes ch;
+  bool key_only;               /* onto an empty view, for the key (build_key_lazy) */
+  char from_manifest[DIGEST_STRING_SIZE]; /* key_only, --from=IMAGE: its manifest digest */
 } copy_job;
 
 static void
@@ -339,6 +341,7 @@ copy_job_request (copy_job *j, stage_state *st, kiln_error **err)
   j->cdest = build_meta_clean_abs (dest);
   /* Symlinks in the destination resolve inside the image (Docker's
    * FollowSymlinkInScope): COPY x /var/run/y writes below /run. */
+  if (!j->key_only)
   {
     autofree char *resolved = NULL;
     int r = rootfs_resolve_in_root (j->dest_view, j->cdest, &resolved);
@@ -350,7 +353,7 @@ copy_job_request (copy_job *j, stage_state *st, kiln_error **err)
   copy_request *req = &j->req;
   *req = (copy_request) { .dest = j->cdest, .dest_is_dir = j->dest_dir, .what = j->what, .now = created_time (j->b) };
   const char *chown = plan_step_flag (s, "chown");
-  if (chown)
+  if (chown && !j->key_only) /* key_only: the key has the flag's text */
     {
       if (rootfs_resolve_user (j->dest_view, chown, &req->uid, &req->gid, NULL, NULL, NULL, err) < 0)
         return kiln_error_wrap (err, "%s --chown", j->what);
@@ -447,6 +450,18 @@ copy_job_gathered (copy_job *j, kiln_error **err)
   if (!j->srcs)
     return 0;
   j->req.srcs = j->srcs;
+  if (j->key_only && s->from_image)
+    {
+      /* the image's manifest, not its files (the stage's key names a
+       * --from stage) */
+      const store_fetch_result *fr;
+      if (build_from_fetch_image (b, s->from_image, build_from_stage_platform (b, j->st), &fr, err) < 0)
+        return -1;
+      snprintf (j->from_manifest, sizeof j->from_manifest, "%s", fr->manifest_digest);
+      return 0;
+    }
+  if (j->key_only && s->from_stage >= 0)
+    return 0;
   if (s->from_stage >= 0 || s->from_image)
     {
       if (s->from_stage >= 0)
@@ -471,6 +486,41 @@ copy_job_gathered (copy_job *j, kiln_error **err)
   return copy_from_context (b->ctxfd, b->ign, j->dest_view, &j->req, &j->ch, err) < 0 ? -1 : 0;
 }
 
+/* The step's key without the layers below it (build_key_lazy): its
+ * sources copied onto an empty view. 1 hit, 0 miss (key set), negative
+ * error. */
+static int
+copy_lazy_lookup (build_exec *b, stage_state *st, const plan_step *s, const char *created_by,
+                  char key[DIGEST_STRING_SIZE], kiln_error **err)
+{
+  copy_job j = { .b = b, .st = st, .s = s, .add = s->kind == DF_ADD, .tmpfd = -1, .key_only = true };
+  j.what = j.add ? "ADD" : "COPY";
+  j.n_args = strv_len (s->args);
+  j.checksum = plan_step_flag (s, "checksum");
+  int r = overlay_lower_open_store (b->o.store, NULL, 0, &j.dest_view, err);
+  if (r == 0 && (copy_job_request (&j, st, err) < 0 || copy_job_sources (&j, err) < 0 || copy_job_gathered (&j, err) < 0))
+    r = -1;
+  if (r == 0 && j.from_manifest[0])
+    build_cache_key_add (&st->ckey, "from-image-manifest", j.from_manifest);
+  if (r == 0)
+    r = build_key_lazy_finish (st, j.ch.v, j.ch.n, key, err);
+  copy_job_release (&j);
+  if (r < 0)
+    return -1;
+  return build_key_lookup (b, st, key, false, created_by, err);
+}
+
+/* ADD's URLs are read when the step runs: such a step is keyed the usual
+ * way. */
+static bool
+has_url (const plan_step *s, size_t n_args)
+{
+  for (size_t i = 0; i + 1 < n_args; i++)
+    if (is_url (s->args[i]))
+      return true;
+  return false;
+}
+
 int
 build_copy_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err)
 {
@@ -480,15 +530,20 @@ build_copy_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error 
   j.checksum = plan_step_flag (s, "checksum");
   if (copy_job_check (&j, err) < 0)
     return -1;
+  autofree char *text = build_meta_one_line (s->instr->original);
+  autofree char *created_by = xasprintf ("%s # kiln", text);
+  char key[DIGEST_STRING_SIZE] = "";
+  if (build_key_lazy (st) && !has_url (s, j.n_args))
+    {
+      int hit = copy_lazy_lookup (b, st, s, created_by, key, err);
+      if (hit != 0)
+        return hit < 0 ? -1 : 0;
+    }
   if (build_from_stage_lower (b, st, &j.dest_view, err) < 0)
     return -1;
   int ret = -1;
   if (copy_job_request (&j, st, err) == 0 && copy_job_sources (&j, err) == 0 && copy_job_gathered (&j, err) == 0)
-    {
-      autofree char *text = build_meta_one_line (s->instr->original);
-      autofree char *created_by = xasprintf ("%s # kiln", text);
-      ret = build_exec_commit_layer (b, st, j.ch.v, j.ch.n, created_by, NULL, false, err);
-    }
+    ret = build_exec_commit_layer (b, st, j.ch.v, j.ch.n, created_by, *key ? key : NULL, false, err);
   copy_job_release (&j);
   return ret;
 }

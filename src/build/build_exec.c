@@ -31,6 +31,7 @@ build_result_clear (build_result *r)
     {
       free (r->layers[i].media_type);
       free (r->layers[i].origin);
+      free (r->layers[i].source);
     }
   free (r->layers);
   strv_free (r->fetched);
@@ -107,6 +108,7 @@ stage_state_clear (stage_state *s)
     {
       free (s->layers[i].media_type);
       free (s->layers[i].origin);
+      free (s->layers[i].source);
     }
   free (s->layers);
   memset (s, 0, sizeof *s);
@@ -163,6 +165,8 @@ build_exec_apply_entry (build_exec *b, stage_state *st, const build_cache_entry 
   const char *sname = b->p && si < b->p->n_stages ? b->p->stages[si].name : NULL;
   st->layers[st->n_layers - 1].origin = xasprintf ("stage %zu%s%s%s step %s: %s", si, sname ? " (" : "",
                                                    sname ? sname : "", sname ? ")" : "", st->step_label, created_by);
+  if (e->source[0])
+    st->layers[st->n_layers - 1].source = xstrdup (e->source);
   strv_push (&st->spec.diff_ids, e->diff_id);
   image_spec_add_history (&st->spec, created_time (b), created_by, NULL, false);
 }
@@ -306,10 +310,12 @@ run_step_kind (build_exec *b, stage_state *st, const plan_step *s, kiln_error **
     case DF_COPY:
     case DF_ADD:
       {
-        /* "copy" is reading the sources; packing counts as "pack". */
-        double t0 = now_s (), p0 = st->pack_secs;
+        /* "copy" is reading the sources; packing counts as "pack", fetching
+         * lazy layers as "pull". */
+        double t0 = now_s (), p0 = st->pack_secs, l0 = build_from_lazy_secs ();
         int r = build_copy_step (b, st, s, err);
-        add_time (b, &b->res->t_copy, now_s () - t0 - (st->pack_secs - p0));
+        add_time (b, &b->res->t_copy,
+                  now_s () - t0 - (st->pack_secs - p0) - (build_from_lazy_secs () - l0));
         return r;
       }
     case DF_WORKDIR:
@@ -445,7 +451,9 @@ single_snapshot (build_exec *b, stage_state *st, kiln_error **err)
   squash *q = NULL;
   build_cache_entry e = { 0 };
   size_t n;
-  int r = squash_new (b->o.store, ids, na, &q, err);
+  int r = build_from_fetch_lazy (b, st->layers + nb, na, err);
+  if (r == 0)
+    r = squash_new (b->o.store, ids, na, &q, err);
   if (r == 0)
     {
       const layer_change *ch = squash_changes (q, &n);
@@ -462,6 +470,7 @@ single_snapshot (build_exec *b, stage_state *st, kiln_error **err)
     {
       free (st->layers[i].media_type);
       free (st->layers[i].origin);
+      free (st->layers[i].source);
     }
   st->n_layers = nb;
   build_exec_add_layer (st, e.diff_id, e.digest, e.media_type, e.size);
@@ -524,6 +533,7 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
       res->layers[i] = st->layers[i];
       res->layers[i].media_type = xstrdup (ds[i].media_type);
       res->layers[i].origin = st->layers[i].origin ? xstrdup (st->layers[i].origin) : NULL;
+      res->layers[i].source = st->layers[i].source ? xstrdup (st->layers[i].source) : NULL;
     }
   res->n_layers = st->n_layers;
   res->os = xstrdup (st->spec.os ? st->spec.os : "linux");

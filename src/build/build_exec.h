@@ -85,6 +85,11 @@ typedef struct build_layer
    * step of this build (built or from the cache), NULL for a layer that
    * came with a base image (provenance, build/provenance.h). */
   char *origin;
+  /* A lazy layer (docs/design/build.md "Lazy layers"): the image that lists
+   * it, "DOMAIN/PATH@sha256:MANIFEST" (a base image or a --cache-repo
+   * entry), where it is fetched from when its files or blob are needed and
+   * the store lacks them; NULL for a layer this build made. */
+  char *source;
 } build_layer;
 
 typedef struct build_result

@@ -3,6 +3,7 @@
  * layers of a stage or an image that COPY --from and RUN --mount from=
  * read (see build_internal.h). */
 #include "build/build_internal.h"
+#include "build/build_lazy.h"
 #include "registry/manifest.h"
 #include "registry/reference.h"
 #include "util/alloc.h"
@@ -51,7 +52,10 @@ fetch_by_policy (build_exec *b, const char *image, const registry_ref *ref, cons
     case STORE_PULL_ALWAYS:
       break;
     }
-  if (store_fetch_image_mirrored (b->o.store, b->o.reg, b->o.mirrors, ref, os, arch, variant, r, err) == 0)
+  /* With --cache-repo the layers wait until a step needs their files or
+   * an output their bytes (build_lazy.h): a cached build needs neither. */
+  bool lazy = build_cache_lazy (b->o.cache);
+  if (store_fetch_image_mirrored (b->o.store, b->o.reg, b->o.mirrors, ref, os, arch, variant, lazy, r, err) == 0)
     return 0;
   if (b->o.pull != STORE_PULL_ALWAYS || (*err)->kind != KILN_ERROR_UNREACHABLE)
     return kiln_error_wrap (err, "pulling '%s'", image);
@@ -131,9 +135,64 @@ build_exec_image_env (void *ctx, const char *image, const char *platform, char *
 
 /* ---- lowers: the merged layers of a stage or an image ---- */
 
+/* This thread's lazy fetch seconds (a stage runs on one thread). */
+static __thread double lazy_secs;
+
+double
+build_from_lazy_secs (void)
+{
+  return lazy_secs;
+}
+
+int
+build_from_fetch_lazy (build_exec *b, const build_layer *layers, size_t n, kiln_error **err)
+{
+  if (!build_lazy_missing (b->o.store, layers, n, false))
+    return 0;
+  double t0 = now_s ();
+  build_lazy_opts lo = { b->o.store, b->o.reg, b->o.mirrors };
+  int r = build_lazy_fetch (&lo, layers, n, false, err);
+  double d = now_s () - t0;
+  lazy_secs += d;
+  add_time (b, &b->t_pull, d);
+  return r;
+}
+
+/* The layers of a fetched image as a stage's layers (source: the image). */
+static build_layer *
+image_layers (const char *image, const store_fetch_result *r)
+{
+  build_layer *v = xcalloc (r->n_layers + 1, sizeof *v);
+  autoref registry_ref *ref = NULL;
+  autoerror kiln_error *e = NULL;
+  autofree char *name = registry_ref_parse (image, &ref, &e) == 0 ? registry_ref_name (ref) : NULL;
+  for (size_t i = 0; i < r->n_layers; i++)
+    {
+      snprintf (v[i].diff_id, sizeof v[i].diff_id, "%s", r->layers[i].diff_id);
+      snprintf (v[i].digest, sizeof v[i].digest, "%s", r->layers[i].digest);
+      v[i].media_type = xstrdup (r->layers[i].media_type);
+      v[i].size = r->layers[i].size;
+      v[i].source = name ? xasprintf ("%s@%s", name, r->manifest_digest) : NULL;
+    }
+  return v;
+}
+
+static void
+image_layers_free (build_layer *v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      free (v[i].media_type);
+      free (v[i].source);
+    }
+  free (v);
+}
+
 int
 build_from_stage_lower (build_exec *b, const stage_state *st, overlay_lower **out, kiln_error **err)
 {
+  if (build_from_fetch_lazy (b, st->layers, st->n_layers, err) < 0)
+    return -1;
   autofree char **ids = xcalloc (st->n_layers + 1, sizeof *ids);
   for (size_t i = 0; i < st->n_layers; i++)
     ids[i] = (char *) st->layers[i].diff_id;
@@ -153,6 +212,11 @@ build_from_image_lower (build_exec *b, const stage_state *st, const char *image,
 {
   const store_fetch_result *fr;
   if (build_from_fetch_image (b, image, build_from_stage_platform (b, st), &fr, err) < 0)
+    return -1;
+  build_layer *v = image_layers (image, fr);
+  int r = build_from_fetch_lazy (b, v, fr->n_layers, err);
+  image_layers_free (v, fr->n_layers);
+  if (r < 0)
     return -1;
   autofree char **ids = xcalloc (fr->n_layers + 1, sizeof *ids);
   for (size_t i = 0; i < fr->n_layers; i++)
@@ -204,6 +268,8 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
                                 base->layers[i].size);
           if (base->layers[i].origin)
             st->layers[st->n_layers - 1].origin = xstrdup (base->layers[i].origin);
+          if (base->layers[i].source)
+            st->layers[st->n_layers - 1].source = xstrdup (base->layers[i].source);
         }
       build_key_stage (b, st, "from-stage", base->key);
       return 0;
@@ -224,9 +290,14 @@ stage_from_base (build_exec *b, const plan_stage *ps, stage_state *st, kiln_erro
     return -1;
   if (image_spec_from_config (&st->spec, r->config, r->config_len, err) < 0)
     return kiln_error_wrap (err, "config of '%s'", ps->base);
+  build_layer *v = image_layers (ps->base, r);
   for (size_t i = 0; i < r->n_layers; i++)
-    build_exec_add_layer (st, r->layers[i].diff_id, r->layers[i].digest,
-                          mediatype_layer_for_format (r->layers[i].media_type, b->o.format == IMAGE_FORMAT_DOCKER), r->layers[i].size);
+    {
+      build_exec_add_layer (st, v[i].diff_id, v[i].digest,
+                            mediatype_layer_for_format (v[i].media_type, b->o.format == IMAGE_FORMAT_DOCKER), v[i].size);
+      st->layers[st->n_layers - 1].source = steal_pointer (&v[i].source);
+    }
+  image_layers_free (v, r->n_layers);
   if (st->spec.architecture && strcmp (st->spec.architecture, arch) != 0)
     log_warn ("base image '%s' is %s/%s, not the requested %s", ps->base, st->spec.os ? st->spec.os : "?",
               st->spec.architecture, ps->platform);

@@ -159,7 +159,14 @@ int build_from_stage (build_exec *b, const plan_stage *ps, stage_state *st, kiln
 int build_from_fetch_image (build_exec *b, const char *image, const char *platform, const store_fetch_result **out,
                             kiln_error **err);
 
-/* The merged layers of stage st so far. */
+/* Fetch what layers[0..n) lack in the store (lazy layers' files, see
+ * build_lazy.h), counted as pull time. */
+int build_from_fetch_lazy (build_exec *b, const build_layer *layers, size_t n, kiln_error **err);
+/* Seconds the calling thread spent in build_from_fetch_lazy so far (a
+ * step's phase time leaves them out: they count as pull). */
+double build_from_lazy_secs (void);
+
+/* The merged layers of stage st so far (its lazy layers fetched first). */
 int build_from_stage_lower (build_exec *b, const stage_state *st, overlay_lower **out, kiln_error **err);
 
 /* The merged layers of an image (fetched into the store if needed): COPY
@@ -200,6 +207,19 @@ int build_key_run (build_exec *b, stage_state *st, const plan_step *s, char key[
  * finish it into key. */
 int build_key_changes (stage_state *st, const layer_change *ch, size_t n, char key[DIGEST_STRING_SIZE],
                        kiln_error **err);
+
+/* COPY, ADD (without URLs), WORKDIR and VOLUME are keyed without the
+ * files of the layers below, so a hit needs none of them (lazy layers,
+ * build_lazy.h): the stage's key already names those layers (it chains
+ * their diffIDs), and what the step adds is its text (--chown names, not
+ * the ids they resolve to) and its sources' content, taken as a copy onto
+ * an empty view (ch: a walk and stat of the context; the files are hashed
+ * once, here). build_key_lazy: the open key takes this path (the cache is
+ * on; whether such steps are looked up or only chained is
+ * build_cache_wants'); build_key_lazy_finish: finish it into key. */
+bool build_key_lazy (stage_state *st);
+int build_key_lazy_finish (stage_state *st, const layer_change *ch, size_t n, char key[DIGEST_STRING_SIZE],
+                           kiln_error **err);
 
 /* Look the finished key up; on a hit apply the entry. 1 hit, 0 miss. */
 int build_key_lookup (build_exec *b, stage_state *st, const char *key, bool run, const char *created_by,

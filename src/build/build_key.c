@@ -248,8 +248,10 @@ key_add_mounts (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
         }
       if (b->ctxfd < 0)
         continue; /* run_mounts refuses it */
+      /* onto an empty view: the stage's files (lazy layers) are not
+       * fetched for a key (build_key_lazy) */
       overlay_lower *view = NULL;
-      if (build_from_stage_lower (b, st, &view, err) < 0)
+      if (overlay_lower_open_store (b->o.store, NULL, 0, &view, err) < 0)
         return -1;
       char *srcs[] = { (char *) (src && *src ? src : "."), NULL };
       copy_request req = { .srcs = srcs, .dest = "/.kiln-cache-key", .dest_is_dir = true, .what = "RUN --mount" };
@@ -285,6 +287,26 @@ build_key_changes (stage_state *st, const layer_change *ch, size_t n, char key[D
     return kiln_error_wrap (err, "computing the build cache key");
   key_finish (st, key);
   return 0;
+}
+
+/* ---- steps keyed without the layers below (lazy layers) ---- */
+
+bool
+build_key_lazy (stage_state *st)
+{
+  return st->ckey_open;
+}
+
+int
+build_key_lazy_finish (stage_state *st, const layer_change *ch, size_t n, char key[DIGEST_STRING_SIZE],
+                       kiln_error **err)
+{
+  /* keyed, not recorded: no explanation names it */
+  cache_components *rec = st->ckey.rec;
+  st->ckey.rec = NULL;
+  build_cache_key_add (&st->ckey, "keyed", "without-lower");
+  st->ckey.rec = rec;
+  return build_key_changes (st, ch, n, key, err);
 }
 
 /* ---- lookup and record under the step's key ---- */

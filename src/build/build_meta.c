@@ -160,6 +160,16 @@ static int
 mkdirs_as_user (build_exec *b, stage_state *st, char **dirs, bool skip_files, const char *created_by,
                 kiln_error **err)
 {
+  /* lazy layers: the step's text and the stage's key say it all */
+  char key[DIGEST_STRING_SIZE] = "";
+  if (build_key_lazy (st))
+    {
+      int hit = build_key_lazy_finish (st, NULL, 0, key, err);
+      if (hit == 0)
+        hit = build_key_lookup (b, st, key, false, created_by, err);
+      if (hit != 0)
+        return hit < 0 ? -1 : 0;
+    }
   overlay_lower *view = NULL;
   if (build_from_stage_lower (b, st, &view, err) < 0)
     return -1;
@@ -192,7 +202,7 @@ mkdirs_as_user (build_exec *b, stage_state *st, char **dirs, bool skip_files, co
     }
   overlay_lower_free (view);
   if (r >= 0)
-    r = build_exec_commit_layer (b, st, ch.v, ch.n, created_by, NULL, false, err);
+    r = build_exec_commit_layer (b, st, ch.v, ch.n, created_by, *key ? key : NULL, false, err);
   copy_changes_free (&ch);
   return r;
 }

@@ -1,5 +1,6 @@
 /* build_output.c - push and export a built image (see build_output.h). */
 #include "build/build_output.h"
+#include "build/build_lazy.h"
 #include "registry/dockerarchive.h"
 #include "registry/ocilayout.h"
 #include "registry/digest_file.h"
@@ -52,25 +53,37 @@ push_one (store *s, const build_result *res, const build_output_opts *o, const c
   autofree char *full = registry_ref_string (ref);
   char *tags[] = { ref->tag, NULL };
   char digest[DIGEST_STRING_SIZE];
+  /* Lazy layers are mounted from their source repository or fetched when
+   * the registry wants their bytes (build/build_lazy.h). */
+  build_lazy_opts lo = { s, o->reg, o->mirrors };
+  build_lazy_push lp;
+  build_lazy_push_init (&lp, &lo, ref->domain, res);
+  int pr;
   for (int attempt = 0;; attempt++)
     {
       progress_note (o->progress, "pushing %s", full);
-      if (registry_push_image (c, ref->path, tags, res->manifest, res->manifest_len, res->manifest_media_type,
-                               store_push_source (), s, NULL, digest, err) >= 0)
+      pr = registry_push_image (c, ref->path, tags, res->manifest, res->manifest_len, res->manifest_media_type,
+                                build_lazy_push_source (), &lp, NULL, digest, err);
+      if (pr >= 0)
         break;
       if (o->ignore_immutable_tags && immutable_tag_error (*err))
         {
           log_info ("pushing %s: the tag is immutable and already set; ignored (--push-ignore-immutable-tag-errors)",
                     full);
           kiln_error_clear (err);
+          build_lazy_push_clear (&lp);
           return 0;
         }
       if (attempt >= o->push_retry)
-        return kiln_error_wrap (err, "pushing '%s'", full);
+        {
+          build_lazy_push_clear (&lp);
+          return kiln_error_wrap (err, "pushing '%s'", full);
+        }
       autofree char *msg = kiln_error_string (*err);
       log_warn ("pushing %s failed (%s); retrying (%d/%d)", full, msg, attempt + 1, o->push_retry);
       kiln_error_clear (err);
     }
+  build_lazy_push_clear (&lp);
   if (strcmp (digest, res->manifest_digest) != 0)
     return kiln_error_make (err, EIO, "pushing '%s': registry reports digest %s, expected %s", full, digest,
                             res->manifest_digest);
@@ -346,6 +359,19 @@ write_tar (store *s, const build_result *res, const build_output_opts *o, kiln_e
   return r < 0 ? kiln_error_wrap (err, "--tar-path '%s'", o->tar_path) : 0;
 }
 
+/* The layouts hold every blob: lazy layers' blobs are fetched first. */
+static int
+fetch_blobs (store *s, const build_result *res, const build_output_opts *o, kiln_error **err)
+{
+  build_lazy_opts lo = { s, o->reg, o->mirrors };
+  if (res->layers && build_lazy_fetch (&lo, res->layers, res->n_layers, true, err) < 0)
+    return -1;
+  for (size_t i = 0; i < res->n_images; i++)
+    if (build_lazy_fetch (&lo, res->images[i].layers, res->images[i].n_layers, true, err) < 0)
+      return -1;
+  return 0;
+}
+
 /* NAME@DIGEST (or NAME:TAG@DIGEST with_tag) for every destination. */
 static int
 write_name_digests (const build_result *res, const build_output_opts *o, const char *path, bool with_tag,
@@ -376,6 +402,8 @@ build_output_write (store *s, const build_result *res, const build_output_opts *
     for (char **d = o->destinations; d && *d; d++)
       if (push_one (s, res, o, *d, err) < 0)
         return -1;
+  if ((o->oci_layout || o->tar_path) && fetch_blobs (s, res, o, err) < 0)
+    return kiln_error_wrap (err, "%s", o->oci_layout ? "--oci-layout" : "--tar-path");
   if (o->oci_layout)
     {
       autofree char *dir = NULL, *tag = NULL;

@@ -18,6 +18,7 @@ typedef struct build_output_opts
   char **destinations;       /* image references with tags */
   bool no_push;
   const registry_options *reg;
+  char *const *mirrors;      /* where lazy layers of docker.io images are fetched (--registry-mirror) */
   int push_retry;            /* extra attempts per destination */
   const char *oci_layout;    /* DIR[:TAG] or NULL */
   const char *tar_path;      /* docker archive path or NULL */

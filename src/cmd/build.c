@@ -7,6 +7,7 @@
 #include "build/build_cache.h"
 #include "build/build_cache_mounts.h"
 #include "build/build_exec.h"
+#include "build/build_lazy.h"
 #include "build/build_output.h"
 #include "build/dockerfile.h"
 #include "build/plan.h"
@@ -16,6 +17,7 @@
 #include "registry/reference.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
+#include "store/fetch.h"
 #include "util/alloc.h"
 #include "util/cli.h"
 #include "util/log.h"
@@ -297,7 +299,8 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
 {
   double t0 = progress_elapsed (prog);
   build_output_opts oo = {
-    .destinations = o->destinations, .no_push = o->no_push, .reg = &o->reg, .push_retry = o->push_retry,
+    .destinations = o->destinations, .no_push = o->no_push, .reg = &o->reg, .mirrors = o->mirrors,
+    .push_retry = o->push_retry,
     .oci_layout = o->oci_layout, .tar_path = o->tar_path, .digest_file = o->digest_file,
     .name_digest_file = o->name_digest_file, .progress = prog,
     .name_tag_digest_file = o->kaniko.name_tag_digest_file, .ignore_immutable_tags = o->kaniko.push_ignore_immutable,
@@ -333,7 +336,11 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
         log_warn ("--sbom/--provenance: the documents go nowhere: nothing is pushed, and there is no --oci-layout, "
                   "--sbom-file or --provenance-file (a --tar-path archive cannot carry them)");
       int id = progress_step_begin (prog, "attest", 1, 1, "making the SBOM and provenance");
-      int r = attest_make (s, res, &ao, &att, err);
+      /* the documents read the layers' files: lazy layers are fetched */
+      build_lazy_opts lo = { s, &o->reg, o->mirrors };
+      int r = build_lazy_fetch (&lo, res->layers, res->layers ? res->n_layers : 0, false, err);
+      if (r == 0)
+        r = attest_make (s, res, &ao, &att, err);
       progress_step_end_id (prog, id, r < 0 ? "ERROR" : "DONE");
       if (r < 0)
         return -1;
@@ -362,6 +369,9 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
   if (r < 0)
     return -1;
   double t_push = progress_elapsed (prog) - t0;
+  uint64_t n_dl, dl_bytes;
+  store_fetch_downloaded (&n_dl, &dl_bytes);
+  progress_note (prog, "layer blobs pulled: %llu (%.1f MB)", (unsigned long long) n_dl, dl_bytes / 1e6);
   const char *names[] = { "pull", "run", "snapshot", "pack", "copy", "push" };
   double secs[] = { res->t_pull, res->t_run, res->t_snapshot, res->t_pack, res->t_copy, t_push };
   progress_summary (prog, res->manifest_digest, (unsigned long long) res->size, res->n_layers, secs, names, 6);
@@ -472,7 +482,9 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
   build_cache_mounts *mounts = NULL;
   build_cache_opts co = {
     .store = s, .enabled = o->cache, .cache_run = o->cache_run_layers, .cache_copy = o->cache_copy_layers,
-    .cache_copy_remote = o->cache_copy_given && o->cache_copy_layers,
+    /* default on: with lazy layers a COPY rebuilt from the context would
+     * fetch every layer below it (build/build_lazy.h) */
+    .cache_copy_remote = !o->cache_copy_given || o->cache_copy_layers,
     .repo = o->cache_repo, .reg = &o->reg, .ttl = o->cache_ttl, .format = eo->format, .progress = prog,
     .no_push = o->kaniko.no_push_cache,
   };

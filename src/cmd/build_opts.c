@@ -174,8 +174,9 @@ static const cli_option build_options[] = {
     "and an entry with a larger blob or more file data is not imported (default 1g)", OPT_CACHE_MOUNTS_MAX },
   { "cache-run-layers", 0, CLI_BOOL, NULL, "cache RUN layers (default true)", OPT_CACHE_RUN_LAYERS },
   { "cache-copy-layers", 0, CLI_BOOL, NULL, "(kaniko) also share COPY/ADD/WORKDIR layers through --cache-repo "
-    "(default false, as kaniko: they are rebuilt from the context); the store caches them unless this is "
-    "false", OPT_CACHE_COPY_LAYERS },
+    "(default true, unlike kaniko: rebuilding one from the context needs the files of every layer below it, "
+    "which a cached build otherwise never downloads); false: neither the store nor the registry caches them",
+    OPT_CACHE_COPY_LAYERS },
   { "cache-dir", 0, CLI_VALUE, "DIR", "(kaniko) accepted, no effect: base images live in kiln's store; to keep "
     "them put the store on the cache volume (--root DIR)", CMD_KANIKO_NOTE_CACHE_DIR },
   { "single-snapshot", 0, CLI_BOOL, NULL, "(kaniko) one layer for everything the target stage adds to its base "

@@ -105,6 +105,8 @@ fetch_how_name (store_fetch_how how)
       return "cached";
     case STORE_FETCH_LOCAL_BLOB:
       return "extracted from stored blob";
+    case STORE_FETCH_LAZY:
+      return "not fetched";
     }
   return "?";
 }
@@ -121,7 +123,7 @@ run_pull_store (pull_opts *o, const registry_ref *ref, const char *os, const cha
   autofree char *full = registry_ref_string (ref);
   store_fetch_result res = { 0 };
   log_info ("pulling %s into store '%s'", full, s->root);
-  if (store_fetch_image_mirrored (s, &o->reg, o->mirrors, ref, os, arch, variant, &res, err) < 0)
+  if (store_fetch_image_mirrored (s, &o->reg, o->mirrors, ref, os, arch, variant, false, &res, err) < 0)
     return -1;
   for (size_t i = 0; i < res.n_layers; i++)
     log_debug ("layer %zu/%zu %s diffID %s (%s)", i + 1, res.n_layers, res.layers[i].digest, res.layers[i].diff_id,

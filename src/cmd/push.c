@@ -93,7 +93,7 @@ layout_open_blob (void *ctx, const char *digest, int *fd, int64_t *size, kiln_er
   return ocilayout_open_blob (ctx, digest, fd, size, err);
 }
 
-static const registry_push_source layout_source = { layout_open_blob };
+static const registry_push_source layout_source = { .open_blob = layout_open_blob };
 
 static int
 push_to (push_opts *o, ocilayout *l, const char *data, size_t len, const char *mt, const char *dest,

@@ -534,7 +534,7 @@ resolve_image (const run_opts *o, store *s, const char *image, store_fetch_resul
   if (o->pull == STORE_PULL_NEVER)
     return kiln_error_make (err, ENOENT, "image '%s' is not in store '%s' (--pull=never)", image, s->root);
   log_info ("pulling %s into store '%s'", full, s->root);
-  if (store_fetch_image_mirrored (s, &o->reg, o->mirrors, ref, os, arch, variant, fr, err) < 0)
+  if (store_fetch_image_mirrored (s, &o->reg, o->mirrors, ref, os, arch, variant, false, fr, err) < 0)
     return kiln_error_wrap (err, "image '%s'", image);
   return 0;
 }

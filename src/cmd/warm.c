@@ -101,7 +101,7 @@ warm_one (warm_opts *o, store *s, const char *image, const char *platform, kiln_
   autofree char *full = registry_ref_string (ref);
   store_fetch_result res = { 0 };
   log_info ("warming %s%s%s", full, platform ? " for " : "", platform ? platform : "");
-  if (store_fetch_image_mirrored (s, &o->reg, o->mirrors, ref, os, arch, variant, &res, err) < 0)
+  if (store_fetch_image_mirrored (s, &o->reg, o->mirrors, ref, os, arch, variant, false, &res, err) < 0)
     return -1;
   log_info ("%s: %zu layers, %.1f MB downloaded, platform %s/%s%s%s", full, res.n_layers,
             (double) res.bytes_downloaded / 1e6, res.os, res.arch, res.variant ? "/" : "",

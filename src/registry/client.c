@@ -712,12 +712,12 @@ push_request (const char *method, const char *url, const char *what, const char 
   return q;
 }
 
-int
-registry_blob_exists (registry_client *c, const char *repo, const char *digest, kiln_error **err)
+static int
+head_blob (registry_client *c, const char *repo, const char *digest, const char *access, kiln_error **err)
 {
   autofree char *url = xasprintf ("%s/v2/%s/blobs/%s", c->base, repo, digest);
   autofree char *what = xasprintf ("HEAD blob %s", digest);
-  autofree char *scope = xasprintf ("repository:%s:pull,push", repo);
+  autofree char *scope = xasprintf ("repository:%s:%s", repo, access);
   request q = push_request ("HEAD", url, what, repo, scope);
   q.follow = true;
   http_resp r = { 0 };
@@ -732,6 +732,41 @@ registry_blob_exists (registry_client *c, const char *repo, const char *digest, 
         ret = status_error (c, &q, &r, err);
     }
   registry_client_resp_release (&r);
+  return ret;
+}
+
+int
+registry_blob_exists (registry_client *c, const char *repo, const char *digest, kiln_error **err)
+{
+  return head_blob (c, repo, digest, "pull,push", err);
+}
+
+int
+registry_blob_readable (registry_client *c, const char *repo, const char *digest, kiln_error **err)
+{
+  return head_blob (c, repo, digest, "pull", err);
+}
+
+int
+registry_mount_blob (registry_client *c, const char *repo, const char *digest, const char *from, kiln_error **err)
+{
+  autofree char *scope = xasprintf ("repository:%s:pull,push repository:%s:pull", repo, from);
+  char *e = curl_easy_escape (c->curl, from, 0);
+  autofree char *url = xasprintf ("%s/v2/%s/blobs/uploads/?mount=%s&from=%s", c->base, repo, digest, e);
+  curl_free (e);
+  autofree char *what = xasprintf ("POST blob mount %s from '%s'", digest, from);
+  request q = push_request ("POST", url, what, repo, scope);
+  http_resp p = { 0 };
+  p.body_max = ERROR_BODY_MAX;
+  p.limit = -1;
+  int ret = do_request (c, &q, &p, err);
+  if (ret == 0 && p.status == 201)
+    ret = 1;
+  else if (ret == 0 && p.status != 202)
+    ret = status_error (c, &q, &p, err);
+  /* 202: the registry opened an upload session instead (it expires on its
+   * own); the caller uploads through a new one. */
+  registry_client_resp_release (&p);
   return ret;
 }
 

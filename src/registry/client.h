@@ -80,6 +80,14 @@ int registry_get_blob (registry_client *c, const char *repo, const char *digest,
 
 /* HEAD a blob: 1 if the registry has it, 0 if not (404). */
 int registry_blob_exists (registry_client *c, const char *repo, const char *digest, kiln_error **err);
+/* The same with a pull-only token: for a repository kiln only reads. */
+int registry_blob_readable (registry_client *c, const char *repo, const char *digest, kiln_error **err);
+
+/* Cross-repository mount of digest from repository from (same registry)
+ * into repo: 1 mounted, 0 the registry would not (the blob must be
+ * uploaded), negative on error. */
+int registry_mount_blob (registry_client *c, const char *repo, const char *digest, const char *from,
+                         kiln_error **err);
 
 /* Upload a blob unless it is there: HEAD; then, if mount_from (another
  * repository of the same registry) is given, a cross-repository mount; else

@@ -39,9 +39,10 @@ pipe_sink (void *ctx, const void *data, size_t len, kiln_error **err)
   return p->consumer->blob_data (p->blob, data, len, err);
 }
 
+/* what: "layer i/n" for a layer (logged once it is really pulled), else NULL */
 static int
 fetch_blob (registry_client *c, const char *repo, registry_blob_kind kind, const manifest_descriptor *d,
-            const registry_pull_consumer *consumer, void *ctx, kiln_error **err)
+            const registry_pull_consumer *consumer, void *ctx, const char *what, kiln_error **err)
 {
   int r = consumer->have_blob (ctx, d, err);
   if (r < 0)
@@ -51,6 +52,8 @@ fetch_blob (registry_client *c, const char *repo, registry_blob_kind kind, const
       log_debug ("blob %s already present", d->digest);
       return 0;
     }
+  if (what && !registry_client_progress (c))
+    log_info ("pulling %s %s (%lld bytes)", what, d->digest, (long long) d->size);
   blob_pipe p = { consumer, NULL, registry_client_progress (c), -1, 0 };
   struct timespec t0, t1;
   clock_gettime (CLOCK_MONOTONIC, &t0);
@@ -91,9 +94,9 @@ layer_job (void *arg, size_t i, kiln_error **err)
   layer_jobs *j = arg;
   autoclient registry_client *c = registry_client_clone (j->proto);
   const manifest_descriptor *d = &j->m->layers[i];
-  if (!registry_client_progress (c))
-    log_info ("pulling layer %zu/%zu %s (%lld bytes)", i + 1, j->m->n_layers, d->digest, (long long) d->size);
-  return fetch_blob (c, j->repo, REGISTRY_BLOB_LAYER, d, j->consumer, j->ctx, err);
+  char what[64];
+  snprintf (what, sizeof what, "layer %zu/%zu", i + 1, j->m->n_layers);
+  return fetch_blob (c, j->repo, REGISTRY_BLOB_LAYER, d, j->consumer, j->ctx, what, err);
 }
 
 static int
@@ -142,7 +145,7 @@ registry_pull (registry_client *c, const registry_ref *ref, const char *os, cons
     }
   if ((!m->layers || m->n_layers == 0) && m->config.digest == NULL)
     return kiln_error_make (err, 0, "registry '%s', repository '%s': empty manifest", ref->domain, ref->path);
-  if (fetch_blob (c, ref->path, REGISTRY_BLOB_CONFIG, &m->config, consumer, ctx, err) < 0)
+  if (fetch_blob (c, ref->path, REGISTRY_BLOB_CONFIG, &m->config, consumer, ctx, NULL, err) < 0)
     return -1;
   if (fetch_layers (c, ref->path, m, consumer, ctx, err) < 0)
     return -1;

@@ -14,10 +14,43 @@
 #include "util/fsutil.h"
 #include "util/log.h"
 
+/* A source that can name where a blob is: HEAD, then the mount, before
+ * anything is opened. 1 done ("exists" or "mounted"), 0 upload it. */
+static int
+mount_first (registry_client *c, const char *repo, const manifest_descriptor *d, const registry_push_source *src,
+             void *ctx, kiln_error **err)
+{
+  int r = registry_blob_exists (c, repo, d->digest, err);
+  const char *how = "exists";
+  const char *from = r == 0 ? src->mount_from (ctx, d->digest) : NULL;
+  if (from && strcmp (from, repo) != 0)
+    {
+      r = registry_mount_blob (c, repo, d->digest, from, err);
+      how = "mounted";
+      if (r == 0)
+        log_debug ("blob %s: registry did not mount it from '%s'; uploading", d->digest, from);
+    }
+  if (r <= 0)
+    return r;
+  blobprogress *bp = registry_client_progress (c);
+  int id = blobprogress_begin (bp, d->digest, "push", d->size);
+  blobprogress_set (bp, id, (uint64_t) d->size);
+  blobprogress_end (bp, id, true, how);
+  if (!bp)
+    log_info ("blob %s (%lld bytes): %s", d->digest, (long long) d->size, how);
+  return 1;
+}
+
 static int
 push_one (registry_client *c, const char *repo, const manifest_descriptor *d, const registry_push_source *src,
           void *ctx, const char *mount_from, kiln_error **err)
 {
+  if (src->mount_from)
+    {
+      int r = mount_first (c, repo, d, src, ctx, err);
+      if (r != 0)
+        return r < 0 ? -1 : 0;
+    }
   autoclose int fd = -1;
   int64_t size = -1;
   if (src->open_blob (ctx, d->digest, &fd, &size, err) < 0)

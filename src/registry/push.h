@@ -29,6 +29,12 @@ typedef struct registry_push_source
   /* Open the blob for reading; *size is its length. The fd is closed by
    * the caller of open_blob. */
   int (*open_blob) (void *ctx, const char *digest, int *fd, int64_t *size, kiln_error **err);
+  /* Optional: a repository of the destination registry that holds digest
+   * (NULL: none known), tried as a cross-repository mount before the blob
+   * is opened. A source that sets it is asked for a blob's bytes only when
+   * the destination lacks the blob and the mount did not happen, so its
+   * open_blob may fetch them then (build/build_lazy.h). */
+  const char *(*mount_from) (void *ctx, const char *digest);
 } registry_push_source;
 
 int registry_push_image (registry_client *c, const char *repo, char *const *tags, const char *manifest_data,

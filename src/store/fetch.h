@@ -50,6 +50,8 @@ typedef enum
   STORE_FETCH_DOWNLOADED, /* blob downloaded (and extracted unless already there) */
   STORE_FETCH_CACHED,     /* blob and layer already in the store: no network */
   STORE_FETCH_LOCAL_BLOB, /* blob was stored, layer extracted from it: no network */
+  STORE_FETCH_LAZY,       /* store_fetch_image_lazy: not in the store, not fetched; diff_id is the
+                           * config's (verified when the layer is fetched) */
 } store_fetch_how;
 
 typedef struct store_fetch_layer
@@ -94,7 +96,17 @@ void store_fetch_result_clear (store_fetch_result *r);
 int store_fetch_image (store *s, registry_client *c, const registry_ref *ref, const char *os, const char *arch,
                        const char *variant, store_fetch_result *out, kiln_error **err);
 
-/* store_fetch_image with registry mirrors (kaniko's --registry-mirror): a
+/* store_fetch_image for what needs only the image's config (a build's
+ * FROM or cache entry whose files may never be read, see
+ * docs/design/store.md "Lazy layers"): the manifest and config are fetched
+ * and stored, the ref recorded, and a layer whose blob is not stored is
+ * left where it is (how = STORE_FETCH_LAZY). A later store_fetch_image of
+ * the same manifest by digest fetches exactly those layers. Layers already
+ * stored are reported as store_fetch_image reports them. */
+int store_fetch_image_lazy (store *s, registry_client *c, const registry_ref *ref, const char *os, const char *arch,
+                            const char *variant, store_fetch_result *out, kiln_error **err);
+
+/* store_fetch_image (lazy: store_fetch_image_lazy) with registry mirrors (kaniko's --registry-mirror): a
  * docker.io reference is tried on each mirror in turn (a failure is logged
  * as a warning), then on docker.io itself (not with reg->mirrors_only);
  * other registries are fetched directly, except those a "SRC=HOST" entry
@@ -102,8 +114,8 @@ int store_fetch_image (store *s, registry_client *c, const registry_ref *ref, co
  * offline lookup of the original reference finds it. Clients are made from
  * reg for each host. */
 int store_fetch_image_mirrored (store *s, const registry_options *reg, char *const *mirrors, const registry_ref *ref,
-                                const char *os, const char *arch, const char *variant, store_fetch_result *out,
-                                kiln_error **err);
+                                const char *os, const char *arch, const char *variant, bool lazy,
+                                store_fetch_result *out, kiln_error **err);
 
 /* The refs/ name store_fetch_image records for ref and the requested
  * platform (NULL parts: the host's). Caller frees. */
@@ -128,6 +140,11 @@ typedef enum store_pull_policy
 
 /* "always|missing|never". */
 int store_parse_pull_policy (const char *s, store_pull_policy *out, kiln_error **err);
+
+/* Layer blobs every fetch of this process downloaded so far, and their
+ * bytes (a build's summary: a cached build with lazy layers downloads
+ * none). */
+void store_fetch_downloaded (uint64_t *layers, uint64_t *bytes);
 
 /* Blob source for registry_push_image over the store (ctx is the store *):
  * open_blob opens blobs/sha256/HEX and reports its size. */

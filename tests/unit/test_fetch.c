@@ -806,12 +806,70 @@ test_fetch_hostile_layer (void **state)
   assert_int_equal (access (evil, F_OK), -1);
 }
 
+/* store_fetch_image_lazy: manifest and config only; the layers are
+ * STORE_FETCH_LAZY with the config's diffIDs and nothing of them is in the
+ * store; a later store_fetch_image by digest fetches exactly them. */
+static void
+test_fetch_lazy (void **state)
+{
+  (void) state;
+  REQUIRE_REGISTRY ();
+  autostore store *s = store_at ("lazy");
+  autoref registry_ref *ref = ref_for ("test/img:v1");
+  autoclient registry_client *c = client_new ();
+  autoerror kiln_error *err = NULL;
+  uint64_t n0, b0, n1, b1;
+  store_fetch_downloaded (&n0, &b0);
+  store_fetch_result r;
+  assert_ok (store_fetch_image_lazy (s, c, ref, NULL, NULL, NULL, &r, &err), err);
+  store_fetch_downloaded (&n1, &b1);
+  assert_int_equal (n1, n0);
+  assert_int_equal (b1, b0);
+  assert_string_equal (r.manifest_digest, g_good);
+  assert_true (store_has_blob (s, r.config_digest));
+  assert_int_equal (r.bytes_downloaded, (uint64_t) r.config_len);
+  assert_int_equal (r.n_layers, 3);
+  for (size_t i = 0; i < 3; i++)
+    {
+      assert_int_equal (r.layers[i].how, STORE_FETCH_LAZY);
+      assert_string_equal (r.layers[i].digest, g_layers[i].digest);
+      assert_string_equal (r.layers[i].diff_id, g_layers[i].diff_id);
+      assert_false (store_has_blob (s, g_layers[i].digest));
+      assert_false (store_has_layer (s, g_layers[i].diff_id));
+    }
+  assert_tmp_empty (s);
+  /* incomplete: an offline lookup does not hand it out */
+  store_fetch_result o;
+  assert_int_equal (store_image_lookup (s, ref, NULL, NULL, NULL, &o, &err), 0);
+  /* by digest, eagerly: the layers come, verified and extracted */
+  autofree char *pinned = xasprintf ("%s@%s", "test/img", r.manifest_digest);
+  autoref registry_ref *dref = ref_for (pinned);
+  store_fetch_result_clear (&r);
+  assert_ok (store_fetch_image (s, c, dref, NULL, NULL, NULL, &r, &err), err);
+  store_fetch_downloaded (&n1, &b1);
+  assert_int_equal (n1, n0 + 3);
+  for (size_t i = 0; i < 3; i++)
+    {
+      assert_int_equal (r.layers[i].how, STORE_FETCH_DOWNLOADED);
+      assert_true (store_has_blob (s, g_layers[i].digest));
+      assert_true (store_has_layer (s, g_layers[i].diff_id));
+      assert_layer_matches_tar (s, g_layers[i].diff_id);
+    }
+  store_fetch_result_clear (&r);
+  /* a lazy fetch of what the store has reports it as cached */
+  assert_ok (store_fetch_image_lazy (s, c, ref, NULL, NULL, NULL, &r, &err), err);
+  for (size_t i = 0; i < 3; i++)
+    assert_int_equal (r.layers[i].how, STORE_FETCH_CACHED);
+  store_fetch_result_clear (&r);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_blob_writer),
     cmocka_unit_test (test_fetch_cold_warm),
+    cmocka_unit_test (test_fetch_lazy),
     cmocka_unit_test (test_fetch_concurrent),
     cmocka_unit_test (test_fetch_lock_busy),
     cmocka_unit_test (test_fetch_index),
