@@ -579,7 +579,20 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
     .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
     .limiter = b->limiter,
   };
+  /* Single mode: the ids the step's processes switch to are kiln's to
+   * keep; files they create get their fs ids. */
+  sandbox_creds *creds = NULL;
+  if (b->idmap.mode == SANDBOX_USERNS_SINGLE && b->filter && b->filter->needs_listener)
+    {
+      sc.creds = creds = sandbox_creds_new (uid, gid, groups, n_groups);
+      overlay_set_creator (rs->rc.ovl, sandbox_creds_fsids, creds);
+    }
   int ret = run_in_sandbox (b, st, s, &sc, insecure, err);
+  if (creds)
+    {
+      overlay_set_creator (rs->rc.ovl, NULL, NULL);
+      sandbox_creds_free (creds);
+    }
   if (ret == 0)
     ret = run_commit (b, st, created_by, rs, key, err);
   if (ret < 0 || b->o.ignore_paths)

@@ -318,5 +318,5 @@ ${who#*:}" ]
   as_user kiln-t-plain root:0
   run run_as kiln-t-plain "$KILN" run --root "$SHARED/store" --pull=never app true
   [[ $output == *"user namespace: single"* ]]
-  [[ $output == *"the step runs as uid 0 instead of 1234:1234"* ]]
+  [[ $output == *"the step runs as uid 0 and sees 1234:1234 only through getuid()"* ]]
 }
