@@ -55,7 +55,10 @@ struct sandbox_creds
   creds def;
   creds_entry *v;
   size_t n;
+  size_t prune_at;   /* entries of processes gone are dropped at this size */
 };
+
+#define CREDS_PRUNE_MIN 256
 
 static void
 creds_copy (creds *dst, const creds *src)
@@ -69,6 +72,7 @@ sandbox_creds_new (uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups)
 {
   sandbox_creds *t = xzalloc (sizeof *t);
   pthread_mutex_init (&t->lock, NULL);
+  t->prune_at = CREDS_PRUNE_MIN;
   t->def = (creds) { uid, uid, uid, uid, gid, gid, gid, gid, n_groups, (gid_t *) groups, uid == 0, uid == 0, uid == 0, 0 };
   creds_copy (&t->def, &t->def);
   return t;
@@ -164,9 +168,14 @@ drop (sandbox_creds *t, creds_entry *e)
   *e = t->v[--t->n];
 }
 
+static void prune (sandbox_creds *t);
+
+/* A new entry (c must not point into the table: it may move). */
 static creds_entry *
 add (sandbox_creds *t, pid_t tgid, unsigned long long start, const creds *c)
 {
+  if (t->n >= t->prune_at)
+    prune (t);
   t->v = xreallocarray (t->v, t->n + 1, sizeof *t->v);
   creds_entry *e = &t->v[t->n++];
   e->tgid = tgid;
@@ -188,24 +197,77 @@ live (sandbox_creds *t, pid_t tgid, unsigned long long start)
   return e;
 }
 
+/* Drop the entries of processes that are gone. */
+static void
+prune (sandbox_creds *t)
+{
+  for (size_t i = 0; i < t->n;)
+    {
+      pid_t ppid;
+      unsigned long long start;
+      if (proc_stat (t->v[i].tgid, &ppid, &start) < 0 || start != t->v[i].start)
+        drop (t, &t->v[i]);
+      else
+        i++;
+    }
+  t->prune_at = t->n * 2 > CREDS_PRUNE_MIN ? t->n * 2 : CREDS_PRUNE_MIN;
+}
+
 /* The credentials process tgid has now: its entry, its nearest ancestor's,
- * or the step's. Lock held. */
+ * or the step's. Once some process switched (t->n), the answer becomes
+ * tgid's own entry (what it inherited stays its own), so the next lookup
+ * reads one /proc file. The result points into the table: valid until the
+ * next change of it. Lock held. */
 static const creds *
 resolve (sandbox_creds *t, pid_t tgid)
 {
+  if (!t->n)
+    return &t->def;
   pid_t cur = tgid;
-  for (int depth = 0; t->n && cur > 0 && depth < CREDS_MAX_DEPTH; depth++)
+  unsigned long long own_start = 0;
+  const creds *found = &t->def;
+  for (int depth = 0; cur > 0 && depth < CREDS_MAX_DEPTH; depth++)
     {
       pid_t ppid;
       unsigned long long start;
       if (proc_stat (cur, &ppid, &start) < 0)
         break;
       creds_entry *e = live (t, cur, start);
-      if (e)
+      if (e && depth == 0)
         return &e->c;
+      if (depth == 0)
+        own_start = start;
+      if (e)
+        {
+          found = &e->c;
+          break;
+        }
       cur = ppid;
     }
-  return &t->def;
+  if (!own_start)
+    return found;
+  creds c;
+  creds_copy (&c, found);
+  creds_entry *e = add (t, tgid, own_start, &c);
+  free (c.groups);
+  return &e->c;
+}
+
+/* resolve for a thread id (a notification's or a FUSE request's pid): its
+ * own entry when it leads its thread group (most do), else its group's.
+ * Lock held. */
+static const creds *
+resolve_thread (sandbox_creds *t, pid_t tid)
+{
+  if (!t->n)
+    return &t->def;
+  pid_t ppid;
+  unsigned long long start;
+  creds_entry *e = proc_stat (tid, &ppid, &start) == 0 ? live (t, tid, start) : NULL;
+  if (e)
+    return &e->c;
+  pid_t tgid = thread_group (tid);
+  return tgid > 0 ? resolve (t, tgid) : &t->def;
 }
 
 int
@@ -216,8 +278,7 @@ sandbox_creds_fsids (void *ctx, pid_t pid, uid_t *uid, gid_t *gid)
   int found = 0;
   if (t->n)
     {
-      pid_t tgid = thread_group (pid);
-      const creds *c = tgid > 0 ? resolve (t, tgid) : &t->def;
+      const creds *c = resolve_thread (t, pid);
       *uid = c->fsuid;
       *gid = c->fsgid;
       found = 1;
@@ -260,7 +321,10 @@ own_entry (sandbox_creds *t, pid_t tgid)
     return e;
   creds inherited;
   creds_copy (&inherited, resolve (t, tgid));
-  e = add (t, tgid, start, &inherited);
+  /* resolve may have made it */
+  e = live (t, tgid, start);
+  if (!e)
+    e = add (t, tgid, start, &inherited);
   free (inherited.groups);
   return e;
 }
@@ -641,14 +705,13 @@ sandbox_creds_answer (sandbox_creds *t, int listener, const struct seccomp_notif
     return -1;
   long ret;
   pthread_mutex_lock (&t->lock);
-  /* No process switched ids yet: everyone has the step's. */
-  pid_t tgid = t->n || call >= ID_SETUID ? thread_group (x.pid) : 0;
-  if (tgid < 0)
-    ret = -ESRCH;
-  else if (call < ID_SETUID)
-    ret = get_call (&x, call, t->n ? resolve (t, tgid) : &t->def);
+  if (call < ID_SETUID)
+    ret = get_call (&x, call, resolve_thread (t, x.pid));
   else
-    ret = set_for (t, &x, call, tgid);
+    {
+      pid_t tgid = thread_group (x.pid);
+      ret = tgid > 0 ? set_for (t, &x, call, tgid) : -ESRCH;
+    }
   pthread_mutex_unlock (&t->lock);
   resp->error = ret < 0 ? (int) ret : 0;
   resp->val = ret < 0 ? 0 : ret;
@@ -659,8 +722,7 @@ int
 sandbox_creds_may_chown (sandbox_creds *t, pid_t pid, uid_t owner, gid_t group, uid_t uid, gid_t gid)
 {
   pthread_mutex_lock (&t->lock);
-  pid_t tgid = t->n ? thread_group (pid) : 0;
-  const creds *c = tgid > 0 ? resolve (t, tgid) : &t->def;
+  const creds *c = resolve_thread (t, pid);
   /* CAP_CHOWN goes with an fs uid 0 (cap_emulate_setxuid, fsuid rules). */
   int ret = 0;
   if (c->fsuid != 0)

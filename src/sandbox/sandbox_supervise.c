@@ -5,6 +5,7 @@
  * the get*id/set*id calls (sandbox_creds.c). */
 #include "sandbox/sandbox_internal.h"
 #include "util/alloc.h"
+#include "util/log.h"
 #include "util/strbuf.h"
 
 #include <errno.h>
@@ -424,9 +425,15 @@ check_chown (const sandbox_config *cfg, sandbox_creds *creds, pid_t pid, int fd,
   return sandbox_creds_may_chown (creds, pid, owner, group, uid, gid);
 }
 
+/* Notifications answered per kind, for the debug log. */
+typedef struct notif_counts
+{
+  unsigned long ids, stats, chowns;
+} notif_counts;
+
 static void
 handle_notification (const sandbox_config *cfg, sandbox_creds *creds, int listener, struct seccomp_notif *req,
-                     struct seccomp_notif_resp *resp)
+                     struct seccomp_notif_resp *resp, notif_counts *nc)
 {
   /* The kernel refuses a receive buffer that is not zeroed. */
   memset (req, 0, sizeof *req);
@@ -439,6 +446,7 @@ handle_notification (const sandbox_config *cfg, sandbox_creds *creds, int listen
   autofree char *name = seccomp_syscall_resolve_num_arch (req->data.arch, req->data.nr);
   if (name && (strstr (name, "id") || strstr (name, "groups") || strcmp (name, "capset") == 0))
     {
+      nc->ids++;
       int r = sandbox_creds_answer (creds, listener, req, name, resp);
       if (r < 0)
         return;
@@ -449,6 +457,7 @@ handle_notification (const sandbox_config *cfg, sandbox_creds *creds, int listen
     }
   if (name && strstr (name, "stat"))
     {
+      nc->stats++;
       int r = answer_stat (cfg, listener, req, name, resp);
       if (r < 0)
         return;
@@ -457,6 +466,7 @@ handle_notification (const sandbox_config *cfg, sandbox_creds *creds, int listen
       seccomp_notify_respond (listener, resp);
       return;
     }
+  nc->chowns++;
   const __u64 *a = req->data.args;
   int dirfd = AT_FDCWD;
   uint64_t path_addr = 0;
@@ -556,6 +566,7 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
     return -1;
   if (!(cfg->seccomp && cfg->seccomp->needs_listener))
     sync_r = -1;
+  notif_counts nc = { 0, 0, 0 };
   sandbox_creds *own_creds = NULL, *creds = cfg->creds;
   if (!creds && req)
     creds = own_creds = sandbox_creds_new (cfg->uid, cfg->gid, cfg->groups, cfg->n_groups);
@@ -587,7 +598,7 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
           sync_r = -1; /* one listener per step */
         }
       if (pf[5].revents & POLLIN)
-        handle_notification (cfg, creds, listener, req, resp);
+        handle_notification (cfg, creds, listener, req, resp, &nc);
       else if (pf[5].revents & (POLLHUP | POLLERR))
         sandbox_close_fd (&listener);
       for (int i = 0; i < 2; i++)
@@ -608,5 +619,8 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
   if (req)
     seccomp_notify_free (req, resp);
   sandbox_creds_free (own_creds);
+  if (req)
+    log_debug ("seccomp supervisor: answered %lu get/set-id, %lu stat and %lu chown calls", nc.ids, nc.stats,
+               nc.chowns);
   return 0;
 }

@@ -15,6 +15,7 @@
  *                                 stat64, lstat64, fstat64, fstatat64, statx),
  *                                 as a 32-bit program makes them (x86-64 only)
  *   owners loop FILE N            N stat() calls; prints the time per call
+ *   owners idloop N               N getuid() calls; prints the time per call
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -183,6 +184,18 @@ main (int argc, char **argv)
       return 0;
     }
 #endif
+  if (argc == 3 && strcmp (argv[1], "idloop") == 0)
+    {
+      struct timespec t0, t1;
+      long n = atol (argv[2]);
+      clock_gettime (CLOCK_MONOTONIC, &t0);
+      for (long i = 0; i < n; i++)
+        (void) getuid ();
+      clock_gettime (CLOCK_MONOTONIC, &t1);
+      double ns = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
+      fprintf (stderr, "getuid: %.1f us per call\n", ns / n / 1000);
+      return 0;
+    }
   if (argc == 4 && strcmp (argv[1], "loop") == 0)
     {
       struct timespec t0, t1;
