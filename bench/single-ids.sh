@@ -50,6 +50,7 @@ build() {
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+runs=()
 echo "| workload | row | A (s) | B (s) | B/A |"
 echo "| --- | --- | --- | --- | --- |"
 for w in "${WL[@]}"; do
@@ -71,6 +72,9 @@ for w in "${WL[@]}"; do
   awk -v w="$w" -v a="$ca" -v b="$cb" 'BEGIN { printf "| %s | cold | %.2f | %.2f | %.2f |\n", w, a, b, b / a }'
   awk -v w="$w" -v a="$ma" -v b="$mb" -v n="$RUNS" \
     'BEGIN { printf "| %s | warm (median of %d) | %.2f | %.2f | %.2f |\n", w, n, a, b, b / a }'
+  runs+=("$w warm runs: A ${ta[*]}; B ${tb[*]}")
 done
+echo
+printf '%s\n' "${runs[@]}"
 echo
 echo "A = $A, B = $B; single ID mode ($USR); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -179,6 +179,43 @@ EOF
   diff "$SHARED/root.layers" "$SHARED/single.layers"
 }
 
+@test "owners: a 32-bit (i386) program sees the recorded owners and ids in single mode as in a root build" {
+  [ "$(uname -m)" = x86_64 ] || skip "i386 programs need an x86-64 host"
+  local deb
+  deb=$(ls "$KILN_TEST_CACHE"/debs/busybox-static_*_i386.deb 2> /dev/null | tail -n1)
+  [ -n "$deb" ] || skip "no busybox-static i386 .deb in $KILN_TEST_CACHE/debs (scripts/install-deps.sh downloads it)"
+  command -v cc > /dev/null || skip "no C compiler for the test program"
+  dpkg-deb -x "$deb" "$SHARED/bb32"
+  cp "$SHARED/bb32/bin/busybox" "$SHARED/ctx/busybox32"
+  file "$SHARED/ctx/busybox32" | grep -q 'ELF 32-bit.*80386'
+  cc -static -O2 -o "$SHARED/ctx/owners" "$KILN_SRC/tests/e2e/cases/71-tool-owners/context/owners.c"
+  cat > "$SHARED/ctx/Dockerfile" <<'EOF'
+ARG DEBIAN
+FROM $DEBIAN
+COPY busybox32 owners /usr/local/bin/
+RUN touch /f && chown 42:43 /f && ln -s f /l && chown -h 44:45 /l && \
+    busybox32 stat -c '%n %u:%g' /f /etc/shadow > /seen && \
+    busybox32 ls -ln /l | busybox32 awk '{ print $3 ":" $4, $9 }' >> /seen && \
+    owners stat32 /f /l /etc/gshadow >> /seen && \
+    setpriv --reuid 61 --regid 62 --clear-groups busybox32 id >> /seen && \
+    setpriv --reuid 61 --regid 62 --clear-groups busybox32 touch /tmp/by61 && \
+    busybox32 stat -c '%n %u:%g' /tmp/by61 >> /seen
+EOF
+  local m
+  for m in root single; do
+    obuild $m $m
+    image_file $m seen > "$SHARED/$m.seen"
+  done
+  cat "$SHARED/single.seen"
+  grep -qx '/f 42:43' "$SHARED/root.seen"
+  grep -qx '/etc/shadow 0:42' "$SHARED/root.seen"
+  grep -qx '44:45 /l' "$SHARED/root.seen"
+  grep -qx '/f: stat64 42:43 lstat64 42:43 fstat64 42:43 fstatat64 42:43 statx 42:43' "$SHARED/root.seen"
+  grep -q '^uid=61 gid=62' "$SHARED/root.seen"
+  grep -qx '/tmp/by61 61:62' "$SHARED/root.seen"
+  diff "$SHARED/root.seen" "$SHARED/single.seen"
+}
+
 @test "owners: single mode leaves a chown outside the overlay (tmpfs, /dev/shm) to the kernel and records nothing" {
   cat > "$SHARED/ctx/Dockerfile" <<'EOF'
 ARG BASE
