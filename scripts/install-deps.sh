@@ -27,24 +27,28 @@ PKGS=(
 )
 
 # The arm64 busybox fixture (scripts/make-base-images.sh busybox-arm64) is made
-# from Debian's busybox-static:arm64 .deb, downloaded into the test cache with
-# a private apt state (the host's dpkg architectures are left alone).
-arm64_busybox_deb() {
-  local cache=${KILN_TEST_CACHE:-/var/cache/kiln-test} d o
-  ls "$cache"/debs/busybox-static_*_arm64.deb >/dev/null 2>&1 && return 0
-  [ "$(id -u)" -eq 0 ] || { echo "install-deps: the busybox-static arm64 .deb needs root to download" >&2; return 1; }
+# from Debian's busybox-static:arm64 .deb, and single ID mode's 32-bit stat test
+# (tests/integration/build_owners.bats) runs busybox-static:i386; both .debs are
+# downloaded into the test cache with a private apt state (the host's dpkg
+# architectures are left alone).
+busybox_deb() {
+  local arch=$1 cache=${KILN_TEST_CACHE:-/var/cache/kiln-test} d o
+  ls "$cache"/debs/busybox-static_*_"$arch".deb >/dev/null 2>&1 && return 0
+  [ "$(id -u)" -eq 0 ] || { echo "install-deps: the busybox-static $arch .deb needs root to download" >&2; return 1; }
   mkdir -p "$cache/debs"
   d=$(mktemp -d)
   mkdir -p "$d/lists/partial" "$d/cache/archives/partial"
-  o=(-o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o "Dir::State::Lists=$d/lists"
+  o=(-o APT::Architecture="$arch" -o APT::Architectures::="$arch" -o "Dir::State::Lists=$d/lists"
      -o "Dir::Cache=$d/cache" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
-  echo "install-deps: downloading busybox-static:arm64 into $cache/debs"
+  echo "install-deps: downloading busybox-static:$arch into $cache/debs"
   if (cd "$d" && apt-get "${o[@]}" -qq update && apt-get "${o[@]}" -qq download busybox-static) >/dev/null; then
-    mv "$d"/busybox-static_*_arm64.deb "$cache/debs/"
+    mv "$d"/busybox-static_*_"$arch".deb "$cache/debs/"
   fi
   rm -rf "$d"
-  ls "$cache"/debs/busybox-static_*_arm64.deb >/dev/null 2>&1
+  ls "$cache"/debs/busybox-static_*_"$arch".deb >/dev/null 2>&1
 }
+arm64_busybox_deb() { busybox_deb arm64; }
+i386_busybox_deb() { busybox_deb i386 || true; }
 
 # binfmt_misc must be mounted for the handlers to be seen and registered.
 binfmt_ready() {
@@ -59,6 +63,7 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   binfmt_ready
+  i386_busybox_deb
   arm64_busybox_deb
   exit 0
 fi
@@ -73,4 +78,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 binfmt_ready
+i386_busybox_deb
 arm64_busybox_deb

@@ -322,12 +322,10 @@ open_from (void *ctx, const char *from, overlay_lower **out, kiln_error **err)
   return build_from_stage_lower (b, &b->stages[i], out, err);
 }
 
-/* The step's --mount mounts and kiln's own files on its /dev (apt's
- * config, a heredoc script); may add to env. Nothing to release on
- * failure. */
+/* The step's --mount mounts and kiln's own files on its /dev (a heredoc
+ * script). Nothing to release on failure. */
 static int
-run_prepare_mounts (build_exec *b, stage_state *st, const plan_step *s, char ***env, run_mounts *mounts,
-                    kiln_error **err)
+run_prepare_mounts (build_exec *b, stage_state *st, const plan_step *s, run_mounts *mounts, kiln_error **err)
 {
   from_ctx fc = { b, st };
   run_mounts_env menv = { b->o.store, b->ctxfd, &b->idmap, b->o.secrets, st->spec.working_dir, open_from, &fc,
@@ -335,19 +333,8 @@ run_prepare_mounts (build_exec *b, stage_state *st, const plan_step *s, char ***
                           b->o.cancel ? b->o.cancel->rfd : -1 };
   if (run_mounts_prepare (&menv, s, mounts, err) < 0)
     return -1;
-  /* Single ID mode has one id: apt's switch to its _apt user cannot
-   * happen, and apt fails ("Could not switch group"). Tell apt to stay root
-   * for this step through a config file on the step's own /dev. */
-  /* (Under ptrace isolation apt's setuid to _apt is faked like any other:
-   * it keeps its own sandbox user.) */
-  bool apt_conf = b->idmap.mode == SANDBOX_USERNS_SINGLE && b->isolation != SANDBOX_ISOLATION_PTRACE;
-  for (char **e = *env; apt_conf && e && *e; e++)
-    apt_conf = strncmp (*e, "APT_CONFIG=", 11) != 0;
-  if (apt_conf)
-    {
-      run_mounts_add_file ("/dev/.kiln/apt.conf", "APT::Sandbox::User \"root\";\n", 0644, mounts);
-      strv_push (env, "APT_CONFIG=/dev/.kiln/apt.conf");
-    }
+  /* (apt's switch to its _apt user works in every mode: single mode's
+   * supervisor keeps the ids it switches to, sandbox_creds.c.) */
   if (s->argv && s->argv[0] && strncmp (s->argv[0], "/dev/pipes/", 11) == 0 && s->n_heredocs
       && run_mounts_add_script (s->argv[0] + 11, s->heredocs[0].body, mounts, err) < 0)
     {
@@ -540,7 +527,7 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
     }
   autostrv char **env = run_env (st, s, home);
   run_mounts mounts;
-  if (run_prepare_mounts (b, st, s, &env, &mounts, err) < 0)
+  if (run_prepare_mounts (b, st, s, &mounts, err) < 0)
     {
       overlay_lower_free (lower);
       return -1;
@@ -588,7 +575,20 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
     .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
     .limiter = b->limiter,
   };
+  /* Single mode: the ids the step's processes switch to are kiln's to
+   * keep; files they create get their fs ids. */
+  sandbox_creds *creds = NULL;
+  if (b->idmap.mode == SANDBOX_USERNS_SINGLE && b->filter && b->filter->needs_listener)
+    {
+      sc.creds = creds = sandbox_creds_new (uid, gid, groups, n_groups);
+      overlay_set_creator (rs->rc.ovl, sandbox_creds_fsids, creds);
+    }
   int ret = run_in_sandbox (b, st, s, &sc, insecure, err);
+  if (creds)
+    {
+      overlay_set_creator (rs->rc.ovl, NULL, NULL);
+      sandbox_creds_free (creds);
+    }
   if (ret == 0)
     ret = run_commit (b, st, created_by, rs, key, err);
   if (ret < 0 || b->o.ignore_paths)

@@ -76,6 +76,10 @@ struct overlay
   uint64_t *stale;    /* open-addressing set of inode numbers, 0 = empty */
   size_t stale_cap, stale_n;
   uint64_t refused;   /* writes refused so far (atomic) */
+  bool single;        /* OVERLAY_IDS_SINGLE */
+  pthread_rwlock_t creator_lock; /* held (read) while creator runs */
+  overlay_creator_fn creator;    /* single mode: the creating process's fs ids */
+  void *creator_ctx;
 };
 
 static void
@@ -293,12 +297,46 @@ op_readlink (fuse_req_t req, fuse_ino_t ino)
   free (t);
 }
 
+/* The owner of a node a request creates: the caller's ids as the kernel
+ * passes them, or in single mode the fs ids the calling process switched
+ * to (overlay_set_creator), else (uid_t)-1 for the step's (create_uid). */
+static void
+creator_ids (fuse_req_t req, uid_t *uid, gid_t *gid)
+{
+  const struct fuse_ctx *ctx = fuse_req_ctx (req);
+  overlay *ovl = fuse_req_userdata (req);
+  *uid = ctx->uid;
+  *gid = ctx->gid;
+  if (!ovl->single)
+    return;
+  pthread_rwlock_rdlock (&ovl->creator_lock);
+  if (!ovl->creator || ovl->creator (ovl->creator_ctx, ctx->pid, uid, gid) <= 0)
+    {
+      *uid = (uid_t) -1;
+      *gid = (gid_t) -1;
+    }
+  pthread_rwlock_unlock (&ovl->creator_lock);
+}
+
+/* Waits for the requests using the previous creator: after it, ctx may be
+ * freed. */
+void
+overlay_set_creator (overlay *ovl, overlay_creator_fn fn, void *ctx)
+{
+  pthread_rwlock_wrlock (&ovl->creator_lock);
+  ovl->creator = fn;
+  ovl->creator_ctx = ctx;
+  pthread_rwlock_unlock (&ovl->creator_lock);
+}
+
 static void
 make_node (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev, const char *link)
 {
-  const struct fuse_ctx *ctx = fuse_req_ctx (req);
+  uid_t uid;
+  gid_t gid;
+  creator_ids (req, &uid, &gid);
   struct stat st;
-  int ret = overlay_model_mknod (M (req), parent, name, mode, rdev, link, ctx->uid, ctx->gid, &st);
+  int ret = overlay_model_mknod (M (req), parent, name, mode, rdev, link, uid, gid, &st);
   if (ret < 0)
     fuse_reply_err (req, -ret);
   else
@@ -387,10 +425,11 @@ op_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void
 op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
 {
-  const struct fuse_ctx *ctx = fuse_req_ctx (req);
+  uid_t uid;
+  gid_t gid;
+  creator_ids (req, &uid, &gid);
   struct stat st;
-  int ret = overlay_model_mknod (M (req), parent, name, S_IFREG | (mode & 07777), 0, NULL, ctx->uid,
-                                 ctx->gid, &st);
+  int ret = overlay_model_mknod (M (req), parent, name, S_IFREG | (mode & 07777), 0, NULL, uid, gid, &st);
   if (ret < 0)
     {
       fuse_reply_err (req, -ret);
@@ -740,6 +779,7 @@ int
 overlay_new (const overlay_config *cfg, overlay **out, kiln_error **err)
 {
   overlay *o = xzalloc (sizeof *o);
+  o->single = cfg->id_mode == OVERLAY_IDS_SINGLE;
   if (overlay_model_new (cfg, &o->m, err) < 0)
     {
       free (o);
@@ -747,6 +787,7 @@ overlay_new (const overlay_config *cfg, overlay **out, kiln_error **err)
     }
   pthread_mutex_init (&o->hlock, NULL);
   pthread_mutex_init (&o->stale_lock, NULL);
+  pthread_rwlock_init (&o->creator_lock, NULL);
   pthread_rwlockattr_t ra;
   pthread_rwlockattr_init (&ra);
   pthread_rwlockattr_setkind_np (&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -879,6 +920,7 @@ overlay_free (overlay *ovl)
   pthread_mutex_destroy (&ovl->hlock);
   pthread_mutex_destroy (&ovl->stale_lock);
   pthread_rwlock_destroy (&ovl->commit_lock);
+  pthread_rwlock_destroy (&ovl->creator_lock);
   free (ovl->stale);
   free (ovl);
 }

@@ -104,6 +104,14 @@ int overlay_record_chown_cb (void *ovl, int target_fd, const char *path, uid_t u
  * no such node. */
 int overlay_owner_cb (void *ovl, uint64_t ino, uid_t *uid, gid_t *gid);
 
+/* Single ID mode: who creates a node. fn gets the calling thread's pid (in
+ * kiln's pid namespace: the mount's connection must belong to it, as a
+ * sandbox_session's does) and returns 1 with the fs ids that process
+ * switched to (setfsuid, setuid, su ...; sandbox_creds_fsids), 0 to keep
+ * create_uid/create_gid. fn NULL: always those. Set between steps. */
+typedef int (*overlay_creator_fn) (void *ctx, pid_t pid, uid_t *uid, gid_t *gid);
+void overlay_set_creator (overlay *ovl, overlay_creator_fn fn, void *ctx);
+
 /* Prepare the next step on the same mount (after overlay_commit, with no
  * process of the previous step left): the owner recorded for files it
  * creates (single mode, see overlay_config) and its mask paths, replacing

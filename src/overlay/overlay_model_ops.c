@@ -244,8 +244,9 @@ overlay_model_mknod (overlay_model *m, uint64_t parent, const char *name, mode_t
         break;
       }
     inode *n = overlay_model_inode_new (m, mode);
-    n->uid = m->id_mode == OVERLAY_IDS_SINGLE ? m->create_uid : uid;
-    n->gid = m->id_mode == OVERLAY_IDS_SINGLE ? m->create_gid : gid;
+    /* single mode: the step's owner unless the creator's fs ids are known */
+    n->uid = m->id_mode == OVERLAY_IDS_SINGLE && uid == (uid_t) -1 ? m->create_uid : uid;
+    n->gid = m->id_mode == OVERLAY_IDS_SINGLE && gid == (gid_t) -1 ? m->create_gid : gid;
     if (dir->mode & S_ISGID)
       {
         n->gid = dir->gid;

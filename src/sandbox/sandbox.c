@@ -211,9 +211,9 @@ check_config (const sandbox_config *cfg, kiln_error **err)
   if (!fuse_root && cfg->rootfs == NULL)
     return kiln_error_make (err, 0, "no root filesystem given");
   if (cfg->idmap->mode == SANDBOX_USERNS_SINGLE && (cfg->uid != 0 || cfg->gid != 0))
-    log_warn ("single ID mode maps only root: the step runs as uid 0 instead of %u:%u%s (configure /etc/subuid "
-              "and /etc/subgid ranges for full mapping)", (unsigned) cfg->uid, (unsigned) cfg->gid,
-              cfg->rootfs_fuse ? "; files it creates are recorded as owned by that user" : "");
+    log_warn ("single ID mode maps only root: the step runs as uid 0 and sees %u:%u only through getuid() and "
+              "friends; permission checks are root's (configure /etc/subuid and /etc/subgid ranges for full "
+              "mapping)", (unsigned) cfg->uid, (unsigned) cfg->gid);
   return 0;
 }
 

@@ -185,6 +185,22 @@ typedef int (*sandbox_record_chown_fn) (void *ctx, int target_fd, const char *pa
  * filled in, or -errno (the call is then left to the kernel). */
 typedef int (*sandbox_owner_fn) (void *ctx, uint64_t ino, uid_t *uid, gid_t *gid);
 
+/* Single ID mode: the credentials the step's processes believe they have
+ * (sandbox_creds.c). The namespace maps only uid 0, so the step's USER and
+ * every later setuid, setgid, setgroups, setfsuid (su, setpriv, apt's _apt)
+ * are kept here per process, starting from uid:gid and groups; the
+ * supervisor answers the get-id and set-id calls from it, with the kernel's rules.
+ * Thread-safe. */
+typedef struct sandbox_creds sandbox_creds;
+sandbox_creds *sandbox_creds_new (uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups);
+void sandbox_creds_free (sandbox_creds *t);
+/* The fs ids of the process of thread pid (in kiln's pid namespace), for
+ * the owner of a file it creates: 1 with uid and gid set when some process
+ * of the step switched ids, 0 when every process still has the step's
+ * (the caller's default applies). ctx is the table (the shape of the
+ * overlay's creator callback). */
+int sandbox_creds_fsids (void *ctx, pid_t pid, uid_t *uid, gid_t *gid);
+
 /* A FUSE root filesystem: called in kiln with the /dev/fuse fd of the mount
  * the step's init made (see rootfs_fuse below). Takes ownership of fuse_fd,
  * also on failure; returns 0 once the fd is being served (the step's setup
@@ -393,6 +409,10 @@ typedef struct sandbox_config
    * calls; without it they show the mapped id. */
   sandbox_owner_fn owner;
   void *owner_ctx;
+  /* Optional (single mode): the step's credentials table, so that the
+   * caller can hand sandbox_creds_fsids to its filesystem; NULL: the
+   * supervisor keeps one of its own from uid, gid and groups. */
+  sandbox_creds *creds;
   /* If non-NULL, set to SIGINT/SIGTERM when such a signal stopped the step
    * (sandbox_run then fails with status EINTR). */
   int *interrupted;

@@ -16,6 +16,8 @@
  *                        points a root filesystem must provide.
  *   sandbox_supervise.c  kiln's side while a step runs: output lines and
  *                        the seccomp notifications for chown (single mode).
+ *   sandbox_creds.c      single mode's fake credentials per process: get*id
+ *                        and set*id answered, fs ids for created files.
  *   sandbox_session.c    the per-stage holder of a FUSE mount and the
  *                        user-namespace rm fallback.
  *   sandbox_ipc.c        messages over the sync socket, waiting with
@@ -240,6 +242,20 @@ void sandbox_limits_child_rlimits (child_ctx *c);
 /* The same for any process (the tracer's step): 0, or -errno with *what
  * naming the call that failed. */
 int sandbox_limits_set_rlimits (const sandbox_limiter *lim, const char **what);
+
+/* ---- sandbox_creds.c ---- */
+
+struct seccomp_notif;
+struct seccomp_notif_resp;
+
+/* Answer a get-id or set-id notification (name: its syscall) from the table:
+ * 1 answered (resp set), 0 not such a call, -1 the notification is gone. */
+int sandbox_creds_answer (sandbox_creds *t, int listener, const struct seccomp_notif *req, const char *name,
+                          struct seccomp_notif_resp *resp);
+/* The kernel's chown rule for the caller's ids on a file owned by
+ * owner:group: 0, or -EPERM (fs uid not 0, and not the owner keeping the
+ * owner and giving a group of its own). */
+int sandbox_creds_may_chown (sandbox_creds *t, pid_t pid, uid_t owner, gid_t group, uid_t uid, gid_t gid);
 
 /* ---- sandbox_supervise.c ---- */
 

@@ -1,10 +1,12 @@
 /* sandbox_supervise.c - kiln's side while a step runs: its output as lines
  * and, in single ID mode, the chown-family calls its seccomp filter hands
- * to kiln (resolved inside the step's root, answered by record_chown) and
- * the stat-family calls (answered with the owners the overlay recorded);
- * socket() while a stage's private network is not started (sandbox_net.c). */
+ * to kiln (resolved inside the step's root, answered by record_chown), the
+ * stat-family calls (answered with the owners the overlay recorded) and
+ * the get*id/set*id calls (sandbox_creds.c); socket() while a stage's
+ * private network is not started (sandbox_net.c). */
 #include "sandbox/sandbox_internal.h"
 #include "util/alloc.h"
+#include "util/log.h"
 #include "util/strbuf.h"
 
 #include <errno.h>
@@ -213,12 +215,78 @@ typedef struct stat_call
   unsigned flags;     /* AT_* */
   unsigned mask;      /* statx */
   bool statx;
+  bool i386;          /* the i386 ABI: struct stat64 (statx is the same everywhere) */
 } stat_call;
+
+/* i386's struct stat64 (arch/x86/include/uapi/asm/stat.h), 96 bytes. */
+typedef struct __attribute__ ((packed)) i386_stat64
+{
+  uint64_t st_dev;
+  uint8_t pad0[4];
+  uint32_t st_ino32;
+  uint32_t st_mode, st_nlink, st_uid, st_gid;
+  uint64_t st_rdev;
+  uint8_t pad3[4];
+  int64_t st_size;
+  uint32_t st_blksize;
+  uint64_t st_blocks;
+  uint32_t st_atime_, st_atime_nsec, st_mtime_, st_mtime_nsec, st_ctime_, st_ctime_nsec;
+  uint64_t st_ino;
+} i386_stat64;
+
+_Static_assert (sizeof (i386_stat64) == 96, "i386 struct stat64 is 96 bytes");
+
+/* The kernel's huge_encode_dev/new_encode_dev for a 32-bit ABI. */
+static uint64_t
+encode_dev32 (dev_t d)
+{
+  unsigned ma = major (d), mi = minor (d);
+  return (mi & 0xff) | (ma << 8) | ((uint64_t) (mi & ~0xffu) << 12);
+}
+
+/* cp_stat64 (fs/stat.c): what the i386 ABI gets for st. */
+static void
+to_i386_stat64 (const struct stat *st, i386_stat64 *o)
+{
+  memset (o, 0, sizeof *o);
+  o->st_dev = encode_dev32 (st->st_dev);
+  o->st_ino32 = (uint32_t) st->st_ino;
+  o->st_ino = st->st_ino;
+  o->st_mode = st->st_mode;
+  o->st_nlink = (uint32_t) st->st_nlink;
+  o->st_uid = st->st_uid;
+  o->st_gid = st->st_gid;
+  o->st_rdev = encode_dev32 (st->st_rdev);
+  o->st_size = st->st_size;
+  o->st_blksize = (uint32_t) st->st_blksize;
+  o->st_blocks = (uint64_t) st->st_blocks;
+  o->st_atime_ = (uint32_t) st->st_atim.tv_sec;
+  o->st_atime_nsec = (uint32_t) st->st_atim.tv_nsec;
+  o->st_mtime_ = (uint32_t) st->st_mtim.tv_sec;
+  o->st_mtime_nsec = (uint32_t) st->st_mtim.tv_nsec;
+  o->st_ctime_ = (uint32_t) st->st_ctim.tv_sec;
+  o->st_ctime_nsec = (uint32_t) st->st_ctim.tv_nsec;
+}
 
 static bool
 parse_stat_call (const char *name, const __u64 *a, stat_call *c)
 {
-  *c = (stat_call) { .dirfd = AT_FDCWD };
+  bool i386 = c->i386;
+  *c = (stat_call) { .dirfd = AT_FDCWD, .i386 = i386 };
+  if (c->i386)
+    {
+      /* i386: the stat64 calls (struct stat64) and statx; the old stat,
+       * lstat and fstat (struct __old_kernel_stat-era layouts) are left to
+       * the kernel. */
+      if (strcmp (name, "stat64") == 0 || strcmp (name, "lstat64") == 0)
+        name = name[0] == 'l' ? "lstat" : "stat";
+      else if (strcmp (name, "fstat64") == 0)
+        name = "fstat";
+      else if (strcmp (name, "fstatat64") == 0)
+        name = "newfstatat";
+      else if (strcmp (name, "statx") != 0)
+        return false;
+    }
   if (strcmp (name, "stat") == 0 || strcmp (name, "lstat") == 0)
     {
       c->path_addr = a[0];
@@ -258,17 +326,18 @@ parse_stat_call (const char *name, const __u64 *a, stat_call *c)
 /* A stat-family call in single mode: for a file on the FUSE root, do the
  * call on the target resolved in the step's root, put the owner the
  * overlay recorded in place of the one mapped id the kernel shows, and
- * write the result into the step's buffer. 1: answered (resp set); 0: left
- * to the kernel (not the native ABI, not on the root, resolution failed:
+ * write the result into the step's buffer (the native ABI's struct stat,
+ * i386's struct stat64, struct statx). 1: answered (resp set); 0: left
+ * to the kernel (another ABI, not on the root, resolution failed:
  * the kernel then reports the true error); -1: the notification is gone. */
 static int
 answer_stat (const sandbox_config *cfg, int listener, const struct seccomp_notif *req, const char *name,
              struct seccomp_notif_resp *resp)
 {
-  stat_call c;
+  stat_call c = { .i386 = req->data.arch == SCMP_ARCH_X86 && seccomp_arch_native () == SCMP_ARCH_X86_64 };
   /* struct stat is the kernel's only on 64-bit ABIs; x32 calls carry bit 30. */
-  if (!cfg->owner || sizeof (long) != 8 || req->data.arch != seccomp_arch_native () || req->data.nr >= 0x40000000
-      || !parse_stat_call (name, req->data.args, &c))
+  bool native = sizeof (long) == 8 && req->data.arch == seccomp_arch_native () && req->data.nr < 0x40000000;
+  if (!cfg->owner || !(native || c.i386) || !parse_stat_call (name, req->data.args, &c))
     return 0;
   /* Opened before the id is checked: the fd stays on that process's memory
    * even if the pid is reused afterwards. */
@@ -287,6 +356,7 @@ answer_stat (const sandbox_config *cfg, int listener, const struct seccomp_notif
   {
     struct stat st;
     struct statx stx;
+    i386_stat64 st64;
   } u;
   size_t len;
   dev_t dev;
@@ -326,6 +396,12 @@ answer_stat (const sandbox_config *cfg, int listener, const struct seccomp_notif
     {
       u.st.st_uid = uid;
       u.st.st_gid = gid;
+      if (c.i386)
+        {
+          struct stat st = u.st;
+          to_i386_stat64 (&st, &u.st64);
+          len = sizeof u.st64;
+        }
     }
   /* No second id check: mem stays on the memory of the process that made
    * the call; if it died meanwhile, the write fails. */
@@ -337,9 +413,28 @@ answer_stat (const sandbox_config *cfg, int listener, const struct seccomp_notif
   return 1;
 }
 
+/* A chown by a process whose fake fs uid is not 0: the kernel's rule on
+ * the owner kiln recorded (the kernel itself sees uid 0 and allows all). */
+static int
+check_chown (const sandbox_config *cfg, sandbox_creds *creds, pid_t pid, int fd, uid_t uid, gid_t gid)
+{
+  struct stat st;
+  uid_t owner;
+  gid_t group;
+  if (!cfg->owner || fstat (fd, &st) < 0 || cfg->owner (cfg->owner_ctx, st.st_ino, &owner, &group) < 0)
+    return 0;
+  return sandbox_creds_may_chown (creds, pid, owner, group, uid, gid);
+}
+
+/* Notifications answered per kind, for the debug log. */
+typedef struct notif_counts
+{
+  unsigned long ids, stats, chowns;
+} notif_counts;
+
 static void
-handle_notification (const sandbox_config *cfg, int listener, struct seccomp_notif *req,
-                     struct seccomp_notif_resp *resp, kiln_error **stop_err)
+handle_notification (const sandbox_config *cfg, sandbox_creds *creds, int listener, struct seccomp_notif *req,
+                     struct seccomp_notif_resp *resp, notif_counts *nc, kiln_error **stop_err)
 {
   /* The kernel refuses a receive buffer that is not zeroed. */
   memset (req, 0, sizeof *req);
@@ -355,8 +450,20 @@ handle_notification (const sandbox_config *cfg, int listener, struct seccomp_not
       sandbox_net_answer_socket (cfg, listener, req, resp, stop_err);
       return;
     }
+  if (name && (strstr (name, "id") || strstr (name, "groups") || strcmp (name, "capset") == 0))
+    {
+      nc->ids++;
+      int r = sandbox_creds_answer (creds, listener, req, name, resp);
+      if (r < 0)
+        return;
+      if (r == 0)
+        resp->error = -ENOSYS;
+      seccomp_notify_respond (listener, resp);
+      return;
+    }
   if (name && strstr (name, "stat"))
     {
+      nc->stats++;
       int r = answer_stat (cfg, listener, req, name, resp);
       if (r < 0)
         return;
@@ -365,6 +472,7 @@ handle_notification (const sandbox_config *cfg, int listener, struct seccomp_not
       seccomp_notify_respond (listener, resp);
       return;
     }
+  nc->chowns++;
   const __u64 *a = req->data.args;
   int dirfd = AT_FDCWD;
   uint64_t path_addr = 0;
@@ -443,8 +551,10 @@ handle_notification (const sandbox_config *cfg, int listener, struct seccomp_not
       resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
       goto respond;
     }
-  int r = cfg->record_chown ? cfg->record_chown (cfg->record_chown_ctx, fd, by_fd ? "(fd)" : path, uid, gid)
-                            : -EPERM;
+  int r = check_chown (cfg, creds, req->pid, fd, uid, gid);
+  if (r == 0)
+    r = cfg->record_chown ? cfg->record_chown (cfg->record_chown_ctx, fd, by_fd ? "(fd)" : path, uid, gid)
+                          : -EPERM;
   close (fd);
   resp->error = r < 0 ? r : 0;
 respond:
@@ -462,6 +572,10 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
     return -1;
   if (!(cfg->seccomp && cfg->seccomp->needs_listener))
     sync_r = -1;
+  notif_counts nc = { 0, 0, 0 };
+  sandbox_creds *own_creds = NULL, *creds = cfg->creds;
+  if (!creds && req)
+    creds = own_creds = sandbox_creds_new (cfg->uid, cfg->gid, cfg->groups, cfg->n_groups);
   sandbox_outbuf o[2] = { { out_r, SANDBOX_STDOUT, STRBUF_INIT }, { err_r, SANDBOX_STDERR, STRBUF_INIT } };
   *got_status = false;
   *stop = false;
@@ -491,7 +605,7 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
         }
       if (pf[5].revents & POLLIN)
         {
-          handle_notification (cfg, listener, req, resp, stop_err);
+          handle_notification (cfg, creds, listener, req, resp, &nc, stop_err);
           if (*stop_err)
             {
               *stop = true;
@@ -517,5 +631,9 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
   sandbox_close_fd (&listener);
   if (req)
     seccomp_notify_free (req, resp);
+  sandbox_creds_free (own_creds);
+  if (req)
+    log_debug ("seccomp supervisor: answered %lu get/set-id, %lu stat and %lu chown calls", nc.ids, nc.stats,
+               nc.chowns);
   return 0;
 }

@@ -682,12 +682,18 @@ static const char *const fake_chown_calls[] = { "chown", "fchown", "lchown", "fc
                                                  "fchown32", "lchown32", NULL };
 /* Answered by the supervisor with the owners kiln recorded (the kernel can
  * show only the one mapped id); the native 64-bit ABI's calls. */
-static const char *const fake_stat_calls[] = { "stat", "lstat", "fstat", "newfstatat", "statx", NULL };
+static const char *const fake_stat_calls[] = { "stat", "lstat", "fstat", "newfstatat", "statx",
+                                                "stat64", "lstat64", "fstat64", "fstatat64", NULL };
+/* Answered from the step's fake credentials (sandbox_creds.c); capset is
+ * only noted there (which set*id calls the process may still make). */
 static const char *const fake_id_calls[] = { "setuid", "setgid", "setgroups", "setreuid", "setregid",
                                               "setresuid", "setresgid", "setfsuid", "setfsgid",
                                               "setuid32", "setgid32", "setgroups32", "setreuid32",
                                               "setregid32", "setresuid32", "setresgid32", "setfsuid32",
-                                              "setfsgid32", NULL };
+                                              "setfsgid32", "getuid", "geteuid", "getgid", "getegid",
+                                              "getresuid", "getresgid", "getgroups", "getuid32",
+                                              "geteuid32", "getgid32", "getegid32", "getresuid32",
+                                              "getresgid32", "getgroups32", "capset", NULL };
 
 static bool
 strv_has (const char *const *v, const char *s)
@@ -930,8 +936,8 @@ seccomp_profile_compile (const seccomp_profile *p, const seccomp_profile_env *en
       for (const char *const *n = fake_id_calls; *n; n++)
         {
           int nr = seccomp_syscall_resolve_name (*n);
-          if (nr != __NR_SCMP_ERROR && (rc = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (0), nr, 0)) < 0)
-            return kiln_error_make (err, -rc, "seccomp: add rule for '%s'", *n);
+          if (nr != __NR_SCMP_ERROR && (rc = seccomp_rule_add (ctx, SCMP_ACT_NOTIFY, nr, 0)) < 0)
+            return kiln_error_make (err, -rc, "seccomp: add notify rule for '%s'", *n);
         }
     }
   seccomp_filter *f = xzalloc (sizeof *f);

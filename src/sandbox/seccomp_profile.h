@@ -85,10 +85,11 @@ typedef enum
 {
   /* The profile as written. */
   SECCOMP_PROFILE_PLAIN = 0,
-  /* Single-uid mode: chown, fchown, lchown and fchownat go to a user
-   * notification listener (SCMP_ACT_NOTIFY) answered by the sandbox
-   * supervisor, and setuid/setgid/setgroups/setre*id/setres*id/setfs*id
-   * return 0 without running. Overrides the profile's rules for these calls. */
+  /* Single-uid mode: chown, fchown, lchown and fchownat, the stat family
+   * (also i386's stat64, lstat64, fstat64, fstatat64) and the get*id and
+   * set*id calls (getuid ... getgroups, setuid ... setfsgid, setgroups, +
+   * *32) and capset go to a user notification listener (SCMP_ACT_NOTIFY) answered by
+   * the sandbox supervisor. Overrides the profile's rules for these calls. */
   SECCOMP_PROFILE_FAKE_IDS,
 } seccomp_profile_mode;
 

@@ -114,7 +114,7 @@ EOF
   local m
   for m in root sub single; do
     obuild $m $m
-    for f in t/out t/seen1 t/seen2 ls-t tar-t fsids.seen; do
+    for f in t/out t/seen1 t/seen2 t/seen32 ls-t tar-t fsids.seen; do
       image_file $m $f | sed "s|^|$f: |"
     done > "$SHARED/$m.seen"
     layer_owners $m 1 | grep -v '^var/log/\|^var/cache/' > "$SHARED/$m.layers"
@@ -126,14 +126,94 @@ EOF
   grep -qx 'fsids.seen: 61:62' "$SHARED/root.seen"
   grep -qx 'tmp/fsids file 0644 61:62' "$SHARED/root.layers"
   grep -qx 'etc/shadow file 0640 0:42' "$SHARED/root.layers"
+  grep -qx 't/seen32: /t/ref: stat64 42:43 lstat64 42:43 fstat64 42:43 fstatat64 42:43 statx 42:43' "$SHARED/root.seen"
   diff "$SHARED/root.seen" "$SHARED/sub.seen"
   diff "$SHARED/root.layers" "$SHARED/sub.layers"
-  # Single mode's one remaining difference (docs/compatibility.md): setfsuid
-  # and setfsgid succeed without effect, so the file is the step's root's.
-  diff <(grep -v fsids "$SHARED/root.seen") <(grep -v fsids "$SHARED/single.seen")
-  grep -qx 'fsids.seen: 0:0' "$SHARED/single.seen"
-  diff <(grep -v '^tmp/fsids ' "$SHARED/root.layers") <(grep -v '^tmp/fsids ' "$SHARED/single.layers")
-  grep -qx 'tmp/fsids file 0644 0:0' "$SHARED/single.layers"
+  # single mode: a file created after setfsuid/setfsgid is the fs ids'
+  # (sandbox_creds.c), 32-bit stat calls show the recorded owners
+  diff "$SHARED/root.seen" "$SHARED/single.seen"
+  diff "$SHARED/root.layers" "$SHARED/single.layers"
+}
+
+@test "owners: identity switches (setpriv, runuser, su, setfsuid) and USER give the same ids and owners in every ID mode" {
+  command -v cc > /dev/null || skip "no C compiler for the test program"
+  cc -static -O2 -o "$SHARED/ctx/owners" "$KILN_SRC/tests/e2e/cases/71-tool-owners/context/owners.c"
+  cat > "$SHARED/ctx/Dockerfile" <<'EOF'
+ARG DEBIAN
+FROM $DEBIAN
+COPY owners /usr/local/bin/owners
+RUN useradd -u 1234 -U -m u1 && mkdir /w && chmod 1777 /w && \
+    setpriv --reuid 61 --regid 62 --clear-groups touch /w/setpriv && \
+    runuser -u u1 -- sh -c 'touch /w/runuser; mkdir /w/runuser.d; ln -s x /w/runuser.l; id > /w/runuser.id' && \
+    su -s /bin/sh u1 -c 'touch /w/su; id > /w/su.id' && \
+    owners fsids 65 66 /w/fsids && \
+    sh -c '(sleep 1; touch /w/forked-before) & exec setpriv --reuid 63 --regid 64 --clear-groups sh -c "touch /w/after; sleep 2"' && \
+    { setpriv --reuid 1234 --regid 1234 --init-groups chown 0 /w/runuser 2> /w/chown.err || true; } && \
+    { setpriv --reuid 1234 --regid 1234 --init-groups setpriv --reuid 0 true 2> /w/regain.err || true; } && \
+    stat -c '%n %u:%g' /w/* > /seen-switch && rm -rf /var/log/* /var/cache/ldconfig/aux-cache
+USER u1
+RUN id > /tmp/user.id && touch /tmp/user.file && mkdir /tmp/user.dir && \
+    { chown 0 /tmp/user.file 2> /tmp/user.chown || true; } && chgrp u1 /tmp/user.file && \
+    stat -c '%n %u:%g' /tmp/user.* > /tmp/seen-user
+EOF
+  local m f
+  for m in root single; do
+    obuild $m $m
+    for f in seen-switch tmp/seen-user w/runuser.id w/su.id w/chown.err w/regain.err tmp/user.id tmp/user.chown; do
+      image_file $m $f | sed "s|^|$f: |"
+    done > "$SHARED/$m.seen"
+    layer_owners $m 2 | grep -v '^var/log/\|^var/cache/' > "$SHARED/$m.layers"
+  done
+  cat "$SHARED/single.seen"
+  grep -qx 'seen-switch: /w/setpriv 61:62' "$SHARED/root.seen"
+  grep -qx 'seen-switch: /w/fsids 65:66' "$SHARED/root.seen"
+  grep -qx 'seen-switch: /w/after 63:64' "$SHARED/root.seen"
+  grep -qx 'seen-switch: /w/forked-before 0:0' "$SHARED/root.seen"
+  grep -qx 'seen-switch: /w/runuser.d 1234:1234' "$SHARED/root.seen"
+  grep -qx 'tmp/user.id: uid=1234(u1) gid=1234(u1) groups=1234(u1)' "$SHARED/root.seen"
+  grep -q 'w/chown.err: .*Operation not permitted' "$SHARED/root.seen"
+  grep -q 'w/regain.err: .*Operation not permitted' "$SHARED/root.seen"
+  grep -q 'tmp/user.chown: .*Operation not permitted' "$SHARED/root.seen"
+  grep -qx 'w/runuser.l symlink 0777 1234:1234' "$SHARED/root.layers"
+  diff "$SHARED/root.seen" "$SHARED/single.seen"
+  diff "$SHARED/root.layers" "$SHARED/single.layers"
+}
+
+@test "owners: a 32-bit (i386) program sees the recorded owners and ids in single mode as in a root build" {
+  [ "$(uname -m)" = x86_64 ] || skip "i386 programs need an x86-64 host"
+  local deb
+  deb=$(ls "$KILN_TEST_CACHE"/debs/busybox-static_*_i386.deb 2> /dev/null | tail -n1)
+  [ -n "$deb" ] || skip "no busybox-static i386 .deb in $KILN_TEST_CACHE/debs (scripts/install-deps.sh downloads it)"
+  command -v cc > /dev/null || skip "no C compiler for the test program"
+  dpkg-deb -x "$deb" "$SHARED/bb32"
+  cp "$SHARED/bb32/bin/busybox" "$SHARED/ctx/busybox32"
+  file "$SHARED/ctx/busybox32" | grep -q 'ELF 32-bit.*80386'
+  cc -static -O2 -o "$SHARED/ctx/owners" "$KILN_SRC/tests/e2e/cases/71-tool-owners/context/owners.c"
+  cat > "$SHARED/ctx/Dockerfile" <<'EOF'
+ARG DEBIAN
+FROM $DEBIAN
+COPY busybox32 owners /usr/local/bin/
+RUN touch /f && chown 42:43 /f && ln -s f /l && chown -h 44:45 /l && \
+    busybox32 stat -c '%n %u:%g' /f /etc/shadow > /seen && \
+    busybox32 ls -ln /l | busybox32 awk '{ print $3 ":" $4, $9 }' >> /seen && \
+    owners stat32 /f /l /etc/gshadow >> /seen && \
+    setpriv --reuid 61 --regid 62 --clear-groups busybox32 id >> /seen && \
+    setpriv --reuid 61 --regid 62 --clear-groups busybox32 touch /tmp/by61 && \
+    busybox32 stat -c '%n %u:%g' /tmp/by61 >> /seen
+EOF
+  local m
+  for m in root single; do
+    obuild $m $m
+    image_file $m seen > "$SHARED/$m.seen"
+  done
+  cat "$SHARED/single.seen"
+  grep -qx '/f 42:43' "$SHARED/root.seen"
+  grep -qx '/etc/shadow 0:42' "$SHARED/root.seen"
+  grep -qx '44:45 /l' "$SHARED/root.seen"
+  grep -qx '/f: stat64 42:43 lstat64 42:43 fstat64 42:43 fstatat64 42:43 statx 42:43' "$SHARED/root.seen"
+  grep -q '^uid=61 gid=62' "$SHARED/root.seen"
+  grep -qx '/tmp/by61 61:62' "$SHARED/root.seen"
+  diff "$SHARED/root.seen" "$SHARED/single.seen"
 }
 
 @test "owners: single mode leaves a chown outside the overlay (tmpfs, /dev/shm) to the kernel and records nothing" {

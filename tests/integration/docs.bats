@@ -97,12 +97,12 @@ demo_as() {
   test_user_create kiln-demo-sub --subuid
   demo_as kiln-demo-sub "$SHARED/syscache"
   [[ $output == *"running as app in /home/app"* ]]
-  # Without ranges (single ID mode) USER app runs as uid 0, with a warning
-  # (docs/compatibility.md).
+  # Without ranges (single ID mode) USER app runs as uid 0, with a warning,
+  # and sees its USER's ids through getuid() & co. (docs/compatibility.md).
   test_user_create kiln-demo-single
   demo_as kiln-demo-single "$SHARED/syscache"
-  [[ $output == *"warn: single ID mode maps only root: the step runs as uid 0 instead of 1000:1000"* ]]
-  [[ $output == *"running as root in /home/app"* ]]
+  [[ $output == *"warn: single ID mode maps only root: the step runs as uid 0 and sees 1000:1000 only through getuid()"* ]]
+  [[ $output == *"running as app in /home/app"* ]]
   # The system's cache, filled by root (make test): read by the user.
   "$KILN_SRC/scripts/make-base-images.sh" busybox > /dev/null
   demo_as kiln-demo-sub "$KILN_TEST_CACHE"

@@ -268,7 +268,7 @@ check_escape_output() {
   "$KILN" run --rootfs "$ROOTFS" --rootfs-readonly -- true
 }
 
-@test "single mode: chown family answered by the supervisor, set*id succeed without effect" {
+@test "single mode: chown family answered by the supervisor, id from its credentials table" {
   test_user_create kiln-t-plain
   run run_as kiln-t-plain "$KILN" run -v debug --rootfs "$ROOTFS" --rootfs-readonly -- sh -c \
     'cd /bin && chown 1000:1001 busybox; echo "chown=$?"; chown -h 5:5 sh; echo "lchown=$?";

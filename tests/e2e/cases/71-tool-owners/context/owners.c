@@ -11,7 +11,11 @@
  *   owners fsids U G FILE         setfsgid/setfsuid, then create FILE
  *   owners stat FILE...           the owner through stat, lstat, fstat,
  *                                 fstatat (relative to a directory fd), statx
+ *   owners stat32 FILE...         the same through the i386 ABI (int 0x80:
+ *                                 stat64, lstat64, fstat64, fstatat64, statx),
+ *                                 as a 32-bit program makes them (x86-64 only)
  *   owners loop FILE N            N stat() calls; prints the time per call
+ *   owners idloop N               N getuid() calls; prints the time per call
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,6 +105,48 @@ show (const char *file)
     close (dfd);
 }
 
+#if defined(__x86_64__)
+/* An i386 system call (the kernel's IA-32 entry); pointers below 4 GiB. */
+static long
+int80 (long nr, long b, long c, long d, long si, long di)
+{
+  long ret;
+  __asm__ volatile ("int $0x80" : "=a"(ret) : "a"(nr), "b"(b), "c"(c), "d"(d), "S"(si), "D"(di) : "memory");
+  return ret;
+}
+
+/* uid and gid of i386's struct stat64 (offsets 24, 28) and of struct statx
+ * (20, 24). */
+static void
+show32 (char *low, const char *file)
+{
+  char *path = low, *base = low + 4096, *buf = low + 8192;
+  unsigned *st = (unsigned *) buf;
+  snprintf (path, 4096, "%s", file);
+  snprintf (base, 4096, "%s", file);
+  int dfd = open (dirname (base), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  snprintf (base, 4096, "%s", file);
+  memmove (base, basename (base), strlen (basename (base)) + 1);
+  int fd = open (file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  printf ("%s:", file);
+  if (int80 (195, (long) path, (long) buf, 0, 0, 0) == 0)
+    printf (" stat64 %u:%u", st[6], st[7]);
+  if (int80 (196, (long) path, (long) buf, 0, 0, 0) == 0)
+    printf (" lstat64 %u:%u", st[6], st[7]);
+  if (fd >= 0 && int80 (197, fd, (long) buf, 0, 0, 0) == 0)
+    printf (" fstat64 %u:%u", st[6], st[7]);
+  if (dfd >= 0 && int80 (300, dfd, (long) base, (long) buf, AT_SYMLINK_NOFOLLOW, 0) == 0)
+    printf (" fstatat64 %u:%u", st[6], st[7]);
+  if (int80 (383, AT_FDCWD, (long) path, AT_SYMLINK_NOFOLLOW, STATX_UID | STATX_GID, (long) buf) == 0)
+    printf (" statx %u:%u", st[5], st[6]);
+  printf ("\n");
+  if (fd >= 0)
+    close (fd);
+  if (dfd >= 0)
+    close (dfd);
+}
+#endif
+
 int
 main (int argc, char **argv)
 {
@@ -124,6 +171,29 @@ main (int argc, char **argv)
     {
       for (int i = 2; i < argc; i++)
         show (argv[i]);
+      return 0;
+    }
+#if defined(__x86_64__)
+  if (argc >= 3 && strcmp (argv[1], "stat32") == 0)
+    {
+      char *low = mmap (NULL, 16384, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+      if (low == MAP_FAILED)
+        return fail ("mmap below 4 GiB");
+      for (int i = 2; i < argc; i++)
+        show32 (low, argv[i]);
+      return 0;
+    }
+#endif
+  if (argc == 3 && strcmp (argv[1], "idloop") == 0)
+    {
+      struct timespec t0, t1;
+      long n = atol (argv[2]);
+      clock_gettime (CLOCK_MONOTONIC, &t0);
+      for (long i = 0; i < n; i++)
+        (void) getuid ();
+      clock_gettime (CLOCK_MONOTONIC, &t1);
+      double ns = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
+      fprintf (stderr, "getuid: %.1f us per call\n", ns / n / 1000);
       return 0;
     }
   if (argc == 4 && strcmp (argv[1], "loop") == 0)
