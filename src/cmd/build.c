@@ -292,7 +292,7 @@ build_dry_run (dockerfile *df, const plan_options *po, kiln_error **err)
 /* After a successful build: keep the result under a ref, write the
  * outputs (unless a signal came meanwhile) and print the summary. */
 static int
-build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
+build_publish (build_cmd_opts *o, store *s, build_exec *b, progress *prog, build_result *res,
                volatile sig_atomic_t *build_signal, kiln_error **err)
 {
   double t0 = progress_elapsed (prog);
@@ -319,6 +319,9 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
         }
       const char *version, *commit;
       cmd_version_strings (&version, &commit);
+      char ctx_digest[DIGEST_STRING_SIZE] = "";
+      if (o->provenance && build_exec_context_digest (b, ctx_digest, err) < 0)
+        return kiln_error_wrap (err, "provenance");
       attest_opts ao = {
         .sbom = o->sbom, .provenance = o->provenance, .sbom_file = o->sbom_file,
         .provenance_file = o->provenance_file,
@@ -327,7 +330,8 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
         .started = o->reproducible ? 0 : o->started, .finished = (int64_t) time (NULL),
         .kiln_version = version, .kiln_commit = commit, .dockerfile_path = o->df_path,
         .dockerfile_digest = df_digest, .target = o->target, .platform = o->platform,
-        .build_args = o->build_args, .context = o->context, .add_urls = res->add_urls,
+        .build_args = o->build_args, .context = o->context ? o->context : ".",
+        .context_digest = ctx_digest[0] ? ctx_digest : NULL,
       };
       if (!o->sbom_file && !o->provenance_file && !o->oci_layout && (o->no_push || !o->destinations))
         log_warn ("--sbom/--provenance: the documents go nowhere: nothing is pushed, and there is no --oci-layout, "
@@ -528,7 +532,7 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
    * image are. */
   build_cache_mounts_start (mounts);
   build_cache_flush (cache);
-  if (build_publish (o, s, prog, &res, build_signal, err) < 0)
+  if (build_publish (o, s, b, prog, &res, build_signal, err) < 0)
     goto out;
   build_cache_mounts_finish (mounts);
   ret = 0;
@@ -558,9 +562,10 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
     return -1;
   if (strv_len (o->platforms) > 1 && o->dry_run)
     return kiln_error_make (err, EINVAL, "--dry-run plans one platform: give one --platform, not '%s'", o->platform);
-  if (strv_len (o->platforms) > 1 && (o->sbom || o->provenance))
-    return kiln_error_make (err, ENOTSUP, "--sbom/--provenance with several platforms are not supported yet (the "
-                            "documents describe one image): build each --platform on its own to attest it");
+  if (strv_len (o->platforms) > 1 && (o->sbom_file || o->provenance_file))
+    return kiln_error_make (err, EINVAL, "--sbom-file/--provenance-file name one file, and '%s' makes an image per "
+                            "platform: use --oci-layout DIR (the documents of each platform beside it) or push them",
+                            o->platform);
   if (strv_len (o->platforms) > 1 && o->tar_path)
     return kiln_error_make (err, EINVAL, "--tar-path '%s': a docker archive holds one image, not an index of "
                             "several platforms: use --oci-layout DIR (or build one --platform)", o->tar_path);
