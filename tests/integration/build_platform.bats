@@ -266,6 +266,49 @@ DF
   [ "$(jq '[.manifests[] | select(.artifactType)] | length' "$out/index.json")" -eq 4 ]
 }
 
+@test "platforms built at the same time with --jobs 2 (their RUN steps overlap), one after another with --jobs 1 or a FROM --platform=\$BUILDPLATFORM stage" {
+  need_arm64
+  mkdir -p "$TEST_TMP/ctx"
+  # each platform's RUN records when it started and ended (seconds)
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'DF'
+ARG BASE
+FROM $BASE
+ARG NONCE
+RUN echo $NONCE > /nonce && date +%s > /start && sleep 4 && date +%s > /end
+DF
+  local jobs a0 a1 r0 r1
+  for jobs in 2 1; do
+    run kb --jobs "$jobs" --build-arg "NONCE=$jobs" --platform linux/amd64,linux/arm64 --oci-layout "$TEST_TMP/o$jobs:t" \
+      "$TEST_TMP/ctx"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    a0=$(file_in "$TEST_TMP/o$jobs:t" start amd64) a1=$(file_in "$TEST_TMP/o$jobs:t" end amd64)
+    r0=$(file_in "$TEST_TMP/o$jobs:t" start arm64) r1=$(file_in "$TEST_TMP/o$jobs:t" end arm64)
+    echo "jobs $jobs: amd64 $a0-$a1 arm64 $r0-$r1"
+    if [ "$jobs" = 2 ]; then
+      [[ $output == *"building 2 platforms at once (--jobs 2: 1 per platform)"* ]]
+      [ "$a0" -lt "$r1" ] && [ "$r0" -lt "$a1" ]
+    else
+      [[ $output == *"building for linux/arm64 (platform 2 of 2)"* ]]
+      [ "$a1" -le "$r0" ]
+    fi
+  done
+  # a stage for the build platform: one platform after the other, so the
+  # second's is a cache hit
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'DF'
+ARG BASE
+FROM --platform=$BUILDPLATFORM $BASE AS tool
+RUN echo tool > /tool
+FROM $BASE
+COPY --from=tool /tool /
+DF
+  run kb --jobs 2 --platform linux/amd64,linux/arm64 --no-push "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"building for linux/arm64 (platform 2 of 2)"* ]]
+  [[ $output != *"platforms at once"* ]]
+}
+
 @test "COPY --from=IMAGE reads the image of each platform (no emulation needed: no RUN)" {
   mkdir -p "$TEST_TMP/ctx"
   printf 'ARG BASE\nFROM scratch\nARG BASE\nCOPY --from=$BASE /bin/busybox /bb\n' > "$TEST_TMP/ctx/Dockerfile"
