@@ -133,9 +133,10 @@ int build_exec_check_emulation (build_exec *b, const plan *p, kiln_error **err);
  * a listing of everything COPY . / would take from it (.dockerignore
  * applied, a store inside it left out), sorted by path, one entry per file:
  * TYPE NUL MODE NUL PATH NUL VALUE NUL, where TYPE is f d l h c b p s
- * (regular, directory, symlink, hard link to an earlier entry, devices,
- * fifo, socket), MODE the four octal permission digits, VALUE the content's
- * "sha256:HEX" (f), the link target (l, h), "MAJOR,MINOR" (c, b) or empty.
+ * (regular, directory, symlink, another name of a file COPY's sorted walk
+ * met before, devices, fifo, socket), MODE the four octal permission
+ * digits, VALUE the content's "sha256:HEX" (f), the link target (l), that
+ * first name (h), "MAJOR,MINOR" (c, b) or empty.
  * Owners, times and xattrs are left out (COPY sets the owner; times are not
  * content). docs/design/build.md, "Attestations". */
 int build_exec_context_digest (build_exec *b, char out[DIGEST_STRING_SIZE], kiln_error **err);
