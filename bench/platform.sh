@@ -88,7 +88,10 @@ now() { date +%s.%N; }
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A T
 for r in $(seq "$RUNS"); do
-  for p in linux/arm64 linux/amd64 linux/amd64,linux/arm64@1 linux/amd64,linux/arm64@2; do
+  # the two two-platform builds swap places every run (load drift)
+  order="linux/amd64,linux/arm64@1 linux/amd64,linux/arm64@2"
+  [ $((r % 2)) -eq 0 ] && order="linux/amd64,linux/arm64@2 linux/amd64,linux/arm64@1"
+  for p in linux/arm64 linux/amd64 $order; do
     t0=$(now)
     kb "${p%@*}" "$r-$RANDOM" "$(if [[ $p == *@* ]]; then echo "${p#*@}"; fi)"
     T[$p]+="$(echo "$(now) - $t0" | bc) "
