@@ -307,6 +307,19 @@ DF
   [ "$status" -eq 0 ]
   [[ $output == *"building for linux/arm64 (platform 2 of 2)"* ]]
   [[ $output != *"platforms at once"* ]]
+  # one platform fails: the other's running step is cancelled, the error names the failed platform
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'DF'
+ARG BASE
+FROM $BASE
+RUN if [ "$(uname -m)" = aarch64 ]; then sleep 1; exit 3; fi; sleep 60
+DF
+  local t0=$SECONDS
+  run kb --jobs 2 --platform linux/amd64,linux/arm64 --no-push "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [ $((SECONDS - t0)) -lt 45 ]
+  [[ $output == *"platform linux/arm64"*"3"* ]]
+  [[ $output != *"platform linux/amd64:"* ]]
 }
 
 @test "COPY --from=IMAGE reads the image of each platform (no emulation needed: no RUN)" {
