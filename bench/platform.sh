@@ -4,7 +4,10 @@
 # Debian bookworm minbase for linux/arm64 (qemu-aarch64 through binfmt_misc)
 # against linux/amd64 (native), each build --no-cache, platforms alternating
 # so that load drift hits both; then the two-platform build of the same
-# Dockerfile. Prints a Markdown table of medians and the arm64/amd64 ratio.
+# Dockerfile, its platforms one after another (--jobs 1: the Dockerfile has
+# one stage, so only the platforms' order changes) and at the same time
+# (--jobs 2: a platform per thread, one stage each). Prints a Markdown
+# table of medians, the arm64/amd64 ratio and concurrent/sequential.
 #
 #   bench/platform.sh [KILN] [RUNS]      (as root; RUNS default 3; needs deb.debian.org)
 #
@@ -74,9 +77,10 @@ skopeo copy -q --all --dest-tls-verify=false "oci:$W/multi:bookworm" "docker://$
 mkdir -p "$W/apt"
 printf 'ARG BASE\nFROM $BASE\nARG NONCE\nRUN echo $NONCE > /dev/null && apt-get update -q && apt-get install -y -q --no-install-recommends curl && uname -m\n' \
   > "$W/apt/Dockerfile"
-kb() { # kb PLATFORMS NONCE
+kb() { # kb PLATFORMS NONCE JOBS
   "$KILN" build --root "$W/store" --insecure-registry "$REGISTRY" --build-arg "BASE=$BASE" --no-push --no-cache \
-    --progress plain --platform "$1" --build-arg "NONCE=$2" "$W/apt" > "$W/log" 2>&1 || { cat "$W/log" >&2; return 1; }
+    --progress plain --platform "$1" --build-arg "NONCE=$2" --jobs "${3:-2}" "$W/apt" > "$W/log" 2>&1 \
+    || { cat "$W/log" >&2; return 1; }
 }
 kb linux/amd64,linux/arm64 warm # pulls both bases into the store
 
@@ -84,21 +88,26 @@ now() { date +%s.%N; }
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A T
 for r in $(seq "$RUNS"); do
-  for p in linux/arm64 linux/amd64 linux/amd64,linux/arm64; do
+  # the two two-platform builds swap places every run (load drift)
+  order="linux/amd64,linux/arm64@1 linux/amd64,linux/arm64@2"
+  [ $((r % 2)) -eq 0 ] && order="linux/amd64,linux/arm64@2 linux/amd64,linux/arm64@1"
+  for p in linux/arm64 linux/amd64 $order; do
     t0=$(now)
-    kb "$p" "$r-$RANDOM"
+    kb "${p%@*}" "$r-$RANDOM" "$(if [[ $p == *@* ]]; then echo "${p#*@}"; fi)"
     T[$p]+="$(echo "$(now) - $t0" | bc) "
   done
 done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 runs() { for v in $1; do printf '%.1f ' "$v"; done; }
-a=$(median <<< "${T[linux/amd64]}") b=$(median <<< "${T[linux/arm64]}") c=$(median <<< "${T[linux/amd64,linux/arm64]}")
+a=$(median <<< "${T[linux/amd64]}") b=$(median <<< "${T[linux/arm64]}")
+c=$(median <<< "${T[linux/amd64,linux/arm64@1]}") d=$(median <<< "${T[linux/amd64,linux/arm64@2]}")
 echo "$("$KILN" version 2>/dev/null | head -n1), $(nproc) cores, load $load0 at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end, $(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs"
 echo
 echo "| build (apt-get update + install curl, --no-cache) | median s | runs (s) |"
 echo "| --- | --- | --- |"
 echo "| linux/amd64 (native) | $a | $(runs "${T[linux/amd64]}")|"
 echo "| linux/arm64 (qemu-aarch64 via binfmt_misc) | $b | $(runs "${T[linux/arm64]}")|"
-echo "| linux/amd64,linux/arm64 (one index) | $c | $(runs "${T[linux/amd64,linux/arm64]}")|"
+echo "| linux/amd64,linux/arm64 (one index), one after another (--jobs 1) | $c | $(runs "${T[linux/amd64,linux/arm64@1]}")|"
+echo "| linux/amd64,linux/arm64 (one index), at the same time (--jobs 2) | $d | $(runs "${T[linux/amd64,linux/arm64@2]}")|"
 echo
-echo "arm64/amd64: $(echo "scale=2; $b / $a" | bc)x; two platforms / (amd64 + arm64): $(echo "scale=2; $c / ($a + $b)" | bc)"
+echo "arm64/amd64: $(echo "scale=2; $b / $a" | bc)x; two platforms one after another / (amd64 + arm64): $(echo "scale=2; $c / ($a + $b)" | bc); at the same time / one after another: $(echo "scale=2; $d / $c" | bc)"

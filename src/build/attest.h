@@ -23,6 +23,13 @@
  *              the documents as DIR/sbom.spdx.json, DIR/provenance.json
  *              (build_output.c);
  *   files      --sbom-file, --provenance-file.
+ * A multi-platform result (an index, build_result.images) gets the
+ * documents of every platform image, each artifact with that image's
+ * manifest as its subject (so a referrers tag per image), the layout files
+ * named after the platform (sbom-linux-arm64.spdx.json,
+ * provenance-linux-arm64.json); the index itself gets none. --sbom-file and
+ * --provenance-file name one file and are refused with several platforms
+ * (build_opts checks it before building).
  */
 #ifndef KILN_BUILD_ATTEST_H
 #define KILN_BUILD_ATTEST_H
@@ -56,39 +63,48 @@ typedef struct attest_opts
   const char *platform;
   char **build_args;            /* --build-arg K=V (secrets are never build args) */
   const char *context;          /* as given on the command line */
-  char **add_urls;              /* ADD URLs: "URL" then "sha256:...", pairs (may be NULL) */
+  const char *context_digest;   /* build_exec_context_digest (NULL: left out) */
 } attest_opts;
 
 typedef struct attest_doc
 {
   const char *media_type;       /* ATTEST_SPDX_MEDIA_TYPE or ATTEST_INTOTO_MEDIA_TYPE */
-  const char *file_name;        /* "sbom.spdx.json", "provenance.json" */
+  char *file_name;              /* "sbom.spdx.json", "provenance.json"; several
+                                 * platforms: "sbom-linux-arm64.spdx.json" */
   char *data;
   size_t len;
   char digest[DIGEST_STRING_SIZE];
   char *manifest;               /* the artifact manifest */
   size_t manifest_len;
   char manifest_digest[DIGEST_STRING_SIZE];
+  /* the subject: the (platform) image manifest the document describes */
+  char subject_digest[DIGEST_STRING_SIZE];
+  const char *subject_media_type;
+  size_t subject_len;
 } attest_doc;
 
 typedef struct attest_set
 {
-  attest_doc docs[2];
+  attest_doc *docs;
   size_t n;
 } attest_set;
 
-/* Make the documents o asks for, their artifact manifests and blobs in the
- * store, and the --sbom-file/--provenance-file copies. */
+/* Make the documents o asks for (for each platform image of an index),
+ * their artifact manifests and blobs in the store, and the
+ * --sbom-file/--provenance-file copies. */
 int attest_make (store *s, const build_result *res, const attest_opts *o, attest_set *out, kiln_error **err);
 void attest_set_clear (attest_set *a);
 #define autoattestset __attribute__ ((cleanup (attest_set_clear)))
 
-/* Push a's artifacts to repo (the image res is there already) and update
- * the referrers tag "sha256-HEX" of res's manifest. */
-int attest_push (registry_client *c, const char *repo, store *s, const build_result *res, const attest_set *a,
-                 kiln_error **err);
+/* Push a's artifacts to repo (their subjects are there already) and update
+ * the referrers tag "sha256-HEX" of each subject. */
+int attest_push (registry_client *c, const char *repo, store *s, const attest_set *a, kiln_error **err);
 
 /* The referrers tag of a manifest digest: "sha256-HEX". Caller frees. */
 char *attest_referrers_tag (const char *digest);
+
+/* The referrers tags of a's subjects, comma-separated (progress notes).
+ * Caller frees. */
+char *attest_referrers_tags (const attest_set *a);
 
 #endif

@@ -492,6 +492,35 @@ single_snapshot (build_exec *b, stage_state *st, kiln_error **err)
   return 0;
 }
 
+/* Whether the fetched image "REF@PLATFORM" belongs to the image being
+ * finished: with several platforms the executor has fetched the images of
+ * every platform (all are planned first), and an image's provenance lists
+ * those of its own plan's stage platforms only (its target platform, and
+ * the build platform of FROM --platform=$BUILDPLATFORM stages). */
+static bool
+fetched_for_plan (const build_exec *b, const char *key)
+{
+  if (!b->o.platform_labels)
+    return true;
+  const char *at = strrchr (key, '@');
+  const char *platform = at ? at + 1 : "";
+  for (size_t i = 0; i < b->p->n_stages; i++)
+    if (strcmp (b->p->stages[i].platform ? b->p->stages[i].platform : "", platform) == 0)
+      return true;
+  return false;
+}
+
+/* Whether the URL, digest pair is in v (pairs) already: the executor
+ * lists an ADD URL once per download, and every platform may download it. */
+static bool
+url_listed (char **v, const char *url, const char *digest)
+{
+  for (char **u = v; u && u[0] && u[1]; u += 2)
+    if (strcmp (u[0], url) == 0 && strcmp (u[1], digest) == 0)
+      return true;
+  return false;
+}
+
 static int
 finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **err)
 {
@@ -541,12 +570,17 @@ finish_image (build_exec *b, stage_state *st, build_result *res, kiln_error **er
   res->variant = st->spec.variant ? xstrdup (st->spec.variant) : NULL;
   pthread_mutex_lock (&b->lock);
   for (size_t i = 0; i < b->n_fetched; i++)
-    {
-      strv_push (&res->fetched, b->fetched[i]->key);
-      strv_push (&res->fetched, b->fetched[i]->res.manifest_digest);
-    }
-  for (char **u = b->add_urls; u && *u; u++)
-    strv_push (&res->add_urls, *u);
+    if (fetched_for_plan (b, b->fetched[i]->key))
+      {
+        strv_push (&res->fetched, b->fetched[i]->key);
+        strv_push (&res->fetched, b->fetched[i]->res.manifest_digest);
+      }
+  for (char **u = b->add_urls; u && u[0] && u[1]; u += 2)
+    if (!url_listed (res->add_urls, u[0], u[1]))
+      {
+        strv_push (&res->add_urls, u[0]);
+        strv_push (&res->add_urls, u[1]);
+      }
   pthread_mutex_unlock (&b->lock);
   return 0;
 }

@@ -134,6 +134,18 @@ int build_exec_image_env (void *ctx, const char *image, const char *platform, ch
  * thing build_exec_run does. */
 int build_exec_check_emulation (build_exec *b, const plan *p, kiln_error **err);
 
+/* The digest of the build context as a whole (provenance): the sha256 of
+ * a listing of everything COPY . / would take from it (.dockerignore
+ * applied, a store inside it left out), sorted by path, one entry per file:
+ * TYPE NUL MODE NUL PATH NUL VALUE NUL, where TYPE is f d l h c b p s
+ * (regular, directory, symlink, another name of a file COPY's sorted walk
+ * met before, devices, fifo, socket), MODE the four octal permission
+ * digits, VALUE the content's "sha256:HEX" (f), the link target (l), that
+ * first name (h), "MAJOR,MINOR" (c, b) or empty.
+ * Owners, times and xattrs are left out (COPY sets the owner; times are not
+ * content). docs/design/build.md, "Attestations". */
+int build_exec_context_digest (build_exec *b, char out[DIGEST_STRING_SIZE], kiln_error **err);
+
 /* Build the plan's target stage. */
 int build_exec_run (build_exec *b, plan *p, build_result *res, kiln_error **err);
 

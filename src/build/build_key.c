@@ -18,7 +18,13 @@
 #include "build/build_internal.h"
 #include "build/copy.h"
 #include "util/alloc.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
 #include "util/strbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 
 #include <libgen.h>
 #include <limits.h>
@@ -354,4 +360,87 @@ build_key_record (build_exec *b, stage_state *st, const char *key, bool run, con
   build_cache_step step = { st->position, st->comp };
   return build_cache_record (b->o.cache, key, run, st->spec.os, st->spec.architecture, e, created_by,
                              st->comp ? &step : NULL, err);
+}
+
+/* ---- the context as a whole (provenance; build_exec.h) ---- */
+
+static char
+change_type (const layer_change *c)
+{
+  if (c->hardlink_target)
+    return 'h';
+  switch (c->meta.type)
+    {
+    case LAYER_INDEX_REG: return 'f';
+    case LAYER_INDEX_DIR: return 'd';
+    case LAYER_INDEX_SYMLINK: return 'l';
+    case LAYER_INDEX_CHR: return 'c';
+    case LAYER_INDEX_BLK: return 'b';
+    case LAYER_INDEX_FIFO: return 'p';
+    case LAYER_INDEX_SOCK: return 's';
+    default: return '?';
+    }
+}
+
+static int
+cmp_change_path (const void *a, const void *b)
+{
+  return strcmp ((*(const layer_change *const *) a)->path, (*(const layer_change *const *) b)->path);
+}
+
+/* One entry of the listing: TYPE NUL MODE NUL PATH NUL VALUE NUL. */
+static int
+context_entry (digest_ctx *d, const layer_change *c, kiln_error **err)
+{
+  autofree char *value = NULL;
+  char t = change_type (c);
+  if (t == 'f')
+    {
+      autoclose int fd = fs_open_in_root (c->data_dirfd, c->data_path, O_RDONLY | O_NOFOLLOW, 0,
+                                          FS_RESOLVE_BENEATH | FS_RESOLVE_NO_SYMLINKS, err);
+      char dg[DIGEST_STRING_SIZE];
+      if (fd < 0 || digest_fd (fd, dg, NULL, err) < 0)
+        return kiln_error_wrap (err, "hashing '%s'", c->data_path ? c->data_path : c->path);
+      value = xstrdup (dg);
+    }
+  else if (t == 'h')
+    value = xstrdup (c->hardlink_target);
+  else if (t == 'l')
+    value = xstrdup (c->meta.link_target ? c->meta.link_target : "");
+  else if (t == 'c' || t == 'b')
+    value = xasprintf ("%" PRIu32 ",%" PRIu32, c->meta.rdev_major, c->meta.rdev_minor);
+  char head[16];
+  int hl = snprintf (head, sizeof head, "%c%c%04o", t, '\0', (unsigned) (c->meta.mode & 07777));
+  digest_update (d, head, (size_t) hl + 1);
+  digest_update (d, c->path, strlen (c->path) + 1);
+  digest_update (d, value ? value : "", (value ? strlen (value) : 0) + 1);
+  return 0;
+}
+
+int
+build_exec_context_digest (build_exec *b, char out[DIGEST_STRING_SIZE], kiln_error **err)
+{
+  if (b->ctxfd < 0)
+    return kiln_error_make (err, EINVAL, "the build has no context directory");
+  overlay_lower *view = NULL;
+  if (overlay_lower_open_store (b->o.store, NULL, 0, &view, err) < 0)
+    return kiln_error_wrap (err, "hashing the build context");
+  char *srcs[] = { (char *) ".", NULL };
+  copy_request req = { .srcs = srcs, .dest = "/", .dest_is_dir = true, .what = "context digest" };
+  copy_changes ch = { 0 };
+  int r = copy_from_context (b->ctxfd, b->ign, view, &req, &ch, err);
+  overlay_lower_free (view);
+  autofree const layer_change **v = xcalloc (ch.n + 1, sizeof *v);
+  size_t n = 0;
+  for (size_t i = 0; r == 0 && i < ch.n; i++)
+    if (ch.v[i].kind == LAYER_CHANGE_ADD && ch.v[i].path[0])
+      v[n++] = &ch.v[i];
+  qsort (v, n, sizeof *v, cmp_change_path);
+  autodigest digest_ctx *d = digest_new ();
+  for (size_t i = 0; r == 0 && i < n; i++)
+    r = context_entry (d, v[i], err);
+  if (r == 0)
+    digest_final (d, out);
+  copy_changes_free (&ch);
+  return r < 0 ? kiln_error_wrap (err, "hashing the build context") : 0;
 }

@@ -90,10 +90,10 @@ push_one (store *s, const build_result *res, const build_output_opts *o, const c
   progress_note (o->progress, "pushed %s@%s", full, digest);
   if (o->attest && o->attest->n > 0)
     {
-      if (attest_push (c, ref->path, s, res, o->attest, err) < 0)
+      if (attest_push (c, ref->path, s, o->attest, err) < 0)
         return kiln_error_wrap (err, "pushing '%s'", full);
-      autofree char *tag = attest_referrers_tag (res->manifest_digest);
-      progress_note (o->progress, "pushed %zu attestation(s) of %s (referrers tag %s)", o->attest->n, full, tag);
+      autofree char *rtags = attest_referrers_tags (o->attest);
+      progress_note (o->progress, "pushed %zu attestation(s) of %s (referrers tag %s)", o->attest->n, full, rtags);
     }
   return 0;
 }

@@ -5,9 +5,10 @@
  *   buildDefinition  buildType urn:kiln:build:dockerfile:v1;
  *                    externalParameters: Dockerfile path and digest,
  *                    target, platform, build args, context;
- *                    resolvedDependencies: every fetched image
+ *                    resolvedDependencies: the Dockerfile, the context
+ *                    (build_exec_context_digest), every fetched image
  *                    (docker-image://REF with its manifest digest), ADD URLs
- *                    with their sha256, the Dockerfile
+ *                    with their sha256
  *   runDetails       builder (urn:kiln:builder, kiln's version and commit),
  *                    metadata (start and finish unless --reproducible),
  *                    byproducts: one per layer of the image: its blob
@@ -168,7 +169,17 @@ write_definition (json_writer *w, const build_result *res, const attest_opts *o)
         }
       json_writer_end_object (w);
     }
-  for (char **u = o->add_urls; u && u[0] && u[1]; u += 2)
+  if (o->context_digest)
+    {
+      /* the build context as COPY . sees it (build_exec_context_digest;
+       * docs/design/build.md, "Attestations") */
+      json_writer_begin_object (w);
+      json_writer_kv_string (w, "name", "context");
+      json_writer_kv_string (w, "uri", o->context);
+      kv_digest (w, o->context_digest);
+      json_writer_end_object (w);
+    }
+  for (char **u = res->add_urls; u && u[0] && u[1]; u += 2)
     {
       json_writer_begin_object (w);
       json_writer_kv_string (w, "uri", u[0]);

@@ -29,6 +29,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -294,7 +295,7 @@ build_dry_run (dockerfile *df, const plan_options *po, kiln_error **err)
 /* After a successful build: keep the result under a ref, write the
  * outputs (unless a signal came meanwhile) and print the summary. */
 static int
-build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
+build_publish (build_cmd_opts *o, store *s, build_exec *b, progress *prog, build_result *res,
                volatile sig_atomic_t *build_signal, kiln_error **err)
 {
   double t0 = progress_elapsed (prog);
@@ -322,6 +323,9 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
         }
       const char *version, *commit;
       cmd_version_strings (&version, &commit);
+      char ctx_digest[DIGEST_STRING_SIZE] = "";
+      if (o->provenance && build_exec_context_digest (b, ctx_digest, err) < 0)
+        return kiln_error_wrap (err, "provenance");
       attest_opts ao = {
         .sbom = o->sbom, .provenance = o->provenance, .sbom_file = o->sbom_file,
         .provenance_file = o->provenance_file,
@@ -330,7 +334,8 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
         .started = o->reproducible ? 0 : o->started, .finished = (int64_t) time (NULL),
         .kiln_version = version, .kiln_commit = commit, .dockerfile_path = o->df_path,
         .dockerfile_digest = df_digest, .target = o->target, .platform = o->platform,
-        .build_args = o->build_args, .context = o->context, .add_urls = res->add_urls,
+        .build_args = o->build_args, .context = o->context ? o->context : ".",
+        .context_digest = ctx_digest[0] ? ctx_digest : NULL,
       };
       if (!o->sbom_file && !o->provenance_file && !o->oci_layout && (o->no_push || !o->destinations))
         log_warn ("--sbom/--provenance: the documents go nowhere: nothing is pushed, and there is no --oci-layout, "
@@ -380,18 +385,115 @@ build_publish (build_cmd_opts *o, store *s, progress *prog, build_result *res,
   return 0;
 }
 
+/* Whether the platforms' plans are built at the same time: with --jobs of
+ * at least 2, unless the build cache is on and a needed stage is for
+ * another platform than its plan's target (FROM --platform=$BUILDPLATFORM):
+ * such a stage is usually the same for every target, and built one
+ * platform after another it is built once and a cache hit for the others,
+ * where at the same time every platform would build it. */
+static bool
+platforms_concurrent (const build_cmd_opts *o, const build_exec_opts *eo, plan **plans, size_t n)
+{
+  if (n < 2 || eo->jobs < 2)
+    return false;
+  for (size_t i = 0; o->cache && i < n; i++)
+    for (size_t k = 0; k < plans[i]->n_stages; k++)
+      {
+        const plan_stage *ps = &plans[i]->stages[k];
+        if (ps->needed && ps->platform && plans[i]->target_platform
+            && strcmp (ps->platform, plans[i]->target_platform) != 0)
+          return false;
+      }
+  return true;
+}
+
+typedef struct platform_job
+{
+  build_exec *b;
+  plan *p;
+  build_result *res;
+  const sigcancel_pipe *cancel;
+  kiln_error *err;
+  int rc;
+} platform_job;
+
+static void *
+platform_worker (void *arg)
+{
+  platform_job *j = arg;
+  j->rc = build_exec_run (j->b, j->p, j->res, &j->err);
+  /* stop the other platforms' running steps too */
+  if (j->rc < 0 && j->cancel)
+    sigcancel_trigger (j->cancel);
+  return NULL;
+}
+
+/* Build plans[0..n) at the same time, each platform on a thread with an
+ * executor of its own (same store, cache, progress and cancellation) whose
+ * stages get an equal share of --jobs, so no more than --jobs stages run
+ * at once. The first failure cancels the others and is the error. */
+static int
+build_concurrently (const build_exec_opts *eo, plan **plans, build_result *images, char **platforms, size_t n,
+                    kiln_error **err)
+{
+  build_exec_opts po = *eo;
+  po.jobs = eo->jobs / (int) n > 1 ? eo->jobs / (int) n : 1;
+  log_info ("building %zu platforms at once (--jobs %d: %d per platform)", n, eo->jobs, po.jobs);
+  platform_job *jobs = xcalloc (n, sizeof *jobs);
+  pthread_t *t = xcalloc (n, sizeof *t);
+  bool *started = xcalloc (n, sizeof *started);
+  int ret = 0;
+  for (size_t i = 0; i < n; i++)
+    {
+      jobs[i] = (platform_job) { NULL, plans[i], &images[i], eo->cancel, NULL, -1 };
+      if (build_exec_new (&po, &jobs[i].b, &jobs[i].err) < 0)
+        break;
+      if (pthread_create (&t[i], NULL, platform_worker, &jobs[i]) == 0)
+        started[i] = true;
+      else
+        platform_worker (&jobs[i]); /* no thread: build it here */
+    }
+  for (size_t i = 0; i < n; i++)
+    if (started[i])
+      pthread_join (t[i], NULL);
+  /* the error: the first that is not another's cancellation */
+  ssize_t bad = -1;
+  for (size_t i = 0; i < n; i++)
+    if (jobs[i].rc < 0 && (bad < 0 || (jobs[bad].err && jobs[bad].err->status == ECANCELED
+                                       && jobs[i].err && jobs[i].err->status != ECANCELED)))
+      bad = (ssize_t) i;
+  if (bad >= 0)
+    {
+      *err = steal_pointer (&jobs[bad].err);
+      if (!*err)
+        kiln_error_make (err, ECANCELED, "the build of another platform failed");
+      kiln_error_wrap (err, "platform %s", platforms[bad]);
+      ret = -1;
+    }
+  for (size_t i = 0; i < n; i++)
+    {
+      kiln_error_free (jobs[i].err);
+      build_exec_free (jobs[i].b);
+    }
+  free (jobs);
+  free (t);
+  free (started);
+  return ret;
+}
+
 /* The build for every platform of --platform (takes df). Several: every
  * platform is planned first (base images resolved per platform) and checked
  * for emulation (build_exec_check_emulation), so a missing binfmt_misc
- * handler fails before anything runs; then the platforms are built one after
- * another in the same executor and store: a stage that is the same for all
- * of them (FROM --platform=$BUILDPLATFORM, not using TARGET*) is built by the
- * first and a cache hit for the others, and each platform's independent
- * stages still run on --jobs threads. The images become one index
- * (build_output_index). */
+ * handler fails before anything runs; then the platforms are built at the
+ * same time (build_concurrently) or, when platforms_concurrent says no, one
+ * after another in the same executor and store: a stage that is the same
+ * for all of them (FROM --platform=$BUILDPLATFORM, not using TARGET*) is
+ * built by the first and a cache hit for the others, and each platform's
+ * independent stages still run on --jobs threads. The images become one
+ * index (build_output_index). */
 static int
-build_platforms (build_cmd_opts *o, store *s, build_exec *b, dockerfile *df, const char *df_path, const char *ctx_dir,
-                 image_format format, plan_options *po, build_result *res, kiln_error **err)
+build_platforms (build_cmd_opts *o, store *s, build_exec *b, const build_exec_opts *eo, dockerfile *df,
+                 const char *df_path, const char *ctx_dir, plan_options *po, build_result *res, kiln_error **err)
 {
   po->image_env = build_exec_image_env;
   po->image_env_ctx = b;
@@ -412,14 +514,21 @@ build_platforms (build_cmd_opts *o, store *s, build_exec *b, dockerfile *df, con
       if (build_exec_check_emulation (b, plans[i], err) < 0)
         goto out;
     }
-  for (i = 0; i < n; i++)
+  if (platforms_concurrent (o, eo, plans, n))
     {
-      if (n > 1)
-        log_info ("building for %s (platform %zu of %zu)", o->platforms[i], i + 1, n);
-      if (build_exec_run (b, plans[i], n > 1 ? &images[i] : res, err) < 0)
+      i = n; /* build_concurrently names the platform */
+      if (build_concurrently (eo, plans, images, o->platforms, n, err) < 0)
         goto out;
     }
-  ret = n > 1 ? build_output_index (s, format, steal_pointer (&images), n, res, err) : 0;
+  else
+    for (i = 0; i < n; i++)
+      {
+        if (n > 1)
+          log_info ("building for %s (platform %zu of %zu)", o->platforms[i], i + 1, n);
+        if (build_exec_run (b, plans[i], n > 1 ? &images[i] : res, err) < 0)
+          goto out;
+      }
+  ret = n > 1 ? build_output_index (s, eo->format, steal_pointer (&images), n, res, err) : 0;
 out:
   if (ret < 0 && n > 1 && i < n)
     kiln_error_wrap (err, "platform %s", o->platforms[i]);
@@ -526,7 +635,7 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
       dockerfile_free (df);
       goto out;
     }
-  if (build_platforms (o, s, b, df, df_path, ctx_dir, eo->format, po, &res, err) < 0)
+  if (build_platforms (o, s, b, eo, df, df_path, ctx_dir, po, &res, err) < 0)
     {
       /* Steps that succeeded are worth sharing: the rerun starts there. */
       if (!*build_signal)
@@ -540,7 +649,7 @@ build_in_store (build_cmd_opts *o, store *s, const char *ctx_dir, const char *df
    * image are. */
   build_cache_mounts_start (mounts);
   build_cache_flush (cache);
-  if (build_publish (o, s, prog, &res, build_signal, err) < 0)
+  if (build_publish (o, s, b, prog, &res, build_signal, err) < 0)
     goto out;
   build_cache_mounts_finish (mounts);
   ret = 0;
@@ -570,9 +679,10 @@ build_run_in (build_cmd_opts *o, const char *ctx_dir, store **sp, kiln_error **e
     return -1;
   if (strv_len (o->platforms) > 1 && o->dry_run)
     return kiln_error_make (err, EINVAL, "--dry-run plans one platform: give one --platform, not '%s'", o->platform);
-  if (strv_len (o->platforms) > 1 && (o->sbom || o->provenance))
-    return kiln_error_make (err, ENOTSUP, "--sbom/--provenance with several platforms are not supported yet (the "
-                            "documents describe one image): build each --platform on its own to attest it");
+  if (strv_len (o->platforms) > 1 && (o->sbom_file || o->provenance_file))
+    return kiln_error_make (err, EINVAL, "--sbom-file/--provenance-file name one file, and '%s' makes an image per "
+                            "platform: use --oci-layout DIR (the documents of each platform beside it) or push them",
+                            o->platform);
   if (strv_len (o->platforms) > 1 && o->tar_path)
     return kiln_error_make (err, EINVAL, "--tar-path '%s': a docker archive holds one image, not an index of "
                             "several platforms: use --oci-layout DIR (or build one --platform)", o->tar_path);

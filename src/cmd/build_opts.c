@@ -96,11 +96,12 @@ static const cli_option build_options[] = {
     "Python (*.dist-info), npm (package-lock.json, node_modules) and Go binaries' build info, each with its purl and the layer that "
     "introduced it; read from the layers, nothing is run. Attached as an OCI 1.1 artifact whose subject is the "
     "image (pushed with the referrers tag sha256-HEX; in --oci-layout an index.json entry and DIR/sbom.spdx.json); "
-    "the image's digest does not change", OPT_SBOM },
+    "the image's digest does not change; several platforms: one per platform image (DIR/sbom-OS-ARCH.spdx.json)",
+    OPT_SBOM },
   { "provenance", 0, CLI_BOOL, NULL, "(BuildKit) attach a SLSA v1 provenance statement (in-toto): builder, "
-    "Dockerfile digest, target, platform, build args, base image digests, and for every layer the step that made "
-    "it and its exact file list with each path's change (added, modified, deleted, metadata); attached as --sbom "
-    "(DIR/provenance.json in --oci-layout)", OPT_PROVENANCE },
+    "Dockerfile digest, target, platform, build args, base image digests, context digest, and for every layer the "
+    "step that made it and its exact file list with each path's change (added, modified, deleted, metadata); "
+    "attached as --sbom (DIR/provenance.json in --oci-layout)", OPT_PROVENANCE },
   { "attest", 0, CLI_VALUE, "type=sbom|provenance[,...]", "(BuildKit) the long form of --sbom and --provenance "
     "(repeatable; provenance takes mode=min|max, both give the full statement; other options are an error)",
     OPT_ATTEST },
@@ -149,7 +150,8 @@ static const cli_option build_options[] = {
   { "allow", 0, CLI_VALUE, "security.insecure", "grant an entitlement (BuildKit's): security.insecure lets RUN "
     "--security=insecure steps keep every capability and run without seccomp, still inside their user namespace",
     OPT_ALLOW },
-  { "jobs", 'j', CLI_VALUE, "N", "build up to N independent stages at once (default: the number of cores)",
+  { "jobs", 'j', CLI_VALUE, "N", "build up to N independent stages at once, the platforms of --platform a,b "
+    "too (default: the number of cores)",
     OPT_JOBS },
   { "memory", 'm', CLI_VALUE, "SIZE|none", "memory limit of each RUN step, all its processes together (e.g. 512m, "
     "2g; default: 3/4 of the machine's memory); a step that runs out is killed (\"out of memory\"). Enforced with "

@@ -10,6 +10,12 @@
   provenance PROV                 the in-toto v1 / SLSA v1 structure
   layers PROV LAYOUT TAG          every layer's file list in PROV equals the
                                   members of that layer's tar in the OCI layout
+                                  (TAG "@sha256:..." names an image manifest by
+                                  digest: a platform image of an index)
+  context PROV DIR [EXCLUDED...]  the provenance's context digest equals the
+                                  sha256 of DIR's listing as docs/design/build.md
+                                  defines it (EXCLUDED: context paths that
+                                  .dockerignore leaves out, with what is below)
   changes PROV N PATH=KIND...     layer N lists PATH with change KIND
   gover BINARY                    the Go version a Go binary records
 """
@@ -162,6 +168,9 @@ def tar_listing(blob):
 
 
 def image_layers(layout, tag):
+    if tag.startswith("@"):
+        man = load(os.path.join(layout, "blobs", "sha256", tag[1:].split(":")[1]))
+        return [l["digest"] for l in man["layers"]]
     idx = load(os.path.join(layout, "index.json"))
     for m in idx["manifests"]:
         if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
@@ -211,9 +220,51 @@ def cmd_changes(prov, n, *pairs):
                                                               bp["annotations"]["step"]))
 
 
+def context_listing(top, excluded):
+    """The context digest, computed independently of kiln: every entry
+    below top but the excluded ones, sorted by path (bytes), each as
+    TYPE NUL MODE NUL PATH NUL VALUE NUL (no hard links within top: the
+    tests make none; a link count above 1 may be the store's link)."""
+    import hashlib
+    entries = []
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, top)
+            if any(rel == e or rel.startswith(e + "/") for e in excluded):
+                continue
+            entries.append((rel.encode(), full))
+    h = hashlib.sha256()
+    for rel, full in sorted(entries):
+        st = os.lstat(full)
+        mode = ("%04o" % (st.st_mode & 0o7777)).encode()
+        if os.path.islink(full):
+            t, v = b"l", os.readlink(full).encode()
+        elif os.path.isdir(full):
+            t, v = b"d", b""
+        elif os.path.isfile(full):
+            with open(full, "rb") as f:
+                t, v = b"f", ("sha256:" + hashlib.sha256(f.read()).hexdigest()).encode()
+        else:
+            fail("unexpected file type: %s" % full)
+        h.update(t + b"\0" + mode + b"\0" + rel + b"\0" + v + b"\0")
+    return h.hexdigest()
+
+
+def cmd_context(prov, top, *excluded):
+    deps = load(prov)["predicate"]["buildDefinition"]["resolvedDependencies"]
+    got = [d["digest"]["sha256"] for d in deps if d.get("name") == "context"]
+    if len(got) != 1:
+        fail("%d context entries in resolvedDependencies" % len(got))
+    want = context_listing(top, excluded)
+    if got[0] != want:
+        fail("context digest %s, the listing of %s gives %s" % (got[0], top, want))
+    print(want)
+
+
 def main():
     cmds = {"gover": cmd_gover, "spdx": cmd_spdx, "debs": cmd_debs, "purls": cmd_purls, "provenance": cmd_provenance,
-            "layers": cmd_layers, "changes": cmd_changes}
+            "layers": cmd_layers, "changes": cmd_changes, "context": cmd_context}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         fail(__doc__)
     cmds[sys.argv[1]](*sys.argv[2:])

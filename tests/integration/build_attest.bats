@@ -251,3 +251,43 @@ DF
   [ "$(jq -r '.predicate.runDetails.byproducts[-1].annotations.step' "$TEST_TMP/s/provenance.json")" = \
     "--single-snapshot of the target stage's steps" ]
 }
+
+@test "attest: the provenance's context digest is the filtered context's listing (docs/design/build.md): stable, changed by an included file, not by an excluded one or a touch" {
+  local ctx=$TEST_TMP/ctx
+  mkdir -p "$ctx/sub"
+  printf 'FROM scratch\nCOPY used /used\n' > "$ctx/Dockerfile"
+  echo used > "$ctx/used"
+  echo unused > "$ctx/sub/unused"
+  chmod 0600 "$ctx/sub/unused"
+  ln -s ../used "$ctx/sub/link"
+  echo secret > "$ctx/secret"
+  printf 'secret\n' > "$ctx/.dockerignore"
+  prov() { # prov N: build with a provenance into $TEST_TMP/pN, print its context digest
+    run kb --reproducible --provenance --provenance-file "$TEST_TMP/p$1" --no-push "$ctx"
+    [ "$status" -eq 0 ] || { echo "$output"; return 1; }
+    jq -r '.predicate.buildDefinition.resolvedDependencies[] | select(.name == "context") | .digest.sha256' \
+      "$TEST_TMP/p$1"
+  }
+  local d1 d2 d3 d4 d5
+  d1=$(prov 1)
+  d2=$(prov 2)
+  [ -n "$d1" ] && [ "$d1" = "$d2" ]
+  # the definition, computed without kiln (secret is excluded)
+  python3 "$CHECK" context "$TEST_TMP/p1" "$ctx" secret
+  ! python3 "$CHECK" context "$TEST_TMP/p1" "$ctx"
+  # an included file COPY does not read: the context changed
+  echo changed > "$ctx/sub/unused"
+  d3=$(prov 3)
+  [ "$d3" != "$d1" ]
+  python3 "$CHECK" context "$TEST_TMP/p3" "$ctx" secret
+  # an excluded file, or a new mtime: the same context
+  echo changed > "$ctx/secret"
+  touch -d '2001-01-01' "$ctx/used"
+  d4=$(prov 4)
+  [ "$d4" = "$d3" ]
+  # a mode is part of it
+  chmod 0644 "$ctx/sub/unused"
+  d5=$(prov 5)
+  [ "$d5" != "$d4" ]
+  python3 "$CHECK" context "$TEST_TMP/p5" "$ctx" secret
+}

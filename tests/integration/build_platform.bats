@@ -9,6 +9,8 @@
 
 load helpers
 
+CHECK="$BATS_TEST_DIRNAME/../attest/check_attest.py"
+
 # An arm64 RUN step needs a binfmt_misc handler for aarch64 with the F flag
 # (qemu-user-static registers it); as root we can mount binfmt_misc and
 # register it, else every test that runs arm64 code is skipped.
@@ -180,17 +182,18 @@ EOF
   [ ! -e "$TEST_TMP/o" ]
 }
 
-@test "--tar-path or --sbom with several platforms is a clear error; a duplicate platform too; scratch images need no emulation" {
+@test "--tar-path or --sbom-file with several platforms is a clear error; a duplicate platform too; scratch images need no emulation" {
   mkdir -p "$TEST_TMP/ctx"
   printf 'FROM scratch\nCOPY Dockerfile /\n' > "$TEST_TMP/ctx/Dockerfile"
   run kb --platform linux/amd64,linux/arm64 --tar-path "$TEST_TMP/x.tar" "$TEST_TMP/ctx"
   echo "$output"
   [ "$status" -ne 0 ]
   [[ $output == *"--tar-path"*"docker archive holds one image"*"--oci-layout"* ]]
-  run kb --platform linux/amd64,linux/arm64 --sbom --oci-layout "$TEST_TMP/s:t" "$TEST_TMP/ctx"
+  run kb --platform linux/amd64,linux/arm64 --sbom --sbom-file "$TEST_TMP/sbom.json" --oci-layout "$TEST_TMP/s:t" "$TEST_TMP/ctx"
   [ "$status" -ne 0 ]
-  [[ $output == *"--sbom/--provenance with several platforms are not supported yet"* ]]
+  [[ $output == *"--sbom-file/--provenance-file name one file"*"--oci-layout"* ]]
   [ ! -e "$TEST_TMP/s" ]
+  [ ! -e "$TEST_TMP/sbom.json" ]
   run kb --platform linux/amd64,linux/x86_64 --no-push "$TEST_TMP/ctx"
   [ "$status" -ne 0 ]
   [[ $output == *"'linux/amd64' is listed twice"* ]]
@@ -200,6 +203,123 @@ EOF
   [ "$status" -eq 0 ]
   run skopeo inspect --raw "oci:$TEST_TMP/o:t"
   [ "$(jq -r '[.manifests[].platform.architecture] | join(",")' <<<"$output")" = amd64,arm64 ]
+}
+
+@test "attestations of two platforms: an SBOM and a provenance per platform image (subject = its manifest, a referrers tag each), files per platform beside the layout; the index digest unchanged" {
+  need_arm64
+  mkdir -p "$TEST_TMP/ctx"
+  # dpkg's status names the architecture the RUN step saw: the arm64 image's
+  # SBOM lists an arm64 package only if its RUN ran under aarch64
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'DF'
+ARG BASE
+FROM $BASE
+RUN a=$(uname -m) && case $a in aarch64) a=arm64;; x86_64) a=amd64;; esac \
+ && mkdir -p /var/lib/dpkg /opt && echo "$a" > /opt/arch \
+ && printf 'Package: kiln-arch\nStatus: install ok installed\nArchitecture: %s\nVersion: 1.0\nDescription: x\n\n' "$a" \
+    > /var/lib/dpkg/status
+DF
+  local img=$REGISTRY/kiln/multi-attest:v1 out=$TEST_TMP/out
+  run kb --reproducible --platform linux/amd64,linux/arm64 --sbom --provenance -t "$img" --oci-layout "$out:v1" \
+    --digest-file "$TEST_TMP/digest" "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"pushed 4 attestation(s)"* ]]
+  # the same build without attestations (another store): the same index
+  run "$KILN" build --root "$TEST_TMP/store2" --insecure-registry "$REGISTRY" --build-arg "BASE=$BUSYBOX_MULTI_IMAGE" \
+    --reproducible --platform linux/amd64,linux/arm64 --no-push --digest-file "$TEST_TMP/digest2" "$TEST_TMP/ctx"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  cmp "$TEST_TMP/digest" "$TEST_TMP/digest2"
+  skopeo inspect --raw --tls-verify=false "docker://$img" > "$TEST_TMP/index.json"
+  [ "sha256:$(sha256sum < "$TEST_TMP/index.json" | cut -d' ' -f1)" = "$(cat "$TEST_TMP/digest")" ]
+  local arch m refs a t f sbom prov
+  for arch in amd64 arm64; do
+    m=$(jq -r --arg a "$arch" '.manifests[] | select(.platform.architecture == $a) | .digest' "$TEST_TMP/index.json")
+    [[ $m == sha256:* ]]
+    # the referrers tag of this platform's manifest lists its two artifacts
+    refs=$(skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/kiln/multi-attest:sha256-${m#sha256:}")
+    echo "$arch: $refs"
+    [ "$(jq -r '[.manifests[].artifactType] | sort | join(",")' <<<"$refs")" = \
+      "application/spdx+json,application/vnd.in-toto+json" ]
+    sbom=$out/sbom-linux-$arch.spdx.json prov=$out/provenance-linux-$arch.json
+    for a in $(jq -r '.manifests[].digest' <<<"$refs"); do
+      skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/kiln/multi-attest@$a" > "$TEST_TMP/art.json"
+      [ "$(jq -r .subject.digest "$TEST_TMP/art.json")" = "$m" ]
+      # the artifact's document is the file beside the layout
+      t=$(jq -r .artifactType "$TEST_TMP/art.json")
+      if [ "$t" = application/spdx+json ]; then f=$sbom; else f=$prov; fi
+      [ "$(jq -r '.layers[0].digest' "$TEST_TMP/art.json")" = "sha256:$(sha256sum < "$f" | cut -d' ' -f1)" ]
+    done
+    # the SBOM of each platform lists its own package, the provenance its
+    # own image, platform and base image, and its layers' exact file lists
+    jq -c '.packages[] | select(.name == "kiln-arch")' "$sbom"
+    jq -e --arg a "$arch" '.packages[] | select(.name == "kiln-arch") | .externalRefs[0].referenceLocator
+      | endswith("kiln-arch@1.0?arch=" + $a)' "$sbom"
+    python3 "$CHECK" provenance "$prov"
+    [ "$(jq -r '.subject[0].digest.sha256' "$prov")" = "${m#sha256:}" ]
+    [ "$(jq -r .predicate.buildDefinition.externalParameters.platform "$prov")" = "linux/$arch" ]
+    [ "$(jq -r '[.predicate.buildDefinition.resolvedDependencies[] | select(.uri | startswith("docker-image://"))
+      | .annotations.platform] | join(",")' "$prov")" = "linux/$arch" ]
+    python3 "$CHECK" layers "$prov" "$out" "@$m"
+    python3 "$CHECK" changes "$prov" 1 /opt/arch=added /var/lib/dpkg/status=added
+  done
+  # the layout: four artifacts, each with a platform image as its subject
+  [ "$(jq '[.manifests[] | select(.artifactType)] | length' "$out/index.json")" -eq 4 ]
+}
+
+@test "platforms built at the same time with --jobs 2 (their RUN steps overlap), one after another with --jobs 1 or a FROM --platform=\$BUILDPLATFORM stage" {
+  need_arm64
+  mkdir -p "$TEST_TMP/ctx"
+  # each platform's RUN records when it started and ended (seconds)
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'DF'
+ARG BASE
+FROM $BASE
+ARG NONCE
+RUN echo $NONCE > /nonce && date +%s > /start && sleep 4 && date +%s > /end
+DF
+  local jobs a0 a1 r0 r1
+  for jobs in 2 1; do
+    run kb --jobs "$jobs" --build-arg "NONCE=$jobs" --platform linux/amd64,linux/arm64 --oci-layout "$TEST_TMP/o$jobs:t" \
+      "$TEST_TMP/ctx"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    a0=$(file_in "$TEST_TMP/o$jobs:t" start amd64) a1=$(file_in "$TEST_TMP/o$jobs:t" end amd64)
+    r0=$(file_in "$TEST_TMP/o$jobs:t" start arm64) r1=$(file_in "$TEST_TMP/o$jobs:t" end arm64)
+    echo "jobs $jobs: amd64 $a0-$a1 arm64 $r0-$r1"
+    if [ "$jobs" = 2 ]; then
+      [[ $output == *"building 2 platforms at once (--jobs 2: 1 per platform)"* ]]
+      [ "$a0" -lt "$r1" ] && [ "$r0" -lt "$a1" ]
+    else
+      [[ $output == *"building for linux/arm64 (platform 2 of 2)"* ]]
+      [ "$a1" -le "$r0" ]
+    fi
+  done
+  # a stage for the build platform: one platform after the other, so the
+  # second's is a cache hit
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'DF'
+ARG BASE
+FROM --platform=$BUILDPLATFORM $BASE AS tool
+RUN echo tool > /tool
+FROM $BASE
+COPY --from=tool /tool /
+DF
+  run kb --jobs 2 --platform linux/amd64,linux/arm64 --no-push "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"building for linux/arm64 (platform 2 of 2)"* ]]
+  [[ $output != *"platforms at once"* ]]
+  # one platform fails: the other's running step is cancelled, the error names the failed platform
+  cat > "$TEST_TMP/ctx/Dockerfile" <<'DF'
+ARG BASE
+FROM $BASE
+RUN if [ "$(uname -m)" = aarch64 ]; then sleep 1; exit 3; fi; sleep 60
+DF
+  local t0=$SECONDS
+  run kb --jobs 2 --platform linux/amd64,linux/arm64 --no-push "$TEST_TMP/ctx"
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [ $((SECONDS - t0)) -lt 45 ]
+  [[ $output == *"platform linux/arm64"*"3"* ]]
+  [[ $output != *"platform linux/amd64:"* ]]
 }
 
 @test "COPY --from=IMAGE reads the image of each platform (no emulation needed: no RUN)" {
