@@ -147,6 +147,10 @@ int seccomp_profile_load_filter (const char *path, seccomp_profile_mode mode, se
 int seccomp_profile_load_filters (const char *path, seccomp_profile_mode mode, seccomp_filter **out,
                                   seccomp_filter **out_lazy_net, kiln_error **err);
 
+/* Go's GOARCH spelling (as Docker's includes/excludes "arches" use it) of a
+ * libseccomp architecture token, or NULL. */
+const char *seccomp_profile_go_arch_name (uint32_t token);
+
 /* Docker's default capability set for root in a container. */
 extern const char *const seccomp_profile_docker_default_caps[];
 
