@@ -133,6 +133,8 @@ build_exec_free (build_exec *b)
   dockerignore_free (b->ign);
   seccomp_filter_free (b->filter);
   seccomp_filter_free (b->filter_lazy_net);
+  seccomp_profile_free (b->profile);
+  free (b->profile_name);
   sandbox_limiter_free (b->limiter);
   free (b);
 }

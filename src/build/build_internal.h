@@ -95,8 +95,13 @@ struct build_exec
   sandbox_idmap idmap;
   bool idmap_ready;
   sandbox_isolation isolation; /* USERNS or PTRACE once idmap_ready */
+  /* The seccomp profile (NULL: unconfined), read once; its two filters
+   * are compiled when a step first needs each (build_run_filter). */
+  seccomp_profile *profile;
+  char *profile_name;
+  seccomp_profile_mode filter_mode;
   seccomp_filter *filter;
-  seccomp_filter *filter_lazy_net; /* private network: filter with lazy_net, or NULL */
+  seccomp_filter *filter_lazy_net; /* with lazy_net: a stage's steps until its network is up */
   bool filter_ready;
   sandbox_limiter *limiter;  /* how RUN steps' limits are enforced; NULL until the first RUN */
   plan *p;
@@ -233,6 +238,10 @@ int build_key_record (build_exec *b, stage_state *st, const char *key, bool run,
 /* ---- build_run.c: RUN ---- */
 
 int build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error **err);
+/* The compiled seccomp filter for a step (with lazy_net: the one whose
+ * first network socket starts the stage's private network), compiled on
+ * first use; *out NULL when RUN steps are unconfined. After ensure_sandbox. */
+int build_run_filter (build_exec *b, bool lazy_net, seccomp_filter **out, kiln_error **err);
 
 /* Unmount the stage's shared RUN mount (or remove its ptrace tree), if it
  * has one. */

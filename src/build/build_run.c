@@ -195,18 +195,27 @@ ensure_sandbox_locked (build_exec *b, kiln_error **err)
           log_warn ("seccomp disabled (--seccomp-policy=unconfined): RUN steps may use every system call");
           return 0;
         }
-      /* With a private network, a second filter for the steps of a stage
-       * whose network is not started yet (sandbox_session_net_started). */
-      bool lazy = b->o.network == SANDBOX_NET_PRIVATE && b->isolation != SANDBOX_ISOLATION_PTRACE;
-      if (seccomp_profile_load_filters (b->o.seccomp_policy,
-                                        b->idmap.mode == SANDBOX_USERNS_SINGLE
-                                            && b->isolation != SANDBOX_ISOLATION_PTRACE
-                                          ? SECCOMP_PROFILE_FAKE_IDS
-                                          : SECCOMP_PROFILE_PLAIN,
-                                        &b->filter, lazy ? &b->filter_lazy_net : NULL, err) < 0)
+      b->filter_mode = b->idmap.mode == SANDBOX_USERNS_SINGLE && b->isolation != SANDBOX_ISOLATION_PTRACE
+                         ? SECCOMP_PROFILE_FAKE_IDS
+                         : SECCOMP_PROFILE_PLAIN;
+      if (seccomp_profile_load (b->o.seccomp_policy, &b->profile, &b->profile_name, err) < 0)
         return -1;
     }
   return 0;
+}
+
+int
+build_run_filter (build_exec *b, bool lazy_net, seccomp_filter **out, kiln_error **err)
+{
+  *out = NULL;
+  pthread_mutex_lock (&b->lock);
+  int r = 0;
+  seccomp_filter **f = lazy_net ? &b->filter_lazy_net : &b->filter;
+  if (b->profile && !*f)
+    r = seccomp_profile_compile_for (b->profile, b->profile_name, b->filter_mode, lazy_net, f, err);
+  *out = *f;
+  pthread_mutex_unlock (&b->lock);
+  return r;
 }
 
 /* A RUN for another architecture needs binfmt_misc emulation (e.g. Debian's
@@ -412,7 +421,7 @@ run_in_sandbox (build_exec *b, stage_state *st, const plan_step *s, sandbox_conf
       /* Every capability in the step's user namespace, no seccomp filter;
        * single mode keeps the filter, whose supervisor fakes chown. */
       sc->all_caps = true;
-      if (!(b->filter && b->filter->needs_listener))
+      if (b->filter_mode != SECCOMP_PROFILE_FAKE_IDS)
         sc->seccomp = NULL;
       log_warn ("RUN --security=insecure: all capabilities in the step's user namespace%s",
                 sc->seccomp ? "" : ", no seccomp filter");
@@ -562,10 +571,12 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
   rs->rc.step_id = st->step_id;
   /* Until the stage's network is up, the filter whose first network socket
    * starts it. */
-  seccomp_filter *filter = net == SANDBOX_NET_PRIVATE && b->filter_lazy_net
-                               && !sandbox_session_net_started (rs->sess)
-                             ? b->filter_lazy_net
-                             : b->filter;
+  seccomp_filter *filter = NULL;
+  if (build_run_filter (b, net == SANDBOX_NET_PRIVATE && !sandbox_session_net_started (rs->sess), &filter, err) < 0)
+    {
+      run_mounts_release (&mounts);
+      return -1;
+    }
   sandbox_config sc = {
     .argv = s->argv, .env = env, .cwd = cwd, .uid = uid, .gid = gid, .groups = groups, .n_groups = n_groups,
     .hostname = NULL, .network = net, .idmap = &b->idmap, .seccomp = filter,
@@ -578,7 +589,7 @@ build_run_step (build_exec *b, stage_state *st, const plan_step *s, kiln_error *
   /* Single mode: the ids the step's processes switch to are kiln's to
    * keep; files they create get their fs ids. */
   sandbox_creds *creds = NULL;
-  if (b->idmap.mode == SANDBOX_USERNS_SINGLE && b->filter && b->filter->needs_listener)
+  if (b->idmap.mode == SANDBOX_USERNS_SINGLE && filter && b->filter_mode == SECCOMP_PROFILE_FAKE_IDS)
     {
       sc.creds = creds = sandbox_creds_new (uid, gid, groups, n_groups);
       overlay_set_creator (rs->rc.ovl, sandbox_creds_fsids, creds);

@@ -448,13 +448,16 @@ build_run_ptrace (build_exec *b, stage_state *st, const build_run_args *a, kiln_
     return -1;
   ps->step_id = st->step_id;
   tracer_binds binds = { 0 };
-  int ret = step_binds (ps, a->net, a->mounts, a->n_mounts, &binds, err);
+  seccomp_filter *filter = NULL;
+  int ret = build_run_filter (b, false, &filter, err);
+  if (ret == 0)
+    ret = step_binds (ps, a->net, a->mounts, a->n_mounts, &binds, err);
   if (ret == 0)
     {
       tracer_config tc = {
         .argv = a->argv, .env = a->env, .cwd = a->cwd, .uid = a->uid, .gid = a->gid, .groups = a->groups,
         .n_groups = a->n_groups, .root = overlay_dir_root_path (ps->od), .binds = binds.v, .n_binds = binds.n,
-        .ops = &dir_ops_table, .ops_ctx = ps->od, .seccomp = b->filter, .network = a->net, .output = ptrace_output,
+        .ops = &dir_ops_table, .ops_ctx = ps->od, .seccomp = filter, .network = a->net, .output = ptrace_output,
         .output_ctx = ps, .limiter = b->limiter, .cancel_fd = b->o.cancel ? b->o.cancel->rfd : -1, .cancel_signal = b->o.signal_flag,
       };
       double t0 = now_s ();

@@ -351,54 +351,44 @@ seccomp_profile_default_path (char **out, kiln_error **err)
                                        "--seccomp-policy FILE)");
 }
 
-/* Read the profile at path (NULL: the default one, else the built-in copy). */
-static int
-load_profile (const char **path, char **found, seccomp_profile **out, kiln_error **err)
+int
+seccomp_profile_load (const char *path, seccomp_profile **out, char **name, kiln_error **err)
 {
   *out = NULL;
-  if (*path == NULL)
+  *name = NULL;
+  autofree char *found = NULL;
+  if (path == NULL)
     {
       autoerror kiln_error *nf = NULL;
-      if (seccomp_profile_default_path (found, &nf) < 0)
+      if (seccomp_profile_default_path (&found, &nf) < 0)
         {
           /* A binary without its policies/: the copy built into it. */
-          *path = "(built-in policies/default.json)";
+          path = "(built-in policies/default.json)";
           log_debug ("no policies/default.json found (%s): using the built-in copy", nf->msg);
-          return seccomp_profile_parse (seccomp_builtin_default,
-                                        (size_t) (seccomp_builtin_default_end - seccomp_builtin_default), *path,
-                                        out, err);
+          if (seccomp_profile_parse (seccomp_builtin_default,
+                                     (size_t) (seccomp_builtin_default_end - seccomp_builtin_default), path, out,
+                                     err) < 0)
+            return -1;
+          *name = xstrdup (path);
+          return 0;
         }
-      *path = *found;
+      path = found;
     }
-  return seccomp_profile_load_file (*path, out, err);
+  if (seccomp_profile_load_file (path, out, err) < 0)
+    return -1;
+  *name = xstrdup (path);
+  return 0;
 }
 
 int
-seccomp_profile_load_filters (const char *path, seccomp_profile_mode mode, seccomp_filter **out,
-                              seccomp_filter **out_lazy_net, kiln_error **err)
+seccomp_profile_compile_for (const seccomp_profile *p, const char *name, seccomp_profile_mode mode, bool lazy_net,
+                             seccomp_filter **out, kiln_error **err)
 {
-  *out = NULL;
-  if (out_lazy_net)
-    *out_lazy_net = NULL;
-  autofree char *found = NULL;
-  seccomp_profile *p = NULL;
-  if (load_profile (&path, &found, &p, err) < 0)
-    return -1;
-  seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, mode, false };
-  int r = seccomp_profile_compile (p, &env, out, err);
-  if (r == 0 && out_lazy_net)
-    {
-      env.lazy_net = true;
-      r = seccomp_profile_compile (p, &env, out_lazy_net, err);
-    }
-  seccomp_profile_free (p);
-  if (r < 0)
-    {
-      seccomp_filter_free (*out);
-      *out = NULL;
-      return kiln_error_wrap (err, "compiling seccomp profile '%s'", path);
-    }
-  log_debug ("seccomp profile '%s' compiled to %zu BPF instructions", path, (*out)->n_insns);
+  seccomp_profile_env env = { seccomp_profile_docker_default_caps, 0, 0, mode, lazy_net };
+  if (seccomp_profile_compile (p, &env, out, err) < 0)
+    return kiln_error_wrap (err, "compiling seccomp profile '%s'", name);
+  log_debug ("seccomp profile '%s' compiled to %zu BPF instructions%s", name, (*out)->n_insns,
+             lazy_net ? " (network sockets notified)" : "");
   return 0;
 }
 
@@ -406,5 +396,12 @@ int
 seccomp_profile_load_filter (const char *path, seccomp_profile_mode mode, seccomp_filter **out,
                              kiln_error **err)
 {
-  return seccomp_profile_load_filters (path, mode, out, NULL, err);
+  *out = NULL;
+  seccomp_profile *p = NULL;
+  autofree char *name = NULL;
+  if (seccomp_profile_load (path, &p, &name, err) < 0)
+    return -1;
+  int r = seccomp_profile_compile_for (p, name, mode, false, out, err);
+  seccomp_profile_free (p);
+  return r;
 }

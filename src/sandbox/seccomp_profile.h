@@ -142,10 +142,16 @@ int seccomp_profile_default_path (char **out, kiln_error **err);
 int seccomp_profile_load_filter (const char *path, seccomp_profile_mode mode, seccomp_filter **out,
                                  kiln_error **err);
 
-/* The same, compiled twice from one reading of the file: *out as above and
- * *out_lazy_net with seccomp_profile_env.lazy_net set. */
-int seccomp_profile_load_filters (const char *path, seccomp_profile_mode mode, seccomp_filter **out,
-                                  seccomp_filter **out_lazy_net, kiln_error **err);
+/* The two halves of seccomp_profile_load_filter, for a caller that
+ * compiles more than one filter from one profile (kiln build: with and
+ * without lazy_net, each when first needed). seccomp_profile_load reads the
+ * profile at path (NULL: the default one, else the built-in copy) and sets
+ * *name to what errors should call it (caller frees both).
+ * seccomp_profile_compile_for compiles it for mode with Docker's default
+ * capabilities; its errors name the profile. */
+int seccomp_profile_load (const char *path, seccomp_profile **out, char **name, kiln_error **err);
+int seccomp_profile_compile_for (const seccomp_profile *p, const char *name, seccomp_profile_mode mode, bool lazy_net,
+                                 seccomp_filter **out, kiln_error **err);
 
 /* Go's GOARCH spelling (as Docker's includes/excludes "arches" use it) of a
  * libseccomp architecture token, or NULL. */
