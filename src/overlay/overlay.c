@@ -225,7 +225,8 @@ op_init (void *ud, struct fuse_conn_info *conn)
    * 11,615 of w6's requests. */
   o->kill_priv = (conn->want & FUSE_CAP_HANDLE_KILLPRIV) != 0;
   overlay_model_set_kill_priv (o->m, o->kill_priv);
-  /* libfuse 3.14 does not pass these two on: overlay_worker_writev does */
+  /* libfuse 3.14 does not pass these on: overlay_worker_writev does (and
+   * HANDLE_KILLPRIV_V2 with HANDLE_KILLPRIV) */
   overlay_worker_io_want (&o->io, (conn->want & FUSE_CAP_PARALLEL_DIROPS) != 0, o->kill_priv);
   /* No replies through splice: when the kernel refuses a spliced reply
    * (seen on 6.18 with several mounts reading the same lower file: "fuse:

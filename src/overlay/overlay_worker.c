@@ -51,7 +51,14 @@ overlay_worker_read_buffer (size_t size)
 void
 overlay_worker_io_want (overlay_worker_io *io, bool parallel_dirops, bool handle_killpriv)
 {
-  io->init_flags = (parallel_dirops ? FUSE_PARALLEL_DIROPS : 0) | (handle_killpriv ? FUSE_HANDLE_KILLPRIV : 0);
+  /* V2 (Linux 5.11+; an older kernel ignores the bit) sets SB_NOSEC on the
+   * mount: a write stops asking for security.capability once the kernel
+   * found none, until the inode's attributes change. Every write still goes
+   * through file_remove_privs, which sends the SETATTR overlay.c's
+   * kill_priv_mask answers, so FUSE_WRITE_KILL_SUIDGID (which libfuse 3.14
+   * does not pass on) is not needed. */
+  io->init_flags = (parallel_dirops ? FUSE_PARALLEL_DIROPS : 0)
+                   | (handle_killpriv ? FUSE_HANDLE_KILLPRIV | FUSE_HANDLE_KILLPRIV_V2 : 0);
 }
 
 ssize_t

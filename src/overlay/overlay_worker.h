@@ -17,9 +17,10 @@ char *overlay_worker_read_buffer (size_t size);
 /* kiln's own I/O on /dev/fuse (libfuse's fuse_session_custom_io), for one
  * thing: libfuse 3.14 leaves two flags a filesystem asks for out of its
  * INIT reply, FUSE_PARALLEL_DIROPS (libfuse pull request 861, 3.16) and
- * FUSE_HANDLE_KILLPRIV (issue 884), so the kernel never saw them.
- * overlay_worker_writev adds them to the INIT reply, once, where the kernel
- * offered them; every other message goes out unchanged. */
+ * FUSE_HANDLE_KILLPRIV (issue 884), so the kernel never saw them, and it
+ * knows nothing of FUSE_HANDLE_KILLPRIV_V2. overlay_worker_writev adds them
+ * to the INIT reply, once, where the kernel offered them (V2 with
+ * HANDLE_KILLPRIV); every other message goes out unchanged. */
 typedef struct overlay_worker_io
 {
   uint32_t init_flags;   /* FUSE_* INIT flags to add (overlay_worker_io_want) */

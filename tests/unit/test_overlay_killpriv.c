@@ -68,7 +68,8 @@ test_init_reply_completed_once (void **state)
   assert_int_equal (send_init (&io, 0, 0, FUSE_ASYNC_READ).a.flags, FUSE_ASYNC_READ);
   assert_int_equal (send_init (&io, 2, -EPROTO, FUSE_ASYNC_READ).a.flags, FUSE_ASYNC_READ);
   assert_int_equal (send_init (&io, 2, 0, FUSE_ASYNC_READ | FUSE_WRITEBACK_CACHE).a.flags,
-                    FUSE_ASYNC_READ | FUSE_WRITEBACK_CACHE | FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV);
+                    FUSE_ASYNC_READ | FUSE_WRITEBACK_CACHE | FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV
+                        | FUSE_HANDLE_KILLPRIV_V2);
   /* later replies of the same size go out as they are */
   assert_int_equal (send_init (&io, 4, 0, FUSE_ASYNC_READ).a.flags, FUSE_ASYNC_READ);
 }
@@ -83,7 +84,8 @@ test_only_what_was_asked (void **state)
   overlay_worker_io_want (&kill, false, true);
   assert_int_equal (send_init (&none, 2, 0, FUSE_ASYNC_READ).a.flags, FUSE_ASYNC_READ);
   assert_int_equal (send_init (&dirops, 2, 0, FUSE_ASYNC_READ).a.flags, FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS);
-  assert_int_equal (send_init (&kill, 2, 0, FUSE_ASYNC_READ).a.flags, FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV);
+  assert_int_equal (send_init (&kill, 2, 0, FUSE_ASYNC_READ).a.flags,
+                    FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV | FUSE_HANDLE_KILLPRIV_V2);
 }
 
 typedef struct fx

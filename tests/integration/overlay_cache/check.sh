@@ -47,6 +47,10 @@ kill_checks() {
   command -v xattr > /dev/null || return 0
   for f in capw capt capo capr; do echo data > $k/$f; xattr setcap $k/$f; xattr getcap $k/$f > /dev/null; done
   echo more >> $k/capw
+  # written first (with KILLPRIV_V2 the kernel then marks the inode as having
+  # nothing to clear, S_NOSEC), given capabilities after, written again
+  echo data > $k/capl; echo more >> $k/capl; xattr setcap $k/capl; echo again >> $k/capl
+  want "kill: a write after setcap drops them" "$(xattr getcap $k/capl)" "xattr: get: ENODATA"
   truncate -s 1 $k/capt
   chown 0:0 $k/capo
   cat $k/capr > /dev/null
