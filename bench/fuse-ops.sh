@@ -8,8 +8,11 @@
 #   bench/fuse-ops.sh [WORKLOAD...]     (as root; default w6; KILN=path/to/kiln)
 #
 # Each workload is built once cold (base pulled into a fresh store), then
-# once warm (--no-cache) under `perf record -a -e fuse:fuse_request_send`;
-# every FUSE connection on the machine is counted, so run it on a quiet one.
+# once warm (--no-cache) under `perf record -a -e fuse:fuse_request_send`,
+# while a second `perf record` of the build's own process tree names the FUSE
+# connections (mounts) the build used: only requests on those connections
+# count (the kernel's writeback threads included), not other FUSE mounts on
+# the machine (other builds running at the same time).
 # Bases from the persistent bench registry as bench/ab-workloads.sh; prints a
 # Markdown table (opcode, requests, share) per workload and the build time.
 set -euo pipefail
@@ -46,13 +49,18 @@ for w in "${WL[@]}"; do
   sed "s#REGISTRY#$REGISTRY#g" "$src/Dockerfile" > "$W/Dockerfile"
   rm -rf --one-file-system "$W/store"
   build                                        # cold: the base into the store
+  perf record -q -a -e fuse:fuse_request_send -o "$W/all.data" & rec=$!
+  sleep 1
   t0=$(date +%s.%N)
-  build perf record -q -a -e fuse:fuse_request_send -o "$W/perf.data" --
+  build perf record -q -e fuse:fuse_request_send -o "$W/tree.data" --
   t1=$(date +%s.%N)
-  perf script -i "$W/perf.data" -F trace 2>/dev/null | grep -o '([A-Z_0-9]*)' | tr -d '()' | sort | uniq -c \
-    | sort -rn > "$W/counts"
+  kill -INT "$rec"; wait "$rec" || true
+  perf script -i "$W/tree.data" -F trace 2>/dev/null | awk '{ print $2 }' | sort -u > "$W/conns"
+  perf script -i "$W/all.data" -F trace 2>/dev/null \
+    | awk 'NR == FNR { c[$1] = 1; next } ($2 in c) { print $0 }' "$W/conns" - \
+    | grep -o '([A-Z_0-9]*)' | tr -d '()' | sort | uniq -c | sort -rn > "$W/counts"
   total=$(awk '{ s += $1 } END { print s + 0 }' "$W/counts")
-  echo "### $w warm (--no-cache): $total FUSE requests, $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s under perf"
+  echo "### $w warm (--no-cache): $total FUSE requests on $(wc -l < "$W/conns") mounts, $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s under perf"
   echo
   echo "| opcode | requests | share |"
   echo "| --- | --- | --- |"

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ typedef struct ovl_file
  * overlay_begin_step drops it. */
 struct overlay
 {
+  overlay_worker_io io; /* first: libfuse passes the overlay to kiln's I/O (overlay_worker.h) */
   overlay_model *m;
   struct fuse_session *se;
   pthread_t thread;
@@ -80,7 +82,9 @@ struct overlay
   pthread_rwlock_t creator_lock; /* held (read) while creator runs */
   overlay_creator_fn creator;    /* single mode: the creating process's fs ids */
   void *creator_ctx;
+  bool kill_priv;     /* FUSE_CAP_HANDLE_KILLPRIV negotiated (op_init) */
 };
+_Static_assert (offsetof (struct overlay, io) == 0, "kiln's I/O on /dev/fuse finds its state at the overlay's start");
 
 static void
 hlist_add (overlay *o, hnode **head, hnode *h)
@@ -211,14 +215,23 @@ reply_entry (fuse_req_t req, int ret, const struct stat *st)
 static void
 op_init (void *ud, struct fuse_conn_info *conn)
 {
-  (void) ud;
+  overlay *o = ud;
   /* CACHE_SYMLINKS: kiln is the only writer of the mount and a symlink's
    * target never changes in place (a new one is a new inode), so the kernel
    * may keep targets in its page cache: w5's apt step sent 13,814 READLINKs
    * without it (bench/fuse-ops.sh, bench/RESULTS.md). */
   unsigned want = FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_DIO
-                  | FUSE_CAP_CACHE_SYMLINKS;
+                  | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_HANDLE_KILLPRIV;
   conn->want |= want & conn->capable;
+  /* HANDLE_KILLPRIV: the model clears setuid/setgid on chown, truncate and
+   * the kernel's write-time request (see op_setattr). Without it the kernel
+   * fetched the attributes again (GETATTR) before every chown of a file:
+   * 11,615 of w6's requests. */
+  o->kill_priv = (conn->want & FUSE_CAP_HANDLE_KILLPRIV) != 0;
+  overlay_model_set_kill_priv (o->m, o->kill_priv);
+  /* libfuse 3.14 does not pass these on: overlay_worker_writev does (and
+   * HANDLE_KILLPRIV_V2 with HANDLE_KILLPRIV) */
+  overlay_worker_io_want (&o->io, (conn->want & FUSE_CAP_PARALLEL_DIROPS) != 0, o->kill_priv);
   /* No replies through splice: when the kernel refuses a spliced reply
    * (seen on 6.18 with several mounts reading the same lower file: "fuse:
    * splice from pipe: Invalid argument"), libfuse drops the request
@@ -264,6 +277,22 @@ op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_attr (req, &st, OVL_TIMEOUT);
 }
 
+/* With HANDLE_KILLPRIV the kernel drops the mode it would have sent to clear
+ * setuid/setgid (fuse_setattr), and kiln clears them itself: on chown and
+ * truncate (the kernel always clears them there for a caller without
+ * CAP_FSETID in the initial namespace, which no process in a step has), and
+ * on the request the kernel sends before a write to such a file: a SETATTR
+ * with nothing to set (file_remove_privs; only the ctime at most). */
+static int
+kill_priv_mask (overlay *o, int to_set)
+{
+  if (!o->kill_priv)
+    return 0;
+  if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE))
+    return OVL_SET_KILL_SUIDGID;
+  return (to_set & ~FUSE_SET_ATTR_CTIME) ? 0 : OVL_SET_KILL_SUIDGID;
+}
+
 static void
 op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
@@ -276,7 +305,7 @@ op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struc
       return;
     }
   struct stat st;
-  int ret = overlay_model_setattr (o->m, ino, attr, to_set, &st);
+  int ret = overlay_model_setattr (o->m, ino, attr, to_set | kill_priv_mask (o, to_set), &st);
   if (fi)
     write_end (o);
   if (ret < 0)
@@ -842,10 +871,8 @@ overlay_serve_fd (overlay *ovl, int fuse_fd, kiln_error **err)
       close (fuse_fd);
       return kiln_error_make (err, 0, "create fuse session");
     }
-  char dev[64];
-  snprintf (dev, sizeof dev, "/dev/fd/%d", fuse_fd);
-  /* libfuse adopts an already mounted fd given as /dev/fd/N */
-  if (fuse_session_mount (ovl->se, dev) != 0)
+  /* the session adopts the mounted fd, with kiln's I/O on it */
+  if (overlay_worker_io_attach (ovl->se, fuse_fd) != 0)
     {
       close (fuse_fd);
       fuse_session_destroy (ovl->se);

@@ -31,6 +31,11 @@ enum
   OVL_SET_ATIME_NOW = 1 << 7,
   OVL_SET_MTIME_NOW = 1 << 8,
   OVL_SET_CTIME = 1 << 10,
+  /* clear setuid, and setgid with group execute, of a regular file, as the
+   * kernel does on write, truncate and chown by a process without
+   * CAP_FSETID (FATTR_KILL_SUIDGID's bit); the FUSE glue sets it when the
+   * kernel leaves that to the server (overlay_model_set_kill_priv) */
+  OVL_SET_KILL_SUIDGID = 1 << 11,
 };
 
 typedef struct overlay_dirent
@@ -63,6 +68,9 @@ void overlay_model_forget (overlay_model *m, uint64_t ino, uint64_t n);
 int overlay_model_getattr (overlay_model *m, uint64_t ino, struct stat *st);
 int overlay_model_setattr (overlay_model *m, uint64_t ino, const struct stat *in, int mask,
                            struct stat *st);
+/* The kernel no longer clears setuid/setgid itself (FUSE_CAP_HANDLE_KILLPRIV):
+ * open with O_TRUNC clears them too (setattr: OVL_SET_KILL_SUIDGID). */
+void overlay_model_set_kill_priv (overlay_model *m, bool on);
 /* mknod/mkdir/symlink/create; symlink target for S_IFLNK. Counts a lookup. */
 int overlay_model_mknod (overlay_model *m, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
                          const char *symlink, uid_t uid, gid_t gid, struct stat *st);

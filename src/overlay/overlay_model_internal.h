@@ -118,6 +118,7 @@ struct overlay_model
   int *upper_fds;            /* by generation */
   unsigned gen;
   overlay_id_mode id_mode;
+  bool kill_priv;            /* overlay_model_set_kill_priv */
   uid_t present_uid;
   gid_t present_gid;
   uid_t create_uid;

@@ -88,6 +88,22 @@ valid_new_name (const char *name)
 }
 
 static bool times_writeback_only (const inode *i, const struct stat *in, int mask);
+static int xattr_remove_locked (overlay_model *m, inode *i, const char *name);
+
+/* What write, truncate and chown clear (setattr_should_drop_suidgid, for a
+ * caller without CAP_FSETID: every process in a step's user namespace):
+ * setuid, and setgid when group execute is set. setgid without group
+ * execute marks mandatory locking, not privilege; the kernel keeps it for a
+ * caller in the file's group or capable over it, as root in the step is. */
+static void
+kill_suidgid (inode *i)
+{
+  if (!S_ISREG (i->mode))
+    return;
+  i->mode &= ~(mode_t) S_ISUID;
+  if (i->mode & S_IXGRP)
+    i->mode &= ~(mode_t) S_ISGID;
+}
 
 static int
 setattr_locked (overlay_model *m, inode *i, const struct stat *in, int mask)
@@ -126,6 +142,8 @@ setattr_locked (overlay_model *m, inode *i, const struct stat *in, int mask)
     i->uid = in->st_uid;
   if (mask & OVL_SET_GID)
     i->gid = in->st_gid;
+  if (mask & OVL_SET_KILL_SUIDGID)
+    kill_suidgid (i);
   if (mask & (OVL_SET_ATIME | OVL_SET_MTIME))
     {
       struct timespec t = overlay_model_now ();
@@ -175,6 +193,13 @@ overlay_model_setattr (overlay_model *m, uint64_t ino, const struct stat *in, in
   return ret;
 }
 
+void
+overlay_model_set_kill_priv (overlay_model *m, bool on)
+{
+  LOCKED (m)
+  m->kill_priv = on;
+}
+
 int
 overlay_model_chown (overlay_model *m, uint64_t ino, uid_t uid, gid_t gid)
 {
@@ -188,12 +213,11 @@ overlay_model_chown (overlay_model *m, uint64_t ino, uid_t uid, gid_t gid)
       i->uid = uid;
     if (gid != (gid_t) -1)
       i->gid = gid;
-    if (S_ISREG (i->mode))
-      {
-        i->mode &= ~S_ISUID;
-        if (i->mode & S_IXGRP)
-          i->mode &= ~S_ISGID;
-      }
+    kill_suidgid (i);
+    /* chown(2) drops file capabilities too (the kernel's ATTR_KILL_PRIV,
+     * cap_inode_killpriv), whoever calls it */
+    if (!S_ISDIR (i->mode))
+      xattr_remove_locked (m, i, "security.capability");
     overlay_model_mark_changed (m, i);
   }
   return ret;
@@ -521,6 +545,8 @@ overlay_model_open (overlay_model *m, uint64_t ino, int flags, bool *immutable)
         close (fd);
         break;
       }
+    if ((flags & O_TRUNC) && m->kill_priv)
+      kill_suidgid (i);
     i->open_count++;
     ret = fd;
   }
@@ -671,6 +697,21 @@ overlay_model_setxattr (overlay_model *m, uint64_t ino, const char *name, const 
   return ret;
 }
 
+static int
+xattr_remove_locked (overlay_model *m, inode *i, const char *name)
+{
+  overlay_model_load_xattrs (m, i);
+  xattr_ent *x = xattr_find (i, name);
+  if (!x)
+    return -ENODATA;
+  m->xattr_bytes -= OVERLAY_XATTR_COST (strlen (x->name), x->len);
+  free (x->name);
+  free (x->val);
+  *x = i->x[--i->nx];
+  overlay_model_mark_changed (m, i);
+  return 0;
+}
+
 int
 overlay_model_removexattr (overlay_model *m, uint64_t ino, const char *name)
 {
@@ -680,18 +721,7 @@ overlay_model_removexattr (overlay_model *m, uint64_t ino, const char *name)
     inode *i;
     if ((ret = overlay_model_get_ino (m, ino, &i)) < 0)
       break;
-    overlay_model_load_xattrs (m, i);
-    xattr_ent *x = xattr_name_ok (name) < 0 ? NULL : xattr_find (i, name);
-    if (!x)
-      {
-        ret = -ENODATA;
-        break;
-      }
-    m->xattr_bytes -= OVERLAY_XATTR_COST (strlen (x->name), x->len);
-    free (x->name);
-    free (x->val);
-    *x = i->x[--i->nx];
-    overlay_model_mark_changed (m, i);
+    ret = xattr_name_ok (name) < 0 ? -ENODATA : xattr_remove_locked (m, i, name);
   }
   return ret;
 }

@@ -1,14 +1,20 @@
 /* overlay_worker.c - what libfuse's worker threads need besides the
- * request handlers: a per-thread READ buffer, and a perror with which a
- * worker cancelled by libfuse cannot leave stderr locked. */
+ * request handlers: a per-thread READ buffer, the INIT flags libfuse 3.14
+ * drops (overlay_worker_writev), and a perror with which a worker cancelled
+ * by libfuse cannot leave stderr locked. */
 #include "overlay/overlay_worker.h"
 #include "util/alloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 typedef struct read_buf
@@ -40,6 +46,73 @@ overlay_worker_read_buffer (size_t size)
       pthread_setspecific (read_buf_key, b);
     }
   return b->data;
+}
+
+void
+overlay_worker_io_want (overlay_worker_io *io, bool parallel_dirops, bool handle_killpriv)
+{
+  /* V2 (Linux 5.11+; an older kernel ignores the bit) sets SB_NOSEC on the
+   * mount: a write stops asking for security.capability once the kernel
+   * found none, until the inode's attributes change. Every write still goes
+   * through file_remove_privs, which sends the SETATTR overlay.c's
+   * kill_priv_mask answers, so FUSE_WRITE_KILL_SUIDGID (which libfuse 3.14
+   * does not pass on) is not needed. */
+  io->init_flags = (parallel_dirops ? FUSE_PARALLEL_DIROPS : 0)
+                   | (handle_killpriv ? FUSE_HANDLE_KILLPRIV | FUSE_HANDLE_KILLPRIV_V2 : 0);
+}
+
+ssize_t
+overlay_worker_writev (overlay_worker_io *io, int fd, struct iovec *iov, int count)
+{
+  /* libfuse sends a reply as the header and then its argument: the INIT
+   * reply is a successful reply (notifications have unique 0) whose
+   * argument is a struct fuse_init_out of protocol 7 (shorter for kernels
+   * before 7.23, which kiln does not run on) */
+  if (!__atomic_load_n (&io->init_sent, __ATOMIC_ACQUIRE) && count >= 2 && iov[0].iov_len == sizeof (struct fuse_out_header)
+      && iov[1].iov_len >= offsetof (struct fuse_init_out, max_write))
+    {
+      const struct fuse_out_header *h = iov[0].iov_base;
+      struct fuse_init_out *a = iov[1].iov_base;
+      if (h->error == 0 && h->unique != 0 && a->major == FUSE_KERNEL_VERSION)
+        {
+          a->flags |= io->init_flags;
+          __atomic_store_n (&io->init_sent, true, __ATOMIC_RELEASE);
+        }
+    }
+  return writev (fd, iov, count);
+}
+
+static ssize_t
+io_writev (int fd, struct iovec *iov, int count, void *ud)
+{
+  return overlay_worker_writev (ud, fd, iov, count);
+}
+
+static ssize_t
+io_read (int fd, void *buf, size_t len, void *ud)
+{
+  (void) ud;
+  return read (fd, buf, len);
+}
+
+static ssize_t
+io_splice (int fdin, off_t *offin, int fdout, off_t *offout, size_t len, unsigned int flags, void *ud)
+{
+  (void) ud;
+  return splice (fdin, (loff_t *) offin, fdout, (loff_t *) offout, len, flags);
+}
+
+static const struct fuse_custom_io worker_io = {
+  .writev = io_writev,
+  .read = io_read,
+  .splice_receive = io_splice,
+  .splice_send = io_splice,
+};
+
+int
+overlay_worker_io_attach (struct fuse_session *se, int fd)
+{
+  return fuse_session_custom_io (se, &worker_io, fd);
 }
 
 /* libfuse 3.14's session loop ends by pthread_cancel()ing its workers, and

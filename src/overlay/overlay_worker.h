@@ -3,11 +3,43 @@
 #ifndef KILN_OVERLAY_OVERLAY_WORKER_H
 #define KILN_OVERLAY_OVERLAY_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 /* A buffer of at least size bytes owned by the calling thread (freed when
  * it exits): READ is answered from it with one pread and fuse_reply_buf,
  * never by splicing (docs/design/overlay.md, "Threading"). */
 char *overlay_worker_read_buffer (size_t size);
+
+/* kiln's own I/O on /dev/fuse (libfuse's fuse_session_custom_io), for one
+ * thing: libfuse 3.14 leaves two flags a filesystem asks for out of its
+ * INIT reply, FUSE_PARALLEL_DIROPS (libfuse pull request 861, 3.16) and
+ * FUSE_HANDLE_KILLPRIV (issue 884), so the kernel never saw them, and it
+ * knows nothing of FUSE_HANDLE_KILLPRIV_V2. overlay_worker_writev adds them
+ * to the INIT reply, once, where the kernel offered them (V2 with
+ * HANDLE_KILLPRIV); every other message goes out unchanged. */
+typedef struct overlay_worker_io
+{
+  uint32_t init_flags;   /* FUSE_* INIT flags to add (overlay_worker_io_want) */
+  bool init_sent;        /* the INIT reply went out */
+} overlay_worker_io;
+
+/* Called from the filesystem's init handler with what it wants and the
+ * kernel offers (conn->want & conn->capable). */
+void overlay_worker_io_want (overlay_worker_io *io, bool parallel_dirops, bool handle_killpriv);
+/* Serve the mounted /dev/fuse fd with session se through kiln's I/O: read(2)
+ * and splice(2) as libfuse does, overlay_worker_writev for what goes out.
+ * libfuse hands the I/O functions the session's user data, so that must
+ * begin with the overlay_worker_io. Returns fuse_session_custom_io's result
+ * (0, or -errno and fd unused). */
+struct fuse_session;
+int overlay_worker_io_attach (struct fuse_session *se, int fd);
+/* writev(2) of a reply or notification to the device; the INIT reply (the
+ * first reply: no request comes before INIT is answered) carries
+ * io->init_flags. Returns what writev returns, errno set. */
+ssize_t overlay_worker_writev (overlay_worker_io *io, int fd, struct iovec *iov, int count);
 
 #endif

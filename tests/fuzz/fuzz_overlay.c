@@ -487,7 +487,8 @@ step (state *s, input *in)
         a.st_gid = take (in);
         a.st_size = take (in) * 37;
         a.st_atim.tv_sec = a.st_mtim.tv_sec = take (in) * 1000;
-        int mask = (int) (take (in) | take (in) << 8) & 0x7ff;
+        /* the FUSE_SET_ATTR_* bits and OVL_SET_KILL_SUIDGID */
+        int mask = (int) (take (in) | take (in) << 8) & 0xfff;
         overlay_model_setattr (s->m, ino, &a, mask, &st);
         break;
       }
@@ -744,6 +745,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       fprintf (stderr, "fuzz_overlay: model: %s\n", err->msg);
       fail ("model", __LINE__);
     }
+  /* as a mount whose kernel left clearing setuid/setgid to kiln */
+  overlay_model_set_kill_priv (s.m, (mode & 4) != 0);
   for (unsigned k = 0; k < 300 && in.left; k++)
     step (&s, &in);
   while (s.nlist)
