@@ -271,7 +271,8 @@ DF
   local d1 d2 d3 d4 d5
   d1=$(prov 1)
   d2=$(prov 2)
-  [ -n "$d1" ] && [ "$d1" = "$d2" ]
+  [ -n "$d1" ]
+  [ "$d1" = "$d2" ]
   # the definition, computed without kiln (secret is excluded)
   python3 "$CHECK" context "$TEST_TMP/p1" "$ctx" secret
   ! python3 "$CHECK" context "$TEST_TMP/p1" "$ctx"

@@ -110,6 +110,7 @@ EOF
   cp "$KILN_SRC/tests/e2e/cases/71-tool-owners/Dockerfile" "$SHARED/ctx/Dockerfile"
   cat >> "$SHARED/ctx/Dockerfile" <<'EOF'
 RUN owners fsids 61 62 /tmp/fsids && stat -c '%u:%g' /tmp/fsids > /fsids.seen
+RUN owners stat32 /t/ref /t/copied /t/sl /etc/shadow > /t/seen32
 EOF
   local m
   for m in root sub single; do

@@ -287,7 +287,8 @@ DF
     echo "jobs $jobs: amd64 $a0-$a1 arm64 $r0-$r1"
     if [ "$jobs" = 2 ]; then
       [[ $output == *"building 2 platforms at once (--jobs 2: 1 per platform)"* ]]
-      [ "$a0" -lt "$r1" ] && [ "$r0" -lt "$a1" ]
+      [ "$a0" -lt "$r1" ]
+      [ "$r0" -lt "$a1" ]
     else
       [[ $output == *"building for linux/arm64 (platform 2 of 2)"* ]]
       [ "$a1" -le "$r0" ]

@@ -130,3 +130,4 @@ _e2e() {
 @test "e2e 63-copy-path-rules" { _e2e 63-copy-path-rules; }
 @test "e2e 70-copy-from-owners" { _e2e 70-copy-from-owners; }
 @test "e2e 71-tool-owners" { _e2e 71-tool-owners; }
+@test "e2e 72-stat32-owners" { _e2e 72-stat32-owners; }
