@@ -270,7 +270,7 @@ DF
     [ "$rc" -eq "$want" ]
     grep -q "interrupted by signal" "$TEST_TMP/out"
     ! grep -q "echo never" "$TEST_TMP/out" || false
-    processes_gone -f "sleep 6[01]"
+    processes_gone -fx "sleep 6[01]"
     ! grep -q "$TEST_TMP" /proc/self/mountinfo || false
     [ -z "$(ls -A "$TEST_TMP/store/tmp")" ]
   done
@@ -475,7 +475,7 @@ check_mounts_image() { # ROOTFS
   ! grep -qE '^#[0-9]+ [0-9.]+ got-it$' "$TEST_TMP/out2" || false
   kill -TERM $holder
   wait $holder || true
-  processes_gone -f "sleep 30"
+  processes_gone -fx "sleep 30"
   processes_gone -f "$TEST_TMP/ctx"
 }
 
