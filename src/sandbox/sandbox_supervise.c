@@ -426,6 +426,9 @@ check_chown (const sandbox_config *cfg, sandbox_creds *creds, pid_t pid, int fd,
   return sandbox_creds_may_chown (creds, pid, owner, group, uid, gid);
 }
 
+static void answer_chown (const sandbox_config *cfg, sandbox_creds *creds, int listener,
+                          const struct seccomp_notif *req, struct seccomp_notif_resp *resp, const char *name);
+
 /* Notifications answered per kind, for the debug log. */
 typedef struct notif_counts
 {
@@ -473,6 +476,15 @@ handle_notification (const sandbox_config *cfg, sandbox_creds *creds, int listen
       return;
     }
   nc->chowns++;
+  answer_chown (cfg, creds, listener, req, resp, name);
+}
+
+/* A chown-family call (single mode): resolved inside the step's root and
+ * recorded by cfg->record_chown, or left to the kernel off the overlay. */
+static void
+answer_chown (const sandbox_config *cfg, sandbox_creds *creds, int listener, const struct seccomp_notif *req,
+              struct seccomp_notif_resp *resp, const char *name)
+{
   const __u64 *a = req->data.args;
   int dirfd = AT_FDCWD;
   uint64_t path_addr = 0;

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# bench/cgroup-migrate.sh - what moving a new process into a cgroup costs
+# (the write of "0" to cgroup.procs each RUN step's helper makes when kiln
+# enforces --memory/--pids-limit with cgroups: sandbox_limits.c), against
+# the gap since the previous move. In cgroup v1 a move takes the kernel's
+# cgroup_threadgroup_rwsem for writing, whose rcu_sync waits for an RCU
+# grace period unless another writer came in the last few milliseconds: a
+# build's steps, tens of milliseconds apart, pay that wait each.
+#
+#   bench/cgroup-migrate.sh [MOVES]     (as root; MOVES per gap, default 8)
+set -euo pipefail
+moves=${1:-8}
+if [ -d /sys/fs/cgroup/memory ]; then base=/sys/fs/cgroup/memory; kind="cgroup v1 memory"
+else base=/sys/fs/cgroup; kind="cgroup v2"; fi
+cg=$base/kiln-bench-migrate.$$
+mkdir "$cg"
+trap 'rmdir "$cg" 2>/dev/null || true' EXIT
+python3 - "$cg" "$moves" "$kind" <<'PY'
+import os, sys, time, statistics
+cg, moves, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+print(f"| gap between moves | move times ({kind}, ms) | median |")
+print("| --- | --- | --- |")
+for gap in (0.001, 0.005, 0.02, 0.05):
+    out = []
+    for _ in range(moves):
+        time.sleep(gap)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            t = time.perf_counter()
+            with open(cg + "/cgroup.procs", "w") as f:
+                f.write("0")
+            os.write(w, str(time.perf_counter() - t).encode())
+            os._exit(0)
+        os.close(w)
+        out.append(float(os.read(r, 64)) * 1000)
+        os.close(r)
+        os.waitpid(pid, 0)
+    print(f"| {gap * 1000:.0f} ms | {' '.join(f'{x:.1f}' for x in out)} | {statistics.median(out):.1f} |")
+PY
+echo
+echo "$(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(uname -r); $(date -u +%FT%RZ)"
