@@ -331,77 +331,6 @@ own_entry (sandbox_creds *t, pid_t tgid)
 
 /* ---- the kernel's rules (kernel/sys.c), on one half of the ids ---- */
 
-typedef struct idset
-{
-  unsigned *r, *e, *s, *fs;
-} idset;
-
-static bool
-may_set (bool priv, unsigned v, unsigned r, unsigned e, unsigned s)
-{
-  return v == (unsigned) -1 || priv || v == r || v == e || v == s;
-}
-
-static long
-set_res (idset ids, bool priv, unsigned r, unsigned e, unsigned s)
-{
-  if (!may_set (priv, r, *ids.r, *ids.e, *ids.s) || !may_set (priv, e, *ids.r, *ids.e, *ids.s)
-      || !may_set (priv, s, *ids.r, *ids.e, *ids.s))
-    return -EPERM;
-  if (r != (unsigned) -1)
-    *ids.r = r;
-  if (e != (unsigned) -1)
-    *ids.e = e;
-  if (s != (unsigned) -1)
-    *ids.s = s;
-  *ids.fs = *ids.e;
-  return 0;
-}
-
-static long
-set_one (idset ids, bool priv, unsigned v)
-{
-  if (v == (unsigned) -1)
-    return -EINVAL;
-  if (priv)
-    {
-      *ids.r = *ids.e = *ids.s = *ids.fs = v;
-      return 0;
-    }
-  if (v != *ids.r && v != *ids.s)
-    return -EPERM;
-  *ids.e = *ids.fs = v;
-  return 0;
-}
-
-static long
-set_re (idset ids, bool priv, unsigned r, unsigned e)
-{
-  unsigned old_r = *ids.r;
-  if (!priv
-      && ((r != (unsigned) -1 && r != *ids.r && r != *ids.e)
-          || (e != (unsigned) -1 && e != *ids.r && e != *ids.e && e != *ids.s)))
-    return -EPERM;
-  if (r != (unsigned) -1)
-    *ids.r = r;
-  if (e != (unsigned) -1)
-    *ids.e = e;
-  if (r != (unsigned) -1 || (e != (unsigned) -1 && e != old_r))
-    *ids.s = *ids.e;
-  *ids.fs = *ids.e;
-  return 0;
-}
-
-/* setfsuid returns the previous fs id whether or not it changed it. */
-static long
-set_fs (idset ids, bool priv, unsigned v)
-{
-  long old = (long) *ids.fs;
-  if (v != (unsigned) -1 && (priv || v == *ids.r || v == *ids.e || v == *ids.s || v == *ids.fs))
-    *ids.fs = v;
-  return old;
-}
-
 /* ---- answering the calls ---- */
 
 typedef enum
@@ -553,20 +482,20 @@ uid_changed (creds *c, const creds *old)
 static long
 set_call (const id_args *x, id_call call, creds *c)
 {
-  idset u = { &c->ruid, &c->euid, &c->suid, &c->fsuid };
-  idset g = { &c->rgid, &c->egid, &c->sgid, &c->fsgid };
+  sandbox_idset u = { &c->ruid, &c->euid, &c->suid, &c->fsuid };
+  sandbox_idset g = { &c->rgid, &c->egid, &c->sgid, &c->fsgid };
   creds old = *c;
   long ret;
   switch (call)
     {
-    case ID_SETUID: ret = set_one (u, c->cap_uid, arg_id (x, 0)); break;
-    case ID_SETREUID: ret = set_re (u, c->cap_uid, arg_id (x, 0), arg_id (x, 1)); break;
-    case ID_SETRESUID: ret = set_res (u, c->cap_uid, arg_id (x, 0), arg_id (x, 1), arg_id (x, 2)); break;
-    case ID_SETFSUID: return set_fs (u, c->cap_uid, arg_id (x, 0));
-    case ID_SETGID: return set_one (g, c->cap_gid, arg_id (x, 0));
-    case ID_SETREGID: return set_re (g, c->cap_gid, arg_id (x, 0), arg_id (x, 1));
-    case ID_SETRESGID: return set_res (g, c->cap_gid, arg_id (x, 0), arg_id (x, 1), arg_id (x, 2));
-    case ID_SETFSGID: return set_fs (g, c->cap_gid, arg_id (x, 0));
+    case ID_SETUID: ret = sandbox_ids_set_one (u, c->cap_uid, arg_id (x, 0)); break;
+    case ID_SETREUID: ret = sandbox_ids_set_re (u, c->cap_uid, arg_id (x, 0), arg_id (x, 1)); break;
+    case ID_SETRESUID: ret = sandbox_ids_set_res (u, c->cap_uid, arg_id (x, 0), arg_id (x, 1), arg_id (x, 2)); break;
+    case ID_SETFSUID: return sandbox_ids_set_fs (u, c->cap_uid, arg_id (x, 0));
+    case ID_SETGID: return sandbox_ids_set_one (g, c->cap_gid, arg_id (x, 0));
+    case ID_SETREGID: return sandbox_ids_set_re (g, c->cap_gid, arg_id (x, 0), arg_id (x, 1));
+    case ID_SETRESGID: return sandbox_ids_set_res (g, c->cap_gid, arg_id (x, 0), arg_id (x, 1), arg_id (x, 2));
+    case ID_SETFSGID: return sandbox_ids_set_fs (g, c->cap_gid, arg_id (x, 0));
     default: return c->cap_gid ? set_groups (x, c) : -EPERM;
     }
   if (ret == 0)

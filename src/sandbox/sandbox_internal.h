@@ -15,9 +15,13 @@
  *                        (namespaces, mounts, privileges, exec); the mount
  *                        points a root filesystem must provide.
  *   sandbox_supervise.c  kiln's side while a step runs: output lines and
- *                        the seccomp notifications for chown (single mode).
+ *                        the seccomp notifications (single mode's chown,
+ *                        stat and id calls; socket() of a lazy_net filter).
  *   sandbox_creds.c      single mode's fake credentials per process: get*id
  *                        and set*id answered, fs ids for created files.
+ *   sandbox_idrules.c    the kernel's set*id rules on ids kiln keeps (the
+ *                        fake credentials and ptrace isolation's).
+ *   sandbox_net.c        a step's private network: pasta, started on demand.
  *   sandbox_session.c    the per-stage holder of a FUSE mount and the
  *                        user-namespace rm fallback.
  *   sandbox_ipc.c        messages over the sync socket, waiting with
@@ -256,6 +260,23 @@ int sandbox_creds_answer (sandbox_creds *t, int listener, const struct seccomp_n
  * owner:group: 0, or -EPERM (fs uid not 0, and not the owner keeping the
  * owner and giving a group of its own). */
 int sandbox_creds_may_chown (sandbox_creds *t, pid_t pid, uid_t owner, gid_t group, uid_t uid, gid_t gid);
+
+/* ---- sandbox_idrules.c ---- */
+
+/* The uid or gid half of a set of credentials kiln keeps, as pointers:
+ * real, effective, saved and fs id. */
+typedef struct sandbox_idset
+{
+  unsigned *r, *e, *s, *fs;
+} sandbox_idset;
+
+/* setresuid/setresgid, setuid/setgid, setreuid/setregid and setfsuid/
+ * setfsgid as the kernel applies them: 0 or -errno (set_fs: the previous
+ * fs id, as the call returns it). */
+long sandbox_ids_set_res (sandbox_idset ids, bool priv, unsigned r, unsigned e, unsigned s);
+long sandbox_ids_set_one (sandbox_idset ids, bool priv, unsigned v);
+long sandbox_ids_set_re (sandbox_idset ids, bool priv, unsigned r, unsigned e);
+long sandbox_ids_set_fs (sandbox_idset ids, bool priv, unsigned v);
 
 /* ---- sandbox_supervise.c ---- */
 

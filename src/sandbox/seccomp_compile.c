@@ -254,9 +254,10 @@ seccomp_profile_compile (const seccomp_profile *p, const seccomp_profile_env *en
             return kiln_error_wrap (err, "compiling syscalls[%zu]", i);
         }
     }
+  const struct scmp_arg_cmp unix_domain = { 0, SCMP_CMP_EQ, AF_UNIX, 0 };
   if (lazy && ls.unix_allowed && !ls.other_action
-      && (rc = seccomp_rule_add (ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name ("socket"), 1,
-                                 SCMP_A0 (SCMP_CMP_EQ, AF_UNIX))) < 0)
+      && (rc = seccomp_rule_add_array (ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name ("socket"), 1,
+                                       &unix_domain)) < 0)
     return kiln_error_make (err, -rc, "seccomp: add rule for AF_UNIX sockets");
   if (fake)
     {

@@ -51,73 +51,6 @@ tracer_creds_unref (tracer_creds *c)
 
 /* setresuid's rule for one value: -1 keeps it; otherwise privileged, or
  * one of the current three. */
-static bool
-may_set (bool priv, unsigned v, unsigned r, unsigned e, unsigned s)
-{
-  return v == (unsigned) -1 || priv || v == r || v == e || v == s;
-}
-
-/* The uid or gid half of the credentials, as pointers. */
-typedef struct idset
-{
-  unsigned *r, *e, *s, *fs;
-} idset;
-
-static long
-set_res (idset ids, bool priv, unsigned r, unsigned e, unsigned s)
-{
-  if (!may_set (priv, r, *ids.r, *ids.e, *ids.s) || !may_set (priv, e, *ids.r, *ids.e, *ids.s)
-      || !may_set (priv, s, *ids.r, *ids.e, *ids.s))
-    return -EPERM;
-  if (r != (unsigned) -1)
-    *ids.r = r;
-  if (e != (unsigned) -1)
-    *ids.e = e;
-  if (s != (unsigned) -1)
-    *ids.s = s;
-  *ids.fs = *ids.e;
-  return 0;
-}
-
-static long
-set_one (idset ids, bool priv, unsigned v)
-{
-  if (priv)
-    {
-      *ids.r = *ids.e = *ids.s = *ids.fs = v;
-      return 0;
-    }
-  if (v != *ids.r && v != *ids.s)
-    return -EPERM;
-  *ids.e = *ids.fs = v;
-  return 0;
-}
-
-static long
-set_re (idset ids, bool priv, unsigned r, unsigned e)
-{
-  unsigned old_r = *ids.r;
-  if (!priv && ((r != (unsigned) -1 && r != *ids.r && r != *ids.e)
-                || (e != (unsigned) -1 && e != *ids.r && e != *ids.e && e != *ids.s)))
-    return -EPERM;
-  if (r != (unsigned) -1)
-    *ids.r = r;
-  if (e != (unsigned) -1)
-    *ids.e = e;
-  if (r != (unsigned) -1 || (e != (unsigned) -1 && e != old_r))
-    *ids.s = *ids.e;
-  *ids.fs = *ids.e;
-  return 0;
-}
-
-static long
-set_fs (idset ids, bool priv, unsigned v)
-{
-  long old = (long) *ids.fs;
-  if (priv || v == *ids.r || v == *ids.e || v == *ids.s || v == *ids.fs)
-    *ids.fs = v;
-  return old;
-}
 
 static long
 put_ids (tracer_call *c, unsigned a, unsigned b, unsigned d)
@@ -169,8 +102,8 @@ tracer_action
 tracer_ids (tracer_call *c)
 {
   tracer_creds *cr = c->te->creds;
-  idset u = { &cr->ruid, &cr->euid, &cr->suid, &cr->fsuid };
-  idset g = { &cr->rgid, &cr->egid, &cr->sgid, &cr->fsgid };
+  sandbox_idset u = { &cr->ruid, &cr->euid, &cr->suid, &cr->fsuid };
+  sandbox_idset g = { &cr->rgid, &cr->egid, &cr->sgid, &cr->fsgid };
   bool priv = cr->euid == 0;
   unsigned a0 = (unsigned) tracer_arg (&c->regs, 0), a1 = (unsigned) tracer_arg (&c->regs, 1),
            a2 = (unsigned) tracer_arg (&c->regs, 2);
@@ -184,14 +117,14 @@ tracer_ids (tracer_call *c)
     case TSC_GETRESUID: ret = put_ids (c, cr->ruid, cr->euid, cr->suid); break;
     case TSC_GETRESGID: ret = put_ids (c, cr->rgid, cr->egid, cr->sgid); break;
     case TSC_GETGROUPS: ret = get_groups (c, cr); break;
-    case TSC_SETUID: ret = set_one (u, priv, a0); break;
-    case TSC_SETGID: ret = set_one (g, priv, a0); break;
-    case TSC_SETREUID: ret = set_re (u, priv, a0, a1); break;
-    case TSC_SETREGID: ret = set_re (g, priv, a0, a1); break;
-    case TSC_SETRESUID: ret = set_res (u, priv, a0, a1, a2); break;
-    case TSC_SETRESGID: ret = set_res (g, priv, a0, a1, a2); break;
-    case TSC_SETFSUID: ret = set_fs (u, priv, a0); break;
-    case TSC_SETFSGID: ret = set_fs (g, priv, a0); break;
+    case TSC_SETUID: ret = sandbox_ids_set_one (u, priv, a0); break;
+    case TSC_SETGID: ret = sandbox_ids_set_one (g, priv, a0); break;
+    case TSC_SETREUID: ret = sandbox_ids_set_re (u, priv, a0, a1); break;
+    case TSC_SETREGID: ret = sandbox_ids_set_re (g, priv, a0, a1); break;
+    case TSC_SETRESUID: ret = sandbox_ids_set_res (u, priv, a0, a1, a2); break;
+    case TSC_SETRESGID: ret = sandbox_ids_set_res (g, priv, a0, a1, a2); break;
+    case TSC_SETFSUID: ret = sandbox_ids_set_fs (u, priv, a0); break;
+    case TSC_SETFSGID: ret = sandbox_ids_set_fs (g, priv, a0); break;
     case TSC_SETGROUPS: ret = set_groups (c, cr); break;
     default: ret = -ENOSYS; break;
     }
