@@ -586,7 +586,9 @@ sandbox_supervise (const sandbox_config *cfg, int out_r, int err_r, int status_r
     sync_r = -1;
   notif_counts nc = { 0, 0, 0 };
   sandbox_creds *own_creds = NULL, *creds = cfg->creds;
-  if (!creds && req)
+  /* Only single mode's filter hands id and chown calls to us; a lazy_net
+   * filter alone needs no credentials. */
+  if (!creds && req && cfg->seccomp->fake_ids)
     creds = own_creds = sandbox_creds_new (cfg->uid, cfg->gid, cfg->groups, cfg->n_groups);
   sandbox_outbuf o[2] = { { out_r, SANDBOX_STDOUT, STRBUF_INIT }, { err_r, SANDBOX_STDERR, STRBUF_INIT } };
   *got_status = false;

@@ -283,6 +283,7 @@ seccomp_profile_compile (const seccomp_profile *p, const seccomp_profile_env *en
   seccomp_filter *f = xzalloc (sizeof *f);
   f->needs_listener = fake || lazy;
   f->lazy_net = lazy;
+  f->fake_ids = fake;
   if (export_bpf (ctx, f, err) < 0)
     {
       seccomp_filter_free (f);

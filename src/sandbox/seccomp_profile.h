@@ -116,6 +116,7 @@ typedef struct seccomp_filter
   size_t n_insns;
   bool needs_listener;   /* SECCOMP_PROFILE_FAKE_IDS or lazy_net: load with NEW_LISTENER */
   bool lazy_net;         /* compiled with seccomp_profile_env.lazy_net */
+  bool fake_ids;         /* compiled for SECCOMP_PROFILE_FAKE_IDS */
 } seccomp_filter;
 
 int seccomp_profile_compile (const seccomp_profile *p, const seccomp_profile_env *env, seccomp_filter **out,
