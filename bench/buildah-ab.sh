@@ -44,6 +44,9 @@ sed "s#REGISTRY#$REGISTRY#g" "$src/Dockerfile" > "$W/Dockerfile"
 # timed CMD... -> seconds (exits on failure, with the log's tail)
 timed() {
   local t0 t1
+  # the previous build's dirty pages (60,000 files of w6) would otherwise be
+  # written back during this one: a fixed order then favours the first
+  sync
   t0=$(date +%s.%N)
   "$@" > "$W/log" 2>&1 || { echo "bench/buildah-ab.sh: failed: $*" >&2; tail -n 20 "$W/log" >&2; exit 1; }
   t1=$(date +%s.%N)
