@@ -11,22 +11,42 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* errno of unshare(CLONE_NEWUSER) in a child (0: it works). */
+static int
+probe_userns_child (void *arg)
+{
+  (void) arg;
+  /* errno is the waiting parent's (same memory and TLS); it reads errno
+   * again only after calls of its own */
+  return unshare (CLONE_NEWUSER) < 0 ? (errno & 0xff) : 0;
+}
+
+/* errno of unshare(CLONE_NEWUSER) in a child (0: it works). The child
+ * shares kiln's memory and runs while kiln waits (CLONE_VM | CLONE_VFORK):
+ * a fork would copy the page tables of a process that by now maps its
+ * libraries, threads and buffers, a millisecond of every build. A new user
+ * namespace needs a single-threaded thread group, not an unshared mm. */
 static int
 probe_userns (void)
 {
-  pid_t pid = sandbox_fork_child ();
+  enum { STACK = 64 * 1024 };
+  autofree char *stack = xmalloc (STACK);
+  sigset_t block, old;
+  sigfillset (&block);
+  pthread_sigmask (SIG_BLOCK, &block, &old); /* no handler of kiln's in the child */
+  pid_t pid = clone (probe_userns_child, stack + STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+  int e = errno;
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
   if (pid < 0)
-    return errno;
-  if (pid == 0)
-    _exit (unshare (CLONE_NEWUSER) < 0 ? (errno & 0xff) : 0);
+    return e;
   int st;
   while (waitpid (pid, &st, 0) < 0)
     if (errno != EINTR)
@@ -92,10 +112,11 @@ on_path (const char *name)
   return false;
 }
 
-int
-sandbox_probe (const sandbox_probe_req *req, kiln_error **err)
+/* The checks of sandbox_probe after the user namespace's, whose errno
+ * (probe_userns) the caller has. */
+static int
+probe_rest (const sandbox_probe_req *req, int e, kiln_error **err)
 {
-  int e = probe_userns ();
   if (e)
     return userns_error (e, err);
   if (req->fuse
@@ -112,6 +133,12 @@ sandbox_probe (const sandbox_probe_req *req, kiln_error **err)
     return kiln_error_make (err, ENOENT, "RUN steps with a private network (the default) need pasta, which is "
                             "not on PATH: install Debian's passt package, or pass --network host or none");
   return 0;
+}
+
+int
+sandbox_probe (const sandbox_probe_req *req, kiln_error **err)
+{
+  return probe_rest (req, probe_userns (), err);
 }
 
 int
@@ -196,7 +223,7 @@ sandbox_choose_isolation (const sandbox_probe_req *req, sandbox_isolation want, 
   if (!why)
     {
       *out = SANDBOX_ISOLATION_USERNS;
-      return sandbox_probe (req, err);
+      return probe_rest (req, e, err);
     }
   autoerror kiln_error *perr = NULL;
   if (tracer_probe (&abi, &perr) < 0)
@@ -204,10 +231,7 @@ sandbox_choose_isolation (const sandbox_probe_req *req, sandbox_isolation want, 
       autofree char *pmsg = kiln_error_string (perr);
       /* The userns mode's own error says how to allow it; add why the
        * fallback is out too. */
-      if (e)
-        userns_error (e, err);
-      else
-        sandbox_probe (req, err);
+      probe_rest (req, e, err);
       autofree char *umsg = kiln_error_string (*err);
       kiln_error_clear (err);
       return kiln_error_make (err, 0, "%s; and --isolation=ptrace is not available either: %s", umsg, pmsg);
