@@ -5,7 +5,16 @@
 # 0.7x buildah bud as root"). bench/workloads.sh does this for w1-w5 with more
 # rows; this is the short form for any workload of ../shared/workloads (w6).
 #
-#   bench/buildah-ab.sh [WORKLOAD] [RUNS]      (as root; default w6 3; KILN=path)
+#   bench/buildah-ab.sh [--rootless] [WORKLOAD] [RUNS]
+#       (started as root; default w6 3; KILN=path)
+#
+# --rootless: both run as the plain user kiln-bench-sub (made here, with
+# /etc/subuid ranges: kiln's subuid mode), buildah with its rootless
+# default storage (no --storage-driver; the footer names what it chose) and
+# --isolation=chroot: its default (oci, crun) cannot run a RUN step on a
+# cgroup v1/hybrid machine ("cgroups in hybrid mode not supported"), and
+# chroot is what buildah's own container images use rootless.
+# BUILDAH_DRIVER=overlay|vfs picks buildah's storage driver there.
 #
 # Warm: the base already in kiln's store / buildah's storage (one cold build
 # of each first); kiln with --no-cache and --oci-layout, buildah without
@@ -16,6 +25,8 @@
 # adds `buildah push IMAGE oci:DIR` (the same artifact) to buildah's time.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
+ROOTLESS=0
+[ "${1:-}" = --rootless ] && { ROOTLESS=1; shift; }
 WLN=${1:-w6} RUNS=${2:-3}
 [ "$(id -u)" = 0 ] || { echo "bench/buildah-ab.sh: run as root" >&2; exit 1; }
 KILN=$(readlink -f "${KILN:-$SRC/kiln}")
@@ -25,11 +36,22 @@ export KILN KILN_POLICY_DIR=${KILN_POLICY_DIR:-$SRC/policies}
 source "$SRC/tests/integration/helpers.bash"
 CACHE=$KILN_TEST_CACHE/bench
 registry_start --root "$CACHE/registry" >&2
-fuse_dev_open_for_all
+fuse_dev_open_for_all; tun_dev_open_for_all
 W=$(mktemp -d /var/tmp/kiln-bab.XXXXXX)
+AS=() BFLAGS=(--isolation=chroot)
 B=(buildah --root "$W/broot" --runroot "$W/brun" --storage-driver=overlay)
+if [ "$ROOTLESS" = 1 ]; then
+  test_user_create kiln-bench-sub --subuid
+  chmod 0755 "$W"
+  mkdir -p "$W/u"
+  chown kiln-bench-sub: "$W/u"
+  AS=(run_as kiln-bench-sub)
+  B=(buildah --root "$W/u/broot" --runroot "$W/u/brun")
+  # BUILDAH_DRIVER=overlay: the kernel's overlayfs in buildah's user namespace
+  [ -n "${BUILDAH_DRIVER:-}" ] && B+=(--storage-driver "$BUILDAH_DRIVER")
+fi
 cleanup() {
-  "${B[@]}" rmi -a -f > /dev/null 2>&1 || true
+  "${AS[@]}" "${B[@]}" rmi -a -f > /dev/null 2>&1 || true
   umount -R "$W/broot/overlay" 2> /dev/null || true
   rm -rf --one-file-system "$W"
   kiln_shell_cleanup
@@ -52,18 +74,19 @@ timed() {
   t1=$(date +%s.%N)
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }'
 }
+D=$W; [ "$ROOTLESS" = 1 ] && D=$W/u  # where the builds write
 kiln_build() {
-  rm -rf --one-file-system "$W/out"
-  timed "$KILN" build --progress plain --root "$W/store" --insecure-registry "$REGISTRY" --no-push --no-cache \
-    --oci-layout "$W/out:bench" -f "$W/Dockerfile" "$ctx"
+  rm -rf --one-file-system "$D/out"
+  timed "${AS[@]}" "$KILN" build --progress plain --root "$D/store" --insecure-registry "$REGISTRY" --no-push --no-cache \
+    --oci-layout "$D/out:bench" -f "$W/Dockerfile" "$ctx"
 }
 # buildah_build -> "BUD_SECONDS PUSH_SECONDS"
 buildah_build() {
   local t p
-  t=$(timed "${B[@]}" bud --isolation=chroot --tls-verify=false -t bench-out -f "$W/Dockerfile" "$ctx")
-  rm -rf --one-file-system "$W/bout"
-  p=$(timed "${B[@]}" push bench-out "oci:$W/bout:bench")
-  "${B[@]}" rmi -f bench-out > /dev/null 2>&1 || true
+  t=$(timed "${AS[@]}" "${B[@]}" bud "${BFLAGS[@]}" --tls-verify=false -t bench-out -f "$W/Dockerfile" "$ctx")
+  rm -rf --one-file-system "$D/bout"
+  p=$(timed "${AS[@]}" "${B[@]}" push bench-out "oci:$D/bout:bench")
+  "${AS[@]}" "${B[@]}" rmi -f bench-out > /dev/null 2>&1 || true
   echo "$t $p"
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -87,4 +110,6 @@ echo "| --- | --- | --- | --- | --- | --- | --- |"
 row cold "$kc" "$bc"
 row "warm (median of $RUNS)" "$mk" "$mb $(awk -v a="$mp" -v b="$mb" 'BEGIN { print a - b }')"
 echo
-echo "kiln $KILN; $(buildah --version); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)"
+as="as root, buildah with the kernel's overlayfs and --isolation=chroot"
+[ "$ROOTLESS" = 1 ] && as="as kiln-bench-sub (subuid ranges), buildah rootless, storage driver $("${AS[@]}" "${B[@]}" info --format '{{.store.GraphDriverName}}' 2>/dev/null), --isolation=chroot"
+echo "kiln $KILN; $as; $(buildah --version); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)"
