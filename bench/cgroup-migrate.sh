@@ -18,9 +18,9 @@ else base=/sys/fs/cgroup; kind="cgroup v2"; fi
 cg=$base/kiln-bench-migrate.$$
 mkdir "$cg"
 trap 'rmdir "$cg" 2>/dev/null || true' EXIT
-files="cgroup.procs"
-[ -e "$cg/tasks" ] && files="cgroup.procs tasks"
-python3 - "$cg" "$moves" "$kind" $files <<'PY'
+files=(cgroup.procs)
+if [ -e "$cg/tasks" ]; then files+=(tasks); fi
+python3 - "$cg" "$moves" "$kind" "${files[@]}" <<'PY'
 import os, sys, time, statistics
 cg, moves, kind, files = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 print(f"| file | gap between moves | move times ({kind}, ms) | median |")
