@@ -461,7 +461,8 @@ sandbox_limits_step_begin (const sandbox_limiter *lim, step_limits *sl, kiln_err
       /* In v1 the helper (single-threaded: a fork of kiln) moves itself
        * through "tasks": a move of one thread skips the write lock of
        * cgroup_threadgroup_rwsem that "cgroup.procs" takes, whose rcu_sync
-       * waits for an RCU grace period (6-12 ms per step, bench/cgroup-migrate.sh). */
+       * waits for an RCU grace period unless another move came in the last
+       * ~20 ms: 6-13 ms for a session's first step (bench/cgroup-migrate.sh). */
       const char *procs = c->version == 1 ? "tasks" : "cgroup.procs";
       sl->procs_fd[i] = openat (sl->dirfd[i], procs, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
       if (sl->procs_fd[i] < 0)
