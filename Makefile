@@ -9,7 +9,7 @@ DESTDIR    ?=
 CC         ?= gcc
 BUILD      ?= build
 PKG_CONFIG ?= pkg-config
-PKGS       := libseccomp libcap libarchive libcurl yajl fuse3 libcrypto zlib libzstd libisal
+PKGS       := libseccomp libcap libarchive libcurl yajl fuse3 liburing libcrypto zlib libzstd libisal
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 
@@ -25,6 +25,7 @@ PKG_DEB_libarchive := libarchive-dev
 PKG_DEB_libcurl    := libcurl4-openssl-dev
 PKG_DEB_yajl       := libyajl-dev
 PKG_DEB_fuse3      := libfuse3-dev
+PKG_DEB_liburing   := liburing-dev
 PKG_DEB_libcrypto  := libssl-dev
 PKG_DEB_zlib       := zlib1g-dev
 PKG_DEB_libzstd    := libzstd-dev

@@ -7,7 +7,7 @@ PKGS=(
   # build
   build-essential make pkg-config git clang llvm libclang-rt-14-dev
   libseccomp-dev libcap-dev libarchive-dev libcurl4-openssl-dev libyajl-dev
-  libfuse3-dev fuse3 libssl-dev zlib1g-dev libzstd-dev libisal-dev
+  libfuse3-dev fuse3 liburing-dev libssl-dev zlib1g-dev libzstd-dev libisal-dev
   # run time: pasta, the user-mode network stack of a RUN step's private network
   passt
   # unit and integration tests

@@ -872,7 +872,7 @@ overlay_serve_fd (overlay *ovl, int fuse_fd, kiln_error **err)
       return kiln_error_make (err, 0, "create fuse session");
     }
   /* the session adopts the mounted fd, with kiln's I/O on it */
-  if (overlay_worker_io_attach (ovl->se, fuse_fd) != 0)
+  if (overlay_worker_io_attach (&ovl->io, ovl->se, fuse_fd) != 0)
     {
       close (fuse_fd);
       fuse_session_destroy (ovl->se);
@@ -924,6 +924,7 @@ overlay_stop (overlay *ovl)
   if (ovl->running)
     pthread_join (ovl->thread, NULL);
   ovl->running = false;
+  overlay_worker_io_stop (&ovl->io);
   fuse_session_unmount (ovl->se);
   fuse_session_destroy (ovl->se);
   ovl->se = NULL;

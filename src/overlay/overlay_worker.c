@@ -3,7 +3,9 @@
  * drops (overlay_worker_writev), and a perror with which a worker cancelled
  * by libfuse cannot leave stderr locked. */
 #include "overlay/overlay_worker.h"
+#include "overlay/overlay_ring.h"
 #include "util/alloc.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,9 +63,25 @@ overlay_worker_io_want (overlay_worker_io *io, bool parallel_dirops, bool handle
                    | (handle_killpriv ? FUSE_HANDLE_KILLPRIV | FUSE_HANDLE_KILLPRIV_V2 : 0);
 }
 
+/* The INIT reply's payload size for the io_uring entries: the largest
+ * request argument the kernel may send (a WRITE of max_write) or answer it
+ * may ask for (a READ of max_pages). */
+static size_t
+init_max_payload (const struct fuse_init_out *a, size_t len)
+{
+  size_t p = a->max_write;
+  if (len >= offsetof (struct fuse_init_out, max_pages) + sizeof a->max_pages && (a->flags & FUSE_MAX_PAGES)
+      && (size_t) a->max_pages * 4096 > p)
+    p = (size_t) a->max_pages * 4096;
+  return p;
+}
+
 ssize_t
 overlay_worker_writev (overlay_worker_io *io, int fd, struct iovec *iov, int count)
 {
+  ssize_t done;
+  if (overlay_ring_reply (iov, count, &done))
+    return done;
   /* libfuse sends a reply as the header and then its argument: the INIT
    * reply is a successful reply (notifications have unique 0) whose
    * argument is a struct fuse_init_out of protocol 7 (shorter for kernels
@@ -76,7 +94,21 @@ overlay_worker_writev (overlay_worker_io *io, int fd, struct iovec *iov, int cou
       if (h->error == 0 && h->unique != 0 && a->major == FUSE_KERNEL_VERSION)
         {
           a->flags |= io->init_flags;
+          bool uring = io->uring_wanted && io->uring_offered && (a->flags & FUSE_INIT_EXT)
+                       && iov[1].iov_len >= offsetof (struct fuse_init_out, flags2) + sizeof a->flags2;
+          if (uring)
+            a->flags2 |= OVERLAY_RING_INIT_FLAGS2_URING;
           __atomic_store_n (&io->init_sent, true, __ATOMIC_RELEASE);
+          ssize_t n = writev (fd, iov, count);
+          /* the kernel took the reply: the connection is initialized and
+           * the queues may register */
+          if (n >= 0 && uring)
+            {
+              int e = errno;
+              io->ring = overlay_ring_start (io->se, fd, init_max_payload (a, iov[1].iov_len));
+              errno = e;
+            }
+          return n;
         }
     }
   return writev (fd, iov, count);
@@ -88,11 +120,26 @@ io_writev (int fd, struct iovec *iov, int count, void *ud)
   return overlay_worker_writev (ud, fd, iov, count);
 }
 
+/* Whether the kernel's INIT offers FUSE over io_uring (flags2, which
+ * libfuse 3.14 does not keep). */
+static void
+note_init (overlay_worker_io *io, const void *buf, ssize_t n)
+{
+  const struct fuse_in_header *h = buf;
+  const struct fuse_init_in *a = (const struct fuse_init_in *) (h + 1);
+  if (n < (ssize_t) (sizeof *h + offsetof (struct fuse_init_in, flags2) + sizeof a->flags2) || h->opcode != FUSE_INIT)
+    return;
+  io->uring_offered = (a->flags & FUSE_INIT_EXT) && (a->flags2 & OVERLAY_RING_INIT_FLAGS2_URING);
+}
+
 static ssize_t
 io_read (int fd, void *buf, size_t len, void *ud)
 {
-  (void) ud;
-  return read (fd, buf, len);
+  overlay_worker_io *io = ud;
+  ssize_t n = read (fd, buf, len);
+  if (n > 0 && !__atomic_load_n (&io->init_sent, __ATOMIC_ACQUIRE))
+    note_init (io, buf, n);
+  return n;
 }
 
 static ssize_t
@@ -110,9 +157,21 @@ static const struct fuse_custom_io worker_io = {
 };
 
 int
-overlay_worker_io_attach (struct fuse_session *se, int fd)
+overlay_worker_io_attach (overlay_worker_io *io, struct fuse_session *se, int fd)
 {
+  io->se = se;
+  io->uring_wanted = overlay_ring_wanted ();
   return fuse_session_custom_io (se, &worker_io, fd);
+}
+
+void
+overlay_worker_io_stop (overlay_worker_io *io)
+{
+  if (io->ring)
+    log_debug ("fuse io_uring: %llu requests answered through the queues",
+               (unsigned long long) overlay_ring_answered (io->ring));
+  overlay_ring_stop (io->ring);
+  io->ring = NULL;
 }
 
 /* libfuse 3.14's session loop ends by pthread_cancel()ing its workers, and

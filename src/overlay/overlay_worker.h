@@ -21,10 +21,16 @@ char *overlay_worker_read_buffer (size_t size);
  * knows nothing of FUSE_HANDLE_KILLPRIV_V2. overlay_worker_writev adds them
  * to the INIT reply, once, where the kernel offered them (V2 with
  * HANDLE_KILLPRIV); every other message goes out unchanged. */
+struct fuse_session;
+struct overlay_ring;
 typedef struct overlay_worker_io
 {
   uint32_t init_flags;   /* FUSE_* INIT flags to add (overlay_worker_io_want) */
   bool init_sent;        /* the INIT reply went out */
+  bool uring_wanted;     /* ask for FUSE over io_uring (overlay_ring_wanted at attach) */
+  bool uring_offered;    /* the kernel's INIT offered it */
+  struct fuse_session *se;
+  struct overlay_ring *ring; /* the io_uring queues, once started (overlay_ring.h) */
 } overlay_worker_io;
 
 /* Called from the filesystem's init handler with what it wants and the
@@ -33,13 +39,18 @@ void overlay_worker_io_want (overlay_worker_io *io, bool parallel_dirops, bool h
 /* Serve the mounted /dev/fuse fd with session se through kiln's I/O: read(2)
  * and splice(2) as libfuse does, overlay_worker_writev for what goes out.
  * libfuse hands the I/O functions the session's user data, so that must
- * begin with the overlay_worker_io. Returns fuse_session_custom_io's result
- * (0, or -errno and fd unused). */
-struct fuse_session;
-int overlay_worker_io_attach (struct fuse_session *se, int fd);
+ * begin with io. Where the kernel offers FUSE over io_uring and
+ * overlay_ring_wanted(), the INIT reply asks for it and the queues start
+ * once it went out (overlay_ring.h). Returns fuse_session_custom_io's
+ * result (0, or -errno and fd unused). */
+int overlay_worker_io_attach (overlay_worker_io *io, struct fuse_session *se, int fd);
+/* Stop the io_uring queues, if any: after the connection ended (the
+ * session loop returned), before the session is destroyed. */
+void overlay_worker_io_stop (overlay_worker_io *io);
 /* writev(2) of a reply or notification to the device; the INIT reply (the
  * first reply: no request comes before INIT is answered) carries
- * io->init_flags. Returns what writev returns, errno set. */
+ * io->init_flags. A ring thread's reply to its own request goes into its
+ * io_uring entry instead. Returns what writev returns, errno set. */
 ssize_t overlay_worker_writev (overlay_worker_io *io, int fd, struct iovec *iov, int count);
 
 #endif

@@ -47,15 +47,27 @@ COPY --from=a /cc /a-cc
 DF
 }
 teardown() {
+  [ -z "${URING_WAS:-}" ] || echo "$URING_WAS" > /sys/module/fuse/parameters/enable_uring
   shared_dir_cleanup
   kiln_teardown
 }
 
-# cache_build MODE: build the context as root, as a plain user with subuid
-# ranges (sub) or without (single); every check must pass and kiln must have
-# run in MODE.
+# uring_on: the kernel offers FUSE over io_uring for the mounts made from
+# now on (overlay_uring.bats); teardown puts the parameter back
+uring_on() {
+  local p=/sys/module/fuse/parameters/enable_uring
+  [ -w "$p" ] || skip "this kernel has no fuse enable_uring parameter (FUSE over io_uring is Linux 6.14+)"
+  URING_WAS=$(cat "$p")
+  echo Y > "$p"
+}
+
+# cache_build MODE [uring]: build the context as root, as a plain user with
+# subuid ranges (sub) or without (single); every check must pass and kiln
+# must have run in MODE (with uring: every mount's requests through its
+# io_uring queues).
 cache_build() {
-  local mode=$1 store=$SHARED/store as=()
+  local mode=$1 store=$SHARED/store as=() v=()
+  [ "${2:-}" != uring ] || { uring_on; v=(-v debug); }
   mkdir -p "$store" "$SHARED/out"
   case "$mode" in
     sub) test_user_create kiln-cache-sub --subuid; as=(run_as kiln-cache-sub) ;;
@@ -64,7 +76,7 @@ cache_build() {
   [ "$mode" = root ] || chown "$TEST_USER" "$store" "$SHARED/out"
   chmod -R a+rX "$SHARED/ctx"
   chmod 0755 "$SHARED" "$SHARED/out"
-  run "${as[@]}" "$KILN" build --progress plain --root "$store" --insecure-registry "$REGISTRY" \
+  run "${as[@]}" "$KILN" build "${v[@]}" --progress plain --root "$store" --insecure-registry "$REGISTRY" \
     --build-arg "BASE=$BUSYBOX_IMAGE" --no-push --oci-layout "$SHARED/out/o:t" "$SHARED/ctx"
   echo "$output" | grep -E 'STALE|check.sh|user namespace|error' || true
   [ "$status" -eq 0 ]
@@ -78,6 +90,10 @@ cache_build() {
   [ "$(grep -c 'check.sh [a-z]*: all new' <<< "$output")" -eq 6 ]
   [ "$(grep -c 'ok: ' <<< "$output")" -gt 80 ]
   grep -q 'ok: kill: write drops capabilities' <<< "$output"
+  if [ "${2:-}" = uring ]; then
+    # each of the two stages' mounts answered through its queues
+    [ "$(grep -cE 'fuse io_uring: [0-9]{3,} requests answered through the queues' <<< "$output")" -ge 2 ]
+  fi
 }
 
 @test "overlay cache: after each change the step and the next one read the new state (root)" {
@@ -90,4 +106,16 @@ cache_build() {
 
 @test "overlay cache: after each change the step and the next one read the new state (single)" {
   cache_build single
+}
+
+@test "overlay cache: the same through FUSE over io_uring (root)" {
+  cache_build root uring
+}
+
+@test "overlay cache: the same through FUSE over io_uring (subuid)" {
+  cache_build sub uring
+}
+
+@test "overlay cache: the same through FUSE over io_uring (single)" {
+  cache_build single uring
 }
