@@ -9,7 +9,7 @@ make -s build/libkiln.a
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -std=gnu11 -O2 -D_GNU_SOURCE -Isrc $(pkg-config --cflags yajl) -o "$work/bench" bench/frontend_bench.c \
-  build/libkiln.a $(pkg-config --libs yajl libseccomp libcap libarchive libcurl fuse3 libcrypto zlib libzstd libisal) -lm -pthread
+  build/libkiln.a $(pkg-config --libs yajl libseccomp libcap libarchive libcurl fuse3 liburing libcrypto zlib libzstd libisal) -lm -pthread
 
 # 10,000 lines: 50 stages of 200 lines (ARG/ENV/RUN with continuations/COPY --from/LABEL/heredoc).
 awk 'BEGIN {

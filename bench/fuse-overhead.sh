@@ -62,7 +62,7 @@ trap 'exit 130' INT TERM
 make -s -C "$src" build/libkiln.a
 cc -std=gnu11 -O2 -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -I"$src/src" $(pkg-config --cflags fuse3) \
   -o "$work/fuse_overhead_mount" "$src/bench/fuse_overhead_mount.c" "$src/build/libkiln.a" \
-  $(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 libcrypto zlib libzstd libisal) -lm -pthread
+  $(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 liburing libcrypto zlib libzstd libisal) -lm -pthread
 
 # ---- inputs: tarball of FILES small files, lower = base/ + proj/ ----
 python3 - "$work/gen" "$FILES" <<'EOF'

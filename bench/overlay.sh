@@ -11,7 +11,7 @@ CHANGES=${2:-"1 100 10000"}
 make -s build/libkiln.a
 cc -std=gnu11 -O2 -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -Isrc $(pkg-config --cflags fuse3) \
   -o build/bench_overlay bench/bench_overlay.c build/libkiln.a \
-  $(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 libcrypto zlib libzstd libisal) -lm -pthread
+  $(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 liburing libcrypto zlib libzstd libisal) -lm -pthread
 for b in $BASES; do
   for c in $CHANGES; do
     unshare -m build/bench_overlay "$b" "$c"

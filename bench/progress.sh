@@ -9,5 +9,5 @@ make -s build/libkiln.a
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -std=gnu11 -O2 -D_GNU_SOURCE -Isrc -o "$work/bench" bench/progress_bench.c \
-  build/libkiln.a $(pkg-config --libs yajl libseccomp libcap libarchive libcurl fuse3 libcrypto zlib libzstd libisal) -lm -pthread
+  build/libkiln.a $(pkg-config --libs yajl libseccomp libcap libarchive libcurl fuse3 liburing libcrypto zlib libzstd libisal) -lm -pthread
 "$work/bench" "${1:-200000}"

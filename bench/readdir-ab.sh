@@ -19,7 +19,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /var/tmp/kiln-readdir-ab.XXXXXX)
 trap 'rm -rf --one-file-system "$work"' EXIT
 read -r -a cflags <<< "$(pkg-config --cflags fuse3 yajl)"
-read -r -a libs <<< "$(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 libcrypto zlib libzstd libisal)"
+read -r -a libs <<< "$(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 liburing libcrypto zlib libzstd libisal)"
 for t in A B; do
   tree=${!t}
   cc -std=gnu11 -O2 -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -pthread -I"$tree/src" "${cflags[@]}" \

@@ -44,7 +44,7 @@ time_n "root: kiln run --rootfs DIR --overlay --show-changes" \
 src=$(cd "$(dirname "$0")/.." && pwd)
 cc -std=gnu11 -O2 -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -I"$src/src" $(pkg-config --cflags fuse3) \
   -o "$work/sbfuse_bench" "$src/bench/sbfuse_bench.c" "$src/build/libkiln.a" \
-  $(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 libcrypto zlib libzstd libisal) -lm -pthread
+  $(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 liburing libcrypto zlib libzstd libisal) -lm -pthread
 chmod 755 "$work/sbfuse_bench"
 "$work/sbfuse_bench" "$r" "$N" true
 if [ -n "${KILN_BENCH_USER:-}" ]; then

@@ -58,7 +58,7 @@ relayer_build() {
   [ -f "$lib" ] || make -s -C "$KILN_SRC" build/libkiln.a >&2
   RELAYER=$TEST_TMP/relayer
   cc -std=gnu11 -O1 -D_GNU_SOURCE -I"$KILN_SRC/src" -o "$RELAYER" "$KILN_SRC/tests/store/relayer.c" "$lib" \
-    $(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 libcrypto zlib libzstd libisal) -lm -pthread
+    $(pkg-config --libs libseccomp libcap libarchive libcurl yajl fuse3 liburing libcrypto zlib libzstd libisal) -lm -pthread
 }
 
 # tree_manifest DIR: one sorted line per fact of a tree GNU tar extracted:
