@@ -238,6 +238,8 @@ static const char run_usage_head[] =
   "with --oci-layout or --rootfs, the first argument) is the command and its arguments.\n\n"
   "Exit status: the command's; 128+N when it was killed by signal N or kiln was\n"
   "interrupted by signal N; 1 when kiln failed; 2 for usage errors.\n\n"
+  "Environment: KILN_ROOT, KILN_POLICY_DIR and KILN_FUSE_URING as for kiln build\n"
+  "(kiln build --help).\n\n"
   "Examples:\n"
   "  kiln build -t app --no-push . && kiln run app\n"
   "  kiln run --insecure-registry localhost:5000 localhost:5000/tools:1 make -C /src\n"

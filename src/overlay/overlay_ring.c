@@ -67,8 +67,9 @@ _Static_assert (sizeof (struct uring_cmd_req) <= 80, "the command fits a 128-byt
  * argument, so libfuse gets one contiguous request without a copy of the
  * payload (a WRITE's data). */
 #define PAYLOAD_LEAD 4096
-/* REGISTER before the kernel marked the connection initialized answers
- * EAGAIN; the INIT reply's writev has returned by then, so this is slack. */
+/* Registrations again of one entry (command_failed): REGISTER before the
+ * kernel marked the connection initialized answers EAGAIN, though the INIT
+ * reply's writev has returned by then; a refused commit. */
 #define REGISTER_RETRIES 1000
 
 typedef struct ring_queue ring_queue;
@@ -83,7 +84,6 @@ typedef struct ring_ent
   uint64_t commit_id;
   int last_cmd;
   int retries;
-  bool live;
   bool replied;
 } ring_ent;
 
@@ -94,6 +94,7 @@ struct ring_queue
   int efd;
   pthread_t tid;
   bool started;
+  bool warned; /* one warning per queue, not one per entry */
   struct io_uring ring;
   bool ring_ok;
   ring_ent ent[QUEUE_DEPTH];
@@ -210,7 +211,6 @@ queue_cmd (ring_queue *q, ring_ent *e, int cmd)
   if (!sqe)
     {
       log_warn ("fuse io_uring queue %d: no free submission entry", q->qid);
-      e->live = false;
       return;
     }
   sqe_cmd (sqe, e, cmd);
@@ -287,21 +287,30 @@ overlay_ring_reply (const struct iovec *iov, int count, ssize_t *written)
   return true;
 }
 
-/* A failed command: the entry is gone unless it may be retried. */
+/* A failed command. The connection's end (unmount, abort) is the normal
+ * way out. REGISTER before the kernel marked the connection initialized
+ * answers EAGAIN: again. A commit the kernel refuses (its request gone)
+ * leaves the entry stuck in the kernel, never to be handed a request: the
+ * same buffers are registered again as a new entry, so the CPU's queue
+ * never runs out of them (the kernel writes only into an entry it hands a
+ * request, which the stuck one never is again). */
 static void
 command_failed (ring_queue *q, ring_ent *e, int res)
 {
-  if (e->last_cmd == URING_CMD_REGISTER && (res == -EAGAIN || res == -EINTR) && ++e->retries < REGISTER_RETRIES)
+  if (res == -ENOTCONN || res == -ECONNABORTED || res == -ENODEV)
+    return;
+  bool again = e->last_cmd == URING_CMD_REGISTER && (res == -EAGAIN || res == -EINTR);
+  if (!again && !q->warned)
+    {
+      q->warned = true;
+      log_warn ("fuse io_uring queue %d: %s failed: %s", q->qid,
+                e->last_cmd == URING_CMD_REGISTER ? "register" : "commit", strerror (-res));
+    }
+  if ((again || e->last_cmd == URING_CMD_COMMIT_AND_FETCH) && ++e->retries < REGISTER_RETRIES)
     {
       queue_cmd (q, e, URING_CMD_REGISTER);
       return;
     }
-  e->live = false;
-  /* the connection ended (unmount, abort): the normal way out */
-  if (res == -ENOTCONN || res == -ECONNABORTED || res == -ENODEV)
-    return;
-  log_warn ("fuse io_uring queue %d: %s failed: %s", q->qid,
-            e->last_cmd == URING_CMD_REGISTER ? "register" : "commit", strerror (-res));
 }
 
 static void
@@ -316,7 +325,7 @@ queue_loop (ring_queue *q)
           return;
         }
       struct io_uring_cqe *cqe;
-      unsigned head, seen = 0;
+      unsigned head, seen = 0, ready = io_uring_cq_ready (&q->ring);
       bool stop = false;
       io_uring_for_each_cqe (&q->ring, head, cqe)
         {
@@ -327,7 +336,13 @@ queue_loop (ring_queue *q)
           else if (cqe->res < 0)
             command_failed (q, e, cqe->res);
           else
-            answer (q, e);
+            {
+              answer (q, e);
+              /* more requests waiting: this answer goes out now, not
+               * after theirs (the last one goes with the next wait) */
+              if (seen < ready)
+                io_uring_submit (&q->ring);
+            }
         }
       io_uring_cq_advance (&q->ring, seen);
       if (stop)
@@ -358,7 +373,6 @@ queue_setup (ring_queue *q)
       e->payload = e->area + PAYLOAD_LEAD;
       e->iov[0] = (struct iovec) { e->hdr, sizeof *e->hdr };
       e->iov[1] = (struct iovec) { e->payload, r->payload_sz };
-      e->live = true;
       queue_cmd (q, e, URING_CMD_REGISTER);
     }
   struct io_uring_sqe *sqe = io_uring_get_sqe (&q->ring);

@@ -87,6 +87,9 @@ teardown() { kiln_teardown; }
   [[ $output == *"--verbosity LEVEL"* ]]
   [[ $output == *"--log-format FORMAT"* ]]
   [[ $output == *"-h, --help"* ]]
+  # the environment variables kiln reads
+  [[ $output == *"KILN_ROOT "* && $output == *"KILN_POLICY_DIR "* && $output == *"KILN_MAX_LAYER_ENTRIES "* ]]
+  [[ $output == *"KILN_FUSE_URING "*"enable_uring=Y"* ]]
   local full=$output
   run "$KILN" build -h
   [ "$status" -eq 0 ]

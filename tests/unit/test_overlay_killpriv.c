@@ -20,6 +20,7 @@
 #include "helpers/testutil.h"
 #include "overlay/overlay.h"
 #include "overlay/overlay_model.h"
+#include "overlay/overlay_ring.h"
 #include "overlay/overlay_worker.h"
 #include "util/alloc.h"
 
@@ -211,6 +212,52 @@ test_recorded_chown_drops_caps (void **state)
   assert_int_equal (perm (f->m, a), 0755);
 }
 
+/* FUSE over io_uring (overlay_ring.h): the INIT reply asks for it only
+ * where kiln wants it, the kernel's INIT offered it and the reply has
+ * FUSE_INIT_EXT (flags2 means nothing without it); then the queues start,
+ * here on a pipe, which refuses their registration (a warning), and stop. */
+static uint32_t
+send_init_flags2 (overlay_worker_io *io, uint32_t flags)
+{
+  int p[2];
+  assert_int_equal (pipe (p), 0);
+  msg in = { .h = { .len = sizeof (msg), .unique = 2 },
+             .a = { .major = FUSE_KERNEL_VERSION, .minor = 38, .flags = flags, .max_write = 1 << 20 } };
+  struct iovec iov[2] = { { &in.h, sizeof in.h }, { &in.a, sizeof in.a } };
+  assert_int_equal (overlay_worker_writev (io, p[1], iov, 2), (ssize_t) sizeof (msg));
+  msg out;
+  assert_int_equal (read (p[0], &out, sizeof out), (ssize_t) sizeof out);
+  close (p[0]);
+  close (p[1]);
+  assert_int_equal (out.a.flags & flags, flags);
+  return out.a.flags2;
+}
+
+static void
+test_init_reply_uring (void **state)
+{
+  (void) state;
+  overlay_worker_io io = { .uring_wanted = true, .uring_offered = false };
+  assert_int_equal (send_init_flags2 (&io, FUSE_INIT_EXT), 0);
+  assert_null (io.ring);
+  io = (overlay_worker_io) { .uring_wanted = false, .uring_offered = true };
+  assert_int_equal (send_init_flags2 (&io, FUSE_INIT_EXT), 0);
+  assert_null (io.ring);
+  io = (overlay_worker_io) { .uring_wanted = true, .uring_offered = true };
+  assert_int_equal (send_init_flags2 (&io, FUSE_ASYNC_READ), 0);
+  assert_null (io.ring);
+  io = (overlay_worker_io) { .uring_wanted = true, .uring_offered = true };
+  assert_int_equal (send_init_flags2 (&io, FUSE_INIT_EXT), OVERLAY_RING_INIT_FLAGS2_URING);
+  /* started where this process can set up an io_uring at all */
+  if (overlay_ring_wanted ())
+    assert_non_null (io.ring);
+  overlay_worker_io_stop (&io);
+  assert_null (io.ring);
+  /* once only: a later reply of the same shape is not the INIT reply */
+  assert_int_equal (send_init_flags2 (&io, FUSE_INIT_EXT), 0);
+  assert_null (io.ring);
+}
+
 int
 main (void)
 {
@@ -218,6 +265,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_init_reply_completed_once),
     cmocka_unit_test (test_only_what_was_asked),
+    cmocka_unit_test (test_init_reply_uring),
     cmocka_unit_test_setup_teardown (test_setattr_kill, setup, teardown),
     cmocka_unit_test_setup_teardown (test_open_trunc_kill, setup, teardown),
     cmocka_unit_test_setup_teardown (test_recorded_chown_drops_caps, setup, teardown),
