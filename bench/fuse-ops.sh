@@ -22,6 +22,8 @@ WL=("$@"); [ ${#WL[@]} -gt 0 ] || WL=(w6)
 KILN=$(readlink -f "${KILN:-$SRC/kiln}")
 [ -x "$KILN" ] || { echo "bench/fuse-ops.sh: no kiln binary at $KILN (make -j2)" >&2; exit 1; }
 command -v perf >/dev/null || { echo "bench/fuse-ops.sh: perf is not installed (linux-perf)" >&2; exit 1; }
+# a fresh boot may not have tracefs mounted (perf needs it for tracepoints)
+[ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
 [ -d /sys/kernel/tracing/events/fuse/fuse_request_send ] || [ -d /sys/kernel/debug/tracing/events/fuse/fuse_request_send ] \
   || { echo "bench/fuse-ops.sh: this kernel has no fuse:fuse_request_send tracepoint (6.15+)" >&2; exit 1; }
 workloads_dir=${KILN_WORKLOADS:-/work/shared/workloads}

@@ -219,16 +219,7 @@ test_recorded_chown_drops_caps (void **state)
 static uint32_t
 send_init_flags2 (overlay_worker_io *io, uint32_t flags)
 {
-  int p[2];
-  assert_int_equal (pipe (p), 0);
-  msg in = { .h = { .len = sizeof (msg), .unique = 2 },
-             .a = { .major = FUSE_KERNEL_VERSION, .minor = 38, .flags = flags, .max_write = 1 << 20 } };
-  struct iovec iov[2] = { { &in.h, sizeof in.h }, { &in.a, sizeof in.a } };
-  assert_int_equal (overlay_worker_writev (io, p[1], iov, 2), (ssize_t) sizeof (msg));
-  msg out;
-  assert_int_equal (read (p[0], &out, sizeof out), (ssize_t) sizeof out);
-  close (p[0]);
-  close (p[1]);
+  msg out = send_init (io, 2, 0, flags);
   assert_int_equal (out.a.flags & flags, flags);
   return out.a.flags2;
 }
