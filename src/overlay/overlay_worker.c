@@ -130,6 +130,13 @@ note_init (overlay_worker_io *io, const void *buf, ssize_t n)
   if (n < (ssize_t) (sizeof *h + offsetof (struct fuse_init_in, flags2) + sizeof a->flags2) || h->opcode != FUSE_INIT)
     return;
   io->uring_offered = (a->flags & FUSE_INIT_EXT) && (a->flags2 & OVERLAY_RING_INIT_FLAGS2_URING);
+  /* a kernel that has FUSE over io_uring but was not told to offer it:
+   * say so once, for whoever reads the debug log wondering */
+  static bool told;
+  if (!io->uring_offered && io->uring_wanted && !__atomic_exchange_n (&told, true, __ATOMIC_RELAXED)
+      && access ("/sys/module/fuse/parameters/enable_uring", F_OK) == 0)
+    log_debug ("fuse: requests through /dev/fuse; this kernel has FUSE over io_uring, off as the fuse "
+               "module's enable_uring parameter is (/sys/module/fuse/parameters/enable_uring)");
 }
 
 static ssize_t

@@ -81,6 +81,16 @@ DF
   [[ $output == *"KILN_FUSE_URING='yes' is neither 'auto' nor 'off'"* ]]
 }
 
+@test "io_uring: with the parameter off, requests go through /dev/fuse and the debug log says why" {
+  echo N > "$PARAM"
+  printf 'ARG BASE\nFROM $BASE\nRUN echo a > /a && cat /a\n' > "$TEST_TMP/ctx/Dockerfile"
+  run "$KILN" build -v debug --progress plain --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" \
+    --build-arg "BASE=$BUSYBOX_IMAGE" --no-push "$TEST_TMP/ctx"
+  [ "$status" -eq 0 ]
+  [[ $output != *"fuse io_uring:"* ]]
+  [[ $output == *"this kernel has FUSE over io_uring, off as the fuse module's enable_uring parameter is"* ]]
+}
+
 @test "io_uring: parallel stages, each on its own mount and queues, build the same files" {
   cat > "$TEST_TMP/ctx/Dockerfile" <<'DF'
 ARG BASE
