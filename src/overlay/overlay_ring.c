@@ -10,6 +10,7 @@
  * reply argument in the payload. */
 #include "overlay/overlay_ring.h"
 #include "util/alloc.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -121,15 +122,13 @@ possible_cpus (void)
 {
   /* the kernel has one queue per possible CPU (num_possible_cpus), numbered
    * by CPU: "0-1", "0-3,8-11" */
-  int fd = open ("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  autofree char *buf = NULL;
+  size_t len;
+  autoerror kiln_error *err = NULL;
+  /* a sysfs file says it is a page long whatever it holds: the limit is a page */
+  if (fs_read_file_at (AT_FDCWD, "/sys/devices/system/cpu/possible", (size_t) sysconf (_SC_PAGESIZE), &buf, &len,
+                       &err) < 0)
     return -1;
-  char buf[256];
-  ssize_t n = read (fd, buf, sizeof buf - 1);
-  close (fd);
-  if (n <= 0)
-    return -1;
-  buf[n] = '\0';
   int count = 0;
   for (char *p = buf; *p && *p != '\n';)
     {

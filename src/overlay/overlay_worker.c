@@ -69,10 +69,10 @@ overlay_worker_io_want (overlay_worker_io *io, bool parallel_dirops, bool handle
 static size_t
 init_max_payload (const struct fuse_init_out *a, size_t len)
 {
-  size_t p = a->max_write;
+  size_t p = a->max_write, page = (size_t) sysconf (_SC_PAGESIZE);
   if (len >= offsetof (struct fuse_init_out, max_pages) + sizeof a->max_pages && (a->flags & FUSE_MAX_PAGES)
-      && (size_t) a->max_pages * 4096 > p)
-    p = (size_t) a->max_pages * 4096;
+      && (size_t) a->max_pages * page > p)
+    p = (size_t) a->max_pages * page;
   return p;
 }
 

@@ -540,6 +540,20 @@ run_as() {
     XDG_RUNTIME_DIR="$tmp/run" "$@"
 }
 
+# fuse_uring_on: the fuse module offers FUSE over io_uring to the mounts
+# made from now on (kiln's src/overlay/overlay_ring.c takes it); skips where
+# the kernel has no such parameter. fuse_uring_restore (in teardown) puts the
+# parameter back as it was (a connection that started with it keeps it).
+FUSE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
+fuse_uring_on() {
+  [ -w "$FUSE_URING_PARAM" ] || skip "this kernel has no fuse enable_uring parameter (FUSE over io_uring is Linux 6.14+)"
+  [ -n "${FUSE_URING_WAS:-}" ] || FUSE_URING_WAS=$(cat "$FUSE_URING_PARAM")
+  echo Y > "$FUSE_URING_PARAM"
+}
+fuse_uring_restore() {
+  [ -z "${FUSE_URING_WAS:-}" ] || echo "$FUSE_URING_WAS" > "$FUSE_URING_PARAM"
+}
+
 fuse_dev_open_for_all() {
   require_root "needs root to chmod /dev/fuse"
   [ -c /dev/fuse ] || skip "/dev/fuse does not exist"

@@ -47,18 +47,9 @@ COPY --from=a /cc /a-cc
 DF
 }
 teardown() {
-  [ -z "${URING_WAS:-}" ] || echo "$URING_WAS" > /sys/module/fuse/parameters/enable_uring
+  fuse_uring_restore
   shared_dir_cleanup
   kiln_teardown
-}
-
-# uring_on: the kernel offers FUSE over io_uring for the mounts made from
-# now on (overlay_uring.bats); teardown puts the parameter back
-uring_on() {
-  local p=/sys/module/fuse/parameters/enable_uring
-  [ -w "$p" ] || skip "this kernel has no fuse enable_uring parameter (FUSE over io_uring is Linux 6.14+)"
-  URING_WAS=$(cat "$p")
-  echo Y > "$p"
 }
 
 # cache_build MODE [uring]: build the context as root, as a plain user with
@@ -67,7 +58,7 @@ uring_on() {
 # io_uring queues).
 cache_build() {
   local mode=$1 store=$SHARED/store as=() v=()
-  [ "${2:-}" != uring ] || { uring_on; v=(-v debug); }
+  [ "${2:-}" != uring ] || { fuse_uring_on; v=(-v debug); }
   mkdir -p "$store" "$SHARED/out"
   case "$mode" in
     sub) test_user_create kiln-cache-sub --subuid; as=(run_as kiln-cache-sub) ;;

@@ -10,8 +10,6 @@
 
 load helpers
 
-PARAM=/sys/module/fuse/parameters/enable_uring
-
 setup_file() {
   require_root
   build_file_setup
@@ -19,13 +17,11 @@ setup_file() {
 teardown_file() { registry_stop_all; }
 setup() {
   kiln_setup
-  [ -w "$PARAM" ] || skip "this kernel has no fuse enable_uring parameter (FUSE over io_uring is Linux 6.14+)"
-  URING_WAS=$(cat "$PARAM")
-  echo Y > "$PARAM"
+  fuse_uring_on
   mkdir -p "$TEST_TMP/ctx"
 }
 teardown() {
-  [ -z "${URING_WAS:-}" ] || echo "$URING_WAS" > "$PARAM"
+  fuse_uring_restore
   kiln_teardown
 }
 
@@ -82,7 +78,7 @@ DF
 }
 
 @test "io_uring: with the parameter off, requests go through /dev/fuse and the debug log says why" {
-  echo N > "$PARAM"
+  echo N > "$FUSE_URING_PARAM"
   printf 'ARG BASE\nFROM $BASE\nRUN echo a > /a && cat /a\n' > "$TEST_TMP/ctx/Dockerfile"
   run "$KILN" build -v debug --progress plain --root "$TEST_TMP/store" --insecure-registry "$REGISTRY" \
     --build-arg "BASE=$BUSYBOX_IMAGE" --no-push "$TEST_TMP/ctx"
