@@ -220,7 +220,11 @@ op_init (void *ud, struct fuse_conn_info *conn)
    * target never changes in place (a new one is a new inode), so the kernel
    * may keep targets in its page cache: w5's apt step sent 13,814 READLINKs
    * without it (bench/fuse-ops.sh, bench/RESULTS.md). */
-  unsigned want = FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_DIO
+  /* No SPLICE_READ: overlay_worker_request_fix must see every request in
+   * memory (io_read), and libfuse 3.14 spliced none even when asked (strace
+   * of a build writing 20 MiB: no splice(2) call), so a WRITE's data was
+   * always read into the worker's buffer. */
+  unsigned want = FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_DIO
                   | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_HANDLE_KILLPRIV;
   conn->want |= want & conn->capable;
   /* HANDLE_KILLPRIV: the model clears setuid/setgid on chown, truncate and
@@ -237,7 +241,7 @@ op_init (void *ud, struct fuse_conn_info *conn)
    * splice from pipe: Invalid argument"), libfuse drops the request
    * unanswered and the step waits for ever on a locked page. op_read
    * answers from its own buffer instead. */
-  conn->want &= ~(unsigned) (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  conn->want &= ~(unsigned) (FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
 }
@@ -458,7 +462,11 @@ op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, str
   gid_t gid;
   creator_ids (req, &uid, &gid);
   struct stat st;
-  int ret = overlay_model_mknod (M (req), parent, name, S_IFREG | (mode & 07777), 0, NULL, uid, gid, &st);
+  /* "/" is no name a CREATE can carry: it is an O_TMPFILE open, handed on
+   * as a CREATE by overlay_worker_request_fix (the name the kernel sends) */
+  int ret = strcmp (name, "/") == 0
+              ? overlay_model_tmpfile (M (req), parent, mode, uid, gid, &st)
+              : overlay_model_mknod (M (req), parent, name, S_IFREG | (mode & 07777), 0, NULL, uid, gid, &st);
   if (ret < 0)
     {
       fuse_reply_err (req, -ret);

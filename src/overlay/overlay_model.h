@@ -74,6 +74,10 @@ void overlay_model_set_kill_priv (overlay_model *m, bool on);
 /* mknod/mkdir/symlink/create; symlink target for S_IFLNK. Counts a lookup. */
 int overlay_model_mknod (overlay_model *m, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
                          const char *symlink, uid_t uid, gid_t gid, struct stat *st);
+/* open(O_TMPFILE): a regular file with no name in directory parent, for
+ * linkat(2) to name later (overlay_model_link) or to vanish when its last
+ * handle goes. Counts a lookup. */
+int overlay_model_tmpfile (overlay_model *m, uint64_t parent, mode_t mode, uid_t uid, gid_t gid, struct stat *st);
 int overlay_model_link (overlay_model *m, uint64_t ino, uint64_t newparent, const char *name,
                         struct stat *st);
 int overlay_model_unlink (overlay_model *m, uint64_t parent, const char *name);

@@ -95,6 +95,9 @@ struct inode
   xattr_ent *x;
   size_t nx;
   dentry *aliases;
+  /* an O_TMPFILE file that has not had a name yet: link may give it one
+   * (the kernel checks O_EXCL, which makes it unlinkable, itself) */
+  bool linkable;
   bool changed;
   /* commit bookkeeping: emit_path is the path of the first change of this
    * inode in commit emit_commit, borrowed from that commit's change list */

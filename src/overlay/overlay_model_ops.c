@@ -238,6 +238,50 @@ overlay_model_owner (overlay_model *m, uint64_t ino, uid_t *uid, gid_t *gid)
   return ret;
 }
 
+/* A new inode for mknod/mkdir/symlink/create/tmpfile in dir, with its
+ * upper data file when it is a regular file. */
+static int
+node_create (overlay_model *m, inode *dir, mode_t mode, dev_t rdev, const char *symlink, uid_t uid, gid_t gid,
+             inode **out)
+{
+  switch (mode & S_IFMT)
+    {
+    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+      break;
+    default:
+      return -EINVAL;
+    }
+  if (S_ISLNK (mode) && (!symlink || !*symlink || strlen (symlink) >= 4096))
+    return symlink && *symlink ? -ENAMETOOLONG : -ENOENT;
+  inode *n = overlay_model_inode_new (m, mode);
+  /* single mode: the step's owner unless the creator's fs ids are known */
+  n->uid = m->id_mode == OVERLAY_IDS_SINGLE && uid == (uid_t) -1 ? m->create_uid : uid;
+  n->gid = m->id_mode == OVERLAY_IDS_SINGLE && gid == (gid_t) -1 ? m->create_gid : gid;
+  if (dir->mode & S_ISGID)
+    {
+      n->gid = dir->gid;
+      if (S_ISDIR (mode))
+        n->mode |= S_ISGID;
+    }
+  n->rdev = (S_ISCHR (mode) || S_ISBLK (mode)) ? rdev : 0;
+  n->xloaded = true;
+  n->loaded = S_ISDIR (mode);
+  if (S_ISLNK (mode))
+    {
+      n->symlink = xstrdup (symlink);
+      n->size = strlen (symlink);
+      n->mode = S_IFLNK | 0777;
+    }
+  int ret;
+  if (S_ISREG (mode) && (ret = overlay_model_copy_up (m, n)) < 0)
+    {
+      overlay_model_inode_destroy (m, n);
+      return ret;
+    }
+  *out = n;
+  return 0;
+}
+
 int
 overlay_model_mknod (overlay_model *m, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
                      const char *symlink, uid_t uid, gid_t gid, struct stat *st)
@@ -245,7 +289,7 @@ overlay_model_mknod (overlay_model *m, uint64_t parent, const char *name, mode_t
   int ret = 0;
   LOCKED (m)
   {
-    inode *dir;
+    inode *dir, *n;
     if ((ret = overlay_model_get_dir (m, parent, &dir)) < 0 || (ret = valid_new_name (name)) < 0)
       break;
     if (overlay_model_dir_find (dir, name))
@@ -253,47 +297,31 @@ overlay_model_mknod (overlay_model *m, uint64_t parent, const char *name, mode_t
         ret = -EEXIST;
         break;
       }
-    switch (mode & S_IFMT)
-      {
-      case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK:
-        break;
-      default:
-        ret = -EINVAL;
-      }
-    if (ret < 0)
+    if ((ret = node_create (m, dir, mode, rdev, symlink, uid, gid, &n)) < 0)
       break;
-    if (S_ISLNK (mode) && (!symlink || !*symlink || strlen (symlink) >= 4096))
-      {
-        ret = symlink && *symlink ? -ENAMETOOLONG : -ENOENT;
-        break;
-      }
-    inode *n = overlay_model_inode_new (m, mode);
-    /* single mode: the step's owner unless the creator's fs ids are known */
-    n->uid = m->id_mode == OVERLAY_IDS_SINGLE && uid == (uid_t) -1 ? m->create_uid : uid;
-    n->gid = m->id_mode == OVERLAY_IDS_SINGLE && gid == (gid_t) -1 ? m->create_gid : gid;
-    if (dir->mode & S_ISGID)
-      {
-        n->gid = dir->gid;
-        if (S_ISDIR (mode))
-          n->mode |= S_ISGID;
-      }
-    n->rdev = (S_ISCHR (mode) || S_ISBLK (mode)) ? rdev : 0;
-    n->xloaded = true;
-    n->loaded = S_ISDIR (mode);
-    if (S_ISLNK (mode))
-      {
-        n->symlink = xstrdup (symlink);
-        n->size = strlen (symlink);
-        n->mode = S_IFLNK | 0777;
-      }
-    if (S_ISREG (mode) && (ret = overlay_model_copy_up (m, n)) < 0)
-      {
-        overlay_model_inode_destroy (m, n);
-        break;
-      }
     overlay_model_dir_add (dir, name, n, false);
     dir->mtime = dir->ctime = overlay_model_now ();
     overlay_model_mark_changed (m, n);
+    n->nlookup++;
+    overlay_model_fill_stat (m, n, st);
+  }
+  return ret;
+}
+
+int
+overlay_model_tmpfile (overlay_model *m, uint64_t parent, mode_t mode, uid_t uid, gid_t gid, struct stat *st)
+{
+  int ret = 0;
+  LOCKED (m)
+  {
+    inode *dir, *n;
+    if ((ret = overlay_model_get_dir (m, parent, &dir)) < 0)
+      break;
+    if ((ret = node_create (m, dir, S_IFREG | (mode & 07777), 0, NULL, uid, gid, &n)) < 0)
+      break;
+    /* no name, so nothing for the write log until a link gives it one;
+     * the directory does not change (as on ext4) */
+    n->linkable = true;
     n->nlookup++;
     overlay_model_fill_stat (m, n, st);
   }
@@ -325,7 +353,7 @@ overlay_model_link (overlay_model *m, uint64_t ino, uint64_t newparent, const ch
       break;
     if (S_ISDIR (i->mode))
       ret = -EPERM;
-    else if (!i->aliases)
+    else if (!i->aliases && !i->linkable)
       ret = -ENOENT;
     else if (overlay_model_dir_find (dir, name))
       ret = -EEXIST;
@@ -333,6 +361,9 @@ overlay_model_link (overlay_model *m, uint64_t ino, uint64_t newparent, const ch
       break;
     overlay_model_dir_add (dir, name, i, false);
     dir->mtime = dir->ctime = overlay_model_now ();
+    /* an O_TMPFILE file takes its first name (linkat(2) clears the kernel's
+     * I_LINKABLE the same way) */
+    i->linkable = false;
     /* a hardlink only exists within one layer: ship every name */
     overlay_model_mark_changed (m, i);
     i->nlookup++;

@@ -9,6 +9,7 @@
  * the request's commit id: the fuse_out_header in the header buffer, every
  * reply argument in the payload. */
 #include "overlay/overlay_ring.h"
+#include "overlay/overlay_worker.h"
 #include "util/alloc.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -238,6 +239,7 @@ answer (ring_queue *q, ring_ent *e)
       char *start = e->payload - lead;
       memcpy (start, &in, sizeof in);
       memcpy (start + sizeof in, e->hdr->op_in, lead - sizeof in);
+      overlay_worker_request_fix (start, in.len);
       struct fuse_buf buf = { .size = in.len, .mem = start };
       cur_ent = e;
       fuse_session_process_buf (q->r->se, &buf);

@@ -139,6 +139,19 @@ note_init (overlay_worker_io *io, const void *buf, ssize_t n)
                "module's enable_uring parameter is (/sys/module/fuse/parameters/enable_uring)");
 }
 
+void
+overlay_worker_request_fix (void *buf, size_t len)
+{
+  /* FUSE_TMPFILE carries what a CREATE does (fuse_create_in, then the
+   * name, "/" for every O_TMPFILE open: vfs_tmpfile's dentry) */
+  struct fuse_in_header *h = buf;
+  static const char slash[] = "/";
+  if (len != sizeof *h + sizeof (struct fuse_create_in) + sizeof slash || h->opcode != FUSE_TMPFILE
+      || h->len != len || memcmp ((char *) buf + len - sizeof slash, slash, sizeof slash) != 0)
+    return;
+  h->opcode = FUSE_CREATE;
+}
+
 static ssize_t
 io_read (int fd, void *buf, size_t len, void *ud)
 {
@@ -146,21 +159,16 @@ io_read (int fd, void *buf, size_t len, void *ud)
   ssize_t n = read (fd, buf, len);
   if (n > 0 && !__atomic_load_n (&io->init_sent, __ATOMIC_ACQUIRE))
     note_init (io, buf, n);
+  if (n > 0)
+    overlay_worker_request_fix (buf, (size_t) n);
   return n;
 }
 
-static ssize_t
-io_splice (int fdin, off_t *offin, int fdout, off_t *offout, size_t len, unsigned int flags, void *ud)
-{
-  (void) ud;
-  return splice (fdin, (loff_t *) offin, fdout, (loff_t *) offout, len, flags);
-}
-
+/* No splice functions: libfuse then never splices (it offers the
+ * filesystem no SPLICE_* capability), so every request passes io_read. */
 static const struct fuse_custom_io worker_io = {
   .writev = io_writev,
   .read = io_read,
-  .splice_receive = io_splice,
-  .splice_send = io_splice,
 };
 
 int

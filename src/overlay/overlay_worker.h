@@ -37,7 +37,8 @@ typedef struct overlay_worker_io
  * kernel offers (conn->want & conn->capable). */
 void overlay_worker_io_want (overlay_worker_io *io, bool parallel_dirops, bool handle_killpriv);
 /* Serve the mounted /dev/fuse fd with session se through kiln's I/O: read(2)
- * and splice(2) as libfuse does, overlay_worker_writev for what goes out.
+ * for what comes in (never splice(2): see overlay_worker_request_fix),
+ * overlay_worker_writev for what goes out.
  * libfuse hands the I/O functions the session's user data, so that must
  * begin with io. Where the kernel offers FUSE over io_uring and
  * overlay_ring_wanted(), the INIT reply asks for it and the queues start
@@ -47,6 +48,13 @@ int overlay_worker_io_attach (overlay_worker_io *io, struct fuse_session *se, in
 /* Stop the io_uring queues, if any: after the connection ended (the
  * session loop returned), before the session is destroyed. */
 void overlay_worker_io_stop (overlay_worker_io *io);
+/* A request as read from the device or an io_uring entry, before libfuse
+ * sees it: libfuse 3.14 knows no FUSE_TMPFILE (it would answer ENOSYS and
+ * the kernel fail every O_TMPFILE open with EOPNOTSUPP), so one becomes the
+ * FUSE_CREATE it is shaped like, with the name "/" no CREATE can carry;
+ * overlay.c's create handler tells them apart by it. Everything else is
+ * left as it is. */
+void overlay_worker_request_fix (void *buf, size_t len);
 /* writev(2) of a reply or notification to the device; the INIT reply (the
  * first reply: no request comes before INIT is answered) carries
  * io->init_flags. A ring thread's reply to its own request goes into its

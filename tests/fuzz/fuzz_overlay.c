@@ -557,10 +557,19 @@ step (state *s, input *in)
       }
     case 10: /* open */
       {
-        static const int flags[] = { O_RDONLY, O_WRONLY, O_RDWR, O_RDONLY | O_TRUNC, O_WRONLY | O_APPEND };
+        static const int flags[] = { O_RDONLY, O_WRONLY, O_RDWR, O_RDONLY | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR };
         uint64_t ino = pick_ino (s, in);
+        unsigned k = take (in) % 6;
         bool imm;
-        int fd = overlay_model_open (s->m, ino, flags[take (in) % 5], &imm);
+        if (k == 5) /* O_TMPFILE: an unnamed file in ino, then its open */
+          {
+            if (overlay_model_tmpfile (s->m, ino, (take (in) << 1) & 07777, take (in), 7, &st) != 0)
+              break;
+            CHECK (S_ISREG (st.st_mode) && st.st_nlink == 0);
+            remember (s, st.st_ino);
+            ino = st.st_ino;
+          }
+        int fd = overlay_model_open (s->m, ino, flags[k], &imm);
         if (fd >= 0)
           {
             CHECK (fd > 2);

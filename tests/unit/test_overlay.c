@@ -779,7 +779,7 @@ group_setup (void **state)
  * cannot create such a name by any route; O_TMPFILE is a clear EOPNOTSUPP
  * (libfuse 3.14's low-level API has no tmpfile operation). */
 static void
-test_whiteout_names_and_tmpfile (void **state)
+test_whiteout_names (void **state)
 {
   NEED_MOUNT ();
   fx *f = *state;
@@ -799,11 +799,70 @@ test_whiteout_names_and_tmpfile (void **state)
   /* l1 deletes "gone": neither the name nor its whiteout file is visible */
   ASSERT_ERRNO (lstat (gone, &st), ENOENT);
   ASSERT_ERRNO (lstat (wgone, &st), ENOENT);
-  ASSERT_ERRNO (open (dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), EOPNOTSUPP);
   overlay_changes *c = commit (f);
   for (size_t i = 0; i < c->n; i++)
     assert_null (strstr (c->v[i].path, ".wh."));
   overlay_changes_free (c);
+}
+
+/* linkat(2) of an O_TMPFILE fd, as installers name a finished file */
+static int
+link_fd (int fd, const char *to)
+{
+  char p[64];
+  snprintf (p, sizeof p, "/proc/self/fd/%d", fd);
+  return linkat (AT_FDCWD, p, AT_FDCWD, to, AT_SYMLINK_FOLLOW);
+}
+
+static void
+test_tmpfile (void **state)
+{
+  NEED_MOUNT ();
+  fx *f = *state;
+  autofree char *dir = P (f, "a"), *named = P (f, "a/named"), *again = P (f, "a/again");
+  autofree char *wh = P (f, "a/.wh.x"), *never = P (f, "a/never");
+  int fd = open (dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0640);
+  assert_true (fd >= 0);
+  struct stat st;
+  assert_int_equal (fstat (fd, &st), 0);
+  assert_true (S_ISREG (st.st_mode));
+  assert_int_equal (st.st_nlink, 0);
+  assert_int_equal (pwrite (fd, "data", 4, 0), 4);
+  ASSERT_ERRNO (link_fd (fd, wh), EPERM);
+  assert_int_equal (link_fd (fd, named), 0);
+  assert_int_equal (fstat (fd, &st), 0);
+  assert_int_equal (st.st_nlink, 1);
+  ASSERT_FILE (f, "a/named", "data");
+  /* its first name taken and gone again, it is an unlinked file like any */
+  assert_int_equal (unlink (named), 0);
+  ASSERT_ERRNO (link_fd (fd, again), ENOENT);
+  assert_int_equal (link_fd (fd, named), -1);
+  close (fd);
+  fd = open (dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, "kept", 4, 0), 4);
+  assert_int_equal (link_fd (fd, named), 0);
+  close (fd);
+  /* O_EXCL: never linkable (the kernel's check); unlinked: no change */
+  fd = open (dir, O_TMPFILE | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+  assert_true (fd >= 0);
+  ASSERT_ERRNO (link_fd (fd, never), ENOENT);
+  close (fd);
+  fd = open (dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, "gone", 4, 0), 4);
+  close (fd);
+  overlay_changes *c = commit (f);
+  assert_non_null (find_change (c, OVERLAY_CHANGE_ADD, "a/named"));
+  assert_null (find_change (c, OVERLAY_CHANGE_ADD, "a/never"));
+  assert_null (find_change (c, OVERLAY_CHANGE_ADD, "a/again"));
+  /* the directory changed for the name only: named is all there is */
+  size_t files = 0;
+  for (size_t i = 0; i < c->n; i++)
+    files += c->v[i].kind == OVERLAY_CHANGE_ADD && S_ISREG (c->v[i].mode);
+  assert_int_equal (files, 1);
+  overlay_changes_free (c);
+  ASSERT_FILE (f, "a/named", "kept");
 }
 
 int
@@ -822,7 +881,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_masked_paths, setup, teardown),
     cmocka_unit_test_setup_teardown (test_single_id_mode, setup, teardown),
     cmocka_unit_test_setup_teardown (test_property_random_sequences, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_whiteout_names_and_tmpfile, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_whiteout_names, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_tmpfile, setup, teardown),
   };
   return cmocka_run_group_tests (tests, group_setup, NULL);
 }
