@@ -139,12 +139,10 @@ layout_put_blob (store *s, const char *dir, const char *digest, int64_t size, ki
       int r = store_blob_link_out (s, digest, bfd, hex, err);
       if (r < 0)
         return -1;
+      /* its name is made durable with the others' before index.json
+       * names it (ocilayout.c, blobs_durable) */
       if (r == 0)
-        {
-          if (fsync (bfd) < 0 && errno != EINVAL)
-            return kiln_error_make (err, errno, "fsync '%s'", blobs);
-          return 0;
-        }
+        return 0;
     }
   fs_atomic_file a = FS_ATOMIC_FILE_INIT;
   if (fs_atomic_open (bfd, hex, 0644, &a, err) < 0)

@@ -237,6 +237,18 @@ ocilayout_add_artifact (ocilayout *l, const char *media_type, const char *digest
   return write_entry (l, NULL, media_type, digest, size, artifact_type, err);
 }
 
+/* index.json is what makes blobs part of the layout: the names of the
+ * blobs put in without an fsync of their directory (hard links from the
+ * store, build_output.c) must be durable before it is. One fsync for all of
+ * them instead of one per blob. */
+static int
+blobs_durable (ocilayout *l, kiln_error **err)
+{
+  if (fsync (l->blobsfd) < 0 && errno != EINVAL && errno != EROFS)
+    return kiln_error_make (err, errno, "fsync '%s/blobs/sha256'", l->path);
+  return 0;
+}
+
 static int
 write_entry (ocilayout *l, const char *tag, const char *media_type, const char *digest, int64_t size,
              const char *artifact_type, kiln_error **err)
@@ -285,6 +297,7 @@ write_entry (ocilayout *l, const char *tag, const char *media_type, const char *
   autofree char *out = NULL;
   size_t len = 0;
   if (json_writer_finish (w, &out, &len, err) < 0
+      || blobs_durable (l, err) < 0
       || fs_write_file_atomic_at (l->dirfd, "index.json", out, len, 0644, err) < 0)
     return kiln_error_wrap (err, "OCI layout '%s': writing index.json", l->path);
   return 0;

@@ -250,7 +250,8 @@ fc_write_links (int layer_dirfd, const store_links *links, kiln_error **err)
 {
   autostrbuf strbuf sb = STRBUF_INIT;
   store_links_format (links, &sb);
-  return fs_write_file_atomic_at (layer_dirfd, STORE_LINKS_FILE, sb.buf, sb.len, 0600, err);
+  /* in the temp layer directory, which store_publish_layer syncs */
+  return fs_write_file_unsynced_at (layer_dirfd, STORE_LINKS_FILE, sb.buf, sb.len, 0600, err);
 }
 
 static int

@@ -783,7 +783,7 @@ layer_index_builder_write_at (layer_index_builder *b, int dirfd, const char *nam
   size_t len;
   if (layer_index_builder_serialize (b, &data, &len, err) < 0)
     return -1;
-  if (fs_write_file_atomic_at (dirfd, name, data, len, 0644, err) < 0)
+  if (fs_write_file_unsynced_at (dirfd, name, data, len, 0644, err) < 0)
     return kiln_error_wrap (err, "writing layer index '%s'", name);
   return 0;
 }

@@ -240,8 +240,10 @@ int layer_index_builder_type (layer_index_builder *b, const char *path);
 /* Number of entries including the root. */
 size_t layer_index_builder_count (const layer_index_builder *b);
 
-/* Serialise into file name below dirfd atomically (temp file + fsync +
- * rename), mode 0644. Limits: < 2^32-1 entries, 4 GiB of strings/xattrs. */
+/* Serialise into file name below dirfd atomically (temp file + rename),
+ * mode 0644, without fsync: dirfd is a store temp layer directory, which
+ * store_publish_layer syncs before publishing it. Limits: < 2^32-1
+ * entries, 4 GiB of strings/xattrs. */
 int layer_index_builder_write_at (layer_index_builder *b, int dirfd, const char *name, kiln_error **err);
 /* Serialise into a malloc'd buffer (tests, fuzzing). */
 int layer_index_builder_serialize (layer_index_builder *b, void **data, size_t *len, kiln_error **err);

@@ -415,7 +415,7 @@ reextract (store *s, const char *diff_id, const char *blob, kiln_error **err)
   if (r == 0 && (strcmp (res.diff_id, diff_id) != 0 || strcmp (res.blob_digest, blob) != 0))
     r = kiln_error_make (err, EINVAL, "blob %s does not make layer %s", blob, diff_id);
   if (r == 0)
-    r = fs_write_file_atomic_at (tfd, "blob", blob, strlen (blob), 0644, err);
+    r = fs_write_file_unsynced_at (tfd, "blob", blob, strlen (blob), 0644, err);
   if (r == 0 && syncfs (tfd) < 0)
     r = kiln_error_make (err, errno, "syncfs '%s/tmp/%s'", s->root, tmp);
   autofree char *from = xasprintf ("tmp/%s", tmp);

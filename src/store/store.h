@@ -88,7 +88,9 @@ int store_trylock_layer (store *s, const char *digest, kiln_error **err);
 /* True if the layer diff_id is published. */
 bool store_has_layer (store *s, const char *diff_id);
 /* If a layer extracted from blob digest is published, copy its diffID into
- * diff_id_out and return 1; 0 if not; negative on error. */
+ * diff_id_out and return 1; 0 if not (also when the blob's record is
+ * damaged: it is written without fsync, so a crash may leave it empty);
+ * negative on error. */
 int store_layer_for_blob (store *s, const char *blob_digest, char diff_id_out[DIGEST_STRING_SIZE],
                           kiln_error **err);
 

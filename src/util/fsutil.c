@@ -219,15 +219,16 @@ fs_atomic_open (int dirfd, const char *name, mode_t mode, fs_atomic_file *a, kil
   return kiln_error_make (err, EEXIST, "write '%s': no unused temporary name", name);
 }
 
-int
-fs_atomic_commit (fs_atomic_file *a, kiln_error **err)
+/* sync: fsync the file before the rename and the directory after it. */
+static int
+atomic_commit (fs_atomic_file *a, bool sync, kiln_error **err)
 {
   int ret;
   if (a->fd < 0 || a->tmpname == NULL)
     return kiln_error_make (err, EBADF, "commit: atomic file is not open");
   if (fchmod (a->fd, a->mode & 07777) < 0)
     ret = kiln_error_make (err, errno, "chmod '%s'", a->tmpname);
-  else if (fsync (a->fd) < 0)
+  else if (sync && fsync (a->fd) < 0)
     ret = kiln_error_make (err, errno, "fsync '%s'", a->tmpname);
   else
     {
@@ -241,7 +242,7 @@ fs_atomic_commit (fs_atomic_file *a, kiln_error **err)
           free (steal_pointer (&a->tmpname));
           /* Make the rename durable; some filesystems cannot fsync a
            * directory (EINVAL), which is not a failure of the write. */
-          if (fsync (a->dirfd) < 0 && errno != EINVAL && errno != EROFS)
+          if (sync && fsync (a->dirfd) < 0 && errno != EINVAL && errno != EROFS)
             ret = kiln_error_make (err, errno, "fsync directory of '%s'", a->name);
           else
             ret = 0;
@@ -252,8 +253,14 @@ fs_atomic_commit (fs_atomic_file *a, kiln_error **err)
 }
 
 int
-fs_write_file_atomic_at (int dirfd, const char *name, const void *data, size_t len, mode_t mode,
-                         kiln_error **err)
+fs_atomic_commit (fs_atomic_file *a, kiln_error **err)
+{
+  return atomic_commit (a, true, err);
+}
+
+static int
+write_file_at (int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync,
+               kiln_error **err)
 {
   autoatomic fs_atomic_file a = FS_ATOMIC_FILE_INIT;
   int r = fs_atomic_open (dirfd, name, mode, &a, err);
@@ -261,7 +268,21 @@ fs_write_file_atomic_at (int dirfd, const char *name, const void *data, size_t l
     return r;
   if (fs_write_all (a.fd, data, len, err) < 0)
     return kiln_error_wrap (err, "write '%s'", name);
-  return fs_atomic_commit (&a, err);
+  return atomic_commit (&a, sync, err);
+}
+
+int
+fs_write_file_unsynced_at (int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                           kiln_error **err)
+{
+  return write_file_at (dirfd, name, data, len, mode, false, err);
+}
+
+int
+fs_write_file_atomic_at (int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                         kiln_error **err)
+{
+  return write_file_at (dirfd, name, data, len, mode, true, err);
 }
 
 /* ---- reading and writing ---- */

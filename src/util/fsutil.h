@@ -92,6 +92,16 @@ void cleanup_fs_atomicp (fs_atomic_file *a);
 /* One-shot atomic write of len bytes. */
 int fs_write_file_atomic_at (int dirfd, const char *name, const void *data, size_t len,
                              mode_t mode, kiln_error **err);
+/* The same without either fsync: readers still see the old content or the
+ * new, never part of it, but after a crash the file may be missing, old or
+ * empty. Only for a file in a directory the caller makes durable as a whole
+ * before anything depends on it (the store's temp layer directories, which
+ * store_publish_layer syncs before the rename that publishes them), or for a
+ * record whose reader treats a missing or damaged one as absent. Each fsync
+ * costs a journalled disk about a millisecond (docs/design/store.md,
+ * "Fewer fsyncs"). */
+int fs_write_file_unsynced_at (int dirfd, const char *name, const void *data, size_t len,
+                               mode_t mode, kiln_error **err);
 
 /* Read a whole file into a NUL-terminated malloc'd buffer (*len excludes the
  * NUL). A file larger than max_size is an error (EFBIG) without reading it
