@@ -800,6 +800,7 @@ overlay_model_new (const overlay_config *cfg, overlay_model **out, kiln_error **
 {
   overlay_model *m = xzalloc (sizeof *m);
   pthread_mutex_init (&m->lock, NULL);
+  pthread_cond_init (&m->copied, NULL);
   m->lower = cfg->lower;
   m->id_mode = cfg->id_mode;
   m->present_uid = cfg->present_uid;
@@ -857,6 +858,7 @@ overlay_model_free (overlay_model *m)
     close (m->scratch_fd);
   overlay_lower_free (m->lower);
   strv_free (m->masks);
+  pthread_cond_destroy (&m->copied);
   pthread_mutex_destroy (&m->lock);
   free (m);
 }

@@ -95,6 +95,9 @@ struct inode
   xattr_ent *x;
   size_t nx;
   dentry *aliases;
+  /* overlay_model_copy_up is copying its data without the model lock:
+   * every other copy-up of it waits on the model's copied condition */
+  bool copying;
   /* an O_TMPFILE file that has not had a name yet: link may give it one
    * (the kernel checks O_EXCL, which makes it unlinkable, itself) */
   bool linkable;
@@ -116,6 +119,7 @@ struct inode
 struct overlay_model
 {
   pthread_mutex_t lock;
+  pthread_cond_t copied;     /* broadcast when an unlocked copy-up ends */
   overlay_lower *lower;
   int scratch_fd;
   int *upper_fds;            /* by generation */
@@ -232,8 +236,14 @@ int overlay_model_valid_name (const char *name);
 int overlay_model_get_dir (overlay_model *m, uint64_t ino, inode **out);
 int overlay_model_get_ino (overlay_model *m, uint64_t ino, inode **out);
 
-/* overlay_model_ops.c: give n its own data file in the current upper. */
+/* overlay_model_ops.c: give n its own data file in the current upper.
+ * Data of OVERLAY_COPY_UP_UNLOCKED bytes or more is copied with the model
+ * lock released (other requests go on; another copy-up of n waits), so a
+ * caller must not rely on the model staying as it was across this call,
+ * apart from n itself, which stays allocated. */
 int overlay_model_copy_up (overlay_model *m, inode *n);
+/* Below this, a copy takes less time than releasing the lock is worth. */
+#define OVERLAY_COPY_UP_UNLOCKED ((uint64_t) 1 << 20)
 
 /* overlay_model.c: start upper generation 0, or the next one after a commit. */
 int overlay_model_new_upper (overlay_model *m, kiln_error **err);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -21,56 +22,122 @@
 #endif
 
 /* ---- copy-up ---- */
-int
-overlay_model_copy_up (overlay_model *m, inode *n)
+static int
+copy_data (int src, int dst)
 {
-  if (n->has_upper && n->upper_gen == m->gen)
+  if (ioctl (dst, FICLONE, src) == 0)
     return 0;
-  char nm[32];
-  overlay_model_data_name (n, nm, sizeof nm);
-  int src = -1;
-  if (n->has_upper)
-    {
-      src = openat (overlay_model_upper_fd_of (m, n), nm, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (src < 0)
-        return -errno;
-    }
-  else if (n->lpath && n->nll)
-    {
-      src = overlay_lower_open (m->lower, n->llayers[0], n->lpath);
-      if (src < 0)
-        return src;
-    }
-  int dst = openat (m->upper_fds[m->gen], nm, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  autoerror kiln_error *err = NULL;
+  if (fs_copy_fd (src, dst, UINT64_MAX, NULL, &err) < 0)
+    return err && err->status ? -err->status : -EIO;
+  return 0;
+}
+
+/* A big file: copied into "INO.copy" in the upper with the model lock
+ * released (a copy of a 1 GiB file held every other request of the step
+ * for the whole copy), then renamed to its data name. n->copying makes
+ * other copy-ups of n wait; n->open_count keeps it allocated; the times
+ * are applied after the copy, so a utimes that came meanwhile counts. */
+static int
+copy_up_unlocked (overlay_model *m, inode *n, int src, const char *nm)
+{
+  char tmp[48];
+  snprintf (tmp, sizeof tmp, "%s.copy", nm);
+  unsigned gen = m->gen;
+  int udir = m->upper_fds[gen];
+  int dst = openat (udir, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (dst < 0)
     {
       int e = errno;
-      if (src >= 0)
-        close (src);
+      close (src);
       return -e;
     }
-  int ret = 0;
-  if (src >= 0)
-    {
-      if (ioctl (dst, FICLONE, src) < 0)
-        {
-          autoerror kiln_error *err = NULL;
-          if (fs_copy_fd (src, dst, UINT64_MAX, NULL, &err) < 0)
-            ret = err && err->status ? -err->status : -EIO;
-        }
-      close (src);
-      struct timespec ts[2] = { n->atime, n->mtime };
-      futimens (dst, ts);
-    }
+  n->copying = true;
+  n->open_count++;
+  pthread_mutex_unlock (&m->lock);
+  int ret = copy_data (src, dst);
+  close (src);
   close (dst);
+  pthread_mutex_lock (&m->lock);
+  n->open_count--;
+  n->copying = false;
+  pthread_cond_broadcast (&m->copied);
+  /* a commit cannot come while a step's request runs; if one did, the
+   * copy went into a generation that is frozen now: start again */
+  if (ret == 0 && m->gen != gen)
+    ret = -EAGAIN;
+  if (ret == 0 && renameat (udir, tmp, udir, nm) < 0)
+    ret = -errno;
   if (ret < 0)
     {
-      unlinkat (m->upper_fds[m->gen], nm, 0);
+      unlinkat (udir, tmp, 0);
       return ret;
     }
+  struct timespec ts[2] = { n->atime, n->mtime };
+  utimensat (udir, nm, ts, AT_SYMLINK_NOFOLLOW);
   n->has_upper = true;
-  n->upper_gen = m->gen;
+  n->upper_gen = gen;
   return 0;
+}
+
+int
+overlay_model_copy_up (overlay_model *m, inode *n)
+{
+  for (;;)
+    {
+      while (n->copying)
+        pthread_cond_wait (&m->copied, &m->lock);
+      if (n->has_upper && n->upper_gen == m->gen)
+        return 0;
+      char nm[32];
+      overlay_model_data_name (n, nm, sizeof nm);
+      int src = -1;
+      if (n->has_upper)
+        {
+          src = openat (overlay_model_upper_fd_of (m, n), nm, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+          if (src < 0)
+            return -errno;
+        }
+      else if (n->lpath && n->nll)
+        {
+          src = overlay_lower_open (m->lower, n->llayers[0], n->lpath);
+          if (src < 0)
+            return src;
+        }
+      struct stat ss;
+      if (src >= 0 && fstat (src, &ss) == 0 && (uint64_t) ss.st_size >= OVERLAY_COPY_UP_UNLOCKED)
+        {
+          int r = copy_up_unlocked (m, n, src, nm);
+          if (r == -EAGAIN)
+            continue;
+          return r;
+        }
+      int dst = openat (m->upper_fds[m->gen], nm, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+      if (dst < 0)
+        {
+          int e = errno;
+          if (src >= 0)
+            close (src);
+          return -e;
+        }
+      int ret = 0;
+      if (src >= 0)
+        {
+          ret = copy_data (src, dst);
+          close (src);
+          struct timespec ts[2] = { n->atime, n->mtime };
+          futimens (dst, ts);
+        }
+      close (dst);
+      if (ret < 0)
+        {
+          unlinkat (m->upper_fds[m->gen], nm, 0);
+          return ret;
+        }
+      n->has_upper = true;
+      n->upper_gen = m->gen;
+      return 0;
+    }
 }
 
 /* ---- mutating operations ---- */
