@@ -12,7 +12,9 @@ out="$E2E_DIR/../integration/e2e.bats"
 # Each builds its case with buildah (cached) and kiln, compares the images
 # with tests/tools/imgcompare and runs the case's run-check (tests/e2e/run.sh).
 # A case is skipped only when its `requires` file names a feature listed in
-# tests/e2e/kiln-lacks ("kiln build lacks FEATURE").
+# tests/e2e/kiln-lacks ("kiln build lacks FEATURE"), or a host-* capability
+# this machine does not have (host-i386: i386 system calls, which some
+# hypervisors fault).
 # E2E_KILN_AS=root (default), user (plain user, no subuid ranges) or
 # user-subuid selects who runs `kiln build`; buildah always runs as root.
 
@@ -59,6 +61,10 @@ _e2e() {
     local f
     while read -r f _; do
       [ -n "$f" ] || continue
+      case "$f" in
+        host-i386) host_runs_i386 || skip "this machine faults i386 system calls (int 0x80)" ;;
+        host-*) echo "unknown host capability '$f' in $c/requires" >&2; return 1 ;;
+      esac
       grep -qxF -- "$f" <<< "$lacks" && missing+=("$f")
     done < <(sed -e 's/#.*//' "$E2E/cases/$c/requires")
   fi

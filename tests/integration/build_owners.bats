@@ -30,28 +30,9 @@ teardown() {
 # with subuid ranges (sub) or without (single) into the OCI layout
 # $SHARED/out/OUT; checks the ID mode kiln logged.
 obuild() {
-  local mode=$1 out=$SHARED/out/$2 store=$SHARED/store-$1 as=()
-  mkdir -p "$store" "$SHARED/out"
-  chmod 0755 "$SHARED/out"
-  case "$mode" in
-    root) ;;
-    sub) test_user_create kiln-own-sub --subuid; as=(run_as kiln-own-sub) ;;
-    single) test_user_create kiln-own-single; as=(run_as kiln-own-single) ;;
-  esac
-  if [ "$mode" != root ]; then
-    chown "$TEST_USER" "$store" "$SHARED/out"
-  fi
-  chmod -R a+rX "$SHARED/ctx"
-  run "${as[@]}" "$KILN" build --root "$store" --insecure-registry "$REGISTRY" \
-    --build-arg "BASE=$BUSYBOX_IMAGE" --build-arg "DEBIAN=$DEBIAN_IMAGE" --no-push --oci-layout "$out:t" \
+  mode_build "$1" own "$SHARED/store-$1" "$SHARED/out" --insecure-registry "$REGISTRY" \
+    --build-arg "BASE=$BUSYBOX_IMAGE" --build-arg "DEBIAN=$DEBIAN_IMAGE" --no-push --oci-layout "$SHARED/out/$2:t" \
     "$SHARED/ctx"
-  echo "$output" | tail -20
-  [ "$status" -eq 0 ]
-  case "$mode" in
-    root) [[ $output == *"user namespace: full ("*"as root"* ]] ;;
-    sub) [[ $output == *"user namespace: full ("*"subuid"* ]] ;;
-    single) [[ $output == *"user namespace: single"* ]] ;;
-  esac
 }
 
 # layer_owners OUT SKIP: PATH TYPE MODE UID:GID of every layer member after
@@ -110,12 +91,17 @@ EOF
   cp "$KILN_SRC/tests/e2e/cases/71-tool-owners/Dockerfile" "$SHARED/ctx/Dockerfile"
   cat >> "$SHARED/ctx/Dockerfile" <<'EOF'
 RUN owners fsids 61 62 /tmp/fsids && stat -c '%u:%g' /tmp/fsids > /fsids.seen
-RUN owners stat32 /t/ref /t/copied /t/sl /etc/shadow > /t/seen32
 EOF
+  # 32-bit stat calls, where this machine runs i386 system calls at all
+  local i386=false seen32=
+  if host_runs_i386; then
+    i386=true seen32=t/seen32
+    echo 'RUN owners stat32 /t/ref /t/copied /t/sl /etc/shadow > /t/seen32' >> "$SHARED/ctx/Dockerfile"
+  fi
   local m
   for m in root sub single; do
     obuild $m $m
-    for f in t/out t/seen1 t/seen2 t/seen32 ls-t tar-t fsids.seen; do
+    for f in t/out t/seen1 t/seen2 $seen32 ls-t tar-t fsids.seen; do
       image_file $m $f | sed "s|^|$f: |"
     done > "$SHARED/$m.seen"
     layer_owners $m 1 | grep -v '^var/log/\|^var/cache/' > "$SHARED/$m.layers"
@@ -127,7 +113,7 @@ EOF
   grep -qx 'fsids.seen: 61:62' "$SHARED/root.seen"
   grep -qx 'tmp/fsids file 0644 61:62' "$SHARED/root.layers"
   grep -qx 'etc/shadow file 0640 0:42' "$SHARED/root.layers"
-  grep -qx 't/seen32: /t/ref: stat64 42:43 lstat64 42:43 fstat64 42:43 fstatat64 42:43 statx 42:43' "$SHARED/root.seen"
+  ! $i386 || grep -qx 't/seen32: /t/ref: stat64 42:43 lstat64 42:43 fstat64 42:43 fstatat64 42:43 statx 42:43' "$SHARED/root.seen"
   diff "$SHARED/root.seen" "$SHARED/sub.seen"
   diff "$SHARED/root.layers" "$SHARED/sub.layers"
   # single mode: a file created after setfsuid/setfsgid is the fs ids'
@@ -182,6 +168,7 @@ EOF
 
 @test "owners: a 32-bit (i386) program sees the recorded owners and ids in single mode as in a root build" {
   [ "$(uname -m)" = x86_64 ] || skip "i386 programs need an x86-64 host"
+  host_runs_i386 || skip "this machine faults i386 system calls (int 0x80): no 32-bit program runs"
   local deb
   deb=$(ls "$KILN_TEST_CACHE"/debs/busybox-static_*_i386.deb 2> /dev/null | tail -n1)
   [ -n "$deb" ] || skip "no busybox-static i386 .deb in $KILN_TEST_CACHE/debs (scripts/install-deps.sh downloads it)"

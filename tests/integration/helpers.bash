@@ -523,6 +523,52 @@ _test_user_tmp_cleanup() {
   done
 }
 
+# host_runs_i386: whether this machine runs i386 system calls (int 0x80).
+# Some hypervisors fault them although the kernel has IA32 emulation, and
+# then no 32-bit program runs; the answer is kept for the test file.
+host_runs_i386() {
+  [ "$(uname -m)" = x86_64 ] || return 1
+  local d=${BATS_FILE_TMPDIR:-/tmp}
+  if [ ! -f "$d/.kiln-int80" ]; then
+    printf 'int main (void) { long r; __asm__ volatile ("int $0x80" : "=a"(r) : "a"(20L) : "memory"); return r > 0 ? 0 : 1; }\n' \
+      > "$d/int80.c"
+    if cc -o "$d/int80" "$d/int80.c" 2> /dev/null && ("$d/int80" || exit 1) 2> /dev/null; then
+      echo yes > "$d/.kiln-int80"
+    else
+      echo no > "$d/.kiln-int80"
+    fi
+  fi
+  [ "$(cat "$d/.kiln-int80")" = yes ]
+}
+
+# mode_build MODE TAG STORE OUTDIR [ARGS...]: `kiln build --root STORE
+# ARGS...` as root (MODE root), as a plain user with /etc/subuid ranges
+# (sub: user kiln-TAG-sub) or one without (single: kiln-TAG-single), the
+# user owning STORE and OUTDIR and $SHARED/ctx readable to it. Sets
+# $output/$status as bats' run does; fails, showing the end of the log,
+# unless the build succeeded in the user namespace mode MODE stands for.
+mode_build() {
+  local mode=$1 tag=$2 store=$3 outdir=$4 as=()
+  shift 4
+  mkdir -p "$store" "$outdir"
+  case "$mode" in
+    root) ;;
+    sub) test_user_create "kiln-$tag-sub" --subuid; as=(run_as "kiln-$tag-sub") ;;
+    single) test_user_create "kiln-$tag-single"; as=(run_as "kiln-$tag-single") ;;
+    *) echo "mode_build: unknown mode '$mode'" >&2; return 2 ;;
+  esac
+  [ "$mode" = root ] || chown "$TEST_USER" "$store" "$outdir"
+  chmod -R a+rX "$SHARED/ctx"
+  chmod 0755 "$SHARED" "$outdir"
+  run "${as[@]}" "$KILN" build --root "$store" "$@"
+  [ "$status" -eq 0 ] || { echo "$output" | tail -30; return 1; }
+  case "$mode" in
+    root) [[ $output == *"user namespace: full ("*"as root"* ]] ;;
+    sub) [[ $output == *"user namespace: full ("*"subuid"* ]] ;;
+    single) [[ $output == *"user namespace: single"* ]] ;;
+  esac
+}
+
 run_as() {
   require_root "needs root to switch to a test user"
   local name=$1

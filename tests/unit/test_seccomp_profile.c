@@ -320,6 +320,19 @@ int80 (long nr, long a, long b, long c)
   __asm__ volatile ("int $0x80" : "=a"(ret) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
   return ret;
 }
+
+/* Whether this machine runs i386 system calls at all: some hypervisors
+ * fault int 0x80 (SIGSEGV) although the kernel has IA32 emulation. Asked
+ * in a child, so the fault cannot reach cmocka's handler here. */
+static bool
+i386_syscalls_work (void)
+{
+  pid_t pid = fork ();
+  if (pid == 0)
+    _exit (int80 (20, 0, 0, 0) > 0 ? 0 : 1);
+  int st;
+  return pid > 0 && waitpid (pid, &st, 0) == pid && WIFEXITED (st) && WEXITSTATUS (st) == 0;
+}
 #endif
 
 /* Single mode's stat-family calls go to the supervisor: with the listener
@@ -330,6 +343,11 @@ test_fake_ids_stat_notified (void **state)
 {
   (void) state;
   seccomp_filter *f = compile (NULL, SECCOMP_PROFILE_FAKE_IDS, 0, 0);
+#if defined(__x86_64__)
+  bool i386 = i386_syscalls_work ();
+  if (!i386)
+    print_message ("this machine faults i386 system calls (int 0x80): their checks are left out\n");
+#endif
   pid_t pid = fork ();
   assert_true (pid >= 0);
   if (pid == 0)
@@ -358,11 +376,13 @@ test_fake_ids_stat_notified (void **state)
 #if defined(__x86_64__)
       /* i386's stat64 (195), lstat64 (196), fstat64 (197), fstatat64 (300),
        * statx (383), getuid32 (199), setfsuid32 (215); getpid (20) is not. */
-      if (int80 (195, 0, 0, 0) != -ENOSYS || int80 (196, 0, 0, 0) != -ENOSYS || int80 (197, 0, 0, 0) != -ENOSYS
-          || int80 (300, 0, 0, 0) != -ENOSYS || int80 (383, 0, 0, 0) != -ENOSYS || int80 (199, 0, 0, 0) != -ENOSYS
-          || int80 (215, 0, 0, 0) != -ENOSYS)
+      if (i386
+          && (int80 (195, 0, 0, 0) != -ENOSYS || int80 (196, 0, 0, 0) != -ENOSYS
+              || int80 (197, 0, 0, 0) != -ENOSYS || int80 (300, 0, 0, 0) != -ENOSYS
+              || int80 (383, 0, 0, 0) != -ENOSYS || int80 (199, 0, 0, 0) != -ENOSYS
+              || int80 (215, 0, 0, 0) != -ENOSYS))
         _exit (6);
-      if (int80 (20, 0, 0, 0) <= 0)
+      if (i386 && int80 (20, 0, 0, 0) <= 0)
         _exit (7);
 #endif
       _exit (0);
