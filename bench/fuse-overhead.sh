@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # bench/fuse-overhead.sh - FUSE overhead of kiln's overlay (issue 7) against
 # the native disk and fuse-overlayfs over the same lower layer, in one run.
+# kiln runs twice: over the lower as a plain directory (attributes from its
+# inodes: every directory's entries are stat'ed when it is first listed) and
+# over the same tree as a store layer (attributes from the layer's index),
+# which is what builds serve their base images from.
 #   bench/fuse-overhead.sh [REPS] [DATA_MB] [FILES]   (defaults 3 1024 50000)
 # Run as root (fuse-overlayfs and kiln's overlay are mounted with mount(2);
 # kiln's inside `unshare -m` via bench/fuse_overhead_mount.c).
@@ -94,6 +98,7 @@ done
   echo 'int main (void) { printf ("%d\n", f01_1 ("kiln", 4)); return 0; }'
 } > "$L/proj/main.c"
 printf 'CFLAGS = -O2 -Wall\nSRCS = $(wildcard *.c)\nprog: $(SRCS:.c=.o)\n\t$(CC) -o $@ $^\n' > "$L/proj/Makefile"
+tar -cf "$work/lower.tar" -C "$L" .
 sync
 
 # run_one MODE WORKLOAD: prints the inner output (ms, or "write read")
@@ -117,9 +122,11 @@ run_one() {
       fuse-overlayfs -o "lowerdir=$L,upperdir=$d/upper,workdir=$d/work" "$mnt"
       out=$("$self" --inner "$w" "$mnt" "$work/files.tar" "$MB") || { umount "$mnt"; return 1; }
       umount "$mnt" ;;
-    kiln)
+    kiln|kiln-store)
       mkdir -p "$d/scratch" "$mnt"
-      out=$(unshare -m "$work/fuse_overhead_mount" "$L" "$d/scratch" "$mnt" \
+      local lower=("$L")
+      [ "$mode" = kiln ] || lower=(--store "$work/store" "$work/lower.tar")
+      out=$(unshare -m "$work/fuse_overhead_mount" "${lower[@]}" "$d/scratch" "$mnt" \
               "$self" --inner "$w" "$mnt" "$work/files.tar" "$MB" 2>"$d/commit.log") \
         || { cat "$d/commit.log" >&2; return 1; } ;;
   esac
@@ -132,7 +139,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # Modes are interleaved within each repetition, so a change in the machine's
 # load (it is shared) hits all three alike.
 declare -A R V
-modes="native fuse-overlayfs kiln"
+modes="native fuse-overlayfs kiln kiln-store"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for w in untar find du compile data; do
   for _ in $(seq "$REPS"); do
@@ -154,8 +161,8 @@ for w in untar find du compile write read; do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-echo "| workload | native ms | fuse-overlayfs ms | kiln ms | kiln / native | kiln / fuse-overlayfs |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| workload | native ms | fuse-overlayfs ms | kiln ms | kiln, store lower, ms | kiln / native | kiln, store lower / native | kiln / fuse-overlayfs |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 label() {
   case "$1" in
     untar) echo "untar $FILES files (tar -xf)" ;;
@@ -167,9 +174,9 @@ label() {
   esac
 }
 for w in untar find du compile write read; do
-  a=${R[$w,native]} b=${R[$w,fuse-overlayfs]} c=${R[$w,kiln]}
-  awk -v l="$(label "$w")" -v a="$a" -v b="$b" -v c="$c" 'BEGIN {
-    printf "| %s | %d | %d | %d | %.2f | %.2f |\n", l, a, b, c, a ? c / a : 0, b ? c / b : 0 }'
+  a=${R[$w,native]} b=${R[$w,fuse-overlayfs]} c=${R[$w,kiln]} k=${R[$w,kiln-store]}
+  awk -v l="$(label "$w")" -v a="$a" -v b="$b" -v c="$c" -v k="$k" 'BEGIN {
+    printf "| %s | %d | %d | %d | %d | %.2f | %.2f | %.2f |\n", l, a, b, c, k, a ? c / a : 0, a ? k / a : 0, b ? c / b : 0 }'
 done
 echo
 echo "REPS=$REPS (median of each), load average after: $load_after"
