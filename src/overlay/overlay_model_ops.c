@@ -7,6 +7,7 @@
 #include "util/fsutil.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdlib.h>
@@ -33,48 +34,65 @@ copy_data (int src, int dst)
   return 0;
 }
 
-/* A big file: copied into "INO.copy" in the upper with the model lock
- * released (a copy of a 1 GiB file held every other request of the step
- * for the whole copy), then renamed to its data name. n->copying makes
- * other copy-ups of n wait; n->open_count keeps it allocated; the times
- * are applied after the copy, so a utimes that came meanwhile counts. */
+/* Give n its data file nm in the current upper: src's data copied (src -1:
+ * an empty file), with n's times. Data of OVERLAY_COPY_UP_UNLOCKED bytes or
+ * more is copied with the model lock released (a copy of a 1 GiB file held
+ * every other request of the step for the whole copy), into "INO.copy" and
+ * then renamed to its data name: n->copying makes other copy-ups of n wait,
+ * n->open_count keeps it allocated, and the times are applied after the
+ * copy, so a utimes that came meanwhile counts. -EAGAIN: a commit came
+ * meanwhile, start again. Closes src. */
 static int
-copy_up_unlocked (overlay_model *m, inode *n, int src, const char *nm)
+copy_up_from (overlay_model *m, inode *n, int src, const char *nm)
 {
+  struct stat ss;
+  bool unlocked = src >= 0 && fstat (src, &ss) == 0 && (uint64_t) ss.st_size >= OVERLAY_COPY_UP_UNLOCKED;
   char tmp[48];
   snprintf (tmp, sizeof tmp, "%s.copy", nm);
+  const char *target = unlocked ? tmp : nm;
   unsigned gen = m->gen;
   int udir = m->upper_fds[gen];
-  int dst = openat (udir, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int dst = openat (udir, target, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (dst < 0)
     {
       int e = errno;
-      close (src);
+      if (src >= 0)
+        close (src);
       return -e;
     }
-  n->copying = true;
-  n->open_count++;
-  pthread_mutex_unlock (&m->lock);
-  int ret = copy_data (src, dst);
-  close (src);
+  if (unlocked)
+    {
+      n->copying = true;
+      n->open_count++;
+      pthread_mutex_unlock (&m->lock);
+    }
+  int ret = src >= 0 ? copy_data (src, dst) : 0;
+  if (src >= 0)
+    close (src);
+  if (unlocked)
+    {
+      pthread_mutex_lock (&m->lock);
+      n->open_count--;
+      n->copying = false;
+      pthread_cond_broadcast (&m->copied);
+      /* a commit cannot come while a step's request runs; if one did, the
+       * copy went into a generation that is frozen now */
+      if (ret == 0 && m->gen != gen)
+        ret = -EAGAIN;
+      if (ret == 0 && renameat (udir, tmp, udir, nm) < 0)
+        ret = -errno;
+    }
+  if (ret == 0 && src >= 0)
+    {
+      struct timespec ts[2] = { n->atime, n->mtime };
+      futimens (dst, ts);
+    }
   close (dst);
-  pthread_mutex_lock (&m->lock);
-  n->open_count--;
-  n->copying = false;
-  pthread_cond_broadcast (&m->copied);
-  /* a commit cannot come while a step's request runs; if one did, the
-   * copy went into a generation that is frozen now: start again */
-  if (ret == 0 && m->gen != gen)
-    ret = -EAGAIN;
-  if (ret == 0 && renameat (udir, tmp, udir, nm) < 0)
-    ret = -errno;
   if (ret < 0)
     {
-      unlinkat (udir, tmp, 0);
+      unlinkat (udir, target, 0);
       return ret;
     }
-  struct timespec ts[2] = { n->atime, n->mtime };
-  utimensat (udir, nm, ts, AT_SYMLINK_NOFOLLOW);
   n->has_upper = true;
   n->upper_gen = gen;
   return 0;
@@ -104,39 +122,9 @@ overlay_model_copy_up (overlay_model *m, inode *n)
           if (src < 0)
             return src;
         }
-      struct stat ss;
-      if (src >= 0 && fstat (src, &ss) == 0 && (uint64_t) ss.st_size >= OVERLAY_COPY_UP_UNLOCKED)
-        {
-          int r = copy_up_unlocked (m, n, src, nm);
-          if (r == -EAGAIN)
-            continue;
-          return r;
-        }
-      int dst = openat (m->upper_fds[m->gen], nm, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-      if (dst < 0)
-        {
-          int e = errno;
-          if (src >= 0)
-            close (src);
-          return -e;
-        }
-      int ret = 0;
-      if (src >= 0)
-        {
-          ret = copy_data (src, dst);
-          close (src);
-          struct timespec ts[2] = { n->atime, n->mtime };
-          futimens (dst, ts);
-        }
-      close (dst);
-      if (ret < 0)
-        {
-          unlinkat (m->upper_fds[m->gen], nm, 0);
-          return ret;
-        }
-      n->has_upper = true;
-      n->upper_gen = m->gen;
-      return 0;
+      int r = copy_up_from (m, n, src, nm);
+      if (r != -EAGAIN)
+        return r;
     }
 }
 
