@@ -51,7 +51,6 @@ build() {
   t1=$(date +%s.%N)
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "| workload | row | A (s) | B (s) | B/A |"
 echo "| --- | --- | --- | --- | --- |"
@@ -74,8 +73,8 @@ for w in "${WL[@]}"; do
     ta+=("$(build "$A" "$W/sa" "$w" "$ctx")")
     tb+=("$(build "$B" "$W/sb" "$w" "$ctx")")
   done
-  ma=$(printf '%s\n' "${ta[@]}" | median)
-  mb=$(printf '%s\n' "${tb[@]}" | median)
+  ma=$(printf '%s\n' "${ta[@]}" | bench_median)
+  mb=$(printf '%s\n' "${tb[@]}" | bench_median)
   awk -v w="$w" -v a="$ca" -v b="$cb" 'BEGIN { printf "| %s | cold (mean of 2, A B B A) | %.2f | %.2f | %.2f |\n", w, a, b, b / a }'
   # warm rows of w1 and w2 take a tenth of a second: milliseconds, not 10 ms
   awk -v w="$w" -v a="$ma" -v b="$mb" -v n="$RUNS" \

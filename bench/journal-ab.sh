@@ -50,7 +50,6 @@ build() { # BIN KEY [PREFIX...] -> ms
   e=$(date +%s%N)
   echo $(( (e - s) / 1000000 ))
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 "$A" build --progress plain --root "$W/fs/store-A" --insecure-registry "$REGISTRY" --no-push -f "$W/Dockerfile" "$ctx" > /dev/null 2>&1
 "$B" build --progress plain --root "$W/fs/store-B" --insecure-registry "$REGISTRY" --no-push -f "$W/Dockerfile" "$ctx" > /dev/null 2>&1
@@ -59,7 +58,7 @@ for _ in $(seq "$RUNS"); do
   ta+=("$(build "$A" A)")
   tb+=("$(build "$B" B)")
 done
-ma=$(printf '%s\n' "${ta[@]}" | median) mb=$(printf '%s\n' "${tb[@]}" | median)
+ma=$(printf '%s\n' "${ta[@]}" | bench_median) mb=$(printf '%s\n' "${tb[@]}" | bench_median)
 fa=$(build "$A" A strace -f -qq -e trace=fsync -o "$W/fa" >/dev/null; grep -c 'fsync(' "$W/fa")
 fb=$(build "$B" B strace -f -qq -e trace=fsync -o "$W/fb" >/dev/null; grep -c 'fsync(' "$W/fb")
 echo "$WLN warm on journalled ext4 (loop), ms"
