@@ -38,18 +38,44 @@ run_output (void *ctx, sandbox_stream stream, const char *line, size_t len)
 /* Consecutive RUN steps of a stage share one overlay mount (a
  * sandbox_session): the overlay's commit starts a fresh upper on the same
  * mount, and the kernel keeps its dentry, attribute and page caches from
- * step to step. The view is the stage's layers as long as every layer added
- * since the mount was made came from its own commits; a COPY, a cached
- * step or a failure ends it, and the next RUN mounts the stage's layers
+ * step to step. The view is the stage's layers: its own commits are in it
+ * already, and layers the stage gained otherwise (a COPY, a cached step)
+ * are added to it before the next RUN (overlay_add_layers). A failure, or
+ * a stage whose layers are no longer those the view was made of
+ * (--single-snapshot), ends it, and the next RUN mounts the stage's layers
  * afresh. */
 struct run_session
 {
   sandbox_session *sess;
   char *tmpname;       /* store temp dir: the uppers and the mount point */
   size_t n_layers;     /* the stage's layer count the view shows */
+  char **ids;          /* their diffIDs */
   unsigned steps;      /* RUN steps run on it */
   run_ctx rc;          /* its overlay is rc.ovl */
 };
+
+/* The view shows the stage's layers as they are now. */
+static void
+session_shows (run_session *rs, const stage_state *st)
+{
+  strv_free (rs->ids);
+  rs->ids = xcalloc (st->n_layers + 1, sizeof *rs->ids);
+  for (size_t i = 0; i < st->n_layers; i++)
+    rs->ids[i] = xstrdup (st->layers[i].diff_id);
+  rs->n_layers = st->n_layers;
+}
+
+/* The stage's layers are those the view shows, and possibly more above. */
+static bool
+session_below (const run_session *rs, const stage_state *st)
+{
+  if (st->n_layers < rs->n_layers)
+    return false;
+  for (size_t i = 0; i < rs->n_layers; i++)
+    if (strcmp (rs->ids[i], st->layers[i].diff_id))
+      return false;
+  return true;
+}
 
 void
 build_run_session_end (build_exec *b, stage_state *st)
@@ -66,6 +92,7 @@ build_run_session_end (build_exec *b, stage_state *st)
   if (rs->tmpname)
     store_rmtemp (b->o.store, rs->tmpname);
   free (rs->tmpname);
+  strv_free (rs->ids);
   free (rs);
 }
 
@@ -75,8 +102,23 @@ static run_session *
 run_session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid, gid_t gid,
                  const char *const *masks, kiln_error **err)
 {
-  if (st->rs && st->rs->n_layers != st->n_layers)
+  if (st->rs && !session_below (st->rs, st))
     build_run_session_end (b, st);
+  if (st->rs && st->rs->n_layers < st->n_layers)
+    {
+      size_t added = st->n_layers - st->rs->n_layers;
+      if (overlay_add_layers (st->rs->rc.ovl, lower, st->rs->n_layers) < 0)
+        {
+          log_debug ("the stage's mount cannot show the %zu layer%s added since: a new mount", added,
+                     added == 1 ? "" : "s");
+          build_run_session_end (b, st);
+        }
+      else
+        {
+          log_debug ("added %zu layer%s to the stage's mount", added, added == 1 ? "" : "s");
+          session_shows (st->rs, st);
+        }
+    }
   if (st->rs)
     {
       overlay_lower_free (lower);
@@ -111,7 +153,7 @@ run_session_get (build_exec *b, stage_state *st, overlay_lower *lower, uid_t uid
                                 .cancel_signal = b->o.signal_flag, .network = b->o.network };
   if (sandbox_session_new (&sc, &rs->sess, err) < 0)
     goto fail;
-  rs->n_layers = st->n_layers;
+  session_shows (rs, st);
   rs->steps = 1;
   log_debug ("RUN on a new mount of the stage's %zu layers", rs->n_layers);
   return rs;
@@ -487,7 +529,7 @@ run_commit (build_exec *b, stage_state *st, const char *created_by, run_session 
   /* --ignore-path leaves changes out of the layer, which the view still
    * shows: the next step gets a fresh mount of the stage's layers. */
   if (ret == 0 && !b->o.ignore_paths)
-    rs->n_layers = st->n_layers;
+    session_shows (rs, st);
   return ret;
 }
 

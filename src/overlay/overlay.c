@@ -1001,21 +1001,38 @@ overlay_owner_cb (void *ovl, uint64_t ino, uid_t *uid, gid_t *gid)
   return overlay_model_owner (((overlay *) ovl)->m, ino, uid, gid);
 }
 
+/* No request is in flight between steps, so the kernel can take these
+ * now; they are sent outside the model lock all the same. The parent's
+ * attributes (link count, times) and cached listing change too. */
+static void
+send_invals (overlay *ovl, overlay_model_inval *inv, size_t n)
+{
+  for (size_t i = 0; ovl->se && i < n; i++)
+    {
+      if (inv[i].name)
+        fuse_lowlevel_notify_inval_entry (ovl->se, inv[i].parent, inv[i].name, strlen (inv[i].name));
+      fuse_lowlevel_notify_inval_inode (ovl->se, inv[i].parent, 0, 0);
+    }
+  overlay_model_invals_free (inv, n);
+}
+
+int
+overlay_add_layers (overlay *ovl, overlay_lower *lower, unsigned first)
+{
+  overlay_model_inval *inv;
+  size_t n;
+  int r = overlay_model_push_layers (ovl->m, lower, first, &inv, &n);
+  send_invals (ovl, inv, n);
+  return r;
+}
+
 int
 overlay_begin_step (overlay *ovl, uid_t create_uid, gid_t create_gid, const char *const *mask_paths)
 {
   overlay_model_inval *inv;
   size_t n;
   overlay_model_set_step (ovl->m, create_uid, create_gid, mask_paths, &inv, &n);
-  /* No request is in flight between steps, so the kernel can take these
-   * now; they are sent outside the model lock all the same. The parent's
-   * attributes (link count, times) and cached listing change too. */
-  for (size_t i = 0; ovl->se && i < n; i++)
-    {
-      fuse_lowlevel_notify_inval_entry (ovl->se, inv[i].parent, inv[i].name, strlen (inv[i].name));
-      fuse_lowlevel_notify_inval_inode (ovl->se, inv[i].parent, 0, 0);
-    }
-  overlay_model_invals_free (inv, n);
+  send_invals (ovl, inv, n);
   /* Pages a revoked handle wrote into the kernel's cache stayed there when
    * their write-back was refused: the step reads what its layers hold. */
   pthread_mutex_lock (&ovl->stale_lock);

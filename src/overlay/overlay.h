@@ -121,6 +121,17 @@ void overlay_set_creator (overlay *ovl, overlay_creator_fn fn, void *ctx);
  * names that appeared or disappeared are invalidated. */
 int overlay_begin_step (overlay *ovl, uid_t create_uid, gid_t create_gid, const char *const *mask_paths);
 
+/* Between steps on one mount (after overlay_commit, before
+ * overlay_begin_step, no process of a step left): show layers first.. of
+ * lower, layers the build added to the stage since the mount was made (a
+ * COPY, a cached step), on top of the view. They move out of lower (which
+ * the caller still frees). The view then shows what a fresh mount of the
+ * whole stack would; the kernel's cached entries and attributes of the
+ * names they touch are invalidated. Returns 0, or a negative errno when
+ * the view cannot take them in place: lower is whole again, the mount is
+ * unusable, and the caller makes a new one over lower. */
+int overlay_add_layers (overlay *ovl, overlay_lower *lower, unsigned first);
+
 /* ---- change list ---- */
 
 typedef enum overlay_change_kind

@@ -71,6 +71,15 @@ overlay_lower_push_dirfd (overlay_lower *l, int dirfd)
   push_layer (l, dirfd, NULL);
 }
 
+void
+overlay_lower_take (overlay_lower *to, overlay_lower *from, unsigned first)
+{
+  for (unsigned i = first; i < from->n; i++)
+    push_layer (to, from->v[i].fd, from->v[i].idx);
+  if (first < from->n)
+    from->n = first;
+}
+
 int
 overlay_lower_open_store (store *s, char *const *diff_ids, unsigned n, overlay_lower **out,
                           kiln_error **err)
@@ -393,21 +402,36 @@ overlay_lower_xattrs (overlay_lower *l, unsigned layer, const char *path, overla
 }
 
 int
-overlay_lower_root_attr (overlay_lower *l, overlay_lower_attr *a)
+overlay_lower_layer_root_attr (overlay_lower *l, unsigned layer, overlay_lower_attr *a)
 {
-  if (!l->n)
-    return -ENOENT;
-  unsigned top = l->n - 1;
-  const layer_index *idx = l->v[top].idx;
+  if (layer >= l->n)
+    return -EINVAL;
+  const layer_index *idx = l->v[layer].idx;
   if (!idx)
     {
       struct stat st;
-      if (fstat (l->v[top].fd, &st) < 0)
+      if (fstat (l->v[layer].fd, &st) < 0)
         return -errno;
       /* a plain tree's owner is whoever made it, not the image's */
       *a = (overlay_lower_attr) { .mode = S_IFDIR | (st.st_mode & 07777), .mtime = st.st_mtim };
       return 0;
     }
+  const layer_index_disk_entry *e = layer_index_entry (idx, LAYER_INDEX_ROOT);
+  if (e->flags & LAYER_INDEX_F_IMPLICIT)
+    return -ENOENT;
+  char link[LAYER_INDEX_LINK_MAX + 1];
+  idx_attr (idx, LAYER_INDEX_ROOT, a, link);
+  return 0;
+}
+
+int
+overlay_lower_root_attr (overlay_lower *l, overlay_lower_attr *a)
+{
+  if (!l->n)
+    return -ENOENT;
+  unsigned top = l->n - 1;
+  if (!l->v[top].idx)
+    return overlay_lower_layer_root_attr (l, top, a);
   unsigned k = top;
   uint32_t id = root_meta_entry (l, &k);
   char link[LAYER_INDEX_LINK_MAX + 1];

@@ -71,6 +71,9 @@ int overlay_lower_open_store (store *s, char *const *diff_ids, unsigned n, overl
                               kiln_error **err);
 /* Add one more plain-directory layer on top of the stack (takes ownership of dirfd). */
 void overlay_lower_push_dirfd (overlay_lower *l, int dirfd);
+/* Move layers first.. of from (its top ones) onto the top of to, in their
+ * order; from keeps the layers below first. */
+void overlay_lower_take (overlay_lower *to, overlay_lower *from, unsigned first);
 void overlay_lower_free (overlay_lower *l);
 unsigned overlay_lower_count (const overlay_lower *l);
 
@@ -93,6 +96,10 @@ int overlay_lower_xattrs (overlay_lower *l, unsigned layer, const char *path,
  * its index entry, or the nearest explicit one below if implicit; plain:
  * mode and mtime of the directory, owner 0). -ENOENT for an empty stack. */
 int overlay_lower_root_attr (overlay_lower *l, overlay_lower_attr *a);
+
+/* The root's attributes in one layer: 0, or -ENOENT when the layer's root
+ * is implicit (the layer says nothing of them). */
+int overlay_lower_layer_root_attr (overlay_lower *l, unsigned layer, overlay_lower_attr *a);
 
 /* Directory fd of a layer's tree (for data sources in change lists). */
 int overlay_lower_dirfd (const overlay_lower *l, unsigned layer);

@@ -342,6 +342,24 @@ ll_push (inode *n, unsigned layer)
   n->llayers[n->nll++] = layer;
 }
 
+inode *
+overlay_model_lower_inode (overlay_model *m, const char *dir_lpath, const char *name, unsigned layer,
+                           const overlay_lower_attr *a)
+{
+  inode *n = overlay_model_inode_new (m, a->mode);
+  n->uid = a->uid;
+  n->gid = a->gid;
+  n->size = a->size;
+  n->rdev = a->rdev;
+  n->atime = n->mtime = n->ctime = a->mtime;
+  n->symlink = a->symlink ? xstrdup (a->symlink) : NULL;
+  n->limplicit = a->implicit && S_ISDIR (a->mode);
+  n->lnlink = S_ISDIR (a->mode) ? 0 : a->nlink;
+  n->lpath = overlay_model_join (dir_lpath, name);
+  ll_push (n, layer);
+  return n;
+}
+
 static int
 merge_cb (void *ud, const char *name, overlay_lower_kind kind, const overlay_lower_attr *a)
 {
@@ -378,17 +396,7 @@ merge_cb (void *ud, const char *name, overlay_lower_kind kind, const overlay_low
       strset_add (&c->hidden, name);
       return 0;
     }
-  inode *n = overlay_model_inode_new (c->m, a->mode);
-  n->uid = a->uid;
-  n->gid = a->gid;
-  n->size = a->size;
-  n->rdev = a->rdev;
-  n->atime = n->mtime = n->ctime = a->mtime;
-  n->symlink = a->symlink ? xstrdup (a->symlink) : NULL;
-  n->limplicit = a->implicit && S_ISDIR (a->mode);
-  n->lnlink = S_ISDIR (a->mode) ? 0 : a->nlink;
-  n->lpath = overlay_model_join (c->dir->lpath, name);
-  ll_push (n, c->layer);
+  inode *n = overlay_model_lower_inode (c->m, c->dir->lpath, name, c->layer, a);
   overlay_model_dir_add (c->dir, name, n, true);
   return 0;
 }

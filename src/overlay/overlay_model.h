@@ -3,7 +3,7 @@
  * src/overlay/. Every function takes the model lock itself and returns 0 or
  * a negative errno; inode numbers are those handed to the kernel.
  * Implemented by overlay_model.c, overlay_model_ops.c,
- * overlay_model_commit.c and overlay_model_step.c (their shared private
+ * overlay_model_commit.c, overlay_model_step.c and overlay_model_layers.c (their shared private
  * header: overlay_model_internal.h).
  */
 #ifndef KILN_OVERLAY_MODEL_H
@@ -126,5 +126,16 @@ typedef struct overlay_model_inval
 int overlay_model_set_step (overlay_model *m, uid_t create_uid, gid_t create_gid, const char *const *mask_paths,
                             overlay_model_inval **inv, size_t *n_inv);
 void overlay_model_invals_free (overlay_model_inval *v, size_t n);
+
+/* Between steps on one mount (overlay_add_layers): lower layers first.. of
+ * from move onto the top of the model's stack, and the view shows them as
+ * a fresh model of the whole stack would. *inv lists the kernel dentries
+ * (parent, name) and, with name NULL, the inodes whose attributes or
+ * listing changed. -EAGAIN when the view cannot take them in place (a
+ * layer's opaque directory over a loaded one, a mask placeholder, a
+ * directory renamed on this mount): from has its layers back, the model
+ * is unusable, and the caller mounts from's stack afresh. */
+int overlay_model_push_layers (overlay_model *m, overlay_lower *from, unsigned first, overlay_model_inval **inv,
+                               size_t *n_inv);
 
 #endif

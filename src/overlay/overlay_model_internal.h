@@ -1,6 +1,6 @@
 /* overlay_model_internal.h - what the overlay_model*.c files share. PRIVATE
  * to src/overlay/overlay_model*.c (overlay_model.c, overlay_model_ops.c,
- * overlay_model_commit.c, overlay_model_step.c): nothing else may include
+ * overlay_model_commit.c, overlay_model_step.c, overlay_model_layers.c): nothing else may include
  * it; the model's API is overlay_model.h.
  *
  * Where things are:
@@ -18,6 +18,8 @@
  *                           generation.
  *   overlay_model_step.c    per-step settings on a live mount: mask paths
  *                           and the creating owner (overlay_model_set_step).
+ *   overlay_model_layers.c  layers added on top of a live mount
+ *                           (overlay_model_push_layers).
  *
  * Locking: every public overlay_model_* request takes the model lock once
  * (LOCKED below); the functions declared here that touch the model expect
@@ -32,6 +34,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
+#include "overlay/overlay_lower.h"
 #include "overlay/overlay_model.h"
 
 /* ---- small string set (write log sets) ---- */
@@ -223,6 +226,11 @@ void overlay_model_mark_changed (overlay_model *m, inode *n);
 void overlay_model_log_removed (overlay_model *m, inode *dir, dentry *d);
 
 char *overlay_model_join (const char *a, const char *b);
+/* A new inode for name in a directory whose path in the lowers is
+ * dir_lpath, with the attributes a of lower layer layer (its only
+ * contributing layer so far). Not in any directory yet. */
+inode *overlay_model_lower_inode (overlay_model *m, const char *dir_lpath, const char *name, unsigned layer,
+                                  const overlay_lower_attr *a);
 dentry *overlay_model_add_placeholder (overlay_model *m, inode *dir, const char *name, bool isdir);
 void overlay_model_load_dir (overlay_model *m, inode *dir);
 void overlay_model_load_xattrs (overlay_model *m, inode *n);

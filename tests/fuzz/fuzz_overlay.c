@@ -7,7 +7,8 @@
  * "outside" directory next to it; the rest is decoded into requests: lookup,
  * forget, getattr, setattr, mknod (all types), link, unlink, rmdir, rename
  * (with flags), readlink, open/write/truncate/release, readdir, xattrs,
- * statfs, chown, commit and new per-step mask paths. Inode numbers come from earlier replies (or are
+ * statfs, chown, commit and new per-step mask paths, a lower pushed again on
+ * top between steps (overlay_model_push_layers). Inode numbers come from earlier replies (or are
  * made up, to hit stale ones); names from a pool with hostile entries.
  *
  * Checked after every request and commit:
@@ -396,6 +397,8 @@ typedef struct state
     uint64_t ino, sum;
   } lists[MAX_LISTINGS];
   unsigned nlist;
+  /* overlay_model_push_layers refused: the engine would drop the mount */
+  bool dropped;
 } state;
 
 static uint64_t
@@ -450,6 +453,31 @@ do_commit (state *s)
     }
   check_changes (c);
   overlay_changes_free (c);
+}
+
+/* Between steps: one of the lowers again, as a layer the build added on
+ * top (a COPY, a cached step). */
+static void
+push_layer (state *s, unsigned which)
+{
+  autofree char *path = xasprintf ("%s/l%u", jail, which & 1);
+  const char *paths[] = { path };
+  overlay_lower *from = NULL;
+  kiln_error *err = NULL;
+  CHECK (overlay_lower_open_dirs (paths, 1, &from, &err) == 0);
+  overlay_model_inval *inv = NULL;
+  size_t n_inv = 0;
+  int r = overlay_model_push_layers (s->m, from, 0, &inv, &n_inv);
+  CHECK (r == 0 || r == -EAGAIN);
+  CHECK (overlay_lower_count (from) == (r == 0 ? 0u : 1u));
+  for (size_t i = 0; i < n_inv; i++)
+    {
+      CHECK (inv[i].parent >= OVERLAY_ROOT_INO);
+      CHECK (!inv[i].name || (*inv[i].name && !strchr (inv[i].name, '/')));
+    }
+  overlay_model_invals_free (inv, n_inv);
+  overlay_lower_free (from);
+  s->dropped = r < 0;
 }
 
 static void
@@ -676,7 +704,9 @@ step (state *s, input *in)
           overlay_model_release (s->m, s->fds[s->nfd].ino);
         }
       do_commit (s);
-      if (in->left)
+      if (in->left && take (in) % 3 == 0)
+        push_layer (s, take (in));
+      if (in->left && !s->dropped)
         {
           /* the next step on the same mount, with other mask paths */
           unsigned sel = take (in), n = 0;
@@ -756,7 +786,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
   /* as a mount whose kernel left clearing setuid/setgid to kiln */
   overlay_model_set_kill_priv (s.m, (mode & 4) != 0);
-  for (unsigned k = 0; k < 300 && in.left; k++)
+  for (unsigned k = 0; k < 300 && in.left && !s.dropped; k++)
     step (&s, &in);
   while (s.nlist)
     close_listing (&s, 0);
@@ -766,7 +796,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       close (s.fds[s.nfd].fd);
       overlay_model_release (s.m, s.fds[s.nfd].ino);
     }
-  do_commit (&s);
+  if (!s.dropped)
+    do_commit (&s);
   check_scratch (sfd);
   overlay_model_free (s.m);
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
-# One overlay mount per stage: consecutive RUN steps share the FUSE mount
-# (the overlay's commit starts a fresh upper on it), a COPY or a cached step
-# starts a new one, and RUN --mount targets appear and disappear from step to
-# step without ever reaching a layer. Checked as root, as a plain user with
+# One overlay mount per stage: the RUN steps share the FUSE mount (the
+# overlay's commit starts a fresh upper on it; a COPY's layer is added to its
+# view, overlay_layers.bats has more of that), and RUN --mount targets appear
+# and disappear from step to step without ever reaching a layer. Checked as root, as a plain user with
 # subuid ranges and as one without (single ID mode).
 
 load helpers
@@ -60,15 +60,18 @@ EOF
 
 check_session_image() { # LAYOUT ROOTFS LOG
   local layout=$1 r=$2 log=$3
-  # One mount for the first three RUNs (across ENV): the same superblock
-  # (a later mount may get a recycled device number, so the log says when
-  # a new one was made: once at the start and once after COPY).
+  # One mount for all four RUNs (across ENV and COPY): the same superblock
+  # (a later mount may get a recycled device number, so the log says that
+  # one was made once, at the start, and the COPY's layer was added to it).
   [ "$(cat "$r/dev1")" = "$(cat "$r/dev2")" ]
   [ "$(cat "$r/dev2")" = "$(cat "$r/dev3")" ]
+  [ "$(cat "$r/dev3")" = "$(cat "$r/dev4")" ]
+  [ "$(grep -c "RUN on a new mount" <<< "$log")" -eq 1 ]
   [ "$(grep -c "RUN on a new mount of the stage's 1 layers" <<< "$log")" -eq 1 ]
   [ "$(grep -c "RUN on the stage's mount of 2 layers, step 2 on it" <<< "$log")" -eq 1 ]
   [ "$(grep -c "RUN on the stage's mount of 3 layers, step 3 on it" <<< "$log")" -eq 1 ]
-  [ "$(grep -c "RUN on a new mount of the stage's 5 layers" <<< "$log")" -eq 1 ]
+  [ "$(grep -c "added 1 layer to the stage's mount" <<< "$log")" -eq 1 ]
+  [ "$(grep -c "RUN on the stage's mount of 5 layers, step 4 on it" <<< "$log")" -eq 1 ]
   [ "$(cat "$r/f")" = "$(printf 'a\nb')" ]
   [ "$(cat "$r/g")" = "$(printf 'a\nb')" ]
   [ ! -e "$r/k" ]
@@ -81,7 +84,7 @@ check_session_image() { # LAYOUT ROOTFS LOG
   [ "$(layer_members "$layout" 6 | tr '\n' ' ')" = "dev4 h " ]
 }
 
-@test "session: consecutive RUN steps share one mount, each layer holds its own step's changes; COPY starts a new mount" {
+@test "session: the RUN steps share one mount, each layer holds its own step's changes; a COPY's layer joins it" {
   write_session_ctx "$TEST_TMP/ctx"
   run kb root "$TEST_TMP/store" "$TEST_TMP/ctx" "$TEST_TMP/o"
   echo "$output"

@@ -3,7 +3,8 @@
  *
  * Runs as root in a private mount namespace (unshare(CLONE_NEWNS)); as a
  * plain user it first enters a new user namespace mapping its uid to 0.
- * Lowers are plain directories with OCI whiteout files.
+ * Lowers are plain directories with OCI whiteout files (the fixture:
+ * helpers/overlay_fx.c). The property tests are test_overlay_layers.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "helpers/overlay_fx.h"
 #include "helpers/testutil.h"
 #include "overlay/overlay.h"
 #include "util/alloc.h"
@@ -42,102 +44,21 @@ static bool can_mount;
 static bool rootless;
 static const char *skip_reason = "cannot mount fuse here";
 
-typedef struct fx
-{
-  char *tmp;
-  int tmpfd;
-  char *mnt;
-  overlay *ovl;
-  overlay_id_mode mode;
-} fx;
-
-static void
-make_lowers (int tmpfd)
-{
-  assert_int_equal (mkdirat (tmpfd, "l0", 0755), 0);
-  assert_int_equal (mkdirat (tmpfd, "l1", 0755), 0);
-  int l0 = openat (tmpfd, "l0", O_RDONLY | O_DIRECTORY);
-  int l1 = openat (tmpfd, "l1", O_RDONLY | O_DIRECTORY);
-  test_put_file (l0, "etc/passwd", "root:x:0:0::/root:/bin/sh\n", 0644);
-  test_put_file (l0, "usr/bin/tool", "#!/bin/sh\necho tool\n", 0755);
-  test_put_file (l0, "a/f1", "one", 0644);
-  test_put_file (l0, "a/sub/f2", "two", 0600);
-  test_put_file (l0, "gone", "bye", 0644);
-  test_put_file (l0, "op/old", "old", 0644);
-  test_put_file (l0, "d/x", "x", 0644);
-  assert_int_equal (mkdirat (l0, "empty", 0755), 0);
-  assert_int_equal (symlinkat ("/etc/passwd", l0, "link"), 0);
-  test_put_file (l1, "a/f1", "one-v2", 0644);
-  test_put_file (l1, ".wh.gone", "", 0644);
-  test_put_file (l1, "op/.wh..wh..opq", "", 0644);
-  test_put_file (l1, "op/new", "new", 0644);
-  close (l0);
-  close (l1);
-}
-
-static int
-start (fx *f, overlay_id_mode mode, const char *const *lowers, unsigned n)
-{
-  autoerror kiln_error *err = NULL;
-  overlay_lower *lower = NULL;
-  char *paths[8] = { 0 };
-  for (unsigned i = 0; i < n; i++)
-    paths[i] = xasprintf ("%s/%s", f->tmp, lowers[i]);
-  int r = overlay_lower_open_dirs ((const char *const *) paths, n, &lower, &err);
-  for (unsigned i = 0; i < n; i++)
-    free (paths[i]);
-  assert_ok (r, err);
-  static int nscratch;
-  char sname[32];
-  snprintf (sname, sizeof sname, "scratch%d", nscratch++);
-  assert_int_equal (mkdirat (f->tmpfd, sname, 0700), 0);
-  int sfd = openat (f->tmpfd, sname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  static const char *const masks[] = { "proc/", "dev/", "etc/hosts", "etc/resolv.conf", NULL };
-  overlay_config cfg = { .lower = lower, .scratch_dirfd = sfd, .id_mode = mode,
-                         .present_uid = 0, .present_gid = 0, .mask_paths = masks };
-  assert_ok (overlay_new (&cfg, &f->ovl, &err), err);
-  close (sfd);
-  f->mode = mode;
-  mkdirat (f->tmpfd, "mnt", 0755);
-  assert_ok (overlay_mount (f->ovl, f->mnt, &err), err);
-  return 0;
-}
-
-static void
-stop (fx *f)
-{
-  overlay_free (f->ovl);
-  f->ovl = NULL;
-}
+typedef overlay_fx fx;
 
 static int
 setup (void **state)
 {
   if (!can_mount)
     return 0;
-  fx *f = xzalloc (sizeof *f);
-  f->tmp = test_mkdtemp (&f->tmpfd);
-  f->mnt = xasprintf ("%s/mnt", f->tmp);
-  make_lowers (f->tmpfd);
-  static const char *const lowers[] = { "l0", "l1" };
-  start (f, OVERLAY_IDS_FULL, lowers, 2);
-  *state = f;
+  *state = overlay_fx_new ();
   return 0;
 }
 
 static int
 teardown (void **state)
 {
-  fx *f = *state;
-  if (!f)
-    return 0;
-  if (f->ovl)
-    stop (f);
-  close (f->tmpfd);
-  test_rmtree (f->tmp);
-  free (f->tmp);
-  free (f->mnt);
-  free (f);
+  overlay_fx_free (*state);
   return 0;
 }
 
@@ -155,23 +76,6 @@ P (fx *f, const char *rel)
   return xasprintf ("%s/%s", f->mnt, rel);
 }
 
-static char *
-slurp (const char *path)
-{
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return NULL;
-  char *buf = xzalloc (65536);
-  ssize_t n = read (fd, buf, 65535);
-  close (fd);
-  if (n < 0)
-    {
-      free (buf);
-      return NULL;
-    }
-  return buf;
-}
-
 static void
 spit (const char *path, const char *s, int flags)
 {
@@ -185,7 +89,7 @@ spit (const char *path, const char *s, int flags)
   do                                                       \
     {                                                      \
       autofree char *_p = P (f, rel);                      \
-      autofree char *_c = slurp (_p);                      \
+      autofree char *_c = test_slurp (_p);                      \
       assert_non_null (_c);                                \
       assert_string_equal (_c, want);                      \
     }                                                      \
@@ -273,7 +177,7 @@ test_write_copy_up (void **state)
   ASSERT_FILE (f, "a/sub/f2", "two+more");
   /* the lower tree is untouched */
   autofree char *lower = xasprintf ("%s/l0/a/sub/f2", f->tmp);
-  autofree char *lc = slurp (lower);
+  autofree char *lc = test_slurp (lower);
   assert_string_equal (lc, "two");
   struct stat st;
   assert_int_equal (stat (p, &st), 0);
@@ -598,9 +502,9 @@ test_single_id_mode (void **state)
 {
   NEED_MOUNT ();
   fx *f = *state;
-  stop (f);
+  overlay_fx_stop (f);
   static const char *const lowers[] = { "l0", "l1" };
-  start (f, OVERLAY_IDS_SINGLE, lowers, 2);
+  overlay_fx_start (f, OVERLAY_IDS_SINGLE, lowers, 2);
   autofree char *tool = P (f, "usr/bin/tool"), *pw = P (f, "etc/passwd");
   assert_int_equal (chmod (tool, 04755), 0);
   struct stat st;
@@ -626,145 +530,6 @@ test_single_id_mode (void **state)
   overlay_changes_free (c);
 }
 
-
-/* ---- property test: overlay + change list vs a plain directory ---- */
-
-static const char *const pool[] = { "a", "a/f1", "a/sub", "a/sub/f2", "d", "d/x", "n1", "n2",
-                                    "a/n3", "d/n4", "empty", "op", "op/new", "usr/bin/tool", "n1/deep" };
-
-static int
-do_op (const char *root, unsigned op, const char *p1, const char *p2, unsigned arg)
-{
-  autofree char *a = xasprintf ("%s/%s", root, p1), *b = xasprintf ("%s/%s", root, p2);
-  int r = 0, fd;
-  char buf[32];
-  errno = 0;
-  switch (op)
-    {
-    case 0:
-      fd = open (a, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0644);
-      if (fd < 0)
-        return -errno;
-      snprintf (buf, sizeof buf, "w%u;", arg);
-      r = write (fd, buf, strlen (buf)) < 0 ? -errno : 0;
-      close (fd);
-      return r;
-    case 1: r = truncate (a, arg % 7); break;
-    case 2: r = rename (a, b); break;
-    case 3: r = unlink (a); break;
-    case 4: r = mkdir (a, 0700 + (arg % 0100)); break;
-    case 5: r = rmdir (a); break;
-    case 6: r = link (a, b); break;
-    case 7: r = symlink (p2, a); break;
-    case 8: r = fchmodat (AT_FDCWD, a, 0600 + (arg % 0200), 0); break;
-    case 9: r = lchown (a, arg % 3000, arg % 5000); break;
-    case 10: r = setxattr (a, "user.p", buf, snprintf (buf, sizeof buf, "%u", arg), 0); break;
-    case 11: r = mknod (a, S_IFIFO | 0644, 0); break;
-    default: r = renameat2 (AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE); break;
-    }
-  return r < 0 ? -errno : 0;
-}
-
-static void
-compare_trees (const char *x, const char *y, const char *rel)
-{
-  autofree char *px = xasprintf ("%s/%s", x, rel), *py = xasprintf ("%s/%s", y, rel);
-  struct stat sx, sy;
-  assert_int_equal (lstat (px, &sx), 0);
-  if (lstat (py, &sy) != 0)
-    fail_msg ("'%s' missing from the rebuilt tree", rel);
-  if (sx.st_mode != sy.st_mode || sx.st_uid != sy.st_uid || sx.st_gid != sy.st_gid)
-    fail_msg ("'%s': mode/owner %o %u:%u vs %o %u:%u", rel, sx.st_mode, sx.st_uid, sx.st_gid, sy.st_mode,
-              sy.st_uid, sy.st_gid);
-  if (S_ISREG (sx.st_mode))
-    {
-      autofree char *cx = slurp (px), *cy = slurp (py);
-      if (!cx || !cy || strcmp (cx, cy))
-        fail_msg ("'%s': content differs", rel);
-    }
-  if (S_ISLNK (sx.st_mode))
-    {
-      char lx[256] = { 0 }, ly[256] = { 0 };
-      assert_true (readlink (px, lx, 255) >= 0 && readlink (py, ly, 255) >= 0);
-      assert_string_equal (lx, ly);
-    }
-  if (!S_ISDIR (sx.st_mode))
-    return;
-  for (int pass = 0; pass < 2; pass++)
-    {
-      DIR *d = opendir (pass ? py : px);
-      assert_non_null (d);
-      struct dirent *de;
-      while ((de = readdir (d)))
-        {
-          if (!strcmp (de->d_name, ".") || !strcmp (de->d_name, ".."))
-            continue;
-          autofree char *sub = *rel ? xasprintf ("%s/%s", rel, de->d_name) : xstrdup (de->d_name);
-          if (pass)
-            {
-              autofree char *o = xasprintf ("%s/%s", x, sub);
-              struct stat so;
-              if (lstat (o, &so) != 0)
-                fail_msg ("'%s' only in the rebuilt tree", sub);
-            }
-          else
-            compare_trees (x, y, sub);
-        }
-      closedir (d);
-    }
-}
-
-static void
-test_property_random_sequences (void **state)
-{
-  NEED_MOUNT ();
-  fx *f = *state;
-  const char *env = getenv ("KILN_OVERLAY_PROP_RUNS");
-  unsigned runs = env ? (unsigned) atoi (env) : 40;
-  srandom (getenv ("KILN_SEED") ? (unsigned) atoi (getenv ("KILN_SEED")) : 12345);
-  for (unsigned run = 0; run < runs; run++)
-    {
-      if (!f->ovl)
-        {
-          static const char *const lowers[] = { "l0", "l1" };
-          start (f, OVERLAY_IDS_FULL, lowers, 2);
-        }
-      autofree char *ref = xasprintf ("%s/ref", f->tmp);
-      autofree char *cmd = xasprintf ("rm -rf '%s' && cp -a '%s/.' '%s'", ref, f->mnt, ref);
-      mkdir (ref, 0755);
-      assert_int_equal (system (cmd), 0);
-      for (int i = 0; i < 25; i++)
-        {
-          unsigned op = random () % 13, arg = random ();
-          const char *p1 = pool[random () % ARRAY_SIZE (pool)], *p2 = pool[random () % ARRAY_SIZE (pool)];
-          int r1 = do_op (f->mnt, op, p1, p2, arg), r2 = do_op (ref, op, p1, p2, arg);
-          if (getenv ("KILN_OVERLAY_PROP_TRACE"))
-            print_message ("run %u: op %u %s %s %u -> %d\n", run, op, p1, p2, arg % 01000, r1);
-          if (r1 != r2)
-            fail_msg ("run %u op %u (%s, %s): overlay %d, plain directory %d", run, op, p1, p2, r1, r2);
-        }
-      overlay_changes *c = commit (f);
-      for (size_t k = 0; getenv ("KILN_OVERLAY_PROP_TRACE") && k < c->n; k++)
-        print_message ("  change %d %s mode %o -> %s\n", c->v[k].kind, c->v[k].path, c->v[k].mode,
-                       c->v[k].link_target ? c->v[k].link_target : "");
-      /* the step's layer, as a plain tree, on top of the same lowers */
-      char lname[32];
-      snprintf (lname, sizeof lname, "L%u", run);
-      assert_int_equal (mkdirat (f->tmpfd, lname, 0755), 0);
-      int lfd = openat (f->tmpfd, lname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      autoerror kiln_error *err = NULL;
-      assert_ok (overlay_changes_materialize (c, lfd, true, &err), err);
-      close (lfd);
-      overlay_changes_free (c);
-      stop (f);
-      const char *const lowers[] = { "l0", "l1", lname };
-      start (f, OVERLAY_IDS_FULL, lowers, 3);
-      compare_trees (ref, f->mnt, "");
-      stop (f);
-      autofree char *rm = xasprintf ("rm -rf '%s/%s' '%s'", f->tmp, lname, ref);
-      assert_int_equal (system (rm), 0);
-    }
-}
 
 static int
 group_setup (void **state)
@@ -988,7 +753,6 @@ main (void)
     cmocka_unit_test_setup_teardown (test_xattrs_and_setcap, setup, teardown),
     cmocka_unit_test_setup_teardown (test_masked_paths, setup, teardown),
     cmocka_unit_test_setup_teardown (test_single_id_mode, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_property_random_sequences, setup, teardown),
     cmocka_unit_test_setup_teardown (test_whiteout_names, setup, teardown),
     cmocka_unit_test_setup_teardown (test_tmpfile, setup, teardown),
     cmocka_unit_test_setup_teardown (test_copy_up_unlocked, setup, teardown),
