@@ -1002,16 +1002,19 @@ overlay_owner_cb (void *ovl, uint64_t ino, uid_t *uid, gid_t *gid)
 }
 
 /* No request is in flight between steps, so the kernel can take these
- * now; they are sent outside the model lock all the same. The parent's
- * attributes (link count, times) and cached listing change too. */
+ * now; they are sent outside the model lock all the same. With parents,
+ * the parent's attributes (link count, times) and cached listing of each
+ * name are dropped too; otherwise the list names those inodes itself (name
+ * NULL), once per directory. */
 static void
-send_invals (overlay *ovl, overlay_model_inval *inv, size_t n)
+send_invals (overlay *ovl, overlay_model_inval *inv, size_t n, bool parents)
 {
   for (size_t i = 0; ovl->se && i < n; i++)
     {
       if (inv[i].name)
         fuse_lowlevel_notify_inval_entry (ovl->se, inv[i].parent, inv[i].name, strlen (inv[i].name));
-      fuse_lowlevel_notify_inval_inode (ovl->se, inv[i].parent, 0, 0);
+      if (parents || !inv[i].name)
+        fuse_lowlevel_notify_inval_inode (ovl->se, inv[i].parent, 0, 0);
     }
   overlay_model_invals_free (inv, n);
 }
@@ -1022,7 +1025,7 @@ overlay_add_layers (overlay *ovl, overlay_lower *lower, unsigned first)
   overlay_model_inval *inv;
   size_t n;
   int r = overlay_model_push_layers (ovl->m, lower, first, &inv, &n);
-  send_invals (ovl, inv, n);
+  send_invals (ovl, inv, n, false);
   return r;
 }
 
@@ -1032,7 +1035,7 @@ overlay_begin_step (overlay *ovl, uid_t create_uid, gid_t create_gid, const char
   overlay_model_inval *inv;
   size_t n;
   overlay_model_set_step (ovl->m, create_uid, create_gid, mask_paths, &inv, &n);
-  send_invals (ovl, inv, n);
+  send_invals (ovl, inv, n, true);
   /* Pages a revoked handle wrote into the kernel's cache stayed there when
    * their write-back was refused: the step reads what its layers hold. */
   pthread_mutex_lock (&ovl->stale_lock);

@@ -281,17 +281,21 @@ sigterm_mid_step() {
   rm -rf --one-file-system "$TEST_TMP/debian"
 }
 
-@test "overlay: the POSIX behaviour suite (tests/unit/test_overlay.c) passes as a plain user too" {
-  # make test runs it as root with the unit tests; here the same binary runs
-  # unprivileged (it enters a user namespace mapping its uid to 0).
-  local bin="$KILN_SRC/build/tests/test_overlay"
-  [ -x "$bin" ] || { echo "missing $bin: run make unit-bins"; false; }
+@test "overlay: the POSIX behaviour suite (tests/unit/test_overlay.c, test_overlay_layers.c) passes as a plain user too" {
+  # make test runs them as root with the unit tests; here the same binaries
+  # run unprivileged (they enter a user namespace mapping the uid to 0).
+  local t bin
   fuse_dev_open_for_all
   test_user_create kplain
-  run run_as kplain "$bin"
-  echo "$output"
-  [ "$status" -eq 0 ]
-  [[ $output == *"[  PASSED  ]"* ]]
-  [[ $output != *"[  FAILED  ]"* ]]
+  for t in test_overlay test_overlay_layers; do
+    bin="$KILN_SRC/build/tests/$t"
+    [ -x "$bin" ] || { echo "missing $bin: run make unit-bins"; false; }
+    run run_as kplain "$bin"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ $output == *"[  PASSED  ]"* ]]
+    [[ $output != *"[  FAILED  ]"* ]]
+  done
   [[ $output == *"[       OK ] test_property_random_sequences"* ]]
+  [[ $output == *"[       OK ] test_add_layers_random"* ]]
 }
