@@ -6,7 +6,8 @@
 # load drift hits both. Prints a Markdown table of medians and B/A ratios.
 #
 #   bench/ab-workloads.sh KILN_A KILN_B [RUNS] [WORKLOAD...]
-#       (as root; RUNS default 3; workloads default w1 w2 w3 w4; w5 needs the
+#       (as root; RUNS default 3; workloads default w1 w2 w3 w4, also w5, w6
+#       and kiln's own c1 (bench/workloads/c1-copy-then-run); w5 needs the
 #       Debian archive, w6 is long)
 #
 # The bases come from the persistent bench registry of bench/workloads.sh
@@ -15,12 +16,11 @@
 # w4's context from bench/w4-context.sh.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -ge 2 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 A=$(readlink -f "$1") B=$(readlink -f "$2") RUNS=${3:-3}
 shift 2; [ $# -gt 0 ] && shift
 WL=("$@"); [ ${#WL[@]} -gt 0 ] || WL=(w1 w2 w3 w4)
 [ -x "$A" ] && [ -x "$B" ] || { echo "ab-workloads: both binaries must be executable" >&2; exit 2; }
-workloads_dir=${KILN_WORKLOADS:-/work/shared/workloads}
 export KILN=$A KILN_POLICY_DIR=${KILN_POLICY_DIR:-$SRC/policies}
 # shellcheck source=tests/integration/helpers.bash
 source "$SRC/tests/integration/helpers.bash"
@@ -55,7 +55,7 @@ build() {
 echo "| workload | row | A (s) | B (s) | B/A |"
 echo "| --- | --- | --- | --- | --- |"
 for w in "${WL[@]}"; do
-  src="$workloads_dir/$(bench_wl_dir "$w")"
+  src=$(bench_wl_src "$w")
   ctx=$(bench_wl_context "$w" "$src" "$W" "$CACHE")
   sed "s#REGISTRY#$REGISTRY#g" "$src/Dockerfile" > "$W/Dockerfile.$w"
   # cold twice each, A B B A: one cold build each swung 2x with the disk's

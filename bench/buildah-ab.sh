@@ -30,7 +30,6 @@ ROOTLESS=0
 WLN=${1:-w6} RUNS=${2:-3}
 [ "$(id -u)" = 0 ] || { echo "bench/buildah-ab.sh: run as root" >&2; exit 1; }
 KILN=$(readlink -f "${KILN:-$SRC/kiln}")
-workloads_dir=${KILN_WORKLOADS:-/work/shared/workloads}
 export KILN KILN_POLICY_DIR=${KILN_POLICY_DIR:-$SRC/policies}
 # shellcheck source=tests/integration/helpers.bash
 source "$SRC/tests/integration/helpers.bash"
@@ -59,7 +58,7 @@ cleanup() {
 trap cleanup EXIT
 # shellcheck source=bench/workload-lib.sh
 source "$SRC/bench/workload-lib.sh"
-src="$workloads_dir/$(bench_wl_dir "$WLN")"
+src=$(bench_wl_src "$WLN")
 ctx=$(bench_wl_context "$WLN" "$src" "$W" "$CACHE")
 sed "s#REGISTRY#$REGISTRY#g" "$src/Dockerfile" > "$W/Dockerfile"
 

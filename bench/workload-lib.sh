@@ -11,6 +11,16 @@ bench_wl_dir() {
   esac
 }
 
+# bench_wl_src WORKLOAD -> the workload's source directory: w1-w6 from
+# $KILN_WORKLOADS (default /work/shared/workloads), kiln's own (c1) from
+# bench/workloads/.
+bench_wl_src() {
+  case "$1" in
+    c1) echo "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/workloads/c1-copy-then-run" ;;
+    *) echo "${KILN_WORKLOADS:-/work/shared/workloads}/$(bench_wl_dir "$1")" ;;
+  esac
+}
+
 # bench_wl_context WORKLOAD SRCDIR WORKDIR CACHE -> the build context's
 # directory: w4's generated one (bench/w4-context.sh, kept in CACHE), else a
 # copy of SRCDIR without its Dockerfile in WORKDIR/ctx-WORKLOAD.
