@@ -451,6 +451,17 @@ apply_masks (overlay_model *m, inode *dir)
 }
 
 void
+overlay_model_remask (overlay_model *m, inode *n)
+{
+  if (!m->masks || !S_ISDIR (n->mode) || !n->loaded)
+    return;
+  apply_masks (m, n);
+  for (size_t b = 0; b < n->nbuckets; b++)
+    for (dentry *d = n->buckets[b]; d; d = d->hnext)
+      overlay_model_remask (m, d->inode);
+}
+
+void
 overlay_model_load_dir (overlay_model *m, inode *dir)
 {
   if (dir->loaded || !S_ISDIR (dir->mode))

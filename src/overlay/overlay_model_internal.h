@@ -233,6 +233,10 @@ inode *overlay_model_lower_inode (overlay_model *m, const char *dir_lpath, const
                                   const overlay_lower_attr *a);
 dentry *overlay_model_add_placeholder (overlay_model *m, inode *dir, const char *name, bool isdir);
 void overlay_model_load_dir (overlay_model *m, inode *dir);
+/* Directory n and its loaded subdirectories, moved by a rename, take the
+ * mask paths that now lie below them (placeholders, masked names), as if
+ * they were loaded there. */
+void overlay_model_remask (overlay_model *m, inode *n);
 void overlay_model_load_xattrs (overlay_model *m, inode *n);
 
 int overlay_model_upper_fd_of (overlay_model *m, const inode *n);

@@ -96,6 +96,18 @@ detach (overlay_model *m, inode *dir, dentry *d)
 
 static int push_dir (push_ctx *c, inode *dir, const char *path);
 
+/* Is p, or anything below it, a mask path of the step? Replacing or
+ * removing such a name would take the mask's placeholders with it. */
+static bool
+masks_at_or_below (const overlay_model *m, const char *p)
+{
+  size_t pl = strlen (p);
+  for (char **mk = m->masks; mk && *mk; mk++)
+    if (!strncmp (*mk, p, pl) && ((*mk)[pl] == '\0' || (*mk)[pl] == '/'))
+      return true;
+  return false;
+}
+
 /* The layer has directory path where the view has directory n too: its
  * attributes (unless implicit) and xattrs are the layer's, and the layer
  * joins the directory's own stack. */
@@ -131,6 +143,12 @@ push_entry (push_ctx *c, inode *dir, const char *path, const push_ent *e)
   /* mask placeholders and masked names belong to the step's settings */
   if (d && (d->synth || d->mask != MASK_NONE))
     return -EAGAIN;
+  autofree char *p = overlay_model_join (path, e->name);
+  bool merge = d && S_ISDIR (d->inode->mode) && e->kind == OVERLAY_LOWER_ENTRY && S_ISDIR (e->a.mode);
+  if (d && !merge && masks_at_or_below (m, p))
+    return -EAGAIN;
+  if (merge)
+    return push_into_dir (c, d->inode, p, &e->a);
   if (e->kind == OVERLAY_LOWER_WHITEOUT)
     {
       if (d)
@@ -139,11 +157,6 @@ push_entry (push_ctx *c, inode *dir, const char *path, const push_ent *e)
           inval (c, dir->ino, e->name);
         }
       return 0;
-    }
-  if (d && S_ISDIR (d->inode->mode) && S_ISDIR (e->a.mode))
-    {
-      autofree char *p = overlay_model_join (path, e->name);
-      return push_into_dir (c, d->inode, p, &e->a);
     }
   if (d)
     detach (m, dir, d);

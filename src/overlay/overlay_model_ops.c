@@ -577,6 +577,10 @@ overlay_model_rename (overlay_model *m, uint64_t parent, const char *name, uint6
       }
     sd->mtime = sd->ctime = dd->mtime = dd->ctime = overlay_model_now ();
     overlay_model_mark_changed (m, si);
+    /* a loaded directory moved to where a mask path lies below it */
+    overlay_model_remask (m, si);
+    if (flags & RENAME_EXCHANGE)
+      overlay_model_remask (m, ti);
   }
   return ret;
 }
