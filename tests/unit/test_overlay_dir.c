@@ -13,6 +13,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "helpers/overlay_fx.h"
 #include "helpers/testutil.h"
 #include "overlay/overlay.h"
 #include "overlay/overlay_dir.h"
@@ -51,32 +52,15 @@ typedef struct fx
   int nscratch;
 } fx;
 
+/* The FUSE tests' lowers (helpers/overlay_fx.c), with an xattr on a lower
+ * file where the filesystem takes user.* */
 static void
 make_lowers (int tmpfd)
 {
-  assert_int_equal (mkdirat (tmpfd, "l0", 0755), 0);
-  assert_int_equal (mkdirat (tmpfd, "l1", 0755), 0);
-  int l0 = openat (tmpfd, "l0", O_RDONLY | O_DIRECTORY);
-  int l1 = openat (tmpfd, "l1", O_RDONLY | O_DIRECTORY);
-  test_put_file (l0, "etc/passwd", "root:x:0:0::/root:/bin/sh\n", 0644);
-  test_put_file (l0, "usr/bin/tool", "#!/bin/sh\necho tool\n", 0755);
-  test_put_file (l0, "a/f1", "one", 0644);
-  test_put_file (l0, "a/sub/f2", "two", 0600);
-  /* a lower file with an xattr, where the filesystem takes user.* */
+  overlay_fx_make_lowers (tmpfd);
   char low[64];
-  snprintf (low, sizeof low, "/proc/self/fd/%d/a/sub/f2", l0);
+  snprintf (low, sizeof low, "/proc/self/fd/%d/l0/a/sub/f2", tmpfd);
   (void) setxattr (low, "user.low", "L", 1, 0);
-  test_put_file (l0, "gone", "bye", 0644);
-  test_put_file (l0, "op/old", "old", 0644);
-  test_put_file (l0, "d/x", "x", 0644);
-  assert_int_equal (mkdirat (l0, "empty", 0755), 0);
-  assert_int_equal (symlinkat ("/etc/passwd", l0, "link"), 0);
-  test_put_file (l1, "a/f1", "one-v2", 0644);
-  test_put_file (l1, ".wh.gone", "", 0644);
-  test_put_file (l1, "op/.wh..wh..opq", "", 0644);
-  test_put_file (l1, "op/new", "new", 0644);
-  close (l0);
-  close (l1);
 }
 
 static overlay_lower *
