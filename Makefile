@@ -119,7 +119,8 @@ asan:
 	  tests/run-tests.sh --build build-asan --unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  KILN_POLICY_DIR=$(CURDIR)/policies KILN=$(CURDIR)/build-asan/kiln KILN_SRC=$(CURDIR) \
-	  bats --tap tests/integration/build.bats tests/integration/build_features.bats tests/integration/build_session.bats
+	  bats --tap tests/integration/build.bats tests/integration/build_features.bats tests/integration/build_session.bats \
+	    tests/integration/overlay_layers.bats
 
 # libFuzzer targets, built with clang; `make fuzz` is a short smoke run of each.
 FUZZ_SECONDS ?= 10

@@ -709,7 +709,10 @@ scrub_identity (child_ctx *c)
   memcpy ((void *) (uintptr_t) f[0], name, arg_len > sizeof name ? sizeof name - 1 : arg_len - 1);
   memset ((void *) (uintptr_t) f[2], 0, (size_t) (f[3] - f[2]));
   clearenv ();
-  prctl (PR_SET_NAME, name);
+  /* The raw system call: a sanitizer runtime intercepts prctl(PR_SET_NAME)
+   * and takes its thread-registry lock, which another thread of kiln may
+   * have held when this process was forked (make asan hung here). */
+  syscall (SYS_prctl, PR_SET_NAME, (unsigned long) name, 0UL, 0UL, 0UL);
 }
 
 /* Init is the one kiln process in the step's pid namespace, so the step

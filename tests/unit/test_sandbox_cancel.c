@@ -146,6 +146,9 @@ run_round (const char *rootfs, moment m, int round)
       double until = now_s () + DEADLINE_S;
       while (atomic_load (&started) < THREADS && now_s () < until)
         usleep (2000);
+      for (int i = 0; atomic_load (&started) < THREADS && i < THREADS; i++)
+        print_message ("# step %d: %s, ret %d, errno %d: %s\n", i, atomic_load (&steps[i].done) ? "done" : "running",
+                       steps[i].ret, steps[i].status, steps[i].msg);
       assert_int_equal (atomic_load (&started), THREADS);
     }
   switch (m)
