@@ -5,7 +5,8 @@
 # kernel's cached entries, attributes and pages of the names it touches are
 # invalidated. The next step must read what the COPY wrote (a replaced file
 # the kernel cached, files added to a cached directory, a new owner), and
-# its own layer must be right on top of it. Every ID mode.
+# its own layer must be right on top of it. Every ID mode, and through FUSE
+# over io_uring.
 
 load helpers
 
@@ -42,13 +43,17 @@ RUN echo "third: $(cat /app/conf) $(ls /app/sub | tr '\n' ' ')"
 DF
 }
 teardown() {
+  fuse_uring_restore
   shared_dir_cleanup
   kiln_teardown
 }
 
-# layers_build MODE: build as root, a plain user with subuid ranges (sub)
-# or without (single); the steps read what the COPYs wrote, on one mount.
+# layers_build MODE [uring]: build as root, a plain user with subuid ranges
+# (sub) or without (single); the steps read what the COPYs wrote, on one
+# mount (with uring: its requests through its io_uring queues, the
+# invalidations through /dev/fuse).
 layers_build() {
+  [ "${2:-}" != uring ] || fuse_uring_on
   mode_build "$1" lay "$SHARED/store" "$SHARED/out" -v debug --progress plain --insecure-registry "$REGISTRY" \
     --build-arg "BASE=$BUSYBOX_IMAGE" --no-push --oci-layout "$SHARED/out/o:t" "$SHARED/ctx"
   echo "$output" | grep -E 'before:|after:|third:|mount|error' || true
@@ -59,6 +64,9 @@ layers_build() {
   [ "$(grep -c 'RUN on a new mount' <<< "$output")" -eq 1 ]
   [ "$(grep -c 'added 3 layers to the stage.s mount' <<< "$output")" -eq 1 ]
   [ "$(grep -c 'added 1 layer to the stage.s mount' <<< "$output")" -eq 1 ]
+  if [ "${2:-}" = uring ]; then
+    grep -qE 'fuse io_uring: [0-9]+ requests answered through the queues' <<< "$output"
+  fi
   # the second RUN's layer, read by tar: the file it appended to (the
   # COPY's data and its own) and the whiteout of the file it removed
   local m l found=""
@@ -82,6 +90,10 @@ layers_build() {
 
 @test "layers added to a live mount: the same as a plain user without subuid ranges (single)" {
   layers_build single
+}
+
+@test "layers added to a live mount: the same through FUSE over io_uring" {
+  layers_build root uring
 }
 
 # A COPY into a RUN step's mount target: the view holds the target as a
