@@ -633,7 +633,8 @@ op_opendir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
       return;
     }
   fi->fh = (uintptr_t) h;
-  fi->cache_readdir = 0;
+  fi->cache_readdir = 1;
+  fi->keep_cache = 1;
   overlay *o = fuse_req_userdata (req);
   hlist_add (o, &o->dirs, &h->node);
   if (fuse_reply_open (req, fi) < 0)
