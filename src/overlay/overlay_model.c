@@ -450,10 +450,25 @@ apply_masks (overlay_model *m, inode *dir)
     }
 }
 
+bool
+overlay_model_masks_under (const overlay_model *m, const char *p)
+{
+  size_t pl = strlen (p);
+  for (char **mk = m->masks; mk && *mk; mk++)
+    if (!pl || (!strncmp (*mk, p, pl) && ((*mk)[pl] == '\0' || (*mk)[pl] == '/')))
+      return true;
+  return false;
+}
+
+/* Only the directories on the way to a mask path are visited: renaming a
+ * big loaded tree costs nothing where no mask lies below it. */
 void
 overlay_model_remask (overlay_model *m, inode *n)
 {
   if (!m->masks || !S_ISDIR (n->mode) || !n->loaded)
+    return;
+  autofree char *p = path_of (m, n);
+  if (!overlay_model_masks_under (m, p))
     return;
   apply_masks (m, n);
   for (size_t b = 0; b < n->nbuckets; b++)

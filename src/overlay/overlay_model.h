@@ -132,7 +132,8 @@ void overlay_model_invals_free (overlay_model_inval *v, size_t n);
  * a fresh model of the whole stack would. *inv lists the kernel dentries
  * (parent, name) and, with name NULL, the inodes whose attributes or
  * listing changed. -EAGAIN when the view cannot take them in place (a
- * layer's opaque directory over a loaded one, a mask placeholder, a
+ * layer's opaque directory over a loaded one, a mask placeholder, a name
+ * the layer would replace or remove with a mask path at or below it, a
  * directory renamed on this mount): from has its layers back, the model
  * is unusable, and the caller mounts from's stack afresh. */
 int overlay_model_push_layers (overlay_model *m, overlay_lower *from, unsigned first, overlay_model_inval **inv,

@@ -233,6 +233,9 @@ inode *overlay_model_lower_inode (overlay_model *m, const char *dir_lpath, const
                                   const overlay_lower_attr *a);
 dentry *overlay_model_add_placeholder (overlay_model *m, inode *dir, const char *name, bool isdir);
 void overlay_model_load_dir (overlay_model *m, inode *dir);
+/* Is p (a path in the view, "" for the root), or anything below it, a mask
+ * path of the step? */
+bool overlay_model_masks_under (const overlay_model *m, const char *p);
 /* Directory n and its loaded subdirectories, moved by a rename, take the
  * mask paths that now lie below them (placeholders, masked names), as if
  * they were loaded there. */

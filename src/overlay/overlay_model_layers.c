@@ -96,21 +96,11 @@ detach (overlay_model *m, inode *dir, dentry *d)
 
 static int push_dir (push_ctx *c, inode *dir, const char *path);
 
-/* Is p, or anything below it, a mask path of the step? Replacing or
- * removing such a name would take the mask's placeholders with it. */
-static bool
-masks_at_or_below (const overlay_model *m, const char *p)
-{
-  size_t pl = strlen (p);
-  for (char **mk = m->masks; mk && *mk; mk++)
-    if (!strncmp (*mk, p, pl) && ((*mk)[pl] == '\0' || (*mk)[pl] == '/'))
-      return true;
-  return false;
-}
-
 /* The layer has directory path where the view has directory n too: its
- * attributes (unless implicit) and xattrs are the layer's, and the layer
- * joins the directory's own stack. */
+ * attributes (a; NULL or implicit when the layer has none) and xattrs are
+ * the layer's, the layer joins the directory's own stack, and a loaded n
+ * takes the layer's listing of it. n is invalidated once if any of that
+ * changed what the kernel caches. */
 static int
 push_into_dir (push_ctx *c, inode *n, const char *path, const overlay_lower_attr *a)
 {
@@ -118,21 +108,30 @@ push_into_dir (push_ctx *c, inode *n, const char *path, const overlay_lower_attr
    * lower entries under its old path: this layer cannot join that stack. */
   if (n->lpath && strcmp (n->lpath, path))
     return -EAGAIN;
-  if (!a->implicit)
+  bool attrs = a && !a->implicit;
+  if (attrs)
     {
-      n->mode = a->mode;
+      n->mode = S_IFDIR | (a->mode & 07777);
       n->uid = a->uid;
       n->gid = a->gid;
       n->atime = n->mtime = n->ctime = a->mtime;
       n->limplicit = false;
-      overlay_model_xattrs_free (c->m, n);
-      n->xloaded = false;
-      inval (c, n->ino, NULL);
+      /* the root's xattrs never come from a layer (overlay_model_new) */
+      if (n != c->m->root)
+        {
+          overlay_model_xattrs_free (c->m, n);
+          n->xloaded = false;
+        }
     }
   if (!n->lpath)
     n->lpath = xstrdup (path);
   ll_prepend (n, c->layer);
-  return n->loaded ? push_dir (c, n, path) : 0;
+  int taken = n->loaded ? push_dir (c, n, path) : 0;
+  if (taken < 0)
+    return taken;
+  if (attrs || taken > 0)
+    inval (c, n->ino, NULL);
+  return 0;
 }
 
 static int
@@ -145,7 +144,7 @@ push_entry (push_ctx *c, inode *dir, const char *path, const push_ent *e)
     return -EAGAIN;
   autofree char *p = overlay_model_join (path, e->name);
   bool merge = d && S_ISDIR (d->inode->mode) && e->kind == OVERLAY_LOWER_ENTRY && S_ISDIR (e->a.mode);
-  if (d && !merge && masks_at_or_below (m, p))
+  if (d && !merge && overlay_model_masks_under (m, p))
     return -EAGAIN;
   if (merge)
     return push_into_dir (c, d->inode, p, &e->a);
@@ -166,7 +165,8 @@ push_entry (push_ctx *c, inode *dir, const char *path, const push_ent *e)
   return 0;
 }
 
-/* Loaded directory dir (at path) takes the layer's entries of path. */
+/* Loaded directory dir (at path) takes the layer's entries of path: the
+ * number of names it took, or a negative errno. */
 static int
 push_dir (push_ctx *c, inode *dir, const char *path)
 {
@@ -181,8 +181,8 @@ push_dir (push_ctx *c, inode *dir, const char *path)
     r = -EAGAIN;
   for (size_t i = 0; r == 0 && i < l.n; i++)
     r = push_entry (c, dir, path, &l.v[i]);
-  if (r == 0 && l.n)
-    inval (c, dir->ino, NULL);
+  if (r == 0)
+    r = (int) l.n;
   push_list_free (&l);
   return r;
 }
@@ -190,18 +190,9 @@ push_dir (push_ctx *c, inode *dir, const char *path)
 static int
 push_root (push_ctx *c)
 {
-  inode *root = c->m->root;
   overlay_lower_attr ra;
-  if (overlay_lower_layer_root_attr (c->m->lower, c->layer, &ra) == 0)
-    {
-      root->mode = S_IFDIR | (ra.mode & 07777);
-      root->uid = ra.uid;
-      root->gid = ra.gid;
-      root->atime = root->mtime = root->ctime = ra.mtime;
-      inval (c, root->ino, NULL);
-    }
-  ll_prepend (root, c->layer);
-  return root->loaded ? push_dir (c, root, "") : 0;
+  bool has = overlay_lower_layer_root_attr (c->m->lower, c->layer, &ra) == 0;
+  return push_into_dir (c, c->m->root, "", has ? &ra : NULL);
 }
 
 int

@@ -85,15 +85,7 @@ spit (const char *path, const char *s, int flags)
   assert_int_equal (close (fd), 0);
 }
 
-#define ASSERT_FILE(f, rel, want)                          \
-  do                                                       \
-    {                                                      \
-      autofree char *_p = P (f, rel);                      \
-      autofree char *_c = test_slurp (_p);                      \
-      assert_non_null (_c);                                \
-      assert_string_equal (_c, want);                      \
-    }                                                      \
-  while (0)
+#define ASSERT_FILE(f, rel, want) overlay_fx_assert_file ((f), (rel), (want))
 
 #define ASSERT_ERRNO(expr, e)                              \
   do                                                       \

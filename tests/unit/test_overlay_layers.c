@@ -151,15 +151,6 @@ add_layers (overlay_fx *f, const char *const *names, unsigned n, unsigned first)
 }
 
 static void
-assert_file (overlay_fx *f, const char *rel, const char *want)
-{
-  autofree char *p = xasprintf ("%s/%s", f->mnt, rel);
-  autofree char *c = test_slurp (p);
-  if (!c || strcmp (c, want))
-    fail_msg ("'%s' reads '%s', not '%s'", rel, c ? c : "(unreadable)", want);
-}
-
-static void
 assert_absent (overlay_fx *f, const char *rel)
 {
   autofree char *p = xasprintf ("%s/%s", f->mnt, rel);
@@ -177,8 +168,8 @@ test_add_layers_view (void **state)
   NEED_MOUNT ();
   overlay_fx *f = *state;
   /* what the kernel caches: entries, attributes, data, listings */
-  assert_file (f, "a/f1", "one-v2");
-  assert_file (f, "d/x", "x");
+  overlay_fx_assert_file (f, "a/f1", "one-v2");
+  overlay_fx_assert_file (f, "d/x", "x");
   sh ("ls -la '%s/a' '%s/d' '%s' > /dev/null", f->mnt, f->mnt, f->mnt);
   assert_absent (f, "a/new");
   sh ("mkdir '%s/mk' && echo m1 > '%s/mk/m1'", f->mnt, f->mnt);
@@ -195,16 +186,16 @@ test_add_layers_view (void **state)
   close (t);
   static const char *const stack[] = { "l0", "l1", "t" };
   assert_int_equal (add_layers (f, stack, 3, 2), 0);
-  assert_file (f, "a/f1", "copied");
-  assert_file (f, "a/new", "new");
-  assert_file (f, "a/sub/f2", "two");
+  overlay_fx_assert_file (f, "a/f1", "copied");
+  overlay_fx_assert_file (f, "a/new", "new");
+  overlay_fx_assert_file (f, "a/sub/f2", "two");
   assert_absent (f, "d/x");
   assert_absent (f, "d");
-  assert_file (f, "mk/m1", "m1\n");
-  assert_file (f, "mk/m2", "m2");
-  assert_file (f, "usr/bin/tool2", "t2");
-  assert_file (f, "usr/bin/tool", "#!/bin/sh\necho tool\n");
-  assert_file (f, "fresh/x", "fx");
+  overlay_fx_assert_file (f, "mk/m1", "m1\n");
+  overlay_fx_assert_file (f, "mk/m2", "m2");
+  overlay_fx_assert_file (f, "usr/bin/tool2", "t2");
+  overlay_fx_assert_file (f, "usr/bin/tool", "#!/bin/sh\necho tool\n");
+  overlay_fx_assert_file (f, "fresh/x", "fx");
   struct stat st;
   autofree char *a = xasprintf ("%s/a", f->mnt), *f1 = xasprintf ("%s/a/f1", f->mnt);
   assert_int_equal (stat (a, &st), 0);
@@ -221,13 +212,26 @@ test_add_layers_view (void **state)
   assert_null (strstr (listed, "d\n"));
   /* the next step changes a file of the added layer: copied up, in its layer */
   sh ("echo more >> '%s/a/f1'", f->mnt);
-  assert_file (f, "a/f1", "copiedmore\n");
+  overlay_fx_assert_file (f, "a/f1", "copiedmore\n");
   commit_to (f, "s2");
   int s2 = openat (f->tmpfd, "s2", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   assert_int_equal (fstatat (s2, "a/f1", &st, 0), 0);
   assert_int_equal (st.st_size, 11);
   assert_int_equal (fstatat (s2, "a/new", &st, 0), -1);
   close (s2);
+}
+
+/* A layer name over l0, l1 with the one (empty) file path: the mount,
+ * which shows l0 and l1, must refuse it. */
+static void
+refused_layer (overlay_fx *f, const char *name, const char *path)
+{
+  assert_int_equal (mkdirat (f->tmpfd, name, 0755), 0);
+  int t = openat (f->tmpfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  test_put_file (t, path, "", 0644);
+  close (t);
+  const char *const stack[] = { "l0", "l1", name };
+  assert_true (add_layers (f, stack, 3, 2) < 0);
 }
 
 /* What the view cannot take in place is refused, for the caller to mount
@@ -241,23 +245,13 @@ test_add_layers_refused (void **state)
   overlay_fx *f = *state;
   sh ("ls '%s' > /dev/null", f->mnt); /* the root loaded, with its placeholders */
   commit_to (f, "s1");
-  assert_int_equal (mkdirat (f->tmpfd, "t", 0755), 0);
-  int t = openat (f->tmpfd, "t", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  test_put_file (t, "proc/x", "x", 0644);
-  close (t);
-  static const char *const stack[] = { "l0", "l1", "t" };
-  assert_true (add_layers (f, stack, 3, 2) < 0);
+  refused_layer (f, "t", "proc/x");
   overlay_fx_stop (f);
   static const char *const lowers[] = { "l0", "l1" };
   overlay_fx_start (f, OVERLAY_IDS_FULL, lowers, 2);
   sh ("ls '%s/a' > /dev/null", f->mnt);
   commit_to (f, "s2");
-  assert_int_equal (mkdirat (f->tmpfd, "u", 0755), 0);
-  int u = openat (f->tmpfd, "u", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  test_put_file (u, "a/.wh..wh..opq", "", 0644);
-  close (u);
-  static const char *const stack2[] = { "l0", "l1", "u" };
-  assert_true (add_layers (f, stack2, 3, 2) < 0);
+  refused_layer (f, "u", "a/.wh..wh..opq");
 }
 
 /* Random layer content in directory name: files, directories, symlinks,

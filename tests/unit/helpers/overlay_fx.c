@@ -133,6 +133,15 @@ test_slurp (const char *path)
   return buf;
 }
 
+void
+overlay_fx_assert_file (overlay_fx *f, const char *rel, const char *want)
+{
+  autofree char *p = xasprintf ("%s/%s", f->mnt, rel);
+  autofree char *c = test_slurp (p);
+  if (!c || strcmp (c, want))
+    fail_msg ("'%s' reads '%s', not '%s'", rel, c ? c : "(unreadable)", want);
+}
+
 const char *const overlay_fx_pool[] = { "a", "a/f1", "a/sub", "a/sub/f2", "d", "d/x", "n1", "n2",
                                         "a/n3", "d/n4", "empty", "op", "op/new", "usr/bin/tool", "n1/deep" };
 const size_t overlay_fx_pool_n = sizeof overlay_fx_pool / sizeof *overlay_fx_pool;

@@ -38,6 +38,9 @@ void overlay_fx_stop (overlay_fx *f);
 /* A file's first 64 KiB as a string, NULL if it cannot be read. */
 char *test_slurp (const char *path);
 
+/* Fails the test unless rel under the mount reads exactly want. */
+void overlay_fx_assert_file (overlay_fx *f, const char *rel, const char *want);
+
 /* Fails the test where trees x and y differ below rel (names, types,
  * modes, owners, file contents, symlink targets). */
 void overlay_fx_compare_trees (const char *x, const char *y, const char *rel);
